@@ -1,0 +1,262 @@
+//! Log replication (paper §5.3, §5.4.2): ClientRequest, SendAppendEntries,
+//! HandleAppendEntriesRequest, HandleAppendEntriesResponse, and the leader's
+//! commit rule.
+
+use crate::actions::NotLeader;
+use crate::bugs::Bug;
+use crate::effects::Effects;
+use crate::message::{Body, Message};
+use crate::server::{Role, Server};
+use crate::types::{Entry, Index, NodeId, Payload};
+
+impl<C: Clone, S: Clone> Server<C, S> {
+    /// Spec `ClientRequest`: a leader appends a client command to its log and
+    /// returns the entry's index. Replication happens on the next
+    /// `send_append_entries`, so a driver can batch many requests into one
+    /// round. Anyone else refuses, naming the leader it knows.
+    pub fn client_request(&mut self, command: C) -> Result<(Index, Effects<C, S>), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader_hint: self.leader_id,
+            });
+        }
+        let mut effects = Effects::default();
+        let index = self.log.append(Entry {
+            term: self.current_term,
+            payload: Payload::Command(command),
+        });
+        effects.persist.log_written_from(index);
+        // A cluster of one commits by itself.
+        self.advance_commit_index(&mut effects);
+        Ok((index, effects))
+    }
+
+    /// Spec `SendAppendEntries`: the heartbeat is due (or new entries wait),
+    /// so a leader sends every peer the entries it lacks — or its snapshot,
+    /// when they have been compacted away. Others ignore it.
+    pub fn send_append_entries(&mut self) -> Effects<C, S> {
+        let mut effects = Effects::default();
+        if self.role != Role::Leader {
+            return effects;
+        }
+        let peers: Vec<_> = self.config.peers(self.id).collect();
+        for peer in peers {
+            effects.messages.push(self.append_entries_for(peer));
+        }
+        effects
+    }
+
+    /// The request a leader sends `peer` now: entries from its `next_index`,
+    /// or the snapshot if that entry is compacted.
+    pub(crate) fn append_entries_for(&self, peer: NodeId) -> Message<C, S> {
+        let next = self
+            .next_index
+            .get(&peer)
+            .copied()
+            .unwrap_or(self.log.last_index() + 1);
+        let prev_log_index = next.saturating_sub(1);
+        match self.log.term_at(prev_log_index) {
+            Some(prev_log_term) => self.reply(
+                peer,
+                Body::AppendEntriesRequest {
+                    prev_log_index,
+                    prev_log_term,
+                    entries: self.log.entries_from(next, self.max_append_entries),
+                    leader_commit: self.commit_index,
+                },
+            ),
+            None => self.reply(
+                peer,
+                Body::InstallSnapshotRequest {
+                    snapshot: self.snapshot.clone(),
+                },
+            ),
+        }
+    }
+
+    /// Spec `HandleAppendEntriesRequest`: reject a stale leader; otherwise
+    /// recognise the leader, run the consistency check on `prev_log_index`,
+    /// drop a conflicting suffix, append what is new and learn the commit
+    /// index — never beyond the last entry this request proved to match.
+    pub fn handle_append_entries_request(&mut self, message: &Message<C, S>) -> Effects<C, S> {
+        let mut effects = Effects::default();
+        let Body::AppendEntriesRequest {
+            prev_log_index,
+            prev_log_term,
+            ref entries,
+            leader_commit,
+        } = message.body
+        else {
+            return effects;
+        };
+        self.update_term(message.term, &mut effects);
+        let stale = message.term < self.current_term;
+        if stale && !self.bugs.has(Bug::AcceptStaleAppend) {
+            let body = Body::AppendEntriesResponse {
+                success: false,
+                match_index: 0,
+            };
+            effects.messages.push(self.reply(message.from, body));
+            return effects;
+        }
+        if !stale {
+            // A candidate (or a follower of an unknown leader) of this term
+            // learns who won.
+            self.become_follower();
+            self.leader_id = Some(message.from);
+            effects.reset_election_timer = true;
+        }
+
+        // Entries at or below our snapshot are committed, hence already match
+        // (Log Matching): skip them and check consistency at the snapshot.
+        let mut prev_index = prev_log_index;
+        let mut prev_term = prev_log_term;
+        let mut entries = entries.clone();
+        if prev_index < self.log.snapshot_index {
+            let covered = self.log.snapshot_index - prev_index;
+            if covered >= entries.len() as Index {
+                let last = prev_index + entries.len() as Index;
+                let body = Body::AppendEntriesResponse {
+                    success: true,
+                    match_index: last,
+                };
+                effects.messages.push(self.reply(message.from, body));
+                return effects;
+            }
+            entries = entries.skip(covered as usize);
+            prev_index = self.log.snapshot_index;
+            prev_term = self.log.snapshot_term;
+        }
+
+        if self.log.term_at(prev_index) != Some(prev_term) {
+            let body = Body::AppendEntriesResponse {
+                success: false,
+                match_index: self.log.last_index(),
+            };
+            effects.messages.push(self.reply(message.from, body));
+            return effects;
+        }
+
+        let mut index = prev_index;
+        for entry in entries.iter() {
+            index += 1;
+            match self.log.term_at(index) {
+                Some(term) if term == entry.term => {}
+                Some(_) if self.bugs.has(Bug::KeepConflictingSuffix) => {
+                    let offset = (index - self.log.snapshot_index - 1) as usize;
+                    self.log.entries.set(offset, entry.clone());
+                    effects.persist.log_written_from(index);
+                }
+                Some(_) => {
+                    self.log.truncate_from(index);
+                    self.log.append(entry.clone());
+                    effects.persist.log_written_from(index);
+                }
+                None => {
+                    self.log.append(entry.clone());
+                    effects.persist.log_written_from(index);
+                }
+            }
+        }
+        let last_new = index;
+
+        let new_commit = if self.bugs.has(Bug::CommitBeyondLeader) {
+            leader_commit.min(self.log.last_index())
+        } else {
+            leader_commit.min(last_new)
+        };
+        if new_commit > self.commit_index {
+            self.commit_index = new_commit;
+            effects.commit_index = Some(new_commit);
+        }
+        let body = Body::AppendEntriesResponse {
+            success: true,
+            match_index: last_new,
+        };
+        effects.messages.push(self.reply(message.from, body));
+        effects
+    }
+
+    /// Spec `HandleAppendEntriesResponse`: on success the leader records how
+    /// far the peer matches and tries to advance its commit index; on
+    /// failure it backs `next_index` off and retries at once. Either way, a
+    /// peer that still lags is sent its next batch.
+    pub fn handle_append_entries_response(&mut self, message: &Message<C, S>) -> Effects<C, S> {
+        let mut effects = Effects::default();
+        let Body::AppendEntriesResponse {
+            success,
+            match_index,
+        } = message.body
+        else {
+            return effects;
+        };
+        self.update_term(message.term, &mut effects);
+        if message.term != self.current_term || self.role != Role::Leader {
+            return effects;
+        }
+        let peer = message.from;
+        let (Some(&next), Some(&matched)) =
+            (self.next_index.get(&peer), self.match_index.get(&peer))
+        else {
+            return effects;
+        };
+        if success {
+            // A peer cannot match entries we never had: ignore such a claim.
+            if match_index > self.log.last_index() {
+                return effects;
+            }
+            if match_index > matched {
+                self.match_index.insert(peer, match_index);
+                self.advance_commit_index(&mut effects);
+            }
+            if match_index + 1 > next {
+                self.next_index.insert(peer, match_index + 1);
+            }
+            if self.next_index[&peer] <= self.log.last_index() {
+                effects.messages.push(self.append_entries_for(peer));
+            }
+        } else {
+            // Step back one entry, or straight past the peer's short log, but
+            // never below what the peer is known to match.
+            let backed_off = next.saturating_sub(1).min(match_index.saturating_add(1));
+            let new_next = backed_off.max(matched + 1);
+            if new_next < next {
+                self.next_index.insert(peer, new_next);
+                effects.messages.push(self.append_entries_for(peer));
+            }
+        }
+        effects
+    }
+
+    /// The leader's commit rule (paper §5.3, §5.4.2): the highest index `N`
+    /// stored on a quorum whose entry is of the current term. Entries of
+    /// earlier terms are never committed by counting (Figure 8); they commit
+    /// with the first current-term entry after them.
+    pub(crate) fn advance_commit_index(&mut self, effects: &mut Effects<C, S>) {
+        let mut candidate = self.log.last_index();
+        while candidate > self.commit_index {
+            let Some(term) = self.log.term_at(candidate) else {
+                break;
+            };
+            if term != self.current_term && !self.bugs.has(Bug::CommitOldTerm) {
+                // Terms only decrease going back: no earlier entry qualifies.
+                if term < self.current_term {
+                    break;
+                }
+            } else {
+                let holders = std::iter::once(&self.id).chain(
+                    self.match_index
+                        .iter()
+                        .filter(|(_, matched)| **matched >= candidate)
+                        .map(|(peer, _)| peer),
+                );
+                if self.config.is_quorum(holders) {
+                    self.commit_index = candidate;
+                    effects.commit_index = Some(candidate);
+                    return;
+                }
+            }
+            candidate -= 1;
+        }
+    }
+}

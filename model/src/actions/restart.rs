@@ -1,0 +1,27 @@
+//! Crash and restart: spec `Restart`.
+
+use crate::effects::Effects;
+use crate::server::{Role, Server};
+
+impl<C: Clone, S: Clone> Server<C, S> {
+    /// Spec `Restart`: the server crashes and comes back. Persistent state
+    /// (term, vote, log, snapshot, configuration) survives; everything else
+    /// is lost, and the commit index falls back to the snapshot, the only
+    /// prefix known committed without asking the leader.
+    ///
+    /// The driver's storage must make this true: everything an earlier
+    /// transition asked it to persist was durable before that transition's
+    /// messages left, so a restart loses nothing anyone was told about.
+    pub fn restart(&mut self) -> Effects<C, S> {
+        self.role = Role::Follower;
+        self.commit_index = self.log.snapshot_index;
+        self.leader_id = None;
+        self.votes_granted = Default::default();
+        self.next_index = Default::default();
+        self.match_index = Default::default();
+        Effects {
+            snapshot_installed: true,
+            ..Effects::default()
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Log compaction and snapshot transfer (paper §7): CompactLog,
+//! HandleInstallSnapshotRequest, HandleInstallSnapshotResponse.
+
+use crate::bugs::Bug;
+use crate::effects::Effects;
+use crate::message::{Body, Message};
+use crate::server::{Role, Server};
+use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::types::Index;
+
+/// Why a compaction request was refused. The driver asked for something the
+/// protocol forbids; nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CompactError {
+    /// Only committed entries may be folded into a snapshot.
+    NotCommitted { index: Index, commit_index: Index },
+    /// The snapshot already covers this index.
+    AlreadyCompacted { index: Index, snapshot_index: Index },
+}
+
+impl std::fmt::Display for CompactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompactError::NotCommitted {
+                index,
+                commit_index,
+            } => write!(
+                f,
+                "cannot compact to index {index}: only entries up to the commit index {commit_index} may be snapshotted"
+            ),
+            CompactError::AlreadyCompacted {
+                index,
+                snapshot_index,
+            } => write!(
+                f,
+                "cannot compact to index {index}: the snapshot already covers up to {snapshot_index}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CompactError {}
+
+impl<C: Clone, S: Clone> Server<C, S> {
+    /// Spec `CompactLog`: the state machine has applied entries up to `index`
+    /// and hands over its image `data`; the snapshot replaces that log prefix.
+    pub fn compact_log(&mut self, index: Index, data: S) -> Result<Effects<C, S>, CompactError> {
+        if index > self.commit_index {
+            return Err(CompactError::NotCommitted {
+                index,
+                commit_index: self.commit_index,
+            });
+        }
+        if index <= self.log.snapshot_index {
+            return Err(CompactError::AlreadyCompacted {
+                index,
+                snapshot_index: self.log.snapshot_index,
+            });
+        }
+        let Some(term) = self.log.term_at(index) else {
+            // Unreachable: snapshot_index < index <= commit_index <= last_index.
+            return Err(CompactError::AlreadyCompacted {
+                index,
+                snapshot_index: self.log.snapshot_index,
+            });
+        };
+        self.snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last_index: index,
+                last_term: term,
+                config: self.config.clone(),
+            },
+            data,
+        };
+        self.log.compact_to(index, term);
+        let mut effects = Effects::default();
+        effects.persist.snapshot = true;
+        Ok(effects)
+    }
+
+    /// Spec `HandleInstallSnapshotRequest`: a follower behind the leader's
+    /// compacted prefix adopts the snapshot. A log entry matching the
+    /// snapshot's last entry keeps the log after it (paper §7); otherwise the
+    /// whole log is discarded. A snapshot the follower already covers with
+    /// committed entries changes nothing.
+    pub fn handle_install_snapshot_request(&mut self, message: &Message<C, S>) -> Effects<C, S> {
+        let mut effects = Effects::default();
+        let Body::InstallSnapshotRequest { ref snapshot } = message.body else {
+            return effects;
+        };
+        self.update_term(message.term, &mut effects);
+        if message.term < self.current_term {
+            let body = Body::InstallSnapshotResponse { match_index: 0 };
+            effects.messages.push(self.reply(message.from, body));
+            return effects;
+        }
+        self.become_follower();
+        self.leader_id = Some(message.from);
+        effects.reset_election_timer = true;
+
+        let meta = &snapshot.meta;
+        let stale = meta.last_index <= self.commit_index;
+        if !stale || self.bugs.has(Bug::InstallStaleSnapshot) {
+            if self.log.term_at(meta.last_index) == Some(meta.last_term) && !stale {
+                self.log.compact_to(meta.last_index, meta.last_term);
+            } else {
+                self.log.entries = Default::default();
+                self.log.snapshot_index = meta.last_index;
+                self.log.snapshot_term = meta.last_term;
+            }
+            self.snapshot = snapshot.clone();
+            self.config = meta.config.clone();
+            self.commit_index = meta.last_index;
+            effects.commit_index = Some(meta.last_index);
+            effects.persist.snapshot = true;
+            effects.snapshot_installed = true;
+        }
+        let body = Body::InstallSnapshotResponse {
+            match_index: meta.last_index,
+        };
+        effects.messages.push(self.reply(message.from, body));
+        effects
+    }
+
+    /// Spec `HandleInstallSnapshotResponse`: the peer now holds everything up
+    /// to the snapshot's last index; continue from there.
+    pub fn handle_install_snapshot_response(&mut self, message: &Message<C, S>) -> Effects<C, S> {
+        let mut effects = Effects::default();
+        let Body::InstallSnapshotResponse { match_index } = message.body else {
+            return effects;
+        };
+        self.update_term(message.term, &mut effects);
+        if message.term != self.current_term
+            || self.role != Role::Leader
+            || match_index > self.log.last_index()
+        {
+            return effects;
+        }
+        let peer = message.from;
+        let Some(&matched) = self.match_index.get(&peer) else {
+            return effects;
+        };
+        if match_index > matched {
+            self.match_index.insert(peer, match_index);
+            self.advance_commit_index(&mut effects);
+        }
+        if self.next_index.get(&peer).is_some_and(|next| *next <= match_index) {
+            self.next_index.insert(peer, match_index + 1);
+        }
+        if self.next_index.get(&peer).is_some_and(|next| *next <= self.log.last_index()) {
+            effects.messages.push(self.append_entries_for(peer));
+        }
+        effects
+    }
+}

@@ -1,0 +1,69 @@
+//! What a transition asks its driver to do, in order: persist, then send.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::Message;
+use crate::types::Index;
+
+/// What changed in persistent state and must be durable **before** any of the
+/// transition's messages leave (design.md: "durability before speech").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Persist {
+    /// `current_term` or `voted_for` changed.
+    pub hard_state: bool,
+    /// Log entries from this index on were written (appended or overwritten);
+    /// anything the driver stored past the log's new last index is gone.
+    pub log_from: Option<Index>,
+    /// The snapshot changed (compaction or InstallSnapshot); the log prefix up
+    /// to the snapshot's last index may be discarded once it is durable.
+    pub snapshot: bool,
+}
+
+impl Persist {
+    pub fn is_empty(&self) -> bool {
+        !self.hard_state && self.log_from.is_none() && !self.snapshot
+    }
+
+    /// Records that entries from `index` on were written, keeping the lowest.
+    pub fn log_written_from(&mut self, index: Index) {
+        self.log_from = Some(self.log_from.map_or(index, |from| from.min(index)));
+    }
+}
+
+/// The effects of one transition. The driver performs them in field order:
+/// `persist`, then `messages`; `commit_index` and `snapshot_installed` tell it
+/// what to apply to the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Effects<C: Clone, S> {
+    pub persist: Persist,
+    pub messages: Vec<Message<C, S>>,
+    /// The new commit index, when it advanced: entries up to it may be applied.
+    pub commit_index: Option<Index>,
+    /// The state machine must be reset to the server's (new) snapshot.
+    pub snapshot_installed: bool,
+    /// A current leader or a granted vote was heard from: restart the
+    /// election timer (paper §5.2).
+    pub reset_election_timer: bool,
+}
+
+impl<C: Clone, S> Default for Effects<C, S> {
+    fn default() -> Self {
+        Effects {
+            persist: Persist::default(),
+            messages: Vec::new(),
+            commit_index: None,
+            snapshot_installed: false,
+            reset_election_timer: false,
+        }
+    }
+}
+
+impl<C: Clone, S> Effects<C, S> {
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.messages.is_empty()
+            && self.commit_index.is_none()
+            && !self.snapshot_installed
+            && !self.reset_election_timer
+    }
+}

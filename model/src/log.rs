@@ -1,0 +1,171 @@
+//! The replicated log: a compacted prefix (summarised by its last index and
+//! term) followed by the entries still held.
+
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Entry, Index, Term};
+
+/// The log after the last snapshot. Entry `i` (1-based, global) lives at
+/// `entries[i - snapshot_index - 1]`. An `imbl::Vector` makes cloning the log
+/// (every checker state, every node snapshot) O(1) with shared structure.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Log<C: Clone> {
+    /// Index of the last entry folded into the snapshot (0 if none).
+    pub snapshot_index: Index,
+    /// Term of that entry (0 if none).
+    pub snapshot_term: Term,
+    /// Entries `snapshot_index + 1 ..= last_index()`.
+    pub entries: Vector<Entry<C>>,
+}
+
+impl<C: Clone> Default for Log<C> {
+    fn default() -> Self {
+        Log {
+            snapshot_index: 0,
+            snapshot_term: 0,
+            entries: Vector::new(),
+        }
+    }
+}
+
+impl<C: Clone> Log<C> {
+    pub fn last_index(&self) -> Index {
+        self.snapshot_index + self.entries.len() as Index
+    }
+
+    pub fn last_term(&self) -> Term {
+        self.entries
+            .last()
+            .map_or(self.snapshot_term, |entry| entry.term)
+    }
+
+    /// The term of entry `index`, if it is known: the snapshot's last entry or
+    /// a held entry. `None` for compacted entries and for indexes past the end.
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.snapshot_index {
+            Some(self.snapshot_term)
+        } else {
+            self.entry(index).map(|entry| entry.term)
+        }
+    }
+
+    /// The entry at `index`, if it is held (not compacted, not past the end).
+    pub fn entry(&self, index: Index) -> Option<&Entry<C>> {
+        let offset = index.checked_sub(self.snapshot_index + 1)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Up to `max` entries starting at `from` (which must be held or one past
+    /// the end). O(log n) and shares structure with the log.
+    pub fn entries_from(&self, from: Index, max: usize) -> Vector<Entry<C>> {
+        let Some(offset) = from.checked_sub(self.snapshot_index + 1) else {
+            return Vector::new();
+        };
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        if offset >= self.entries.len() {
+            return Vector::new();
+        }
+        self.entries.skip(offset).take(max)
+    }
+
+    /// Appends one entry and returns its index.
+    pub fn append(&mut self, entry: Entry<C>) -> Index {
+        self.entries.push_back(entry);
+        self.last_index()
+    }
+
+    /// Drops entry `from` and everything after it. Entries at or below the
+    /// snapshot cannot be dropped this way (they are committed).
+    pub fn truncate_from(&mut self, from: Index) {
+        let keep = from.saturating_sub(self.snapshot_index + 1);
+        self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+    }
+
+    /// Folds entries up to `index` (inclusive, whose term is `term`) into the
+    /// snapshot. Entries after `index` that are held stay; if `index` is past
+    /// the end, the log becomes empty after the snapshot.
+    pub fn compact_to(&mut self, index: Index, term: Term) {
+        if index <= self.snapshot_index {
+            return;
+        }
+        let drop = usize::try_from(index - self.snapshot_index).unwrap_or(usize::MAX);
+        self.entries = if drop >= self.entries.len() {
+            Vector::new()
+        } else {
+            self.entries.skip(drop)
+        };
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+    }
+
+    /// Is a log ending at (`last_index`, `last_term`) at least as up-to-date
+    /// as this one? (paper §5.4.1: compare last terms, then lengths.)
+    pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
+    }
+
+    /// Iterates `(index, entry)` over the held entries.
+    pub fn iter(&self) -> impl Iterator<Item = (Index, &Entry<C>)> {
+        let base = self.snapshot_index;
+        self.entries
+            .iter()
+            .enumerate()
+            .map(move |(offset, entry)| (base + 1 + offset as Index, entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Payload;
+
+    fn log_of_terms(terms: &[Term]) -> Log<u8> {
+        let mut log = Log::default();
+        for &term in terms {
+            log.append(Entry {
+                term,
+                payload: Payload::Noop,
+            });
+        }
+        log
+    }
+
+    #[test]
+    fn indexes_and_terms() {
+        let log = log_of_terms(&[1, 1, 2]);
+        assert_eq!(log.last_index(), 3);
+        assert_eq!(log.last_term(), 2);
+        assert_eq!(log.term_at(0), Some(0));
+        assert_eq!(log.term_at(3), Some(2));
+        assert_eq!(log.term_at(4), None);
+        assert_eq!(log.term_at(u64::MAX), None);
+    }
+
+    #[test]
+    fn compaction_keeps_suffix_and_terms() {
+        let mut log = log_of_terms(&[1, 1, 2, 3]);
+        log.compact_to(2, 1);
+        assert_eq!(log.snapshot_index, 2);
+        assert_eq!(log.term_at(1), None);
+        assert_eq!(log.term_at(2), Some(1));
+        assert_eq!(log.term_at(4), Some(3));
+        assert_eq!(log.entries_from(3, 10).len(), 2);
+        assert_eq!(log.entries_from(2, 10).len(), 0, "compacted entries are not served");
+        log.compact_to(9, 5);
+        assert_eq!(log.last_index(), 9);
+        assert_eq!(log.last_term(), 5);
+    }
+
+    #[test]
+    fn truncate_never_touches_the_snapshot() {
+        let mut log = log_of_terms(&[1, 1, 2, 3]);
+        log.compact_to(2, 1);
+        log.truncate_from(1);
+        assert_eq!(log.last_index(), 2);
+        log = log_of_terms(&[1, 1, 2, 3]);
+        log.truncate_from(3);
+        assert_eq!(log.last_index(), 2);
+    }
+}

@@ -1,0 +1,82 @@
+//! Messages between servers (paper Figure 2 and §7).
+
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::Snapshot;
+use crate::types::{Entry, Index, NodeId, Term};
+
+/// A message from one server to another. Every message carries its sender's
+/// term, so that any receiver can apply the paper's term rule before anything else.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Message<C: Clone, S> {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: Body<C, S>,
+}
+
+/// The six message kinds. Field names follow the paper.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Body<C: Clone, S> {
+    RequestVoteRequest {
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    RequestVoteResponse {
+        vote_granted: bool,
+    },
+    AppendEntriesRequest {
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vector<Entry<C>>,
+        leader_commit: Index,
+    },
+    AppendEntriesResponse {
+        success: bool,
+        /// On success, the index of the last entry the follower now knows to
+        /// match the leader's log. On failure, the follower's last log index,
+        /// a hint that lets the leader skip back past a short log at once.
+        match_index: Index,
+    },
+    /// The whole snapshot in one message. The node streams `data` in chunks
+    /// over gRPC and hands the core the reassembled snapshot.
+    InstallSnapshotRequest {
+        snapshot: Snapshot<S>,
+    },
+    InstallSnapshotResponse {
+        /// The snapshot's last index once installed (or already covered);
+        /// 0 when the request was rejected for its stale term.
+        match_index: Index,
+    },
+}
+
+impl<C: Clone, S> Body<C, S> {
+    /// The spec's name for the kind of message, used in traces and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::RequestVoteRequest { .. } => "RequestVoteRequest",
+            Body::RequestVoteResponse { .. } => "RequestVoteResponse",
+            Body::AppendEntriesRequest { .. } => "AppendEntriesRequest",
+            Body::AppendEntriesResponse { .. } => "AppendEntriesResponse",
+            Body::InstallSnapshotRequest { .. } => "InstallSnapshotRequest",
+            Body::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
+        }
+    }
+}
+
+impl<C: Clone, S: Clone> Message<C, S> {
+    /// A copy with every server id passed through `f` (for symmetry reduction).
+    /// Snapshot configurations are ids too and are rewritten as well.
+    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self {
+        let mut renamed = self.clone();
+        renamed.from = f(self.from);
+        renamed.to = f(self.to);
+        if let Body::InstallSnapshotRequest { snapshot } = &mut renamed.body {
+            snapshot.meta.config = crate::types::Config::new(
+                snapshot.meta.config.members.iter().map(|id| f(*id)),
+            );
+        }
+        renamed
+    }
+}
