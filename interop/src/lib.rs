@@ -1,0 +1,1 @@
+//! Trace format, replay and TLA+ export (issue 6). Empty until then.
