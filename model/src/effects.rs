@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions::ReadReady;
 use crate::message::Message;
 use crate::types::Index;
 
@@ -41,6 +42,11 @@ pub struct Effects<C: Clone, S> {
     pub commit_index: Option<Index>,
     /// The state machine must be reset to the server's (new) snapshot.
     pub snapshot_installed: bool,
+    /// Reads confirmed by a quorum: answer each once the state machine has
+    /// applied its `index`.
+    pub reads_ready: Vec<ReadReady>,
+    /// Reads that can no longer be confirmed (leadership lost): the client retries.
+    pub reads_failed: Vec<u64>,
     /// A current leader or a granted vote was heard from: restart the
     /// election timer (paper §5.2).
     pub reset_election_timer: bool,
@@ -53,6 +59,8 @@ impl<C: Clone, S> Default for Effects<C, S> {
             messages: Vec::new(),
             commit_index: None,
             snapshot_installed: false,
+            reads_ready: Vec::new(),
+            reads_failed: Vec::new(),
             reset_election_timer: false,
         }
     }
@@ -64,6 +72,8 @@ impl<C: Clone, S> Effects<C, S> {
             && self.messages.is_empty()
             && self.commit_index.is_none()
             && !self.snapshot_installed
+            && self.reads_ready.is_empty()
+            && self.reads_failed.is_empty()
             && !self.reset_election_timer
     }
 }

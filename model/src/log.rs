@@ -66,7 +66,10 @@ impl<C: Clone> Log<C> {
         if offset >= self.entries.len() {
             return Vector::new();
         }
-        self.entries.skip(offset).take(max)
+        let rest = self.entries.skip(offset);
+        // `Vector::take` panics past the end, so clamp.
+        let count = max.min(rest.len());
+        rest.take(count)
     }
 
     /// Appends one entry and returns its index.
@@ -79,7 +82,8 @@ impl<C: Clone> Log<C> {
     /// snapshot cannot be dropped this way (they are committed).
     pub fn truncate_from(&mut self, from: Index) {
         let keep = from.saturating_sub(self.snapshot_index + 1);
-        self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        self.entries
+            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
     }
 
     /// Folds entries up to `index` (inclusive, whose term is `term`) into the
@@ -152,7 +156,11 @@ mod tests {
         assert_eq!(log.term_at(2), Some(1));
         assert_eq!(log.term_at(4), Some(3));
         assert_eq!(log.entries_from(3, 10).len(), 2);
-        assert_eq!(log.entries_from(2, 10).len(), 0, "compacted entries are not served");
+        assert_eq!(
+            log.entries_from(2, 10).len(),
+            0,
+            "compacted entries are not served"
+        );
         log.compact_to(9, 5);
         assert_eq!(log.last_index(), 9);
         assert_eq!(log.last_term(), 5);

@@ -31,6 +31,8 @@ pub enum Body<C: Clone, S> {
         prev_log_term: Term,
         entries: Vector<Entry<C>>,
         leader_commit: Index,
+        /// The leader's ReadIndex round when it sent this (0 if none).
+        read_seq: u64,
     },
     AppendEntriesResponse {
         success: bool,
@@ -38,6 +40,9 @@ pub enum Body<C: Clone, S> {
         /// match the leader's log. On failure, the follower's last log index,
         /// a hint that lets the leader skip back past a short log at once.
         match_index: Index,
+        /// Echo of the request's `read_seq`: the follower acknowledges the
+        /// sender as leader of this term as of that round.
+        read_seq: u64,
     },
     /// The whole snapshot in one message. The node streams `data` in chunks
     /// over gRPC and hands the core the reassembled snapshot.
@@ -73,9 +78,8 @@ impl<C: Clone, S: Clone> Message<C, S> {
         renamed.from = f(self.from);
         renamed.to = f(self.to);
         if let Body::InstallSnapshotRequest { snapshot } = &mut renamed.body {
-            snapshot.meta.config = crate::types::Config::new(
-                snapshot.meta.config.members.iter().map(|id| f(*id)),
-            );
+            snapshot.meta.config =
+                crate::types::Config::new(snapshot.meta.config.members.iter().map(|id| f(*id)));
         }
         renamed
     }

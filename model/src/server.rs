@@ -1,6 +1,8 @@
 //! One server's state: the spec's per-server variables, as fields.
 
-use imbl::{OrdMap, OrdSet};
+use imbl::{OrdMap, OrdSet, Vector};
+
+use crate::actions::PendingRead;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bugs;
@@ -48,6 +50,12 @@ pub struct Server<C: Clone, S> {
     pub next_index: OrdMap<NodeId, Index>,
     /// Leader only: highest entry known replicated on each peer.
     pub match_index: OrdMap<NodeId, Index>,
+    /// Leader only: the latest ReadIndex round; AppendEntries requests carry it.
+    pub read_seq: u64,
+    /// Leader only: the highest ReadIndex round each peer has echoed back.
+    pub read_acks: OrdMap<NodeId, u64>,
+    /// Leader only: reads waiting for a quorum to confirm leadership.
+    pub pending_reads: Vector<PendingRead>,
     /// The most entries one AppendEntries request carries: a constant of the
     /// deployment (spec constant `MaxAppendEntries`), not protocol state.
     pub max_append_entries: usize,
@@ -94,6 +102,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
             votes_granted: OrdSet::new(),
             next_index: OrdMap::new(),
             match_index: OrdMap::new(),
+            read_seq: 0,
+            read_acks: OrdMap::new(),
+            pending_reads: Vector::new(),
             max_append_entries: DEFAULT_MAX_APPEND_ENTRIES,
             bugs: Bugs::default(),
         }
@@ -128,7 +139,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
         renamed.snapshot.meta.config = rename_config(&self.snapshot.meta.config, f);
         renamed.votes_granted = self.votes_granted.iter().map(|id| f(*id)).collect();
         renamed.next_index = self.next_index.iter().map(|(id, i)| (f(*id), *i)).collect();
-        renamed.match_index = self.match_index.iter().map(|(id, i)| (f(*id), *i)).collect();
+        renamed.match_index = self
+            .match_index
+            .iter()
+            .map(|(id, i)| (f(*id), *i))
+            .collect();
+        renamed.read_acks = self.read_acks.iter().map(|(id, s)| (f(*id), *s)).collect();
         renamed
     }
 }

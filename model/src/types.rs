@@ -49,7 +49,10 @@ impl Config {
 
     /// True when the members among `ids` form a strict majority of the configuration.
     pub fn is_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> bool {
-        let votes = ids.into_iter().filter(|id| self.members.contains(*id)).count();
+        let votes = ids
+            .into_iter()
+            .filter(|id| self.members.contains(*id))
+            .count();
         2 * votes > self.members.len()
     }
 

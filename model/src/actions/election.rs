@@ -67,9 +67,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
             effects.reset_election_timer = true;
         }
-        effects.messages.push(
-            self.reply(message.from, Body::RequestVoteResponse { vote_granted }),
-        );
+        effects
+            .messages
+            .push(self.reply(message.from, Body::RequestVoteResponse { vote_granted }));
         effects
     }
 
@@ -100,8 +100,16 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.leader_id = Some(self.id);
         self.votes_granted = Default::default();
         let next = self.log.last_index() + 1;
-        self.next_index = self.config.peers(self.id).map(|peer| (peer, next)).collect();
-        self.match_index = self.config.peers(self.id).map(|peer| (peer, 0u64)).collect();
+        self.next_index = self
+            .config
+            .peers(self.id)
+            .map(|peer| (peer, next))
+            .collect();
+        self.match_index = self
+            .config
+            .peers(self.id)
+            .map(|peer| (peer, 0u64))
+            .collect();
         let index = self.log.append(Entry {
             term: self.current_term,
             payload: Payload::Noop,

@@ -10,10 +10,12 @@
 //! message's addressing, which make a rogue or misaddressed message a no-op.
 
 mod election;
+mod read_index;
 mod replication;
 mod restart;
 mod snapshot;
 
+pub use read_index::{PendingRead, ReadReady};
 pub use snapshot::CompactError;
 
 use crate::effects::Effects;
@@ -68,18 +70,20 @@ impl<C: Clone, S: Clone> Server<C, S> {
         if term > self.current_term {
             self.current_term = term;
             self.voted_for = None;
-            self.become_follower();
+            self.become_follower(effects);
             self.leader_id = None;
             effects.persist.hard_state = true;
         }
     }
 
-    /// Drops candidate/leader volatile state.
-    fn become_follower(&mut self) {
+    /// Drops candidate/leader volatile state. Reads waiting for leadership
+    /// confirmation fail: this server can no longer vouch for them.
+    pub(crate) fn become_follower(&mut self, effects: &mut Effects<C, S>) {
         self.role = Role::Follower;
         self.votes_granted = Default::default();
         self.next_index = Default::default();
         self.match_index = Default::default();
+        self.fail_pending_reads(effects);
     }
 
     fn reply(&self, to: NodeId, body: Body<C, S>) -> Message<C, S> {

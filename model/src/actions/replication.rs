@@ -63,6 +63,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
                     prev_log_term,
                     entries: self.log.entries_from(next, self.max_append_entries),
                     leader_commit: self.commit_index,
+                    read_seq: self.read_seq,
                 },
             ),
             None => self.reply(
@@ -85,6 +86,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             prev_log_term,
             ref entries,
             leader_commit,
+            read_seq,
         } = message.body
         else {
             return effects;
@@ -95,6 +97,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             let body = Body::AppendEntriesResponse {
                 success: false,
                 match_index: 0,
+                read_seq,
             };
             effects.messages.push(self.reply(message.from, body));
             return effects;
@@ -102,7 +105,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         if !stale {
             // A candidate (or a follower of an unknown leader) of this term
             // learns who won.
-            self.become_follower();
+            self.become_follower(&mut effects);
             self.leader_id = Some(message.from);
             effects.reset_election_timer = true;
         }
@@ -119,6 +122,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 let body = Body::AppendEntriesResponse {
                     success: true,
                     match_index: last,
+                    read_seq,
                 };
                 effects.messages.push(self.reply(message.from, body));
                 return effects;
@@ -132,6 +136,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             let body = Body::AppendEntriesResponse {
                 success: false,
                 match_index: self.log.last_index(),
+                read_seq,
             };
             effects.messages.push(self.reply(message.from, body));
             return effects;
@@ -172,6 +177,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let body = Body::AppendEntriesResponse {
             success: true,
             match_index: last_new,
+            read_seq,
         };
         effects.messages.push(self.reply(message.from, body));
         effects
@@ -186,6 +192,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let Body::AppendEntriesResponse {
             success,
             match_index,
+            read_seq,
         } = message.body
         else {
             return effects;
@@ -200,6 +207,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
         else {
             return effects;
         };
+        // Any answer of our term, success or not, acknowledges our leadership
+        // as of the round it echoes.
+        self.acknowledge_read_round(peer, read_seq, &mut effects);
         if success {
             // A peer cannot match entries we never had: ignore such a claim.
             if match_index > self.log.last_index() {
@@ -253,6 +263,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 if self.config.is_quorum(holders) {
                     self.commit_index = candidate;
                     effects.commit_index = Some(candidate);
+                    // Reads wait for the first commit of this term (paper §8).
+                    self.release_confirmed_reads(effects);
                     return;
                 }
             }

@@ -1,7 +1,7 @@
 //! Crash and restart: spec `Restart`.
 
 use crate::effects::Effects;
-use crate::server::{Role, Server};
+use crate::server::Server;
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// Spec `Restart`: the server crashes and comes back. Persistent state
@@ -13,15 +13,13 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// transition asked it to persist was durable before that transition's
     /// messages left, so a restart loses nothing anyone was told about.
     pub fn restart(&mut self) -> Effects<C, S> {
-        self.role = Role::Follower;
-        self.commit_index = self.log.snapshot_index;
-        self.leader_id = None;
-        self.votes_granted = Default::default();
-        self.next_index = Default::default();
-        self.match_index = Default::default();
-        Effects {
+        let mut effects = Effects {
             snapshot_installed: true,
             ..Effects::default()
-        }
+        };
+        self.become_follower(&mut effects);
+        self.commit_index = self.log.snapshot_index;
+        self.leader_id = None;
+        effects
     }
 }

@@ -94,7 +94,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             effects.messages.push(self.reply(message.from, body));
             return effects;
         }
-        self.become_follower();
+        self.become_follower(&mut effects);
         self.leader_id = Some(message.from);
         effects.reset_election_timer = true;
 
@@ -144,10 +144,18 @@ impl<C: Clone, S: Clone> Server<C, S> {
             self.match_index.insert(peer, match_index);
             self.advance_commit_index(&mut effects);
         }
-        if self.next_index.get(&peer).is_some_and(|next| *next <= match_index) {
+        if self
+            .next_index
+            .get(&peer)
+            .is_some_and(|next| *next <= match_index)
+        {
             self.next_index.insert(peer, match_index + 1);
         }
-        if self.next_index.get(&peer).is_some_and(|next| *next <= self.log.last_index()) {
+        if self
+            .next_index
+            .get(&peer)
+            .is_some_and(|next| *next <= self.log.last_index())
+        {
             effects.messages.push(self.append_entries_for(peer));
         }
         effects
