@@ -1,0 +1,222 @@
+//! A client of the key-value service that finds and follows the leader.
+//!
+//! It holds a client id (random) and numbers its writes; a write is retried
+//! with the *same* sequence number until it gets an answer, on whatever node
+//! is leader by then, so the cluster applies it exactly once. A client issues
+//! one operation at a time (`&mut self`), which is what the session table
+//! assumes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Response, Status};
+
+use crate::kv_service::LEADER_ADDR_HEADER;
+use crate::proto::kv as pb;
+use crate::proto::kv::kv_client::KvClient as GrpcClient;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the cluster refused the request: {}", .0.message())]
+    Rejected(Status),
+    #[error("no answer from the cluster within {timeout:?} (last error: {last})")]
+    Timeout { timeout: Duration, last: String },
+    #[error("bad endpoint {0:?}: expected HOST:PORT")]
+    BadEndpoint(String),
+    #[error("no endpoints given")]
+    NoEndpoints,
+}
+
+pub struct KvClient {
+    endpoints: Vec<String>,
+    channels: HashMap<String, GrpcClient<Channel>>,
+    /// The leader as last reported by a node, if any.
+    leader: Option<String>,
+    cursor: usize,
+    client_id: u64,
+    next_seq: u64,
+    /// How long one operation may take, retries included.
+    pub op_timeout: Duration,
+    /// How long one attempt may take.
+    pub rpc_timeout: Duration,
+}
+
+impl KvClient {
+    pub fn new(endpoints: Vec<String>) -> Result<KvClient, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        Ok(KvClient {
+            endpoints,
+            channels: HashMap::new(),
+            leader: None,
+            cursor: 0,
+            client_id: rand::rng().random_range(1..u64::MAX),
+            next_seq: 1,
+            op_timeout: Duration::from_secs(15),
+            rpc_timeout: Duration::from_secs(6),
+        })
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    fn grpc(&mut self, address: &str) -> Result<GrpcClient<Channel>, ClientError> {
+        if let Some(client) = self.channels.get(address) {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|_| ClientError::BadEndpoint(address.to_owned()))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let client = GrpcClient::new(endpoint.connect_lazy());
+        self.channels.insert(address.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Calls `op` on the leader, following redirects and retrying on
+    /// unavailability until `op_timeout`.
+    async fn call<T, F, Fut>(&mut self, mut op: F) -> Result<T, ClientError>
+    where
+        F: FnMut(GrpcClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let started = Instant::now();
+        let mut last = String::from("no attempt made");
+        let mut failures = 0u32;
+        while started.elapsed() < self.op_timeout {
+            let address = match &self.leader {
+                Some(leader) => leader.clone(),
+                None => self.endpoints[self.cursor % self.endpoints.len()].clone(),
+            };
+            let client = self.grpc(&address)?;
+            let outcome = tokio::time::timeout(self.rpc_timeout, op(client)).await;
+            let status = match outcome {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => status,
+                Err(_) => Status::deadline_exceeded(format!("no answer from {address}")),
+            };
+            last = format!("{address}: {}", status.message());
+            match status.code() {
+                Code::FailedPrecondition => {
+                    let hint = status
+                        .metadata()
+                        .get(LEADER_ADDR_HEADER)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    match hint {
+                        // Redirected to another node: go there at once.
+                        Some(leader) if leader != address => {
+                            self.leader = Some(leader);
+                            continue;
+                        }
+                        _ => self.next_node(),
+                    }
+                }
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                    self.next_node();
+                }
+                _ => return Err(ClientError::Rejected(status)),
+            }
+            failures += 1;
+            let backoff = Duration::from_millis(20 * u64::from(failures.min(10)));
+            tokio::time::sleep(backoff).await;
+        }
+        Err(ClientError::Timeout {
+            timeout: self.op_timeout,
+            last,
+        })
+    }
+
+    fn next_node(&mut self) {
+        self.leader = None;
+        self.cursor = self.cursor.wrapping_add(1);
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<pb::PutResponse, ClientError> {
+        let request = pb::PutRequest {
+            client_id: self.client_id,
+            seq: self.take_seq(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        self.call(|mut client| {
+            let request = request.clone();
+            async move { client.put(request).await }
+        })
+        .await
+    }
+
+    pub async fn get(&mut self, key: &str) -> Result<pb::GetResponse, ClientError> {
+        let request = pb::GetRequest {
+            key: key.to_owned(),
+        };
+        self.call(|mut client| {
+            let request = request.clone();
+            async move { client.get(request).await }
+        })
+        .await
+    }
+
+    pub async fn delete(&mut self, key: &str) -> Result<pb::DeleteResponse, ClientError> {
+        let request = pb::DeleteRequest {
+            client_id: self.client_id,
+            seq: self.take_seq(),
+            key: key.to_owned(),
+        };
+        self.call(|mut client| {
+            let request = request.clone();
+            async move { client.delete(request).await }
+        })
+        .await
+    }
+
+    pub async fn cas(
+        &mut self,
+        key: &str,
+        expected: Option<&str>,
+        new_value: Option<&str>,
+    ) -> Result<pb::CasResponse, ClientError> {
+        let request = pb::CasRequest {
+            client_id: self.client_id,
+            seq: self.take_seq(),
+            key: key.to_owned(),
+            expected: expected.map(str::to_owned),
+            new_value: new_value.map(str::to_owned),
+        };
+        self.call(|mut client| {
+            let request = request.clone();
+            async move { client.compare_and_swap(request).await }
+        })
+        .await
+    }
+
+    /// The status of one node (no leader following).
+    pub async fn status_of(&mut self, address: &str) -> Result<pb::StatusResponse, ClientError> {
+        let mut client = self.grpc(address)?;
+        match tokio::time::timeout(self.rpc_timeout, client.status(pb::StatusRequest {})).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(ClientError::Timeout {
+                timeout: self.rpc_timeout,
+                last: format!("{address}: {}", status.message()),
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                timeout: self.rpc_timeout,
+                last: format!("{address}: no answer"),
+            }),
+        }
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+}

@@ -1,0 +1,324 @@
+//! A node's configuration: from a TOML file, flags, or both (flags win), and
+//! validated before anything starts.
+//!
+//! ```toml
+//! cluster_id = "demo"
+//! id = 1
+//! listen = "0.0.0.0:7001"          # optional: defaults to this member's address
+//! data_dir = "/var/lib/raft-node"
+//! init = true                      # create the data directory on first start
+//! metrics = "0.0.0.0:9001"         # optional Prometheus endpoint
+//! election_timeout_ms = [300, 600]
+//! heartbeat_ms = 75
+//! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
+//! members = [
+//!   { id = 1, address = "10.0.0.1:7001" },
+//!   { id = 2, address = "10.0.0.2:7001" },
+//!   { id = 3, address = "10.0.0.3:7001" },
+//! ]
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raft_model::NodeId;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("missing setting `{0}` (give it in the config file or as a flag)")]
+    Missing(&'static str),
+    #[error("node id {id} appears more than once among the members")]
+    DuplicateId { id: NodeId },
+    #[error("address {address} is given to both node {a} and node {b}")]
+    DuplicateAddress { address: String, a: NodeId, b: NodeId },
+    #[error("node id 0 is reserved (it means \"no node\"); use ids from 1")]
+    ZeroId,
+    #[error("this node's id {id} is not among the members {members:?}: unknown peer")]
+    UnknownSelf { id: NodeId, members: Vec<NodeId> },
+    #[error("bad member {0:?}: expected ID=HOST:PORT, e.g. 2=10.0.0.2:7001")]
+    BadMember(String),
+    #[error("bad address {address:?} for {what}: {message}")]
+    BadAddress {
+        what: String,
+        address: String,
+        message: String,
+    },
+    #[error("bad timing: {0}")]
+    BadTiming(String),
+    #[error("cluster id must be 1 to 128 printable characters")]
+    BadClusterId,
+}
+
+/// One member of the cluster and the address others reach it at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: NodeId,
+    pub address: String,
+}
+
+/// The configuration file's shape. Every field is optional so that flags can
+/// supply or override it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub cluster_id: Option<String>,
+    pub id: Option<NodeId>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub init: Option<bool>,
+    pub metrics: Option<String>,
+    pub election_timeout_ms: Option<[u64; 2]>,
+    pub heartbeat_ms: Option<u64>,
+    pub snapshot_threshold: Option<u64>,
+    pub max_append_entries: Option<usize>,
+    pub members: Option<Vec<Member>>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })
+    }
+
+    /// Fields set in `over` replace ours.
+    pub fn merge(self, over: FileConfig) -> FileConfig {
+        FileConfig {
+            cluster_id: over.cluster_id.or(self.cluster_id),
+            id: over.id.or(self.id),
+            listen: over.listen.or(self.listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            init: over.init.or(self.init),
+            metrics: over.metrics.or(self.metrics),
+            election_timeout_ms: over.election_timeout_ms.or(self.election_timeout_ms),
+            heartbeat_ms: over.heartbeat_ms.or(self.heartbeat_ms),
+            snapshot_threshold: over.snapshot_threshold.or(self.snapshot_threshold),
+            max_append_entries: over.max_append_entries.or(self.max_append_entries),
+            members: over.members.or(self.members),
+        }
+    }
+}
+
+/// Parses `ID=HOST:PORT`.
+pub fn parse_member(text: &str) -> Result<Member, ConfigError> {
+    let (id, address) = text
+        .split_once('=')
+        .ok_or_else(|| ConfigError::BadMember(text.to_owned()))?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::BadMember(text.to_owned()))?;
+    Ok(Member {
+        id,
+        address: address.trim().to_owned(),
+    })
+}
+
+/// A validated node configuration.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub cluster_id: String,
+    pub id: NodeId,
+    /// Where this node listens for peers and clients (one port serves both).
+    pub listen: SocketAddr,
+    /// Every member's address, this node's included.
+    pub members: BTreeMap<NodeId, String>,
+    pub data_dir: PathBuf,
+    pub init: bool,
+    pub metrics: Option<SocketAddr>,
+    pub election_timeout: (Duration, Duration),
+    pub heartbeat: Duration,
+    pub snapshot_threshold: u64,
+    pub max_append_entries: usize,
+    /// Deadline of one peer RPC.
+    pub rpc_timeout: Duration,
+    /// How long a client call waits for its command to commit or read to be served.
+    pub client_timeout: Duration,
+    /// Largest snapshot a follower accepts over InstallSnapshot.
+    pub max_snapshot_bytes: u64,
+}
+
+pub const DEFAULT_ELECTION_TIMEOUT_MS: [u64; 2] = [300, 600];
+pub const DEFAULT_HEARTBEAT_MS: u64 = 75;
+pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
+
+fn resolve(what: &str, address: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let bad = |message: String| ConfigError::BadAddress {
+        what: what.to_owned(),
+        address: address.to_owned(),
+        message,
+    };
+    address
+        .to_socket_addrs()
+        .map_err(|err| bad(err.to_string()))?
+        .next()
+        .ok_or_else(|| bad("resolves to no address".into()))
+}
+
+impl NodeConfig {
+    pub fn from_file_config(file: FileConfig) -> Result<NodeConfig, ConfigError> {
+        let cluster_id = file.cluster_id.ok_or(ConfigError::Missing("cluster_id"))?;
+        if cluster_id.is_empty()
+            || cluster_id.len() > 128
+            || cluster_id.chars().any(|c| c.is_control())
+        {
+            return Err(ConfigError::BadClusterId);
+        }
+        let id = file.id.ok_or(ConfigError::Missing("id"))?;
+        let member_list = file.members.ok_or(ConfigError::Missing("members"))?;
+        let mut members = BTreeMap::new();
+        let mut addresses: BTreeMap<String, NodeId> = BTreeMap::new();
+        for member in member_list {
+            if member.id == 0 {
+                return Err(ConfigError::ZeroId);
+            }
+            resolve(&format!("member {}", member.id), &member.address)?;
+            if let Some(other) = addresses.insert(member.address.clone(), member.id) {
+                return Err(ConfigError::DuplicateAddress {
+                    address: member.address,
+                    a: other,
+                    b: member.id,
+                });
+            }
+            if members.insert(member.id, member.address).is_some() {
+                return Err(ConfigError::DuplicateId { id: member.id });
+            }
+        }
+        if id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        let Some(own_address) = members.get(&id) else {
+            return Err(ConfigError::UnknownSelf {
+                id,
+                members: members.keys().copied().collect(),
+            });
+        };
+        let listen = resolve("listen", file.listen.as_deref().unwrap_or(own_address))?;
+        let metrics = file
+            .metrics
+            .as_deref()
+            .map(|address| resolve("metrics", address))
+            .transpose()?;
+        let [low, high] = file.election_timeout_ms.unwrap_or(DEFAULT_ELECTION_TIMEOUT_MS);
+        let heartbeat_ms = file.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS);
+        if low == 0 || high <= low {
+            return Err(ConfigError::BadTiming(format!(
+                "election_timeout_ms = [{low}, {high}] must be a range [low, high) with 0 < low < high"
+            )));
+        }
+        if heartbeat_ms == 0 || heartbeat_ms * 2 > low {
+            return Err(ConfigError::BadTiming(format!(
+                "heartbeat_ms = {heartbeat_ms} must be positive and at most half the lowest election timeout ({low} ms), or followers time out between heartbeats"
+            )));
+        }
+        Ok(NodeConfig {
+            cluster_id,
+            id,
+            listen,
+            members,
+            data_dir: file.data_dir.ok_or(ConfigError::Missing("data_dir"))?,
+            init: file.init.unwrap_or(false),
+            metrics,
+            election_timeout: (Duration::from_millis(low), Duration::from_millis(high)),
+            heartbeat: Duration::from_millis(heartbeat_ms),
+            snapshot_threshold: file
+                .snapshot_threshold
+                .unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD)
+                .max(1),
+            max_append_entries: file
+                .max_append_entries
+                .unwrap_or(raft_model::DEFAULT_MAX_APPEND_ENTRIES)
+                .max(1),
+            rpc_timeout: Duration::from_millis(low.max(200)),
+            client_timeout: Duration::from_secs(5),
+            max_snapshot_bytes: 1 << 30,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> FileConfig {
+        FileConfig {
+            cluster_id: Some("c".into()),
+            id: Some(1),
+            data_dir: Some("d".into()),
+            members: Some(vec![
+                parse_member("1=127.0.0.1:7001").unwrap(),
+                parse_member("2=127.0.0.1:7002").unwrap(),
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_good_config_validates() {
+        let config = NodeConfig::from_file_config(base()).unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert_eq!(config.members.len(), 2);
+    }
+
+    #[test]
+    fn bad_configs_are_refused_clearly() {
+        let mut dup = base();
+        dup.members
+            .as_mut()
+            .unwrap()
+            .push(parse_member("2=127.0.0.1:7003").unwrap());
+        let err = NodeConfig::from_file_config(dup).unwrap_err();
+        assert!(matches!(err, ConfigError::DuplicateId { id: 2 }), "{err}");
+
+        let unknown = FileConfig {
+            id: Some(9),
+            ..base()
+        };
+        let err = NodeConfig::from_file_config(unknown).unwrap_err();
+        assert!(err.to_string().contains("unknown peer"), "{err}");
+
+        let timing = FileConfig {
+            heartbeat_ms: Some(400),
+            ..base()
+        };
+        assert!(matches!(
+            NodeConfig::from_file_config(timing),
+            Err(ConfigError::BadTiming(_))
+        ));
+        assert!(parse_member("two=127.0.0.1:1").is_err());
+    }
+
+    #[test]
+    fn the_file_format_parses_and_flags_override() {
+        let text = r#"
+            cluster_id = "demo"
+            id = 2
+            data_dir = "/tmp/x"
+            members = [ { id = 1, address = "127.0.0.1:7001" }, { id = 2, address = "127.0.0.1:7002" } ]
+        "#;
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let merged = file.merge(FileConfig {
+            heartbeat_ms: Some(50),
+            ..Default::default()
+        });
+        let config = NodeConfig::from_file_config(merged).unwrap();
+        assert_eq!((config.id, config.heartbeat), (2, Duration::from_millis(50)));
+        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,420 @@
+//! Conversions between the wire (protobuf) and the core's types.
+//!
+//! Every inbound value is checked here before the core sees it: a malformed
+//! message becomes a [`ConvertError`] (and a gRPC `INVALID_ARGUMENT`), never
+//! a panic. Indexes are capped at [`MAX_INDEX`] so that no arithmetic in the
+//! core can overflow, whatever a peer sends.
+
+use imbl::Vector;
+use raft_model::{Body, Config, Entry, Index, Message, NodeId, Payload, SnapshotMeta};
+
+use crate::kv::{CommandResult, KvCommand, KvImage, KvOp};
+use crate::proto::peer as pb;
+
+/// The message type the node exchanges with its core.
+pub type Msg = Message<KvCommand, KvImage>;
+
+/// No honest log gets anywhere near this; refusing larger values keeps every
+/// `index + n` in the core far from overflow.
+pub const MAX_INDEX: Index = 1 << 62;
+/// The most entries one AppendEntries request may carry.
+pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConvertError {
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error("`{field}` = {value} is out of range (at most {MAX_INDEX})")]
+    OutOfRange { field: &'static str, value: u64 },
+    #[error("too many entries in one request: {0} (at most {MAX_ENTRIES_PER_REQUEST})")]
+    TooManyEntries(usize),
+    #[error("node id 0 is not a valid member")]
+    ZeroMember,
+}
+
+fn index(field: &'static str, value: u64) -> Result<Index, ConvertError> {
+    if value > MAX_INDEX {
+        return Err(ConvertError::OutOfRange { field, value });
+    }
+    Ok(value)
+}
+
+// --- commands and entries ---
+
+pub fn command_to_proto(command: &KvCommand) -> pb::Command {
+    let op = match &command.op {
+        KvOp::Put { key, value } => pb::command::Op::Put(pb::Put {
+            key: key.clone(),
+            value: value.clone(),
+        }),
+        KvOp::Delete { key } => pb::command::Op::Delete(pb::Delete { key: key.clone() }),
+        KvOp::Cas {
+            key,
+            expected,
+            new_value,
+        } => pb::command::Op::Cas(pb::Cas {
+            key: key.clone(),
+            expected: expected.clone(),
+            new_value: new_value.clone(),
+        }),
+    };
+    pb::Command {
+        client_id: command.client_id,
+        seq: command.seq,
+        op: Some(op),
+    }
+}
+
+pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertError> {
+    let op = match command.op.ok_or(ConvertError::Missing("command.op"))? {
+        pb::command::Op::Put(put) => KvOp::Put {
+            key: put.key,
+            value: put.value,
+        },
+        pb::command::Op::Delete(delete) => KvOp::Delete { key: delete.key },
+        pb::command::Op::Cas(cas) => KvOp::Cas {
+            key: cas.key,
+            expected: cas.expected,
+            new_value: cas.new_value,
+        },
+    };
+    Ok(KvCommand {
+        client_id: command.client_id,
+        seq: command.seq,
+        op,
+    })
+}
+
+pub fn entry_to_proto(entry: &Entry<KvCommand>) -> pb::Entry {
+    let payload = match &entry.payload {
+        Payload::Noop => pb::entry::Payload::Noop(pb::Noop {}),
+        Payload::Command(command) => pb::entry::Payload::Command(command_to_proto(command)),
+    };
+    pb::Entry {
+        term: entry.term,
+        payload: Some(payload),
+    }
+}
+
+pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertError> {
+    let payload = match entry.payload.ok_or(ConvertError::Missing("entry.payload"))? {
+        pb::entry::Payload::Noop(_) => Payload::Noop,
+        pb::entry::Payload::Command(command) => Payload::Command(command_from_proto(command)?),
+    };
+    Ok(Entry {
+        term: index("entry.term", entry.term)?,
+        payload,
+    })
+}
+
+pub fn result_to_proto(result: &CommandResult) -> pb::CommandResult {
+    pb::CommandResult {
+        previous: result.previous.clone(),
+        succeeded: result.succeeded,
+    }
+}
+
+pub fn result_from_proto(result: Option<pb::CommandResult>) -> CommandResult {
+    let result = result.unwrap_or_default();
+    CommandResult {
+        previous: result.previous,
+        succeeded: result.succeeded,
+    }
+}
+
+pub fn config_from_members(members: &[u64]) -> Result<Config, ConvertError> {
+    if members.contains(&0) {
+        return Err(ConvertError::ZeroMember);
+    }
+    Ok(Config::new(members.iter().copied()))
+}
+
+pub fn snapshot_meta_to_proto(meta: &SnapshotMeta, size: u64) -> pb::SnapshotMeta {
+    pb::SnapshotMeta {
+        last_index: meta.last_index,
+        last_term: meta.last_term,
+        members: meta.config.members.iter().copied().collect(),
+        size,
+    }
+}
+
+// --- message headers ---
+
+pub fn header(cluster_id: &str, message: &Msg) -> pb::Header {
+    pb::Header {
+        cluster_id: cluster_id.to_owned(),
+        from: message.from,
+        to: message.to,
+        term: message.term,
+    }
+}
+
+/// The addressing of an inbound message, checked for range.
+pub struct Addressing {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: u64,
+}
+
+pub fn addressing(header: &pb::Header) -> Result<Addressing, ConvertError> {
+    Ok(Addressing {
+        from: header.from,
+        to: header.to,
+        term: index("header.term", header.term)?,
+    })
+}
+
+fn message(addressing: &Addressing, body: Body<KvCommand, KvImage>) -> Msg {
+    Message {
+        from: addressing.from,
+        to: addressing.to,
+        term: addressing.term,
+        body,
+    }
+}
+
+// --- RequestVote ---
+
+pub fn vote_request_to_proto(cluster_id: &str, message: &Msg) -> Option<pb::RequestVoteRequest> {
+    let Body::RequestVoteRequest {
+        last_log_index,
+        last_log_term,
+    } = message.body
+    else {
+        return None;
+    };
+    Some(pb::RequestVoteRequest {
+        header: Some(header(cluster_id, message)),
+        last_log_index,
+        last_log_term,
+    })
+}
+
+pub fn vote_request_from_proto(
+    addressing: &Addressing,
+    request: &pb::RequestVoteRequest,
+) -> Result<Msg, ConvertError> {
+    Ok(message(
+        addressing,
+        Body::RequestVoteRequest {
+            last_log_index: index("last_log_index", request.last_log_index)?,
+            last_log_term: index("last_log_term", request.last_log_term)?,
+        },
+    ))
+}
+
+pub fn vote_response_to_proto(cluster_id: &str, message: &Msg) -> Option<pb::RequestVoteResponse> {
+    let Body::RequestVoteResponse { vote_granted } = message.body else {
+        return None;
+    };
+    Some(pb::RequestVoteResponse {
+        header: Some(header(cluster_id, message)),
+        vote_granted,
+    })
+}
+
+pub fn vote_response_from_proto(
+    addressing: &Addressing,
+    response: &pb::RequestVoteResponse,
+) -> Msg {
+    message(
+        addressing,
+        Body::RequestVoteResponse {
+            vote_granted: response.vote_granted,
+        },
+    )
+}
+
+// --- AppendEntries ---
+
+pub fn append_request_to_proto(
+    cluster_id: &str,
+    message: &Msg,
+) -> Option<pb::AppendEntriesRequest> {
+    let Body::AppendEntriesRequest {
+        prev_log_index,
+        prev_log_term,
+        ref entries,
+        leader_commit,
+        read_seq,
+    } = message.body
+    else {
+        return None;
+    };
+    Some(pb::AppendEntriesRequest {
+        header: Some(header(cluster_id, message)),
+        prev_log_index,
+        prev_log_term,
+        entries: entries.iter().map(entry_to_proto).collect(),
+        leader_commit,
+        read_seq,
+    })
+}
+
+pub fn append_request_from_proto(
+    addressing: &Addressing,
+    request: pb::AppendEntriesRequest,
+) -> Result<Msg, ConvertError> {
+    if request.entries.len() > MAX_ENTRIES_PER_REQUEST {
+        return Err(ConvertError::TooManyEntries(request.entries.len()));
+    }
+    let entries = request
+        .entries
+        .into_iter()
+        .map(entry_from_proto)
+        .collect::<Result<Vector<_>, _>>()?;
+    Ok(message(
+        addressing,
+        Body::AppendEntriesRequest {
+            prev_log_index: index("prev_log_index", request.prev_log_index)?,
+            prev_log_term: index("prev_log_term", request.prev_log_term)?,
+            entries,
+            leader_commit: index("leader_commit", request.leader_commit)?,
+            read_seq: request.read_seq,
+        },
+    ))
+}
+
+pub fn append_response_to_proto(
+    cluster_id: &str,
+    message: &Msg,
+) -> Option<pb::AppendEntriesResponse> {
+    let Body::AppendEntriesResponse {
+        success,
+        match_index,
+        read_seq,
+    } = message.body
+    else {
+        return None;
+    };
+    Some(pb::AppendEntriesResponse {
+        header: Some(header(cluster_id, message)),
+        success,
+        match_index,
+        read_seq,
+    })
+}
+
+pub fn append_response_from_proto(
+    addressing: &Addressing,
+    response: &pb::AppendEntriesResponse,
+) -> Result<Msg, ConvertError> {
+    Ok(message(
+        addressing,
+        Body::AppendEntriesResponse {
+            success: response.success,
+            match_index: index("match_index", response.match_index)?,
+            read_seq: response.read_seq,
+        },
+    ))
+}
+
+// --- InstallSnapshot ---
+
+pub fn snapshot_response_to_proto(
+    cluster_id: &str,
+    message: &Msg,
+) -> Option<pb::InstallSnapshotResponse> {
+    let Body::InstallSnapshotResponse { match_index } = message.body else {
+        return None;
+    };
+    Some(pb::InstallSnapshotResponse {
+        header: Some(header(cluster_id, message)),
+        match_index,
+    })
+}
+
+pub fn snapshot_response_from_proto(
+    addressing: &Addressing,
+    response: &pb::InstallSnapshotResponse,
+) -> Result<Msg, ConvertError> {
+    Ok(message(
+        addressing,
+        Body::InstallSnapshotResponse {
+            match_index: index("match_index", response.match_index)?,
+        },
+    ))
+}
+
+pub fn check_snapshot_meta(meta: &pb::SnapshotMeta) -> Result<SnapshotMeta, ConvertError> {
+    Ok(SnapshotMeta {
+        last_index: index("snapshot.last_index", meta.last_index)?,
+        last_term: index("snapshot.last_term", meta.last_term)?,
+        config: config_from_members(&meta.members)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addressing() -> Addressing {
+        Addressing {
+            from: 1,
+            to: 2,
+            term: 3,
+        }
+    }
+
+    #[test]
+    fn append_entries_round_trip() {
+        let entries: Vector<_> = [
+            Entry {
+                term: 1,
+                payload: Payload::Noop,
+            },
+            Entry {
+                term: 3,
+                payload: Payload::Command(KvCommand {
+                    client_id: 9,
+                    seq: 4,
+                    op: KvOp::Cas {
+                        key: "k".into(),
+                        expected: None,
+                        new_value: Some("v".into()),
+                    },
+                }),
+            },
+        ]
+        .into_iter()
+        .collect();
+        let original: Msg = Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: Body::AppendEntriesRequest {
+                prev_log_index: 5,
+                prev_log_term: 1,
+                entries,
+                leader_commit: 4,
+                read_seq: 7,
+            },
+        };
+        let wire = append_request_to_proto("c", &original).unwrap();
+        let back = append_request_from_proto(&addressing(), wire).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn hostile_values_are_refused() {
+        let request = pb::AppendEntriesRequest {
+            prev_log_index: u64::MAX,
+            ..Default::default()
+        };
+        assert!(matches!(
+            append_request_from_proto(&addressing(), request),
+            Err(ConvertError::OutOfRange { .. })
+        ));
+        let request = pb::AppendEntriesRequest {
+            entries: vec![pb::Entry {
+                term: 1,
+                payload: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            append_request_from_proto(&addressing(), request).unwrap_err(),
+            ConvertError::Missing("entry.payload")
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The client service: the key-value API over gRPC.
+//!
+//! Writes become core proposals; reads go through the core's ReadIndex. A
+//! follower (or a leader that lost its office) answers `FAILED_PRECONDITION`
+//! "not the leader" with the metadata `raft-leader-id` and `raft-leader-addr`
+//! when it knows the leader, so a client can follow it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_model::{NodeId, Role};
+use tokio::sync::{mpsc, oneshot};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::config::NodeConfig;
+use crate::kv::{KvCommand, KvOp};
+use crate::node::{Applied, ClientError, Input};
+use crate::proto::kv as pb;
+use crate::proto::kv::kv_server::Kv;
+
+/// Keys and values are bounded so that one write cannot blow up a batch.
+pub const MAX_KEY_BYTES: usize = 4 << 10;
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+pub const LEADER_ID_HEADER: &str = "raft-leader-id";
+pub const LEADER_ADDR_HEADER: &str = "raft-leader-addr";
+
+pub struct KvService {
+    cluster_id: String,
+    members: BTreeMap<NodeId, String>,
+    inbox: mpsc::Sender<Input>,
+    timeout: Duration,
+}
+
+impl KvService {
+    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+        KvService {
+            cluster_id: config.cluster_id.clone(),
+            members: config.members.clone(),
+            inbox,
+            timeout: config.client_timeout,
+        }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.inbox
+            .send(make(reply))
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
+            Err(_) => Err(Status::unavailable(
+                "timed out waiting for the cluster; retry (writes with the same sequence number)",
+            )),
+        }
+    }
+
+    async fn propose(&self, command: KvCommand) -> Result<Applied, Status> {
+        let result = self
+            .ask(|reply| Input::Propose { command, reply })
+            .await?;
+        result.map_err(|err| self.client_error(err))
+    }
+
+    fn client_error(&self, err: ClientError) -> Status {
+        match err {
+            ClientError::NotLeader { leader } => {
+                let address = leader.and_then(|id| self.members.get(&id));
+                let message = match (leader, address) {
+                    (Some(id), Some(address)) => {
+                        format!("not the leader; the leader is node {id} at {address}")
+                    }
+                    _ => "not the leader; no leader is known yet, retry shortly".to_owned(),
+                };
+                let mut status = Status::failed_precondition(message);
+                if let (Some(id), Some(address)) = (leader, address) {
+                    let metadata = status.metadata_mut();
+                    metadata.insert(LEADER_ID_HEADER, MetadataValue::from(id));
+                    if let Ok(value) = address.parse() {
+                        metadata.insert(LEADER_ADDR_HEADER, value);
+                    }
+                }
+                status
+            }
+            ClientError::Retry(message) => Status::unavailable(message),
+            ClientError::Apply(err) => Status::invalid_argument(err.to_string()),
+            ClientError::Stopped => Status::unavailable("the node is shutting down"),
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), Status> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "a key must be 1 to {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(value: &str) -> Result<(), Status> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "a value must be at most {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_session(client_id: u64, seq: u64) -> Result<(), Status> {
+    if client_id != 0 && seq == 0 {
+        return Err(Status::invalid_argument(
+            "a client with an id must number its writes from 1",
+        ));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let request = request.into_inner();
+        check_key(&request.key)?;
+        check_value(&request.value)?;
+        check_session(request.client_id, request.seq)?;
+        let applied = self
+            .propose(KvCommand {
+                client_id: request.client_id,
+                seq: request.seq,
+                op: KvOp::Put {
+                    key: request.key,
+                    value: request.value,
+                },
+            })
+            .await?;
+        Ok(Response::new(pb::PutResponse {
+            previous: applied.result.previous,
+            index: applied.index,
+        }))
+    }
+
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let request = request.into_inner();
+        check_key(&request.key)?;
+        let key = request.key;
+        let read = self
+            .ask(|reply| Input::Read { key, reply })
+            .await?
+            .map_err(|err| self.client_error(err))?;
+        Ok(Response::new(pb::GetResponse {
+            value: read.value,
+            index: read.index,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let request = request.into_inner();
+        check_key(&request.key)?;
+        check_session(request.client_id, request.seq)?;
+        let applied = self
+            .propose(KvCommand {
+                client_id: request.client_id,
+                seq: request.seq,
+                op: KvOp::Delete { key: request.key },
+            })
+            .await?;
+        Ok(Response::new(pb::DeleteResponse {
+            previous: applied.result.previous,
+            index: applied.index,
+        }))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        request: Request<pb::CasRequest>,
+    ) -> Result<Response<pb::CasResponse>, Status> {
+        let request = request.into_inner();
+        check_key(&request.key)?;
+        if let Some(value) = &request.new_value {
+            check_value(value)?;
+        }
+        check_session(request.client_id, request.seq)?;
+        let applied = self
+            .propose(KvCommand {
+                client_id: request.client_id,
+                seq: request.seq,
+                op: KvOp::Cas {
+                    key: request.key,
+                    expected: request.expected,
+                    new_value: request.new_value,
+                },
+            })
+            .await?;
+        Ok(Response::new(pb::CasResponse {
+            succeeded: applied.result.succeeded,
+            previous: applied.result.previous,
+            index: applied.index,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let status = self.ask(|reply| Input::Status { reply }).await?;
+        let role = match status.role {
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        };
+        Ok(Response::new(pb::StatusResponse {
+            id: status.id,
+            role: role.to_owned(),
+            term: status.term,
+            leader_id: status.leader.unwrap_or(0),
+            leader_address: status
+                .leader
+                .and_then(|id| self.members.get(&id).cloned())
+                .unwrap_or_default(),
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            members: status
+                .members
+                .iter()
+                .map(|id| pb::Member {
+                    id: *id,
+                    address: self.members.get(id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            cluster_id: self.cluster_id.clone(),
+            last_log_index: status.last_log_index,
+            snapshot_index: status.snapshot_index,
+        }))
+    }
+}

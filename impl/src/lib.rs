@@ -1,0 +1,45 @@
+//! # raft-node: the verified core, deployed
+//!
+//! A Raft node that drives `raft_model::Server` — the very transition
+//! functions the checker explores — from a tokio event loop, with gRPC
+//! between peers and to clients, durable storage, and a replicated key-value
+//! store with snapshots.
+//!
+//! - [`node`]: the event loop (inputs → core → persist, send, apply, answer);
+//! - [`storage`]: the data directory (redb; why redb is explained there);
+//! - [`kv`] and [`snapshot_file`]: the state machine and its snapshot format;
+//! - [`peer_client`] / [`peer_service`]: the peer transport (the mapping of
+//!   the core's one-way messages onto RPCs is explained in `peer_client`);
+//! - [`kv_service`] and [`client`]: the client API and a leader-following client;
+//! - [`config`], [`server`], [`cluster`], [`bench`]: running it.
+//!
+//! No protocol decision is made in this crate: every vote, commit, leader
+//! change and read confirmation comes from the core.
+
+pub mod bench;
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod convert;
+pub mod kv;
+pub mod kv_service;
+pub mod local;
+pub mod metrics;
+pub mod node;
+pub mod peer_client;
+pub mod peer_service;
+pub mod server;
+pub mod snapshot_file;
+pub mod storage;
+
+/// Code generated from `proto/` by tonic-prost-build.
+pub mod proto {
+    pub mod peer {
+        tonic::include_proto!("raft.peer.v1");
+    }
+    pub mod kv {
+        tonic::include_proto!("raft.kv.v1");
+    }
+    /// Served by gRPC reflection (so `grpcurl` needs no .proto files).
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("raft_descriptor");
+}

@@ -1,0 +1,611 @@
+//! The event loop: one task owns the core and drives it, etcd-raft style.
+//!
+//! Inputs arrive on one channel (peer RPCs, client proposals and reads,
+//! status and snapshot requests, background-snapshot completions) or from the
+//! two timers (a randomized election timeout and the heartbeat). The loop
+//! takes one input, then every input already waiting (up to [`MAX_BATCH`]),
+//! feeding each to the core; then it performs the batch's effects in the
+//! order the design requires:
+//!
+//! 1. **persist** everything the batch changed — hard state, log entries, a
+//!    new snapshot — in one redb commit (one fsync: group commit);
+//! 2. **send** the batch's messages (replies to peer RPCs included);
+//! 3. **apply** newly committed entries to the state machine;
+//! 4. **answer** clients whose writes applied or whose reads are confirmed
+//!    and applied.
+//!
+//! Sending every message of the batch after the batch's state is durable is
+//! the same as running the transitions one by one with their messages delayed
+//! until after the later transitions: a legal Raft execution, and each
+//! message leaves only after everything it depends on is on disk.
+//!
+//! No protocol decision is made here: who votes, what commits, who leads and
+//! when a read is safe are all answered by the core (`raft_model::Server`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raft_model::{Effects, Index, NodeId, Persist, Role, Server, SnapshotMeta, Term};
+use rand::RngExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::config::NodeConfig;
+use crate::convert::Msg;
+use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
+use crate::metrics as m;
+use crate::peer_client::Peers;
+use crate::snapshot_file;
+use crate::storage::{self, Storage, StorageError, WriteBatch};
+
+/// The core as this node instantiates it.
+pub type Core = Server<KvCommand, KvImage>;
+
+/// The most inputs folded into one batch (one fsync).
+pub const MAX_BATCH: usize = 1024;
+/// Capacity of the event loop's input channel: senders wait when it is full.
+pub const INBOX_CAPACITY: usize = 4096;
+
+/// Everything the event loop reacts to besides its timers.
+pub enum Input {
+    /// A request from a peer; the core's reply goes back on `reply` (None:
+    /// the core dropped the message).
+    PeerRequest {
+        message: Msg,
+        reply: oneshot::Sender<Option<Msg>>,
+    },
+    /// A peer's answer to one of our requests.
+    PeerResponse(Msg),
+    Propose {
+        command: KvCommand,
+        reply: oneshot::Sender<Result<Applied, ClientError>>,
+    },
+    Read {
+        key: String,
+        reply: oneshot::Sender<Result<ReadValue, ClientError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
+    /// Take a snapshot now (operators, tests and the bench).
+    TakeSnapshot {
+        reply: oneshot::Sender<Result<SnapshotReport, String>>,
+    },
+    /// A background snapshot finished writing its file.
+    SnapshotWritten(Result<SnapshotReport, String>, SnapshotMeta, KvImage),
+}
+
+/// A write that applied.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub index: Index,
+    pub result: CommandResult,
+}
+
+/// A linearizable read's answer.
+#[derive(Clone, Debug)]
+pub struct ReadValue {
+    pub value: Option<String>,
+    pub index: Index,
+}
+
+/// What one snapshot cost.
+#[derive(Clone, Debug)]
+pub struct SnapshotReport {
+    pub index: Index,
+    pub keys: usize,
+    pub bytes: u64,
+    /// Serializing and writing (with fsync) the image, off the event loop.
+    pub write_time: Duration,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// What the status call reports.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit_index: Index,
+    pub applied_index: Index,
+    pub last_log_index: Index,
+    pub snapshot_index: Index,
+    pub members: Vec<NodeId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the storage thread failed: {0}")]
+    Join(String),
+}
+
+/// The effects of a batch of transitions, merged.
+#[derive(Default)]
+struct Ready {
+    persist: Persist,
+    messages: Vec<Msg>,
+    replies: Vec<(oneshot::Sender<Option<Msg>>, Msg)>,
+    snapshot_installed: bool,
+    reset_election_timer: bool,
+    reads_ready: Vec<(u64, Index)>,
+    reads_failed: Vec<u64>,
+    /// Client requests were accepted: replicate them at the end of the batch.
+    replicate: bool,
+    snapshot_reports: Vec<SnapshotReport>,
+}
+
+impl Ready {
+    fn absorb(&mut self, effects: Effects<KvCommand, KvImage>) {
+        let Effects {
+            persist,
+            messages,
+            commit_index: _,
+            snapshot_installed,
+            reads_ready,
+            reads_failed,
+            reset_election_timer,
+        } = effects;
+        self.persist.hard_state |= persist.hard_state;
+        if let Some(from) = persist.log_from {
+            self.persist.log_written_from(from);
+        }
+        self.persist.snapshot |= persist.snapshot;
+        self.messages.extend(messages);
+        self.snapshot_installed |= snapshot_installed;
+        self.reset_election_timer |= reset_election_timer;
+        self.reads_ready
+            .extend(reads_ready.into_iter().map(|read| (read.id, read.index)));
+        self.reads_failed.extend(reads_failed);
+    }
+}
+
+fn is_response(message: &Msg) -> bool {
+    message.body.kind().ends_with("Response")
+}
+
+pub(crate) struct EventLoop {
+    config: Arc<NodeConfig>,
+    core: Core,
+    storage: Arc<Storage>,
+    image: KvImage,
+    applied: Index,
+    peers: Peers,
+    inbox: mpsc::Receiver<Input>,
+    inbox_tx: mpsc::Sender<Input>,
+    proposals: BTreeMap<Index, (Term, oneshot::Sender<Result<Applied, ClientError>>)>,
+    reads: HashMap<u64, (String, oneshot::Sender<Result<ReadValue, ClientError>>)>,
+    /// Confirmed reads waiting for the state machine to reach their index.
+    confirmed_reads: Vec<(Index, u64)>,
+    next_read_id: u64,
+    snapshot_in_progress: bool,
+    snapshot_waiters: Vec<oneshot::Sender<Result<SnapshotReport, String>>>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: Arc<NodeConfig>,
+        core: Core,
+        storage: Arc<Storage>,
+        peers: Peers,
+        inbox: mpsc::Receiver<Input>,
+        inbox_tx: mpsc::Sender<Input>,
+    ) -> Self {
+        let image = core.snapshot.data.clone();
+        let applied = core.snapshot.meta.last_index;
+        EventLoop {
+            config,
+            core,
+            storage,
+            image,
+            applied,
+            peers,
+            inbox,
+            inbox_tx,
+            proposals: BTreeMap::new(),
+            reads: HashMap::new(),
+            confirmed_reads: Vec::new(),
+            next_read_id: 1,
+            snapshot_in_progress: false,
+            snapshot_waiters: Vec::new(),
+        }
+    }
+
+    fn election_timeout(&self) -> Duration {
+        let (low, high) = self.config.election_timeout;
+        rand::rng().random_range(low..high)
+    }
+
+    /// Runs until every input sender is gone, or storage fails (then the node
+    /// must stop: it can no longer keep its promises).
+    pub(crate) async fn run(mut self) -> Result<(), NodeError> {
+        let election = tokio::time::sleep(self.election_timeout());
+        tokio::pin!(election);
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.update_metrics();
+        loop {
+            let mut ready = Ready::default();
+            tokio::select! {
+                input = self.inbox.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.handle(input, &mut ready);
+                }
+                () = &mut election => {
+                    debug!(term = self.core.current_term, "election timeout");
+                    let effects = self.core.timeout();
+                    ready.absorb(effects);
+                    ready.reset_election_timer = true;
+                }
+                _ = heartbeat.tick() => {
+                    let effects = self.core.send_append_entries();
+                    ready.absorb(effects);
+                }
+            }
+            for _ in 1..MAX_BATCH {
+                match self.inbox.try_recv() {
+                    Ok(input) => self.handle(input, &mut ready),
+                    Err(_) => break,
+                }
+            }
+            if ready.replicate {
+                let effects = self.core.send_append_entries();
+                ready.absorb(effects);
+            }
+            if ready.reset_election_timer {
+                election
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + self.election_timeout());
+            }
+            self.perform(ready).await?;
+        }
+    }
+
+    fn handle(&mut self, input: Input, ready: &mut Ready) {
+        match input {
+            Input::PeerRequest { message, reply } => {
+                let mut effects = self.core.receive(&message);
+                let position = effects
+                    .messages
+                    .iter()
+                    .position(|out| out.to == message.from && is_response(out));
+                match position {
+                    Some(at) => {
+                        let answer = effects.messages.remove(at);
+                        ready.replies.push((reply, answer));
+                    }
+                    None => {
+                        let _ = reply.send(None);
+                    }
+                }
+                ready.absorb(effects);
+            }
+            Input::PeerResponse(message) => {
+                let effects = self.core.receive(&message);
+                ready.absorb(effects);
+            }
+            Input::Propose { command, reply } => match self.core.client_request(command) {
+                Ok((index, effects)) => {
+                    metrics::counter!(m::PROPOSALS).increment(1);
+                    self.proposals
+                        .insert(index, (self.core.current_term, reply));
+                    ready.absorb(effects);
+                    ready.replicate = true;
+                }
+                Err(not_leader) => {
+                    let _ = reply.send(Err(ClientError::NotLeader {
+                        leader: not_leader.leader_hint,
+                    }));
+                }
+            },
+            Input::Read { key, reply } => {
+                let id = self.next_read_id;
+                self.next_read_id += 1;
+                match self.core.read_index(id) {
+                    Ok(effects) => {
+                        self.reads.insert(id, (key, reply));
+                        ready.absorb(effects);
+                        ready.replicate = true;
+                    }
+                    Err(not_leader) => {
+                        let _ = reply.send(Err(ClientError::NotLeader {
+                            leader: not_leader.leader_hint,
+                        }));
+                    }
+                }
+            }
+            Input::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Input::TakeSnapshot { reply } => {
+                if self.snapshot_in_progress || self.start_snapshot() {
+                    self.snapshot_waiters.push(reply);
+                } else {
+                    let _ = reply.send(Err(format!(
+                        "nothing new to snapshot: the snapshot already covers the applied index {}",
+                        self.applied
+                    )));
+                }
+            }
+            Input::SnapshotWritten(result, meta, image) => {
+                self.snapshot_in_progress = false;
+                match result {
+                    Ok(report) => match self.core.compact_log(meta.last_index, image) {
+                        Ok(effects) => {
+                            ready.absorb(effects);
+                            ready.snapshot_reports.push(report);
+                        }
+                        Err(refused) => {
+                            // A snapshot from the leader got there first; ours is stale.
+                            debug!(%refused, "local snapshot not used");
+                            self.answer_snapshot_waiters(Err(refused.to_string()));
+                        }
+                    },
+                    Err(message) => {
+                        error!(%message, "writing a snapshot failed; the log is not compacted");
+                        self.answer_snapshot_waiters(Err(message));
+                    }
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
+            id: self.core.id,
+            role: self.core.role,
+            term: self.core.current_term,
+            leader: self.core.leader_id,
+            commit_index: self.core.commit_index,
+            applied_index: self.applied,
+            last_log_index: self.core.log.last_index(),
+            snapshot_index: self.core.log.snapshot_index,
+            members: self.core.config.members.iter().copied().collect(),
+        }
+    }
+
+    /// Performs a batch's effects in order: persist, send, apply, answer.
+    async fn perform(&mut self, ready: Ready) -> Result<(), NodeError> {
+        let was_leader_term = self.core.is_leader().then_some(self.core.current_term);
+        // 1. Persist (one commit, one fsync).
+        let mut batch = WriteBatch::default();
+        if ready.persist.hard_state {
+            batch.hard_state = Some((self.core.current_term, self.core.voted_for));
+        }
+        if ready.persist.snapshot {
+            batch.snapshot = Some(self.core.snapshot.clone());
+            // An installed snapshot may have discarded the whole log.
+            batch.last_index = Some(self.core.log.last_index());
+        }
+        if let Some(from) = ready.persist.log_from {
+            storage::log_batch(&self.core.log, from, &mut batch);
+        }
+        if !batch.is_empty() {
+            let storage = self.storage.clone();
+            let started = Instant::now();
+            tokio::task::spawn_blocking(move || storage.write(batch))
+                .await
+                .map_err(|err| NodeError::Join(err.to_string()))??;
+            metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+        }
+
+        // 2. Send: replies to peer RPCs, then our own requests.
+        for (reply, message) in ready.replies {
+            let _ = reply.send(Some(message));
+        }
+        for message in ready.messages {
+            self.peers.send(message);
+        }
+
+        // 3. Apply.
+        if ready.snapshot_installed {
+            self.install_snapshot_image();
+        }
+        self.apply_committed();
+
+        // 4. Answer.
+        for report in ready.snapshot_reports {
+            info!(
+                index = report.index,
+                keys = report.keys,
+                bytes = report.bytes,
+                ms = report.write_time.as_millis() as u64,
+                "snapshot taken; log compacted"
+            );
+            metrics::gauge!(m::SNAPSHOT_BYTES).set(report.bytes as f64);
+            metrics::gauge!(m::SNAPSHOT_SECONDS).set(report.write_time.as_secs_f64());
+            self.answer_snapshot_waiters(Ok(report));
+        }
+        for id in ready.reads_failed {
+            if let Some((_, reply)) = self.reads.remove(&id) {
+                let _ = reply.send(Err(ClientError::NotLeader {
+                    leader: self.core.leader_id,
+                }));
+            }
+        }
+        self.confirmed_reads.extend(
+            ready
+                .reads_ready
+                .into_iter()
+                .map(|(id, index)| (index, id)),
+        );
+        self.serve_reads();
+        if let Some(term) = was_leader_term
+            && (!self.core.is_leader() || self.core.current_term != term)
+        {
+            self.lost_leadership();
+        }
+        if !self.snapshot_in_progress
+            && self.applied.saturating_sub(self.core.log.snapshot_index)
+                >= self.config.snapshot_threshold
+        {
+            self.start_snapshot();
+        }
+        self.update_metrics();
+        Ok(())
+    }
+
+    /// The core adopted a snapshot (from the leader): the state machine
+    /// becomes its image. Writes waiting at indexes it covers can no longer be
+    /// matched to their entries; their clients retry with the same sequence
+    /// number and the session table answers them.
+    fn install_snapshot_image(&mut self) {
+        self.image = self.core.snapshot.data.clone();
+        self.applied = self.core.snapshot.meta.last_index;
+        info!(index = self.applied, "installed a snapshot from the leader");
+        let covered: Vec<Index> = self.proposals.range(..=self.applied).map(|(i, _)| *i).collect();
+        for index in covered {
+            if let Some((_, reply)) = self.proposals.remove(&index) {
+                let _ = reply.send(Err(ClientError::Retry(
+                    "the outcome is unknown (a snapshot replaced this node's log); retry with the same sequence number".into(),
+                )));
+            }
+        }
+    }
+
+    fn apply_committed(&mut self) {
+        while self.applied < self.core.commit_index {
+            let index = self.applied + 1;
+            let Some(entry) = self.core.log.entry(index) else {
+                // Unreachable: committed entries past the snapshot are held.
+                error!(index, "committed entry missing from the log");
+                break;
+            };
+            let outcome = match &entry.payload {
+                raft_model::Payload::Noop => None,
+                raft_model::Payload::Command(command) => Some(self.image.apply(index, command)),
+            };
+            let term = entry.term;
+            self.applied = index;
+            if let Some((proposed_term, reply)) = self.proposals.remove(&index) {
+                let answer = match outcome {
+                    _ if proposed_term != term => Err(ClientError::Retry(
+                        "leadership changed before the write committed; retry with the same sequence number".into(),
+                    )),
+                    Some(Ok(result)) => Ok(Applied { index, result }),
+                    Some(Err(err)) => Err(ClientError::Apply(err)),
+                    None => Err(ClientError::Retry("entry was replaced".into())),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.applied;
+        let (now, later): (Vec<_>, Vec<_>) = self
+            .confirmed_reads
+            .drain(..)
+            .partition(|(index, _)| *index <= applied);
+        self.confirmed_reads = later;
+        for (_, id) in now {
+            if let Some((key, reply)) = self.reads.remove(&id) {
+                let value = self.image.get(&key).cloned();
+                let _ = reply.send(Ok(ReadValue {
+                    value,
+                    index: applied,
+                }));
+            }
+        }
+    }
+
+    /// This node stopped leading: nobody will commit its pending writes under
+    /// its term. Their clients retry at the new leader with the same sequence
+    /// number; if the write did commit, the session table answers.
+    fn lost_leadership(&mut self) {
+        let leader = self.core.leader_id;
+        info!(term = self.core.current_term, ?leader, "no longer leader");
+        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
+            let _ = reply.send(Err(ClientError::NotLeader { leader }));
+        }
+        for (_, (_, reply)) in self.reads.drain() {
+            let _ = reply.send(Err(ClientError::NotLeader { leader }));
+        }
+        self.confirmed_reads.clear();
+    }
+
+    /// Starts writing a snapshot of the applied state in the background: an
+    /// O(1) clone of the image is serialized on a blocking thread while the
+    /// loop keeps applying. Returns false when there is nothing new.
+    fn start_snapshot(&mut self) -> bool {
+        let index = self.applied;
+        if index <= self.core.log.snapshot_index {
+            return false;
+        }
+        let Some(term) = self.core.log.term_at(index) else {
+            return false;
+        };
+        let meta = SnapshotMeta {
+            last_index: index,
+            last_term: term,
+            config: self.core.config.clone(),
+        };
+        let image = self.image.clone();
+        let dir = self.storage.dir().to_owned();
+        let inbox = self.inbox_tx.clone();
+        self.snapshot_in_progress = true;
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let bytes = snapshot_file::encode(&meta, &image);
+            let result = snapshot_file::write_file(&dir, index, term, &bytes)
+                .map(|_| SnapshotReport {
+                    index,
+                    keys: image.data.len(),
+                    bytes: bytes.len() as u64,
+                    write_time: started.elapsed(),
+                })
+                .map_err(|err| err.to_string());
+            let _ = inbox.blocking_send(Input::SnapshotWritten(result, meta, image));
+        });
+        true
+    }
+
+    fn answer_snapshot_waiters(&mut self, result: Result<SnapshotReport, String>) {
+        for waiter in self.snapshot_waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+    }
+
+    fn update_metrics(&self) {
+        let role = match self.core.role {
+            Role::Follower => 0.0,
+            Role::Candidate => 1.0,
+            Role::Leader => 2.0,
+        };
+        metrics::gauge!(m::TERM).set(self.core.current_term as f64);
+        metrics::gauge!(m::ROLE).set(role);
+        metrics::gauge!(m::COMMIT_INDEX).set(self.core.commit_index as f64);
+        metrics::gauge!(m::APPLIED_INDEX).set(self.applied as f64);
+        metrics::gauge!(m::APPLY_LAG).set(self.core.commit_index.saturating_sub(self.applied) as f64);
+        metrics::gauge!(m::LAST_LOG_INDEX).set(self.core.log.last_index() as f64);
+        metrics::gauge!(m::SNAPSHOT_INDEX).set(self.core.log.snapshot_index as f64);
+    }
+}
+
+/// The running loop's task and its input channel.
+pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeError>> {
+    tokio::spawn(async move {
+        let result = event_loop.run().await;
+        if let Err(err) = &result {
+            error!(%err, "the event loop stopped");
+        } else {
+            warn!("the event loop stopped: no more inputs");
+        }
+        result
+    })
+}

@@ -1,0 +1,286 @@
+//! Outbound peer traffic: one task and one queue per peer.
+//!
+//! **Transport mapping.** The core's messages are one-way; we carry each
+//! request on the RPC of its kind (RequestVote, AppendEntries, InstallSnapshot)
+//! and the core's reply comes back as that RPC's response, which this task
+//! feeds into the event loop like any other message. Unary RPCs keep the
+//! paper's request/response shape visible to operators (grpcurl), need no
+//! callback connection from follower to leader, and let one HTTP/2 connection
+//! per peer pair carry both directions of a request's life.
+//!
+//! **Lossy by design.** Raft tolerates lost messages, so the queue is bounded
+//! and a full queue drops. Each task sends one request at a time; before each
+//! send it drains its queue and keeps only the newest AppendEntries /
+//! InstallSnapshot request and the newest RequestVote request: the core
+//! rebuilds replication state from `next_index` on every send, so an older
+//! request carries nothing a newer one lacks that the protocol needs.
+//! A failed RPC is just a lost message; the next heartbeat retries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use raft_model::{Body, NodeId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, trace};
+
+use crate::config::NodeConfig;
+use crate::convert::{self, Msg};
+use crate::node::Input;
+use crate::proto::peer as pb;
+use crate::proto::peer::raft_peer_client::RaftPeerClient;
+use crate::snapshot_file;
+
+const QUEUE: usize = 256;
+/// InstallSnapshot streams the image in chunks of this size.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// Largest gRPC message a node sends or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+pub struct Peers {
+    queues: BTreeMap<NodeId, mpsc::Sender<Msg>>,
+}
+
+impl Peers {
+    /// Starts one sender task per peer. Connections are lazy: a peer that is
+    /// down costs a failed connect per attempted message, nothing more.
+    pub fn start(
+        config: &NodeConfig,
+        inbox: mpsc::Sender<Input>,
+    ) -> Result<(Peers, Vec<JoinHandle<()>>), tonic::transport::Error> {
+        let mut queues = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for (&peer, address) in &config.members {
+            if peer == config.id {
+                continue;
+            }
+            let endpoint = Endpoint::from_shared(format!("http://{address}"))?
+                .connect_timeout(config.rpc_timeout)
+                .tcp_nodelay(true);
+            let client = RaftPeerClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            let (tx, rx) = mpsc::channel(QUEUE);
+            queues.insert(peer, tx);
+            let sender = PeerSender {
+                cluster_id: config.cluster_id.clone(),
+                me: config.id,
+                peer,
+                client,
+                inbox: inbox.clone(),
+                rpc_timeout: config.rpc_timeout,
+            };
+            tasks.push(tokio::spawn(sender.run(rx)));
+        }
+        Ok((Peers { queues }, tasks))
+    }
+
+    /// Queues a message for its peer; drops it if the queue is full.
+    pub fn send(&self, message: Msg) {
+        let Some(queue) = self.queues.get(&message.to) else {
+            debug!(to = message.to, "no such peer; message dropped");
+            return;
+        };
+        if queue.try_send(message).is_err() {
+            trace!("peer queue full; message dropped");
+        }
+    }
+}
+
+struct PeerSender {
+    cluster_id: String,
+    me: NodeId,
+    peer: NodeId,
+    client: RaftPeerClient<Channel>,
+    inbox: mpsc::Sender<Input>,
+    rpc_timeout: Duration,
+}
+
+impl PeerSender {
+    async fn run(mut self, mut queue: mpsc::Receiver<Msg>) {
+        while let Some(first) = queue.recv().await {
+            let mut pending = vec![first];
+            while let Ok(more) = queue.try_recv() {
+                pending.push(more);
+            }
+            for message in coalesce(pending) {
+                let Some(response) = self.call(message).await else {
+                    continue;
+                };
+                if self.inbox.send(Input::PeerResponse(response)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends one request; returns the core's reply, checked.
+    async fn call(&mut self, message: Msg) -> Option<Msg> {
+        let kind = message.body.kind();
+        let result = match &message.body {
+            Body::RequestVoteRequest { .. } => {
+                let request = convert::vote_request_to_proto(&self.cluster_id, &message)?;
+                let response = self
+                    .with_timeout(self.rpc_timeout, self.client.clone().request_vote(request))
+                    .await?;
+                self.check(response.header.as_ref())
+                    .map(|addressing| convert::vote_response_from_proto(&addressing, &response))
+            }
+            Body::AppendEntriesRequest { .. } => {
+                let request = convert::append_request_to_proto(&self.cluster_id, &message)?;
+                let response = self
+                    .with_timeout(self.rpc_timeout, self.client.clone().append_entries(request))
+                    .await?;
+                self.check(response.header.as_ref()).and_then(|addressing| {
+                    convert::append_response_from_proto(&addressing, &response).ok()
+                })
+            }
+            Body::InstallSnapshotRequest { snapshot } => {
+                let (meta, data) = (snapshot.meta.clone(), snapshot.data.clone());
+                let bytes = tokio::task::spawn_blocking(move || snapshot_file::encode(&meta, &data))
+                    .await
+                    .ok()?;
+                let chunks = snapshot_chunks(&self.cluster_id, &message, &snapshot.meta, bytes);
+                // A snapshot may be large: allow time proportional to its size.
+                let budget = self.rpc_timeout * 10 + Duration::from_millis(chunks.len() as u64 * 50);
+                let response = self
+                    .with_timeout(
+                        budget,
+                        self.client
+                            .clone()
+                            .install_snapshot(tokio_stream::iter(chunks)),
+                    )
+                    .await?;
+                self.check(response.header.as_ref()).and_then(|addressing| {
+                    convert::snapshot_response_from_proto(&addressing, &response).ok()
+                })
+            }
+            _ => {
+                debug!(kind, "responses travel as RPC replies; not sent");
+                None
+            }
+        };
+        if result.is_none() {
+            debug!(kind, peer = self.peer, "invalid reply; ignored");
+        }
+        result
+    }
+
+    async fn with_timeout<T>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(response)) => Some(response.into_inner()),
+            Ok(Err(status)) => {
+                debug!(peer = self.peer, code = ?status.code(), message = status.message(), "peer RPC failed");
+                None
+            }
+            Err(_) => {
+                debug!(peer = self.peer, "peer RPC timed out");
+                None
+            }
+        }
+    }
+
+    /// A reply must come from the peer we asked, be addressed to us, and be
+    /// of our cluster.
+    fn check(&self, header: Option<&pb::Header>) -> Option<convert::Addressing> {
+        let header = header?;
+        if header.cluster_id != self.cluster_id || header.from != self.peer || header.to != self.me {
+            return None;
+        }
+        convert::addressing(header).ok()
+    }
+}
+
+/// Keeps the newest replication request (AppendEntries or InstallSnapshot)
+/// and the newest vote request, in their original order.
+fn coalesce(pending: Vec<Msg>) -> Vec<Msg> {
+    let is_replication = |m: &Msg| {
+        matches!(
+            m.body,
+            Body::AppendEntriesRequest { .. } | Body::InstallSnapshotRequest { .. }
+        )
+    };
+    let is_vote = |m: &Msg| matches!(m.body, Body::RequestVoteRequest { .. });
+    let last_replication = pending.iter().rposition(is_replication);
+    let last_vote = pending.iter().rposition(is_vote);
+    pending
+        .into_iter()
+        .enumerate()
+        .filter(|(at, m)| {
+            (is_replication(m) && Some(*at) == last_replication)
+                || (is_vote(m) && Some(*at) == last_vote)
+        })
+        .map(|(_, m)| m)
+        .collect()
+}
+
+fn snapshot_chunks(
+    cluster_id: &str,
+    message: &Msg,
+    meta: &raft_model::SnapshotMeta,
+    bytes: Vec<u8>,
+) -> Vec<pb::InstallSnapshotChunk> {
+    let total = bytes.len();
+    let mut chunks = Vec::with_capacity(total / SNAPSHOT_CHUNK + 1);
+    let mut offset = 0;
+    loop {
+        let end = (offset + SNAPSHOT_CHUNK).min(total);
+        let first = offset == 0;
+        chunks.push(pb::InstallSnapshotChunk {
+            header: first.then(|| convert::header(cluster_id, message)),
+            meta: first.then(|| convert::snapshot_meta_to_proto(meta, total as u64)),
+            offset: offset as u64,
+            data: bytes[offset..end].to_vec(),
+            done: end == total,
+        });
+        offset = end;
+        if offset >= total {
+            return chunks;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imbl::Vector;
+
+    fn append(term: u64) -> Msg {
+        Msg {
+            from: 1,
+            to: 2,
+            term,
+            body: Body::AppendEntriesRequest {
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: Vector::new(),
+                leader_commit: 0,
+                read_seq: 0,
+            },
+        }
+    }
+
+    fn vote(term: u64) -> Msg {
+        Msg {
+            from: 1,
+            to: 2,
+            term,
+            body: Body::RequestVoteRequest {
+                last_log_index: 0,
+                last_log_term: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn coalescing_keeps_the_newest_of_each_kind_in_order() {
+        let kept = coalesce(vec![append(1), vote(2), append(3), vote(4), append(5)]);
+        let terms: Vec<u64> = kept.iter().map(|m| m.term).collect();
+        assert_eq!(terms, vec![4, 5]);
+    }
+}

@@ -1,0 +1,191 @@
+//! Inbound peer RPCs: check, convert, hand to the event loop, return the
+//! core's reply.
+//!
+//! Every request must name our cluster, be addressed to us, and come from a
+//! member; otherwise it is refused with a clear status (a server of another
+//! cluster reaching this port by mistake learns why at once). The reply is
+//! sent only after the event loop has made durable whatever it depends on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_model::{Body, NodeId, Snapshot};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::NodeConfig;
+use crate::convert::{self, Addressing, Msg};
+use crate::node::Input;
+use crate::proto::peer as pb;
+use crate::proto::peer::raft_peer_server::RaftPeer;
+use crate::snapshot_file;
+
+pub struct PeerService {
+    cluster_id: String,
+    me: NodeId,
+    members: BTreeSet<NodeId>,
+    inbox: mpsc::Sender<Input>,
+    timeout: Duration,
+    max_snapshot_bytes: u64,
+}
+
+impl PeerService {
+    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+        PeerService {
+            cluster_id: config.cluster_id.clone(),
+            me: config.id,
+            members: config.members.keys().copied().collect(),
+            inbox,
+            timeout: config.rpc_timeout,
+            max_snapshot_bytes: config.max_snapshot_bytes,
+        }
+    }
+
+    fn check(&self, header: Option<&pb::Header>) -> Result<Addressing, Status> {
+        let header = header.ok_or_else(|| Status::invalid_argument("missing header"))?;
+        if header.cluster_id != self.cluster_id {
+            return Err(Status::permission_denied(format!(
+                "cluster id mismatch: this is node {} of cluster {:?}, the request is for cluster {:?}",
+                self.me, self.cluster_id, header.cluster_id
+            )));
+        }
+        if header.to != self.me {
+            return Err(Status::invalid_argument(format!(
+                "misaddressed: this is node {}, the request is for node {}",
+                self.me, header.to
+            )));
+        }
+        if !self.members.contains(&header.from) || header.from == self.me {
+            return Err(Status::permission_denied(format!(
+                "unknown peer {}: the members of cluster {:?} are {:?}",
+                header.from, self.cluster_id, self.members
+            )));
+        }
+        convert::addressing(header).map_err(|err| Status::invalid_argument(err.to_string()))
+    }
+
+    /// Feeds a request to the core and waits for its reply.
+    async fn deliver(&self, message: Msg, timeout: Duration) -> Result<Msg, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.inbox
+            .send(Input::PeerRequest { message, reply })
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(Some(message))) => Ok(message),
+            Ok(Ok(None)) => Err(Status::failed_precondition(
+                "the Raft core ignored this message",
+            )),
+            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
+            Err(_) => Err(Status::deadline_exceeded("the node did not answer in time")),
+        }
+    }
+
+    fn reply<T>(&self, converted: Option<T>) -> Result<Response<T>, Status> {
+        converted
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("the core answered with an unexpected message kind"))
+    }
+}
+
+#[tonic::async_trait]
+impl RaftPeer for PeerService {
+    async fn request_vote(
+        &self,
+        request: Request<pb::RequestVoteRequest>,
+    ) -> Result<Response<pb::RequestVoteResponse>, Status> {
+        let request = request.into_inner();
+        let addressing = self.check(request.header.as_ref())?;
+        let message = convert::vote_request_from_proto(&addressing, &request)
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let answer = self.deliver(message, self.timeout).await?;
+        self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))
+    }
+
+    async fn append_entries(
+        &self,
+        request: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let addressing = self.check(request.header.as_ref())?;
+        let message = convert::append_request_from_proto(&addressing, request)
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let answer = self.deliver(message, self.timeout).await?;
+        self.reply(convert::append_response_to_proto(&self.cluster_id, &answer))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<pb::InstallSnapshotChunk>>,
+    ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let addressing = self.check(first.header.as_ref())?;
+        let wire_meta = first
+            .meta
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("the first snapshot chunk has no metadata"))?;
+        let meta = convert::check_snapshot_meta(wire_meta)
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let size = wire_meta.size;
+        if size > self.max_snapshot_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "snapshot of {size} bytes exceeds the limit of {} bytes",
+                self.max_snapshot_bytes
+            )));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut chunk = Some(first);
+        while let Some(current) = chunk {
+            if current.offset != bytes.len() as u64 {
+                return Err(Status::invalid_argument(format!(
+                    "snapshot chunk at offset {} but {} bytes received so far",
+                    current.offset,
+                    bytes.len()
+                )));
+            }
+            if bytes.len() as u64 + current.data.len() as u64 > size {
+                return Err(Status::invalid_argument(
+                    "snapshot chunks exceed the announced size",
+                ));
+            }
+            bytes.extend_from_slice(&current.data);
+            if current.done {
+                break;
+            }
+            chunk = stream.message().await?;
+            if chunk.is_none() {
+                return Err(Status::invalid_argument(
+                    "snapshot stream ended before the chunk marked done",
+                ));
+            }
+        }
+        if bytes.len() as u64 != size {
+            return Err(Status::invalid_argument(
+                "snapshot is shorter than its announced size",
+            ));
+        }
+        let snapshot: Snapshot<_> = tokio::task::spawn_blocking(move || snapshot_file::decode(&bytes))
+            .await
+            .map_err(|err| Status::internal(err.to_string()))?
+            .map_err(|err| Status::invalid_argument(format!("received snapshot: {err}")))?;
+        if snapshot.meta != meta {
+            return Err(Status::invalid_argument(
+                "the snapshot image does not match the metadata it was announced with",
+            ));
+        }
+        let message = Msg {
+            from: addressing.from,
+            to: addressing.to,
+            term: addressing.term,
+            body: Body::InstallSnapshotRequest { snapshot },
+        };
+        // Installing makes the image durable first: allow for the write.
+        let answer = self.deliver(message, self.timeout * 10).await?;
+        self.reply(convert::snapshot_response_to_proto(&self.cluster_id, &answer))
+    }
+}

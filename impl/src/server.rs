@@ -1,0 +1,194 @@
+//! Assembling a node: storage, core, event loop, peer senders and the gRPC
+//! server (peer service, client service, health, reflection) on one port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_model::Server;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use crate::config::NodeConfig;
+use crate::kv_service::KvService;
+use crate::node::{self, EventLoop, Input, NodeError, NodeStatus, SnapshotReport};
+use crate::peer_client::{MAX_MESSAGE_BYTES, Peers};
+use crate::peer_service::PeerService;
+use crate::proto;
+use crate::storage::{Identity, Storage};
+
+/// A running node. Dropping it does not stop it; call [`RunningNode::stop`].
+pub struct RunningNode {
+    pub id: u64,
+    pub address: SocketAddr,
+    inbox: mpsc::Sender<Input>,
+    event_loop: JoinHandle<Result<(), NodeError>>,
+    peer_tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// Binds the node's port, failing clearly if it is taken.
+pub async fn bind(config: &NodeConfig) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.listen).await.map_err(|err| {
+        anyhow::anyhow!(
+            "node {} cannot listen on {}: {err}{}",
+            config.id,
+            config.listen,
+            if err.kind() == std::io::ErrorKind::AddrInUse {
+                " (is another node or program using this port?)"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+/// Opens the data directory, recovers, and starts serving on `listener`.
+pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
+    let config = Arc::new(config);
+    let identity = Identity {
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.id,
+        members: config.members.keys().copied().collect(),
+    };
+    let (dir, init) = (config.data_dir.clone(), config.init);
+    let (storage, recovered) =
+        tokio::task::spawn_blocking(move || Storage::open(&dir, &identity, init)).await??;
+    if recovered.repaired {
+        warn!(
+            dir = %config.data_dir.display(),
+            "the data directory was not closed cleanly: redb recovered it to its last complete commit (an interrupted, never-acknowledged write is discarded)"
+        );
+    }
+    info!(
+        node = config.id,
+        term = recovered.current_term,
+        snapshot_index = recovered.snapshot.meta.last_index,
+        last_log_index = recovered.log.last_index(),
+        "recovered from {}",
+        config.data_dir.display()
+    );
+    let core = Server::recover(
+        config.id,
+        recovered.current_term,
+        recovered.voted_for,
+        recovered.snapshot,
+        recovered.log,
+    )
+    .with_max_append_entries(config.max_append_entries);
+
+    let (inbox_tx, inbox) = mpsc::channel(node::INBOX_CAPACITY);
+    let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone())?;
+    let event_loop = EventLoop::new(
+        config.clone(),
+        core,
+        Arc::new(storage),
+        peers,
+        inbox,
+        inbox_tx.clone(),
+    );
+    let event_loop = node::spawn_loop(event_loop);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<proto::kv::kv_server::KvServer<KvService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let peer_service = proto::peer::raft_peer_server::RaftPeerServer::new(PeerService::new(
+        &config,
+        inbox_tx.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let kv_service = proto::kv::kv_server::KvServer::new(KvService::new(&config, inbox_tx.clone()));
+    let address = listener.local_addr()?;
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(peer_service)
+            .add_service(kv_service)
+            .add_service(health_service)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = shutdown_rx.await;
+            }),
+    );
+    info!(node = config.id, %address, cluster = %config.cluster_id, "serving");
+    Ok(RunningNode {
+        id: config.id,
+        address,
+        inbox: inbox_tx,
+        event_loop,
+        peer_tasks,
+        server,
+        shutdown: Some(shutdown),
+    })
+}
+
+impl RunningNode {
+    /// The node's status, or None if its loop has stopped.
+    pub async fn status(&self) -> Option<NodeStatus> {
+        let (reply, answer) = oneshot::channel();
+        self.inbox.send(Input::Status { reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Takes a snapshot now and compacts the log (as the size threshold does).
+    pub async fn take_snapshot(&self) -> Result<SnapshotReport, String> {
+        let (reply, answer) = oneshot::channel();
+        self.inbox
+            .send(Input::TakeSnapshot { reply })
+            .await
+            .map_err(|_| "the node has stopped".to_owned())?;
+        answer.await.map_err(|_| "the node has stopped".to_owned())?
+    }
+
+    /// Stops the node abruptly, like a crash: the event loop and peer tasks
+    /// are aborted (nothing more is persisted or sent), then the server's
+    /// connections are closed so that the port and data directory are free.
+    pub async fn stop(mut self) {
+        self.event_loop.abort();
+        for task in &self.peer_tasks {
+            task.abort();
+        }
+        let _ = (&mut self.event_loop).await;
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
+    }
+
+    /// Waits until the node fails (its loop or server stops) or `signal`
+    /// completes; then stops it. Returns the failure, if any.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let result = tokio::select! {
+            () = signal => Ok(()),
+            result = &mut self.event_loop => match result {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the event loop stopped")),
+                Ok(Err(err)) => Err(anyhow::Error::new(err).context("the node stopped")),
+                Err(err) => Err(anyhow::anyhow!("the event loop failed: {err}")),
+            },
+            result = &mut self.server => match result {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the gRPC server stopped")),
+                Ok(Err(err)) => Err(anyhow::Error::new(err).context("the gRPC server failed")),
+                Err(err) => Err(anyhow::anyhow!("the gRPC server failed: {err}")),
+            },
+        };
+        self.stop().await;
+        result
+    }
+}
