@@ -107,6 +107,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 self.log.entries = Default::default();
                 self.log.snapshot_index = meta.last_index;
                 self.log.snapshot_term = meta.last_term;
+                // The stored entries past the snapshot conflict with it and
+                // must go too: say so, or a driver that only drops the
+                // covered prefix would recover them after a crash.
+                effects.persist.log_written_from(meta.last_index + 1);
             }
             self.snapshot = snapshot.clone();
             self.config = meta.config.clone();

@@ -1,0 +1,358 @@
+//! A cluster of servers, each with a disk, and a network between them:
+//! everything happens through the core's own transition functions.
+//!
+//! Each step runs one transition on one server, performs its effects in the
+//! documented order — `persist` onto that server's [`Disk`], then the
+//! messages onto the network — and lets the [`Observer`] check the result.
+//! The network is a bag: any message can be delivered, duplicated or dropped.
+//! A restart rebuilds the server from its disk alone, so whatever a
+//! transition failed to ask to persist is really lost.
+
+use raft_model::{Body, Bug, Index, Log, NodeId, Persist, Snapshot, Term};
+
+use super::observer::{Observer, Property, Violation, entry_at};
+use super::{Cmd, Image, Msg, TestEffects, TestServer, members, server};
+
+/// What a driver has made durable for one server, updated only through
+/// `Persist` effects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disk {
+    pub current_term: Term,
+    pub voted_for: Option<NodeId>,
+    pub snapshot: Snapshot<Image>,
+    pub log: Log<Cmd>,
+}
+
+impl Disk {
+    /// The disk of a server whose whole persistent state is durable.
+    pub fn of(server: &TestServer) -> Disk {
+        Disk {
+            current_term: server.current_term,
+            voted_for: server.voted_for,
+            snapshot: server.snapshot.clone(),
+            log: server.log.clone(),
+        }
+    }
+
+    /// Performs a transition's `persist` effects exactly as the docs of
+    /// [`Persist`] tell a driver to, copying from the server's new state
+    /// only what they name.
+    pub fn apply(&mut self, server: &TestServer, persist: &Persist) -> Result<(), String> {
+        if persist.hard_state {
+            self.current_term = server.current_term;
+            self.voted_for = server.voted_for;
+        }
+        if persist.snapshot {
+            // "the log prefix up to the snapshot's last index may be discarded"
+            self.snapshot = server.snapshot.clone();
+            let meta = &self.snapshot.meta;
+            self.log.compact_to(meta.last_index, meta.last_term);
+        }
+        if let Some(from) = persist.log_from {
+            // "Log entries from this index on were written; anything the
+            // driver stored past the log's new last index is gone."
+            if from <= self.log.snapshot_index || from > self.log.last_index() + 1 {
+                return Err(format!(
+                    "log_from {from} does not continue the stored log (snapshot {}, last {})",
+                    self.log.snapshot_index,
+                    self.log.last_index()
+                ));
+            }
+            self.log.truncate_from(from);
+            for index in from..=server.log.last_index() {
+                let entry = server
+                    .log
+                    .entry(index)
+                    .ok_or_else(|| format!("log_from {from}: entry {index} is not held"))?;
+                self.log.append(entry.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Does the disk hold exactly the server's persistent state?
+    pub fn check(&self, server: &TestServer) -> Result<(), String> {
+        let durable = Disk::of(server);
+        if *self == durable {
+            Ok(())
+        } else {
+            Err(format!(
+                "server {}: the disk holds {self:?} but the persistent state is {durable:?}",
+                server.id
+            ))
+        }
+    }
+}
+
+/// Counts of what happened in a run, to show the random runs are not vacuous.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub steps: usize,
+    pub elections_won: usize,
+    pub committed_commands: usize,
+    pub max_commit_index: Index,
+    pub truncations: usize,
+    pub restarts: usize,
+    pub compactions: usize,
+    pub snapshots_installed: usize,
+}
+
+/// Servers `1..=n` (server `id` at position `id - 1`), their disks and the
+/// network.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub servers: Vec<TestServer>,
+    pub disks: Vec<Disk>,
+    pub network: Vec<Msg>,
+    pub observer: Observer,
+    /// The first property found false; steps keep running, the test decides.
+    pub violation: Option<Violation>,
+    bugs: Vec<Bug>,
+    stats: Stats,
+}
+
+impl Cluster {
+    /// A new cluster of `n` fresh servers, checking `checks`.
+    pub fn new(n: u64, checks: &[Property]) -> Cluster {
+        let config = members(n);
+        Cluster::of((1..=n).map(|id| server(id, &config)).collect(), checks)
+    }
+
+    /// A cluster of hand-built servers, whose ids must be `1..=n` in order;
+    /// their current persistent state counts as durable.
+    pub fn of(servers: Vec<TestServer>, checks: &[Property]) -> Cluster {
+        for (position, server) in servers.iter().enumerate() {
+            assert_eq!(
+                server.id,
+                position as NodeId + 1,
+                "ids must be 1..=n in order"
+            );
+        }
+        Cluster {
+            disks: servers.iter().map(Disk::of).collect(),
+            servers,
+            network: Vec::new(),
+            observer: Observer::new(checks),
+            violation: None,
+            bugs: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Switches `bugs` on in every server (and in every server recovered later).
+    pub fn with_bugs(mut self, bugs: &[Bug]) -> Cluster {
+        self.bugs = bugs.to_vec();
+        for server in &mut self.servers {
+            *server = server.clone().with_bugs(bugs);
+        }
+        self
+    }
+
+    /// Sets every server's cap on entries per AppendEntries request.
+    pub fn with_max_append_entries(mut self, max: usize) -> Cluster {
+        for server in &mut self.servers {
+            *server = server.clone().with_max_append_entries(max);
+        }
+        self
+    }
+
+    pub fn server(&self, id: NodeId) -> &TestServer {
+        &self.servers[position(id)]
+    }
+
+    pub fn server_mut(&mut self, id: NodeId) -> &mut TestServer {
+        &mut self.servers[position(id)]
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            elections_won: self.observer.leaders.len(),
+            committed_commands: self
+                .observer
+                .committed
+                .values()
+                .filter(|(entry, _)| matches!(entry.payload, raft_model::Payload::Command(_)))
+                .count(),
+            max_commit_index: self.observer.committed.keys().last().copied().unwrap_or(0),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Runs one transition on server `id` and performs its effects.
+    pub fn act(
+        &mut self,
+        id: NodeId,
+        transition: impl FnOnce(&mut TestServer) -> TestEffects,
+    ) -> TestEffects {
+        let at = position(id);
+        let last_before = self.servers[at].log.last_index();
+        let effects = transition(&mut self.servers[at]);
+        self.stats.steps += 1;
+        if effects
+            .persist
+            .log_from
+            .is_some_and(|from| from <= last_before)
+        {
+            self.stats.truncations += 1;
+        }
+        // Durability before speech: persist, check, and only then send.
+        let durable = self.disks[at]
+            .apply(&self.servers[at], &effects.persist)
+            .and_then(|()| self.disks[at].check(&self.servers[at]));
+        if let Err(detail) = durable {
+            self.report(Property::Durability, detail);
+            // Keep the run going from what the server believes it stored.
+            self.disks[at] = Disk::of(&self.servers[at]);
+        }
+        self.network.extend(effects.messages.iter().cloned());
+        self.observe(at, false);
+        effects
+    }
+
+    pub fn timeout(&mut self, id: NodeId) -> TestEffects {
+        self.act(id, |server| server.timeout())
+    }
+
+    pub fn send_append_entries(&mut self, id: NodeId) -> TestEffects {
+        self.act(id, |server| server.send_append_entries())
+    }
+
+    /// A client request to server `id`; the index it was appended at, if
+    /// `id` is leader.
+    pub fn client_request(&mut self, id: NodeId, command: Cmd) -> Option<Index> {
+        let mut appended = None;
+        self.act(id, |server| match server.client_request(command) {
+            Ok((index, effects)) => {
+                appended = Some(index);
+                effects
+            }
+            Err(_) => TestEffects::default(),
+        });
+        appended
+    }
+
+    /// Server `id` compacts its log at its commit index, handing over the
+    /// committed entries as the image. No-op when there is nothing new.
+    pub fn compact(&mut self, id: NodeId) {
+        let server = self.server(id);
+        let index = server.commit_index;
+        if index <= server.log.snapshot_index {
+            return;
+        }
+        let image: Option<Image> = (1..=index).map(|i| entry_at(server, i).cloned()).collect();
+        let Some(image) = image else {
+            self.report(
+                Property::StateMachineSafety,
+                format!("server {id} lacks a committed entry below {index}"),
+            );
+            return;
+        };
+        self.stats.compactions += 1;
+        self.act(id, |server| {
+            server
+                .compact_log(index, image)
+                .unwrap_or_else(|error| panic!("compaction at the commit index refused: {error}"))
+        });
+    }
+
+    /// Server `id` crashes and comes back with what its disk holds.
+    pub fn restart(&mut self, id: NodeId) {
+        let at = position(id);
+        let mut restarted = self.servers[at].clone();
+        restarted.restart();
+        let disk = &self.disks[at];
+        let recovered = TestServer::recover(
+            id,
+            disk.current_term,
+            disk.voted_for,
+            disk.snapshot.clone(),
+            disk.log.clone(),
+        )
+        .with_max_append_entries(restarted.max_append_entries)
+        .with_bugs(&self.bugs);
+        // The checker's Restart and the node's recovery must be one thing.
+        if recovered != restarted {
+            self.report(
+                Property::Durability,
+                format!(
+                    "server {id}: restart() gives {restarted:?} but recovery from disk gives {recovered:?}"
+                ),
+            );
+        }
+        self.servers[at] = recovered;
+        self.stats.restarts += 1;
+        self.observe(at, true);
+    }
+
+    /// Delivers the message at position `k` of the network (removing it).
+    pub fn deliver(&mut self, k: usize) -> TestEffects {
+        let message = self.network.remove(k);
+        self.deliver_message(message)
+    }
+
+    /// Delivers `message` (which need not be on the network) to its addressee.
+    pub fn deliver_message(&mut self, message: Msg) -> TestEffects {
+        let Some(at) = self.servers.iter().position(|s| s.id == message.to) else {
+            return TestEffects::default();
+        };
+        let id = self.servers[at].id;
+        let effects = self.act(id, |server| server.receive(&message));
+        if effects.snapshot_installed && matches!(message.body, Body::InstallSnapshotRequest { .. })
+        {
+            self.stats.snapshots_installed += 1;
+        }
+        effects
+    }
+
+    /// Delivers, oldest first, every message now on the network that
+    /// `wanted` selects (not the replies this produces). Returns how many.
+    pub fn deliver_where(&mut self, wanted: impl Fn(&Msg) -> bool) -> usize {
+        let (selected, rest) = std::mem::take(&mut self.network)
+            .into_iter()
+            .partition::<Vec<_>, _>(|message| wanted(message));
+        self.network = rest;
+        let count = selected.len();
+        for message in selected {
+            self.deliver_message(message);
+        }
+        count
+    }
+
+    /// Drops every message now on the network that `unwanted` selects.
+    pub fn drop_where(&mut self, unwanted: impl Fn(&Msg) -> bool) -> usize {
+        let before = self.network.len();
+        self.network.retain(|message| !unwanted(message));
+        before - self.network.len()
+    }
+
+    /// Delivers the oldest message until the network is empty; panics past
+    /// `limit` deliveries (a livelock in a test scenario is a failure).
+    pub fn deliver_all(&mut self, limit: usize) -> usize {
+        let mut delivered = 0;
+        while !self.network.is_empty() {
+            assert!(
+                delivered < limit,
+                "network still busy after {limit} deliveries"
+            );
+            self.deliver(0);
+            delivered += 1;
+        }
+        delivered
+    }
+
+    fn observe(&mut self, at: usize, restarted: bool) {
+        if let Err(found) = self.observer.observe(&self.servers, at, restarted) {
+            self.violation.get_or_insert(found);
+        }
+    }
+
+    fn report(&mut self, property: Property, detail: String) {
+        if self.observer.checks(property) {
+            self.violation.get_or_insert(Violation { property, detail });
+        }
+    }
+}
+
+fn position(id: NodeId) -> usize {
+    usize::try_from(id - 1).expect("server ids start at 1")
+}

@@ -1,0 +1,67 @@
+//! Safety properties over random runs of 3- and 5-server clusters
+//! (tests/common/sim.rs): elections, client requests, lost, duplicated and
+//! reordered messages, crashes and compactions, up to 200 operations a run.
+//!
+//! Each property runs 1,000 cases by default (`QUICKCHECK_TESTS=N` for more);
+//! a failure is shrunk to a minimal sequence of operations.
+
+mod common;
+
+use common::observer::Property;
+use common::sim::{Scenario, cases, holds};
+use quickcheck::{QuickCheck, TestResult};
+
+fn check(property: fn(Scenario) -> TestResult) {
+    QuickCheck::new()
+        .tests(cases())
+        .max_tests(cases())
+        .quickcheck(property);
+}
+
+#[test]
+fn at_most_one_leader_per_term() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::ElectionSafety)
+    }
+    check(property);
+}
+
+#[test]
+fn committed_prefixes_never_diverge() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::StateMachineSafety)
+    }
+    check(property);
+}
+
+#[test]
+fn a_leader_log_only_grows_while_it_leads_its_term() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::LeaderAppendOnly)
+    }
+    check(property);
+}
+
+#[test]
+fn logs_with_a_common_entry_agree_up_to_it() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::LogMatching)
+    }
+    check(property);
+}
+
+#[test]
+fn commit_index_never_goes_back_without_a_restart() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::CommitMonotonic)
+    }
+    check(property);
+}
+
+#[test]
+fn persist_effects_make_everything_durable_before_messages_leave() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::Durability)
+    }
+    check(property);
+}
