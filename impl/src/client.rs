@@ -27,6 +27,8 @@ pub enum ClientError {
     BadEndpoint(String),
     #[error("no endpoints given")]
     NoEndpoints,
+    #[error("{address}: {message}")]
+    Unreachable { address: String, message: String },
 }
 
 pub struct KvClient {
@@ -205,13 +207,13 @@ impl KvClient {
         let mut client = self.grpc(address)?;
         match tokio::time::timeout(self.rpc_timeout, client.status(pb::StatusRequest {})).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(ClientError::Timeout {
-                timeout: self.rpc_timeout,
-                last: format!("{address}: {}", status.message()),
+            Ok(Err(status)) => Err(ClientError::Unreachable {
+                address: address.to_owned(),
+                message: status.message().to_owned(),
             }),
-            Err(_) => Err(ClientError::Timeout {
-                timeout: self.rpc_timeout,
-                last: format!("{address}: no answer"),
+            Err(_) => Err(ClientError::Unreachable {
+                address: address.to_owned(),
+                message: format!("no answer within {:?}", self.rpc_timeout),
             }),
         }
     }

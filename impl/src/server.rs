@@ -61,7 +61,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     if recovered.repaired {
         warn!(
             dir = %config.data_dir.display(),
-            "the data directory was not closed cleanly: redb recovered it to its last complete commit (an interrupted, never-acknowledged write is discarded)"
+            "the data directory was not closed cleanly; redb verified it and kept its last complete commit (a commit cut short was never acknowledged to anyone)"
         );
     }
     info!(

@@ -435,6 +435,7 @@ mod tests {
     use super::*;
     use crate::kv::KvOp;
     use raft_model::{Entry, Payload};
+    use redb::ReadableTable;
 
     fn identity() -> Identity {
         Identity {

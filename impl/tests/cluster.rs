@@ -1,0 +1,361 @@
+//! Integration tests over real gRPC on loopback: in-process nodes, each with
+//! its own port and data directory. Every wait is bounded.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use raft_model::{NodeId, Role};
+use raft_node::config::FileConfig;
+use raft_node::kv_service::LEADER_ADDR_HEADER;
+use raft_node::local::LocalCluster;
+use raft_node::proto::kv as pb;
+use raft_node::proto::kv::kv_client::KvClient as GrpcClient;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Short timeouts keep the suite fast; snapshots only when a test asks.
+fn fast(config: &mut FileConfig) {
+    config.election_timeout_ms = Some([150, 300]);
+    config.heartbeat_ms = Some(30);
+    config.snapshot_threshold = Some(u64::MAX);
+}
+
+async fn cluster(dir: &tempfile::TempDir) -> LocalCluster {
+    LocalCluster::start(dir.path(), 3, fast)
+        .await
+        .expect("cluster starts")
+}
+
+async fn grpc(address: &str) -> GrpcClient<tonic::transport::Channel> {
+    GrpcClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect")
+}
+
+/// Waits until node `id` has applied at least `index`.
+async fn wait_applied(cluster: &LocalCluster, id: NodeId, index: u64) {
+    let started = Instant::now();
+    loop {
+        let status = cluster.node(id).expect("running").status().await;
+        if status.as_ref().is_some_and(|s| s.applied_index >= index) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "node {id} did not apply index {index} in time: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elects_one_leader_and_replicates_to_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut leaders = 0;
+    for id in cluster.ids() {
+        let status = cluster.node(id).unwrap().status().await.unwrap();
+        if status.role == Role::Leader {
+            leaders += 1;
+        }
+        assert_eq!(status.members, vec![1, 2, 3]);
+    }
+    assert_eq!(leaders, 1, "exactly one leader");
+
+    let mut client = cluster.client().unwrap();
+    let put = client.put("color", "blue").await.unwrap();
+    assert_eq!(put.previous, None);
+    for id in cluster.ids() {
+        wait_applied(&cluster, id, put.index).await;
+    }
+    let got = client.get("color").await.unwrap();
+    assert_eq!(got.value.as_deref(), Some("blue"));
+    let cas = client.cas("color", Some("red"), Some("green")).await.unwrap();
+    assert!(!cas.succeeded);
+    assert_eq!(cas.previous.as_deref(), Some("blue"));
+    let cas = client.cas("color", Some("blue"), Some("green")).await.unwrap();
+    assert!(cas.succeeded);
+    let deleted = client.delete("color").await.unwrap();
+    assert_eq!(deleted.previous.as_deref(), Some("green"));
+    assert_eq!(client.get("color").await.unwrap().value, None);
+    assert_eq!(
+        cluster.node(leader).unwrap().status().await.unwrap().role,
+        Role::Leader
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_redirect_clients_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    // Make sure every follower has heard from the leader.
+    let mut client = cluster.client().unwrap();
+    let put = client.put("k", "v").await.unwrap();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    wait_applied(&cluster, follower, put.index).await;
+
+    let mut raw = grpc(&cluster.address(follower)).await;
+    let status = raw
+        .put(pb::PutRequest {
+            client_id: 0,
+            seq: 0,
+            key: "k".into(),
+            value: "w".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let hint = status.metadata().get(LEADER_ADDR_HEADER).unwrap();
+    assert_eq!(hint.to_str().unwrap(), cluster.address(leader));
+    let status = raw
+        .get(pb::GetRequest { key: "k".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "reads too");
+
+    // A client that only knows the follower follows the redirect.
+    let mut follower_only =
+        raft_node::client::KvClient::new(vec![cluster.address(follower)]).unwrap();
+    follower_only.put("k", "w").await.unwrap();
+    assert_eq!(
+        follower_only.get("k").await.unwrap().value.as_deref(),
+        Some("w")
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_writes_apply_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut raw = grpc(&cluster.address(leader)).await;
+    let write = |seq: u64, value: &str| pb::PutRequest {
+        client_id: 42,
+        seq,
+        key: "k".into(),
+        value: value.into(),
+    };
+    let first = raw.put(write(1, "a")).await.unwrap().into_inner();
+    // Another client writes in between; then client 42's retry arrives.
+    let mut other = cluster.client().unwrap();
+    other.put("k", "b").await.unwrap();
+    let retry = raw.put(write(1, "a")).await.unwrap().into_inner();
+    assert_eq!(retry.previous, first.previous, "the retry gets the first answer");
+    assert_eq!(
+        other.get("k").await.unwrap().value.as_deref(),
+        Some("b"),
+        "the retry was not applied a second time"
+    );
+    let stale = raw.put(write(0, "c")).await.unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::InvalidArgument);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_continue_when_the_leader_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let old_leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let old_term = cluster
+        .node(old_leader)
+        .unwrap()
+        .status()
+        .await
+        .unwrap()
+        .term;
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut client = cluster.client().unwrap();
+            tokio::spawn(async move {
+                let mut acknowledged = BTreeMap::new();
+                for i in 0..40 {
+                    let (key, value) = (format!("w{w}-{i}"), format!("v{i}"));
+                    client.put(&key, &value).await.expect("write acknowledged");
+                    acknowledged.insert(key, value);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cluster.stop_node(old_leader).await;
+
+    let mut acknowledged = BTreeMap::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    let new_leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    assert_ne!(new_leader, old_leader);
+    let status = cluster.node(new_leader).unwrap().status().await.unwrap();
+    assert!(status.term > old_term);
+
+    let mut reader = cluster.client().unwrap();
+    for (key, value) in &acknowledged {
+        assert_eq!(
+            reader.get(key).await.unwrap().value.as_ref(),
+            Some(value),
+            "acknowledged write {key} lost"
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_catches_up_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    cluster.stop_node(follower).await;
+    let mut client = cluster.client().unwrap();
+    let mut last = 0;
+    for i in 0..30 {
+        last = client.put(&format!("k{i}"), "v").await.unwrap().index;
+    }
+    cluster.restart_node(follower).await.unwrap();
+    wait_applied(&cluster, follower, last).await;
+    let status = cluster.node(follower).unwrap().status().await.unwrap();
+    assert_eq!(status.snapshot_index, 0, "caught up from the log alone");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_catches_up_from_a_snapshot_after_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    cluster.stop_node(follower).await;
+    let mut client = cluster.client().unwrap();
+    let mut last = 0;
+    for i in 0..40 {
+        last = client.put(&format!("k{i}"), &format!("v{i}")).await.unwrap().index;
+    }
+    // Compact the leader's log past everything the follower has.
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let report = cluster.node(leader).unwrap().take_snapshot().await.unwrap();
+    assert!(report.index >= last - 1 && report.keys == 40, "{report:?}");
+    let status = cluster.node(leader).unwrap().status().await.unwrap();
+    assert_eq!(status.snapshot_index, report.index);
+
+    cluster.restart_node(follower).await.unwrap();
+    wait_applied(&cluster, follower, last).await;
+    let status = cluster.node(follower).unwrap().status().await.unwrap();
+    assert!(
+        status.snapshot_index >= report.index,
+        "the follower got there by InstallSnapshot: {status:?}"
+    );
+    // And it really holds the data: make it leader-independent by reading
+    // through the cluster after stopping the old leader.
+    cluster.stop_node(leader).await;
+    let mut reader = cluster.client().unwrap();
+    assert_eq!(
+        reader.get("k39").await.unwrap().value.as_deref(),
+        Some("v39")
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_write_is_lost_when_every_node_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3, |config| {
+        fast(config);
+        // Compaction happens on its own along the way.
+        config.snapshot_threshold = Some(25);
+    })
+    .await
+    .unwrap();
+    cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut client = cluster.client().unwrap();
+    let mut acknowledged = BTreeMap::new();
+    for i in 0..60 {
+        let (key, value) = (format!("key{}", i % 45), format!("value{i}"));
+        client.put(&key, &value).await.unwrap();
+        acknowledged.insert(key, value);
+    }
+    for id in cluster.ids() {
+        cluster.stop_node(id).await;
+    }
+    for id in cluster.ids() {
+        cluster.restart_node(id).await.unwrap();
+    }
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let status = cluster.node(leader).unwrap().status().await.unwrap();
+    assert!(status.snapshot_index > 0, "a snapshot was loaded: {status:?}");
+    let mut reader = cluster.client().unwrap();
+    for (key, value) in &acknowledged {
+        assert_eq!(reader.get(key).await.unwrap().value.as_ref(), Some(value), "{key}");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_serves_no_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut client = cluster.client().unwrap();
+    client.put("k", "v").await.unwrap();
+    for id in cluster.ids() {
+        if id != leader {
+            cluster.stop_node(id).await;
+        }
+    }
+    // The old leader still believes it leads, but cannot confirm it with a
+    // quorum: a linearizable read must not be answered.
+    let mut raw = grpc(&cluster.address(leader)).await;
+    let read = tokio::time::timeout(
+        Duration::from_millis(800),
+        raw.get(pb::GetRequest { key: "k".into() }),
+    )
+    .await;
+    assert!(
+        !matches!(read, Ok(Ok(_))),
+        "an isolated leader answered a read: {read:?}"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_of_another_cluster_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(&dir).await;
+    let mut peer = raft_node::proto::peer::raft_peer_client::RaftPeerClient::connect(format!(
+        "http://{}",
+        cluster.address(1)
+    ))
+    .await
+    .unwrap();
+    let request = raft_node::proto::peer::RequestVoteRequest {
+        header: Some(raft_node::proto::peer::Header {
+            cluster_id: "someone-else".into(),
+            from: 2,
+            to: 1,
+            term: 99,
+        }),
+        last_log_index: 0,
+        last_log_term: 0,
+    };
+    let status = peer.request_vote(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(status.message().contains("cluster id mismatch"), "{status:?}");
+    let mut unknown = request;
+    unknown.header = Some(raft_node::proto::peer::Header {
+        cluster_id: "local-test".into(),
+        from: 7,
+        to: 1,
+        term: 99,
+    });
+    let status = peer.request_vote(unknown).await.unwrap_err();
+    assert!(status.message().contains("unknown peer 7"), "{status:?}");
+    // Neither moved node 1's term.
+    assert!(cluster.node(1).unwrap().status().await.unwrap().term < 99);
+    cluster.shutdown().await;
+}
