@@ -147,7 +147,14 @@ async fn snapshot(cluster: &LocalCluster, options: &BenchOptions) -> anyhow::Res
     cluster.wait_for_leader(Duration::from_secs(10)).await?;
     {
         let loaded = Instant::now();
-        measure_puts(cluster, 64, options.snapshot_keys, options.value_bytes, "snap").await?;
+        measure_puts(
+            cluster,
+            64,
+            options.snapshot_keys,
+            options.value_bytes,
+            "snap",
+        )
+        .await?;
         let leader = cluster.wait_for_leader(Duration::from_secs(10)).await?;
         let node = cluster
             .node(leader)

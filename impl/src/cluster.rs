@@ -137,9 +137,18 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         .map(|id| format!("{}:{}", options.host, u64::from(options.base_port) + id - 1))
         .collect();
     println!();
-    println!("try:  raft-node client --endpoints {} put greeting hello", endpoints.join(","));
-    println!("      raft-node client --endpoints {} get greeting", endpoints.join(","));
-    println!("      raft-node client --endpoints {} status", endpoints.join(","));
+    println!(
+        "try:  raft-node client --endpoints {} put greeting hello",
+        endpoints.join(",")
+    );
+    println!(
+        "      raft-node client --endpoints {} get greeting",
+        endpoints.join(",")
+    );
+    println!(
+        "      raft-node client --endpoints {} status",
+        endpoints.join(",")
+    );
     println!("Ctrl-C stops the cluster; `kill <pid>` stops one node.");
 
     let mut tick = tokio::time::interval(Duration::from_millis(250));

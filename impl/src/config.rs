@@ -40,7 +40,11 @@ pub enum ConfigError {
     #[error("node id {id} appears more than once among the members")]
     DuplicateId { id: NodeId },
     #[error("address {address} is given to both node {a} and node {b}")]
-    DuplicateAddress { address: String, a: NodeId, b: NodeId },
+    DuplicateAddress {
+        address: String,
+        a: NodeId,
+        b: NodeId,
+    },
     #[error("node id 0 is reserved (it means \"no node\"); use ids from 1")]
     ZeroId,
     #[error("this node's id {id} is not among the members {members:?}: unknown peer")]
@@ -215,7 +219,9 @@ impl NodeConfig {
             .as_deref()
             .map(|address| resolve("metrics", address))
             .transpose()?;
-        let [low, high] = file.election_timeout_ms.unwrap_or(DEFAULT_ELECTION_TIMEOUT_MS);
+        let [low, high] = file
+            .election_timeout_ms
+            .unwrap_or(DEFAULT_ELECTION_TIMEOUT_MS);
         let heartbeat_ms = file.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS);
         if low == 0 || high <= low {
             return Err(ConfigError::BadTiming(format!(
@@ -318,7 +324,10 @@ mod tests {
             ..Default::default()
         });
         let config = NodeConfig::from_file_config(merged).unwrap();
-        assert_eq!((config.id, config.heartbeat), (2, Duration::from_millis(50)));
+        assert_eq!(
+            (config.id, config.heartbeat),
+            (2, Duration::from_millis(50))
+        );
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
 }

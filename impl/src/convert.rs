@@ -97,7 +97,10 @@ pub fn entry_to_proto(entry: &Entry<KvCommand>) -> pb::Entry {
 }
 
 pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertError> {
-    let payload = match entry.payload.ok_or(ConvertError::Missing("entry.payload"))? {
+    let payload = match entry
+        .payload
+        .ok_or(ConvertError::Missing("entry.payload"))?
+    {
         pb::entry::Payload::Noop(_) => Payload::Noop,
         pb::entry::Payload::Command(command) => Payload::Command(command_from_proto(command)?),
     };

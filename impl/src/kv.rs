@@ -92,7 +92,11 @@ impl KvImage {
     /// Applies the command committed at log `index`. A retried command of a
     /// session (same sequence number as the last applied) is not applied
     /// again: its first result is returned.
-    pub fn apply(&mut self, index: Index, command: &KvCommand) -> Result<CommandResult, ApplyError> {
+    pub fn apply(
+        &mut self,
+        index: Index,
+        command: &KvCommand,
+    ) -> Result<CommandResult, ApplyError> {
         if command.client_id != 0
             && let Some(session) = self.sessions.get(&command.client_id)
         {
@@ -237,6 +241,9 @@ mod tests {
             image.apply(client, &put(client, 1, "k", "v")).unwrap();
         }
         assert_eq!(image.sessions.len(), MAX_SESSIONS);
-        assert!(!image.sessions.contains_key(&1), "the oldest session goes first");
+        assert!(
+            !image.sessions.contains_key(&1),
+            "the oldest session goes first"
+        );
     }
 }

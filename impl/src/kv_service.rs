@@ -60,9 +60,7 @@ impl KvService {
     }
 
     async fn propose(&self, command: KvCommand) -> Result<Applied, Status> {
-        let result = self
-            .ask(|reply| Input::Propose { command, reply })
-            .await?;
+        let result = self.ask(|reply| Input::Propose { command, reply }).await?;
         result.map_err(|err| self.client_error(err))
     }
 
@@ -122,7 +120,10 @@ fn check_session(client_id: u64, seq: u64) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let request = request.into_inner();
         check_key(&request.key)?;
         check_value(&request.value)?;
@@ -143,7 +144,10 @@ impl Kv for KvService {
         }))
     }
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let request = request.into_inner();
         check_key(&request.key)?;
         let key = request.key;

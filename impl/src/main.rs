@@ -12,7 +12,11 @@ use raft_node::server;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "raft-node", version, about = "A Raft key-value node driving the verified raft-model core")]
+#[command(
+    name = "raft-node",
+    version,
+    about = "A Raft key-value node driving the verified raft-model core"
+)]
 struct Cli {
     /// Log filter (e.g. info, debug, raft_node=debug). Default: the RAFT_LOG
     /// environment variable, else RUST_LOG, else "info".
@@ -92,7 +96,11 @@ struct ClusterArgs {
 #[derive(Args)]
 struct ClientArgs {
     /// The cluster's nodes, comma-separated HOST:PORT; any node will do.
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
     endpoints: Vec<String>,
     #[command(subcommand)]
     op: ClientOp,
@@ -100,9 +108,16 @@ struct ClientArgs {
 
 #[derive(Subcommand)]
 enum ClientOp {
-    Put { key: String, value: String },
-    Get { key: String },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Get {
+        key: String,
+    },
+    Delete {
+        key: String,
+    },
     /// Compare-and-swap: set KEY to --new if it currently is --expected.
     Cas {
         key: String,
@@ -231,7 +246,11 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
     match args.op {
         ClientOp::Put { key, value } => {
             let response = client.put(&key, &value).await?;
-            println!("OK (index {}; previous value {})", response.index, show(response.previous.as_ref()));
+            println!(
+                "OK (index {}; previous value {})",
+                response.index,
+                show(response.previous.as_ref())
+            );
         }
         ClientOp::Get { key } => {
             let response = client.get(&key).await?;
@@ -245,7 +264,11 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
         }
         ClientOp::Delete { key } => {
             let response = client.delete(&key).await?;
-            println!("OK (index {}; previous value {})", response.index, show(response.previous.as_ref()));
+            println!(
+                "OK (index {}; previous value {})",
+                response.index,
+                show(response.previous.as_ref())
+            );
         }
         ClientOp::Cas {
             key,
@@ -256,9 +279,16 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                 .cas(&key, expected.as_deref(), new_value.as_deref())
                 .await?;
             if response.succeeded {
-                println!("OK (index {}; previous value {})", response.index, show(response.previous.as_ref()));
+                println!(
+                    "OK (index {}; previous value {})",
+                    response.index,
+                    show(response.previous.as_ref())
+                );
             } else {
-                println!("FAILED: the current value is {}", show(response.previous.as_ref()));
+                println!(
+                    "FAILED: the current value is {}",
+                    show(response.previous.as_ref())
+                );
                 anyhow::bail!("compare-and-swap failed");
             }
         }
@@ -275,7 +305,11 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                         s.id,
                         s.role,
                         s.term,
-                        if s.leader_id == 0 { "-".to_owned() } else { s.leader_id.to_string() },
+                        if s.leader_id == 0 {
+                            "-".to_owned()
+                        } else {
+                            s.leader_id.to_string()
+                        },
                         s.commit_index,
                         s.applied_index,
                         s.members
@@ -295,7 +329,10 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -39,6 +39,10 @@ pub fn install(address: SocketAddr) -> anyhow::Result<()> {
         .install()
         .map_err(|err| anyhow::anyhow!("cannot start the metrics exporter on {address}: {err}"))?;
     metrics::describe_gauge!(ROLE, "0 follower, 1 candidate, 2 leader");
-    metrics::describe_histogram!(FSYNC_SECONDS, metrics::Unit::Seconds, "one durable commit per batch");
+    metrics::describe_histogram!(
+        FSYNC_SECONDS,
+        metrics::Unit::Seconds,
+        "one durable commit per batch"
+    );
     Ok(())
 }

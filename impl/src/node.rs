@@ -438,12 +438,8 @@ impl EventLoop {
                 }));
             }
         }
-        self.confirmed_reads.extend(
-            ready
-                .reads_ready
-                .into_iter()
-                .map(|(id, index)| (index, id)),
-        );
+        self.confirmed_reads
+            .extend(ready.reads_ready.into_iter().map(|(id, index)| (index, id)));
         self.serve_reads();
         if let Some(term) = was_leader_term
             && (!self.core.is_leader() || self.core.current_term != term)
@@ -468,7 +464,11 @@ impl EventLoop {
         self.image = self.core.snapshot.data.clone();
         self.applied = self.core.snapshot.meta.last_index;
         info!(index = self.applied, "installed a snapshot from the leader");
-        let covered: Vec<Index> = self.proposals.range(..=self.applied).map(|(i, _)| *i).collect();
+        let covered: Vec<Index> = self
+            .proposals
+            .range(..=self.applied)
+            .map(|(i, _)| *i)
+            .collect();
         for index in covered {
             if let Some((_, reply)) = self.proposals.remove(&index) {
                 let _ = reply.send(Err(ClientError::Retry(
@@ -591,7 +591,8 @@ impl EventLoop {
         metrics::gauge!(m::ROLE).set(role);
         metrics::gauge!(m::COMMIT_INDEX).set(self.core.commit_index as f64);
         metrics::gauge!(m::APPLIED_INDEX).set(self.applied as f64);
-        metrics::gauge!(m::APPLY_LAG).set(self.core.commit_index.saturating_sub(self.applied) as f64);
+        metrics::gauge!(m::APPLY_LAG)
+            .set(self.core.commit_index.saturating_sub(self.applied) as f64);
         metrics::gauge!(m::LAST_LOG_INDEX).set(self.core.log.last_index() as f64);
         metrics::gauge!(m::SNAPSHOT_INDEX).set(self.core.log.snapshot_index as f64);
     }

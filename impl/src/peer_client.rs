@@ -108,7 +108,12 @@ impl PeerSender {
                 let Some(response) = self.call(message).await else {
                     continue;
                 };
-                if self.inbox.send(Input::PeerResponse(response)).await.is_err() {
+                if self
+                    .inbox
+                    .send(Input::PeerResponse(response))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -130,7 +135,10 @@ impl PeerSender {
             Body::AppendEntriesRequest { .. } => {
                 let request = convert::append_request_to_proto(&self.cluster_id, &message)?;
                 let response = self
-                    .with_timeout(self.rpc_timeout, self.client.clone().append_entries(request))
+                    .with_timeout(
+                        self.rpc_timeout,
+                        self.client.clone().append_entries(request),
+                    )
                     .await?;
                 self.check(response.header.as_ref()).and_then(|addressing| {
                     convert::append_response_from_proto(&addressing, &response).ok()
@@ -138,12 +146,14 @@ impl PeerSender {
             }
             Body::InstallSnapshotRequest { snapshot } => {
                 let (meta, data) = (snapshot.meta.clone(), snapshot.data.clone());
-                let bytes = tokio::task::spawn_blocking(move || snapshot_file::encode(&meta, &data))
-                    .await
-                    .ok()?;
+                let bytes =
+                    tokio::task::spawn_blocking(move || snapshot_file::encode(&meta, &data))
+                        .await
+                        .ok()?;
                 let chunks = snapshot_chunks(&self.cluster_id, &message, &snapshot.meta, bytes);
                 // A snapshot may be large: allow time proportional to its size.
-                let budget = self.rpc_timeout * 10 + Duration::from_millis(chunks.len() as u64 * 50);
+                let budget =
+                    self.rpc_timeout * 10 + Duration::from_millis(chunks.len() as u64 * 50);
                 let response = self
                     .with_timeout(
                         budget,
@@ -189,7 +199,8 @@ impl PeerSender {
     /// of our cluster.
     fn check(&self, header: Option<&pb::Header>) -> Option<convert::Addressing> {
         let header = header?;
-        if header.cluster_id != self.cluster_id || header.from != self.peer || header.to != self.me {
+        if header.cluster_id != self.cluster_id || header.from != self.peer || header.to != self.me
+        {
             return None;
         }
         convert::addressing(header).ok()

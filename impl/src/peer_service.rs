@@ -169,10 +169,11 @@ impl RaftPeer for PeerService {
                 "snapshot is shorter than its announced size",
             ));
         }
-        let snapshot: Snapshot<_> = tokio::task::spawn_blocking(move || snapshot_file::decode(&bytes))
-            .await
-            .map_err(|err| Status::internal(err.to_string()))?
-            .map_err(|err| Status::invalid_argument(format!("received snapshot: {err}")))?;
+        let snapshot: Snapshot<_> =
+            tokio::task::spawn_blocking(move || snapshot_file::decode(&bytes))
+                .await
+                .map_err(|err| Status::internal(err.to_string()))?
+                .map_err(|err| Status::invalid_argument(format!("received snapshot: {err}")))?;
         if snapshot.meta != meta {
             return Err(Status::invalid_argument(
                 "the snapshot image does not match the metadata it was announced with",
@@ -186,6 +187,9 @@ impl RaftPeer for PeerService {
         };
         // Installing makes the image durable first: allow for the write.
         let answer = self.deliver(message, self.timeout * 10).await?;
-        self.reply(convert::snapshot_response_to_proto(&self.cluster_id, &answer))
+        self.reply(convert::snapshot_response_to_proto(
+            &self.cluster_id,
+            &answer,
+        ))
     }
 }

@@ -149,7 +149,9 @@ impl RunningNode {
             .send(Input::TakeSnapshot { reply })
             .await
             .map_err(|_| "the node has stopped".to_owned())?;
-        answer.await.map_err(|_| "the node has stopped".to_owned())?
+        answer
+            .await
+            .map_err(|_| "the node has stopped".to_owned())?
     }
 
     /// Stops the node abruptly, like a crash: the event loop and peer tasks

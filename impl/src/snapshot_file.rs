@@ -29,9 +29,13 @@ const MAGIC: &[u8; 8] = b"RAFTSNP1";
 pub enum SnapshotError {
     #[error("snapshot image is too short ({0} bytes) to be valid")]
     TooShort(usize),
-    #[error("snapshot image does not start with the magic bytes {MAGIC:?}: not a snapshot of this format")]
+    #[error(
+        "snapshot image does not start with the magic bytes {MAGIC:?}: not a snapshot of this format"
+    )]
     BadMagic,
-    #[error("snapshot image checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the image is torn or corrupted")]
+    #[error(
+        "snapshot image checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the image is torn or corrupted"
+    )]
     Checksum { stored: u32, computed: u32 },
     #[error("snapshot image is malformed: {0}")]
     Malformed(String),
@@ -90,7 +94,8 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
     let Some(mut rest) = body.strip_prefix(MAGIC.as_slice()) else {
         return Err(SnapshotError::BadMagic);
     };
-    let malformed = |what: &str, err: prost::DecodeError| SnapshotError::Malformed(format!("{what}: {err}"));
+    let malformed =
+        |what: &str, err: prost::DecodeError| SnapshotError::Malformed(format!("{what}: {err}"));
     let header = pb::ImageHeader::decode_length_delimited(&mut rest)
         .map_err(|err| malformed("header", err))?;
     let mut image = KvImage::default();
@@ -135,7 +140,12 @@ pub fn file_name(index: Index, term: Term) -> String {
 /// Writes `bytes` as the snapshot file for (`index`, `term`) in `dir`,
 /// durably: a temporary file is fsynced, renamed into place, and the
 /// directory fsynced, so the file either exists whole or not at all.
-pub fn write_file(dir: &Path, index: Index, term: Term, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+pub fn write_file(
+    dir: &Path,
+    index: Index,
+    term: Term,
+    bytes: &[u8],
+) -> Result<PathBuf, SnapshotError> {
     let path = dir.join(file_name(index, term));
     let tmp = dir.join(format!("{}.tmp", file_name(index, term)));
     let io = |path: &Path| {
@@ -147,7 +157,9 @@ pub fn write_file(dir: &Path, index: Index, term: Term, bytes: &[u8]) -> Result<
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
     fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(path)
 }
 
@@ -218,7 +230,10 @@ mod tests {
             assert!(decode(&corrupted).is_err(), "flip at {at} went unnoticed");
         }
         for len in (0..bytes.len()).step_by(11) {
-            assert!(decode(&bytes[..len]).is_err(), "truncation to {len} went unnoticed");
+            assert!(
+                decode(&bytes[..len]).is_err(),
+                "truncation to {len} went unnoticed"
+            );
         }
     }
 }

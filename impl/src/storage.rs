@@ -137,13 +137,20 @@ fn with_crc(payload: &[u8]) -> Vec<u8> {
     record
 }
 
-fn check_crc<'a>(record: &'a [u8], path: &Path, what: impl Fn() -> String) -> Result<&'a [u8], StorageError> {
+fn check_crc<'a>(
+    record: &'a [u8],
+    path: &Path,
+    what: impl Fn() -> String,
+) -> Result<&'a [u8], StorageError> {
     let corrupt = |detail: String| StorageError::Corrupt {
         path: path.to_owned(),
         what: format!("{}: {detail}", what()),
     };
     if record.len() < 4 {
-        return Err(corrupt(format!("record of {} bytes is too short", record.len())));
+        return Err(corrupt(format!(
+            "record of {} bytes is too short",
+            record.len()
+        )));
     }
     let (crc, payload) = record.split_at(4);
     let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -172,7 +179,11 @@ fn encode_two_u64(a: u64, b: u64) -> Vec<u8> {
 impl Storage {
     /// Opens (or, with `init`, creates) the data directory of `identity`'s
     /// node and loads its persistent state.
-    pub fn open(dir: &Path, identity: &Identity, init: bool) -> Result<(Storage, Recovered), StorageError> {
+    pub fn open(
+        dir: &Path,
+        identity: &Identity,
+        init: bool,
+    ) -> Result<(Storage, Recovered), StorageError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| StorageError::Io { path, source }
@@ -185,9 +196,7 @@ impl Storage {
         builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
         let db = builder.create(&db_path).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Locked(dir.to_owned()),
-            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => {
-                io(&db_path)(source)
-            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => io(&db_path)(source),
             other => StorageError::Db {
                 path: db_path.clone(),
                 message: other.to_string(),
@@ -200,7 +209,10 @@ impl Storage {
         };
         let mut recovered = storage.load(identity)?;
         recovered.repaired = repaired.load(Ordering::Relaxed);
-        storage.remove_stale_snapshot_files(recovered.snapshot.meta.last_index, recovered.snapshot.meta.last_term);
+        storage.remove_stale_snapshot_files(
+            recovered.snapshot.meta.last_index,
+            recovered.snapshot.meta.last_term,
+        );
         Ok((storage, recovered))
     }
 
@@ -244,7 +256,8 @@ impl Storage {
                 voted_for = (vote != 0).then_some(vote);
             }
             if let Some(record) = meta.get(SNAPSHOT).map_err(|e| self.db_error(e))? {
-                let payload = check_crc(record.value(), &self.db_path, || "snapshot pointer".into())?;
+                let payload =
+                    check_crc(record.value(), &self.db_path, || "snapshot pointer".into())?;
                 let (index, term) = two_u64(payload).ok_or_else(|| StorageError::Corrupt {
                     path: self.db_path.clone(),
                     what: "snapshot pointer record has the wrong length".into(),
@@ -255,18 +268,22 @@ impl Storage {
         let snapshot_index = snapshot.meta.last_index;
         match txn.open_table(LOG) {
             Ok(log) => {
-                let mut expected = snapshot_index + 1;
-                let range = log.range(expected..).map_err(|e| self.db_error(e))?;
-                for item in range {
+                let first = snapshot_index + 1;
+                let range = log.range(first..).map_err(|e| self.db_error(e))?;
+                for (expected, item) in (first..).zip(range) {
                     let (key, value) = item.map_err(|e| self.db_error(e))?;
                     let index = key.value();
                     if index != expected {
                         return Err(StorageError::Corrupt {
                             path: self.db_path.clone(),
-                            what: format!("log entry {expected} is missing (next stored entry is {index})"),
+                            what: format!(
+                                "log entry {expected} is missing (next stored entry is {index})"
+                            ),
                         });
                     }
-                    let payload = check_crc(value.value(), &self.db_path, || format!("log entry {index}"))?;
+                    let payload = check_crc(value.value(), &self.db_path, || {
+                        format!("log entry {index}")
+                    })?;
                     let entry = pb::Entry::decode(payload)
                         .map_err(|err| err.to_string())
                         .and_then(|entry| entry_from_proto(entry).map_err(|err| err.to_string()))
@@ -275,7 +292,6 @@ impl Storage {
                             what: format!("log entry {index} does not decode: {err}"),
                         })?;
                     entries.push_back(entry);
-                    expected += 1;
                 }
             }
             Err(redb::TableError::TableDoesNotExist(_)) => {}
@@ -301,7 +317,11 @@ impl Storage {
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         if let Some(snapshot) = &batch.snapshot {
             let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
-            if !self.dir.join(snapshot_file::file_name(index, term)).exists() {
+            if !self
+                .dir
+                .join(snapshot_file::file_name(index, term))
+                .exists()
+            {
                 let bytes = snapshot_file::encode(&snapshot.meta, &snapshot.data);
                 snapshot_file::write_file(&self.dir, index, term, &bytes)?;
             }
@@ -385,9 +405,13 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
         })?;
         let tmp = dir.join("identity.json.tmp");
         fs::write(&tmp, json).map_err(io(&tmp))?;
-        fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
         return Ok(());
     }
     let bytes = fs::read(&path).map_err(io(&path))?;
@@ -478,7 +502,11 @@ mod tests {
                 hard_state: Some((3, Some(2))),
                 ..Default::default()
             };
-            log_batch(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]), 1, &mut batch);
+            log_batch(
+                &log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]),
+                1,
+                &mut batch,
+            );
             storage.write(batch).unwrap();
             // A new leader overwrites entry 2 and drops entry 3.
             let mut batch = WriteBatch::default();
@@ -522,7 +550,10 @@ mod tests {
         assert_eq!(recovered.log.snapshot_index, 2);
         assert_eq!(recovered.log.last_index(), 3);
         assert_eq!(recovered.log.entry(3), Some(&entry(2, "c")));
-        assert_eq!(recovered.snapshot.data.get("a").map(String::as_str), Some("v"));
+        assert_eq!(
+            recovered.snapshot.data.get("a").map(String::as_str),
+            Some("v")
+        );
     }
 
     #[test]
@@ -590,7 +621,10 @@ mod tests {
         }
         let err = Storage::open(&path, &identity(), false).err().unwrap();
         let text = err.to_string();
-        assert!(text.contains("log entry 2") && text.contains("checksum"), "{text}");
+        assert!(
+            text.contains("log entry 2") && text.contains("checksum"),
+            "{text}"
+        );
         assert!(text.contains("raft.redb"), "{text}");
     }
 }

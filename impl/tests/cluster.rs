@@ -71,10 +71,16 @@ async fn elects_one_leader_and_replicates_to_every_node() {
     }
     let got = client.get("color").await.unwrap();
     assert_eq!(got.value.as_deref(), Some("blue"));
-    let cas = client.cas("color", Some("red"), Some("green")).await.unwrap();
+    let cas = client
+        .cas("color", Some("red"), Some("green"))
+        .await
+        .unwrap();
     assert!(!cas.succeeded);
     assert_eq!(cas.previous.as_deref(), Some("blue"));
-    let cas = client.cas("color", Some("blue"), Some("green")).await.unwrap();
+    let cas = client
+        .cas("color", Some("blue"), Some("green"))
+        .await
+        .unwrap();
     assert!(cas.succeeded);
     let deleted = client.delete("color").await.unwrap();
     assert_eq!(deleted.previous.as_deref(), Some("green"));
@@ -144,7 +150,10 @@ async fn retried_writes_apply_exactly_once() {
     let mut other = cluster.client().unwrap();
     other.put("k", "b").await.unwrap();
     let retry = raw.put(write(1, "a")).await.unwrap().into_inner();
-    assert_eq!(retry.previous, first.previous, "the retry gets the first answer");
+    assert_eq!(
+        retry.previous, first.previous,
+        "the retry gets the first answer"
+    );
     assert_eq!(
         other.get("k").await.unwrap().value.as_deref(),
         Some("b"),
@@ -235,7 +244,11 @@ async fn a_restarted_follower_catches_up_from_a_snapshot_after_compaction() {
     let mut client = cluster.client().unwrap();
     let mut last = 0;
     for i in 0..40 {
-        last = client.put(&format!("k{i}"), &format!("v{i}")).await.unwrap().index;
+        last = client
+            .put(&format!("k{i}"), &format!("v{i}"))
+            .await
+            .unwrap()
+            .index;
     }
     // Compact the leader's log past everything the follower has.
     let leader = cluster.wait_for_leader(WAIT).await.unwrap();
@@ -288,10 +301,17 @@ async fn no_acknowledged_write_is_lost_when_every_node_restarts() {
     }
     let leader = cluster.wait_for_leader(WAIT).await.unwrap();
     let status = cluster.node(leader).unwrap().status().await.unwrap();
-    assert!(status.snapshot_index > 0, "a snapshot was loaded: {status:?}");
+    assert!(
+        status.snapshot_index > 0,
+        "a snapshot was loaded: {status:?}"
+    );
     let mut reader = cluster.client().unwrap();
     for (key, value) in &acknowledged {
-        assert_eq!(reader.get(key).await.unwrap().value.as_ref(), Some(value), "{key}");
+        assert_eq!(
+            reader.get(key).await.unwrap().value.as_ref(),
+            Some(value),
+            "{key}"
+        );
     }
     cluster.shutdown().await;
 }
@@ -345,7 +365,10 @@ async fn peers_of_another_cluster_are_refused() {
     };
     let status = peer.request_vote(request.clone()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
-    assert!(status.message().contains("cluster id mismatch"), "{status:?}");
+    assert!(
+        status.message().contains("cluster id mismatch"),
+        "{status:?}"
+    );
     let mut unknown = request;
     unknown.header = Some(raft_node::proto::peer::Header {
         cluster_id: "local-test".into(),
