@@ -1,0 +1,684 @@
+-------------------------------- MODULE Raft --------------------------------
+(***************************************************************************)
+(* Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus    *)
+(* Algorithm") exactly as the Rust core `raft-model` (model/src) implements *)
+(* it: leader election, log replication with a no-op per new leader, log   *)
+(* compaction into snapshots and InstallSnapshot, crash/restart.           *)
+(*                                                                         *)
+(* One action per transition function of the core, with the same name      *)
+(* (Timeout <-> timeout, HandleAppendEntriesRequest <->                    *)
+(* handle_append_entries_request, ...); one variable per field of          *)
+(* raft_model::Server, plus the network and three history/counter          *)
+(* variables the checker keeps too. spec/README.md maps every action and   *)
+(* variable to its Rust counterpart.                                       *)
+(*                                                                         *)
+(* How the actions mirror the Rust code. A Rust transition mutates `self`  *)
+(* step by step and collects messages in `effects`. Here a transition of   *)
+(* server i reads the server into a record s (Load(i): one field per       *)
+(* variable, plus `sent` for the messages of this transition and the two   *)
+(* history deltas `electedNow` and `committedNow`), passes it through      *)
+(* operators that mirror the Rust helpers one for one (UpdateTerm,         *)
+(* BecomeFollower, BecomeLeader, AdvanceCommitIndex, AppendEntriesFor,     *)
+(* the log operations of model/src/log.rs), and writes the final record    *)
+(* back with Store(i, s). So each action reads top to bottom like its Rust *)
+(* function, including the early returns (an IF that returns s unchanged). *)
+(*                                                                         *)
+(* The network is a set of messages. Delivering a message does not remove  *)
+(* it, so every message can be delivered any number of times, in any      *)
+(* order: duplication and reordering. Loss needs no action for safety: a   *)
+(* lost message is indistinguishable from one that is never delivered.     *)
+(* DropMessage (enabled only when Lossy) removes a message so that a       *)
+(* bound on the number of messages in flight does not freeze the system.  *)
+(*                                                                         *)
+(* The constants MaxTerm, MaxClientRequests, MaxRestarts and               *)
+(* MaxCompactions bound how often the environment fires the corresponding  *)
+(* actions; they are the same guards the stateright checker places on its  *)
+(* actions. The state constraint on log length and messages in flight      *)
+(* lives in MCRaft.tla.                                                    *)
+(***************************************************************************)
+EXTENDS Naturals, Sequences, FiniteSets
+
+CONSTANTS
+    Server,             \* the server ids (raft_model::NodeId)
+    Nil,                \* "no server": Rust `None` for votedFor and leaderId
+    Noop,               \* the payload a new leader appends (Payload::Noop)
+    MaxAppendEntries,   \* entries per AppendEntries request (Server::with_max_append_entries)
+    MaxTerm,            \* Timeout is enabled only below this term
+    MaxClientRequests,  \* how many ClientRequest actions may happen
+    MaxRestarts,        \* how many Restart actions may happen
+    MaxCompactions,     \* how many CompactLog actions may happen
+    Lossy               \* TRUE enables DropMessage
+
+ASSUME /\ Server # {}
+       /\ Nil \notin Server
+       /\ Noop \notin Nat
+       /\ MaxAppendEntries \in Nat \ {0}
+       /\ MaxTerm \in Nat
+       /\ MaxClientRequests \in Nat
+       /\ MaxRestarts \in Nat
+       /\ MaxCompactions \in Nat
+       /\ Lossy \in BOOLEAN
+
+\* Roles (raft_model::Role).
+Follower == "Follower"
+Candidate == "Candidate"
+Leader == "Leader"
+
+-----------------------------------------------------------------------------
+(* Variables. Per server, named after the fields of raft_model::Server.    *)
+
+\* Persistent state: survives Restart.
+VARIABLES
+    currentTerm,    \* current_term
+    votedFor,       \* voted_for: a server or Nil
+    log,            \* log.entries: the entries AFTER the snapshot, [term, payload]
+    snapshotIndex,  \* log.snapshot_index: index of the last entry in the snapshot
+    snapshotTerm,   \* log.snapshot_term: its term
+    snapshot,       \* snapshot: [lastIndex, lastTerm, config, data]; data is the
+                    \* state-machine image = every entry up to lastIndex
+    config          \* config.members: who votes
+
+\* Volatile state: reset by Restart.
+VARIABLES
+    role,           \* role
+    commitIndex,    \* commit_index
+    leaderId,       \* leader_id: the leader of currentTerm once heard from, or Nil
+    votesGranted,   \* votes_granted: candidate only
+    nextIndex,      \* next_index: leader only, a function peer -> index
+    matchIndex      \* match_index: leader only, a function peer -> index
+
+\* The network: the set of every message ever sent (and not dropped).
+VARIABLE messages
+
+\* History, read by the properties only; never by an action's guard.
+VARIABLES
+    elected,        \* {<<term, server>>}: every server that became leader, and when
+    committed       \* {<<index, entry term, leader term>>}: every entry a leader committed
+
+\* How often the bounded environment actions happened.
+VARIABLES clientRequests, restarts, compactions
+
+persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
+volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex>>
+historyVars == <<elected, committed>>
+counterVars == <<clientRequests, restarts, compactions>>
+vars == <<persistentVars, volatileVars, messages, historyVars, counterVars>>
+
+-----------------------------------------------------------------------------
+(* Small helpers.                                                          *)
+
+Min(a, b) == IF a < b THEN a ELSE b
+Max(a, b) == IF a > b THEN a ELSE b
+
+\* The empty map a non-leader keeps in nextIndex and matchIndex (an empty OrdMap).
+EmptyMap == [p \in {} |-> 0]
+
+\* Config::is_quorum: the members among ids form a strict majority of cfg.
+IsQuorum(cfg, ids) == 2 * Cardinality(ids \cap cfg) > Cardinality(cfg)
+
+-----------------------------------------------------------------------------
+(* A transition's working copy of one server (the Rust `self`), plus what  *)
+(* the transition produced so far (the Rust `effects.messages`, and the    *)
+(* history it adds).                                                       *)
+
+Load(i) ==
+    [id |-> i,
+     currentTerm |-> currentTerm[i], votedFor |-> votedFor[i], log |-> log[i],
+     snapshotIndex |-> snapshotIndex[i], snapshotTerm |-> snapshotTerm[i],
+     snapshot |-> snapshot[i], config |-> config[i],
+     role |-> role[i], commitIndex |-> commitIndex[i], leaderId |-> leaderId[i],
+     votesGranted |-> votesGranted[i], nextIndex |-> nextIndex[i],
+     matchIndex |-> matchIndex[i],
+     sent |-> {}, electedNow |-> {}, committedNow |-> {}]
+
+\* Writes the working copy s of server i back, sends what it sent and
+\* records its history. Counters are each action's own business.
+Store(i, s) ==
+    /\ currentTerm' = [currentTerm EXCEPT ![i] = s.currentTerm]
+    /\ votedFor' = [votedFor EXCEPT ![i] = s.votedFor]
+    /\ log' = [log EXCEPT ![i] = s.log]
+    /\ snapshotIndex' = [snapshotIndex EXCEPT ![i] = s.snapshotIndex]
+    /\ snapshotTerm' = [snapshotTerm EXCEPT ![i] = s.snapshotTerm]
+    /\ snapshot' = [snapshot EXCEPT ![i] = s.snapshot]
+    /\ config' = [config EXCEPT ![i] = s.config]
+    /\ role' = [role EXCEPT ![i] = s.role]
+    /\ commitIndex' = [commitIndex EXCEPT ![i] = s.commitIndex]
+    /\ leaderId' = [leaderId EXCEPT ![i] = s.leaderId]
+    /\ votesGranted' = [votesGranted EXCEPT ![i] = s.votesGranted]
+    /\ nextIndex' = [nextIndex EXCEPT ![i] = s.nextIndex]
+    /\ matchIndex' = [matchIndex EXCEPT ![i] = s.matchIndex]
+    /\ messages' = messages \cup s.sent
+    /\ elected' = elected \cup s.electedNow
+    /\ committed' = committed \cup s.committedNow
+
+Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
+
+\* Config::peers: every member except me.
+Peers(s) == s.config \ {s.id}
+
+-----------------------------------------------------------------------------
+(* The log (model/src/log.rs). Entry n (1-based, global) of a server lives *)
+(* at log[n - snapshotIndex].                                              *)
+
+LastIndex(s) == s.snapshotIndex + Len(s.log)
+
+LastTerm(s) == IF s.log = <<>> THEN s.snapshotTerm ELSE s.log[Len(s.log)].term
+
+\* Log::term_at(n) is Some(_): n is the snapshot's last entry or a held entry.
+HasTerm(s, n) == n = s.snapshotIndex \/ (s.snapshotIndex < n /\ n <= LastIndex(s))
+
+\* The term inside that Some(_); meaningful only when HasTerm(s, n).
+TermAt(s, n) == IF n = s.snapshotIndex THEN s.snapshotTerm ELSE s.log[n - s.snapshotIndex].term
+
+\* Log::term_at(n) == Some(t).
+TermIs(s, n, t) == HasTerm(s, n) /\ TermAt(s, n) = t
+
+\* Log::entries_from: up to max held entries starting at index from.
+EntriesFrom(s, from, max) ==
+    IF from < s.snapshotIndex + 1 \/ from - (s.snapshotIndex + 1) >= Len(s.log)
+    THEN <<>>
+    ELSE LET offset == from - (s.snapshotIndex + 1)
+         IN SubSeq(s.log, offset + 1, Min(Len(s.log), offset + max))
+
+\* Log::append.
+AppendEntry(s, e) == [s EXCEPT !.log = Append(@, e)]
+
+\* Log::truncate_from: drop entry from and everything after it; never the snapshot.
+TruncateFrom(s, from) ==
+    LET keep == IF from > s.snapshotIndex + 1 THEN from - (s.snapshotIndex + 1) ELSE 0
+    IN [s EXCEPT !.log = SubSeq(@, 1, Min(keep, Len(@)))]
+
+\* Log::compact_to: fold entries up to index (of the given term) into the
+\* snapshot, keeping held entries after it.
+CompactTo(s, index, term) ==
+    IF index <= s.snapshotIndex
+    THEN s
+    ELSE LET drop == index - s.snapshotIndex
+         IN [s EXCEPT !.log = IF drop >= Len(@) THEN <<>> ELSE SubSeq(@, drop + 1, Len(@)),
+                      !.snapshotIndex = index,
+                      !.snapshotTerm = term]
+
+\* Log::is_up_to_date (paper 5.4.1): is a log ending at (lastIndex, lastTerm)
+\* at least as up-to-date as s's?
+IsUpToDate(s, lastIndex, lastTerm) ==
+    \/ lastTerm > LastTerm(s)
+    \/ lastTerm = LastTerm(s) /\ lastIndex >= LastIndex(s)
+
+-----------------------------------------------------------------------------
+(* Messages (model/src/message.rs). Every constructor is the Rust `reply`  *)
+(* helper with one Body variant: from me, to `to`, carrying my term.       *)
+
+RequestVoteRequest(s, to) ==
+    [type |-> "RequestVoteRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
+     lastLogIndex |-> LastIndex(s), lastLogTerm |-> LastTerm(s)]
+
+RequestVoteResponse(s, to, voteGranted) ==
+    [type |-> "RequestVoteResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
+     voteGranted |-> voteGranted]
+
+AppendEntriesRequest(s, to, prevLogIndex, prevLogTerm, entries, leaderCommit) ==
+    [type |-> "AppendEntriesRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
+     prevLogIndex |-> prevLogIndex, prevLogTerm |-> prevLogTerm,
+     entries |-> entries, leaderCommit |-> leaderCommit]
+
+AppendEntriesResponse(s, to, success, matchIdx) ==
+    [type |-> "AppendEntriesResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
+     success |-> success, matchIndex |-> matchIdx]
+
+InstallSnapshotRequest(s, to, snap) ==
+    [type |-> "InstallSnapshotRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
+     snapshot |-> snap]
+
+InstallSnapshotResponse(s, to, matchIdx) ==
+    [type |-> "InstallSnapshotResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
+     matchIndex |-> matchIdx]
+
+-----------------------------------------------------------------------------
+(* Internal steps: the private helpers of model/src/actions. None is an    *)
+(* action of its own; each runs inside the action that needs it.           *)
+
+\* become_follower: drop candidate/leader volatile state.
+BecomeFollower(s) ==
+    [s EXCEPT !.role = Follower,
+              !.votesGranted = {},
+              !.nextIndex = EmptyMap,
+              !.matchIndex = EmptyMap]
+
+\* update_term: a message with a newer term makes us a follower of that
+\* term with no vote cast and no known leader (paper Figure 2, "All Servers").
+UpdateTerm(s, term) ==
+    IF term > s.currentTerm
+    THEN [BecomeFollower([s EXCEPT !.currentTerm = term, !.votedFor = Nil])
+            EXCEPT !.leaderId = Nil]
+    ELSE s
+
+\* append_entries_for: the request a leader sends peer p now: entries from
+\* nextIndex[p], or the snapshot if the entry before them is compacted.
+AppendEntriesFor(s, p) ==
+    LET next == IF p \in DOMAIN s.nextIndex THEN s.nextIndex[p] ELSE LastIndex(s) + 1
+        prevLogIndex == IF next > 0 THEN next - 1 ELSE 0
+    IN IF HasTerm(s, prevLogIndex)
+       THEN AppendEntriesRequest(s, p, prevLogIndex, TermAt(s, prevLogIndex),
+                                 EntriesFrom(s, next, MaxAppendEntries), s.commitIndex)
+       ELSE InstallSnapshotRequest(s, p, s.snapshot)
+
+\* The loop of advance_commit_index, from index n downwards: the index to
+\* commit, or 0 for none. Entries of earlier terms are never committed by
+\* counting replicas (paper Figure 8).
+RECURSIVE CommitCandidate(_, _)
+CommitCandidate(s, n) ==
+    IF n <= s.commitIndex \/ ~HasTerm(s, n)
+    THEN 0
+    ELSE IF TermAt(s, n) # s.currentTerm
+         THEN IF TermAt(s, n) < s.currentTerm THEN 0 ELSE CommitCandidate(s, n - 1)
+         ELSE IF IsQuorum(s.config,
+                          {s.id} \cup {p \in DOMAIN s.matchIndex : s.matchIndex[p] >= n})
+              THEN n
+              ELSE CommitCandidate(s, n - 1)
+
+\* advance_commit_index (leaders only), recording every newly committed
+\* index in the `committed` history as <<index, entry term, leader's term>>.
+AdvanceCommitIndex(s) ==
+    LET n == CommitCandidate(s, LastIndex(s))
+    IN IF n = 0
+       THEN s
+       ELSE [s EXCEPT !.commitIndex = n,
+                      !.committedNow = @ \cup {<<k, TermAt(s, k), s.currentTerm>> :
+                                                 k \in (s.commitIndex + 1)..n}]
+
+\* become_leader: reset replication state, append a no-op of the new term
+\* (paper 8), try to commit (a cluster of one), send every peer its request.
+BecomeLeader(s) ==
+    LET next == LastIndex(s) + 1
+        s1 == [s EXCEPT !.role = Leader,
+                        !.leaderId = s.id,
+                        !.votesGranted = {},
+                        !.nextIndex = [p \in Peers(s) |-> next],
+                        !.matchIndex = [p \in Peers(s) |-> 0],
+                        !.electedNow = @ \cup {<<s.currentTerm, s.id>>}]
+        s2 == AdvanceCommitIndex(AppendEntry(s1, [term |-> s.currentTerm, payload |-> Noop]))
+    IN [s2 EXCEPT !.sent = @ \cup {AppendEntriesFor(s2, p) : p \in Peers(s2)}]
+
+\* The loop of handle_append_entries_request over the new entries es, the
+\* first of which has index `index`: keep a matching entry; on a conflict
+\* drop our suffix from there; append what we lack.
+RECURSIVE AppendNew(_, _, _)
+AppendNew(s, index, es) ==
+    IF es = <<>>
+    THEN s
+    ELSE LET e == Head(es)
+         IN IF TermIs(s, index, e.term)
+            THEN AppendNew(s, index + 1, Tail(es))
+            ELSE IF HasTerm(s, index)
+                 THEN AppendNew(AppendEntry(TruncateFrom(s, index), e), index + 1, Tail(es))
+                 ELSE AppendNew(AppendEntry(s, e), index + 1, Tail(es))
+
+\* Server::accepts: a message to me, from another member of my configuration.
+Accepts(i, m) == m.to = i /\ m.from # i /\ m.from \in config[i]
+
+\* Server i may receive message m of the given type (it stays in the network).
+Receive(i, m, type) == m \in messages /\ m.type = type /\ Accepts(i, m)
+
+-----------------------------------------------------------------------------
+(* The actions, one per transition function of the core.                  *)
+
+\* timeout (model/src/actions/election.rs): the election timer fired. A
+\* follower or candidate that is a voting member starts an election.
+Timeout(i) ==
+    /\ role[i] # Leader
+    /\ i \in config[i]
+    /\ currentTerm[i] < MaxTerm
+    /\ LET s == [Load(i) EXCEPT !.currentTerm = @ + 1,
+                                !.role = Candidate,
+                                !.votedFor = i,
+                                !.leaderId = Nil,
+                                !.votesGranted = {i}]
+       IN Store(i, IF IsQuorum(s.config, s.votesGranted)
+                   THEN BecomeLeader(s)  \* a cluster of one elects itself
+                   ELSE [s EXCEPT !.sent = {RequestVoteRequest(s, p) : p \in Peers(s)}])
+    /\ UNCHANGED counterVars
+
+\* handle_request_vote_request (election.rs): grant the vote if the request
+\* is of our term, we have not voted for someone else in it, and the
+\* candidate's log is at least as up-to-date as ours.
+HandleRequestVoteRequest(i, m) ==
+    /\ Receive(i, m, "RequestVoteRequest")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+           logOk == IsUpToDate(s1, m.lastLogIndex, m.lastLogTerm)
+           freeToVote == s1.votedFor = Nil \/ s1.votedFor = m.from
+           voteGranted == m.term = s1.currentTerm /\ logOk /\ freeToVote
+           s2 == IF voteGranted THEN [s1 EXCEPT !.votedFor = m.from] ELSE s1
+       IN Store(i, Send(s2, RequestVoteResponse(s2, m.from, voteGranted)))
+    /\ UNCHANGED counterVars
+
+\* handle_request_vote_response (election.rs): a candidate counts granted
+\* votes of its own term and becomes leader on a quorum.
+HandleRequestVoteResponse(i, m) ==
+    /\ Receive(i, m, "RequestVoteResponse")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+           s2 == [s1 EXCEPT !.votesGranted = @ \cup {m.from}]
+       IN Store(i, IF m.term # s1.currentTerm \/ s1.role # Candidate \/ ~m.voteGranted
+                   THEN s1
+                   ELSE IF IsQuorum(s2.config, s2.votesGranted)
+                        THEN BecomeLeader(s2)
+                        ELSE s2)
+    /\ UNCHANGED counterVars
+
+\* client_request (model/src/actions/replication.rs): a leader appends the
+\* next client command (the values 1, 2, ... in order). Replication waits
+\* for the next SendAppendEntries.
+ClientRequest(i) ==
+    /\ role[i] = Leader
+    /\ clientRequests < MaxClientRequests
+    /\ Store(i, AdvanceCommitIndex(  \* a cluster of one commits by itself
+                 AppendEntry(Load(i), [term |-> currentTerm[i],
+                                       payload |-> clientRequests + 1])))
+    /\ clientRequests' = clientRequests + 1
+    /\ UNCHANGED <<restarts, compactions>>
+
+\* send_append_entries (replication.rs): a leader sends every peer the
+\* entries it lacks (or the snapshot): heartbeat and replication in one.
+SendAppendEntries(i) ==
+    /\ role[i] = Leader
+    /\ LET s == Load(i)
+       IN Store(i, [s EXCEPT !.sent = {AppendEntriesFor(s, p) : p \in Peers(s)}])
+    /\ UNCHANGED counterVars
+
+\* handle_append_entries_request (replication.rs): reject a stale leader;
+\* otherwise recognise the leader, skip entries our snapshot covers, run the
+\* consistency check at prevLogIndex, drop a conflicting suffix, append what
+\* is new, and learn the commit index, never beyond the last entry this
+\* request proved to match.
+HandleAppendEntriesRequest(i, m) ==
+    /\ Receive(i, m, "AppendEntriesRequest")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+           s2 == [BecomeFollower(s1) EXCEPT !.leaderId = m.from]
+           \* Entries at or below our snapshot are committed, hence already
+           \* match (Log Matching): skip them, check consistency at the snapshot.
+           skip == m.prevLogIndex < s2.snapshotIndex
+           covered == s2.snapshotIndex - m.prevLogIndex  \* meaningful when skip
+           prevIndex == IF skip THEN s2.snapshotIndex ELSE m.prevLogIndex
+           prevTerm == IF skip THEN s2.snapshotTerm ELSE m.prevLogTerm
+           entries == IF skip THEN SubSeq(m.entries, covered + 1, Len(m.entries))
+                              ELSE m.entries
+           s3 == AppendNew(s2, prevIndex + 1, entries)
+           lastNew == prevIndex + Len(entries)
+           newCommit == Min(m.leaderCommit, lastNew)
+           s4 == IF newCommit > s3.commitIndex THEN [s3 EXCEPT !.commitIndex = newCommit] ELSE s3
+       IN Store(i,
+            IF m.term < s1.currentTerm
+            THEN Send(s1, AppendEntriesResponse(s1, m.from, FALSE, 0))
+            ELSE IF skip /\ covered >= Len(m.entries)
+            THEN Send(s2, AppendEntriesResponse(s2, m.from, TRUE,
+                                                m.prevLogIndex + Len(m.entries)))
+            ELSE IF ~TermIs(s2, prevIndex, prevTerm)
+            THEN Send(s2, AppendEntriesResponse(s2, m.from, FALSE, LastIndex(s2)))
+            ELSE Send(s4, AppendEntriesResponse(s4, m.from, TRUE, lastNew)))
+    /\ UNCHANGED counterVars
+
+\* handle_append_entries_response (replication.rs): on success the leader
+\* records how far the peer matches and tries to commit; on failure it backs
+\* nextIndex off to min(next - 1, hint + 1), never below match + 1, and
+\* retries at once. A peer that still lags after a success gets its next batch.
+HandleAppendEntriesResponse(i, m) ==
+    /\ Receive(i, m, "AppendEntriesResponse")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+           p == m.from
+           ignore == \/ m.term # s1.currentTerm
+                     \/ s1.role # Leader
+                     \/ p \notin DOMAIN s1.nextIndex
+                     \/ p \notin DOMAIN s1.matchIndex
+           next == s1.nextIndex[p]
+           matched == s1.matchIndex[p]
+           \* success
+           s2 == IF m.matchIndex > matched
+                 THEN AdvanceCommitIndex([s1 EXCEPT !.matchIndex[p] = m.matchIndex])
+                 ELSE s1
+           s3 == IF m.matchIndex + 1 > next THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1] ELSE s2
+           s4 == IF s3.nextIndex[p] <= LastIndex(s3) THEN Send(s3, AppendEntriesFor(s3, p)) ELSE s3
+           \* failure
+           backedOff == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
+           newNext == Max(backedOff, matched + 1)
+           s5 == [s1 EXCEPT !.nextIndex[p] = newNext]
+       IN Store(i,
+            IF ignore THEN s1
+            ELSE IF m.success
+            THEN IF m.matchIndex > LastIndex(s1)
+                 THEN s1  \* a peer cannot match entries we never had
+                 ELSE s4
+            ELSE IF newNext < next
+                 THEN Send(s5, AppendEntriesFor(s5, p))
+                 ELSE s1)
+    /\ UNCHANGED counterVars
+
+\* compact_log (model/src/actions/snapshot.rs), driven as the checker
+\* drives it: fold everything up to the commit index into a snapshot whose
+\* image is the old image followed by the newly applied entries.
+CompactLog(i) ==
+    /\ commitIndex[i] > snapshotIndex[i]
+    /\ compactions < MaxCompactions
+    /\ LET s == Load(i)
+           index == s.commitIndex
+           data == s.snapshot.data \o SubSeq(s.log, 1, index - s.snapshotIndex)
+           s1 == [s EXCEPT !.snapshot = [lastIndex |-> index,
+                                          lastTerm |-> TermAt(s, index),
+                                          config |-> s.config,
+                                          data |-> data]]
+       IN Store(i, CompactTo(s1, index, TermAt(s, index)))
+    /\ compactions' = compactions + 1
+    /\ UNCHANGED <<clientRequests, restarts>>
+
+\* handle_install_snapshot_request (snapshot.rs): reject a stale leader;
+\* otherwise recognise it and, unless our commit index already covers the
+\* snapshot, adopt it: keep the log after it if our entry at its last index
+\* matches (paper 7), else discard the whole log.
+HandleInstallSnapshotRequest(i, m) ==
+    /\ Receive(i, m, "InstallSnapshotRequest")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+           s2 == [BecomeFollower(s1) EXCEPT !.leaderId = m.from]
+           snap == m.snapshot
+           stale == snap.lastIndex <= s2.commitIndex
+           kept == IF TermIs(s2, snap.lastIndex, snap.lastTerm)
+                   THEN CompactTo(s2, snap.lastIndex, snap.lastTerm)
+                   ELSE [s2 EXCEPT !.log = <<>>,
+                                   !.snapshotIndex = snap.lastIndex,
+                                   !.snapshotTerm = snap.lastTerm]
+           s3 == IF stale
+                 THEN s2
+                 ELSE [kept EXCEPT !.snapshot = snap,
+                                   !.config = snap.config,
+                                   !.commitIndex = snap.lastIndex]
+       IN Store(i,
+            IF m.term < s1.currentTerm
+            THEN Send(s1, InstallSnapshotResponse(s1, m.from, 0))
+            ELSE Send(s3, InstallSnapshotResponse(s3, m.from, snap.lastIndex)))
+    /\ UNCHANGED counterVars
+
+\* handle_install_snapshot_response (snapshot.rs): the peer now holds
+\* everything up to the snapshot's last index; continue from there.
+HandleInstallSnapshotResponse(i, m) ==
+    /\ Receive(i, m, "InstallSnapshotResponse")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+           p == m.from
+           ignore == \/ m.term # s1.currentTerm
+                     \/ s1.role # Leader
+                     \/ m.matchIndex > LastIndex(s1)
+                     \/ p \notin DOMAIN s1.matchIndex
+           s2 == IF m.matchIndex > s1.matchIndex[p]
+                 THEN AdvanceCommitIndex([s1 EXCEPT !.matchIndex[p] = m.matchIndex])
+                 ELSE s1
+           s3 == IF p \in DOMAIN s2.nextIndex /\ s2.nextIndex[p] <= m.matchIndex
+                 THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1]
+                 ELSE s2
+           s4 == IF p \in DOMAIN s3.nextIndex /\ s3.nextIndex[p] <= LastIndex(s3)
+                 THEN Send(s3, AppendEntriesFor(s3, p))
+                 ELSE s3
+       IN Store(i, IF ignore THEN s1 ELSE s4)
+    /\ UNCHANGED counterVars
+
+\* restart (model/src/actions/restart.rs): crash and come back. Persistent
+\* state survives; the commit index falls back to the snapshot.
+Restart(i) ==
+    /\ restarts < MaxRestarts
+    /\ LET s == Load(i)
+       IN Store(i, [s EXCEPT !.role = Follower,
+                             !.commitIndex = s.snapshotIndex,
+                             !.leaderId = Nil,
+                             !.votesGranted = {},
+                             !.nextIndex = EmptyMap,
+                             !.matchIndex = EmptyMap])
+    /\ restarts' = restarts + 1
+    /\ UNCHANGED <<clientRequests, compactions>>
+
+\* The network loses a message (no core function). Only needed to free the
+\* bound on messages in flight; safety does not depend on it.
+DropMessage(m) ==
+    /\ Lossy
+    /\ m \in messages
+    /\ messages' = messages \ {m}
+    /\ UNCHANGED <<persistentVars, volatileVars, historyVars, counterVars>>
+
+-----------------------------------------------------------------------------
+(* The specification.                                                      *)
+
+Init ==
+    /\ currentTerm = [i \in Server |-> 0]
+    /\ votedFor = [i \in Server |-> Nil]
+    /\ log = [i \in Server |-> <<>>]
+    /\ snapshotIndex = [i \in Server |-> 0]
+    /\ snapshotTerm = [i \in Server |-> 0]
+    /\ snapshot = [i \in Server |-> [lastIndex |-> 0, lastTerm |-> 0,
+                                     config |-> Server, data |-> <<>>]]
+    /\ config = [i \in Server |-> Server]
+    /\ role = [i \in Server |-> Follower]
+    /\ commitIndex = [i \in Server |-> 0]
+    /\ leaderId = [i \in Server |-> Nil]
+    /\ votesGranted = [i \in Server |-> {}]
+    /\ nextIndex = [i \in Server |-> EmptyMap]
+    /\ matchIndex = [i \in Server |-> EmptyMap]
+    /\ messages = {}
+    /\ elected = {}
+    /\ committed = {}
+    /\ clientRequests = 0
+    /\ restarts = 0
+    /\ compactions = 0
+
+Next ==
+    \/ \E i \in Server : Timeout(i)
+    \/ \E i \in Server : SendAppendEntries(i)
+    \/ \E i \in Server : ClientRequest(i)
+    \/ \E i \in Server : CompactLog(i)
+    \/ \E i \in Server : Restart(i)
+    \/ \E i \in Server, m \in messages : HandleRequestVoteRequest(i, m)
+    \/ \E i \in Server, m \in messages : HandleRequestVoteResponse(i, m)
+    \/ \E i \in Server, m \in messages : HandleAppendEntriesRequest(i, m)
+    \/ \E i \in Server, m \in messages : HandleAppendEntriesResponse(i, m)
+    \/ \E i \in Server, m \in messages : HandleInstallSnapshotRequest(i, m)
+    \/ \E i \in Server, m \in messages : HandleInstallSnapshotResponse(i, m)
+    \/ \E m \in messages : DropMessage(m)
+
+Spec == Init /\ [][Next]_vars
+
+-----------------------------------------------------------------------------
+(* Types.                                                                  *)
+
+Terms == 0..MaxTerm
+EntryType == [term : Terms, payload : {Noop} \cup (1..MaxClientRequests)]
+SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : SUBSET Server,
+                 data : Seq(EntryType)]
+
+MessageType ==
+    [type : {"RequestVoteRequest"}, from : Server, to : Server, term : Terms,
+     lastLogIndex : Nat, lastLogTerm : Terms]
+  \cup
+    [type : {"RequestVoteResponse"}, from : Server, to : Server, term : Terms,
+     voteGranted : BOOLEAN]
+  \cup
+    [type : {"AppendEntriesRequest"}, from : Server, to : Server, term : Terms,
+     prevLogIndex : Nat, prevLogTerm : Terms, entries : Seq(EntryType), leaderCommit : Nat]
+  \cup
+    [type : {"AppendEntriesResponse"}, from : Server, to : Server, term : Terms,
+     success : BOOLEAN, matchIndex : Nat]
+  \cup
+    [type : {"InstallSnapshotRequest"}, from : Server, to : Server, term : Terms,
+     snapshot : SnapshotType]
+  \cup
+    [type : {"InstallSnapshotResponse"}, from : Server, to : Server, term : Terms,
+     matchIndex : Nat]
+
+\* A map peer -> index (an OrdMap<NodeId, Index>).
+IsIndexMap(f) == DOMAIN f \subseteq Server /\ \A p \in DOMAIN f : f[p] \in Nat
+
+TypeOK ==
+    /\ \A i \in Server :
+         /\ currentTerm[i] \in Terms
+         /\ votedFor[i] \in Server \cup {Nil}
+         /\ log[i] \in Seq(EntryType)
+         /\ snapshotIndex[i] \in Nat
+         /\ snapshotTerm[i] \in Terms
+         /\ snapshot[i] \in SnapshotType
+         /\ snapshot[i].lastIndex = snapshotIndex[i]
+         /\ snapshot[i].lastTerm = snapshotTerm[i]
+         /\ Len(snapshot[i].data) = snapshotIndex[i]
+         /\ config[i] \in SUBSET Server
+         /\ role[i] \in {Follower, Candidate, Leader}
+         /\ commitIndex[i] \in Nat
+         /\ leaderId[i] \in Server \cup {Nil}
+         /\ votesGranted[i] \in SUBSET Server
+         /\ IsIndexMap(nextIndex[i])
+         /\ IsIndexMap(matchIndex[i])
+    /\ messages \subseteq MessageType
+    /\ elected \subseteq Terms \X Server
+    /\ committed \subseteq Nat \X Terms \X Terms
+    /\ clientRequests \in 0..MaxClientRequests
+    /\ restarts \in 0..MaxRestarts
+    /\ compactions \in 0..MaxCompactions
+
+-----------------------------------------------------------------------------
+(* Safety properties (paper Figure 3).                                     *)
+
+\* The whole log of server i: the snapshot's image holds exactly the entries
+\* up to snapshotIndex (TypeOK checks the length), the log the rest.
+FullLog(i) == snapshot[i].data \o log[i]
+
+\* What server i has applied to its state machine.
+Applied(i) == SubSeq(FullLog(i), 1, Min(commitIndex[i], Len(FullLog(i))))
+
+IsPrefix(a, b) == Len(a) <= Len(b) /\ SubSeq(b, 1, Len(a)) = a
+
+\* At most one leader per term.
+ElectionSafety ==
+    \A e, f \in elected : e[1] = f[1] => e[2] = f[2]
+
+\* A leader never overwrites or deletes entries of its log, only appends
+\* (compaction moves entries into the image, which FullLog includes).
+LeaderAppendOnly ==
+    [][\A i \in Server :
+          (role[i] = Leader /\ role'[i] = Leader /\ currentTerm'[i] = currentTerm[i])
+            => IsPrefix(FullLog(i), snapshot'[i].data \o log'[i])]_vars
+
+\* Two logs holding an entry with the same index and term are identical up
+\* to that index (compacted prefixes compared through the snapshot image).
+LogMatching ==
+    \A i, j \in Server :
+      LET a == FullLog(i)
+          b == FullLog(j)
+      IN \A n \in 1..Min(Len(a), Len(b)) :
+           a[n].term = b[n].term => SubSeq(a, 1, n) = SubSeq(b, 1, n)
+
+\* An entry committed in term ct is in the log of every leader of a later
+\* term (or covered by its snapshot, which holds only committed entries).
+LeaderCompleteness ==
+    \A c \in committed, l \in Server :
+      (role[l] = Leader /\ currentTerm[l] > c[3]) =>
+        \/ c[1] <= snapshotIndex[l]
+        \/ TermIs(Load(l), c[1], c[2])
+
+\* No two servers apply different entries at the same index.
+StateMachineSafety ==
+    \A i, j \in Server :
+      LET a == Applied(i)
+          b == Applied(j)
+      IN \A n \in 1..Min(Len(a), Len(b)) : a[n] = b[n]
+
+=============================================================================
