@@ -78,8 +78,7 @@ impl<C: Clone, S: Clone> Message<C, S> {
         renamed.from = f(self.from);
         renamed.to = f(self.to);
         if let Body::InstallSnapshotRequest { snapshot } = &mut renamed.body {
-            snapshot.meta.config =
-                crate::types::Config::new(snapshot.meta.config.members.iter().map(|id| f(*id)));
+            snapshot.meta.config = snapshot.meta.config.rename_ids(f);
         }
         renamed
     }

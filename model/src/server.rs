@@ -135,8 +135,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         renamed.id = f(self.id);
         renamed.voted_for = self.voted_for.map(f);
         renamed.leader_id = self.leader_id.map(f);
-        renamed.config = rename_config(&self.config, f);
-        renamed.snapshot.meta.config = rename_config(&self.snapshot.meta.config, f);
+        renamed.config = self.config.rename_ids(f);
+        renamed.snapshot.meta.config = self.snapshot.meta.config.rename_ids(f);
         renamed.votes_granted = self.votes_granted.iter().map(|id| f(*id)).collect();
         renamed.next_index = self.next_index.iter().map(|(id, i)| (f(*id), *i)).collect();
         renamed.match_index = self
@@ -147,8 +147,4 @@ impl<C: Clone, S: Clone> Server<C, S> {
         renamed.read_acks = self.read_acks.iter().map(|(id, s)| (f(*id), *s)).collect();
         renamed
     }
-}
-
-fn rename_config(config: &Config, f: &impl Fn(NodeId) -> NodeId) -> Config {
-    Config::new(config.members.iter().map(|id| f(*id)))
 }

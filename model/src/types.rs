@@ -60,4 +60,15 @@ impl Config {
     pub fn peers(&self, me: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         self.members.iter().copied().filter(move |id| *id != me)
     }
+
+    /// This configuration with every id passed through the renaming `f`
+    /// (injective). When `f` maps the members onto themselves — always in
+    /// the checker, whose configurations hold every server — the set is
+    /// shared rather than rebuilt: symmetry reduction renames every state.
+    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Config {
+        if self.members.iter().all(|id| self.members.contains(&f(*id))) {
+            return self.clone();
+        }
+        Config::new(self.members.iter().map(|id| f(*id)))
+    }
 }
