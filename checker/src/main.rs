@@ -1,5 +1,281 @@
-//! The model checker's command line (issue 4 builds it). Until then it says so.
-fn main() {
-    eprintln!("raft-checker: not built yet (see issue 4)");
-    std::process::exit(2);
+//! `raft-checker`: model-check the raft-model core with stateright.
+//!
+//! ```text
+//! raft-checker check      exhaustive check of a bound (DFS; --bfs on request)
+//! raft-checker simulate   seeded random walks, for bounds too big to exhaust
+//! raft-checker explore    stateright's Explorer web UI (default 127.0.0.1:3000)
+//! raft-checker bench      distinct states/s and peak memory for a named bound
+//! ```
+//! Exit status: 0 when every `always` property holds and (for `check`) the
+//! search completed and reached every `sometimes` property; 1 when a property
+//! fails; 2 on a usage or I/O error.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use raft_checker::bounds::Bounds;
+use raft_checker::model::RaftModel;
+use raft_checker::report::Report;
+use raft_checker::run::{Outcome, RunOptions, Strategy, run};
+use raft_checker::{bugs, memory};
+use raft_model::Bug;
+use stateright::Model;
+
+#[derive(Parser)]
+#[command(
+    name = "raft-checker",
+    version,
+    about = "Exhaustive model checking of the raft-model core (the code the node runs) with stateright"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exhaustively check a bound: every reachable state, every property.
+    Check(CheckArgs),
+    /// Random walks through a bound too big to exhaust (seeded, bounded).
+    Simulate(SimulateArgs),
+    /// Browse the state space in stateright's Explorer web UI.
+    Explore(ExploreArgs),
+    /// Print distinct states/s and peak memory of an exhaustive check of a
+    /// named bound (optionally also the symmetry reduction factor).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    #[command(flatten)]
+    bounds: Bounds,
+    /// Switch on a seeded bug of the core (to see the checker fail):
+    /// vote-twice, skip-up-to-date-check, commit-old-term,
+    /// keep-conflicting-suffix, commit-beyond-leader, install-stale-snapshot,
+    /// accept-stale-append.
+    #[arg(long, value_name = "NAME", value_parser = bugs::parse)]
+    bug: Option<Bug>,
+    /// Turn symmetry reduction over server ids off.
+    #[arg(long)]
+    no_symmetry: bool,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Directory for counterexample traces (.json) and diagrams (.mmd).
+    #[arg(long, default_value = "checker-out")]
+    out: PathBuf,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Breadth-first instead of depth-first (shortest counterexamples; keeps
+    /// whole states in memory; stateright ignores symmetry in BFS).
+    #[arg(long)]
+    bfs: bool,
+    /// Give up after this many seconds (the result is then not a proof).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Keep searching after the first violated property.
+    #[arg(long)]
+    keep_going: bool,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Seed of the first walk (later walks derive theirs from it).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after this many states.
+    #[arg(long, value_name = "N")]
+    max_states: Option<usize>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    time: u64,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[command(flatten)]
+    bounds: Bounds,
+    #[arg(long, value_name = "NAME", value_parser = bugs::parse)]
+    bug: Option<Bug>,
+    /// Address of the web UI (keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Named bound (default, tiny, five).
+    #[arg(long, default_value = "default")]
+    bound: String,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also run without symmetry and print the reduction factor.
+    #[arg(long)]
+    symmetry_factor: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check(args),
+        Command::Simulate(args) => simulate(args),
+        Command::Explore(args) => explore(args),
+        Command::Bench(args) => bench(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("raft-checker: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn options(common: &CommonArgs, strategy: Strategy) -> RunOptions {
+    RunOptions {
+        bounds: common.bounds.clone(),
+        bug: common.bug,
+        strategy,
+        threads: common.threads.unwrap_or_else(default_threads),
+        symmetry: !common.no_symmetry,
+        timeout: None,
+        keep_going: false,
+        stop_at: None,
+        quiet: false,
+    }
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode, String> {
+    let strategy = if args.bfs {
+        Strategy::Bfs
+    } else {
+        Strategy::Dfs
+    };
+    let mut options = options(&args.common, strategy);
+    options.timeout = args.timeout.map(Duration::from_secs);
+    options.keep_going = args.keep_going;
+    if args.bfs && options.symmetry {
+        eprintln!(
+            "note: stateright's BFS does not support symmetry reduction; checking without it"
+        );
+    }
+    eprintln!("checking {}", options.bounds);
+    let outcome = run(&options);
+    finish(outcome, &args.common)
+}
+
+fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
+    let strategy = Strategy::Simulation {
+        seed: args.seed,
+        max_states: args.max_states,
+    };
+    let mut options = options(&args.common, strategy);
+    options.timeout = Some(Duration::from_secs(args.time));
+    eprintln!("simulating {} (seed {})", options.bounds, args.seed);
+    let outcome = run(&options);
+    finish(outcome, &args.common)
+}
+
+/// Prints the report and counterexamples, writes traces and the JSON report.
+fn finish(mut outcome: Outcome, common: &CommonArgs) -> Result<ExitCode, String> {
+    outcome.write_traces(&common.out)?;
+    for name in outcome.report.violated() {
+        if let Some(trace) = outcome.trace(name) {
+            println!("counterexample to {name} ({} steps):", trace.step_count());
+            print!("{}", trace.numbered());
+        }
+    }
+    let report: &Report = &outcome.report;
+    print!("{}", report.render());
+    for p in &report.properties {
+        if let (Some(trace), Some(diagram), "always") = (&p.trace, &p.diagram, p.expectation) {
+            println!(
+                "{} trace: {trace}\n{} diagram (Mermaid): {diagram}",
+                p.name, p.name
+            );
+        }
+    }
+    if let Some(path) = &common.json {
+        let json = serde_json::to_string_pretty(report)
+            .map_err(|e| format!("cannot serialise the report: {e}"))?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn explore(args: ExploreArgs) -> Result<ExitCode, String> {
+    // stateright's server panics if it cannot bind: find out first, clearly.
+    TcpListener::bind(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let model = RaftModel::new(args.bounds, args.bug.into_iter().collect());
+    println!("Explorer on http://{} (Ctrl-C to stop)", args.addr);
+    model.checker().serve(args.addr);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode, String> {
+    let bounds = Bounds::preset(&args.bound).ok_or_else(|| {
+        format!(
+            "unknown bound `{}`; named bounds: {}",
+            args.bound,
+            Bounds::preset_names().join(", ")
+        )
+    })?;
+    let threads = args.threads.unwrap_or_else(default_threads);
+    println!("bench bound `{}`: {bounds}", args.bound);
+    let mut runs = vec![true];
+    if args.symmetry_factor {
+        runs.push(false);
+    }
+    let mut distinct = Vec::new();
+    for symmetry in runs {
+        memory::reset_peak();
+        let mut options = RunOptions::check(bounds.clone());
+        options.threads = threads;
+        options.symmetry = symmetry;
+        options.quiet = false;
+        let report = run(&options).report;
+        println!(
+            "symmetry {:<3}: {} distinct states ({} within bounds) in {:.1} s = {:.0} distinct states/s, peak memory {}, {} thread(s), all properties: {}",
+            if symmetry { "on" } else { "off" },
+            report.distinct_states,
+            report.distinct_states_within_bounds.unwrap_or(0),
+            report.wall_time_secs,
+            report.distinct_states_per_sec,
+            report
+                .peak_memory_bytes
+                .map_or_else(|| "unknown".to_string(), memory::format_bytes),
+            threads,
+            if report.ok { "ok" } else { "FAILED" }
+        );
+        distinct.push(report.distinct_states_within_bounds.unwrap_or(0));
+    }
+    if let [with, without] = distinct[..] {
+        println!(
+            "symmetry reduction factor: {:.2} ({without} / {with} distinct states within bounds)",
+            without as f64 / with.max(1) as f64
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

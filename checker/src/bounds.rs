@@ -1,0 +1,133 @@
+//! The bounds of an exploration: the TLA+ constants of spec/MCRaft.cfg, as
+//! command-line flags.
+//!
+//! Two kinds of bound, as in the spec:
+//! - action guards (`max_term`, `max_requests`, `max_restarts`,
+//!   `max_compactions`) disable an action once its counter is used up;
+//! - the state predicate `WithinBounds` (`max_log`, `max_messages`) is TLC's
+//!   `CONSTRAINT`: a state outside it is still checked against every property
+//!   but never expanded (see `model.rs` for how this maps onto stateright).
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// Spec constants. The defaults are the README's main bound: the richest
+/// 3-server bound that an exhaustive release-build check proves in about two
+/// minutes on a 2-core machine (measured; see checker/README.md).
+#[derive(Args, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// Number of servers (`Server`); the spec is symmetric in them.
+    #[arg(long, default_value_t = Bounds::DEFAULT.servers, value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub servers: u8,
+    /// Highest term a Timeout may reach (`MaxTerm`).
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_term)]
+    pub max_term: u8,
+    /// Longest log, snapshot prefix included (`MaxLogLength`, in `WithinBounds`).
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_log)]
+    pub max_log: u8,
+    /// Client requests over the whole run (`MaxClientRequests`).
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_requests)]
+    pub max_requests: u8,
+    /// Most messages in the network at once (`MaxMessages`, in `WithinBounds`).
+    /// Delivered messages stay in the set (duplication), so this bounds the
+    /// distinct messages sent unless --lossy drops some.
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_messages)]
+    pub max_messages: u8,
+    /// Server restarts over the whole run (`MaxRestarts`).
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_restarts)]
+    pub max_restarts: u8,
+    /// Log compactions (snapshots taken) over the whole run (`MaxCompactions`).
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_compactions)]
+    pub max_compactions: u8,
+    /// Entries per AppendEntries request (`MaxAppendEntries`).
+    #[arg(long, default_value_t = Bounds::DEFAULT.max_append_entries, value_parser = clap::value_parser!(u8).range(1..))]
+    pub max_append_entries: u8,
+    /// Let the network drop messages (`Lossy`): adds the DropMessage action.
+    #[arg(long, default_value_t = Bounds::DEFAULT.lossy)]
+    pub lossy: bool,
+}
+
+impl Bounds {
+    /// The default bound (the README's main command).
+    pub const DEFAULT: Bounds = Bounds {
+        servers: 3,
+        max_term: 2,
+        max_log: 2,
+        max_requests: 1,
+        max_messages: 8,
+        max_restarts: 1,
+        max_compactions: 1,
+        max_append_entries: 1,
+        lossy: false,
+    };
+
+    /// Named bounds for `bench` and the tests.
+    pub const PRESETS: &'static [(&'static str, Bounds)] = &[
+        ("default", Bounds::DEFAULT),
+        // Small enough for the debug-profile test suite, still rich enough to
+        // elect, commit, compact and install a snapshot.
+        (
+            "tiny",
+            Bounds {
+                servers: 3,
+                max_term: 2,
+                max_log: 2,
+                max_requests: 1,
+                max_messages: 6,
+                max_restarts: 0,
+                max_compactions: 1,
+                max_append_entries: 1,
+                lossy: false,
+            },
+        ),
+        (
+            "five",
+            Bounds {
+                servers: 5,
+                max_term: 1,
+                max_log: 2,
+                max_requests: 1,
+                max_messages: 10,
+                max_restarts: 0,
+                max_compactions: 0,
+                max_append_entries: 1,
+                lossy: false,
+            },
+        ),
+    ];
+
+    pub fn preset(name: &str) -> Option<Bounds> {
+        Self::PRESETS
+            .iter()
+            .find(|(preset, _)| *preset == name)
+            .map(|(_, bounds)| bounds.clone())
+    }
+
+    pub fn preset_names() -> Vec<&'static str> {
+        Self::PRESETS.iter().map(|(name, _)| *name).collect()
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds::DEFAULT
+    }
+}
+
+impl std::fmt::Display for Bounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} lossy={}",
+            self.servers,
+            self.max_term,
+            self.max_log,
+            self.max_requests,
+            self.max_messages,
+            self.max_restarts,
+            self.max_compactions,
+            self.max_append_entries,
+            self.lossy
+        )
+    }
+}

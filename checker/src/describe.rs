@@ -1,0 +1,101 @@
+//! Short, readable renderings of core values for traces and diagrams.
+
+use raft_model::{Body, Entry, NodeId, Payload, Role};
+
+use crate::state::{Command, Msg, RaftServer};
+
+pub fn server_name(id: NodeId) -> String {
+    format!("s{id}")
+}
+
+/// `t2:noop` or `t2:c1`: the term that created the entry and its payload.
+pub fn entry(entry: &Entry<Command>) -> String {
+    match &entry.payload {
+        Payload::Noop => format!("t{}:noop", entry.term),
+        Payload::Command(command) => format!("t{}:c{command}", entry.term),
+    }
+}
+
+pub fn entries<'a>(entries: impl IntoIterator<Item = &'a Entry<Command>>) -> String {
+    let items: Vec<String> = entries.into_iter().map(entry).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A server's log: the snapshot summary (when there is one) then held entries.
+pub fn log(server: &RaftServer) -> String {
+    let held = entries(server.log.entries.iter());
+    if server.log.snapshot_index == 0 {
+        held
+    } else {
+        format!(
+            "snapshot(1..{} @t{}) + {held}",
+            server.log.snapshot_index, server.log.snapshot_term
+        )
+    }
+}
+
+pub fn role(role: Role) -> &'static str {
+    match role {
+        Role::Follower => "Follower",
+        Role::Candidate => "Candidate",
+        Role::Leader => "Leader",
+    }
+}
+
+pub fn optional_server(id: Option<NodeId>) -> String {
+    id.map_or_else(|| "None".to_string(), server_name)
+}
+
+/// `s1->s2 AppendEntriesRequest t2 prev=1/t1 entries=[t2:noop] commit=1`.
+pub fn message(message: &Msg) -> String {
+    format!(
+        "{}->{} {} t{} {}",
+        server_name(message.from),
+        server_name(message.to),
+        message.body.kind(),
+        message.term,
+        body(&message.body)
+    )
+}
+
+/// The fields of a message body, without its kind.
+pub fn body(body: &raft_model::Body<Command, crate::state::Image>) -> String {
+    match body {
+        Body::RequestVoteRequest {
+            last_log_index,
+            last_log_term,
+        } => format!("last={last_log_index}/t{last_log_term}"),
+        Body::RequestVoteResponse { vote_granted } => {
+            if *vote_granted {
+                "granted".to_string()
+            } else {
+                "refused".to_string()
+            }
+        }
+        Body::AppendEntriesRequest {
+            prev_log_index,
+            prev_log_term,
+            entries: sent,
+            leader_commit,
+            ..
+        } => format!(
+            "prev={prev_log_index}/t{prev_log_term} entries={} commit={leader_commit}",
+            entries(sent.iter())
+        ),
+        Body::AppendEntriesResponse {
+            success,
+            match_index,
+            ..
+        } => format!(
+            "{} match={match_index}",
+            if *success { "ok" } else { "fail" }
+        ),
+        Body::InstallSnapshotRequest { snapshot } => format!(
+            "snapshot=1..{}@t{} image={}",
+            snapshot.meta.last_index,
+            snapshot.meta.last_term,
+            entries(snapshot.data.iter())
+        ),
+        Body::InstallSnapshotResponse { match_index } => format!("match={match_index}"),
+    }
+}

@@ -1,0 +1,30 @@
+//! # raft-checker: exhaustive model checking of the raft-model core
+//!
+//! A stateright [`Model`](stateright::Model) whose state is the spec's
+//! variables (spec/README.md) and whose actions are the spec's actions, each
+//! carried out by the raft-model function of the same name: the checker
+//! explores the very code the node runs. The network loses (with `--lossy`),
+//! duplicates and reorders messages; servers restart; leaders compact their
+//! logs and send snapshots.
+//!
+//! Modules: [`bounds`] (the spec constants), [`state`] (the spec variables),
+//! [`action`] and [`step`] (the spec actions, driving the core), [`model`]
+//! (the stateright model and its properties), [`properties`] (the paper's
+//! safety properties), [`symmetry`] (reduction over server ids), [`run`] and
+//! [`report`] (running a check), [`trace`] (counterexamples), [`bugs`] (seeded
+//! bug names).
+
+pub mod action;
+pub mod bounds;
+pub mod bugs;
+pub mod describe;
+pub mod memory;
+pub mod model;
+pub mod progress;
+pub mod properties;
+pub mod report;
+pub mod run;
+pub mod state;
+pub mod step;
+pub mod symmetry;
+pub mod trace;

@@ -1,0 +1,126 @@
+//! The paper's five safety properties (Figure 3), checked on every state, and
+//! the `sometimes` properties that prove the exploration is not vacuous.
+//! Definitions and names are those of spec/Raft.tla (see spec/README.md).
+
+use raft_model::{Payload, Role};
+
+use crate::state::{RaftState, entry_at, log_length};
+
+/// Every `always` property at once.
+pub fn all_safety_properties_hold(state: &RaftState) -> bool {
+    election_safety(state)
+        && leader_append_only(state)
+        && log_matching(state)
+        && leader_completeness(state)
+        && state_machine_safety(state)
+}
+
+/// Election Safety: at most one leader per term, ever (reads `elected`).
+pub fn election_safety(state: &RaftState) -> bool {
+    // `elected` is ordered by (term, id): two leaders of one term are adjacent.
+    let mut previous = None;
+    for &(term, id) in state.elected.iter() {
+        if let Some((previous_term, previous_id)) = previous
+            && previous_term == term
+            && previous_id != id
+        {
+            return false;
+        }
+        previous = Some((term, id));
+    }
+    true
+}
+
+/// Leader Append-Only: a leader never overwrites or deletes its log entries
+/// within its term. The step function records a breach in a history flag.
+pub fn leader_append_only(state: &RaftState) -> bool {
+    !state.leader_append_only_violated
+}
+
+/// Log Matching: if two logs hold an entry with the same index and term, they
+/// are identical in every entry up to that index (snapshot-covered prefixes
+/// compared through the snapshot image).
+pub fn log_matching(state: &RaftState) -> bool {
+    for (i, a) in state.servers.iter().enumerate() {
+        for b in &state.servers[i + 1..] {
+            let common = log_length(a).min(log_length(b));
+            let mut first_difference = None;
+            for index in 1..=common {
+                let (entry_a, entry_b) = (entry_at(a, index), entry_at(b, index));
+                if first_difference.is_none() && entry_a != entry_b {
+                    first_difference = Some(index);
+                }
+                let same_term =
+                    entry_a.is_some() && entry_a.map(|e| e.term) == entry_b.map(|e| e.term);
+                if same_term && first_difference.is_some() {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Leader Completeness: an entry committed in term `ct` is in the log of every
+/// leader of a later term (or inside its snapshot).
+pub fn leader_completeness(state: &RaftState) -> bool {
+    state.committed.iter().all(|&(index, term, commit_term)| {
+        state
+            .servers
+            .iter()
+            .filter(|l| l.role == Role::Leader && l.current_term > commit_term)
+            .all(|l| index <= l.log.snapshot_index || l.log.term_at(index) == Some(term))
+    })
+}
+
+/// State Machine Safety: servers that applied an index applied the same entry
+/// there (applied prefix = snapshot image then entries up to the commit index).
+pub fn state_machine_safety(state: &RaftState) -> bool {
+    for (i, a) in state.servers.iter().enumerate() {
+        for b in &state.servers[i + 1..] {
+            let both = a.commit_index.min(b.commit_index);
+            for index in 1..=both {
+                if entry_at(a, index) != entry_at(b, index) || entry_at(a, index).is_none() {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Sometimes: some server is leader.
+pub fn leader_elected(state: &RaftState) -> bool {
+    !state.elected.is_empty()
+}
+
+/// Sometimes: a client command is applied by some server (committed and
+/// known committed there).
+pub fn command_committed(state: &RaftState) -> bool {
+    state.servers.iter().any(|s| {
+        (1..=s.commit_index).any(|index| {
+            entry_at(s, index).is_some_and(|e| matches!(e.payload, Payload::Command(_)))
+        })
+    })
+}
+
+/// Sometimes: a leader was followed by a leader of a higher term.
+pub fn leader_replaced(state: &RaftState) -> bool {
+    let mut terms = state.elected.iter().map(|(term, _)| *term);
+    match terms.next() {
+        Some(first) => terms.any(|term| term > first),
+        None => false,
+    }
+}
+
+/// Sometimes: a follower overwrote a conflicting suffix of its log (observed
+/// on the step into this state).
+pub fn conflict_overwritten(state: &RaftState) -> bool {
+    state.observed & crate::state::OBSERVED_CONFLICT_OVERWRITTEN != 0
+}
+
+/// Sometimes: a follower installed a leader's snapshot (observed on the step
+/// into this state).
+pub fn snapshot_installed(state: &RaftState) -> bool {
+    state.observed & crate::state::OBSERVED_SNAPSHOT_INSTALLED != 0
+}

@@ -1,0 +1,171 @@
+//! One step of the spec: run the core's transition for an action on a copy of
+//! the state, then record what the spec's global variables record (messages
+//! sent, the `elected` and `committed` histories, the counters).
+//!
+//! Nothing here decides protocol behaviour: every server change is made by the
+//! raft-model function named after the action.
+
+use std::sync::Arc;
+
+use raft_model::{Effects, Role};
+
+use crate::action::Action;
+use crate::bounds::Bounds;
+use crate::state::{
+    Image, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_SNAPSHOT_INSTALLED, RaftServer, RaftState,
+    applied_prefix, entry_at, log_length, term_at,
+};
+
+/// The actions enabled in `state` (the spec's `Next`, guards included), in a
+/// fixed order so that stateright can replay a path from action indices.
+pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Action>) {
+    for server in &state.servers {
+        let id = server.id;
+        let leader = server.role == Role::Leader;
+        if !leader && server.current_term < u64::from(bounds.max_term) {
+            actions.push(Action::Timeout(id));
+        }
+        if leader {
+            actions.push(Action::SendAppendEntries(id));
+            if state.client_requests < bounds.max_requests {
+                actions.push(Action::ClientRequest(id));
+            }
+        }
+        if server.commit_index > server.log.snapshot_index
+            && state.compactions < bounds.max_compactions
+        {
+            actions.push(Action::CompactLog(id));
+        }
+        if state.restarts < bounds.max_restarts {
+            actions.push(Action::Restart(id));
+        }
+    }
+    for message in state.network.iter() {
+        actions.push(Action::deliver(message.clone()));
+    }
+    if bounds.lossy {
+        for message in state.network.iter() {
+            actions.push(Action::DropMessage(message.clone()));
+        }
+    }
+}
+
+/// The spec's `WithinBounds`: TLC's CONSTRAINT.
+pub fn within_bounds(bounds: &Bounds, state: &RaftState) -> bool {
+    state.network.len() <= usize::from(bounds.max_messages)
+        && state
+            .servers
+            .iter()
+            .all(|s| log_length(s) <= u64::from(bounds.max_log))
+}
+
+/// The state after `action`, or `None` if the step changes nothing (stateright's
+/// convention for a self-loop) or the core refuses it (which the guards of
+/// [`enabled_actions`] rule out).
+pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
+    let mut next = state.clone();
+    next.observed = 0;
+    let Some(id) = action.server() else {
+        if let Action::DropMessage(message) = action {
+            next.network.remove(message);
+        }
+        return Some(next);
+    };
+    let before = state.server(id).clone();
+    let server = next.server_mut(id);
+    let effects = match action {
+        Action::Timeout(_) => server.timeout(),
+        Action::SendAppendEntries(_) => server.send_append_entries(),
+        Action::ClientRequest(_) => {
+            let command = next.client_requests.checked_add(1)?;
+            let server = next.server_mut(id);
+            let (_, effects) = server.client_request(command).ok()?;
+            next.client_requests = command;
+            effects
+        }
+        Action::CompactLog(_) => {
+            let image: Image = applied_prefix(server);
+            let effects = server.compact_log(server.commit_index, image).ok()?;
+            next.compactions = next.compactions.checked_add(1)?;
+            effects
+        }
+        Action::Restart(_) => {
+            let effects = server.restart();
+            next.restarts = next.restarts.checked_add(1)?;
+            effects
+        }
+        Action::HandleRequestVoteRequest(m) => server.handle_request_vote_request(m),
+        Action::HandleRequestVoteResponse(m) => server.handle_request_vote_response(m),
+        Action::HandleAppendEntriesRequest(m) => server.handle_append_entries_request(m),
+        Action::HandleAppendEntriesResponse(m) => server.handle_append_entries_response(m),
+        Action::HandleInstallSnapshotRequest(m) => server.handle_install_snapshot_request(m),
+        Action::HandleInstallSnapshotResponse(m) => server.handle_install_snapshot_response(m),
+        Action::DropMessage(_) => return None,
+    };
+    record(&mut next, action, &before, effects);
+    if unchanged(state, &next, &before) {
+        // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
+        // so spares stateright renaming and hashing a state it already has.
+        return None;
+    }
+    Some(next)
+}
+
+/// Did a step leave the state as it was? Only the acting server (`before` is
+/// its old state) can have changed, and the global sets only grow.
+fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
+    next.network.len() == state.network.len()
+        && next.elected.len() == state.elected.len()
+        && next.committed.len() == state.committed.len()
+        && next.client_requests == state.client_requests
+        && next.restarts == state.restarts
+        && next.compactions == state.compactions
+        && next.leader_append_only_violated == state.leader_append_only_violated
+        && next.observed == 0
+        && next.server(before.id) == before
+}
+
+/// Updates the global variables after server `before.id` took a step.
+fn record(next: &mut RaftState, action: &Action, before: &RaftServer, effects: Effects<u8, Image>) {
+    let after = next.server(before.id).clone();
+    for message in effects.messages {
+        next.network.insert(Arc::new(message));
+    }
+    if after.role == Role::Leader {
+        next.elected.insert((after.current_term, after.id));
+        if after.commit_index > before.commit_index {
+            for index in before.commit_index + 1..=after.commit_index {
+                if let Some(term) = term_at(&after, index) {
+                    next.committed.insert((index, term, after.current_term));
+                }
+            }
+        }
+    }
+    if before.role == Role::Leader
+        && after.role == Role::Leader
+        && before.current_term == after.current_term
+        && !extends(&after, before)
+    {
+        next.leader_append_only_violated = true;
+    }
+    if let Action::HandleAppendEntriesRequest(_) = action
+        && effects
+            .persist
+            .log_from
+            .is_some_and(|from| from <= log_length(before))
+    {
+        next.observed |= OBSERVED_CONFLICT_OVERWRITTEN;
+    }
+    if let Action::HandleInstallSnapshotRequest(_) = action
+        && effects.snapshot_installed
+    {
+        next.observed |= OBSERVED_SNAPSHOT_INSTALLED;
+    }
+}
+
+/// Does `after`'s whole log start with all of `before`'s?
+fn extends(after: &RaftServer, before: &RaftServer) -> bool {
+    let old = log_length(before);
+    log_length(after) >= old
+        && (1..=old).all(|index| entry_at(after, index) == entry_at(before, index))
+}

@@ -1,0 +1,227 @@
+//! Symmetry reduction over server ids.
+//!
+//! The spec is symmetric in its servers, so a state and any renaming of its
+//! ids behave alike. The representative of a state is the smallest (by `Ord`)
+//! renaming among those that list the servers in order of an id-free key; all
+//! permutations of servers with equal keys are tried, so the result is the
+//! same for every member of the orbit (a canonical form, like TLC's SYMMETRY),
+//! and the count of distinct states under symmetry is the count of orbits.
+//!
+//! Every id in the state is rewritten: the servers (through
+//! `Server::rename_ids`), the messages (`Message::rename_ids`) and the
+//! `elected` history. stateright keeps exploring from the original state, so
+//! counterexamples keep the ids of the path that found them.
+
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use imbl::OrdSet;
+use raft_model::{NodeId, Role};
+use stateright::Representative;
+
+use crate::state::{RaftServer, RaftState};
+
+impl Representative for RaftState {
+    fn representative(&self) -> Self {
+        canonical(self)
+    }
+}
+
+/// An id-free summary of a server: equal under any renaming of ids. The more
+/// it tells servers apart, the fewer renamings `canonical` has to compare.
+fn key<'a>(server: &'a RaftServer, traffic: &Traffic) -> impl Ord + 'a {
+    let vote = match server.voted_for {
+        None => 0u8,
+        Some(id) if id == server.id => 1,
+        Some(_) => 2,
+    };
+    (
+        server.current_term,
+        role_rank(server.role),
+        server.commit_index,
+        &server.log,
+        vote,
+        server.votes_granted.len(),
+        traffic.get(server.id),
+    )
+}
+
+/// Per server, an order-independent digest of the messages it sent and of
+/// those addressed to it, ids left out (message bodies hold no server ids
+/// but a snapshot's configuration, which is every server here, so invariant).
+struct Traffic(Vec<(u64, u64)>);
+
+impl Traffic {
+    fn of(state: &RaftState) -> Traffic {
+        let mut digests = vec![(0u64, 0u64); state.servers.len() + 1];
+        for message in state.network.iter() {
+            let mut hasher = Mix::default();
+            (message.term, &message.body).hash(&mut hasher);
+            let digest = hasher.finish();
+            if let Some(slot) = digests.get_mut(message.from as usize) {
+                slot.0 = slot.0.wrapping_add(digest);
+            }
+            if let Some(slot) = digests.get_mut(message.to as usize) {
+                slot.1 = slot.1.wrapping_add(digest);
+            }
+        }
+        Traffic(digests)
+    }
+
+    fn get(&self, id: NodeId) -> (u64, u64) {
+        self.0.get(id as usize).copied().unwrap_or_default()
+    }
+}
+
+fn role_rank(role: Role) -> u8 {
+    match role {
+        Role::Follower => 0,
+        Role::Candidate => 1,
+        Role::Leader => 2,
+    }
+}
+
+/// The canonical member of `state`'s symmetry orbit.
+pub fn canonical(state: &RaftState) -> RaftState {
+    let n = state.servers.len();
+    let traffic = Traffic::of(state);
+    let keys: Vec<_> = state.servers.iter().map(|s| key(s, &traffic)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+
+    // Runs of servers with equal keys: every order within a run is a candidate.
+    let mut candidates = vec![order.clone()];
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && keys[order[end]].cmp(&keys[order[start]]) == Ordering::Equal {
+            end += 1;
+        }
+        if end - start > 1 {
+            candidates = candidates
+                .into_iter()
+                .flat_map(|candidate| permutations_of_range(candidate, start, end))
+                .collect();
+        }
+        start = end;
+    }
+
+    let mut best: Option<RaftState> = None;
+    for candidate in candidates {
+        let renamed = if candidate.iter().enumerate().all(|(new, old)| new == *old) {
+            state.clone()
+        } else {
+            rename(state, &candidate)
+        };
+        if best.as_ref().is_none_or(|b| renamed < *b) {
+            best = Some(renamed);
+        }
+    }
+    best.unwrap_or_else(|| state.clone())
+}
+
+/// Every reordering of `order[start..end]`, the rest kept.
+fn permutations_of_range(order: Vec<usize>, start: usize, end: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut slice: Vec<usize> = order[start..end].to_vec();
+    slice.sort_unstable();
+    loop {
+        let mut candidate = order.clone();
+        candidate[start..end].copy_from_slice(&slice);
+        out.push(candidate);
+        if !next_permutation(&mut slice) {
+            return out;
+        }
+    }
+}
+
+/// Lexicographic successor permutation; false after the last one.
+fn next_permutation(items: &mut [usize]) -> bool {
+    let Some(pivot) = (1..items.len()).rev().find(|&i| items[i - 1] < items[i]) else {
+        return false;
+    };
+    let pivot = pivot - 1;
+    let Some(successor) = (pivot + 1..items.len())
+        .rev()
+        .find(|&i| items[i] > items[pivot])
+    else {
+        return false;
+    };
+    items.swap(pivot, successor);
+    items[pivot + 1..].reverse();
+    true
+}
+
+/// `state` with its servers placed in `order` (`order[k]` is the index of the
+/// server that becomes server `k + 1`) and every id rewritten to match.
+pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
+    // new_id[old id] = new id; ids are 1..=n (slot 0 unused).
+    let mut new_id: Vec<NodeId> = (0..=order.len() as NodeId).collect();
+    for (new_index, &old_index) in order.iter().enumerate() {
+        new_id[old_index + 1] = new_index as NodeId + 1;
+    }
+    let f = |id: NodeId| {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| new_id.get(i).copied())
+            .unwrap_or(id)
+    };
+    RaftState {
+        servers: order
+            .iter()
+            .map(|&old| state.servers[old].rename_ids(&f))
+            .collect(),
+        network: state
+            .network
+            .iter()
+            .map(|m| Arc::new(m.rename_ids(&f)))
+            .collect(),
+        elected: state
+            .elected
+            .iter()
+            .map(|&(term, id)| (term, f(id)))
+            .collect::<OrdSet<_>>(),
+        committed: state.committed.clone(),
+        client_requests: state.client_requests,
+        restarts: state.restarts,
+        compactions: state.compactions,
+        leader_append_only_violated: state.leader_append_only_violated,
+        observed: state.observed,
+    }
+}
+
+/// A small, fast, deterministic hasher for the traffic digests (FxHash's
+/// multiply-rotate step); collisions only cost reduction, never soundness.
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
