@@ -145,6 +145,16 @@ fn a_granted_vote_is_durable_before_the_answer_leaves() {
 }
 
 #[test]
+fn a_vote_granted_within_the_current_term_is_durable_too() {
+    // No term change to piggyback on: the vote alone must be persisted.
+    let mut s = server_with_log(1, &three(), 1, None, &[]);
+    let effects = s.receive(&request_vote(3, 1, 1, 0, 0));
+    assert!(vote_granted(only_message(&effects)));
+    assert_eq!(s.voted_for, Some(3));
+    assert!(effects.persist.hard_state, "the vote before the reply");
+}
+
+#[test]
 fn one_vote_per_term() {
     let mut s = server(1, &members(5));
     assert!(vote_granted(only_message(
@@ -248,6 +258,20 @@ fn five_servers_need_three_votes_and_a_repeated_vote_counts_once() {
     assert_eq!(s.role, Role::Candidate, "two distinct votes of five");
     s.receive(&vote(4, 1, 1, false));
     assert_eq!(s.role, Role::Candidate, "a refusal is no vote");
+    s.receive(&vote(3, 1, 1, true));
+    assert_eq!(s.role, Role::Leader);
+}
+
+#[test]
+fn in_a_four_server_cluster_two_is_no_majority() {
+    let mut s = server(1, &members(4));
+    s.timeout();
+    s.receive(&vote(2, 1, 1, true));
+    assert_eq!(
+        s.role,
+        Role::Candidate,
+        "2 of 4 could tie with another 2 of 4"
+    );
     s.receive(&vote(3, 1, 1, true));
     assert_eq!(s.role, Role::Leader);
 }

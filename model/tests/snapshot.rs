@@ -185,6 +185,19 @@ fn a_snapshot_covering_only_committed_entries_changes_nothing() {
 }
 
 #[test]
+fn a_snapshot_ending_exactly_at_the_commit_index_changes_nothing() {
+    let mut f = server_with_log(2, &three(), 2, None, &[1, 1, 1, 2]);
+    f.receive(&append_entries(1, 2, 2, (4, 2), vec![], 3)); // commit 3
+    let before = f.clone();
+    let effects = f.receive(&install_snapshot(1, 2, 2, image(3)));
+    assert_eq!(
+        f, before,
+        "entries up to 3 are committed: nothing to install"
+    );
+    assert!(effects.persist.is_empty() && !effects.snapshot_installed);
+}
+
+#[test]
 fn a_snapshot_from_a_stale_term_is_refused() {
     let mut f = server_with_log(2, &three(), 5, None, &[1]);
     let before = f.clone();
