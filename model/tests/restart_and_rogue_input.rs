@@ -288,3 +288,14 @@ fn a_transition_that_changes_nothing_durable_asks_nothing_durable() {
         "the commit index is volatile"
     );
 }
+
+#[test]
+fn a_far_future_term_cannot_make_the_term_wrap_around() {
+    let mut f = server(1, &members(3));
+    f.receive(&request_vote(2, 1, u64::MAX, 0, 0));
+    assert_eq!(f.current_term, u64::MAX);
+    let effects = f.timeout();
+    assert_eq!(f.current_term, u64::MAX, "the term never goes back to 0");
+    assert_eq!(f.role, Role::Follower);
+    assert!(effects.messages.is_empty());
+}

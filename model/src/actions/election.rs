@@ -17,7 +17,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
         if self.role == Role::Leader || !self.config.contains(self.id) {
             return effects;
         }
-        self.current_term += 1;
+        // A peer could have pushed us to the last representable term; such a
+        // server can no longer campaign, but it must not wrap around to 0.
+        let Some(next_term) = self.current_term.checked_add(1) else {
+            return effects;
+        };
+        self.current_term = next_term;
         self.role = Role::Candidate;
         self.voted_for = Some(self.id);
         self.leader_id = None;
