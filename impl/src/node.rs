@@ -381,7 +381,6 @@ impl EventLoop {
 
     /// Performs a batch's effects in order: persist, send, apply, answer.
     async fn perform(&mut self, ready: Ready) -> Result<(), NodeError> {
-        let was_leader_term = self.core.is_leader().then_some(self.core.current_term);
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
@@ -441,11 +440,7 @@ impl EventLoop {
         self.confirmed_reads
             .extend(ready.reads_ready.into_iter().map(|(id, index)| (index, id)));
         self.serve_reads();
-        if let Some(term) = was_leader_term
-            && (!self.core.is_leader() || self.core.current_term != term)
-        {
-            self.lost_leadership();
-        }
+        self.fail_orphaned_proposals();
         if !self.snapshot_in_progress
             && self.applied.saturating_sub(self.core.log.snapshot_index)
                 >= self.config.snapshot_threshold
@@ -524,19 +519,35 @@ impl EventLoop {
         }
     }
 
-    /// This node stopped leading: nobody will commit its pending writes under
-    /// its term. Their clients retry at the new leader with the same sequence
-    /// number; if the write did commit, the session table answers.
-    fn lost_leadership(&mut self) {
+    /// Writes proposed in a term this node no longer leads will not be
+    /// answered by their entries (a new leader may overwrite them, or commit
+    /// them without us knowing which client waits). Their clients retry at the
+    /// new leader with the same sequence number; if the write did commit, the
+    /// session table answers. (Reads of a lost term are failed by the core,
+    /// through `reads_failed`.)
+    fn fail_orphaned_proposals(&mut self) {
+        let current = self.core.is_leader().then_some(self.core.current_term);
+        let orphaned: Vec<Index> = self
+            .proposals
+            .iter()
+            .filter(|(_, (term, _))| Some(*term) != current)
+            .map(|(index, _)| *index)
+            .collect();
+        if orphaned.is_empty() {
+            return;
+        }
         let leader = self.core.leader_id;
-        info!(term = self.core.current_term, ?leader, "no longer leader");
-        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
-            let _ = reply.send(Err(ClientError::NotLeader { leader }));
+        info!(
+            term = self.core.current_term,
+            ?leader,
+            waiting = orphaned.len(),
+            "leadership lost; waiting writes must retry"
+        );
+        for index in orphaned {
+            if let Some((_, reply)) = self.proposals.remove(&index) {
+                let _ = reply.send(Err(ClientError::NotLeader { leader }));
+            }
         }
-        for (_, (_, reply)) in self.reads.drain() {
-            let _ = reply.send(Err(ClientError::NotLeader { leader }));
-        }
-        self.confirmed_reads.clear();
     }
 
     /// Starts writing a snapshot of the applied state in the background: an

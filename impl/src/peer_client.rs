@@ -99,12 +99,20 @@ struct PeerSender {
 
 impl PeerSender {
     async fn run(mut self, mut queue: mpsc::Receiver<Msg>) {
-        while let Some(first) = queue.recv().await {
-            let mut pending = vec![first];
+        let mut pending = Vec::new();
+        loop {
+            if pending.is_empty() {
+                match queue.recv().await {
+                    Some(first) => pending.push(first),
+                    None => return,
+                }
+            }
             while let Ok(more) = queue.try_recv() {
                 pending.push(more);
             }
-            for message in coalesce(pending) {
+            for message in coalesce(std::mem::take(&mut pending)) {
+                let replication = is_replication(&message);
+                let sent_round = read_round(&message);
                 let Some(response) = self.call(message).await else {
                     continue;
                 };
@@ -115,6 +123,19 @@ impl PeerSender {
                     .is_err()
                 {
                     return;
+                }
+                if replication {
+                    // Replication requests queued while this one was in
+                    // flight were built from the leader's state before it saw
+                    // the answer: they resend what the peer just
+                    // acknowledged. Handling the answer makes the core send
+                    // whatever is still missing, so drop them — unless one
+                    // opens a newer ReadIndex round.
+                    while let Ok(more) = queue.try_recv() {
+                        if !(is_replication(&more) && read_round(&more) <= sent_round) {
+                            pending.push(more);
+                        }
+                    }
                 }
             }
         }
@@ -207,15 +228,24 @@ impl PeerSender {
     }
 }
 
+fn is_replication(message: &Msg) -> bool {
+    matches!(
+        message.body,
+        Body::AppendEntriesRequest { .. } | Body::InstallSnapshotRequest { .. }
+    )
+}
+
+/// The ReadIndex round an AppendEntries request carries (0 for others).
+fn read_round(message: &Msg) -> u64 {
+    match message.body {
+        Body::AppendEntriesRequest { read_seq, .. } => read_seq,
+        _ => 0,
+    }
+}
+
 /// Keeps the newest replication request (AppendEntries or InstallSnapshot)
 /// and the newest vote request, in their original order.
 fn coalesce(pending: Vec<Msg>) -> Vec<Msg> {
-    let is_replication = |m: &Msg| {
-        matches!(
-            m.body,
-            Body::AppendEntriesRequest { .. } | Body::InstallSnapshotRequest { .. }
-        )
-    };
     let is_vote = |m: &Msg| matches!(m.body, Body::RequestVoteRequest { .. });
     let last_replication = pending.iter().rposition(is_replication);
     let last_vote = pending.iter().rposition(is_vote);

@@ -446,9 +446,9 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
 /// truncation of anything stored after `last`.
 pub fn log_batch(log: &Log<KvCommand>, from: Index, batch: &mut WriteBatch) {
     let start = from.max(log.snapshot_index + 1);
-    batch.entries = log
-        .iter()
-        .skip_while(|(index, _)| *index < start)
+    // entries_from is O(log n): never walk the whole log for a batch.
+    batch.entries = (start..)
+        .zip(log.entries_from(start, usize::MAX).iter())
         .map(|(index, entry)| (index, entry_to_proto(entry)))
         .collect();
     batch.last_index = Some(log.last_index());

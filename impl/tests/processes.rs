@@ -1,0 +1,185 @@
+//! The quick start, as separate processes: three `raft-node run` processes
+//! on loopback, a put and a get through the client command, the leader's
+//! process killed with SIGKILL, and a write that still succeeds. Also: the
+//! node's clear refusals of bad configurations.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
+
+/// Ports the OS says are free right now.
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Nodes {
+    children: Vec<Option<Child>>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_node(dir: &Path, id: usize, peers: &[String], init: bool) -> Child {
+    let mut command = Command::new(BIN);
+    command
+        .args(["run", "--cluster-id", "proc-test", "--id", &id.to_string()])
+        .arg("--data-dir")
+        .arg(dir.join(format!("node-{id}")))
+        .args(["--election-timeout-ms", "150,300", "--heartbeat-ms", "30"])
+        .args(["--log-level", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for peer in peers {
+        command.args(["--peer", peer]);
+    }
+    if init {
+        command.arg("--init");
+    }
+    command.spawn().expect("raft-node starts")
+}
+
+fn client(endpoints: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["client", "--endpoints", endpoints])
+        .args(args)
+        .output()
+        .expect("client runs")
+}
+
+/// The id of the leader, from `client status` (bounded wait).
+fn leader(endpoints: &str) -> usize {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let output = client(endpoints, &["status"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(2) == Some(&"leader") {
+                return fields[1].parse().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no leader within 20 s");
+}
+
+#[test]
+fn quick_start_survives_killing_the_leader_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let peers: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+        .collect();
+    let endpoints = ports
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Nodes {
+        children: (1..=3)
+            .map(|id| Some(start_node(dir.path(), id, &peers, true)))
+            .collect(),
+    };
+
+    let put = client(&endpoints, &["put", "greeting", "hello"]);
+    assert!(put.status.success(), "{put:?}");
+    let get = client(&endpoints, &["get", "greeting"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
+
+    let old = leader(&endpoints);
+    let mut process = nodes.children[old - 1].take().unwrap();
+    process.kill().unwrap(); // SIGKILL
+    process.wait().unwrap();
+
+    let put = client(&endpoints, &["put", "greeting", "again"]);
+    assert!(put.status.success(), "{put:?}");
+    let get = client(&endpoints, &["get", "greeting"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "again");
+    assert_ne!(leader(&endpoints), old);
+
+    // The killed node restarts from its data (no --init) and rejoins.
+    nodes.children[old - 1] = Some(start_node(dir.path(), old, &peers, false));
+    let put = client(&endpoints, &["put", "greeting", "third"]);
+    assert!(put.status.success(), "{put:?}");
+}
+
+fn run_expecting_failure(args: &[&str]) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "{args:?} should fail");
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("{args:?} did not fail within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn bad_configurations_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let ports = free_ports(2);
+    let p1 = format!("1=127.0.0.1:{}", ports[0]);
+    let p2 = format!("2=127.0.0.1:{}", ports[1]);
+    let base = ["run", "--cluster-id", "c", "--data-dir", data];
+
+    let unknown = [&base[..], &["--id", "3", "--peer", &p1, "--peer", &p2]].concat();
+    assert!(run_expecting_failure(&unknown).contains("unknown peer"));
+
+    let other = format!("1=127.0.0.1:{}", ports[1]);
+    let dup = [&base[..], &["--id", "1", "--peer", &p1, "--peer", &other]].concat();
+    assert!(run_expecting_failure(&dup).contains("more than once"));
+
+    let missing = [&base[..], &["--id", "1", "--peer", &p1, "--peer", &p2]].concat();
+    assert!(run_expecting_failure(&missing).contains("does not exist"));
+
+    // Create node 1's data directory, then try to start node 2 on it.
+    let busy = TcpListener::bind(format!("127.0.0.1:{}", ports[0])).unwrap();
+    let in_use = [
+        &base[..],
+        &["--id", "1", "--peer", &p1, "--peer", &p2, "--init"],
+    ]
+    .concat();
+    let message = run_expecting_failure(&in_use);
+    assert!(message.contains("cannot listen"), "{message}");
+    drop(busy);
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let identity = r#"{"cluster_id":"c","node_id":1,"members":[1,2]}"#;
+    std::fs::write(dir.path().join("data/identity.json"), identity).unwrap();
+    let foreign = [&base[..], &["--id", "2", "--peer", &p1, "--peer", &p2]].concat();
+    let message = run_expecting_failure(&foreign);
+    assert!(message.contains("another node's data"), "{message}");
+}
