@@ -234,3 +234,42 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod stale_rejection {
+    use crate::{Body, Config, Message, Server};
+
+    /// Regression: a follower of a newer term rejects an old-term request
+    /// that carried read round 3. If the old sender later leads that newer
+    /// term and opens its own read round, the old rejection proves nothing
+    /// about leadership after the read arrived and must not confirm it.
+    #[test]
+    fn a_stale_term_rejection_does_not_echo_the_read_round() {
+        let mut follower: Server<u8, ()> = Server::new(2, Config::new([1, 2, 3]), ());
+        follower.current_term = 5;
+        let old_request = Message {
+            from: 1,
+            to: 2,
+            term: 4,
+            body: Body::AppendEntriesRequest {
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: Default::default(),
+                leader_commit: 0,
+                read_seq: 3,
+            },
+        };
+        let reply = follower.receive(&old_request).messages.remove(0);
+        assert!(
+            matches!(
+                reply.body,
+                Body::AppendEntriesResponse {
+                    success: false,
+                    read_seq: 0,
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+    }
+}

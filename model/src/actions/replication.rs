@@ -94,10 +94,14 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.update_term(message.term, &mut effects);
         let stale = message.term < self.current_term;
         if stale && !self.bugs.has(Bug::AcceptStaleAppend) {
+            // The reply carries our newer term, so it must not echo the
+            // request's read round: if its sender later leads that newer
+            // term, it would take this old reply as confirming a read round
+            // it opened after the reply was sent.
             let body = Body::AppendEntriesResponse {
                 success: false,
                 match_index: 0,
-                read_seq,
+                read_seq: 0,
             };
             effects.messages.push(self.reply(message.from, body));
             return effects;
