@@ -110,7 +110,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 // The stored entries past the snapshot conflict with it and
                 // must go too: say so, or a driver that only drops the
                 // covered prefix would recover them after a crash.
-                effects.persist.log_written_from(meta.last_index.saturating_add(1));
+                effects
+                    .persist
+                    .log_written_from(meta.last_index.saturating_add(1));
             }
             self.snapshot = snapshot.clone();
             self.config = meta.config.clone();
