@@ -3,25 +3,28 @@
 (* Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus    *)
 (* Algorithm") exactly as the Rust core `raft-model` (model/src) implements *)
 (* it: leader election, log replication with a no-op per new leader, log   *)
-(* compaction into snapshots and InstallSnapshot, crash/restart.           *)
+(* compaction into snapshots and InstallSnapshot, crash/restart, and       *)
+(* linearizable reads through ReadIndex (paper 8).                         *)
 (*                                                                         *)
 (* One action per transition function of the core, with the same name      *)
 (* (Timeout <-> timeout, HandleAppendEntriesRequest <->                    *)
 (* handle_append_entries_request, ...); one variable per field of          *)
-(* raft_model::Server, plus the network and three history/counter          *)
-(* variables the checker keeps too. spec/README.md maps every action and   *)
+(* raft_model::Server, plus the network and the history/counter variables  *)
+(* the checker keeps too. spec/README.md maps every action and             *)
 (* variable to its Rust counterpart.                                       *)
 (*                                                                         *)
 (* How the actions mirror the Rust code. A Rust transition mutates `self`  *)
 (* step by step and collects messages in `effects`. Here a transition of   *)
 (* server i reads the server into a record s (Load(i): one field per       *)
-(* variable, plus `sent` for the messages of this transition and the two   *)
-(* history deltas `electedNow` and `committedNow`), passes it through      *)
-(* operators that mirror the Rust helpers one for one (UpdateTerm,         *)
-(* BecomeFollower, BecomeLeader, AdvanceCommitIndex, AppendEntriesFor,     *)
-(* the log operations of model/src/log.rs), and writes the final record    *)
-(* back with Store(i, s). So each action reads top to bottom like its Rust *)
-(* function, including the early returns (an IF that returns s unchanged). *)
+(* variable, plus `sent` for the messages of this transition and the       *)
+(* history deltas `electedNow`, `committedNow`, `registeredNow` and        *)
+(* `readyNow`), passes it through operators that mirror the Rust helpers   *)
+(* one for one (UpdateTerm, BecomeFollower, BecomeLeader,                  *)
+(* AdvanceCommitIndex, AppendEntriesFor, AcknowledgeReadRound,             *)
+(* ReleaseConfirmedReads, the log operations of model/src/log.rs), and     *)
+(* writes the final record back with Store(i, s). So each action reads top *)
+(* to bottom like its Rust function, including the early returns (an IF    *)
+(* that returns s unchanged).                                              *)
 (*                                                                         *)
 (* The network is a set of messages. Delivering a message does not remove  *)
 (* it, so every message can be delivered any number of times, in any      *)
@@ -30,8 +33,8 @@
 (* DropMessage (enabled only when Lossy) removes a message so that a       *)
 (* bound on the number of messages in flight does not freeze the system.  *)
 (*                                                                         *)
-(* The constants MaxTerm, MaxClientRequests, MaxRestarts and               *)
-(* MaxCompactions bound how often the environment fires the corresponding  *)
+(* The constants MaxTerm, MaxClientRequests, MaxRestarts, MaxCompactions   *)
+(* and MaxReads bound how often the environment fires the corresponding    *)
 (* actions; they are the same guards the stateright checker places on its  *)
 (* actions. The state constraint on log length and messages in flight      *)
 (* lives in MCRaft.tla.                                                    *)
@@ -47,6 +50,7 @@ CONSTANTS
     MaxClientRequests,  \* how many ClientRequest actions may happen
     MaxRestarts,        \* how many Restart actions may happen
     MaxCompactions,     \* how many CompactLog actions may happen
+    MaxReads,           \* how many ReadIndex actions may happen
     Lossy               \* TRUE enables DropMessage
 
 ASSUME /\ Server # {}
@@ -57,6 +61,7 @@ ASSUME /\ Server # {}
        /\ MaxClientRequests \in Nat
        /\ MaxRestarts \in Nat
        /\ MaxCompactions \in Nat
+       /\ MaxReads \in Nat
        /\ Lossy \in BOOLEAN
 
 \* Roles (raft_model::Role).
@@ -85,7 +90,10 @@ VARIABLES
     leaderId,       \* leader_id: the leader of currentTerm once heard from, or Nil
     votesGranted,   \* votes_granted: candidate only
     nextIndex,      \* next_index: leader only, a function peer -> index
-    matchIndex      \* match_index: leader only, a function peer -> index
+    matchIndex,     \* match_index: leader only, a function peer -> index
+    readSeq,        \* read_seq: leader only, the latest ReadIndex round (0: none)
+    readAcks,       \* read_acks: leader only, a function peer -> highest round it echoed
+    pendingReads    \* pending_reads: leader only, a sequence of [id, seq], seq increasing
 
 \* The network: the set of every message ever sent (and not dropped).
 VARIABLE messages
@@ -93,15 +101,19 @@ VARIABLE messages
 \* History, read by the properties only; never by an action's guard.
 VARIABLES
     elected,        \* {<<term, server>>}: every server that became leader, and when
-    committed       \* {<<index, entry term, leader term>>}: every entry a leader committed
+    committed,      \* {<<index, entry term, leader term>>}: every entry a leader committed
+    readBound,      \* <<b1, b2, ...>>: for read id k, the highest index in `committed`
+                    \* when ReadIndex registered it (0 if none); Len(readBound) = reads
+    readsReady      \* {<<id, index>>}: every read a leader released (Rust effects.reads_ready)
 
 \* How often the bounded environment actions happened.
-VARIABLES clientRequests, restarts, compactions
+VARIABLES clientRequests, restarts, compactions, reads
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
-volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex>>
-historyVars == <<elected, committed>>
-counterVars == <<clientRequests, restarts, compactions>>
+volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
+                  readSeq, readAcks, pendingReads>>
+historyVars == <<elected, committed, readBound, readsReady>>
+counterVars == <<clientRequests, restarts, compactions, reads>>
 vars == <<persistentVars, volatileVars, messages, historyVars, counterVars>>
 
 -----------------------------------------------------------------------------
@@ -109,6 +121,12 @@ vars == <<persistentVars, volatileVars, messages, historyVars, counterVars>>
 
 Min(a, b) == IF a < b THEN a ELSE b
 Max(a, b) == IF a > b THEN a ELSE b
+
+\* The largest element of a non-empty finite set of naturals.
+SetMax(S) == CHOOSE x \in S : \A y \in S : y <= x
+
+\* The highest index any leader has committed so far (history; 0 if none).
+CommittedIndex == IF committed = {} THEN 0 ELSE SetMax({c[1] : c \in committed})
 
 \* The empty map a non-leader keeps in nextIndex and matchIndex (an empty OrdMap).
 EmptyMap == [p \in {} |-> 0]
@@ -129,7 +147,9 @@ Load(i) ==
      role |-> role[i], commitIndex |-> commitIndex[i], leaderId |-> leaderId[i],
      votesGranted |-> votesGranted[i], nextIndex |-> nextIndex[i],
      matchIndex |-> matchIndex[i],
-     sent |-> {}, electedNow |-> {}, committedNow |-> {}]
+     readSeq |-> readSeq[i], readAcks |-> readAcks[i], pendingReads |-> pendingReads[i],
+     sent |-> {}, electedNow |-> {}, committedNow |-> {},
+     registeredNow |-> <<>>, readyNow |-> {}]
 
 \* Writes the working copy s of server i back, sends what it sent and
 \* records its history. Counters are each action's own business.
@@ -147,9 +167,14 @@ Store(i, s) ==
     /\ votesGranted' = [votesGranted EXCEPT ![i] = s.votesGranted]
     /\ nextIndex' = [nextIndex EXCEPT ![i] = s.nextIndex]
     /\ matchIndex' = [matchIndex EXCEPT ![i] = s.matchIndex]
+    /\ readSeq' = [readSeq EXCEPT ![i] = s.readSeq]
+    /\ readAcks' = [readAcks EXCEPT ![i] = s.readAcks]
+    /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
     /\ messages' = messages \cup s.sent
     /\ elected' = elected \cup s.electedNow
     /\ committed' = committed \cup s.committedNow
+    /\ readBound' = readBound \o s.registeredNow
+    /\ readsReady' = readsReady \cup s.readyNow
 
 Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
 
@@ -216,14 +241,14 @@ RequestVoteResponse(s, to, voteGranted) ==
     [type |-> "RequestVoteResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
      voteGranted |-> voteGranted]
 
-AppendEntriesRequest(s, to, prevLogIndex, prevLogTerm, entries, leaderCommit) ==
+AppendEntriesRequest(s, to, prevLogIndex, prevLogTerm, entries, leaderCommit, seq) ==
     [type |-> "AppendEntriesRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
      prevLogIndex |-> prevLogIndex, prevLogTerm |-> prevLogTerm,
-     entries |-> entries, leaderCommit |-> leaderCommit]
+     entries |-> entries, leaderCommit |-> leaderCommit, readSeq |-> seq]
 
-AppendEntriesResponse(s, to, success, matchIdx) ==
+AppendEntriesResponse(s, to, success, matchIdx, seq) ==
     [type |-> "AppendEntriesResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
-     success |-> success, matchIndex |-> matchIdx]
+     success |-> success, matchIndex |-> matchIdx, readSeq |-> seq]
 
 InstallSnapshotRequest(s, to, snap) ==
     [type |-> "InstallSnapshotRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
@@ -234,15 +259,71 @@ InstallSnapshotResponse(s, to, matchIdx) ==
      matchIndex |-> matchIdx]
 
 -----------------------------------------------------------------------------
+(* ReadIndex rounds (model/src/actions/read_index.rs). Each ReadIndex      *)
+(* opens a round readSeq + 1; AppendEntries requests carry the leader's    *)
+(* latest round and responses echo it, so an acknowledgement of round r    *)
+(* proves leadership after every read of round <= r was registered.        *)
+
+\* Server::confirmed_read_round: the highest round a quorum has
+\* acknowledged, the leader counting its own readSeq. Rust sorts the
+\* members' rounds in decreasing order and takes the element at position
+\* len / 2 (0-based): the largest round that at least len / 2 + 1 members
+\* have reached.
+ConfirmedReadRound(s) ==
+    LET Round(m) == IF m = s.id THEN s.readSeq
+                    ELSE IF m \in DOMAIN s.readAcks THEN s.readAcks[m] ELSE 0
+        k == Cardinality(s.config) \div 2 + 1
+        Reached(r) == Cardinality({m \in s.config : Round(m) >= r}) >= k
+    IN IF s.config = {}
+       THEN 0
+       ELSE SetMax({r \in {Round(m) : m \in s.config} : Reached(r)})
+
+\* The loop of release_confirmed_reads: pop reads from the front while
+\* their round is confirmed, each ready at the current commit index.
+RECURSIVE ReleaseFront(_, _)
+ReleaseFront(s, confirmed) ==
+    IF s.pendingReads = <<>> \/ Head(s.pendingReads).seq > confirmed
+    THEN s
+    ELSE ReleaseFront([s EXCEPT !.readyNow = @ \cup {<<Head(s.pendingReads).id, s.commitIndex>>},
+                                !.pendingReads = Tail(@)],
+                      confirmed)
+
+\* Server::release_confirmed_reads: only a leader that has committed an
+\* entry of its own term (so its commit index covers everything committed
+\* before its term) answers reads.
+ReleaseConfirmedReads(s) ==
+    IF \/ s.role # Leader
+       \/ s.pendingReads = <<>>
+       \/ ~TermIs(s, s.commitIndex, s.currentTerm)
+    THEN s
+    ELSE ReleaseFront(s, ConfirmedReadRound(s))
+
+\* Server::acknowledge_read_round: peer p echoed round seq. Round 0 (no
+\* round), rounds never opened and acknowledgements not newer than the
+\* one recorded change nothing.
+AcknowledgeReadRound(s, p, seq) ==
+    IF \/ seq = 0
+       \/ seq > s.readSeq
+       \/ p \in DOMAIN s.readAcks /\ s.readAcks[p] >= seq
+    THEN s
+    ELSE ReleaseConfirmedReads(
+           [s EXCEPT !.readAcks = [q \in DOMAIN @ \cup {p} |-> IF q = p THEN seq ELSE @[q]]])
+
+\* Server::fail_pending_reads: leadership is gone; every waiting read fails
+\* (Rust effects.reads_failed, not recorded here) and rounds start over.
+FailPendingReads(s) ==
+    [s EXCEPT !.pendingReads = <<>>, !.readAcks = EmptyMap, !.readSeq = 0]
+
+-----------------------------------------------------------------------------
 (* Internal steps: the private helpers of model/src/actions. None is an    *)
 (* action of its own; each runs inside the action that needs it.           *)
 
-\* become_follower: drop candidate/leader volatile state.
+\* become_follower: drop candidate/leader volatile state, failing waiting reads.
 BecomeFollower(s) ==
-    [s EXCEPT !.role = Follower,
-              !.votesGranted = {},
-              !.nextIndex = EmptyMap,
-              !.matchIndex = EmptyMap]
+    FailPendingReads([s EXCEPT !.role = Follower,
+                               !.votesGranted = {},
+                               !.nextIndex = EmptyMap,
+                               !.matchIndex = EmptyMap])
 
 \* update_term: a message with a newer term makes us a follower of that
 \* term with no vote cast and no known leader (paper Figure 2, "All Servers").
@@ -259,7 +340,8 @@ AppendEntriesFor(s, p) ==
         prevLogIndex == IF next > 0 THEN next - 1 ELSE 0
     IN IF HasTerm(s, prevLogIndex)
        THEN AppendEntriesRequest(s, p, prevLogIndex, TermAt(s, prevLogIndex),
-                                 EntriesFrom(s, next, MaxAppendEntries), s.commitIndex)
+                                 EntriesFrom(s, next, MaxAppendEntries), s.commitIndex,
+                                 s.readSeq)
        ELSE InstallSnapshotRequest(s, p, s.snapshot)
 
 \* The loop of advance_commit_index, from index n downwards: the index to
@@ -278,13 +360,15 @@ CommitCandidate(s, n) ==
 
 \* advance_commit_index (leaders only), recording every newly committed
 \* index in the `committed` history as <<index, entry term, leader's term>>.
+\* Reads waiting for the first commit of this term may now be released.
 AdvanceCommitIndex(s) ==
     LET n == CommitCandidate(s, LastIndex(s))
     IN IF n = 0
        THEN s
-       ELSE [s EXCEPT !.commitIndex = n,
-                      !.committedNow = @ \cup {<<k, TermAt(s, k), s.currentTerm>> :
-                                                 k \in (s.commitIndex + 1)..n}]
+       ELSE ReleaseConfirmedReads(
+              [s EXCEPT !.commitIndex = n,
+                        !.committedNow = @ \cup {<<k, TermAt(s, k), s.currentTerm>> :
+                                                   k \in (s.commitIndex + 1)..n}])
 
 \* become_leader: reset replication state, append a no-op of the new term
 \* (paper 8), try to commit (a cluster of one), send every peer its request.
@@ -374,7 +458,7 @@ ClientRequest(i) ==
                  AppendEntry(Load(i), [term |-> currentTerm[i],
                                        payload |-> clientRequests + 1])))
     /\ clientRequests' = clientRequests + 1
-    /\ UNCHANGED <<restarts, compactions>>
+    /\ UNCHANGED <<restarts, compactions, reads>>
 
 \* send_append_entries (replication.rs): a leader sends every peer the
 \* entries it lacks (or the snapshot): heartbeat and replication in one.
@@ -388,7 +472,10 @@ SendAppendEntries(i) ==
 \* otherwise recognise the leader, skip entries our snapshot covers, run the
 \* consistency check at prevLogIndex, drop a conflicting suffix, append what
 \* is new, and learn the commit index, never beyond the last entry this
-\* request proved to match.
+\* request proved to match. Every answer echoes the request's read round,
+\* except the stale-term rejection: it carries our newer term, and if its
+\* addressee later leads that term it must not take the old round as an
+\* acknowledgement of a round it opened since (it answers round 0).
 HandleAppendEntriesRequest(i, m) ==
     /\ Receive(i, m, "AppendEntriesRequest")
     /\ LET s1 == UpdateTerm(Load(i), m.term)
@@ -407,19 +494,21 @@ HandleAppendEntriesRequest(i, m) ==
            s4 == IF newCommit > s3.commitIndex THEN [s3 EXCEPT !.commitIndex = newCommit] ELSE s3
        IN Store(i,
             IF m.term < s1.currentTerm
-            THEN Send(s1, AppendEntriesResponse(s1, m.from, FALSE, 0))
+            THEN Send(s1, AppendEntriesResponse(s1, m.from, FALSE, 0, 0))
             ELSE IF skip /\ covered >= Len(m.entries)
             THEN Send(s2, AppendEntriesResponse(s2, m.from, TRUE,
-                                                m.prevLogIndex + Len(m.entries)))
+                                                m.prevLogIndex + Len(m.entries), m.readSeq))
             ELSE IF ~TermIs(s2, prevIndex, prevTerm)
-            THEN Send(s2, AppendEntriesResponse(s2, m.from, FALSE, LastIndex(s2)))
-            ELSE Send(s4, AppendEntriesResponse(s4, m.from, TRUE, lastNew)))
+            THEN Send(s2, AppendEntriesResponse(s2, m.from, FALSE, LastIndex(s2), m.readSeq))
+            ELSE Send(s4, AppendEntriesResponse(s4, m.from, TRUE, lastNew, m.readSeq)))
     /\ UNCHANGED counterVars
 
-\* handle_append_entries_response (replication.rs): on success the leader
-\* records how far the peer matches and tries to commit; on failure it backs
-\* nextIndex off to min(next - 1, hint + 1), never below match + 1, and
-\* retries at once. A peer that still lags after a success gets its next batch.
+\* handle_append_entries_response (replication.rs): any answer of our term
+\* acknowledges our leadership as of the read round it echoes. Then, on
+\* success the leader records how far the peer matches and tries to commit;
+\* on failure it backs nextIndex off to min(next - 1, hint + 1), never below
+\* match + 1, and retries at once. A peer that still lags after a success
+\* gets its next batch.
 HandleAppendEntriesResponse(i, m) ==
     /\ Receive(i, m, "AppendEntriesResponse")
     /\ LET s1 == UpdateTerm(Load(i), m.term)
@@ -428,27 +517,28 @@ HandleAppendEntriesResponse(i, m) ==
                      \/ s1.role # Leader
                      \/ p \notin DOMAIN s1.nextIndex
                      \/ p \notin DOMAIN s1.matchIndex
-           next == s1.nextIndex[p]
-           matched == s1.matchIndex[p]
+           sa == AcknowledgeReadRound(s1, p, m.readSeq)
+           next == sa.nextIndex[p]
+           matched == sa.matchIndex[p]
            \* success
            s2 == IF m.matchIndex > matched
-                 THEN AdvanceCommitIndex([s1 EXCEPT !.matchIndex[p] = m.matchIndex])
-                 ELSE s1
+                 THEN AdvanceCommitIndex([sa EXCEPT !.matchIndex[p] = m.matchIndex])
+                 ELSE sa
            s3 == IF m.matchIndex + 1 > next THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1] ELSE s2
            s4 == IF s3.nextIndex[p] <= LastIndex(s3) THEN Send(s3, AppendEntriesFor(s3, p)) ELSE s3
            \* failure
            backedOff == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
            newNext == Max(backedOff, matched + 1)
-           s5 == [s1 EXCEPT !.nextIndex[p] = newNext]
+           s5 == [sa EXCEPT !.nextIndex[p] = newNext]
        IN Store(i,
             IF ignore THEN s1
             ELSE IF m.success
-            THEN IF m.matchIndex > LastIndex(s1)
-                 THEN s1  \* a peer cannot match entries we never had
+            THEN IF m.matchIndex > LastIndex(sa)
+                 THEN sa  \* a peer cannot match entries we never had
                  ELSE s4
             ELSE IF newNext < next
                  THEN Send(s5, AppendEntriesFor(s5, p))
-                 ELSE s1)
+                 ELSE sa)
     /\ UNCHANGED counterVars
 
 \* compact_log (model/src/actions/snapshot.rs), driven as the checker
@@ -466,7 +556,7 @@ CompactLog(i) ==
                                           data |-> data]]
        IN Store(i, CompactTo(s1, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
-    /\ UNCHANGED <<clientRequests, restarts>>
+    /\ UNCHANGED <<clientRequests, restarts, reads>>
 
 \* handle_install_snapshot_request (snapshot.rs): reject a stale leader;
 \* otherwise recognise it and, unless our commit index already covers the
@@ -517,18 +607,31 @@ HandleInstallSnapshotResponse(i, m) ==
     /\ UNCHANGED counterVars
 
 \* restart (model/src/actions/restart.rs): crash and come back. Persistent
-\* state survives; the commit index falls back to the snapshot.
+\* state survives; volatile state is lost (become_follower, which also
+\* fails the waiting reads) and the commit index falls back to the snapshot.
 Restart(i) ==
     /\ restarts < MaxRestarts
-    /\ LET s == Load(i)
-       IN Store(i, [s EXCEPT !.role = Follower,
-                             !.commitIndex = s.snapshotIndex,
-                             !.leaderId = Nil,
-                             !.votesGranted = {},
-                             !.nextIndex = EmptyMap,
-                             !.matchIndex = EmptyMap])
+    /\ LET s == BecomeFollower(Load(i))
+       IN Store(i, [s EXCEPT !.commitIndex = s.snapshotIndex,
+                             !.leaderId = Nil])
     /\ restarts' = restarts + 1
-    /\ UNCHANGED <<clientRequests, compactions>>
+    /\ UNCHANGED <<clientRequests, compactions, reads>>
+
+\* read_index(reads + 1) (model/src/actions/read_index.rs): a leader
+\* registers the next read in a new round and releases what is confirmed
+\* (a cluster of one confirms at once). The history records, for the read,
+\* the highest index committed so far: ReadIndexSafety compares the index
+\* the read is released at against it.
+ReadIndex(i) ==
+    /\ role[i] = Leader
+    /\ reads < MaxReads
+    /\ LET s == Load(i)
+           s1 == [s EXCEPT !.readSeq = @ + 1,
+                           !.pendingReads = Append(@, [id |-> reads + 1, seq |-> s.readSeq + 1]),
+                           !.registeredNow = <<CommittedIndex>>]
+       IN Store(i, ReleaseConfirmedReads(s1))
+    /\ reads' = reads + 1
+    /\ UNCHANGED <<clientRequests, restarts, compactions>>
 
 \* The network loses a message (no core function). Only needed to free the
 \* bound on messages in flight; safety does not depend on it.
@@ -556,12 +659,18 @@ Init ==
     /\ votesGranted = [i \in Server |-> {}]
     /\ nextIndex = [i \in Server |-> EmptyMap]
     /\ matchIndex = [i \in Server |-> EmptyMap]
+    /\ readSeq = [i \in Server |-> 0]
+    /\ readAcks = [i \in Server |-> EmptyMap]
+    /\ pendingReads = [i \in Server |-> <<>>]
     /\ messages = {}
     /\ elected = {}
     /\ committed = {}
+    /\ readBound = <<>>
+    /\ readsReady = {}
     /\ clientRequests = 0
     /\ restarts = 0
     /\ compactions = 0
+    /\ reads = 0
 
 Next ==
     \/ \E i \in Server : Timeout(i)
@@ -569,6 +678,7 @@ Next ==
     \/ \E i \in Server : ClientRequest(i)
     \/ \E i \in Server : CompactLog(i)
     \/ \E i \in Server : Restart(i)
+    \/ \E i \in Server : ReadIndex(i)
     \/ \E i \in Server, m \in messages : HandleRequestVoteRequest(i, m)
     \/ \E i \in Server, m \in messages : HandleRequestVoteResponse(i, m)
     \/ \E i \in Server, m \in messages : HandleAppendEntriesRequest(i, m)
@@ -595,10 +705,11 @@ MessageType ==
      voteGranted : BOOLEAN]
   \cup
     [type : {"AppendEntriesRequest"}, from : Server, to : Server, term : Terms,
-     prevLogIndex : Nat, prevLogTerm : Terms, entries : Seq(EntryType), leaderCommit : Nat]
+     prevLogIndex : Nat, prevLogTerm : Terms, entries : Seq(EntryType), leaderCommit : Nat,
+     readSeq : 0..MaxReads]
   \cup
     [type : {"AppendEntriesResponse"}, from : Server, to : Server, term : Terms,
-     success : BOOLEAN, matchIndex : Nat]
+     success : BOOLEAN, matchIndex : Nat, readSeq : 0..MaxReads]
   \cup
     [type : {"InstallSnapshotRequest"}, from : Server, to : Server, term : Terms,
      snapshot : SnapshotType]
@@ -627,12 +738,19 @@ TypeOK ==
          /\ votesGranted[i] \in SUBSET Server
          /\ IsIndexMap(nextIndex[i])
          /\ IsIndexMap(matchIndex[i])
+         /\ readSeq[i] \in 0..MaxReads
+         /\ IsIndexMap(readAcks[i])
+         /\ pendingReads[i] \in Seq([id : 1..MaxReads, seq : 1..MaxReads])
+         /\ role[i] # Leader => readSeq[i] = 0 /\ readAcks[i] = EmptyMap /\ pendingReads[i] = <<>>
     /\ messages \subseteq MessageType
     /\ elected \subseteq Terms \X Server
     /\ committed \subseteq Nat \X Terms \X Terms
+    /\ readBound \in Seq(Nat) /\ Len(readBound) = reads
+    /\ readsReady \subseteq (1..MaxReads) \X Nat
     /\ clientRequests \in 0..MaxClientRequests
     /\ restarts \in 0..MaxRestarts
     /\ compactions \in 0..MaxCompactions
+    /\ reads \in 0..MaxReads
 
 -----------------------------------------------------------------------------
 (* Safety properties (paper Figure 3).                                     *)
@@ -680,5 +798,16 @@ StateMachineSafety ==
       LET a == Applied(i)
           b == Applied(j)
       IN \A n \in 1..Min(Len(a), Len(b)) : a[n] = b[n]
+
+-----------------------------------------------------------------------------
+(* Linearizable reads (paper 8).                                           *)
+
+\* A read released at index r reflects every write committed before the
+\* read was registered: r is at least the highest committed index at
+\* registration (readBound). A leader answering from a stale view (deposed
+\* without knowing it, or before committing in its own term) would release
+\* a read below it.
+ReadIndexSafety ==
+    \A ready \in readsReady : ready[2] >= readBound[ready[1]]
 
 =============================================================================

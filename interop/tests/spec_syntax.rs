@@ -273,7 +273,7 @@ fn readme_action_table_is_exactly_the_actions_of_next() {
         listed, spec.actions,
         "README's action table vs the actions of Next in Raft.tla"
     );
-    assert_eq!(listed.len(), 12, "eleven core transitions and DropMessage");
+    assert_eq!(listed.len(), 13, "twelve core transitions and DropMessage");
 }
 
 #[test]
