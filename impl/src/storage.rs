@@ -128,6 +128,9 @@ pub struct Storage {
     dir: PathBuf,
     db_path: PathBuf,
     db: Database,
+    /// The highest log index stored, so that the common append-only commit
+    /// skips the range deletion of a truncation it does not need.
+    stored_last: std::sync::atomic::AtomicU64,
 }
 
 fn with_crc(payload: &[u8]) -> Vec<u8> {
@@ -206,8 +209,13 @@ impl Storage {
             dir: dir.to_owned(),
             db_path,
             db,
+            // Unknown until loaded: assume anything may be stored.
+            stored_last: u64::MAX.into(),
         };
         let mut recovered = storage.load(identity)?;
+        storage
+            .stored_last
+            .store(recovered.log.last_index(), Ordering::Relaxed);
         recovered.repaired = repaired.load(Ordering::Relaxed);
         storage.remove_stale_snapshot_files(
             recovered.snapshot.meta.last_index,
@@ -348,12 +356,17 @@ impl Storage {
                 log.insert(*index, record.as_slice())
                     .map_err(|e| self.db_error(e))?;
             }
-            if let Some(last) = batch.last_index {
+            if let Some(last) = batch.last_index
+                && self.stored_last.load(Ordering::Relaxed) > last
+            {
                 log.retain_in((last + 1).., |_, _| false)
                     .map_err(|e| self.db_error(e))?;
             }
         }
         txn.commit().map_err(|e| self.db_error(e))?;
+        if let Some(last) = batch.last_index {
+            self.stored_last.store(last, Ordering::Relaxed);
+        }
         if let Some(snapshot) = &batch.snapshot {
             self.remove_stale_snapshot_files(snapshot.meta.last_index, snapshot.meta.last_term);
         }
@@ -631,11 +644,23 @@ mod tests {
         let file = path.join(snapshot_file::file_name(2, 1));
         let bytes = fs::read(&file).unwrap();
         fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
-        let err = Storage::open(&path, &identity(), false).err().unwrap().to_string();
-        assert!(err.contains("checksum") && err.contains("snapshot-"), "{err}");
+        let err = Storage::open(&path, &identity(), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("checksum") && err.contains("snapshot-"),
+            "{err}"
+        );
         fs::remove_file(&file).unwrap();
-        let err = Storage::open(&path, &identity(), false).err().unwrap().to_string();
-        assert!(err.contains("snapshot-"), "a missing snapshot is named: {err}");
+        let err = Storage::open(&path, &identity(), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("snapshot-"),
+            "a missing snapshot is named: {err}"
+        );
     }
 
     #[test]
