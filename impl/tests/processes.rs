@@ -3,6 +3,7 @@
 //! process killed with SIGKILL, and a write that still succeeds. Also: the
 //! node's clear refusals of bad configurations.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -119,6 +120,99 @@ fn quick_start_survives_killing_the_leader_process() {
     nodes.children[old - 1] = Some(start_node(dir.path(), old, &peers, false));
     let put = client(&endpoints, &["put", "greeting", "third"]);
     assert!(put.status.success(), "{put:?}");
+}
+
+/// Sends `signal` to a process this test started (directly or through `cluster`).
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A base port with `count` consecutive free ports after it.
+fn free_port_range(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_ports(1)[0];
+        if base > u16::MAX - count {
+            continue;
+        }
+        if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports");
+}
+
+struct ClusterProcess {
+    child: Child,
+    node_pids: Vec<u32>,
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        signal(self.child.id(), "-INT");
+        for pid in &self.node_pids {
+            signal(*pid, "-KILL");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The README's quick start, literally: `raft-node cluster`, a put and a
+/// get, `kill -9` of the leader's pid as printed, another write.
+#[test]
+fn the_cluster_command_runs_the_quick_start() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_range(3);
+    let mut child = Command::new(BIN)
+        .args(["cluster", "--nodes", "3", "--base-port", &base.to_string()])
+        .arg("--dir")
+        .arg(dir.path().join("c"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut cluster = ClusterProcess {
+        child,
+        node_pids: Vec::new(),
+    };
+    // The table: "node pid address log", one line per node.
+    let mut pids = BTreeMap::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [id, pid, address, _log] = fields.as_slice()
+            && let (Ok(id), Ok(pid)) = (id.parse::<usize>(), pid.parse::<u32>())
+        {
+            assert!(address.starts_with("127.0.0.1:"));
+            pids.insert(id, pid);
+            cluster.node_pids.push(pid);
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert_eq!(pids.len(), 3, "the cluster printed its nodes");
+    let endpoints = (0..3)
+        .map(|i| format!("127.0.0.1:{}", base + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    let put = client(&endpoints, &["put", "greeting", "hello"]);
+    assert!(put.status.success(), "{put:?}");
+    let get = client(&endpoints, &["get", "greeting"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
+    let old = leader(&endpoints);
+    signal(pids[&old], "-KILL");
+    let put = client(&endpoints, &["put", "greeting", "again"]);
+    assert!(put.status.success(), "{put:?}");
+    let get = client(&endpoints, &["get", "greeting"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "again");
+    assert_ne!(leader(&endpoints), old);
 }
 
 fn run_expecting_failure(args: &[&str]) -> String {
