@@ -61,6 +61,13 @@ pub enum ConfigError {
     BadTiming(String),
     #[error("cluster id must be 1 to 128 printable characters")]
     BadClusterId,
+    #[error(
+        "max_append_entries = {max_append_entries} is too large: at most {fits} entries of the largest size fit in one gRPC message"
+    )]
+    TooManyEntries {
+        max_append_entries: usize,
+        fits: usize,
+    },
 }
 
 /// One member of the cluster and the address others reach it at.
@@ -233,6 +240,17 @@ impl NodeConfig {
                 "heartbeat_ms = {heartbeat_ms} must be positive and at most half the lowest election timeout ({low} ms), or followers time out between heartbeats"
             )));
         }
+        let max_append_entries = file
+            .max_append_entries
+            .unwrap_or(raft_model::DEFAULT_MAX_APPEND_ENTRIES)
+            .max(1);
+        let fits = crate::peer_client::MAX_MESSAGE_BYTES / crate::kv_service::MAX_ENTRY_BYTES;
+        if max_append_entries > fits {
+            return Err(ConfigError::TooManyEntries {
+                max_append_entries,
+                fits,
+            });
+        }
         Ok(NodeConfig {
             cluster_id,
             id,
@@ -247,10 +265,7 @@ impl NodeConfig {
                 .snapshot_threshold
                 .unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD)
                 .max(1),
-            max_append_entries: file
-                .max_append_entries
-                .unwrap_or(raft_model::DEFAULT_MAX_APPEND_ENTRIES)
-                .max(1),
+            max_append_entries,
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
             max_snapshot_bytes: 1 << 30,

@@ -20,9 +20,13 @@ use crate::node::{Applied, ClientError, Input};
 use crate::proto::kv as pb;
 use crate::proto::kv::kv_server::Kv;
 
-/// Keys and values are bounded so that one write cannot blow up a batch.
+/// Keys and values are bounded so that a full AppendEntries request
+/// (`max_append_entries` entries) always fits in one gRPC message.
 pub const MAX_KEY_BYTES: usize = 4 << 10;
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+pub const MAX_VALUE_BYTES: usize = 64 << 10;
+/// The largest encoded log entry: a compare-and-swap with a maximal key,
+/// expected value and new value, plus framing.
+pub const MAX_ENTRY_BYTES: usize = MAX_KEY_BYTES + 2 * MAX_VALUE_BYTES + 64;
 
 pub const LEADER_ID_HEADER: &str = "raft-leader-id";
 pub const LEADER_ADDR_HEADER: &str = "raft-leader-addr";
@@ -187,7 +191,10 @@ impl Kv for KvService {
     ) -> Result<Response<pb::CasResponse>, Status> {
         let request = request.into_inner();
         check_key(&request.key)?;
-        if let Some(value) = &request.new_value {
+        for value in [&request.expected, &request.new_value]
+            .into_iter()
+            .flatten()
+        {
             check_value(value)?;
         }
         check_session(request.client_id, request.seq)?;

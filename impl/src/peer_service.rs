@@ -138,7 +138,8 @@ impl RaftPeer for PeerService {
                 self.max_snapshot_bytes
             )));
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        // Grow as chunks arrive: an announced size is not yet proof of data.
+        let mut bytes = Vec::with_capacity(usize::try_from(size.min(64 << 20)).unwrap_or(0));
         let mut chunk = Some(first);
         while let Some(current) = chunk {
             if current.offset != bytes.len() as u64 {
