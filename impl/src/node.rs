@@ -231,8 +231,9 @@ impl EventLoop {
         rand::rng().random_range(low..high)
     }
 
-    /// Runs until every input sender is gone, or storage fails (then the node
-    /// must stop: it can no longer keep its promises).
+    /// Runs until the task is aborted (a crash-stop: nothing after the last
+    /// completed step is persisted or sent), or until storage fails — then the
+    /// node must stop, as it can no longer keep its promises.
     pub(crate) async fn run(mut self) -> Result<(), NodeError> {
         let election = tokio::time::sleep(self.election_timeout());
         tokio::pin!(election);
