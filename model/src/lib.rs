@@ -29,7 +29,7 @@ mod server;
 mod snapshot;
 mod types;
 
-pub use actions::{CompactError, NotLeader};
+pub use actions::{CompactError, NotLeader, PendingRead, ReadReady};
 pub use bugs::{Bug, Bugs};
 pub use effects::{Effects, Persist};
 pub use log::Log;
