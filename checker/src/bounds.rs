@@ -89,8 +89,7 @@ impl Bounds {
                 ..Bounds::DEFAULT
             },
         ),
-        // Small enough for the debug-profile test suite, still rich enough to
-        // elect, commit, compact and install a snapshot.
+        // A smoke test: a few hundred states, one election.
         (
             "tiny",
             Bounds {

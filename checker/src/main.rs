@@ -10,6 +10,7 @@
 //! search completed and reached every `sometimes` property; 1 when a property
 //! fails; 2 on a usage or I/O error.
 
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use raft_checker::bounds::Bounds;
-use raft_checker::model::RaftModel;
+use raft_checker::model::{REACHABILITY_PROPERTIES, RaftModel, SAFETY_PROPERTIES};
 use raft_checker::report::Report;
 use raft_checker::run::{Outcome, RunOptions, Strategy, run};
 use raft_checker::{bugs, memory};
@@ -86,6 +87,29 @@ struct CheckArgs {
     /// Keep searching after the first violated property.
     #[arg(long)]
     keep_going: bool,
+    /// Stop as soon as this property (e.g. StateMachineSafety) has a
+    /// counterexample or example; other violations do not stop the search.
+    #[arg(long, value_name = "PROPERTY", value_parser = parse_property)]
+    stop_at: Option<&'static str>,
+}
+
+fn parse_property(text: &str) -> Result<&'static str, String> {
+    SAFETY_PROPERTIES
+        .iter()
+        .chain(REACHABILITY_PROPERTIES.iter())
+        .copied()
+        .find(|name| *name == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = SAFETY_PROPERTIES
+                .iter()
+                .chain(REACHABILITY_PROPERTIES.iter())
+                .copied()
+                .collect();
+            format!(
+                "unknown property `{text}`; expected one of: {}",
+                names.join(", ")
+            )
+        })
 }
 
 #[derive(Args)]
@@ -171,6 +195,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, String> {
     let mut options = options(&args.common, strategy);
     options.timeout = args.timeout.map(Duration::from_secs);
     options.keep_going = args.keep_going;
+    options.stop_at = args.stop_at;
     if args.bfs && options.symmetry {
         eprintln!(
             "note: stateright's BFS does not support symmetry reduction; checking without it"
@@ -196,18 +221,19 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
 /// Prints the report and counterexamples, writes traces and the JSON report.
 fn finish(mut outcome: Outcome, common: &CommonArgs) -> Result<ExitCode, String> {
     outcome.write_traces(&common.out)?;
+    let mut text = String::new();
     for name in outcome.report.violated() {
         if let Some(trace) = outcome.trace(name) {
-            println!("counterexample to {name} ({} steps):", trace.step_count());
-            print!("{}", trace.numbered());
+            text += &format!("counterexample to {name} ({} steps):\n", trace.step_count());
+            text += &trace.numbered();
         }
     }
     let report: &Report = &outcome.report;
-    print!("{}", report.render());
+    text += &report.render();
     for p in &report.properties {
         if let (Some(trace), Some(diagram), "always") = (&p.trace, &p.diagram, p.expectation) {
-            println!(
-                "{} trace: {trace}\n{} diagram (Mermaid): {diagram}",
+            text += &format!(
+                "{} trace: {trace}\n{} diagram (Mermaid): {diagram}\n",
                 p.name, p.name
             );
         }
@@ -216,13 +242,27 @@ fn finish(mut outcome: Outcome, common: &CommonArgs) -> Result<ExitCode, String>
         let json = serde_json::to_string_pretty(report)
             .map_err(|e| format!("cannot serialise the report: {e}"))?;
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("report: {}", path.display());
+        text += &format!("report: {}\n", path.display());
     }
+    print_out(&text)?;
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
 }
 
 fn explore(args: ExploreArgs) -> Result<ExitCode, String> {

@@ -64,6 +64,8 @@ pub struct RaftModel {
     kept_boundary_states: AtomicUsize,
     /// Boundary states generated, checked and dropped (repeats included).
     checked_boundary_states: AtomicUsize,
+    /// List only actions that change the state (see [`RaftModel::for_simulation`]).
+    only_effective_actions: bool,
 }
 
 impl RaftModel {
@@ -73,6 +75,19 @@ impl RaftModel {
             bugs,
             kept_boundary_states: AtomicUsize::new(0),
             checked_boundary_states: AtomicUsize::new(0),
+            only_effective_actions: false,
+        }
+    }
+
+    /// The model for stateright's simulation checker, which replays a walk
+    /// from the action indices it recorded, but records a wrong index after
+    /// an action whose `next_state` is `None` (it picks again from a shrunk
+    /// list). So in simulation the model lists only actions that change the
+    /// state, at the price of computing each successor twice.
+    pub fn for_simulation(bounds: Bounds, bugs: Vec<Bug>) -> Self {
+        RaftModel {
+            only_effective_actions: true,
+            ..RaftModel::new(bounds, bugs)
         }
     }
 
@@ -127,6 +142,9 @@ impl Model for RaftModel {
             return;
         }
         step::enabled_actions(&self.bounds, state, actions);
+        if self.only_effective_actions {
+            actions.retain(|action| step::next_state(state, action).is_some());
+        }
     }
 
     fn next_state(&self, state: &RaftState, action: Action) -> Option<RaftState> {

@@ -75,7 +75,11 @@ pub struct Outcome {
 }
 
 pub fn run(options: &RunOptions) -> Outcome {
-    let model = RaftModel::new(options.bounds.clone(), options.bug.into_iter().collect());
+    let bugs: Vec<Bug> = options.bug.into_iter().collect();
+    let model = match options.strategy {
+        Strategy::Simulation { .. } => RaftModel::for_simulation(options.bounds.clone(), bugs),
+        Strategy::Dfs | Strategy::Bfs => RaftModel::new(options.bounds.clone(), bugs),
+    };
     let mut builder = model.checker().threads(options.threads.max(1));
     builder = builder.finish_when(match options.stop_at {
         Some(name) => HasDiscoveries::AnyOf([name].into_iter().collect()),

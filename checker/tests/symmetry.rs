@@ -11,7 +11,7 @@ use stateright::Model;
 
 fn bound() -> Bounds {
     Bounds {
-        max_messages: 8,
+        max_messages: 10,
         ..Bounds::DEFAULT
     }
 }
@@ -87,7 +87,13 @@ fn reduction_keeps_verdicts_and_shrinks_the_space() {
     let mut options = RunOptions::check(bound());
     options.symmetry = false;
     let without = run(&options).report;
-    assert!(with.ok && without.ok);
+    for name in raft_checker::model::SAFETY_PROPERTIES
+        .iter()
+        .chain(raft_checker::model::REACHABILITY_PROPERTIES.iter())
+    {
+        assert_eq!(with.verdict_of(name), without.verdict_of(name), "{name}");
+    }
+    assert!(with.complete && without.complete);
     let (reduced, full) = (
         with.distinct_states_within_bounds.unwrap_or(0),
         without.distinct_states_within_bounds.unwrap_or(0),
