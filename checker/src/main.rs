@@ -140,7 +140,7 @@ struct ExploreArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Named bound (default, tiny, five).
+    /// Named bound: default (the `check` defaults), spec (spec/MCRaft.cfg), tiny, five.
     #[arg(long, default_value = "default")]
     bound: String,
     /// Worker threads (default: the number of cores).
