@@ -99,3 +99,63 @@ pub fn body(body: &raft_model::Body<Command, crate::state::Image>) -> String {
         Body::InstallSnapshotResponse { match_index } => format!("match={match_index}"),
     }
 }
+
+/// A whole state, one line per server, message and history: what the
+/// Explorer shows for each step.
+pub fn state(state: &crate::state::RaftState) -> String {
+    let mut lines = Vec::new();
+    for s in &state.servers {
+        let mut line = format!(
+            "{}: {} t{} votedFor {} log {} commit {}",
+            server_name(s.id),
+            role(s.role),
+            s.current_term,
+            optional_server(s.voted_for),
+            log(s),
+            s.commit_index
+        );
+        if s.snapshot.meta.last_index > 0 {
+            line += &format!(" image {}", entries(s.snapshot.data.iter()));
+        }
+        if let Some(leader) = s.leader_id {
+            line += &format!(" leader {}", server_name(leader));
+        }
+        if !s.votes_granted.is_empty() {
+            let votes: Vec<String> = s.votes_granted.iter().map(|id| server_name(*id)).collect();
+            line += &format!(" votes {{{}}}", votes.join(", "));
+        }
+        if !s.match_index.is_empty() {
+            let peers: Vec<String> = s
+                .next_index
+                .iter()
+                .map(|(id, next)| {
+                    let matched = s.match_index.get(id).copied().unwrap_or(0);
+                    format!("{} next {next} match {matched}", server_name(*id))
+                })
+                .collect();
+            line += &format!(" [{}]", peers.join("; "));
+        }
+        lines.push(line);
+    }
+    lines.push(format!("network ({} messages):", state.network.len()));
+    for m in state.network.iter() {
+        lines.push(format!("  {}", message(m)));
+    }
+    let elected: Vec<String> = state
+        .elected
+        .iter()
+        .map(|(term, id)| format!("(t{term}, {})", server_name(*id)))
+        .collect();
+    lines.push(format!("elected: {}", elected.join(" ")));
+    let committed: Vec<String> = state
+        .committed
+        .iter()
+        .map(|(index, term, by)| format!("({index}, t{term}, by t{by})"))
+        .collect();
+    lines.push(format!("committed: {}", committed.join(" ")));
+    lines.push(format!(
+        "clientRequests {} restarts {} compactions {}",
+        state.client_requests, state.restarts, state.compactions
+    ));
+    lines.join("\n")
+}

@@ -166,6 +166,12 @@ impl Model for RaftModel {
         action.to_string()
     }
 
+    /// The Explorer's view of a step: the state after it, compactly.
+    fn format_step(&self, last_state: &RaftState, action: Action) -> Option<String> {
+        self.next_state(last_state, action)
+            .map(|next| crate::describe::state(&next))
+    }
+
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::always(ELECTION_SAFETY, |_, s| properties::election_safety(s)),
