@@ -1,0 +1,739 @@
+//! Trace validation: replays every node's events through raft-model.
+//!
+//! Each node's events are replayed in file order on a fresh model server;
+//! the streams are merged greedily: a node runs until its next event receives
+//! a message no event has produced yet, then another node runs. The network
+//! (like the spec's `messages`) is the set of every message produced, so the
+//! merge never has to undo a choice: if some causal order exists, it finds
+//! one. For every event, the model must allow the action on the recorded
+//! input, and the model's resulting state (and, when recorded, its persist
+//! request, written entries and messages) must equal the recorded ones.
+//!
+//! A crash undoes the events whose batch was not yet durable. At a `Restart`
+//! the recovered durable state must equal the model's durable state after
+//! some event at or after the node's last `persisted` line; the events after
+//! that one are *lost*, and no node may have received a message that only a
+//! lost event produced (it can never have been sent: durability before
+//! speech). The validated events, lost ones removed, form a linear run of the
+//! spec: [`Validated::run`], which the ITF and TLA+ exports read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use raft_model::{Config, Effects, Message, NodeId, Server};
+use serde_json::Value;
+
+use crate::format::{
+    Action, Durable, Event, Header, Input, Line, SCHEMA, Sent, State, TracedMessage, Written, strip,
+};
+
+/// The replay's server: commands kept as JSON, snapshot images left out.
+pub type ReplayServer = Server<Value, ()>;
+
+/// One line of a trace with where it came from.
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub source: String,
+    pub line: usize,
+    pub content: Line<Value>,
+}
+
+/// One node's lines, in order.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    pub source: String,
+    pub lines: Vec<Located>,
+}
+
+impl Stream {
+    /// Reads a trace file. Every line must parse; a node never writes a
+    /// partial line (see [`crate::writer`]), so a bad line is corruption.
+    pub fn read(path: &Path) -> Result<Stream, Failure> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| Failure {
+            source: source.clone(),
+            line: 0,
+            node: None,
+            action: None,
+            problem: format!("cannot read the trace file: {err}"),
+            details: Vec::new(),
+        })?;
+        Stream::parse(&source, &text)
+    }
+
+    pub fn parse(source: &str, text: &str) -> Result<Stream, Failure> {
+        let mut lines = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let content: Line<Value> = serde_json::from_str(raw).map_err(|err| Failure {
+                source: source.to_string(),
+                line: n + 1,
+                node: None,
+                action: None,
+                problem: format!("not a {SCHEMA} line: {err}"),
+                details: vec![format!("line: {}", abbreviate(raw))],
+            })?;
+            lines.push(Located {
+                source: source.to_string(),
+                line: n + 1,
+                content,
+            });
+        }
+        Ok(Stream {
+            source: source.to_string(),
+            lines,
+        })
+    }
+}
+
+fn abbreviate(text: &str) -> String {
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
+/// Why a trace is not a run of the model: the first bad line and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub source: String,
+    pub line: usize,
+    pub node: Option<NodeId>,
+    pub action: Option<Action>,
+    pub problem: String,
+    /// Expected-versus-recorded lines, one per differing field.
+    pub details: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)?;
+        if let Some(node) = self.node {
+            write!(f, " (node {node}")?;
+            if let Some(action) = self.action {
+                write!(f, ", {action}")?;
+            }
+            write!(f, ")")?;
+        }
+        write!(f, ": {}", self.problem)?;
+        for detail in &self.details {
+            write!(f, "\n    {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// One validated step of the merged run.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub node: NodeId,
+    pub action: Action,
+    pub input: Input<Value>,
+    /// The node's server after the step.
+    pub server: ReplayServer,
+    pub source: String,
+    pub line: usize,
+}
+
+/// A validated trace.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    /// Every node's server at the start of the run (spec `Init`).
+    pub initial: BTreeMap<NodeId, ReplayServer>,
+    /// The merged run, lost events removed.
+    pub run: Vec<Step>,
+    /// Events a crash undid (recorded, replayed, then dropped at a restart).
+    pub lost: usize,
+    pub restarts: usize,
+    /// Per node: events validated.
+    pub events: BTreeMap<NodeId, usize>,
+    /// Distinct messages produced.
+    pub messages: usize,
+}
+
+/// Validates the streams of one cluster (one stream per node).
+pub fn validate(streams: Vec<Stream>) -> Result<Validated, Failure> {
+    let mut cluster = Cluster::default();
+    let mut nodes: Vec<NodeReplay> = Vec::new();
+    for stream in streams {
+        nodes.push(NodeReplay::new(stream)?);
+    }
+    let mut seen = BTreeMap::new();
+    for node in &nodes {
+        if let Some(other) = seen.insert(node.node, node.source.clone()) {
+            return Err(Failure {
+                source: node.source.clone(),
+                line: 1,
+                node: Some(node.node),
+                action: None,
+                problem: format!("node {} also has the trace {other}", node.node),
+                details: Vec::new(),
+            });
+        }
+    }
+    loop {
+        let mut progressed = false;
+        for node in nodes.iter_mut() {
+            progressed |= node.run(&mut cluster)?;
+        }
+        if nodes.iter().all(NodeReplay::done) {
+            break;
+        }
+        if !progressed {
+            return Err(deadlock(&nodes));
+        }
+    }
+    cluster.check_no_lost_message_received()?;
+    let mut events = BTreeMap::new();
+    for node in &nodes {
+        events.insert(node.node, node.events);
+    }
+    let initial = nodes
+        .iter()
+        .filter_map(|n| n.initial.clone().map(|s| (n.node, s)))
+        .collect();
+    let run = cluster
+        .steps
+        .iter()
+        .filter(|s| !s.lost)
+        .map(|s| s.step.clone())
+        .collect();
+    Ok(Validated {
+        initial,
+        run,
+        lost: cluster.steps.iter().filter(|s| s.lost).count(),
+        restarts: nodes.iter().map(|n| n.restarts).sum(),
+        events,
+        messages: cluster.network.len(),
+    })
+}
+
+/// No node can take its next step: each waits for a message nobody sent.
+fn deadlock(nodes: &[NodeReplay]) -> Failure {
+    let mut waiting: Vec<(&Located, NodeId)> = nodes
+        .iter()
+        .filter_map(|n| n.lines.get(n.next).map(|l| (l, n.node)))
+        .collect();
+    waiting.sort_by_key(|(l, node)| (*node, l.line));
+    let (first, node) = waiting[0];
+    let message = match &first.content {
+        Line::Event(event) => match &event.input {
+            Input::Message(m) => serde_json::to_string(m).unwrap_or_default(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    let mut details = vec![format!("message: {}", abbreviate(&message))];
+    for (other, other_node) in waiting.iter().skip(1) {
+        details.push(format!(
+            "also waiting: node {other_node} at {}:{}",
+            other.source, other.line
+        ));
+    }
+    Failure {
+        source: first.source.clone(),
+        line: first.line,
+        node: Some(node),
+        action: match &first.content {
+            Line::Event(e) => Some(e.action),
+            _ => None,
+        },
+        problem: "receives a message that no event sent before it (no causal order of the traces \
+                  delivers it after its send)"
+            .to_string(),
+        details,
+    }
+}
+
+#[derive(Default)]
+struct Cluster {
+    /// Every message produced, by its canonical JSON, with the steps that produced it.
+    network: HashMap<String, Vec<usize>>,
+    steps: Vec<MergedStep>,
+    /// (message key, receiving step) for the lost-message check.
+    receipts: Vec<(String, usize)>,
+}
+
+struct MergedStep {
+    step: Step,
+    lost: bool,
+}
+
+impl Cluster {
+    fn check_no_lost_message_received(&self) -> Result<(), Failure> {
+        for (key, receiver) in &self.receipts {
+            let producers = &self.network[key];
+            if producers.iter().all(|p| self.steps[*p].lost) {
+                let step = &self.steps[*receiver].step;
+                let producer = &self.steps[producers[0]].step;
+                return Err(Failure {
+                    source: step.source.clone(),
+                    line: step.line,
+                    node: Some(step.node),
+                    action: Some(step.action),
+                    problem: format!(
+                        "receives a message that only {}:{} (node {}, {}) produced, an event its \
+                         node's crash undid: it was never durable, so it can never have been sent",
+                        producer.source, producer.line, producer.node, producer.action
+                    ),
+                    details: vec![format!("message: {}", abbreviate(key))],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn key(message: &TracedMessage<Value>) -> String {
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+struct NodeReplay {
+    node: NodeId,
+    source: String,
+    lines: Vec<Located>,
+    next: usize,
+    header: Option<Header>,
+    server: Option<ReplayServer>,
+    initial: Option<ReplayServer>,
+    /// The states the node may recover at its next restart, oldest first:
+    /// the state at its last `persisted` line (or process start) and after
+    /// every later event, each with the merged step that made it.
+    durable_candidates: Vec<(ReplayServer, Option<usize>)>,
+    /// A `Restart` event must follow a header that says so.
+    expect_restart: bool,
+    events: usize,
+    restarts: usize,
+}
+
+impl NodeReplay {
+    fn new(stream: Stream) -> Result<NodeReplay, Failure> {
+        let Some(first) = stream.lines.first() else {
+            return Err(Failure {
+                source: stream.source.clone(),
+                line: 0,
+                node: None,
+                action: None,
+                problem: "the trace is empty".to_string(),
+                details: Vec::new(),
+            });
+        };
+        let node = match &first.content {
+            Line::Header(h) => h.node,
+            _ => {
+                return Err(Failure {
+                    source: stream.source.clone(),
+                    line: first.line,
+                    node: None,
+                    action: None,
+                    problem: "a trace must begin with a header line".to_string(),
+                    details: Vec::new(),
+                });
+            }
+        };
+        Ok(NodeReplay {
+            node,
+            source: stream.source,
+            lines: stream.lines,
+            next: 0,
+            header: None,
+            server: None,
+            initial: None,
+            durable_candidates: Vec::new(),
+            expect_restart: false,
+            events: 0,
+            restarts: 0,
+        })
+    }
+
+    fn done(&self) -> bool {
+        self.next >= self.lines.len()
+    }
+
+    fn fail(
+        &self,
+        at: &Located,
+        action: Option<Action>,
+        problem: String,
+        details: Vec<String>,
+    ) -> Failure {
+        Failure {
+            source: at.source.clone(),
+            line: at.line,
+            node: Some(self.node),
+            action,
+            problem,
+            details,
+        }
+    }
+
+    /// Runs as far as possible; true if it took at least one line.
+    fn run(&mut self, cluster: &mut Cluster) -> Result<bool, Failure> {
+        let mut progressed = false;
+        while let Some(at) = self.lines.get(self.next).cloned() {
+            match &at.content {
+                Line::Header(header) => self.start(&at, header)?,
+                Line::Persisted { node } => {
+                    self.check_node(&at, *node, None)?;
+                    if let Some(server) = &self.server {
+                        let step = self.durable_candidates.last().and_then(|(_, s)| *s);
+                        self.durable_candidates = vec![(server.clone(), step)];
+                    }
+                }
+                Line::Event(event) => {
+                    if let Input::Message(message) = &event.input
+                        && !cluster.network.contains_key(&key(message))
+                    {
+                        return Ok(progressed);
+                    }
+                    self.event(&at, event, cluster)?;
+                }
+            }
+            self.next += 1;
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    fn check_node(
+        &self,
+        at: &Located,
+        node: NodeId,
+        action: Option<Action>,
+    ) -> Result<(), Failure> {
+        if node != self.node {
+            return Err(self.fail(
+                at,
+                action,
+                format!("a line of node {node} in the trace of node {}", self.node),
+                Vec::new(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, at: &Located, header: &Header) -> Result<(), Failure> {
+        self.check_node(at, header.node, None)?;
+        if header.schema != SCHEMA {
+            return Err(self.fail(
+                at,
+                None,
+                format!("schema {:?}, expected {SCHEMA:?}", header.schema),
+                Vec::new(),
+            ));
+        }
+        if self.expect_restart {
+            return Err(self.fail(
+                at,
+                None,
+                "a process start after a restart header without a Restart event".to_string(),
+                Vec::new(),
+            ));
+        }
+        match (header.start, &self.server) {
+            (crate::format::Start::Init, None) => {
+                let server =
+                    Server::new(header.node, Config::new(header.members.iter().copied()), ())
+                        .with_max_append_entries(header.max_append_entries);
+                self.initial = Some(server.clone());
+                self.durable_candidates = vec![(server.clone(), None)];
+                self.server = Some(server);
+            }
+            (crate::format::Start::Init, Some(_)) => {
+                return Err(self.fail(
+                    at,
+                    None,
+                    "the node started fresh (init) although it already had state: it lost its \
+                     data and may vote twice"
+                        .to_string(),
+                    Vec::new(),
+                ));
+            }
+            (crate::format::Start::Restart, None) => {
+                return Err(self.fail(
+                    at,
+                    None,
+                    "the trace begins at a restart: the run before it is missing (record traces \
+                     from the node's first start)"
+                        .to_string(),
+                    Vec::new(),
+                ));
+            }
+            (crate::format::Start::Restart, Some(_)) => self.expect_restart = true,
+        }
+        if let Some(previous) = &self.header
+            && (previous.cluster != header.cluster || previous.members != header.members)
+        {
+            return Err(self.fail(
+                at,
+                None,
+                format!(
+                    "cluster {:?} members {:?}, but the trace began as cluster {:?} members {:?}",
+                    header.cluster, header.members, previous.cluster, previous.members
+                ),
+                Vec::new(),
+            ));
+        }
+        self.header = Some(header.clone());
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        at: &Located,
+        event: &Event<Value>,
+        cluster: &mut Cluster,
+    ) -> Result<(), Failure> {
+        let action = Some(event.action);
+        self.check_node(at, event.node, action)?;
+        let Some(mut server) = self.server.clone() else {
+            return Err(self.fail(
+                at,
+                action,
+                "an event before any header".to_string(),
+                Vec::new(),
+            ));
+        };
+        if self.expect_restart != (event.action == Action::Restart) {
+            let problem = if self.expect_restart {
+                "the process restarted, but the next event is not Restart"
+            } else {
+                "a Restart event without a process start (header) before it"
+            };
+            return Err(self.fail(at, action, problem.to_string(), Vec::new()));
+        }
+        let effects = match (&event.action, &event.input) {
+            (Action::Timeout, Input::None) => server.timeout(),
+            (Action::SendAppendEntries, Input::None) => server.send_append_entries(),
+            (Action::ClientRequest, Input::Command(command)) => {
+                match server.client_request(command.clone()) {
+                    Ok((_, effects)) => effects,
+                    Err(refused) => {
+                        return Err(self.fail(
+                            at,
+                            action,
+                            format!("the model refuses the request: {refused}"),
+                            Vec::new(),
+                        ));
+                    }
+                }
+            }
+            (Action::ReadIndex, Input::ReadId(id)) => match server.read_index(*id) {
+                Ok(effects) => effects,
+                Err(refused) => {
+                    return Err(self.fail(
+                        at,
+                        action,
+                        format!("the model refuses the read: {refused}"),
+                        Vec::new(),
+                    ));
+                }
+            },
+            (Action::CompactLog, Input::CompactIndex(index)) => {
+                match server.compact_log(*index, ()) {
+                    Ok(effects) => effects,
+                    Err(refused) => {
+                        return Err(self.fail(
+                            at,
+                            action,
+                            format!("the model refuses to compact: {refused}"),
+                            Vec::new(),
+                        ));
+                    }
+                }
+            }
+            (Action::Restart, Input::Recovered(recovered)) => {
+                server = self.recover(at, recovered, cluster)?;
+                self.restarts += 1;
+                self.expect_restart = false;
+                server.restart()
+            }
+            (handler, Input::Message(message)) if Action::receiving(&message.body) == *handler => {
+                if message.to != self.node {
+                    return Err(self.fail(
+                        at,
+                        action,
+                        format!("receives a message addressed to node {}", message.to),
+                        Vec::new(),
+                    ));
+                }
+                if !server.accepts(message) {
+                    return Err(self.fail(
+                        at,
+                        action,
+                        "the model does not accept this message (not from a member of its configuration)"
+                            .to_string(),
+                        Vec::new(),
+                    ));
+                }
+                cluster.receipts.push((key(message), cluster.steps.len()));
+                server.receive(message)
+            }
+            (action_name, input) => {
+                return Err(self.fail(
+                    at,
+                    action,
+                    format!(
+                        "input {} does not fit action {action_name}",
+                        abbreviate(&serde_json::to_string(input).unwrap_or_default())
+                    ),
+                    Vec::new(),
+                ));
+            }
+        };
+        self.compare(at, event, &server, &effects)?;
+        let step_index = cluster.steps.len();
+        for message in &effects.messages {
+            cluster
+                .network
+                .entry(key(&strip(message)))
+                .or_default()
+                .push(step_index);
+        }
+        cluster.steps.push(MergedStep {
+            step: Step {
+                node: self.node,
+                action: event.action,
+                input: event.input.clone(),
+                server: server.clone(),
+                source: at.source.clone(),
+                line: at.line,
+            },
+            lost: false,
+        });
+        self.durable_candidates
+            .push((server.clone(), Some(step_index)));
+        self.server = Some(server);
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Picks the durable state the node came back with, marking the events
+    /// after it lost.
+    fn recover(
+        &mut self,
+        at: &Located,
+        recovered: &Durable,
+        cluster: &mut Cluster,
+    ) -> Result<ReplayServer, Failure> {
+        let found = self
+            .durable_candidates
+            .iter()
+            .rposition(|(candidate, _)| Durable::of(candidate) == *recovered);
+        let Some(position) = found else {
+            let expected = self.durable_candidates.first().map(|(s, _)| Durable::of(s));
+            return Err(self.fail(
+                at,
+                Some(Action::Restart),
+                "the node recovered a durable state that matches no state since its last \
+                 persisted point (it lost or invented durable state)"
+                    .to_string(),
+                diff(
+                    &expected,
+                    recovered,
+                    "durable state at the last persisted point",
+                ),
+            ));
+        };
+        for (_, step) in &self.durable_candidates[position + 1..] {
+            if let Some(step) = step {
+                cluster.steps[*step].lost = true;
+            }
+        }
+        Ok(self.durable_candidates[position].0.clone())
+    }
+
+    fn compare(
+        &self,
+        at: &Located,
+        event: &Event<Value>,
+        server: &ReplayServer,
+        effects: &Effects<Value, ()>,
+    ) -> Result<(), Failure> {
+        let action = Some(event.action);
+        let state = State::of(server);
+        if state != event.state {
+            return Err(self.fail(
+                at,
+                action,
+                "the recorded state differs from the model's".to_string(),
+                diff(&state, &event.state, "model"),
+            ));
+        }
+        if let Some(persist) = &event.persist
+            && *persist != effects.persist
+        {
+            return Err(self.fail(
+                at,
+                action,
+                "the recorded persist request differs from the model's".to_string(),
+                diff(&effects.persist, persist, "model"),
+            ));
+        }
+        if let Some(written) = &event.written {
+            let model = Written::of(server, &effects.persist);
+            if model.as_ref() != Some(written) {
+                return Err(self.fail(
+                    at,
+                    action,
+                    "the recorded entries written differ from the model's".to_string(),
+                    diff(&model, written, "model"),
+                ));
+            }
+        }
+        if let Some(sent) = &event.sent {
+            let model = Sent::of(&effects.messages);
+            if model != *sent {
+                return Err(self.fail(
+                    at,
+                    action,
+                    "the recorded messages sent differ from the model's".to_string(),
+                    diff(&model, sent, "model"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Field-by-field differences of two serializable values.
+fn diff<A: serde::Serialize, B: serde::Serialize>(
+    expected: &A,
+    recorded: &B,
+    expected_name: &str,
+) -> Vec<String> {
+    let a = serde_json::to_value(expected).unwrap_or(Value::Null);
+    let b = serde_json::to_value(recorded).unwrap_or(Value::Null);
+    match (&a, &b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut out = Vec::new();
+            for (field, xv) in x {
+                let yv = y.get(field).unwrap_or(&Value::Null);
+                if xv != yv {
+                    out.push(format!("{field}: {expected_name} {xv}, recorded {yv}"));
+                }
+            }
+            for (field, yv) in y {
+                if !x.contains_key(field) {
+                    out.push(format!("{field}: {expected_name} (absent), recorded {yv}"));
+                }
+            }
+            out
+        }
+        _ => vec![format!("{expected_name} {a}, recorded {b}")],
+    }
+}
+
+/// The message a step received, if it received one.
+pub fn received(step: &Step) -> Option<&Message<Value, ()>> {
+    match &step.input {
+        Input::Message(m) => Some(m),
+        _ => None,
+    }
+}
