@@ -162,6 +162,9 @@ pub struct NodeConfig {
     pub client_timeout: Duration,
     /// Largest snapshot a follower accepts over InstallSnapshot.
     pub max_snapshot_bytes: u64,
+    /// A deliberate bug for testing the chaos harness (never from the file;
+    /// see crate::seeded_bug).
+    pub seeded_bug: Option<crate::seeded_bug::SeededBug>,
 }
 
 pub const DEFAULT_ELECTION_TIMEOUT_MS: [u64; 2] = [300, 600];
@@ -269,6 +272,7 @@ impl NodeConfig {
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
             max_snapshot_bytes: 1 << 30,
+            seeded_bug: None,
         })
     }
 }

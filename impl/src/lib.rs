@@ -17,6 +17,7 @@
 //! change and read confirmation comes from the core.
 
 pub mod bench;
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod node;
 pub mod peer_client;
 pub mod peer_service;
+pub mod seeded_bug;
 pub mod server;
 pub mod snapshot_file;
 pub mod storage;

@@ -1,0 +1,241 @@
+//! A fault-injecting TCP proxy for each directed peer link.
+//!
+//! Node `a` reaches node `b` through its own proxy `a→b` (every node is
+//! configured with proxy addresses for its peers), so the harness can cut
+//! any direction of any link without root privileges or network namespaces.
+//! A peer connection carries `a`'s requests to `b` and `b`'s responses back,
+//! so "bytes from `a` to `b`" flow on proxy `a→b` (requests) and on proxy
+//! `b→a` (responses). [`Network`] tracks which byte directions are cut, and
+//! every proxy consults it for every chunk it forwards:
+//!
+//! - a cut direction reads and discards: packets vanish, the sender's RPCs
+//!   time out, exactly as on a lossy network (not a polite connection reset);
+//! - one cut direction with the other open is asymmetric loss;
+//! - once a connection has lost bytes its HTTP/2 stream is garbage, so when
+//!   the cut heals the connection is closed and the node reconnects.
+//!
+//! Everything listens on 127.0.0.1. Each proxy owns a task per connection,
+//! all aborted when the proxy is dropped.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use raft_model::NodeId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Which byte directions between nodes are cut.
+#[derive(Clone, Default)]
+pub struct Network {
+    cut: Arc<Mutex<BTreeSet<(NodeId, NodeId)>>>,
+    /// Bumped on every change so idle connections notice a heal.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl Network {
+    pub fn new() -> Network {
+        Network {
+            cut: Arc::default(),
+            changes: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Bytes sent by `from` no longer reach `to`.
+    pub fn cut(&self, from: NodeId, to: NodeId) {
+        self.lock().insert((from, to));
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Every link works again.
+    pub fn heal(&self) {
+        self.lock().clear();
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.lock().contains(&(from, to))
+    }
+
+    /// The cut directions, for reports.
+    pub fn cuts(&self) -> Vec<(NodeId, NodeId)> {
+        self.lock().iter().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<(NodeId, NodeId)>> {
+        // A poisoned lock only means a proxy task panicked mid-update of a
+        // plain set; the set itself is still meaningful.
+        self.cut.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The proxy that `from` uses to reach `to`.
+pub struct LinkProxy {
+    pub address: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for LinkProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl LinkProxy {
+    /// Listens on an ephemeral loopback port and forwards to `target`.
+    pub async fn start(
+        network: Network,
+        from: NodeId,
+        to: NodeId,
+        target: SocketAddr,
+    ) -> std::io::Result<LinkProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let accept = tokio::spawn(async move {
+            // Connection tasks are aborted with this one.
+            let mut connections = Tasks(Vec::new());
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let network = network.clone();
+                let task = tokio::spawn(async move {
+                    // The target may be down (killed); then the connection
+                    // just closes, like a refused connect.
+                    if let Ok(outbound) = TcpStream::connect(target).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        relay(network, from, to, inbound, outbound).await;
+                    }
+                });
+                connections.0.retain(|t| !t.is_finished());
+                connections.0.push(task);
+            }
+        });
+        Ok(LinkProxy { address, accept })
+    }
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in self.0.iter() {
+            task.abort();
+        }
+    }
+}
+
+/// Pumps both directions until either side closes, or until a direction
+/// that lost bytes is healed (the stream is then corrupt: close it).
+async fn relay(
+    network: Network,
+    from: NodeId,
+    to: NodeId,
+    inbound: TcpStream,
+    outbound: TcpStream,
+) {
+    let (in_read, in_write) = inbound.into_split();
+    let (out_read, out_write) = outbound.into_split();
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forward = pump(network.clone(), from, to, in_read, out_write, lost.clone());
+    let backward = pump(network, to, from, out_read, in_write, lost);
+    // Either direction ending ends the connection (both halves drop).
+    tokio::select! {
+        () = forward => {}
+        () = backward => {}
+    }
+}
+
+async fn pump(
+    network: Network,
+    sender: NodeId,
+    receiver: NodeId,
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut changes = network.changes.subscribe();
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        tokio::select! {
+            read = read.read(&mut buffer) => {
+                let n = match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if network.is_cut(sender, receiver) {
+                    lost.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                if lost.load(Ordering::Relaxed) {
+                    return;
+                }
+                if write.write_all(&buffer[..n]).await.is_err() {
+                    return;
+                }
+            }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let healed = !network.is_cut(sender, receiver) && !network.is_cut(receiver, sender);
+                if healed && lost.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn forwards_drops_and_closes_after_a_heal() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let network = Network::new();
+        let proxy = LinkProxy::start(network.clone(), 1, 2, target)
+            .await
+            .unwrap();
+        let mut client = TcpStream::connect(proxy.address).await.unwrap();
+        let mut buf = [0u8; 5];
+        client.write_all(b"hello").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+
+        network.cut(1, 2);
+        client.write_all(b"lost!").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(200), client.read(&mut buf)).await;
+        assert!(silent.is_err(), "a cut link delivers nothing");
+
+        network.heal();
+        // The connection lost bytes: it is closed rather than resumed.
+        let closed = tokio::time::timeout(Duration::from_secs(2), client.read(&mut buf))
+            .await
+            .expect("closed promptly");
+        assert!(matches!(closed, Ok(0) | Err(_)));
+        let mut fresh = TcpStream::connect(proxy.address).await.unwrap();
+        fresh.write_all(b"again").await.unwrap();
+        fresh.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"again");
+    }
+}
