@@ -544,11 +544,18 @@ HandleAppendEntriesResponse(i, m) ==
 \* compact_log (model/src/actions/snapshot.rs), driven as the checker
 \* drives it: fold everything up to the commit index into a snapshot whose
 \* image is the old image followed by the newly applied entries.
-CompactLog(i) ==
-    /\ commitIndex[i] > snapshotIndex[i]
+CompactLog(i) == CompactLogTo(i, commitIndex[i])
+
+\* compact_log(index, image) in general: the node compacts to the index its
+\* state machine had applied when the snapshot started, which may trail the
+\* commit index. Next keeps CompactLog, as the checker does (so the two
+\* tools' state counts stay equal); trace validation (TraceRaft.tla) needs
+\* the general form.
+CompactLogTo(i, index) ==
+    /\ snapshotIndex[i] < index
+    /\ index <= commitIndex[i]
     /\ compactions < MaxCompactions
     /\ LET s == Load(i)
-           index == s.commitIndex
            data == s.snapshot.data \o SubSeq(s.log, 1, index - s.snapshotIndex)
            s1 == [s EXCEPT !.snapshot = [lastIndex |-> index,
                                           lastTerm |-> TermAt(s, index),

@@ -23,6 +23,8 @@ pub struct ClusterOptions {
     pub cluster_id: String,
     pub log_level: Option<String>,
     pub snapshot_threshold: Option<u64>,
+    /// Where the nodes record their core events (one file per node), if anywhere.
+    pub trace_dir: Option<PathBuf>,
 }
 
 struct ChildNode {
@@ -62,6 +64,7 @@ pub fn write_configs(options: &ClusterOptions) -> anyhow::Result<Vec<(u64, PathB
                 .metrics_base_port
                 .map(|port| format!("{}:{}", options.host, u64::from(port) + member.id - 1)),
             snapshot_threshold: options.snapshot_threshold,
+            trace_dir: options.trace_dir.as_deref().map(absolute).transpose()?,
             members: Some(members.clone()),
             ..FileConfig::default()
         };

@@ -11,6 +11,7 @@
 //! election_timeout_ms = [300, 600]
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
+//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/1) for raft-interop
 //! members = [
 //!   { id = 1, address = "10.0.0.1:7001" },
 //!   { id = 2, address = "10.0.0.2:7001" },
@@ -92,6 +93,8 @@ pub struct FileConfig {
     pub heartbeat_ms: Option<u64>,
     pub snapshot_threshold: Option<u64>,
     pub max_append_entries: Option<usize>,
+    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/1).
+    pub trace_dir: Option<PathBuf>,
     pub members: Option<Vec<Member>>,
 }
 
@@ -120,6 +123,7 @@ impl FileConfig {
             heartbeat_ms: over.heartbeat_ms.or(self.heartbeat_ms),
             snapshot_threshold: over.snapshot_threshold.or(self.snapshot_threshold),
             max_append_entries: over.max_append_entries.or(self.max_append_entries),
+            trace_dir: over.trace_dir.or(self.trace_dir),
             members: over.members.or(self.members),
         }
     }
@@ -165,6 +169,8 @@ pub struct NodeConfig {
     /// A deliberate bug for testing the chaos harness (never from the file;
     /// see crate::seeded_bug).
     pub seeded_bug: Option<crate::seeded_bug::SeededBug>,
+    /// Where core events are recorded, if anywhere (see crate::trace).
+    pub trace_dir: Option<PathBuf>,
 }
 
 pub const DEFAULT_ELECTION_TIMEOUT_MS: [u64; 2] = [300, 600];
@@ -273,6 +279,7 @@ impl NodeConfig {
             client_timeout: Duration::from_secs(5),
             max_snapshot_bytes: 1 << 30,
             seeded_bug: None,
+            trace_dir: file.trace_dir,
         })
     }
 }

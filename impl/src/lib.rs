@@ -33,6 +33,7 @@ pub mod seeded_bug;
 pub mod server;
 pub mod snapshot_file;
 pub mod storage;
+pub mod trace;
 
 /// Code generated from `proto/` by tonic-prost-build.
 pub mod proto {

@@ -80,6 +80,11 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         recovered.log,
     )
     .with_max_append_entries(config.max_append_entries);
+    let trace = match &config.trace_dir {
+        Some(dir) => crate::trace::Tracer::open(dir, &config.cluster_id, &core)
+            .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
+        None => crate::trace::Tracer::default(),
+    };
 
     let (inbox_tx, inbox) = mpsc::channel(node::INBOX_CAPACITY);
     let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone())?;
@@ -90,7 +95,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         peers,
         inbox,
         inbox_tx.clone(),
-    );
+    )
+    .with_trace(trace);
     let event_loop = node::spawn_loop(event_loop);
 
     let (health, health_service) = tonic_health::server::health_reporter();

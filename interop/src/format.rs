@@ -33,8 +33,6 @@
 //! events (see [`crate::counterexample`]), where `persist`, `written` and
 //! `sent` are left out (`null`): the checker records whole states instead.
 
-use std::collections::BTreeMap;
-
 use raft_model::{Body, Index, Message, NodeId, Role, Server, Snapshot, SnapshotMeta, Term};
 use serde::{Deserialize, Serialize};
 
@@ -200,10 +198,12 @@ pub struct State {
     pub log: LogBounds,
     pub snapshot: SnapshotMeta,
     pub votes_granted: Vec<NodeId>,
-    pub next_index: BTreeMap<NodeId, Index>,
-    pub match_index: BTreeMap<NodeId, Index>,
+    /// Maps as `[[peer, value], ...]`, in peer order: JSON objects would
+    /// need string keys.
+    pub next_index: Vec<(NodeId, Index)>,
+    pub match_index: Vec<(NodeId, Index)>,
     pub read_seq: u64,
-    pub read_acks: BTreeMap<NodeId, u64>,
+    pub read_acks: Vec<(NodeId, u64)>,
     pub pending_reads: usize,
 }
 

@@ -220,7 +220,8 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
         .iter()
         .filter_map(|n| n.lines.get(n.next).map(|l| (l, n.node)))
         .collect();
-    waiting.sort_by_key(|(l, node)| (*node, l.line));
+    // The earliest line is the likeliest culprit (e.g. a receive moved up).
+    waiting.sort_by_key(|(l, node)| (l.line, *node));
     let (first, node) = waiting[0];
     let message = match &first.content {
         Line::Event(event) => match &event.input {

@@ -1,0 +1,121 @@
+//! Core-event traces (`--trace-dir`): the node's side of interop/.
+//!
+//! Every call into the core is recorded as one `raft-trace/1` line (format
+//! and guarantees: raft_interop::format and raft_interop::writer), so a run
+//! can be replayed through raft-model (`raft-interop validate DIR`) and
+//! checked against spec/Raft.tla with TLC. Calls the core ignores by
+//! definition are not recorded: an election timeout of a leader, a heartbeat
+//! tick of a non-leader, a message the core does not accept.
+//!
+//! Recording costs one serialization per event and one `write` per batch
+//! (no fsync); when the trace cannot be written the node logs why and goes
+//! on without it — a trace is evidence, not a durability promise.
+
+use std::path::Path;
+
+use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start};
+use raft_interop::TraceWriter;
+use raft_model::{Effects, Role};
+use tracing::{error, info};
+
+use crate::kv::{KvCommand, KvImage};
+use crate::node::Core;
+
+/// The node's trace, if tracing is on.
+#[derive(Default)]
+pub struct Tracer {
+    writer: Option<TraceWriter>,
+}
+
+impl Tracer {
+    /// Opens `<dir>/node-<id>.jsonl` and writes the process-start lines: a
+    /// header, and for a node that has run before, its recovery as spec
+    /// `Restart`.
+    pub fn open(dir: &Path, cluster_id: &str, core: &Core) -> std::io::Result<Tracer> {
+        let mut writer = TraceWriter::open(dir, core.id)?;
+        let had_lines = std::fs::metadata(writer.path()).map(|m| m.len() > 0)?;
+        let pristine = core.current_term == 0
+            && core.voted_for.is_none()
+            && core.log.last_index() == 0
+            && core.log.snapshot_index == 0;
+        let start = if had_lines || !pristine {
+            Start::Restart
+        } else {
+            Start::Init
+        };
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        writer.header(Header {
+            schema: SCHEMA.to_string(),
+            node: core.id,
+            cluster: cluster_id.to_string(),
+            members: core.config.members.iter().copied().collect(),
+            max_append_entries: core.max_append_entries,
+            start,
+            unix_ms,
+        });
+        if start == Start::Restart {
+            // Server::recover is Server::restart applied to the durable state.
+            let effects: Effects<KvCommand, KvImage> = Effects::default();
+            writer.event(Action::Restart, Input::Recovered(Durable::of(core)), core, &effects);
+        }
+        writer.flush()?;
+        info!(path = %writer.path().display(), ?start, "recording core events");
+        Ok(Tracer {
+            writer: Some(writer),
+        })
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Records a call of the core that returned `effects`.
+    pub fn record(
+        &mut self,
+        action: Action,
+        input: Input<KvCommand>,
+        core: &Core,
+        effects: &Effects<KvCommand, KvImage>,
+    ) {
+        if let Some(writer) = &mut self.writer {
+            writer.event(action, input, core, effects);
+        }
+    }
+
+    /// Records a timer's call: only if the core acts on it in `role_before`.
+    pub fn record_timer(
+        &mut self,
+        action: Action,
+        role_before: Role,
+        core: &Core,
+        effects: &Effects<KvCommand, KvImage>,
+    ) {
+        let acts = match action {
+            Action::Timeout => role_before != Role::Leader,
+            _ => role_before == Role::Leader,
+        };
+        if acts {
+            self.record(action, Input::None, core, effects);
+        }
+    }
+
+    /// Hands the batch's lines to the kernel: called before the batch is persisted.
+    pub fn flush(&mut self) {
+        if let Some(writer) = &mut self.writer
+            && let Err(err) = writer.flush()
+        {
+            error!(path = %writer.path().display(), %err, "cannot write the trace; tracing stops");
+            self.writer = None;
+        }
+    }
+
+    /// The batch is durable.
+    pub fn persisted(&mut self) {
+        if let Some(writer) = &mut self.writer {
+            writer.persisted();
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Trace validation of real runs (issue 6): three `raft-node run` processes
+//! record their core events (`--trace-dir`) while clients write and read,
+//! with faults: a follower paused past the election timeout (its messages
+//! time out and are lost), the leader killed with SIGKILL and restarted, a
+//! follower killed and restarted, log compaction and InstallSnapshot. The
+//! traces must validate through raft-model; deliberately corrupted copies
+//! (an event removed, a term changed, a receive moved before its send, a
+//! state field altered) must each be rejected with a clear message.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raft_node::client::KvClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
+
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Cluster {
+    dir: PathBuf,
+    peers: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Cluster {
+        let ports = free_ports(3);
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+            .collect();
+        let mut cluster = Cluster {
+            dir: dir.to_owned(),
+            peers,
+            children: vec![None, None, None],
+        };
+        for id in 1..=3 {
+            cluster.spawn(id, true);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, id: usize, init: bool) {
+        let mut command = Command::new(BIN);
+        command
+            .args(["run", "--cluster-id", "trace-test", "--id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("node-{id}")))
+            .arg("--trace-dir")
+            .arg(self.dir.join("traces"))
+            .args(["--election-timeout-ms", "150,300", "--heartbeat-ms", "30"])
+            .args(["--snapshot-threshold", "25"])
+            .args(["--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for peer in &self.peers {
+            command.args(["--peer", peer]);
+        }
+        if init {
+            command.arg("--init");
+        }
+        self.children[id - 1] = Some(command.spawn().expect("raft-node starts"));
+    }
+
+    fn kill(&mut self, id: usize) {
+        if let Some(mut child) = self.children[id - 1].take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+        }
+    }
+
+    fn signal(&self, id: usize, signal: &str) {
+        let child = self.children[id - 1].as_ref().expect("running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|p| p.split_once('=').unwrap().1.to_string())
+            .collect()
+    }
+}
+
+async fn leader(client: &mut KvClient, endpoints: &[String]) -> usize {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        for (i, address) in endpoints.iter().enumerate() {
+            if let Ok(status) = client.status_of(address).await
+                && status.role == "leader"
+            {
+                return i + 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader within 20 s");
+}
+
+async fn write(client: &mut KvClient, from: usize, to: usize) {
+    for i in from..to {
+        client
+            .put(&format!("k{}", i % 7), &format!("v{i}"))
+            .await
+            .unwrap_or_else(|err| panic!("put {i}: {err}"));
+        if i % 5 == 0 {
+            client.get(&format!("k{}", i % 7)).await.expect("get");
+        }
+    }
+}
+
+/// Until every node has applied `index` (bounded).
+async fn wait_all_applied(client: &mut KvClient, endpoints: &[String]) {
+    let started = Instant::now();
+    loop {
+        let mut applied = Vec::new();
+        for address in endpoints {
+            if let Ok(status) = client.status_of(address).await {
+                applied.push((status.applied_index, status.commit_index));
+            }
+        }
+        let max = applied.iter().map(|a| a.1).max().unwrap_or(0);
+        if applied.len() == endpoints.len() && applied.iter().all(|a| a.0 >= max) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "nodes did not converge: {applied:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Records a faulty run and returns the trace directory.
+async fn record(dir: &Path) -> PathBuf {
+    let mut cluster = Cluster::start(dir);
+    let endpoints = cluster.endpoints();
+    let mut client = KvClient::new(endpoints.clone()).unwrap();
+    client.op_timeout = Duration::from_secs(20);
+    client.rpc_timeout = Duration::from_secs(2);
+    let first = leader(&mut client, &endpoints).await;
+    write(&mut client, 0, 30).await;
+
+    // A follower paused past the election timeout: messages to it are lost.
+    let follower = first % 3 + 1;
+    cluster.signal(follower, "-STOP");
+    write(&mut client, 30, 40).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.signal(follower, "-CONT");
+    write(&mut client, 40, 50).await;
+
+    // The leader killed mid-traffic, then restarted.
+    let old = leader(&mut client, &endpoints).await;
+    cluster.kill(old);
+    write(&mut client, 50, 80).await;
+    cluster.spawn(old, false);
+    write(&mut client, 80, 90).await;
+
+    // A follower killed, the log compacted past it, then restarted: it
+    // catches up by InstallSnapshot.
+    let current = leader(&mut client, &endpoints).await;
+    let victim = current % 3 + 1;
+    cluster.kill(victim);
+    write(&mut client, 90, 140).await;
+    cluster.spawn(victim, false);
+    write(&mut client, 140, 150).await;
+    wait_all_applied(&mut client, &endpoints).await;
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    dir.join("traces")
+}
+
+fn lines(dir: &Path, node: u64) -> Vec<String> {
+    std::fs::read_to_string(dir.join(format!("node-{node}.jsonl")))
+        .expect("trace file")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn validate(dir: &Path) -> Result<raft_interop::Validated, raft_interop::Failure> {
+    let streams = raft_interop::read_streams(&[dir.to_owned()])?;
+    raft_interop::validate(streams)
+}
+
+/// A copy of the traces with node `node`'s lines replaced.
+fn corrupted(traces: &Path, into: &Path, node: u64, mut edit: impl FnMut(&mut Vec<String>)) -> PathBuf {
+    let out = into.join(format!("corrupt-{}", rand_suffix()));
+    std::fs::create_dir_all(&out).unwrap();
+    for id in 1..=3u64 {
+        let mut text = lines(traces, id);
+        if id == node {
+            edit(&mut text);
+        }
+        std::fs::write(out.join(format!("node-{id}.jsonl")), text.join("\n") + "\n").unwrap();
+    }
+    out
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn position(lines: &[String], what: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line with {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = record(dir.path()).await;
+
+    let validated = validate(&traces).unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
+    assert!(validated.restarts >= 2, "two processes restarted: {validated:?}", validated = validated.restarts);
+    let actions: std::collections::BTreeSet<&str> =
+        validated.run.iter().map(|s| s.action.name()).collect();
+    for expected in [
+        "Timeout",
+        "HandleRequestVoteRequest",
+        "ClientRequest",
+        "HandleAppendEntriesRequest",
+        "HandleAppendEntriesResponse",
+        "ReadIndex",
+        "CompactLog",
+        "Restart",
+    ] {
+        assert!(actions.contains(expected), "no {expected} in the run: {actions:?}");
+    }
+
+    // Which node led first: the one whose trace has the first ClientRequest.
+    let leader = (1..=3u64)
+        .find(|id| lines(&traces, *id).iter().any(|l| l.contains("\"ClientRequest\"")))
+        .expect("a leader");
+    let follower = leader % 3 + 1;
+
+    // 1. An event removed: a follower's first append of entries.
+    let out = corrupted(&traces, dir.path(), follower, |lines| {
+        let at = position(lines, "\"action\":\"HandleAppendEntriesRequest\",\"input\":{\"message\":{\"from\"");
+        let at = at + lines[at..].iter().position(|l| l.contains("\"written\":{")).unwrap();
+        lines.remove(at);
+    });
+    let failure = validate(&out).expect_err("an event removed");
+    println!("event removed -> {failure}");
+    // Either the follower's next event no longer matches, or the response
+    // the removed event produced is missing for the leader.
+    let text = failure.to_string();
+    assert!(text.contains("differ") || text.contains("no event sent before it"), "{failure}");
+
+    // 2. A term changed: the first Timeout's new term.
+    let out = corrupted(&traces, dir.path(), follower, |lines| {
+        let at = position(lines, "\"action\":\"Timeout\"");
+        let line = lines[at].clone();
+        let term_at = line.find("\"current_term\":").unwrap() + "\"current_term\":".len();
+        let end = term_at + line[term_at..].find(',').unwrap();
+        let term: u64 = line[term_at..end].parse().unwrap();
+        lines[at] = format!("{}{}{}", &line[..term_at], term + 7, &line[end..]);
+    });
+    let failure = validate(&out).expect_err("a term changed");
+    println!("term changed -> {failure}");
+    assert!(failure.to_string().contains("current_term"), "{failure}");
+
+    // 3. A receive moved before its send: the leader's first AppendEntries
+    // response, moved to just after its process start.
+    let out = corrupted(&traces, dir.path(), leader, |lines| {
+        let at = position(lines, "\"action\":\"HandleAppendEntriesResponse\"");
+        let line = lines.remove(at);
+        lines.insert(1, line);
+    });
+    let failure = validate(&out).expect_err("a receive before its send");
+    println!("receive moved -> {failure}");
+    assert!(failure.to_string().contains("no event sent before it"), "{failure}");
+
+    // 4. A state field altered: a commit index raised.
+    let out = corrupted(&traces, dir.path(), leader, |lines| {
+        let at = position(lines, "\"action\":\"ClientRequest\"");
+        lines[at] = lines[at].replacen("\"commit_index\":", "\"commit_index\":1000", 1);
+    });
+    let failure = validate(&out).expect_err("a state field altered");
+    println!("field altered -> {failure}");
+    assert!(failure.to_string().contains("commit_index"), "{failure}");
+
+    // 5. A lost durable state: a restart that recovered less than was persisted.
+    let restarted = (1..=3u64)
+        .find(|id| lines(&traces, *id).iter().any(|l| l.contains("\"action\":\"Restart\"")))
+        .expect("a restart");
+    let out = corrupted(&traces, dir.path(), restarted, |lines| {
+        let at = position(lines, "\"action\":\"Restart\"");
+        lines[at] = lines[at].replacen("\"entry_terms\":[", "\"entry_terms\":[0,", 1);
+    });
+    let failure = validate(&out).expect_err("a recovery that matches nothing");
+    println!("recovery altered -> {failure}");
+    assert!(failure.to_string().contains("recovered a durable state"), "{failure}");
+
+    // The export of the real run reads back through the ITF reference reader.
+    let itf = raft_interop::itf::export(&validated, "test");
+    assert_eq!(itf["states"].as_array().unwrap().len(), validated.run.len() + 1);
+}
