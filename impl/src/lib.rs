@@ -6,12 +6,14 @@
 //! store with snapshots.
 //!
 //! - [`node`]: the event loop (inputs → core → persist, send, apply, answer);
-//! - [`storage`]: the data directory (redb; why redb is explained there);
+//! - [`storage`] and [`log_file`]: the data directory (an append-only record
+//!   file with checksums; why not a database is explained in `storage`);
 //! - [`kv`] and [`snapshot_file`]: the state machine and its snapshot format;
 //! - [`peer_client`] / [`peer_service`]: the peer transport (the mapping of
 //!   the core's one-way messages onto RPCs is explained in `peer_client`);
 //! - [`kv_service`] and [`client`]: the client API and a leader-following client;
-//! - [`config`], [`server`], [`cluster`], [`bench`]: running it.
+//! - [`config`], [`server`], [`cluster`], [`bench`]: running it;
+//! - [`compare`]: the same load against this node and against etcd.
 //!
 //! No protocol decision is made in this crate: every vote, commit, leader
 //! change and read confirmation comes from the core.
@@ -20,11 +22,13 @@ pub mod bench;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
+pub mod compare;
 pub mod config;
 pub mod convert;
 pub mod kv;
 pub mod kv_service;
 pub mod local;
+pub mod log_file;
 pub mod metrics;
 pub mod node;
 pub mod peer_client;
@@ -42,6 +46,10 @@ pub mod proto {
     }
     pub mod kv {
         tonic::include_proto!("raft.kv.v1");
+    }
+    /// The slice of etcd's v3 API that `compare` calls (client only).
+    pub mod etcd {
+        tonic::include_proto!("etcdserverpb");
     }
     /// Served by gRPC reflection (so `grpcurl` needs no .proto files).
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("raft_descriptor");

@@ -36,6 +36,10 @@ enum Command {
     Client(ClientArgs),
     /// Measure put throughput and latency, and snapshot cost, on a loopback cluster.
     Bench(BenchArgs),
+    /// Run a cluster of node processes under injected faults (kill -9,
+    /// partitions, one-way loss, pauses) with concurrent clients, and check
+    /// the history for linearizability and durability.
+    Chaos(raft_node::chaos::cli::ChaosArgs),
 }
 
 #[derive(Args)]
@@ -70,11 +74,9 @@ struct RunArgs {
     /// Compact the log once this many entries are applied past the last snapshot.
     #[arg(long)]
     snapshot_threshold: Option<u64>,
-    /// Record every core event to DIR/node-<id>.jsonl (format raft-trace/1), for
-    /// `raft-interop validate DIR` to replay through the model. Low overhead:
-    /// one JSON line per event, one write per batch, no fsync.
-    #[arg(long, value_name = "DIR")]
-    trace_dir: Option<PathBuf>,
+    /// Testing the chaos harness only (hidden): break the node on purpose.
+    #[arg(long, hide = true, value_name = "NAME")]
+    seeded_bug: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,9 +98,6 @@ struct ClusterArgs {
     cluster_id: String,
     #[arg(long)]
     snapshot_threshold: Option<u64>,
-    /// Every node records its core events to DIR/node-<id>.jsonl (see `run --trace-dir`).
-    #[arg(long, value_name = "DIR")]
-    trace_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -200,6 +199,12 @@ fn run_config(args: RunArgs) -> anyhow::Result<NodeConfig> {
             }
         })
         .transpose()?;
+    let seeded_bug = args
+        .seeded_bug
+        .as_deref()
+        .map(raft_node::seeded_bug::enable)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let flags = FileConfig {
         cluster_id: args.cluster_id,
         id: args.id,
@@ -211,10 +216,11 @@ fn run_config(args: RunArgs) -> anyhow::Result<NodeConfig> {
         heartbeat_ms: args.heartbeat_ms,
         snapshot_threshold: args.snapshot_threshold,
         max_append_entries: None,
-        trace_dir: args.trace_dir,
         members,
     };
-    Ok(NodeConfig::from_file_config(base.merge(flags))?)
+    let mut config = NodeConfig::from_file_config(base.merge(flags))?;
+    config.seeded_bug = seeded_bug;
+    Ok(config)
 }
 
 async fn shutdown_signal() {
@@ -361,11 +367,11 @@ fn main() -> ExitCode {
                     cluster_id: args.cluster_id,
                     log_level: cli.log_level.clone(),
                     snapshot_threshold: args.snapshot_threshold,
-                    trace_dir: args.trace_dir,
                 })
                 .await
             }
             Command::Client(args) => run_client(args).await,
+            Command::Chaos(args) => raft_node::chaos::cli::run(args).await,
             Command::Bench(args) => {
                 bench::run(BenchOptions {
                     nodes: args.nodes,

@@ -18,7 +18,7 @@ pub const LAST_LOG_INDEX: &str = "raft_last_log_index";
 pub const SNAPSHOT_INDEX: &str = "raft_snapshot_index";
 /// Client writes accepted by this node as leader; `rate()` gives proposals/s.
 pub const PROPOSALS: &str = "raft_proposals_total";
-/// Time of one durable write (one redb commit, one fsync) per batch.
+/// Time of one durable write (one append, one fdatasync) per batch.
 pub const FSYNC_SECONDS: &str = "raft_fsync_seconds";
 pub const SNAPSHOT_BYTES: &str = "raft_snapshot_bytes";
 pub const SNAPSHOT_SECONDS: &str = "raft_snapshot_write_seconds";

@@ -37,10 +37,9 @@ use crate::convert::Msg;
 use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
 use crate::metrics as m;
 use crate::peer_client::Peers;
+use crate::seeded_bug::{self, SeededBug};
 use crate::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
-use crate::trace::Tracer;
-use raft_interop::format::{Action, Input as TraceInput};
 
 /// The core as this node instantiates it.
 pub type Core = Server<KvCommand, KvImage>;
@@ -197,8 +196,6 @@ pub(crate) struct EventLoop {
     next_read_id: u64,
     snapshot_in_progress: bool,
     snapshot_waiters: Vec<oneshot::Sender<Result<SnapshotReport, String>>>,
-    /// Core-event trace (`--trace-dir`), off by default.
-    trace: Tracer,
 }
 
 impl EventLoop {
@@ -227,14 +224,7 @@ impl EventLoop {
             next_read_id: 1,
             snapshot_in_progress: false,
             snapshot_waiters: Vec::new(),
-            trace: Tracer::default(),
         }
-
-    /// Records every call into the core to `trace`.
-    pub(crate) fn with_trace(mut self, trace: Tracer) -> Self {
-        self.trace = trace;
-        self
-    }
     }
 
     fn election_timeout(&self) -> Duration {
@@ -260,16 +250,12 @@ impl EventLoop {
                 }
                 () = &mut election => {
                     debug!(term = self.core.current_term, "election timeout");
-                    let role = self.core.role;
                     let effects = self.core.timeout();
-                    self.trace.record_timer(Action::Timeout, role, &self.core, &effects);
                     ready.absorb(effects);
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
-                    let role = self.core.role;
                     let effects = self.core.send_append_entries();
-                    self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
                     ready.absorb(effects);
                 }
             }
@@ -280,9 +266,7 @@ impl EventLoop {
                 }
             }
             if ready.replicate {
-                let role = self.core.role;
                 let effects = self.core.send_append_entries();
-                self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
                 ready.absorb(effects);
             }
             if ready.reset_election_timer {
@@ -297,7 +281,7 @@ impl EventLoop {
     fn handle(&mut self, input: Input, ready: &mut Ready) {
         match input {
             Input::PeerRequest { message, reply } => {
-                let mut effects = self.receive(&message);
+                let mut effects = self.core.receive(&message);
                 let position = effects
                     .messages
                     .iter()
@@ -314,16 +298,11 @@ impl EventLoop {
                 ready.absorb(effects);
             }
             Input::PeerResponse(message) => {
-                let effects = self.receive(&message);
+                let effects = self.core.receive(&message);
                 ready.absorb(effects);
             }
-            Input::Propose { command, reply } => {
-                let traced = self.trace.is_on().then(|| command.clone());
-                match self.core.client_request(command) {
+            Input::Propose { command, reply } => match self.core.client_request(command) {
                 Ok((index, effects)) => {
-                    if let Some(command) = traced {
-                        self.trace.record(Action::ClientRequest, TraceInput::Command(command), &self.core, &effects);
-                    }
                     metrics::counter!(m::PROPOSALS).increment(1);
                     self.proposals
                         .insert(index, (self.core.current_term, reply));
@@ -335,14 +314,19 @@ impl EventLoop {
                         leader: not_leader.leader_hint,
                     }));
                 }
-                }
-            }
+            },
             Input::Read { key, reply } => {
+                if self.config.seeded_bug == Some(SeededBug::StaleRead) && self.core.is_leader() {
+                    // SEEDED BUG (testing only): no ReadIndex round.
+                    let value = self.image.get(&key).cloned();
+                    let index = self.applied;
+                    let _ = reply.send(Ok(ReadValue { value, index }));
+                    return;
+                }
                 let id = self.next_read_id;
                 self.next_read_id += 1;
                 match self.core.read_index(id) {
                     Ok(effects) => {
-                        self.trace.record(Action::ReadIndex, TraceInput::ReadId(id), &self.core, &effects);
                         self.reads.insert(id, (key, reply));
                         ready.absorb(effects);
                         ready.replicate = true;
@@ -372,12 +356,6 @@ impl EventLoop {
                 match result {
                     Ok(report) => match self.core.compact_log(meta.last_index, image) {
                         Ok(effects) => {
-                            self.trace.record(
-                                Action::CompactLog,
-                                TraceInput::CompactIndex(meta.last_index),
-                                &self.core,
-                                &effects,
-                            );
                             ready.absorb(effects);
                             ready.snapshot_reports.push(report);
                         }
@@ -396,18 +374,6 @@ impl EventLoop {
         }
     }
 
-    /// A peer message into the core, recorded if the core takes it.
-    fn receive(&mut self, message: &Msg) -> Effects<KvCommand, KvImage> {
-        let accepted = self.core.accepts(message);
-        let effects = self.core.receive(message);
-        if accepted && self.trace.is_on() {
-            let action = Action::receiving(&message.body);
-            let input = TraceInput::Message(raft_interop::format::strip(message));
-            self.trace.record(action, input, &self.core, &effects);
-        }
-        effects
-    }
-
     fn status(&self) -> NodeStatus {
         NodeStatus {
             id: self.core.id,
@@ -424,10 +390,6 @@ impl EventLoop {
 
     /// Performs a batch's effects in order: persist, send, apply, answer.
     async fn perform(&mut self, ready: Ready) -> Result<(), NodeError> {
-        // 0. The batch's trace lines reach the kernel before anything of it
-        // is durable or sent (see raft_interop::writer).
-        self.trace.flush();
-
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
@@ -449,7 +411,16 @@ impl EventLoop {
                 .map_err(|err| NodeError::Join(err.to_string()))??;
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
-        self.trace.persisted();
+
+        if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
+            // SEEDED BUG (testing only): answer writes before they commit.
+            seeded_bug::ack_uncommitted(
+                &self.image,
+                self.applied,
+                &self.core.log,
+                &mut self.proposals,
+            );
+        }
 
         // 2. Send: replies to peer RPCs, then our own requests.
         for (reply, message) in ready.replies {

@@ -9,7 +9,6 @@ use raft_model::Server;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::config::NodeConfig;
@@ -61,7 +60,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     if recovered.repaired {
         warn!(
             dir = %config.data_dir.display(),
-            "the data directory was not closed cleanly; redb verified it and kept its last complete commit (a commit cut short was never acknowledged to anyone)"
+            "the log file ended in a torn write, which was cut off: that batch's fdatasync never returned, so nothing in it was ever acknowledged"
         );
     }
     info!(
@@ -124,9 +123,14 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             .add_service(kv_service)
             .add_service(health_service)
             .add_service(reflection)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = shutdown_rx.await;
-            }),
+            // `Server::tcp_nodelay` does not reach a listener we pass in; without
+            // it Nagle and delayed ACKs add ~40 ms to every small reply.
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = shutdown_rx.await;
+                },
+            ),
     );
     info!(node = config.id, %address, cluster = %config.cluster_id, "serving");
     Ok(RunningNode {
