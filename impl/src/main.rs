@@ -74,6 +74,11 @@ struct RunArgs {
     /// Compact the log once this many entries are applied past the last snapshot.
     #[arg(long)]
     snapshot_threshold: Option<u64>,
+    /// Record every core event to DIR/node-<id>.jsonl (format raft-trace/1), for
+    /// `raft-interop validate DIR` to replay through the model. Low overhead:
+    /// one JSON line per event, one write per batch, no fsync.
+    #[arg(long, value_name = "DIR")]
+    trace_dir: Option<PathBuf>,
     /// Testing the chaos harness only (hidden): break the node on purpose.
     #[arg(long, hide = true, value_name = "NAME")]
     seeded_bug: Option<String>,
@@ -98,6 +103,9 @@ struct ClusterArgs {
     cluster_id: String,
     #[arg(long)]
     snapshot_threshold: Option<u64>,
+    /// Every node records its core events to DIR/node-<id>.jsonl (see `run --trace-dir`).
+    #[arg(long, value_name = "DIR")]
+    trace_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -216,6 +224,7 @@ fn run_config(args: RunArgs) -> anyhow::Result<NodeConfig> {
         heartbeat_ms: args.heartbeat_ms,
         snapshot_threshold: args.snapshot_threshold,
         max_append_entries: None,
+        trace_dir: args.trace_dir,
         members,
     };
     let mut config = NodeConfig::from_file_config(base.merge(flags))?;
@@ -367,6 +376,7 @@ fn main() -> ExitCode {
                     cluster_id: args.cluster_id,
                     log_level: cli.log_level.clone(),
                     snapshot_threshold: args.snapshot_threshold,
+                    trace_dir: args.trace_dir,
                 })
                 .await
             }

@@ -8,7 +8,8 @@
 //! order the design requires:
 //!
 //! 1. **persist** everything the batch changed — hard state, log entries, a
-//!    new snapshot — in one redb commit (one fsync: group commit);
+//!    new snapshot — in one append to the log file and one fdatasync
+//!    (group commit);
 //! 2. **send** the batch's messages (replies to peer RPCs included);
 //! 3. **apply** newly committed entries to the state machine;
 //! 4. **answer** clients whose writes applied or whose reads are confirmed
@@ -40,6 +41,8 @@ use crate::peer_client::Peers;
 use crate::seeded_bug::{self, SeededBug};
 use crate::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
+use crate::trace::Tracer;
+use raft_interop::format::{Action, Input as TraceInput};
 
 /// The core as this node instantiates it.
 pub type Core = Server<KvCommand, KvImage>;
@@ -196,6 +199,8 @@ pub(crate) struct EventLoop {
     next_read_id: u64,
     snapshot_in_progress: bool,
     snapshot_waiters: Vec<oneshot::Sender<Result<SnapshotReport, String>>>,
+    /// Core-event trace (`--trace-dir`), off by default.
+    trace: Tracer,
 }
 
 impl EventLoop {
@@ -224,7 +229,14 @@ impl EventLoop {
             next_read_id: 1,
             snapshot_in_progress: false,
             snapshot_waiters: Vec::new(),
+            trace: Tracer::default(),
         }
+    }
+
+    /// Records every call into the core to `trace`.
+    pub(crate) fn with_trace(mut self, trace: Tracer) -> Self {
+        self.trace = trace;
+        self
     }
 
     fn election_timeout(&self) -> Duration {
@@ -250,12 +262,16 @@ impl EventLoop {
                 }
                 () = &mut election => {
                     debug!(term = self.core.current_term, "election timeout");
+                    let role = self.core.role;
                     let effects = self.core.timeout();
+                    self.trace.record_timer(Action::Timeout, role, &self.core, &effects);
                     ready.absorb(effects);
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
+                    let role = self.core.role;
                     let effects = self.core.send_append_entries();
+                    self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
                     ready.absorb(effects);
                 }
             }
@@ -266,7 +282,9 @@ impl EventLoop {
                 }
             }
             if ready.replicate {
+                let role = self.core.role;
                 let effects = self.core.send_append_entries();
+                self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
                 ready.absorb(effects);
             }
             if ready.reset_election_timer {
@@ -281,7 +299,7 @@ impl EventLoop {
     fn handle(&mut self, input: Input, ready: &mut Ready) {
         match input {
             Input::PeerRequest { message, reply } => {
-                let mut effects = self.core.receive(&message);
+                let mut effects = self.receive(&message);
                 let position = effects
                     .messages
                     .iter()
@@ -298,11 +316,16 @@ impl EventLoop {
                 ready.absorb(effects);
             }
             Input::PeerResponse(message) => {
-                let effects = self.core.receive(&message);
+                let effects = self.receive(&message);
                 ready.absorb(effects);
             }
-            Input::Propose { command, reply } => match self.core.client_request(command) {
+            Input::Propose { command, reply } => {
+                let traced = self.trace.is_on().then(|| command.clone());
+                match self.core.client_request(command) {
                 Ok((index, effects)) => {
+                    if let Some(command) = traced {
+                        self.trace.record(Action::ClientRequest, TraceInput::Command(command), &self.core, &effects);
+                    }
                     metrics::counter!(m::PROPOSALS).increment(1);
                     self.proposals
                         .insert(index, (self.core.current_term, reply));
@@ -314,7 +337,8 @@ impl EventLoop {
                         leader: not_leader.leader_hint,
                     }));
                 }
-            },
+                }
+            }
             Input::Read { key, reply } => {
                 if self.config.seeded_bug == Some(SeededBug::StaleRead) && self.core.is_leader() {
                     // SEEDED BUG (testing only): no ReadIndex round.
@@ -327,6 +351,7 @@ impl EventLoop {
                 self.next_read_id += 1;
                 match self.core.read_index(id) {
                     Ok(effects) => {
+                        self.trace.record(Action::ReadIndex, TraceInput::ReadId(id), &self.core, &effects);
                         self.reads.insert(id, (key, reply));
                         ready.absorb(effects);
                         ready.replicate = true;
@@ -356,6 +381,12 @@ impl EventLoop {
                 match result {
                     Ok(report) => match self.core.compact_log(meta.last_index, image) {
                         Ok(effects) => {
+                            self.trace.record(
+                                Action::CompactLog,
+                                TraceInput::CompactIndex(meta.last_index),
+                                &self.core,
+                                &effects,
+                            );
                             ready.absorb(effects);
                             ready.snapshot_reports.push(report);
                         }
@@ -374,6 +405,18 @@ impl EventLoop {
         }
     }
 
+    /// A peer message into the core, recorded if the core takes it.
+    fn receive(&mut self, message: &Msg) -> Effects<KvCommand, KvImage> {
+        let accepted = self.core.accepts(message);
+        let effects = self.core.receive(message);
+        if accepted && self.trace.is_on() {
+            let action = Action::receiving(&message.body);
+            let input = TraceInput::Message(raft_interop::format::strip(message));
+            self.trace.record(action, input, &self.core, &effects);
+        }
+        effects
+    }
+
     fn status(&self) -> NodeStatus {
         NodeStatus {
             id: self.core.id,
@@ -390,6 +433,10 @@ impl EventLoop {
 
     /// Performs a batch's effects in order: persist, send, apply, answer.
     async fn perform(&mut self, ready: Ready) -> Result<(), NodeError> {
+        // 0. The batch's trace lines reach the kernel before anything of it
+        // is durable or sent (see raft_interop::writer).
+        self.trace.flush();
+
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
@@ -411,15 +458,10 @@ impl EventLoop {
                 .map_err(|err| NodeError::Join(err.to_string()))??;
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
-
+        self.trace.persisted();
         if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
             // SEEDED BUG (testing only): answer writes before they commit.
-            seeded_bug::ack_uncommitted(
-                &self.image,
-                self.applied,
-                &self.core.log,
-                &mut self.proposals,
-            );
+            seeded_bug::ack_uncommitted(&self.image, self.applied, &self.core.log, &mut self.proposals);
         }
 
         // 2. Send: replies to peer RPCs, then our own requests.
