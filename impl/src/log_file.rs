@@ -113,7 +113,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
         }
         let len = len as usize;
         if len > MAX_BODY {
-            return Err(corrupt(at, format!("record length {len} exceeds {MAX_BODY}")));
+            return Err(corrupt(
+                at,
+                format!("record length {len} exceeds {MAX_BODY}"),
+            ));
         }
         if rest.len() < HEADER + len {
             return Ok(Contents { records, ..torn });

@@ -36,6 +36,9 @@ enum Command {
     Client(ClientArgs),
     /// Measure put throughput and latency, and snapshot cost, on a loopback cluster.
     Bench(BenchArgs),
+    /// Run the same closed-loop load against a 3-node cluster of this node
+    /// and a 3-node etcd cluster on loopback; print a table, write JSON.
+    Compare(CompareArgs),
     /// Run a cluster of node processes under injected faults (kill -9,
     /// partitions, one-way loss, pauses) with concurrent clients, and check
     /// the history for linearizability and durability.
@@ -165,6 +168,90 @@ struct BenchArgs {
     /// Parent directory for the cluster's data (default: the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The etcd binary (default: `etcd` on the PATH).
+    #[arg(long, default_value = "etcd")]
+    etcd: PathBuf,
+    /// Measure this node only (no etcd needed).
+    #[arg(long)]
+    no_etcd: bool,
+    /// Measured time per cell and round, e.g. 10s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Unmeasured time before each cell's measurement.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: std::time::Duration,
+    /// Rounds per cell: ours, etcd, ours, etcd... merged per system.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Concurrent clients for the put cells.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    put_clients: Vec<usize>,
+    /// Concurrent clients for the linearizable get cells.
+    #[arg(long, value_delimiter = ',', default_value = "16,256")]
+    get_clients: Vec<usize>,
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    #[arg(long, default_value_t = 256)]
+    value_bytes: usize,
+    /// Client tasks sharing one HTTP/2 connection (the same for both systems).
+    #[arg(long, default_value_t = 16)]
+    clients_per_conn: usize,
+    /// Parent directory for both clusters' data (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the data directories and node logs.
+    #[arg(long)]
+    keep: bool,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "compare-etcd.json")]
+    json: PathBuf,
+}
+
+/// Finds `name` on the PATH unless it already names a file.
+fn resolve_binary(name: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if name.components().count() > 1 || name.is_file() {
+        return Ok(name.to_owned());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} not found on the PATH (install etcd, e.g. `apt-get install etcd-server`, pass --etcd PATH, or --no-etcd)",
+                name.display()
+            )
+        })
+}
+
+async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    let etcd_binary = if args.no_etcd {
+        None
+    } else {
+        Some(resolve_binary(&args.etcd)?)
+    };
+    raft_node::compare::run_and_print(raft_node::compare::CompareOptions {
+        ours_binary: std::env::current_exe()?,
+        etcd_binary,
+        put_clients: args.put_clients,
+        get_clients: args.get_clients,
+        keys: args.keys,
+        value_bytes: args.value_bytes,
+        duration: args.duration,
+        warmup: args.warmup,
+        rounds: args.rounds,
+        clients_per_conn: args.clients_per_conn,
+        dir: args.dir,
+        keep: args.keep,
+        json: Some(args.json),
+    })
+    .await
+    .map(drop)
 }
 
 fn init_logging(level: Option<&str>) {
@@ -381,7 +468,6 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Client(args) => run_client(args).await,
-            Command::Chaos(args) => raft_node::chaos::cli::run(args).await,
             Command::Bench(args) => {
                 bench::run(BenchOptions {
                     nodes: args.nodes,
@@ -393,6 +479,8 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Compare(args) => run_compare(args).await,
+            Command::Chaos(args) => raft_node::chaos::cli::run(args).await,
         }
     });
     match result {

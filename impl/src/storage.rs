@@ -259,10 +259,11 @@ impl Storage {
             .write(true)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(StorageError::Locked(dir.to_owned())),
-            Err(fs::TryLockError::Error(source)) => return Err(io(&lock_path)(source)),
+        // An advisory flock held as long as `lock` lives (fs4: std's own
+        // File::try_lock is newer than the crate's minimum Rust version).
+        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock).map_err(io(&lock_path))?;
+        if !locked {
+            return Err(StorageError::Locked(dir.to_owned()));
         }
         if dir.join(OLD_DB_FILE).exists() {
             return Err(StorageError::OldFormat(dir.to_owned()));
@@ -350,10 +351,7 @@ impl Storage {
             durable.file.replace(&image)?;
             drop(durable);
             if let Some(snapshot) = &batch.snapshot {
-                self.remove_stale_snapshot_files(
-                    snapshot.meta.last_index,
-                    snapshot.meta.last_term,
-                );
+                self.remove_stale_snapshot_files(snapshot.meta.last_index, snapshot.meta.last_term);
             }
         } else if !appended.is_empty() {
             durable.file.append(&appended)?;
@@ -433,7 +431,9 @@ fn replay(
                 let entry = pb::Entry::decode(&body[9..])
                     .map_err(|err| err.to_string())
                     .and_then(|entry| entry_from_proto(entry).map_err(|err| err.to_string()))
-                    .map_err(|err| corrupt(offset, format!("log entry {index} does not decode: {err}")))?;
+                    .map_err(|err| {
+                        corrupt(offset, format!("log entry {index} does not decode: {err}"))
+                    })?;
                 durable.truncate_after(index - 1);
                 entries.truncate(durable.entries.len());
                 let mut record = Vec::with_capacity(log_file::HEADER + body.len());
@@ -444,7 +444,10 @@ fn replay(
             _ => {
                 return Err(corrupt(
                     offset,
-                    format!("unknown or malformed record (kind {kind}, {} bytes)", body.len()),
+                    format!(
+                        "unknown or malformed record (kind {kind}, {} bytes)",
+                        body.len()
+                    ),
                 ));
             }
         }

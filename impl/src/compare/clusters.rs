@@ -208,20 +208,14 @@ async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
 /// Our leader's client address, as a node reports it.
 async fn ours_leader(endpoint: &str) -> anyhow::Result<Option<String>> {
     let mut client = OursKv::new(channel(endpoint).await?);
-    let status = client
-        .status(ours_pb::StatusRequest {})
-        .await?
-        .into_inner();
+    let status = client.status(ours_pb::StatusRequest {}).await?.into_inner();
     Ok((status.role == "leader").then(|| endpoint.to_owned()))
 }
 
 /// Whether this etcd member is the leader.
 async fn etcd_is_leader(endpoint: &str) -> anyhow::Result<bool> {
     let mut client = MaintenanceClient::new(channel(endpoint).await?);
-    let status = client
-        .status(etcd_pb::StatusRequest {})
-        .await?
-        .into_inner();
+    let status = client.status(etcd_pb::StatusRequest {}).await?.into_inner();
     let me = status.header.map(|h| h.member_id).unwrap_or(0);
     Ok(status.leader != 0 && status.leader == me)
 }
@@ -231,8 +225,7 @@ pub fn run_dir(base: Option<&Path>) -> anyhow::Result<PathBuf> {
     let base = base.map_or_else(std::env::temp_dir, Path::to_owned);
     let dir = base.join(format!("raft-compare-{}", std::process::id()));
     if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot clear {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)

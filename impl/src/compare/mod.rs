@@ -245,9 +245,9 @@ fn ratios(results: &[CellResult]) -> Vec<Ratio> {
 /// The table: one row per workload and system, with the ratio on ours' row.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | ops/s ours/etcd | p99 ours/etcd |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-    ));
+    out.push_str(
+        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | ops/s ours/etcd | p99 ours/etcd |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     for r in &report.results {
         let ratio = report
             .ratios
