@@ -541,16 +541,11 @@ HandleAppendEntriesResponse(i, m) ==
                  ELSE sa)
     /\ UNCHANGED counterVars
 
-\* compact_log (model/src/actions/snapshot.rs), driven as the checker
-\* drives it: fold everything up to the commit index into a snapshot whose
-\* image is the old image followed by the newly applied entries.
-CompactLog(i) == CompactLogTo(i, commitIndex[i])
-
-\* compact_log(index, image) in general: the node compacts to the index its
-\* state machine had applied when the snapshot started, which may trail the
-\* commit index. Next keeps CompactLog, as the checker does (so the two
-\* tools' state counts stay equal); trace validation (TraceRaft.tla) needs
-\* the general form.
+\* compact_log(index, image) (model/src/actions/snapshot.rs): fold the
+\* entries up to a committed index into a snapshot whose image is the old
+\* image followed by the newly applied entries. The node compacts to the
+\* index its state machine had applied when the snapshot started, which may
+\* trail the commit index; trace validation (TraceRaft.tla) needs this form.
 CompactLogTo(i, index) ==
     /\ snapshotIndex[i] < index
     /\ index <= commitIndex[i]
@@ -564,6 +559,10 @@ CompactLogTo(i, index) ==
        IN Store(i, CompactTo(s1, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
     /\ UNCHANGED <<clientRequests, restarts, reads>>
+
+\* compact_log as the checker drives it: up to the commit index. Next uses
+\* only this form, as the checker does, so the two tools' counts stay equal.
+CompactLog(i) == CompactLogTo(i, commitIndex[i])
 
 \* handle_install_snapshot_request (snapshot.rs): reject a stale leader;
 \* otherwise recognise it and, unless our commit index already covers the
