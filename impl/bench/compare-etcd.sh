@@ -22,7 +22,7 @@ if ! command -v etcd >/dev/null 2>&1; then
     # containers); the bench starts its own etcd processes.
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >/dev/null
 fi
-etcd --version | head -1 >&2
+etcd --version | sed -n 1p >&2
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 cargo build --release -p raft-node --manifest-path "$repo/Cargo.toml"
