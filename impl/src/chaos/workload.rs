@@ -110,7 +110,7 @@ impl Connection {
             nodes,
             leader: None,
             rng: StdRng::seed_from_u64(seed),
-            op_timeout: Duration::from_millis(2500),
+            op_timeout: Duration::from_millis(1500),
             attempt_timeout: Duration::from_millis(800),
         })
     }
@@ -128,12 +128,18 @@ impl Connection {
 
     /// Runs `call` against the leader until it answers, is refused for
     /// good, or `op_timeout` passes.
-    async fn call<T, F, Fut>(&mut self, mut call: F) -> Attempt<T>
+    /// With `anywhere`, the first attempt goes to a random node rather than
+    /// the known leader (reads do this half the time, as clients attached to
+    /// different nodes would: a node that wrongly thinks it leads is asked too).
+    async fn call<T, F, Fut>(&mut self, anywhere: bool, mut call: F) -> Attempt<T>
     where
         F: FnMut(GrpcClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
+        if anywhere {
+            self.leader = None;
+        }
         let mut failures = 0u64;
         while started.elapsed() < self.op_timeout {
             let Some((id, client)) = self.target() else {
@@ -243,9 +249,10 @@ impl Client {
         let outcome: Attempt<Output> = match &input {
             Input::Get => {
                 let request = pb::GetRequest { key: key_owned };
+                let anywhere = self.rng.random_range(0..2) == 0;
                 map(
                     self.connection
-                        .call(|mut c| {
+                        .call(anywhere, |mut c| {
                             let request = request.clone();
                             async move { c.get(request).await }
                         })
@@ -262,7 +269,7 @@ impl Client {
                 };
                 map(
                     self.connection
-                        .call(|mut c| {
+                        .call(false, |mut c| {
                             let request = request.clone();
                             async move { c.put(request).await }
                         })
@@ -278,7 +285,7 @@ impl Client {
                 };
                 map(
                     self.connection
-                        .call(|mut c| {
+                        .call(false, |mut c| {
                             let request = request.clone();
                             async move { c.delete(request).await }
                         })
@@ -299,7 +306,7 @@ impl Client {
                 };
                 map(
                     self.connection
-                        .call(|mut c| {
+                        .call(false, |mut c| {
                             let request = request.clone();
                             async move { c.compare_and_swap(request).await }
                         })
