@@ -124,7 +124,7 @@ pub fn export(validated: &Validated, source: &str) -> Value {
         servers.insert(step.node, step.server.clone());
         let meta = json!({
             "action": step.action.name(),
-            "server": step.node,
+            "server": step.node.to_string(),
             "source": format!("{}:{}", step.source, step.line),
         });
         states.push(state(&servers, k + 1, meta));
