@@ -43,6 +43,8 @@ pub struct KvClient {
     pub op_timeout: Duration,
     /// How long one attempt may take.
     pub rpc_timeout: Duration,
+    /// Mutual TLS, when the cluster uses it.
+    tls: Option<crate::tls::Tls>,
 }
 
 impl KvClient {
@@ -59,7 +61,15 @@ impl KvClient {
             next_seq: 1,
             op_timeout: Duration::from_secs(15),
             rpc_timeout: Duration::from_secs(6),
+            tls: None,
         })
+    }
+
+    /// Talks TLS, presenting `tls`'s certificate (None: plaintext).
+    pub fn with_tls(mut self, tls: Option<crate::tls::Tls>) -> Self {
+        self.tls = tls;
+        self.channels.clear();
+        self
     }
 
     pub fn client_id(&self) -> u64 {
@@ -70,10 +80,19 @@ impl KvClient {
         if let Some(client) = self.channels.get(address) {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let mut endpoint = Endpoint::from_shared(crate::tls::uri(address, self.tls.is_some()))
             .map_err(|_| ClientError::BadEndpoint(address.to_owned()))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            endpoint =
+                endpoint
+                    .tls_config(tls.client())
+                    .map_err(|err| ClientError::Unreachable {
+                        address: address.to_owned(),
+                        message: format!("TLS configuration: {err}"),
+                    })?;
+        }
         let client = GrpcClient::new(endpoint.connect_lazy());
         self.channels.insert(address.to_owned(), client.clone());
         Ok(client)

@@ -12,6 +12,9 @@
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/1) for raft-interop
+//! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
+//! tls_key = "/etc/raft-node/node1.key"
+//! tls_ca = "/etc/raft-node/ca.pem"
 //! members = [
 //!   { id = 1, address = "10.0.0.1:7001" },
 //!   { id = 2, address = "10.0.0.2:7001" },
@@ -60,6 +63,8 @@ pub enum ConfigError {
     },
     #[error("bad timing: {0}")]
     BadTiming(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cluster id must be 1 to 128 printable characters")]
     BadClusterId,
     #[error(
@@ -95,6 +100,10 @@ pub struct FileConfig {
     pub max_append_entries: Option<usize>,
     /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/1).
     pub trace_dir: Option<PathBuf>,
+    /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
     pub members: Option<Vec<Member>>,
 }
 
@@ -124,6 +133,9 @@ impl FileConfig {
             snapshot_threshold: over.snapshot_threshold.or(self.snapshot_threshold),
             max_append_entries: over.max_append_entries.or(self.max_append_entries),
             trace_dir: over.trace_dir.or(self.trace_dir),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            tls_ca: over.tls_ca.or(self.tls_ca),
             members: over.members.or(self.members),
         }
     }
@@ -171,6 +183,8 @@ pub struct NodeConfig {
     pub seeded_bug: Option<crate::seeded_bug::SeededBug>,
     /// Where core events are recorded, if anywhere (see crate::trace).
     pub trace_dir: Option<PathBuf>,
+    /// Mutual TLS for every connection (peers and clients), if configured.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 pub const DEFAULT_ELECTION_TIMEOUT_MS: [u64; 2] = [300, 600];
@@ -280,6 +294,9 @@ impl NodeConfig {
             max_snapshot_bytes: 1 << 30,
             seeded_bug: None,
             trace_dir: file.trace_dir,
+            tls: crate::tls::TlsFiles::from_parts(file.tls_cert, file.tls_key, file.tls_ca)?
+                .map(|files| files.load())
+                .transpose()?,
         })
     }
 }

@@ -37,6 +37,7 @@ pub mod seeded_bug;
 pub mod server;
 pub mod snapshot_file;
 pub mod storage;
+pub mod tls;
 pub mod trace;
 
 /// Code generated from `proto/` by tonic-prost-build.

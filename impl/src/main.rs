@@ -82,6 +82,8 @@ struct RunArgs {
     /// one JSON line per event, one write per batch, no fsync.
     #[arg(long, value_name = "DIR")]
     trace_dir: Option<PathBuf>,
+    #[command(flatten)]
+    tls: raft_node::tls::TlsArgs,
     /// Testing the chaos harness only (hidden): break the node on purpose.
     #[arg(long, hide = true, value_name = "NAME")]
     seeded_bug: Option<String>,
@@ -120,6 +122,8 @@ struct ClientArgs {
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
+    #[command(flatten)]
+    tls: raft_node::tls::TlsArgs,
     #[command(subcommand)]
     op: ClientOp,
 }
@@ -312,6 +316,9 @@ fn run_config(args: RunArgs) -> anyhow::Result<NodeConfig> {
         snapshot_threshold: args.snapshot_threshold,
         max_append_entries: None,
         trace_dir: args.trace_dir,
+        tls_cert: args.tls.tls_cert,
+        tls_key: args.tls.tls_key,
+        tls_ca: args.tls.tls_ca,
         members,
     };
     let mut config = NodeConfig::from_file_config(base.merge(flags))?;
@@ -352,7 +359,7 @@ async fn run_node(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
-    let mut client = KvClient::new(args.endpoints)?;
+    let mut client = KvClient::new(args.endpoints)?.with_tls(args.tls.load()?);
     let show = |value: Option<&String>| value.map_or("(none)".to_owned(), |v| format!("{v:?}"));
     match args.op {
         ClientOp::Put { key, value } => {

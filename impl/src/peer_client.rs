@@ -55,9 +55,13 @@ impl Peers {
             if peer == config.id {
                 continue;
             }
-            let endpoint = Endpoint::from_shared(format!("http://{address}"))?
-                .connect_timeout(config.rpc_timeout)
-                .tcp_nodelay(true);
+            let mut endpoint =
+                Endpoint::from_shared(crate::tls::uri(address, config.tls.is_some()))?
+                    .connect_timeout(config.rpc_timeout)
+                    .tcp_nodelay(true);
+            if let Some(tls) = &config.tls {
+                endpoint = endpoint.tls_config(tls.client())?;
+            }
             let client = RaftPeerClient::new(endpoint.connect_lazy())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);

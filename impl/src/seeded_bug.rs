@@ -72,6 +72,10 @@ pub fn enable(name: &str) -> Result<SeededBug, String> {
     Ok(bug)
 }
 
+/// The event loop's writes waiting for their entries to apply: log index →
+/// (term proposed in, where to answer).
+pub type WaitingWrites = BTreeMap<Index, (Term, oneshot::Sender<Result<Applied, ClientError>>)>;
+
 /// [`SeededBug::AckBeforeCommit`]: answers every waiting write whose entry is
 /// in the (just persisted) log, with the result it *would* have once applied,
 /// computed on a scratch copy of the state machine. The entries are then
@@ -80,7 +84,7 @@ pub fn ack_uncommitted(
     image: &KvImage,
     applied: Index,
     log: &Log<KvCommand>,
-    proposals: &mut BTreeMap<Index, (Term, oneshot::Sender<Result<Applied, ClientError>>)>,
+    proposals: &mut WaitingWrites,
 ) {
     if proposals.is_empty() {
         return;

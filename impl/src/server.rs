@@ -115,8 +115,12 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let kv_service = proto::kv::kv_server::KvServer::new(KvService::new(&config, inbox_tx.clone()));
     let address = listener.local_addr()?;
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server())?;
+    }
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(peer_service)
