@@ -58,6 +58,8 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
             r["p999_ms"].as_f64().unwrap(),
         );
         assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{r}");
+        // Linux: the nodes' CPU time is accounted from /proc.
+        assert!(r["server_cpu_us_per_op"].as_f64().unwrap() >= 0.0, "{r}");
     }
     assert!(value["floors"]["fsync_4k_p50_ms"].as_f64().unwrap() > 0.0);
     assert!(value["floors"]["grpc_rtt_p50_ms"].as_f64().unwrap() > 0.0);

@@ -189,6 +189,11 @@ impl Cluster {
         }
     }
 
+    /// The node processes' ids (for CPU accounting).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(Child::id).collect()
+    }
+
     /// Kills every process (also done on drop).
     pub async fn stop(mut self) {
         for child in &mut self.children {

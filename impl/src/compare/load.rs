@@ -155,6 +155,11 @@ pub struct CellResult {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// CPU time (user + system) of all the system's node processes per
+    /// answered request, in microseconds: what a request costs the servers,
+    /// independent of how busy the shared machine was. None where /proc is
+    /// not available.
+    pub server_cpu_us_per_op: Option<f64>,
     /// The first error seen, if any.
     pub first_error: Option<String>,
 }
@@ -220,6 +225,10 @@ pub struct CellRun {
     pub errors: u64,
     pub first_error: Option<String>,
     pub seconds: f64,
+    /// Server CPU seconds over the whole cell (warm-up included) and the
+    /// requests answered in that time.
+    pub server_cpu_seconds: Option<f64>,
+    pub all_ops: u64,
 }
 
 impl CellRun {
@@ -228,6 +237,11 @@ impl CellRun {
         self.histogram.add(&other.histogram)?;
         self.errors += other.errors;
         self.seconds += other.seconds;
+        self.all_ops += other.all_ops;
+        self.server_cpu_seconds = self
+            .server_cpu_seconds
+            .zip(other.server_cpu_seconds)
+            .map(|(a, b)| a + b);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -249,13 +263,35 @@ impl CellRun {
             p99_ms: ms(h.value_at_quantile(0.99)),
             p999_ms: ms(h.value_at_quantile(0.999)),
             max_ms: ms(h.max()),
+            server_cpu_us_per_op: self
+                .server_cpu_seconds
+                .filter(|_| self.all_ops > 0)
+                .map(|cpu| cpu * 1e6 / self.all_ops as f64),
             first_error: self.first_error.clone(),
         }
     }
 }
 
-/// Runs one cell: `warmup` unrecorded, then `duration` measured.
+/// CPU seconds (user + system) used so far by the processes `pids`, from
+/// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s: the value
+/// of USER_HZ on Linux). None if any cannot be read.
+fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces: count from its ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()?;
+        ticks += fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs one cell: `warmup` unrecorded, then `duration` measured. `pids`
+/// are the system's node processes, whose CPU time is accounted.
 pub async fn run_cell(
+    pids: &[u32],
     pool: &Pool,
     workload: Workload,
     keys: &[String],
@@ -265,6 +301,7 @@ pub async fn run_cell(
 ) -> anyhow::Result<CellRun> {
     let keys = std::sync::Arc::new(keys.to_vec());
     let value = std::sync::Arc::new("x".repeat(shape.value_bytes));
+    let cpu_before = cpu_seconds(pids);
     let start = Instant::now();
     let measure_from = start + warmup;
     let deadline = measure_from + duration;
@@ -277,7 +314,7 @@ pub async fn run_cell(
         tasks.push(tokio::spawn(async move {
             let mut histogram = new_histogram()?;
             let mut picker = KeyPicker(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(7919));
-            let (mut errors, mut first_error) = (0u64, None);
+            let (mut errors, mut first_error, mut all_ops) = (0u64, None, 0u64);
             loop {
                 let sent = Instant::now();
                 if sent >= deadline {
@@ -288,6 +325,7 @@ pub async fn run_cell(
                     Op::Put => client.put(key, &value).await,
                     Op::Get => client.get(key).await,
                 };
+                all_ops += u64::from(result.is_ok());
                 if sent < measure_from {
                     continue;
                 }
@@ -304,7 +342,7 @@ pub async fn run_cell(
                     }
                 }
             }
-            anyhow::Ok((histogram, errors, first_error))
+            anyhow::Ok((histogram, errors, first_error, all_ops))
         }));
     }
     let mut run = CellRun {
@@ -314,14 +352,20 @@ pub async fn run_cell(
         errors: 0,
         first_error: None,
         seconds: duration.as_secs_f64(),
+        server_cpu_seconds: None,
+        all_ops: 0,
     };
     for task in tasks {
-        let (histogram, errors, first_error) = task.await??;
+        let (histogram, errors, first_error, all_ops) = task.await??;
+        run.all_ops += all_ops;
         run.histogram.add(&histogram)?;
         run.errors += errors;
         if run.first_error.is_none() {
             run.first_error = first_error;
         }
     }
+    run.server_cpu_seconds = cpu_before
+        .zip(cpu_seconds(pids))
+        .map(|(before, after)| after - before);
     Ok(run)
 }

@@ -171,7 +171,9 @@ async fn measure_all(
     for workload in workloads(options) {
         let conns = workload.clients.div_ceil(per_conn);
         let mut pools: Vec<Pool> = Vec::new();
-        for (&system, (_, leader)) in systems.iter().zip(running) {
+        let mut pids = Vec::new();
+        for (&system, (cluster, leader)) in systems.iter().zip(running) {
+            pids.push(cluster.pids());
             let pool = load::connect(system, leader, conns).await?;
             if results.is_empty() {
                 println!("{}: writing {} keys once", system.name(), keys.len());
@@ -183,6 +185,7 @@ async fn measure_all(
         for _ in 0..options.rounds {
             for (at, pool) in pools.iter().enumerate() {
                 let run = load::run_cell(
+                    &pids[at],
                     pool,
                     workload,
                     keys,
@@ -193,13 +196,14 @@ async fn measure_all(
                 .await?;
                 let cell = run.result();
                 println!(
-                    "  {:<10} {:<5} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms{}",
+                    "  {:<10} {:<5} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}",
                     workload.label(),
                     cell.system.name(),
                     cell.ops_per_sec,
                     cell.p50_ms,
                     cell.p99_ms,
                     cell.p999_ms,
+                    cpu_text(cell.server_cpu_us_per_op),
                     if cell.errors > 0 {
                         format!(
                             "  ({} errors, first: {})",
@@ -219,6 +223,10 @@ async fn measure_all(
         results.extend(merged.iter().flatten().map(CellRun::result));
     }
     Ok(results)
+}
+
+fn cpu_text(us: Option<f64>) -> String {
+    us.map_or_else(|| "?".to_owned(), |us| format!("{us:.0} µs"))
 }
 
 fn ratios(results: &[CellResult]) -> Vec<Ratio> {
@@ -246,7 +254,7 @@ fn ratios(results: &[CellResult]) -> Vec<Ratio> {
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(
-        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | ops/s ours/etcd | p99 ours/etcd |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | ops/s ours/etcd | p99 ours/etcd |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in &report.results {
         let ratio = report
@@ -265,13 +273,14 @@ pub fn table(report: &Report) -> String {
         }
         .label();
         out.push_str(&format!(
-            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {t} | {p} |\n",
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {t} | {p} |\n",
             r.system.name(),
             r.ops_per_sec,
             r.p50_ms,
             r.p99_ms,
             r.p999_ms,
-            r.errors
+            r.errors,
+            cpu_text(r.server_cpu_us_per_op)
         ));
     }
     out.push_str(&format!(
@@ -314,6 +323,7 @@ mod tests {
             p99_ms,
             p999_ms: p99_ms,
             max_ms: p99_ms,
+            server_cpu_us_per_op: None,
             first_error: None,
         }
     }
