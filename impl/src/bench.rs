@@ -21,6 +21,9 @@ pub struct BenchOptions {
     pub snapshot_keys: usize,
     /// Where the data directories go (a fresh subdirectory is created).
     pub dir: Option<PathBuf>,
+    /// Record core-event traces during the latency runs (to measure their
+    /// overhead), then validate them through the model.
+    pub trace: bool,
 }
 
 pub struct LatencyReport {
@@ -96,9 +99,21 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     // Compaction only when the bench asks for it, so it does not skew latencies.
     let tune = |config: &mut crate::config::FileConfig| config.snapshot_threshold = Some(u64::MAX);
-    let cluster = LocalCluster::start(&dir.join("latency"), options.nodes, tune).await?;
+    let traces = dir.join("traces");
+    let traced = |config: &mut crate::config::FileConfig| {
+        tune(config);
+        config.trace_dir = Some(traces.clone());
+    };
+    let cluster = if options.trace {
+        LocalCluster::start(&dir.join("latency"), options.nodes, traced).await?
+    } else {
+        LocalCluster::start(&dir.join("latency"), options.nodes, tune).await?
+    };
     let mut result = latency(&cluster, &options).await;
     cluster.shutdown().await;
+    if result.is_ok() && options.trace {
+        result = validate_traces(&traces);
+    }
     if result.is_ok() && options.snapshot_keys > 0 {
         // A fresh cluster, so the snapshot holds exactly the keys loaded.
         let cluster = LocalCluster::start(&dir.join("snapshot"), options.nodes, tune).await?;
@@ -107,6 +122,28 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Replays the recorded traces through the model and prints what it cost.
+fn validate_traces(traces: &std::path::Path) -> anyhow::Result<()> {
+    let bytes: u64 = std::fs::read_dir(traces)?
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let started = Instant::now();
+    let streams = raft_interop::read_streams(&[traces.to_owned()])
+        .map_err(|failure| anyhow::anyhow!("reading the traces: {failure}"))?;
+    let validated = raft_interop::validate(streams)
+        .map_err(|failure| anyhow::anyhow!("the traces do not validate: {failure}"))?;
+    let events: usize = validated.events.values().sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "traces: {events} core events, {:.1} MiB ({:.0} bytes/event); validated through the model in {elapsed:.1} s ({:.0} events/s)",
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes as f64 / events.max(1) as f64,
+        events as f64 / elapsed.max(1e-9)
+    );
+    Ok(())
 }
 
 async fn latency(cluster: &LocalCluster, options: &BenchOptions) -> anyhow::Result<()> {

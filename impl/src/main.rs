@@ -172,6 +172,11 @@ struct BenchArgs {
     /// Parent directory for the cluster's data (default: the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Record core-event traces (as `run --trace-dir` does) during the latency
+    /// runs, then validate them through the model: run with and without to
+    /// see what tracing costs.
+    #[arg(long)]
+    trace: bool,
 }
 
 #[derive(Args)]
@@ -483,6 +488,7 @@ fn main() -> ExitCode {
                     value_bytes: args.value_bytes,
                     snapshot_keys: args.snapshot_keys,
                     dir: args.dir,
+                    trace: args.trace,
                 })
                 .await
             }

@@ -284,7 +284,8 @@ impl EventLoop {
             if ready.replicate {
                 let role = self.core.role;
                 let effects = self.core.send_append_entries();
-                self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
+                self.trace
+                    .record_timer(Action::SendAppendEntries, role, &self.core, &effects);
                 ready.absorb(effects);
             }
             if ready.reset_election_timer {
@@ -322,21 +323,26 @@ impl EventLoop {
             Input::Propose { command, reply } => {
                 let traced = self.trace.is_on().then(|| command.clone());
                 match self.core.client_request(command) {
-                Ok((index, effects)) => {
-                    if let Some(command) = traced {
-                        self.trace.record(Action::ClientRequest, TraceInput::Command(command), &self.core, &effects);
+                    Ok((index, effects)) => {
+                        if let Some(command) = traced {
+                            self.trace.record(
+                                Action::ClientRequest,
+                                TraceInput::Command(command),
+                                &self.core,
+                                &effects,
+                            );
+                        }
+                        metrics::counter!(m::PROPOSALS).increment(1);
+                        self.proposals
+                            .insert(index, (self.core.current_term, reply));
+                        ready.absorb(effects);
+                        ready.replicate = true;
                     }
-                    metrics::counter!(m::PROPOSALS).increment(1);
-                    self.proposals
-                        .insert(index, (self.core.current_term, reply));
-                    ready.absorb(effects);
-                    ready.replicate = true;
-                }
-                Err(not_leader) => {
-                    let _ = reply.send(Err(ClientError::NotLeader {
-                        leader: not_leader.leader_hint,
-                    }));
-                }
+                    Err(not_leader) => {
+                        let _ = reply.send(Err(ClientError::NotLeader {
+                            leader: not_leader.leader_hint,
+                        }));
+                    }
                 }
             }
             Input::Read { key, reply } => {
@@ -351,7 +357,12 @@ impl EventLoop {
                 self.next_read_id += 1;
                 match self.core.read_index(id) {
                     Ok(effects) => {
-                        self.trace.record(Action::ReadIndex, TraceInput::ReadId(id), &self.core, &effects);
+                        self.trace.record(
+                            Action::ReadIndex,
+                            TraceInput::ReadId(id),
+                            &self.core,
+                            &effects,
+                        );
                         self.reads.insert(id, (key, reply));
                         ready.absorb(effects);
                         ready.replicate = true;
@@ -461,7 +472,12 @@ impl EventLoop {
         self.trace.persisted();
         if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
             // SEEDED BUG (testing only): answer writes before they commit.
-            seeded_bug::ack_uncommitted(&self.image, self.applied, &self.core.log, &mut self.proposals);
+            seeded_bug::ack_uncommitted(
+                &self.image,
+                self.applied,
+                &self.core.log,
+                &mut self.proposals,
+            );
         }
 
         // 2. Send: replies to peer RPCs, then our own requests.

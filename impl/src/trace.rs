@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
-use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start};
 use raft_interop::TraceWriter;
+use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start};
 use raft_model::{Effects, Role};
 use tracing::{error, info};
 
@@ -59,7 +59,12 @@ impl Tracer {
         if start == Start::Restart {
             // Server::recover is Server::restart applied to the durable state.
             let effects: Effects<KvCommand, KvImage> = Effects::default();
-            writer.event(Action::Restart, Input::Recovered(Durable::of(core)), core, &effects);
+            writer.event(
+                Action::Restart,
+                Input::Recovered(Durable::of(core)),
+                core,
+                &effects,
+            );
         }
         writer.flush()?;
         info!(path = %writer.path().display(), ?start, "recording core events");

@@ -17,10 +17,11 @@
 //! ```
 //!
 //! `action` is the spec's action name (spec/Raft.tla). `input` is what the
-//! action was given: the message received (raft-model's serde form, with the
-//! snapshot image of an InstallSnapshot request left out: the image is the
-//! application's state, opaque to the protocol, and a snapshot is known by its
-//! metadata), the client command, the read id, the index compacted to, or for
+//! action was given: the message received (raft-model's serde form, with
+//! commands and the snapshot image of an InstallSnapshot request left out: the
+//! image is the application's state, opaque to the protocol, known by its
+//! metadata; a command is recorded once, by the leader's `ClientRequest`, and
+//! entries in messages are known by their terms), the client command, the read id, the index compacted to, or for
 //! `Restart` the durable state the node recovered from disk. `state` is the
 //! server's spec variables after the action; the log is summarized by its
 //! bounds, and `written` gives the terms of the entries the action wrote
@@ -33,7 +34,9 @@
 //! events (see [`crate::counterexample`]), where `persist`, `written` and
 //! `sent` are left out (`null`): the checker records whole states instead.
 
-use raft_model::{Body, Index, Message, NodeId, Role, Server, Snapshot, SnapshotMeta, Term};
+use raft_model::{
+    Body, Entry, Index, Message, NodeId, Payload, Role, Server, Snapshot, SnapshotMeta, Term,
+};
 use serde::{Deserialize, Serialize};
 
 /// The schema name every header carries.
@@ -141,8 +144,12 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// A message as traced: the snapshot image left out.
-pub type TracedMessage<C> = Message<C, ()>;
+/// A message as traced: commands and the snapshot image left out. An
+/// AppendEntries request keeps its entries' terms: a leader creates one entry
+/// per index and term, and every copy of it is equal (Log Matching), so the
+/// terms identify the entries, whose commands the leader's `ClientRequest`
+/// events recorded once.
+pub type TracedMessage = Message<(), ()>;
 
 /// What an action was given.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,7 +157,7 @@ pub type TracedMessage<C> = Message<C, ()>;
 pub enum Input<C: Clone> {
     /// Timeout and SendAppendEntries take nothing but the server.
     None,
-    Message(TracedMessage<C>),
+    Message(TracedMessage),
     Command(C),
     ReadId(u64),
     CompactIndex(Index),
@@ -274,8 +281,8 @@ impl Sent {
     }
 }
 
-/// The message with its snapshot image left out.
-pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage<C> {
+/// The message as traced: commands and snapshot image left out.
+pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage {
     let body = match &message.body {
         Body::RequestVoteRequest {
             last_log_index,
@@ -296,7 +303,16 @@ pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage<C> {
         } => Body::AppendEntriesRequest {
             prev_log_index: *prev_log_index,
             prev_log_term: *prev_log_term,
-            entries: entries.clone(),
+            entries: entries
+                .iter()
+                .map(|e| Entry {
+                    term: e.term,
+                    payload: match e.payload {
+                        Payload::Noop => Payload::Noop,
+                        Payload::Command(_) => Payload::Command(()),
+                    },
+                })
+                .collect(),
             leader_commit: *leader_commit,
             read_seq: *read_seq,
         },

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::format::Input;
 use crate::validate::{Step, Validated};
 
-fn message(m: &Message<Value, ()>) -> Value {
+fn message(m: &Message<(), ()>) -> Value {
     let mut r = json!({ "type": m.body.kind(), "from": m.from, "to": m.to, "term": m.term });
     let Value::Object(fields) = &mut r else {
         return r;

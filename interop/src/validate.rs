@@ -254,8 +254,9 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
 
 #[derive(Default)]
 struct Cluster {
-    /// Every message produced, by its canonical JSON, with the steps that produced it.
-    network: HashMap<String, Vec<usize>>,
+    /// Every message produced, by the canonical JSON of its traced form:
+    /// the full message (to deliver) and the steps that produced it.
+    network: HashMap<String, (Message<Value, ()>, Vec<usize>)>,
     steps: Vec<MergedStep>,
     /// (message key, receiving step) for the lost-message check.
     receipts: Vec<(String, usize)>,
@@ -269,7 +270,7 @@ struct MergedStep {
 impl Cluster {
     fn check_no_lost_message_received(&self) -> Result<(), Failure> {
         for (key, receiver) in &self.receipts {
-            let producers = &self.network[key];
+            let producers = &self.network[key].1;
             if producers.iter().all(|p| self.steps[*p].lost) {
                 let step = &self.steps[*receiver].step;
                 let producer = &self.steps[producers[0]].step;
@@ -291,7 +292,7 @@ impl Cluster {
     }
 }
 
-fn key(message: &TracedMessage<Value>) -> String {
+fn key(message: &TracedMessage) -> String {
     serde_json::to_string(message).unwrap_or_default()
 }
 
@@ -564,7 +565,17 @@ impl NodeReplay {
                         Vec::new(),
                     ));
                 }
-                if !server.accepts(message) {
+                let key = key(message);
+                let Some((full, _)) = cluster.network.get(&key) else {
+                    return Err(self.fail(
+                        at,
+                        action,
+                        "internal: a receive ran before its send".to_string(),
+                        Vec::new(),
+                    ));
+                };
+                let full = full.clone();
+                if !server.accepts(&full) {
                     return Err(self.fail(
                         at,
                         action,
@@ -573,8 +584,8 @@ impl NodeReplay {
                         Vec::new(),
                     ));
                 }
-                cluster.receipts.push((key(message), cluster.steps.len()));
-                server.receive(message)
+                cluster.receipts.push((key, cluster.steps.len()));
+                server.receive(&full)
             }
             (action_name, input) => {
                 return Err(self.fail(
@@ -594,7 +605,8 @@ impl NodeReplay {
             cluster
                 .network
                 .entry(key(&strip(message)))
-                .or_default()
+                .or_insert_with(|| (message.clone(), Vec::new()))
+                .1
                 .push(step_index);
         }
         cluster.steps.push(MergedStep {
@@ -732,7 +744,7 @@ fn diff<A: serde::Serialize, B: serde::Serialize>(
 }
 
 /// The message a step received, if it received one.
-pub fn received(step: &Step) -> Option<&Message<Value, ()>> {
+pub fn received(step: &Step) -> Option<&TracedMessage> {
     match &step.input {
         Input::Message(m) => Some(m),
         _ => None,
