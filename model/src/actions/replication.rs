@@ -246,33 +246,41 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// stored on a quorum whose entry is of the current term. Entries of
     /// earlier terms are never committed by counting (Figure 8); they commit
     /// with the first current-term entry after them.
+    ///
+    /// "Stored on a quorum" holds for every index below one where it holds,
+    /// so `N` is found among the servers' match indexes, highest first — the
+    /// leader runs this on every AppendEntries response, and walking down
+    /// from its last index would cost a quorum count per uncommitted entry.
+    /// Terms never decrease along the log, so if the entry at `N` is of an
+    /// older term, no lower entry qualifies either.
     pub(crate) fn advance_commit_index(&mut self, effects: &mut Effects<C, S>) {
-        let mut candidate = self.log.last_index();
-        while candidate > self.commit_index {
-            let Some(term) = self.log.term_at(candidate) else {
-                break;
-            };
-            if term != self.current_term && !self.bugs.has(Bug::CommitOldTerm) {
-                // Terms only decrease going back: no earlier entry qualifies.
-                if term < self.current_term {
-                    break;
-                }
-            } else {
-                let holders = std::iter::once(&self.id).chain(
-                    self.match_index
-                        .iter()
-                        .filter(|(_, matched)| **matched >= candidate)
-                        .map(|(peer, _)| peer),
-                );
-                if self.config.is_quorum(holders) {
-                    self.commit_index = candidate;
-                    effects.commit_index = Some(candidate);
-                    // Reads wait for the first commit of this term (paper §8).
-                    self.release_confirmed_reads(effects);
-                    return;
-                }
-            }
-            candidate -= 1;
+        let last = self.log.last_index();
+        let mut matched: Vec<Index> = std::iter::once(last)
+            .chain(self.match_index.values().map(|m| (*m).min(last)))
+            .filter(|m| *m > self.commit_index)
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        matched.dedup();
+        let stored_on_quorum = |n: Index| {
+            let holders = std::iter::once(&self.id).chain(
+                self.match_index
+                    .iter()
+                    .filter(|(_, matched)| **matched >= n)
+                    .map(|(peer, _)| peer),
+            );
+            self.config.is_quorum(holders)
+        };
+        let Some(candidate) = matched.into_iter().find(|n| stored_on_quorum(*n)) else {
+            return;
+        };
+        let Some(term) = self.log.term_at(candidate) else {
+            return;
+        };
+        if term == self.current_term || self.bugs.has(Bug::CommitOldTerm) {
+            self.commit_index = candidate;
+            effects.commit_index = Some(candidate);
+            // Reads wait for the first commit of this term (paper §8).
+            self.release_confirmed_reads(effects);
         }
     }
 }
