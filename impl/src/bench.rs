@@ -137,6 +137,12 @@ fn validate_traces(traces: &std::path::Path) -> anyhow::Result<()> {
         .map_err(|failure| anyhow::anyhow!("the traces do not validate: {failure}"))?;
     let events: usize = validated.events.values().sum();
     let elapsed = started.elapsed().as_secs_f64();
+    let (recorded, spent) = crate::trace::cost();
+    println!(
+        "tracing cost: {recorded} events recorded in {:.1} ms of event-loop time, {:.2} µs per event",
+        spent * 1e3,
+        spent * 1e6 / recorded.max(1) as f64
+    );
     println!(
         "traces: {events} core events, {:.1} MiB ({:.0} bytes/event); validated through the model in {elapsed:.1} s ({:.0} events/s)",
         bytes as f64 / (1024.0 * 1024.0),

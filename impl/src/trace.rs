@@ -12,6 +12,8 @@
 //! on without it — a trace is evidence, not a durability promise.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use raft_interop::TraceWriter;
 use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start};
@@ -20,6 +22,25 @@ use tracing::{error, info};
 
 use crate::kv::{KvCommand, KvImage};
 use crate::node::Core;
+
+/// Time spent recording and writing trace lines, and events recorded, by
+/// every node of this process: `raft-node bench --trace` reports the cost per
+/// event from these.
+static TRACE_NANOS: AtomicU64 = AtomicU64::new(0);
+static TRACE_EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// (events recorded, seconds spent recording and writing them) in this process.
+pub fn cost() -> (u64, f64) {
+    (
+        TRACE_EVENTS.load(Ordering::Relaxed),
+        TRACE_NANOS.load(Ordering::Relaxed) as f64 / 1e9,
+    )
+}
+
+fn account(started: Instant, events: u64) {
+    TRACE_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    TRACE_EVENTS.fetch_add(events, Ordering::Relaxed);
+}
 
 /// The node's trace, if tracing is on.
 #[derive(Default)]
@@ -86,7 +107,9 @@ impl Tracer {
         effects: &Effects<KvCommand, KvImage>,
     ) {
         if let Some(writer) = &mut self.writer {
+            let started = Instant::now();
             writer.event(action, input, core, effects);
+            account(started, 1);
         }
     }
 
@@ -109,8 +132,11 @@ impl Tracer {
 
     /// Hands the batch's lines to the kernel: called before the batch is persisted.
     pub fn flush(&mut self) {
-        if let Some(writer) = &mut self.writer
-            && let Err(err) = writer.flush()
+        let started = Instant::now();
+        let result = self.writer.as_mut().map(TraceWriter::flush);
+        account(started, 0);
+        if let Some(Err(err)) = result
+            && let Some(writer) = &self.writer
         {
             error!(path = %writer.path().display(), %err, "cannot write the trace; tracing stops");
             self.writer = None;
