@@ -35,7 +35,10 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for child in self.children.iter_mut().flatten() {
-            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -150,7 +153,10 @@ async fn wait_all_applied(client: &mut KvClient, endpoints: &[String]) {
         if applied.len() == endpoints.len() && applied.iter().all(|a| a.0 >= max) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "nodes did not converge: {applied:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nodes did not converge: {applied:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -209,7 +215,12 @@ fn validate(dir: &Path) -> Result<raft_interop::Validated, raft_interop::Failure
 }
 
 /// A copy of the traces with node `node`'s lines replaced.
-fn corrupted(traces: &Path, into: &Path, node: u64, mut edit: impl FnMut(&mut Vec<String>)) -> PathBuf {
+fn corrupted(
+    traces: &Path,
+    into: &Path,
+    node: u64,
+    mut edit: impl FnMut(&mut Vec<String>),
+) -> PathBuf {
     let out = into.join(format!("corrupt-{}", rand_suffix()));
     std::fs::create_dir_all(&out).unwrap();
     for id in 1..=3u64 {
@@ -240,8 +251,13 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let traces = record(dir.path()).await;
 
-    let validated = validate(&traces).unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
-    assert!(validated.restarts >= 2, "two processes restarted: {validated:?}", validated = validated.restarts);
+    let validated =
+        validate(&traces).unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
+    assert!(
+        validated.restarts >= 2,
+        "two processes restarted: {validated:?}",
+        validated = validated.restarts
+    );
     let actions: std::collections::BTreeSet<&str> =
         validated.run.iter().map(|s| s.action.name()).collect();
     for expected in [
@@ -254,19 +270,33 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         "CompactLog",
         "Restart",
     ] {
-        assert!(actions.contains(expected), "no {expected} in the run: {actions:?}");
+        assert!(
+            actions.contains(expected),
+            "no {expected} in the run: {actions:?}"
+        );
     }
 
     // Which node led first: the one whose trace has the first ClientRequest.
     let leader = (1..=3u64)
-        .find(|id| lines(&traces, *id).iter().any(|l| l.contains("\"ClientRequest\"")))
+        .find(|id| {
+            lines(&traces, *id)
+                .iter()
+                .any(|l| l.contains("\"ClientRequest\""))
+        })
         .expect("a leader");
     let follower = leader % 3 + 1;
 
     // 1. An event removed: a follower's first append of entries.
     let out = corrupted(&traces, dir.path(), follower, |lines| {
-        let at = position(lines, "\"action\":\"HandleAppendEntriesRequest\",\"input\":{\"message\":{\"from\"");
-        let at = at + lines[at..].iter().position(|l| l.contains("\"written\":{")).unwrap();
+        let at = position(
+            lines,
+            "\"action\":\"HandleAppendEntriesRequest\",\"input\":{\"message\":{\"from\"",
+        );
+        let at = at
+            + lines[at..]
+                .iter()
+                .position(|l| l.contains("\"written\":{"))
+                .unwrap();
         lines.remove(at);
     });
     let failure = validate(&out).expect_err("an event removed");
@@ -274,7 +304,10 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     // Either the follower's next event no longer matches, or the response
     // the removed event produced is missing for the leader.
     let text = failure.to_string();
-    assert!(text.contains("differ") || text.contains("no event sent before it"), "{failure}");
+    assert!(
+        text.contains("differ") || text.contains("no event sent before it"),
+        "{failure}"
+    );
 
     // 2. A term changed: the first Timeout's new term.
     let out = corrupted(&traces, dir.path(), follower, |lines| {
@@ -298,7 +331,10 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     });
     let failure = validate(&out).expect_err("a receive before its send");
     println!("receive moved -> {failure}");
-    assert!(failure.to_string().contains("no event sent before it"), "{failure}");
+    assert!(
+        failure.to_string().contains("no event sent before it"),
+        "{failure}"
+    );
 
     // 4. A state field altered: a commit index raised.
     let out = corrupted(&traces, dir.path(), leader, |lines| {
@@ -311,7 +347,11 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
 
     // 5. A lost durable state: a restart that recovered less than was persisted.
     let restarted = (1..=3u64)
-        .find(|id| lines(&traces, *id).iter().any(|l| l.contains("\"action\":\"Restart\"")))
+        .find(|id| {
+            lines(&traces, *id)
+                .iter()
+                .any(|l| l.contains("\"action\":\"Restart\""))
+        })
         .expect("a restart");
     let out = corrupted(&traces, dir.path(), restarted, |lines| {
         let at = position(lines, "\"action\":\"Restart\"");
@@ -319,9 +359,15 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     });
     let failure = validate(&out).expect_err("a recovery that matches nothing");
     println!("recovery altered -> {failure}");
-    assert!(failure.to_string().contains("recovered a durable state"), "{failure}");
+    assert!(
+        failure.to_string().contains("recovered a durable state"),
+        "{failure}"
+    );
 
     // The export of the real run reads back through the ITF reference reader.
     let itf = raft_interop::itf::export(&validated, "test");
-    assert_eq!(itf["states"].as_array().unwrap().len(), validated.run.len() + 1);
+    assert_eq!(
+        itf["states"].as_array().unwrap().len(),
+        validated.run.len() + 1
+    );
 }
