@@ -143,6 +143,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
 pub struct LogFile {
     path: PathBuf,
     file: File,
+    /// Bytes in the file.
+    len: u64,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
@@ -171,11 +173,12 @@ impl LogFile {
             file.set_len(keep).map_err(io(path))?;
             file.sync_all().map_err(io(path))?;
         }
-        file.seek(SeekFrom::End(0)).map_err(io(path))?;
+        let len = file.seek(SeekFrom::End(0)).map_err(io(path))?;
         Ok((
             LogFile {
                 path: path.to_owned(),
                 file,
+                len,
             },
             contents,
         ))
@@ -184,7 +187,13 @@ impl LogFile {
     /// Appends framed records and makes them durable (one fdatasync).
     pub fn append(&mut self, framed: &[u8]) -> Result<(), LogFileError> {
         self.file.write_all(framed).map_err(io(&self.path))?;
+        self.len += framed.len() as u64;
         self.file.sync_data().map_err(io(&self.path))
+    }
+
+    /// Bytes in the file.
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     /// Replaces the whole file by `framed` atomically: written to a
@@ -206,7 +215,7 @@ impl LogFile {
             .append(true)
             .open(&self.path)
             .map_err(io(&self.path))?;
-        file.seek(SeekFrom::End(0)).map_err(io(&self.path))?;
+        self.len = file.seek(SeekFrom::End(0)).map_err(io(&self.path))?;
         self.file = file;
         Ok(())
     }

@@ -22,11 +22,14 @@
 //!   beyond the end + 1 is a gap: corruption;
 //! - `Truncate(last)`: entries after `last` are dropped.
 //!
-//! When a snapshot is persisted the file is rewritten (atomically: temporary
-//! file, fsync, rename, directory fsync) with only the hard state, the
-//! snapshot pointer and the entries after it, so it does not grow forever.
-//! The storage keeps the framed records of the live entries in memory for
-//! that (the core holds the same entries anyway).
+//! A new snapshot is one more record, appended like any other (so taking a
+//! snapshot costs one fdatasync, not a stall of the event loop). Once the
+//! file holds more than [`REWRITE_BYTES`] of dead records, the next
+//! snapshot rewrites it (atomically: temporary file, fsync, rename, directory
+//! fsync) with only the hard state, the snapshot pointer and the entries
+//! after it, so it does not grow forever. The storage keeps the framed
+//! records of the live entries in memory for that (the core holds the same
+//! entries anyway).
 //!
 //! **Checksums and torn tails** (rules in `log_file`): every record has a
 //! crc32 and a doubly stored length; a damaged record anywhere is reported
@@ -55,6 +58,10 @@ const LOCK_FILE: &str = "LOCK";
 /// The file of earlier versions (redb); its data is not read.
 const OLD_DB_FILE: &str = "raft.redb";
 const IDENTITY_FILE: &str = "identity.json";
+
+/// A snapshot rewrites the log file once it holds this many bytes of dead
+/// records (entries a snapshot covers, overwritten entries, old hard states).
+pub const REWRITE_BYTES: u64 = 64 << 20;
 
 /// Record kinds (the first byte of a record's body).
 const HARD_STATE: u8 = 1;
@@ -163,6 +170,8 @@ struct Durable {
     /// Framed `Entry` records of indexes `first..`, in order.
     first: Index,
     entries: VecDeque<Vec<u8>>,
+    /// [`REWRITE_BYTES`] (tests lower it).
+    rewrite_bytes: u64,
 }
 
 impl Durable {
@@ -185,6 +194,12 @@ impl Durable {
             self.entries.drain(..drop);
         }
         self.first = self.first.max(index + 1);
+    }
+
+    /// Whether the file holds more than `rewrite_bytes` of dead records.
+    fn worth_rewriting(&self) -> bool {
+        let live: u64 = self.entries.iter().map(|r| r.len() as u64).sum::<u64>() + 64;
+        self.file.len().saturating_sub(live) > self.rewrite_bytes
     }
 
     /// Every live record, for a rewrite of the whole file.
@@ -317,6 +332,7 @@ impl Storage {
             let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
             durable.snapshot = Some((index, term));
             durable.compact_to(index);
+            two_u64_record(&mut appended, SNAPSHOT, index, term);
         }
         for (index, entry) in &batch.entries {
             let index = *index;
@@ -335,9 +351,7 @@ impl Storage {
                 });
             }
             let record = entry_record(index, entry);
-            if batch.snapshot.is_none() {
-                appended.extend_from_slice(&record);
-            }
+            appended.extend_from_slice(&record);
             durable.entries.push_back(record);
         }
         if let Some(last) = batch.last_index
@@ -346,15 +360,16 @@ impl Storage {
             durable.truncate_after(last);
             two_u64_record(&mut appended, TRUNCATE, last, 0);
         }
-        if batch.snapshot.is_some() {
+        if batch.snapshot.is_some() && durable.worth_rewriting() {
             let image = durable.image();
             durable.file.replace(&image)?;
-            drop(durable);
-            if let Some(snapshot) = &batch.snapshot {
-                self.remove_stale_snapshot_files(snapshot.meta.last_index, snapshot.meta.last_term);
-            }
         } else if !appended.is_empty() {
             durable.file.append(&appended)?;
+        }
+        drop(durable);
+        if let Some(snapshot) = &batch.snapshot {
+            // Only now is the pointer to the new snapshot durable.
+            self.remove_stale_snapshot_files(snapshot.meta.last_index, snapshot.meta.last_term);
         }
         Ok(())
     }
@@ -396,6 +411,7 @@ fn replay(
         snapshot: None,
         first: 1,
         entries: VecDeque::new(),
+        rewrite_bytes: REWRITE_BYTES,
     };
     let mut entries: VecDeque<raft_model::Entry<KvCommand>> = VecDeque::new();
     for (offset, body) in contents.records {
@@ -841,6 +857,8 @@ mod tests {
             log_batch(&log, 1, &mut batch);
             storage.write(batch).unwrap();
             let before = fs::metadata(path.join(LOG_FILE)).unwrap().len();
+            // Any dead record is worth a rewrite here.
+            storage.durable.lock().unwrap().rewrite_bytes = 0;
             let snapshot = Snapshot {
                 meta: SnapshotMeta {
                     last_index: 3,
