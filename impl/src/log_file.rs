@@ -192,7 +192,7 @@ impl LogFile {
     }
 
     /// Bytes in the file.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 

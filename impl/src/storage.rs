@@ -199,7 +199,7 @@ impl Durable {
     /// Whether the file holds more than `rewrite_bytes` of dead records.
     fn worth_rewriting(&self) -> bool {
         let live: u64 = self.entries.iter().map(|r| r.len() as u64).sum::<u64>() + 64;
-        self.file.len().saturating_sub(live) > self.rewrite_bytes
+        self.file.size().saturating_sub(live) > self.rewrite_bytes
     }
 
     /// Every live record, for a rewrite of the whole file.
