@@ -22,7 +22,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use format::{Action, Input, Line, SCHEMA};
-pub use validate::{Failure, Stream, Validated, validate};
+pub use validate::{Failure, Stream, Validated, validate, validate_with};
 pub use writer::TraceWriter;
 
 /// Reads the traces at `paths`: trace files, directories of `node-*.jsonl`

@@ -56,7 +56,9 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
             return ExitCode::from(if failure.line == 0 { 2 } else { 1 });
         }
     };
-    let validated = match raft_interop::validate(streams) {
+    // Keep every step's state only when an export needs it.
+    let keep_run = itf.is_some() || tla.is_some();
+    let validated = match raft_interop::validate_with(streams, keep_run) {
         Ok(v) => v,
         Err(failure) => {
             eprintln!("INVALID: {failure}");
@@ -77,7 +79,7 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
         validated.restarts,
         validated.lost,
         validated.messages,
-        validated.run.len()
+        events - validated.lost
     );
     let source = paths
         .iter()

@@ -159,7 +159,16 @@ pub struct Validated {
 
 /// Validates the streams of one cluster (one stream per node).
 pub fn validate(streams: Vec<Stream>) -> Result<Validated, Failure> {
-    let mut cluster = Cluster::default();
+    validate_with(streams, true)
+}
+
+/// Validates; with `keep_run` false, [`Validated::run`] stays empty and a
+/// long trace needs far less memory (no server state is kept per step).
+pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, Failure> {
+    let mut cluster = Cluster {
+        keep_run,
+        ..Cluster::default()
+    };
     let mut nodes: Vec<NodeReplay> = Vec::new();
     for stream in streams {
         nodes.push(NodeReplay::new(stream)?);
@@ -201,7 +210,7 @@ pub fn validate(streams: Vec<Stream>) -> Result<Validated, Failure> {
     let run = cluster
         .steps
         .iter()
-        .filter(|s| !s.lost)
+        .filter(|s| !s.lost && s.kept)
         .map(|s| s.step.clone())
         .collect();
     Ok(Validated {
@@ -260,10 +269,15 @@ struct Cluster {
     steps: Vec<MergedStep>,
     /// (message key, receiving step) for the lost-message check.
     receipts: Vec<(String, usize)>,
+    /// Keep every step's input and server (for the exports).
+    keep_run: bool,
 }
 
 struct MergedStep {
+    /// The step; its input and server only when the run is kept
+    /// ([`validate_with`]): a server per step is what costs memory.
     step: Step,
+    kept: bool,
     lost: bool,
 }
 
@@ -304,6 +318,8 @@ struct NodeReplay {
     header: Option<Header>,
     server: Option<ReplayServer>,
     initial: Option<ReplayServer>,
+    /// Stands in for the server in steps whose state is not kept.
+    placeholder: ReplayServer,
     /// The states the node may recover at its next restart, oldest first:
     /// the state at its last `persisted` line (or process start) and after
     /// every later event, each with the merged step that made it.
@@ -347,6 +363,7 @@ impl NodeReplay {
             header: None,
             server: None,
             initial: None,
+            placeholder: Server::new(node, Config::new([node]), ()),
             durable_candidates: Vec::new(),
             expect_restart: false,
             events: 0,
@@ -378,7 +395,22 @@ impl NodeReplay {
     /// Runs as far as possible; true if it took at least one line.
     fn run(&mut self, cluster: &mut Cluster) -> Result<bool, Failure> {
         let mut progressed = false;
-        while let Some(at) = self.lines.get(self.next).cloned() {
+        while let Some(next) = self.lines.get(self.next) {
+            if let Line::Event(event) = &next.content
+                && let Input::Message(message) = &event.input
+                && !cluster.network.contains_key(&key(message))
+            {
+                return Ok(progressed);
+            }
+            // Taken out, not cloned: a processed line is not needed again.
+            let at = std::mem::replace(
+                &mut self.lines[self.next],
+                Located {
+                    source: String::new(),
+                    line: 0,
+                    content: Line::Persisted { node: self.node },
+                },
+            );
             match &at.content {
                 Line::Header(header) => self.start(&at, header)?,
                 Line::Persisted { node } => {
@@ -388,14 +420,7 @@ impl NodeReplay {
                         self.durable_candidates = vec![(server.clone(), step)];
                     }
                 }
-                Line::Event(event) => {
-                    if let Input::Message(message) = &event.input
-                        && !cluster.network.contains_key(&key(message))
-                    {
-                        return Ok(progressed);
-                    }
-                    self.event(&at, event, cluster)?;
-                }
+                Line::Event(event) => self.event(&at, event, cluster)?,
             }
             self.next += 1;
             progressed = true;
@@ -609,15 +634,25 @@ impl NodeReplay {
                 .1
                 .push(step_index);
         }
+        let keep = cluster.keep_run;
         cluster.steps.push(MergedStep {
             step: Step {
                 node: self.node,
                 action: event.action,
-                input: event.input.clone(),
-                server: server.clone(),
+                input: if keep {
+                    event.input.clone()
+                } else {
+                    Input::None
+                },
+                server: if keep {
+                    server.clone()
+                } else {
+                    self.placeholder.clone()
+                },
                 source: at.source.clone(),
                 line: at.line,
             },
+            kept: keep,
             lost: false,
         });
         self.durable_candidates
