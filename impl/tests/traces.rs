@@ -309,8 +309,16 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         "{failure}"
     );
 
-    // 2. A term changed: the first Timeout's new term.
-    let out = corrupted(&traces, dir.path(), follower, |lines| {
+    // 2. A term changed: the first Timeout's new term (of a node that timed
+    // out; the first leader did).
+    let timed_out = (1..=3u64)
+        .find(|id| {
+            lines(&traces, *id)
+                .iter()
+                .any(|l| l.contains("\"action\":\"Timeout\""))
+        })
+        .expect("an election");
+    let out = corrupted(&traces, dir.path(), timed_out, |lines| {
         let at = position(lines, "\"action\":\"Timeout\"");
         let line = lines[at].clone();
         let term_at = line.find("\"current_term\":").unwrap() + "\"current_term\":".len();
