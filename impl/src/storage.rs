@@ -68,6 +68,14 @@ const HARD_STATE: u8 = 1;
 const SNAPSHOT: u8 = 2;
 const ENTRY: u8 = 3;
 const TRUNCATE: u8 = 4;
+/// The first record of every log file, written (and fdatasynced) when the
+/// node's data directory is created. A log file without it has lost its
+/// beginning — emptied or cut at a record boundary — which no torn final
+/// write can explain: the node's term, vote and log are gone, and starting
+/// as a fresh node could make it vote twice in a term.
+const INIT: u8 = 5;
+/// The INIT record's payload, so that a stray byte pattern is not taken for it.
+const INIT_MAGIC: u64 = 0x7261_6674_2d6e_6f64; // "raft-nod"
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -205,7 +213,8 @@ impl Durable {
     /// Every live record, for a rewrite of the whole file.
     fn image(&self) -> Vec<u8> {
         let size: usize = self.entries.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(size + 64);
+        let mut out = Vec::with_capacity(size + 96);
+        two_u64_record(&mut out, INIT, INIT_MAGIC, 0);
         hard_state_record(&mut out, self.hard_state);
         if let Some((index, term)) = self.snapshot {
             two_u64_record(&mut out, SNAPSHOT, index, term);
@@ -266,7 +275,7 @@ impl Storage {
         identity: &Identity,
         init: bool,
     ) -> Result<(Storage, Recovered), StorageError> {
-        check_identity(dir, identity, init)?;
+        let created = check_identity(dir, identity, init)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = fs::OpenOptions::new()
             .create(true)
@@ -284,7 +293,26 @@ impl Storage {
             return Err(StorageError::OldFormat(dir.to_owned()));
         }
         let log_path = dir.join(LOG_FILE);
-        let (file, contents) = LogFile::open(&log_path)?;
+        let (mut file, contents) = LogFile::open(&log_path)?;
+        let starts_with_init = contents.records.first().is_some_and(|(_, body)| {
+            body.len() == 17 && body[0] == INIT && u64_at(body, 1) == Some(INIT_MAGIC)
+        });
+        if !starts_with_init {
+            if !(created && contents.records.is_empty()) {
+                return Err(StorageError::Corrupt {
+                    path: log_path.clone(),
+                    what: "the log file has lost its beginning (it is empty or was cut short, not \
+                           just torn at its end): this node's term, vote and log entries are gone. \
+                           It must not rejoin as a fresh node, which could vote twice in a term: \
+                           restore the data directory from a backup, or, if this node never \
+                           finished its first start, delete the directory and start it with --init"
+                        .to_owned(),
+                });
+            }
+            let mut record = Vec::new();
+            two_u64_record(&mut record, INIT, INIT_MAGIC, 0);
+            file.append(&record)?;
+        }
         let (durable, recovered) = replay(dir, &log_path, identity, file, contents)?;
         let storage = Storage {
             dir: dir.to_owned(),
@@ -418,6 +446,7 @@ fn replay(
         let kind = body.first().copied().unwrap_or(0);
         let (a, b) = (u64_at(&body, 1), u64_at(&body, 9));
         match (kind, a, b) {
+            (INIT, Some(INIT_MAGIC), Some(0)) if body.len() == 17 && offset == 0 => {}
             (HARD_STATE, Some(term), Some(vote)) if body.len() == 17 => {
                 durable.hard_state = (term, (vote != 0).then_some(vote));
             }
@@ -496,7 +525,8 @@ fn replay(
 }
 
 /// Creates the data directory (with `init`) or checks that it is this node's.
-fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), StorageError> {
+/// Returns true when this call created the directory's identity (a first start).
+fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<bool, StorageError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| StorageError::Io { path, source }
@@ -529,7 +559,7 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
-        return Ok(());
+        return Ok(true);
     }
     let bytes = fs::read(&path).map_err(io(&path))?;
     let found: Identity = serde_json::from_slice(&bytes).map_err(|err| StorageError::Corrupt {
@@ -556,7 +586,7 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
             configured,
         });
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The batch for entries `from..=last` of `log` (those still held), plus the
@@ -738,6 +768,35 @@ mod tests {
             })
             .unwrap();
         path
+    }
+
+    #[test]
+    fn a_log_file_that_lost_its_beginning_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = populated(&dir);
+        let log = path.join(LOG_FILE);
+        // Emptied: before the INIT record, this started a fresh node (term 0,
+        // no vote) that could vote twice.
+        std::fs::write(&log, b"").unwrap();
+        let err = Storage::open(&path, &identity(), true)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("lost its beginning"), "{err}");
+
+        // Cut at a record boundary after the INIT record is a shorter log, not
+        // detectable here; cut so that INIT itself is gone, it is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let path = populated(&dir);
+        let bytes = std::fs::read(path.join(LOG_FILE)).unwrap();
+        let first = log_file::parse(&path.join(LOG_FILE), &bytes)
+            .unwrap()
+            .records[1]
+            .0 as usize;
+        std::fs::write(path.join(LOG_FILE), &bytes[first..]).unwrap();
+        let err = Storage::open(&path, &identity(), true)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("lost its beginning"), "{err}");
     }
 
     #[test]
