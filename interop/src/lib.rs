@@ -19,7 +19,7 @@ pub mod tla;
 pub mod validate;
 pub mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use format::{Action, Input, Line, SCHEMA};
 pub use validate::{Failure, Stream, Validated, validate, validate_with};
@@ -32,7 +32,7 @@ pub fn read_streams(paths: &[PathBuf]) -> Result<Vec<Stream>, Failure> {
     for path in paths {
         if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|err| io_failure(path, &err))?
+                .map_err(|err| Failure::io(path, &err))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.file_name()
@@ -42,7 +42,7 @@ pub fn read_streams(paths: &[PathBuf]) -> Result<Vec<Stream>, Failure> {
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(io_failure(
+                return Err(Failure::io(
                     path,
                     &std::io::Error::other("no node-*.jsonl trace files in this directory"),
                 ));
@@ -52,7 +52,7 @@ pub fn read_streams(paths: &[PathBuf]) -> Result<Vec<Stream>, Failure> {
             }
             continue;
         }
-        let text = std::fs::read_to_string(path).map_err(|err| io_failure(path, &err))?;
+        let text = std::fs::read_to_string(path).map_err(|err| Failure::io(path, &err))?;
         if counterexample::is_checker_trace(&text) {
             streams.extend(counterexample::streams(&path.display().to_string(), &text)?);
         } else {
@@ -60,15 +60,4 @@ pub fn read_streams(paths: &[PathBuf]) -> Result<Vec<Stream>, Failure> {
         }
     }
     Ok(streams)
-}
-
-fn io_failure(path: &Path, err: &std::io::Error) -> Failure {
-    Failure {
-        source: path.display().to_string(),
-        line: 0,
-        node: None,
-        action: None,
-        problem: format!("cannot read: {err}"),
-        details: Vec::new(),
-    }
 }

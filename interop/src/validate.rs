@@ -51,14 +51,7 @@ impl Stream {
     /// partial line (see [`crate::writer`]), so a bad line is corruption.
     pub fn read(path: &Path) -> Result<Stream, Failure> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| Failure {
-            source: source.clone(),
-            line: 0,
-            node: None,
-            action: None,
-            problem: format!("cannot read the trace file: {err}"),
-            details: Vec::new(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|err| Failure::io(path, &err))?;
         Stream::parse(&source, &text)
     }
 
@@ -128,6 +121,20 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+impl Failure {
+    /// A file or directory that cannot be read (line 0: not a trace's fault).
+    pub fn io(path: &Path, err: &std::io::Error) -> Failure {
+        Failure {
+            source: path.display().to_string(),
+            line: 0,
+            node: None,
+            action: None,
+            problem: format!("cannot read: {err}"),
+            details: Vec::new(),
+        }
+    }
+}
 
 /// One validated step of the merged run.
 #[derive(Clone, Debug)]
@@ -775,13 +782,5 @@ fn diff<A: serde::Serialize, B: serde::Serialize>(
             out
         }
         _ => vec![format!("{expected_name} {a}, recorded {b}")],
-    }
-}
-
-/// The message a step received, if it received one.
-pub fn received(step: &Step) -> Option<&TracedMessage> {
-    match &step.input {
-        Input::Message(m) => Some(m),
-        _ => None,
     }
 }

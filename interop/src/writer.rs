@@ -22,7 +22,6 @@ pub struct TraceWriter {
     path: PathBuf,
     file: File,
     buffer: Vec<u8>,
-    events: u64,
 }
 
 impl TraceWriter {
@@ -41,17 +40,11 @@ impl TraceWriter {
             path,
             file,
             buffer: Vec::with_capacity(64 * 1024),
-            events: 0,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Events recorded by this writer so far.
-    pub fn events(&self) -> u64 {
-        self.events
     }
 
     /// The first line of a process's part of the trace.
@@ -78,7 +71,6 @@ impl TraceWriter {
             sent: Some(Sent::of(&effects.messages)),
         };
         self.line(&Line::Event(Box::new(event)));
-        self.events += 1;
     }
 
     /// Everything recorded before this line is durable on the node's disk.
