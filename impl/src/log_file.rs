@@ -1,28 +1,58 @@
-//! The append-only record file under `storage`: framing, checksums, and what
-//! counts as a torn tail.
+//! The record file under `storage`: framing, checksums, preallocation, and
+//! what counts as a torn final write.
 //!
 //! ```text
 //! record = len: u32 LE | !len: u32 LE | crc32(body): u32 LE | body (len bytes)
+//! batch record body = 0x00 | BATCH_MAGIC: u64 LE | extent: u64 LE
 //! ```
 //!
-//! A batch of records is appended with one `write` and made durable with one
-//! `fdatasync` (group commit); nothing that depends on a batch is sent or
-//! acknowledged before that returns.
+//! **Batches.** Each append is one batch: a batch record, then the caller's
+//! records, written with `pwrite` and made durable with one `fdatasync`
+//! (group commit); nothing that depends on a batch is sent or acknowledged
+//! before that returns. Batch records are this module's own (storage's
+//! record kinds start at 1) and are not handed to the caller.
 //!
-//! **Reading back.** Records are read front to back. The length is stored
-//! twice (the second time inverted), so a flipped bit in a length is caught
-//! before it could make a record seem to run past the end of the file.
-//! - a record whose body fails its checksum, or whose two lengths disagree,
-//!   is **corruption**: reported with the file and byte offset, and the node
-//!   refuses to start — acknowledged data is never silently dropped;
-//! - an incomplete record at the very end (a header or body cut short), or a
-//!   tail of zero bytes, is a **torn final write**: a batch whose fdatasync
-//!   never returned, hence never acknowledged to anyone. Raft allows losing
-//!   it (paper §5: only acknowledged state must survive), so the tail is cut
-//!   off and the node starts from the last complete record.
+//! **Preallocation makes a cut visible.** The file is grown ahead of its
+//! records (`fallocate`, then `fsync` of the new size) and the space past the
+//! last record is zeros. Each batch record states the file's length when it
+//! was written (its *extent*), and it always lies inside space that already
+//! existed before (room for one batch record is kept free), so a later batch
+//! that uses new space is preceded by a record claiming it. A file shorter
+//! than the extent its last batch record claims has been cut, and is refused
+//! — wherever the cut falls, a record boundary included. (With plain
+//! appends, a file cut at a record boundary looks exactly like one that
+//! ended there, and a node would start from a shorter log than it had
+//! acknowledged.)
+//!
+//! **Reading back.** Records are read front to back until only zeros are
+//! left. The length is stored twice (the second time inverted), so a
+//! flipped bit in a length is caught before it could make a record seem to
+//! run elsewhere. A damaged record — the two lengths disagree, the body fails
+//! its checksum, or it runs past the end of the file — is one of two things:
+//! - a **torn final write** (a batch whose fdatasync never returned, so
+//!   never acknowledged: Raft allows losing it, paper §5) when both hold:
+//!   1. it shows a sector that never reached the disk: its header is zeros,
+//!      or a sector it touches reads as zeros from where the record starts
+//!      in it to the sector's end. The space was zeros before the write, a
+//!      crash keeps whole sectors from the disk, a flipped bit zeroes
+//!      nothing, and no valid header is zero;
+//!   2. no intact batch record starts anywhere after it: batches are written
+//!      one after another, each made durable before the next is written, so
+//!      a later batch proves that the damaged one was complete and durable.
+//!
+//!   The torn bytes are overwritten with zeros (and fdatasynced) before
+//!   appending resumes, so no remnant of that batch is ever read as records.
+//! - otherwise **corruption**: reported with the file and byte offset, and
+//!   the node refuses to start; acknowledged data is never silently dropped.
+//!
+//! What no single file can tell: a flipped bit in the *final* batch passes
+//! for a torn write when that batch also holds a sector-aligned run of zeros
+//! reaching a sector's end (a value of 512 zero bytes, or the batch's own
+//! end followed by free space).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 /// Header bytes before each body.
@@ -30,6 +60,18 @@ pub const HEADER: usize = 12;
 /// No record is larger (a snapshot is a separate file; entries are bounded
 /// far below this by the client API).
 pub const MAX_BODY: usize = 64 << 20;
+
+/// A batch record's body: kind 0, the magic, the extent.
+const BATCH_BODY: usize = 17;
+/// A whole batch record.
+pub const BATCH_RECORD: usize = HEADER + BATCH_BODY;
+const BATCH_MAGIC: u64 = 0x6261_7463_682d_7631; // "batch-v1"
+/// The unit a crash keeps from the disk (or not) as a whole.
+const SECTOR: usize = 512;
+/// The file grows by its own size, at least this much...
+const MIN_GROWTH: u64 = 1 << 20;
+/// ...and at most this much at a time (as etcd's WAL segments).
+const MAX_GROWTH: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogFileError {
@@ -48,11 +90,7 @@ pub enum LogFileError {
 
 /// Appends one framed record holding `body` to `out`.
 pub fn frame(out: &mut Vec<u8>, body: &[u8]) {
-    let len = body.len() as u32;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&(!len).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(body);
+    frame_with(out, |out| out.extend_from_slice(body));
 }
 
 /// Frames a record whose body is written in place by `write_body` (no
@@ -69,11 +107,30 @@ pub fn frame_with(out: &mut Vec<u8>, write_body: impl FnOnce(&mut Vec<u8>)) {
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
+fn batch_record(extent: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_RECORD);
+    frame_with(&mut out, |body| {
+        body.push(0);
+        body.extend_from_slice(&BATCH_MAGIC.to_le_bytes());
+        body.extend_from_slice(&extent.to_le_bytes());
+    });
+    out
+}
+
+/// The extent a batch record's body claims, if it is one.
+fn batch_extent(body: &[u8]) -> Option<u64> {
+    (body.len() == BATCH_BODY && body[0] == 0 && u64_at(body, 1) == BATCH_MAGIC)
+        .then(|| u64_at(body, 9))
+}
+
 /// What reading a file back found.
 pub struct Contents {
-    /// Each complete record's byte offset and body, in order.
+    /// Each complete record's byte offset and body, in order (batch records
+    /// left out).
     pub records: Vec<(u64, Vec<u8>)>,
-    /// Bytes cut off the end as a torn final write (0: the file was clean).
+    /// Where the records end: appending resumes here.
+    pub end: u64,
+    /// Bytes of a torn final write found after `end` (0: the file was clean).
     pub torn_bytes: u64,
 }
 
@@ -83,28 +140,76 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(word)
 }
 
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Whether the damaged record spanning `at..span_end` shows a sector that
+/// never reached the disk: its header is zeros (no valid header is), or a
+/// sector it touches is zeros from where the record starts in it to the
+/// sector's end (everything the write put there is missing). A piece that
+/// starts at the record and is shorter than 4 bytes proves nothing: it may
+/// be the low bytes of a valid length.
+fn shows_an_unwritten_sector(bytes: &[u8], at: usize, span_end: usize) -> bool {
+    let zero = |piece: &[u8]| piece.iter().all(|b| *b == 0);
+    if zero(&bytes[at..(at + 8).min(bytes.len())]) {
+        return true;
+    }
+    let end = span_end.min(bytes.len());
+    let mut sector = at / SECTOR * SECTOR;
+    while sector < end {
+        let from = sector.max(at);
+        let piece = &bytes[from..(sector + SECTOR).min(bytes.len())];
+        if (from > at || piece.len() >= 4) && zero(piece) {
+            return true;
+        }
+        sector += SECTOR;
+    }
+    false
+}
+
+/// The offset of the first intact batch record starting after `from`, at
+/// any byte offset (the damage hides where records start).
+fn batch_record_after(bytes: &[u8], from: usize) -> Option<usize> {
+    let len = (BATCH_BODY as u32).to_le_bytes();
+    let check = (!(BATCH_BODY as u32)).to_le_bytes();
+    (from + 1..=bytes.len().saturating_sub(BATCH_RECORD)).find(|&at| {
+        bytes[at..at + 4] == len && bytes[at + 4..at + 8] == check && {
+            let body = &bytes[at + HEADER..at + BATCH_RECORD];
+            u32_at(bytes, at + 8) == crc32fast::hash(body) && batch_extent(body).is_some()
+        }
+    })
+}
+
 /// Splits a file's bytes into records (see the module docs for the rules).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
-    let mut records = Vec::new();
-    let mut at = 0usize;
     let corrupt = |offset: usize, what: String| LogFileError::Corrupt {
         path: path.to_owned(),
         offset: offset as u64,
         what,
     };
-    while at < bytes.len() {
+    let mut records = Vec::new();
+    // The last batch record's extent, and where that record is.
+    let mut extent: Option<(u64, usize)> = None;
+    let mut at = 0usize;
+    // A damaged record: where its span ends, and what is wrong with it.
+    let damage: Option<(usize, String)> = loop {
         let rest = &bytes[at..];
-        let torn = Contents {
-            records: Vec::new(),
-            torn_bytes: rest.len() as u64,
-        };
-        if rest.iter().all(|b| *b == 0) || rest.len() < HEADER {
-            return Ok(Contents { records, ..torn });
+        if rest.iter().all(|b| *b == 0) {
+            break None;
+        }
+        if rest.len() < HEADER {
+            break Some((
+                bytes.len(),
+                "a record header runs past the end of the file".into(),
+            ));
         }
         let len = u32_at(rest, 0);
         if u32_at(rest, 4) != !len {
-            return Err(corrupt(
-                at,
+            break Some((
+                at + HEADER,
                 format!(
                     "record header damaged (length {len:#010x} and its check {:#010x} disagree)",
                     u32_at(rest, 4)
@@ -113,38 +218,85 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
         }
         let len = len as usize;
         if len > MAX_BODY {
-            return Err(corrupt(
-                at,
+            break Some((
+                at + HEADER,
                 format!("record length {len} exceeds {MAX_BODY}"),
             ));
         }
         if rest.len() < HEADER + len {
-            return Ok(Contents { records, ..torn });
+            break Some((
+                at + HEADER + len,
+                format!("a {len}-byte record runs past the end of the file"),
+            ));
         }
         let body = &rest[HEADER..HEADER + len];
-        let stored = u32_at(rest, 8);
-        let computed = crc32fast::hash(body);
+        let (stored, computed) = (u32_at(rest, 8), crc32fast::hash(body));
         if stored != computed {
-            return Err(corrupt(
-                at,
+            break Some((
+                at + HEADER + len,
                 format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"),
             ));
         }
-        records.push((at as u64, body.to_vec()));
+        match batch_extent(body) {
+            Some(claimed) => extent = Some((claimed, at)),
+            None => records.push((at as u64, body.to_vec())),
+        }
         at += HEADER + len;
+    };
+    match extent {
+        Some((claimed, record)) if (bytes.len() as u64) < claimed => {
+            return Err(corrupt(
+                bytes.len(),
+                format!(
+                    "the file was cut short: it ends at byte {}, but the batch record at byte \
+                     {record} had extended it to {claimed} bytes. Records after the cut, \
+                     acknowledged ones among them, are gone",
+                    bytes.len()
+                ),
+            ));
+        }
+        None if !records.is_empty() => {
+            return Err(corrupt(
+                0,
+                "no batch record before the first record: the file lost its beginning, or was \
+                 written by a raft-node older than the batch-record format"
+                    .into(),
+            ));
+        }
+        _ => {}
     }
+    let torn_bytes = match damage {
+        None => 0,
+        Some((span_end, what)) => {
+            if !shows_an_unwritten_sector(bytes, at, span_end) {
+                return Err(corrupt(at, what));
+            }
+            if let Some(later) = batch_record_after(bytes, at) {
+                return Err(corrupt(
+                    at,
+                    format!(
+                        "{what}; a batch written after it (at byte {later}) proves it had been \
+                         durable, so this is damage, not a torn final write"
+                    ),
+                ));
+            }
+            let last_nonzero = bytes.iter().rposition(|b| *b != 0).unwrap_or(at);
+            (last_nonzero + 1 - at) as u64
+        }
+    };
     Ok(Contents {
         records,
-        torn_bytes: 0,
+        end: at as u64,
+        torn_bytes,
     })
 }
 
-/// The open file, positioned at its end.
+/// The open file: records end at `end`, zeros follow up to `allocated`.
 pub struct LogFile {
     path: PathBuf,
     file: File,
-    /// Bytes in the file.
-    len: u64,
+    end: u64,
+    allocated: u64,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
@@ -154,9 +306,28 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
     }
 }
 
+/// Makes `file` at least `len` bytes long, the new space zeros and the new
+/// length durable. `fallocate` reserves the blocks (a later write cannot
+/// fail for want of space); where the file system lacks it, `set_len`
+/// gives the same zeros.
+fn grow(file: &File, path: &Path, len: u64) -> Result<(), LogFileError> {
+    if fs4::fs_std::FileExt::allocate(file, len).is_err() {
+        file.set_len(len).map_err(io(path))?;
+    }
+    file.sync_all().map_err(io(path))
+}
+
+/// The next allocation for a file of `allocated` bytes that must hold
+/// `needed`: the file doubles, by 1 to 64 MiB, in whole MiB.
+fn next_allocation(allocated: u64, needed: u64) -> u64 {
+    let step = allocated.clamp(MIN_GROWTH, MAX_GROWTH);
+    needed.max(allocated + step).div_ceil(MIN_GROWTH) * MIN_GROWTH
+}
+
 impl LogFile {
-    /// Opens (creating if absent) and reads `path`; a torn tail is cut off
-    /// (and the cut made durable) before appending resumes.
+    /// Opens (creating if absent) and reads `path`; a torn final write is
+    /// overwritten with zeros (and that made durable) before appending
+    /// resumes.
     pub fn open(path: &Path) -> Result<(LogFile, Contents), LogFileError> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -169,40 +340,58 @@ impl LogFile {
         file.read_to_end(&mut bytes).map_err(io(path))?;
         let contents = parse(path, &bytes)?;
         if contents.torn_bytes > 0 {
-            let keep = bytes.len() as u64 - contents.torn_bytes;
-            file.set_len(keep).map_err(io(path))?;
-            file.sync_all().map_err(io(path))?;
+            let zeros = vec![0; contents.torn_bytes as usize];
+            file.write_all_at(&zeros, contents.end).map_err(io(path))?;
+            file.sync_data().map_err(io(path))?;
         }
-        let len = file.seek(SeekFrom::End(0)).map_err(io(path))?;
         Ok((
             LogFile {
                 path: path.to_owned(),
                 file,
-                len,
+                end: contents.end,
+                allocated: bytes.len() as u64,
             },
             contents,
         ))
     }
 
-    /// Appends framed records and makes them durable (one fdatasync).
+    /// Appends framed records as one batch and makes them durable (one
+    /// fdatasync; two more syscalls when the file must grow first).
     pub fn append(&mut self, framed: &[u8]) -> Result<(), LogFileError> {
-        self.file.write_all(framed).map_err(io(&self.path))?;
-        self.len += framed.len() as u64;
-        self.file.sync_data().map_err(io(&self.path))
+        // Room for this batch and, after it, the next batch's record.
+        let needed = self.end + (BATCH_RECORD + framed.len() + BATCH_RECORD) as u64;
+        if needed > self.allocated {
+            let allocated = next_allocation(self.allocated, needed);
+            grow(&self.file, &self.path, allocated)?;
+            self.allocated = allocated;
+        }
+        let mut batch = batch_record(self.allocated);
+        batch.extend_from_slice(framed);
+        self.file
+            .write_all_at(&batch, self.end)
+            .map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))?;
+        self.end += batch.len() as u64;
+        Ok(())
     }
 
-    /// Bytes in the file.
+    /// Bytes of records in the file (the zeros after them not counted).
     pub fn size(&self) -> u64 {
-        self.len
+        self.end
     }
 
-    /// Replaces the whole file by `framed` atomically: written to a
-    /// temporary file, fsynced, renamed over, directory fsynced.
+    /// Replaces the whole file by one batch of `framed` records atomically:
+    /// written to a temporary file, fsynced, renamed over, directory fsynced.
     pub fn replace(&mut self, framed: &[u8]) -> Result<(), LogFileError> {
         let tmp = self.path.with_extension("tmp");
+        let needed = (BATCH_RECORD + framed.len() + BATCH_RECORD) as u64;
+        let allocated = next_allocation(0, needed);
         {
-            let mut file = File::create(&tmp).map_err(io(&tmp))?;
-            file.write_all(framed).map_err(io(&tmp))?;
+            let file = File::create(&tmp).map_err(io(&tmp))?;
+            grow(&file, &tmp, allocated)?;
+            let mut batch = batch_record(allocated);
+            batch.extend_from_slice(framed);
+            file.write_all_at(&batch, 0).map_err(io(&tmp))?;
             file.sync_all().map_err(io(&tmp))?;
         }
         fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
@@ -211,12 +400,13 @@ impl LogFile {
                 .and_then(|d| d.sync_all())
                 .map_err(io(dir))?;
         }
-        let mut file = OpenOptions::new()
-            .append(true)
+        self.file = OpenOptions::new()
+            .read(true)
+            .write(true)
             .open(&self.path)
             .map_err(io(&self.path))?;
-        self.len = file.seek(SeekFrom::End(0)).map_err(io(&self.path))?;
-        self.file = file;
+        self.end = (BATCH_RECORD + framed.len()) as u64;
+        self.allocated = allocated;
         Ok(())
     }
 }
@@ -233,39 +423,180 @@ mod tests {
         out
     }
 
+    fn bodies(contents: &Contents) -> Vec<Vec<u8>> {
+        contents.records.iter().map(|(_, b)| b.clone()).collect()
+    }
+
+    /// A body of `len` bytes with no zero byte in it (so a zero sector can
+    /// only mean an unwritten one) that names its batch and record.
+    fn body(batch: u8, record: u8, len: usize) -> Vec<u8> {
+        let mut body = vec![batch + 1, record + 1];
+        body.extend((0..len.saturating_sub(2)).map(|i| (i % 250) as u8 + 1));
+        body
+    }
+
+    /// A file of `batches` appended batches, each of `records` bodies of
+    /// `len` bytes; returns the file's bytes, each batch's start and the
+    /// bodies.
+    fn written(
+        dir: &tempfile::TempDir,
+        batches: u8,
+        records: u8,
+        len: usize,
+    ) -> (Vec<u8>, Vec<u64>, Vec<Vec<u8>>) {
+        let path = dir.path().join("raft.log");
+        let (mut file, contents) = LogFile::open(&path).unwrap();
+        assert!(contents.records.is_empty());
+        let (mut starts, mut all) = (Vec::new(), Vec::new());
+        for b in 0..batches {
+            let mut out = Vec::new();
+            for r in 0..records {
+                let body = body(b, r, len);
+                frame(&mut out, &body);
+                all.push(body);
+            }
+            starts.push(file.size());
+            file.append(&out).unwrap();
+        }
+        (fs::read(&path).unwrap(), starts, all)
+    }
+
     #[test]
-    fn records_round_trip_and_frame_with_matches_frame() {
+    fn batches_round_trip_and_the_file_grows_ahead_of_them() {
         let mut a = Vec::new();
         frame(&mut a, b"hello");
         let mut b = Vec::new();
         frame_with(&mut b, |out| out.extend_from_slice(b"hello"));
         assert_eq!(a, b);
-        let contents = parse(Path::new("x"), &framed(&[b"one", b"", b"three"])).unwrap();
-        let bodies: Vec<&[u8]> = contents.records.iter().map(|(_, b)| b.as_slice()).collect();
-        assert_eq!(bodies, vec![&b"one"[..], b"", b"three"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        // 3 batches of 40 records of 30 KiB: 3.5 MiB, so the file grows twice.
+        let (bytes, _, all) = written(&dir, 3, 40, 30 << 10);
+        assert!(bytes.len() as u64 >= 4 * MIN_GROWTH, "{}", bytes.len());
+        assert_eq!(bytes.len() as u64 % MIN_GROWTH, 0);
+        let contents = parse(Path::new("log"), &bytes).unwrap();
+        assert!(bodies(&contents) == all);
         assert_eq!(contents.torn_bytes, 0);
+
+        // Reopened, appending resumes where the records end.
+        let path = dir.path().join("raft.log");
+        let (mut file, _) = LogFile::open(&path).unwrap();
+        file.append(&framed(&[b"one more"])).unwrap();
+        let (_, contents) = LogFile::open(&path).unwrap();
+        assert_eq!(contents.records.last().unwrap().1, b"one more");
+        assert_eq!(contents.records.len(), all.len() + 1);
+
+        // A rewrite keeps only what it is given, and appends follow it.
+        file.replace(&framed(&[b"image"])).unwrap();
+        file.append(&framed(&[b"after"])).unwrap();
+        let (_, contents) = LogFile::open(&path).unwrap();
+        assert_eq!(
+            bodies(&contents),
+            vec![b"image".to_vec(), b"after".to_vec()]
+        );
     }
 
+    /// A cut anywhere — at a record boundary too — is refused as a cut, once
+    /// the file's first batch record survives it; a cut before that leaves
+    /// no record at all (storage refuses a log without its first record).
     #[test]
-    fn every_cut_of_the_last_record_is_a_torn_tail() {
-        let bytes = framed(&[b"first record", b"second record"]);
-        let first_len = HEADER + b"first record".len();
-        for cut in first_len + 1..bytes.len() {
-            let contents = parse(Path::new("x"), &bytes[..cut]).unwrap();
-            assert_eq!(contents.records.len(), 1, "cut at {cut}");
-            assert_eq!(contents.torn_bytes as usize, cut - first_len);
+    fn a_file_cut_anywhere_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, starts, _) = written(&dir, 3, 40, 30 << 10);
+        let contents = parse(Path::new("log"), &bytes).unwrap();
+        let mut cuts: Vec<usize> = contents
+            .records
+            .iter()
+            .map(|(at, _)| *at as usize)
+            .collect();
+        cuts.extend(starts.iter().map(|at| *at as usize));
+        cuts.extend([contents.end as usize, bytes.len() - 1, bytes.len() / 2]);
+        cuts.extend((0..8).map(|k| k as usize * MIN_GROWTH as usize));
+        cuts.extend((1..=2 * SECTOR).step_by(7));
+        for cut in cuts {
+            if cut >= bytes.len() {
+                continue;
+            }
+            match parse(Path::new("log"), &bytes[..cut]) {
+                Err(err) => {
+                    let text = err.to_string();
+                    assert!(
+                        text.contains("cut short") || cut < BATCH_RECORD,
+                        "cut at {cut}: {text}"
+                    );
+                }
+                Ok(contents) => assert!(
+                    cut < BATCH_RECORD && contents.records.is_empty(),
+                    "cut at {cut}: accepted {} records",
+                    contents.records.len()
+                ),
+            }
         }
-        // Zeros after the last record (e.g. a size update without its data).
-        let mut zeros = bytes.clone();
-        zeros.extend_from_slice(&[0; 100]);
-        let contents = parse(Path::new("x"), &zeros).unwrap();
-        assert_eq!((contents.records.len(), contents.torn_bytes), (2, 100));
+    }
+
+    /// A crash during the last batch's write keeps any subset of its sectors
+    /// from the disk (they read as the zeros that were there): what is read
+    /// back is every earlier batch and the records of the last one before
+    /// its first lost sector — never an error, never a record after a gap.
+    #[test]
+    fn every_torn_final_write_leaves_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        // Records of 700 bytes: the last batch spans 6 sectors, starting
+        // mid-sector.
+        let (bytes, starts, all) = written(&dir, 3, 4, 700);
+        let last = starts[2] as usize;
+        let full = parse(Path::new("log"), &bytes).unwrap();
+        let end = full.end as usize;
+        let sectors: Vec<usize> = (last / SECTOR..end.div_ceil(SECTOR)).collect();
+        assert!(sectors.len() >= 6, "{sectors:?}");
+        for lost in 1u32..1 << sectors.len() {
+            let mut torn = bytes.clone();
+            let mut first_lost = end;
+            for (k, sector) in sectors.iter().enumerate() {
+                if lost & (1 << k) != 0 {
+                    let from = (sector * SECTOR).max(last);
+                    torn[from..(sector + 1) * SECTOR].fill(0);
+                    first_lost = first_lost.min(from);
+                }
+            }
+            let kept = full
+                .records
+                .iter()
+                .filter(|(at, body)| *at as usize + HEADER + body.len() <= first_lost)
+                .count();
+            let contents = parse(Path::new("log"), &torn)
+                .unwrap_or_else(|err| panic!("sectors lost {lost:#b}: {err}"));
+            assert_eq!(contents.records.len(), kept, "sectors lost {lost:#b}");
+            assert!(bodies(&contents) == all[..kept], "sectors lost {lost:#b}");
+            let nothing_left = torn[last..].iter().all(|b| *b == 0);
+            assert!(
+                contents.torn_bytes > 0 || nothing_left,
+                "sectors lost {lost:#b}"
+            );
+        }
+
+        // Opening repairs it: the remnants are zeroed, and the next batch
+        // reads back after the earlier ones.
+        let path = dir.path().join("raft.log");
+        let mut torn = bytes.clone();
+        torn[(last / SECTOR + 2) * SECTOR..end].fill(0);
+        fs::write(&path, &torn).unwrap();
+        let (mut file, contents) = LogFile::open(&path).unwrap();
+        assert!(contents.torn_bytes > 0);
+        let kept = contents.records.len();
+        file.append(&framed(&[b"after the crash"])).unwrap();
+        let (_, contents) = LogFile::open(&path).unwrap();
+        assert_eq!(contents.torn_bytes, 0);
+        assert_eq!(contents.records.len(), kept + 1);
+        assert_eq!(contents.records[kept].1, b"after the crash");
     }
 
     #[test]
-    fn every_flipped_bit_is_corruption_or_a_shorter_tail_never_a_silent_change() {
-        let bytes = framed(&[b"first record", b"second record"]);
-        for bit in 0..bytes.len() * 8 {
+    fn every_flipped_bit_in_the_records_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, _, _) = written(&dir, 3, 2, 40);
+        let end = parse(Path::new("log"), &bytes).unwrap().end as usize;
+        for bit in 0..end * 8 {
             let mut damaged = bytes.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
             match parse(Path::new("log"), &damaged) {
@@ -273,14 +604,30 @@ mod tests {
                     let text = err.to_string();
                     assert!(text.contains("log") && text.contains("byte"), "{text}");
                 }
-                // Only a length flipped in BOTH copies could get here, which a
-                // single bit cannot do: a flip must never pass unnoticed.
                 Ok(contents) => panic!(
                     "bit {bit}: accepted {} records, torn {}",
                     contents.records.len(),
                     contents.torn_bytes
                 ),
             }
+        }
+    }
+
+    /// Zeros where acknowledged records were (a lost sector in the middle
+    /// of the file) are damage, not a torn write: a later batch is intact.
+    /// (A sector the last batch shares is its to tear.)
+    #[test]
+    fn lost_sectors_before_the_last_batch_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, starts, _) = written(&dir, 3, 4, 700);
+        let shared = starts[2] as usize / SECTOR * SECTOR;
+        for sector in (0..shared).step_by(SECTOR) {
+            let mut damaged = bytes.clone();
+            damaged[sector..sector + SECTOR].fill(0);
+            let err = parse(Path::new("log"), &damaged)
+                .err()
+                .unwrap_or_else(|| panic!("sector at {sector} zeroed: accepted"));
+            assert!(err.to_string().contains("byte"), "{err}");
         }
     }
 }

@@ -31,11 +31,15 @@
 //! records of the live entries in memory for that (the core holds the same
 //! entries anyway).
 //!
-//! **Checksums and torn tails** (rules in `log_file`): every record has a
-//! crc32 and a doubly stored length; a damaged record anywhere is reported
-//! with the file and offset and the node refuses to start. Only an incomplete
-//! final write (a batch whose fdatasync never returned, so nothing depending
-//! on it was ever sent or acknowledged) is cut off — what Raft allows to lose.
+//! **Checksums, cuts and torn tails** (rules in `log_file`): every record has
+//! a crc32 and a doubly stored length, and the file is preallocated with its
+//! length recorded in each batch; a damaged record anywhere, or a file
+//! shorter than it was made, is reported with the file and offset and the
+//! node refuses to start. Only a torn final write (a batch whose fdatasync
+//! never returned, so nothing depending on it was ever sent or acknowledged)
+//! is cut off — what Raft allows to lose. A file cut at a record boundary is
+//! not taken for a shorter log: that would drop acknowledged entries from
+//! the majority that committed them.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -442,11 +446,12 @@ fn replay(
         rewrite_bytes: REWRITE_BYTES,
     };
     let mut entries: VecDeque<raft_model::Entry<KvCommand>> = VecDeque::new();
-    for (offset, body) in contents.records {
+    for (n, (offset, body)) in contents.records.into_iter().enumerate() {
+        let first = n == 0;
         let kind = body.first().copied().unwrap_or(0);
         let (a, b) = (u64_at(&body, 1), u64_at(&body, 9));
         match (kind, a, b) {
-            (INIT, Some(INIT_MAGIC), Some(0)) if body.len() == 17 && offset == 0 => {}
+            (INIT, Some(INIT_MAGIC), Some(0)) if body.len() == 17 && first => {}
             (HARD_STATE, Some(term), Some(vote)) if body.len() == 17 => {
                 durable.hard_state = (term, (vote != 0).then_some(vote));
             }
@@ -783,20 +788,27 @@ mod tests {
             .expect("refused");
         assert!(err.to_string().contains("lost its beginning"), "{err}");
 
-        // Cut at a record boundary after the INIT record is a shorter log, not
-        // detectable here; cut so that INIT itself is gone, it is refused.
+        // Cut so that INIT itself is gone: refused.
         let dir = tempfile::tempdir().unwrap();
         let path = populated(&dir);
-        let bytes = std::fs::read(path.join(LOG_FILE)).unwrap();
-        let first = log_file::parse(&path.join(LOG_FILE), &bytes)
-            .unwrap()
-            .records[1]
-            .0 as usize;
-        std::fs::write(path.join(LOG_FILE), &bytes[first..]).unwrap();
+        let log = path.join(LOG_FILE);
+        let bytes = std::fs::read(&log).unwrap();
+        let records = log_file::parse(&log, &bytes).unwrap().records;
+        std::fs::write(&log, &bytes[records[1].0 as usize..]).unwrap();
         let err = Storage::open(&path, &identity(), true)
             .err()
             .expect("refused");
-        assert!(err.to_string().contains("lost its beginning"), "{err}");
+        assert!(err.to_string().contains("corrupt"), "{err}");
+
+        // Cut at any later record boundary: refused too (the file is shorter
+        // than its batch records say), not taken for a shorter log.
+        for (at, _) in &records[1..] {
+            std::fs::write(&log, &bytes[..*at as usize]).unwrap();
+            let err = Storage::open(&path, &identity(), false)
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains("cut short"), "{err}");
+        }
     }
 
     #[test]
@@ -834,18 +846,24 @@ mod tests {
             let mut batch = WriteBatch::default();
             log_batch(&log_of(&[entry(1, "a"), entry(1, "b")]), 1, &mut batch);
             storage.write(batch).unwrap();
-            // A second batch whose write is cut short by a crash.
+            // A second batch whose last sector a crash keeps from the disk.
             let mut batch = WriteBatch::default();
+            // (Entry 3 is long enough to span two sectors.)
+            let long = "c".repeat(700);
             log_batch(
-                &log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]),
+                &log_of(&[entry(1, "a"), entry(1, "b"), entry(1, &long)]),
                 3,
                 &mut batch,
             );
             storage.write(batch).unwrap();
         }
         let file = path.join(LOG_FILE);
-        let bytes = fs::read(&file).unwrap();
-        fs::write(&file, &bytes[..bytes.len() - 5]).unwrap();
+        let mut bytes = fs::read(&file).unwrap();
+        let contents = log_file::parse(&file, &bytes).unwrap();
+        let (third, _) = contents.records.last().unwrap();
+        let lost = (contents.end as usize - 1) / 512 * 512;
+        bytes[lost.max(*third as usize)..contents.end as usize].fill(0);
+        fs::write(&file, &bytes).unwrap();
         let (storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
         assert!(recovered.repaired);
         assert_eq!(recovered.log, log_of(&[entry(1, "a"), entry(1, "b")]));
@@ -876,8 +894,8 @@ mod tests {
             log_batch(&log_of(&[entry(1, "a"), entry(1, "b")]), 1, &mut batch);
             storage.write(batch).unwrap();
         }
-        // Flip a bit inside entry 1's record: it is not the tail, so this is
-        // damage to acknowledged data, never a torn write.
+        // Flip a bit in the first (batch) record's header or body: damage
+        // to acknowledged data, never a torn write.
         let file = path.join(LOG_FILE);
         let clean = fs::read(&file).unwrap();
         for at in [log_file::HEADER + 3, 1, 5, 9] {
@@ -895,7 +913,7 @@ mod tests {
         }
         // Damage in the last record is reported too, not taken for a torn write.
         let mut bytes = clean.clone();
-        let last = bytes.len() - 1;
+        let last = log_file::parse(&file, &clean).unwrap().end as usize - 1;
         bytes[last] ^= 1;
         fs::write(&file, &bytes).unwrap();
         let text = Storage::open(&path, &identity(), false)
@@ -903,6 +921,14 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("checksum"), "{text}");
+    }
+
+    /// Where the log file's records end (the zeros after them not counted).
+    fn records_end(dir: &Path) -> u64 {
+        let path = dir.join(LOG_FILE);
+        log_file::parse(&path, &fs::read(&path).unwrap())
+            .unwrap()
+            .end
     }
 
     #[test]
@@ -915,7 +941,7 @@ mod tests {
             let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c"), entry(1, "d")]);
             log_batch(&log, 1, &mut batch);
             storage.write(batch).unwrap();
-            let before = fs::metadata(path.join(LOG_FILE)).unwrap().len();
+            let before = records_end(&path);
             // Any dead record is worth a rewrite here.
             storage.durable.lock().unwrap().rewrite_bytes = 0;
             let snapshot = Snapshot {
@@ -933,7 +959,7 @@ mod tests {
                     ..Default::default()
                 })
                 .unwrap();
-            assert!(fs::metadata(path.join(LOG_FILE)).unwrap().len() < before);
+            assert!(records_end(&path) < before);
             // Entry 4 is overwritten by a new leader's entry, then 5 added.
             let mut log = Log {
                 snapshot_index: 3,
