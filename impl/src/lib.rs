@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod node;
 pub mod peer_client;
 pub mod peer_service;
+pub mod ports;
 pub mod seeded_bug;
 pub mod server;
 pub mod snapshot_file;

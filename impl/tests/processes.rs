@@ -13,13 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
 /// Ports the OS says are free right now.
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    raft_node::ports::free_loopback_ports(count).expect("free loopback ports")
 }
 
 struct Nodes {

@@ -7,7 +7,6 @@
 //! (an event removed, a term changed, a receive moved before its send, a
 //! state field altered) must each be rejected with a clear message.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,13 +16,7 @@ use raft_node::client::KvClient;
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    raft_node::ports::free_loopback_ports(count).expect("free loopback ports")
 }
 
 struct Cluster {

@@ -289,16 +289,6 @@ pub fn describe(op: &Operation) -> String {
 }
 
 /// Ports free right now on loopback.
-fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<Vec<_>>>()?)
-}
-
 fn run_dir(options: &ChaosOptions) -> anyhow::Result<PathBuf> {
     let parent = options.dir.clone().unwrap_or_else(std::env::temp_dir);
     let stamp = std::time::SystemTime::now()
@@ -331,7 +321,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let dir = run_dir(&options)?;
     std::fs::write(dir.join("seed"), format!("{}\n", options.seed))?;
     let ids: Vec<NodeId> = (1..=options.nodes).collect();
-    let ports = free_ports(ids.len())?;
+    let ports = crate::ports::free_loopback_ports(ids.len())?;
     let listen: BTreeMap<NodeId, SocketAddr> = ids
         .iter()
         .zip(&ports)

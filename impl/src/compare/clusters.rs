@@ -6,7 +6,6 @@
 //! `Kv/Status`, etcd in `Maintenance/Status` (the member id of the leader,
 //! matched against each endpoint's own member id in the response header).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -30,11 +29,9 @@ pub struct Cluster {
     children: Vec<Child>,
 }
 
-/// Asks the OS for a free loopback port. Another program could take it
-/// before the node binds it; the node then fails with "port in use".
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
-    Ok(listener.local_addr()?.port())
+/// `count` distinct free loopback ports.
+fn free_ports(count: u64) -> anyhow::Result<Vec<u16>> {
+    crate::ports::free_loopback_ports(count as usize).context("no free loopback ports")
 }
 
 fn log_file(path: &Path) -> anyhow::Result<Stdio> {
@@ -58,7 +55,7 @@ impl Cluster {
     /// Starts `nodes` of our node (the `raft-node` binary at `binary`).
     pub fn start_ours(binary: &Path, dir: &Path, nodes: u64) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let ports = free_ports(nodes)?;
         let peers: Vec<String> = (1..=nodes)
             .zip(&ports)
             .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
@@ -94,8 +91,8 @@ impl Cluster {
     /// commit of its WAL, 100 ms heartbeat, 1 s election timeout).
     pub fn start_etcd(binary: &Path, dir: &Path, nodes: u64) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let client_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect::<Result<_, _>>()?;
-        let peer_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let mut client_ports = free_ports(2 * nodes)?;
+        let peer_ports = client_ports.split_off(nodes as usize);
         let initial: Vec<String> = (1..=nodes)
             .zip(&peer_ports)
             .map(|(id, port)| format!("n{id}=http://127.0.0.1:{port}"))
