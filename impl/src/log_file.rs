@@ -3,14 +3,21 @@
 //!
 //! ```text
 //! record = len: u32 LE | !len: u32 LE | crc32(body): u32 LE | body (len bytes)
-//! batch record body = 0x00 | BATCH_MAGIC: u64 LE | extent: u64 LE
+//! batch record body = 0x00 | BATCH_MAGIC | nonce: u64 | offset: u64 | extent: u64 (LE)
+//! end record body   = 0x00 | END_MAGIC (no zero byte in it)
 //! ```
 //!
-//! **Batches.** Each append is one batch: a batch record, then the caller's
-//! records, written with `pwrite` and made durable with one `fdatasync`
-//! (group commit); nothing that depends on a batch is sent or acknowledged
-//! before that returns. Batch records are this module's own (storage's
-//! record kinds start at 1) and are not handed to the caller.
+//! **Batches.** Each append is one batch: a batch record, the caller's
+//! records, an end record; written with `pwrite` and made durable with one
+//! `fdatasync` (group commit); nothing that depends on a batch is sent or
+//! acknowledged before that returns. Batch and end records are this
+//! module's own (storage's record kinds start at 1) and are not handed to
+//! the caller. A batch record names the file (a random nonce drawn when the
+//! file is created) and its own offset, so that neither a record copied
+//! from elsewhere nor bytes a client chose can pass for one, and a file
+//! with bytes inserted or removed is refused. The end record puts non-zero
+//! bytes at the end of every batch, so that the zeros some records end
+//! with (a vote of 0, say) never reach a sector's end and look unwritten.
 //!
 //! **Preallocation makes a cut visible.** The file is grown ahead of its
 //! records (`fallocate`, then `fsync` of the new size) and the space past the
@@ -35,10 +42,13 @@
 //!      or a sector it touches reads as zeros from where the record starts
 //!      in it to the sector's end. The space was zeros before the write, a
 //!      crash keeps whole sectors from the disk, a flipped bit zeroes
-//!      nothing, and no valid header is zero;
-//!   2. no intact batch record starts anywhere after it: batches are written
-//!      one after another, each made durable before the next is written, so
-//!      a later batch proves that the damaged one was complete and durable.
+//!      nothing, and no valid header is zero. (Fewer than 4 zero bytes at
+//!      the start of a header count only if the inverted length copy says
+//!      they were not zero.)
+//!   2. no intact batch record of this file (its nonce, at the offset it
+//!      names) starts anywhere after it: batches are written one after
+//!      another, each made durable before the next is written, so a later
+//!      batch proves that the damaged one was complete and durable.
 //!
 //!   The torn bytes are overwritten with zeros (and fdatasynced) before
 //!   appending resumes, so no remnant of that batch is ever read as records.
@@ -46,12 +56,14 @@
 //!   the node refuses to start; acknowledged data is never silently dropped.
 //!
 //! What no single file can tell: a flipped bit in the *final* batch passes
-//! for a torn write when that batch also holds a sector-aligned run of zeros
-//! reaching a sector's end (a value of 512 zero bytes, or the batch's own
-//! end followed by free space).
+//! for a torn write when that batch also holds a sector-aligned run of 512
+//! zeros (a value of zeros); and sectors holding the last batches that the
+//! disk acknowledged but then lost whole (a lying disk cache) read as the
+//! file's clean end. Catching those would need the end recorded outside
+//! the file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
@@ -61,11 +73,15 @@ pub const HEADER: usize = 12;
 /// far below this by the client API).
 pub const MAX_BODY: usize = 64 << 20;
 
-/// A batch record's body: kind 0, the magic, the extent.
-const BATCH_BODY: usize = 17;
+/// A batch record's body: kind 0, the magic, nonce, offset, extent.
+const BATCH_BODY: usize = 33;
 /// A whole batch record.
 pub const BATCH_RECORD: usize = HEADER + BATCH_BODY;
-const BATCH_MAGIC: u64 = 0x6261_7463_682d_7631; // "batch-v1"
+const BATCH_MAGIC: u64 = 0x3276_2d68_6374_6162; // "batch-v2"
+/// An end record's body: kind 0 and the magic.
+const END_BODY: usize = 9;
+const END_RECORD: usize = HEADER + END_BODY;
+const END_MAGIC: u64 = 0x646e_652d_6863_7462; // "btch-end": no zero byte
 /// The unit a crash keeps from the disk (or not) as a whole.
 const SECTOR: usize = 512;
 /// The file grows by its own size, at least this much...
@@ -107,31 +123,65 @@ pub fn frame_with(out: &mut Vec<u8>, write_body: impl FnOnce(&mut Vec<u8>)) {
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn batch_record(extent: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(BATCH_RECORD);
+/// What a batch record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Batch {
+    /// The file's nonce.
+    nonce: u64,
+    /// Where the record was written.
+    offset: u64,
+    /// The file's length when it was written.
+    extent: u64,
+}
+
+/// One batch as written: batch record, `framed`, end record.
+fn batch_bytes(batch: Batch, framed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_RECORD + framed.len() + END_RECORD);
     frame_with(&mut out, |body| {
         body.push(0);
-        body.extend_from_slice(&BATCH_MAGIC.to_le_bytes());
-        body.extend_from_slice(&extent.to_le_bytes());
+        for word in [BATCH_MAGIC, batch.nonce, batch.offset, batch.extent] {
+            body.extend_from_slice(&word.to_le_bytes());
+        }
+    });
+    out.extend_from_slice(framed);
+    frame_with(&mut out, |body| {
+        body.push(0);
+        body.extend_from_slice(&END_MAGIC.to_le_bytes());
     });
     out
 }
 
-/// The extent a batch record's body claims, if it is one.
-fn batch_extent(body: &[u8]) -> Option<u64> {
-    (body.len() == BATCH_BODY && body[0] == 0 && u64_at(body, 1) == BATCH_MAGIC)
-        .then(|| u64_at(body, 9))
+/// This module's own records.
+enum Own {
+    Batch(Batch),
+    End,
+}
+
+fn own_record(body: &[u8]) -> Option<Own> {
+    if body.first() != Some(&0) {
+        return None;
+    }
+    if body.len() == BATCH_BODY && u64_at(body, 1) == BATCH_MAGIC {
+        return Some(Own::Batch(Batch {
+            nonce: u64_at(body, 9),
+            offset: u64_at(body, 17),
+            extent: u64_at(body, 25),
+        }));
+    }
+    (body.len() == END_BODY && u64_at(body, 1) == END_MAGIC).then_some(Own::End)
 }
 
 /// What reading a file back found.
 pub struct Contents {
-    /// Each complete record's byte offset and body, in order (batch records
-    /// left out).
+    /// Each complete record's byte offset and body, in order (this module's
+    /// own records left out).
     pub records: Vec<(u64, Vec<u8>)>,
     /// Where the records end: appending resumes here.
     pub end: u64,
     /// Bytes of a torn final write found after `end` (0: the file was clean).
     pub torn_bytes: u64,
+    /// The file's nonce (None: no batch record was read).
+    nonce: Option<u64>,
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -149,9 +199,7 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 /// Whether the damaged record spanning `at..span_end` shows a sector that
 /// never reached the disk: its header is zeros (no valid header is), or a
 /// sector it touches is zeros from where the record starts in it to the
-/// sector's end (everything the write put there is missing). A piece that
-/// starts at the record and is shorter than 4 bytes proves nothing: it may
-/// be the low bytes of a valid length.
+/// sector's end (everything the write put there is missing).
 fn shows_an_unwritten_sector(bytes: &[u8], at: usize, span_end: usize) -> bool {
     let zero = |piece: &[u8]| piece.iter().all(|b| *b == 0);
     if zero(&bytes[at..(at + 8).min(bytes.len())]) {
@@ -162,23 +210,38 @@ fn shows_an_unwritten_sector(bytes: &[u8], at: usize, span_end: usize) -> bool {
     while sector < end {
         let from = sector.max(at);
         let piece = &bytes[from..(sector + SECTOR).min(bytes.len())];
-        if (from > at || piece.len() >= 4) && zero(piece) {
-            return true;
+        if zero(piece) {
+            if from > at || piece.len() >= 4 {
+                return true;
+            }
+            // Fewer than 4 bytes of the length, at the end of a sector: zero
+            // low bytes may be a valid length's. The inverted copy, in the
+            // next sector, says what they were; if it says non-zero, they
+            // were never written.
+            if at + 8 <= bytes.len() {
+                let length = (!u32_at(bytes, at + 4)).to_le_bytes();
+                if length[..piece.len()].iter().any(|b| *b != 0) {
+                    return true;
+                }
+            }
         }
         sector += SECTOR;
     }
     false
 }
 
-/// The offset of the first intact batch record starting after `from`, at
-/// any byte offset (the damage hides where records start).
-fn batch_record_after(bytes: &[u8], from: usize) -> Option<usize> {
+/// The offset of the first intact batch record of this file (its nonce, if
+/// known, and its own offset) starting after `from`, at any byte offset:
+/// the damage hides where records start.
+fn batch_record_after(bytes: &[u8], from: usize, nonce: Option<u64>) -> Option<usize> {
     let len = (BATCH_BODY as u32).to_le_bytes();
     let check = (!(BATCH_BODY as u32)).to_le_bytes();
     (from + 1..=bytes.len().saturating_sub(BATCH_RECORD)).find(|&at| {
         bytes[at..at + 4] == len && bytes[at + 4..at + 8] == check && {
             let body = &bytes[at + HEADER..at + BATCH_RECORD];
-            u32_at(bytes, at + 8) == crc32fast::hash(body) && batch_extent(body).is_some()
+            u32_at(bytes, at + 8) == crc32fast::hash(body)
+                && matches!(own_record(body), Some(Own::Batch(batch))
+                    if batch.offset == at as u64 && nonce.is_none_or(|n| n == batch.nonce))
         }
     })
 }
@@ -191,6 +254,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
         what,
     };
     let mut records = Vec::new();
+    let mut nonce = None;
     // The last batch record's extent, and where that record is.
     let mut extent: Option<(u64, usize)> = None;
     let mut at = 0usize;
@@ -237,8 +301,29 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
                 format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"),
             ));
         }
-        match batch_extent(body) {
-            Some(claimed) => extent = Some((claimed, at)),
+        match own_record(body) {
+            Some(Own::Batch(batch)) => {
+                if batch.offset != at as u64 {
+                    return Err(corrupt(
+                        at,
+                        format!(
+                            "a batch record written at byte {} is found at byte {at}: bytes \
+                             were inserted into or removed from the file before it",
+                            batch.offset
+                        ),
+                    ));
+                }
+                if *nonce.get_or_insert(batch.nonce) != batch.nonce {
+                    return Err(corrupt(
+                        at,
+                        "a batch record of another log file (its nonce differs from the \
+                         first batch's): the file was spliced from two"
+                            .into(),
+                    ));
+                }
+                extent = Some((batch.extent, at));
+            }
+            Some(Own::End) => {}
             None => records.push((at as u64, body.to_vec())),
         }
         at += HEADER + len;
@@ -271,7 +356,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
             if !shows_an_unwritten_sector(bytes, at, span_end) {
                 return Err(corrupt(at, what));
             }
-            if let Some(later) = batch_record_after(bytes, at) {
+            if let Some(later) = batch_record_after(bytes, at, nonce) {
                 return Err(corrupt(
                     at,
                     format!(
@@ -288,6 +373,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
         records,
         end: at as u64,
         torn_bytes,
+        nonce,
     })
 }
 
@@ -295,8 +381,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
 pub struct LogFile {
     path: PathBuf,
     file: File,
+    nonce: u64,
     end: u64,
     allocated: u64,
+    /// A write failed: what is on disk is unknown (a failed fdatasync may
+    /// have dropped pages that a retry would not rewrite), so every later
+    /// write fails too, until a restart reads the file back.
+    failed: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
@@ -308,10 +399,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
 
 /// Makes `file` at least `len` bytes long, the new space zeros and the new
 /// length durable. `fallocate` reserves the blocks (a later write cannot
-/// fail for want of space); where the file system lacks it, `set_len`
-/// gives the same zeros.
+/// fail for want of space); only where the file system lacks it does
+/// `set_len` give the same zeros without the reservation.
 fn grow(file: &File, path: &Path, len: u64) -> Result<(), LogFileError> {
-    if fs4::fs_std::FileExt::allocate(file, len).is_err() {
+    if let Err(err) = fs4::fs_std::FileExt::allocate(file, len) {
+        if !matches!(err.kind(), ErrorKind::Unsupported | ErrorKind::InvalidInput) {
+            return Err(io(path)(err));
+        }
         file.set_len(len).map_err(io(path))?;
     }
     file.sync_all().map_err(io(path))
@@ -324,16 +418,71 @@ fn next_allocation(allocated: u64, needed: u64) -> u64 {
     needed.max(allocated + step).div_ceil(MIN_GROWTH) * MIN_GROWTH
 }
 
+/// Room a batch of `framed` needs at the end of the records: itself and,
+/// after it, the next batch's record (which must lie in existing space).
+fn room(framed: &[u8]) -> u64 {
+    (BATCH_RECORD + framed.len() + END_RECORD + BATCH_RECORD) as u64
+}
+
+fn sync_dir_of(path: &Path) -> Result<(), LogFileError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
 impl LogFile {
-    /// Opens (creating if absent) and reads `path`; a torn final write is
+    /// Creates `path` holding one batch of `framed` records, atomically
+    /// (temporary file, fsync, rename, directory fsync): after a crash the
+    /// file is either absent or whole.
+    pub fn create(path: &Path, framed: &[u8]) -> Result<LogFile, LogFileError> {
+        let (file, end, allocated, nonce) = Self::write_new(path, framed)?;
+        fs::rename(path.with_extension("tmp"), path).map_err(io(path))?;
+        sync_dir_of(path)?;
+        Ok(LogFile {
+            path: path.to_owned(),
+            file,
+            nonce,
+            end,
+            allocated,
+            failed: false,
+        })
+    }
+
+    /// Writes a new file next to `path` (its `.tmp` sibling) holding one
+    /// batch of `framed`, durable; returns it open, with its end, length
+    /// and nonce.
+    fn write_new(path: &Path, framed: &[u8]) -> Result<(File, u64, u64, u64), LogFileError> {
+        let tmp = path.with_extension("tmp");
+        let nonce: u64 = rand::random();
+        let allocated = next_allocation(0, room(framed));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        grow(&file, &tmp, allocated)?;
+        let batch = Batch {
+            nonce,
+            offset: 0,
+            extent: allocated,
+        };
+        let bytes = batch_bytes(batch, framed);
+        file.write_all_at(&bytes, 0).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        Ok((file, bytes.len() as u64, allocated, nonce))
+    }
+
+    /// Opens and reads `path`, which must exist; a torn final write is
     /// overwritten with zeros (and that made durable) before appending
     /// resumes.
     pub fn open(path: &Path) -> Result<(LogFile, Contents), LogFileError> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(path)
             .map_err(io(path))?;
         let mut bytes = Vec::new();
@@ -348,30 +497,51 @@ impl LogFile {
             LogFile {
                 path: path.to_owned(),
                 file,
+                nonce: contents.nonce.unwrap_or_else(rand::random),
                 end: contents.end,
                 allocated: bytes.len() as u64,
+                failed: false,
             },
             contents,
         ))
     }
 
+    fn usable(&self) -> Result<(), LogFileError> {
+        if self.failed {
+            return Err(LogFileError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(
+                    "an earlier write to this file failed, so what it holds is unknown; \
+                     restart the node to read it back",
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Appends framed records as one batch and makes them durable (one
     /// fdatasync; two more syscalls when the file must grow first).
     pub fn append(&mut self, framed: &[u8]) -> Result<(), LogFileError> {
-        // Room for this batch and, after it, the next batch's record.
-        let needed = self.end + (BATCH_RECORD + framed.len() + BATCH_RECORD) as u64;
+        self.usable()?;
+        self.failed = true;
+        let needed = self.end + room(framed);
         if needed > self.allocated {
             let allocated = next_allocation(self.allocated, needed);
             grow(&self.file, &self.path, allocated)?;
             self.allocated = allocated;
         }
-        let mut batch = batch_record(self.allocated);
-        batch.extend_from_slice(framed);
+        let batch = Batch {
+            nonce: self.nonce,
+            offset: self.end,
+            extent: self.allocated,
+        };
+        let bytes = batch_bytes(batch, framed);
         self.file
-            .write_all_at(&batch, self.end)
+            .write_all_at(&bytes, self.end)
             .map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
-        self.end += batch.len() as u64;
+        self.end += bytes.len() as u64;
+        self.failed = false;
         Ok(())
     }
 
@@ -383,30 +553,14 @@ impl LogFile {
     /// Replaces the whole file by one batch of `framed` records atomically:
     /// written to a temporary file, fsynced, renamed over, directory fsynced.
     pub fn replace(&mut self, framed: &[u8]) -> Result<(), LogFileError> {
-        let tmp = self.path.with_extension("tmp");
-        let needed = (BATCH_RECORD + framed.len() + BATCH_RECORD) as u64;
-        let allocated = next_allocation(0, needed);
-        {
-            let file = File::create(&tmp).map_err(io(&tmp))?;
-            grow(&file, &tmp, allocated)?;
-            let mut batch = batch_record(allocated);
-            batch.extend_from_slice(framed);
-            file.write_all_at(&batch, 0).map_err(io(&tmp))?;
-            file.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(dir))?;
-        }
-        self.file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
-            .map_err(io(&self.path))?;
-        self.end = (BATCH_RECORD + framed.len()) as u64;
-        self.allocated = allocated;
+        self.usable()?;
+        let (file, end, allocated, nonce) = Self::write_new(&self.path, framed)?;
+        self.failed = true;
+        fs::rename(self.path.with_extension("tmp"), &self.path).map_err(io(&self.path))?;
+        // From here on the new file is the log, whatever happens next.
+        (self.file, self.end, self.allocated, self.nonce) = (file, end, allocated, nonce);
+        sync_dir_of(&self.path)?;
+        self.failed = false;
         Ok(())
     }
 }
@@ -445,8 +599,7 @@ mod tests {
         len: usize,
     ) -> (Vec<u8>, Vec<u64>, Vec<Vec<u8>>) {
         let path = dir.path().join("raft.log");
-        let (mut file, contents) = LogFile::open(&path).unwrap();
-        assert!(contents.records.is_empty());
+        let mut file: Option<LogFile> = None;
         let (mut starts, mut all) = (Vec::new(), Vec::new());
         for b in 0..batches {
             let mut out = Vec::new();
@@ -455,8 +608,16 @@ mod tests {
                 frame(&mut out, &body);
                 all.push(body);
             }
-            starts.push(file.size());
-            file.append(&out).unwrap();
+            match &mut file {
+                None => {
+                    starts.push(0);
+                    file = Some(LogFile::create(&path, &out).unwrap());
+                }
+                Some(file) => {
+                    starts.push(file.size());
+                    file.append(&out).unwrap();
+                }
+            }
         }
         (fs::read(&path).unwrap(), starts, all)
     }
@@ -629,5 +790,127 @@ mod tests {
                 .unwrap_or_else(|| panic!("sector at {sector} zeroed: accepted"));
             assert!(err.to_string().contains("byte"), "{err}");
         }
+    }
+
+    /// The previous batch ends 1-3 bytes before a sector's end and that
+    /// sector is lost while the next one is kept: the zeros cover only the
+    /// low bytes of the next batch record's length. Its inverted copy shows
+    /// they were not zero: a torn write, not corruption.
+    #[test]
+    fn a_lost_sector_under_a_header_that_straddles_it_is_a_torn_write() {
+        for k in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("raft.log");
+            let first = SECTOR - k - BATCH_RECORD - END_RECORD - HEADER;
+            let mut file = LogFile::create(&path, &framed(&[&body(0, 0, first)])).unwrap();
+            assert_eq!(file.size() as usize, SECTOR - k);
+            file.append(&framed(&[&body(1, 0, 700), &body(1, 1, 300)]))
+                .unwrap();
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[SECTOR - k..SECTOR].fill(0);
+            let contents = parse(&path, &bytes).unwrap_or_else(|err| panic!("k = {k}: {err}"));
+            assert_eq!(contents.records.len(), 1, "k = {k}");
+            assert!(contents.torn_bytes > 0);
+        }
+    }
+
+    /// A flipped bit in the final batch's last record is corruption even
+    /// when that record ends in zeros (a hard state's vote of 0) that reach
+    /// into a new sector: the end record keeps that sector from looking
+    /// unwritten.
+    #[test]
+    fn a_flip_in_a_final_record_that_ends_in_zeros_is_corruption() {
+        let zero_tail = [[1u8; 10].as_slice(), &[0; 7]].concat();
+        for pad in 0..24 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("raft.log");
+            // The final record ends 0..24 bytes past a sector boundary.
+            let first = SECTOR - BATCH_RECORD - END_RECORD - HEADER - BATCH_RECORD + pad
+                - (HEADER + zero_tail.len());
+            let mut file = LogFile::create(&path, &framed(&[&body(0, 0, first)])).unwrap();
+            file.append(&framed(&[&zero_tail])).unwrap();
+            let clean = fs::read(&path).unwrap();
+            let contents = parse(&path, &clean).unwrap();
+            let (at, _) = contents.records[1];
+            for byte in [0, 4, 8, HEADER, HEADER + 5] {
+                let mut bytes = clean.clone();
+                bytes[at as usize + byte] ^= 0x04;
+                assert!(
+                    parse(&path, &bytes).is_err(),
+                    "pad {pad}, byte {byte}: a flip passed for a torn write"
+                );
+            }
+        }
+    }
+
+    /// A client's value may hold the image of a batch record; after a torn
+    /// write it must not pass for a later batch (which would refuse the
+    /// start): a real one names this file's nonce and its own offset.
+    #[test]
+    fn batch_records_inside_values_prove_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.log");
+        let mut file = LogFile::create(&path, &framed(&[b"first"])).unwrap();
+        let nonce = parse(&path, &fs::read(&path).unwrap())
+            .unwrap()
+            .nonce
+            .unwrap();
+        let start = file.size();
+        // Images with the right nonce at a guessed offset, and with a
+        // guessed nonce at (each possible) offset.
+        let mut value = vec![7u8; 600];
+        for offset in 0..4096 {
+            for batch in [
+                Batch {
+                    nonce,
+                    offset,
+                    extent: 0,
+                },
+                Batch {
+                    nonce: nonce ^ 1,
+                    offset,
+                    extent: 0,
+                },
+            ] {
+                if offset % 97 == 0 {
+                    value.extend(batch_bytes(batch, &[]));
+                }
+            }
+        }
+        file.append(&framed(&[&value])).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        // Lose the sector after the value's start: the record is torn.
+        let lost = (start as usize / SECTOR + 1) * SECTOR;
+        bytes[lost..lost + SECTOR].fill(0);
+        let contents = parse(&path, &bytes).unwrap();
+        assert_eq!(contents.records.len(), 1);
+        assert!(contents.torn_bytes > 0);
+    }
+
+    #[test]
+    fn bytes_inserted_or_spliced_in_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, starts, _) = written(&dir, 3, 2, 40);
+        let at = starts[1] as usize;
+        // A whole, valid record slipped in between two batches.
+        let slipped = framed(&[b"xyz"]);
+        let inserted = [
+            &bytes[..at],
+            &slipped,
+            &bytes[at..bytes.len() - slipped.len()],
+        ]
+        .concat();
+        let err = parse(Path::new("log"), &inserted)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("inserted"), "{err}");
+
+        // The tail of another log file (its own nonce) after this one's head.
+        let other = tempfile::tempdir().unwrap();
+        let (theirs, _, _) = written(&other, 3, 2, 40);
+        let spliced = [&bytes[..at], &theirs[at..]].concat();
+        let err = parse(Path::new("log"), &spliced).err().unwrap().to_string();
+        assert!(err.contains("another log file"), "{err}");
     }
 }

@@ -43,6 +43,7 @@
 
 use std::collections::VecDeque;
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -279,7 +280,7 @@ impl Storage {
         identity: &Identity,
         init: bool,
     ) -> Result<(Storage, Recovered), StorageError> {
-        let created = check_identity(dir, identity, init)?;
+        check_identity(dir, identity, init)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = fs::OpenOptions::new()
             .create(true)
@@ -297,25 +298,26 @@ impl Storage {
             return Err(StorageError::OldFormat(dir.to_owned()));
         }
         let log_path = dir.join(LOG_FILE);
-        let (mut file, contents) = LogFile::open(&log_path)?;
-        let starts_with_init = contents.records.first().is_some_and(|(_, body)| {
-            body.len() == 17 && body[0] == INIT && u64_at(body, 1) == Some(INIT_MAGIC)
-        });
-        if !starts_with_init {
-            if !(created && contents.records.is_empty()) {
-                return Err(StorageError::Corrupt {
-                    path: log_path.clone(),
-                    what: "the log file has lost its beginning (it is empty or was cut short, not \
-                           just torn at its end): this node's term, vote and log entries are gone. \
-                           It must not rejoin as a fresh node, which could vote twice in a term: \
-                           restore the data directory from a backup, or, if this node never \
-                           finished its first start, delete the directory and start it with --init"
-                        .to_owned(),
-                });
+        let lost_beginning = || StorageError::Corrupt {
+            path: log_path.clone(),
+            what: "the log file has lost its beginning (it is missing, empty or was cut short, \
+                   not just torn at its end): this node's term, vote and log entries are gone. \
+                   It must not rejoin as a fresh node, which could vote twice in a term: \
+                   restore the data directory from a backup"
+                .to_owned(),
+        };
+        let (file, contents) = match LogFile::open(&log_path) {
+            Err(LogFileError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                return Err(lost_beginning());
             }
-            let mut record = Vec::new();
-            two_u64_record(&mut record, INIT, INIT_MAGIC, 0);
-            file.append(&record)?;
+            opened => opened?,
+        };
+        if !contents
+            .records
+            .first()
+            .is_some_and(|(_, body)| is_init(body))
+        {
+            return Err(lost_beginning());
         }
         let (durable, recovered) = replay(dir, &log_path, identity, file, contents)?;
         let storage = Storage {
@@ -529,9 +531,36 @@ fn replay(
     Ok((durable, recovered))
 }
 
+/// Whether `dir`, which has no identity file, holds nothing but what an
+/// interrupted first start leaves: a lock file, temporary files, and a log
+/// holding only its INIT record.
+fn unfinished_first_start(dir: &Path) -> Result<bool, StorageError> {
+    for item in fs::read_dir(dir).map_err(io(dir))? {
+        let item = item.map_err(io(dir))?;
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name == LOG_FILE {
+            let path = item.path();
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            let fresh = log_file::parse(&path, &bytes).is_ok_and(
+                |contents| matches!(&contents.records[..], [(_, body)] if is_init(body)),
+            );
+            if !fresh {
+                return Ok(false);
+            }
+        } else if ![LOCK_FILE, "raft.tmp", "identity.json.tmp"].contains(&&*name) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn is_init(body: &[u8]) -> bool {
+    body.len() == 17 && body[0] == INIT && u64_at(body, 1) == Some(INIT_MAGIC)
+}
+
 /// Creates the data directory (with `init`) or checks that it is this node's.
-/// Returns true when this call created the directory's identity (a first start).
-fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<bool, StorageError> {
+fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), StorageError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| StorageError::Io { path, source }
@@ -544,13 +573,18 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<bool, S
         fs::create_dir_all(dir).map_err(io(dir))?;
     }
     if !path.exists() {
-        let empty = fs::read_dir(dir).map_err(io(dir))?.next().is_none();
-        if !empty {
+        if !unfinished_first_start(dir)? {
             return Err(StorageError::NotADataDir(dir.to_owned()));
         }
         if !init {
             return Err(StorageError::Missing(dir.to_owned()));
         }
+        // The log (with its INIT record) first, then the identity: so a
+        // directory with an identity always has its log's beginning, and
+        // one without is a first start that can be redone.
+        let mut init_record = Vec::new();
+        two_u64_record(&mut init_record, INIT, INIT_MAGIC, 0);
+        LogFile::create(&dir.join(LOG_FILE), &init_record)?;
         let json = serde_json::to_vec_pretty(identity).map_err(|err| StorageError::Io {
             path: path.clone(),
             source: err.into(),
@@ -564,7 +598,7 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<bool, S
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
-        return Ok(true);
+        return Ok(());
     }
     let bytes = fs::read(&path).map_err(io(&path))?;
     let found: Identity = serde_json::from_slice(&bytes).map_err(|err| StorageError::Corrupt {
@@ -591,7 +625,7 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<bool, S
             configured,
         });
     }
-    Ok(false)
+    Ok(())
 }
 
 /// The batch for entries `from..=last` of `log` (those still held), plus the
@@ -739,6 +773,40 @@ mod tests {
         ));
     }
 
+    /// A crash during a first start leaves a log holding only INIT and no
+    /// identity: `--init` finishes the job. Anything more in the log (or
+    /// anything else in the directory) is not a first start, and is refused.
+    #[test]
+    fn an_interrupted_first_start_can_be_redone_with_init_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node");
+        fs::create_dir_all(&path).unwrap();
+        let mut init = Vec::new();
+        two_u64_record(&mut init, INIT, INIT_MAGIC, 0);
+        LogFile::create(&path.join(LOG_FILE), &init).unwrap();
+        fs::write(path.join("identity.json.tmp"), b"{").unwrap();
+        assert!(matches!(
+            Storage::open(&path, &identity(), false),
+            Err(StorageError::Missing(_))
+        ));
+        let (storage, recovered) = Storage::open(&path, &identity(), true).unwrap();
+        assert_eq!((recovered.current_term, recovered.voted_for), (0, None));
+        storage
+            .write(WriteBatch {
+                hard_state: Some((3, Some(2))),
+                ..Default::default()
+            })
+            .unwrap();
+        drop(storage);
+        // A log with state in it, but its identity gone: not a first start.
+        fs::remove_file(path.join(IDENTITY_FILE)).unwrap();
+        fs::remove_file(path.join(LOCK_FILE)).unwrap();
+        assert!(matches!(
+            Storage::open(&path, &identity(), true),
+            Err(StorageError::NotADataDir(_))
+        ));
+    }
+
     #[test]
     fn a_second_open_of_the_same_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -783,6 +851,12 @@ mod tests {
         // Emptied: before the INIT record, this started a fresh node (term 0,
         // no vote) that could vote twice.
         std::fs::write(&log, b"").unwrap();
+        let err = Storage::open(&path, &identity(), true)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("lost its beginning"), "{err}");
+        // Deleted: the same.
+        std::fs::remove_file(&log).unwrap();
         let err = Storage::open(&path, &identity(), true)
             .err()
             .expect("refused");
@@ -846,7 +920,7 @@ mod tests {
             let mut batch = WriteBatch::default();
             log_batch(&log_of(&[entry(1, "a"), entry(1, "b")]), 1, &mut batch);
             storage.write(batch).unwrap();
-            // A second batch whose last sector a crash keeps from the disk.
+            // A second batch, one sector of which a crash keeps from the disk.
             let mut batch = WriteBatch::default();
             // (Entry 3 is long enough to span two sectors.)
             let long = "c".repeat(700);
@@ -860,9 +934,10 @@ mod tests {
         let file = path.join(LOG_FILE);
         let mut bytes = fs::read(&file).unwrap();
         let contents = log_file::parse(&file, &bytes).unwrap();
-        let (third, _) = contents.records.last().unwrap();
-        let lost = (contents.end as usize - 1) / 512 * 512;
-        bytes[lost.max(*third as usize)..contents.end as usize].fill(0);
+        let (third, body) = contents.records.last().unwrap();
+        let middle = *third as usize + body.len() / 2;
+        let lost = middle / 512 * 512;
+        bytes[lost.max(*third as usize)..(lost + 512).min(contents.end as usize)].fill(0);
         fs::write(&file, &bytes).unwrap();
         let (storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
         assert!(recovered.repaired);
