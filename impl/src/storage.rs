@@ -385,6 +385,17 @@ impl Storage {
                 });
             }
             let record = entry_record(index, entry);
+            if record.len() > log_file::HEADER + log_file::MAX_BODY {
+                // It would be written, then refused at the next start.
+                return Err(StorageError::Corrupt {
+                    path: self.log_path.clone(),
+                    what: format!(
+                        "refusing to write log entry {index} of {} bytes: a record holds at most {}",
+                        record.len(),
+                        log_file::MAX_BODY
+                    ),
+                });
+            }
             appended.extend_from_slice(&record);
             durable.entries.push_back(record);
         }
