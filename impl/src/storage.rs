@@ -219,7 +219,7 @@ impl Durable {
     fn image(&self) -> Vec<u8> {
         let size: usize = self.entries.iter().map(Vec::len).sum();
         let mut out = Vec::with_capacity(size + 96);
-        two_u64_record(&mut out, INIT, INIT_MAGIC, 0);
+        out.extend_from_slice(&init_record());
         hard_state_record(&mut out, self.hard_state);
         if let Some((index, term)) = self.snapshot {
             two_u64_record(&mut out, SNAPSHOT, index, term);
@@ -464,7 +464,7 @@ fn replay(
         let kind = body.first().copied().unwrap_or(0);
         let (a, b) = (u64_at(&body, 1), u64_at(&body, 9));
         match (kind, a, b) {
-            (INIT, Some(INIT_MAGIC), Some(0)) if body.len() == 17 && first => {}
+            _ if first && is_init(&body) => {}
             (HARD_STATE, Some(term), Some(vote)) if body.len() == 17 => {
                 durable.hard_state = (term, (vote != 0).then_some(vote));
             }
@@ -566,8 +566,18 @@ fn unfinished_first_start(dir: &Path) -> Result<bool, StorageError> {
     Ok(true)
 }
 
+/// The framed INIT record.
+fn init_record() -> Vec<u8> {
+    let mut out = Vec::new();
+    two_u64_record(&mut out, INIT, INIT_MAGIC, 0);
+    out
+}
+
 fn is_init(body: &[u8]) -> bool {
-    body.len() == 17 && body[0] == INIT && u64_at(body, 1) == Some(INIT_MAGIC)
+    body.len() == 17
+        && body[0] == INIT
+        && u64_at(body, 1) == Some(INIT_MAGIC)
+        && u64_at(body, 9) == Some(0)
 }
 
 /// Creates the data directory (with `init`) or checks that it is this node's.
@@ -593,9 +603,7 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
         // The log (with its INIT record) first, then the identity: so a
         // directory with an identity always has its log's beginning, and
         // one without is a first start that can be redone.
-        let mut init_record = Vec::new();
-        two_u64_record(&mut init_record, INIT, INIT_MAGIC, 0);
-        LogFile::create(&dir.join(LOG_FILE), &init_record)?;
+        LogFile::create(&dir.join(LOG_FILE), &init_record())?;
         let json = serde_json::to_vec_pretty(identity).map_err(|err| StorageError::Io {
             path: path.clone(),
             source: err.into(),
@@ -792,9 +800,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node");
         fs::create_dir_all(&path).unwrap();
-        let mut init = Vec::new();
-        two_u64_record(&mut init, INIT, INIT_MAGIC, 0);
-        LogFile::create(&path.join(LOG_FILE), &init).unwrap();
+        LogFile::create(&path.join(LOG_FILE), &init_record()).unwrap();
         fs::write(path.join("identity.json.tmp"), b"{").unwrap();
         assert!(matches!(
             Storage::open(&path, &identity(), false),
