@@ -6,8 +6,11 @@
 //! store with snapshots.
 //!
 //! - [`node`]: the event loop (inputs → core → persist, send, apply, answer);
-//! - [`storage`] and [`log_file`]: the data directory (an append-only record
-//!   file with checksums; why not a database is explained in `storage`);
+//! - [`storage`] and [`log_file`]: the data directory (an append-only,
+//!   preallocated record file with checksums, written in batches; why not a
+//!   database is explained in `storage`, what counts as a cut or a torn
+//!   write in `log_file`);
+//! - [`ports`]: free loopback ports for clusters of processes;
 //! - [`kv`] and [`snapshot_file`]: the state machine and its snapshot format;
 //! - [`peer_client`] / [`peer_service`]: the peer transport (the mapping of
 //!   the core's one-way messages onto RPCs is explained in `peer_client`);
