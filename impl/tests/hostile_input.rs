@@ -396,15 +396,20 @@ async fn raw_call(address: &str, method: &'static str, body: Vec<u8>) -> tonic::
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_oversized_and_malformed_requests_are_refused_and_harmless() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(dir.path(), 3, |c| {
+/// A 3-node cluster with short timeouts (elections in well under a second).
+async fn fast_cluster(dir: &Path) -> LocalCluster {
+    LocalCluster::start(dir, 3, |c| {
         c.election_timeout_ms = Some([150, 300]);
         c.heartbeat_ms = Some(30);
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_and_malformed_requests_are_refused_and_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = fast_cluster(dir.path()).await;
     let leader = cluster.wait_for_leader(WAIT).await.unwrap();
     let address = cluster.address(leader);
     let mut client = cluster.client().unwrap();
@@ -521,12 +526,7 @@ async fn garbage_oversized_and_malformed_requests_are_refused_and_harmless() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_and_far_future_terms_are_handled() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(dir.path(), 3, |c| {
-        c.election_timeout_ms = Some([150, 300]);
-        c.heartbeat_ms = Some(30);
-    })
-    .await
-    .unwrap();
+    let cluster = fast_cluster(dir.path()).await;
     let leader = cluster.wait_for_leader(WAIT).await.unwrap();
     let mut client = cluster.client().unwrap();
     client.put("kept", "safe").await.unwrap();

@@ -194,6 +194,11 @@ async fn record(dir: &Path) -> PathBuf {
     dir.join("traces")
 }
 
+/// The lowest node id whose trace has a line containing `pattern`.
+fn first_node_with(traces: &Path, pattern: &str) -> Option<u64> {
+    (1..=3u64).find(|id| lines(traces, *id).iter().any(|l| l.contains(pattern)))
+}
+
 fn lines(dir: &Path, node: u64) -> Vec<String> {
     std::fs::read_to_string(dir.join(format!("node-{node}.jsonl")))
         .expect("trace file")
@@ -270,13 +275,7 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     }
 
     // Which node led first: the one whose trace has the first ClientRequest.
-    let leader = (1..=3u64)
-        .find(|id| {
-            lines(&traces, *id)
-                .iter()
-                .any(|l| l.contains("\"ClientRequest\""))
-        })
-        .expect("a leader");
+    let leader = first_node_with(&traces, "\"ClientRequest\"").expect("a leader");
     let follower = leader % 3 + 1;
 
     // 1. An event removed: a follower's first append of entries.
@@ -304,13 +303,7 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
 
     // 2. A term changed: the first Timeout's new term (of a node that timed
     // out; the first leader did).
-    let timed_out = (1..=3u64)
-        .find(|id| {
-            lines(&traces, *id)
-                .iter()
-                .any(|l| l.contains("\"action\":\"Timeout\""))
-        })
-        .expect("an election");
+    let timed_out = first_node_with(&traces, "\"action\":\"Timeout\"").expect("an election");
     let out = corrupted(&traces, dir.path(), timed_out, |lines| {
         let at = position(lines, "\"action\":\"Timeout\"");
         let line = lines[at].clone();
