@@ -11,6 +11,7 @@ use raft_model::{NodeId, Role};
 use crate::client::KvClient;
 use crate::config::{FileConfig, Member, NodeConfig};
 use crate::server::{self, RunningNode};
+use crate::storage::StorageError;
 
 pub struct LocalCluster {
     pub dir: PathBuf,
@@ -122,14 +123,34 @@ impl LocalCluster {
         self.stop_node(id).await;
         let config = self.configs[(id - 1) as usize].clone();
         let started = Instant::now();
-        let listener = loop {
-            match server::bind(&config).await {
-                Ok(listener) => break listener,
+        // Unlike a killed process, a stopped in-process node lets go of its
+        // port and its data directory's lock only once its last tasks end (a
+        // storage write on a blocking thread runs to completion): retry both,
+        // for a bounded time.
+        let node = loop {
+            let listener = match server::bind(&config).await {
+                Ok(listener) => listener,
                 Err(err) if started.elapsed() > Duration::from_secs(5) => return Err(err),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match server::start(config.clone(), listener).await {
+                Ok(node) => break node,
+                Err(err)
+                    if started.elapsed() <= Duration::from_secs(5)
+                        && matches!(
+                            err.downcast_ref::<StorageError>(),
+                            Some(StorageError::Locked(_))
+                        ) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(err) => return Err(err),
             }
         };
-        self.nodes[(id - 1) as usize] = Some(server::start(config, listener).await?);
+        self.nodes[(id - 1) as usize] = Some(node);
         Ok(())
     }
 
