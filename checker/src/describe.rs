@@ -23,13 +23,14 @@ pub fn entries<'a>(entries: impl IntoIterator<Item = &'a Entry<Command>>) -> Str
 
 /// A server's log: the snapshot summary (when there is one) then held entries.
 pub fn log(server: &RaftServer) -> String {
-    let held = entries(server.log.entries.iter());
-    if server.log.snapshot_index == 0 {
+    let held = entries(server.log().entries.iter());
+    if server.log().snapshot_index == 0 {
         held
     } else {
         format!(
             "snapshot(1..{} @t{}) + {held}",
-            server.log.snapshot_index, server.log.snapshot_term
+            server.log().snapshot_index,
+            server.log().snapshot_term
         )
     }
 }
@@ -107,29 +108,33 @@ pub fn state(state: &crate::state::RaftState) -> String {
     for s in &state.servers {
         let mut line = format!(
             "{}: {} t{} votedFor {} log {} commit {}",
-            server_name(s.id),
-            role(s.role),
-            s.current_term,
-            optional_server(s.voted_for),
+            server_name(s.id()),
+            role(s.role()),
+            s.current_term(),
+            optional_server(s.voted_for()),
             log(s),
-            s.commit_index
+            s.commit_index()
         );
-        if s.snapshot.meta.last_index > 0 {
-            line += &format!(" image {}", entries(s.snapshot.data.iter()));
+        if s.snapshot().meta.last_index > 0 {
+            line += &format!(" image {}", entries(s.snapshot().data.iter()));
         }
-        if let Some(leader) = s.leader_id {
+        if let Some(leader) = s.leader_id() {
             line += &format!(" leader {}", server_name(leader));
         }
-        if !s.votes_granted.is_empty() {
-            let votes: Vec<String> = s.votes_granted.iter().map(|id| server_name(*id)).collect();
+        if !s.votes_granted().is_empty() {
+            let votes: Vec<String> = s
+                .votes_granted()
+                .iter()
+                .map(|id| server_name(*id))
+                .collect();
             line += &format!(" votes {{{}}}", votes.join(", "));
         }
-        if !s.match_index.is_empty() {
+        if !s.match_index().is_empty() {
             let peers: Vec<String> = s
-                .next_index
+                .next_index()
                 .iter()
                 .map(|(id, next)| {
-                    let matched = s.match_index.get(id).copied().unwrap_or(0);
+                    let matched = s.match_index().get(id).copied().unwrap_or(0);
                     format!("{} next {next} match {matched}", server_name(*id))
                 })
                 .collect();

@@ -68,8 +68,8 @@ pub fn leader_completeness(state: &RaftState) -> bool {
         state
             .servers
             .iter()
-            .filter(|l| l.role == Role::Leader && l.current_term > commit_term)
-            .all(|l| index <= l.log.snapshot_index || l.log.term_at(index) == Some(term))
+            .filter(|l| l.role() == Role::Leader && l.current_term() > commit_term)
+            .all(|l| index <= l.log().snapshot_index || l.log().term_at(index) == Some(term))
     })
 }
 
@@ -78,7 +78,7 @@ pub fn leader_completeness(state: &RaftState) -> bool {
 pub fn state_machine_safety(state: &RaftState) -> bool {
     for (i, a) in state.servers.iter().enumerate() {
         for b in &state.servers[i + 1..] {
-            let both = a.commit_index.min(b.commit_index);
+            let both = a.commit_index().min(b.commit_index());
             for index in 1..=both {
                 if entry_at(a, index) != entry_at(b, index) || entry_at(a, index).is_none() {
                     return false;
@@ -98,7 +98,7 @@ pub fn leader_elected(state: &RaftState) -> bool {
 /// known committed there).
 pub fn command_committed(state: &RaftState) -> bool {
     state.servers.iter().any(|s| {
-        (1..=s.commit_index).any(|index| {
+        (1..=s.commit_index()).any(|index| {
             entry_at(s, index).is_some_and(|e| matches!(e.payload, Payload::Command(_)))
         })
     })

@@ -91,13 +91,13 @@ pub fn entry_at(server: &RaftServer, index: Index) -> Option<&Entry<Command>> {
     if index == 0 {
         return None;
     }
-    if index <= server.log.snapshot_index {
+    if index <= server.log().snapshot_index {
         server
-            .snapshot
+            .snapshot()
             .data
             .get(usize::try_from(index - 1).unwrap_or(usize::MAX))
     } else {
-        server.log.entry(index)
+        server.log().entry(index)
     }
 }
 
@@ -108,27 +108,27 @@ pub fn term_at(server: &RaftServer, index: Index) -> Option<Term> {
 
 /// Length of a server's whole log (snapshot prefix included).
 pub fn log_length(server: &RaftServer) -> Index {
-    server.log.last_index()
+    server.log().last_index()
 }
 
 /// The applied prefix of a server: snapshot image then held entries, up to its
 /// commit index. This is the abstract state machine (and a snapshot's image).
 pub fn applied_prefix(server: &RaftServer) -> Image {
-    prefix(server, server.commit_index)
+    prefix(server, server.commit_index())
 }
 
 /// The whole log of a server up to `len` entries.
 pub fn prefix(server: &RaftServer, len: Index) -> Image {
     let len = len.min(log_length(server));
-    let mut image = server.snapshot.data.clone();
-    let covered = server.log.snapshot_index;
+    let mut image = server.snapshot().data.clone();
+    let covered = server.log().snapshot_index;
     if len <= covered {
         image.truncate(usize::try_from(len).unwrap_or(usize::MAX));
         return image;
     }
     image.append(
         server
-            .log
+            .log()
             .entries_from(covered + 1, (len - covered) as usize),
     );
     image

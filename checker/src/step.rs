@@ -20,9 +20,9 @@ use crate::state::{
 /// fixed order so that stateright can replay a path from action indices.
 pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Action>) {
     for server in &state.servers {
-        let id = server.id;
-        let leader = server.role == Role::Leader;
-        if !leader && server.current_term < u64::from(bounds.max_term) {
+        let id = server.id();
+        let leader = server.role() == Role::Leader;
+        if !leader && server.current_term() < u64::from(bounds.max_term) {
             actions.push(Action::Timeout(id));
         }
         if leader {
@@ -31,7 +31,7 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
                 actions.push(Action::ClientRequest(id));
             }
         }
-        if server.commit_index > server.log.snapshot_index
+        if server.commit_index() > server.log().snapshot_index
             && state.compactions < bounds.max_compactions
         {
             actions.push(Action::CompactLog(id));
@@ -85,7 +85,7 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
         }
         Action::CompactLog(_) => {
             let image: Image = applied_prefix(server);
-            let effects = server.compact_log(server.commit_index, image).ok()?;
+            let effects = server.compact_log(server.commit_index(), image).ok()?;
             next.compactions = next.compactions.checked_add(1)?;
             effects
         }
@@ -122,28 +122,28 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.compactions == state.compactions
         && next.leader_append_only_violated == state.leader_append_only_violated
         && next.observed == 0
-        && next.server(before.id) == before
+        && next.server(before.id()) == before
 }
 
 /// Updates the global variables after server `before.id` took a step.
 fn record(next: &mut RaftState, action: &Action, before: &RaftServer, effects: Effects<u8, Image>) {
-    let after = next.server(before.id).clone();
+    let after = next.server(before.id()).clone();
     for message in effects.messages {
         next.network.insert(Arc::new(message));
     }
-    if after.role == Role::Leader {
-        next.elected.insert((after.current_term, after.id));
-        if after.commit_index > before.commit_index {
-            for index in before.commit_index + 1..=after.commit_index {
+    if after.role() == Role::Leader {
+        next.elected.insert((after.current_term(), after.id()));
+        if after.commit_index() > before.commit_index() {
+            for index in before.commit_index() + 1..=after.commit_index() {
                 if let Some(term) = term_at(&after, index) {
-                    next.committed.insert((index, term, after.current_term));
+                    next.committed.insert((index, term, after.current_term()));
                 }
             }
         }
     }
-    if before.role == Role::Leader
-        && after.role == Role::Leader
-        && before.current_term == after.current_term
+    if before.role() == Role::Leader
+        && after.role() == Role::Leader
+        && before.current_term() == after.current_term()
         && !extends(&after, before)
     {
         next.leader_append_only_violated = true;

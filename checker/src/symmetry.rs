@@ -31,19 +31,19 @@ impl Representative for RaftState {
 /// An id-free summary of a server: equal under any renaming of ids. The more
 /// it tells servers apart, the fewer renamings `canonical` has to compare.
 fn key<'a>(server: &'a RaftServer, traffic: &Traffic) -> impl Ord + 'a {
-    let vote = match server.voted_for {
+    let vote = match server.voted_for() {
         None => 0u8,
-        Some(id) if id == server.id => 1,
+        Some(id) if id == server.id() => 1,
         Some(_) => 2,
     };
     (
-        server.current_term,
-        role_rank(server.role),
-        server.commit_index,
-        &server.log,
+        server.current_term(),
+        role_rank(server.role()),
+        server.commit_index(),
+        server.log(),
         vote,
-        server.votes_granted.len(),
-        traffic.get(server.id),
+        server.votes_granted().len(),
+        traffic.get(server.id()),
     )
 }
 

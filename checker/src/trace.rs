@@ -121,7 +121,11 @@ impl Trace<'_> {
             return out;
         };
         for server in &init.servers {
-            let _ = writeln!(out, "    participant {}", describe::server_name(server.id));
+            let _ = writeln!(
+                out,
+                "    participant {}",
+                describe::server_name(server.id())
+            );
         }
         for (k, (before, action, after)) in self.steps().enumerate() {
             let n = k + 1;
@@ -171,8 +175,8 @@ impl Trace<'_> {
                 }
             }
         }
-        let first = init.servers.first().map_or(1, |s| s.id);
-        let last = init.servers.last().map_or(1, |s| s.id);
+        let first = init.servers.first().map_or(1, |s| s.id());
+        let last = init.servers.last().map_or(1, |s| s.id());
         let verdict = if self.expectation == "always" {
             "violated"
         } else {
@@ -197,24 +201,24 @@ fn mermaid_text(text: &str) -> String {
 /// The fields a diagram note shows when they change: role, term, commit, log.
 fn server_headline(before: &RaftServer, after: &RaftServer) -> String {
     let mut parts = Vec::new();
-    if before.role != after.role || before.current_term != after.current_term {
+    if before.role() != after.role() || before.current_term() != after.current_term() {
         parts.push(format!(
             "{} t{}",
-            describe::role(after.role),
-            after.current_term
+            describe::role(after.role()),
+            after.current_term()
         ));
     }
-    if before.voted_for != after.voted_for {
+    if before.voted_for() != after.voted_for() {
         parts.push(format!(
             "votedFor {}",
-            describe::optional_server(after.voted_for)
+            describe::optional_server(after.voted_for())
         ));
     }
-    if before.log != after.log || before.snapshot != after.snapshot {
+    if before.log() != after.log() || before.snapshot() != after.snapshot() {
         parts.push(format!("log {}", describe::log(after)));
     }
-    if before.commit_index != after.commit_index {
-        parts.push(format!("commit {}", after.commit_index));
+    if before.commit_index() != after.commit_index() {
+        parts.push(format!("commit {}", after.commit_index()));
     }
     parts.join(", ")
 }
@@ -233,49 +237,49 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         };
         field(
             "currentTerm",
-            a.current_term.to_string(),
-            b.current_term.to_string(),
+            a.current_term().to_string(),
+            b.current_term().to_string(),
         );
         field(
             "votedFor",
-            describe::optional_server(a.voted_for),
-            describe::optional_server(b.voted_for),
+            describe::optional_server(a.voted_for()),
+            describe::optional_server(b.voted_for()),
         );
         field(
             "role",
-            describe::role(a.role).into(),
-            describe::role(b.role).into(),
+            describe::role(a.role()).into(),
+            describe::role(b.role()).into(),
         );
         field("log", describe::log(a), describe::log(b));
         field(
             "snapshot.image",
-            describe::entries(a.snapshot.data.iter()),
-            describe::entries(b.snapshot.data.iter()),
+            describe::entries(a.snapshot().data.iter()),
+            describe::entries(b.snapshot().data.iter()),
         );
         field(
             "commitIndex",
-            a.commit_index.to_string(),
-            b.commit_index.to_string(),
+            a.commit_index().to_string(),
+            b.commit_index().to_string(),
         );
         field(
             "leaderId",
-            describe::optional_server(a.leader_id),
-            describe::optional_server(b.leader_id),
+            describe::optional_server(a.leader_id()),
+            describe::optional_server(b.leader_id()),
         );
         field(
             "votesGranted",
-            ids(a.votes_granted.iter()),
-            ids(b.votes_granted.iter()),
+            ids(a.votes_granted().iter()),
+            ids(b.votes_granted().iter()),
         );
         field(
             "nextIndex",
-            index_map(a.next_index.iter()),
-            index_map(b.next_index.iter()),
+            index_map(a.next_index().iter()),
+            index_map(b.next_index().iter()),
         );
         field(
             "matchIndex",
-            index_map(a.match_index.iter()),
-            index_map(b.match_index.iter()),
+            index_map(a.match_index().iter()),
+            index_map(b.match_index().iter()),
         );
     }
     for (term, id) in after

@@ -69,7 +69,7 @@ fn renaming_rewrites_every_id() {
         "a swap is its own inverse"
     );
     for (position, server) in swapped.servers.iter().enumerate() {
-        assert_eq!(server.id, position as u64 + 1, "servers sit at their id");
+        assert_eq!(server.id(), position as u64 + 1, "servers sit at their id");
     }
     let leader = state.elected.iter().next().map(|(_, id)| *id).unwrap_or(0);
     let swapped_leader = swapped

@@ -160,6 +160,8 @@ impl Ready {
             persist,
             messages,
             commit_index: _,
+            committed: _,
+            appended_at: _,
             snapshot_installed,
             reads_ready,
             reads_failed,
@@ -212,8 +214,8 @@ impl EventLoop {
         inbox: mpsc::Receiver<Input>,
         inbox_tx: mpsc::Sender<Input>,
     ) -> Self {
-        let image = core.snapshot.data.clone();
-        let applied = core.snapshot.meta.last_index;
+        let image = core.snapshot().data.clone();
+        let applied = core.snapshot().meta.last_index;
         EventLoop {
             config,
             core,
@@ -261,15 +263,15 @@ impl EventLoop {
                     self.handle(input, &mut ready);
                 }
                 () = &mut election => {
-                    debug!(term = self.core.current_term, "election timeout");
-                    let role = self.core.role;
+                    debug!(term = self.core.current_term(), "election timeout");
+                    let role = self.core.role();
                     let effects = self.core.timeout();
                     self.trace.record_timer(Action::Timeout, role, &self.core, &effects);
                     ready.absorb(effects);
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
-                    let role = self.core.role;
+                    let role = self.core.role();
                     let effects = self.core.send_append_entries();
                     self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
                     ready.absorb(effects);
@@ -282,7 +284,7 @@ impl EventLoop {
                 }
             }
             if ready.replicate {
-                let role = self.core.role;
+                let role = self.core.role();
                 let effects = self.core.send_append_entries();
                 self.trace
                     .record_timer(Action::SendAppendEntries, role, &self.core, &effects);
@@ -334,7 +336,7 @@ impl EventLoop {
                         }
                         metrics::counter!(m::PROPOSALS).increment(1);
                         self.proposals
-                            .insert(index, (self.core.current_term, reply));
+                            .insert(index, (self.core.current_term(), reply));
                         ready.absorb(effects);
                         ready.replicate = true;
                     }
@@ -430,15 +432,15 @@ impl EventLoop {
 
     fn status(&self) -> NodeStatus {
         NodeStatus {
-            id: self.core.id,
-            role: self.core.role,
-            term: self.core.current_term,
-            leader: self.core.leader_id,
-            commit_index: self.core.commit_index,
+            id: self.core.id(),
+            role: self.core.role(),
+            term: self.core.current_term(),
+            leader: self.core.leader_id(),
+            commit_index: self.core.commit_index(),
             applied_index: self.applied,
-            last_log_index: self.core.log.last_index(),
-            snapshot_index: self.core.log.snapshot_index,
-            members: self.core.config.members.iter().copied().collect(),
+            last_log_index: self.core.log().last_index(),
+            snapshot_index: self.core.log().snapshot_index,
+            members: self.core.config().members.iter().copied().collect(),
         }
     }
 
@@ -451,15 +453,15 @@ impl EventLoop {
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
-            batch.hard_state = Some((self.core.current_term, self.core.voted_for));
+            batch.hard_state = Some((self.core.current_term(), self.core.voted_for()));
         }
         if ready.persist.snapshot {
-            batch.snapshot = Some(self.core.snapshot.clone());
+            batch.snapshot = Some(self.core.snapshot().clone());
             // An installed snapshot may have discarded the whole log.
-            batch.last_index = Some(self.core.log.last_index());
+            batch.last_index = Some(self.core.log().last_index());
         }
         if let Some(from) = ready.persist.log_from {
-            storage::log_batch(&self.core.log, from, &mut batch);
+            storage::log_batch(&self.core.log(), from, &mut batch);
         }
         if !batch.is_empty() {
             let storage = self.storage.clone();
@@ -475,7 +477,7 @@ impl EventLoop {
             seeded_bug::ack_uncommitted(
                 &self.image,
                 self.applied,
-                &self.core.log,
+                &self.core.log(),
                 &mut self.proposals,
             );
         }
@@ -510,7 +512,7 @@ impl EventLoop {
         for id in ready.reads_failed {
             if let Some((_, reply)) = self.reads.remove(&id) {
                 let _ = reply.send(Err(ClientError::NotLeader {
-                    leader: self.core.leader_id,
+                    leader: self.core.leader_id(),
                 }));
             }
         }
@@ -519,7 +521,7 @@ impl EventLoop {
         self.serve_reads();
         self.fail_orphaned_proposals();
         if !self.snapshot_in_progress
-            && self.applied.saturating_sub(self.core.log.snapshot_index)
+            && self.applied.saturating_sub(self.core.log().snapshot_index)
                 >= self.config.snapshot_threshold
         {
             self.start_snapshot();
@@ -533,8 +535,8 @@ impl EventLoop {
     /// matched to their entries; their clients retry with the same sequence
     /// number and the session table answers them.
     fn install_snapshot_image(&mut self) {
-        self.image = self.core.snapshot.data.clone();
-        self.applied = self.core.snapshot.meta.last_index;
+        self.image = self.core.snapshot().data.clone();
+        self.applied = self.core.snapshot().meta.last_index;
         info!(index = self.applied, "installed a snapshot from the leader");
         let covered: Vec<Index> = self
             .proposals
@@ -551,9 +553,9 @@ impl EventLoop {
     }
 
     fn apply_committed(&mut self) {
-        while self.applied < self.core.commit_index {
+        while self.applied < self.core.commit_index() {
             let index = self.applied + 1;
-            let Some(entry) = self.core.log.entry(index) else {
+            let Some(entry) = self.core.log().entry(index) else {
                 // Unreachable: committed entries past the snapshot are held.
                 error!(index, "committed entry missing from the log");
                 break;
@@ -603,7 +605,7 @@ impl EventLoop {
     /// session table answers. (Reads of a lost term are failed by the core,
     /// through `reads_failed`.)
     fn fail_orphaned_proposals(&mut self) {
-        let current = self.core.is_leader().then_some(self.core.current_term);
+        let current = self.core.is_leader().then_some(self.core.current_term());
         let orphaned: Vec<Index> = self
             .proposals
             .iter()
@@ -613,9 +615,9 @@ impl EventLoop {
         if orphaned.is_empty() {
             return;
         }
-        let leader = self.core.leader_id;
+        let leader = self.core.leader_id();
         info!(
-            term = self.core.current_term,
+            term = self.core.current_term(),
             ?leader,
             waiting = orphaned.len(),
             "leadership lost; waiting writes must retry"
@@ -632,16 +634,16 @@ impl EventLoop {
     /// loop keeps applying. Returns false when there is nothing new.
     fn start_snapshot(&mut self) -> bool {
         let index = self.applied;
-        if index <= self.core.log.snapshot_index {
+        if index <= self.core.log().snapshot_index {
             return false;
         }
-        let Some(term) = self.core.log.term_at(index) else {
+        let Some(term) = self.core.log().term_at(index) else {
             return false;
         };
         let meta = SnapshotMeta {
             last_index: index,
             last_term: term,
-            config: self.core.config.clone(),
+            config: self.core.config().clone(),
         };
         let image = self.image.clone();
         let dir = self.storage.dir().to_owned();
@@ -670,19 +672,19 @@ impl EventLoop {
     }
 
     fn update_metrics(&self) {
-        let role = match self.core.role {
+        let role = match self.core.role() {
             Role::Follower => 0.0,
             Role::Candidate => 1.0,
             Role::Leader => 2.0,
         };
-        metrics::gauge!(m::TERM).set(self.core.current_term as f64);
+        metrics::gauge!(m::TERM).set(self.core.current_term() as f64);
         metrics::gauge!(m::ROLE).set(role);
-        metrics::gauge!(m::COMMIT_INDEX).set(self.core.commit_index as f64);
+        metrics::gauge!(m::COMMIT_INDEX).set(self.core.commit_index() as f64);
         metrics::gauge!(m::APPLIED_INDEX).set(self.applied as f64);
         metrics::gauge!(m::APPLY_LAG)
-            .set(self.core.commit_index.saturating_sub(self.applied) as f64);
-        metrics::gauge!(m::LAST_LOG_INDEX).set(self.core.log.last_index() as f64);
-        metrics::gauge!(m::SNAPSHOT_INDEX).set(self.core.log.snapshot_index as f64);
+            .set(self.core.commit_index().saturating_sub(self.applied) as f64);
+        metrics::gauge!(m::LAST_LOG_INDEX).set(self.core.log().last_index() as f64);
+        metrics::gauge!(m::SNAPSHOT_INDEX).set(self.core.log().snapshot_index as f64);
     }
 }
 

@@ -53,12 +53,12 @@ impl Tracer {
     /// header, and for a node that has run before, its recovery as spec
     /// `Restart`.
     pub fn open(dir: &Path, cluster_id: &str, core: &Core) -> std::io::Result<Tracer> {
-        let mut writer = TraceWriter::open(dir, core.id)?;
+        let mut writer = TraceWriter::open(dir, core.id())?;
         let had_lines = std::fs::metadata(writer.path()).map(|m| m.len() > 0)?;
-        let pristine = core.current_term == 0
-            && core.voted_for.is_none()
-            && core.log.last_index() == 0
-            && core.log.snapshot_index == 0;
+        let pristine = core.current_term() == 0
+            && core.voted_for().is_none()
+            && core.log().last_index() == 0
+            && core.log().snapshot_index == 0;
         let start = if had_lines || !pristine {
             Start::Restart
         } else {
@@ -70,10 +70,10 @@ impl Tracer {
             .unwrap_or(0);
         writer.header(Header {
             schema: SCHEMA.to_string(),
-            node: core.id,
+            node: core.id(),
             cluster: cluster_id.to_string(),
-            members: core.config.members.iter().copied().collect(),
-            max_append_entries: core.max_append_entries,
+            members: core.config().members.iter().copied().collect(),
+            max_append_entries: core.max_append_entries(),
             start,
             unix_ms,
         });

@@ -75,16 +75,16 @@ pub fn streams(source: &str, text: &str) -> Result<Vec<Stream>, Failure> {
         .servers
         .iter()
         .map(|s| Stream {
-            source: format!("{source}#server{}", s.id),
+            source: format!("{source}#server{}", s.id()),
             lines: vec![Located {
                 source: source.to_string(),
                 line: 0,
                 content: Line::Header(Header {
                     schema: SCHEMA.to_string(),
-                    node: s.id,
+                    node: s.id(),
                     cluster: format!("checker:{}", trace.property),
-                    members: s.config.members.iter().copied().collect(),
-                    max_append_entries: s.max_append_entries,
+                    members: s.config().members.iter().copied().collect(),
+                    max_append_entries: s.max_append_entries(),
                     start: Start::Init,
                     unix_ms: 0,
                 }),
@@ -103,12 +103,12 @@ pub fn streams(source: &str, text: &str) -> Result<Vec<Stream>, Failure> {
             .state
             .servers
             .iter()
-            .position(|s| s.id == node)
+            .position(|s| s.id() == node)
             .ok_or_else(|| fail(step.step, format!("no server {node} in the state")))?;
         let after = &step.state.servers[position];
         let input = match action {
             Action::Timeout | Action::SendAppendEntries => Input::None,
-            Action::ClientRequest => match after.log.entries.last() {
+            Action::ClientRequest => match after.log().entries.last() {
                 Some(Entry {
                     payload: Payload::Command(command),
                     ..
@@ -120,7 +120,7 @@ pub fn streams(source: &str, text: &str) -> Result<Vec<Stream>, Failure> {
                     ));
                 }
             },
-            Action::CompactLog => Input::CompactIndex(after.log.snapshot_index),
+            Action::CompactLog => Input::CompactIndex(after.log().snapshot_index),
             Action::Restart => Input::Recovered(Durable::of(&before[position])),
             Action::ReadIndex => {
                 return Err(fail(

@@ -177,10 +177,10 @@ pub struct Durable {
 impl Durable {
     pub fn of<C: Clone, S>(server: &Server<C, S>) -> Durable {
         Durable {
-            current_term: server.current_term,
-            voted_for: server.voted_for,
-            snapshot: server.snapshot.meta.clone(),
-            entry_terms: server.log.entries.iter().map(|e| e.term).collect(),
+            current_term: server.current_term(),
+            voted_for: server.voted_for(),
+            snapshot: server.snapshot().meta.clone(),
+            entry_terms: server.log().entries.iter().map(|e| e.term).collect(),
         }
     }
 }
@@ -217,24 +217,24 @@ pub struct State {
 impl State {
     pub fn of<C: Clone, S>(s: &Server<C, S>) -> State {
         State {
-            current_term: s.current_term,
-            voted_for: s.voted_for,
-            role: s.role,
-            commit_index: s.commit_index,
-            leader_id: s.leader_id,
+            current_term: s.current_term(),
+            voted_for: s.voted_for(),
+            role: s.role(),
+            commit_index: s.commit_index(),
+            leader_id: s.leader_id(),
             log: LogBounds {
-                snapshot_index: s.log.snapshot_index,
-                snapshot_term: s.log.snapshot_term,
-                last_index: s.log.last_index(),
-                last_term: s.log.last_term(),
+                snapshot_index: s.log().snapshot_index,
+                snapshot_term: s.log().snapshot_term,
+                last_index: s.log().last_index(),
+                last_term: s.log().last_term(),
             },
-            snapshot: s.snapshot.meta.clone(),
-            votes_granted: s.votes_granted.iter().copied().collect(),
-            next_index: s.next_index.iter().map(|(k, v)| (*k, *v)).collect(),
-            match_index: s.match_index.iter().map(|(k, v)| (*k, *v)).collect(),
-            read_seq: s.read_seq,
-            read_acks: s.read_acks.iter().map(|(k, v)| (*k, *v)).collect(),
-            pending_reads: s.pending_reads.len(),
+            snapshot: s.snapshot().meta.clone(),
+            votes_granted: s.votes_granted().iter().copied().collect(),
+            next_index: s.next_index().iter().map(|(k, v)| (*k, *v)).collect(),
+            match_index: s.match_index().iter().map(|(k, v)| (*k, *v)).collect(),
+            read_seq: s.read_seq(),
+            read_acks: s.read_acks().iter().map(|(k, v)| (*k, *v)).collect(),
+            pending_reads: s.pending_reads().len(),
         }
     }
 }
@@ -253,7 +253,7 @@ impl Written {
     ) -> Option<Written> {
         let from = persist.log_from?;
         let terms = server
-            .log
+            .log()
             .iter()
             .filter(|(index, _)| *index >= from)
             .map(|(_, e)| e.term)

@@ -70,15 +70,15 @@ fn state(servers: &BTreeMap<NodeId, ReplayServer>, index: usize, meta: Value) ->
         m.insert("index".to_string(), json!(index));
     }
     object.insert("#meta".to_string(), meta);
-    object.insert("currentTerm".into(), map(servers, |s| s.current_term));
+    object.insert("currentTerm".into(), map(servers, |s| s.current_term()));
     object.insert(
         "votedFor".into(),
-        map(servers, |s| s.voted_for.unwrap_or(0)),
+        map(servers, |s| s.voted_for().unwrap_or(0)),
     );
     object.insert(
         "log".into(),
         map(servers, |s| {
-            s.log
+            s.log()
                 .entries
                 .iter()
                 .map(|e| json!({ "term": e.term, "payload": payload(&e.payload) }))
@@ -87,32 +87,35 @@ fn state(servers: &BTreeMap<NodeId, ReplayServer>, index: usize, meta: Value) ->
     );
     object.insert(
         "snapshotIndex".into(),
-        map(servers, |s| s.log.snapshot_index),
+        map(servers, |s| s.log().snapshot_index),
     );
-    object.insert("snapshotTerm".into(), map(servers, |s| s.log.snapshot_term));
+    object.insert(
+        "snapshotTerm".into(),
+        map(servers, |s| s.log().snapshot_term),
+    );
     object.insert(
         "config".into(),
-        map(servers, |s| set(s.config.members.iter().copied())),
+        map(servers, |s| set(s.config().members.iter().copied())),
     );
-    object.insert("role".into(), map(servers, |s| format!("{:?}", s.role)));
-    object.insert("commitIndex".into(), map(servers, |s| s.commit_index));
+    object.insert("role".into(), map(servers, |s| format!("{:?}", s.role())));
+    object.insert("commitIndex".into(), map(servers, |s| s.commit_index()));
     object.insert(
         "leaderId".into(),
-        map(servers, |s| s.leader_id.unwrap_or(0)),
+        map(servers, |s| s.leader_id().unwrap_or(0)),
     );
     object.insert(
         "votesGranted".into(),
-        map(servers, |s| set(s.votes_granted.iter().copied())),
+        map(servers, |s| set(s.votes_granted().iter().copied())),
     );
     object.insert(
         "nextIndex".into(),
-        map(servers, |s| index_map(&s.next_index)),
+        map(servers, |s| index_map(&s.next_index())),
     );
     object.insert(
         "matchIndex".into(),
-        map(servers, |s| index_map(&s.match_index)),
+        map(servers, |s| index_map(&s.match_index())),
     );
-    object.insert("readSeq".into(), map(servers, |s| s.read_seq));
+    object.insert("readSeq".into(), map(servers, |s| s.read_seq()));
     Value::Object(object)
 }
 

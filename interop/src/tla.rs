@@ -73,13 +73,13 @@ fn line(step: &Step) -> Value {
         "node": step.node,
         "action": step.action.name(),
         "state": {
-            "currentTerm": s.current_term,
-            "votedFor": s.voted_for.unwrap_or(0),
-            "role": format!("{:?}", s.role),
-            "commitIndex": s.commit_index,
-            "leaderId": s.leader_id.unwrap_or(0),
-            "snapshotIndex": s.log.snapshot_index,
-            "lastIndex": s.log.last_index(),
+            "currentTerm": s.current_term(),
+            "votedFor": s.voted_for().unwrap_or(0),
+            "role": format!("{:?}", s.role()),
+            "commitIndex": s.commit_index(),
+            "leaderId": s.leader_id().unwrap_or(0),
+            "snapshotIndex": s.log().snapshot_index,
+            "lastIndex": s.log().last_index(),
         },
     });
     if let Value::Object(fields) = &mut r {
@@ -111,7 +111,7 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
     let max_append_entries = validated
         .initial
         .values()
-        .map(|s| s.max_append_entries)
+        .map(|s| s.max_append_entries())
         .max()
         .unwrap_or(1);
     let steps = validated.run.len() + 1;

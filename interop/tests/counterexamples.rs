@@ -111,23 +111,23 @@ fn the_itf_export_reads_back_through_the_itf_crate() {
         servers.insert(step.node, step.server.clone());
         let s = &state.value;
         for (id, server) in &servers {
-            assert_eq!(s.current_term[id], server.current_term);
-            assert_eq!(s.voted_for[id], server.voted_for.unwrap_or(0));
-            assert_eq!(s.snapshot_index[id], server.log.snapshot_index);
+            assert_eq!(s.current_term[id], server.current_term());
+            assert_eq!(s.voted_for[id], server.voted_for().unwrap_or(0));
+            assert_eq!(s.snapshot_index[id], server.log().snapshot_index);
             assert_eq!(
                 s.log[id].iter().map(|e| e.term).collect::<Vec<_>>(),
                 server
-                    .log
+                    .log()
                     .entries
                     .iter()
                     .map(|e| e.term)
                     .collect::<Vec<_>>()
             );
-            assert_eq!(s.commit_index[id], server.commit_index);
-            assert_eq!(s.role[id], format!("{:?}", server.role));
-            assert_eq!(s.config[id].len(), server.config.members.len());
-            assert_eq!(s.votes_granted[id].len(), server.votes_granted.len());
-            assert_eq!(s.match_index[id].len(), server.match_index.len());
+            assert_eq!(s.commit_index[id], server.commit_index());
+            assert_eq!(s.role[id], format!("{:?}", server.role()));
+            assert_eq!(s.config[id].len(), server.config().members.len());
+            assert_eq!(s.votes_granted[id].len(), server.votes_granted().len());
+            assert_eq!(s.match_index[id].len(), server.match_index().len());
         }
     }
 }

@@ -74,6 +74,20 @@ impl Bugs {
         }
     }
 
+    /// Is any bug switched on? (Assertions of the invariants a seeded bug
+    /// breaks on purpose give way to the checker's properties.)
+    #[inline(always)]
+    pub fn any(self) -> bool {
+        #[cfg(feature = "seeded-bugs")]
+        {
+            self.bits != 0
+        }
+        #[cfg(not(feature = "seeded-bugs"))]
+        {
+            false
+        }
+    }
+
     #[cfg(feature = "seeded-bugs")]
     pub fn of(bugs: &[Bug]) -> Self {
         Bugs {

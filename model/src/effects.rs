@@ -2,12 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use imbl::Vector;
+
 use crate::actions::ReadReady;
 use crate::message::Message;
-use crate::types::Index;
+use crate::types::{Entry, Index};
 
 /// What changed in persistent state and must be durable **before** any of the
-/// transition's messages leave (design.md: "durability before speech").
+/// transition's messages leave ("durability before speech": a restart must
+/// lose nothing a message already told another server).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Persist {
     /// `current_term` or `voted_for` changed.
@@ -31,15 +34,60 @@ impl Persist {
     }
 }
 
+/// Entries newly committed, in index order: what the driver applies to its
+/// state machine (etcd-raft's `Ready.CommittedEntries`). Shares structure
+/// with the log, so delivering them copies no command.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Committed<C: Clone> {
+    /// The index of `entries[0]`.
+    pub first_index: Index,
+    pub entries: Vector<Entry<C>>,
+}
+
+impl<C: Clone> Default for Committed<C> {
+    fn default() -> Self {
+        Committed {
+            first_index: 1,
+            entries: Vector::new(),
+        }
+    }
+}
+
+impl<C: Clone> Committed<C> {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The index of the last entry (`first_index - 1` when empty).
+    pub fn last_index(&self) -> Index {
+        self.first_index + self.entries.len() as Index - 1
+    }
+
+    /// `(index, entry)` in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (Index, &Entry<C>)> {
+        let first = self.first_index;
+        self.entries
+            .iter()
+            .enumerate()
+            .map(move |(offset, entry)| (first + offset as Index, entry))
+    }
+}
+
 /// The effects of one transition. The driver performs them in field order:
-/// `persist`, then `messages`; `commit_index` and `snapshot_installed` tell it
-/// what to apply to the state machine.
+/// `persist`, then `messages`; then it applies: the state machine becomes the
+/// snapshot's image if `snapshot_installed`, then `committed` entries are
+/// applied in order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Effects<C: Clone, S> {
     pub persist: Persist,
     pub messages: Vec<Message<C, S>>,
-    /// The new commit index, when it advanced: entries up to it may be applied.
+    /// The new commit index, when it changed.
     pub commit_index: Option<Index>,
+    /// Entries this transition committed, to apply after any installed
+    /// snapshot. Empty when a snapshot covers the new commit index.
+    pub committed: Committed<C>,
+    /// ClientRequest: the index the command was appended at.
+    pub appended_at: Option<Index>,
     /// The state machine must be reset to the server's (new) snapshot.
     pub snapshot_installed: bool,
     /// Reads confirmed by a quorum: answer each once the state machine has
@@ -58,6 +106,8 @@ impl<C: Clone, S> Default for Effects<C, S> {
             persist: Persist::default(),
             messages: Vec::new(),
             commit_index: None,
+            committed: Committed::default(),
+            appended_at: None,
             snapshot_installed: false,
             reads_ready: Vec::new(),
             reads_failed: Vec::new(),
@@ -71,6 +121,8 @@ impl<C: Clone, S> Effects<C, S> {
         self.persist.is_empty()
             && self.messages.is_empty()
             && self.commit_index.is_none()
+            && self.committed.is_empty()
+            && self.appended_at.is_none()
             && !self.snapshot_installed
             && self.reads_ready.is_empty()
             && self.reads_failed.is_empty()

@@ -4,13 +4,14 @@
 //! pure and deterministic: no clock, no randomness, no I/O, no async. Time,
 //! randomness, the network and the disk are inputs and outputs at its edge:
 //!
-//! - inputs are the spec's actions — an election timeout fired
-//!   ([`Server::timeout`]), a heartbeat is due ([`Server::send_append_entries`]),
-//!   a client request ([`Server::client_request`]), a message arrived
-//!   ([`Server::receive`] or the `handle_*` function of its kind), a crash
-//!   ([`Server::restart`]), a snapshot taken ([`Server::compact_log`]);
+//! - inputs are the spec's actions, listed once as [`Step`] and taken by
+//!   [`Server::step`] — an election timeout fired, a heartbeat is due, a
+//!   client request, a linearizable read, a message arrived (the `Handle*`
+//!   action of its kind), a snapshot taken, a crash;
 //! - each returns [`Effects`]: what to make durable, then the messages to send,
-//!   then how far entries are committed.
+//!   then the entries newly committed, to apply in order;
+//! - drivers read a server through its methods (`current_term()`, `log()`,
+//!   ...); only the transition functions change it.
 //!
 //! The checker (`checker/`) explores these very functions; the node (`impl/`)
 //! runs them under tokio; `interop/` replays recorded traces through them.
@@ -27,13 +28,15 @@ mod log;
 mod message;
 mod server;
 mod snapshot;
+mod step;
 mod types;
 
 pub use actions::{CompactError, NotLeader, PendingRead, ReadReady};
 pub use bugs::{Bug, Bugs};
-pub use effects::{Effects, Persist};
+pub use effects::{Committed, Effects, Persist};
 pub use log::Log;
 pub use message::{Body, Message};
 pub use server::{DEFAULT_MAX_APPEND_ENTRIES, Role, Server};
 pub use snapshot::{Snapshot, SnapshotMeta};
+pub use step::{Action, Refused, Step};
 pub use types::{Config, Entry, Index, NodeId, Payload, Term};

@@ -27,41 +27,116 @@ pub enum Role {
 /// `voted_for`, `log`, `snapshot`, `config`. Everything else is volatile.
 /// Field names are the spec's variable names in snake_case (see spec/README.md).
 ///
+/// The fields are private: only the transition functions change them, and
+/// drivers read them through the methods of the same names.
+///
 /// `C` is the command type, `S` the state-machine image carried by snapshots.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Server<C: Clone, S> {
-    pub id: NodeId,
+    pub(crate) id: NodeId,
     // --- persistent ---
-    pub current_term: Term,
-    pub voted_for: Option<NodeId>,
-    pub log: Log<C>,
+    pub(crate) current_term: Term,
+    pub(crate) voted_for: Option<NodeId>,
+    pub(crate) log: Log<C>,
     /// The latest snapshot. `snapshot.meta.last_index == log.snapshot_index`.
-    pub snapshot: Snapshot<S>,
+    pub(crate) snapshot: Snapshot<S>,
     /// The configuration in force. Quorums are computed from it.
-    pub config: Config,
+    pub(crate) config: Config,
     // --- volatile ---
-    pub role: Role,
-    pub commit_index: Index,
+    pub(crate) role: Role,
+    pub(crate) commit_index: Index,
     /// The leader of `current_term`, once heard from (a hint for clients).
-    pub leader_id: Option<NodeId>,
+    pub(crate) leader_id: Option<NodeId>,
     /// Candidate only: who granted a vote in `current_term` (self included).
-    pub votes_granted: OrdSet<NodeId>,
+    pub(crate) votes_granted: OrdSet<NodeId>,
     /// Leader only: next entry to send to each peer.
-    pub next_index: OrdMap<NodeId, Index>,
+    pub(crate) next_index: OrdMap<NodeId, Index>,
     /// Leader only: highest entry known replicated on each peer.
-    pub match_index: OrdMap<NodeId, Index>,
+    pub(crate) match_index: OrdMap<NodeId, Index>,
     /// Leader only: the latest ReadIndex round; AppendEntries requests carry it.
-    pub read_seq: u64,
+    pub(crate) read_seq: u64,
     /// Leader only: the highest ReadIndex round each peer has echoed back.
-    pub read_acks: OrdMap<NodeId, u64>,
+    pub(crate) read_acks: OrdMap<NodeId, u64>,
     /// Leader only: reads waiting for a quorum to confirm leadership.
-    pub pending_reads: Vector<PendingRead>,
+    pub(crate) pending_reads: Vector<PendingRead>,
     /// The most entries one AppendEntries request carries: a constant of the
     /// deployment (spec constant `MaxAppendEntries`), not protocol state.
-    pub max_append_entries: usize,
+    pub(crate) max_append_entries: usize,
     /// Seeded bugs (always empty outside the checker and tests).
     #[serde(skip)]
     pub(crate) bugs: Bugs,
+}
+
+/// The read API: drivers see a server only through these.
+impl<C: Clone, S> Server<C, S> {
+    /// This server's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// Spec `currentTerm`.
+    pub fn current_term(&self) -> Term {
+        self.current_term
+    }
+    /// Spec `votedFor`.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    /// Spec `log` (with `snapshotIndex`/`snapshotTerm` for its compacted prefix).
+    pub fn log(&self) -> &Log<C> {
+        &self.log
+    }
+    /// The latest snapshot: its metadata is the spec's `snapshot`.
+    pub fn snapshot(&self) -> &Snapshot<S> {
+        &self.snapshot
+    }
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Spec `state`.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// Spec `commitIndex`.
+    pub fn commit_index(&self) -> Index {
+        self.commit_index
+    }
+    /// Spec `leaderId`: the leader of the current term, once heard from.
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.leader_id
+    }
+    /// Spec `votesGranted`.
+    pub fn votes_granted(&self) -> &OrdSet<NodeId> {
+        &self.votes_granted
+    }
+    /// Spec `nextIndex` (leader only).
+    pub fn next_index(&self) -> &OrdMap<NodeId, Index> {
+        &self.next_index
+    }
+    /// Spec `matchIndex` (leader only).
+    pub fn match_index(&self) -> &OrdMap<NodeId, Index> {
+        &self.match_index
+    }
+    /// Spec `readSeq` (leader only).
+    pub fn read_seq(&self) -> u64 {
+        self.read_seq
+    }
+    /// Spec `readAcks` (leader only).
+    pub fn read_acks(&self) -> &OrdMap<NodeId, u64> {
+        &self.read_acks
+    }
+    /// Spec `pendingReads` (leader only).
+    pub fn pending_reads(&self) -> &Vector<PendingRead> {
+        &self.pending_reads
+    }
+    /// Spec constant `MaxAppendEntries`.
+    pub fn max_append_entries(&self) -> usize {
+        self.max_append_entries
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
 }
 
 impl<C: Clone, S: Clone> Server<C, S> {
@@ -122,10 +197,6 @@ impl<C: Clone, S: Clone> Server<C, S> {
     pub fn with_bugs(mut self, bugs: &[crate::bugs::Bug]) -> Self {
         self.bugs = Bugs::of(bugs);
         self
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
     }
 
     /// A copy with every server id passed through `f`: the checker's symmetry

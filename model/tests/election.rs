@@ -20,11 +20,14 @@ fn three() -> Config {
 fn timeout_makes_a_follower_a_candidate_of_the_next_term() {
     let mut s = server_with_log(1, &three(), 4, Some(2), &[1, 3, 4]);
     let effects = s.timeout();
-    assert_eq!(s.role, Role::Candidate);
-    assert_eq!(s.current_term, 5);
-    assert_eq!(s.voted_for, Some(1), "votes for itself");
-    assert_eq!(s.votes_granted.iter().copied().collect::<Vec<_>>(), vec![1]);
-    assert_eq!(s.leader_id, None);
+    assert_eq!(s.role(), Role::Candidate);
+    assert_eq!(s.current_term(), 5);
+    assert_eq!(s.voted_for(), Some(1), "votes for itself");
+    assert_eq!(
+        s.votes_granted().iter().copied().collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(s.leader_id(), None);
     // The new term and the self-vote must be durable before anyone is asked.
     assert!(effects.persist.hard_state);
     assert_eq!(effects.persist.log_from, None);
@@ -50,9 +53,9 @@ fn a_candidate_that_times_out_starts_a_new_election() {
     s.timeout();
     s.receive(&vote(2, 1, 1, false));
     let effects = s.timeout();
-    assert_eq!((s.role, s.current_term), (Role::Candidate, 2));
+    assert_eq!((s.role(), s.current_term()), (Role::Candidate, 2));
     assert_eq!(
-        s.votes_granted.len(),
+        s.votes_granted().len(),
         1,
         "votes of the old term are forgotten"
     );
@@ -82,14 +85,14 @@ fn a_server_outside_the_configuration_never_stands() {
 fn a_single_server_cluster_elects_itself_and_commits_its_noop() {
     let mut s = server(1, &members(1));
     let effects = s.timeout();
-    assert_eq!((s.role, s.current_term), (Role::Leader, 1));
-    assert_eq!(s.leader_id, Some(1));
-    assert_eq!(s.log.last_index(), 1);
+    assert_eq!((s.role(), s.current_term()), (Role::Leader, 1));
+    assert_eq!(s.leader_id(), Some(1));
+    assert_eq!(s.log().last_index(), 1);
     assert_eq!(
-        s.log.entry(1).map(|e| (e.term, &e.payload)),
+        s.log().entry(1).map(|e| (e.term, &e.payload)),
         Some((1, &Payload::Noop))
     );
-    assert_eq!(s.commit_index, 1);
+    assert_eq!(s.commit_index(), 1);
     assert_eq!(effects.commit_index, Some(1));
     assert!(effects.persist.hard_state);
     assert_eq!(effects.persist.log_from, Some(1));
@@ -97,7 +100,7 @@ fn a_single_server_cluster_elects_itself_and_commits_its_noop() {
     // And it commits client commands by itself, at once.
     let (index, effects) = s.client_request(7).expect("leader");
     assert_eq!(
-        (index, s.commit_index, effects.commit_index),
+        (index, s.commit_index(), effects.commit_index),
         (2, 2, Some(2))
     );
 }
@@ -131,7 +134,7 @@ fn no_vote_for_a_log_less_up_to_date() {
     // The same last term but a shorter log loses.
     assert!(!ask(2, 2).0);
     // Refusing still adopts the newer term, with no vote cast in it.
-    assert_eq!((s.current_term, s.voted_for), (3, None));
+    assert_eq!((s.current_term(), s.voted_for()), (3, None));
 }
 
 #[test]
@@ -139,7 +142,7 @@ fn a_granted_vote_is_durable_before_the_answer_leaves() {
     let mut s = server(1, &three());
     let effects = s.receive(&request_vote(2, 1, 1, 0, 0));
     assert!(vote_granted(only_message(&effects)));
-    assert_eq!(s.voted_for, Some(2));
+    assert_eq!(s.voted_for(), Some(2));
     assert!(effects.persist.hard_state, "term and vote before the reply");
     assert!(effects.reset_election_timer);
 }
@@ -150,7 +153,7 @@ fn a_vote_granted_within_the_current_term_is_durable_too() {
     let mut s = server_with_log(1, &three(), 1, None, &[]);
     let effects = s.receive(&request_vote(3, 1, 1, 0, 0));
     assert!(vote_granted(only_message(&effects)));
-    assert_eq!(s.voted_for, Some(3));
+    assert_eq!(s.voted_for(), Some(3));
     assert!(effects.persist.hard_state, "the vote before the reply");
 }
 
@@ -165,7 +168,7 @@ fn one_vote_per_term() {
         !vote_granted(only_message(&effects)),
         "already voted for 2 in term 1"
     );
-    assert_eq!(s.voted_for, Some(2));
+    assert_eq!(s.voted_for(), Some(2));
     assert!(!effects.persist.hard_state, "nothing changed");
     assert!(!effects.reset_election_timer);
 }
@@ -205,10 +208,10 @@ fn a_leader_steps_down_on_a_higher_term_and_votes_if_the_log_allows() {
     // Server 3 has seen nothing of term 1: it is not up to date.
     let effects = s.receive(&request_vote(3, 1, 2, 0, 0));
     assert_eq!(
-        (s.role, s.current_term, s.voted_for),
+        (s.role(), s.current_term(), s.voted_for()),
         (Role::Follower, 2, None)
     );
-    assert!(s.next_index.is_empty() && s.match_index.is_empty());
+    assert!(s.next_index().is_empty() && s.match_index().is_empty());
     assert!(!vote_granted(only_message(&effects)));
     assert!(effects.persist.hard_state, "the new term is durable");
     // Server 2 has the no-op: it gets the vote.
@@ -223,11 +226,11 @@ fn a_candidate_becomes_leader_on_a_quorum_appends_a_noop_and_sends_it() {
     let mut s = server_with_log(1, &three(), 2, None, &[1, 2]);
     s.timeout();
     let effects = s.receive(&vote(3, 1, 3, true));
-    assert_eq!((s.role, s.leader_id), (Role::Leader, Some(1)));
+    assert_eq!((s.role(), s.leader_id()), (Role::Leader, Some(1)));
     // The no-op of the new term (paper §8) at the end of the log.
-    assert_eq!(s.log.last_index(), 3);
+    assert_eq!(s.log().last_index(), 3);
     assert_eq!(
-        s.log.entry(3).map(|e| (e.term, &e.payload)),
+        s.log().entry(3).map(|e| (e.term, &e.payload)),
         Some((3, &Payload::Noop))
     );
     assert_eq!(
@@ -236,9 +239,9 @@ fn a_candidate_becomes_leader_on_a_quorum_appends_a_noop_and_sends_it() {
         "the no-op is durable before it is sent"
     );
     // next_index starts just past the log as it was; match_index at 0.
-    assert_eq!(s.next_index.get(&2), Some(&3));
-    assert_eq!(s.next_index.get(&3), Some(&3));
-    assert_eq!(s.match_index.get(&2), Some(&0));
+    assert_eq!(s.next_index().get(&2), Some(&3));
+    assert_eq!(s.next_index().get(&3), Some(&3));
+    assert_eq!(s.match_index().get(&2), Some(&0));
     // AppendEntries to every peer at once, carrying the no-op.
     let mut to: Vec<_> = effects.messages.iter().map(|m| m.to).collect();
     to.sort_unstable();
@@ -246,7 +249,11 @@ fn a_candidate_becomes_leader_on_a_quorum_appends_a_noop_and_sends_it() {
     for message in &effects.messages {
         assert_eq!(append_request(message), (2, 2, vec![3], 0));
     }
-    assert_eq!(s.commit_index, 0, "not committed before a quorum stores it");
+    assert_eq!(
+        s.commit_index(),
+        0,
+        "not committed before a quorum stores it"
+    );
 }
 
 #[test]
@@ -255,11 +262,11 @@ fn five_servers_need_three_votes_and_a_repeated_vote_counts_once() {
     s.timeout();
     s.receive(&vote(2, 1, 1, true));
     s.receive(&vote(2, 1, 1, true));
-    assert_eq!(s.role, Role::Candidate, "two distinct votes of five");
+    assert_eq!(s.role(), Role::Candidate, "two distinct votes of five");
     s.receive(&vote(4, 1, 1, false));
-    assert_eq!(s.role, Role::Candidate, "a refusal is no vote");
+    assert_eq!(s.role(), Role::Candidate, "a refusal is no vote");
     s.receive(&vote(3, 1, 1, true));
-    assert_eq!(s.role, Role::Leader);
+    assert_eq!(s.role(), Role::Leader);
 }
 
 #[test]
@@ -268,12 +275,12 @@ fn in_a_four_server_cluster_two_is_no_majority() {
     s.timeout();
     s.receive(&vote(2, 1, 1, true));
     assert_eq!(
-        s.role,
+        s.role(),
         Role::Candidate,
         "2 of 4 could tie with another 2 of 4"
     );
     s.receive(&vote(3, 1, 1, true));
-    assert_eq!(s.role, Role::Leader);
+    assert_eq!(s.role(), Role::Leader);
 }
 
 #[test]
@@ -283,7 +290,7 @@ fn votes_of_another_term_do_not_count() {
     s.timeout(); // now a candidate of term 2
     let effects = s.receive(&vote(2, 1, 1, true));
     assert_eq!(
-        s.role,
+        s.role(),
         Role::Candidate,
         "a vote from term 1 elects no one in term 2"
     );
@@ -296,7 +303,7 @@ fn a_response_of_a_higher_term_ends_the_candidacy() {
     s.timeout();
     let effects = s.receive(&vote(2, 1, 7, false));
     assert_eq!(
-        (s.role, s.current_term, s.voted_for),
+        (s.role(), s.current_term(), s.voted_for()),
         (Role::Follower, 7, None)
     );
     assert!(effects.persist.hard_state);

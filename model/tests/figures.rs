@@ -66,20 +66,20 @@ fn figure_7_every_follower_ends_with_exactly_the_leaders_log() {
     let (cluster, rounds) = figure_7(&[]);
     let leader = cluster.server(1);
     assert!(leader.is_leader());
-    assert_eq!(leader.current_term, 8);
+    assert_eq!(leader.current_term(), 8);
     // The leader's log is Figure 7's plus the no-op of its term 8 (§8).
     let mut expected = LEADER.to_vec();
     expected.push(8);
-    assert_eq!(terms_of(&leader.log), expected);
+    assert_eq!(terms_of(&leader.log()), expected);
     for (position, (name, _)) in FOLLOWERS.iter().enumerate() {
         let id = position as NodeId + 2;
         let follower = cluster.server(id);
-        assert_eq!(follower.log, leader.log, "follower ({name})");
-        assert_eq!(leader.match_index[&id], 11, "follower ({name})");
-        assert_eq!(leader.next_index[&id], 12, "follower ({name})");
-        assert_eq!(follower.commit_index, 11, "follower ({name})");
+        assert_eq!(follower.log(), leader.log(), "follower ({name})");
+        assert_eq!(leader.match_index()[&id], 11, "follower ({name})");
+        assert_eq!(leader.next_index()[&id], 12, "follower ({name})");
+        assert_eq!(follower.commit_index(), 11, "follower ({name})");
     }
-    assert_eq!(leader.commit_index, 11);
+    assert_eq!(leader.commit_index(), 11);
     assert_eq!(cluster.violation, None);
     // Each request/response round moves next_index back past one
     // conflicting entry, or past a short log in one step (the hint).
@@ -94,9 +94,9 @@ fn figure_7_with_keep_conflicting_suffix_leaves_follower_d_with_extra_entries() 
     // it: follower (d) keeps its second term-7 entry after the leader's.
     let (cluster, _) = figure_7(&[Bug::KeepConflictingSuffix]);
     let (leader, d) = (cluster.server(1), cluster.server(5));
-    assert_ne!(d.log, leader.log);
+    assert_ne!(d.log(), leader.log());
     assert_eq!(
-        terms_of(&d.log),
+        terms_of(&d.log()),
         vec![1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 8, 7],
         "a term-7 entry after a term-8 entry: the log is no longer a leader's"
     );
@@ -118,7 +118,7 @@ fn to(to: NodeId) -> impl Fn(&Msg) -> bool {
 
 /// The term of entry `index` on server `id`.
 fn term_at(cluster: &Cluster, id: NodeId, index: u64) -> Option<Term> {
-    cluster.server(id).log.term_at(index)
+    cluster.server(id).log().term_at(index)
 }
 
 /// Figure 8 up to its state (c): five servers S1–S5 holding entry 1 of
@@ -159,7 +159,7 @@ fn figure_8_up_to_c(bugs: &[Bug]) -> Cluster {
     c.drop_where(from(5));
     c.deliver_where(to(5));
     assert!(c.server(5).is_leader());
-    assert_eq!(c.server(5).current_term, 3);
+    assert_eq!(c.server(5).current_term(), 3);
     c.drop_where(from(5)); // its entry 2 (term 3) reaches no one
     c.restart(5);
 
@@ -171,7 +171,7 @@ fn figure_8_up_to_c(bugs: &[Bug]) -> Cluster {
     c.drop_where(from(1));
     c.deliver_where(to(1));
     assert!(c.server(1).is_leader());
-    assert_eq!(c.server(1).current_term, 4);
+    assert_eq!(c.server(1).current_term(), 4);
     c.deliver_where(from_to(1, &[2, 3])); // S2 takes entry 3; S3 lacks entry 2
     c.drop_where(from_to(1, &[4, 5]));
     c.deliver_where(to(1)); // S1 steps back for S3 and sends it entry 2
@@ -206,9 +206,13 @@ fn figure_8_d(mut c: Cluster) -> Cluster {
 fn figure_8_an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
     let c = figure_8_up_to_c(&[]);
     let s1 = c.server(1);
-    assert_eq!(s1.match_index[&2], 3);
-    assert_eq!(s1.match_index[&3], 2);
-    assert_eq!(s1.commit_index, 0, "entry 2 is of term 2, not S1's term 4");
+    assert_eq!(s1.match_index()[&2], 3);
+    assert_eq!(s1.match_index()[&3], 2);
+    assert_eq!(
+        s1.commit_index(),
+        0,
+        "entry 2 is of term 2, not S1's term 4"
+    );
     assert_eq!(c.violation, None);
 }
 
@@ -217,7 +221,7 @@ fn figure_8_d_s5_may_still_win_and_overwrite_entry_2_and_that_is_safe() {
     let c = figure_8_d(figure_8_up_to_c(&[]));
     for id in 1..=5 {
         assert_eq!(term_at(&c, id, 2), Some(3), "S{id}: entry 2 is S5's now");
-        assert_eq!(c.server(id).commit_index, 3, "S{id}");
+        assert_eq!(c.server(id).commit_index(), 3, "S{id}");
     }
     assert_eq!(c.violation, None, "entry 2 of term 2 was never committed");
 }
@@ -228,7 +232,7 @@ fn figure_8_e_once_a_term_4_entry_is_on_a_majority_it_commits_and_s5_cannot_win(
     c.deliver_where(from_to(1, &[3])); // entry 3 (term 4) reaches S3
     c.deliver_where(to(1));
     assert_eq!(
-        c.server(1).commit_index,
+        c.server(1).commit_index(),
         3,
         "entry 3, and with it entry 2, commit"
     );
@@ -250,7 +254,7 @@ fn figure_8_e_once_a_term_4_entry_is_on_a_majority_it_commits_and_s5_cannot_win(
 fn figure_8_with_commit_old_term_a_committed_entry_is_lost() {
     // The seeded bug commits entry 2 in state (c) by counting replicas ...
     let c = figure_8_up_to_c(&[Bug::CommitOldTerm]);
-    assert_eq!(c.server(1).commit_index, 2);
+    assert_eq!(c.server(1).commit_index(), 2);
     assert_eq!(c.violation, None);
     // ... and then S5 wins term 5 and overwrites it everywhere.
     let c = figure_8_d(c);

@@ -21,26 +21,29 @@ fn restart_loses_volatile_state_and_keeps_persistent_state() {
     elect(&mut l, &[2]);
     l.client_request(5).expect("leader");
     l.receive(&append_response(2, 1, 2, true, 4));
-    assert_eq!(l.commit_index, 4);
+    assert_eq!(l.commit_index(), 4);
     let (term, vote, log, snapshot, config) = (
-        l.current_term,
-        l.voted_for,
-        l.log.clone(),
-        l.snapshot.clone(),
-        l.config.clone(),
+        l.current_term(),
+        l.voted_for(),
+        l.log().clone(),
+        l.snapshot().clone(),
+        l.config().clone(),
     );
 
     let effects = l.restart();
-    assert_eq!(l.role, Role::Follower);
-    assert_eq!(l.leader_id, None);
-    assert!(l.votes_granted.is_empty() && l.next_index.is_empty() && l.match_index.is_empty());
+    assert_eq!(l.role(), Role::Follower);
+    assert_eq!(l.leader_id(), None);
+    assert!(
+        l.votes_granted().is_empty() && l.next_index().is_empty() && l.match_index().is_empty()
+    );
     assert_eq!(
-        l.commit_index, 0,
+        l.commit_index(),
+        0,
         "nothing is known committed without a snapshot"
     );
-    assert_eq!((l.current_term, l.voted_for), (term, vote));
+    assert_eq!((l.current_term(), l.voted_for()), (term, vote));
     assert_eq!(
-        (l.log.clone(), l.snapshot.clone(), l.config.clone()),
+        (l.log().clone(), l.snapshot().clone(), l.config().clone()),
         (log, snapshot, config)
     );
     assert!(
@@ -57,8 +60,12 @@ fn after_restart_the_commit_index_falls_back_to_the_snapshot() {
     f.compact_log(2, snapshot_of(&members(3), &[1, 1, 1], 2).data)
         .expect("committed");
     f.restart();
-    assert_eq!(f.commit_index, 2);
-    assert_eq!(f.log.last_index(), 3, "the uncommitted-looking tail stays");
+    assert_eq!(f.commit_index(), 2);
+    assert_eq!(
+        f.log().last_index(),
+        3,
+        "the uncommitted-looking tail stays"
+    );
 }
 
 #[test]
@@ -68,10 +75,10 @@ fn a_candidate_restarting_forgets_its_votes_but_not_its_own() {
     c.receive(&vote(2, 1, 1, true));
     c.restart();
     assert_eq!(
-        (c.role, c.current_term, c.voted_for),
+        (c.role(), c.current_term(), c.voted_for()),
         (Role::Follower, 1, Some(1))
     );
-    assert!(c.votes_granted.is_empty());
+    assert!(c.votes_granted().is_empty());
     // It cannot vote for anyone else in term 1 after the crash.
     let effects = c.receive(&request_vote(3, 1, 1, 0, 0));
     assert_eq!(
@@ -101,7 +108,7 @@ fn recovery_from_what_effects_made_durable_equals_restart() {
     }
     assert_eq!(cluster.violation, None);
     assert_eq!(
-        cluster.server(2).commit_index,
+        cluster.server(2).commit_index(),
         2,
         "server 2 compacted up to 2"
     );
@@ -187,7 +194,7 @@ fn a_message_handed_to_the_wrong_handler_is_a_no_op() {
 fn absurd_indexes_in_append_entries_requests_change_no_log() {
     let mut f = server_with_log(2, &members(3), 1, None, &[1, 1]);
     for prev in [u64::MAX, u64::MAX - 1, 3] {
-        let log = f.log.clone();
+        let log = f.log().clone();
         let effects = f.receive(&append_entries(
             1,
             2,
@@ -201,16 +208,17 @@ fn absurd_indexes_in_append_entries_requests_change_no_log() {
             (false, 2),
             "prev {prev}"
         );
-        assert_eq!(f.log, log);
+        assert_eq!(f.log(), &log);
         assert_eq!(
-            f.commit_index, 0,
+            f.commit_index(),
+            0,
             "leader_commit is never taken on a failed check"
         );
     }
     // A matching request with an absurd leader_commit commits only what it carries.
     let effects = f.receive(&append_entries(1, 2, 1, (1, 1), vec![], u64::MAX));
     assert_eq!(append_result(only_message(&effects)), (true, 1));
-    assert_eq!(f.commit_index, 1);
+    assert_eq!(f.commit_index(), 1);
 }
 
 #[test]
@@ -230,7 +238,7 @@ fn an_absurd_failure_hint_backs_off_one_step_at_most() {
     let mut l = server_with_log(1, &members(3), 1, None, &[1, 1, 1]);
     elect(&mut l, &[2]); // next_index 4
     l.receive(&append_response(2, 1, 2, false, u64::MAX));
-    assert_eq!(l.next_index[&2], 3);
+    assert_eq!(l.next_index()[&2], 3);
 }
 
 // ------------------------------------------------------ the Effects contract
@@ -293,9 +301,9 @@ fn a_transition_that_changes_nothing_durable_asks_nothing_durable() {
 fn a_far_future_term_cannot_make_the_term_wrap_around() {
     let mut f = server(1, &members(3));
     f.receive(&request_vote(2, 1, u64::MAX, 0, 0));
-    assert_eq!(f.current_term, u64::MAX);
+    assert_eq!(f.current_term(), u64::MAX);
     let effects = f.timeout();
-    assert_eq!(f.current_term, u64::MAX, "the term never goes back to 0");
-    assert_eq!(f.role, Role::Follower);
+    assert_eq!(f.current_term(), u64::MAX, "the term never goes back to 0");
+    assert_eq!(f.role(), Role::Follower);
     assert!(effects.messages.is_empty());
 }

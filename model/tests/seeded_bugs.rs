@@ -162,8 +162,8 @@ fn commit_beyond_leader_scenario(bugs: &[Bug]) -> Cluster {
         c.deliver_where(from_to(1, 2));
         c.deliver_where(from_to(2, 1));
     }
-    assert_eq!(c.server(1).current_term, 4);
-    assert_eq!(c.server(1).commit_index, 5);
+    assert_eq!(c.server(1).current_term(), 4);
+    assert_eq!(c.server(1).commit_index(), 5);
     // 4.
     c.send_append_entries(1);
     c.drop_where(from_to(1, 2));
@@ -181,7 +181,7 @@ fn commit_beyond_leader_scenario(bugs: &[Bug]) -> Cluster {
     c.network.push(failure.clone()); // the network duplicates it, twice
     c.network.push(failure);
     c.deliver_where(from_to(3, 1));
-    assert_eq!(c.server(1).next_index[&3], 2);
+    assert_eq!(c.server(1).next_index()[&3], 2);
     // Only the last request (entry 2) is delivered.
     let request = c.network.pop().expect("the retry for entry 2");
     c.network.clear();
@@ -193,15 +193,15 @@ fn commit_beyond_leader_scenario(bugs: &[Bug]) -> Cluster {
 fn commit_beyond_leader_commits_an_entry_the_leader_never_sent() {
     let correct = commit_beyond_leader_scenario(&[]);
     assert_eq!(correct.violation, None);
-    assert_eq!(correct.server(3).commit_index, 2);
+    assert_eq!(correct.server(3).commit_index(), 2);
 
     let buggy = commit_beyond_leader_scenario(&[Bug::CommitBeyondLeader]);
     assert_eq!(
-        buggy.server(3).commit_index,
+        buggy.server(3).commit_index(),
         3,
         "S3 commits its own term-3 entry 3"
     );
-    assert_eq!(buggy.server(3).log.term_at(3), Some(3));
+    assert_eq!(buggy.server(3).log().term_at(3), Some(3));
     let violation = buggy
         .violation
         .expect("S1 and S2 committed a different entry 3");

@@ -68,11 +68,12 @@ fn compaction_replaces_the_prefix_and_keeps_the_rest() {
     let mut l = leader_with_commit(4);
     l.client_request(9).expect("leader"); // entry 5, not committed
     let effects = l.compact_log(3, image(3).data).expect("committed");
-    assert_eq!(l.snapshot, image(3));
-    assert_eq!((l.log.snapshot_index, l.log.snapshot_term), (3, 1));
-    assert_eq!(terms_of(&l.log), vec![2, 2], "entries 4 and 5 stay");
+    assert_eq!(l.snapshot(), &image(3));
+    assert_eq!((l.log().snapshot_index, l.log().snapshot_term), (3, 1));
+    assert_eq!(terms_of(&l.log()), vec![2, 2], "entries 4 and 5 stay");
     assert_eq!(
-        l.commit_index, 4,
+        l.commit_index(),
+        4,
         "compaction does not change what is committed"
     );
     assert!(effects.persist.snapshot);
@@ -106,7 +107,7 @@ fn a_leader_sends_its_snapshot_to_a_peer_that_needs_compacted_entries() {
         message.body,
         Body::InstallSnapshotRequest { snapshot: image(3) }
     );
-    assert_eq!(l.next_index[&3], 1);
+    assert_eq!(l.next_index()[&3], 1);
 }
 
 // ----------------------------------------------- HandleInstallSnapshotRequest
@@ -115,21 +116,21 @@ fn a_leader_sends_its_snapshot_to_a_peer_that_needs_compacted_entries() {
 fn a_newer_snapshot_matching_the_log_keeps_the_entries_after_it() {
     let mut f = server_with_log(2, &three(), 2, None, &[1, 1, 1, 2, 2]);
     let effects = f.receive(&install_snapshot(1, 2, 2, image(3)));
-    assert_eq!(f.snapshot, image(3));
-    assert_eq!((f.log.snapshot_index, f.log.snapshot_term), (3, 1));
+    assert_eq!(f.snapshot(), &image(3));
+    assert_eq!((f.log().snapshot_index, f.log().snapshot_term), (3, 1));
     assert_eq!(
-        terms_of(&f.log),
+        terms_of(&f.log()),
         vec![2, 2],
         "entries 4 and 5 follow the snapshot"
     );
-    assert_eq!(f.commit_index, 3);
+    assert_eq!(f.commit_index(), 3);
     assert_eq!(effects.commit_index, Some(3));
     assert!(effects.persist.snapshot && effects.snapshot_installed);
     assert_eq!(
         effects.persist.log_from, None,
         "the stored suffix stays valid"
     );
-    assert_eq!(f.leader_id, Some(1));
+    assert_eq!(f.leader_id(), Some(1));
     assert_eq!(
         only_message(&effects).body,
         Body::InstallSnapshotResponse { match_index: 3 }
@@ -142,9 +143,9 @@ fn a_newer_snapshot_conflicting_with_the_log_replaces_all_of_it() {
     let mut f = server_with_log(2, &three(), 2, None, &[1, 1, 2, 2]);
     let mut disk = Disk::of(&f);
     let effects = f.receive(&install_snapshot(1, 2, 2, image(3)));
-    assert_eq!((f.log.snapshot_index, f.log.last_index()), (3, 3));
+    assert_eq!((f.log().snapshot_index, f.log().last_index()), (3, 3));
     assert!(
-        f.log.entries.is_empty(),
+        f.log().entries.is_empty(),
         "entry 4 followed a conflicting entry"
     );
     // The driver must learn that the stored entry 4 is gone too.
@@ -160,7 +161,11 @@ fn a_newer_snapshot_replaces_a_shorter_log() {
     let mut f = server_with_log(2, &three(), 2, None, &[1]);
     let effects = f.receive(&install_snapshot(1, 2, 2, image(3)));
     assert_eq!(
-        (f.log.snapshot_index, f.log.last_index(), f.commit_index),
+        (
+            f.log().snapshot_index,
+            f.log().last_index(),
+            f.commit_index()
+        ),
         (3, 3, 3)
     );
     let mut disk = Disk::of(&server_with_log(2, &three(), 2, None, &[1]));
@@ -218,7 +223,7 @@ fn the_answer_to_a_snapshot_moves_the_peer_past_it_and_replication_resumes() {
     l.compact_log(3, image(3).data).expect("committed");
     l.receive(&append_response(3, 1, 2, false, 0)); // snapshot sent to 3
     let effects = l.receive(&snapshot_response(3, 1, 2, 3));
-    assert_eq!((l.match_index[&3], l.next_index[&3]), (3, 4));
+    assert_eq!((l.match_index()[&3], l.next_index()[&3]), (3, 4));
     let message = only_message(&effects);
     assert_eq!(
         append_request(message),
@@ -260,8 +265,8 @@ fn entries_below_the_followers_snapshot_are_skipped_not_rechecked() {
         4,
     ));
     assert_eq!(append_result(only_message(&effects)), (true, 4));
-    assert_eq!((f.log.snapshot_index, terms_of(&f.log)), (3, vec![2]));
-    assert_eq!(f.commit_index, 4);
+    assert_eq!((f.log().snapshot_index, terms_of(&f.log())), (3, vec![2]));
+    assert_eq!(f.commit_index(), 4);
     // A request entirely inside the snapshot is answered with success.
     let effects = f.receive(&append_entries(1, 2, 2, (0, 0), vec![entry(1, 1)], 4));
     assert_eq!(append_result(only_message(&effects)), (true, 1));

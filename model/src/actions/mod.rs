@@ -21,7 +21,7 @@ pub use snapshot::CompactError;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::server::{Role, Server};
-use crate::types::{NodeId, Term};
+use crate::types::{Index, NodeId, Term};
 
 /// Why a client request was not appended.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,21 +42,12 @@ impl std::fmt::Display for NotLeader {
 impl std::error::Error for NotLeader {}
 
 impl<C: Clone, S: Clone> Server<C, S> {
-    /// Dispatches a received message to its handler. A message that is not
-    /// addressed to this server, comes from itself or from a non-member is
-    /// dropped without effect: the core never trusts its input.
+    /// The handler step for `message` ([`crate::Step::receive`]), with a
+    /// message that is not addressed to this server, comes from itself or
+    /// from a non-member dropped without effect: the core never trusts its
+    /// input.
     pub fn receive(&mut self, message: &Message<C, S>) -> Effects<C, S> {
-        if !self.accepts(message) {
-            return Effects::default();
-        }
-        match message.body {
-            Body::RequestVoteRequest { .. } => self.handle_request_vote_request(message),
-            Body::RequestVoteResponse { .. } => self.handle_request_vote_response(message),
-            Body::AppendEntriesRequest { .. } => self.handle_append_entries_request(message),
-            Body::AppendEntriesResponse { .. } => self.handle_append_entries_response(message),
-            Body::InstallSnapshotRequest { .. } => self.handle_install_snapshot_request(message),
-            Body::InstallSnapshotResponse { .. } => self.handle_install_snapshot_response(message),
-        }
+        self.step(crate::Step::receive(message)).unwrap_or_default()
     }
 
     /// Is this message addressed to us, from another member of our configuration?
@@ -84,6 +75,40 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.next_index = Default::default();
         self.match_index = Default::default();
         self.fail_pending_reads(effects);
+    }
+
+    /// Raises the commit index to `index` and hands the entries it commits
+    /// to the driver (`effects.committed`), after any it was already given.
+    pub(crate) fn commit_to(&mut self, index: Index, effects: &mut Effects<C, S>) {
+        assert!(
+            index > self.commit_index,
+            "the commit index only grows: {} -> {index}",
+            self.commit_index
+        );
+        assert!(
+            index <= self.log.last_index(),
+            "cannot commit entry {index} past the log's end {}",
+            self.log.last_index()
+        );
+        let from = self.commit_index + 1;
+        let entries = self
+            .log
+            .entries_from(from, (index - self.commit_index) as usize);
+        debug_assert_eq!(entries.len() as Index, index - self.commit_index);
+        let committed = &mut effects.committed;
+        if committed.is_empty() {
+            committed.first_index = from;
+            committed.entries = entries;
+        } else {
+            debug_assert_eq!(
+                committed.last_index() + 1,
+                from,
+                "committed entries are contiguous"
+            );
+            committed.entries.append(entries);
+        }
+        self.commit_index = index;
+        effects.commit_index = Some(index);
     }
 
     fn reply(&self, to: NodeId, body: Body<C, S>) -> Message<C, S> {

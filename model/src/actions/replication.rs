@@ -26,6 +26,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             payload: Payload::Command(command),
         });
         effects.persist.log_written_from(index);
+        effects.appended_at = Some(index);
         // A cluster of one commits by itself.
         self.advance_commit_index(&mut effects);
         Ok((index, effects))
@@ -157,6 +158,14 @@ impl<C: Clone, S: Clone> Server<C, S> {
                     effects.persist.log_written_from(index);
                 }
                 Some(_) => {
+                    // Losing a committed entry would break State Machine
+                    // Safety: Log Matching says a committed entry never
+                    // conflicts with the leader's (unless a bug is seeded).
+                    assert!(
+                        index > self.commit_index || self.bugs.any(),
+                        "entry {index} conflicts with the leader's, but is committed (commit index {})",
+                        self.commit_index
+                    );
                     self.log.truncate_from(index);
                     self.log.append(entry.clone());
                     effects.persist.log_written_from(index);
@@ -175,8 +184,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             leader_commit.min(last_new)
         };
         if new_commit > self.commit_index {
-            self.commit_index = new_commit;
-            effects.commit_index = Some(new_commit);
+            self.commit_to(new_commit, &mut effects);
         }
         let body = Body::AppendEntriesResponse {
             success: true,
@@ -277,8 +285,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             return;
         };
         if term == self.current_term || self.bugs.has(Bug::CommitOldTerm) {
-            self.commit_index = candidate;
-            effects.commit_index = Some(candidate);
+            self.commit_to(candidate, effects);
             // Reads wait for the first commit of this term (paper §8).
             self.release_confirmed_reads(effects);
         }

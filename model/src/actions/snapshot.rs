@@ -116,6 +116,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
             self.snapshot = snapshot.clone();
             self.config = meta.config.clone();
+            // No entries to deliver: the snapshot's image replaces them.
             self.commit_index = meta.last_index;
             effects.commit_index = Some(meta.last_index);
             effects.persist.snapshot = true;

@@ -27,10 +27,10 @@ impl Disk {
     /// The disk of a server whose whole persistent state is durable.
     pub fn of(server: &TestServer) -> Disk {
         Disk {
-            current_term: server.current_term,
-            voted_for: server.voted_for,
-            snapshot: server.snapshot.clone(),
-            log: server.log.clone(),
+            current_term: server.current_term(),
+            voted_for: server.voted_for(),
+            snapshot: server.snapshot().clone(),
+            log: server.log().clone(),
         }
     }
 
@@ -39,12 +39,12 @@ impl Disk {
     /// only what they name.
     pub fn apply(&mut self, server: &TestServer, persist: &Persist) -> Result<(), String> {
         if persist.hard_state {
-            self.current_term = server.current_term;
-            self.voted_for = server.voted_for;
+            self.current_term = server.current_term();
+            self.voted_for = server.voted_for();
         }
         if persist.snapshot {
             // "the log prefix up to the snapshot's last index may be discarded"
-            self.snapshot = server.snapshot.clone();
+            self.snapshot = server.snapshot().clone();
             let meta = &self.snapshot.meta;
             self.log.compact_to(meta.last_index, meta.last_term);
         }
@@ -59,9 +59,9 @@ impl Disk {
                 ));
             }
             self.log.truncate_from(from);
-            for index in from..=server.log.last_index() {
+            for index in from..=server.log().last_index() {
                 let entry = server
-                    .log
+                    .log()
                     .entry(index)
                     .ok_or_else(|| format!("log_from {from}: entry {index} is not held"))?;
                 self.log.append(entry.clone());
@@ -78,7 +78,7 @@ impl Disk {
         } else {
             Err(format!(
                 "server {}: the disk holds {self:?} but the persistent state is {durable:?}",
-                server.id
+                server.id()
             ))
         }
     }
@@ -123,7 +123,7 @@ impl Cluster {
     pub fn of(servers: Vec<TestServer>, checks: &[Property]) -> Cluster {
         for (position, server) in servers.iter().enumerate() {
             assert_eq!(
-                server.id,
+                server.id(),
                 position as NodeId + 1,
                 "ids must be 1..=n in order"
             );
@@ -185,7 +185,7 @@ impl Cluster {
         transition: impl FnOnce(&mut TestServer) -> TestEffects,
     ) -> TestEffects {
         let at = position(id);
-        let last_before = self.servers[at].log.last_index();
+        let last_before = self.servers[at].log().last_index();
         let effects = transition(&mut self.servers[at]);
         self.stats.steps += 1;
         if effects
@@ -235,8 +235,8 @@ impl Cluster {
     /// committed entries as the image. No-op when there is nothing new.
     pub fn compact(&mut self, id: NodeId) {
         let server = self.server(id);
-        let index = server.commit_index;
-        if index <= server.log.snapshot_index {
+        let index = server.commit_index();
+        if index <= server.log().snapshot_index {
             return;
         }
         let image: Option<Image> = (1..=index).map(|i| entry_at(server, i).cloned()).collect();
@@ -268,7 +268,7 @@ impl Cluster {
             disk.snapshot.clone(),
             disk.log.clone(),
         )
-        .with_max_append_entries(restarted.max_append_entries)
+        .with_max_append_entries(restarted.max_append_entries())
         .with_bugs(&self.bugs);
         // The checker's Restart and the node's recovery must be one thing.
         if recovered != restarted {
@@ -292,10 +292,10 @@ impl Cluster {
 
     /// Delivers `message` (which need not be on the network) to its addressee.
     pub fn deliver_message(&mut self, message: Msg) -> TestEffects {
-        let Some(at) = self.servers.iter().position(|s| s.id == message.to) else {
+        let Some(at) = self.servers.iter().position(|s| s.id() == message.to) else {
             return TestEffects::default();
         };
-        let id = self.servers[at].id;
+        let id = self.servers[at].id();
         let effects = self.act(id, |server| server.receive(&message));
         if effects.snapshot_installed && matches!(message.body, Body::InstallSnapshotRequest { .. })
         {

@@ -103,7 +103,7 @@ pub fn elect(candidate: &mut TestServer, voters: &[NodeId]) -> TestEffects {
         if candidate.is_leader() {
             break;
         }
-        effects = candidate.receive(&vote(voter, candidate.id, candidate.current_term, true));
+        effects = candidate.receive(&vote(voter, candidate.id(), candidate.current_term(), true));
     }
     assert!(candidate.is_leader(), "{voters:?} are not a quorum");
     effects

@@ -67,10 +67,10 @@ fn violation(property: Property, detail: String) -> Result<(), Violation> {
 pub fn entry_at(server: &TestServer, index: Index) -> Option<&Entry<Cmd>> {
     if index == 0 {
         None
-    } else if index <= server.log.snapshot_index {
-        server.snapshot.data.get(usize::try_from(index - 1).ok()?)
+    } else if index <= server.log().snapshot_index {
+        server.snapshot().data.get(usize::try_from(index - 1).ok()?)
     } else {
-        server.log.entry(index)
+        server.log().entry(index)
     }
 }
 
@@ -128,13 +128,17 @@ impl Observer {
         if !server.is_leader() {
             return Ok(());
         }
-        let leader = *self.leaders.entry(server.current_term).or_insert(server.id);
-        if leader != server.id && self.checks(Property::ElectionSafety) {
+        let leader = *self
+            .leaders
+            .entry(server.current_term())
+            .or_insert(server.id());
+        if leader != server.id() && self.checks(Property::ElectionSafety) {
             return violation(
                 Property::ElectionSafety,
                 format!(
                     "servers {leader} and {} were both leader in term {}",
-                    server.id, server.current_term
+                    server.id(),
+                    server.current_term()
                 ),
             );
         }
@@ -143,25 +147,25 @@ impl Observer {
 
     fn leader_append_only(&mut self, server: &TestServer) -> Result<(), Violation> {
         if !server.is_leader() {
-            self.leader_logs.remove(&server.id);
+            self.leader_logs.remove(&server.id());
             return Ok(());
         }
         let previous = self
             .leader_logs
-            .insert(server.id, (server.current_term, server.log.clone()));
+            .insert(server.id(), (server.current_term(), server.log().clone()));
         let Some((term, old)) = previous else {
             return Ok(());
         };
-        if term != server.current_term || !self.checks(Property::LeaderAppendOnly) {
+        if term != server.current_term() || !self.checks(Property::LeaderAppendOnly) {
             return Ok(());
         }
-        let new = &server.log;
+        let new = &server.log();
         if new.last_index() < old.last_index() {
             return violation(
                 Property::LeaderAppendOnly,
                 format!(
                     "leader {} of term {term}: log shrank from {} to {} entries",
-                    server.id,
+                    server.id(),
                     old.last_index(),
                     new.last_index()
                 ),
@@ -176,7 +180,7 @@ impl Observer {
                     Property::LeaderAppendOnly,
                     format!(
                         "leader {} of term {term}: entry {index} changed from {:?} to {:?}",
-                        server.id,
+                        server.id(),
                         old.entry(index),
                         new.entry(index)
                     ),
@@ -188,7 +192,7 @@ impl Observer {
 
     fn state_machine_safety(&mut self, server: &TestServer) -> Result<(), Violation> {
         let check = self.checks(Property::StateMachineSafety);
-        for index in 1..=server.commit_index {
+        for index in 1..=server.commit_index() {
             let Some(entry) = entry_at(server, index) else {
                 if !check {
                     break;
@@ -197,20 +201,21 @@ impl Observer {
                     Property::StateMachineSafety,
                     format!(
                         "server {} has commit index {} but no entry {index}",
-                        server.id, server.commit_index
+                        server.id(),
+                        server.commit_index()
                     ),
                 );
             };
             let (first, first_server) = self
                 .committed
                 .entry(index)
-                .or_insert_with(|| (entry.clone(), server.id));
+                .or_insert_with(|| (entry.clone(), server.id()));
             if first != entry && check {
                 return violation(
                     Property::StateMachineSafety,
                     format!(
                         "index {index}: server {first_server} committed {first:?}, server {} committed {entry:?}",
-                        server.id
+                        server.id()
                     ),
                 );
             }
@@ -221,14 +226,15 @@ impl Observer {
     fn commit_monotonic(&mut self, server: &TestServer, restarted: bool) -> Result<(), Violation> {
         let before = self
             .commit_seen
-            .insert(server.id, server.commit_index)
+            .insert(server.id(), server.commit_index())
             .unwrap_or(0);
-        if !restarted && server.commit_index < before && self.checks(Property::CommitMonotonic) {
+        if !restarted && server.commit_index() < before && self.checks(Property::CommitMonotonic) {
             return violation(
                 Property::CommitMonotonic,
                 format!(
                     "server {}: commit index went back from {before} to {}",
-                    server.id, server.commit_index
+                    server.id(),
+                    server.commit_index()
                 ),
             );
         }
@@ -240,7 +246,7 @@ impl Observer {
 /// included): find the highest index where both hold an entry of the same
 /// term; every entry up to it must be identical.
 pub fn log_matching(a: &TestServer, b: &TestServer) -> Result<(), Violation> {
-    let common = a.log.last_index().min(b.log.last_index());
+    let common = a.log().last_index().min(b.log().last_index());
     let same_term = |index: Index| match (entry_at(a, index), entry_at(b, index)) {
         (Some(x), Some(y)) => x.term == y.term,
         _ => false,
@@ -256,8 +262,8 @@ pub fn log_matching(a: &TestServer, b: &TestServer) -> Result<(), Violation> {
                 format!(
                     "servers {} and {} both hold an entry of term {} at index {highest} \
                      but differ at index {index}: {x:?} vs {y:?}",
-                    a.id,
-                    b.id,
+                    a.id(),
+                    b.id(),
                     entry_at(a, highest).map_or(0, |entry| entry.term)
                 ),
             );

@@ -191,7 +191,7 @@ pub fn run(scenario: &Scenario, bugs: &[Bug], checks: &[Property]) -> Outcome {
                     .servers
                     .iter()
                     .filter(|s| s.is_leader())
-                    .map(|s| s.id)
+                    .map(|s| s.id())
                     .collect();
                 if !leaders.is_empty() {
                     cluster.send_append_entries(leaders[usize::from(i) % leaders.len()]);
@@ -200,9 +200,9 @@ pub fn run(scenario: &Scenario, bugs: &[Bug], checks: &[Property]) -> Outcome {
             Op::ClientRequest(i) => {
                 let asked = cluster.server(server(i));
                 let to = if asked.is_leader() {
-                    asked.id
+                    asked.id()
                 } else {
-                    asked.leader_id.unwrap_or(asked.id)
+                    asked.leader_id().unwrap_or(asked.id())
                 };
                 if cluster.client_request(to, next_command).is_some() {
                     next_command += 1;

@@ -1,0 +1,346 @@
+//! The one list of the spec's actions.
+//!
+//! [`Action`] names every action of spec/Raft.tla's `Next` that a server
+//! takes; [`Step`] is one such action together with its input, and
+//! [`Server::step`] dispatches it to the transition function of the same
+//! name. The checker's actions, the trace format and the node's calls into
+//! the core are all `Step`s, so adding an action (a variant here, a function
+//! in `actions/`, a disjunct in the spec) is the whole change: the checker
+//! enumerates it, the node calls it and the trace records it through this
+//! one type.
+//!
+//! The network's own actions (a message lost or duplicated) are not here:
+//! they change no server, only the checker's model of the network.
+
+use std::borrow::Borrow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::{CompactError, NotLeader};
+use crate::effects::Effects;
+use crate::message::{Body, Message};
+use crate::server::Server;
+use crate::types::Index;
+
+/// The spec's server actions, by name (spec/Raft.tla).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Action {
+    Timeout,
+    SendAppendEntries,
+    ClientRequest,
+    ReadIndex,
+    HandleRequestVoteRequest,
+    HandleRequestVoteResponse,
+    HandleAppendEntriesRequest,
+    HandleAppendEntriesResponse,
+    HandleInstallSnapshotRequest,
+    HandleInstallSnapshotResponse,
+    CompactLog,
+    Restart,
+}
+
+impl Action {
+    /// Every action, in the order of spec/Raft.tla's `Next`.
+    pub const ALL: [Action; 12] = [
+        Action::Timeout,
+        Action::SendAppendEntries,
+        Action::ClientRequest,
+        Action::ReadIndex,
+        Action::HandleRequestVoteRequest,
+        Action::HandleRequestVoteResponse,
+        Action::HandleAppendEntriesRequest,
+        Action::HandleAppendEntriesResponse,
+        Action::HandleInstallSnapshotRequest,
+        Action::HandleInstallSnapshotResponse,
+        Action::CompactLog,
+        Action::Restart,
+    ];
+
+    /// The spec's name of the action.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Timeout => "Timeout",
+            Action::SendAppendEntries => "SendAppendEntries",
+            Action::ClientRequest => "ClientRequest",
+            Action::ReadIndex => "ReadIndex",
+            Action::HandleRequestVoteRequest => "HandleRequestVoteRequest",
+            Action::HandleRequestVoteResponse => "HandleRequestVoteResponse",
+            Action::HandleAppendEntriesRequest => "HandleAppendEntriesRequest",
+            Action::HandleAppendEntriesResponse => "HandleAppendEntriesResponse",
+            Action::HandleInstallSnapshotRequest => "HandleInstallSnapshotRequest",
+            Action::HandleInstallSnapshotResponse => "HandleInstallSnapshotResponse",
+            Action::CompactLog => "CompactLog",
+            Action::Restart => "Restart",
+        }
+    }
+
+    /// The handler action for a message of this kind.
+    pub fn receiving<C: Clone, S>(body: &Body<C, S>) -> Action {
+        match body {
+            Body::RequestVoteRequest { .. } => Action::HandleRequestVoteRequest,
+            Body::RequestVoteResponse { .. } => Action::HandleRequestVoteResponse,
+            Body::AppendEntriesRequest { .. } => Action::HandleAppendEntriesRequest,
+            Body::AppendEntriesResponse { .. } => Action::HandleAppendEntriesResponse,
+            Body::InstallSnapshotRequest { .. } => Action::HandleInstallSnapshotRequest,
+            Body::InstallSnapshotResponse { .. } => Action::HandleInstallSnapshotResponse,
+        }
+    }
+
+    /// Does this action handle a received message?
+    pub fn is_handler(self) -> bool {
+        matches!(
+            self,
+            Action::HandleRequestVoteRequest
+                | Action::HandleRequestVoteResponse
+                | Action::HandleAppendEntriesRequest
+                | Action::HandleAppendEntriesResponse
+                | Action::HandleInstallSnapshotRequest
+                | Action::HandleInstallSnapshotResponse
+        )
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One spec action with its input: what a driver feeds [`Server::step`].
+///
+/// `M` is how the received message is held: owned (the node, the trace
+/// validator) or shared (`Arc<Message>`, the checker's network); anything
+/// that borrows as a [`Message`] will do. A trace records a step with the
+/// message stripped of commands and the snapshot image (`M` = a message of
+/// `()` commands, `S` = `()`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Step<C, S, M> {
+    /// The election timer fired.
+    Timeout,
+    /// The heartbeat is due, or new entries wait to be sent.
+    SendAppendEntries,
+    /// A client command for the log.
+    ClientRequest(C),
+    /// A linearizable read, identified by the driver's id.
+    ReadIndex(u64),
+    HandleRequestVoteRequest(M),
+    HandleRequestVoteResponse(M),
+    HandleAppendEntriesRequest(M),
+    HandleAppendEntriesResponse(M),
+    HandleInstallSnapshotRequest(M),
+    HandleInstallSnapshotResponse(M),
+    /// The state machine applied entries up to `index`; `data` is its image.
+    CompactLog {
+        index: Index,
+        data: S,
+    },
+    /// The server crashed and came back with its persistent state.
+    Restart,
+}
+
+impl<C, S, M> Step<C, S, M> {
+    /// The action this step takes.
+    pub fn action(&self) -> Action {
+        match self {
+            Step::Timeout => Action::Timeout,
+            Step::SendAppendEntries => Action::SendAppendEntries,
+            Step::ClientRequest(_) => Action::ClientRequest,
+            Step::ReadIndex(_) => Action::ReadIndex,
+            Step::HandleRequestVoteRequest(_) => Action::HandleRequestVoteRequest,
+            Step::HandleRequestVoteResponse(_) => Action::HandleRequestVoteResponse,
+            Step::HandleAppendEntriesRequest(_) => Action::HandleAppendEntriesRequest,
+            Step::HandleAppendEntriesResponse(_) => Action::HandleAppendEntriesResponse,
+            Step::HandleInstallSnapshotRequest(_) => Action::HandleInstallSnapshotRequest,
+            Step::HandleInstallSnapshotResponse(_) => Action::HandleInstallSnapshotResponse,
+            Step::CompactLog { .. } => Action::CompactLog,
+            Step::Restart => Action::Restart,
+        }
+    }
+
+    /// The message a handler step receives.
+    pub fn message(&self) -> Option<&M> {
+        match self {
+            Step::HandleRequestVoteRequest(m)
+            | Step::HandleRequestVoteResponse(m)
+            | Step::HandleAppendEntriesRequest(m)
+            | Step::HandleAppendEntriesResponse(m)
+            | Step::HandleInstallSnapshotRequest(m)
+            | Step::HandleInstallSnapshotResponse(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The same step with its command, image and message passed through the
+    /// given functions (a trace strips them; a validator restores them).
+    pub fn map<C2, S2, M2>(
+        self,
+        command: impl FnOnce(C) -> C2,
+        data: impl FnOnce(S) -> S2,
+        message: impl FnOnce(M) -> M2,
+    ) -> Step<C2, S2, M2> {
+        match self {
+            Step::Timeout => Step::Timeout,
+            Step::SendAppendEntries => Step::SendAppendEntries,
+            Step::ClientRequest(c) => Step::ClientRequest(command(c)),
+            Step::ReadIndex(id) => Step::ReadIndex(id),
+            Step::HandleRequestVoteRequest(m) => Step::HandleRequestVoteRequest(message(m)),
+            Step::HandleRequestVoteResponse(m) => Step::HandleRequestVoteResponse(message(m)),
+            Step::HandleAppendEntriesRequest(m) => Step::HandleAppendEntriesRequest(message(m)),
+            Step::HandleAppendEntriesResponse(m) => Step::HandleAppendEntriesResponse(message(m)),
+            Step::HandleInstallSnapshotRequest(m) => Step::HandleInstallSnapshotRequest(message(m)),
+            Step::HandleInstallSnapshotResponse(m) => {
+                Step::HandleInstallSnapshotResponse(message(m))
+            }
+            Step::CompactLog { index, data: d } => Step::CompactLog {
+                index,
+                data: data(d),
+            },
+            Step::Restart => Step::Restart,
+        }
+    }
+
+    /// The handler step for a received message: the variant is chosen by
+    /// the message's kind, so a step never pairs a handler with a message of
+    /// another kind.
+    pub fn receive<C2: Clone, S2>(message: M) -> Self
+    where
+        M: Borrow<Message<C2, S2>>,
+    {
+        match message.borrow().body {
+            Body::RequestVoteRequest { .. } => Step::HandleRequestVoteRequest(message),
+            Body::RequestVoteResponse { .. } => Step::HandleRequestVoteResponse(message),
+            Body::AppendEntriesRequest { .. } => Step::HandleAppendEntriesRequest(message),
+            Body::AppendEntriesResponse { .. } => Step::HandleAppendEntriesResponse(message),
+            Body::InstallSnapshotRequest { .. } => Step::HandleInstallSnapshotRequest(message),
+            Body::InstallSnapshotResponse { .. } => Step::HandleInstallSnapshotResponse(message),
+        }
+    }
+}
+
+/// Why [`Server::step`] took no step. Every refusal leaves the server
+/// unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refused {
+    /// ClientRequest or ReadIndex at a server that is not the leader.
+    NotLeader(NotLeader),
+    /// CompactLog to an index that cannot be compacted.
+    Compact(CompactError),
+    /// A message not addressed to this server, from itself, or from a
+    /// non-member: the core never trusts its input.
+    Misaddressed,
+    /// A handler step holding a message of another kind (see [`Step::receive`]).
+    WrongKind { action: Action, kind: &'static str },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotLeader(not_leader) => not_leader.fmt(f),
+            Refused::Compact(error) => error.fmt(f),
+            Refused::Misaddressed => f.write_str(
+                "the message is not addressed to this server by another member of its configuration",
+            ),
+            Refused::WrongKind { action, kind } => {
+                write!(f, "{action} cannot handle a {kind}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl<C: Clone, S: Clone> Server<C, S> {
+    /// Takes one spec action: dispatches `step` to the transition function
+    /// of the same name and returns its effects. A refused step changes
+    /// nothing.
+    ///
+    /// Checks, after every step, the invariants drivers rely on: the term
+    /// never decreases; the commit index never decreases but at a restart
+    /// (it is volatile); the snapshot never goes backwards; and the commit
+    /// index lies between the snapshot and the log's end. Seeded bugs break
+    /// some of these on purpose, and then the checker's properties speak.
+    pub fn step<M: Borrow<Message<C, S>>>(
+        &mut self,
+        step: Step<C, S, M>,
+    ) -> Result<Effects<C, S>, Refused> {
+        let (term, commit, snapshot) = (
+            self.current_term,
+            self.commit_index,
+            self.log.snapshot_index,
+        );
+        let restart = matches!(step, Step::Restart);
+        let result = self.dispatch(step);
+        assert!(
+            self.current_term >= term,
+            "term went back from {term} to {}",
+            self.current_term
+        );
+        if !self.bugs.any() {
+            assert!(
+                restart || self.commit_index >= commit,
+                "commit index went back from {commit} to {}",
+                self.commit_index
+            );
+            assert!(
+                self.log.snapshot_index >= snapshot,
+                "snapshot went back from {snapshot} to {}",
+                self.log.snapshot_index
+            );
+            debug_assert!(
+                self.log.snapshot_index <= self.commit_index
+                    && self.commit_index <= self.log.last_index(),
+                "commit index {} outside the log [{}, {}]",
+                self.commit_index,
+                self.log.snapshot_index,
+                self.log.last_index()
+            );
+        }
+        result
+    }
+
+    fn dispatch<M: Borrow<Message<C, S>>>(
+        &mut self,
+        step: Step<C, S, M>,
+    ) -> Result<Effects<C, S>, Refused> {
+        if let Some(message) = step.message() {
+            let message = message.borrow();
+            let action = step.action();
+            if Action::receiving(&message.body) != action {
+                return Err(Refused::WrongKind {
+                    action,
+                    kind: message.body.kind(),
+                });
+            }
+            if !self.accepts(message) {
+                return Err(Refused::Misaddressed);
+            }
+        }
+        match step {
+            Step::Timeout => Ok(self.timeout()),
+            Step::SendAppendEntries => Ok(self.send_append_entries()),
+            Step::ClientRequest(command) => self
+                .client_request(command)
+                .map(|(_, effects)| effects)
+                .map_err(Refused::NotLeader),
+            Step::ReadIndex(id) => self.read_index(id).map_err(Refused::NotLeader),
+            Step::HandleRequestVoteRequest(m) => Ok(self.handle_request_vote_request(m.borrow())),
+            Step::HandleRequestVoteResponse(m) => Ok(self.handle_request_vote_response(m.borrow())),
+            Step::HandleAppendEntriesRequest(m) => {
+                Ok(self.handle_append_entries_request(m.borrow()))
+            }
+            Step::HandleAppendEntriesResponse(m) => {
+                Ok(self.handle_append_entries_response(m.borrow()))
+            }
+            Step::HandleInstallSnapshotRequest(m) => {
+                Ok(self.handle_install_snapshot_request(m.borrow()))
+            }
+            Step::HandleInstallSnapshotResponse(m) => {
+                Ok(self.handle_install_snapshot_response(m.borrow()))
+            }
+            Step::CompactLog { index, data } => {
+                self.compact_log(index, data).map_err(Refused::Compact)
+            }
+            Step::Restart => Ok(self.restart()),
+        }
+    }
+}
