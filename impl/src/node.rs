@@ -461,7 +461,7 @@ impl EventLoop {
             batch.last_index = Some(self.core.log().last_index());
         }
         if let Some(from) = ready.persist.log_from {
-            storage::log_batch(&self.core.log(), from, &mut batch);
+            storage::log_batch(self.core.log(), from, &mut batch);
         }
         if !batch.is_empty() {
             let storage = self.storage.clone();
@@ -477,7 +477,7 @@ impl EventLoop {
             seeded_bug::ack_uncommitted(
                 &self.image,
                 self.applied,
-                &self.core.log(),
+                self.core.log(),
                 &mut self.proposals,
             );
         }

@@ -109,11 +109,11 @@ fn state(servers: &BTreeMap<NodeId, ReplayServer>, index: usize, meta: Value) ->
     );
     object.insert(
         "nextIndex".into(),
-        map(servers, |s| index_map(&s.next_index())),
+        map(servers, |s| index_map(s.next_index())),
     );
     object.insert(
         "matchIndex".into(),
-        map(servers, |s| index_map(&s.match_index())),
+        map(servers, |s| index_map(s.match_index())),
     );
     object.insert("readSeq".into(), map(servers, |s| s.read_seq()));
     Value::Object(object)

@@ -70,7 +70,7 @@ fn figure_7_every_follower_ends_with_exactly_the_leaders_log() {
     // The leader's log is Figure 7's plus the no-op of its term 8 (§8).
     let mut expected = LEADER.to_vec();
     expected.push(8);
-    assert_eq!(terms_of(&leader.log()), expected);
+    assert_eq!(terms_of(leader.log()), expected);
     for (position, (name, _)) in FOLLOWERS.iter().enumerate() {
         let id = position as NodeId + 2;
         let follower = cluster.server(id);
@@ -96,7 +96,7 @@ fn figure_7_with_keep_conflicting_suffix_leaves_follower_d_with_extra_entries() 
     let (leader, d) = (cluster.server(1), cluster.server(5));
     assert_ne!(d.log(), leader.log());
     assert_eq!(
-        terms_of(&d.log()),
+        terms_of(d.log()),
         vec![1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 8, 7],
         "a term-7 entry after a term-8 entry: the log is no longer a leader's"
     );

@@ -104,7 +104,7 @@ fn the_consistency_check_refuses_a_previous_entry_of_another_term() {
     let mut f = follower(3, &[1, 1, 2]);
     let effects = f.receive(&append_entries(1, 2, 3, (3, 3), vec![entry(4, 3)], 0));
     assert_eq!(append_result(only_message(&effects)), (false, 3));
-    assert_eq!(terms_of(&f.log()), vec![1, 1, 2]);
+    assert_eq!(terms_of(f.log()), vec![1, 1, 2]);
     assert!(effects.persist.log_from.is_none());
 }
 
@@ -119,7 +119,7 @@ fn matching_entries_are_appended_durably_before_the_answer() {
         vec![entry(2, 1), entry(3, 1)],
         0,
     ));
-    assert_eq!(terms_of(&f.log()), vec![1, 1, 1]);
+    assert_eq!(terms_of(f.log()), vec![1, 1, 1]);
     assert_eq!(effects.persist.log_from, Some(2));
     assert_eq!(append_result(only_message(&effects)), (true, 3));
 }
@@ -129,7 +129,7 @@ fn a_conflicting_suffix_is_truncated() {
     let mut f = follower(2, &[1, 1, 2, 2]);
     let effects = f.receive(&append_entries(1, 2, 3, (2, 1), vec![entry(3, 3)], 0));
     assert_eq!(
-        terms_of(&f.log()),
+        terms_of(f.log()),
         vec![1, 1, 3],
         "entry 4 followed the conflict and goes"
     );

@@ -70,7 +70,7 @@ fn compaction_replaces_the_prefix_and_keeps_the_rest() {
     let effects = l.compact_log(3, image(3).data).expect("committed");
     assert_eq!(l.snapshot(), &image(3));
     assert_eq!((l.log().snapshot_index, l.log().snapshot_term), (3, 1));
-    assert_eq!(terms_of(&l.log()), vec![2, 2], "entries 4 and 5 stay");
+    assert_eq!(terms_of(l.log()), vec![2, 2], "entries 4 and 5 stay");
     assert_eq!(
         l.commit_index(),
         4,
@@ -119,7 +119,7 @@ fn a_newer_snapshot_matching_the_log_keeps_the_entries_after_it() {
     assert_eq!(f.snapshot(), &image(3));
     assert_eq!((f.log().snapshot_index, f.log().snapshot_term), (3, 1));
     assert_eq!(
-        terms_of(&f.log()),
+        terms_of(f.log()),
         vec![2, 2],
         "entries 4 and 5 follow the snapshot"
     );
@@ -265,7 +265,7 @@ fn entries_below_the_followers_snapshot_are_skipped_not_rechecked() {
         4,
     ));
     assert_eq!(append_result(only_message(&effects)), (true, 4));
-    assert_eq!((f.log().snapshot_index, terms_of(&f.log())), (3, vec![2]));
+    assert_eq!((f.log().snapshot_index, terms_of(f.log())), (3, vec![2]));
     assert_eq!(f.commit_index(), 4);
     // A request entirely inside the snapshot is answered with success.
     let effects = f.receive(&append_entries(1, 2, 2, (0, 0), vec![entry(1, 1)], 4));
