@@ -27,7 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_model::{Effects, Index, NodeId, Persist, Role, Server, SnapshotMeta, Term};
+use raft_model::{
+    Committed, Effects, Index, NodeId, Persist, Refused, Role, Server, SnapshotMeta, Step, Term,
+};
 use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -42,7 +44,6 @@ use crate::seeded_bug::{self, SeededBug};
 use crate::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
-use raft_interop::format::{Action, Input as TraceInput};
 
 /// The core as this node instantiates it.
 pub type Core = Server<KvCommand, KvImage>;
@@ -117,6 +118,18 @@ pub enum ClientError {
     Stopped,
 }
 
+impl ClientError {
+    /// A client's request the core refused.
+    fn refused(refused: Refused) -> Self {
+        match refused {
+            Refused::NotLeader(not_leader) => ClientError::NotLeader {
+                leader: not_leader.leader_hint,
+            },
+            other => ClientError::Retry(other.to_string()),
+        }
+    }
+}
+
 /// What the status call reports.
 #[derive(Clone, Debug)]
 pub struct NodeStatus {
@@ -146,6 +159,8 @@ struct Ready {
     messages: Vec<Msg>,
     replies: Vec<(oneshot::Sender<Option<Msg>>, Msg)>,
     snapshot_installed: bool,
+    /// Entries committed by the batch's transitions, in order.
+    committed: Vec<Committed<KvCommand>>,
     reset_election_timer: bool,
     reads_ready: Vec<(u64, Index)>,
     reads_failed: Vec<u64>,
@@ -160,7 +175,7 @@ impl Ready {
             persist,
             messages,
             commit_index: _,
-            committed: _,
+            committed,
             appended_at: _,
             snapshot_installed,
             reads_ready,
@@ -174,15 +189,14 @@ impl Ready {
         self.persist.snapshot |= persist.snapshot;
         self.messages.extend(messages);
         self.snapshot_installed |= snapshot_installed;
+        if !committed.is_empty() {
+            self.committed.push(committed);
+        }
         self.reset_election_timer |= reset_election_timer;
         self.reads_ready
             .extend(reads_ready.into_iter().map(|read| (read.id, read.index)));
         self.reads_failed.extend(reads_failed);
     }
-}
-
-fn is_response(message: &Msg) -> bool {
-    message.body.kind().ends_with("Response")
 }
 
 pub(crate) struct EventLoop {
@@ -264,17 +278,11 @@ impl EventLoop {
                 }
                 () = &mut election => {
                     debug!(term = self.core.current_term(), "election timeout");
-                    let role = self.core.role();
-                    let effects = self.core.timeout();
-                    self.trace.record_timer(Action::Timeout, role, &self.core, &effects);
-                    ready.absorb(effects);
+                    self.step_timer(Step::Timeout, &mut ready);
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
-                    let role = self.core.role();
-                    let effects = self.core.send_append_entries();
-                    self.trace.record_timer(Action::SendAppendEntries, role, &self.core, &effects);
-                    ready.absorb(effects);
+                    self.step_timer(Step::SendAppendEntries, &mut ready);
                 }
             }
             for _ in 1..MAX_BATCH {
@@ -284,11 +292,7 @@ impl EventLoop {
                 }
             }
             if ready.replicate {
-                let role = self.core.role();
-                let effects = self.core.send_append_entries();
-                self.trace
-                    .record_timer(Action::SendAppendEntries, role, &self.core, &effects);
-                ready.absorb(effects);
+                self.step_timer(Step::SendAppendEntries, &mut ready);
             }
             if ready.reset_election_timer {
                 election
@@ -302,11 +306,12 @@ impl EventLoop {
     fn handle(&mut self, input: Input, ready: &mut Ready) {
         match input {
             Input::PeerRequest { message, reply } => {
-                let mut effects = self.receive(&message);
+                let from = message.from;
+                let mut effects = self.receive(message);
                 let position = effects
                     .messages
                     .iter()
-                    .position(|out| out.to == message.from && is_response(out));
+                    .position(|out| out.to == from && out.body.is_response());
                 match position {
                     Some(at) => {
                         let answer = effects.messages.remove(at);
@@ -319,34 +324,25 @@ impl EventLoop {
                 ready.absorb(effects);
             }
             Input::PeerResponse(message) => {
-                let effects = self.receive(&message);
+                let effects = self.receive(message);
                 ready.absorb(effects);
             }
-            Input::Propose { command, reply } => {
-                let traced = self.trace.is_on().then(|| command.clone());
-                match self.core.client_request(command) {
-                    Ok((index, effects)) => {
-                        if let Some(command) = traced {
-                            self.trace.record(
-                                Action::ClientRequest,
-                                TraceInput::Command(command),
-                                &self.core,
-                                &effects,
-                            );
-                        }
-                        metrics::counter!(m::PROPOSALS).increment(1);
-                        self.proposals
-                            .insert(index, (self.core.current_term(), reply));
-                        ready.absorb(effects);
-                        ready.replicate = true;
-                    }
-                    Err(not_leader) => {
-                        let _ = reply.send(Err(ClientError::NotLeader {
-                            leader: not_leader.leader_hint,
-                        }));
-                    }
+            Input::Propose { command, reply } => match self.step(Step::ClientRequest(command)) {
+                Ok(effects) => {
+                    // Asserted, not handled: a client request the core
+                    // accepted always says where it appended the command.
+                    let index = effects
+                        .appended_at
+                        .expect("an accepted client request names its index");
+                    self.proposals
+                        .insert(index, (self.core.current_term(), reply));
+                    ready.absorb(effects);
+                    ready.replicate = true;
                 }
-            }
+                Err(refused) => {
+                    let _ = reply.send(Err(ClientError::refused(refused)));
+                }
+            },
             Input::Read { key, reply } => {
                 if self.config.seeded_bug == Some(SeededBug::StaleRead) && self.core.is_leader() {
                     // SEEDED BUG (testing only): no ReadIndex round.
@@ -357,22 +353,14 @@ impl EventLoop {
                 }
                 let id = self.next_read_id;
                 self.next_read_id += 1;
-                match self.core.read_index(id) {
+                match self.step(Step::ReadIndex(id)) {
                     Ok(effects) => {
-                        self.trace.record(
-                            Action::ReadIndex,
-                            TraceInput::ReadId(id),
-                            &self.core,
-                            &effects,
-                        );
                         self.reads.insert(id, (key, reply));
                         ready.absorb(effects);
                         ready.replicate = true;
                     }
-                    Err(not_leader) => {
-                        let _ = reply.send(Err(ClientError::NotLeader {
-                            leader: not_leader.leader_hint,
-                        }));
+                    Err(refused) => {
+                        let _ = reply.send(Err(ClientError::refused(refused)));
                     }
                 }
             }
@@ -392,14 +380,11 @@ impl EventLoop {
             Input::SnapshotWritten(result, meta, image) => {
                 self.snapshot_in_progress = false;
                 match result {
-                    Ok(report) => match self.core.compact_log(meta.last_index, image) {
+                    Ok(report) => match self.step(Step::CompactLog {
+                        index: meta.last_index,
+                        data: image,
+                    }) {
                         Ok(effects) => {
-                            self.trace.record(
-                                Action::CompactLog,
-                                TraceInput::CompactIndex(meta.last_index),
-                                &self.core,
-                                &effects,
-                            );
                             ready.absorb(effects);
                             ready.snapshot_reports.push(report);
                         }
@@ -418,16 +403,41 @@ impl EventLoop {
         }
     }
 
-    /// A peer message into the core, recorded if the core takes it.
-    fn receive(&mut self, message: &Msg) -> Effects<KvCommand, KvImage> {
-        let accepted = self.core.accepts(message);
-        let effects = self.core.receive(message);
-        if accepted && self.trace.is_on() {
-            let action = Action::receiving(&message.body);
-            let input = TraceInput::Message(raft_interop::format::strip(message));
-            self.trace.record(action, input, &self.core, &effects);
+    /// The one way into the core: takes `step` and records it in the trace
+    /// when the core takes it (a refused step changed nothing).
+    fn step(
+        &mut self,
+        step: Step<KvCommand, KvImage, Msg>,
+    ) -> Result<Effects<KvCommand, KvImage>, Refused> {
+        let traced = self.trace.capture(&step);
+        let effects = self.core.step(step)?;
+        self.trace.record(traced, &self.core, &effects);
+        Ok(effects)
+    }
+
+    /// A timer fired: the step it asks for, if the core's state enables it
+    /// (an election timeout at a leader, a heartbeat at a follower are not
+    /// actions).
+    fn step_timer(&mut self, step: Step<KvCommand, KvImage, Msg>, ready: &mut Ready) {
+        match self.step(step) {
+            Ok(effects) => ready.absorb(effects),
+            Err(Refused::NotEnabled(_)) => {}
+            Err(refused) => {
+                unreachable!("a timer step is refused only when not enabled: {refused}")
+            }
         }
-        effects
+    }
+
+    /// A peer message into the core. One the core does not accept (not
+    /// addressed to us by a member) is dropped: peers are not trusted.
+    fn receive(&mut self, message: Msg) -> Effects<KvCommand, KvImage> {
+        match self.step(Step::receive(message)) {
+            Ok(effects) => effects,
+            Err(refused) => {
+                debug!(%refused, "peer message dropped");
+                Effects::default()
+            }
+        }
     }
 
     fn status(&self) -> NodeStatus {
@@ -494,7 +504,9 @@ impl EventLoop {
         if ready.snapshot_installed {
             self.install_snapshot_image();
         }
-        self.apply_committed();
+        for committed in &ready.committed {
+            self.apply_committed(committed);
+        }
 
         // 4. Answer.
         for report in ready.snapshot_reports {
@@ -552,23 +564,28 @@ impl EventLoop {
         }
     }
 
-    fn apply_committed(&mut self) {
-        while self.applied < self.core.commit_index() {
-            let index = self.applied + 1;
-            let Some(entry) = self.core.log().entry(index) else {
-                // Unreachable: committed entries past the snapshot are held.
-                error!(index, "committed entry missing from the log");
-                break;
-            };
+    /// Applies the entries the core committed, in order. Entries a snapshot
+    /// installed in the same batch already covers are skipped.
+    fn apply_committed(&mut self, committed: &Committed<KvCommand>) {
+        for (index, entry) in committed.iter() {
+            if index <= self.applied {
+                continue;
+            }
+            // The core commits contiguously from its commit index, which
+            // the state machine has reached: a gap would apply out of order.
+            assert_eq!(
+                index,
+                self.applied + 1,
+                "committed entries must arrive in order"
+            );
             let outcome = match &entry.payload {
                 raft_model::Payload::Noop => None,
                 raft_model::Payload::Command(command) => Some(self.image.apply(index, command)),
             };
-            let term = entry.term;
             self.applied = index;
             if let Some((proposed_term, reply)) = self.proposals.remove(&index) {
                 let answer = match outcome {
-                    _ if proposed_term != term => Err(ClientError::Retry(
+                    _ if proposed_term != entry.term => Err(ClientError::Retry(
                         "leadership changed before the write committed; retry with the same sequence number".into(),
                     )),
                     Some(Ok(result)) => Ok(Applied { index, result }),

@@ -16,12 +16,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use raft_interop::TraceWriter;
-use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start};
-use raft_model::{Effects, Role};
+use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start, strip};
+use raft_model::{Effects, Step};
 use tracing::{error, info};
 
+use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
 use crate::node::Core;
+
+/// A step as the trace records it: its action and its input.
+pub struct Traced {
+    action: Action,
+    input: Input<KvCommand>,
+}
 
 /// Time spent recording and writing trace lines, and events recorded, by
 /// every node of this process: `raft-node bench --trace` reports the cost per
@@ -98,35 +105,34 @@ impl Tracer {
         self.writer.is_some()
     }
 
-    /// Records a call of the core that returned `effects`.
-    pub fn record(
-        &mut self,
-        action: Action,
-        input: Input<KvCommand>,
-        core: &Core,
-        effects: &Effects<KvCommand, KvImage>,
-    ) {
-        if let Some(writer) = &mut self.writer {
-            let started = Instant::now();
-            writer.event(action, input, core, effects);
-            account(started, 1);
-        }
+    /// What to record of `step`, taken before the core consumes it; `None`
+    /// when tracing is off (nothing is copied then).
+    pub fn capture(&self, step: &Step<KvCommand, KvImage, Msg>) -> Option<Traced> {
+        self.writer.as_ref()?;
+        let input = match step {
+            Step::Timeout | Step::SendAppendEntries | Step::Restart => Input::None,
+            Step::ClientRequest(command) => Input::Command(command.clone()),
+            Step::ReadIndex(id) => Input::ReadId(*id),
+            Step::CompactLog { index, .. } => Input::CompactIndex(*index),
+            handler => Input::Message(strip(handler.message()?)),
+        };
+        Some(Traced {
+            action: step.action(),
+            input,
+        })
     }
 
-    /// Records a timer's call: only if the core acts on it in `role_before`.
-    pub fn record_timer(
+    /// Records a step the core took, which returned `effects`.
+    pub fn record(
         &mut self,
-        action: Action,
-        role_before: Role,
+        traced: Option<Traced>,
         core: &Core,
         effects: &Effects<KvCommand, KvImage>,
     ) {
-        let acts = match action {
-            Action::Timeout => role_before != Role::Leader,
-            _ => role_before == Role::Leader,
-        };
-        if acts {
-            self.record(action, Input::None, core, effects);
+        if let (Some(writer), Some(traced)) = (&mut self.writer, traced) {
+            let started = Instant::now();
+            writer.event(traced.action, traced.input, core, effects);
+            account(started, 1);
         }
     }
 

@@ -90,59 +90,8 @@ pub struct Event<C: Clone> {
     pub sent: Option<Vec<Sent>>,
 }
 
-/// The spec's actions that a server takes (DropMessage is the network's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Action {
-    Timeout,
-    SendAppendEntries,
-    ClientRequest,
-    ReadIndex,
-    HandleRequestVoteRequest,
-    HandleRequestVoteResponse,
-    HandleAppendEntriesRequest,
-    HandleAppendEntriesResponse,
-    HandleInstallSnapshotRequest,
-    HandleInstallSnapshotResponse,
-    CompactLog,
-    Restart,
-}
-
-impl Action {
-    /// The handler action for a received message.
-    pub fn receiving<C: Clone, S>(body: &Body<C, S>) -> Action {
-        match body {
-            Body::RequestVoteRequest { .. } => Action::HandleRequestVoteRequest,
-            Body::RequestVoteResponse { .. } => Action::HandleRequestVoteResponse,
-            Body::AppendEntriesRequest { .. } => Action::HandleAppendEntriesRequest,
-            Body::AppendEntriesResponse { .. } => Action::HandleAppendEntriesResponse,
-            Body::InstallSnapshotRequest { .. } => Action::HandleInstallSnapshotRequest,
-            Body::InstallSnapshotResponse { .. } => Action::HandleInstallSnapshotResponse,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Timeout => "Timeout",
-            Action::SendAppendEntries => "SendAppendEntries",
-            Action::ClientRequest => "ClientRequest",
-            Action::ReadIndex => "ReadIndex",
-            Action::HandleRequestVoteRequest => "HandleRequestVoteRequest",
-            Action::HandleRequestVoteResponse => "HandleRequestVoteResponse",
-            Action::HandleAppendEntriesRequest => "HandleAppendEntriesRequest",
-            Action::HandleAppendEntriesResponse => "HandleAppendEntriesResponse",
-            Action::HandleInstallSnapshotRequest => "HandleInstallSnapshotRequest",
-            Action::HandleInstallSnapshotResponse => "HandleInstallSnapshotResponse",
-            Action::CompactLog => "CompactLog",
-            Action::Restart => "Restart",
-        }
-    }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The spec's actions, from the core's one list.
+pub use raft_model::Action;
 
 /// A message as traced: commands and the snapshot image left out. An
 /// AppendEntries request keeps its entries' terms: a leader creates one entry

@@ -70,6 +70,18 @@ impl<C: Clone, S> Body<C, S> {
     }
 }
 
+impl<C: Clone, S> Body<C, S> {
+    /// Is this the answer to a request (the reply of a handler's RPC)?
+    pub fn is_response(&self) -> bool {
+        matches!(
+            self,
+            Body::RequestVoteResponse { .. }
+                | Body::AppendEntriesResponse { .. }
+                | Body::InstallSnapshotResponse { .. }
+        )
+    }
+}
+
 impl<C: Clone, S: Clone> Message<C, S> {
     /// A copy with every server id passed through `f` (for symmetry reduction).
     /// Snapshot configurations are ids too and are rewritten as well.

@@ -230,6 +230,12 @@ pub enum Refused {
     Misaddressed,
     /// A handler step holding a message of another kind (see [`Step::receive`]).
     WrongKind { action: Action, kind: &'static str },
+    /// The action's enabling condition in the spec does not hold: Timeout
+    /// at a leader, at a server outside the configuration or at the last
+    /// representable term; SendAppendEntries at a server that is not the
+    /// leader. A driver's timers fire regardless of role; the core says
+    /// whether the firing is an action.
+    NotEnabled(Action),
 }
 
 impl std::fmt::Display for Refused {
@@ -242,6 +248,9 @@ impl std::fmt::Display for Refused {
             ),
             Refused::WrongKind { action, kind } => {
                 write!(f, "{action} cannot handle a {kind}")
+            }
+            Refused::NotEnabled(action) => {
+                write!(f, "{action} is not enabled in this server's state")
             }
         }
     }
@@ -316,7 +325,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
         }
         match step {
+            Step::Timeout if !self.may_time_out() => Err(Refused::NotEnabled(Action::Timeout)),
             Step::Timeout => Ok(self.timeout()),
+            Step::SendAppendEntries if !self.is_leader() => {
+                Err(Refused::NotEnabled(Action::SendAppendEntries))
+            }
             Step::SendAppendEntries => Ok(self.send_append_entries()),
             Step::ClientRequest(command) => self
                 .client_request(command)

@@ -14,14 +14,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// so does a server that is not a voting member.
     pub fn timeout(&mut self) -> Effects<C, S> {
         let mut effects = Effects::default();
-        if self.role == Role::Leader || !self.config.contains(self.id) {
+        if !self.may_time_out() {
             return effects;
         }
-        // A peer could have pushed us to the last representable term; such a
-        // server can no longer campaign, but it must not wrap around to 0.
-        let Some(next_term) = self.current_term.checked_add(1) else {
-            return effects;
-        };
+        let next_term = self.current_term + 1;
         self.current_term = next_term;
         self.role = Role::Candidate;
         self.voted_for = Some(self.id);
@@ -44,6 +40,15 @@ impl<C: Clone, S: Clone> Server<C, S> {
             .map(|peer| self.reply(peer, body.clone()))
             .collect();
         effects
+    }
+
+    /// Spec `Timeout`'s enabling condition: a voting member that is not the
+    /// leader. A peer could have pushed us to the last representable term;
+    /// such a server can no longer campaign, but must not wrap around to 0.
+    pub(crate) fn may_time_out(&self) -> bool {
+        self.role != Role::Leader
+            && self.config.contains(self.id)
+            && self.current_term.checked_add(1).is_some()
     }
 
     /// Spec `HandleRequestVoteRequest`: grant the vote if the request is of
