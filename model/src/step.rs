@@ -170,6 +170,28 @@ impl<C, S, M> Step<C, S, M> {
         }
     }
 
+    /// The step borrowed: its command, image and message by reference (a
+    /// trace records a step, stripped, before the core consumes it).
+    pub fn as_ref(&self) -> Step<&C, &S, &M> {
+        match self {
+            Step::Timeout => Step::Timeout,
+            Step::SendAppendEntries => Step::SendAppendEntries,
+            Step::ClientRequest(c) => Step::ClientRequest(c),
+            Step::ReadIndex(id) => Step::ReadIndex(*id),
+            Step::HandleRequestVoteRequest(m) => Step::HandleRequestVoteRequest(m),
+            Step::HandleRequestVoteResponse(m) => Step::HandleRequestVoteResponse(m),
+            Step::HandleAppendEntriesRequest(m) => Step::HandleAppendEntriesRequest(m),
+            Step::HandleAppendEntriesResponse(m) => Step::HandleAppendEntriesResponse(m),
+            Step::HandleInstallSnapshotRequest(m) => Step::HandleInstallSnapshotRequest(m),
+            Step::HandleInstallSnapshotResponse(m) => Step::HandleInstallSnapshotResponse(m),
+            Step::CompactLog { index, data } => Step::CompactLog {
+                index: *index,
+                data,
+            },
+            Step::Restart => Step::Restart,
+        }
+    }
+
     /// The same step with its command, image and message passed through the
     /// given functions (a trace strips them; a validator restores them).
     pub fn map<C2, S2, M2>(
