@@ -1,58 +1,45 @@
-//! The spec's actions, named as in spec/Raft.tla. Each one (except the
-//! network's DropMessage) is carried out by the raft-model function of the
-//! same name in snake_case.
+//! The checker's actions: the model's one list of spec actions, [`Step`],
+//! taken by a server, plus the network's own `DropMessage`. A server's step
+//! is carried out by [`raft_model::Server::step`], the dispatcher the node
+//! and the trace validator call too; nothing here lists the actions again.
 
 use std::fmt;
 
-use raft_model::{Body, NodeId};
+use raft_model::{NodeId, Step};
 
 use crate::describe;
-use crate::state::{Msg, SharedMsg};
+use crate::state::{Command, Image, Msg, SharedMsg};
+
+/// A spec action of one server, its message held as the network holds it.
+pub type ServerStep = Step<Command, Image, SharedMsg>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    Timeout(NodeId),
-    SendAppendEntries(NodeId),
-    ClientRequest(NodeId),
-    CompactLog(NodeId),
-    Restart(NodeId),
-    HandleRequestVoteRequest(SharedMsg),
-    HandleRequestVoteResponse(SharedMsg),
-    HandleAppendEntriesRequest(SharedMsg),
-    HandleAppendEntriesResponse(SharedMsg),
-    HandleInstallSnapshotRequest(SharedMsg),
-    HandleInstallSnapshotResponse(SharedMsg),
+    /// `server` takes `step` (for a handler, `server` is the addressee).
+    Server { server: NodeId, step: ServerStep },
+    /// The network loses a message (spec `DropMessage`, only when `Lossy`).
     DropMessage(SharedMsg),
 }
 
 impl Action {
+    /// `server` takes `step`.
+    pub fn step(server: NodeId, step: ServerStep) -> Action {
+        Action::Server { server, step }
+    }
+
     /// The action that delivers `message` to its addressee: the handler for
     /// its kind.
     pub fn deliver(message: SharedMsg) -> Action {
-        match message.body {
-            Body::RequestVoteRequest { .. } => Action::HandleRequestVoteRequest(message),
-            Body::RequestVoteResponse { .. } => Action::HandleRequestVoteResponse(message),
-            Body::AppendEntriesRequest { .. } => Action::HandleAppendEntriesRequest(message),
-            Body::AppendEntriesResponse { .. } => Action::HandleAppendEntriesResponse(message),
-            Body::InstallSnapshotRequest { .. } => Action::HandleInstallSnapshotRequest(message),
-            Body::InstallSnapshotResponse { .. } => Action::HandleInstallSnapshotResponse(message),
+        Action::Server {
+            server: message.to,
+            step: Step::receive(message),
         }
     }
 
     /// The spec's name of the action.
     pub fn name(&self) -> &'static str {
         match self {
-            Action::Timeout(_) => "Timeout",
-            Action::SendAppendEntries(_) => "SendAppendEntries",
-            Action::ClientRequest(_) => "ClientRequest",
-            Action::CompactLog(_) => "CompactLog",
-            Action::Restart(_) => "Restart",
-            Action::HandleRequestVoteRequest(_) => "HandleRequestVoteRequest",
-            Action::HandleRequestVoteResponse(_) => "HandleRequestVoteResponse",
-            Action::HandleAppendEntriesRequest(_) => "HandleAppendEntriesRequest",
-            Action::HandleAppendEntriesResponse(_) => "HandleAppendEntriesResponse",
-            Action::HandleInstallSnapshotRequest(_) => "HandleInstallSnapshotRequest",
-            Action::HandleInstallSnapshotResponse(_) => "HandleInstallSnapshotResponse",
+            Action::Server { step, .. } => step.action().name(),
             Action::DropMessage(_) => "DropMessage",
         }
     }
@@ -60,36 +47,24 @@ impl Action {
     /// The server whose state the action changes (none for DropMessage).
     pub fn server(&self) -> Option<NodeId> {
         match self {
-            Action::Timeout(id)
-            | Action::SendAppendEntries(id)
-            | Action::ClientRequest(id)
-            | Action::CompactLog(id)
-            | Action::Restart(id) => Some(*id),
+            Action::Server { server, .. } => Some(*server),
             Action::DropMessage(_) => None,
-            Action::HandleRequestVoteRequest(m)
-            | Action::HandleRequestVoteResponse(m)
-            | Action::HandleAppendEntriesRequest(m)
-            | Action::HandleAppendEntriesResponse(m)
-            | Action::HandleInstallSnapshotRequest(m)
-            | Action::HandleInstallSnapshotResponse(m) => Some(m.to),
+        }
+    }
+
+    /// The server's step (none for DropMessage).
+    pub fn server_step(&self) -> Option<&ServerStep> {
+        match self {
+            Action::Server { step, .. } => Some(step),
+            Action::DropMessage(_) => None,
         }
     }
 
     /// The message the action delivers or drops.
     pub fn message(&self) -> Option<&Msg> {
         match self {
-            Action::Timeout(_)
-            | Action::SendAppendEntries(_)
-            | Action::ClientRequest(_)
-            | Action::CompactLog(_)
-            | Action::Restart(_) => None,
-            Action::DropMessage(m)
-            | Action::HandleRequestVoteRequest(m)
-            | Action::HandleRequestVoteResponse(m)
-            | Action::HandleAppendEntriesRequest(m)
-            | Action::HandleAppendEntriesResponse(m)
-            | Action::HandleInstallSnapshotRequest(m)
-            | Action::HandleInstallSnapshotResponse(m) => Some(&**m),
+            Action::Server { step, .. } => step.message().map(|m| &**m),
+            Action::DropMessage(m) => Some(m),
         }
     }
 }

@@ -1,15 +1,18 @@
-//! One step of the spec: run the core's transition for an action on a copy of
-//! the state, then record what the spec's global variables record (messages
-//! sent, the `elected` and `committed` histories, the counters).
+//! One step of the spec: the core takes a server's action on a copy of the
+//! state ([`raft_model::Server::step`], once, whatever the action), then the
+//! step records what the spec's global variables record (messages sent, the
+//! `elected` and `committed` histories, the counters).
 //!
-//! Nothing here decides protocol behaviour: every server change is made by the
-//! raft-model function named after the action.
+//! Nothing here decides protocol behaviour: every server change is made by
+//! the core. What is here is the environment: which actions are enabled (the
+//! guards of the spec's `Next` that belong to the environment, with the
+//! inputs the spec gives them) and the network's loss of a message.
 
 use std::sync::Arc;
 
-use raft_model::{Effects, Role};
+use raft_model::{Effects, Role, Step};
 
-use crate::action::Action;
+use crate::action::{Action, ServerStep};
 use crate::bounds::Bounds;
 use crate::state::{
     Image, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_SNAPSHOT_INSTALLED, RaftServer, RaftState,
@@ -23,21 +26,26 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
         let id = server.id();
         let leader = server.role() == Role::Leader;
         if !leader && server.current_term() < u64::from(bounds.max_term) {
-            actions.push(Action::Timeout(id));
+            actions.push(Action::step(id, Step::Timeout));
         }
         if leader {
-            actions.push(Action::SendAppendEntries(id));
+            actions.push(Action::step(id, Step::SendAppendEntries));
             if state.client_requests < bounds.max_requests {
-                actions.push(Action::ClientRequest(id));
+                // The spec numbers client commands: clientRequests + 1.
+                let command = state.client_requests + 1;
+                actions.push(Action::step(id, Step::ClientRequest(command)));
             }
         }
         if server.commit_index() > server.log().snapshot_index
             && state.compactions < bounds.max_compactions
         {
-            actions.push(Action::CompactLog(id));
+            // Always exactly up to the commit index, with the applied prefix
+            // as the image.
+            let (index, data): (_, Image) = (server.commit_index(), applied_prefix(server));
+            actions.push(Action::step(id, Step::CompactLog { index, data }));
         }
         if state.restarts < bounds.max_restarts {
-            actions.push(Action::Restart(id));
+            actions.push(Action::step(id, Step::Restart));
         }
     }
     for message in state.network.iter() {
@@ -65,50 +73,37 @@ pub fn within_bounds(bounds: &Bounds, state: &RaftState) -> bool {
 pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
     let mut next = state.clone();
     next.observed = 0;
-    let Some(id) = action.server() else {
-        if let Action::DropMessage(message) = action {
+    let (id, step) = match action {
+        Action::DropMessage(message) => {
             next.network.remove(message);
+            return Some(next);
         }
-        return Some(next);
+        Action::Server { server, step } => (*server, step),
     };
     let before = state.server(id).clone();
-    let server = next.server_mut(id);
-    let effects = match action {
-        Action::Timeout(_) => server.timeout(),
-        Action::SendAppendEntries(_) => server.send_append_entries(),
-        Action::ClientRequest(_) => {
-            let command = next.client_requests.checked_add(1)?;
-            let server = next.server_mut(id);
-            let (_, effects) = server.client_request(command).ok()?;
-            next.client_requests = command;
-            effects
-        }
-        Action::CompactLog(_) => {
-            let image: Image = applied_prefix(server);
-            let effects = server.compact_log(server.commit_index(), image).ok()?;
-            next.compactions = next.compactions.checked_add(1)?;
-            effects
-        }
-        Action::Restart(_) => {
-            let effects = server.restart();
-            next.restarts = next.restarts.checked_add(1)?;
-            effects
-        }
-        Action::HandleRequestVoteRequest(m) => server.handle_request_vote_request(m),
-        Action::HandleRequestVoteResponse(m) => server.handle_request_vote_response(m),
-        Action::HandleAppendEntriesRequest(m) => server.handle_append_entries_request(m),
-        Action::HandleAppendEntriesResponse(m) => server.handle_append_entries_response(m),
-        Action::HandleInstallSnapshotRequest(m) => server.handle_install_snapshot_request(m),
-        Action::HandleInstallSnapshotResponse(m) => server.handle_install_snapshot_response(m),
-        Action::DropMessage(_) => return None,
-    };
-    record(&mut next, action, &before, effects);
+    let effects = next.server_mut(id).step(step.clone()).ok()?;
+    count(&mut next, step)?;
+    record(&mut next, step, &before, effects);
     if unchanged(state, &next, &before) {
         // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
         // so spares stateright renaming and hashing a state it already has.
         return None;
     }
     Some(next)
+}
+
+/// Advances the spec's counters of the bounded environment actions.
+fn count(next: &mut RaftState, step: &ServerStep) -> Option<()> {
+    match step {
+        Step::ClientRequest(command) => {
+            next.client_requests = next.client_requests.checked_add(1)?;
+            debug_assert_eq!(*command, next.client_requests, "command clientRequests + 1");
+        }
+        Step::CompactLog { .. } => next.compactions = next.compactions.checked_add(1)?,
+        Step::Restart => next.restarts = next.restarts.checked_add(1)?,
+        _ => {}
+    }
+    Some(())
 }
 
 /// Did a step leave the state as it was? Only the acting server (`before` is
@@ -126,7 +121,12 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
 }
 
 /// Updates the global variables after server `before.id` took a step.
-fn record(next: &mut RaftState, action: &Action, before: &RaftServer, effects: Effects<u8, Image>) {
+fn record(
+    next: &mut RaftState,
+    step: &ServerStep,
+    before: &RaftServer,
+    effects: Effects<u8, Image>,
+) {
     let after = next.server(before.id()).clone();
     for message in effects.messages {
         next.network.insert(Arc::new(message));
@@ -148,7 +148,7 @@ fn record(next: &mut RaftState, action: &Action, before: &RaftServer, effects: E
     {
         next.leader_append_only_violated = true;
     }
-    if let Action::HandleAppendEntriesRequest(_) = action
+    if let Step::HandleAppendEntriesRequest(_) = step
         && effects
             .persist
             .log_from
@@ -156,7 +156,7 @@ fn record(next: &mut RaftState, action: &Action, before: &RaftServer, effects: E
     {
         next.observed |= OBSERVED_CONFLICT_OVERWRITTEN;
     }
-    if let Action::HandleInstallSnapshotRequest(_) = action
+    if let Step::HandleInstallSnapshotRequest(_) = step
         && effects.snapshot_installed
     {
         next.observed |= OBSERVED_SNAPSHOT_INSTALLED;
