@@ -1,8 +1,8 @@
 //! # raft-checker: exhaustive model checking of the raft-model core
 //!
 //! A stateright [`Model`](stateright::Model) whose state is the spec's
-//! variables (spec/README.md) and whose actions are the spec's actions, each
-//! carried out by the raft-model function of the same name: the checker
+//! variables (spec/README.md) and whose actions are the spec's actions, the
+//! model's one list ([`raft_model::Step`], taken by `Server::step`): the checker
 //! explores the very code the node runs. The network loses (with `--lossy`),
 //! duplicates and reorders messages; servers restart; leaders compact their
 //! logs and send snapshots.
@@ -11,8 +11,8 @@
 //! [`action`] and [`step`] (the spec actions, driving the core), [`model`]
 //! (the stateright model and its properties), [`properties`] (the paper's
 //! safety properties), [`symmetry`] (reduction over server ids), [`run`] and
-//! [`report`] (running a check), [`trace`] (counterexamples), [`bugs`] (seeded
-//! bug names).
+//! [`report`] (running a check), [`trace`] (counterexamples, written in the
+//! node's trace format `raft-trace/2`), [`bugs`] (seeded bug names).
 
 pub mod action;
 pub mod bounds;

@@ -231,8 +231,8 @@ impl Outcome {
         })
     }
 
-    /// Writes a JSON trace and a Mermaid diagram for every discovery:
-    /// counterexamples to `out/<Property>.{json,mmd}`, examples of `sometimes`
+    /// Writes a trace (`raft-trace/2` lines) and a Mermaid diagram for every
+    /// discovery: counterexamples to `out/<Property>.{jsonl,mmd}`, examples of `sometimes`
     /// properties to `out/examples/`. Records the paths in the report.
     pub fn write_traces(&mut self, out: &FsPath) -> Result<(), String> {
         let mut written: Vec<(&'static str, PathBuf, PathBuf)> = Vec::new();
@@ -247,9 +247,9 @@ impl Outcome {
             };
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let json_path = dir.join(format!("{name}.json"));
+            let json_path = dir.join(format!("{name}.jsonl"));
             let json = trace
-                .to_json()
+                .to_lines()
                 .map_err(|e| format!("cannot serialise the {name} trace: {e}"))?;
             std::fs::write(&json_path, json)
                 .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;

@@ -1,37 +1,35 @@
 //! Counterexamples and examples, three ways: a numbered list of spec actions
-//! with what each changed, a Mermaid sequence diagram, and a JSON trace.
+//! with what each changed, a Mermaid sequence diagram, and a trace in the
+//! format the node records, `raft-trace/2` (raft-trace's crate docs and
+//! interop/README.md define it), which `raft-interop validate` replays
+//! through the correct core exactly as it replays a run of the node.
 //!
-//! ## JSON trace schema (`raft-checker-trace/1`)
+//! ## The trace file
+//! One JSON object per line:
 //! ```text
-//! {
-//!   "schema": "raft-checker-trace/1",
-//!   "bound": { "servers": 3, "max_term": 2, ... },   // the Bounds, flag names in snake_case
-//!   "bug": "vote-twice" | null,                       // the seeded bug, if any
-//!   "property": "ElectionSafety",
-//!   "expectation": "always" | "sometimes",            // always: a counterexample
-//!   "init": <State>,                                  // the initial state
-//!   "steps": [ { "step": 1,
-//!                "action": "HandleRequestVoteRequest", // the spec's action name
-//!                "server": 2 | null,                   // the server that acted (null: DropMessage)
-//!                "message": <Message> | null,          // the message delivered or dropped
-//!                "state": <State> } ]                  // the state after the step
-//! }
-//! <State>   = { "servers": [<Server>...], "network": [<Message>...],
-//!               "elected": [[term, id]...], "committed": [[index, term, leader_term]...],
-//!               "client_requests", "restarts", "compactions", "leader_append_only_violated" }
-//! <Server>, <Message>: raft_model's serde form (field names of the Rust structs).
+//! {"kind":"checker","bound":{"servers":3,...},"bug":"vote-twice"|null,
+//!  "property":"ElectionSafety","expectation":"always"|"sometimes"}   // the context
+//! {"kind":"header","schema":"raft-trace/2","node":1,...,"start":"init"}  // one per server
+//! {"kind":"event","node":2,"step":{"HandleRequestVoteRequest":<message>},"state":...,
+//!  "persist":...,"written":...,"sent":[...]}                         // one per step
+//! {"kind":"persisted","node":2}                                      // after each event
+//! {"kind":"drop","message":<message>}                                // DropMessage
 //! ```
+//! A step is atomic, so each event is followed by a `persisted` line; a
+//! `Restart` is preceded by a header that says so and carries the durable
+//! state the server came back with, as a node's restart does. `state` is
+//! the acting server's spec variables after the step; the network and the
+//! histories are not written (they follow from the steps).
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use raft_model::Step;
+use raft_trace::format::{Context, Durable, Event, Header, Line, SCHEMA, Start, strip, traced};
 
 use crate::action::Action;
 use crate::bounds::Bounds;
 use crate::describe;
-use crate::state::{Msg, RaftServer, RaftState};
-
-pub const SCHEMA: &str = "raft-checker-trace/1";
+use crate::state::{Command, RaftServer, RaftState};
 
 /// One discovered path: the states and the action taken from each.
 pub struct Trace<'a> {
@@ -40,26 +38,6 @@ pub struct Trace<'a> {
     pub property: &'a str,
     pub expectation: &'a str,
     pub path: &'a [(RaftState, Option<Action>)],
-}
-
-#[derive(Serialize)]
-struct JsonTrace<'a> {
-    schema: &'static str,
-    bound: &'a Bounds,
-    bug: Option<&'a str>,
-    property: &'a str,
-    expectation: &'a str,
-    init: &'a RaftState,
-    steps: Vec<JsonStep<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonStep<'a> {
-    step: usize,
-    action: &'static str,
-    server: Option<u64>,
-    message: Option<&'a Msg>,
-    state: &'a RaftState,
 }
 
 impl Trace<'_> {
@@ -75,30 +53,58 @@ impl Trace<'_> {
         self.path.len().saturating_sub(1)
     }
 
-    pub fn to_json(&self) -> serde_json::Result<String> {
+    /// The trace as `raft-trace/2` lines (see the module docs).
+    pub fn to_lines(&self) -> serde_json::Result<String> {
+        let mut out = String::new();
         let Some((init, _)) = self.path.first() else {
-            return Ok("null".to_string());
+            return Ok(out);
         };
-        let steps = self
-            .steps()
-            .enumerate()
-            .map(|(k, (_, action, after))| JsonStep {
-                step: k + 1,
-                action: action.name(),
-                server: action.server(),
-                message: action.message(),
-                state: after,
-            })
-            .collect();
-        serde_json::to_string_pretty(&JsonTrace {
-            schema: SCHEMA,
-            bound: self.bounds,
-            bug: self.bug,
-            property: self.property,
-            expectation: self.expectation,
-            init,
-            steps,
-        })
+        let mut push = |line: &Line<Command>| -> serde_json::Result<()> {
+            out += &serde_json::to_string(line)?;
+            out.push('\n');
+            Ok(())
+        };
+        push(&Line::Checker(Context {
+            bound: serde_json::to_value(self.bounds)?,
+            bug: self.bug.map(str::to_string),
+            property: self.property.to_string(),
+            expectation: self.expectation.to_string(),
+        }))?;
+        let header = |server: &RaftServer, start| Header {
+            schema: SCHEMA.to_string(),
+            node: server.id(),
+            cluster: format!("checker:{}", self.property),
+            members: server.config().members.iter().copied().collect(),
+            max_append_entries: server.max_append_entries(),
+            start,
+            unix_ms: 0,
+        };
+        for server in &init.servers {
+            push(&Line::Header(header(server, Start::Init)))?;
+        }
+        for (before, action, after) in self.steps() {
+            let (id, step) = match action {
+                Action::DropMessage(message) => {
+                    push(&Line::Drop {
+                        message: strip(message),
+                    })?;
+                    continue;
+                }
+                Action::Server { server, step } => (*server, step),
+            };
+            let (server_before, server_after) = (before.server(id), after.server(id));
+            let recovered = matches!(step, Step::Restart).then(|| Durable::of(server_before));
+            if recovered.is_some() {
+                push(&Line::Header(header(server_before, Start::Restart)))?;
+            }
+            // The step's effects: the core takes it again on the state before
+            // (it took it on the path, so it does not refuse).
+            let effects = server_before.clone().step(step.clone()).unwrap_or_default();
+            let event = Event::of(traced(step), recovered, server_after, &effects);
+            push(&Line::Event(Box::new(event)))?;
+            push(&Line::Persisted { node: id })?;
+        }
+        Ok(out)
     }
 
     /// The numbered list: each spec action, then what it changed.

@@ -65,7 +65,8 @@ fn a_violation_exits_non_zero_and_writes_its_traces() {
         .and_then(|ps| ps.iter().find(|p| p["name"] == "ElectionSafety"))
         .expect("ElectionSafety reported");
     assert_eq!(election["verdict"], "violated");
-    assert!(out.join("ElectionSafety.json").is_file());
+    let trace = std::fs::read_to_string(out.join("ElectionSafety.jsonl")).expect("trace");
+    assert!(trace.starts_with("{\"kind\":\"checker\""), "{trace}");
     let diagram = std::fs::read_to_string(out.join("ElectionSafety.mmd")).expect("diagram");
     assert!(diagram.starts_with("sequenceDiagram"));
     let _ = std::fs::remove_dir_all(&out);

@@ -1,7 +1,7 @@
 //! The checker can fail: with a seeded bug of the core switched on, it finds a
 //! counterexample to the safety property the bug breaks, and that
 //! counterexample is a real path of the model (replayable step by step) that
-//! renders as a numbered list, a Mermaid diagram and a JSON trace.
+//! renders as a numbered list, a Mermaid diagram and a `raft-trace/2` trace.
 //!
 //! Each case uses the smallest bound (found by measurement) whose exhaustive
 //! search contains a violation, and stops at the first counterexample to the
@@ -17,7 +17,6 @@ use raft_checker::properties;
 use raft_checker::run::{RunOptions, run};
 use raft_checker::state::RaftState;
 use raft_checker::step;
-use raft_checker::trace::SCHEMA;
 use raft_model::Bug;
 
 fn bound(max_messages: u8) -> Bounds {
@@ -88,17 +87,30 @@ fn assert_caught(bug: Bug, bounds: Bounds, property: &'static str) {
         mermaid.contains(&format!("{property} violated")),
         "{mermaid}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&trace.to_json().expect("serialisable")).expect("valid JSON");
-    assert_eq!(json["schema"], SCHEMA);
-    assert_eq!(json["property"], property);
-    assert_eq!(json["bug"], raft_checker::bugs::name(bug));
-    assert_eq!(
-        json["steps"].as_array().map(Vec::len),
-        Some(trace.step_count())
-    );
-    assert!(json["steps"][0]["action"].is_string());
-    assert!(json["steps"][0]["state"]["servers"].is_array());
+    let lines: Vec<serde_json::Value> = trace
+        .to_lines()
+        .expect("serialisable")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let context = &lines[0];
+    assert_eq!(context["kind"], "checker");
+    assert_eq!(context["property"], property);
+    assert_eq!(context["bug"], raft_checker::bugs::name(bug));
+    let headers: Vec<_> = lines.iter().filter(|l| l["kind"] == "header").collect();
+    assert!(headers.len() >= 3, "one header per server");
+    assert!(headers.iter().all(|h| h["schema"] == raft_trace::SCHEMA));
+    let steps: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "event" || l["kind"] == "drop")
+        .collect();
+    assert_eq!(steps.len(), trace.step_count(), "one line per step");
+    let first = steps
+        .iter()
+        .find(|l| l["kind"] == "event")
+        .expect("an event");
+    assert!(!first["step"].is_null());
+    assert!(first["state"]["current_term"].is_number());
 }
 
 #[test]

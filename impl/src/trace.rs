@@ -1,8 +1,9 @@
 //! Core-event traces (`--trace-dir`): the node's side of interop/.
 //!
-//! Every call into the core is recorded as one `raft-trace/1` line (format
-//! and guarantees: raft_interop::format and raft_interop::writer), so a run
-//! can be replayed through raft-model (`raft-interop validate DIR`) and
+//! Every call into the core is recorded as one `raft-trace/2` line holding
+//! the model's `Step` itself (format and guarantees: the crate raft-trace,
+//! its `format` and `writer`), so a run can be replayed through raft-model
+//! (`raft-interop validate DIR`) and
 //! checked against spec/Raft.tla with TLC. Calls the core ignores by
 //! definition are not recorded: an election timeout of a leader, a heartbeat
 //! tick of a non-leader, a message the core does not accept.
@@ -15,20 +16,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use raft_interop::TraceWriter;
-use raft_interop::format::{Action, Durable, Header, Input, SCHEMA, Start, strip};
 use raft_model::{Effects, Step};
+use raft_trace::TraceWriter;
+use raft_trace::format::{Durable, Header, SCHEMA, Start, TracedStep, traced};
 use tracing::{error, info};
 
 use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
 use crate::node::Core;
 
-/// A step as the trace records it: its action and its input.
-pub struct Traced {
-    action: Action,
-    input: Input<KvCommand>,
-}
+/// A step as the trace records it: the message stripped, the image left out.
+pub struct Traced(TracedStep<KvCommand>);
 
 /// Time spent recording and writing trace lines, and events recorded, by
 /// every node of this process: `raft-node bench --trace` reports the cost per
@@ -87,12 +85,7 @@ impl Tracer {
         if start == Start::Restart {
             // Server::recover is Server::restart applied to the durable state.
             let effects: Effects<KvCommand, KvImage> = Effects::default();
-            writer.event(
-                Action::Restart,
-                Input::Recovered(Durable::of(core)),
-                core,
-                &effects,
-            );
+            writer.event(Step::Restart, Some(Durable::of(core)), core, &effects);
         }
         writer.flush()?;
         info!(path = %writer.path().display(), ?start, "recording core events");
@@ -109,17 +102,7 @@ impl Tracer {
     /// when tracing is off (nothing is copied then).
     pub fn capture(&self, step: &Step<KvCommand, KvImage, Msg>) -> Option<Traced> {
         self.writer.as_ref()?;
-        let input = match step {
-            Step::Timeout | Step::SendAppendEntries | Step::Restart => Input::None,
-            Step::ClientRequest(command) => Input::Command(command.clone()),
-            Step::ReadIndex(id) => Input::ReadId(*id),
-            Step::CompactLog { index, .. } => Input::CompactIndex(*index),
-            handler => Input::Message(strip(handler.message()?)),
-        };
-        Some(Traced {
-            action: step.action(),
-            input,
-        })
+        Some(Traced(traced(step)))
     }
 
     /// Records a step the core took, which returned `effects`.
@@ -131,7 +114,7 @@ impl Tracer {
     ) {
         if let (Some(writer), Some(traced)) = (&mut self.writer, traced) {
             let started = Instant::now();
-            writer.event(traced.action, traced.input, core, effects);
+            writer.event(traced.0, None, core, effects);
             account(started, 1);
         }
     }

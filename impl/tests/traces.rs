@@ -280,10 +280,7 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
 
     // 1. An event removed: a follower's first append of entries.
     let out = corrupted(&traces, dir.path(), follower, |lines| {
-        let at = position(
-            lines,
-            "\"action\":\"HandleAppendEntriesRequest\",\"input\":{\"message\":{\"from\"",
-        );
+        let at = position(lines, "\"step\":{\"HandleAppendEntriesRequest\":{\"from\"");
         let at = at
             + lines[at..]
                 .iter()
@@ -303,9 +300,9 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
 
     // 2. A term changed: the first Timeout's new term (of a node that timed
     // out; the first leader did).
-    let timed_out = first_node_with(&traces, "\"action\":\"Timeout\"").expect("an election");
+    let timed_out = first_node_with(&traces, "\"step\":\"Timeout\"").expect("an election");
     let out = corrupted(&traces, dir.path(), timed_out, |lines| {
-        let at = position(lines, "\"action\":\"Timeout\"");
+        let at = position(lines, "\"step\":\"Timeout\"");
         let line = lines[at].clone();
         let term_at = line.find("\"current_term\":").unwrap() + "\"current_term\":".len();
         let end = term_at + line[term_at..].find(',').unwrap();
@@ -319,7 +316,7 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     // 3. A receive moved before its send: the leader's first AppendEntries
     // response, moved to just after its process start.
     let out = corrupted(&traces, dir.path(), leader, |lines| {
-        let at = position(lines, "\"action\":\"HandleAppendEntriesResponse\"");
+        let at = position(lines, "\"step\":{\"HandleAppendEntriesResponse\"");
         let line = lines.remove(at);
         lines.insert(1, line);
     });
@@ -332,7 +329,7 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
 
     // 4. A state field altered: a commit index raised.
     let out = corrupted(&traces, dir.path(), leader, |lines| {
-        let at = position(lines, "\"action\":\"ClientRequest\"");
+        let at = position(lines, "\"step\":{\"ClientRequest\"");
         lines[at] = lines[at].replacen("\"commit_index\":", "\"commit_index\":1000", 1);
     });
     let failure = validate(&out).expect_err("a state field altered");
@@ -344,11 +341,11 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         .find(|id| {
             lines(&traces, *id)
                 .iter()
-                .any(|l| l.contains("\"action\":\"Restart\""))
+                .any(|l| l.contains("\"step\":\"Restart\""))
         })
         .expect("a restart");
     let out = corrupted(&traces, dir.path(), restarted, |lines| {
-        let at = position(lines, "\"action\":\"Restart\"");
+        let at = position(lines, "\"step\":\"Restart\"");
         lines[at] = lines[at].replacen("\"entry_terms\":[", "\"entry_terms\":[0,", 1);
     });
     let failure = validate(&out).expect_err("a recovery that matches nothing");

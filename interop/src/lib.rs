@@ -1,32 +1,31 @@
-//! # raft-interop: traces of the Raft core, replay through the model, export to TLA+ tools
+//! # raft-interop: replay of Raft traces through the model, export to TLA+ tools
 //!
-//! - [`format`]: the trace format `raft-trace/1`, one JSON line per core
-//!   event (the node writes it with `--trace-dir`);
-//! - [`writer`]: what the node calls to record its events cheaply;
+//! The format itself, `raft-trace/2`, and its writer live in the crate
+//! raft-trace (re-exported here as [`format`] and [`writer`]), which
+//! the node and the checker write through; this crate reads it:
+//!
 //! - [`validate`]: replays every node's events through raft-model, merged in
-//!   a causal order, and names the first event the model does not allow;
-//! - [`counterexample`]: the checker's JSON traces as node traces, so one
-//!   validator reads both;
+//!   a causal order, and names the first event the model does not allow. The
+//!   node's traces and the checker's counterexamples are read by the same
+//!   path ([`read_streams`]);
 //! - [`itf`]: a validated run as ITF JSON (Apalache / TLA+ trace tooling);
 //! - [`tla`]: a validated run as input for spec/TraceRaft.tla under TLC.
 //!
 //! The command-line tool `raft-interop` (src/main.rs) drives them.
 
-pub mod counterexample;
-pub mod format;
 pub mod itf;
 pub mod tla;
 pub mod validate;
-pub mod writer;
 
 use std::path::PathBuf;
 
-pub use format::{Action, Input, Line, SCHEMA};
-pub use validate::{Failure, Stream, Validated, validate, validate_with};
-pub use writer::TraceWriter;
+pub use raft_trace::{Line, SCHEMA, TraceWriter};
+pub use raft_trace::{format, writer};
+pub use validate::{Failure, RunStep, Stream, Validated, validate, validate_with};
 
-/// Reads the traces at `paths`: trace files, directories of `node-*.jsonl`
-/// files (one cluster), or a checker trace (`raft-checker-trace/1` JSON).
+/// Reads the traces at `paths`: trace files (a node's, or a checker's
+/// counterexample holding every server's lines) and directories of
+/// `node-*.jsonl` files (one cluster). One stream per node.
 pub fn read_streams(paths: &[PathBuf]) -> Result<Vec<Stream>, Failure> {
     let mut streams = Vec::new();
     for path in paths {
@@ -48,15 +47,10 @@ pub fn read_streams(paths: &[PathBuf]) -> Result<Vec<Stream>, Failure> {
                 ));
             }
             for file in files {
-                streams.push(Stream::read(&file)?);
+                streams.extend(Stream::read(&file)?);
             }
-            continue;
-        }
-        let text = std::fs::read_to_string(path).map_err(|err| Failure::io(path, &err))?;
-        if counterexample::is_checker_trace(&text) {
-            streams.extend(counterexample::streams(&path.display().to_string(), &text)?);
         } else {
-            streams.push(Stream::parse(&path.display().to_string(), &text)?);
+            streams.extend(Stream::read(path)?);
         }
     }
     Ok(streams)

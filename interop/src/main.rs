@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Replay Raft traces through the model and export them to TLA+ tools",
     long_about = "Replays the traces a raft-node cluster recorded (raft-node run --trace-dir DIR) or a \
-                  counterexample of raft-checker (checker-out/*.json) through raft-model, the same \
+                  counterexample of raft-checker (checker-out/*.jsonl), both raft-trace/2, through raft-model, the same \
                   transition functions the checker explored, and reports the first event the model \
                   does not allow. A validated run can be exported as ITF JSON and as input for \
                   spec/TraceRaft.tla under TLC.\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error."
@@ -26,8 +26,8 @@ struct Cli {
 enum Command {
     /// Replay traces through the model; exit 1 at the first bad event.
     Validate {
-        /// Trace files, directories of node-*.jsonl files (one cluster), or a
-        /// checker trace (raft-checker-trace/1 JSON).
+        /// Trace files (a node's, or a checker's counterexample), or
+        /// directories of node-*.jsonl files (one cluster); all raft-trace/2.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Also write the validated run as ITF JSON to this file.
@@ -66,9 +66,26 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
         }
     };
     let events: usize = validated.events.values().sum();
+    if let Some(context) = &validated.context {
+        println!(
+            "checker trace: {} of {} ({}){}",
+            if context.expectation == "always" {
+                "counterexample"
+            } else {
+                "example"
+            },
+            context.property,
+            context.expectation,
+            context
+                .bug
+                .as_ref()
+                .map(|bug| format!(", seeded bug {bug}"))
+                .unwrap_or_default()
+        );
+    }
     println!(
         "valid: {} nodes, {events} events ({}), {} restarts, {} events undone by crashes, \
-         {} distinct messages, a merged run of {} steps",
+         {} distinct messages ({} dropped), a merged run of {} steps",
         validated.events.len(),
         validated
             .events
@@ -79,6 +96,7 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
         validated.restarts,
         validated.lost,
         validated.messages,
+        validated.dropped,
         events - validated.lost
     );
     let source = paths

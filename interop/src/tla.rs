@@ -5,16 +5,16 @@
 //! received message with the spec's field names (`entryTerms` for the
 //! entries' terms, `lastIndex`/`lastTerm` for a snapshot), `index` the index
 //! CompactLog compacted to, and `state` the acting server's variables after
-//! the step (`votedFor` and `leaderId` use 0 for Nil). TLC reads the lines
-//! with the standard `Json` module's `ndJsonDeserialize`.
+//! the step (`votedFor` and `leaderId` use 0 for Nil; `lastIndex` is the
+//! log's end, `snapshotIndex + Len(log)`). TLC reads the lines with the
+//! standard `Json` module's `ndJsonDeserialize`.
 
 use std::fmt::Write as _;
 
-use raft_model::{Body, Message};
+use raft_model::{Body, Message, Step};
 use serde_json::{Value, json};
 
-use crate::format::Input;
-use crate::validate::{Step, Validated};
+use crate::validate::{RunStep, Validated};
 
 fn message(m: &Message<(), ()>) -> Value {
     let mut r = json!({ "type": m.body.kind(), "from": m.from, "to": m.to, "term": m.term });
@@ -67,30 +67,36 @@ fn message(m: &Message<(), ()>) -> Value {
     r
 }
 
-fn line(step: &Step) -> Value {
-    let s = &step.server;
+/// The acting server's variables after the step.
+fn state(s: &crate::validate::ReplayServer) -> Value {
+    json!({
+        "currentTerm": s.current_term(),
+        "votedFor": s.voted_for().unwrap_or(0),
+        "role": format!("{:?}", s.role()),
+        "commitIndex": s.commit_index(),
+        "leaderId": s.leader_id().unwrap_or(0),
+        "snapshotIndex": s.log().snapshot_index,
+        "lastIndex": s.log().last_index(),
+    })
+}
+
+fn line(step: &RunStep) -> Value {
     let mut r = json!({
         "node": step.node,
         "action": step.action.name(),
-        "state": {
-            "currentTerm": s.current_term(),
-            "votedFor": s.voted_for().unwrap_or(0),
-            "role": format!("{:?}", s.role()),
-            "commitIndex": s.commit_index(),
-            "leaderId": s.leader_id().unwrap_or(0),
-            "snapshotIndex": s.log().snapshot_index,
-            "lastIndex": s.log().last_index(),
-        },
+        "state": state(&step.server),
     });
     if let Value::Object(fields) = &mut r {
-        match &step.input {
-            Input::Message(m) => {
-                fields.insert("msg".to_string(), message(m));
-            }
-            Input::CompactIndex(index) => {
+        match &step.step {
+            Some(Step::CompactLog { index, .. }) => {
                 fields.insert("index".to_string(), json!(index));
             }
-            _ => {}
+            Some(traced) => {
+                if let Some(m) = traced.message() {
+                    fields.insert("msg".to_string(), message(m));
+                }
+            }
+            None => {}
         }
     }
     r

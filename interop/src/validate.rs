@@ -16,16 +16,29 @@
 //! lost event produced (it can never have been sent: durability before
 //! speech). The validated events, lost ones removed, form a linear run of the
 //! spec: [`Validated::run`], which the ITF and TLA+ exports read.
+//!
+//! Every event is replayed the same way, whatever its action: its step's
+//! input is restored (the full message from the network, for a handler; the
+//! recovered durable state, for a restart) and the model's one dispatcher,
+//! [`Server::step`], takes it.
+//!
+//! A checker's trace holds every server's lines in one file, and `drop`
+//! lines for the messages the network lost. A drop is the network's step:
+//! it must name a message some event sent (it waits for it, as a receive
+//! does), and is counted; the validator's network keeps the message all the
+//! same, as it keeps every message, which only allows more runs and keeps
+//! the greedy merge from ever having to undo a choice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
-use raft_model::{Config, Effects, Message, NodeId, Server};
+use raft_model::{Action, Config, Effects, Message, NodeId, Server};
 use serde_json::Value;
 
 use crate::format::{
-    Action, Durable, Event, Header, Input, Line, SCHEMA, Sent, State, TracedMessage, Written, strip,
+    Context, Durable, Event, Header, Line, Sent, Start, State, TracedMessage, TracedStep, Written,
+    refusal, strip,
 };
 
 /// The replay's server: commands kept as JSON, snapshot images left out.
@@ -44,41 +57,106 @@ pub struct Located {
 pub struct Stream {
     pub source: String,
     pub lines: Vec<Located>,
+    /// The checker's context, when the stream comes from a checker's trace.
+    pub context: Option<Context>,
 }
 
 impl Stream {
-    /// Reads a trace file. Every line must parse; a node never writes a
-    /// partial line (see [`crate::writer`]), so a bad line is corruption.
-    pub fn read(path: &Path) -> Result<Stream, Failure> {
+    /// Reads a trace file: one stream per node whose lines it holds (a
+    /// node's file holds one node, a checker's every server). Every line must
+    /// parse; a node never writes a partial line (see [`crate::writer`]), so
+    /// a bad line is corruption.
+    pub fn read(path: &Path) -> Result<Vec<Stream>, Failure> {
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| Failure::io(path, &err))?;
         Stream::parse(&source, &text)
     }
 
-    pub fn parse(source: &str, text: &str) -> Result<Stream, Failure> {
-        let mut lines = Vec::new();
+    /// Parses the text of a trace file (`source` names it in failures): one
+    /// stream per node, in the order the nodes first appear.
+    pub fn parse(source: &str, text: &str) -> Result<Vec<Stream>, Failure> {
+        let fail = |line: usize, problem: String, raw: &str| Failure {
+            source: source.to_string(),
+            line,
+            node: None,
+            action: None,
+            problem,
+            details: if raw.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!("line: {}", abbreviate(raw))]
+            },
+        };
+        let mut streams: Vec<Stream> = Vec::new();
+        let mut context = None;
         for (n, raw) in text.lines().enumerate() {
             if raw.trim().is_empty() {
                 continue;
             }
-            let content: Line<Value> = serde_json::from_str(raw).map_err(|err| Failure {
-                source: source.to_string(),
-                line: n + 1,
-                node: None,
-                action: None,
-                problem: format!("not a {SCHEMA} line: {err}"),
-                details: vec![format!("line: {}", abbreviate(raw))],
-            })?;
-            lines.push(Located {
+            let content: Line<Value> = match serde_json::from_str(raw) {
+                Ok(content) => content,
+                Err(err) => {
+                    // A whole-file JSON document of another format (the
+                    // checker's former one) names its schema at the top.
+                    let schema = serde_json::from_str::<Value>(text)
+                        .ok()
+                        .and_then(|v| v.get("schema").and_then(Value::as_str).map(str::to_string));
+                    return Err(match schema.as_deref().and_then(refusal) {
+                        Some(problem) => fail(0, problem, ""),
+                        None => fail(n + 1, format!("not a {} line: {err}", crate::SCHEMA), raw),
+                    });
+                }
+            };
+            // Line 0, as for a file that cannot be read: not the trace's
+            // fault, and the command exits with 2 (usage), not 1 (invalid).
+            if let Line::Header(header) = &content
+                && let Some(problem) = refusal(&header.schema)
+            {
+                return Err(fail(0, problem, ""));
+            }
+            let Some(node) = content.node() else {
+                if let Line::Checker(c) = content {
+                    context = Some(c);
+                }
+                continue;
+            };
+            let located = Located {
                 source: source.to_string(),
                 line: n + 1,
                 content,
+            };
+            match streams.iter_mut().find(|s| s.node() == Some(node)) {
+                Some(stream) => stream.lines.push(located),
+                None => streams.push(Stream {
+                    source: source.to_string(),
+                    lines: vec![located],
+                    context: None,
+                }),
+            }
+        }
+        if streams.is_empty() {
+            streams.push(Stream {
+                source: source.to_string(),
+                lines: Vec::new(),
+                context: None,
             });
         }
-        Ok(Stream {
-            source: source.to_string(),
-            lines,
-        })
+        if streams.len() > 1 {
+            for stream in &mut streams {
+                if let Some(node) = stream.node() {
+                    stream.source = format!("{source}#node-{node}");
+                }
+            }
+        }
+        for stream in &mut streams {
+            stream.context.clone_from(&context);
+        }
+        Ok(streams)
+    }
+
+    /// The node whose lines these are (of the first line).
+    fn node(&self) -> Option<NodeId> {
+        self.lines.first().and_then(|l| l.content.node())
     }
 }
 
@@ -138,10 +216,11 @@ impl Failure {
 
 /// One validated step of the merged run.
 #[derive(Clone, Debug)]
-pub struct Step {
+pub struct RunStep {
     pub node: NodeId,
     pub action: Action,
-    pub input: Input<Value>,
+    /// The step as traced (only when the run is kept, see [`validate_with`]).
+    pub step: Option<TracedStep<Value>>,
     /// The node's server after the step.
     pub server: ReplayServer,
     pub source: String,
@@ -154,7 +233,7 @@ pub struct Validated {
     /// Every node's server at the start of the run (spec `Init`).
     pub initial: BTreeMap<NodeId, ReplayServer>,
     /// The merged run, lost events removed.
-    pub run: Vec<Step>,
+    pub run: Vec<RunStep>,
     /// Events a crash undid (recorded, replayed, then dropped at a restart).
     pub lost: usize,
     pub restarts: usize,
@@ -162,6 +241,10 @@ pub struct Validated {
     pub events: BTreeMap<NodeId, usize>,
     /// Distinct messages produced.
     pub messages: usize,
+    /// Messages the network lost (`drop` lines of a checker's trace).
+    pub dropped: usize,
+    /// The checker's context, for a checker's trace.
+    pub context: Option<Context>,
 }
 
 /// Validates the streams of one cluster (one stream per node).
@@ -176,6 +259,7 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
         keep_run,
         ..Cluster::default()
     };
+    let context = streams.iter().find_map(|s| s.context.clone());
     let mut nodes: Vec<NodeReplay> = Vec::new();
     for stream in streams {
         nodes.push(NodeReplay::new(stream)?);
@@ -227,6 +311,8 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
         restarts: nodes.iter().map(|n| n.restarts).sum(),
         events,
         messages: cluster.network.len(),
+        dropped: cluster.dropped,
+        context,
     })
 }
 
@@ -239,13 +325,9 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
     // The earliest line is the likeliest culprit (e.g. a receive moved up).
     waiting.sort_by_key(|(l, node)| (l.line, *node));
     let (first, node) = waiting[0];
-    let message = match &first.content {
-        Line::Event(event) => match &event.input {
-            Input::Message(m) => serde_json::to_string(m).unwrap_or_default(),
-            _ => String::new(),
-        },
-        _ => String::new(),
-    };
+    let message = awaited(&first.content)
+        .map(|m| serde_json::to_string(m).unwrap_or_default())
+        .unwrap_or_default();
     let mut details = vec![format!("message: {}", abbreviate(&message))];
     for (other, other_node) in waiting.iter().skip(1) {
         details.push(format!(
@@ -258,13 +340,27 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
         line: first.line,
         node: Some(node),
         action: match &first.content {
-            Line::Event(e) => Some(e.action),
+            Line::Event(e) => Some(e.action()),
             _ => None,
         },
-        problem: "receives a message that no event sent before it (no causal order of the traces \
-                  delivers it after its send)"
-            .to_string(),
+        problem: match &first.content {
+            Line::Drop { .. } => "drops a message that no event sent before it",
+            _ => {
+                "receives a message that no event sent before it (no causal order of the traces \
+                 delivers it after its send)"
+            }
+        }
+        .to_string(),
         details,
+    }
+}
+
+/// The message a line waits for: the one an event receives or a drop loses.
+fn awaited(line: &Line<Value>) -> Option<&TracedMessage> {
+    match line {
+        Line::Event(event) => event.step.message(),
+        Line::Drop { message } => Some(message),
+        _ => None,
     }
 }
 
@@ -278,12 +374,14 @@ struct Cluster {
     receipts: Vec<(String, usize)>,
     /// Keep every step's input and server (for the exports).
     keep_run: bool,
+    /// Messages the network lost.
+    dropped: usize,
 }
 
 struct MergedStep {
     /// The step; its input and server only when the run is kept
     /// ([`validate_with`]): a server per step is what costs memory.
-    step: Step,
+    step: RunStep,
     kept: bool,
     lost: bool,
 }
@@ -403,8 +501,7 @@ impl NodeReplay {
     fn run(&mut self, cluster: &mut Cluster) -> Result<bool, Failure> {
         let mut progressed = false;
         while let Some(next) = self.lines.get(self.next) {
-            if let Line::Event(event) = &next.content
-                && let Input::Message(message) = &event.input
+            if let Some(message) = awaited(&next.content)
                 && !cluster.network.contains_key(&key(message))
             {
                 return Ok(progressed);
@@ -428,6 +525,9 @@ impl NodeReplay {
                     }
                 }
                 Line::Event(event) => self.event(&at, event, cluster)?,
+                // The message was sent (the wait above): the network lost it.
+                Line::Drop { .. } => cluster.dropped += 1,
+                Line::Checker(_) => {}
             }
             self.next += 1;
             progressed = true;
@@ -454,13 +554,8 @@ impl NodeReplay {
 
     fn start(&mut self, at: &Located, header: &Header) -> Result<(), Failure> {
         self.check_node(at, header.node, None)?;
-        if header.schema != SCHEMA {
-            return Err(self.fail(
-                at,
-                None,
-                format!("schema {:?}, expected {SCHEMA:?}", header.schema),
-                Vec::new(),
-            ));
+        if let Some(problem) = refusal(&header.schema) {
+            return Err(self.fail(at, None, problem, Vec::new()));
         }
         if self.expect_restart {
             return Err(self.fail(
@@ -471,7 +566,7 @@ impl NodeReplay {
             ));
         }
         match (header.start, &self.server) {
-            (crate::format::Start::Init, None) => {
+            (Start::Init, None) => {
                 let server =
                     Server::new(header.node, Config::new(header.members.iter().copied()), ())
                         .with_max_append_entries(header.max_append_entries);
@@ -479,7 +574,7 @@ impl NodeReplay {
                 self.durable_candidates = vec![(server.clone(), None)];
                 self.server = Some(server);
             }
-            (crate::format::Start::Init, Some(_)) => {
+            (Start::Init, Some(_)) => {
                 return Err(self.fail(
                     at,
                     None,
@@ -489,7 +584,7 @@ impl NodeReplay {
                     Vec::new(),
                 ));
             }
-            (crate::format::Start::Restart, None) => {
+            (Start::Restart, None) => {
                 return Err(self.fail(
                     at,
                     None,
@@ -499,7 +594,7 @@ impl NodeReplay {
                     Vec::new(),
                 ));
             }
-            (crate::format::Start::Restart, Some(_)) => self.expect_restart = true,
+            (Start::Restart, Some(_)) => self.expect_restart = true,
         }
         if let Some(previous) = &self.header
             && (previous.cluster != header.cluster || previous.members != header.members)
@@ -524,113 +619,88 @@ impl NodeReplay {
         event: &Event<Value>,
         cluster: &mut Cluster,
     ) -> Result<(), Failure> {
-        let action = Some(event.action);
-        self.check_node(at, event.node, action)?;
+        let action = event.action();
+        self.check_node(at, event.node, Some(action))?;
         let Some(mut server) = self.server.clone() else {
             return Err(self.fail(
                 at,
-                action,
+                Some(action),
                 "an event before any header".to_string(),
                 Vec::new(),
             ));
         };
-        if self.expect_restart != (event.action == Action::Restart) {
+        let restart = action == Action::Restart;
+        if self.expect_restart != restart {
             let problem = if self.expect_restart {
                 "the process restarted, but the next event is not Restart"
             } else {
                 "a Restart event without a process start (header) before it"
             };
-            return Err(self.fail(at, action, problem.to_string(), Vec::new()));
+            return Err(self.fail(at, Some(action), problem.to_string(), Vec::new()));
         }
-        let effects = match (&event.action, &event.input) {
-            (Action::Timeout, Input::None) => server.timeout(),
-            (Action::SendAppendEntries, Input::None) => server.send_append_entries(),
-            (Action::ClientRequest, Input::Command(command)) => {
-                match server.client_request(command.clone()) {
-                    Ok((_, effects)) => effects,
-                    Err(refused) => {
-                        return Err(self.fail(
-                            at,
-                            action,
-                            format!("the model refuses the request: {refused}"),
-                            Vec::new(),
-                        ));
-                    }
-                }
-            }
-            (Action::ReadIndex, Input::ReadId(id)) => match server.read_index(*id) {
-                Ok(effects) => effects,
-                Err(refused) => {
-                    return Err(self.fail(
-                        at,
-                        action,
-                        format!("the model refuses the read: {refused}"),
-                        Vec::new(),
-                    ));
-                }
-            },
-            (Action::CompactLog, Input::CompactIndex(index)) => {
-                match server.compact_log(*index, ()) {
-                    Ok(effects) => effects,
-                    Err(refused) => {
-                        return Err(self.fail(
-                            at,
-                            action,
-                            format!("the model refuses to compact: {refused}"),
-                            Vec::new(),
-                        ));
-                    }
-                }
-            }
-            (Action::Restart, Input::Recovered(recovered)) => {
-                server = self.recover(at, recovered, cluster)?;
-                self.restarts += 1;
-                self.expect_restart = false;
-                server.restart()
-            }
-            (handler, Input::Message(message)) if Action::receiving(&message.body) == *handler => {
-                if message.to != self.node {
-                    return Err(self.fail(
-                        at,
-                        action,
-                        format!("receives a message addressed to node {}", message.to),
-                        Vec::new(),
-                    ));
-                }
+        // Restore the step's whole input. A received message: the network's
+        // copy, with its commands and snapshot image (the run above waited
+        // until some event had sent it).
+        let mut delivered = match event.step.message() {
+            Some(message) => {
                 let key = key(message);
                 let Some((full, _)) = cluster.network.get(&key) else {
                     return Err(self.fail(
                         at,
-                        action,
+                        Some(action),
                         "internal: a receive ran before its send".to_string(),
                         Vec::new(),
                     ));
                 };
                 let full = full.clone();
-                if !server.accepts(&full) {
-                    return Err(self.fail(
-                        at,
-                        action,
-                        "the model does not accept this message (not from a member of its configuration)"
-                            .to_string(),
-                        Vec::new(),
-                    ));
-                }
                 cluster.receipts.push((key, cluster.steps.len()));
-                server.receive(&full)
+                Some(full)
             }
-            (action_name, input) => {
+            None => None,
+        };
+        // A restart: the durable state the node came back with.
+        match (&event.recovered, restart) {
+            (Some(recovered), true) => {
+                server = self.recover(at, recovered, cluster)?;
+                self.restarts += 1;
+                self.expect_restart = false;
+            }
+            (None, true) => {
                 return Err(self.fail(
                     at,
-                    action,
-                    format!(
-                        "input {} does not fit action {action_name}",
-                        abbreviate(&serde_json::to_string(input).unwrap_or_default())
-                    ),
+                    Some(action),
+                    "a Restart event without the durable state it recovered".to_string(),
                     Vec::new(),
                 ));
             }
-        };
+            (Some(_), false) => {
+                return Err(self.fail(
+                    at,
+                    Some(action),
+                    "a recovered durable state on an event that is not Restart".to_string(),
+                    Vec::new(),
+                ));
+            }
+            (None, false) => {}
+        }
+        let step = event.step.clone().map(
+            |command| command,
+            |image| image,
+            |_| {
+                delivered
+                    .take()
+                    .expect("a handler step's message was looked up above")
+            },
+        );
+        // The one dispatch: the model takes the step, whatever its action.
+        let effects = server.step(step).map_err(|refused| {
+            self.fail(
+                at,
+                Some(action),
+                format!("the model refuses the step: {refused}"),
+                Vec::new(),
+            )
+        })?;
         self.compare(at, event, &server, &effects)?;
         let step_index = cluster.steps.len();
         for message in &effects.messages {
@@ -643,14 +713,10 @@ impl NodeReplay {
         }
         let keep = cluster.keep_run;
         cluster.steps.push(MergedStep {
-            step: Step {
+            step: RunStep {
                 node: self.node,
-                action: event.action,
-                input: if keep {
-                    event.input.clone()
-                } else {
-                    Input::None
-                },
+                action,
+                step: keep.then(|| event.step.clone()),
                 server: if keep {
                     server.clone()
                 } else {
@@ -711,7 +777,7 @@ impl NodeReplay {
         server: &ReplayServer,
         effects: &Effects<Value, ()>,
     ) -> Result<(), Failure> {
-        let action = Some(event.action);
+        let action = Some(event.action());
         let state = State::of(server);
         if state != event.state {
             return Err(self.fail(

@@ -1,21 +1,20 @@
-//! The checker's traces and the node's traces are one format: counterexamples
-//! and examples of raft-checker convert to node streams and replay through
-//! the same validator. A run of the real core validates; a counterexample
-//! found with a seeded bug is rejected at the step where the bug acted,
-//! because the validator replays the correct core. The ITF export reads back
-//! through the `itf` crate, the reference reader.
+//! The checker's traces and the node's traces are one format, raft-trace/2:
+//! counterexamples and examples of raft-checker are read and replayed by the
+//! same path as a node's traces. A run of the real core validates; a
+//! counterexample found with a seeded bug is rejected at the step where the
+//! bug acted, because the validator replays the correct core. The ITF export
+//! reads back through the `itf` crate, the reference reader.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use raft_checker::bounds::Bounds;
 use raft_checker::model;
 use raft_checker::run::{RunOptions, run};
-use raft_interop::counterexample;
-use raft_interop::format::Action;
-use raft_model::Bug;
+use raft_interop::Stream;
+use raft_model::{Action, Bug};
 use serde::Deserialize;
 
-fn checker_json(bug: Option<Bug>, bounds: Bounds, property: &'static str) -> String {
+fn checker_trace(bug: Option<Bug>, bounds: Bounds, property: &'static str) -> String {
     let mut options = RunOptions::check(bounds);
     options.bug = bug;
     options.stop_at = Some(property);
@@ -23,20 +22,99 @@ fn checker_json(bug: Option<Bug>, bounds: Bounds, property: &'static str) -> Str
     outcome
         .trace(property)
         .unwrap_or_else(|| panic!("no trace for {property}"))
-        .to_json()
+        .to_lines()
         .expect("serializable")
+}
+
+fn streams(source: &str, text: &str) -> Vec<Stream> {
+    Stream::parse(source, text).expect("parses")
 }
 
 #[test]
 fn examples_of_the_real_core_validate() {
     for property in [model::COMMAND_COMMITTED, model::SNAPSHOT_INSTALLED] {
-        let json = checker_json(None, Bounds::DEFAULT, property);
-        assert!(counterexample::is_checker_trace(&json));
-        let streams = counterexample::streams(property, &json).expect("converts");
+        let text = checker_trace(None, Bounds::DEFAULT, property);
+        let streams = streams(property, &text);
+        assert_eq!(streams.len(), 3, "one stream per server");
         let validated = raft_interop::validate(streams)
             .unwrap_or_else(|failure| panic!("{property}: {failure}"));
         assert!(!validated.run.is_empty());
+        let context = validated.context.expect("the checker's context");
+        assert_eq!(context.property, property);
+        assert_eq!(context.expectation, "sometimes");
     }
+}
+
+#[test]
+fn a_checker_file_and_a_directory_of_node_files_read_alike() {
+    let text = checker_trace(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("CommandCommitted.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let from_file = raft_interop::validate(raft_interop::read_streams(&[file]).unwrap()).unwrap();
+    // The same lines split into one file per node, as a cluster records them.
+    let nodes = dir.path().join("nodes");
+    std::fs::create_dir(&nodes).unwrap();
+    for stream in streams("split", &text) {
+        let node = stream.lines[0].content.node().unwrap();
+        let lines: Vec<String> = stream
+            .lines
+            .iter()
+            .map(|l| serde_json::to_string(&l.content).unwrap())
+            .collect();
+        std::fs::write(
+            nodes.join(format!("node-{node}.jsonl")),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let from_dir = raft_interop::validate(raft_interop::read_streams(&[nodes]).unwrap()).unwrap();
+    assert_eq!(from_file.run.len(), from_dir.run.len());
+    assert_eq!(from_file.events, from_dir.events);
+}
+
+#[test]
+fn a_drop_must_name_a_message_some_event_sent() {
+    let text = checker_trace(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);
+    // The network loses a message that was delivered once already.
+    let delivered = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find_map(|l| l["step"]["HandleRequestVoteRequest"].as_object().cloned())
+        .expect("a vote request delivered");
+    let drop = serde_json::json!({ "kind": "drop", "message": delivered });
+    let lossy = format!("{text}{drop}\n");
+    let validated =
+        raft_interop::validate(streams("lossy", &lossy)).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(validated.dropped, 1);
+    // A drop of a message nobody sent is rejected.
+    let mut forged = drop.clone();
+    forged["message"]["term"] = serde_json::json!(9);
+    let forged = format!("{text}{forged}\n");
+    let failure = raft_interop::validate(streams("forged", &forged)).expect_err("forged drop");
+    assert!(
+        failure
+            .to_string()
+            .contains("drops a message that no event sent"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn former_formats_are_refused_by_name() {
+    let v1 = "{\"kind\":\"header\",\"schema\":\"raft-trace/1\",\"node\":1,\"cluster\":\"c\",\"members\":[1],\"max_append_entries\":1,\"start\":\"init\"}\n";
+    let failure = Stream::parse("old.jsonl", v1).expect_err("raft-trace/1");
+    assert!(
+        failure.problem.contains("raft-trace/1") && failure.problem.contains("raft-trace/2"),
+        "{failure}"
+    );
+    let checker_v1 = "{\n  \"schema\": \"raft-checker-trace/1\",\n  \"steps\": []\n}\n";
+    let failure = Stream::parse("old.json", checker_v1).expect_err("raft-checker-trace/1");
+    assert!(
+        failure.problem.contains("raft-checker-trace/1")
+            && failure.problem.contains("raft-trace/2"),
+        "{failure}"
+    );
 }
 
 #[test]
@@ -45,9 +123,9 @@ fn a_seeded_bug_counterexample_is_rejected_where_the_bug_acts() {
         max_messages: 8,
         ..Bounds::DEFAULT
     };
-    let json = checker_json(Some(Bug::VoteTwice), bounds, model::ELECTION_SAFETY);
-    let streams = counterexample::streams("vote-twice", &json).expect("converts");
-    let failure = raft_interop::validate(streams).expect_err("the correct core never votes twice");
+    let text = checker_trace(Some(Bug::VoteTwice), bounds, model::ELECTION_SAFETY);
+    let failure = raft_interop::validate(streams("vote-twice", &text))
+        .expect_err("the correct core never votes twice");
     println!("{failure}");
     assert_eq!(
         failure.action,
@@ -59,17 +137,19 @@ fn a_seeded_bug_counterexample_is_rejected_where_the_bug_acts() {
 
 #[test]
 fn a_corrupted_checker_trace_is_rejected() {
-    let json = checker_json(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);
-    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let steps = value["steps"].as_array_mut().unwrap();
+    let text = checker_trace(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // Deliver a message no server ever sent.
-    let at = steps
+    let at = lines
         .iter()
-        .position(|s| s["action"] == "HandleAppendEntriesRequest")
+        .position(|l| !l["step"]["HandleAppendEntriesRequest"].is_null())
         .expect("an append");
-    steps[at]["message"]["term"] = serde_json::json!(9);
-    let streams = counterexample::streams("corrupt", &value.to_string()).expect("converts");
-    let failure = raft_interop::validate(streams).expect_err("corrupted");
+    lines[at]["step"]["HandleAppendEntriesRequest"]["term"] = serde_json::json!(9);
+    let corrupted: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let failure = raft_interop::validate(streams("corrupt", &corrupted)).expect_err("corrupted");
     assert!(
         failure.to_string().contains("no event sent before it"),
         "{failure}"
@@ -100,9 +180,8 @@ struct ItfEntry {
 
 #[test]
 fn the_itf_export_reads_back_through_the_itf_crate() {
-    let json = checker_json(None, Bounds::DEFAULT, model::SNAPSHOT_INSTALLED);
-    let validated =
-        raft_interop::validate(counterexample::streams("itf", &json).unwrap()).expect("valid");
+    let text = checker_trace(None, Bounds::DEFAULT, model::SNAPSHOT_INSTALLED);
+    let validated = raft_interop::validate(streams("itf", &text)).expect("valid");
     let exported = raft_interop::itf::export(&validated, "test");
     let trace: itf::Trace<ItfState> = itf::trace_from_value(exported).expect("ITF parses");
     assert_eq!(trace.states.len(), validated.run.len() + 1);

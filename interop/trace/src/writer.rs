@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use raft_model::{Effects, NodeId, Server};
 use serde::Serialize;
 
-use crate::format::{Action, Event, Header, Input, Line, Sent, State, Written};
+use crate::format::{Durable, Event, Header, Line, TracedStep};
 
 /// Appends one node's trace to `<dir>/node-<id>.jsonl`.
 pub struct TraceWriter {
@@ -52,24 +52,18 @@ impl TraceWriter {
         self.line(&Line::<()>::Header(header));
     }
 
-    /// Records that the core ran `action` on `input`, leaving `server` in its
-    /// new state with `effects`.
+    /// Records that the core took `step` (see [`crate::traced`]), leaving
+    /// `server` in its new state with `effects`; for a `Restart`, `recovered`
+    /// is the durable state it came back with.
     pub fn event<C: Clone + Serialize, S>(
         &mut self,
-        action: Action,
-        input: Input<C>,
+        step: TracedStep<C>,
+        recovered: Option<Durable>,
         server: &Server<C, S>,
         effects: &Effects<C, S>,
     ) {
-        let event = Event {
-            node: self.node,
-            action,
-            input,
-            state: State::of(server),
-            persist: Some(effects.persist.clone()),
-            written: Written::of(server, &effects.persist),
-            sent: Some(Sent::of(&effects.messages)),
-        };
+        debug_assert_eq!(server.id(), self.node, "an event of another node");
+        let event = Event::of(step, recovered, server, effects);
         self.line(&Line::Event(Box::new(event)));
     }
 

@@ -1,0 +1,482 @@
+//! The trace format, `raft-trace/2`: one JSON object per line, five kinds of
+//! line (the crate docs show one of each).
+//!
+//! - `header`: a process of node `node` started, fresh (`init`, spec `Init`)
+//!   or from its disk (`restart`: the next event of that node is `Restart`);
+//! - `event`: one call into the core, [`Event`]: the model's [`Step`] itself
+//!   (its serde form names the spec action and holds its input), for
+//!   `Restart` the durable state recovered, the server's state after it, and
+//!   what the core asked for (`persist`, `written`, `sent`);
+//! - `persisted`: everything the node recorded before this line is durable;
+//! - `drop`: the network lost this message (the checker's `DropMessage`);
+//! - `checker`: the context of a checker's counterexample or example
+//!   ([`Context`]: bound, seeded bug, property, expectation).
+//!
+//! A node writes header, event and persisted lines into its own file; the
+//! checker writes all five into one file, the servers' lines interleaved in
+//! the order of its path. A reader groups the lines by node.
+//!
+//! What a step holds of its input: the message received with its commands
+//! and snapshot image left out ([`TracedMessage`]: the image is the
+//! application's state, opaque to the protocol, known by its metadata; a
+//! command is recorded once, by the leader's `ClientRequest`, and the entries
+//! of a message are known by their terms: index and term identify an entry,
+//! Log Matching), the client command, the read id, the index compacted to
+//! (its image `()`, written `null`).
+
+use raft_model::{
+    Body, Effects, Entry, Index, Message, NodeId, Payload, Role, Server, Snapshot, SnapshotMeta,
+    Step, Term,
+};
+use serde::{Deserialize, Serialize};
+
+/// The schema name every header carries.
+pub const SCHEMA: &str = "raft-trace/2";
+
+/// The node's format before the step was the event (its events held an
+/// `action` and an `input`).
+pub const SCHEMA_V1: &str = "raft-trace/1";
+
+/// The checker's own JSON format before it wrote this one.
+pub const CHECKER_SCHEMA_V1: &str = "raft-checker-trace/1";
+
+/// Why a trace of `schema` cannot be read by this version, or `None` if it
+/// can.
+pub fn refusal(schema: &str) -> Option<String> {
+    match schema {
+        SCHEMA => None,
+        SCHEMA_V1 => Some(format!(
+            "a {SCHEMA_V1} trace: this version reads {SCHEMA} only (its events carry the \
+             model's Step instead of {SCHEMA_V1}'s action and input); record the run again \
+             with a raft-node that writes {SCHEMA}"
+        )),
+        CHECKER_SCHEMA_V1 => Some(format!(
+            "a {CHECKER_SCHEMA_V1} file: this version reads {SCHEMA} only, which the checker \
+             now writes itself; run raft-checker again to get the counterexample as {SCHEMA}"
+        )),
+        other => Some(format!(
+            "schema {other:?}: this version reads {SCHEMA} only"
+        )),
+    }
+}
+
+/// One line of a trace file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Line<C: Clone> {
+    Header(Header),
+    Event(Box<Event<C>>),
+    Persisted {
+        node: NodeId,
+    },
+    /// The network lost `message` (checker: `DropMessage`).
+    Drop {
+        message: TracedMessage,
+    },
+    /// The context of a checker's trace.
+    Checker(Context),
+}
+
+impl<C: Clone> Line<C> {
+    /// The node the line belongs to: a drop belongs to the message's
+    /// addressee (the loss happens at its door); the checker's context to no
+    /// node.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            Line::Header(header) => Some(header.node),
+            Line::Event(event) => Some(event.node),
+            Line::Persisted { node } => Some(*node),
+            Line::Drop { message } => Some(message.to),
+            Line::Checker(_) => None,
+        }
+    }
+}
+
+/// Written when a node process starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub schema: String,
+    pub node: NodeId,
+    pub cluster: String,
+    /// The configuration a fresh server starts with.
+    pub members: Vec<NodeId>,
+    pub max_append_entries: usize,
+    pub start: Start,
+    /// Wall-clock time of the start, for people reading the trace.
+    #[serde(default)]
+    pub unix_ms: u64,
+}
+
+/// How a process started: a fresh server (spec `Init`) or a recovery from
+/// disk, which the next event records as a `Restart` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    Init,
+    Restart,
+}
+
+/// A step as traced: the model's [`Step`] with the message stripped
+/// ([`strip`]) and the snapshot image left out.
+pub type TracedStep<C> = Step<C, (), TracedMessage>;
+
+/// A message as traced: commands and the snapshot image left out. An
+/// AppendEntries request keeps its entries' terms: a leader creates one entry
+/// per index and term, and every copy of it is equal (Log Matching), so the
+/// terms identify the entries, whose commands the leader's `ClientRequest`
+/// events recorded once.
+pub type TracedMessage = Message<(), ()>;
+
+/// One call into the core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event<C: Clone> {
+    pub node: NodeId,
+    /// The spec action and its input.
+    pub step: TracedStep<C>,
+    /// For `Restart`: the durable state the server came back with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Durable>,
+    /// The server's spec variables after the step.
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<raft_model::Persist>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Vec<Sent>>,
+}
+
+impl<C: Clone> Event<C> {
+    /// The event of `server` having taken `step` (for `Restart`, after
+    /// recovering `recovered`), which returned `effects`.
+    pub fn of<S>(
+        step: TracedStep<C>,
+        recovered: Option<Durable>,
+        server: &Server<C, S>,
+        effects: &Effects<C, S>,
+    ) -> Event<C> {
+        Event {
+            node: server.id(),
+            step,
+            recovered,
+            state: State::of(server),
+            persist: Some(effects.persist.clone()),
+            written: Written::of(server, &effects.persist),
+            sent: Some(Sent::of(&effects.messages)),
+        }
+    }
+
+    /// The spec action the event took.
+    pub fn action(&self) -> raft_model::Action {
+        self.step.action()
+    }
+}
+
+/// `step` as a trace records it: the message stripped, the image left out.
+/// Takes the step by reference: a driver records it before the core
+/// consumes it, and copies no command but the client's.
+pub fn traced<C: Clone, S, M: std::borrow::Borrow<Message<C, S>>>(
+    step: &Step<C, S, M>,
+) -> TracedStep<C> {
+    step.as_ref().map(
+        C::clone,
+        |_| (),
+        |message| strip(<M as std::borrow::Borrow<Message<C, S>>>::borrow(message)),
+    )
+}
+
+/// The checker's context, in a line of its own at the top of its traces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// The bound of the search (the checker's flags, in snake_case).
+    pub bound: serde_json::Value,
+    /// The seeded bug switched on, if any.
+    #[serde(default)]
+    pub bug: Option<String>,
+    /// The property the trace is a counterexample or an example of.
+    pub property: String,
+    /// `always` (a counterexample) or `sometimes` (an example).
+    pub expectation: String,
+}
+
+/// A server's persistent state as recovered from disk at a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Durable {
+    pub current_term: Term,
+    pub voted_for: Option<NodeId>,
+    pub snapshot: SnapshotMeta,
+    /// Terms of the log entries after the snapshot, in index order.
+    pub entry_terms: Vec<Term>,
+}
+
+impl Durable {
+    pub fn of<C: Clone, S>(server: &Server<C, S>) -> Durable {
+        Durable {
+            current_term: server.current_term(),
+            voted_for: server.voted_for(),
+            snapshot: server.snapshot().meta.clone(),
+            entry_terms: server.log().entries.iter().map(|e| e.term).collect(),
+        }
+    }
+}
+
+/// The log, summarized by its bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBounds {
+    pub snapshot_index: Index,
+    pub snapshot_term: Term,
+    pub last_index: Index,
+    pub last_term: Term,
+}
+
+/// A server's spec variables after an action (spec/README.md names them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub current_term: Term,
+    pub voted_for: Option<NodeId>,
+    pub role: Role,
+    pub commit_index: Index,
+    pub leader_id: Option<NodeId>,
+    pub log: LogBounds,
+    pub snapshot: SnapshotMeta,
+    pub votes_granted: Vec<NodeId>,
+    /// Maps as `[[peer, value], ...]`, in peer order: JSON objects would
+    /// need string keys.
+    pub next_index: Vec<(NodeId, Index)>,
+    pub match_index: Vec<(NodeId, Index)>,
+    pub read_seq: u64,
+    pub read_acks: Vec<(NodeId, u64)>,
+    pub pending_reads: usize,
+}
+
+impl State {
+    pub fn of<C: Clone, S>(s: &Server<C, S>) -> State {
+        State {
+            current_term: s.current_term(),
+            voted_for: s.voted_for(),
+            role: s.role(),
+            commit_index: s.commit_index(),
+            leader_id: s.leader_id(),
+            log: LogBounds {
+                snapshot_index: s.log().snapshot_index,
+                snapshot_term: s.log().snapshot_term,
+                last_index: s.log().last_index(),
+                last_term: s.log().last_term(),
+            },
+            snapshot: s.snapshot().meta.clone(),
+            votes_granted: s.votes_granted().iter().copied().collect(),
+            next_index: s.next_index().iter().map(|(k, v)| (*k, *v)).collect(),
+            match_index: s.match_index().iter().map(|(k, v)| (*k, *v)).collect(),
+            read_seq: s.read_seq(),
+            read_acks: s.read_acks().iter().map(|(k, v)| (*k, *v)).collect(),
+            pending_reads: s.pending_reads().len(),
+        }
+    }
+}
+
+/// The entries an action wrote: from `from` on, with these terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub from: Index,
+    pub terms: Vec<Term>,
+}
+
+impl Written {
+    pub fn of<C: Clone, S>(
+        server: &Server<C, S>,
+        persist: &raft_model::Persist,
+    ) -> Option<Written> {
+        let from = persist.log_from?;
+        let terms = server
+            .log()
+            .iter()
+            .filter(|(index, _)| *index >= from)
+            .map(|(_, e)| e.term)
+            .collect();
+        Some(Written { from, terms })
+    }
+}
+
+/// A message an action produced, by addressee and kind.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sent {
+    pub to: NodeId,
+    pub kind: String,
+}
+
+impl Sent {
+    pub fn of<C: Clone, S>(messages: &[Message<C, S>]) -> Vec<Sent> {
+        messages
+            .iter()
+            .map(|m| Sent {
+                to: m.to,
+                kind: m.body.kind().to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The message as traced: commands and snapshot image left out.
+pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage {
+    let body = match &message.body {
+        Body::RequestVoteRequest {
+            last_log_index,
+            last_log_term,
+        } => Body::RequestVoteRequest {
+            last_log_index: *last_log_index,
+            last_log_term: *last_log_term,
+        },
+        Body::RequestVoteResponse { vote_granted } => Body::RequestVoteResponse {
+            vote_granted: *vote_granted,
+        },
+        Body::AppendEntriesRequest {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+            read_seq,
+        } => Body::AppendEntriesRequest {
+            prev_log_index: *prev_log_index,
+            prev_log_term: *prev_log_term,
+            entries: entries
+                .iter()
+                .map(|e| Entry {
+                    term: e.term,
+                    payload: match e.payload {
+                        Payload::Noop => Payload::Noop,
+                        Payload::Command(_) => Payload::Command(()),
+                    },
+                })
+                .collect(),
+            leader_commit: *leader_commit,
+            read_seq: *read_seq,
+        },
+        Body::AppendEntriesResponse {
+            success,
+            match_index,
+            read_seq,
+        } => Body::AppendEntriesResponse {
+            success: *success,
+            match_index: *match_index,
+            read_seq: *read_seq,
+        },
+        Body::InstallSnapshotRequest { snapshot } => Body::InstallSnapshotRequest {
+            snapshot: Snapshot {
+                meta: snapshot.meta.clone(),
+                data: (),
+            },
+        },
+        Body::InstallSnapshotResponse { match_index } => Body::InstallSnapshotResponse {
+            match_index: *match_index,
+        },
+    };
+    Message {
+        from: message.from,
+        to: message.to,
+        term: message.term,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft_model::{Action, Config, Effects};
+
+    use super::*;
+
+    fn server() -> Server<u8, ()> {
+        Server::new(1, Config::new([1, 2, 3]), ())
+    }
+
+    fn event_line(step: TracedStep<u8>, recovered: Option<Durable>) -> String {
+        let event = Event::of(step, recovered, &server(), &Effects::default());
+        serde_json::to_string(&Line::Event(Box::new(event))).unwrap()
+    }
+
+    #[test]
+    fn an_event_carries_the_step_in_the_models_serde_form() {
+        let line = event_line(Step::Timeout, None);
+        assert!(
+            line.starts_with(r#"{"kind":"event","node":1,"step":"Timeout","state":{"#),
+            "{line}"
+        );
+        let line = event_line(Step::ClientRequest(7), None);
+        assert!(line.contains(r#""step":{"ClientRequest":7}"#), "{line}");
+        let line = event_line(Step::CompactLog { index: 4, data: () }, None);
+        assert!(
+            line.contains(r#""step":{"CompactLog":{"index":4,"data":null}}"#),
+            "{line}"
+        );
+        let line = event_line(Step::Restart, Some(Durable::of(&server())));
+        assert!(line.contains(r#""step":"Restart","recovered":{"#), "{line}");
+    }
+
+    #[test]
+    fn every_kind_of_line_reads_back() {
+        let message: Message<u8, ()> = Message {
+            from: 2,
+            to: 1,
+            term: 3,
+            body: Body::AppendEntriesRequest {
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: [Entry {
+                    term: 3,
+                    payload: Payload::Command(9),
+                }]
+                .into_iter()
+                .collect(),
+                leader_commit: 0,
+                read_seq: 0,
+            },
+        };
+        let step: Step<u8, (), Message<u8, ()>> = Step::receive(message.clone());
+        let traced_step = traced(&step);
+        assert_eq!(traced_step.action(), Action::HandleAppendEntriesRequest);
+        assert_eq!(traced_step.message(), Some(&strip(&message)));
+        let lines: Vec<Line<u8>> = vec![
+            Line::Checker(Context {
+                bound: serde_json::json!({ "servers": 3 }),
+                bug: None,
+                property: "ElectionSafety".to_string(),
+                expectation: "always".to_string(),
+            }),
+            Line::Header(Header {
+                schema: SCHEMA.to_string(),
+                node: 1,
+                cluster: "c1".to_string(),
+                members: vec![1, 2, 3],
+                max_append_entries: 1,
+                start: Start::Init,
+                unix_ms: 0,
+            }),
+            Line::Event(Box::new(Event::of(
+                traced_step,
+                None,
+                &server(),
+                &Effects::default(),
+            ))),
+            Line::Persisted { node: 1 },
+            Line::Drop {
+                message: strip(&message),
+            },
+        ];
+        for line in lines {
+            let text = serde_json::to_string(&line).unwrap();
+            let back: Line<u8> = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, line, "{text}");
+        }
+    }
+
+    #[test]
+    fn former_formats_are_refused_by_name() {
+        assert_eq!(refusal(SCHEMA), None);
+        for old in [SCHEMA_V1, CHECKER_SCHEMA_V1] {
+            let problem = refusal(old).unwrap();
+            assert!(
+                problem.contains(old) && problem.contains(SCHEMA),
+                "{problem}"
+            );
+        }
+    }
+}
