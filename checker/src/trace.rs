@@ -25,11 +25,12 @@ use std::fmt::Write as _;
 
 use raft_model::Step;
 use raft_trace::format::{Context, Durable, Event, Header, Line, SCHEMA, Start, strip, traced};
+use raft_trace::vars::{self, Value};
 
 use crate::action::Action;
 use crate::bounds::Bounds;
 use crate::describe;
-use crate::state::{Command, RaftServer, RaftState};
+use crate::state::{Command, Image, RaftServer, RaftState};
 
 /// One discovered path: the states and the action taken from each.
 pub struct Trace<'a> {
@@ -236,57 +237,17 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
     if let Some(id) = action.server() {
         let (a, b) = (before.server(id), after.server(id));
         let name = describe::server_name(id);
-        let mut field = |label: &str, old: String, new: String| {
+        for variable in vars::per_server::<Command, Image>() {
+            let (old, new) = (variable.of(a), variable.of(b));
             if old != new {
-                out.push(format!("{name}.{label}: {old} -> {new}"));
+                out.push(format!(
+                    "{name}.{}: {} -> {}",
+                    variable.name,
+                    render(&old),
+                    render(&new)
+                ));
             }
-        };
-        field(
-            "currentTerm",
-            a.current_term().to_string(),
-            b.current_term().to_string(),
-        );
-        field(
-            "votedFor",
-            describe::optional_server(a.voted_for()),
-            describe::optional_server(b.voted_for()),
-        );
-        field(
-            "role",
-            describe::role(a.role()).into(),
-            describe::role(b.role()).into(),
-        );
-        field("log", describe::log(a), describe::log(b));
-        field(
-            "snapshot.image",
-            describe::entries(a.snapshot().data.iter()),
-            describe::entries(b.snapshot().data.iter()),
-        );
-        field(
-            "commitIndex",
-            a.commit_index().to_string(),
-            b.commit_index().to_string(),
-        );
-        field(
-            "leaderId",
-            describe::optional_server(a.leader_id()),
-            describe::optional_server(b.leader_id()),
-        );
-        field(
-            "votesGranted",
-            ids(a.votes_granted().iter()),
-            ids(b.votes_granted().iter()),
-        );
-        field(
-            "nextIndex",
-            index_map(a.next_index().iter()),
-            index_map(b.next_index().iter()),
-        );
-        field(
-            "matchIndex",
-            index_map(a.match_index().iter()),
-            index_map(b.match_index().iter()),
-        );
+        }
     }
     for (term, id) in after
         .elected
@@ -344,14 +305,36 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
     out
 }
 
-fn ids<'a>(ids: impl Iterator<Item = &'a u64>) -> String {
-    let names: Vec<String> = ids.map(|id| describe::server_name(*id)).collect();
-    format!("{{{}}}", names.join(", "))
-}
-
-fn index_map<'a>(entries: impl Iterator<Item = (&'a u64, &'a u64)>) -> String {
-    let items: Vec<String> = entries
-        .map(|(id, index)| format!("{}: {index}", describe::server_name(*id)))
-        .collect();
-    format!("{{{}}}", items.join(", "))
+/// A spec variable's value, for people: servers as `s1`, entries as `t2:c1`.
+fn render(value: &Value<'_, Command, Image>) -> String {
+    match value {
+        Value::Nat(n) => n.to_string(),
+        Value::Server(id) => describe::optional_server(*id),
+        Value::Role(role) => describe::role(*role).to_string(),
+        Value::Servers(ids) => {
+            let names: Vec<String> = ids.iter().map(|id| describe::server_name(*id)).collect();
+            format!("{{{}}}", names.join(", "))
+        }
+        Value::Function(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(id, n)| format!("{}: {n}", describe::server_name(*id)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::Log(log) => describe::entries(log.entries.iter()),
+        Value::Snapshot(snapshot) => format!(
+            "1..{} @t{} image {}",
+            snapshot.meta.last_index,
+            snapshot.meta.last_term,
+            describe::entries(snapshot.data.iter())
+        ),
+        Value::Reads(reads) => {
+            let items: Vec<String> = reads
+                .iter()
+                .map(|r| format!("read {} round {}", r.id, r.seq))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
 }

@@ -3,14 +3,17 @@
 //! (<https://apalache-mc.org/docs/adr/015adr-trace.html>).
 //!
 //! One ITF state per step (the first is `Init`), holding the spec's
-//! per-server variables as maps from server id: `currentTerm`, `votedFor`,
+//! per-server variables as maps from server id, every one of raft-trace's
+//! table ([`crate::vars`], spec/Raft.tla's names): `currentTerm`, `votedFor`,
 //! `log` (the entries after the snapshot, `[term, payload]` records),
-//! `snapshotIndex`, `snapshotTerm`, `config`, `role`, `commitIndex`,
-//! `leaderId`, `votesGranted`, `nextIndex`, `matchIndex`, `readSeq`. `Nil`
-//! is 0 (no server has id 0); a payload is `"Noop"` or the command's JSON
-//! text. Each state's `#meta` names the action and the server that took it.
-//! The network is not exported: it is every message ever sent, and it
-//! follows from the actions.
+//! `snapshotIndex`, `snapshotTerm`, `snapshot` (`[lastIndex, lastTerm,
+//! config]`: a trace does not hold the image), `config`, `role`,
+//! `commitIndex`, `leaderId`, `votesGranted`, `nextIndex`, `matchIndex`,
+//! `readSeq`, `readAcks`, `pendingReads` (`[id, seq]` records). `Nil` is 0
+//! (no server has id 0); a payload is `"Noop"` or the command's JSON text.
+//! Each state's `#meta` names the action and the server that took it. The
+//! network is not exported: it is every message ever sent, and it follows
+//! from the actions.
 
 use std::collections::BTreeMap;
 
@@ -18,48 +21,63 @@ use raft_model::{NodeId, Payload};
 use serde_json::{Value, json};
 
 use crate::validate::{ReplayServer, Validated};
+use crate::vars::{self, Variable};
 
-/// The ITF variables, in the order they are listed.
-pub const VARIABLES: [&str; 13] = [
-    "currentTerm",
-    "votedFor",
-    "log",
-    "snapshotIndex",
-    "snapshotTerm",
-    "config",
-    "role",
-    "commitIndex",
-    "leaderId",
-    "votesGranted",
-    "nextIndex",
-    "matchIndex",
-    "readSeq",
-];
+/// The ITF variables, in the order they are listed: raft-trace's table.
+pub fn variables() -> Vec<&'static str> {
+    vars::per_server::<Value, ()>()
+        .iter()
+        .map(|v| v.name)
+        .collect()
+}
 
-fn map<T>(servers: &BTreeMap<NodeId, ReplayServer>, f: impl Fn(&ReplayServer) -> T) -> Value
-where
-    T: Into<Value>,
-{
+fn map(servers: &BTreeMap<NodeId, ReplayServer>, variable: &Variable<Value, ()>) -> Value {
     let pairs: Vec<Value> = servers
         .iter()
-        .map(|(id, s)| json!([id, f(s).into()]))
+        .map(|(id, s)| json!([id, itf(&variable.of(s))]))
         .collect();
     json!({ "#map": pairs })
 }
 
-fn set(ids: impl Iterator<Item = NodeId>) -> Value {
-    json!({ "#set": ids.collect::<Vec<_>>() })
-}
-
-fn index_map(m: &imbl::OrdMap<NodeId, u64>) -> Value {
-    let pairs: Vec<Value> = m.iter().map(|(k, v)| json!([k, v])).collect();
-    json!({ "#map": pairs })
+fn set(ids: &[NodeId]) -> Value {
+    json!({ "#set": ids })
 }
 
 fn payload(p: &Payload<Value>) -> Value {
     match p {
         Payload::Noop => json!("Noop"),
         Payload::Command(c) => json!(c.to_string()),
+    }
+}
+
+/// A variable's value in ITF: sets as `#set`, functions as `#map`, `Nil` 0.
+fn itf(value: &vars::Value<'_, Value, ()>) -> Value {
+    match value {
+        vars::Value::Nat(n) => json!(n),
+        vars::Value::Server(id) => json!(id.unwrap_or(0)),
+        vars::Value::Role(role) => json!(format!("{role:?}")),
+        vars::Value::Servers(ids) => set(ids),
+        vars::Value::Function(pairs) => {
+            let pairs: Vec<Value> = pairs.iter().map(|(k, v)| json!([k, v])).collect();
+            json!({ "#map": pairs })
+        }
+        vars::Value::Log(log) => log
+            .entries
+            .iter()
+            .map(|e| json!({ "term": e.term, "payload": payload(&e.payload) }))
+            .collect(),
+        vars::Value::Snapshot(snapshot) => {
+            let members: Vec<NodeId> = snapshot.meta.config.members.iter().copied().collect();
+            json!({
+                "lastIndex": snapshot.meta.last_index,
+                "lastTerm": snapshot.meta.last_term,
+                "config": set(&members),
+            })
+        }
+        vars::Value::Reads(reads) => reads
+            .iter()
+            .map(|r| json!({ "id": r.id, "seq": r.seq }))
+            .collect(),
     }
 }
 
@@ -70,52 +88,9 @@ fn state(servers: &BTreeMap<NodeId, ReplayServer>, index: usize, meta: Value) ->
         m.insert("index".to_string(), json!(index));
     }
     object.insert("#meta".to_string(), meta);
-    object.insert("currentTerm".into(), map(servers, |s| s.current_term()));
-    object.insert(
-        "votedFor".into(),
-        map(servers, |s| s.voted_for().unwrap_or(0)),
-    );
-    object.insert(
-        "log".into(),
-        map(servers, |s| {
-            s.log()
-                .entries
-                .iter()
-                .map(|e| json!({ "term": e.term, "payload": payload(&e.payload) }))
-                .collect::<Vec<_>>()
-        }),
-    );
-    object.insert(
-        "snapshotIndex".into(),
-        map(servers, |s| s.log().snapshot_index),
-    );
-    object.insert(
-        "snapshotTerm".into(),
-        map(servers, |s| s.log().snapshot_term),
-    );
-    object.insert(
-        "config".into(),
-        map(servers, |s| set(s.config().members.iter().copied())),
-    );
-    object.insert("role".into(), map(servers, |s| format!("{:?}", s.role())));
-    object.insert("commitIndex".into(), map(servers, |s| s.commit_index()));
-    object.insert(
-        "leaderId".into(),
-        map(servers, |s| s.leader_id().unwrap_or(0)),
-    );
-    object.insert(
-        "votesGranted".into(),
-        map(servers, |s| set(s.votes_granted().iter().copied())),
-    );
-    object.insert(
-        "nextIndex".into(),
-        map(servers, |s| index_map(s.next_index())),
-    );
-    object.insert(
-        "matchIndex".into(),
-        map(servers, |s| index_map(s.match_index())),
-    );
-    object.insert("readSeq".into(), map(servers, |s| s.read_seq()));
+    for variable in vars::per_server::<Value, ()>() {
+        object.insert(variable.name.to_string(), map(servers, &variable));
+    }
     Value::Object(object)
 }
 
@@ -139,7 +114,7 @@ pub fn export(validated: &Validated, source: &str) -> Value {
             "source": source,
             "description": "a run validated against raft-model by raft-interop (spec/Raft.tla variables)",
         },
-        "vars": VARIABLES,
+        "vars": variables(),
         "states": states,
     })
 }

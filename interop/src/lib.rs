@@ -1,7 +1,7 @@
 //! # raft-interop: replay of Raft traces through the model, export to TLA+ tools
 //!
 //! The format itself, `raft-trace/2`, and its writer live in the crate
-//! raft-trace (re-exported here as [`format`] and [`writer`]), which
+//! raft-trace (re-exported here as [`format`], [`writer`] and [`vars`]), which
 //! the node and the checker write through; this crate reads it:
 //!
 //! - [`validate`]: replays every node's events through raft-model, merged in
@@ -20,7 +20,7 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use raft_trace::{Line, SCHEMA, TraceWriter};
-pub use raft_trace::{format, writer};
+pub use raft_trace::{format, vars, writer};
 pub use validate::{Failure, RunStep, Stream, Validated, validate, validate_with};
 
 /// Reads the traces at `paths`: trace files (a node's, or a checker's

@@ -5,9 +5,11 @@
 //! received message with the spec's field names (`entryTerms` for the
 //! entries' terms, `lastIndex`/`lastTerm` for a snapshot), `index` the index
 //! CompactLog compacted to, and `state` the acting server's variables after
-//! the step (`votedFor` and `leaderId` use 0 for Nil; `lastIndex` is the
-//! log's end, `snapshotIndex + Len(log)`). TLC reads the lines with the
-//! standard `Json` module's `ndJsonDeserialize`.
+//! the step: every scalar variable of raft-trace's table ([`crate::vars`]:
+//! `currentTerm`, `votedFor`, `snapshotIndex`, `snapshotTerm`, `role`,
+//! `commitIndex`, `leaderId`, `readSeq`; `votedFor` and `leaderId` use 0 for
+//! Nil) and `lastIndex`, the log's end (`snapshotIndex + Len(log)`). TLC
+//! reads the lines with the standard `Json` module's `ndJsonDeserialize`.
 
 use std::fmt::Write as _;
 
@@ -15,6 +17,7 @@ use raft_model::{Body, Message, Step};
 use serde_json::{Value, json};
 
 use crate::validate::{RunStep, Validated};
+use crate::vars;
 
 fn message(m: &Message<(), ()>) -> Value {
     let mut r = json!({ "type": m.body.kind(), "from": m.from, "to": m.to, "term": m.term });
@@ -67,17 +70,20 @@ fn message(m: &Message<(), ()>) -> Value {
     r
 }
 
-/// The acting server's variables after the step.
-fn state(s: &crate::validate::ReplayServer) -> Value {
-    json!({
-        "currentTerm": s.current_term(),
-        "votedFor": s.voted_for().unwrap_or(0),
-        "role": format!("{:?}", s.role()),
-        "commitIndex": s.commit_index(),
-        "leaderId": s.leader_id().unwrap_or(0),
-        "snapshotIndex": s.log().snapshot_index,
-        "lastIndex": s.log().last_index(),
-    })
+/// The acting server's scalar spec variables, and the log's end.
+fn state(server: &crate::validate::ReplayServer) -> Value {
+    let mut state = serde_json::Map::new();
+    for variable in vars::per_server::<Value, ()>() {
+        let value = match variable.of(server) {
+            vars::Value::Nat(n) => json!(n),
+            vars::Value::Server(id) => json!(id.unwrap_or(0)),
+            vars::Value::Role(role) => json!(format!("{role:?}")),
+            _ => continue,
+        };
+        state.insert(variable.name.to_string(), value);
+    }
+    state.insert("lastIndex".to_string(), json!(server.log().last_index()));
+    Value::Object(state)
 }
 
 fn line(step: &RunStep) -> Value {

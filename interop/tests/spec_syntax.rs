@@ -319,3 +319,33 @@ fn the_table_check_sees_a_missing_action() {
     );
     assert!(!listed.is_subset(&spec.operators));
 }
+
+/// The names inside `name == <<a, b, ...>>` in Raft.tla.
+fn tuple_definition(name: &str) -> BTreeSet<String> {
+    let source = read(&spec_dir().join("Raft.tla"));
+    let start = source
+        .find(&format!("{name} == <<"))
+        .unwrap_or_else(|| panic!("Raft.tla defines {name}"));
+    let rest = &source[start + name.len() + " == <<".len()..];
+    let end = rest.find(">>").expect("the tuple closes");
+    rest[..end]
+        .split(',')
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_trace_variable_table_is_exactly_the_per_server_variables_of_raft_tla() {
+    let spec = raft_definitions();
+    let table = raft_trace::vars::per_server::<u8, ()>();
+    let names: BTreeSet<String> = table.iter().map(|v| v.name.to_owned()).collect();
+    let persistent: BTreeSet<String> = table
+        .iter()
+        .filter(|v| v.persistent)
+        .map(|v| v.name.to_owned())
+        .collect();
+    let volatile: BTreeSet<String> = names.difference(&persistent).cloned().collect();
+    assert_eq!(persistent, tuple_definition("persistentVars"));
+    assert_eq!(volatile, tuple_definition("volatileVars"));
+    assert!(names.is_subset(&spec.variables));
+}

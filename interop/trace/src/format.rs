@@ -229,7 +229,8 @@ pub struct LogBounds {
     pub last_term: Term,
 }
 
-/// A server's spec variables after an action (spec/README.md names them).
+/// A server's spec variables after an action (spec/README.md names them;
+/// [`crate::vars`] reads them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub current_term: Term,

@@ -7,7 +7,9 @@
 //! serde_json), not on the validator or a command-line library.
 //!
 //! - [`format`]: the lines and their serde types;
-//! - [`writer`]: what the node calls to record its events cheaply.
+//! - [`writer`]: what the node calls to record its events cheaply;
+//! - [`vars`]: the spec's per-server variables, named once, and how to read
+//!   each from a server.
 //!
 //! ## The format
 //!
@@ -47,6 +49,7 @@
 //! naming both versions ([`format::refusal`]).
 
 pub mod format;
+pub mod vars;
 pub mod writer;
 
 pub use format::{
