@@ -349,3 +349,15 @@ fn the_trace_variable_table_is_exactly_the_per_server_variables_of_raft_tla() {
     assert_eq!(volatile, tuple_definition("volatileVars"));
     assert!(names.is_subset(&spec.variables));
 }
+
+#[test]
+fn the_model_action_list_is_exactly_the_server_actions_of_next() {
+    let spec = raft_definitions();
+    let mut listed: BTreeSet<String> = raft_model::Action::ALL
+        .iter()
+        .map(|a| a.name().to_owned())
+        .collect();
+    // The network's own action, which no server takes.
+    listed.insert("DropMessage".to_owned());
+    assert_eq!(listed, spec.actions);
+}
