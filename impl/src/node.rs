@@ -39,7 +39,7 @@ use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
 use crate::metrics as m;
 use crate::peer_client::Peers;
 use crate::seeded_bug::{self, SeededBug};
-use crate::snapshot_file;
+use crate::storage::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use raft_interop::format::{Action, Input as TraceInput};

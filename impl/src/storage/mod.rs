@@ -54,9 +54,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::convert::{entry_from_proto, entry_to_proto};
 use crate::kv::{KvCommand, KvImage};
-use crate::log_file::{self, LogFile, LogFileError};
 use crate::proto::peer as pb;
-use crate::snapshot_file::{self, SnapshotError};
+use log_file::{LogFile, LogFileError};
+use snapshot_file::SnapshotError;
+
+pub mod log_file;
+pub mod snapshot_file;
 
 const LOG_FILE: &str = "raft.log";
 const LOCK_FILE: &str = "LOCK";
