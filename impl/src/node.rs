@@ -39,7 +39,6 @@ use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
 use crate::metrics as m;
 use crate::peer_client::Peers;
 use crate::seeded_bug::{self, SeededBug};
-use crate::storage::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use raft_interop::format::{Action, Input as TraceInput};
@@ -644,17 +643,17 @@ impl EventLoop {
             config: self.core.config.clone(),
         };
         let image = self.image.clone();
-        let dir = self.storage.dir().to_owned();
+        let storage = self.storage.clone();
         let inbox = self.inbox_tx.clone();
         self.snapshot_in_progress = true;
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let bytes = snapshot_file::encode(&meta, &image);
-            let result = snapshot_file::write_file(&dir, index, term, &bytes)
-                .map(|_| SnapshotReport {
+            let result = storage
+                .write_snapshot_file(&meta, &image)
+                .map(|bytes| SnapshotReport {
                     index,
                     keys: image.data.len(),
-                    bytes: bytes.len() as u64,
+                    bytes,
                     write_time: started.elapsed(),
                 })
                 .map_err(|err| err.to_string());

@@ -51,7 +51,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use raft_model::{Index, Log, NodeId, Snapshot, Term};
+use raft_model::{Index, Log, NodeId, Snapshot, SnapshotMeta, Term};
 
 use crate::kv::{KvCommand, KvImage};
 use log_file::{LogFile, LogFileError};
@@ -207,8 +207,20 @@ impl Storage {
         Ok((storage, recovered))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Writes the snapshot file of `meta` and `image`, durably (temporary
+    /// file, fsync, rename, directory fsync), ahead of the batch whose
+    /// snapshot pointer will name it; returns its size in bytes. Serializing
+    /// a large image takes a while: call this on a blocking thread, off the
+    /// event loop. Until a batch points at it, the file is not in force (a
+    /// restart ignores and deletes it).
+    pub fn write_snapshot_file(
+        &self,
+        meta: &SnapshotMeta,
+        image: &KvImage,
+    ) -> Result<u64, StorageError> {
+        let bytes = snapshot_file::encode(meta, image);
+        snapshot_file::write_file(&self.dir, meta.last_index, meta.last_term, &bytes)?;
+        Ok(bytes.len() as u64)
     }
 
     /// Makes one batch durable: one append and one fdatasync, or — when it
@@ -223,8 +235,7 @@ impl Storage {
                 .join(snapshot_file::file_name(index, term))
                 .exists()
             {
-                let bytes = snapshot_file::encode(&snapshot.meta, &snapshot.data);
-                snapshot_file::write_file(&self.dir, index, term, &bytes)?;
+                self.write_snapshot_file(&snapshot.meta, &snapshot.data)?;
             }
         }
         let mut durable = self.durable.lock().map_err(|_| StorageError::Corrupt {

@@ -140,7 +140,7 @@ pub fn file_name(index: Index, term: Term) -> String {
 /// Writes `bytes` as the snapshot file for (`index`, `term`) in `dir`,
 /// durably: a temporary file is fsynced, renamed into place, and the
 /// directory fsynced, so the file either exists whole or not at all.
-pub fn write_file(
+pub(super) fn write_file(
     dir: &Path,
     index: Index,
     term: Term,
@@ -164,7 +164,11 @@ pub fn write_file(
 }
 
 /// Reads and verifies the snapshot file for (`index`, `term`) in `dir`.
-pub fn read_file(dir: &Path, index: Index, term: Term) -> Result<Snapshot<KvImage>, SnapshotError> {
+pub(super) fn read_file(
+    dir: &Path,
+    index: Index,
+    term: Term,
+) -> Result<Snapshot<KvImage>, SnapshotError> {
     let path = dir.join(file_name(index, term));
     let bytes = fs::read(&path).map_err(|source| SnapshotError::Io {
         path: path.clone(),
