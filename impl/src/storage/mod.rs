@@ -57,13 +57,27 @@ use crate::kv::{KvCommand, KvImage};
 use log_file::{LogFile, LogFileError};
 use records::{DiskEntry, Durable};
 use snapshot_file::SnapshotError;
+use tracing::info;
 
 pub use data_dir::Identity;
 
 mod data_dir;
+mod disk;
 pub mod log_file;
 mod records;
 pub mod snapshot_file;
+
+/// The version of the disk format this node writes, recorded in the log
+/// file's first (INIT) record and checked at every start:
+///
+/// - 1: the version was not recorded (the INIT record holds a 0 there); log
+///   entries were the peer protocol's `Entry` message. Read, and upgraded
+///   to version 2 at start (the INIT record is rewritten; version 1's
+///   entry records are valid version 2 records).
+/// - 2: the disk has its own messages (`proto/raft_disk.proto`).
+///
+/// A directory of a later version is refused, naming both versions.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// A snapshot rewrites the log file once it holds this many bytes of dead
 /// records (entries a snapshot covers, overwritten entries, old hard states).
@@ -101,6 +115,14 @@ pub enum StorageError {
         "data directory {0} holds raft.redb, the storage format of an earlier version, which this version does not read"
     )]
     OldFormat(PathBuf),
+    #[error(
+        "{path} is in disk format version {found}, but this raft-node reads versions 1 to {expected} (and writes version {expected}): it was written by a newer raft-node, so run that version on this data directory"
+    )]
+    FormatVersion {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
     #[error("corrupted data in {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
     #[error("{path}: {source}")]
@@ -141,7 +163,7 @@ pub struct WriteBatch {
     /// A new snapshot to make durable; log entries it covers are deleted.
     pub snapshot: Option<Snapshot<KvImage>>,
     /// Entries written (appended or overwritten), in index order.
-    pub entries: Vec<(Index, DiskEntry)>,
+    entries: Vec<(Index, DiskEntry)>,
     /// When set, every stored entry after this index is deleted (the log was
     /// truncated or rewritten from some index on).
     pub last_index: Option<Index>,
@@ -185,14 +207,35 @@ impl Storage {
             }
             opened => opened?,
         };
-        if !contents
+        let Some(version) = contents
             .records
             .first()
-            .is_some_and(|(_, body)| records::is_init(body))
-        {
+            .and_then(|(_, body)| records::init_version(body))
+        else {
             return Err(lost_beginning());
+        };
+        if version > FORMAT_VERSION {
+            return Err(StorageError::FormatVersion {
+                path: log_path,
+                found: version,
+                expected: FORMAT_VERSION,
+            });
         }
-        let (durable, recovered) = records::replay(dir, &log_path, identity, file, contents)?;
+        let (mut durable, recovered) = records::replay(dir, &log_path, identity, file, contents)?;
+        if version < FORMAT_VERSION {
+            // Only version 1 is older, and its records are valid records of
+            // this version: rewriting the file (atomically, as a compaction
+            // does) with the current INIT record upgrades it. From here on
+            // the version the file names holds for every record in it.
+            let image = durable.image();
+            durable.file.replace(&image)?;
+            info!(
+                path = %log_path.display(),
+                from = version,
+                to = FORMAT_VERSION,
+                "upgraded the log file's disk format"
+            );
+        }
         let storage = Storage {
             dir: dir.to_owned(),
             log_path,
@@ -316,7 +359,7 @@ pub fn log_batch(log: &Log<KvCommand>, from: Index, batch: &mut WriteBatch) {
     // entries_from is O(log n): never walk the whole log for a batch.
     batch.entries = (start..)
         .zip(log.entries_from(start, usize::MAX).iter())
-        .map(|(index, entry)| (index, records::entry_to_disk(entry)))
+        .map(|(index, entry)| (index, disk::entry_to_disk(entry)))
         .collect();
     batch.last_index = Some(log.last_index());
 }

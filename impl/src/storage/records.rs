@@ -5,14 +5,15 @@
 //! gives the bodies their meaning. A body's first byte is its kind:
 //!
 //! ```text
-//! INIT       5 | INIT_MAGIC: u64 | 0: u64           the file's first record
+//! INIT       5 | INIT_MAGIC: u64 | version: u64      the file's first record
 //! HARD_STATE 1 | term: u64 | vote: u64 (0: none)
 //! SNAPSHOT   2 | index: u64 | term: u64              the snapshot file in force
-//! ENTRY      3 | index: u64 | protobuf Entry
+//! ENTRY      3 | index: u64 | Entry (raft_disk.proto, protobuf)
 //! TRUNCATE   4 | last: u64 | 0: u64
 //! ```
 //!
-//! (integers little-endian). Replay takes them in order:
+//! (integers little-endian). The INIT record names the disk format version
+//! (`FORMAT_VERSION`; version 1 wrote 0 there). Replay takes them in order:
 //!
 //! - `HardState(term, vote)`: the latest one wins;
 //! - `Snapshot(index, term)`: the snapshot file now in force; entries up to
@@ -34,11 +35,10 @@ use imbl::Vector;
 use prost::Message as _;
 use raft_model::{Config, Index, Log, NodeId, Snapshot, SnapshotMeta, Term};
 
+use super::disk::{self, pb};
 use super::log_file::{self, LogFile};
-use super::{Identity, REWRITE_BYTES, Recovered, StorageError, snapshot_file};
-use crate::convert::{entry_from_proto, entry_to_proto};
+use super::{FORMAT_VERSION, Identity, REWRITE_BYTES, Recovered, StorageError, snapshot_file};
 use crate::kv::{KvCommand, KvImage};
-use crate::proto::peer as pb;
 
 /// Record kinds (the first byte of a record's body).
 const HARD_STATE: u8 = 1;
@@ -53,14 +53,13 @@ const TRUNCATE: u8 = 4;
 const INIT: u8 = 5;
 /// The INIT record's payload, so that a stray byte pattern is not taken for it.
 const INIT_MAGIC: u64 = 0x7261_6674_2d6e_6f64; // "raft-nod"
+/// The length of an INIT record's body: kind, magic, format version. A
+/// later format may make it longer, but keeps these 17 bytes as they are,
+/// so that an older node can still say which version it refuses.
+const INIT_BODY: usize = 17;
 
 /// An entry as the storage keeps it until it is framed.
 pub(super) type DiskEntry = pb::Entry;
-
-/// Converts a core entry into its record form.
-pub(super) fn entry_to_disk(entry: &raft_model::Entry<KvCommand>) -> DiskEntry {
-    entry_to_proto(entry)
-}
 
 fn two_u64_record(out: &mut Vec<u8>, kind: u8, a: u64, b: u64) {
     log_file::frame_with(out, |body| {
@@ -93,18 +92,35 @@ pub(super) fn entry_record(index: Index, entry: &DiskEntry) -> Vec<u8> {
     out
 }
 
-/// The framed INIT record.
+/// The framed INIT record of the current format.
 pub(super) fn init_record() -> Vec<u8> {
+    init_record_of(FORMAT_VERSION)
+}
+
+/// The framed INIT record of format `version` (1 is written as 0: version 1
+/// did not record its version, and its INIT record held a 0 there).
+pub(super) fn init_record_of(version: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    two_u64_record(&mut out, INIT, INIT_MAGIC, 0);
+    let word = if version == 1 { 0 } else { version };
+    two_u64_record(&mut out, INIT, INIT_MAGIC, word);
     out
 }
 
+/// The format version an INIT record's body names; None when `body` is not
+/// an INIT record. Versions this node does not know are returned too, so
+/// that they can be refused by name.
+pub(super) fn init_version(body: &[u8]) -> Option<u64> {
+    if body.len() < INIT_BODY || body[0] != INIT || u64_at(body, 1) != Some(INIT_MAGIC) {
+        return None;
+    }
+    let word = u64_at(body, 9)?;
+    Some(word.max(1))
+}
+
+/// Whether `body` is the INIT record of a format this node reads.
 pub(super) fn is_init(body: &[u8]) -> bool {
-    body.len() == 17
-        && body[0] == INIT
-        && u64_at(body, 1) == Some(INIT_MAGIC)
-        && u64_at(body, 9) == Some(0)
+    init_version(body).is_some_and(|version| (1..=FORMAT_VERSION).contains(&version))
+        && body.len() == INIT_BODY
 }
 
 fn u64_at(body: &[u8], at: usize) -> Option<u64> {
@@ -224,7 +240,7 @@ pub(super) fn replay(
                 }
                 let entry = pb::Entry::decode(&body[9..])
                     .map_err(|err| err.to_string())
-                    .and_then(|entry| entry_from_proto(entry).map_err(|err| err.to_string()))
+                    .and_then(disk::entry_from_disk)
                     .map_err(|err| {
                         corrupt(offset, format!("log entry {index} does not decode: {err}"))
                     })?;

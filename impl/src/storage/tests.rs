@@ -5,7 +5,7 @@ use std::fs;
 use raft_model::{Config, Entry, Payload, SnapshotMeta};
 
 use super::data_dir::{IDENTITY_FILE, LOCK_FILE, LOG_FILE};
-use super::records::init_record;
+use super::records::{self, init_record};
 use super::*;
 use crate::kv::KvOp;
 
@@ -414,4 +414,171 @@ fn compaction_rewrites_the_file_and_overwrites_survive() {
     assert_eq!(recovered.log.last_index(), 5);
     assert_eq!(recovered.log.entry(4), Some(&entry(2, "x")));
     assert_eq!(recovered.log.entry(5), Some(&entry(2, "y")));
+}
+
+/// The format version the log file in `dir` names.
+fn format_version(dir: &Path) -> u64 {
+    let path = dir.join(LOG_FILE);
+    let contents = log_file::parse(&path, &fs::read(&path).unwrap()).unwrap();
+    records::init_version(&contents.records[0].1).unwrap()
+}
+
+/// A copy of `impl/tests/fixtures/datadir-v1`: a data directory written by
+/// the storage of format version 1 (before the disk had messages of its own
+/// and a recorded version), through `Storage::write`: hard states (1, vote
+/// 1), (2, vote 3), (3, no vote); entries 1..=5 of term 1, a truncation to
+/// 4, entry 4 overwritten in term 2 and entry 5 appended; a snapshot at
+/// index 3, term 1 (keys a=1 and b=2, client 7's session); entries 6 and 7
+/// of term 2 after it.
+fn version_1_directory(root: &tempfile::TempDir) -> (PathBuf, Identity) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v1");
+    let path = root.path().join("node");
+    fs::create_dir_all(&path).unwrap();
+    for item in fs::read_dir(&fixture).unwrap() {
+        let item = item.unwrap();
+        fs::copy(item.path(), path.join(item.file_name())).unwrap();
+    }
+    let identity = Identity {
+        cluster_id: "fixture".into(),
+        node_id: 1,
+        members: vec![1, 2, 3],
+    };
+    (path, identity)
+}
+
+fn command(term: Term, client_id: u64, seq: u64, op: KvOp) -> Entry<KvCommand> {
+    Entry {
+        term,
+        payload: Payload::Command(KvCommand { client_id, seq, op }),
+    }
+}
+
+#[test]
+fn a_version_1_data_directory_is_read_and_upgraded() {
+    let root = tempfile::tempdir().unwrap();
+    let (path, identity) = version_1_directory(&root);
+    assert_eq!(format_version(&path), 1);
+    let mut expected = Log {
+        snapshot_index: 3,
+        snapshot_term: 1,
+        ..Log::default()
+    };
+    for entry in [
+        Entry {
+            term: 2,
+            payload: Payload::Noop,
+        },
+        command(2, 8, 1, KvOp::Delete { key: "a".into() }),
+        command(
+            2,
+            9,
+            1,
+            KvOp::Put {
+                key: "d".into(),
+                value: "4".into(),
+            },
+        ),
+        command(
+            2,
+            7,
+            3,
+            KvOp::Cas {
+                key: "b".into(),
+                expected: Some("2".into()),
+                new_value: None,
+            },
+        ),
+    ] {
+        expected.append(entry);
+    }
+    let check = |recovered: &Recovered, log: &Log<KvCommand>| {
+        assert_eq!((recovered.current_term, recovered.voted_for), (3, None));
+        assert_eq!(recovered.log, *log);
+        let meta = &recovered.snapshot.meta;
+        assert_eq!((meta.last_index, meta.last_term), (3, 1));
+        assert_eq!(meta.config, Config::new([1, 2, 3]));
+        let image = &recovered.snapshot.data;
+        let keys: Vec<_> = image.data.iter().collect();
+        assert_eq!(
+            keys,
+            [
+                (&"a".to_string(), &"1".to_string()),
+                (&"b".to_string(), &"2".to_string())
+            ]
+        );
+        let session = image.sessions.get(&7).expect("client 7's session");
+        assert_eq!((session.last_seq, session.last_index), (2, 3));
+        assert_eq!(
+            (session.result.previous.clone(), session.result.succeeded),
+            (None, true)
+        );
+        assert_eq!(image.sessions.len(), 1);
+    };
+
+    let snapshot_path = path.join(snapshot_file::file_name(3, 1));
+    let image_v1 = fs::read(&snapshot_path).unwrap();
+    let (storage, recovered) = Storage::open(&path, &identity, false).unwrap();
+    assert!(!recovered.repaired);
+    check(&recovered, &expected);
+    // The snapshot image format did not change: encoding the image again
+    // gives the same bytes.
+    let snapshot = &recovered.snapshot;
+    assert_eq!(
+        snapshot_file::encode(&snapshot.meta, &snapshot.data),
+        image_v1
+    );
+    // Upgraded at start: the file now names the current version...
+    assert_eq!(format_version(&path), FORMAT_VERSION);
+    // ...and takes new records, which read back with the old ones.
+    expected.append(command(
+        3,
+        9,
+        2,
+        KvOp::Put {
+            key: "e".into(),
+            value: "5".into(),
+        },
+    ));
+    let mut batch = WriteBatch::default();
+    log_batch(&expected, 8, &mut batch);
+    storage.write(batch).unwrap();
+    drop(storage);
+    let (_storage, recovered) = Storage::open(&path, &identity, false).unwrap();
+    check(&recovered, &expected);
+    assert_eq!(format_version(&path), FORMAT_VERSION);
+}
+
+#[test]
+fn a_later_format_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = populated(&dir);
+    let log = path.join(LOG_FILE);
+    for init in [
+        records::init_record_of(FORMAT_VERSION + 1),
+        // A later INIT record may be longer; its first 17 bytes still say
+        // which version it is.
+        {
+            let mut longer = Vec::new();
+            let mut body = records::init_record_of(99)[log_file::HEADER..].to_vec();
+            body.extend_from_slice(b"more to come");
+            log_file::frame(&mut longer, &body);
+            longer
+        },
+    ] {
+        let version = format!(
+            "disk format version {}",
+            u64::from_le_bytes(init[log_file::HEADER + 9..][..8].try_into().unwrap())
+        );
+        LogFile::create(&log, &init).unwrap();
+        let err = Storage::open(&path, &identity(), false)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(&version), "{err}");
+        assert!(
+            err.contains(&format!("reads versions 1 to {FORMAT_VERSION}")),
+            "{err}"
+        );
+        assert!(err.contains("raft.log"), "{err}");
+    }
 }
