@@ -156,22 +156,125 @@ pub struct Recovered {
     pub repaired: bool,
 }
 
-/// One group commit: everything a batch of transitions asked to persist.
+/// One group commit: what a batch of the core's transitions asked to
+/// persist (its `Persist` effect), taken from the core's state after them.
 #[derive(Default)]
 pub struct WriteBatch {
-    pub hard_state: Option<(Term, Option<NodeId>)>,
+    hard_state: Option<(Term, Option<NodeId>)>,
     /// A new snapshot to make durable; log entries it covers are deleted.
-    pub snapshot: Option<Snapshot<KvImage>>,
+    snapshot: Option<Snapshot<KvImage>>,
     /// Entries written (appended or overwritten), in index order.
     entries: Vec<(Index, DiskEntry)>,
     /// When set, every stored entry after this index is deleted (the log was
     /// truncated or rewritten from some index on).
-    pub last_index: Option<Index>,
+    last_index: Option<Index>,
+    /// The core's commit index: not stored, but no later batch may change
+    /// an entry at or below it.
+    commit_index: Index,
 }
 
 impl WriteBatch {
+    /// The core's term or vote changed: these are its new ones.
+    pub fn set_hard_state(&mut self, term: Term, voted_for: Option<NodeId>) {
+        self.hard_state = Some((term, voted_for));
+    }
+
+    /// The core's snapshot changed: `snapshot` is its new one and `log` its
+    /// log (an installed snapshot may have discarded all of it).
+    pub fn set_snapshot(&mut self, snapshot: &Snapshot<KvImage>, log: &Log<KvCommand>) {
+        // The pointer written names this snapshot, and the log kept is the
+        // one after it: if they disagreed, the entries between would be lost.
+        assert_eq!(
+            (snapshot.meta.last_index, snapshot.meta.last_term),
+            (log.snapshot_index, log.snapshot_term),
+            "storage: the snapshot to persist is not the one the log starts after"
+        );
+        self.snapshot = Some(snapshot.clone());
+        self.last_index = Some(log.last_index());
+    }
+
+    /// The core wrote its log from index `from` on: the batch holds entries
+    /// `from..=last` of `log` (those after its snapshot), and anything stored
+    /// after `last` goes.
+    pub fn set_log_from(&mut self, log: &Log<KvCommand>, from: Index) {
+        let start = from.max(log.snapshot_index + 1);
+        debug_assert!(
+            start <= log.last_index() + 1,
+            "storage: the core reports writing entries from {from}, past its last entry {}",
+            log.last_index()
+        );
+        // entries_from is O(log n): never walk the whole log for a batch.
+        self.entries = (start..)
+            .zip(log.entries_from(start, usize::MAX).iter())
+            .map(|(index, entry)| (index, disk::entry_to_disk(entry)))
+            .collect();
+        // Exactly start..=last, none missing at either end.
+        debug_assert_eq!(
+            self.entries.len() as Index,
+            (log.last_index() + 1).saturating_sub(start),
+            "storage: the batch does not cover entries {start}..={}",
+            log.last_index()
+        );
+        self.last_index = Some(log.last_index());
+    }
+
+    /// The core's commit index after the batch (see [`Storage::write`]).
+    pub fn set_commit_index(&mut self, commit_index: Index) {
+        self.commit_index = commit_index;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none() && self.snapshot.is_none() && self.last_index.is_none()
+    }
+
+    /// Asserts that writing this batch over `durable` loses nothing that
+    /// must be kept: a node must never vote twice in a term, nor lose or
+    /// change an entry it has committed. Checked before anything is changed
+    /// or written; a violation is a bug in the caller (or the core), and the
+    /// node must stop rather than write it.
+    fn assert_keeps(&self, durable: &Durable) {
+        if let Some((term, vote)) = self.hard_state {
+            let (old_term, old_vote) = durable.hard_state;
+            assert!(
+                term >= old_term,
+                "storage: refusing to write term {term} over term {old_term}: a term never decreases"
+            );
+            assert!(
+                term > old_term || old_vote.is_none() || vote == old_vote,
+                "storage: refusing to write vote {vote:?} over vote {old_vote:?} in term {term}: a node votes once in a term"
+            );
+        }
+        if let Some(snapshot) = &self.snapshot {
+            let new = (snapshot.meta.last_index, snapshot.meta.last_term);
+            let old = durable.snapshot_point();
+            assert!(
+                new.0 > old.0 || new == old,
+                "storage: refusing to replace the snapshot at (index, term) {old:?} with {new:?}: a snapshot never goes backwards"
+            );
+        }
+        // Entries at or below the commit point of earlier batches are never
+        // rewritten with other contents. (The batch's entries are contiguous,
+        // so those are a prefix of them; normally there are none.)
+        for (index, entry) in self
+            .entries
+            .iter()
+            .take_while(|(index, _)| *index <= durable.committed)
+        {
+            if let Some(stored) = durable.record(*index) {
+                assert!(
+                    *stored == records::entry_record(*index, entry),
+                    "storage: refusing to overwrite log entry {index}, committed (commit index {}), with a different entry",
+                    durable.committed
+                );
+            }
+        }
+        if let Some(last) = self.last_index {
+            assert!(
+                last >= durable.committed,
+                "storage: refusing to truncate the log after entry {last}: entries up to {} are committed",
+                durable.committed
+            );
+        }
     }
 }
 
@@ -266,10 +369,43 @@ impl Storage {
         Ok(bytes.len() as u64)
     }
 
+    /// Asserts that what is durable is the core's persistent state: its term
+    /// and vote, its snapshot point and its last log index. The event loop
+    /// calls this after every batch: a core that changed one of them without
+    /// asking for it to be persisted would come back from a crash with less
+    /// than it acted on (a second vote in a term, an acknowledged entry
+    /// gone). O(1).
+    pub fn assert_durable(&self, term: Term, voted_for: Option<NodeId>, log: &Log<KvCommand>) {
+        // A poisoned lock: a write failed, and the node is stopping anyway.
+        let Ok(durable) = self.durable.lock() else {
+            return;
+        };
+        assert_eq!(
+            durable.hard_state,
+            (term, voted_for),
+            "storage: the durable (term, vote) is not the core's"
+        );
+        assert_eq!(
+            durable.snapshot_point(),
+            (log.snapshot_index, log.snapshot_term),
+            "storage: the durable snapshot point is not the core's"
+        );
+        assert_eq!(
+            durable.last(),
+            log.last_index(),
+            "storage: the durable log does not end where the core's does"
+        );
+    }
+
     /// Makes one batch durable: one append and one fdatasync, or — when it
     /// carries a new snapshot — one atomic rewrite of the file. A new
     /// snapshot's file is written (and fsynced) first unless it already
     /// exists, so the pointer written here never names a missing file.
+    ///
+    /// Panics, before writing anything, if the batch would lose what must
+    /// be kept: a term going down, a second vote in a term, a snapshot going
+    /// backwards, a committed entry (at or below the commit index of an
+    /// earlier batch) changed or truncated away.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         if let Some(snapshot) = &batch.snapshot {
             let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
@@ -285,6 +421,7 @@ impl Storage {
             path: self.log_path.clone(),
             what: "an earlier write panicked; the in-memory view of the file is unknown".into(),
         })?;
+        batch.assert_keeps(&durable);
         let mut appended = Vec::new();
         if let Some(hard_state) = batch.hard_state {
             durable.hard_state = hard_state;
@@ -298,7 +435,13 @@ impl Storage {
         }
         for (index, entry) in &batch.entries {
             let index = *index;
-            if index <= durable.snapshot.map_or(0, |(s, _)| s) {
+            // The batch starts after the snapshot (set_log_from): the
+            // snapshot covers such an entry, and there is nothing to write.
+            debug_assert!(
+                index > durable.snapshot_point().0,
+                "storage: log entry {index} is covered by the snapshot"
+            );
+            if index <= durable.snapshot_point().0 {
                 continue;
             }
             durable.truncate_after(index - 1);
@@ -333,12 +476,30 @@ impl Storage {
             durable.truncate_after(last);
             records::truncate_record(&mut appended, last);
         }
+        // Whatever the batch did, the log still reaches the commit point.
+        assert!(
+            durable.last() >= durable.committed,
+            "storage: refusing to write a log that ends at {}, before the commit index {}",
+            durable.last(),
+            durable.committed
+        );
         if batch.snapshot.is_some() && durable.worth_rewriting() {
             let image = durable.image();
             durable.file.replace(&image)?;
         } else if !appended.is_empty() {
             durable.file.append(&appended)?;
         }
+        debug_assert!(
+            batch.commit_index <= durable.last(),
+            "storage: commit index {} is past the last stored entry {}",
+            batch.commit_index,
+            durable.last()
+        );
+        // Entries a snapshot covers are committed too.
+        durable.committed = durable
+            .committed
+            .max(batch.commit_index)
+            .max(durable.snapshot_point().0);
         drop(durable);
         if let Some(snapshot) = &batch.snapshot {
             // Only now is the pointer to the new snapshot durable.
@@ -350,18 +511,6 @@ impl Storage {
         }
         Ok(())
     }
-}
-
-/// The batch for entries `from..=last` of `log` (those still held), plus the
-/// truncation of anything stored after `last`.
-pub fn log_batch(log: &Log<KvCommand>, from: Index, batch: &mut WriteBatch) {
-    let start = from.max(log.snapshot_index + 1);
-    // entries_from is O(log n): never walk the whole log for a batch.
-    batch.entries = (start..)
-        .zip(log.entries_from(start, usize::MAX).iter())
-        .map(|(index, entry)| (index, disk::entry_to_disk(entry)))
-        .collect();
-    batch.last_index = Some(log.last_index());
 }
 
 #[cfg(test)]

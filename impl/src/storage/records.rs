@@ -136,6 +136,10 @@ pub(super) struct Durable {
     /// Framed `Entry` records of indexes `first..`, in order.
     first: Index,
     pub(super) entries: VecDeque<Vec<u8>>,
+    /// Not stored: the highest commit index an earlier batch carried (the
+    /// snapshot point after a start), below which `Storage::write` lets no
+    /// entry change.
+    pub(super) committed: Index,
     /// [`REWRITE_BYTES`] (tests lower it).
     pub(super) rewrite_bytes: u64,
 }
@@ -143,6 +147,17 @@ pub(super) struct Durable {
 impl Durable {
     pub(super) fn last(&self) -> Index {
         self.first + self.entries.len() as Index - 1
+    }
+
+    /// The framed record of entry `index`, if it is stored.
+    pub(super) fn record(&self, index: Index) -> Option<&Vec<u8>> {
+        let offset = index.checked_sub(self.first)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// The snapshot point: (0, 0) before the first snapshot.
+    pub(super) fn snapshot_point(&self) -> (Index, Term) {
+        self.snapshot.unwrap_or((0, 0))
     }
 
     /// Drops stored entries after `last`.
@@ -203,6 +218,7 @@ pub(super) fn replay(
         snapshot: None,
         first: 1,
         entries: VecDeque::new(),
+        committed: 0,
         rewrite_bytes: REWRITE_BYTES,
     };
     let mut entries: VecDeque<raft_model::Entry<KvCommand>> = VecDeque::new();
@@ -273,6 +289,7 @@ pub(super) fn replay(
     if let Some((index, term)) = durable.snapshot {
         snapshot = snapshot_file::read_file(dir, index, term)?;
     }
+    durable.committed = durable.snapshot_point().0;
     let (current_term, voted_for) = durable.hard_state;
     let log = Log {
         snapshot_index: snapshot.meta.last_index,

@@ -50,15 +50,11 @@ fn state_survives_reopen_and_truncation_is_durable() {
             hard_state: Some((3, Some(2))),
             ..Default::default()
         };
-        log_batch(
-            &log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]),
-            1,
-            &mut batch,
-        );
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]), 1);
         storage.write(batch).unwrap();
         // A new leader overwrites entry 2 and drops entry 3.
         let mut batch = WriteBatch::default();
-        log_batch(&log_of(&[entry(1, "a"), entry(3, "x")]), 2, &mut batch);
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(3, "x")]), 2);
         storage.write(batch).unwrap();
     }
     let (_storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
@@ -74,7 +70,7 @@ fn compaction_keeps_the_suffix() {
         let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
         let mut batch = WriteBatch::default();
         let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]);
-        log_batch(&log, 1, &mut batch);
+        batch.set_log_from(&log, 1);
         storage.write(batch).unwrap();
         let mut image = KvImage::default();
         image.data.insert("a".into(), "v".into());
@@ -185,7 +181,7 @@ fn populated(dir: &tempfile::TempDir) -> PathBuf {
     let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
     let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]);
     let mut batch = WriteBatch::default();
-    log_batch(&log, 1, &mut batch);
+    batch.set_log_from(&log, 1);
     storage.write(batch).unwrap();
     let snapshot = Snapshot {
         meta: SnapshotMeta {
@@ -279,17 +275,13 @@ fn a_torn_final_write_is_cut_off_and_reported_as_repaired() {
     {
         let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
         let mut batch = WriteBatch::default();
-        log_batch(&log_of(&[entry(1, "a"), entry(1, "b")]), 1, &mut batch);
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b")]), 1);
         storage.write(batch).unwrap();
         // A second batch, one sector of which a crash keeps from the disk.
         let mut batch = WriteBatch::default();
         // (Entry 3 is long enough to span two sectors.)
         let long = "c".repeat(700);
-        log_batch(
-            &log_of(&[entry(1, "a"), entry(1, "b"), entry(1, &long)]),
-            3,
-            &mut batch,
-        );
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(1, &long)]), 3);
         storage.write(batch).unwrap();
     }
     let file = path.join(LOG_FILE);
@@ -305,11 +297,7 @@ fn a_torn_final_write_is_cut_off_and_reported_as_repaired() {
     assert_eq!(recovered.log, log_of(&[entry(1, "a"), entry(1, "b")]));
     // Appending resumes after the cut, and the result reads back cleanly.
     let mut batch = WriteBatch::default();
-    log_batch(
-        &log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "d")]),
-        3,
-        &mut batch,
-    );
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "d")]), 3);
     storage.write(batch).unwrap();
     drop(storage);
     let (_, recovered) = Storage::open(&path, &identity(), false).unwrap();
@@ -327,7 +315,7 @@ fn a_corrupted_record_is_reported_with_its_file_and_offset() {
     {
         let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
         let mut batch = WriteBatch::default();
-        log_batch(&log_of(&[entry(1, "a"), entry(1, "b")]), 1, &mut batch);
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b")]), 1);
         storage.write(batch).unwrap();
     }
     // Flip a bit in the first (batch) record's header or body: damage
@@ -375,7 +363,7 @@ fn compaction_rewrites_the_file_and_overwrites_survive() {
         let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
         let mut batch = WriteBatch::default();
         let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c"), entry(1, "d")]);
-        log_batch(&log, 1, &mut batch);
+        batch.set_log_from(&log, 1);
         storage.write(batch).unwrap();
         let before = records_end(&path);
         // Any dead record is worth a rewrite here.
@@ -405,7 +393,7 @@ fn compaction_rewrites_the_file_and_overwrites_survive() {
         log.append(entry(2, "x"));
         log.append(entry(2, "y"));
         let mut batch = WriteBatch::default();
-        log_batch(&log, 4, &mut batch);
+        batch.set_log_from(&log, 4);
         storage.write(batch).unwrap();
     }
     let (_, recovered) = Storage::open(&path, &identity(), false).unwrap();
@@ -540,7 +528,7 @@ fn a_version_1_data_directory_is_read_and_upgraded() {
         },
     ));
     let mut batch = WriteBatch::default();
-    log_batch(&expected, 8, &mut batch);
+    batch.set_log_from(&expected, 8);
     storage.write(batch).unwrap();
     drop(storage);
     let (_storage, recovered) = Storage::open(&path, &identity, false).unwrap();
@@ -581,4 +569,106 @@ fn a_later_format_version_is_refused_by_name() {
         );
         assert!(err.contains("raft.log"), "{err}");
     }
+}
+
+/// A directory holding entries 1..=3 of term 1, the first two committed,
+/// and the hard state (2, vote 2).
+fn committed_two(dir: &tempfile::TempDir) -> Storage {
+    let (storage, _) = Storage::open(&dir.path().join("node"), &identity(), true).unwrap();
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(2, Some(2));
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]), 1);
+    batch.set_commit_index(2);
+    storage.write(batch).unwrap();
+    storage
+}
+
+#[test]
+fn uncommitted_entries_may_be_overwritten_and_committed_ones_rewritten_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    // Entry 3 was not committed: a new leader may replace it.
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "x")]), 3);
+    storage.write(batch).unwrap();
+    // Committed entries written again as they are: no loss.
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "x")]), 2);
+    storage.write(batch).unwrap();
+}
+
+#[test]
+#[should_panic(expected = "refusing to overwrite log entry 2, committed")]
+fn a_committed_entry_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(2, "x")]), 2);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "refusing to truncate the log after entry 1")]
+fn committed_entries_are_never_truncated_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a")]), 2);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "a node votes once in a term")]
+fn a_second_vote_in_a_term_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(2, Some(3));
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "a term never decreases")]
+fn the_term_never_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(1, None);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "a snapshot never goes backwards")]
+fn a_snapshot_never_goes_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let snapshot_at = |index| Snapshot {
+        meta: SnapshotMeta {
+            last_index: index,
+            last_term: 1,
+            config: Config::new([1, 2, 3]),
+        },
+        data: KvImage::default(),
+    };
+    let mut log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    log.compact_to(2, 1);
+    let mut batch = WriteBatch::default();
+    batch.set_snapshot(&snapshot_at(2), &log);
+    storage.write(batch).unwrap();
+    let mut log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    log.compact_to(1, 1);
+    let mut batch = WriteBatch::default();
+    batch.set_snapshot(&snapshot_at(1), &log);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "the durable (term, vote) is not the core's")]
+fn a_core_state_never_persisted_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    storage.assert_durable(2, Some(2), &log);
+    // The core voted in term 3, and nobody asked to persist it.
+    storage.assert_durable(3, Some(1), &log);
 }
