@@ -3,21 +3,32 @@
 //! ```text
 //! <data-dir>/identity.json                    cluster id, node id, member ids (checked at every start)
 //! <data-dir>/LOCK                             held (flock) while a node runs on the directory
-//! <data-dir>/raft.log                         hard state, snapshot pointer, log entries (log_file records)
+//! <data-dir>/raft.log                         format version, hard state, snapshot pointer, log entries
 //! <data-dir>/snapshot-<index>-<term>.snap     the latest snapshot image (see snapshot_file)
 //! ```
 //!
 //! One file per concern:
 //!
 //! - this file: the [`Storage`] API, the only code that writes the log and
-//!   snapshot files (one group commit per batch, compaction);
+//!   snapshot files (one group commit per batch, compaction, the snapshot
+//!   file a background snapshot writes), and the assertions that a batch
+//!   loses nothing that must be kept;
 //! - `data_dir`: the directory's layout, `identity.json`, the lock, the
 //!   rules of a first start;
 //! - `records`: what the log file's records say (their codec), the
 //!   in-memory mirror of the live ones, and the replay at start;
+//! - `disk`: the disk format's messages (`proto/raft_disk.proto`, its own,
+//!   not the wire's) and their conversion to the core's types;
 //! - [`log_file`]: the record file (framing, checksums, batches,
 //!   preallocation, what counts as a torn write);
 //! - [`snapshot_file`]: the snapshot image format and its file.
+//!
+//! **One format version** ([`FORMAT_VERSION`]) covers everything in the
+//! directory. It is recorded in the log file's first record and checked at
+//! every start: an older version is read and upgraded, a newer one refused
+//! by name; nothing is read under a format it was not written in. The
+//! committed fixture `tests/fixtures/datadir-v1`, written by the code of
+//! version 1, is read back by a test of this module.
 //!
 //! **Why an append-only file.** Each batch of core transitions becomes one
 //! append of framed records and one `fdatasync` (group commit), the cheapest
