@@ -8,7 +8,7 @@
 use imbl::Vector;
 use raft_model::{Body, Config, Entry, Index, Message, NodeId, Payload, SnapshotMeta};
 
-use crate::kv::{CommandResult, KvCommand, KvImage, KvOp};
+use crate::kv::{KvCommand, KvImage, KvOp};
 use crate::proto::peer as pb;
 
 /// The message type the node exchanges with its core.
@@ -108,21 +108,6 @@ pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertErr
         term: index("entry.term", entry.term)?,
         payload,
     })
-}
-
-pub fn result_to_proto(result: &CommandResult) -> pb::CommandResult {
-    pb::CommandResult {
-        previous: result.previous.clone(),
-        succeeded: result.succeeded,
-    }
-}
-
-pub fn result_from_proto(result: Option<pb::CommandResult>) -> CommandResult {
-    let result = result.unwrap_or_default();
-    CommandResult {
-        previous: result.previous,
-        succeeded: result.succeeded,
-    }
 }
 
 pub fn config_from_members(members: &[u64]) -> Result<Config, ConvertError> {

@@ -6,12 +6,12 @@
 //! store with snapshots.
 //!
 //! - [`node`]: the event loop (inputs → core → persist, send, apply, answer);
-//! - [`storage`] and [`log_file`]: the data directory (an append-only,
-//!   preallocated record file with checksums, written in batches; why not a
-//!   database is explained in `storage`, what counts as a cut or a torn
-//!   write in `log_file`);
+//! - [`storage`]: the data directory (an append-only, preallocated record
+//!   file with checksums, written in batches; why not a database is
+//!   explained in `storage`, what counts as a cut or a torn write in
+//!   [`storage::log_file`]);
 //! - [`ports`]: free loopback ports for clusters of processes;
-//! - [`kv`] and [`snapshot_file`]: the state machine and its snapshot format;
+//! - [`kv`] and [`storage::snapshot_file`]: the state machine and its snapshot format;
 //! - [`peer_client`] / [`peer_service`]: the peer transport (the mapping of
 //!   the core's one-way messages onto RPCs is explained in `peer_client`);
 //! - [`kv_service`] and [`client`]: the client API and a leader-following client;
@@ -31,7 +31,6 @@ pub mod convert;
 pub mod kv;
 pub mod kv_service;
 pub mod local;
-pub mod log_file;
 pub mod metrics;
 pub mod node;
 pub mod peer_client;
@@ -39,7 +38,6 @@ pub mod peer_service;
 pub mod ports;
 pub mod seeded_bug;
 pub mod server;
-pub mod snapshot_file;
 pub mod storage;
 pub mod tls;
 pub mod trace;

@@ -41,8 +41,7 @@ use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
 use crate::metrics as m;
 use crate::peer_client::Peers;
 use crate::seeded_bug::{self, SeededBug};
-use crate::snapshot_file;
-use crate::storage::{self, Storage, StorageError, WriteBatch};
+use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 
 /// The core as this node instantiates it.
@@ -463,17 +462,17 @@ impl EventLoop {
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
-            batch.hard_state = Some((self.core.current_term(), self.core.voted_for()));
+            batch.set_hard_state(self.core.current_term(), self.core.voted_for());
         }
         if ready.persist.snapshot {
-            batch.snapshot = Some(self.core.snapshot().clone());
             // An installed snapshot may have discarded the whole log.
-            batch.last_index = Some(self.core.log().last_index());
+            batch.set_snapshot(&self.core.snapshot(), &self.core.log());
         }
         if let Some(from) = ready.persist.log_from {
-            storage::log_batch(self.core.log(), from, &mut batch);
+            batch.set_log_from(&self.core.log(), from);
         }
         if !batch.is_empty() {
+            batch.set_commit_index(self.core.commit_index());
             let storage = self.storage.clone();
             let started = Instant::now();
             tokio::task::spawn_blocking(move || storage.write(batch))
@@ -481,6 +480,11 @@ impl EventLoop {
                 .map_err(|err| NodeError::Join(err.to_string()))??;
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
+        self.storage.assert_durable(
+            self.core.current_term(),
+            self.core.voted_for(),
+            &self.core.log(),
+        );
         self.trace.persisted();
         if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
             // SEEDED BUG (testing only): answer writes before they commit.
@@ -663,17 +667,17 @@ impl EventLoop {
             config: self.core.config().clone(),
         };
         let image = self.image.clone();
-        let dir = self.storage.dir().to_owned();
+        let storage = self.storage.clone();
         let inbox = self.inbox_tx.clone();
         self.snapshot_in_progress = true;
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let bytes = snapshot_file::encode(&meta, &image);
-            let result = snapshot_file::write_file(&dir, index, term, &bytes)
-                .map(|_| SnapshotReport {
+            let result = storage
+                .write_snapshot_file(&meta, &image)
+                .map(|bytes| SnapshotReport {
                     index,
                     keys: image.data.len(),
-                    bytes: bytes.len() as u64,
+                    bytes,
                     write_time: started.elapsed(),
                 })
                 .map_err(|err| err.to_string());

@@ -30,7 +30,7 @@ use crate::convert::{self, Msg};
 use crate::node::Input;
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_client::RaftPeerClient;
-use crate::snapshot_file;
+use crate::storage::snapshot_file;
 
 const QUEUE: usize = 256;
 /// InstallSnapshot streams the image in chunks of this size.

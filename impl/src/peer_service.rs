@@ -19,7 +19,7 @@ use crate::convert::{self, Addressing, Msg};
 use crate::node::Input;
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_server::RaftPeer;
-use crate::snapshot_file;
+use crate::storage::snapshot_file;
 
 pub struct PeerService {
     cluster_id: String,

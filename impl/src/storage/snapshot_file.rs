@@ -1,16 +1,27 @@
-//! The snapshot image format, the same bytes on disk and on the wire.
+//! The snapshot image format and the snapshot file: the same bytes on disk
+//! and in an InstallSnapshot stream.
 //!
 //! ```text
-//! "RAFTSNP1"                       8 bytes of magic (format version 1)
+//! "RAFTSNP1"                       8 bytes of magic (image format 1)
 //! ImageHeader                      length-delimited protobuf: meta and counts
 //! KeyValue * header.keys           length-delimited protobuf records
 //! Session  * header.sessions       length-delimited protobuf records
 //! crc32                            4 bytes, little-endian, of everything above
 //! ```
 //!
+//! The records are messages of the disk format (`proto/raft_disk.proto`).
 //! Records are streamed one by one (no second copy of the map is built), and
 //! the trailing checksum makes a torn or corrupted file an error, never a
 //! silently smaller state machine.
+//!
+//! The image names its format in its magic because it also travels: a node
+//! checks an image a peer sent as it checks its own file. The data
+//! directory's format version (storage's `FORMAT_VERSION`) covers the image
+//! too: a new image format is a new version of both.
+//!
+//! This file owns the image's bytes; only `Storage` writes and reads
+//! snapshot files (`write_file` and `read_file` are private to storage),
+//! and the peer transport only encodes and decodes images.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -19,9 +30,8 @@ use std::path::{Path, PathBuf};
 use prost::Message as _;
 use raft_model::{Index, Snapshot, SnapshotMeta, Term};
 
-use crate::convert::{self, result_from_proto, result_to_proto};
+use super::disk::{self, pb, result_from_disk, result_to_disk};
 use crate::kv::{KvImage, Session};
-use crate::proto::peer as pb;
 
 const MAGIC: &[u8; 8] = b"RAFTSNP1";
 
@@ -70,7 +80,7 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         let record = pb::Session {
             client_id: *client_id,
             last_seq: session.last_seq,
-            result: Some(result_to_proto(&session.result)),
+            result: Some(result_to_disk(&session.result)),
             last_index: session.last_index,
         };
         let _ = record.encode_length_delimited(&mut out);
@@ -109,7 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
             .map_err(|err| malformed("session record", err))?;
         let session = Session {
             last_seq: record.last_seq,
-            result: result_from_proto(record.result),
+            result: result_from_disk(record.result),
             last_index: record.last_index,
         };
         image.sessions.insert(record.client_id, session);
@@ -126,8 +136,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
     let meta = SnapshotMeta {
         last_index: header.last_index,
         last_term: header.last_term,
-        config: convert::config_from_members(&header.members)
-            .map_err(|err| SnapshotError::Malformed(err.to_string()))?,
+        config: disk::config_from_disk(&header.members).map_err(SnapshotError::Malformed)?,
     };
     Ok(Snapshot { meta, data: image })
 }
@@ -140,7 +149,7 @@ pub fn file_name(index: Index, term: Term) -> String {
 /// Writes `bytes` as the snapshot file for (`index`, `term`) in `dir`,
 /// durably: a temporary file is fsynced, renamed into place, and the
 /// directory fsynced, so the file either exists whole or not at all.
-pub fn write_file(
+pub(super) fn write_file(
     dir: &Path,
     index: Index,
     term: Term,
@@ -164,7 +173,11 @@ pub fn write_file(
 }
 
 /// Reads and verifies the snapshot file for (`index`, `term`) in `dir`.
-pub fn read_file(dir: &Path, index: Index, term: Term) -> Result<Snapshot<KvImage>, SnapshotError> {
+pub(super) fn read_file(
+    dir: &Path,
+    index: Index,
+    term: Term,
+) -> Result<Snapshot<KvImage>, SnapshotError> {
     let path = dir.join(file_name(index, term));
     let bytes = fs::read(&path).map_err(|source| SnapshotError::Io {
         path: path.clone(),
