@@ -466,10 +466,10 @@ impl EventLoop {
         }
         if ready.persist.snapshot {
             // An installed snapshot may have discarded the whole log.
-            batch.set_snapshot(&self.core.snapshot(), &self.core.log());
+            batch.set_snapshot(self.core.snapshot(), self.core.log());
         }
         if let Some(from) = ready.persist.log_from {
-            batch.set_log_from(&self.core.log(), from);
+            batch.set_log_from(self.core.log(), from);
         }
         if !batch.is_empty() {
             batch.set_commit_index(self.core.commit_index());
@@ -483,7 +483,7 @@ impl EventLoop {
         self.storage.assert_durable(
             self.core.current_term(),
             self.core.voted_for(),
-            &self.core.log(),
+            self.core.log(),
         );
         self.trace.persisted();
         if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
