@@ -30,6 +30,8 @@ use std::time::Duration;
 use raft_model::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::limits;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -267,7 +269,7 @@ impl NodeConfig {
             .max_append_entries
             .unwrap_or(raft_model::DEFAULT_MAX_APPEND_ENTRIES)
             .max(1);
-        let fits = crate::peer_client::MAX_MESSAGE_BYTES / crate::kv_service::MAX_ENTRY_BYTES;
+        let fits = limits::MAX_MESSAGE_BYTES / limits::MAX_ENTRY_BYTES;
         if max_append_entries > fits {
             return Err(ConfigError::TooManyEntries {
                 max_append_entries,
@@ -291,7 +293,7 @@ impl NodeConfig {
             max_append_entries,
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
-            max_snapshot_bytes: 1 << 30,
+            max_snapshot_bytes: limits::MAX_SNAPSHOT_BYTES,
             seeded_bug: None,
             trace_dir: file.trace_dir,
             tls: crate::tls::TlsFiles::from_parts(file.tls_cert, file.tls_key, file.tls_ca)?

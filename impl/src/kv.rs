@@ -10,12 +10,7 @@ use imbl::OrdMap;
 use raft_model::Index;
 use serde::{Deserialize, Serialize};
 
-/// The most client sessions the state machine remembers. Past it, the session
-/// applied longest ago is forgotten (deterministically: every replica applies
-/// the same log, so every replica evicts the same session). A client whose
-/// session was evicted loses exactly-once only for a write it retries after
-/// that many other clients have written since.
-pub const MAX_SESSIONS: usize = 100_000;
+use crate::limits::MAX_SESSIONS;
 
 /// A write, as stored in the log: the operation and the client session it
 /// belongs to. `client_id == 0` means "no session" (a one-off write, e.g. from

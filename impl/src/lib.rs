@@ -30,6 +30,7 @@ pub mod config;
 pub mod convert;
 pub mod kv;
 pub mod kv_service;
+pub mod limits;
 pub mod local;
 pub mod log_file;
 pub mod metrics;
@@ -43,6 +44,7 @@ pub mod snapshot_file;
 pub mod storage;
 pub mod tls;
 pub mod trace;
+pub mod types;
 
 /// Code generated from `proto/` by tonic-prost-build.
 pub mod proto {

@@ -3,9 +3,9 @@
 //! Inputs arrive on one channel (peer RPCs, client proposals and reads,
 //! status and snapshot requests, background-snapshot completions) or from the
 //! two timers (a randomized election timeout and the heartbeat). The loop
-//! takes one input, then every input already waiting (up to [`MAX_BATCH`]),
-//! feeding each to the core; then it performs the batch's effects in the
-//! order the design requires:
+//! takes one input, then every input already waiting (up to
+//! [`MAX_BATCH`](crate::limits::MAX_BATCH)), feeding each to the core; then
+//! it performs the batch's effects in this order:
 //!
 //! 1. **persist** everything the batch changed — hard state, log entries, a
 //!    new snapshot — in one append to the log file and one fdatasync
@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_model::{Effects, Index, NodeId, Persist, Role, Server, SnapshotMeta, Term};
+use raft_model::{Effects, Index, Persist, Role, SnapshotMeta, Term};
 use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -35,101 +35,16 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::NodeConfig;
 use crate::convert::Msg;
-use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
+use crate::kv::{KvCommand, KvImage};
+use crate::limits::MAX_BATCH;
 use crate::metrics as m;
 use crate::peer_client::Peers;
 use crate::seeded_bug::{self, SeededBug};
 use crate::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
+use crate::types::{Applied, ClientError, Core, Input, NodeStatus, ReadValue, SnapshotReport};
 use raft_interop::format::{Action, Input as TraceInput};
-
-/// The core as this node instantiates it.
-pub type Core = Server<KvCommand, KvImage>;
-
-/// The most inputs folded into one batch (one fsync).
-pub const MAX_BATCH: usize = 1024;
-/// Capacity of the event loop's input channel: senders wait when it is full.
-pub const INBOX_CAPACITY: usize = 4096;
-
-/// Everything the event loop reacts to besides its timers.
-pub enum Input {
-    /// A request from a peer; the core's reply goes back on `reply` (None:
-    /// the core dropped the message).
-    PeerRequest {
-        message: Msg,
-        reply: oneshot::Sender<Option<Msg>>,
-    },
-    /// A peer's answer to one of our requests.
-    PeerResponse(Msg),
-    Propose {
-        command: KvCommand,
-        reply: oneshot::Sender<Result<Applied, ClientError>>,
-    },
-    Read {
-        key: String,
-        reply: oneshot::Sender<Result<ReadValue, ClientError>>,
-    },
-    Status {
-        reply: oneshot::Sender<NodeStatus>,
-    },
-    /// Take a snapshot now (operators, tests and the bench).
-    TakeSnapshot {
-        reply: oneshot::Sender<Result<SnapshotReport, String>>,
-    },
-    /// A background snapshot finished writing its file.
-    SnapshotWritten(Result<SnapshotReport, String>, SnapshotMeta, KvImage),
-}
-
-/// A write that applied.
-#[derive(Clone, Debug)]
-pub struct Applied {
-    pub index: Index,
-    pub result: CommandResult,
-}
-
-/// A linearizable read's answer.
-#[derive(Clone, Debug)]
-pub struct ReadValue {
-    pub value: Option<String>,
-    pub index: Index,
-}
-
-/// What one snapshot cost.
-#[derive(Clone, Debug)]
-pub struct SnapshotReport {
-    pub index: Index,
-    pub keys: usize,
-    pub bytes: u64,
-    /// Serializing and writing (with fsync) the image, off the event loop.
-    pub write_time: Duration,
-}
-
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("not the leader")]
-    NotLeader { leader: Option<NodeId> },
-    #[error("{0}")]
-    Retry(String),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("the node is shutting down")]
-    Stopped,
-}
-
-/// What the status call reports.
-#[derive(Clone, Debug)]
-pub struct NodeStatus {
-    pub id: NodeId,
-    pub role: Role,
-    pub term: Term,
-    pub leader: Option<NodeId>,
-    pub commit_index: Index,
-    pub applied_index: Index,
-    pub last_log_index: Index,
-    pub snapshot_index: Index,
-    pub members: Vec<NodeId>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -14,7 +14,7 @@ use raft_model::{Index, Log, Payload, Term};
 use tokio::sync::oneshot;
 
 use crate::kv::{KvCommand, KvImage};
-use crate::node::{Applied, ClientError};
+use crate::types::{Applied, ClientError};
 
 /// The environment variable that must be "1" for a seeded bug to be accepted.
 pub const ALLOW_ENV: &str = "RAFT_ALLOW_SEEDED_BUGS";

@@ -21,7 +21,7 @@ use raft_model::{Effects, Role};
 use tracing::{error, info};
 
 use crate::kv::{KvCommand, KvImage};
-use crate::node::Core;
+use crate::types::Core;
 
 /// Time spent recording and writing trace lines, and events recorded, by
 /// every node of this process: `raft-node bench --trace` reports the cost per
