@@ -39,7 +39,8 @@ use crate::kv::{KvCommand, KvImage};
 use crate::limits::MAX_BATCH;
 use crate::metrics as m;
 use crate::peer_client::Peers;
-use crate::seeded_bug::{self, SeededBug};
+#[cfg(feature = "seeded-bugs")]
+use crate::seeded_bugs;
 use crate::snapshot_file;
 use crate::storage::{self, Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
@@ -261,7 +262,8 @@ impl EventLoop {
                 }
             }
             Input::Read { key, reply } => {
-                if self.config.seeded_bug == Some(SeededBug::StaleRead) && self.core.is_leader() {
+                #[cfg(feature = "seeded-bugs")]
+                if self.config.seeded_bugs.stale_read && self.core.is_leader() {
                     // SEEDED BUG (testing only): no ReadIndex round.
                     let value = self.image.get(&key).cloned();
                     let index = self.applied;
@@ -385,9 +387,10 @@ impl EventLoop {
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
         self.trace.persisted();
-        if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
+        #[cfg(feature = "seeded-bugs")]
+        if self.config.seeded_bugs.ack_before_commit && self.core.is_leader() {
             // SEEDED BUG (testing only): answer writes before they commit.
-            seeded_bug::ack_uncommitted(
+            seeded_bugs::ack_uncommitted(
                 &self.image,
                 self.applied,
                 &self.core.log,

@@ -16,8 +16,8 @@ use tonic::transport::Endpoint;
 
 use crate::proto::etcd as etcd_pb;
 use crate::proto::etcd::maintenance_client::MaintenanceClient;
-use crate::proto::kv as ours_pb;
-use crate::proto::kv::kv_client::KvClient as OursKv;
+use raft_node::proto::kv as ours_pb;
+use raft_node::proto::kv::kv_client::KvClient as OursKv;
 
 use super::load::System;
 
@@ -31,7 +31,7 @@ pub struct Cluster {
 
 /// `count` distinct free loopback ports.
 fn free_ports(count: u64) -> anyhow::Result<Vec<u16>> {
-    crate::ports::free_loopback_ports(count as usize).context("no free loopback ports")
+    raft_node::ports::free_loopback_ports(count as usize).context("no free loopback ports")
 }
 
 fn log_file(path: &Path) -> anyhow::Result<Stdio> {
@@ -52,7 +52,8 @@ fn spawn(mut command: Command, log: &Path, what: &str) -> anyhow::Result<Child> 
 }
 
 impl Cluster {
-    /// Starts `nodes` of our node (the `raft-node` binary at `binary`).
+    /// Starts `nodes` of our node (`binary` is the `raft-lab` binary, run as
+    /// `raft-lab node`).
     pub fn start_ours(binary: &Path, dir: &Path, nodes: u64) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let ports = free_ports(nodes)?;
@@ -66,7 +67,7 @@ impl Cluster {
             command
                 .arg("--log-level")
                 .arg("warn")
-                .arg("run")
+                .arg("node")
                 .arg("--cluster-id")
                 .arg("compare")
                 .arg("--id")

@@ -1,4 +1,4 @@
-//! The cluster under test: one `raft-node run` process per node, started,
+//! The cluster under test: one `raft-lab node` process per node, started,
 //! killed (SIGKILL), paused (SIGSTOP) and resumed (SIGCONT) by the harness.
 //!
 //! Each node lists itself at its real address and every peer at the address
@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use anyhow::Context;
 use raft_model::NodeId;
 
+use crate::seeded_bugs::SeededBug;
+
 /// How each node is run.
 #[derive(Clone, Debug)]
 pub struct NodeSettings {
@@ -23,9 +25,9 @@ pub struct NodeSettings {
     pub snapshot_threshold: u64,
     /// Record core events to `<dir>/traces/node-<id>.jsonl`.
     pub trace: bool,
-    /// A deliberately wrong node behaviour (see `seeded_bug`), to show the
-    /// harness catches it.
-    pub seeded_bug: Option<String>,
+    /// A deliberately wrong node behaviour (see `crate::seeded_bugs`), to
+    /// show the harness catches it.
+    pub seeded_bug: Option<SeededBug>,
     pub log_level: String,
 }
 
@@ -116,7 +118,7 @@ impl Processes {
         let mut command = Command::new(&self.bin);
         command
             .args([
-                "run",
+                "node",
                 "--cluster-id",
                 &s.cluster_id,
                 "--id",
@@ -141,10 +143,8 @@ impl Processes {
         if s.trace {
             command.arg("--trace-dir").arg(&trace_dir);
         }
-        if let Some(bug) = &s.seeded_bug {
-            command
-                .args(["--seeded-bug", bug])
-                .env(crate::seeded_bug::ALLOW_ENV, "1");
+        if let Some(bug) = s.seeded_bug {
+            command.args(["--seeded-bug", bug.name()]);
         }
         if !node.initialized {
             command.arg("--init");

@@ -1,4 +1,4 @@
-//! The chaos harness: a cluster of real `raft-node` processes, concurrent
+//! The chaos harness: a cluster of real node processes, concurrent
 //! clients, injected faults, and a linearizability and durability check of
 //! everything the clients saw.
 //!
@@ -46,7 +46,8 @@ use workload::{Client, Connection, Counts, Recorder};
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct ChaosOptions {
-    /// The `raft-node` binary.
+    /// The `raft-lab` binary (its nodes run as `raft-lab node`, the node
+    /// library with the seeded-bug hooks compiled in).
     pub bin: PathBuf,
     pub nodes: u64,
     pub duration: Duration,
@@ -315,13 +316,13 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     anyhow::ensure!(!options.faults.is_empty(), "no fault kinds selected");
     anyhow::ensure!(
         options.bin.exists(),
-        "the raft-node binary {} does not exist (build it: cargo build --release -p raft-node)",
+        "the raft-lab binary {} does not exist (build it: cargo build --release -p raft-lab)",
         options.bin.display()
     );
     let dir = run_dir(&options)?;
     std::fs::write(dir.join("seed"), format!("{}\n", options.seed))?;
     let ids: Vec<NodeId> = (1..=options.nodes).collect();
-    let ports = crate::ports::free_loopback_ports(ids.len())?;
+    let ports = raft_node::ports::free_loopback_ports(ids.len())?;
     let listen: BTreeMap<NodeId, SocketAddr> = ids
         .iter()
         .zip(&ports)
