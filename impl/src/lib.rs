@@ -12,14 +12,15 @@
 //!   preallocated record file with checksums, written in batches; why not a
 //!   database is explained in `storage`, what counts as a cut or a torn
 //!   write in `log_file`);
-//! - [`ports`]: free loopback ports for clusters of processes;
 //! - [`kv`] and [`snapshot_file`]: the state machine and its snapshot format;
 //! - [`peer_client`] / [`peer_service`]: the peer transport (the mapping of
 //!   the core's one-way messages onto RPCs is explained in `peer_client`);
 //! - [`kv_service`] and [`client`]: the client API and a leader-following client;
 //! - [`config`], [`server`], [`cli`]: running a node (`raft-node run`);
+//!   [`launch`]: starting node processes (config file, log, readiness,
+//!   signals, kill) for `cluster`, the lab and the process tests;
 //!   [`cluster`]: the quick start's cluster of processes; [`local`]: a
-//!   cluster of in-process nodes, for tests;
+//!   cluster of in-process nodes, for tests and the lab's bench;
 //! - [`trace`]: recording every call into the core (`--trace-dir`);
 //! - [`metrics`] and [`tls`]: Prometheus metrics and mutual TLS.
 //!
@@ -39,6 +40,7 @@ pub mod config;
 pub mod convert;
 pub mod kv;
 pub mod kv_service;
+pub mod launch;
 pub mod limits;
 pub mod local;
 pub mod log_file;
@@ -46,7 +48,6 @@ pub mod metrics;
 pub mod node;
 pub mod peer_client;
 pub mod peer_service;
-pub mod ports;
 #[cfg(feature = "seeded-bugs")]
 pub mod seeded_bugs;
 pub mod server;
