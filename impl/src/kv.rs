@@ -3,8 +3,10 @@
 //!
 //! Both live in `imbl::OrdMap`s, so a snapshot of the whole state machine is
 //! an O(1) clone that can be serialized on another thread while the node
-//! keeps applying (design.md, "Persistent structures"). The sessions are part
-//! of the image, so exactly-once survives snapshots and InstallSnapshot.
+//! keeps applying: a persistent structure shares everything unchanged with
+//! its clone, so taking a snapshot never stops the event loop. The sessions
+//! are part of the image, so exactly-once survives snapshots and
+//! InstallSnapshot.
 
 use imbl::OrdMap;
 use raft_model::Index;
