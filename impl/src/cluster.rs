@@ -66,8 +66,11 @@ pub fn launches(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Laun
                 ..FileConfig::default()
             };
             let config_path = options.dir.join(format!("node-{}.toml", member.id));
+            // The nodes are independent processes: they outlive this command
+            // if it dies; Ctrl-C stops them explicitly.
             let mut launch = Launch::new(exe, "run", file, &config_path)
-                .log_to(&options.dir.join(format!("node-{}.log", member.id)));
+                .log_to(&options.dir.join(format!("node-{}.log", member.id)))
+                .kill_on_drop(false);
             launch.log_level = options.log_level.clone();
             launch
         })
@@ -164,7 +167,10 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         }
     }
     println!("stopping the cluster");
-    // Dropping a node process kills it.
-    nodes.clear();
+    for (_, process) in &mut nodes {
+        if let Some(process) = process {
+            process.kill();
+        }
+    }
     Ok(())
 }

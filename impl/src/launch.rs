@@ -8,7 +8,8 @@
 //! appended to a log file, and hands back the process: wait until it serves
 //! ([`NodeProcess::wait_ready`]), signal it (pause and resume), notice that
 //! it exited, kill it. A [`NodeProcess`] that is dropped is killed, so no
-//! node outlives the harness or test that started it.
+//! node outlives the harness or test that started it — unless the launch
+//! says otherwise ([`Launch::kill_on_drop`]: `cluster`'s nodes outlive it).
 //!
 //! Clusters of processes must put every node's address in every node's
 //! configuration before any of them binds: [`free_loopback_ports`] finds the
@@ -42,6 +43,8 @@ pub struct Launch {
     pub log_level: Option<String>,
     /// More arguments after the config, e.g. the lab's `--seeded-bug NAME`.
     pub extra_args: Vec<String>,
+    /// Whether dropping the [`NodeProcess`] kills the process (default: yes).
+    pub kill_on_drop: bool,
 }
 
 impl Launch {
@@ -55,6 +58,7 @@ impl Launch {
             log: None,
             log_level: None,
             extra_args: Vec::new(),
+            kill_on_drop: true,
         }
     }
 
@@ -71,6 +75,12 @@ impl Launch {
 
     pub fn arg(mut self, arg: &str) -> Launch {
         self.extra_args.push(arg.to_owned());
+        self
+    }
+
+    /// Whether dropping the process handle kills the process.
+    pub fn kill_on_drop(mut self, kill: bool) -> Launch {
+        self.kill_on_drop = kill;
         self
     }
 
@@ -126,11 +136,13 @@ impl Launch {
             address: config.members[&config.id].clone(),
             tls: config.tls,
             log: self.log.clone(),
+            kill_on_drop: self.kill_on_drop,
         })
     }
 }
 
-/// A running node process. Dropping it kills it (SIGKILL) and reaps it.
+/// A running node process. Dropping it kills it (SIGKILL) and reaps it,
+/// unless its launch said not to.
 pub struct NodeProcess {
     child: Child,
     exited: Option<ExitStatus>,
@@ -138,6 +150,7 @@ pub struct NodeProcess {
     address: String,
     tls: Option<crate::tls::Tls>,
     log: Option<PathBuf>,
+    kill_on_drop: bool,
 }
 
 impl NodeProcess {
@@ -217,7 +230,9 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        self.kill();
+        if self.kill_on_drop {
+            self.kill();
+        }
     }
 }
 
