@@ -1,5 +1,7 @@
-//! The cluster under test: one `raft-lab node` process per node, started,
-//! killed (SIGKILL), paused (SIGSTOP) and resumed (SIGCONT) by the harness.
+//! The cluster under test: one `raft-lab node` process per node, started
+//! through raft-node's launcher (a config file `node-<id>.toml` and a log
+//! `node-<id>.log` in the run directory), killed (SIGKILL), paused (SIGSTOP)
+//! and resumed (SIGCONT) by the harness.
 //!
 //! Each node lists itself at its real address and every peer at the address
 //! of the proxy for that directed link (see `proxy`). Clients talk to the
