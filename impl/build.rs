@@ -23,13 +23,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(false)
         .compile_with_config(disk_config, &["proto/raft_disk.proto"], &["proto"])?;
-    // The etcd client for `raft-node compare`: client side only, and outside
-    // the descriptor set above so reflection does not advertise it.
-    let mut etcd_config = tonic_prost_build::Config::new();
-    etcd_config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure()
-        .build_server(false)
-        .compile_with_config(etcd_config, &["proto/etcd_kv.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

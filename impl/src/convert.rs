@@ -9,16 +9,11 @@ use imbl::Vector;
 use raft_model::{Body, Config, Entry, Index, Message, NodeId, Payload, SnapshotMeta};
 
 use crate::kv::{KvCommand, KvImage, KvOp};
+use crate::limits::{MAX_ENTRIES_PER_REQUEST, MAX_INDEX};
 use crate::proto::peer as pb;
 
 /// The message type the node exchanges with its core.
 pub type Msg = Message<KvCommand, KvImage>;
-
-/// No honest log gets anywhere near this; refusing larger values keeps every
-/// `index + n` in the core far from overflow.
-pub const MAX_INDEX: Index = 1 << 62;
-/// The most entries one AppendEntries request may carry.
-pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConvertError {

@@ -22,7 +22,7 @@ use tracing::{error, info};
 
 use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
-use crate::node::Core;
+use crate::types::Core;
 
 /// A step as the trace records it: its action and its input.
 pub struct Traced {

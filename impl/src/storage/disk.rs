@@ -23,8 +23,8 @@
 
 use raft_model::{Config, Entry, Payload};
 
-use crate::convert::MAX_INDEX;
 use crate::kv::{CommandResult, KvCommand, KvOp};
+use crate::limits::MAX_INDEX;
 
 /// The messages generated from `proto/raft_disk.proto`.
 pub(super) mod pb {

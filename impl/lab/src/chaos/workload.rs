@@ -25,9 +25,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::history::{Input, Micros, Operation, Output};
-use crate::kv_service::LEADER_ID_HEADER;
-use crate::proto::kv as pb;
-use crate::proto::kv::kv_client::KvClient as GrpcClient;
+use raft_node::kv_service::LEADER_ID_HEADER;
+use raft_node::proto::kv as pb;
+use raft_node::proto::kv::kv_client::KvClient as GrpcClient;
 
 /// Collects the history; shared by all clients.
 #[derive(Clone)]

@@ -1,4 +1,4 @@
-//! `raft-node chaos`: the harness as a command, for long runs.
+//! `raft-lab chaos`: the harness as a command, for long runs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::faults::FaultKind;
 use super::{ChaosOptions, run as run_chaos};
+use crate::seeded_bugs::SeededBug;
 
 #[derive(Args, Debug)]
 pub struct ChaosArgs {
@@ -45,10 +46,10 @@ pub struct ChaosArgs {
     /// Configurations the linearizability search may explore per key.
     #[arg(long, default_value_t = 2_000_000)]
     check_budget: u64,
-    /// Testing the harness (hidden): run the nodes with a seeded bug
-    /// (needs RAFT_ALLOW_SEEDED_BUGS=1).
-    #[arg(long, hide = true)]
-    seeded_bug: Option<String>,
+    /// Testing the harness: run the nodes with a seeded bug
+    /// (ack-before-commit, stale-read), which the run must catch.
+    #[arg(long, value_name = "NAME")]
+    seeded_bug: Option<SeededBug>,
     /// Do not print each fault as it is injected.
     #[arg(long)]
     quiet: bool,

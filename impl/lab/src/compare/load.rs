@@ -15,8 +15,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::etcd as etcd_pb;
 use crate::proto::etcd::kv_client::KvClient as EtcdKv;
-use crate::proto::kv as ours_pb;
-use crate::proto::kv::kv_client::KvClient as OursKv;
+use raft_node::proto::kv as ours_pb;
+use raft_node::proto::kv::kv_client::KvClient as OursKv;
 
 /// Which system a connection talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,4 +1,4 @@
-//! `raft-node bench`: put throughput and latency at several client
+//! `raft-lab bench`: put throughput and latency at several client
 //! concurrencies on a 3-node loopback cluster, and the time and size of a
 //! snapshot of many keys.
 //!
@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::local::LocalCluster;
+use raft_node::local::LocalCluster;
 
 pub struct BenchOptions {
     pub nodes: u64,
@@ -98,9 +98,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir)?;
     }
     // Compaction only when the bench asks for it, so it does not skew latencies.
-    let tune = |config: &mut crate::config::FileConfig| config.snapshot_threshold = Some(u64::MAX);
+    let tune =
+        |config: &mut raft_node::config::FileConfig| config.snapshot_threshold = Some(u64::MAX);
     let traces = dir.join("traces");
-    let traced = |config: &mut crate::config::FileConfig| {
+    let traced = |config: &mut raft_node::config::FileConfig| {
         tune(config);
         config.trace_dir = Some(traces.clone());
     };
@@ -137,7 +138,7 @@ fn validate_traces(traces: &std::path::Path) -> anyhow::Result<()> {
         .map_err(|failure| anyhow::anyhow!("the traces do not validate: {failure}"))?;
     let events: usize = validated.events.values().sum();
     let elapsed = started.elapsed().as_secs_f64();
-    let (recorded, spent) = crate::trace::cost();
+    let (recorded, spent) = raft_node::trace::cost();
     println!(
         "tracing cost: {recorded} events recorded in {:.1} ms of event-loop time, {:.2} µs per event",
         spent * 1e3,

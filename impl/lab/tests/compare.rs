@@ -1,18 +1,18 @@
-//! Smoke test of `raft-node compare` on our system only (no etcd in CI): the
+//! Smoke test of `raft-lab compare` on our system only (no etcd in CI): the
 //! load generator drives a real 3-process cluster, and the JSON it writes
 //! holds every cell with plausible numbers.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use raft_node::compare::{self, CompareOptions};
+use raft_lab::compare::{self, CompareOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_without_etcd_measures_every_cell_and_writes_json() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("compare.json");
     let report = compare::run_and_print(CompareOptions {
-        ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-node")),
+        ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")),
         etcd_binary: None,
         put_clients: vec![1, 8],
         get_clients: vec![8],

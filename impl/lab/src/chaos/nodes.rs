@@ -1,18 +1,23 @@
-//! The cluster under test: one `raft-node run` process per node, started,
-//! killed (SIGKILL), paused (SIGSTOP) and resumed (SIGCONT) by the harness.
+//! The cluster under test: one `raft-lab node` process per node, started
+//! through raft-node's launcher (a config file `node-<id>.toml` and a log
+//! `node-<id>.log` in the run directory), killed (SIGKILL), paused (SIGSTOP)
+//! and resumed (SIGCONT) by the harness.
 //!
 //! Each node lists itself at its real address and every peer at the address
 //! of the proxy for that directed link (see `proxy`). Clients talk to the
 //! nodes directly. Every process is killed when [`Processes`] is dropped.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use anyhow::Context;
 use raft_model::NodeId;
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::{Launch, NodeProcess};
+
+use crate::seeded_bugs::SeededBug;
 
 /// How each node is run.
 #[derive(Clone, Debug)]
@@ -23,17 +28,17 @@ pub struct NodeSettings {
     pub snapshot_threshold: u64,
     /// Record core events to `<dir>/traces/node-<id>.jsonl`.
     pub trace: bool,
-    /// A deliberately wrong node behaviour (see `seeded_bug`), to show the
-    /// harness catches it.
-    pub seeded_bug: Option<String>,
+    /// A deliberately wrong node behaviour (see `crate::seeded_bugs`), to
+    /// show the harness catches it.
+    pub seeded_bug: Option<SeededBug>,
     pub log_level: String,
 }
 
 struct Node {
     listen: SocketAddr,
-    /// `--peer` arguments as this node sees its members.
-    members: Vec<String>,
-    child: Option<Child>,
+    /// The members as this node sees them (peers at their proxies).
+    members: Vec<Member>,
+    process: Option<NodeProcess>,
     paused: bool,
     initialized: bool,
 }
@@ -48,13 +53,13 @@ pub struct Processes {
 }
 
 impl Processes {
-    /// `members[id]` is the list of `ID=HOST:PORT` node `id` is given.
+    /// `members[id]` is the member list node `id` is given.
     pub fn new(
         bin: &Path,
         dir: &Path,
         settings: NodeSettings,
         listen: &BTreeMap<NodeId, SocketAddr>,
-        members: BTreeMap<NodeId, Vec<String>>,
+        members: BTreeMap<NodeId, Vec<Member>>,
     ) -> Processes {
         let nodes = members
             .into_iter()
@@ -64,7 +69,7 @@ impl Processes {
                     Node {
                         listen: listen[&id],
                         members,
-                        child: None,
+                        process: None,
                         paused: false,
                         initialized: false,
                     },
@@ -98,68 +103,54 @@ impl Processes {
 
     /// Starts node `id` (the first start creates its data directory).
     pub fn start(&mut self, id: NodeId) -> anyhow::Result<()> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_file(id))
-            .with_context(|| format!("cannot open {}", self.log_file(id).display()))?;
         let data_dir = self.data_dir(id);
+        let log = self.log_file(id);
+        let config_path = self.dir.join(format!("node-{id}.toml"));
         let trace_dir = self.dir.join("traces");
         let node = self
             .nodes
             .get_mut(&id)
             .with_context(|| format!("no node {id}"))?;
-        if node.child.is_some() {
+        if node.process.is_some() {
             return Ok(());
         }
         let s = &self.settings;
-        let mut command = Command::new(&self.bin);
-        command
-            .args([
-                "run",
-                "--cluster-id",
-                &s.cluster_id,
-                "--id",
-                &id.to_string(),
-            ])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--election-timeout-ms")
-            .arg(format!(
-                "{},{}",
-                s.election_timeout_ms[0], s.election_timeout_ms[1]
-            ))
-            .args(["--heartbeat-ms", &s.heartbeat_ms.to_string()])
-            .args(["--snapshot-threshold", &s.snapshot_threshold.to_string()])
-            .args(["--log-level", &s.log_level])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for member in &node.members {
-            command.args(["--peer", member]);
+        let config = FileConfig {
+            cluster_id: Some(s.cluster_id.clone()),
+            id: Some(id),
+            data_dir: Some(data_dir),
+            init: Some(!node.initialized),
+            election_timeout_ms: Some(s.election_timeout_ms),
+            heartbeat_ms: Some(s.heartbeat_ms),
+            snapshot_threshold: Some(s.snapshot_threshold),
+            trace_dir: s.trace.then_some(trace_dir),
+            members: Some(node.members.clone()),
+            ..FileConfig::default()
+        };
+        let mut launch = Launch::new(&self.bin, "node", config, &config_path)
+            .log_to(&log)
+            .log_level(&s.log_level);
+        if let Some(bug) = s.seeded_bug {
+            launch = launch.arg("--seeded-bug").arg(bug.name());
         }
-        if s.trace {
-            command.arg("--trace-dir").arg(&trace_dir);
-        }
-        if let Some(bug) = &s.seeded_bug {
-            command
-                .args(["--seeded-bug", bug])
-                .env(crate::seeded_bug::ALLOW_ENV, "1");
-        }
-        if !node.initialized {
-            command.arg("--init");
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        node.child = Some(child);
+        node.process = Some(launch.spawn()?);
         node.initialized = true;
         node.paused = false;
         Ok(())
     }
 
+    /// Waits until every running node serves (after the first start).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        for node in self.nodes.values_mut() {
+            if let Some(process) = &mut node.process {
+                process.wait_ready(timeout).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_up(&self, id: NodeId) -> bool {
-        self.nodes.get(&id).is_some_and(|n| n.child.is_some())
+        self.nodes.get(&id).is_some_and(|n| n.process.is_some())
     }
 
     pub fn is_paused(&self, id: NodeId) -> bool {
@@ -169,10 +160,9 @@ impl Processes {
     /// SIGKILL: the process dies at once, mid-write if it was writing.
     pub fn kill(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.get_mut(&id)
-            && let Some(mut child) = node.child.take()
+            && let Some(mut process) = node.process.take()
         {
-            let _ = child.kill();
-            let _ = child.wait();
+            process.kill();
             node.paused = false;
         }
     }
@@ -180,10 +170,10 @@ impl Processes {
     /// SIGSTOP: the process freezes (timers, sockets and all).
     pub fn pause(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.get_mut(&id)
-            && let Some(child) = &node.child
+            && let Some(process) = &mut node.process
             && !node.paused
         {
-            signal(child.id(), "-STOP");
+            process.signal("STOP");
             node.paused = true;
         }
     }
@@ -191,10 +181,10 @@ impl Processes {
     /// SIGCONT.
     pub fn resume(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.get_mut(&id)
-            && let Some(child) = &node.child
+            && let Some(process) = &mut node.process
             && node.paused
         {
-            signal(child.id(), "-CONT");
+            process.signal("CONT");
             node.paused = false;
         }
     }
@@ -203,11 +193,11 @@ impl Processes {
     /// not cause is a finding) and forgets them so they can be restarted.
     pub fn reap(&mut self) {
         for (id, node) in &mut self.nodes {
-            if let Some(child) = &mut node.child
-                && let Ok(Some(status)) = child.try_wait()
+            if let Some(process) = &mut node.process
+                && let Some(status) = process.exited()
             {
                 self.unexpected_exits.push((*id, status.to_string()));
-                node.child = None;
+                node.process = None;
                 node.paused = false;
             }
         }
@@ -226,15 +216,4 @@ impl Drop for Processes {
     fn drop(&mut self) {
         self.stop_all();
     }
-}
-
-/// Sends a signal with the `kill` command (no unsafe FFI needed) to a
-/// process this harness started.
-fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::nodes::Processes;
 use super::proxy::Network;
-use crate::proto::kv as pb;
+use raft_node::proto::kv as pb;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,7 +1,7 @@
-//! Short chaos runs for CI: real `raft-node` processes under kill -9,
+//! Short chaos runs for CI: real node processes (`raft-lab node`) under kill -9,
 //! partitions, one-way loss and pauses, with the history checked for
 //! linearizability and durability. The long run is a command:
-//! `cargo run --release -p raft-node -- chaos --time 1800`.
+//! `cargo run --release -p raft-lab -- chaos --time 1800`.
 //!
 //! The runs share the machine's two cores, so they take turns (a lock):
 //! a correct cluster must pass under load, but a run's liveness checks
@@ -11,13 +11,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use raft_node::chaos::faults::FaultKind;
-use raft_node::chaos::{ChaosOptions, ChaosReport, run};
+use raft_lab::chaos::faults::FaultKind;
+use raft_lab::chaos::{ChaosOptions, ChaosReport, run};
+use raft_lab::seeded_bugs::SeededBug;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn options(seconds: u64, seed: u64) -> ChaosOptions {
-    let mut options = ChaosOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_raft-node")));
+    let mut options = ChaosOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")));
     options.duration = Duration::from_secs(seconds);
     options.seed = seed;
     options.verbose = true;
@@ -57,11 +58,11 @@ fn a_correct_cluster_stays_linearizable_and_durable_under_faults() {
 
 /// Runs a node with `bug` until the harness reports it (at most three short
 /// runs with different seeds), and returns the failing report.
-fn catch(bug: &str, faults: &[FaultKind]) -> ChaosReport {
+fn catch(bug: SeededBug, faults: &[FaultKind]) -> ChaosReport {
     let mut last = None;
     for seed in [21, 22, 23] {
         let mut options = options(20, seed);
-        options.settings.seeded_bug = Some(bug.to_owned());
+        options.settings.seeded_bug = Some(bug);
         options.faults = faults.to_vec();
         let report = chaos(options);
         if !report.passed() {
@@ -82,7 +83,7 @@ fn catch(bug: &str, faults: &[FaultKind]) -> ChaosReport {
 #[test]
 fn acknowledging_writes_before_commit_is_caught() {
     let report = catch(
-        "ack-before-commit",
+        SeededBug::AckBeforeCommit,
         &[FaultKind::PartitionLeader, FaultKind::KillLeader],
     );
     assert!(report.violations() > 0 || !report.lost_writes.is_empty());
@@ -91,7 +92,7 @@ fn acknowledging_writes_before_commit_is_caught() {
 #[test]
 fn a_deposed_leader_serving_reads_is_caught() {
     let report = catch(
-        "stale-read",
+        SeededBug::StaleRead,
         &[FaultKind::PartitionLeader, FaultKind::LeaderMute],
     );
     assert!(report.violations() > 0, "{}", report.summary());

@@ -1,4 +1,4 @@
-//! `raft-node compare`: this node against etcd, on the same machine, driven
+//! `raft-lab compare`: this node against etcd, on the same machine, driven
 //! by the same closed-loop gRPC load generator ([`load`]).
 //!
 //! Both clusters run at once (3 processes each, loopback, data on the same
@@ -24,7 +24,7 @@ use floors::Floors;
 use load::{CellResult, CellRun, Op, Pool, Shape, System, Workload};
 
 pub struct CompareOptions {
-    /// Our binary (`raft-node`), started as `raft-node run`.
+    /// The `raft-lab` binary: our nodes run as `raft-lab node`.
     pub ours_binary: PathBuf,
     /// The etcd binary; None runs our system only.
     pub etcd_binary: Option<PathBuf>,

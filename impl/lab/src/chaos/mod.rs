@@ -1,4 +1,4 @@
-//! The chaos harness: a cluster of real `raft-node` processes, concurrent
+//! The chaos harness: a cluster of real node processes, concurrent
 //! clients, injected faults, and a linearizability and durability check of
 //! everything the clients saw.
 //!
@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use raft_model::NodeId;
+use raft_node::config::Member;
 use serde::Serialize;
 
 use faults::{FaultKind, Injector};
@@ -46,7 +47,8 @@ use workload::{Client, Connection, Counts, Recorder};
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct ChaosOptions {
-    /// The `raft-node` binary.
+    /// The `raft-lab` binary (its nodes run as `raft-lab node`, the node
+    /// library with the seeded-bug hooks compiled in).
     pub bin: PathBuf,
     pub nodes: u64,
     pub duration: Duration,
@@ -315,13 +317,13 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     anyhow::ensure!(!options.faults.is_empty(), "no fault kinds selected");
     anyhow::ensure!(
         options.bin.exists(),
-        "the raft-node binary {} does not exist (build it: cargo build --release -p raft-node)",
+        "the raft-lab binary {} does not exist (build it: cargo build --release -p raft-lab)",
         options.bin.display()
     );
     let dir = run_dir(&options)?;
     std::fs::write(dir.join("seed"), format!("{}\n", options.seed))?;
     let ids: Vec<NodeId> = (1..=options.nodes).collect();
-    let ports = crate::ports::free_loopback_ports(ids.len())?;
+    let ports = raft_node::launch::free_loopback_ports(ids.len())?;
     let listen: BTreeMap<NodeId, SocketAddr> = ids
         .iter()
         .zip(&ports)
@@ -329,12 +331,18 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         .collect();
     let network = Network::new();
     let mut proxies = Vec::new();
-    let mut members: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
+    let mut members: BTreeMap<NodeId, Vec<Member>> = BTreeMap::new();
     for &a in &ids {
-        let mut list = vec![format!("{a}={}", listen[&a])];
+        let mut list = vec![Member {
+            id: a,
+            address: listen[&a].to_string(),
+        }];
         for &b in ids.iter().filter(|b| **b != a) {
             let proxy = LinkProxy::start(network.clone(), a, b, listen[&b]).await?;
-            list.push(format!("{b}={}", proxy.address));
+            list.push(Member {
+                id: b,
+                address: proxy.address.to_string(),
+            });
             proxies.push(proxy);
         }
         members.insert(a, list);
@@ -349,6 +357,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     for &id in &ids {
         processes.start(id)?;
     }
+    processes.wait_ready(Duration::from_secs(30)).await?;
     let leader_wait = Instant::now();
     while faults::find_leader(&processes).await.is_none() {
         processes.reap();

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark this node against etcd on this machine, in one command:
 #
-#   impl/bench/compare-etcd.sh [raft-node compare flags...]
-#   e.g. impl/bench/compare-etcd.sh --duration 3s --rounds 2
+#   impl/lab/compare-etcd.sh [raft-lab compare flags...]
+#   e.g. impl/lab/compare-etcd.sh --duration 3s --rounds 2
 #
 # Installs Debian's etcd-server (etcd 3.4) if no `etcd` is on the PATH, builds
-# the node in release mode, and runs `raft-node compare`: a 3-node cluster of
-# each system on 127.0.0.1, data under one temporary directory, the same
-# closed-loop gRPC load for both. Prints the table and writes
-# compare-etcd.json (in the current directory unless --json PATH is given).
+# the lab (the node library plus its harnesses) in release mode, and runs
+# `raft-lab compare`: a 3-node cluster of each system on 127.0.0.1, data under
+# one temporary directory, the same closed-loop gRPC load for both. Prints the
+# table and writes compare-etcd.json (in the current directory unless --json
+# PATH is given).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,5 +26,5 @@ fi
 etcd --version | sed -n 1p >&2
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
-cargo build --release -p raft-node --manifest-path "$repo/Cargo.toml"
-exec "$CARGO_TARGET_DIR/release/raft-node" compare "$@"
+cargo build --release -p raft-lab --manifest-path "$repo/Cargo.toml"
+exec "$CARGO_TARGET_DIR/release/raft-lab" compare "$@"

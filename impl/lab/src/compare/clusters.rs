@@ -1,6 +1,8 @@
 //! The two 3-node clusters under test, each node its own process on
 //! 127.0.0.1, data under the bench's directory (same disk for both), logs
-//! next to the data. Children are killed when the cluster is dropped.
+//! next to the data. Our nodes are started by raft-node's launcher
+//! (`raft_node::launch`, as `raft-lab node`); etcd's members are started
+//! here. Every process is killed when the cluster is dropped.
 //!
 //! Clients go to the leader in both systems: ours reports it in
 //! `Kv/Status`, etcd in `Maintenance/Status` (the member id of the leader,
@@ -11,13 +13,15 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::{Launch, NodeProcess};
 use tokio::process::{Child, Command};
 use tonic::transport::Endpoint;
 
 use crate::proto::etcd as etcd_pb;
 use crate::proto::etcd::maintenance_client::MaintenanceClient;
-use crate::proto::kv as ours_pb;
-use crate::proto::kv::kv_client::KvClient as OursKv;
+use raft_node::proto::kv as ours_pb;
+use raft_node::proto::kv::kv_client::KvClient as OursKv;
 
 use super::load::System;
 
@@ -26,12 +30,18 @@ pub struct Cluster {
     pub system: System,
     /// Client endpoints (HOST:PORT), one per node.
     pub endpoints: Vec<String>,
-    children: Vec<Child>,
+    processes: Processes,
+}
+
+/// The node processes: ours through the launcher, etcd's as plain children.
+enum Processes {
+    Ours(Vec<NodeProcess>),
+    Etcd(Vec<Child>),
 }
 
 /// `count` distinct free loopback ports.
 fn free_ports(count: u64) -> anyhow::Result<Vec<u16>> {
-    crate::ports::free_loopback_ports(count as usize).context("no free loopback ports")
+    raft_node::launch::free_loopback_ports(count as usize).context("no free loopback ports")
 }
 
 fn log_file(path: &Path) -> anyhow::Result<Stdio> {
@@ -52,38 +62,37 @@ fn spawn(mut command: Command, log: &Path, what: &str) -> anyhow::Result<Child> 
 }
 
 impl Cluster {
-    /// Starts `nodes` of our node (the `raft-node` binary at `binary`).
+    /// Starts `nodes` of our node (`binary` is the `raft-lab` binary, run as
+    /// `raft-lab node`).
     pub fn start_ours(binary: &Path, dir: &Path, nodes: u64) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let ports = free_ports(nodes)?;
-        let peers: Vec<String> = (1..=nodes)
+        let members: Vec<Member> = (1..=nodes)
             .zip(&ports)
-            .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
+            .map(|(id, port)| Member {
+                id,
+                address: format!("127.0.0.1:{port}"),
+            })
             .collect();
-        let mut children = Vec::new();
+        let mut processes = Vec::new();
         for id in 1..=nodes {
-            let mut command = Command::new(binary);
-            command
-                .arg("--log-level")
-                .arg("warn")
-                .arg("run")
-                .arg("--cluster-id")
-                .arg("compare")
-                .arg("--id")
-                .arg(id.to_string())
-                .arg("--data-dir")
-                .arg(dir.join(format!("node-{id}")))
-                .arg("--init");
-            for peer in &peers {
-                command.arg("--peer").arg(peer);
-            }
-            let log = dir.join(format!("node-{id}.log"));
-            children.push(spawn(command, &log, &format!("{}", binary.display()))?);
+            let config = FileConfig {
+                cluster_id: Some("compare".into()),
+                id: Some(id),
+                data_dir: Some(dir.join(format!("node-{id}"))),
+                init: Some(true),
+                members: Some(members.clone()),
+                ..FileConfig::default()
+            };
+            let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))
+                .log_to(&dir.join(format!("node-{id}.log")))
+                .log_level("warn");
+            processes.push(launch.spawn()?);
         }
         Ok(Cluster {
             system: System::Ours,
             endpoints: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
-            children,
+            processes: Processes::Ours(processes),
         })
     }
 
@@ -134,23 +143,38 @@ impl Cluster {
                 .iter()
                 .map(|p| format!("127.0.0.1:{p}"))
                 .collect(),
-            children,
+            processes: Processes::Etcd(children),
         })
     }
 
     /// Waits until the cluster has a leader and returns its client endpoint.
     pub async fn wait_for_leader(&mut self, timeout: Duration) -> anyhow::Result<String> {
         let started = Instant::now();
+        if let Processes::Ours(processes) = &mut self.processes {
+            for process in processes {
+                process.wait_ready(timeout).await?;
+            }
+        }
         let mut last = String::from("no answer yet");
         while started.elapsed() < timeout {
-            for (i, child) in self.children.iter_mut().enumerate() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    anyhow::bail!(
-                        "{} node {} exited ({status}) while starting; see its log",
-                        self.system.name(),
-                        i + 1
-                    );
-                }
+            let exited: Vec<(usize, String)> = match &mut self.processes {
+                Processes::Ours(processes) => processes
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, p)| Some((i, p.exited()?.to_string())))
+                    .collect(),
+                Processes::Etcd(children) => children
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, c)| Some((i, c.try_wait().ok()??.to_string())))
+                    .collect(),
+            };
+            if let Some((i, status)) = exited.first() {
+                anyhow::bail!(
+                    "{} node {} exited ({status}) while starting; see its log",
+                    self.system.name(),
+                    i + 1
+                );
             }
             match self.find_leader().await {
                 Ok(Some(leader)) => return Ok(leader),
@@ -188,13 +212,21 @@ impl Cluster {
 
     /// The node processes' ids (for CPU accounting).
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().filter_map(Child::id).collect()
+        match &self.processes {
+            Processes::Ours(processes) => processes.iter().map(NodeProcess::pid).collect(),
+            Processes::Etcd(children) => children.iter().filter_map(Child::id).collect(),
+        }
     }
 
     /// Kills every process (also done on drop).
     pub async fn stop(mut self) {
-        for child in &mut self.children {
-            let _ = child.kill().await;
+        match &mut self.processes {
+            Processes::Ours(processes) => processes.iter_mut().for_each(NodeProcess::kill),
+            Processes::Etcd(children) => {
+                for child in children {
+                    let _ = child.kill().await;
+                }
+            }
         }
     }
 }
