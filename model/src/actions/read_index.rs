@@ -13,28 +13,10 @@
 //! echoes it, so an acknowledgement of round `r` is proof of leadership after
 //! every read of round `<= r` arrived. Many reads share one heartbeat.
 
-use serde::{Deserialize, Serialize};
-
-use crate::actions::NotLeader;
 use crate::effects::Effects;
+use crate::refused::NotLeader;
 use crate::server::{Role, Server};
-use crate::types::{Index, NodeId};
-
-/// A read waiting for its round to be confirmed by a quorum.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PendingRead {
-    /// The driver's identifier for the read.
-    pub id: u64,
-    /// The round that must be acknowledged by a quorum.
-    pub seq: u64,
-}
-
-/// A read the driver may now answer, once its state machine has applied `index`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReadReady {
-    pub id: u64,
-    pub index: Index,
-}
+use crate::types::{NodeId, PendingRead, ReadReady};
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// Spec `ReadIndex`: a leader registers read `read_id` in a new round. The
