@@ -15,13 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &["proto/raft_peer.proto", "proto/kv.proto"],
             &["proto"],
         )?;
-    // The etcd client for `raft-node compare`: client side only, and outside
-    // the descriptor set above so reflection does not advertise it.
-    let mut etcd_config = tonic_prost_build::Config::new();
-    etcd_config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // The disk format (storage's log records and snapshot images): messages
+    // only, and outside the descriptor set, for it is no wire protocol.
+    let mut disk_config = tonic_prost_build::Config::new();
+    disk_config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
+        .build_client(false)
         .build_server(false)
-        .compile_with_config(etcd_config, &["proto/etcd_kv.proto"], &["proto"])?;
+        .compile_with_config(disk_config, &["proto/raft_disk.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

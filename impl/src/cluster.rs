@@ -6,13 +6,15 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::process::{Child, Command};
 
-use crate::config::{FileConfig, Member, NodeConfig};
+use crate::config::{FileConfig, Member};
+use crate::launch::{Launch, NodeProcess};
+
+/// How long `cluster` waits for each node to serve before printing its hints.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct ClusterOptions {
     pub nodes: u64,
@@ -27,91 +29,74 @@ pub struct ClusterOptions {
     pub trace_dir: Option<PathBuf>,
 }
 
-struct ChildNode {
-    id: u64,
-    config_path: PathBuf,
-    child: Option<Child>,
-}
-
 fn check_port_free(address: SocketAddr, what: &str) -> anyhow::Result<()> {
     TcpListener::bind(address)
         .map(drop)
         .with_context(|| format!("{what} port {address} is not free (port in use?)"))
 }
 
-/// Writes one config file per node under `dir` and returns their paths.
-pub fn write_configs(options: &ClusterOptions) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+/// One launch per node: its config (written to `node-<id>.toml` under
+/// `dir`, validated and its ports checked free by [`write_configs`]) and its
+/// log file.
+pub fn launches(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Launch>> {
     if options.nodes == 0 || options.nodes > 99 {
         anyhow::bail!("--nodes must be between 1 and 99");
     }
-    std::fs::create_dir_all(&options.dir)
-        .with_context(|| format!("cannot create {}", options.dir.display()))?;
     let members: Vec<Member> = (1..=options.nodes)
         .map(|id| Member {
             id,
             address: format!("{}:{}", options.host, u64::from(options.base_port) + id - 1),
         })
         .collect();
-    let mut paths = Vec::new();
-    for member in &members {
-        let file = FileConfig {
-            cluster_id: Some(options.cluster_id.clone()),
-            id: Some(member.id),
-            listen: None,
-            data_dir: Some(absolute(&options.dir.join(format!("node-{}", member.id)))?),
-            init: Some(true),
-            metrics: options
-                .metrics_base_port
-                .map(|port| format!("{}:{}", options.host, u64::from(port) + member.id - 1)),
-            snapshot_threshold: options.snapshot_threshold,
-            trace_dir: options.trace_dir.as_deref().map(absolute).transpose()?,
-            members: Some(members.clone()),
-            ..FileConfig::default()
-        };
-        // Validate exactly as `run` will.
-        let config = NodeConfig::from_file_config(file.clone())?;
-        check_port_free(config.listen, &format!("node {}'s gRPC", member.id))?;
+    Ok(members
+        .iter()
+        .map(|member| {
+            let file = FileConfig {
+                cluster_id: Some(options.cluster_id.clone()),
+                id: Some(member.id),
+                listen: None,
+                data_dir: Some(options.dir.join(format!("node-{}", member.id))),
+                init: Some(true),
+                metrics: options
+                    .metrics_base_port
+                    .map(|port| format!("{}:{}", options.host, u64::from(port) + member.id - 1)),
+                snapshot_threshold: options.snapshot_threshold,
+                trace_dir: options.trace_dir.clone(),
+                members: Some(members.clone()),
+                ..FileConfig::default()
+            };
+            let config_path = options.dir.join(format!("node-{}.toml", member.id));
+            // The nodes are independent processes: they outlive this command
+            // if it dies; Ctrl-C stops them explicitly.
+            let mut launch = Launch::new(exe, "run", file, &config_path)
+                .log_to(&options.dir.join(format!("node-{}.log", member.id)))
+                .kill_on_drop(false);
+            launch.log_level = options.log_level.clone();
+            launch
+        })
+        .collect())
+}
+
+/// Writes one config file per node under `dir` (validated exactly as `run`
+/// will, its ports checked free) and returns the launches.
+pub fn write_configs(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Launch>> {
+    let launches = launches(options, exe)?;
+    std::fs::create_dir_all(&options.dir)
+        .with_context(|| format!("cannot create {}", options.dir.display()))?;
+    for launch in &launches {
+        let config = launch.write_config()?;
+        check_port_free(config.listen, &format!("node {}'s gRPC", config.id))?;
         if let Some(metrics) = config.metrics {
-            check_port_free(metrics, &format!("node {}'s metrics", member.id))?;
+            check_port_free(metrics, &format!("node {}'s metrics", config.id))?;
         }
-        let path = options.dir.join(format!("node-{}.toml", member.id));
-        std::fs::write(&path, toml::to_string_pretty(&file)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        paths.push((member.id, path));
     }
-    Ok(paths)
-}
-
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    Ok(std::path::absolute(path)?)
-}
-
-fn spawn(exe: &Path, config: &Path, log: &Path, level: Option<&str>) -> anyhow::Result<Child> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("cannot open log file {}", log.display()))?;
-    let mut command = Command::new(exe);
-    command
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file);
-    if let Some(level) = level {
-        command.arg("--log-level").arg(level);
-    }
-    command
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))
+    Ok(launches)
 }
 
 pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this program's path")?;
-    let configs = write_configs(&options)?;
-    let mut nodes = Vec::new();
+    let launches = write_configs(&options, &exe)?;
+    let mut nodes: Vec<(Launch, Option<NodeProcess>)> = Vec::new();
     println!(
         "cluster {:?}: {} nodes, files in {}",
         options.cluster_id,
@@ -119,22 +104,25 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         options.dir.display()
     );
     println!("{:>4} {:>8}  {:<22} log", "node", "pid", "address");
-    for (id, config_path) in configs {
-        let log = options.dir.join(format!("node-{id}.log"));
-        let child = spawn(&exe, &config_path, &log, options.log_level.as_deref())?;
-        let address = format!("{}:{}", options.host, u64::from(options.base_port) + id - 1);
+    for launch in launches {
+        let process = launch.spawn()?;
         println!(
             "{:>4} {:>8}  {:<22} {}",
-            id,
-            child.id().unwrap_or(0),
-            address,
-            log.display()
+            process.id(),
+            process.pid(),
+            process.address(),
+            launch.log.as_deref().unwrap_or(Path::new("-")).display()
         );
-        nodes.push(ChildNode {
-            id,
-            config_path,
-            child: Some(child),
-        });
+        nodes.push((launch, Some(process)));
+    }
+    // Every node serving before the hints below (a node that fails to start
+    // is reported here, and again by the loop when it notices the exit).
+    for (_, process) in &mut nodes {
+        if let Some(process) = process
+            && let Err(err) = process.wait_ready(READY_TIMEOUT).await
+        {
+            println!("{err:#}");
+        }
     }
     let endpoints: Vec<String> = (1..=options.nodes)
         .map(|id| format!("{}:{}", options.host, u64::from(options.base_port) + id - 1))
@@ -159,19 +147,19 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
-                for node in &mut nodes {
-                    let Some(child) = node.child.as_mut() else { continue };
-                    if let Ok(Some(status)) = child.try_wait() {
+                for (launch, slot) in &mut nodes {
+                    let Some(process) = slot.as_mut() else { continue };
+                    if let Some(status) = process.exited() {
                         println!(
                             "node {} exited ({status}); restart it with: {} run --config {}",
-                            node.id,
+                            process.id(),
                             exe.display(),
-                            node.config_path.display()
+                            launch.config_path.display()
                         );
-                        node.child = None;
+                        *slot = None;
                     }
                 }
-                if nodes.iter().all(|node| node.child.is_none()) {
+                if nodes.iter().all(|(_, process)| process.is_none()) {
                     println!("every node has exited");
                     return Ok(());
                 }
@@ -179,14 +167,9 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         }
     }
     println!("stopping the cluster");
-    for node in &mut nodes {
-        if let Some(child) = node.child.as_mut() {
-            let _ = child.start_kill();
-        }
-    }
-    for node in &mut nodes {
-        if let Some(child) = node.child.as_mut() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    for (_, process) in &mut nodes {
+        if let Some(process) = process {
+            process.kill();
         }
     }
     Ok(())

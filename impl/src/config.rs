@@ -30,6 +30,8 @@ use std::time::Duration;
 use raft_model::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::limits;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -178,9 +180,11 @@ pub struct NodeConfig {
     pub client_timeout: Duration,
     /// Largest snapshot a follower accepts over InstallSnapshot.
     pub max_snapshot_bytes: u64,
-    /// A deliberate bug for testing the chaos harness (never from the file;
-    /// see crate::seeded_bug).
-    pub seeded_bug: Option<crate::seeded_bug::SeededBug>,
+    /// Deliberately wrong behaviour, for the lab's chaos harness (feature
+    /// `seeded-bugs` only; never from the file or `run`'s flags; see
+    /// crate::seeded_bugs).
+    #[cfg(feature = "seeded-bugs")]
+    pub seeded_bugs: crate::seeded_bugs::SeededBugs,
     /// Where core events are recorded, if anywhere (see crate::trace).
     pub trace_dir: Option<PathBuf>,
     /// Mutual TLS for every connection (peers and clients), if configured.
@@ -267,7 +271,7 @@ impl NodeConfig {
             .max_append_entries
             .unwrap_or(raft_model::DEFAULT_MAX_APPEND_ENTRIES)
             .max(1);
-        let fits = crate::peer_client::MAX_MESSAGE_BYTES / crate::kv_service::MAX_ENTRY_BYTES;
+        let fits = limits::MAX_MESSAGE_BYTES / limits::MAX_ENTRY_BYTES;
         if max_append_entries > fits {
             return Err(ConfigError::TooManyEntries {
                 max_append_entries,
@@ -291,8 +295,9 @@ impl NodeConfig {
             max_append_entries,
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
-            max_snapshot_bytes: 1 << 30,
-            seeded_bug: None,
+            max_snapshot_bytes: limits::MAX_SNAPSHOT_BYTES,
+            #[cfg(feature = "seeded-bugs")]
+            seeded_bugs: Default::default(),
             trace_dir: file.trace_dir,
             tls: crate::tls::TlsFiles::from_parts(file.tls_cert, file.tls_key, file.tls_ca)?
                 .map(|files| files.load())

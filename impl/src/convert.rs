@@ -8,17 +8,12 @@
 use imbl::Vector;
 use raft_model::{Body, Config, Entry, Index, Message, NodeId, Payload, SnapshotMeta};
 
-use crate::kv::{CommandResult, KvCommand, KvImage, KvOp};
+use crate::kv::{KvCommand, KvImage, KvOp};
+use crate::limits::{MAX_ENTRIES_PER_REQUEST, MAX_INDEX};
 use crate::proto::peer as pb;
 
 /// The message type the node exchanges with its core.
 pub type Msg = Message<KvCommand, KvImage>;
-
-/// No honest log gets anywhere near this; refusing larger values keeps every
-/// `index + n` in the core far from overflow.
-pub const MAX_INDEX: Index = 1 << 62;
-/// The most entries one AppendEntries request may carry.
-pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConvertError {
@@ -108,21 +103,6 @@ pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertErr
         term: index("entry.term", entry.term)?,
         payload,
     })
-}
-
-pub fn result_to_proto(result: &CommandResult) -> pb::CommandResult {
-    pb::CommandResult {
-        previous: result.previous.clone(),
-        succeeded: result.succeeded,
-    }
-}
-
-pub fn result_from_proto(result: Option<pb::CommandResult>) -> CommandResult {
-    let result = result.unwrap_or_default();
-    CommandResult {
-        previous: result.previous,
-        succeeded: result.succeeded,
-    }
 }
 
 pub fn config_from_members(members: &[u64]) -> Result<Config, ConvertError> {

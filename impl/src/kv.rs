@@ -3,19 +3,16 @@
 //!
 //! Both live in `imbl::OrdMap`s, so a snapshot of the whole state machine is
 //! an O(1) clone that can be serialized on another thread while the node
-//! keeps applying (design.md, "Persistent structures"). The sessions are part
-//! of the image, so exactly-once survives snapshots and InstallSnapshot.
+//! keeps applying: a persistent structure shares everything unchanged with
+//! its clone, so taking a snapshot never stops the event loop. The sessions
+//! are part of the image, so exactly-once survives snapshots and
+//! InstallSnapshot.
 
 use imbl::OrdMap;
 use raft_model::Index;
 use serde::{Deserialize, Serialize};
 
-/// The most client sessions the state machine remembers. Past it, the session
-/// applied longest ago is forgotten (deterministically: every replica applies
-/// the same log, so every replica evicts the same session). A client whose
-/// session was evicted loses exactly-once only for a write it retries after
-/// that many other clients have written since.
-pub const MAX_SESSIONS: usize = 100_000;
+use crate::limits::MAX_SESSIONS;
 
 /// A write, as stored in the log: the operation and the client session it
 /// belongs to. `client_id == 0` means "no session" (a one-off write, e.g. from

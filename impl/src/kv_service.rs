@@ -16,17 +16,10 @@ use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
 use crate::kv::{KvCommand, KvOp};
-use crate::node::{Applied, ClientError, Input};
+use crate::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::proto::kv as pb;
 use crate::proto::kv::kv_server::Kv;
-
-/// Keys and values are bounded so that a full AppendEntries request
-/// (`max_append_entries` entries) always fits in one gRPC message.
-pub const MAX_KEY_BYTES: usize = 4 << 10;
-pub const MAX_VALUE_BYTES: usize = 64 << 10;
-/// The largest encoded log entry: a compare-and-swap with a maximal key,
-/// expected value and new value, plus framing.
-pub const MAX_ENTRY_BYTES: usize = MAX_KEY_BYTES + 2 * MAX_VALUE_BYTES + 64;
+use crate::types::{Applied, ClientError, Input};
 
 pub const LEADER_ID_HEADER: &str = "raft-leader-id";
 pub const LEADER_ADDR_HEADER: &str = "raft-leader-addr";

@@ -3,9 +3,9 @@
 //! Inputs arrive on one channel (peer RPCs, client proposals and reads,
 //! status and snapshot requests, background-snapshot completions) or from the
 //! two timers (a randomized election timeout and the heartbeat). The loop
-//! takes one input, then every input already waiting (up to [`MAX_BATCH`]),
-//! feeding each to the core; then it performs the batch's effects in the
-//! order the design requires:
+//! takes one input, then every input already waiting (up to
+//! [`MAX_BATCH`](crate::limits::MAX_BATCH)), feeding each to the core; then
+//! it performs the batch's effects in this order:
 //!
 //! 1. **persist** everything the batch changed — hard state, log entries, a
 //!    new snapshot — in one append to the log file and one fdatasync
@@ -27,9 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_model::{
-    Committed, Effects, Index, NodeId, Persist, Refused, Role, Server, SnapshotMeta, Step, Term,
-};
+use raft_model::{Committed, Effects, Index, Persist, Refused, Role, SnapshotMeta, Step, Term};
 use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -37,112 +35,15 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::NodeConfig;
 use crate::convert::Msg;
-use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
+use crate::kv::{KvCommand, KvImage};
+use crate::limits::MAX_BATCH;
 use crate::metrics as m;
 use crate::peer_client::Peers;
-use crate::seeded_bug::{self, SeededBug};
-use crate::snapshot_file;
-use crate::storage::{self, Storage, StorageError, WriteBatch};
+#[cfg(feature = "seeded-bugs")]
+use crate::seeded_bugs;
+use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
-
-/// The core as this node instantiates it.
-pub type Core = Server<KvCommand, KvImage>;
-
-/// The most inputs folded into one batch (one fsync).
-pub const MAX_BATCH: usize = 1024;
-/// Capacity of the event loop's input channel: senders wait when it is full.
-pub const INBOX_CAPACITY: usize = 4096;
-
-/// Everything the event loop reacts to besides its timers.
-pub enum Input {
-    /// A request from a peer; the core's reply goes back on `reply` (None:
-    /// the core dropped the message).
-    PeerRequest {
-        message: Msg,
-        reply: oneshot::Sender<Option<Msg>>,
-    },
-    /// A peer's answer to one of our requests.
-    PeerResponse(Msg),
-    Propose {
-        command: KvCommand,
-        reply: oneshot::Sender<Result<Applied, ClientError>>,
-    },
-    Read {
-        key: String,
-        reply: oneshot::Sender<Result<ReadValue, ClientError>>,
-    },
-    Status {
-        reply: oneshot::Sender<NodeStatus>,
-    },
-    /// Take a snapshot now (operators, tests and the bench).
-    TakeSnapshot {
-        reply: oneshot::Sender<Result<SnapshotReport, String>>,
-    },
-    /// A background snapshot finished writing its file.
-    SnapshotWritten(Result<SnapshotReport, String>, SnapshotMeta, KvImage),
-}
-
-/// A write that applied.
-#[derive(Clone, Debug)]
-pub struct Applied {
-    pub index: Index,
-    pub result: CommandResult,
-}
-
-/// A linearizable read's answer.
-#[derive(Clone, Debug)]
-pub struct ReadValue {
-    pub value: Option<String>,
-    pub index: Index,
-}
-
-/// What one snapshot cost.
-#[derive(Clone, Debug)]
-pub struct SnapshotReport {
-    pub index: Index,
-    pub keys: usize,
-    pub bytes: u64,
-    /// Serializing and writing (with fsync) the image, off the event loop.
-    pub write_time: Duration,
-}
-
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("not the leader")]
-    NotLeader { leader: Option<NodeId> },
-    #[error("{0}")]
-    Retry(String),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("the node is shutting down")]
-    Stopped,
-}
-
-impl ClientError {
-    /// A client's request the core refused.
-    fn refused(refused: Refused) -> Self {
-        match refused {
-            Refused::NotLeader(not_leader) => ClientError::NotLeader {
-                leader: not_leader.leader_hint,
-            },
-            other => ClientError::Retry(other.to_string()),
-        }
-    }
-}
-
-/// What the status call reports.
-#[derive(Clone, Debug)]
-pub struct NodeStatus {
-    pub id: NodeId,
-    pub role: Role,
-    pub term: Term,
-    pub leader: Option<NodeId>,
-    pub commit_index: Index,
-    pub applied_index: Index,
-    pub last_log_index: Index,
-    pub snapshot_index: Index,
-    pub members: Vec<NodeId>,
-}
+use crate::types::{Applied, ClientError, Core, Input, NodeStatus, ReadValue, SnapshotReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -344,7 +245,8 @@ impl EventLoop {
                 }
             },
             Input::Read { key, reply } => {
-                if self.config.seeded_bug == Some(SeededBug::StaleRead) && self.core.is_leader() {
+                #[cfg(feature = "seeded-bugs")]
+                if self.config.seeded_bugs.stale_read && self.core.is_leader() {
                     // SEEDED BUG (testing only): no ReadIndex round.
                     let value = self.image.get(&key).cloned();
                     let index = self.applied;
@@ -463,17 +365,17 @@ impl EventLoop {
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
-            batch.hard_state = Some((self.core.current_term(), self.core.voted_for()));
+            batch.set_hard_state(self.core.current_term(), self.core.voted_for());
         }
         if ready.persist.snapshot {
-            batch.snapshot = Some(self.core.snapshot().clone());
             // An installed snapshot may have discarded the whole log.
-            batch.last_index = Some(self.core.log().last_index());
+            batch.set_snapshot(self.core.snapshot(), self.core.log());
         }
         if let Some(from) = ready.persist.log_from {
-            storage::log_batch(self.core.log(), from, &mut batch);
+            batch.set_log_from(self.core.log(), from);
         }
         if !batch.is_empty() {
+            batch.set_commit_index(self.core.commit_index());
             let storage = self.storage.clone();
             let started = Instant::now();
             tokio::task::spawn_blocking(move || storage.write(batch))
@@ -481,10 +383,16 @@ impl EventLoop {
                 .map_err(|err| NodeError::Join(err.to_string()))??;
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
+        self.storage.assert_durable(
+            self.core.current_term(),
+            self.core.voted_for(),
+            self.core.log(),
+        );
         self.trace.persisted();
-        if self.config.seeded_bug == Some(SeededBug::AckBeforeCommit) && self.core.is_leader() {
+        #[cfg(feature = "seeded-bugs")]
+        if self.config.seeded_bugs.ack_before_commit && self.core.is_leader() {
             // SEEDED BUG (testing only): answer writes before they commit.
-            seeded_bug::ack_uncommitted(
+            seeded_bugs::ack_uncommitted(
                 &self.image,
                 self.applied,
                 self.core.log(),
@@ -663,17 +571,17 @@ impl EventLoop {
             config: self.core.config().clone(),
         };
         let image = self.image.clone();
-        let dir = self.storage.dir().to_owned();
+        let storage = self.storage.clone();
         let inbox = self.inbox_tx.clone();
         self.snapshot_in_progress = true;
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let bytes = snapshot_file::encode(&meta, &image);
-            let result = snapshot_file::write_file(&dir, index, term, &bytes)
-                .map(|_| SnapshotReport {
+            let result = storage
+                .write_snapshot_file(&meta, &image)
+                .map(|bytes| SnapshotReport {
                     index,
                     keys: image.data.len(),
-                    bytes: bytes.len() as u64,
+                    bytes,
                     write_time: started.elapsed(),
                 })
                 .map_err(|err| err.to_string());

@@ -27,16 +27,11 @@ use tracing::{debug, trace};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Msg};
-use crate::node::Input;
+use crate::limits::{MAX_MESSAGE_BYTES, PEER_QUEUE, SNAPSHOT_CHUNK};
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_client::RaftPeerClient;
-use crate::snapshot_file;
-
-const QUEUE: usize = 256;
-/// InstallSnapshot streams the image in chunks of this size.
-pub const SNAPSHOT_CHUNK: usize = 1 << 20;
-/// Largest gRPC message a node sends or accepts.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+use crate::storage::snapshot_file;
+use crate::types::Input;
 
 pub struct Peers {
     queues: BTreeMap<NodeId, mpsc::Sender<Msg>>,
@@ -65,7 +60,7 @@ impl Peers {
             let client = RaftPeerClient::new(endpoint.connect_lazy())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            let (tx, rx) = mpsc::channel(QUEUE);
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
             queues.insert(peer, tx);
             let sender = PeerSender {
                 cluster_id: config.cluster_id.clone(),

@@ -16,10 +16,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Addressing, Msg};
-use crate::node::Input;
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_server::RaftPeer;
-use crate::snapshot_file;
+use crate::storage::snapshot_file;
+use crate::types::Input;
 
 pub struct PeerService {
     cluster_id: String,

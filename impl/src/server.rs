@@ -13,11 +13,13 @@ use tracing::{info, warn};
 
 use crate::config::NodeConfig;
 use crate::kv_service::KvService;
-use crate::node::{self, EventLoop, Input, NodeError, NodeStatus, SnapshotReport};
-use crate::peer_client::{MAX_MESSAGE_BYTES, Peers};
+use crate::limits::{INBOX_CAPACITY, MAX_MESSAGE_BYTES};
+use crate::node::{self, EventLoop, NodeError};
+use crate::peer_client::Peers;
 use crate::peer_service::PeerService;
 use crate::proto;
 use crate::storage::{Identity, Storage};
+use crate::types::{Input, NodeStatus, SnapshotReport};
 
 /// A running node. Dropping it does not stop it; call [`RunningNode::stop`].
 pub struct RunningNode {
@@ -85,7 +87,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         None => crate::trace::Tracer::default(),
     };
 
-    let (inbox_tx, inbox) = mpsc::channel(node::INBOX_CAPACITY);
+    let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
     let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone())?;
     let event_loop = EventLoop::new(
         config.clone(),

@@ -23,7 +23,7 @@ use tracing::{error, info};
 
 use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
-use crate::node::Core;
+use crate::types::Core;
 
 /// A step as the trace records it: the message stripped, the image left out.
 pub struct Traced(TracedStep<KvCommand>);

@@ -195,7 +195,7 @@ async fn truncated_data_files_are_refused() {
             // Where the records end, and the boundaries before the last and
             // a middle record: each looks like an end to a reader.
             let bytes = std::fs::read(&file).unwrap();
-            let contents = raft_node::log_file::parse(&file, &bytes).unwrap();
+            let contents = raft_node::storage::log_file::parse(&file, &bytes).unwrap();
             let records = &contents.records;
             cuts.extend([
                 contents.end,
@@ -224,7 +224,9 @@ async fn truncated_data_files_are_refused() {
 /// Where the log file's records end (zeros, preallocated, follow them).
 fn records_end(log: &Path) -> usize {
     let bytes = std::fs::read(log).unwrap();
-    raft_node::log_file::parse(log, &bytes).unwrap().end as usize
+    raft_node::storage::log_file::parse(log, &bytes)
+        .unwrap()
+        .end as usize
 }
 
 /// An incomplete record after the last one (a batch whose write a crash cut

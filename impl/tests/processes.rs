@@ -9,44 +9,39 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::{Launch, NodeProcess, signal};
+
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
 /// Ports the OS says are free right now.
 fn free_ports(count: usize) -> Vec<u16> {
-    raft_node::ports::free_loopback_ports(count).expect("free loopback ports")
+    raft_node::launch::free_loopback_ports(count).expect("free loopback ports")
 }
 
-struct Nodes {
-    children: Vec<Option<Child>>,
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start_node(dir: &Path, id: usize, peers: &[String], init: bool) -> Child {
-    let mut command = Command::new(BIN);
-    command
-        .args(["run", "--cluster-id", "proc-test", "--id", &id.to_string()])
-        .arg("--data-dir")
-        .arg(dir.join(format!("node-{id}")))
-        .args(["--election-timeout-ms", "150,300", "--heartbeat-ms", "30"])
-        .args(["--log-level", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for peer in peers {
-        command.args(["--peer", peer]);
-    }
-    if init {
-        command.arg("--init");
-    }
-    command.spawn().expect("raft-node starts")
+/// `raft-node run` for node `id` of `members`, through the launcher (a
+/// dropped process is killed).
+fn start_node(dir: &Path, id: u64, members: &[Member], init: bool) -> NodeProcess {
+    let config = FileConfig {
+        cluster_id: Some("proc-test".into()),
+        id: Some(id),
+        data_dir: Some(dir.join(format!("node-{id}"))),
+        init: Some(init),
+        election_timeout_ms: Some([150, 300]),
+        heartbeat_ms: Some(30),
+        members: Some(members.to_vec()),
+        ..FileConfig::default()
+    };
+    Launch::new(
+        Path::new(BIN),
+        "run",
+        config,
+        &dir.join(format!("node-{id}.toml")),
+    )
+    .log_to(&dir.join(format!("node-{id}.log")))
+    .log_level("warn")
+    .spawn()
+    .expect("raft-node starts")
 }
 
 fn client(endpoints: &str, args: &[&str]) -> Output {
@@ -78,21 +73,21 @@ fn leader(endpoints: &str) -> usize {
 fn quick_start_survives_killing_the_leader_process() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(3);
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+    let members: Vec<Member> = (1..)
+        .zip(&ports)
+        .map(|(id, port)| Member {
+            id,
+            address: format!("127.0.0.1:{port}"),
+        })
         .collect();
     let endpoints = ports
         .iter()
         .map(|port| format!("127.0.0.1:{port}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut nodes = Nodes {
-        children: (1..=3)
-            .map(|id| Some(start_node(dir.path(), id, &peers, true)))
-            .collect(),
-    };
+    let mut nodes: Vec<Option<NodeProcess>> = (1..=3)
+        .map(|id| Some(start_node(dir.path(), id, &members, true)))
+        .collect();
 
     let put = client(&endpoints, &["put", "greeting", "hello"]);
     assert!(put.status.success(), "{put:?}");
@@ -100,9 +95,8 @@ fn quick_start_survives_killing_the_leader_process() {
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
 
     let old = leader(&endpoints);
-    let mut process = nodes.children[old - 1].take().unwrap();
-    process.kill().unwrap(); // SIGKILL
-    process.wait().unwrap();
+    let mut process = nodes[old - 1].take().unwrap();
+    process.kill(); // SIGKILL
 
     let put = client(&endpoints, &["put", "greeting", "again"]);
     assert!(put.status.success(), "{put:?}");
@@ -111,17 +105,9 @@ fn quick_start_survives_killing_the_leader_process() {
     assert_ne!(leader(&endpoints), old);
 
     // The killed node restarts from its data (no --init) and rejoins.
-    nodes.children[old - 1] = Some(start_node(dir.path(), old, &peers, false));
+    nodes[old - 1] = Some(start_node(dir.path(), old as u64, &members, false));
     let put = client(&endpoints, &["put", "greeting", "third"]);
     assert!(put.status.success(), "{put:?}");
-}
-
-/// Sends `signal` to a process this test started (directly or through `cluster`).
-fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// A base port with `count` consecutive free ports after it.
@@ -145,9 +131,9 @@ struct ClusterProcess {
 
 impl Drop for ClusterProcess {
     fn drop(&mut self) {
-        signal(self.child.id(), "-INT");
+        signal(self.child.id(), "INT");
         for pid in &self.node_pids {
-            signal(*pid, "-KILL");
+            signal(*pid, "KILL");
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -201,7 +187,7 @@ fn the_cluster_command_runs_the_quick_start() {
     let get = client(&endpoints, &["get", "greeting"]);
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
     let old = leader(&endpoints);
-    signal(pids[&old], "-KILL");
+    signal(pids[&old], "KILL");
     let put = client(&endpoints, &["put", "greeting", "again"]);
     assert!(put.status.success(), "{put:?}");
     let get = client(&endpoints, &["get", "greeting"]);

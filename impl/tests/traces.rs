@@ -8,48 +8,40 @@
 //! state field altered) must each be rejected with a clear message.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use raft_node::client::KvClient;
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::{Launch, NodeProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
 fn free_ports(count: usize) -> Vec<u16> {
-    raft_node::ports::free_loopback_ports(count).expect("free loopback ports")
+    raft_node::launch::free_loopback_ports(count).expect("free loopback ports")
 }
 
+/// Three `raft-node run` processes, started through the launcher (a dropped
+/// process is killed).
 struct Cluster {
     dir: PathBuf,
-    peers: Vec<String>,
-    children: Vec<Option<Child>>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    members: Vec<Member>,
+    processes: Vec<Option<NodeProcess>>,
 }
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
         let ports = free_ports(3);
-        let peers: Vec<String> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+        let members: Vec<Member> = (1..)
+            .zip(&ports)
+            .map(|(id, port)| Member {
+                id,
+                address: format!("127.0.0.1:{port}"),
+            })
             .collect();
         let mut cluster = Cluster {
             dir: dir.to_owned(),
-            peers,
-            children: vec![None, None, None],
+            members,
+            processes: vec![None, None, None],
         };
         for id in 1..=3 {
             cluster.spawn(id, true);
@@ -58,50 +50,42 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: usize, init: bool) {
-        let mut command = Command::new(BIN);
-        command
-            .args(["run", "--cluster-id", "trace-test", "--id", &id.to_string()])
-            .arg("--data-dir")
-            .arg(self.dir.join(format!("node-{id}")))
-            .arg("--trace-dir")
-            .arg(self.dir.join("traces"))
-            .args(["--election-timeout-ms", "150,300", "--heartbeat-ms", "30"])
-            .args(["--snapshot-threshold", "25"])
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for peer in &self.peers {
-            command.args(["--peer", peer]);
-        }
-        if init {
-            command.arg("--init");
-        }
-        self.children[id - 1] = Some(command.spawn().expect("raft-node starts"));
+        let config = FileConfig {
+            cluster_id: Some("trace-test".into()),
+            id: Some(id as u64),
+            data_dir: Some(self.dir.join(format!("node-{id}"))),
+            trace_dir: Some(self.dir.join("traces")),
+            election_timeout_ms: Some([150, 300]),
+            heartbeat_ms: Some(30),
+            snapshot_threshold: Some(25),
+            init: Some(init),
+            members: Some(self.members.clone()),
+            ..FileConfig::default()
+        };
+        let launch = Launch::new(
+            Path::new(BIN),
+            "run",
+            config,
+            &self.dir.join(format!("node-{id}.toml")),
+        )
+        .log_to(&self.dir.join(format!("node-{id}.log")))
+        .log_level("warn");
+        self.processes[id - 1] = Some(launch.spawn().expect("raft-node starts"));
     }
 
     fn kill(&mut self, id: usize) {
-        if let Some(mut child) = self.children[id - 1].take() {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reaped");
+        if let Some(mut process) = self.processes[id - 1].take() {
+            process.kill();
         }
     }
 
-    fn signal(&self, id: usize, signal: &str) {
-        let child = self.children[id - 1].as_ref().expect("running");
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
+    fn signal(&mut self, id: usize, signal: &str) {
+        let process = self.processes[id - 1].as_mut().expect("running");
+        assert!(process.signal(signal), "SIG{signal} to node {id}");
     }
 
     fn endpoints(&self) -> Vec<String> {
-        self.peers
-            .iter()
-            .map(|p| p.split_once('=').unwrap().1.to_string())
-            .collect()
+        self.members.iter().map(|m| m.address.clone()).collect()
     }
 }
 
@@ -166,10 +150,10 @@ async fn record(dir: &Path) -> PathBuf {
 
     // A follower paused past the election timeout: messages to it are lost.
     let follower = first % 3 + 1;
-    cluster.signal(follower, "-STOP");
+    cluster.signal(follower, "STOP");
     write(&mut client, 30, 40).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    cluster.signal(follower, "-CONT");
+    cluster.signal(follower, "CONT");
     write(&mut client, 40, 50).await;
 
     // The leader killed mid-traffic, then restarted.

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use imbl::Vector;
 
-use crate::actions::ReadReady;
 use crate::message::Message;
+use crate::types::ReadReady;
 use crate::types::{Entry, Index};
 
 /// What changed in persistent state and must be durable **before** any of the

@@ -21,22 +21,25 @@
 //! snapshot carries. Every persistent collection is an `imbl` structure, so
 //! cloning a whole server is O(1).
 
+mod action;
 mod actions;
 pub mod bugs;
 mod effects;
 mod log;
 mod message;
+mod refused;
 mod server;
 mod snapshot;
 mod step;
 mod types;
 
-pub use actions::{CompactError, NotLeader, PendingRead, ReadReady};
+pub use action::Action;
 pub use bugs::{Bug, Bugs};
 pub use effects::{Committed, Effects, Persist};
 pub use log::Log;
 pub use message::{Body, Message};
+pub use refused::{CompactError, NotLeader, Refused};
 pub use server::{DEFAULT_MAX_APPEND_ENTRIES, Role, Server};
 pub use snapshot::{Snapshot, SnapshotMeta};
-pub use step::{Action, Refused, Step};
-pub use types::{Config, Entry, Index, NodeId, Payload, Term};
+pub use step::Step;
+pub use types::{Config, Entry, Index, NodeId, Payload, PendingRead, ReadReady, Term};

@@ -2,7 +2,7 @@
 
 use imbl::{OrdMap, OrdSet, Vector};
 
-use crate::actions::PendingRead;
+use crate::types::PendingRead;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bugs;

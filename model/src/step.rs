@@ -16,95 +16,12 @@ use std::borrow::Borrow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::{CompactError, NotLeader};
+use crate::action::Action;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
+use crate::refused::Refused;
 use crate::server::Server;
 use crate::types::Index;
-
-/// The spec's server actions, by name (spec/Raft.tla).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Action {
-    Timeout,
-    SendAppendEntries,
-    ClientRequest,
-    ReadIndex,
-    HandleRequestVoteRequest,
-    HandleRequestVoteResponse,
-    HandleAppendEntriesRequest,
-    HandleAppendEntriesResponse,
-    HandleInstallSnapshotRequest,
-    HandleInstallSnapshotResponse,
-    CompactLog,
-    Restart,
-}
-
-impl Action {
-    /// Every action, in the order of spec/Raft.tla's `Next`.
-    pub const ALL: [Action; 12] = [
-        Action::Timeout,
-        Action::SendAppendEntries,
-        Action::ClientRequest,
-        Action::ReadIndex,
-        Action::HandleRequestVoteRequest,
-        Action::HandleRequestVoteResponse,
-        Action::HandleAppendEntriesRequest,
-        Action::HandleAppendEntriesResponse,
-        Action::HandleInstallSnapshotRequest,
-        Action::HandleInstallSnapshotResponse,
-        Action::CompactLog,
-        Action::Restart,
-    ];
-
-    /// The spec's name of the action.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Timeout => "Timeout",
-            Action::SendAppendEntries => "SendAppendEntries",
-            Action::ClientRequest => "ClientRequest",
-            Action::ReadIndex => "ReadIndex",
-            Action::HandleRequestVoteRequest => "HandleRequestVoteRequest",
-            Action::HandleRequestVoteResponse => "HandleRequestVoteResponse",
-            Action::HandleAppendEntriesRequest => "HandleAppendEntriesRequest",
-            Action::HandleAppendEntriesResponse => "HandleAppendEntriesResponse",
-            Action::HandleInstallSnapshotRequest => "HandleInstallSnapshotRequest",
-            Action::HandleInstallSnapshotResponse => "HandleInstallSnapshotResponse",
-            Action::CompactLog => "CompactLog",
-            Action::Restart => "Restart",
-        }
-    }
-
-    /// The handler action for a message of this kind.
-    pub fn receiving<C: Clone, S>(body: &Body<C, S>) -> Action {
-        match body {
-            Body::RequestVoteRequest { .. } => Action::HandleRequestVoteRequest,
-            Body::RequestVoteResponse { .. } => Action::HandleRequestVoteResponse,
-            Body::AppendEntriesRequest { .. } => Action::HandleAppendEntriesRequest,
-            Body::AppendEntriesResponse { .. } => Action::HandleAppendEntriesResponse,
-            Body::InstallSnapshotRequest { .. } => Action::HandleInstallSnapshotRequest,
-            Body::InstallSnapshotResponse { .. } => Action::HandleInstallSnapshotResponse,
-        }
-    }
-
-    /// Does this action handle a received message?
-    pub fn is_handler(self) -> bool {
-        matches!(
-            self,
-            Action::HandleRequestVoteRequest
-                | Action::HandleRequestVoteResponse
-                | Action::HandleAppendEntriesRequest
-                | Action::HandleAppendEntriesResponse
-                | Action::HandleInstallSnapshotRequest
-                | Action::HandleInstallSnapshotResponse
-        )
-    }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One spec action with its input: what a driver feeds [`Server::step`].
 ///
@@ -238,47 +155,6 @@ impl<C, S, M> Step<C, S, M> {
         }
     }
 }
-
-/// Why [`Server::step`] took no step. Every refusal leaves the server
-/// unchanged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Refused {
-    /// ClientRequest or ReadIndex at a server that is not the leader.
-    NotLeader(NotLeader),
-    /// CompactLog to an index that cannot be compacted.
-    Compact(CompactError),
-    /// A message not addressed to this server, from itself, or from a
-    /// non-member: the core never trusts its input.
-    Misaddressed,
-    /// A handler step holding a message of another kind (see [`Step::receive`]).
-    WrongKind { action: Action, kind: &'static str },
-    /// The action's enabling condition in the spec does not hold: Timeout
-    /// at a leader, at a server outside the configuration or at the last
-    /// representable term; SendAppendEntries at a server that is not the
-    /// leader. A driver's timers fire regardless of role; the core says
-    /// whether the firing is an action.
-    NotEnabled(Action),
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::NotLeader(not_leader) => not_leader.fmt(f),
-            Refused::Compact(error) => error.fmt(f),
-            Refused::Misaddressed => f.write_str(
-                "the message is not addressed to this server by another member of its configuration",
-            ),
-            Refused::WrongKind { action, kind } => {
-                write!(f, "{action} cannot handle a {kind}")
-            }
-            Refused::NotEnabled(action) => {
-                write!(f, "{action} is not enabled in this server's state")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Refused {}
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// Takes one spec action: dispatches `step` to the transition function

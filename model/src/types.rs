@@ -72,3 +72,19 @@ impl Config {
         Config::new(self.members.iter().map(|id| f(*id)))
     }
 }
+
+/// A read waiting for its round to be confirmed by a quorum.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PendingRead {
+    /// The driver's identifier for the read.
+    pub id: u64,
+    /// The round that must be acknowledged by a quorum.
+    pub seq: u64,
+}
+
+/// A read the driver may now answer, once its state machine has applied `index`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReadReady {
+    pub id: u64,
+    pub index: Index,
+}

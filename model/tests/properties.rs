@@ -65,3 +65,11 @@ fn persist_effects_make_everything_durable_before_messages_leave() {
     }
     check(property);
 }
+
+#[test]
+fn effects_hand_the_driver_every_committed_entry_once_in_order() {
+    fn property(scenario: Scenario) -> TestResult {
+        holds(&scenario, Property::Applied)
+    }
+    check(property);
+}

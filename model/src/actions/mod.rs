@@ -15,31 +15,10 @@ mod replication;
 mod restart;
 mod snapshot;
 
-pub use read_index::{PendingRead, ReadReady};
-pub use snapshot::CompactError;
-
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::server::{Role, Server};
 use crate::types::{Index, NodeId, Term};
-
-/// Why a client request was not appended.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct NotLeader {
-    /// The leader this server last heard from in its current term, if any.
-    pub leader_hint: Option<NodeId>,
-}
-
-impl std::fmt::Display for NotLeader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.leader_hint {
-            Some(leader) => write!(f, "not the leader; the leader is {leader}"),
-            None => write!(f, "not the leader; no leader is known"),
-        }
-    }
-}
-
-impl std::error::Error for NotLeader {}
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// The handler step for `message` ([`crate::Step::receive`]), with a
@@ -47,7 +26,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// from a non-member dropped without effect: the core never trusts its
     /// input.
     pub fn receive(&mut self, message: &Message<C, S>) -> Effects<C, S> {
-        self.step(crate::Step::receive(message)).unwrap_or_default()
+        self.step(crate::step::Step::receive(message))
+            .unwrap_or_default()
     }
 
     /// Is this message addressed to us, from another member of our configuration?

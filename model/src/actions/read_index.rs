@@ -13,28 +13,10 @@
 //! echoes it, so an acknowledgement of round `r` is proof of leadership after
 //! every read of round `<= r` arrived. Many reads share one heartbeat.
 
-use serde::{Deserialize, Serialize};
-
-use crate::actions::NotLeader;
 use crate::effects::Effects;
+use crate::refused::NotLeader;
 use crate::server::{Role, Server};
-use crate::types::{Index, NodeId};
-
-/// A read waiting for its round to be confirmed by a quorum.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PendingRead {
-    /// The driver's identifier for the read.
-    pub id: u64,
-    /// The round that must be acknowledged by a quorum.
-    pub seq: u64,
-}
-
-/// A read the driver may now answer, once its state machine has applied `index`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReadReady {
-    pub id: u64,
-    pub index: Index,
-}
+use crate::types::{NodeId, PendingRead, ReadReady};
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// Spec `ReadIndex`: a leader registers read `read_id` in a new round. The
@@ -220,8 +202,81 @@ mod tests {
         assert_eq!(servers[1].read_index(8).unwrap_err().leader_hint, Some(1));
     }
 
+    /// Server 1, holding an entry of term 1 nobody else has, wins term 2
+    /// with server 2's vote. Server 2's log is empty, so it rejects the new
+    /// leader's first AppendEntries — but the rejection is of term 2 and
+    /// echoes the read round, so it confirms leadership without committing
+    /// anything of term 2.
     #[test]
     fn a_new_leader_answers_reads_only_after_committing_in_its_term() {
+        let config = Config::new([1, 2, 3]);
+        let mut log = crate::Log::default();
+        log.append(crate::Entry {
+            term: 1,
+            payload: crate::Payload::Noop,
+        });
+        let snapshot = crate::Snapshot {
+            meta: crate::SnapshotMeta {
+                last_index: 0,
+                last_term: 0,
+                config: config.clone(),
+            },
+            data: (),
+        };
+        let mut leader: TestServer = Server::recover(1, 1, None, snapshot, log);
+        let mut follower: TestServer = Server::new(2, config, ());
+        let votes = leader.timeout().messages;
+        let vote = follower.receive(&votes[0]).messages.remove(0);
+        leader.receive(&vote);
+        assert!(leader.is_leader());
+        assert_eq!(leader.current_term(), 2);
+
+        leader.read_index(7).expect("leader");
+        let heartbeat = leader
+            .send_append_entries()
+            .messages
+            .into_iter()
+            .find(|m| m.to == 2)
+            .expect("a request to server 2");
+        let rejection = follower.receive(&heartbeat).messages.remove(0);
+        assert!(matches!(
+            rejection.body,
+            Body::AppendEntriesResponse {
+                success: false,
+                read_seq: 1,
+                ..
+            }
+        ));
+        let effects = leader.receive(&rejection);
+        assert_eq!(leader.read_acks().get(&2), Some(&1), "round 1 confirmed");
+        assert!(
+            effects.reads_ready.is_empty(),
+            "nothing of term 2 is committed: the commit index may lag entries \
+             committed by earlier leaders, so a read must wait"
+        );
+
+        // The retry from index 1 matches; the no-op of term 2 commits and
+        // the read is answered at it.
+        let retry = effects
+            .messages
+            .into_iter()
+            .find(|m| m.to == 2)
+            .expect("a retry");
+        let success = follower.receive(&retry).messages.remove(0);
+        let effects = leader.receive(&success);
+        assert_eq!(leader.commit_index(), 2);
+        assert_eq!(
+            effects
+                .reads_ready
+                .iter()
+                .map(|r| (r.id, r.index))
+                .collect::<Vec<_>>(),
+            vec![(7, 2)]
+        );
+    }
+
+    #[test]
+    fn a_cluster_of_one_confirms_reads_at_once() {
         let config = Config::new([1]);
         let mut solo: TestServer = Server::new(1, config, ());
         solo.timeout();

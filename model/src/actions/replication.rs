@@ -2,10 +2,10 @@
 //! HandleAppendEntriesRequest, HandleAppendEntriesResponse, and the leader's
 //! commit rule.
 
-use crate::actions::NotLeader;
 use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
+use crate::refused::NotLeader;
 use crate::server::{Role, Server};
 use crate::types::{Entry, Index, NodeId, Payload};
 

@@ -97,12 +97,76 @@ pub struct Stats {
     pub snapshots_installed: usize,
 }
 
+/// A state machine fed only by effects: what a driver has applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Every entry applied so far, index `i` at position `i - 1` (the
+    /// snapshot image is exactly the entries it replaced).
+    pub entries: Image,
+}
+
+impl Applied {
+    /// The state machine of a server that starts from its snapshot.
+    pub fn of(server: &TestServer) -> Applied {
+        Applied {
+            entries: server.snapshot().data.clone(),
+        }
+    }
+
+    fn index(&self) -> Index {
+        self.entries.len() as Index
+    }
+
+    /// Applies `effects` as a driver does; then the applied prefix must be
+    /// the server's committed prefix.
+    fn apply(&mut self, server: &TestServer, effects: &TestEffects) -> Result<(), String> {
+        if effects.snapshot_installed {
+            *self = Applied::of(server);
+        }
+        for (index, entry) in effects.committed.iter() {
+            if index <= self.index() {
+                continue;
+            }
+            if index != self.index() + 1 {
+                return Err(format!(
+                    "server {}: entry {index} delivered after {}: a gap",
+                    server.id(),
+                    self.index()
+                ));
+            }
+            self.entries.push_back(entry.clone());
+        }
+        if self.index() != server.commit_index() {
+            return Err(format!(
+                "server {}: effects delivered entries up to {}, but it committed up to {}",
+                server.id(),
+                self.index(),
+                server.commit_index()
+            ));
+        }
+        for (index, entry) in server.log().iter() {
+            if index > self.index() {
+                break;
+            }
+            if Some(entry) != self.entries.get(index as usize - 1) {
+                return Err(format!(
+                    "server {}: applied entry {index} is not its log's",
+                    server.id()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Servers `1..=n` (server `id` at position `id - 1`), their disks and the
 /// network.
 #[derive(Clone, Debug)]
 pub struct Cluster {
     pub servers: Vec<TestServer>,
     pub disks: Vec<Disk>,
+    /// Each server's state machine, fed only by effects.
+    pub applied: Vec<Applied>,
     pub network: Vec<Msg>,
     pub observer: Observer,
     /// The first property found false; steps keep running, the test decides.
@@ -130,6 +194,7 @@ impl Cluster {
         }
         Cluster {
             disks: servers.iter().map(Disk::of).collect(),
+            applied: servers.iter().map(Applied::of).collect(),
             servers,
             network: Vec::new(),
             observer: Observer::new(checks),
@@ -206,6 +271,10 @@ impl Cluster {
         }
         self.network.extend(effects.messages.iter().cloned());
         self.observe(at, false);
+        if let Err(detail) = self.applied[at].apply(&self.servers[at], &effects) {
+            self.report(Property::Applied, detail);
+            self.applied[at] = Applied::of(&self.servers[at]);
+        }
         effects
     }
 
@@ -280,6 +349,7 @@ impl Cluster {
             );
         }
         self.servers[at] = recovered;
+        self.applied[at] = Applied::of(&self.servers[at]);
         self.stats.restarts += 1;
         self.observe(at, true);
     }

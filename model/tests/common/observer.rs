@@ -32,16 +32,22 @@ pub enum Property {
     /// leaves the disk holding exactly the server's persistent state, and a
     /// server recovered from that disk is the one `restart` produces.
     Durability,
+    /// A driver that applies only what effects hand it — a snapshot's
+    /// image when `snapshot_installed`, then the `committed` entries — has
+    /// applied exactly the server's committed prefix, each entry once, in
+    /// order (etcd's `Ready.CommittedEntries` contract).
+    Applied,
 }
 
 impl Property {
-    pub const ALL: [Property; 6] = [
+    pub const ALL: [Property; 7] = [
         Property::ElectionSafety,
         Property::LeaderAppendOnly,
         Property::LogMatching,
         Property::StateMachineSafety,
         Property::CommitMonotonic,
         Property::Durability,
+        Property::Applied,
     ];
 }
 

@@ -1,0 +1,89 @@
+//! `raft-lab chaos`: the harness as a command, for long runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::faults::FaultKind;
+use super::{ChaosOptions, run as run_chaos};
+use crate::seeded_bugs::SeededBug;
+
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// How long to inject faults, in seconds.
+    #[arg(long, default_value_t = 60)]
+    time: u64,
+    /// Nodes in the cluster (3 or 5).
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 5)]
+    clients: u64,
+    /// Keys the clients share.
+    #[arg(long, default_value_t = 5)]
+    keys: u64,
+    /// Seed of the fault schedule (default: from the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Fault kinds to inject, comma-separated (default: all): kill,
+    /// kill-leader, partition, partition-leader, leader-mute, leader-deaf,
+    /// one-way, pause, pause-leader.
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<FaultKind>,
+    /// Parent of the run directory (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the run directory even if every check passes.
+    #[arg(long)]
+    keep: bool,
+    /// Do not record the nodes' core-event traces.
+    #[arg(long)]
+    no_trace: bool,
+    /// Compact each node's log after this many applied entries.
+    #[arg(long, default_value_t = 200)]
+    snapshot_threshold: u64,
+    /// Configurations the linearizability search may explore per key.
+    #[arg(long, default_value_t = 2_000_000)]
+    check_budget: u64,
+    /// Testing the harness: run the nodes with a seeded bug
+    /// (ack-before-commit, stale-read), which the run must catch.
+    #[arg(long, value_name = "NAME")]
+    seeded_bug: Option<SeededBug>,
+    /// Do not print each fault as it is injected.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    let bin = std::env::current_exe()?;
+    let mut options = ChaosOptions::new(bin);
+    options.duration = Duration::from_secs(args.time);
+    options.nodes = args.nodes;
+    options.clients = args.clients;
+    options.keys = args.keys;
+    options.seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1)
+    });
+    if !args.faults.is_empty() {
+        options.faults = args.faults;
+    }
+    options.dir = args.dir;
+    options.keep = args.keep;
+    options.settings.trace = !args.no_trace;
+    options.settings.snapshot_threshold = args.snapshot_threshold;
+    options.settings.seeded_bug = args.seeded_bug;
+    options.check_budget = args.check_budget;
+    options.verbose = !args.quiet;
+    println!(
+        "chaos: {} nodes, {} clients on {} keys, {} s of faults, seed {}",
+        options.nodes, options.clients, options.keys, args.time, options.seed
+    );
+    let report = run_chaos(options).await?;
+    println!("{}", report.summary());
+    anyhow::ensure!(report.passed(), "the chaos run found a problem (see above)");
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! The faults the harness injects, chosen by a seeded RNG, one at a time:
+//! each is applied, held for a while, then healed, with a quiet gap between.
+//!
+//! The seed fixes the sequence of choices (which fault, which node, how
+//! long), not the cluster's timing, so a failing seed usually but not always
+//! fails again; the saved history and logs are the evidence.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use raft_model::NodeId;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+
+use super::nodes::Processes;
+use super::proxy::Network;
+use raft_node::proto::kv as pb;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// SIGKILL a random node, restart it after a while.
+    Kill,
+    /// SIGKILL the leader, restart it after a while.
+    KillLeader,
+    /// Split the nodes into a random majority and minority.
+    Partition,
+    /// Cut the leader off from every other node (it is the minority).
+    PartitionLeader,
+    /// Nothing the leader sends reaches the others (it still hears them).
+    LeaderMute,
+    /// The leader hears nothing from the others (they still hear it).
+    LeaderDeaf,
+    /// One random direction of one random link drops everything.
+    OneWay,
+    /// SIGSTOP a random node, SIGCONT it after longer than an election timeout.
+    Pause,
+    /// SIGSTOP the leader.
+    PauseLeader,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Kill,
+        FaultKind::KillLeader,
+        FaultKind::Partition,
+        FaultKind::PartitionLeader,
+        FaultKind::LeaderMute,
+        FaultKind::LeaderDeaf,
+        FaultKind::OneWay,
+        FaultKind::Pause,
+        FaultKind::PauseLeader,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::KillLeader => "kill-leader",
+            FaultKind::Partition => "partition",
+            FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::LeaderMute => "leader-mute",
+            FaultKind::LeaderDeaf => "leader-deaf",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Pause => "pause",
+            FaultKind::PauseLeader => "pause-leader",
+        }
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown fault {text:?}; known: {}", names.join(", "))
+            })
+    }
+}
+
+/// A fault in force, to be healed.
+pub enum Active {
+    Killed(NodeId),
+    Cut,
+    Paused(NodeId),
+    /// The chosen fault needed a leader and none was found.
+    Nothing,
+}
+
+/// Chooses and injects faults.
+pub struct Injector {
+    rng: StdRng,
+    kinds: Vec<FaultKind>,
+    /// How long each fault is held, in milliseconds.
+    pub hold_ms: (u64, u64),
+    /// Quiet time between faults, in milliseconds.
+    pub gap_ms: (u64, u64),
+    pub counts: BTreeMap<FaultKind, u64>,
+}
+
+impl Injector {
+    pub fn new(seed: u64, kinds: Vec<FaultKind>, election_high_ms: u64) -> Injector {
+        Injector {
+            rng: StdRng::seed_from_u64(seed),
+            kinds,
+            // Long enough to force elections (pauses outlast the election timeout).
+            hold_ms: (election_high_ms * 2, election_high_ms * 8),
+            gap_ms: (election_high_ms, election_high_ms * 4),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    pub fn hold(&mut self) -> Duration {
+        Duration::from_millis(self.rng.random_range(self.hold_ms.0..=self.hold_ms.1))
+    }
+
+    pub fn gap(&mut self) -> Duration {
+        Duration::from_millis(self.rng.random_range(self.gap_ms.0..=self.gap_ms.1))
+    }
+
+    /// Injects the next fault; `leader` is the current leader, if known.
+    pub fn inject(
+        &mut self,
+        processes: &mut Processes,
+        network: &Network,
+        leader: Option<NodeId>,
+    ) -> (FaultKind, Active) {
+        let kind = self.kinds[self.rng.random_range(0..self.kinds.len())];
+        let mut ids = processes.ids();
+        ids.shuffle(&mut self.rng);
+        let random = ids[0];
+        let active = match (kind, leader) {
+            (FaultKind::Kill, _) => {
+                processes.kill(random);
+                Active::Killed(random)
+            }
+            (FaultKind::Pause, _) => {
+                processes.pause(random);
+                Active::Paused(random)
+            }
+            (FaultKind::Partition, _) => {
+                let minority = (ids.len() - 1) / 2;
+                let minority = self.rng.random_range(1..=minority.max(1));
+                let (small, large) = ids.split_at(minority);
+                for a in small {
+                    for b in large {
+                        network.cut(*a, *b);
+                        network.cut(*b, *a);
+                    }
+                }
+                Active::Cut
+            }
+            (FaultKind::OneWay, _) => {
+                network.cut(ids[0], ids[1]);
+                Active::Cut
+            }
+            (_, None) => Active::Nothing,
+            (FaultKind::KillLeader, Some(leader)) => {
+                processes.kill(leader);
+                Active::Killed(leader)
+            }
+            (FaultKind::PauseLeader, Some(leader)) => {
+                processes.pause(leader);
+                Active::Paused(leader)
+            }
+            (FaultKind::PartitionLeader, Some(leader)) => {
+                for other in ids.iter().filter(|id| **id != leader) {
+                    network.cut(leader, *other);
+                    network.cut(*other, leader);
+                }
+                Active::Cut
+            }
+            (FaultKind::LeaderMute, Some(leader)) => {
+                for other in ids.iter().filter(|id| **id != leader) {
+                    network.cut(leader, *other);
+                }
+                Active::Cut
+            }
+            (FaultKind::LeaderDeaf, Some(leader)) => {
+                for other in ids.iter().filter(|id| **id != leader) {
+                    network.cut(*other, leader);
+                }
+                Active::Cut
+            }
+        };
+        if !matches!(active, Active::Nothing) {
+            *self.counts.entry(kind).or_default() += 1;
+        }
+        (kind, active)
+    }
+}
+
+/// Ends a fault: restarts a killed node, resumes a paused one, heals links.
+pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> anyhow::Result<()> {
+    match active {
+        Active::Killed(id) => processes.start(id)?,
+        Active::Paused(id) => processes.resume(id),
+        Active::Cut => network.heal(),
+        Active::Nothing => {}
+    }
+    Ok(())
+}
+
+/// The leader of the highest term among the nodes that answer quickly.
+pub async fn find_leader(processes: &Processes) -> Option<NodeId> {
+    let mut best: Option<(u64, NodeId)> = None;
+    for id in processes.ids() {
+        if !processes.is_up(id) || processes.is_paused(id) {
+            continue;
+        }
+        if let Some(status) = status(&processes.address(id).to_string()).await
+            && status.role == "leader"
+            && best.is_none_or(|(term, _)| status.term > term)
+        {
+            best = Some((status.term, id));
+        }
+    }
+    best.map(|(_, id)| id)
+}
+
+/// A node's status, or None if it does not answer within 300 ms.
+pub async fn status(address: &str) -> Option<pb::StatusResponse> {
+    let call = async {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .ok()?
+            .connect_timeout(Duration::from_millis(200));
+        let mut client = pb::kv_client::KvClient::new(endpoint.connect().await.ok()?);
+        client
+            .status(pb::StatusRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    };
+    tokio::time::timeout(Duration::from_millis(300), call)
+        .await
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,573 @@
+//! The chaos harness: a cluster of real node processes, concurrent
+//! clients, injected faults, and a linearizability and durability check of
+//! everything the clients saw.
+//!
+//! A run:
+//! 1. starts N node processes on loopback, each reaching its peers through a
+//!    fault-injecting proxy per directed link ([`proxy`]);
+//! 2. runs concurrent clients doing get / put / delete / compare-and-swap on
+//!    a few keys ([`workload`]), recording every operation ([`history`]);
+//! 3. meanwhile injects faults chosen by a seeded RNG ([`faults`]): kill -9
+//!    and restart (leader included), partitions (majority/minority, leader
+//!    cut off), one-way loss, SIGSTOP/SIGCONT pauses longer than the election
+//!    timeout — one at a time, each held and then healed;
+//! 4. heals everything, waits for every node to apply the same index, reads
+//!    every key once more, and checks the whole history for linearizability
+//!    and the final values for durability ([`linearizability`]).
+//!
+//! When a check fails, the run directory is kept: the seed, the history, the
+//! offending slice per key, and each node's data directory, log and trace.
+//! Every loop is bounded by the run's deadline or an explicit timeout.
+
+pub mod cli;
+pub mod faults;
+pub mod history;
+pub mod linearizability;
+pub mod nodes;
+pub mod proxy;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use raft_model::NodeId;
+use raft_node::config::Member;
+use serde::Serialize;
+
+use faults::{FaultKind, Injector};
+use history::{Input, Operation, Output};
+use linearizability::{LostWrite, Report};
+use nodes::{NodeSettings, Processes};
+use proxy::{LinkProxy, Network};
+use workload::{Client, Connection, Counts, Recorder};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct ChaosOptions {
+    /// The `raft-lab` binary (its nodes run as `raft-lab node`, the node
+    /// library with the seeded-bug hooks compiled in).
+    pub bin: PathBuf,
+    pub nodes: u64,
+    pub duration: Duration,
+    pub clients: u64,
+    pub keys: u64,
+    pub seed: u64,
+    pub faults: Vec<FaultKind>,
+    /// Parent directory of the run directory (default: the system temp dir).
+    pub dir: Option<PathBuf>,
+    /// Keep the run directory even when every check passes.
+    pub keep: bool,
+    pub settings: NodeSettings,
+    /// Configurations the linearizability search may explore per key.
+    pub check_budget: u64,
+    /// Print each fault as it happens.
+    pub verbose: bool,
+}
+
+impl ChaosOptions {
+    pub fn new(bin: PathBuf) -> ChaosOptions {
+        ChaosOptions {
+            bin,
+            nodes: 3,
+            duration: Duration::from_secs(60),
+            clients: 5,
+            keys: 5,
+            seed: 1,
+            faults: FaultKind::ALL.to_vec(),
+            dir: None,
+            keep: false,
+            settings: NodeSettings {
+                cluster_id: "chaos".into(),
+                election_timeout_ms: [150, 300],
+                heartbeat_ms: 30,
+                // Small, so that compaction and InstallSnapshot happen under faults.
+                snapshot_threshold: 200,
+                trace: true,
+                seeded_bug: None,
+                log_level: "info".into(),
+            },
+            check_budget: 2_000_000,
+            verbose: false,
+        }
+    }
+}
+
+/// Operations per kind and outcome.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OperationCounts {
+    pub by_kind: BTreeMap<String, Counts>,
+    pub total: Counts,
+}
+
+/// What a run found.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChaosReport {
+    pub seed: u64,
+    pub nodes: u64,
+    pub duration: Duration,
+    pub faults: BTreeMap<String, u64>,
+    pub operations: OperationCounts,
+    pub linearizability: Report,
+    pub lost_writes: Vec<LostWrite>,
+    /// Keys whose final read got no answer.
+    pub unread_keys: Vec<String>,
+    /// Whether every node applied the same index after the faults healed.
+    pub converged: bool,
+    pub unexpected_exits: Vec<(NodeId, String)>,
+    /// The run directory (kept when a check failed or `keep` was set).
+    pub dir: PathBuf,
+    pub kept: bool,
+}
+
+impl ChaosReport {
+    pub fn violations(&self) -> usize {
+        self.linearizability.violations().count()
+    }
+
+    /// Every check passed.
+    pub fn passed(&self) -> bool {
+        self.violations() == 0
+            && self.lost_writes.is_empty()
+            && self.unread_keys.is_empty()
+            && self.converged
+            && self.unexpected_exits.is_empty()
+    }
+
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let ops = &self.operations;
+        let _ = writeln!(
+            out,
+            "chaos run: seed {}, {} nodes, {:.1} s",
+            self.seed,
+            self.nodes,
+            self.duration.as_secs_f64()
+        );
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        let total_faults: u64 = self.faults.values().sum();
+        let _ = writeln!(out, "faults: {total_faults} ({})", faults.join(", "));
+        let _ = writeln!(
+            out,
+            "operations: {} ok, {} failed, {} indeterminate",
+            ops.total.ok, ops.total.failed, ops.total.indeterminate
+        );
+        // Per kind, what the history holds (failed reads are not recorded).
+        for (kind, c) in &ops.by_kind {
+            let _ = writeln!(
+                out,
+                "  {kind:<7} {} ok, {} indeterminate",
+                c.ok, c.indeterminate
+            );
+        }
+        let lin = &self.linearizability;
+        let unknown = lin.unknown_keys();
+        let _ = writeln!(
+            out,
+            "linearizability: {} operations checked over {} keys ({} unanswered writes nobody saw pruned, {} configurations explored): {}",
+            lin.checked,
+            lin.keys.len(),
+            lin.pruned,
+            lin.explored,
+            if self.violations() > 0 {
+                format!("{} VIOLATION(S)", self.violations())
+            } else if !unknown.is_empty() {
+                format!("no violation found; search bound reached for keys {unknown:?}")
+            } else {
+                "linearizable".to_owned()
+            }
+        );
+        for violation in lin.violations() {
+            let _ = writeln!(
+                out,
+                "  key {:?}: {} operations linearized, then none of the pending ones fits (value {:?}): {}",
+                violation.key,
+                violation.longest_prefix.len(),
+                violation.value_after_prefix,
+                violation
+                    .stuck
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "durability: {}",
+            if self.lost_writes.is_empty() && self.unread_keys.is_empty() {
+                "every acknowledged write is in the final state or superseded".to_owned()
+            } else {
+                format!(
+                    "{} LOST WRITE(S){}",
+                    self.lost_writes.len(),
+                    if self.unread_keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; final read failed for {:?}", self.unread_keys)
+                    }
+                )
+            }
+        );
+        for lost in &self.lost_writes {
+            let _ = writeln!(
+                out,
+                "  key {:?} ends as {:?}, but this acknowledged write came later: {}",
+                lost.key,
+                lost.final_value,
+                describe(&lost.lost)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "after healing: {}",
+            if self.converged {
+                "every node applied the same index"
+            } else {
+                "NODES DID NOT CONVERGE within 30 s"
+            }
+        );
+        for (id, status) in &self.unexpected_exits {
+            let _ = writeln!(out, "  node {id} exited on its own: {status}");
+        }
+        let _ = write!(
+            out,
+            "result: {}",
+            if self.passed() { "PASS" } else { "FAIL" }
+        );
+        if self.kept {
+            let _ = write!(
+                out,
+                "\nrun directory (seed, history, offending slices, node data, logs, traces): {}",
+                self.dir.display()
+            );
+        }
+        out
+    }
+}
+
+/// One operation, for humans.
+pub fn describe(op: &Operation) -> String {
+    let input = match &op.input {
+        Input::Get => "get".to_owned(),
+        Input::Put { value } => format!("put {value:?}"),
+        Input::Delete => "delete".to_owned(),
+        Input::Cas {
+            expected,
+            new_value,
+        } => format!("cas {expected:?} -> {new_value:?}"),
+    };
+    let output = match &op.output {
+        Output::Value(v) => format!("= {v:?}"),
+        Output::Previous(v) => format!("ok (was {v:?})"),
+        Output::Cas {
+            succeeded,
+            previous,
+        } => format!(
+            "{} (was {previous:?})",
+            if *succeeded { "swapped" } else { "failed" }
+        ),
+        Output::Unknown => "no answer".to_owned(),
+    };
+    let ret = op
+        .ret
+        .map_or("never".to_owned(), |r| format!("{:.3}", r as f64 / 1e6));
+    format!(
+        "#{} client {} {} {} [{:.3} s .. {} s]",
+        op.id,
+        op.client,
+        input,
+        output,
+        op.invoke as f64 / 1e6,
+        ret
+    )
+}
+
+/// Ports free right now on loopback.
+fn run_dir(options: &ChaosOptions) -> anyhow::Result<PathBuf> {
+    let parent = options.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let dir = parent.join(format!(
+        "raft-chaos-seed{}-{}-{stamp}",
+        options.seed,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs the harness; returns its report (Err only if the harness itself
+/// could not run: no binary, no ports, no leader ever elected...).
+pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
+    anyhow::ensure!(options.nodes >= 3, "chaos needs at least 3 nodes");
+    anyhow::ensure!(
+        options.keys >= 1 && options.clients >= 1,
+        "need keys and clients"
+    );
+    anyhow::ensure!(!options.faults.is_empty(), "no fault kinds selected");
+    anyhow::ensure!(
+        options.bin.exists(),
+        "the raft-lab binary {} does not exist (build it: cargo build --release -p raft-lab)",
+        options.bin.display()
+    );
+    let dir = run_dir(&options)?;
+    std::fs::write(dir.join("seed"), format!("{}\n", options.seed))?;
+    let ids: Vec<NodeId> = (1..=options.nodes).collect();
+    let ports = raft_node::launch::free_loopback_ports(ids.len())?;
+    let listen: BTreeMap<NodeId, SocketAddr> = ids
+        .iter()
+        .zip(&ports)
+        .map(|(id, port)| (*id, SocketAddr::from(([127, 0, 0, 1], *port))))
+        .collect();
+    let network = Network::new();
+    let mut proxies = Vec::new();
+    let mut members: BTreeMap<NodeId, Vec<Member>> = BTreeMap::new();
+    for &a in &ids {
+        let mut list = vec![Member {
+            id: a,
+            address: listen[&a].to_string(),
+        }];
+        for &b in ids.iter().filter(|b| **b != a) {
+            let proxy = LinkProxy::start(network.clone(), a, b, listen[&b]).await?;
+            list.push(Member {
+                id: b,
+                address: proxy.address.to_string(),
+            });
+            proxies.push(proxy);
+        }
+        members.insert(a, list);
+    }
+    let mut processes = Processes::new(
+        &options.bin,
+        &dir,
+        options.settings.clone(),
+        &listen,
+        members,
+    );
+    for &id in &ids {
+        processes.start(id)?;
+    }
+    processes.wait_ready(Duration::from_secs(30)).await?;
+    let leader_wait = Instant::now();
+    while faults::find_leader(&processes).await.is_none() {
+        processes.reap();
+        if !processes.unexpected_exits.is_empty() || leader_wait.elapsed() > Duration::from_secs(30)
+        {
+            anyhow::bail!(
+                "the cluster did not elect a leader within 30 s (exits: {:?}); logs in {}",
+                processes.unexpected_exits,
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let recorder = Recorder::new(started);
+    let addresses: BTreeMap<NodeId, String> = listen
+        .iter()
+        .map(|(id, address)| (*id, address.to_string()))
+        .collect();
+    let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
+    let mut tasks = Vec::new();
+    for client in 1..=options.clients {
+        let seed = options.seed.wrapping_mul(1000).wrapping_add(client);
+        let connection = Connection::new(&addresses, seed)?;
+        let client = Client::new(client, connection, keys.clone(), seed);
+        tasks.push(tokio::spawn(client.run(recorder.clone(), deadline)));
+    }
+
+    let election_high = options.settings.election_timeout_ms[1];
+    let mut injector = Injector::new(options.seed, options.faults.clone(), election_high);
+    loop {
+        let gap = injector.gap();
+        if Instant::now() + gap + Duration::from_millis(election_high) >= deadline {
+            break;
+        }
+        tokio::time::sleep(gap).await;
+        let leader = faults::find_leader(&processes).await;
+        let (kind, active) = injector.inject(&mut processes, &network, leader);
+        let hold = injector
+            .hold()
+            .min(deadline.saturating_duration_since(Instant::now()));
+        if options.verbose {
+            println!(
+                "{:>7.2} s  {:<16} held {:.2} s (leader was {})",
+                started.elapsed().as_secs_f64(),
+                kind.name(),
+                hold.as_secs_f64(),
+                leader.map_or("unknown".to_owned(), |l| l.to_string())
+            );
+        }
+        tokio::time::sleep(hold).await;
+        faults::heal(active, &mut processes, &network)?;
+        restart_exited(&mut processes)?;
+    }
+
+    // Heal everything and let the clients finish their last operations.
+    network.heal();
+    for id in processes.ids() {
+        processes.resume(id);
+    }
+    restart_exited(&mut processes)?;
+    for id in processes.ids() {
+        if !processes.is_up(id) {
+            processes.start(id)?;
+        }
+    }
+    let mut counts = Counts::default();
+    for task in tasks {
+        if let Ok(c) = task.await {
+            counts.add(c);
+        }
+    }
+    let duration = started.elapsed();
+    let converged = wait_converged(&processes, Duration::from_secs(30)).await;
+    processes.reap();
+
+    // The final read of every key, part of the history (so the
+    // linearizability check covers it too) and the durability check's input.
+    let mut finals = BTreeMap::new();
+    let mut unread_keys = Vec::new();
+    let mut reader = Client::new(
+        0,
+        Connection::new(&addresses, options.seed)?,
+        keys.clone(),
+        0,
+    );
+    for key in &keys {
+        let mut value = None;
+        for _ in 0..5 {
+            if let Some(Output::Value(v)) = reader.perform(&recorder, key, Input::Get).await {
+                value = Some(v);
+                break;
+            }
+        }
+        match value {
+            Some(v) => {
+                finals.insert(key.clone(), v);
+            }
+            None => unread_keys.push(key.clone()),
+        }
+    }
+    let history = recorder.history();
+    processes.stop_all();
+    drop(proxies);
+
+    let budget = options.check_budget;
+    let checked_history = history.clone();
+    let linearizability =
+        tokio::task::spawn_blocking(move || linearizability::check(&checked_history, budget))
+            .await?;
+    let lost_writes = linearizability::check_durability(&history, &finals);
+
+    let mut operations = OperationCounts {
+        total: counts,
+        ..Default::default()
+    };
+    for op in &history {
+        let kind = match op.input {
+            Input::Get => "get",
+            Input::Put { .. } => "put",
+            Input::Delete => "delete",
+            Input::Cas { .. } => "cas",
+        };
+        let entry = operations.by_kind.entry(kind.to_owned()).or_default();
+        if op.is_indeterminate() {
+            entry.indeterminate += 1;
+        } else {
+            entry.ok += 1;
+        }
+    }
+    operations.total.add(reader.counts);
+    let mut report = ChaosReport {
+        seed: options.seed,
+        nodes: options.nodes,
+        duration,
+        faults: injector
+            .counts
+            .iter()
+            .map(|(k, n)| (k.name().to_owned(), *n))
+            .collect(),
+        operations,
+        linearizability,
+        lost_writes,
+        unread_keys,
+        converged,
+        unexpected_exits: processes.unexpected_exits.clone(),
+        dir: dir.clone(),
+        kept: false,
+    };
+    drop(processes);
+    if !report.passed() || options.keep {
+        save(&dir, &report, &history)?;
+        report.kept = true;
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(report)
+}
+
+fn restart_exited(processes: &mut Processes) -> anyhow::Result<()> {
+    let before = processes.unexpected_exits.len();
+    processes.reap();
+    let exited: Vec<NodeId> = processes.unexpected_exits[before..]
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    for id in exited {
+        processes.start(id)?;
+    }
+    Ok(())
+}
+
+/// Waits until a leader exists and every node reports the same commit and
+/// applied index.
+async fn wait_converged(processes: &Processes, timeout: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        let mut seen = Vec::new();
+        for id in processes.ids() {
+            seen.push(faults::status(&processes.address(id).to_string()).await);
+        }
+        let all: Option<Vec<_>> = seen.into_iter().collect();
+        if let Some(all) = all
+            && all.iter().any(|s| s.role == "leader")
+            && all.iter().all(|s| {
+                s.applied_index == all[0].applied_index && s.commit_index == s.applied_index
+            })
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Writes the evidence of a run into its directory.
+fn save(dir: &Path, report: &ChaosReport, history: &[Operation]) -> anyhow::Result<()> {
+    write_json(dir, "report.json", report)?;
+    write_json(dir, "history.json", &history)?;
+    for violation in report.linearizability.violations() {
+        write_json(dir, &format!("violation-{}.json", violation.key), violation)?;
+    }
+    std::fs::write(dir.join("summary.txt"), report.summary())?;
+    Ok(())
+}
+
+fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let bytes = serde_json::to_vec_pretty(value)?;
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}

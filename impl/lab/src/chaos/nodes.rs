@@ -1,0 +1,219 @@
+//! The cluster under test: one `raft-lab node` process per node, started
+//! through raft-node's launcher (a config file `node-<id>.toml` and a log
+//! `node-<id>.log` in the run directory), killed (SIGKILL), paused (SIGSTOP)
+//! and resumed (SIGCONT) by the harness.
+//!
+//! Each node lists itself at its real address and every peer at the address
+//! of the proxy for that directed link (see `proxy`). Clients talk to the
+//! nodes directly. Every process is killed when [`Processes`] is dropped.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use raft_model::NodeId;
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::{Launch, NodeProcess};
+
+use crate::seeded_bugs::SeededBug;
+
+/// How each node is run.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    pub cluster_id: String,
+    pub election_timeout_ms: [u64; 2],
+    pub heartbeat_ms: u64,
+    pub snapshot_threshold: u64,
+    /// Record core events to `<dir>/traces/node-<id>.jsonl`.
+    pub trace: bool,
+    /// A deliberately wrong node behaviour (see `crate::seeded_bugs`), to
+    /// show the harness catches it.
+    pub seeded_bug: Option<SeededBug>,
+    pub log_level: String,
+}
+
+struct Node {
+    listen: SocketAddr,
+    /// The members as this node sees them (peers at their proxies).
+    members: Vec<Member>,
+    process: Option<NodeProcess>,
+    paused: bool,
+    initialized: bool,
+}
+
+pub struct Processes {
+    bin: PathBuf,
+    dir: PathBuf,
+    settings: NodeSettings,
+    nodes: BTreeMap<NodeId, Node>,
+    /// Processes that exited without the harness killing them.
+    pub unexpected_exits: Vec<(NodeId, String)>,
+}
+
+impl Processes {
+    /// `members[id]` is the member list node `id` is given.
+    pub fn new(
+        bin: &Path,
+        dir: &Path,
+        settings: NodeSettings,
+        listen: &BTreeMap<NodeId, SocketAddr>,
+        members: BTreeMap<NodeId, Vec<Member>>,
+    ) -> Processes {
+        let nodes = members
+            .into_iter()
+            .map(|(id, members)| {
+                (
+                    id,
+                    Node {
+                        listen: listen[&id],
+                        members,
+                        process: None,
+                        paused: false,
+                        initialized: false,
+                    },
+                )
+            })
+            .collect();
+        Processes {
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            settings,
+            nodes,
+            unexpected_exits: Vec::new(),
+        }
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn address(&self, id: NodeId) -> SocketAddr {
+        self.nodes[&id].listen
+    }
+
+    pub fn data_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("node-{id}"))
+    }
+
+    pub fn log_file(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("node-{id}.log"))
+    }
+
+    /// Starts node `id` (the first start creates its data directory).
+    pub fn start(&mut self, id: NodeId) -> anyhow::Result<()> {
+        let data_dir = self.data_dir(id);
+        let log = self.log_file(id);
+        let config_path = self.dir.join(format!("node-{id}.toml"));
+        let trace_dir = self.dir.join("traces");
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .with_context(|| format!("no node {id}"))?;
+        if node.process.is_some() {
+            return Ok(());
+        }
+        let s = &self.settings;
+        let config = FileConfig {
+            cluster_id: Some(s.cluster_id.clone()),
+            id: Some(id),
+            data_dir: Some(data_dir),
+            init: Some(!node.initialized),
+            election_timeout_ms: Some(s.election_timeout_ms),
+            heartbeat_ms: Some(s.heartbeat_ms),
+            snapshot_threshold: Some(s.snapshot_threshold),
+            trace_dir: s.trace.then_some(trace_dir),
+            members: Some(node.members.clone()),
+            ..FileConfig::default()
+        };
+        let mut launch = Launch::new(&self.bin, "node", config, &config_path)
+            .log_to(&log)
+            .log_level(&s.log_level);
+        if let Some(bug) = s.seeded_bug {
+            launch = launch.arg("--seeded-bug").arg(bug.name());
+        }
+        node.process = Some(launch.spawn()?);
+        node.initialized = true;
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Waits until every running node serves (after the first start).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        for node in self.nodes.values_mut() {
+            if let Some(process) = &mut node.process {
+                process.wait_ready(timeout).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.process.is_some())
+    }
+
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.paused)
+    }
+
+    /// SIGKILL: the process dies at once, mid-write if it was writing.
+    pub fn kill(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get_mut(&id)
+            && let Some(mut process) = node.process.take()
+        {
+            process.kill();
+            node.paused = false;
+        }
+    }
+
+    /// SIGSTOP: the process freezes (timers, sockets and all).
+    pub fn pause(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get_mut(&id)
+            && let Some(process) = &mut node.process
+            && !node.paused
+        {
+            process.signal("STOP");
+            node.paused = true;
+        }
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get_mut(&id)
+            && let Some(process) = &mut node.process
+            && node.paused
+        {
+            process.signal("CONT");
+            node.paused = false;
+        }
+    }
+
+    /// Notices processes that exited on their own (a crash the harness did
+    /// not cause is a finding) and forgets them so they can be restarted.
+    pub fn reap(&mut self) {
+        for (id, node) in &mut self.nodes {
+            if let Some(process) = &mut node.process
+                && let Some(status) = process.exited()
+            {
+                self.unexpected_exits.push((*id, status.to_string()));
+                node.process = None;
+                node.paused = false;
+            }
+        }
+    }
+
+    /// Kills every process.
+    pub fn stop_all(&mut self) {
+        for id in self.ids() {
+            self.resume(id);
+            self.kill(id);
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

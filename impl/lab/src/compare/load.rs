@@ -1,0 +1,371 @@
+//! The closed-loop load generator, the same code for both systems.
+//!
+//! `clients` tasks each send one request, wait for its answer, and send the
+//! next, until the cell's time is up. Tasks share `conns` HTTP/2 connections
+//! (tonic channels) round-robin. Latencies go into one HDR histogram per task
+//! (microseconds, 3 significant digits), merged at the end. Only requests
+//! *sent* inside the measured window count; the warm-up before it is not
+//! recorded.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::proto::etcd as etcd_pb;
+use crate::proto::etcd::kv_client::KvClient as EtcdKv;
+use raft_node::proto::kv as ours_pb;
+use raft_node::proto::kv::kv_client::KvClient as OursKv;
+
+/// Which system a connection talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    Ours,
+    Etcd,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Ours => "ours",
+            System::Etcd => "etcd",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Put,
+    /// A linearizable read (ours: ReadIndex get; etcd: Range, serializable = false).
+    Get,
+}
+
+/// One cell of the table: an operation at a concurrency.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Workload {
+    pub op: Op,
+    pub clients: usize,
+}
+
+impl Workload {
+    pub fn label(&self) -> String {
+        let op = match self.op {
+            Op::Put => "put",
+            Op::Get => "get",
+        };
+        format!("{op} x{}", self.clients)
+    }
+}
+
+/// What the keys and values look like.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub keys: usize,
+    pub value_bytes: usize,
+}
+
+/// A gRPC client of one system, cheap to clone (shares its connection).
+#[derive(Clone)]
+enum Client {
+    Ours(OursKv<Channel>),
+    Etcd(EtcdKv<Channel>),
+}
+
+impl Client {
+    async fn put(&mut self, key: &str, value: &str) -> Result<(), tonic::Status> {
+        match self {
+            Client::Ours(client) => client
+                .put(ours_pb::PutRequest {
+                    client_id: 0,
+                    seq: 0,
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                })
+                .await
+                .map(drop),
+            Client::Etcd(client) => client
+                .put(etcd_pb::PutRequest {
+                    key: key.as_bytes().to_vec(),
+                    value: value.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        }
+    }
+
+    async fn get(&mut self, key: &str) -> Result<(), tonic::Status> {
+        match self {
+            Client::Ours(client) => client
+                .get(ours_pb::GetRequest {
+                    key: key.to_owned(),
+                })
+                .await
+                .map(drop),
+            Client::Etcd(client) => client
+                .range(etcd_pb::RangeRequest {
+                    key: key.as_bytes().to_vec(),
+                    serializable: false,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// Opens `conns` connections to `address` (HOST:PORT, the leader's client port).
+pub async fn connect(system: System, address: &str, conns: usize) -> anyhow::Result<Pool> {
+    let mut clients = Vec::new();
+    for _ in 0..conns.max(1) {
+        let channel = Endpoint::from_shared(format!("http://{address}"))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await?;
+        clients.push(match system {
+            System::Ours => Client::Ours(OursKv::new(channel)),
+            System::Etcd => Client::Etcd(EtcdKv::new(channel)),
+        });
+    }
+    Ok(Pool { system, clients })
+}
+
+/// The connections to one system's leader.
+pub struct Pool {
+    pub system: System,
+    clients: Vec<Client>,
+}
+
+/// One measured cell.
+#[derive(Clone, Debug, Serialize)]
+pub struct CellResult {
+    pub system: System,
+    pub op: Op,
+    pub clients: usize,
+    /// Requests answered successfully and sent inside the measured window.
+    pub ops: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub ops_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// CPU time (user + system) of all the system's node processes per
+    /// answered request, in microseconds: what a request costs the servers,
+    /// independent of how busy the shared machine was. None where /proc is
+    /// not available.
+    pub server_cpu_us_per_op: Option<f64>,
+    /// The first error seen, if any.
+    pub first_error: Option<String>,
+}
+
+/// The keys are `key-00000` .. : the same names in both systems.
+pub fn key_names(keys: usize) -> Vec<String> {
+    (0..keys.max(1)).map(|k| format!("key-{k:05}")).collect()
+}
+
+/// A tiny per-task generator (xorshift) for key choice: keys are uniform,
+/// and no shared RNG state is touched on the hot path.
+struct KeyPicker(u64);
+
+impl KeyPicker {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    // 1 µs .. 60 s, 3 significant digits.
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// Writes every key once (not measured), so that gets find values and both
+/// systems hold the same data.
+pub async fn preload(pool: &Pool, keys: &[String], shape: &Shape) -> anyhow::Result<()> {
+    let value = "v".repeat(shape.value_bytes);
+    let workers = 64.min(keys.len());
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let mut client = pool.clients[w % pool.clients.len()].clone();
+        let mine: Vec<String> = keys.iter().skip(w).step_by(workers).cloned().collect();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            for key in mine {
+                let mut attempts = 0;
+                while let Err(status) = client.put(&key, &value).await {
+                    attempts += 1;
+                    if attempts >= 5 {
+                        anyhow::bail!("preloading {key}: {}", status.message());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// The raw outcome of one or more rounds of a cell.
+pub struct CellRun {
+    pub system: System,
+    pub workload: Workload,
+    pub histogram: Histogram<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub seconds: f64,
+    /// Server CPU seconds over the whole cell (warm-up included) and the
+    /// requests answered in that time.
+    pub server_cpu_seconds: Option<f64>,
+    pub all_ops: u64,
+}
+
+impl CellRun {
+    /// Adds another round of the same cell (histograms merge exactly).
+    pub fn absorb(&mut self, other: CellRun) -> anyhow::Result<()> {
+        self.histogram.add(&other.histogram)?;
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+        self.all_ops += other.all_ops;
+        self.server_cpu_seconds = self
+            .server_cpu_seconds
+            .zip(other.server_cpu_seconds)
+            .map(|(a, b)| a + b);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        Ok(())
+    }
+
+    pub fn result(&self) -> CellResult {
+        let h = &self.histogram;
+        let ms = |micros: u64| micros as f64 / 1e3;
+        CellResult {
+            system: self.system,
+            op: self.workload.op,
+            clients: self.workload.clients,
+            ops: h.len(),
+            errors: self.errors,
+            seconds: self.seconds,
+            ops_per_sec: h.len() as f64 / self.seconds,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            server_cpu_us_per_op: self
+                .server_cpu_seconds
+                .filter(|_| self.all_ops > 0)
+                .map(|cpu| cpu * 1e6 / self.all_ops as f64),
+            first_error: self.first_error.clone(),
+        }
+    }
+}
+
+/// CPU seconds (user + system) used so far by the processes `pids`, from
+/// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s: the value
+/// of USER_HZ on Linux). None if any cannot be read.
+fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces: count from its ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()?;
+        ticks += fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs one cell: `warmup` unrecorded, then `duration` measured. `pids`
+/// are the system's node processes, whose CPU time is accounted.
+pub async fn run_cell(
+    pids: &[u32],
+    pool: &Pool,
+    workload: Workload,
+    keys: &[String],
+    shape: &Shape,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<CellRun> {
+    let keys = std::sync::Arc::new(keys.to_vec());
+    let value = std::sync::Arc::new("x".repeat(shape.value_bytes));
+    let cpu_before = cpu_seconds(pids);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let deadline = measure_from + duration;
+    let mut tasks = Vec::new();
+    for c in 0..workload.clients.max(1) {
+        let mut client = pool.clients[c % pool.clients.len()].clone();
+        let keys = keys.clone();
+        let value = value.clone();
+        let op = workload.op;
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = new_histogram()?;
+            let mut picker = KeyPicker(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(7919));
+            let (mut errors, mut first_error, mut all_ops) = (0u64, None, 0u64);
+            loop {
+                let sent = Instant::now();
+                if sent >= deadline {
+                    break;
+                }
+                let key = &keys[picker.next(keys.len())];
+                let result = match op {
+                    Op::Put => client.put(key, &value).await,
+                    Op::Get => client.get(key).await,
+                };
+                all_ops += u64::from(result.is_ok());
+                if sent < measure_from {
+                    continue;
+                }
+                match result {
+                    Ok(()) => {
+                        let micros = sent.elapsed().as_micros().max(1) as u64;
+                        histogram.saturating_record(micros);
+                    }
+                    Err(status) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| status.message().to_owned());
+                        // Do not spin on a failing server.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            anyhow::Ok((histogram, errors, first_error, all_ops))
+        }));
+    }
+    let mut run = CellRun {
+        system: pool.system,
+        workload,
+        histogram: new_histogram()?,
+        errors: 0,
+        first_error: None,
+        seconds: duration.as_secs_f64(),
+        server_cpu_seconds: None,
+        all_ops: 0,
+    };
+    for task in tasks {
+        let (histogram, errors, first_error, all_ops) = task.await??;
+        run.all_ops += all_ops;
+        run.histogram.add(&histogram)?;
+        run.errors += errors;
+        if run.first_error.is_none() {
+            run.first_error = first_error;
+        }
+    }
+    run.server_cpu_seconds = cpu_before
+        .zip(cpu_seconds(pids))
+        .map(|(before, after)| after - before);
+    Ok(run)
+}

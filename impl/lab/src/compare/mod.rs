@@ -1,0 +1,345 @@
+//! `raft-lab compare`: this node against etcd, on the same machine, driven
+//! by the same closed-loop gRPC load generator ([`load`]).
+//!
+//! Both clusters run at once (3 processes each, loopback, data on the same
+//! disk under one temporary directory; our node fsyncs every batch, etcd
+//! fsyncs its WAL by default). Every key is written once before measuring.
+//! Then for each workload the cells run interleaved — ours, etcd, ours,
+//! etcd... for `rounds` rounds — so that drift on a shared machine hits
+//! both; a system's rounds of a cell are merged into one histogram.
+//! Results are printed as a table and written as JSON.
+
+pub mod clusters;
+pub mod floors;
+pub mod load;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use clusters::Cluster;
+use floors::Floors;
+use load::{CellResult, CellRun, Op, Pool, Shape, System, Workload};
+
+pub struct CompareOptions {
+    /// The `raft-lab` binary: our nodes run as `raft-lab node`.
+    pub ours_binary: PathBuf,
+    /// The etcd binary; None runs our system only.
+    pub etcd_binary: Option<PathBuf>,
+    pub put_clients: Vec<usize>,
+    pub get_clients: Vec<usize>,
+    pub keys: usize,
+    pub value_bytes: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub rounds: usize,
+    /// How many client tasks share one connection.
+    pub clients_per_conn: usize,
+    /// Parent of the run's data directory (default: the system temp dir).
+    pub dir: Option<PathBuf>,
+    /// Keep the data directories and node logs after the run.
+    pub keep: bool,
+    pub json: Option<PathBuf>,
+}
+
+/// Everything one run measured (the JSON document).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub floors: Floors,
+    pub keys: usize,
+    pub value_bytes: usize,
+    pub seconds_per_cell: f64,
+    pub rounds: usize,
+    pub clients_per_conn: usize,
+    pub data_dir: String,
+    /// One entry per workload and system, rounds merged.
+    pub results: Vec<CellResult>,
+    /// Per workload: ours / etcd for throughput and p99 (absent without etcd).
+    pub ratios: Vec<Ratio>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ratio {
+    pub op: Op,
+    pub clients: usize,
+    pub throughput_ours_over_etcd: f64,
+    pub p99_ours_over_etcd: f64,
+}
+
+fn workloads(options: &CompareOptions) -> Vec<Workload> {
+    let puts = options.put_clients.iter().map(|&clients| Workload {
+        op: Op::Put,
+        clients,
+    });
+    let gets = options.get_clients.iter().map(|&clients| Workload {
+        op: Op::Get,
+        clients,
+    });
+    puts.chain(gets).collect()
+}
+
+async fn start(
+    system: System,
+    options: &CompareOptions,
+    dir: &Path,
+) -> anyhow::Result<(Cluster, String)> {
+    let mut cluster = match system {
+        System::Ours => Cluster::start_ours(&options.ours_binary, &dir.join("ours"), 3)?,
+        System::Etcd => {
+            let binary = options
+                .etcd_binary
+                .as_deref()
+                .context("no etcd binary given")?;
+            Cluster::start_etcd(binary, &dir.join("etcd"), 3)?
+        }
+    };
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    println!(
+        "{}: 3 nodes at {}; leader {leader}",
+        system.name(),
+        cluster.endpoints.join(", ")
+    );
+    Ok((cluster, leader))
+}
+
+pub async fn run(options: CompareOptions) -> anyhow::Result<Report> {
+    if options.rounds == 0 || options.duration.is_zero() {
+        anyhow::bail!("--rounds and --duration must be positive");
+    }
+    let dir = clusters::run_dir(options.dir.as_deref())?;
+    let result = run_in(&options, &dir).await;
+    if !options.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> {
+    println!("data under {}", dir.display());
+    let floors = floors::measure(dir).await?;
+    println!(
+        "floors: 4 KiB append + fdatasync p50 {:.3} ms (p99 {:.3} ms); loopback gRPC round trip p50 {:.3} ms (p99 {:.3} ms)",
+        floors.fsync_4k_p50_ms,
+        floors.fsync_4k_p99_ms,
+        floors.grpc_rtt_p50_ms,
+        floors.grpc_rtt_p99_ms
+    );
+    let mut systems = vec![System::Ours];
+    if options.etcd_binary.is_some() {
+        systems.push(System::Etcd);
+    }
+    let shape = Shape {
+        keys: options.keys,
+        value_bytes: options.value_bytes,
+    };
+    let keys = load::key_names(shape.keys);
+    let mut running = Vec::new();
+    for &system in &systems {
+        let (cluster, leader) = start(system, options, dir).await?;
+        running.push((cluster, leader));
+    }
+    let result = measure_all(options, &systems, &running, &keys, &shape).await;
+    for (cluster, _) in running {
+        cluster.stop().await;
+    }
+    let results = result?;
+    let ratios = ratios(&results);
+    Ok(Report {
+        floors,
+        keys: options.keys,
+        value_bytes: options.value_bytes,
+        seconds_per_cell: options.duration.as_secs_f64(),
+        rounds: options.rounds,
+        clients_per_conn: options.clients_per_conn,
+        data_dir: dir.display().to_string(),
+        results,
+        ratios,
+    })
+}
+
+async fn measure_all(
+    options: &CompareOptions,
+    systems: &[System],
+    running: &[(Cluster, String)],
+    keys: &[String],
+    shape: &Shape,
+) -> anyhow::Result<Vec<CellResult>> {
+    let per_conn = options.clients_per_conn.max(1);
+    let mut results = Vec::new();
+    for workload in workloads(options) {
+        let conns = workload.clients.div_ceil(per_conn);
+        let mut pools: Vec<Pool> = Vec::new();
+        let mut pids = Vec::new();
+        for (&system, (cluster, leader)) in systems.iter().zip(running) {
+            pids.push(cluster.pids());
+            let pool = load::connect(system, leader, conns).await?;
+            if results.is_empty() {
+                println!("{}: writing {} keys once", system.name(), keys.len());
+                load::preload(&pool, keys, shape).await?;
+            }
+            pools.push(pool);
+        }
+        let mut merged: Vec<Option<CellRun>> = systems.iter().map(|_| None).collect();
+        for _ in 0..options.rounds {
+            for (at, pool) in pools.iter().enumerate() {
+                let run = load::run_cell(
+                    &pids[at],
+                    pool,
+                    workload,
+                    keys,
+                    shape,
+                    options.warmup,
+                    options.duration,
+                )
+                .await?;
+                let cell = run.result();
+                println!(
+                    "  {:<10} {:<5} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}",
+                    workload.label(),
+                    cell.system.name(),
+                    cell.ops_per_sec,
+                    cell.p50_ms,
+                    cell.p99_ms,
+                    cell.p999_ms,
+                    cpu_text(cell.server_cpu_us_per_op),
+                    if cell.errors > 0 {
+                        format!(
+                            "  ({} errors, first: {})",
+                            cell.errors,
+                            cell.first_error.as_deref().unwrap_or("?")
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                match &mut merged[at] {
+                    Some(total) => total.absorb(run)?,
+                    slot => *slot = Some(run),
+                }
+            }
+        }
+        results.extend(merged.iter().flatten().map(CellRun::result));
+    }
+    Ok(results)
+}
+
+fn cpu_text(us: Option<f64>) -> String {
+    us.map_or_else(|| "?".to_owned(), |us| format!("{us:.0} µs"))
+}
+
+fn ratios(results: &[CellResult]) -> Vec<Ratio> {
+    let find = |system, op, clients| {
+        results
+            .iter()
+            .find(|r| r.system == system && r.op == op && r.clients == clients)
+    };
+    results
+        .iter()
+        .filter(|r| r.system == System::Ours)
+        .filter_map(|ours| {
+            let etcd = find(System::Etcd, ours.op, ours.clients)?;
+            Some(Ratio {
+                op: ours.op,
+                clients: ours.clients,
+                throughput_ours_over_etcd: ours.ops_per_sec / etcd.ops_per_sec,
+                p99_ours_over_etcd: ours.p99_ms / etcd.p99_ms,
+            })
+        })
+        .collect()
+}
+
+/// The table: one row per workload and system, with the ratio on ours' row.
+pub fn table(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | ops/s ours/etcd | p99 ours/etcd |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in &report.results {
+        let ratio = report
+            .ratios
+            .iter()
+            .find(|x| r.system == System::Ours && x.op == r.op && x.clients == r.clients);
+        let (t, p) = ratio.map_or((String::new(), String::new()), |x| {
+            (
+                format!("{:.2}", x.throughput_ours_over_etcd),
+                format!("{:.2}", x.p99_ours_over_etcd),
+            )
+        });
+        let label = Workload {
+            op: r.op,
+            clients: r.clients,
+        }
+        .label();
+        out.push_str(&format!(
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {t} | {p} |\n",
+            r.system.name(),
+            r.ops_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.errors,
+            cpu_text(r.server_cpu_us_per_op)
+        ));
+    }
+    out.push_str(&format!(
+        "\nfloors: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms; loopback gRPC round trip p50 {:.3} ms, p99 {:.3} ms\n",
+        report.floors.fsync_4k_p50_ms,
+        report.floors.fsync_4k_p99_ms,
+        report.floors.grpc_rtt_p50_ms,
+        report.floors.grpc_rtt_p99_ms
+    ));
+    out
+}
+
+/// Runs the comparison, prints the table, writes the JSON.
+pub async fn run_and_print(options: CompareOptions) -> anyhow::Result<Report> {
+    let json = options.json.clone();
+    let report = run(options).await?;
+    println!("\n{}", table(&report));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("results written to {}", path.display());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(system: System, op: Op, clients: usize, ops_per_sec: f64, p99_ms: f64) -> CellResult {
+        CellResult {
+            system,
+            op,
+            clients,
+            ops: 1,
+            errors: 0,
+            seconds: 1.0,
+            ops_per_sec,
+            p50_ms: 1.0,
+            p99_ms,
+            p999_ms: p99_ms,
+            max_ms: p99_ms,
+            server_cpu_us_per_op: None,
+            first_error: None,
+        }
+    }
+
+    #[test]
+    fn ratios_pair_each_of_our_cells_with_etcds_same_cell() {
+        let results = vec![
+            cell(System::Ours, Op::Put, 64, 300.0, 10.0),
+            cell(System::Etcd, Op::Put, 64, 100.0, 20.0),
+            cell(System::Ours, Op::Get, 64, 50.0, 4.0),
+            cell(System::Etcd, Op::Put, 16, 10.0, 1.0),
+        ];
+        let ratios = ratios(&results);
+        assert_eq!(ratios.len(), 1, "only cells both systems ran");
+        assert_eq!((ratios[0].op, ratios[0].clients), (Op::Put, 64));
+        assert!((ratios[0].throughput_ours_over_etcd - 3.0).abs() < 1e-9);
+        assert!((ratios[0].p99_ours_over_etcd - 0.5).abs() < 1e-9);
+    }
+}

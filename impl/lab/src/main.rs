@@ -1,0 +1,211 @@
+//! The `raft-lab` command: the laboratory around the node — the chaos
+//! harness, the comparison with etcd, the bench — and `node`, a node with
+//! the seeded-bug hooks compiled in (the same flags as `raft-node run`, plus
+//! `--seeded-bug NAME`), which chaos and compare run as their node processes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use raft_lab::bench::{self, BenchOptions};
+use raft_lab::seeded_bugs::{self, SeededBug};
+use raft_node::cli::{RunArgs, init_logging, run_node};
+
+#[derive(Parser)]
+#[command(
+    name = "raft-lab",
+    version,
+    about = "The laboratory around raft-node: chaos harness, etcd comparison, bench, seeded bugs"
+)]
+struct Cli {
+    /// Log filter (e.g. info, debug, raft_node=debug). Default: the RAFT_LOG
+    /// environment variable, else RUST_LOG, else "info".
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a cluster of node processes under injected faults (kill -9,
+    /// partitions, one-way loss, pauses) with concurrent clients, and check
+    /// the history for linearizability and durability.
+    Chaos(raft_lab::chaos::cli::ChaosArgs),
+    /// Run the same closed-loop load against a 3-node cluster of this node
+    /// and a 3-node etcd cluster on loopback; print a table, write JSON.
+    Compare(CompareArgs),
+    /// Measure put throughput and latency, and snapshot cost, on a loopback cluster.
+    Bench(BenchArgs),
+    /// Run one node: `raft-node run`'s flags, plus `--seeded-bug NAME` to
+    /// break it on purpose. Without `--seeded-bug` it is the same node.
+    Node(NodeArgs),
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Break the node on purpose (testing the chaos harness): ack-before-commit
+    /// or stale-read. Logged at error level.
+    #[arg(long, value_name = "NAME")]
+    seeded_bug: Option<SeededBug>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Puts per concurrency level.
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+    /// Concurrency levels to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    clients: Vec<usize>,
+    #[arg(long, default_value_t = 100)]
+    value_bytes: usize,
+    /// Keys to load before measuring a snapshot (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_keys: usize,
+    /// Parent directory for the cluster's data (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Record core-event traces (as `run --trace-dir` does) during the latency
+    /// runs, then validate them through the model: run with and without to
+    /// see what tracing costs.
+    #[arg(long)]
+    trace: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The etcd binary (default: `etcd` on the PATH).
+    #[arg(long, default_value = "etcd")]
+    etcd: PathBuf,
+    /// Measure this node only (no etcd needed).
+    #[arg(long)]
+    no_etcd: bool,
+    /// Measured time per cell and round, e.g. 10s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Unmeasured time before each cell's measurement.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: std::time::Duration,
+    /// Rounds per cell: ours, etcd, ours, etcd... merged per system.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Concurrent clients for the put cells.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    put_clients: Vec<usize>,
+    /// Concurrent clients for the linearizable get cells.
+    #[arg(long, value_delimiter = ',', default_value = "16,256")]
+    get_clients: Vec<usize>,
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    #[arg(long, default_value_t = 256)]
+    value_bytes: usize,
+    /// Client tasks sharing one HTTP/2 connection (the same for both systems).
+    #[arg(long, default_value_t = 16)]
+    clients_per_conn: usize,
+    /// Parent directory for both clusters' data (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the data directories and node logs.
+    #[arg(long)]
+    keep: bool,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "compare-etcd.json")]
+    json: PathBuf,
+}
+
+/// Finds `name` on the PATH unless it already names a file.
+fn resolve_binary(name: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if name.components().count() > 1 || name.is_file() {
+        return Ok(name.to_owned());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} not found on the PATH (install etcd, e.g. `apt-get install etcd-server`, pass --etcd PATH, or --no-etcd)",
+                name.display()
+            )
+        })
+}
+
+async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    let etcd_binary = if args.no_etcd {
+        None
+    } else {
+        Some(resolve_binary(&args.etcd)?)
+    };
+    raft_lab::compare::run_and_print(raft_lab::compare::CompareOptions {
+        ours_binary: std::env::current_exe()?,
+        etcd_binary,
+        put_clients: args.put_clients,
+        get_clients: args.get_clients,
+        keys: args.keys,
+        value_bytes: args.value_bytes,
+        duration: args.duration,
+        warmup: args.warmup,
+        rounds: args.rounds,
+        clients_per_conn: args.clients_per_conn,
+        dir: args.dir,
+        keep: args.keep,
+        json: Some(args.json),
+    })
+    .await
+    .map(drop)
+}
+
+async fn node(args: NodeArgs) -> anyhow::Result<()> {
+    let mut config = args.run.config()?;
+    if let Some(bug) = args.seeded_bug {
+        seeded_bugs::enable(bug, &mut config);
+    }
+    run_node(config).await
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Chaos(args) => raft_lab::chaos::cli::run(args).await,
+            Command::Compare(args) => run_compare(args).await,
+            Command::Bench(args) => {
+                bench::run(BenchOptions {
+                    nodes: args.nodes,
+                    requests: args.requests,
+                    concurrency: args.clients,
+                    value_bytes: args.value_bytes,
+                    snapshot_keys: args.snapshot_keys,
+                    dir: args.dir,
+                    trace: args.trace,
+                })
+                .await
+            }
+            Command::Node(args) => node(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Smoke test of `raft-lab compare` on our system only (no etcd in CI): the
+//! load generator drives a real 3-process cluster, and the JSON it writes
+//! holds every cell with plausible numbers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use raft_lab::compare::{self, CompareOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_without_etcd_measures_every_cell_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("compare.json");
+    let report = compare::run_and_print(CompareOptions {
+        ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")),
+        etcd_binary: None,
+        put_clients: vec![1, 8],
+        get_clients: vec![8],
+        keys: 200,
+        value_bytes: 256,
+        duration: Duration::from_millis(400),
+        warmup: Duration::from_millis(100),
+        rounds: 2,
+        clients_per_conn: 4,
+        dir: Some(dir.path().to_owned()),
+        keep: false,
+        json: Some(json.clone()),
+    })
+    .await
+    .unwrap();
+    assert!(report.ratios.is_empty(), "no etcd, no ratios");
+
+    let text = std::fs::read_to_string(&json).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let results = value["results"].as_array().unwrap();
+    let cells: Vec<(String, u64)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["op"].as_str().unwrap().to_owned(),
+                r["clients"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        vec![("put".into(), 1), ("put".into(), 8), ("get".into(), 8)]
+    );
+    for r in results {
+        assert_eq!(r["system"], "ours");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+        // Two rounds of 0.4 s each.
+        assert!((r["seconds"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{r}");
+        let (p50, p99, p999) = (
+            r["p50_ms"].as_f64().unwrap(),
+            r["p99_ms"].as_f64().unwrap(),
+            r["p999_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{r}");
+        // Linux: the nodes' CPU time is accounted from /proc.
+        assert!(r["server_cpu_us_per_op"].as_f64().unwrap() >= 0.0, "{r}");
+    }
+    assert!(value["floors"]["fsync_4k_p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(value["floors"]["grpc_rtt_p50_ms"].as_f64().unwrap() > 0.0);
+    // The run's data directory is removed unless --keep.
+    let data_dir = value["data_dir"].as_str().unwrap();
+    assert!(!std::path::Path::new(data_dir).exists());
+}

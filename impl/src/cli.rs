@@ -1,0 +1,153 @@
+//! The node's command line, shared: the flags of `raft-node run` (one
+//! [`RunArgs`], which the lab's `raft-lab node` flattens too, so the two
+//! cannot drift apart), how they become a [`NodeConfig`], and running a
+//! node until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{self, FileConfig, NodeConfig};
+use crate::server;
+
+/// `raft-node run`'s flags: a TOML config file and/or flags (flags win).
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// TOML config file (see the crate docs of `config` for its keys).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// This node's id (one of the members).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Address to bind (default: this node's member address).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// A member, as ID=HOST:PORT; repeat for every member, this node included.
+    #[arg(long = "peer", value_name = "ID=HOST:PORT")]
+    pub peers: Vec<String>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Create the data directory if it does not exist (first start only).
+    #[arg(long)]
+    pub init: bool,
+    /// Serve Prometheus metrics on this address.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Election timeout range in milliseconds, as LOW,HIGH.
+    #[arg(long, value_name = "LOW,HIGH")]
+    pub election_timeout_ms: Option<String>,
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Compact the log once this many entries are applied past the last snapshot.
+    #[arg(long)]
+    pub snapshot_threshold: Option<u64>,
+    /// Record every core event to DIR/node-<id>.jsonl (format raft-trace/2), for
+    /// `raft-interop validate DIR` to replay through the model. Low overhead:
+    /// one JSON line per event, one write per batch, no fsync.
+    #[arg(long, value_name = "DIR")]
+    pub trace_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+}
+
+impl RunArgs {
+    /// The config file (if any) overridden by the flags, validated.
+    pub fn config(self) -> anyhow::Result<NodeConfig> {
+        let base = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let members = if self.peers.is_empty() {
+            None
+        } else {
+            Some(
+                self.peers
+                    .iter()
+                    .map(|text| config::parse_member(text))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        };
+        let election_timeout_ms = self
+            .election_timeout_ms
+            .as_deref()
+            .map(|text| {
+                let parts: Vec<&str> = text.split(',').collect();
+                match parts.as_slice() {
+                    [low, high] => Ok([low.trim().parse()?, high.trim().parse()?]),
+                    _ => anyhow::bail!("--election-timeout-ms takes LOW,HIGH, e.g. 300,600"),
+                }
+            })
+            .transpose()?;
+        let flags = FileConfig {
+            cluster_id: self.cluster_id,
+            id: self.id,
+            listen: self.listen,
+            data_dir: self.data_dir,
+            init: self.init.then_some(true),
+            metrics: self.metrics,
+            election_timeout_ms,
+            heartbeat_ms: self.heartbeat_ms,
+            snapshot_threshold: self.snapshot_threshold,
+            max_append_entries: None,
+            trace_dir: self.trace_dir,
+            tls_cert: self.tls.tls_cert,
+            tls_key: self.tls.tls_key,
+            tls_ca: self.tls.tls_ca,
+            members,
+        };
+        Ok(NodeConfig::from_file_config(base.merge(flags))?)
+    }
+}
+
+/// Logs to stderr with `level` as the filter, else the RAFT_LOG environment
+/// variable, else RUST_LOG, else "info".
+pub fn init_logging(level: Option<&str>) {
+    let filter = level
+        .map(EnvFilter::new)
+        .or_else(|| EnvFilter::try_from_env("RAFT_LOG").ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: `cluster` sends node logs to files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Resolves on SIGTERM (unix) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs one node until SIGTERM or Ctrl-C: metrics (if configured), the
+/// listener, the node.
+pub async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+    if let Some(address) = config.metrics {
+        crate::metrics::install(address)?;
+    }
+    let listener = server::bind(&config).await?;
+    let node = server::start(config, listener).await?;
+    node.run_until(shutdown_signal()).await
+}

@@ -1,0 +1,124 @@
+//! The disk format's messages (`proto/raft_disk.proto`) and their
+//! conversion to and from the core's types.
+//!
+//! **Its own messages, not the wire's.** Until format version 2 the log's
+//! records held the peer protocol's `Entry`, so a change to the wire was a
+//! change to every data directory. The disk now has its own definitions, and
+//! only storage sees them (this module is private to it): the peer protocol
+//! can change without a node misreading its own disk, and the disk format
+//! changes only with a new `FORMAT_VERSION`.
+//!
+//! **Why protobuf and not a hand-written codec.** The records' variable part
+//! (commands with optional fields, snapshot images of any size) is what
+//! protobuf encodes well, prost is already built into the node, its
+//! encoding writes straight into the record being framed, and its field
+//! numbers make an addition a compatible change by construction. And it
+//! keeps reading version 1 free: version 1's entries were protobuf messages
+//! with these very field numbers, so they decode here unchanged. (That a
+//! decoder skips unknown fields is no danger: a newer format carries a newer
+//! version, which this one refuses before reading any record.)
+//!
+//! Every value read back is checked as a peer's would be (index range, node
+//! id 0): the checksums make damage unlikely to get this far, not impossible.
+
+use raft_model::{Config, Entry, Payload};
+
+use crate::kv::{CommandResult, KvCommand, KvOp};
+use crate::limits::MAX_INDEX;
+
+/// The messages generated from `proto/raft_disk.proto`.
+pub(super) mod pb {
+    tonic::include_proto!("raft.disk");
+}
+
+pub(super) fn entry_to_disk(entry: &Entry<KvCommand>) -> pb::Entry {
+    let payload = match &entry.payload {
+        Payload::Noop => pb::entry::Payload::Noop(pb::Noop {}),
+        Payload::Command(command) => pb::entry::Payload::Command(command_to_disk(command)),
+    };
+    pb::Entry {
+        term: entry.term,
+        payload: Some(payload),
+    }
+}
+
+pub(super) fn entry_from_disk(entry: pb::Entry) -> Result<Entry<KvCommand>, String> {
+    let payload = match entry.payload.ok_or("the entry has no payload")? {
+        pb::entry::Payload::Noop(_) => Payload::Noop,
+        pb::entry::Payload::Command(command) => Payload::Command(command_from_disk(command)?),
+    };
+    if entry.term > MAX_INDEX {
+        return Err(format!("term {} is out of range", entry.term));
+    }
+    Ok(Entry {
+        term: entry.term,
+        payload,
+    })
+}
+
+fn command_to_disk(command: &KvCommand) -> pb::Command {
+    let op = match &command.op {
+        KvOp::Put { key, value } => pb::command::Op::Put(pb::Put {
+            key: key.clone(),
+            value: value.clone(),
+        }),
+        KvOp::Delete { key } => pb::command::Op::Delete(pb::Delete { key: key.clone() }),
+        KvOp::Cas {
+            key,
+            expected,
+            new_value,
+        } => pb::command::Op::Cas(pb::Cas {
+            key: key.clone(),
+            expected: expected.clone(),
+            new_value: new_value.clone(),
+        }),
+    };
+    pb::Command {
+        client_id: command.client_id,
+        seq: command.seq,
+        op: Some(op),
+    }
+}
+
+fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
+    let op = match command.op.ok_or("the command has no operation")? {
+        pb::command::Op::Put(put) => KvOp::Put {
+            key: put.key,
+            value: put.value,
+        },
+        pb::command::Op::Delete(delete) => KvOp::Delete { key: delete.key },
+        pb::command::Op::Cas(cas) => KvOp::Cas {
+            key: cas.key,
+            expected: cas.expected,
+            new_value: cas.new_value,
+        },
+    };
+    Ok(KvCommand {
+        client_id: command.client_id,
+        seq: command.seq,
+        op,
+    })
+}
+
+pub(super) fn result_to_disk(result: &CommandResult) -> pb::CommandResult {
+    pb::CommandResult {
+        previous: result.previous.clone(),
+        succeeded: result.succeeded,
+    }
+}
+
+pub(super) fn result_from_disk(result: Option<pb::CommandResult>) -> CommandResult {
+    let result = result.unwrap_or_default();
+    CommandResult {
+        previous: result.previous,
+        succeeded: result.succeeded,
+    }
+}
+
+/// The configuration of a snapshot's member list (node id 0 is no member).
+pub(super) fn config_from_disk(members: &[u64]) -> Result<Config, String> {
+    if members.contains(&0) {
+        return Err("node id 0 is not a valid member".into());
+    }
+    Ok(Config::new(members.iter().copied()))
+}

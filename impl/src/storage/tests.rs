@@ -1,0 +1,674 @@
+//! Storage tests: what survives a reopen, compaction, and the refusals.
+
+use std::fs;
+
+use raft_model::{Config, Entry, Payload, SnapshotMeta};
+
+use super::data_dir::{IDENTITY_FILE, LOCK_FILE, LOG_FILE};
+use super::records::{self, init_record};
+use super::*;
+use crate::kv::KvOp;
+
+fn identity() -> Identity {
+    Identity {
+        cluster_id: "test".into(),
+        node_id: 1,
+        members: vec![1, 2, 3],
+    }
+}
+
+fn entry(term: Term, key: &str) -> Entry<KvCommand> {
+    Entry {
+        term,
+        payload: Payload::Command(KvCommand {
+            client_id: 1,
+            seq: 1,
+            op: KvOp::Put {
+                key: key.into(),
+                value: "v".into(),
+            },
+        }),
+    }
+}
+
+fn log_of(entries: &[Entry<KvCommand>]) -> Log<KvCommand> {
+    let mut log = Log::default();
+    for e in entries {
+        log.append(e.clone());
+    }
+    log
+}
+
+#[test]
+fn state_survives_reopen_and_truncation_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    {
+        let (storage, recovered) = Storage::open(&path, &identity(), true).unwrap();
+        assert_eq!(recovered.log.last_index(), 0);
+        let mut batch = WriteBatch {
+            hard_state: Some((3, Some(2))),
+            ..Default::default()
+        };
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]), 1);
+        storage.write(batch).unwrap();
+        // A new leader overwrites entry 2 and drops entry 3.
+        let mut batch = WriteBatch::default();
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(3, "x")]), 2);
+        storage.write(batch).unwrap();
+    }
+    let (_storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    assert_eq!((recovered.current_term, recovered.voted_for), (3, Some(2)));
+    assert_eq!(recovered.log, log_of(&[entry(1, "a"), entry(3, "x")]));
+}
+
+#[test]
+fn compaction_keeps_the_suffix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    {
+        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let mut batch = WriteBatch::default();
+        let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]);
+        batch.set_log_from(&log, 1);
+        storage.write(batch).unwrap();
+        let mut image = KvImage::default();
+        image.data.insert("a".into(), "v".into());
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last_index: 2,
+                last_term: 1,
+                config: Config::new([1, 2, 3]),
+            },
+            data: image,
+        };
+        storage
+            .write(WriteBatch {
+                snapshot: Some(snapshot),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let (_storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    assert_eq!(recovered.snapshot.meta.last_index, 2);
+    assert_eq!(recovered.log.snapshot_index, 2);
+    assert_eq!(recovered.log.last_index(), 3);
+    assert_eq!(recovered.log.entry(3), Some(&entry(2, "c")));
+    assert_eq!(
+        recovered.snapshot.data.get("a").map(String::as_str),
+        Some("v")
+    );
+}
+
+#[test]
+fn refuses_missing_foreign_and_changed_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    assert!(matches!(
+        Storage::open(&path, &identity(), false),
+        Err(StorageError::Missing(_))
+    ));
+    drop(Storage::open(&path, &identity(), true).unwrap());
+    let other = Identity {
+        node_id: 2,
+        ..identity()
+    };
+    let err = Storage::open(&path, &other, true).err().unwrap();
+    assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+    let grown = Identity {
+        members: vec![1, 2, 3, 4],
+        ..identity()
+    };
+    assert!(matches!(
+        Storage::open(&path, &grown, false),
+        Err(StorageError::MembersChanged { .. })
+    ));
+    let stray = dir.path().join("stray");
+    fs::create_dir_all(&stray).unwrap();
+    fs::write(stray.join("notes.txt"), "hi").unwrap();
+    assert!(matches!(
+        Storage::open(&stray, &identity(), true),
+        Err(StorageError::NotADataDir(_))
+    ));
+}
+
+/// A crash during a first start leaves a log holding only INIT and no
+/// identity: `--init` finishes the job. Anything more in the log (or
+/// anything else in the directory) is not a first start, and is refused.
+#[test]
+fn an_interrupted_first_start_can_be_redone_with_init_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    fs::create_dir_all(&path).unwrap();
+    LogFile::create(&path.join(LOG_FILE), &init_record()).unwrap();
+    fs::write(path.join("identity.json.tmp"), b"{").unwrap();
+    assert!(matches!(
+        Storage::open(&path, &identity(), false),
+        Err(StorageError::Missing(_))
+    ));
+    let (storage, recovered) = Storage::open(&path, &identity(), true).unwrap();
+    assert_eq!((recovered.current_term, recovered.voted_for), (0, None));
+    storage
+        .write(WriteBatch {
+            hard_state: Some((3, Some(2))),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(storage);
+    // A log with state in it, but its identity gone: not a first start.
+    fs::remove_file(path.join(IDENTITY_FILE)).unwrap();
+    fs::remove_file(path.join(LOCK_FILE)).unwrap();
+    assert!(matches!(
+        Storage::open(&path, &identity(), true),
+        Err(StorageError::NotADataDir(_))
+    ));
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    let _first = Storage::open(&path, &identity(), true).unwrap();
+    assert!(matches!(
+        Storage::open(&path, &identity(), false),
+        Err(StorageError::Locked(_))
+    ));
+}
+
+/// Writes a few entries and a snapshot, returning the node's directory.
+fn populated(dir: &tempfile::TempDir) -> PathBuf {
+    let path = dir.path().join("node");
+    let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+    let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]);
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log, 1);
+    storage.write(batch).unwrap();
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            last_index: 2,
+            last_term: 1,
+            config: Config::new([1, 2, 3]),
+        },
+        data: KvImage::default(),
+    };
+    storage
+        .write(WriteBatch {
+            snapshot: Some(snapshot),
+            ..Default::default()
+        })
+        .unwrap();
+    path
+}
+
+#[test]
+fn a_log_file_that_lost_its_beginning_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = populated(&dir);
+    let log = path.join(LOG_FILE);
+    // Emptied: before the INIT record, this started a fresh node (term 0,
+    // no vote) that could vote twice.
+    std::fs::write(&log, b"").unwrap();
+    let err = Storage::open(&path, &identity(), true)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("lost its beginning"), "{err}");
+    // Deleted: the same.
+    std::fs::remove_file(&log).unwrap();
+    let err = Storage::open(&path, &identity(), true)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("lost its beginning"), "{err}");
+
+    // Cut so that INIT itself is gone: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let path = populated(&dir);
+    let log = path.join(LOG_FILE);
+    let bytes = std::fs::read(&log).unwrap();
+    let records = log_file::parse(&log, &bytes).unwrap().records;
+    std::fs::write(&log, &bytes[records[1].0 as usize..]).unwrap();
+    let err = Storage::open(&path, &identity(), true)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+
+    // Cut at any later record boundary: refused too (the file is shorter
+    // than its batch records say), not taken for a shorter log.
+    for (at, _) in &records[1..] {
+        std::fs::write(&log, &bytes[..*at as usize]).unwrap();
+        let err = Storage::open(&path, &identity(), false)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("cut short"), "{err}");
+    }
+}
+
+#[test]
+fn a_torn_snapshot_file_is_reported_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = populated(&dir);
+    let file = path.join(snapshot_file::file_name(2, 1));
+    let bytes = fs::read(&file).unwrap();
+    fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
+    let err = Storage::open(&path, &identity(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("checksum") && err.contains("snapshot-"),
+        "{err}"
+    );
+    fs::remove_file(&file).unwrap();
+    let err = Storage::open(&path, &identity(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("snapshot-"),
+        "a missing snapshot is named: {err}"
+    );
+}
+
+#[test]
+fn a_torn_final_write_is_cut_off_and_reported_as_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    {
+        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b")]), 1);
+        storage.write(batch).unwrap();
+        // A second batch, one sector of which a crash keeps from the disk.
+        let mut batch = WriteBatch::default();
+        // (Entry 3 is long enough to span two sectors.)
+        let long = "c".repeat(700);
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(1, &long)]), 3);
+        storage.write(batch).unwrap();
+    }
+    let file = path.join(LOG_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    let contents = log_file::parse(&file, &bytes).unwrap();
+    let (third, body) = contents.records.last().unwrap();
+    let middle = *third as usize + body.len() / 2;
+    let lost = middle / 512 * 512;
+    bytes[lost.max(*third as usize)..(lost + 512).min(contents.end as usize)].fill(0);
+    fs::write(&file, &bytes).unwrap();
+    let (storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    assert!(recovered.repaired);
+    assert_eq!(recovered.log, log_of(&[entry(1, "a"), entry(1, "b")]));
+    // Appending resumes after the cut, and the result reads back cleanly.
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "d")]), 3);
+    storage.write(batch).unwrap();
+    drop(storage);
+    let (_, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    assert!(!recovered.repaired);
+    assert_eq!(
+        recovered.log,
+        log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "d")])
+    );
+}
+
+#[test]
+fn a_corrupted_record_is_reported_with_its_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    {
+        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b")]), 1);
+        storage.write(batch).unwrap();
+    }
+    // Flip a bit in the first (batch) record's header or body: damage
+    // to acknowledged data, never a torn write.
+    let file = path.join(LOG_FILE);
+    let clean = fs::read(&file).unwrap();
+    for at in [log_file::HEADER + 3, 1, 5, 9] {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x10;
+        fs::write(&file, &bytes).unwrap();
+        let text = Storage::open(&path, &identity(), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("raft.log") && text.contains("byte 0"),
+            "{text}"
+        );
+    }
+    // Damage in the last record is reported too, not taken for a torn write.
+    let mut bytes = clean.clone();
+    let last = log_file::parse(&file, &clean).unwrap().end as usize - 1;
+    bytes[last] ^= 1;
+    fs::write(&file, &bytes).unwrap();
+    let text = Storage::open(&path, &identity(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("checksum"), "{text}");
+}
+
+/// Where the log file's records end (the zeros after them not counted).
+fn records_end(dir: &Path) -> u64 {
+    let path = dir.join(LOG_FILE);
+    log_file::parse(&path, &fs::read(&path).unwrap())
+        .unwrap()
+        .end
+}
+
+#[test]
+fn compaction_rewrites_the_file_and_overwrites_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    {
+        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let mut batch = WriteBatch::default();
+        let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c"), entry(1, "d")]);
+        batch.set_log_from(&log, 1);
+        storage.write(batch).unwrap();
+        let before = records_end(&path);
+        // Any dead record is worth a rewrite here.
+        storage.durable.lock().unwrap().rewrite_bytes = 0;
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last_index: 3,
+                last_term: 1,
+                config: Config::new([1, 2, 3]),
+            },
+            data: KvImage::default(),
+        };
+        storage
+            .write(WriteBatch {
+                snapshot: Some(snapshot),
+                hard_state: Some((2, Some(3))),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(records_end(&path) < before);
+        // Entry 4 is overwritten by a new leader's entry, then 5 added.
+        let mut log = Log {
+            snapshot_index: 3,
+            snapshot_term: 1,
+            ..Log::default()
+        };
+        log.append(entry(2, "x"));
+        log.append(entry(2, "y"));
+        let mut batch = WriteBatch::default();
+        batch.set_log_from(&log, 4);
+        storage.write(batch).unwrap();
+    }
+    let (_, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    assert_eq!((recovered.current_term, recovered.voted_for), (2, Some(3)));
+    assert_eq!(recovered.log.snapshot_index, 3);
+    assert_eq!(recovered.log.last_index(), 5);
+    assert_eq!(recovered.log.entry(4), Some(&entry(2, "x")));
+    assert_eq!(recovered.log.entry(5), Some(&entry(2, "y")));
+}
+
+/// The format version the log file in `dir` names.
+fn format_version(dir: &Path) -> u64 {
+    let path = dir.join(LOG_FILE);
+    let contents = log_file::parse(&path, &fs::read(&path).unwrap()).unwrap();
+    records::init_version(&contents.records[0].1).unwrap()
+}
+
+/// A copy of `impl/tests/fixtures/datadir-v1`: a data directory written by
+/// the storage of format version 1 (before the disk had messages of its own
+/// and a recorded version), through `Storage::write`: hard states (1, vote
+/// 1), (2, vote 3), (3, no vote); entries 1..=5 of term 1, a truncation to
+/// 4, entry 4 overwritten in term 2 and entry 5 appended; a snapshot at
+/// index 3, term 1 (keys a=1 and b=2, client 7's session); entries 6 and 7
+/// of term 2 after it.
+fn version_1_directory(root: &tempfile::TempDir) -> (PathBuf, Identity) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v1");
+    let path = root.path().join("node");
+    fs::create_dir_all(&path).unwrap();
+    for item in fs::read_dir(&fixture).unwrap() {
+        let item = item.unwrap();
+        fs::copy(item.path(), path.join(item.file_name())).unwrap();
+    }
+    let identity = Identity {
+        cluster_id: "fixture".into(),
+        node_id: 1,
+        members: vec![1, 2, 3],
+    };
+    (path, identity)
+}
+
+fn command(term: Term, client_id: u64, seq: u64, op: KvOp) -> Entry<KvCommand> {
+    Entry {
+        term,
+        payload: Payload::Command(KvCommand { client_id, seq, op }),
+    }
+}
+
+#[test]
+fn a_version_1_data_directory_is_read_and_upgraded() {
+    let root = tempfile::tempdir().unwrap();
+    let (path, identity) = version_1_directory(&root);
+    assert_eq!(format_version(&path), 1);
+    let mut expected = Log {
+        snapshot_index: 3,
+        snapshot_term: 1,
+        ..Log::default()
+    };
+    for entry in [
+        Entry {
+            term: 2,
+            payload: Payload::Noop,
+        },
+        command(2, 8, 1, KvOp::Delete { key: "a".into() }),
+        command(
+            2,
+            9,
+            1,
+            KvOp::Put {
+                key: "d".into(),
+                value: "4".into(),
+            },
+        ),
+        command(
+            2,
+            7,
+            3,
+            KvOp::Cas {
+                key: "b".into(),
+                expected: Some("2".into()),
+                new_value: None,
+            },
+        ),
+    ] {
+        expected.append(entry);
+    }
+    let check = |recovered: &Recovered, log: &Log<KvCommand>| {
+        assert_eq!((recovered.current_term, recovered.voted_for), (3, None));
+        assert_eq!(recovered.log, *log);
+        let meta = &recovered.snapshot.meta;
+        assert_eq!((meta.last_index, meta.last_term), (3, 1));
+        assert_eq!(meta.config, Config::new([1, 2, 3]));
+        let image = &recovered.snapshot.data;
+        let keys: Vec<_> = image.data.iter().collect();
+        assert_eq!(
+            keys,
+            [
+                (&"a".to_string(), &"1".to_string()),
+                (&"b".to_string(), &"2".to_string())
+            ]
+        );
+        let session = image.sessions.get(&7).expect("client 7's session");
+        assert_eq!((session.last_seq, session.last_index), (2, 3));
+        assert_eq!(
+            (session.result.previous.clone(), session.result.succeeded),
+            (None, true)
+        );
+        assert_eq!(image.sessions.len(), 1);
+    };
+
+    let snapshot_path = path.join(snapshot_file::file_name(3, 1));
+    let image_v1 = fs::read(&snapshot_path).unwrap();
+    let (storage, recovered) = Storage::open(&path, &identity, false).unwrap();
+    assert!(!recovered.repaired);
+    check(&recovered, &expected);
+    // The snapshot image format did not change: encoding the image again
+    // gives the same bytes.
+    let snapshot = &recovered.snapshot;
+    assert_eq!(
+        snapshot_file::encode(&snapshot.meta, &snapshot.data),
+        image_v1
+    );
+    // Upgraded at start: the file now names the current version...
+    assert_eq!(format_version(&path), FORMAT_VERSION);
+    // ...and takes new records, which read back with the old ones.
+    expected.append(command(
+        3,
+        9,
+        2,
+        KvOp::Put {
+            key: "e".into(),
+            value: "5".into(),
+        },
+    ));
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&expected, 8);
+    storage.write(batch).unwrap();
+    drop(storage);
+    let (_storage, recovered) = Storage::open(&path, &identity, false).unwrap();
+    check(&recovered, &expected);
+    assert_eq!(format_version(&path), FORMAT_VERSION);
+}
+
+#[test]
+fn a_later_format_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = populated(&dir);
+    let log = path.join(LOG_FILE);
+    for init in [
+        records::init_record_of(FORMAT_VERSION + 1),
+        // A later INIT record may be longer; its first 17 bytes still say
+        // which version it is.
+        {
+            let mut longer = Vec::new();
+            let mut body = records::init_record_of(99)[log_file::HEADER..].to_vec();
+            body.extend_from_slice(b"more to come");
+            log_file::frame(&mut longer, &body);
+            longer
+        },
+    ] {
+        let version = format!(
+            "disk format version {}",
+            u64::from_le_bytes(init[log_file::HEADER + 9..][..8].try_into().unwrap())
+        );
+        LogFile::create(&log, &init).unwrap();
+        let err = Storage::open(&path, &identity(), false)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(&version), "{err}");
+        assert!(
+            err.contains(&format!("reads versions 1 to {FORMAT_VERSION}")),
+            "{err}"
+        );
+        assert!(err.contains("raft.log"), "{err}");
+    }
+}
+
+/// A directory holding entries 1..=3 of term 1, the first two committed,
+/// and the hard state (2, vote 2).
+fn committed_two(dir: &tempfile::TempDir) -> Storage {
+    let (storage, _) = Storage::open(&dir.path().join("node"), &identity(), true).unwrap();
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(2, Some(2));
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]), 1);
+    batch.set_commit_index(2);
+    storage.write(batch).unwrap();
+    storage
+}
+
+#[test]
+fn uncommitted_entries_may_be_overwritten_and_committed_ones_rewritten_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    // Entry 3 was not committed: a new leader may replace it.
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "x")]), 3);
+    storage.write(batch).unwrap();
+    // Committed entries written again as they are: no loss.
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "x")]), 2);
+    storage.write(batch).unwrap();
+}
+
+#[test]
+#[should_panic(expected = "refusing to overwrite log entry 2, committed")]
+fn a_committed_entry_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(2, "x")]), 2);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "refusing to truncate the log after entry 1")]
+fn committed_entries_are_never_truncated_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a")]), 2);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "a node votes once in a term")]
+fn a_second_vote_in_a_term_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(2, Some(3));
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "a term never decreases")]
+fn the_term_never_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(1, None);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "a snapshot never goes backwards")]
+fn a_snapshot_never_goes_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let snapshot_at = |index| Snapshot {
+        meta: SnapshotMeta {
+            last_index: index,
+            last_term: 1,
+            config: Config::new([1, 2, 3]),
+        },
+        data: KvImage::default(),
+    };
+    let mut log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    log.compact_to(2, 1);
+    let mut batch = WriteBatch::default();
+    batch.set_snapshot(&snapshot_at(2), &log);
+    storage.write(batch).unwrap();
+    let mut log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    log.compact_to(1, 1);
+    let mut batch = WriteBatch::default();
+    batch.set_snapshot(&snapshot_at(1), &log);
+    let _ = storage.write(batch);
+}
+
+#[test]
+#[should_panic(expected = "the durable (term, vote) is not the core's")]
+fn a_core_state_never_persisted_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    storage.assert_durable(2, Some(2), &log);
+    // The core voted in term 3, and nobody asked to persist it.
+    storage.assert_durable(3, Some(1), &log);
+}

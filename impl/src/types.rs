@@ -1,0 +1,107 @@
+//! The types the node's modules share: the core as this node instantiates
+//! it, the event loop's inputs, and what the loop answers with. The event
+//! loop ([`crate::node`]), the services that feed it, the peer transport and
+//! the trace recorder all speak these; none of them needs another's module
+//! for them.
+
+use std::time::Duration;
+
+use raft_model::{Index, NodeId, Refused, Role, Server, SnapshotMeta, Term};
+use tokio::sync::oneshot;
+
+use crate::convert::Msg;
+use crate::kv::{ApplyError, CommandResult, KvCommand, KvImage};
+
+/// The core as this node instantiates it.
+pub type Core = Server<KvCommand, KvImage>;
+
+/// Everything the event loop reacts to besides its timers.
+pub enum Input {
+    /// A request from a peer; the core's reply goes back on `reply` (None:
+    /// the core dropped the message).
+    PeerRequest {
+        message: Msg,
+        reply: oneshot::Sender<Option<Msg>>,
+    },
+    /// A peer's answer to one of our requests.
+    PeerResponse(Msg),
+    Propose {
+        command: KvCommand,
+        reply: oneshot::Sender<Result<Applied, ClientError>>,
+    },
+    Read {
+        key: String,
+        reply: oneshot::Sender<Result<ReadValue, ClientError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
+    /// Take a snapshot now (operators, tests and the bench).
+    TakeSnapshot {
+        reply: oneshot::Sender<Result<SnapshotReport, String>>,
+    },
+    /// A background snapshot finished writing its file.
+    SnapshotWritten(Result<SnapshotReport, String>, SnapshotMeta, KvImage),
+}
+
+/// A write that applied.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub index: Index,
+    pub result: CommandResult,
+}
+
+/// A linearizable read's answer.
+#[derive(Clone, Debug)]
+pub struct ReadValue {
+    pub value: Option<String>,
+    pub index: Index,
+}
+
+/// What one snapshot cost.
+#[derive(Clone, Debug)]
+pub struct SnapshotReport {
+    pub index: Index,
+    pub keys: usize,
+    pub bytes: u64,
+    /// Serializing and writing (with fsync) the image, off the event loop.
+    pub write_time: Duration,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+impl ClientError {
+    /// A client's request the core refused.
+    pub(crate) fn refused(refused: Refused) -> Self {
+        match refused {
+            Refused::NotLeader(not_leader) => ClientError::NotLeader {
+                leader: not_leader.leader_hint,
+            },
+            other => ClientError::Retry(other.to_string()),
+        }
+    }
+}
+
+/// What the status call reports.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit_index: Index,
+    pub applied_index: Index,
+    pub last_log_index: Index,
+    pub snapshot_index: Index,
+    pub members: Vec<NodeId>,
+}
