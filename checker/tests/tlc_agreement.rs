@@ -38,13 +38,19 @@ fn flags(
 
 /// `raft-checker check FLAGS`: its "distinct states: N within bounds".
 fn checker_distinct_states(extra: &[&str], bound: Vec<String>) -> u64 {
+    // The examples it writes go to a scratch directory, not into the
+    // package's folder (the test's working directory).
+    let out = std::env::temp_dir().join(format!("raft-checker-tlc-{}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_raft-checker"))
         .arg("check")
         .args(bound)
         .args(extra)
         .args(["--threads", "2"])
+        .arg("--out")
+        .arg(&out)
         .output()
         .expect("run raft-checker");
+    let _ = std::fs::remove_dir_all(&out);
     let stdout = String::from_utf8_lossy(&output.stdout);
     // TLC found no violation on any of these bounds; the small ones are too
     // small to reach every `sometimes` goal, so the run's verdict may be
