@@ -359,7 +359,7 @@ impl EventLoop {
     /// Performs a batch's effects in order: persist, send, apply, answer.
     async fn perform(&mut self, ready: Ready) -> Result<(), NodeError> {
         // 0. The batch's trace lines reach the kernel before anything of it
-        // is durable or sent (see raft_interop::writer).
+        // is durable or sent (see raft_trace::writer).
         self.trace.flush();
 
         // 1. Persist (one commit, one fsync).

@@ -29,7 +29,7 @@ use crate::types::Core;
 pub struct Traced(TracedStep<KvCommand>);
 
 /// Time spent recording and writing trace lines, and events recorded, by
-/// every node of this process: `raft-node bench --trace` reports the cost per
+/// every node of this process: `raft-lab bench --trace` reports the cost per
 /// event from these.
 static TRACE_NANOS: AtomicU64 = AtomicU64::new(0);
 static TRACE_EVENTS: AtomicU64 = AtomicU64::new(0);
