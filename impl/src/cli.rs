@@ -118,6 +118,34 @@ pub fn init_logging(level: Option<&str>) {
         .init();
 }
 
+/// A command's `main`: logs with `log_level`, runs `command` on a
+/// multi-threaded tokio runtime, and turns its outcome into the exit status
+/// (an error is printed with its causes). Both binaries, raft-node and
+/// raft-lab, end this way.
+pub fn run_command(
+    log_level: Option<&str>,
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    init_logging(log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Resolves on SIGTERM (unix) or Ctrl-C.
 pub async fn shutdown_signal() {
     #[cfg(unix)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use raft_node::cli::{RunArgs, init_logging, run_node};
+use raft_node::cli::{RunArgs, run_command, run_node};
 use raft_node::client::KvClient;
 use raft_node::cluster::{self, ClusterOptions};
 
@@ -188,18 +188,8 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    let log_level = cli.log_level.clone();
+    run_command(log_level.as_deref(), async move {
         match cli.command {
             Command::Run(args) => match args.config() {
                 Ok(config) => run_node(config).await,
@@ -221,12 +211,5 @@ fn main() -> ExitCode {
             }
             Command::Client(args) => run_client(args).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use raft_lab::bench::{self, BenchOptions};
 use raft_lab::seeded_bugs::{self, SeededBug};
-use raft_node::cli::{RunArgs, init_logging, run_node};
+use raft_node::cli::{RunArgs, run_command, run_node};
 
 #[derive(Parser)]
 #[command(
@@ -171,18 +171,8 @@ async fn node(args: NodeArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    let log_level = cli.log_level.clone();
+    run_command(log_level.as_deref(), async move {
         match cli.command {
             Command::Chaos(args) => raft_lab::chaos::cli::run(args).await,
             Command::Compare(args) => run_compare(args).await,
@@ -200,12 +190,5 @@ fn main() -> ExitCode {
             }
             Command::Node(args) => node(args).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
