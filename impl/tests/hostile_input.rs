@@ -314,12 +314,20 @@ async fn a_follower_with_a_torn_tail_rejoins_and_the_cluster_loses_nothing() {
         .commit_index;
     let node = cluster.node(follower).unwrap();
     let started = Instant::now();
-    while node
-        .status()
-        .await
-        .is_some_and(|s| s.applied_index < target)
-    {
-        assert!(started.elapsed() < WAIT, "the follower did not catch up");
+    loop {
+        // `None`: the follower's event loop has ended — it died, which is a
+        // failure, not a reason to stop waiting.
+        let status = node.status().await.unwrap_or_else(|| {
+            panic!("follower {follower}'s event loop died after the restart")
+        });
+        if status.applied_index >= target {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "follower {follower} did not catch up within {WAIT:?}: applied {} of {target}",
+            status.applied_index
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cluster.shutdown().await;
