@@ -251,7 +251,8 @@ fn bad_configurations_are_refused_clearly() {
     assert!(message.contains("cannot listen"), "{message}");
     drop(busy);
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    let identity = r#"{"cluster_id":"c","node_id":1,"members":[1,2]}"#;
+    // As a node wrote it before identity files had a checksum (still read).
+    let identity = "{\n  \"cluster_id\": \"c\",\n  \"node_id\": 1,\n  \"members\": [\n    1,\n    2\n  ]\n}";
     std::fs::write(dir.path().join("data/identity.json"), identity).unwrap();
     let foreign = [&base[..], &["--id", "2", "--peer", &p1, "--peer", &p2]].concat();
     let message = run_expecting_failure(&foreign);
