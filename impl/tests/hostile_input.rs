@@ -175,8 +175,9 @@ fn reasons(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// A bit flipped in each data file — identity.json, raft.log, the snapshot
-/// file — at a fifth, half, four fifths and the last byte of its data: each
+/// A bit flipped in each data file — identity.json (at every byte),
+/// raft.log and the snapshot file (at a fifth, half, four fifths and the
+/// last byte of its data): each
 /// is refused, naming the file and the failed check. (LOCK is empty: it
 /// holds no data, only its flock.) raft.log's data is its records: past
 /// them the file is preallocated zeros, where a flipped bit reads as a torn
@@ -200,10 +201,18 @@ async fn a_flipped_bit_in_any_data_file_is_refused() {
         } else {
             len
         };
-        let mut flips: Vec<(usize, bool)> = [data / 5, data / 2, data * 4 / 5, data - 1]
-            .into_iter()
-            .map(|at| (at, true))
-            .collect();
+        let mut flips: Vec<(usize, bool)> = if name == "identity.json" {
+            // Small, and its values are also checked against the
+            // configuration: every byte, so that a flip the parser and that
+            // check would both let through (a digit of the checksum, the
+            // layout) is tried too.
+            (0..data).map(|at| (at, true)).collect()
+        } else {
+            [data / 5, data / 2, data * 4 / 5, data - 1]
+                .into_iter()
+                .map(|at| (at, true))
+                .collect()
+        };
         if name == "raft.log" {
             // In the preallocated zeros: harmless.
             flips.extend([(data + 100, false), ((data + len) / 2, false), (len - 1, false)]);
