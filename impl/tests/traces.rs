@@ -7,7 +7,9 @@
 //! (an event removed, a term changed, a receive moved before its send, a
 //! state field altered) must each be rejected with a clear message.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_node::client::KvClient;
@@ -16,31 +18,31 @@ use raft_node::launch::{Launch, NodeProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
-fn free_ports(count: usize) -> Vec<u16> {
-    raft_node::launch::free_loopback_ports(count).expect("free loopback ports")
-}
-
 /// Three `raft-node run` processes, started through the launcher (a dropped
 /// process is killed).
 struct Cluster {
     dir: PathBuf,
     members: Vec<Member>,
+    /// The nodes' listening sockets, bound here (port 0) and handed to
+    /// every process of that node: no port is released while the test runs.
+    listeners: Vec<Arc<TcpListener>>,
     processes: Vec<Option<NodeProcess>>,
 }
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        let ports = free_ports(3);
+        let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
         let members: Vec<Member> = (1..)
-            .zip(&ports)
-            .map(|(id, port)| Member {
+            .zip(&listeners)
+            .map(|(id, listener)| Member {
                 id,
-                address: format!("127.0.0.1:{port}"),
+                address: listener.local_addr().unwrap().to_string(),
             })
             .collect();
         let mut cluster = Cluster {
             dir: dir.to_owned(),
             members,
+            listeners,
             processes: vec![None, None, None],
         };
         for id in 1..=3 {
@@ -69,7 +71,8 @@ impl Cluster {
             &self.dir.join(format!("node-{id}.toml")),
         )
         .log_to(&self.dir.join(format!("node-{id}.log")))
-        .log_level("warn");
+        .log_level("warn")
+        .listener(self.listeners[id - 1].clone());
         self.processes[id - 1] = Some(launch.spawn().expect("raft-node starts"));
     }
 
