@@ -169,7 +169,10 @@ fn reasons(name: &str) -> &'static [&'static str] {
     } else if name == "identity.json" {
         &["checksum mismatch", "does not parse", "byte for byte"]
     } else if name.starts_with("snapshot-") {
-        &["snapshot image checksum mismatch", "snapshot image is too short"]
+        &[
+            "snapshot image checksum mismatch",
+            "snapshot image is too short",
+        ]
     } else {
         panic!("an unexpected data file: {name}")
     }
@@ -215,7 +218,11 @@ async fn a_flipped_bit_in_any_data_file_is_refused() {
         };
         if name == "raft.log" {
             // In the preallocated zeros: harmless.
-            flips.extend([(data + 100, false), ((data + len) / 2, false), (len - 1, false)]);
+            flips.extend([
+                (data + 100, false),
+                ((data + len) / 2, false),
+                (len - 1, false),
+            ]);
         }
         for (m, (at, refused)) in flips.into_iter().enumerate() {
             let dir = root.path().join(format!("flip-{n}-{m}"));
@@ -375,9 +382,10 @@ async fn a_follower_with_a_torn_tail_rejoins_and_the_cluster_loses_nothing() {
     loop {
         // `None`: the follower's event loop has ended — it died, which is a
         // failure, not a reason to stop waiting.
-        let status = node.status().await.unwrap_or_else(|| {
-            panic!("follower {follower}'s event loop died after the restart")
-        });
+        let status = node
+            .status()
+            .await
+            .unwrap_or_else(|| panic!("follower {follower}'s event loop died after the restart"));
         if status.applied_index >= target {
             break;
         }
