@@ -282,3 +282,41 @@ fn bad_configurations_are_refused_clearly() {
     let message = run_expecting_failure(&foreign);
     assert!(message.contains("another node's data"), "{message}");
 }
+
+/// The harness owns a node's port: the node serves on the socket it is
+/// handed, the port stays taken while the node is killed (nothing else can
+/// bind it), and the restarted node serves on it again. A socket bound to
+/// another address than the configured one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_on_the_socket_its_harness_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let listeners = raft_node::launch::loopback_listeners(2).expect("loopback listeners");
+    let address = listeners[0].local_addr().unwrap();
+    let members = [Member {
+        id: 1,
+        address: address.to_string(),
+    }];
+    let mut node = start_node(dir.path(), 1, &members, true, &listeners[0]);
+    node.wait_ready(Duration::from_secs(20)).await.unwrap();
+    node.kill();
+    let taken = TcpListener::bind(address);
+    assert!(
+        taken.is_err(),
+        "the port of a killed node was free for another program: {taken:?}"
+    );
+    let mut node = start_node(dir.path(), 1, &members, false, &listeners[0]);
+    node.wait_ready(Duration::from_secs(20)).await.unwrap();
+    node.kill();
+
+    // The socket of another address: refused, naming both.
+    let mut node = start_node(dir.path(), 1, &members, false, &listeners[1]);
+    let err = node
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .expect_err("a node served on a socket not bound to its address");
+    let log = std::fs::read_to_string(dir.path().join("node-1.log")).unwrap();
+    assert!(
+        log.contains("--listen-on-stdin: the socket given is bound to"),
+        "{err:#}: {log}"
+    );
+}
