@@ -51,6 +51,12 @@ pub struct RunArgs {
     pub trace_dir: Option<PathBuf>,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    /// Serve on the listening TCP socket that is standard input (bound to
+    /// the configured listen address, which is checked) instead of binding:
+    /// for harnesses that own the node's port (raft_node::launch), so that
+    /// it is never released between being chosen and being served.
+    #[arg(long, hide = true)]
+    pub listen_on_stdin: bool,
 }
 
 impl RunArgs {
@@ -170,12 +176,39 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs one node until SIGTERM or Ctrl-C: metrics (if configured), the
-/// listener, the node.
-pub async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+/// listener (bound here, or with `listen_on_stdin` the socket given as
+/// standard input), the node.
+pub async fn run_node(config: NodeConfig, listen_on_stdin: bool) -> anyhow::Result<()> {
     if let Some(address) = config.metrics {
         crate::metrics::install(address)?;
     }
-    let listener = server::bind(&config).await?;
+    let listener = if listen_on_stdin {
+        inherited_listener(&config)?
+    } else {
+        server::bind(&config).await?
+    };
     let node = server::start(config, listener).await?;
     node.run_until(shutdown_signal()).await
+}
+
+/// The listening socket a harness passed as standard input: it must be a
+/// TCP socket bound to exactly the configured listen address, so the node
+/// serves where its configuration (and its peers') says, as when it binds.
+fn inherited_listener(config: &NodeConfig) -> anyhow::Result<tokio::net::TcpListener> {
+    use std::os::fd::AsFd;
+    let socket = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let listener = std::net::TcpListener::from(socket);
+    let address = listener.local_addr().map_err(|err| {
+        anyhow::anyhow!("--listen-on-stdin: standard input is not a TCP socket ({err})")
+    })?;
+    if address != config.listen {
+        anyhow::bail!(
+            "--listen-on-stdin: the socket given is bound to {address}, but node {} is \
+             configured to listen on {}",
+            config.id,
+            config.listen
+        );
+    }
+    listener.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(listener)?)
 }

@@ -12,13 +12,21 @@
 //! says otherwise ([`Launch::kill_on_drop`]: `cluster`'s nodes outlive it).
 //!
 //! Clusters of processes must put every node's address in every node's
-//! configuration before any of them binds: [`free_loopback_ports`] finds the
-//! ports.
+//! configuration before any of them starts. A harness that owns its ports
+//! binds them first ([`loopback_listeners`]), writes the addresses it got
+//! into the configurations, and hands each node its listening socket
+//! ([`Launch::listener`]): the socket becomes the process's standard input
+//! and the node is told `--listen-on-stdin`, so a port is never released
+//! between being chosen and being served — no other program can take it,
+//! and it stays the node's across kills and restarts (while no process
+//! serves it, connections wait in its backlog, as for a paused node).
 
 use std::fs::OpenOptions;
 use std::net::TcpListener;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -45,6 +53,10 @@ pub struct Launch {
     pub extra_args: Vec<String>,
     /// Whether dropping the [`NodeProcess`] kills the process (default: yes).
     pub kill_on_drop: bool,
+    /// A listening socket the harness owns, bound to the node's address:
+    /// passed as the process's standard input with `--listen-on-stdin`
+    /// (None: the node binds its address itself).
+    pub listener: Option<Arc<TcpListener>>,
 }
 
 impl Launch {
@@ -59,7 +71,15 @@ impl Launch {
             log_level: None,
             extra_args: Vec::new(),
             kill_on_drop: true,
+            listener: None,
         }
+    }
+
+    /// Hands the node `listener` (bound to its address) instead of letting
+    /// it bind: see the module docs.
+    pub fn listener(mut self, listener: Arc<TcpListener>) -> Launch {
+        self.listener = Some(listener);
+        self
     }
 
     /// Appends the process's output to `log`.
@@ -110,6 +130,11 @@ impl Launch {
             .arg(&self.config_path)
             .args(&self.extra_args)
             .stdin(Stdio::null());
+        if let Some(listener) = &self.listener {
+            // A duplicate of the socket, so the harness keeps its own.
+            let socket = OwnedFd::from(listener.try_clone()?);
+            command.arg("--listen-on-stdin").stdin(Stdio::from(socket));
+        }
         if let Some(level) = &self.log_level {
             command.arg("--log-level").arg(level);
         }
@@ -250,17 +275,13 @@ pub fn signal(pid: u32, name: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Asks the OS for `count` distinct free ports on 127.0.0.1. The listeners
-/// are all held until every port is known (so no port is handed out twice),
-/// then released: another program could take a port before the node binds
-/// it, and the node then fails with "address in use".
-pub fn free_loopback_ports(count: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
+/// `count` listening sockets on 127.0.0.1, each on a port the OS chose
+/// (port 0): the harness keeps them and hands each to its node
+/// ([`Launch::listener`]), so no port is ever released for another program
+/// to take.
+pub fn loopback_listeners(count: usize) -> std::io::Result<Vec<Arc<TcpListener>>> {
+    (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map(Arc::new))
         .collect()
 }
 

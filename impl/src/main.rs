@@ -191,10 +191,13 @@ fn main() -> ExitCode {
     let log_level = cli.log_level.clone();
     run_command(log_level.as_deref(), async move {
         match cli.command {
-            Command::Run(args) => match args.config() {
-                Ok(config) => run_node(config).await,
-                Err(err) => Err(err),
-            },
+            Command::Run(args) => {
+                let listen_on_stdin = args.listen_on_stdin;
+                match args.config() {
+                    Ok(config) => run_node(config, listen_on_stdin).await,
+                    Err(err) => Err(err),
+                }
+            }
             Command::Cluster(args) => {
                 cluster::run(ClusterOptions {
                     nodes: args.nodes,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_node::config::{FileConfig, Member};
@@ -14,14 +15,25 @@ use raft_node::launch::{Launch, NodeProcess, signal};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
-/// Ports the OS says are free right now.
+/// Ports the OS says are free right now (released at once: only for the
+/// configuration-refusal tests, whose nodes never serve).
 fn free_ports(count: usize) -> Vec<u16> {
-    raft_node::launch::free_loopback_ports(count).expect("free loopback ports")
+    raft_node::launch::loopback_listeners(count)
+        .expect("loopback listeners")
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
 }
 
 /// `raft-node run` for node `id` of `members`, through the launcher (a
-/// dropped process is killed).
-fn start_node(dir: &Path, id: u64, members: &[Member], init: bool) -> NodeProcess {
+/// dropped process is killed), serving on `listener`, which the test holds.
+fn start_node(
+    dir: &Path,
+    id: u64,
+    members: &[Member],
+    init: bool,
+    listener: &Arc<TcpListener>,
+) -> NodeProcess {
     let config = FileConfig {
         cluster_id: Some("proc-test".into()),
         id: Some(id),
@@ -40,6 +52,7 @@ fn start_node(dir: &Path, id: u64, members: &[Member], init: bool) -> NodeProces
     )
     .log_to(&dir.join(format!("node-{id}.log")))
     .log_level("warn")
+    .listener(listener.clone())
     .spawn()
     .expect("raft-node starts")
 }
@@ -72,21 +85,25 @@ fn leader(endpoints: &str) -> usize {
 #[test]
 fn quick_start_survives_killing_the_leader_process() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(3);
+    // Bound here, on ports the OS chose, and held until the test ends.
+    let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
     let members: Vec<Member> = (1..)
-        .zip(&ports)
-        .map(|(id, port)| Member {
+        .zip(&listeners)
+        .map(|(id, listener)| Member {
             id,
-            address: format!("127.0.0.1:{port}"),
+            address: listener.local_addr().unwrap().to_string(),
         })
         .collect();
-    let endpoints = ports
+    let endpoints = members
         .iter()
-        .map(|port| format!("127.0.0.1:{port}"))
+        .map(|member| member.address.clone())
         .collect::<Vec<_>>()
         .join(",");
     let mut nodes: Vec<Option<NodeProcess>> = (1..=3)
-        .map(|id| Some(start_node(dir.path(), id, &members, true)))
+        .map(|id| {
+            let listener = &listeners[id as usize - 1];
+            Some(start_node(dir.path(), id, &members, true, listener))
+        })
         .collect();
 
     let put = client(&endpoints, &["put", "greeting", "hello"]);
@@ -105,7 +122,13 @@ fn quick_start_survives_killing_the_leader_process() {
     assert_ne!(leader(&endpoints), old);
 
     // The killed node restarts from its data (no --init) and rejoins.
-    nodes[old - 1] = Some(start_node(dir.path(), old as u64, &members, false));
+    nodes[old - 1] = Some(start_node(
+        dir.path(),
+        old as u64,
+        &members,
+        false,
+        &listeners[old - 1],
+    ));
     let put = client(&endpoints, &["put", "greeting", "third"]);
     assert!(put.status.success(), "{put:?}");
 }
@@ -251,9 +274,49 @@ fn bad_configurations_are_refused_clearly() {
     assert!(message.contains("cannot listen"), "{message}");
     drop(busy);
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    let identity = r#"{"cluster_id":"c","node_id":1,"members":[1,2]}"#;
+    // As a node wrote it before identity files had a checksum (still read).
+    let identity =
+        "{\n  \"cluster_id\": \"c\",\n  \"node_id\": 1,\n  \"members\": [\n    1,\n    2\n  ]\n}";
     std::fs::write(dir.path().join("data/identity.json"), identity).unwrap();
     let foreign = [&base[..], &["--id", "2", "--peer", &p1, "--peer", &p2]].concat();
     let message = run_expecting_failure(&foreign);
     assert!(message.contains("another node's data"), "{message}");
+}
+
+/// The harness owns a node's port: the node serves on the socket it is
+/// handed, the port stays taken while the node is killed (nothing else can
+/// bind it), and the restarted node serves on it again. A socket bound to
+/// another address than the configured one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_on_the_socket_its_harness_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let listeners = raft_node::launch::loopback_listeners(2).expect("loopback listeners");
+    let address = listeners[0].local_addr().unwrap();
+    let members = [Member {
+        id: 1,
+        address: address.to_string(),
+    }];
+    let mut node = start_node(dir.path(), 1, &members, true, &listeners[0]);
+    node.wait_ready(Duration::from_secs(20)).await.unwrap();
+    node.kill();
+    let taken = TcpListener::bind(address);
+    assert!(
+        taken.is_err(),
+        "the port of a killed node was free for another program: {taken:?}"
+    );
+    let mut node = start_node(dir.path(), 1, &members, false, &listeners[0]);
+    node.wait_ready(Duration::from_secs(20)).await.unwrap();
+    node.kill();
+
+    // The socket of another address: refused, naming both.
+    let mut node = start_node(dir.path(), 1, &members, false, &listeners[1]);
+    let err = node
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .expect_err("a node served on a socket not bound to its address");
+    let log = std::fs::read_to_string(dir.path().join("node-1.log")).unwrap();
+    assert!(
+        log.contains("--listen-on-stdin: the socket given is bound to"),
+        "{err:#}: {log}"
+    );
 }

@@ -7,7 +7,9 @@
 //! (an event removed, a term changed, a receive moved before its send, a
 //! state field altered) must each be rejected with a clear message.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_node::client::KvClient;
@@ -16,31 +18,31 @@ use raft_node::launch::{Launch, NodeProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
-fn free_ports(count: usize) -> Vec<u16> {
-    raft_node::launch::free_loopback_ports(count).expect("free loopback ports")
-}
-
 /// Three `raft-node run` processes, started through the launcher (a dropped
 /// process is killed).
 struct Cluster {
     dir: PathBuf,
     members: Vec<Member>,
+    /// The nodes' listening sockets, bound here (port 0) and handed to
+    /// every process of that node: no port is released while the test runs.
+    listeners: Vec<Arc<TcpListener>>,
     processes: Vec<Option<NodeProcess>>,
 }
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        let ports = free_ports(3);
+        let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
         let members: Vec<Member> = (1..)
-            .zip(&ports)
-            .map(|(id, port)| Member {
+            .zip(&listeners)
+            .map(|(id, listener)| Member {
                 id,
-                address: format!("127.0.0.1:{port}"),
+                address: listener.local_addr().unwrap().to_string(),
             })
             .collect();
         let mut cluster = Cluster {
             dir: dir.to_owned(),
             members,
+            listeners,
             processes: vec![None, None, None],
         };
         for id in 1..=3 {
@@ -69,7 +71,8 @@ impl Cluster {
             &self.dir.join(format!("node-{id}.toml")),
         )
         .log_to(&self.dir.join(format!("node-{id}.log")))
-        .log_level("warn");
+        .log_level("warn")
+        .listener(self.listeners[id - 1].clone());
         self.processes[id - 1] = Some(launch.spawn().expect("raft-node starts"));
     }
 
@@ -138,8 +141,10 @@ async fn wait_all_applied(client: &mut KvClient, endpoints: &[String]) {
     }
 }
 
-/// Records a faulty run and returns the trace directory.
-async fn record(dir: &Path) -> PathBuf {
+/// Records a faulty run; returns the trace directory and the follower that
+/// was killed and restarted behind a compacted log (it must have caught up
+/// by InstallSnapshot).
+async fn record(dir: &Path) -> (PathBuf, u64) {
     let mut cluster = Cluster::start(dir);
     let endpoints = cluster.endpoints();
     let mut client = KvClient::new(endpoints.clone()).unwrap();
@@ -175,7 +180,23 @@ async fn record(dir: &Path) -> PathBuf {
     for id in 1..=3 {
         cluster.kill(id);
     }
-    dir.join("traces")
+    (dir.join("traces"), victim as u64)
+}
+
+/// The snapshots `node` installed from a leader's InstallSnapshot: for each
+/// HandleInstallSnapshotRequest event that asked to persist a snapshot, the
+/// index its snapshot ends at afterwards.
+fn installed_snapshots(traces: &Path, node: u64) -> Vec<u64> {
+    lines(traces, node)
+        .iter()
+        .filter(|line| line.contains("\"step\":{\"HandleInstallSnapshotRequest\""))
+        .filter_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let installed = event["persist"]["snapshot"].as_bool() == Some(true);
+            let index = event["state"]["snapshot"]["last_index"].as_u64()?;
+            (installed && index > 0).then_some(index)
+        })
+        .collect()
 }
 
 /// The lowest node id whose trace has a line containing `pattern`.
@@ -231,7 +252,7 @@ fn position(lines: &[String], what: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
-    let traces = record(dir.path()).await;
+    let (traces, behind) = record(dir.path()).await;
 
     let validated =
         validate(&traces).unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
@@ -251,12 +272,22 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         "ReadIndex",
         "CompactLog",
         "Restart",
+        "HandleInstallSnapshotRequest",
     ] {
         assert!(
             actions.contains(expected),
             "no {expected} in the run: {actions:?}"
         );
     }
+
+    // The follower that was behind caught up by installing a snapshot.
+    let installed = installed_snapshots(&traces, behind);
+    assert!(
+        !installed.is_empty(),
+        "node {behind}, restarted behind a compacted log, installed no snapshot from an \
+         InstallSnapshot (no HandleInstallSnapshotRequest event persisting a snapshot)"
+    );
+    println!("node {behind} installed snapshots ending at {installed:?}");
 
     // Which node led first: the one whose trace has the first ClientRequest.
     let leader = first_node_with(&traces, "\"ClientRequest\"").expect("a leader");

@@ -14,6 +14,17 @@
 //! beginning; one without an identity but with a log holding nothing but
 //! INIT is a first start a crash interrupted, and `--init` may redo it.
 //! Anything else without an identity is not ours, and is refused.
+//!
+//! **The identity's checksum.** `identity.json` is pretty-printed JSON of
+//! [`Identity`] plus `"crc32"`, the crc32 of the identity's compact JSON
+//! (`{"cluster_id":..,"node_id":..,"members":[..]}`). At start the file must
+//! parse (unknown fields refused), its checksum must match, and its bytes
+//! must be exactly what this code writes for that identity: so a flipped bit
+//! anywhere — in a value, a name, the checksum, or the whitespace — is
+//! refused, naming the file. A file written before the checksum existed (no
+//! `"crc32"`, as in the fixture `tests/fixtures/datadir-v1`) is read when
+//! its bytes are exactly what that code wrote, and is rewritten with its
+//! checksum (atomically) once the directory's lock is held.
 
 use std::fs;
 use std::path::Path;
@@ -42,6 +53,84 @@ pub struct Identity {
     pub members: Vec<NodeId>,
 }
 
+/// `identity.json` as stored: the identity and its checksum (None: written
+/// before the checksum existed).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    cluster_id: String,
+    node_id: NodeId,
+    members: Vec<NodeId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crc32: Option<u32>,
+}
+
+fn identity_crc(identity: &Identity) -> u32 {
+    // Serializing a struct of strings and integers cannot fail.
+    crc32fast::hash(&serde_json::to_vec(identity).unwrap_or_default())
+}
+
+/// The bytes of `identity.json` for `identity`, with its checksum (or, with
+/// `crc32` None, as the code before the checksum wrote them).
+fn identity_bytes(identity: &Identity, crc32: Option<u32>) -> Vec<u8> {
+    let file = IdentityFile {
+        cluster_id: identity.cluster_id.clone(),
+        node_id: identity.node_id,
+        members: identity.members.clone(),
+        crc32,
+    };
+    serde_json::to_vec_pretty(&file).unwrap_or_default()
+}
+
+/// Reads and verifies `identity.json`; also returns whether it has its
+/// checksum (false: written before the checksum existed).
+fn read_identity(path: &Path) -> Result<(Identity, bool), StorageError> {
+    let corrupt = |what: String| StorageError::Corrupt {
+        path: path.to_owned(),
+        what,
+    };
+    let bytes = fs::read(path).map_err(io(path))?;
+    let file: IdentityFile = serde_json::from_slice(&bytes)
+        .map_err(|err| corrupt(format!("identity file does not parse: {err}")))?;
+    let identity = Identity {
+        cluster_id: file.cluster_id,
+        node_id: file.node_id,
+        members: file.members,
+    };
+    if let Some(stored) = file.crc32 {
+        let computed = identity_crc(&identity);
+        if stored != computed {
+            return Err(corrupt(format!(
+                "identity file checksum mismatch (stored {stored:#010x}, computed \
+                 {computed:#010x}): the file is corrupted"
+            )));
+        }
+    }
+    if bytes != identity_bytes(&identity, file.crc32) {
+        return Err(corrupt(
+            "identity file is not byte for byte what a node writes for the identity it \
+             holds: the file is corrupted"
+                .into(),
+        ));
+    }
+    Ok((identity, file.crc32.is_some()))
+}
+
+/// Writes `identity.json` with its checksum, atomically: temporary file,
+/// fsync, rename, directory fsync.
+fn write_identity(dir: &Path, identity: &Identity) -> Result<(), StorageError> {
+    let path = dir.join(IDENTITY_FILE);
+    let tmp = dir.join("identity.json.tmp");
+    fs::write(&tmp, identity_bytes(identity, Some(identity_crc(identity)))).map_err(io(&tmp))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
 pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io {
         path: path.to_owned(),
@@ -53,7 +142,7 @@ pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
 /// `identity`'s, then takes its lock. The returned file holds the lock for
 /// as long as it lives.
 pub(super) fn open(dir: &Path, identity: &Identity, init: bool) -> Result<fs::File, StorageError> {
-    check_identity(dir, identity, init)?;
+    let checksummed = check_identity(dir, identity, init)?;
     let lock_path = dir.join(LOCK_FILE);
     let lock = fs::OpenOptions::new()
         .create(true)
@@ -70,11 +159,16 @@ pub(super) fn open(dir: &Path, identity: &Identity, init: bool) -> Result<fs::Fi
     if dir.join(OLD_DB_FILE).exists() {
         return Err(StorageError::OldFormat(dir.to_owned()));
     }
+    if !checksummed {
+        // Written before identity files had a checksum: give it one.
+        write_identity(dir, identity)?;
+    }
     Ok(lock)
 }
 
-/// Creates the data directory (with `init`) or checks that it is this node's.
-fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), StorageError> {
+/// Creates the data directory (with `init`) or checks that it is this node's;
+/// returns whether its identity file has its checksum.
+fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<bool, StorageError> {
     let path = dir.join(IDENTITY_FILE);
     if !dir.exists() {
         if !init {
@@ -93,26 +187,10 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
         // directory with an identity always has its log's beginning, and
         // one without is a first start that can be redone.
         LogFile::create(&dir.join(LOG_FILE), &records::init_record())?;
-        let json = serde_json::to_vec_pretty(identity).map_err(|err| StorageError::Io {
-            path: path.clone(),
-            source: err.into(),
-        })?;
-        let tmp = dir.join("identity.json.tmp");
-        fs::write(&tmp, json).map_err(io(&tmp))?;
-        fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
-        return Ok(());
+        write_identity(dir, identity)?;
+        return Ok(true);
     }
-    let bytes = fs::read(&path).map_err(io(&path))?;
-    let found: Identity = serde_json::from_slice(&bytes).map_err(|err| StorageError::Corrupt {
-        path: path.clone(),
-        what: format!("identity file does not parse: {err}"),
-    })?;
+    let (found, checksummed) = read_identity(&path)?;
     if found.cluster_id != identity.cluster_id || found.node_id != identity.node_id {
         return Err(StorageError::Foreign {
             dir: dir.to_owned(),
@@ -133,7 +211,7 @@ fn check_identity(dir: &Path, identity: &Identity, init: bool) -> Result<(), Sto
             configured,
         });
     }
-    Ok(())
+    Ok(checksummed)
 }
 
 /// Whether `dir`, which has no identity file, holds nothing but what an

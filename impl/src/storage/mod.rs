@@ -1,7 +1,7 @@
 //! Durable state in the node's data directory.
 //!
 //! ```text
-//! <data-dir>/identity.json                    cluster id, node id, member ids (checked at every start)
+//! <data-dir>/identity.json                    cluster id, node id, member ids, their crc32 (checked at every start)
 //! <data-dir>/LOCK                             held (flock) while a node runs on the directory
 //! <data-dir>/raft.log                         format version, hard state, snapshot pointer, log entries
 //! <data-dir>/snapshot-<index>-<term>.snap     the latest snapshot image (see snapshot_file)
@@ -46,6 +46,11 @@
 //! after it, so it does not grow forever. The storage keeps the framed
 //! records of the live entries in memory for that (the core holds the same
 //! entries anyway).
+//!
+//! **A checksum on every file holding data**: `identity.json` (see
+//! `data_dir`), each record of the log, the snapshot image. `LOCK` is empty
+//! (only its flock matters); temporary files are never read (a start
+//! deletes or ignores them).
 //!
 //! **Checksums, cuts and torn tails** (rules in `log_file`): every record has
 //! a crc32 and a doubly stored length, and the file is preallocated with its

@@ -672,3 +672,63 @@ fn a_core_state_never_persisted_is_caught() {
     // The core voted in term 3, and nobody asked to persist it.
     storage.assert_durable(3, Some(1), &log);
 }
+
+/// The identity file of a directory `--init` created has a checksum, and a
+/// flipped bit anywhere in it (each byte, each bit), or a cut anywhere, is
+/// refused as corruption of identity.json.
+#[test]
+fn every_flipped_bit_and_every_cut_of_the_identity_file_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node");
+    drop(Storage::open(&dir, &identity(), true).unwrap());
+    let path = dir.join(IDENTITY_FILE);
+    let pristine = fs::read(&path).unwrap();
+    assert!(
+        String::from_utf8_lossy(&pristine).contains("\"crc32\""),
+        "no checksum in {}",
+        String::from_utf8_lossy(&pristine)
+    );
+    let refused = |bytes: &[u8], what: &str| {
+        fs::write(&path, bytes).unwrap();
+        match Storage::open(&dir, &identity(), false) {
+            Ok(_) => panic!("identity.json {what}: accepted"),
+            Err(err @ StorageError::Corrupt { .. }) => {
+                let text = err.to_string();
+                assert!(
+                    text.contains("identity.json")
+                        && ["checksum mismatch", "does not parse", "byte for byte"]
+                            .iter()
+                            .any(|word| text.contains(word)),
+                    "identity.json {what}: {text}"
+                );
+            }
+            Err(err) => panic!("identity.json {what}: refused, but not as corruption: {err}"),
+        }
+    };
+    for at in 0..pristine.len() {
+        for bit in 0..8 {
+            let mut bytes = pristine.clone();
+            bytes[at] ^= 1 << bit;
+            refused(&bytes, &format!("with bit {bit} of byte {at} flipped"));
+        }
+    }
+    for len in 0..pristine.len() {
+        refused(&pristine[..len], &format!("cut to {len} bytes"));
+    }
+    fs::write(&path, &pristine).unwrap();
+    drop(Storage::open(&dir, &identity(), false).unwrap());
+}
+
+/// An identity file written before the checksum existed (the fixture's) is
+/// read, and rewritten with its checksum.
+#[test]
+fn an_identity_file_without_a_checksum_is_read_and_given_one() {
+    let root = tempfile::tempdir().unwrap();
+    let (path, identity) = version_1_directory(&root);
+    let old = fs::read_to_string(path.join(IDENTITY_FILE)).unwrap();
+    assert!(!old.contains("crc32"), "the fixture has no checksum: {old}");
+    drop(Storage::open(&path, &identity, false).unwrap());
+    let new = fs::read_to_string(path.join(IDENTITY_FILE)).unwrap();
+    assert!(new.contains("\"crc32\""), "not upgraded: {new}");
+    drop(Storage::open(&path, &identity, false).unwrap());
+}

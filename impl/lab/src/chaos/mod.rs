@@ -30,6 +30,7 @@ pub mod workload;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -323,12 +324,18 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let dir = run_dir(&options)?;
     std::fs::write(dir.join("seed"), format!("{}\n", options.seed))?;
     let ids: Vec<NodeId> = (1..=options.nodes).collect();
-    let ports = raft_node::launch::free_loopback_ports(ids.len())?;
-    let listen: BTreeMap<NodeId, SocketAddr> = ids
+    // The nodes' listening sockets, bound first (port 0) and held for the
+    // whole run, each handed to every process of its node: the proxies bound
+    // below can never take a node's port, nor can anything else.
+    let listeners: BTreeMap<NodeId, Arc<std::net::TcpListener>> = ids
         .iter()
-        .zip(&ports)
-        .map(|(id, port)| (*id, SocketAddr::from(([127, 0, 0, 1], *port))))
+        .copied()
+        .zip(raft_node::launch::loopback_listeners(ids.len())?)
         .collect();
+    let listen: BTreeMap<NodeId, SocketAddr> = listeners
+        .iter()
+        .map(|(id, listener)| Ok((*id, listener.local_addr()?)))
+        .collect::<std::io::Result<_>>()?;
     let network = Network::new();
     let mut proxies = Vec::new();
     let mut members: BTreeMap<NodeId, Vec<Member>> = BTreeMap::new();
@@ -351,9 +358,9 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         &options.bin,
         &dir,
         options.settings.clone(),
-        &listen,
+        &listeners,
         members,
-    );
+    )?;
     for &id in &ids {
         processes.start(id)?;
     }

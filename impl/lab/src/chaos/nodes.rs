@@ -8,8 +8,9 @@
 //! nodes directly. Every process is killed when [`Processes`] is dropped.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,6 +37,9 @@ pub struct NodeSettings {
 
 struct Node {
     listen: SocketAddr,
+    /// Its listening socket, bound by the harness and handed to each of its
+    /// processes (`Launch::listener`).
+    listener: Arc<TcpListener>,
     /// The members as this node sees them (peers at their proxies).
     members: Vec<Member>,
     process: Option<NodeProcess>,
@@ -53,36 +57,39 @@ pub struct Processes {
 }
 
 impl Processes {
-    /// `members[id]` is the member list node `id` is given.
+    /// `members[id]` is the member list node `id` is given, `listeners[id]`
+    /// the socket it serves on.
     pub fn new(
         bin: &Path,
         dir: &Path,
         settings: NodeSettings,
-        listen: &BTreeMap<NodeId, SocketAddr>,
+        listeners: &BTreeMap<NodeId, Arc<TcpListener>>,
         members: BTreeMap<NodeId, Vec<Member>>,
-    ) -> Processes {
+    ) -> std::io::Result<Processes> {
         let nodes = members
             .into_iter()
             .map(|(id, members)| {
-                (
+                let listener = listeners[&id].clone();
+                Ok((
                     id,
                     Node {
-                        listen: listen[&id],
+                        listen: listener.local_addr()?,
+                        listener,
                         members,
                         process: None,
                         paused: false,
                         initialized: false,
                     },
-                )
+                ))
             })
-            .collect();
-        Processes {
+            .collect::<std::io::Result<_>>()?;
+        Ok(Processes {
             bin: bin.to_owned(),
             dir: dir.to_owned(),
             settings,
             nodes,
             unexpected_exits: Vec::new(),
-        }
+        })
     }
 
     pub fn ids(&self) -> Vec<NodeId> {
@@ -129,7 +136,8 @@ impl Processes {
         };
         let mut launch = Launch::new(&self.bin, "node", config, &config_path)
             .log_to(&log)
-            .log_level(&s.log_level);
+            .log_level(&s.log_level)
+            .listener(node.listener.clone());
         if let Some(bug) = s.seeded_bug {
             launch = launch.arg("--seeded-bug").arg(bug.name());
         }

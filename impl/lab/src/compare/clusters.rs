@@ -39,9 +39,16 @@ enum Processes {
     Etcd(Vec<Child>),
 }
 
-/// `count` distinct free loopback ports.
+/// `count` distinct free loopback ports, for etcd, which binds its own: the
+/// OS chooses them (port 0), and they are released before etcd binds them
+/// (a third-party binary cannot be handed a socket). Our nodes are handed
+/// theirs (`raft_node::launch::loopback_listeners`).
 fn free_ports(count: u64) -> anyhow::Result<Vec<u16>> {
-    raft_node::launch::free_loopback_ports(count as usize).context("no free loopback ports")
+    raft_node::launch::loopback_listeners(count as usize)
+        .context("no free loopback ports")?
+        .iter()
+        .map(|listener| Ok(listener.local_addr()?.port()))
+        .collect()
 }
 
 fn log_file(path: &Path) -> anyhow::Result<Stdio> {
@@ -66,14 +73,18 @@ impl Cluster {
     /// `raft-lab node`).
     pub fn start_ours(binary: &Path, dir: &Path, nodes: u64) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let ports = free_ports(nodes)?;
+        // Bound here and handed to the nodes: no port is released between.
+        let listeners = raft_node::launch::loopback_listeners(nodes as usize)
+            .context("no free loopback ports")?;
         let members: Vec<Member> = (1..=nodes)
-            .zip(&ports)
-            .map(|(id, port)| Member {
-                id,
-                address: format!("127.0.0.1:{port}"),
+            .zip(&listeners)
+            .map(|(id, listener)| {
+                Ok(Member {
+                    id,
+                    address: listener.local_addr()?.to_string(),
+                })
             })
-            .collect();
+            .collect::<std::io::Result<_>>()?;
         let mut processes = Vec::new();
         for id in 1..=nodes {
             let config = FileConfig {
@@ -86,12 +97,13 @@ impl Cluster {
             };
             let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))
                 .log_to(&dir.join(format!("node-{id}.log")))
-                .log_level("warn");
+                .log_level("warn")
+                .listener(listeners[id as usize - 1].clone());
             processes.push(launch.spawn()?);
         }
         Ok(Cluster {
             system: System::Ours,
-            endpoints: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            endpoints: members.iter().map(|m| m.address.clone()).collect(),
             processes: Processes::Ours(processes),
         })
     }
