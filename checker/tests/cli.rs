@@ -140,3 +140,26 @@ fn bad_input_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(stderr.contains("unknown bug"), "{stderr}");
 }
+
+/// `bench` has `check`'s exit status: the `tiny` bound is too small for a
+/// command to commit, so its check fails and so does its bench, naming the
+/// goals missed; the `spec` bound reaches every goal and exits 0.
+#[test]
+fn a_failed_bench_exits_non_zero() {
+    let tiny = checker()
+        .args(["bench", "--bound", "tiny", "--threads", "1"])
+        .output()
+        .expect("the checker runs");
+    let stdout = String::from_utf8_lossy(&tiny.stdout);
+    assert_eq!(tiny.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED ("), "{stdout}");
+    assert!(stdout.contains("CommandCommitted NOT reached"), "{stdout}");
+
+    let spec = checker()
+        .args(["bench", "--bound", "spec", "--threads", "2"])
+        .output()
+        .expect("the checker runs");
+    let stdout = String::from_utf8_lossy(&spec.stdout);
+    assert_eq!(spec.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("all properties: ok"), "{stdout}");
+}
