@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `check` on a small bound (the CLI's default bound takes a minute).
+/// `check` on a small bound (the CLI's default bound is for release builds).
 const SMALL: [&str; 7] = [
     "check",
     "--max-term",
