@@ -6,9 +6,9 @@
 //! raft-checker explore    stateright's Explorer web UI (default 127.0.0.1:3000)
 //! raft-checker bench      distinct states/s and peak memory for a named bound
 //! ```
-//! Exit status: 0 when every `always` property holds and (for `check`) the
-//! search completed and reached every `sometimes` property; 1 when a property
-//! fails; 2 on a usage or I/O error.
+//! Exit status: 0 when every `always` property holds and (for `check` and
+//! `bench`) the search completed and reached every `sometimes` property; 1
+//! when a property fails; 2 on a usage or I/O error.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use raft_checker::bounds::Bounds;
 use raft_checker::model::{REACHABILITY_PROPERTIES, RaftModel, SAFETY_PROPERTIES};
-use raft_checker::report::Report;
+use raft_checker::report::{Report, Verdict};
 use raft_checker::run::{Outcome, RunOptions, Strategy, run};
 use raft_checker::{bugs, memory};
 use raft_model::Bug;
@@ -289,6 +289,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         runs.push(false);
     }
     let mut distinct = Vec::new();
+    let mut failed = false;
     for symmetry in runs {
         memory::reset_peak();
         let mut options = RunOptions::check(bounds.clone());
@@ -307,8 +308,13 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
                 .peak_memory_bytes
                 .map_or_else(|| "unknown".to_string(), memory::format_bytes),
             threads,
-            if report.ok { "ok" } else { "FAILED" }
+            if report.ok {
+                "ok".to_string()
+            } else {
+                format!("FAILED ({})", shortfalls(&report).join(", "))
+            }
         );
+        failed |= !report.ok;
         distinct.push(report.distinct_states_within_bounds.unwrap_or(0));
     }
     if let [with, without] = distinct[..] {
@@ -317,5 +323,26 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             without as f64 / with.max(1) as f64
         );
     }
-    Ok(ExitCode::SUCCESS)
+    // The same status as `check` of that bound: a bench whose check failed
+    // measured something that is not a proof.
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why a report is not ok: its violated properties, its goals not reached,
+/// an incomplete search.
+fn shortfalls(report: &Report) -> Vec<String> {
+    let mut out: Vec<String> = report
+        .properties
+        .iter()
+        .filter(|p| matches!(p.verdict, Verdict::Violated | Verdict::NotReached))
+        .map(|p| format!("{} {}", p.name, p.verdict.text()))
+        .collect();
+    if !report.complete {
+        out.push("search incomplete".to_string());
+    }
+    out
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `check` on a small bound (the CLI's default bound takes a minute).
+/// `check` on a small bound (the CLI's default bound is for release builds).
 const SMALL: [&str; 7] = [
     "check",
     "--max-term",
@@ -72,14 +72,20 @@ fn a_violation_exits_non_zero_and_writes_its_traces() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The walks must also get somewhere: a leader elected and a command
+/// committed (the `sometimes` goals in the JSON report), or they checked the
+/// safety properties on states where nothing happened.
 #[test]
 fn a_simulation_without_violation_exits_zero() {
     let out = scratch("simulation");
+    // The report goes beside the traces, but walks that find nothing write none.
+    std::fs::create_dir_all(&out).expect("scratch directory");
+    let json = out.join("report.json");
     let status = checker()
         .args([
             "simulate",
             "--max-states",
-            "3000",
+            "20000",
             "--seed",
             "3",
             "--threads",
@@ -87,11 +93,23 @@ fn a_simulation_without_violation_exits_zero() {
         ])
         .arg("--out")
         .arg(&out)
+        .arg("--json")
+        .arg(&json)
         .output()
         .expect("the checker runs");
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("random simulation"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
+            .expect("report is JSON");
+    for goal in ["LeaderElected", "CommandCommitted"] {
+        let property = report["properties"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == goal))
+            .unwrap_or_else(|| panic!("{goal} reported"));
+        assert_eq!(property["verdict"], "reached", "{goal}: {stdout}");
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -121,4 +139,27 @@ fn bad_input_is_a_usage_error() {
     assert_eq!(status.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(stderr.contains("unknown bug"), "{stderr}");
+}
+
+/// `bench` has `check`'s exit status: the `tiny` bound is too small for a
+/// command to commit, so its check fails and so does its bench, naming the
+/// goals missed; the `spec` bound reaches every goal and exits 0.
+#[test]
+fn a_failed_bench_exits_non_zero() {
+    let tiny = checker()
+        .args(["bench", "--bound", "tiny", "--threads", "1"])
+        .output()
+        .expect("the checker runs");
+    let stdout = String::from_utf8_lossy(&tiny.stdout);
+    assert_eq!(tiny.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED ("), "{stdout}");
+    assert!(stdout.contains("CommandCommitted NOT reached"), "{stdout}");
+
+    let spec = checker()
+        .args(["bench", "--bound", "spec", "--threads", "2"])
+        .output()
+        .expect("the checker runs");
+    let stdout = String::from_utf8_lossy(&spec.stdout);
+    assert_eq!(spec.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("all properties: ok"), "{stdout}");
 }

@@ -97,3 +97,45 @@ fn a_deposed_leader_serving_reads_is_caught() {
     );
     assert!(report.violations() > 0, "{}", report.summary());
 }
+
+/// `raft-lab chaos` exits non-zero when the linearizability search runs out
+/// of budget for a key (no verdict is not a pass) and names the keys. A
+/// budget of one configuration cannot place a key's second operation.
+#[test]
+fn a_search_out_of_budget_fails_the_command_and_names_its_keys() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("raft-chaos-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_raft-lab"))
+        .args([
+            "chaos",
+            "--time",
+            "3",
+            "--keys",
+            "1",
+            "--clients",
+            "2",
+            "--seed",
+            "5",
+            "--faults",
+            "pause",
+            "--check-budget",
+            "1",
+            "--no-trace",
+            "--quiet",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("raft-lab runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("ran out of budget (--check-budget) for keys k0: no verdict"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("result: FAIL"), "{stdout}");
+}

@@ -84,6 +84,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     );
     let report = run_chaos(options).await?;
     println!("{}", report.summary());
-    anyhow::ensure!(report.passed(), "the chaos run found a problem (see above)");
+    let problems = report.problems();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "the chaos run did not pass: {}",
+        problems.join("; ")
+    );
     Ok(())
 }

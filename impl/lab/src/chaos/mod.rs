@@ -37,6 +37,7 @@ use anyhow::Context;
 use raft_model::NodeId;
 use raft_node::config::Member;
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
 use faults::{FaultKind, Injector};
 use history::{Input, Operation, Output};
@@ -118,6 +119,9 @@ pub struct ChaosReport {
     /// Whether every node applied the same index after the faults healed.
     pub converged: bool,
     pub unexpected_exits: Vec<(NodeId, String)>,
+    /// Client tasks that did not finish (a panic): their operations are in
+    /// the history up to the failure, their counts are lost.
+    pub client_failures: Vec<String>,
     /// The run directory (kept when a check failed or `keep` was set).
     pub dir: PathBuf,
     pub kept: bool,
@@ -128,13 +132,58 @@ impl ChaosReport {
         self.linearizability.violations().count()
     }
 
-    /// Every check passed.
+    /// Every check passed, and each reached a verdict.
     pub fn passed(&self) -> bool {
-        self.violations() == 0
-            && self.lost_writes.is_empty()
-            && self.unread_keys.is_empty()
-            && self.converged
-            && self.unexpected_exits.is_empty()
+        self.problems().is_empty()
+    }
+
+    /// Why the run did not pass, one line per kind of problem. A key whose
+    /// linearizability search ran out of budget has no verdict: that is not
+    /// a pass either.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.violations() > 0 {
+            problems.push(format!(
+                "{} linearizability violation(s)",
+                self.violations()
+            ));
+        }
+        let unknown = self.linearizability.unknown_keys();
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "the linearizability search ran out of budget (--check-budget) for keys {}: no verdict",
+                unknown
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !self.lost_writes.is_empty() {
+            problems.push(format!("{} lost write(s)", self.lost_writes.len()));
+        }
+        if !self.unread_keys.is_empty() {
+            problems.push(format!(
+                "the final read failed for keys {}",
+                self.unread_keys.join(", ")
+            ));
+        }
+        if !self.converged {
+            problems.push("the nodes did not converge after healing".to_owned());
+        }
+        if !self.unexpected_exits.is_empty() {
+            problems.push(format!(
+                "{} node exit(s) nobody caused",
+                self.unexpected_exits.len()
+            ));
+        }
+        if !self.client_failures.is_empty() {
+            problems.push(format!(
+                "client task(s) failed: {}",
+                self.client_failures.join("; ")
+            ));
+        }
+        problems
     }
 
     pub fn summary(&self) -> String {
@@ -238,10 +287,18 @@ impl ChaosReport {
         for (id, status) in &self.unexpected_exits {
             let _ = writeln!(out, "  node {id} exited on its own: {status}");
         }
+        for failure in &self.client_failures {
+            let _ = writeln!(out, "CLIENT TASK FAILED: {failure}");
+        }
+        let problems = self.problems();
         let _ = write!(
             out,
             "result: {}",
-            if self.passed() { "PASS" } else { "FAIL" }
+            if problems.is_empty() {
+                "PASS".to_owned()
+            } else {
+                format!("FAIL ({})", problems.join("; "))
+            }
         );
         if self.kept {
             let _ = write!(
@@ -388,11 +445,11 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         .collect();
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
     let mut tasks = Vec::new();
-    for client in 1..=options.clients {
-        let seed = options.seed.wrapping_mul(1000).wrapping_add(client);
+    for id in 1..=options.clients {
+        let seed = options.seed.wrapping_mul(1000).wrapping_add(id);
         let connection = Connection::new(&addresses, seed)?;
-        let client = Client::new(client, connection, keys.clone(), seed);
-        tasks.push(tokio::spawn(client.run(recorder.clone(), deadline)));
+        let client = Client::new(id, connection, keys.clone(), seed);
+        tasks.push((id, tokio::spawn(client.run(recorder.clone(), deadline))));
     }
 
     let election_high = options.settings.election_timeout_ms[1];
@@ -433,12 +490,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
             processes.start(id)?;
         }
     }
-    let mut counts = Counts::default();
-    for task in tasks {
-        if let Ok(c) = task.await {
-            counts.add(c);
-        }
-    }
+    let (counts, client_failures) = join_clients(tasks).await;
     let duration = started.elapsed();
     let converged = wait_converged(&processes, Duration::from_secs(30)).await;
     processes.reap();
@@ -513,6 +565,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         unread_keys,
         converged,
         unexpected_exits: processes.unexpected_exits.clone(),
+        client_failures,
         dir: dir.clone(),
         kept: false,
     };
@@ -524,6 +577,29 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(report)
+}
+
+/// Awaits the client tasks (by client id): the sum of their counts, and one
+/// line per task that did not finish, with its panic message.
+pub async fn join_clients(tasks: Vec<(u64, JoinHandle<Counts>)>) -> (Counts, Vec<String>) {
+    let mut counts = Counts::default();
+    let mut failures = Vec::new();
+    for (id, task) in tasks {
+        match task.await {
+            Ok(c) => counts.add(c),
+            Err(error) if error.is_panic() => {
+                let panic = error.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(a panic without a message)".to_owned());
+                failures.push(format!("client {id} panicked: {message}"));
+            }
+            Err(error) => failures.push(format!("client {id} did not finish: {error}")),
+        }
+    }
+    (counts, failures)
 }
 
 fn restart_exited(processes: &mut Processes) -> anyhow::Result<()> {
@@ -577,4 +653,84 @@ fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Result<
     let path = dir.join(name);
     let bytes = serde_json::to_vec_pretty(value)?;
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client task's panic is reported, not dropped with its counts.
+    #[tokio::test]
+    async fn a_panicking_client_task_is_reported() {
+        let fine = tokio::spawn(async {
+            Counts {
+                ok: 3,
+                failed: 1,
+                indeterminate: 0,
+            }
+        });
+        let broken = tokio::spawn(async {
+            if std::hint::black_box(true) {
+                panic!("the connection table is empty");
+            }
+            Counts::default()
+        });
+        let (counts, failures) = join_clients(vec![(1, fine), (2, broken)]).await;
+        assert_eq!((counts.ok, counts.failed), (3, 1));
+        assert_eq!(
+            failures,
+            vec!["client 2 panicked: the connection table is empty".to_owned()]
+        );
+    }
+
+    fn report(keys: BTreeMap<String, linearizability::Verdict>) -> ChaosReport {
+        ChaosReport {
+            seed: 1,
+            nodes: 3,
+            duration: Duration::from_secs(1),
+            faults: BTreeMap::new(),
+            operations: OperationCounts::default(),
+            linearizability: Report {
+                keys,
+                checked: 0,
+                pruned: 0,
+                explored: 0,
+            },
+            lost_writes: Vec::new(),
+            unread_keys: Vec::new(),
+            converged: true,
+            unexpected_exits: Vec::new(),
+            client_failures: Vec::new(),
+            dir: PathBuf::new(),
+            kept: false,
+        }
+    }
+
+    /// The verdicts that decide `raft-lab chaos`'s exit status: an unknown
+    /// key and a failed client task are failures, and named.
+    #[test]
+    fn no_verdict_and_a_failed_client_are_not_a_pass() {
+        use linearizability::Verdict;
+        let linearizable = report([("k0".to_owned(), Verdict::Linearizable)].into());
+        assert!(linearizable.passed(), "{}", linearizable.summary());
+
+        let unknown = report(
+            [
+                ("k0".to_owned(), Verdict::Linearizable),
+                ("k1".to_owned(), Verdict::Unknown { explored: 9 }),
+            ]
+            .into(),
+        );
+        assert!(!unknown.passed());
+        assert!(
+            unknown.summary().contains("keys k1: no verdict"),
+            "{}",
+            unknown.summary()
+        );
+
+        let mut client = linearizable.clone();
+        client.client_failures = vec!["client 2 panicked: boom".to_owned()];
+        assert!(!client.passed());
+        assert!(client.summary().contains("client 2 panicked: boom"));
+    }
 }
