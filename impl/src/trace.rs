@@ -94,10 +94,6 @@ impl Tracer {
         })
     }
 
-    pub fn is_on(&self) -> bool {
-        self.writer.is_some()
-    }
-
     /// What to record of `step`, taken before the core consumes it; `None`
     /// when tracing is off (nothing is copied then).
     pub fn capture(&self, step: &Step<KvCommand, KvImage, Msg>) -> Option<Traced> {
