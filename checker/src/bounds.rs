@@ -11,60 +11,47 @@
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-/// Spec constants. The defaults are the README's main bound (`MAIN`); its
-/// measured size and time are in checker/README.md, "Figures", with the
-/// command that prints them.
-#[derive(Args, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Spec constants (spec/MCRaft*.cfg). The command line builds them from
+/// [`BoundArgs`]: a named bound, flags, or both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bounds {
     /// Number of servers (`Server`); the spec is symmetric in them.
-    #[arg(long, default_value_t = Bounds::MAIN.servers, value_parser = clap::value_parser!(u8).range(1..=7))]
     pub servers: u8,
     /// Highest term a Timeout may reach (`MaxTerm`).
-    #[arg(long, default_value_t = Bounds::MAIN.max_term)]
     pub max_term: u8,
     /// Longest log, snapshot prefix included (`MaxLogLength`, in `WithinBounds`).
-    #[arg(long, default_value_t = Bounds::MAIN.max_log)]
     pub max_log: u8,
     /// Client requests over the whole run (`MaxClientRequests`).
-    #[arg(long, default_value_t = Bounds::MAIN.max_requests)]
     pub max_requests: u8,
     /// Most messages in flight at once, copies counted (`MaxMessages`, in
     /// `WithinBounds`). A delivery consumes its message, so this bounds the
     /// network's contents, not the messages a behaviour sends.
-    #[arg(long, default_value_t = Bounds::MAIN.max_messages)]
     pub max_messages: u8,
     /// Server restarts over the whole run (`MaxRestarts`).
-    #[arg(long, default_value_t = Bounds::MAIN.max_restarts)]
     pub max_restarts: u8,
     /// Log compactions (snapshots taken) over the whole run (`MaxCompactions`).
-    #[arg(long, default_value_t = Bounds::MAIN.max_compactions)]
     pub max_compactions: u8,
     /// Entries per AppendEntries request (`MaxAppendEntries`).
-    #[arg(long, default_value_t = Bounds::MAIN.max_append_entries, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_append_entries: u8,
     /// Messages the network may duplicate over a run (`MaxDuplicates`): the
     /// DuplicateMessage action adds one more copy of a message in flight.
-    #[arg(long, default_value_t = Bounds::MAIN.max_duplicates)]
     pub max_duplicates: u8,
     /// Messages the network may lose over a run (`MaxDrops`): the
     /// DropMessage action takes one copy out of flight undelivered.
-    #[arg(long, default_value_t = Bounds::MAIN.max_drops)]
     pub max_drops: u8,
 }
 
 impl Bounds {
-    /// The CLI's default bound, run by the README's main command
-    /// (`cargo run --release -p raft-checker -- check`; its distinct states
-    /// and wall time are in checker/README.md, "Figures").
-    /// spec/MCRaft_main.cfg states the same bound for TLC.
-    pub const MAIN: Bounds = Bounds {
+    /// The base of every named bound and of the tests' bounds: three servers,
+    /// one entry per request, a network that neither loses nor duplicates.
+    pub const BASE: Bounds = Bounds {
         servers: 3,
-        max_term: 3,
-        max_log: 3,
-        max_requests: 2,
-        max_messages: 12,
-        max_restarts: 1,
-        max_compactions: 1,
+        max_term: 2,
+        max_log: 2,
+        max_requests: 1,
+        max_messages: 4,
+        max_restarts: 0,
+        max_compactions: 0,
         max_append_entries: 1,
         max_duplicates: 0,
         max_drops: 0,
@@ -72,79 +59,221 @@ impl Bounds {
 
     /// The small base bound the tests derive theirs from (debug builds).
     pub const DEFAULT: Bounds = Bounds {
-        servers: 3,
-        max_term: 2,
-        max_log: 2,
-        max_requests: 1,
-        max_messages: 8,
         max_restarts: 1,
         max_compactions: 1,
-        max_append_entries: 1,
-        max_duplicates: 0,
-        max_drops: 0,
+        ..Bounds::BASE
     };
 
-    /// Named bounds for `bench` and the tests.
-    pub const PRESETS: &'static [(&'static str, Bounds)] = &[
-        ("default", Bounds::MAIN),
-        // spec/MCRaft.cfg: the bound on which TLC and this checker were
-        // compared state for state (17,253 distinct states each).
-        (
-            "spec",
-            Bounds {
-                max_messages: 10,
-                ..Bounds::DEFAULT
-            },
-        ),
-        // A smoke test: one election, too small for a command to commit
-        // (43 distinct states, pinned by tests/tlc_agreement.rs).
-        (
-            "tiny",
-            Bounds {
-                servers: 3,
-                max_term: 2,
-                max_log: 2,
-                max_requests: 1,
-                max_messages: 6,
-                max_restarts: 0,
-                max_compactions: 1,
-                max_append_entries: 1,
-                max_duplicates: 0,
-                max_drops: 0,
-            },
-        ),
-        (
-            "five",
-            Bounds {
-                servers: 5,
-                max_term: 1,
-                max_log: 2,
-                max_requests: 1,
-                max_messages: 10,
-                max_restarts: 0,
-                max_compactions: 0,
-                max_append_entries: 1,
-                max_duplicates: 0,
-                max_drops: 0,
-            },
-        ),
-    ];
-
+    /// A named bound.
     pub fn preset(name: &str) -> Option<Bounds> {
-        Self::PRESETS
+        PRESETS
             .iter()
-            .find(|(preset, _)| *preset == name)
-            .map(|(_, bounds)| bounds.clone())
+            .find(|preset| preset.name == name)
+            .map(|preset| preset.bounds.clone())
     }
 
     pub fn preset_names() -> Vec<&'static str> {
-        Self::PRESETS.iter().map(|(name, _)| *name).collect()
+        PRESETS.iter().map(|preset| preset.name).collect()
+    }
+}
+
+/// A bound with a name, and what it is for.
+pub struct Preset {
+    pub name: &'static str,
+    pub bounds: Bounds,
+    pub about: &'static str,
+}
+
+/// The named bounds (`--bound NAME`). Each member of the default suite is
+/// chosen so that the seeded bugs of its class are found within it
+/// (checker/README.md, "Seeded bugs", gives the measured table).
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "elections",
+        bounds: Bounds {
+            max_term: 4,
+            max_requests: 0,
+            ..Bounds::BASE
+        },
+        about: "four terms, logs of two (the no-ops of the elections), four messages in flight: \
+                Figure 8 (commit-old-term), votes, up-to-date and consistency checks, stale responses",
+    },
+    Preset {
+        name: "spec",
+        bounds: Bounds::DEFAULT,
+        about: "spec/MCRaft.cfg: the bound compared with TLC state for state in CI",
+    },
+    Preset {
+        name: "tiny",
+        bounds: Bounds {
+            max_messages: 3,
+            ..Bounds::BASE
+        },
+        about: "a smoke test: too small for a command to commit",
+    },
+    Preset {
+        name: "five",
+        bounds: Bounds {
+            servers: 5,
+            max_term: 1,
+            max_messages: 5,
+            ..Bounds::BASE
+        },
+        about: "five servers, one term",
+    },
+];
+
+/// Named lists of bounds, checked one after the other. `default` is what
+/// `check` runs without a bound: together its members find every seeded bug.
+pub const SUITES: &[(&str, &[&str])] = &[("default", &["elections"])];
+
+/// The members of a suite, or the one named bound.
+pub fn resolve(name: &str) -> Option<Vec<(&'static str, Bounds)>> {
+    if let Some((_, members)) = SUITES.iter().find(|(suite, _)| *suite == name) {
+        return members
+            .iter()
+            .map(|member| {
+                PRESETS
+                    .iter()
+                    .find(|preset| preset.name == *member)
+                    .map(|preset| (preset.name, preset.bounds.clone()))
+            })
+            .collect();
+    }
+    PRESETS
+        .iter()
+        .find(|preset| preset.name == name)
+        .map(|preset| vec![(preset.name, preset.bounds.clone())])
+}
+
+/// Every name `--bound` accepts.
+pub fn names() -> Vec<&'static str> {
+    SUITES
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(PRESETS.iter().map(|preset| preset.name))
+        .collect()
+}
+
+/// The bound flags of the command line. Without `--bound` and without any
+/// flag, the `default` suite; with `--bound NAME`, that bound or suite, each
+/// member with the given flags overriding its constants; with flags alone,
+/// [`Bounds::BASE`] with the flags.
+#[derive(Args, Clone, Debug, Default)]
+pub struct BoundArgs {
+    /// A named bound or suite: default (the suite `check` runs), elections,
+    /// spec, tiny, five (see checker/README.md, "Bounds").
+    #[arg(long, value_name = "NAME")]
+    pub bound: Option<String>,
+    /// Number of servers (`Server`); the spec is symmetric in them.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub servers: Option<u8>,
+    /// Highest term a Timeout may reach (`MaxTerm`).
+    #[arg(long)]
+    pub max_term: Option<u8>,
+    /// Longest log, snapshot prefix included (`MaxLogLength`, in `WithinBounds`).
+    #[arg(long)]
+    pub max_log: Option<u8>,
+    /// Client requests over the whole run (`MaxClientRequests`).
+    #[arg(long)]
+    pub max_requests: Option<u8>,
+    /// Most messages in flight at once, copies counted (`MaxMessages`, in
+    /// `WithinBounds`); a delivery consumes its message.
+    #[arg(long)]
+    pub max_messages: Option<u8>,
+    /// Server restarts over the whole run (`MaxRestarts`).
+    #[arg(long)]
+    pub max_restarts: Option<u8>,
+    /// Log compactions (snapshots taken) over the whole run (`MaxCompactions`).
+    #[arg(long)]
+    pub max_compactions: Option<u8>,
+    /// Entries per AppendEntries request (`MaxAppendEntries`).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
+    pub max_append_entries: Option<u8>,
+    /// Copies the network may add to messages in flight over a run
+    /// (`MaxDuplicates`, the DuplicateMessage action).
+    #[arg(long)]
+    pub max_duplicates: Option<u8>,
+    /// Copies the network may lose over a run (`MaxDrops`, the DropMessage
+    /// action).
+    #[arg(long)]
+    pub max_drops: Option<u8>,
+}
+
+impl BoundArgs {
+    /// The bounds to check, each with its name (`custom` for flags alone).
+    pub fn resolve(&self) -> Result<Vec<(String, Bounds)>, String> {
+        let base = match (&self.bound, self.any_flag()) {
+            (Some(name), _) => resolve(name).ok_or_else(|| {
+                format!(
+                    "unknown bound `{name}`; named bounds and suites: {}",
+                    names().join(", ")
+                )
+            })?,
+            (None, true) => vec![("custom", Bounds::BASE)],
+            (None, false) => resolve("default").ok_or("the default suite is missing")?,
+        };
+        Ok(base
+            .into_iter()
+            .map(|(name, bounds)| {
+                let name = if self.any_flag() && name != "custom" {
+                    format!("{name} (with flags)")
+                } else {
+                    name.to_string()
+                };
+                (name, self.apply(bounds))
+            })
+            .collect())
+    }
+
+    /// Exactly one bound (commands that cannot run a suite).
+    pub fn resolve_one(&self) -> Result<(String, Bounds), String> {
+        let mut all = self.resolve()?;
+        if all.len() != 1 {
+            return Err(format!(
+                "this command takes one bound, not a suite of {}: give --bound NAME or bound flags",
+                all.len()
+            ));
+        }
+        Ok(all.remove(0))
+    }
+
+    fn any_flag(&self) -> bool {
+        [
+            self.servers,
+            self.max_term,
+            self.max_log,
+            self.max_requests,
+            self.max_messages,
+            self.max_restarts,
+            self.max_compactions,
+            self.max_append_entries,
+            self.max_duplicates,
+            self.max_drops,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+
+    fn apply(&self, bounds: Bounds) -> Bounds {
+        Bounds {
+            servers: self.servers.unwrap_or(bounds.servers),
+            max_term: self.max_term.unwrap_or(bounds.max_term),
+            max_log: self.max_log.unwrap_or(bounds.max_log),
+            max_requests: self.max_requests.unwrap_or(bounds.max_requests),
+            max_messages: self.max_messages.unwrap_or(bounds.max_messages),
+            max_restarts: self.max_restarts.unwrap_or(bounds.max_restarts),
+            max_compactions: self.max_compactions.unwrap_or(bounds.max_compactions),
+            max_append_entries: self.max_append_entries.unwrap_or(bounds.max_append_entries),
+            max_duplicates: self.max_duplicates.unwrap_or(bounds.max_duplicates),
+            max_drops: self.max_drops.unwrap_or(bounds.max_drops),
+        }
     }
 }
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds::MAIN
+        Bounds::BASE
     }
 }
 

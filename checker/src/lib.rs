@@ -21,6 +21,7 @@ pub mod bugs;
 pub mod describe;
 pub mod memory;
 pub mod model;
+pub mod mutants;
 pub mod network;
 pub mod progress;
 pub mod properties;

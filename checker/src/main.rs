@@ -12,12 +12,12 @@
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use raft_checker::bounds::Bounds;
+use raft_checker::bounds::{BoundArgs, Bounds};
 use raft_checker::model::{REACHABILITY_PROPERTIES, RaftModel, SAFETY_PROPERTIES};
 use raft_checker::report::{Report, Verdict};
 use raft_checker::run::{Outcome, RunOptions, Strategy, run};
@@ -47,12 +47,15 @@ enum Command {
     /// Print distinct states/s and peak memory of an exhaustive check of a
     /// named bound (optionally also the symmetry reduction factor).
     Bench(BenchArgs),
+    /// Check every seeded bug of the core at a bound and print which the
+    /// checker kills (finds a counterexample for); fails if any survives.
+    Mutants(MutantsArgs),
 }
 
 #[derive(Args)]
 struct CommonArgs {
     #[command(flatten)]
-    bounds: Bounds,
+    bound: BoundArgs,
     /// Switch on a seeded bug of the core (to see the checker fail):
     /// vote-twice, skip-up-to-date-check, commit-old-term,
     /// keep-conflicting-suffix, commit-beyond-leader, install-stale-snapshot,
@@ -130,7 +133,7 @@ struct SimulateArgs {
 #[derive(Args)]
 struct ExploreArgs {
     #[command(flatten)]
-    bounds: Bounds,
+    bound: BoundArgs,
     #[arg(long, value_name = "NAME", value_parser = bugs::parse)]
     bug: Option<Bug>,
     /// Address of the web UI (keep it on loopback).
@@ -140,15 +143,32 @@ struct ExploreArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Named bound: default (the `check` defaults), spec (spec/MCRaft.cfg), tiny, five.
-    #[arg(long, default_value = "default")]
-    bound: String,
+    #[command(flatten)]
+    bound: BoundArgs,
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
     /// Also run without symmetry and print the reduction factor.
     #[arg(long)]
     symmetry_factor: bool,
+}
+
+#[derive(Args)]
+struct MutantsArgs {
+    #[command(flatten)]
+    bound: BoundArgs,
+    /// Only these bugs (repeatable; default: every seeded bug).
+    #[arg(long = "bug", value_name = "NAME", value_parser = bugs::parse)]
+    bugs: Vec<Bug>,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Give up on one bug after this many seconds (it then survives).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Also write the rows as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -158,6 +178,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(args),
         Command::Explore(args) => explore(args),
         Command::Bench(args) => bench(args),
+        Command::Mutants(args) => mutants(args),
     };
     match result {
         Ok(code) => code,
@@ -172,9 +193,9 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn options(common: &CommonArgs, strategy: Strategy) -> RunOptions {
+fn options(common: &CommonArgs, bounds: Bounds, strategy: Strategy) -> RunOptions {
     RunOptions {
-        bounds: common.bounds.clone(),
+        bounds,
         bug: common.bug,
         strategy,
         threads: common.threads.unwrap_or_else(default_threads),
@@ -192,18 +213,49 @@ fn check(args: CheckArgs) -> Result<ExitCode, String> {
     } else {
         Strategy::Dfs
     };
-    let mut options = options(&args.common, strategy);
-    options.timeout = args.timeout.map(Duration::from_secs);
-    options.keep_going = args.keep_going;
-    options.stop_at = args.stop_at;
-    if args.bfs && options.symmetry {
+    let members = args.common.bound.resolve()?;
+    if args.bfs && !args.common.no_symmetry {
         eprintln!(
             "note: stateright's BFS does not support symmetry reduction; checking without it"
         );
     }
-    eprintln!("checking {}", options.bounds);
-    let outcome = run(&options);
-    finish(outcome, &args.common)
+    let mut failed = Vec::new();
+    let several = members.len() > 1;
+    for (k, (name, bounds)) in members.iter().enumerate() {
+        let mut options = options(&args.common, bounds.clone(), strategy.clone());
+        options.timeout = args.timeout.map(Duration::from_secs);
+        options.keep_going = args.keep_going;
+        options.stop_at = args.stop_at;
+        if several {
+            println!("== bound {} of {}: `{name}`", k + 1, members.len());
+        }
+        eprintln!("checking `{name}`: {}", options.bounds);
+        let outcome = run(&options);
+        let out = if several {
+            args.common.out.join(name)
+        } else {
+            args.common.out.clone()
+        };
+        if finish(outcome, &args.common, &out)? != ExitCode::SUCCESS {
+            failed.push(name.clone());
+        }
+    }
+    if several {
+        println!(
+            "suite: {} bound(s), {}",
+            members.len(),
+            if failed.is_empty() {
+                "all OK".to_string()
+            } else {
+                format!("FAILED: {}", failed.join(", "))
+            }
+        );
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
@@ -211,16 +263,17 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
         seed: args.seed,
         max_states: args.max_states,
     };
-    let mut options = options(&args.common, strategy);
+    let (_, bounds) = args.common.bound.resolve_one()?;
+    let mut options = options(&args.common, bounds, strategy);
     options.timeout = Some(Duration::from_secs(args.time));
     eprintln!("simulating {} (seed {})", options.bounds, args.seed);
     let outcome = run(&options);
-    finish(outcome, &args.common)
+    finish(outcome, &args.common, &args.common.out)
 }
 
 /// Prints the report and counterexamples, writes traces and the JSON report.
-fn finish(mut outcome: Outcome, common: &CommonArgs) -> Result<ExitCode, String> {
-    outcome.write_traces(&common.out)?;
+fn finish(mut outcome: Outcome, common: &CommonArgs, out: &Path) -> Result<ExitCode, String> {
+    outcome.write_traces(out)?;
     let mut text = String::new();
     for name in outcome.report.violated() {
         if let Some(trace) = outcome.trace(name) {
@@ -268,22 +321,95 @@ fn print_out(text: &str) -> Result<(), String> {
 fn explore(args: ExploreArgs) -> Result<ExitCode, String> {
     // stateright's server panics if it cannot bind: find out first, clearly.
     TcpListener::bind(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let model = RaftModel::new(args.bounds, args.bug.into_iter().collect());
+    let (_, bounds) = args.bound.resolve_one()?;
+    let model = RaftModel::new(bounds, args.bug.into_iter().collect());
     println!("Explorer on http://{} (Ctrl-C to stop)", args.addr);
     model.checker().serve(args.addr);
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(args: BenchArgs) -> Result<ExitCode, String> {
-    let bounds = Bounds::preset(&args.bound).ok_or_else(|| {
-        format!(
-            "unknown bound `{}`; named bounds: {}",
-            args.bound,
-            Bounds::preset_names().join(", ")
-        )
-    })?;
+fn mutants(args: MutantsArgs) -> Result<ExitCode, String> {
+    let bounds = args.bound.resolve()?;
+    let bugs = if args.bugs.is_empty() {
+        Bug::ALL.to_vec()
+    } else {
+        args.bugs.clone()
+    };
     let threads = args.threads.unwrap_or_else(default_threads);
-    println!("bench bound `{}`: {bounds}", args.bound);
+    for (name, bounds) in &bounds {
+        println!("bound `{name}`: {bounds}");
+    }
+    // Each bug is checked at the bounds in order until one kills it: the
+    // report's row is the killing bound, or the last one tried.
+    let mut rows = Vec::new();
+    for bug in bugs {
+        let mut row = None;
+        for (name, bounds) in &bounds {
+            let tried = raft_checker::mutants::check_mutant(
+                bug,
+                name,
+                bounds,
+                threads,
+                args.timeout.map(std::time::Duration::from_secs),
+            );
+            let killed = tried.killed();
+            row = Some(tried);
+            if killed {
+                break;
+            }
+        }
+        let Some(row) = row else {
+            return Err("no bound to check".to_string());
+        };
+        println!(
+            "  {:<34} {}",
+            row.bug,
+            match row.violated {
+                Some(property) => format!(
+                    "killed at `{}`: {property} in {} steps, {} states, {:.1} s",
+                    row.bound,
+                    row.steps.unwrap_or(0),
+                    row.states,
+                    row.seconds
+                ),
+                None => format!(
+                    "SURVIVED `{}`: {} states, {:.1} s",
+                    row.bound, row.states, row.seconds
+                ),
+            }
+        );
+        rows.push(row);
+    }
+    println!("\n{}", raft_checker::mutants::render(&rows));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if rows.iter().all(|row| row.killed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode, String> {
+    let mut failed = false;
+    for (name, bounds) in args.bound.resolve()? {
+        failed |= bench_one(&name, bounds, &args);
+    }
+    // The same status as `check` of those bounds: a bench whose check failed
+    // measured something that is not a proof.
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Benches one bound; true if its check failed.
+fn bench_one(name: &str, bounds: Bounds, args: &BenchArgs) -> bool {
+    let threads = args.threads.unwrap_or_else(default_threads);
+    println!("bench bound `{name}`: {bounds}");
     let mut runs = vec![true];
     if args.symmetry_factor {
         runs.push(false);
@@ -323,13 +449,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             without as f64 / with.max(1) as f64
         );
     }
-    // The same status as `check` of that bound: a bench whose check failed
-    // measured something that is not a proof.
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    failed
 }
 
 /// Why a report is not ok: its violated properties, its goals not reached,
