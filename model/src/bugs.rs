@@ -35,10 +35,18 @@ pub enum Bug {
     /// rejecting it, so a deposed leader can truncate the new leader's log
     /// (breaks Leader Append-Only).
     AcceptStaleAppend,
+    /// A leader releases a read as soon as it is registered, without waiting
+    /// for a quorum to acknowledge its round, so a deposed leader answers
+    /// from a stale state (breaks ReadIndexSafety).
+    ReadWithoutQuorum,
+    /// A leader releases confirmed reads before it has committed an entry of
+    /// its own term, at a commit index that may lag entries its predecessors
+    /// committed (breaks ReadIndexSafety).
+    ReadBeforeTermCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 9] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -46,10 +54,12 @@ impl Bug {
         Bug::CommitBeyondLeader,
         Bug::InstallStaleSnapshot,
         Bug::AcceptStaleAppend,
+        Bug::ReadWithoutQuorum,
+        Bug::ReadBeforeTermCommit,
     ];
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -57,7 +67,7 @@ impl Bug {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bugs {
     #[cfg(feature = "seeded-bugs")]
-    bits: u16,
+    bits: u32,
 }
 
 impl Bugs {
