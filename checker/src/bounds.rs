@@ -3,7 +3,7 @@
 //!
 //! Two kinds of bound, as in the spec:
 //! - action guards (`max_term`, `max_requests`, `max_restarts`,
-//!   `max_compactions`) disable an action once its counter is used up;
+//!   `max_compactions`, `max_reads`) disable an action once its counter is used up;
 //! - the state predicate `WithinBounds` (`max_log`, `max_messages`) is TLC's
 //!   `CONSTRAINT`: a state outside it is still checked against every property
 //!   but never expanded (see `model.rs` for how this maps onto stateright).
@@ -42,6 +42,9 @@ pub struct Bounds {
     /// Entries per AppendEntries request (`MaxAppendEntries`).
     #[arg(long, default_value_t = Bounds::MAIN.max_append_entries, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_append_entries: u8,
+    /// ReadIndex steps over the whole run (`MaxReads`); 0 leaves reads out.
+    #[arg(long, default_value_t = Bounds::MAIN.max_reads)]
+    pub max_reads: u8,
     /// Let the network drop messages (`Lossy`): adds the DropMessage action.
     #[arg(long, default_value_t = Bounds::MAIN.lossy)]
     pub lossy: bool,
@@ -61,6 +64,7 @@ impl Bounds {
         max_restarts: 1,
         max_compactions: 1,
         max_append_entries: 1,
+        max_reads: 0,
         lossy: false,
     };
 
@@ -74,6 +78,7 @@ impl Bounds {
         max_restarts: 1,
         max_compactions: 1,
         max_append_entries: 1,
+        max_reads: 0,
         lossy: false,
     };
 
@@ -102,6 +107,7 @@ impl Bounds {
                 max_restarts: 0,
                 max_compactions: 1,
                 max_append_entries: 1,
+                max_reads: 0,
                 lossy: false,
             },
         ),
@@ -116,6 +122,7 @@ impl Bounds {
                 max_restarts: 0,
                 max_compactions: 0,
                 max_append_entries: 1,
+                max_reads: 0,
                 lossy: false,
             },
         ),
@@ -143,7 +150,7 @@ impl std::fmt::Display for Bounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} lossy={}",
+            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} max-reads={} lossy={}",
             self.servers,
             self.max_term,
             self.max_log,
@@ -152,6 +159,7 @@ impl std::fmt::Display for Bounds {
             self.max_restarts,
             self.max_compactions,
             self.max_append_entries,
+            self.max_reads,
             self.lossy
         )
     }

@@ -15,6 +15,8 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::CommitBeyondLeader => "commit-beyond-leader",
         Bug::InstallStaleSnapshot => "install-stale-snapshot",
         Bug::AcceptStaleAppend => "accept-stale-append",
+        Bug::ReadWithoutQuorum => "read-without-quorum",
+        Bug::ReadBeforeTermCommit => "read-before-term-commit",
     }
 }
 
@@ -43,5 +45,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::CommitBeyondLeader => model::STATE_MACHINE_SAFETY,
         Bug::InstallStaleSnapshot => model::STATE_MACHINE_SAFETY,
         Bug::AcceptStaleAppend => model::LEADER_APPEND_ONLY,
+        Bug::ReadWithoutQuorum => model::READ_INDEX_SAFETY,
+        Bug::ReadBeforeTermCommit => model::READ_INDEX_SAFETY,
     }
 }

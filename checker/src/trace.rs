@@ -268,6 +268,24 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
             "committed += (index {index}, t{term}, by leader of t{leader_term})"
         ));
     }
+    for (k, bound) in after
+        .read_bound
+        .iter()
+        .enumerate()
+        .skip(before.read_bound.len())
+    {
+        out.push(format!(
+            "readBound += (read {}, committed up to {bound})",
+            k + 1
+        ));
+    }
+    for (id, index) in after
+        .reads_ready
+        .iter()
+        .filter(|r| !before.reads_ready.contains(*r))
+    {
+        out.push(format!("readsReady += (read {id}, index {index})"));
+    }
     let counters = [
         (
             "clientRequests",
@@ -276,6 +294,7 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ),
         ("restarts", before.restarts, after.restarts),
         ("compactions", before.compactions, after.compactions),
+        ("reads", before.reads, after.reads),
     ];
     for (label, old, new) in counters {
         if old != new {
