@@ -77,8 +77,9 @@ pub const REACHABILITY_PROPERTIES: [&str; 12] = [
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
-/// all: the read goals need `--max-reads` > 0, the batch goals
-/// `--max-append-entries` > 1, the snapshot goals a compaction. The others
+/// all: CommandCommitted needs a client request, the read goals
+/// `--max-reads` > 0, the batch goals `--max-append-entries` > 1, the
+/// snapshot goals a compaction. The others
 /// are left out of the search and the report.
 pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
     let reads = bounds.max_reads > 0;
@@ -87,10 +88,12 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
     REACHABILITY_PROPERTIES
         .into_iter()
         .filter(|name| match *name {
+            COMMAND_COMMITTED => bounds.max_requests > 0,
             READ_SERVED | READ_FAILED => reads,
-            SNAPSHOT_KEPT_SUFFIX | SNAPSHOT_DISCARDED_CONFLICT | STALE_SNAPSHOT_IGNORED => {
-                snapshots
-            }
+            SNAPSHOT_INSTALLED
+            | SNAPSHOT_KEPT_SUFFIX
+            | SNAPSHOT_DISCARDED_CONFLICT
+            | STALE_SNAPSHOT_IGNORED => snapshots,
             CONFLICT_INSIDE_BATCH => batches,
             BATCH_PARTLY_COVERED => batches && snapshots,
             _ => true,
