@@ -4,7 +4,8 @@
 
 use raft_checker::bounds::Bounds;
 use raft_checker::model::{
-    COMMAND_COMMITTED, LEADER_ELECTED, READ_FAILED, READ_SERVED, SAFETY_PROPERTIES, required_goals,
+    self, COMMAND_COMMITTED, LEADER_ELECTED, READ_FAILED, READ_SERVED, SAFETY_PROPERTIES,
+    required_goals,
 };
 use raft_checker::report::Verdict;
 use raft_checker::run::{RunOptions, Strategy, run};
@@ -92,4 +93,46 @@ fn reads_hold_and_are_served_and_failed() {
     }
     assert!(report.ok, "{}", report.render());
     assert_eq!(report.distinct_states_within_bounds, Some(57_377));
+}
+
+/// The branch goals of InstallSnapshot and batching are reached at the
+/// bounds checker/README.md gives for them (each search stops at its goal).
+#[test]
+fn branch_goals_are_reached_where_measured() {
+    let cases = [
+        (
+            Bounds {
+                max_append_entries: 2,
+                ..spec_default_bound()
+            },
+            model::BATCH_PARTLY_COVERED,
+        ),
+        (
+            Bounds {
+                max_messages: 11,
+                ..spec_default_bound()
+            },
+            model::SNAPSHOT_KEPT_SUFFIX,
+        ),
+        (
+            Bounds {
+                max_messages: 13,
+                ..spec_default_bound()
+            },
+            model::SNAPSHOT_DISCARDED_CONFLICT,
+        ),
+    ];
+    for (bounds, goal) in cases {
+        assert!(model::required_goals(&bounds).contains(&goal), "{goal}");
+        let mut options = RunOptions::check(bounds.clone());
+        options.threads = 2;
+        options.stop_at = Some(goal);
+        let report = run(&options).report;
+        assert_eq!(
+            report.verdict_of(goal),
+            Some(Verdict::Reached),
+            "{goal} on {bounds}"
+        );
+        assert!(report.violated().is_empty(), "{bounds}");
+    }
 }
