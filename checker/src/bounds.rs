@@ -3,7 +3,7 @@
 //!
 //! Two kinds of bound, as in the spec:
 //! - action guards (`max_term`, `max_requests`, `max_restarts`,
-//!   `max_compactions`) disable an action once its counter is used up;
+//!   `max_compactions`, `max_reads`) disable an action once its counter is used up;
 //! - the state predicate `WithinBounds` (`max_log`, `max_messages`) is TLC's
 //!   `CONSTRAINT`: a state outside it is still checked against every property
 //!   but never expanded (see `model.rs` for how this maps onto stateright).
@@ -33,6 +33,8 @@ pub struct Bounds {
     pub max_compactions: u8,
     /// Entries per AppendEntries request (`MaxAppendEntries`).
     pub max_append_entries: u8,
+    /// ReadIndex steps over the whole run (`MaxReads`); 0 leaves reads out.
+    pub max_reads: u8,
     /// Messages the network may duplicate over a run (`MaxDuplicates`): the
     /// DuplicateMessage action adds one more copy of a message in flight.
     pub max_duplicates: u8,
@@ -53,6 +55,7 @@ impl Bounds {
         max_restarts: 0,
         max_compactions: 0,
         max_append_entries: 1,
+        max_reads: 0,
         max_duplicates: 0,
         max_drops: 0,
     };
@@ -190,6 +193,9 @@ pub struct BoundArgs {
     /// Entries per AppendEntries request (`MaxAppendEntries`).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_append_entries: Option<u8>,
+    /// ReadIndex steps over the whole run (`MaxReads`); 0 leaves reads out.
+    #[arg(long)]
+    pub max_reads: Option<u8>,
     /// Copies the network may add to messages in flight over a run
     /// (`MaxDuplicates`, the DuplicateMessage action).
     #[arg(long)]
@@ -248,6 +254,7 @@ impl BoundArgs {
             self.max_restarts,
             self.max_compactions,
             self.max_append_entries,
+            self.max_reads,
             self.max_duplicates,
             self.max_drops,
         ]
@@ -265,6 +272,7 @@ impl BoundArgs {
             max_restarts: self.max_restarts.unwrap_or(bounds.max_restarts),
             max_compactions: self.max_compactions.unwrap_or(bounds.max_compactions),
             max_append_entries: self.max_append_entries.unwrap_or(bounds.max_append_entries),
+            max_reads: self.max_reads.unwrap_or(bounds.max_reads),
             max_duplicates: self.max_duplicates.unwrap_or(bounds.max_duplicates),
             max_drops: self.max_drops.unwrap_or(bounds.max_drops),
         }
@@ -281,7 +289,7 @@ impl std::fmt::Display for Bounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} max-duplicates={} max-drops={}",
+            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} max-reads={} max-duplicates={} max-drops={}",
             self.servers,
             self.max_term,
             self.max_log,
@@ -290,6 +298,7 @@ impl std::fmt::Display for Bounds {
             self.max_restarts,
             self.max_compactions,
             self.max_append_entries,
+            self.max_reads,
             self.max_duplicates,
             self.max_drops
         )

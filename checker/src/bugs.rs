@@ -21,6 +21,8 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::UpToDateByIndexOnly => "up-to-date-by-index-only",
         Bug::SnapshotKeepsConflictingSuffix => "snapshot-keeps-conflicting-suffix",
         Bug::BatchChecksFirstEntryOnly => "batch-checks-first-entry-only",
+        Bug::ReadWithoutQuorum => "read-without-quorum",
+        Bug::ReadBeforeTermCommit => "read-before-term-commit",
     }
 }
 
@@ -57,5 +59,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         // Only with --max-append-entries 2 or more (with 1 it changes
         // nothing); Log Matching falls directly with 3 or more.
         Bug::BatchChecksFirstEntryOnly => model::LOG_MATCHING,
+        Bug::ReadWithoutQuorum => model::READ_INDEX_SAFETY,
+        Bug::ReadBeforeTermCommit => model::READ_INDEX_SAFETY,
     }
 }

@@ -163,9 +163,29 @@ pub fn state(state: &crate::state::RaftState) -> String {
         .map(|(index, term, by)| format!("({index}, t{term}, by t{by})"))
         .collect();
     lines.push(format!("committed: {}", committed.join(" ")));
+    if state.reads > 0 {
+        let bounds: Vec<String> = state
+            .read_bound
+            .iter()
+            .enumerate()
+            .map(|(k, bound)| format!("(read {}, {bound})", k + 1))
+            .collect();
+        lines.push(format!("readBound: {}", bounds.join(" ")));
+        let ready: Vec<String> = state
+            .reads_ready
+            .iter()
+            .map(|(id, index)| format!("(read {id}, index {index})"))
+            .collect();
+        lines.push(format!("readsReady: {}", ready.join(" ")));
+    }
     lines.push(format!(
-        "clientRequests {} restarts {} compactions {} duplicates {} drops {}",
-        state.client_requests, state.restarts, state.compactions, state.duplicates, state.drops
+        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {}",
+        state.client_requests,
+        state.restarts,
+        state.compactions,
+        state.reads,
+        state.duplicates,
+        state.drops
     ));
     lines.join("\n")
 }

@@ -7,7 +7,8 @@
 //! raft-checker bench      distinct states/s and peak memory for a named bound
 //! ```
 //! Exit status: 0 when every `always` property holds and (for `check` and
-//! `bench`) the search completed and reached every `sometimes` property; 1
+//! `bench`) the search completed and reached every `sometimes` property the
+//! bound requires (`model::required_goals`); 1
 //! when a property fails; 2 on a usage or I/O error.
 
 use std::io::Write as _;

@@ -4,7 +4,12 @@
 
 use raft_model::{Payload, Role};
 
-use crate::state::{RaftState, entry_at, log_length};
+use crate::state::{
+    OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
+    OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
+    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, RaftState, entry_at,
+    log_length,
+};
 
 /// Every `always` property at once.
 pub fn all_safety_properties_hold(state: &RaftState) -> bool {
@@ -13,6 +18,7 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
         && log_matching(state)
         && leader_completeness(state)
         && state_machine_safety(state)
+        && read_index_safety(state)
 }
 
 /// Election Safety: at most one leader per term, ever (reads `elected`).
@@ -89,6 +95,21 @@ pub fn state_machine_safety(state: &RaftState) -> bool {
     true
 }
 
+/// ReadIndexSafety (linearizable reads, paper §8): every read released at
+/// index `r` has `r >= readBound[id]`, the highest index committed when it
+/// was registered, so its answer reflects every write that completed before
+/// the read arrived.
+pub fn read_index_safety(state: &RaftState) -> bool {
+    state.reads_ready.iter().all(|&(id, index)| {
+        let bound = usize::try_from(id)
+            .ok()
+            .and_then(|id| id.checked_sub(1))
+            .and_then(|k| state.read_bound.get(k));
+        // A released read was registered first (`readBound` has its entry).
+        bound.is_some_and(|&bound| index >= bound)
+    })
+}
+
 /// Sometimes: some server is leader.
 pub fn leader_elected(state: &RaftState) -> bool {
     !state.elected.is_empty()
@@ -116,11 +137,52 @@ pub fn leader_replaced(state: &RaftState) -> bool {
 /// Sometimes: a follower overwrote a conflicting suffix of its log (observed
 /// on the step into this state).
 pub fn conflict_overwritten(state: &RaftState) -> bool {
-    state.observed & crate::state::OBSERVED_CONFLICT_OVERWRITTEN != 0
+    state.observed & OBSERVED_CONFLICT_OVERWRITTEN != 0
 }
 
 /// Sometimes: a follower installed a leader's snapshot (observed on the step
 /// into this state).
 pub fn snapshot_installed(state: &RaftState) -> bool {
-    state.observed & crate::state::OBSERVED_SNAPSHOT_INSTALLED != 0
+    state.observed & OBSERVED_SNAPSHOT_INSTALLED != 0
+}
+
+/// Sometimes: a leader released a read (`readsReady` is not empty).
+pub fn read_served(state: &RaftState) -> bool {
+    !state.reads_ready.is_empty()
+}
+
+/// Sometimes: a leader lost its leadership with reads pending and failed
+/// them (`reads_failed`, observed on the step into this state).
+pub fn read_failed(state: &RaftState) -> bool {
+    state.observed & OBSERVED_READ_FAILED != 0
+}
+
+/// Sometimes: InstallSnapshot kept the follower's entries past the
+/// snapshot, which matched it (observed).
+pub fn snapshot_kept_matching_suffix(state: &RaftState) -> bool {
+    state.observed & OBSERVED_SNAPSHOT_KEPT_SUFFIX != 0
+}
+
+/// Sometimes: InstallSnapshot discarded a follower's log that conflicted
+/// with the snapshot (observed).
+pub fn snapshot_discarded_conflicting_log(state: &RaftState) -> bool {
+    state.observed & OBSERVED_SNAPSHOT_DISCARDED_CONFLICT != 0
+}
+
+/// Sometimes: a follower ignored an InstallSnapshot of its term no newer
+/// than its commit index (observed).
+pub fn stale_snapshot_ignored(state: &RaftState) -> bool {
+    state.observed & OBSERVED_STALE_SNAPSHOT_IGNORED != 0
+}
+
+/// Sometimes: an AppendEntries of 2+ entries met its first conflict past its
+/// first entry (observed).
+pub fn conflict_inside_batch(state: &RaftState) -> bool {
+    state.observed & OBSERVED_CONFLICT_INSIDE_BATCH != 0
+}
+
+/// Sometimes: an AppendEntries of 2+ entries started at or below the
+/// follower's snapshot index and ended above it (observed).
+pub fn batch_partly_covered_by_snapshot(state: &RaftState) -> bool {
+    state.observed & OBSERVED_BATCH_PARTLY_COVERED != 0
 }

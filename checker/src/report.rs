@@ -21,6 +21,9 @@ pub enum Verdict {
     Reached,
     /// `sometimes`: no example was found.
     NotReached,
+    /// `sometimes`: no example was found, but this bound is not known to
+    /// reach one, so the run does not fail for it (`model::required_goals`).
+    NotRequired,
 }
 
 impl Verdict {
@@ -31,6 +34,7 @@ impl Verdict {
             Verdict::Violated => "VIOLATED",
             Verdict::Reached => "reached",
             Verdict::NotReached => "NOT reached",
+            Verdict::NotRequired => "not reached (not required at this bound)",
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::action::Action;
 use crate::bounds::Bounds;
 use crate::bugs;
 use crate::memory;
-use crate::model::{REACHABILITY_PROPERTIES, RaftModel, SAFETY_PROPERTIES};
+use crate::model::{RaftModel, SAFETY_PROPERTIES, applicable_goals, required_goals};
 use crate::progress::Progress;
 use crate::report::{PropertyReport, Report, Verdict};
 use crate::state::RaftState;
@@ -122,7 +122,9 @@ where
     let totals = progress.totals.clone();
     let discoveries: BTreeMap<&'static str, StatePath> = std::mem::take(&mut progress.discoveries)
         .into_iter()
-        .map(|(name, path): (&'static str, Path<RaftState, Action>)| (name, path.into_vec()))
+        .map(|(name, path): (&'static str, Path<RaftState, Action>)| {
+            (name, to_first_discovery(name, path.into_vec()))
+        })
         .collect();
 
     let exhaustive = !matches!(options.strategy, Strategy::Simulation { .. });
@@ -150,17 +152,18 @@ where
         };
         properties.push(property_report(name, "always", verdict, &discoveries));
     }
-    for name in REACHABILITY_PROPERTIES {
+    let goals = required_goals(&options.bounds);
+    for name in applicable_goals(&options.bounds) {
         let verdict = if discoveries.contains_key(name) {
             Verdict::Reached
-        } else {
+        } else if goals.contains(&name) {
             Verdict::NotReached
+        } else {
+            Verdict::NotRequired
         };
         properties.push(property_report(name, "sometimes", verdict, &discoveries));
     }
-    let all_reached = REACHABILITY_PROPERTIES
-        .iter()
-        .all(|name| discoveries.contains_key(name));
+    let all_reached = goals.iter().all(|name| discoveries.contains_key(name));
     let ok = !violated && (!exhaustive || (complete && all_reached));
 
     let boundary = model.kept_boundary_states();
@@ -194,6 +197,26 @@ where
         report,
         discoveries,
     }
+}
+
+/// The path cut at its first state that discovers `name` (violates an
+/// `always` property, satisfies a `sometimes` one). stateright records a
+/// discovery for every such state it pops, so a state past the first one on
+/// the same path (the read histories only grow: a violation of
+/// ReadIndexSafety stays one) can replace the shorter path.
+fn to_first_discovery(name: &'static str, mut path: StatePath) -> StatePath {
+    let Some(condition) = crate::model::condition(name) else {
+        return path;
+    };
+    let always = SAFETY_PROPERTIES.contains(&name);
+    if let Some(first) = path
+        .iter()
+        .position(|(state, _)| condition(state) != always)
+    {
+        path.truncate(first + 1);
+        path[first].1 = None;
+    }
+    path
 }
 
 fn property_report(

@@ -23,9 +23,25 @@ pub type Msg = Message<Command, Image>;
 pub type SharedMsg = Arc<Msg>;
 
 /// What the step into this state did that no spec variable records. Only the
-/// two `sometimes` properties about transitions read it (see [`RaftState`]).
-pub const OBSERVED_CONFLICT_OVERWRITTEN: u8 = 1;
-pub const OBSERVED_SNAPSHOT_INSTALLED: u8 = 2;
+/// `sometimes` properties about transitions read it (see [`RaftState`]).
+pub const OBSERVED_CONFLICT_OVERWRITTEN: u16 = 1;
+pub const OBSERVED_SNAPSHOT_INSTALLED: u16 = 1 << 1;
+/// A leader lost its leadership with reads pending (`reads_failed`).
+pub const OBSERVED_READ_FAILED: u16 = 1 << 2;
+/// InstallSnapshot: the follower's entries past the snapshot matched it and
+/// were kept.
+pub const OBSERVED_SNAPSHOT_KEPT_SUFFIX: u16 = 1 << 3;
+/// InstallSnapshot: the follower held entries that conflicted with the
+/// snapshot, and its log was discarded.
+pub const OBSERVED_SNAPSHOT_DISCARDED_CONFLICT: u16 = 1 << 4;
+/// InstallSnapshot of the current term not newer than the follower's commit
+/// index: ignored.
+pub const OBSERVED_STALE_SNAPSHOT_IGNORED: u16 = 1 << 5;
+/// AppendEntries with 2+ entries whose first conflict is past its first entry.
+pub const OBSERVED_CONFLICT_INSIDE_BATCH: u16 = 1 << 6;
+/// AppendEntries whose entries start at or below the follower's snapshot
+/// index and end above it.
+pub const OBSERVED_BATCH_PARTLY_COVERED: u16 = 1 << 7;
 
 /// One state of the exploration.
 ///
@@ -55,12 +71,21 @@ pub struct RaftState {
     pub duplicates: u8,
     /// `drops`: DropMessage steps so far.
     pub drops: u8,
+    /// `reads`: how many ReadIndex steps happened; the next read's id is
+    /// `reads + 1`.
+    pub reads: u8,
+    /// `readBound`: entry `k - 1` is, for read `k`, the highest index in
+    /// `committed` when the read was registered (0 if none).
+    pub read_bound: Vector<Index>,
+    /// `readsReady`: (read id, index) for every read a leader released
+    /// (the core's `Effects::reads_ready`).
+    pub reads_ready: OrdSet<(u64, Index)>,
     /// History flag for LeaderAppendOnly: some step changed a leader's log
     /// other than by appending. Never set on correct runs, so it adds no state.
     pub leader_append_only_violated: bool,
     /// `OBSERVED_*` bits of the step that produced this state (not hashed).
     #[serde(skip)]
-    pub observed: u8,
+    pub observed: u16,
 }
 
 impl Hash for RaftState {
@@ -74,6 +99,9 @@ impl Hash for RaftState {
         self.compactions.hash(state);
         self.duplicates.hash(state);
         self.drops.hash(state);
+        self.reads.hash(state);
+        self.read_bound.hash(state);
+        self.reads_ready.hash(state);
         self.leader_append_only_violated.hash(state);
     }
 }
@@ -85,6 +113,16 @@ impl RaftState {
 
     pub fn server_mut(&mut self, id: NodeId) -> &mut RaftServer {
         &mut self.servers[index_of(id)]
+    }
+
+    /// The spec's `CommittedIndex`: the highest index in `committed` (0 if
+    /// none), which a read registered now must be answered at or above.
+    pub fn committed_index(&self) -> Index {
+        self.committed
+            .iter()
+            .map(|&(index, _, _)| index)
+            .max()
+            .unwrap_or(0)
     }
 }
 

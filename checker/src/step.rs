@@ -12,13 +12,15 @@
 
 use std::sync::Arc;
 
-use raft_model::{Effects, Role, Step};
+use raft_model::{Body, Effects, Index, Role, Step};
 
 use crate::action::{Action, ServerStep};
 use crate::bounds::Bounds;
 use crate::state::{
-    Image, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_SNAPSHOT_INSTALLED, RaftServer, RaftState,
-    applied_prefix, entry_at, log_length, term_at,
+    Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH,
+    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
+    OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
+    RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
 };
 
 /// The actions enabled in `state` (the spec's `Next`, guards included), in a
@@ -36,6 +38,11 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
                 // The spec numbers client commands: clientRequests + 1.
                 let command = state.client_requests + 1;
                 actions.push(Action::step(id, Step::ClientRequest(command)));
+            }
+            if state.reads < bounds.max_reads {
+                // The spec numbers reads too: reads + 1.
+                let read = u64::from(state.reads) + 1;
+                actions.push(Action::step(id, Step::ReadIndex(read)));
             }
         }
         if server.commit_index() > server.log().snapshot_index
@@ -100,7 +107,7 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
     }
     let before = state.server(id).clone();
     let effects = next.server_mut(id).step(step.clone()).ok()?;
-    count(&mut next, step)?;
+    count(state, &mut next, step)?;
     record(&mut next, step, &before, effects);
     if step.message().is_none() && unchanged(state, &next, &before) {
         // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
@@ -110,8 +117,9 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
     Some(next)
 }
 
-/// Advances the spec's counters of the bounded environment actions.
-fn count(next: &mut RaftState, step: &ServerStep) -> Option<()> {
+/// Advances the spec's counters of the bounded environment actions (and,
+/// for a read, records its bound: `readBound` grows with `reads`).
+fn count(state: &RaftState, next: &mut RaftState, step: &ServerStep) -> Option<()> {
     match step {
         Step::ClientRequest(command) => {
             next.client_requests = next.client_requests.checked_add(1)?;
@@ -119,6 +127,13 @@ fn count(next: &mut RaftState, step: &ServerStep) -> Option<()> {
         }
         Step::CompactLog { .. } => next.compactions = next.compactions.checked_add(1)?,
         Step::Restart => next.restarts = next.restarts.checked_add(1)?,
+        Step::ReadIndex(read) => {
+            next.reads = next.reads.checked_add(1)?;
+            debug_assert_eq!(*read, u64::from(next.reads), "read id reads + 1");
+            // `committed` as it was when the read arrived: a read answers
+            // with a state containing every entry committed before it.
+            next.read_bound.push_back(state.committed_index());
+        }
         _ => {}
     }
     Some(())
@@ -135,6 +150,8 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.client_requests == state.client_requests
         && next.restarts == state.restarts
         && next.compactions == state.compactions
+        && next.reads == state.reads
+        && next.reads_ready.len() == state.reads_ready.len()
         && next.leader_append_only_violated == state.leader_append_only_violated
         && next.observed == 0
         && next.server(before.id()) == before
@@ -168,6 +185,12 @@ fn record(
     {
         next.leader_append_only_violated = true;
     }
+    for ready in &effects.reads_ready {
+        next.reads_ready.insert((ready.id, ready.index));
+    }
+    if !effects.reads_failed.is_empty() {
+        next.observed |= OBSERVED_READ_FAILED;
+    }
     if let Step::HandleAppendEntriesRequest(_) = step
         && effects
             .persist
@@ -176,10 +199,84 @@ fn record(
     {
         next.observed |= OBSERVED_CONFLICT_OVERWRITTEN;
     }
-    if let Step::HandleInstallSnapshotRequest(_) = step
-        && effects.snapshot_installed
-    {
-        next.observed |= OBSERVED_SNAPSHOT_INSTALLED;
+    if let Step::HandleAppendEntriesRequest(message) = step {
+        next.observed |= observe_append_entries(message, before, &after, effects.persist.log_from);
+    }
+    if let Step::HandleInstallSnapshotRequest(message) = step {
+        next.observed |=
+            observe_install_snapshot(message, before, &after, effects.snapshot_installed);
+    }
+}
+
+/// The branches of `handle_append_entries_request` a batch can take that a
+/// single entry cannot, told from the request and the follower before and
+/// after it (only requests of the follower's term are processed).
+fn observe_append_entries(
+    message: &Msg,
+    before: &RaftServer,
+    after: &RaftServer,
+    log_from: Option<Index>,
+) -> u16 {
+    let Body::AppendEntriesRequest {
+        prev_log_index,
+        ref entries,
+        ..
+    } = message.body
+    else {
+        return 0;
+    };
+    if message.term != after.current_term() || entries.len() < 2 {
+        return 0;
+    }
+    let last = prev_log_index + entries.len() as Index;
+    let mut observed = 0;
+    // The log was written from `from`, over an entry it held: a conflict,
+    // and the batch's first entry (at prev + 1) was not it.
+    if log_from.is_some_and(|from| from <= log_length(before) && from > prev_log_index + 1) {
+        observed |= OBSERVED_CONFLICT_INSIDE_BATCH;
+    }
+    let covered = before.log().snapshot_index;
+    if prev_log_index < covered && covered < last {
+        observed |= OBSERVED_BATCH_PARTLY_COVERED;
+    }
+    observed
+}
+
+/// The outcomes of `handle_install_snapshot_request` for a request of the
+/// follower's term: installed (keeping a matching suffix, or discarding a
+/// conflicting log) or ignored as stale.
+fn observe_install_snapshot(
+    message: &Msg,
+    before: &RaftServer,
+    after: &RaftServer,
+    installed: bool,
+) -> u16 {
+    let Body::InstallSnapshotRequest { ref snapshot } = message.body else {
+        return 0;
+    };
+    if message.term != after.current_term() {
+        return 0;
+    }
+    let last = snapshot.meta.last_index;
+    if !installed {
+        return if last <= before.commit_index() {
+            OBSERVED_STALE_SNAPSHOT_IGNORED
+        } else {
+            0
+        };
+    }
+    if log_length(after) > last {
+        // Entries past the snapshot survived: they matched it.
+        return OBSERVED_SNAPSHOT_INSTALLED | OBSERVED_SNAPSHOT_KEPT_SUFFIX;
+    }
+    // Held entries (past the follower's old snapshot) that the new whole log
+    // does not hold as they were: they conflicted with the snapshot.
+    let conflicting = (before.log().snapshot_index + 1..=log_length(before))
+        .any(|index| entry_at(before, index) != entry_at(after, index));
+    if conflicting {
+        OBSERVED_SNAPSHOT_INSTALLED | OBSERVED_SNAPSHOT_DISCARDED_CONFLICT
+    } else {
+        OBSERVED_SNAPSHOT_INSTALLED
     }
 }
 

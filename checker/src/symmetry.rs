@@ -9,7 +9,8 @@
 //!
 //! Every id in the state is rewritten: the servers (through
 //! `Server::rename_ids`), the messages (`Message::rename_ids`) and the
-//! `elected` history. stateright keeps exploring from the original state, so
+//! `elected` history. The read histories (`read_bound`, `reads_ready`) hold
+//! read ids and log indices only, so they are carried over unchanged. stateright keeps exploring from the original state, so
 //! counterexamples keep the ids of the path that found them.
 
 use std::cmp::Ordering;
@@ -183,6 +184,10 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         compactions: state.compactions,
         duplicates: state.duplicates,
         drops: state.drops,
+        // Read ids and log indices: no server id to rename.
+        reads: state.reads,
+        read_bound: state.read_bound.clone(),
+        reads_ready: state.reads_ready.clone(),
         leader_append_only_violated: state.leader_append_only_violated,
         observed: state.observed,
     }

@@ -285,6 +285,24 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
             "committed += (index {index}, t{term}, by leader of t{leader_term})"
         ));
     }
+    for (k, bound) in after
+        .read_bound
+        .iter()
+        .enumerate()
+        .skip(before.read_bound.len())
+    {
+        out.push(format!(
+            "readBound += (read {}, committed up to {bound})",
+            k + 1
+        ));
+    }
+    for (id, index) in after
+        .reads_ready
+        .iter()
+        .filter(|r| !before.reads_ready.contains(*r))
+    {
+        out.push(format!("readsReady += (read {id}, index {index})"));
+    }
     let counters = [
         (
             "clientRequests",
@@ -295,6 +313,7 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ("compactions", before.compactions, after.compactions),
         ("duplicates", before.duplicates, after.duplicates),
         ("drops", before.drops, after.drops),
+        ("reads", before.reads, after.reads),
     ];
     for (label, old, new) in counters {
         if old != new {

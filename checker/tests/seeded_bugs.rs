@@ -35,6 +35,7 @@ fn holds(property: &str, state: &RaftState) -> bool {
         model::LOG_MATCHING => properties::log_matching(state),
         model::LEADER_COMPLETENESS => properties::leader_completeness(state),
         model::STATE_MACHINE_SAFETY => properties::state_machine_safety(state),
+        model::READ_INDEX_SAFETY => properties::read_index_safety(state),
         other => panic!("not a safety property: {other}"),
     }
 }
@@ -195,6 +196,35 @@ fn install_stale_snapshot_breaks_state_machine_safety() {
         bounds,
         model::STATE_MACHINE_SAFETY,
     );
+}
+
+/// A leader of term 1, deposed by a leader of term 2 that committed index 2
+/// without its knowledge, answers a read at once, at its own commit index 1.
+/// At 12 messages no violation exists (exhaustively).
+#[test]
+fn read_without_quorum_breaks_read_index_safety() {
+    let bounds = Bounds {
+        max_messages: 13,
+        max_reads: 1,
+        ..Bounds::DEFAULT
+    };
+    assert_caught(Bug::ReadWithoutQuorum, bounds, model::READ_INDEX_SAFETY);
+}
+
+/// A new leader whose commit index lags what its predecessor committed
+/// answers a read once a follower echoes the round, before its own no-op
+/// commits. None at 13 messages with these flags (exhaustively).
+#[test]
+fn read_before_term_commit_breaks_read_index_safety() {
+    let bounds = Bounds {
+        max_messages: 14,
+        max_requests: 0,
+        max_restarts: 0,
+        max_compactions: 0,
+        max_reads: 1,
+        ..Bounds::DEFAULT
+    };
+    assert_caught(Bug::ReadBeforeTermCommit, bounds, model::READ_INDEX_SAFETY);
 }
 
 #[test]

@@ -30,10 +30,21 @@ fn flags(
         ("--max-restarts", max_restarts),
         ("--max-compactions", max_compactions),
         ("--max-append-entries", 1),
+        ("--max-reads", 0),
     ]
     .iter()
     .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
     .collect()
+}
+
+/// The same bound with `MaxReads = reads` (`--max-reads`).
+fn with_reads(reads: u8, mut bound: Vec<String>) -> Vec<String> {
+    let flag = bound
+        .iter()
+        .position(|flag| flag == "--max-reads")
+        .expect("flags() sets --max-reads");
+    bound[flag + 1] = reads.to_string();
+    bound
 }
 
 /// `raft-checker check FLAGS`: its "distinct states: N within bounds".
@@ -59,7 +70,7 @@ fn checker_distinct_states(extra: &[&str], bound: Vec<String>) -> u64 {
         .lines()
         .filter(|line| line.trim_start().starts_with("always "))
         .collect();
-    assert_eq!(always.len(), 5, "{stdout}");
+    assert_eq!(always.len(), 6, "{stdout}");
     assert!(
         always.iter().all(|line| line.ends_with(" holds")),
         "{stdout}"
@@ -125,5 +136,24 @@ fn mcraft_five_cfg_28() {
     assert_eq!(
         checker_distinct_states(&[], flags(5, 1, 2, 1, 10, 0, 0)),
         28
+    );
+}
+
+/// MCRaft_reads.cfg: the MCRaft.cfg bound with one ReadIndex (`MaxReads = 1`).
+#[test]
+fn mcraft_reads_cfg_57377() {
+    assert_eq!(
+        checker_distinct_states(&[], with_reads(1, flags(3, 2, 2, 1, 10, 1, 1))),
+        57_377
+    );
+}
+
+/// MCRaft_reads_deposed.cfg: one ReadIndex, 13 messages, no client
+/// requests, restarts or compactions (room for a deposed leader).
+#[test]
+fn mcraft_reads_deposed_cfg_53423() {
+    assert_eq!(
+        checker_distinct_states(&[], with_reads(1, flags(3, 2, 2, 0, 13, 0, 0))),
+        53_423
     );
 }

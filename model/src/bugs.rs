@@ -66,10 +66,18 @@ pub enum Bug {
     /// with two it answers a match it lacks and may commit the entry it kept
     /// (breaks State Machine Safety).
     BatchChecksFirstEntryOnly,
+    /// A leader releases a read as soon as it is registered, without waiting
+    /// for a quorum to acknowledge its round, so a deposed leader answers
+    /// from a stale state (breaks ReadIndexSafety).
+    ReadWithoutQuorum,
+    /// A leader releases confirmed reads before it has committed an entry of
+    /// its own term, at a commit index that may lag entries its predecessors
+    /// committed (breaks ReadIndexSafety).
+    ReadBeforeTermCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 15] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -83,6 +91,8 @@ impl Bug {
         Bug::UpToDateByIndexOnly,
         Bug::SnapshotKeepsConflictingSuffix,
         Bug::BatchChecksFirstEntryOnly,
+        Bug::ReadWithoutQuorum,
+        Bug::ReadBeforeTermCommit,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

@@ -50,9 +50,9 @@ mod common;
 use common::cluster::Cluster;
 use common::observer::Property;
 use common::sim::{MAX_OPS, Scenario, find_violation, run};
-use common::{Msg, members, server_with_log};
+use common::{Msg, TestEffects, TestServer, members, server, server_with_log};
 use quickcheck::{Arbitrary, Gen};
-use raft_model::{Body, Bug, NodeId};
+use raft_model::{Body, Bug, Index, NodeId, ReadReady};
 
 /// Seeds searched per bug: well past the first hit of each (9, 2, 1, 13, 3).
 const SEEDS: u64 = 1000;
@@ -229,6 +229,152 @@ fn commit_beyond_leader_commits_an_entry_the_leader_never_sent() {
         violation.property,
         Property::StateMachineSafety,
         "{violation}"
+    );
+}
+
+/// Three fresh servers with `bugs` switched on.
+fn three_servers(bugs: &[Bug]) -> Vec<TestServer> {
+    let config = members(3);
+    (1..=3)
+        .map(|id| server(id, &config).with_bugs(bugs))
+        .collect()
+}
+
+/// Delivers `messages`, and every answer they provoke, between the servers
+/// in `among` (messages to anyone else are lost). Returns the reads the
+/// deliveries released, as (read id, index).
+fn exchange(servers: &mut [TestServer], among: &[NodeId], messages: Vec<Msg>) -> Vec<ReadReady> {
+    let mut queue = std::collections::VecDeque::from(messages);
+    let mut released = Vec::new();
+    let mut deliveries = 0;
+    while let Some(message) = queue.pop_front() {
+        if !among.contains(&message.to) || !among.contains(&message.from) {
+            continue;
+        }
+        deliveries += 1;
+        assert!(deliveries < 100, "the exchange does not settle");
+        let effects: TestEffects = servers[message.to as usize - 1].receive(&message);
+        released.extend(effects.reads_ready);
+        queue.extend(effects.messages);
+    }
+    released
+}
+
+/// A leader deposed without knowing it: S1 leads term 1 and commits its
+/// no-op (index 1) with S2; S2 then leads term 2 with S3's vote and commits
+/// its own no-op (index 2) with S3, which S1 never hears of. A read arrives
+/// at S1 when index 2 is committed: ReadIndexSafety demands an answer at 2
+/// or later. Returns what S1 released for it and whether it failed.
+fn deposed_leader_read(bugs: &[Bug]) -> (Vec<ReadReady>, Vec<u64>) {
+    let mut s = three_servers(bugs);
+    let votes = s[0].timeout().messages;
+    exchange(&mut s, &[1, 2], votes);
+    assert!(s[0].is_leader());
+    assert_eq!(s[0].commit_index(), 1);
+    let votes = s[1].timeout().messages;
+    exchange(&mut s, &[2, 3], votes);
+    assert!(s[1].is_leader());
+    assert_eq!((s[1].current_term(), s[1].commit_index()), (2, 2));
+    assert!(s[0].is_leader(), "S1 has not heard of term 2");
+
+    let effects = s[0].read_index(1).expect("S1 still thinks it leads");
+    let mut released = effects.reads_ready;
+    // S1's heartbeat reaches S3, whose answer carries term 2.
+    let heartbeats = s[0].send_append_entries().messages;
+    let mut failed = Vec::new();
+    for request in heartbeats.into_iter().filter(|m| m.to == 3) {
+        let answer = s[2].receive(&request).messages;
+        for reply in answer {
+            let effects = s[0].receive(&reply);
+            released.extend(effects.reads_ready);
+            failed.extend(effects.reads_failed);
+        }
+    }
+    (released, failed)
+}
+
+#[test]
+fn read_without_quorum_lets_a_deposed_leader_answer_a_stale_read() {
+    let bound: Index = 2;
+    let (released, failed) = deposed_leader_read(&[]);
+    assert!(released.is_empty(), "{released:?}");
+    assert_eq!(failed, vec![1], "the read fails when S1 learns of term 2");
+
+    let (released, _) = deposed_leader_read(&[Bug::ReadWithoutQuorum]);
+    assert_eq!(
+        released.iter().map(|r| (r.id, r.index)).collect::<Vec<_>>(),
+        vec![(1, 1)],
+        "released at once, at S1's commit index"
+    );
+    assert!(
+        released[0].index < bound,
+        "ReadIndexSafety: the read misses index {bound}, committed before it arrived"
+    );
+}
+
+/// A new leader whose commit index lags: S1 leads term 1 and commits its
+/// no-op (index 1) with S2, which does not learn the commit index. S2 wins
+/// term 2 with S3's vote (S3 never got index 1) and registers a read while
+/// index 1 is committed. S3 rejects S2's first AppendEntries (it lacks
+/// index 1) but echoes the read round, confirming S2's leadership. Returns
+/// the reads S2 released after that rejection, then after the retry.
+fn new_leader_read(bugs: &[Bug]) -> (Vec<ReadReady>, Vec<ReadReady>) {
+    let mut s = three_servers(bugs);
+    let votes = s[0].timeout().messages;
+    exchange(&mut s, &[1, 2], votes);
+    assert_eq!(s[0].commit_index(), 1);
+    assert_eq!(s[1].commit_index(), 0, "S2 has not heard the commit index");
+    let votes = s[1].timeout().messages;
+    let vote = votes
+        .into_iter()
+        .find(|m| m.to == 3)
+        .expect("a vote request");
+    let answer = s[2].receive(&vote).messages;
+    let _ = s[1].receive(&answer[0]);
+    assert!(s[1].is_leader());
+
+    s[1].read_index(1).expect("S2 leads");
+    let request = s[1]
+        .send_append_entries()
+        .messages
+        .into_iter()
+        .find(|m| m.to == 3)
+        .expect("a request to S3");
+    let rejection = s[2].receive(&request).messages.remove(0);
+    assert!(matches!(
+        rejection.body,
+        Body::AppendEntriesResponse {
+            success: false,
+            read_seq: 1,
+            ..
+        }
+    ));
+    let effects = s[1].receive(&rejection);
+    let early = effects.reads_ready;
+    let late = exchange(&mut s, &[2, 3], effects.messages);
+    (early, late)
+}
+
+#[test]
+fn read_before_term_commit_answers_below_what_is_committed() {
+    let bound: Index = 1;
+    let (early, late) = new_leader_read(&[]);
+    assert!(early.is_empty(), "{early:?}");
+    assert_eq!(
+        late.iter().map(|r| (r.id, r.index)).collect::<Vec<_>>(),
+        vec![(1, 2)],
+        "answered once S2's no-op commits"
+    );
+
+    let (early, _) = new_leader_read(&[Bug::ReadBeforeTermCommit]);
+    assert_eq!(
+        early.iter().map(|r| (r.id, r.index)).collect::<Vec<_>>(),
+        vec![(1, 0)],
+        "released on the rejection, at S2's lagging commit index"
+    );
+    assert!(
+        early[0].index < bound,
+        "ReadIndexSafety: the read misses index {bound}, committed before it arrived"
     );
 }
 
