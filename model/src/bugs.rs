@@ -35,10 +35,21 @@ pub enum Bug {
     /// rejecting it, so a deposed leader can truncate the new leader's log
     /// (breaks Leader Append-Only).
     AcceptStaleAppend,
+    /// Grant a vote in the current term without asking for it to be
+    /// persisted (`hard_state` is not flagged when the term did not change
+    /// as well): after a restart the server has forgotten it voted and can
+    /// vote again in that term (breaks Election Safety).
+    OmitPersistVote,
+    /// A follower appends the new entries of an AppendEntries request
+    /// without asking for them to be persisted (`log_from` is not flagged
+    /// for them): it acknowledges entries a restart loses, so an entry the
+    /// leader counted as committed can vanish from a majority (breaks
+    /// Leader Completeness, then State Machine Safety).
+    OmitPersistLog,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 9] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -46,10 +57,12 @@ impl Bug {
         Bug::CommitBeyondLeader,
         Bug::InstallStaleSnapshot,
         Bug::AcceptStaleAppend,
+        Bug::OmitPersistVote,
+        Bug::OmitPersistLog,
     ];
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -57,7 +70,7 @@ impl Bug {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bugs {
     #[cfg(feature = "seeded-bugs")]
-    bits: u16,
+    bits: u32,
 }
 
 impl Bugs {

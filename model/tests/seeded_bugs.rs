@@ -41,6 +41,10 @@ use raft_model::{Body, Bug, NodeId};
 /// Seeds searched per bug: well past the first hit of each (9, 2, 1, 13, 3).
 const SEEDS: u64 = 1000;
 
+/// Seeds searched for a safety violation of OmitPersistLog, which needs a
+/// restart at the wrong moment (first hit: seed 41).
+const OMIT_PERSIST_SEEDS: u64 = 1000;
+
 /// Finds a random run that `bug` makes fail, shrinks it, checks that the
 /// same run without the bug passes, and returns the property it broke.
 fn caught_by_random_runs(bug: Bug) -> Property {
@@ -105,6 +109,106 @@ fn accept_stale_append_breaks_leader_append_only() {
     let property = caught_by_random_runs(Bug::AcceptStaleAppend);
     assert!(
         [Property::LeaderAppendOnly, Property::StateMachineSafety].contains(&property),
+        "{property:?}"
+    );
+}
+
+/// The safety properties alone: no durability check, so a write a bug
+/// omitted is simply missing from the disk at the next restart.
+const SAFETY: [Property; 4] = [
+    Property::ElectionSafety,
+    Property::LeaderAppendOnly,
+    Property::LogMatching,
+    Property::StateMachineSafety,
+];
+
+/// Like [`caught_by_random_runs`], but checking only `checks`.
+fn caught_by_random_runs_checking(bug: Bug, checks: &[Property], seeds: u64) -> Property {
+    let (seed, scenario, violation) = find_violation(&[bug], checks, seeds)
+        .unwrap_or_else(|| panic!("{bug:?}: no violation of {checks:?} in {seeds} random runs"));
+    println!(
+        "{bug:?}: seed {seed}, shrunk to {} operations: {violation}\n{scenario:?}",
+        scenario.ops.len()
+    );
+    assert_eq!(
+        run(&scenario, &[], checks).violation,
+        None,
+        "{bug:?}: the counterexample must pass without the bug"
+    );
+    violation.property
+}
+
+#[test]
+fn omit_persist_vote_breaks_durability() {
+    assert_eq!(
+        caught_by_random_runs(Bug::OmitPersistVote),
+        Property::Durability
+    );
+}
+
+/// Three fresh servers; S2 reaches term 2 without voting in it, then
+/// grants S1 its vote in term 2 (the term does not change, so the seeded
+/// bug does not ask for the vote to be persisted); S1 leads term 2. S2
+/// crashes and comes back from its disk; S3 asks it for a vote in term 2.
+fn omit_persist_vote_scenario(bugs: &[Bug]) -> Cluster {
+    let mut c = Cluster::new(3, &SAFETY).with_bugs(bugs);
+    c.timeout(1);
+    c.network.clear();
+    c.timeout(1); // S1: candidate of term 2
+    c.timeout(2); // S2: candidate of term 1
+    c.deliver_where(from_to(2, 1)); // S1 refuses, in term 2
+    c.deliver_where(|m| from_to(1, 2)(m) && matches!(m.body, Body::RequestVoteResponse { .. }));
+    assert_eq!(
+        (c.server(2).current_term(), c.server(2).voted_for()),
+        (2, None)
+    );
+    c.deliver_where(from_to(1, 2)); // S1's request of term 2: granted
+    assert_eq!(c.server(2).voted_for(), Some(1));
+    c.deliver_where(from_to(2, 1));
+    assert!(c.server(1).is_leader());
+    c.network.clear();
+    c.restart(2);
+    c.timeout(3);
+    c.network.clear();
+    c.timeout(3); // S3: candidate of term 2
+    c.deliver_where(from_to(3, 2));
+    c.deliver_where(from_to(2, 3));
+    c
+}
+
+#[test]
+fn omit_persist_vote_breaks_election_safety_after_a_restart() {
+    let correct = omit_persist_vote_scenario(&[]);
+    assert_eq!(correct.violation, None);
+    assert_eq!(
+        correct.server(2).voted_for(),
+        Some(1),
+        "the vote survived the crash"
+    );
+    assert!(!correct.server(3).is_leader());
+
+    let buggy = omit_persist_vote_scenario(&[Bug::OmitPersistVote]);
+    assert!(
+        buggy.server(1).is_leader() && buggy.server(3).is_leader(),
+        "S2 voted twice in term 2"
+    );
+    let violation = buggy.violation.expect("two leaders of term 2");
+    assert_eq!(violation.property, Property::ElectionSafety, "{violation}");
+}
+
+#[test]
+fn omit_persist_log_breaks_durability() {
+    assert_eq!(
+        caught_by_random_runs(Bug::OmitPersistLog),
+        Property::Durability
+    );
+}
+
+#[test]
+fn omit_persist_log_breaks_state_machine_safety_after_a_restart() {
+    let property = caught_by_random_runs_checking(Bug::OmitPersistLog, &SAFETY, OMIT_PERSIST_SEEDS);
+    assert!(
+        [Property::StateMachineSafety, Property::LogMatching].contains(&property),
         "{property:?}"
     );
 }
