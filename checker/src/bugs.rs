@@ -15,6 +15,8 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::CommitBeyondLeader => "commit-beyond-leader",
         Bug::InstallStaleSnapshot => "install-stale-snapshot",
         Bug::AcceptStaleAppend => "accept-stale-append",
+        Bug::OmitPersistVote => "omit-persist-vote",
+        Bug::OmitPersistLog => "omit-persist-log",
     }
 }
 
@@ -43,5 +45,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::CommitBeyondLeader => model::STATE_MACHINE_SAFETY,
         Bug::InstallStaleSnapshot => model::STATE_MACHINE_SAFETY,
         Bug::AcceptStaleAppend => model::LEADER_APPEND_ONLY,
+        Bug::OmitPersistVote => model::ELECTION_SAFETY,
+        Bug::OmitPersistLog => model::LEADER_COMPLETENESS,
     }
 }

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use imbl::{OrdSet, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 use raft_model::{Bug, Config, NodeId, Server};
 use stateright::{Model, Property};
 
@@ -113,6 +113,7 @@ impl RaftModel {
             restarts: 0,
             compactions: 0,
             leader_append_only_violated: false,
+            durable: OrdMap::new(),
             observed: 0,
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, Instant};
 
 use raft_model::Bug;
-use stateright::{Checker, HasDiscoveries, Model, Path, UniformChooser};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, UniformChooser};
 
 use crate::action::Action;
 use crate::bounds::Bounds;
@@ -111,6 +111,27 @@ pub fn run(options: &RunOptions) -> Outcome {
     }
 }
 
+/// `path` cut at its first state that shows property `name` (violates an
+/// `always`, satisfies a `sometimes`). stateright keeps exploring past a
+/// violating state and overwrites a property's discovery with each later
+/// one, so a reported path can run on past the first violation.
+fn first_discovery(model: &RaftModel, name: &str, mut path: StatePath) -> StatePath {
+    let Some(property) = model.properties().into_iter().find(|p| p.name == name) else {
+        return path;
+    };
+    let shows = |state: &RaftState| match property.expectation {
+        Expectation::Always => !(property.condition)(model, state),
+        Expectation::Sometimes | Expectation::Eventually => (property.condition)(model, state),
+    };
+    if let Some(first) = path.iter().position(|(state, _)| shows(state)) {
+        path.truncate(first + 1);
+        if let Some(last) = path.last_mut() {
+            last.1 = None;
+        }
+    }
+    path
+}
+
 fn finish<C>(checker: C, options: &RunOptions, symmetry: bool, start: Instant) -> Outcome
 where
     C: Checker<RaftModel> + Send + Sync,
@@ -122,7 +143,9 @@ where
     let totals = progress.totals.clone();
     let discoveries: BTreeMap<&'static str, StatePath> = std::mem::take(&mut progress.discoveries)
         .into_iter()
-        .map(|(name, path): (&'static str, Path<RaftState, Action>)| (name, path.into_vec()))
+        .map(|(name, path): (&'static str, Path<RaftState, Action>)| {
+            (name, first_discovery(model, name, path.into_vec()))
+        })
         .collect();
 
     let exhaustive = !matches!(options.strategy, Strategy::Simulation { .. });

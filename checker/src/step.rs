@@ -81,7 +81,14 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
         Action::Server { server, step } => (*server, step),
     };
     let before = state.server(id).clone();
+    if let Step::Restart = step {
+        // The crash keeps only the durable image: the server is rebuilt
+        // from it, then takes the Restart step (as the trace validator
+        // replays a node's restart).
+        *next.server_mut(id) = state.durable_image(id).recover(&before);
+    }
     let effects = next.server_mut(id).step(step.clone()).ok()?;
+    next.persist(&before, &effects.persist);
     count(&mut next, step)?;
     record(&mut next, step, &before, effects);
     if unchanged(state, &next, &before) {
@@ -116,6 +123,7 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.restarts == state.restarts
         && next.compactions == state.compactions
         && next.leader_append_only_violated == state.leader_append_only_violated
+        && next.durable == state.durable
         && next.observed == 0
         && next.server(before.id()) == before
 }

@@ -8,9 +8,10 @@
 //! and the count of distinct states under symmetry is the count of orbits.
 //!
 //! Every id in the state is rewritten: the servers (through
-//! `Server::rename_ids`), the messages (`Message::rename_ids`) and the
-//! `elected` history. stateright keeps exploring from the original state, so
-//! counterexamples keep the ids of the path that found them.
+//! `Server::rename_ids`), the messages (`Message::rename_ids`), the
+//! `elected` history and the durable images (`Durable::rename_ids`).
+//! stateright keeps exploring from the original state, so counterexamples
+//! keep the ids of the path that found them.
 
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
@@ -187,6 +188,11 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         restarts: state.restarts,
         compactions: state.compactions,
         leader_append_only_violated: state.leader_append_only_violated,
+        durable: state
+            .durable
+            .iter()
+            .map(|(id, image)| (f(*id), image.rename_ids(&f)))
+            .collect(),
         observed: state.observed,
     }
 }

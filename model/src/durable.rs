@@ -41,8 +41,9 @@ pub enum DurableError {
         snapshot_index: Index,
         last_index: Index,
     },
-    /// The server does not hold an entry `log_from` says it wrote.
-    EntryNotHeld { from: Index, index: Index },
+    /// The server does not hold entry `log_from` (compacted, or past its end
+    /// plus one): it cannot have written entries from there.
+    EntryNotHeld { from: Index },
     /// The new snapshot ends before the stored one, or at the same index
     /// with another term: a snapshot never goes backwards.
     SnapshotBackwards {
@@ -62,8 +63,8 @@ impl fmt::Display for DurableError {
                 f,
                 "log_from {from} does not continue the stored log (snapshot {snapshot_index}, last {last_index})"
             ),
-            DurableError::EntryNotHeld { from, index } => {
-                write!(f, "log_from {from}: entry {index} is not held")
+            DurableError::EntryNotHeld { from } => {
+                write!(f, "log_from {from}: the server does not hold that entry")
             }
             DurableError::SnapshotBackwards { stored, new } => write!(
                 f,
@@ -108,49 +109,57 @@ impl<C: Clone, S: Clone> Durable<C, S> {
     /// `snapshot`; entries `log_from..=last` for `log_from`, dropping
     /// whatever was stored after the server's new last index.
     ///
-    /// Atomic: on an error the image is left as it was (as the node's
-    /// storage refuses a whole batch).
+    /// Atomic: a write no storage can perform is refused whole and leaves
+    /// the image as it was (as the node's storage refuses a whole batch).
     pub fn apply(&mut self, server: &Server<C, S>, persist: &Persist) -> Result<(), DurableError> {
-        let mut next = self.clone();
-        if persist.hard_state {
-            next.current_term = server.current_term();
-            next.voted_for = server.voted_for();
-        }
+        // Check everything first, so that a refused write changes nothing.
+        let (mut snapshot_index, mut last_index) = (self.log.snapshot_index, self.log.last_index());
         if persist.snapshot {
             let meta = &server.snapshot().meta;
-            let (stored, new) = (
-                (next.log.snapshot_index, next.log.snapshot_term),
-                (meta.last_index, meta.last_term),
-            );
+            let stored = (self.log.snapshot_index, self.log.snapshot_term);
+            let new = (meta.last_index, meta.last_term);
             if new.0 < stored.0 || (new.0 == stored.0 && new != stored) {
                 return Err(DurableError::SnapshotBackwards { stored, new });
             }
+            snapshot_index = new.0;
+            last_index = last_index.max(new.0);
+        }
+        if let Some(from) = persist.log_from {
+            if from <= snapshot_index || from > last_index + 1 {
+                return Err(DurableError::LogGap {
+                    from,
+                    snapshot_index,
+                    last_index,
+                });
+            }
+            // The entries `from..=last` must be the server's own; `from` one
+            // past its end writes none (a truncation only).
+            let held = server.log();
+            if from <= held.snapshot_index || from > held.last_index() + 1 {
+                return Err(DurableError::EntryNotHeld { from });
+            }
+        }
+        if persist.hard_state {
+            self.current_term = server.current_term();
+            self.voted_for = server.voted_for();
+        }
+        if persist.snapshot {
             // "the log prefix up to the snapshot's last index may be
             // discarded": the entries after it stay, as the docs say.
-            next.snapshot = server.snapshot().clone();
-            next.log.compact_to(new.0, new.1);
+            self.snapshot = server.snapshot().clone();
+            let meta = &self.snapshot.meta;
+            self.log.compact_to(meta.last_index, meta.last_term);
         }
         if let Some(from) = persist.log_from {
             // "Log entries from this index on were written; anything the
             // driver stored past the log's new last index is gone."
-            if from <= next.log.snapshot_index || from > next.log.last_index() + 1 {
-                return Err(DurableError::LogGap {
-                    from,
-                    snapshot_index: next.log.snapshot_index,
-                    last_index: next.log.last_index(),
-                });
-            }
-            next.log.truncate_from(from);
-            for index in from..=server.log().last_index() {
-                let entry = server
-                    .log()
-                    .entry(index)
-                    .ok_or(DurableError::EntryNotHeld { from, index })?;
-                next.log.append(entry.clone());
-            }
+            self.log.truncate_from(from);
+            self.log
+                .entries
+                .append(server.log().entries_from(from, usize::MAX));
+            debug_assert_eq!(self.log.last_index(), server.log().last_index());
         }
-        next.assert_log_starts_at_snapshot();
-        *self = next;
+        self.assert_log_starts_at_snapshot();
         Ok(())
     }
 
