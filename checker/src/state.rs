@@ -103,6 +103,14 @@ impl RaftState {
     /// if it now differs from the server's persistent state.
     pub fn persist(&mut self, before: &RaftServer, persist: &Persist) {
         let id = before.id();
+        if persist.is_empty()
+            && !self.durable.contains_key(&id)
+            && Durable::same_persistent_state(before, self.server(id))
+        {
+            // Most steps: nothing to write, nothing changed; the image was
+            // and is the server's persistent state.
+            return;
+        }
         let mut image = match self.durable.remove(&id) {
             Some(image) => image,
             None => Durable::of(before),
