@@ -238,8 +238,11 @@ mod tests {
     #[test]
     fn a_step_that_names_its_writes_keeps_the_image_equal_to_the_server() {
         let mut server = fresh(1);
+        let before = server.clone();
         let mut image = Durable::of(&server);
         let effects = server.timeout();
+        assert!(!Durable::same_persistent_state(&before, &server));
+        assert!(Durable::same_persistent_state(&server, &server.clone()));
         image.apply(&server, &effects.persist).expect("well formed");
         assert!(image.holds(&server));
         assert_eq!(image, Durable::of(&server));
