@@ -23,6 +23,8 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::BatchChecksFirstEntryOnly => "batch-checks-first-entry-only",
         Bug::ReadWithoutQuorum => "read-without-quorum",
         Bug::ReadBeforeTermCommit => "read-before-term-commit",
+        Bug::OmitPersistVote => "omit-persist-vote",
+        Bug::OmitPersistLog => "omit-persist-log",
     }
 }
 
@@ -61,5 +63,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::BatchChecksFirstEntryOnly => model::LOG_MATCHING,
         Bug::ReadWithoutQuorum => model::READ_INDEX_SAFETY,
         Bug::ReadBeforeTermCommit => model::READ_INDEX_SAFETY,
+        Bug::OmitPersistVote => model::ELECTION_SAFETY,
+        Bug::OmitPersistLog => model::LEADER_COMPLETENESS,
     }
 }

@@ -60,7 +60,7 @@ struct CommonArgs {
     /// Switch on a seeded bug of the core (to see the checker fail):
     /// vote-twice, skip-up-to-date-check, commit-old-term,
     /// keep-conflicting-suffix, commit-beyond-leader, install-stale-snapshot,
-    /// accept-stale-append.
+    /// accept-stale-append, omit-persist-vote, omit-persist-log.
     #[arg(long, value_name = "NAME", value_parser = bugs::parse)]
     bug: Option<Bug>,
     /// Turn symmetry reduction over server ids off.

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use imbl::{OrdSet, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 use raft_model::{Bug, Config, NodeId, Server};
 use stateright::{Model, Property};
 
@@ -210,6 +210,7 @@ impl RaftModel {
             read_bound: Vector::new(),
             reads_ready: OrdSet::new(),
             leader_append_only_violated: false,
+            durable: OrdMap::new(),
             observed: 0,
         }
     }

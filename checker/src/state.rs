@@ -5,10 +5,10 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use imbl::{OrdSet, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
+use raft_model::{Durable, Entry, Index, Message, NodeId, Persist, Server, Term};
 
 use crate::network::Network;
-use raft_model::{Entry, Index, Message, NodeId, Server, Term};
 use serde::Serialize;
 
 /// Client commands are the naturals 1..=MaxClientRequests.
@@ -17,6 +17,8 @@ pub type Command = u8;
 /// what a snapshot carries as its image.
 pub type Image = Vector<Entry<Command>>;
 pub type RaftServer = Server<Command, Image>;
+/// What a server's storage holds: all that survives its crash.
+pub type DurableImage = Durable<Command, Image>;
 pub type Msg = Message<Command, Image>;
 /// Messages are immutable once sent and shared by every state that holds
 /// them: the network stores pointers, so copying a set node is cheap.
@@ -83,6 +85,13 @@ pub struct RaftState {
     /// History flag for LeaderAppendOnly: some step changed a leader's log
     /// other than by appending. Never set on correct runs, so it adds no state.
     pub leader_append_only_violated: bool,
+    /// Each server's durable image — what its storage holds, changed only by
+    /// the `persist` effects of its steps, and all that `Restart` keeps —
+    /// stored only where it differs from the server's persistent state. That
+    /// never happens in a correct run (the core names every write), so this
+    /// stays empty there and adds no state; a seeded bug that omits a write
+    /// makes it differ until the write is done or the server restarts.
+    pub durable: OrdMap<NodeId, DurableImage>,
     /// `OBSERVED_*` bits of the step that produced this state (not hashed).
     #[serde(skip)]
     pub observed: u16,
@@ -103,6 +112,7 @@ impl Hash for RaftState {
         self.read_bound.hash(state);
         self.reads_ready.hash(state);
         self.leader_append_only_violated.hash(state);
+        self.durable.hash(state);
     }
 }
 
@@ -123,6 +133,41 @@ impl RaftState {
             .map(|&(index, _, _)| index)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Server `id`'s durable image (see [`RaftState::durable`]).
+    pub fn durable_image(&self, id: NodeId) -> DurableImage {
+        match self.durable.get(&id) {
+            Some(image) => image.clone(),
+            None => Durable::of(self.server(id)),
+        }
+    }
+
+    /// Server `id` took a step asking for `persist`; `before` is its state
+    /// before the step. Performs exactly that write on its durable image, as
+    /// the node's storage does (`Durable::apply`), and stores the image only
+    /// if it now differs from the server's persistent state.
+    pub fn persist(&mut self, before: &RaftServer, persist: &Persist) {
+        let id = before.id();
+        if persist.is_empty()
+            && !self.durable.contains_key(&id)
+            && Durable::same_persistent_state(before, self.server(id))
+        {
+            // Most steps: nothing to write, nothing changed; the image was
+            // and is the server's persistent state.
+            return;
+        }
+        let mut image = match self.durable.remove(&id) {
+            Some(image) => image,
+            None => Durable::of(before),
+        };
+        // A write no storage can do (only a seeded bug that omitted an
+        // earlier one asks for it) is refused whole, as the node refuses it:
+        // the image stays as it was.
+        let _refused = image.apply(self.server(id), persist);
+        if !image.holds(self.server(id)) {
+            self.durable.insert(id, image);
+        }
     }
 }
 

@@ -106,8 +106,15 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
         return None;
     }
     let before = state.server(id).clone();
+    if let Step::Restart = step {
+        // The crash keeps only the durable image: the server is rebuilt
+        // from it, then takes the Restart step (as the trace validator
+        // replays a node's restart).
+        *next.server_mut(id) = state.durable_image(id).recover(&before);
+    }
     let effects = next.server_mut(id).step(step.clone()).ok()?;
     count(state, &mut next, step)?;
+    next.persist(&before, &effects.persist);
     record(&mut next, step, &before, effects);
     if step.message().is_none() && unchanged(state, &next, &before) {
         // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
@@ -153,6 +160,7 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.reads == state.reads
         && next.reads_ready.len() == state.reads_ready.len()
         && next.leader_append_only_violated == state.leader_append_only_violated
+        && next.durable == state.durable
         && next.observed == 0
         && next.server(before.id()) == before
 }

@@ -8,10 +8,12 @@
 //! and the count of distinct states under symmetry is the count of orbits.
 //!
 //! Every id in the state is rewritten: the servers (through
-//! `Server::rename_ids`), the messages (`Message::rename_ids`) and the
-//! `elected` history. The read histories (`read_bound`, `reads_ready`) hold
-//! read ids and log indices only, so they are carried over unchanged. stateright keeps exploring from the original state, so
-//! counterexamples keep the ids of the path that found them.
+//! `Server::rename_ids`), the messages (`Message::rename_ids`), the
+//! `elected` history and the durable images (`Durable::rename_ids`). The
+//! read histories (`read_bound`, `reads_ready`) hold read ids and log
+//! indices only, so they are carried over unchanged. stateright keeps
+//! exploring from the original state, so counterexamples keep the ids of
+//! the path that found them.
 
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
@@ -189,6 +191,11 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         read_bound: state.read_bound.clone(),
         reads_ready: state.reads_ready.clone(),
         leader_append_only_violated: state.leader_append_only_violated,
+        durable: state
+            .durable
+            .iter()
+            .map(|(id, image)| (f(*id), image.rename_ids(&f)))
+            .collect(),
         observed: state.observed,
     }
 }

@@ -18,7 +18,9 @@
 //! ```
 //! A step is atomic, so each event is followed by a `persisted` line; a
 //! `Restart` is preceded by a header that says so and carries the durable
-//! state the server came back with, as a node's restart does. `state` is
+//! state the server came back with (its durable image, which a seeded bug
+//! that omits a write makes differ from its state before the crash), as a
+//! node's restart does. `state` is
 //! the acting server's spec variables after the step; the network and the
 //! histories are not written (they follow from the steps).
 
@@ -101,13 +103,19 @@ impl Trace<'_> {
                 Action::Server { server, step } => (*server, step),
             };
             let (server_before, server_after) = (before.server(id), after.server(id));
-            let recovered = matches!(step, Step::Restart).then(|| Durable::of(server_before));
+            // A Restart: the server comes back from its durable image (what
+            // its storage holds, not what it held in memory), as on the path.
+            let mut acting = match step {
+                Step::Restart => before.durable_image(id).recover(server_before),
+                _ => server_before.clone(),
+            };
+            let recovered = matches!(step, Step::Restart).then(|| Durable::of(&acting));
             if recovered.is_some() {
                 push(&Line::Header(header(server_before, Start::Restart)))?;
             }
             // The step's effects: the core takes it again on the state before
             // (it took it on the path, so it does not refuse).
-            let effects = server_before.clone().step(step.clone()).unwrap_or_default();
+            let effects = acting.step(step.clone()).unwrap_or_default();
             let event = Event::of(traced(step), recovered, server_after, &effects);
             push(&Line::Event(Box::new(event)))?;
             push(&Line::Persisted { node: id })?;

@@ -16,7 +16,7 @@ use raft_checker::action::Action;
 use raft_checker::bounds::Bounds;
 use raft_checker::model::{self, RaftModel};
 use raft_checker::properties;
-use raft_checker::run::{RunOptions, run};
+use raft_checker::run::{RunOptions, StatePath, run};
 use raft_checker::state::RaftState;
 use raft_checker::step;
 use raft_model::Bug;
@@ -41,8 +41,8 @@ fn holds(property: &str, state: &RaftState) -> bool {
 }
 
 /// Runs the checker with `bug` on `bounds` until `property` has a
-/// counterexample, and checks the counterexample thoroughly.
-fn assert_caught(bug: Bug, bounds: Bounds, property: &'static str) {
+/// counterexample, checks the counterexample thoroughly and returns it.
+fn assert_caught(bug: Bug, bounds: Bounds, property: &'static str) -> StatePath {
     let mut options = RunOptions::check(bounds.clone());
     options.bug = Some(bug);
     options.stop_at = Some(property);
@@ -66,11 +66,15 @@ fn assert_caught(bug: Bug, bounds: Bounds, property: &'static str) {
     }
     let last = &path[path.len() - 1].0;
     assert!(!holds(property, last), "the last state violates {property}");
-    assert!(
-        path[..path.len() - 1]
-            .iter()
-            .all(|(s, _)| holds(property, s)),
-        "the first violation ends the path"
+    let first_violation = path.iter().position(|(s, _)| !holds(property, s));
+    assert_eq!(
+        first_violation,
+        Some(path.len() - 1),
+        "the first violation ends the path:\n{}",
+        outcome
+            .trace(property)
+            .map(|t| t.numbered())
+            .unwrap_or_default()
     );
 
     // The three renderings.
@@ -114,6 +118,65 @@ fn assert_caught(bug: Bug, bounds: Bounds, property: &'static str) {
         .expect("an event");
     assert!(!first["step"].is_null());
     assert!(first["state"]["current_term"].is_number());
+    path.clone()
+}
+
+/// The path restarts a server whose durable image had lost something it
+/// held in memory (a write the seeded bug did not ask for), and the trace's
+/// Restart carries the image, not the state before the crash.
+fn assert_restart_lost_a_write(bug: Bug, bounds: Bounds, property: &'static str) {
+    let path = assert_caught(bug, bounds.clone(), property);
+    let lossy_restarts: Vec<usize> = path
+        .windows(2)
+        .enumerate()
+        .filter_map(|(k, pair)| match &pair[0].1 {
+            Some(Action::Server {
+                server,
+                step: raft_model::Step::Restart,
+            }) if pair[0].0.durable.contains_key(server) => Some(k),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !lossy_restarts.is_empty(),
+        "{bug:?}: no restart lost a write on the path to {property}"
+    );
+    let trace = raft_checker::trace::Trace {
+        bounds: &bounds,
+        bug: Some(raft_checker::bugs::name(bug)),
+        property,
+        expectation: "always",
+        path: &path,
+    };
+    let restarts: Vec<serde_json::Value> = trace
+        .to_lines()
+        .expect("serialisable")
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON"))
+        .filter(|line| line["kind"] == "event" && line["step"] == "Restart")
+        .collect();
+    for (k, line) in lossy_restarts.iter().zip(&restarts) {
+        let (before, action) = &path[*k];
+        let id = action
+            .as_ref()
+            .and_then(Action::server)
+            .expect("a server's step");
+        let image = before.durable_image(id);
+        assert_eq!(line["recovered"]["current_term"], image.current_term);
+        assert_eq!(
+            line["recovered"]["voted_for"],
+            serde_json::json!(image.voted_for)
+        );
+        assert_eq!(
+            line["recovered"]["entry_terms"],
+            serde_json::json!(image.log.entries.iter().map(|e| e.term).collect::<Vec<_>>())
+        );
+        assert_ne!(
+            raft_model::Durable::of(before.server(id)),
+            image,
+            "the image differs from the state before the crash"
+        );
+    }
 }
 
 #[test]
@@ -225,6 +288,36 @@ fn read_before_term_commit_breaks_read_index_safety() {
         ..Bounds::DEFAULT
     };
     assert_caught(Bug::ReadBeforeTermCommit, bounds, model::READ_INDEX_SAFETY);
+}
+
+/// A follower reaches term 2 without voting (a refusal of its own stale
+/// request tells it the term), then grants a vote in term 2 that the bug does
+/// not persist; after its restart it grants another candidate of term 2.
+#[test]
+fn omit_persist_vote_breaks_election_safety() {
+    let bounds = Bounds {
+        max_log: 1,
+        max_requests: 0,
+        max_compactions: 0,
+        max_messages: 13,
+        ..Bounds::DEFAULT
+    };
+    assert_restart_lost_a_write(Bug::OmitPersistVote, bounds, model::ELECTION_SAFETY);
+}
+
+/// A follower acknowledges the leader's entry without persisting it; the
+/// leader commits it; the follower restarts without it and elects a leader
+/// that lacks it.
+#[test]
+fn omit_persist_log_breaks_leader_completeness() {
+    assert_restart_lost_a_write(Bug::OmitPersistLog, bound(9), model::LEADER_COMPLETENESS);
+}
+
+/// The same, carried on until that leader commits its own entry at the index
+/// of the lost one.
+#[test]
+fn omit_persist_log_breaks_state_machine_safety() {
+    assert_restart_lost_a_write(Bug::OmitPersistLog, bound(12), model::STATE_MACHINE_SAFETY);
 }
 
 #[test]

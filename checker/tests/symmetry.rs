@@ -105,3 +105,40 @@ fn reduction_keeps_verdicts_and_shrinks_the_space() {
         "{full} vs {reduced}"
     );
 }
+
+/// Durable images (only present when a seeded bug omits a write) are renamed
+/// with their servers: the representative is still the same for every
+/// renaming, and a swap moves each image to its server's new id.
+#[test]
+fn durable_images_are_renamed_with_their_servers() {
+    let model = RaftModel::new(bound(), vec![raft_model::Bug::OmitPersistLog]);
+    let states: Vec<RaftState> = reachable(&model, 3000)
+        .into_iter()
+        .filter(|s| !s.durable.is_empty())
+        .collect();
+    assert!(!states.is_empty(), "some state has a durable image");
+    for state in &states {
+        let representative = canonical(state);
+        for order in ALL_ORDERS {
+            let renamed = rename(state, &order);
+            assert_eq!(canonical(&renamed), representative, "order {order:?}");
+            for (new_index, &old_index) in order.iter().enumerate() {
+                let (old, new) = (old_index as u64 + 1, new_index as u64 + 1);
+                assert_eq!(
+                    renamed.durable.get(&new).map(|image| image.log.clone()),
+                    state.durable.get(&old).map(|image| image.log.clone()),
+                    "the image of server {old} is now server {new}'s"
+                );
+                assert_eq!(
+                    renamed.durable_image(new),
+                    state.durable_image(old).rename_ids(&|id| {
+                        order
+                            .iter()
+                            .position(|&o| o as u64 + 1 == id)
+                            .map_or(id, |p| p as u64 + 1)
+                    }),
+                );
+            }
+        }
+    }
+}

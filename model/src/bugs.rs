@@ -74,10 +74,21 @@ pub enum Bug {
     /// its own term, at a commit index that may lag entries its predecessors
     /// committed (breaks ReadIndexSafety).
     ReadBeforeTermCommit,
+    /// Grant a vote in the current term without asking for it to be
+    /// persisted (`hard_state` is not flagged when the term did not change
+    /// as well): after a restart the server has forgotten it voted and can
+    /// vote again in that term (breaks Election Safety).
+    OmitPersistVote,
+    /// A follower appends the new entries of an AppendEntries request
+    /// without asking for them to be persisted (`log_from` is not flagged
+    /// for them): it acknowledges entries a restart loses, so an entry the
+    /// leader counted as committed can vanish from a majority (breaks
+    /// Leader Completeness, then State Machine Safety).
+    OmitPersistLog,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 17] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -93,6 +104,8 @@ impl Bug {
         Bug::BatchChecksFirstEntryOnly,
         Bug::ReadWithoutQuorum,
         Bug::ReadBeforeTermCommit,
+        Bug::OmitPersistVote,
+        Bug::OmitPersistLog,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

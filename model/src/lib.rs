@@ -24,6 +24,7 @@
 mod action;
 mod actions;
 pub mod bugs;
+mod durable;
 mod effects;
 mod log;
 mod message;
@@ -35,6 +36,7 @@ mod types;
 
 pub use action::Action;
 pub use bugs::{Bug, Bugs};
+pub use durable::{Durable, DurableError};
 pub use effects::{Committed, Effects, Persist};
 pub use log::Log;
 pub use message::{Body, Message};

@@ -24,6 +24,11 @@
 //! | UpToDateByIndexOnly | Leader Completeness (scenario; the observer has no such check), then StateMachineSafety | `up_to_date_by_index_only_elects_a_leader_missing_a_committed_entry` (scenario), `up_to_date_by_index_only_breaks_state_machine_safety` (random) | 15 / 58, seed 70 |
 //! | SnapshotKeepsConflictingSuffix | LogMatching | `snapshot_keeps_conflicting_suffix_breaks_log_matching` (scenario) | 0 / 0 |
 //! | BatchChecksFirstEntryOnly | LogMatching with 3+ entries per request, StateMachineSafety with 2 (the follower commits the entry it kept); nothing with 1 | `batch_checks_first_entry_only_breaks_log_matching_with_batches` (scenario for 2 and 3, random), `batch_checks_first_entry_only_is_harmless_one_entry_at_a_time` (scenario, and seeds 0..1000 forced to one entry: the same stats with and without the bug) | 3 / 12 (none with one entry per request), seed 1700 |
+//! OmitPersistVote and OmitPersistLog fall to the durability property at
+//! once (seed 0). With the safety properties alone, random runs lose an
+//! acknowledged entry at a restart by seed 41 (OmitPersistLog); a lost vote
+//! needs a term entered without voting, which no seed below 5000 produced,
+//! so a scenario shows it.
 //!
 //! Hand-made source mutations (applied to a scratch copy of src/, never
 //! committed) and the first tests that failed on each:
@@ -60,6 +65,9 @@ const SEEDS: u64 = 1000;
 /// Seeds searched for BatchChecksFirstEntryOnly, whose first random hit is
 /// seed 1700 (12 hits in 20,000 seeds, none with one entry per request).
 const BATCH_SEEDS: u64 = 2000;
+/// Seeds searched for a safety violation of OmitPersistLog, which needs a
+/// restart at the wrong moment (first hit: seed 41).
+const OMIT_PERSIST_SEEDS: u64 = 1000;
 
 /// Finds a random run that `bug` makes fail, shrinks it, checks that the
 /// same run without the bug passes, and returns the property it broke.
@@ -125,6 +133,106 @@ fn accept_stale_append_breaks_leader_append_only() {
     let property = caught_by_random_runs(Bug::AcceptStaleAppend);
     assert!(
         [Property::LeaderAppendOnly, Property::StateMachineSafety].contains(&property),
+        "{property:?}"
+    );
+}
+
+/// The safety properties alone: no durability check, so a write a bug
+/// omitted is simply missing from the disk at the next restart.
+const SAFETY: [Property; 4] = [
+    Property::ElectionSafety,
+    Property::LeaderAppendOnly,
+    Property::LogMatching,
+    Property::StateMachineSafety,
+];
+
+/// Like [`caught_by_random_runs`], but checking only `checks`.
+fn caught_by_random_runs_checking(bug: Bug, checks: &[Property], seeds: u64) -> Property {
+    let (seed, scenario, violation) = find_violation(&[bug], checks, seeds)
+        .unwrap_or_else(|| panic!("{bug:?}: no violation of {checks:?} in {seeds} random runs"));
+    println!(
+        "{bug:?}: seed {seed}, shrunk to {} operations: {violation}\n{scenario:?}",
+        scenario.ops.len()
+    );
+    assert_eq!(
+        run(&scenario, &[], checks).violation,
+        None,
+        "{bug:?}: the counterexample must pass without the bug"
+    );
+    violation.property
+}
+
+#[test]
+fn omit_persist_vote_breaks_durability() {
+    assert_eq!(
+        caught_by_random_runs(Bug::OmitPersistVote),
+        Property::Durability
+    );
+}
+
+/// Three fresh servers; S2 reaches term 2 without voting in it, then
+/// grants S1 its vote in term 2 (the term does not change, so the seeded
+/// bug does not ask for the vote to be persisted); S1 leads term 2. S2
+/// crashes and comes back from its disk; S3 asks it for a vote in term 2.
+fn omit_persist_vote_scenario(bugs: &[Bug]) -> Cluster {
+    let mut c = Cluster::new(3, &SAFETY).with_bugs(bugs);
+    c.timeout(1);
+    c.network.clear();
+    c.timeout(1); // S1: candidate of term 2
+    c.timeout(2); // S2: candidate of term 1
+    c.deliver_where(from_to(2, 1)); // S1 refuses, in term 2
+    c.deliver_where(|m| from_to(1, 2)(m) && matches!(m.body, Body::RequestVoteResponse { .. }));
+    assert_eq!(
+        (c.server(2).current_term(), c.server(2).voted_for()),
+        (2, None)
+    );
+    c.deliver_where(from_to(1, 2)); // S1's request of term 2: granted
+    assert_eq!(c.server(2).voted_for(), Some(1));
+    c.deliver_where(from_to(2, 1));
+    assert!(c.server(1).is_leader());
+    c.network.clear();
+    c.restart(2);
+    c.timeout(3);
+    c.network.clear();
+    c.timeout(3); // S3: candidate of term 2
+    c.deliver_where(from_to(3, 2));
+    c.deliver_where(from_to(2, 3));
+    c
+}
+
+#[test]
+fn omit_persist_vote_breaks_election_safety_after_a_restart() {
+    let correct = omit_persist_vote_scenario(&[]);
+    assert_eq!(correct.violation, None);
+    assert_eq!(
+        correct.server(2).voted_for(),
+        Some(1),
+        "the vote survived the crash"
+    );
+    assert!(!correct.server(3).is_leader());
+
+    let buggy = omit_persist_vote_scenario(&[Bug::OmitPersistVote]);
+    assert!(
+        buggy.server(1).is_leader() && buggy.server(3).is_leader(),
+        "S2 voted twice in term 2"
+    );
+    let violation = buggy.violation.expect("two leaders of term 2");
+    assert_eq!(violation.property, Property::ElectionSafety, "{violation}");
+}
+
+#[test]
+fn omit_persist_log_breaks_durability() {
+    assert_eq!(
+        caught_by_random_runs(Bug::OmitPersistLog),
+        Property::Durability
+    );
+}
+
+#[test]
+fn omit_persist_log_breaks_state_machine_safety_after_a_restart() {
+    let property = caught_by_random_runs_checking(Bug::OmitPersistLog, &SAFETY, OMIT_PERSIST_SEEDS);
+    assert!(
+        [Property::StateMachineSafety, Property::LogMatching].contains(&property),
         "{property:?}"
     );
 }

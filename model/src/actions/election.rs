@@ -77,7 +77,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
         if vote_granted {
             if self.voted_for != Some(message.from) {
                 self.voted_for = Some(message.from);
-                effects.persist.hard_state = true;
+                // A vote must be durable before the reply grants it. (Not so
+                // with the seeded bug, unless the term rule above flagged it.)
+                if !self.bugs.has(Bug::OmitPersistVote) {
+                    effects.persist.hard_state = true;
+                }
             }
             effects.reset_election_timer = true;
         }

@@ -178,7 +178,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 }
                 None => {
                     self.log.append(entry.clone());
-                    effects.persist.log_written_from(index);
+                    // The success reply acknowledges the entry: it must be
+                    // durable first (the seeded bug forgets to say so).
+                    if !self.bugs.has(Bug::OmitPersistLog) {
+                        effects.persist.log_written_from(index);
+                    }
                 }
             }
         }

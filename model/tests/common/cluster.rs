@@ -8,79 +8,25 @@
 //! A restart rebuilds the server from its disk alone, so whatever a
 //! transition failed to ask to persist is really lost.
 
-use raft_model::{Body, Bug, Index, Log, NodeId, Persist, Snapshot, Term};
+use raft_model::{Body, Bug, Durable, Index, NodeId};
 
 use super::observer::{Observer, Property, Violation, entry_at};
 use super::{Cmd, Image, Msg, TestEffects, TestServer, members, server};
 
-/// What a driver has made durable for one server, updated only through
-/// `Persist` effects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Disk {
-    pub current_term: Term,
-    pub voted_for: Option<NodeId>,
-    pub snapshot: Snapshot<Image>,
-    pub log: Log<Cmd>,
-}
+/// What a driver has made durable for one server: the core's own
+/// [`raft_model::Durable`], updated only through `Persist` effects.
+pub type Disk = Durable<Cmd, Image>;
 
-impl Disk {
-    /// The disk of a server whose whole persistent state is durable.
-    pub fn of(server: &TestServer) -> Disk {
-        Disk {
-            current_term: server.current_term(),
-            voted_for: server.voted_for(),
-            snapshot: server.snapshot().clone(),
-            log: server.log().clone(),
-        }
-    }
-
-    /// Performs a transition's `persist` effects exactly as the docs of
-    /// [`Persist`] tell a driver to, copying from the server's new state
-    /// only what they name.
-    pub fn apply(&mut self, server: &TestServer, persist: &Persist) -> Result<(), String> {
-        if persist.hard_state {
-            self.current_term = server.current_term();
-            self.voted_for = server.voted_for();
-        }
-        if persist.snapshot {
-            // "the log prefix up to the snapshot's last index may be discarded"
-            self.snapshot = server.snapshot().clone();
-            let meta = &self.snapshot.meta;
-            self.log.compact_to(meta.last_index, meta.last_term);
-        }
-        if let Some(from) = persist.log_from {
-            // "Log entries from this index on were written; anything the
-            // driver stored past the log's new last index is gone."
-            if from <= self.log.snapshot_index || from > self.log.last_index() + 1 {
-                return Err(format!(
-                    "log_from {from} does not continue the stored log (snapshot {}, last {})",
-                    self.log.snapshot_index,
-                    self.log.last_index()
-                ));
-            }
-            self.log.truncate_from(from);
-            for index in from..=server.log().last_index() {
-                let entry = server
-                    .log()
-                    .entry(index)
-                    .ok_or_else(|| format!("log_from {from}: entry {index} is not held"))?;
-                self.log.append(entry.clone());
-            }
-        }
+/// Does the disk hold exactly the server's persistent state?
+pub fn check_disk(disk: &Disk, server: &TestServer) -> Result<(), String> {
+    if disk.holds(server) {
         Ok(())
-    }
-
-    /// Does the disk hold exactly the server's persistent state?
-    pub fn check(&self, server: &TestServer) -> Result<(), String> {
-        let durable = Disk::of(server);
-        if *self == durable {
-            Ok(())
-        } else {
-            Err(format!(
-                "server {}: the disk holds {self:?} but the persistent state is {durable:?}",
-                server.id()
-            ))
-        }
+    } else {
+        Err(format!(
+            "server {}: the disk holds {disk:?} but the persistent state is {:?}",
+            server.id(),
+            Disk::of(server)
+        ))
     }
 }
 
@@ -171,7 +117,6 @@ pub struct Cluster {
     pub observer: Observer,
     /// The first property found false; steps keep running, the test decides.
     pub violation: Option<Violation>,
-    bugs: Vec<Bug>,
     stats: Stats,
 }
 
@@ -199,14 +144,12 @@ impl Cluster {
             network: Vec::new(),
             observer: Observer::new(checks),
             violation: None,
-            bugs: Vec::new(),
             stats: Stats::default(),
         }
     }
 
-    /// Switches `bugs` on in every server (and in every server recovered later).
+    /// Switches `bugs` on in every server (a recovered server keeps them).
     pub fn with_bugs(mut self, bugs: &[Bug]) -> Cluster {
-        self.bugs = bugs.to_vec();
         for server in &mut self.servers {
             *server = server.clone().with_bugs(bugs);
         }
@@ -263,11 +206,12 @@ impl Cluster {
         // Durability before speech: persist, check, and only then send.
         let durable = self.disks[at]
             .apply(&self.servers[at], &effects.persist)
-            .and_then(|()| self.disks[at].check(&self.servers[at]));
+            .map_err(|error| format!("server {id}: {error}"))
+            .and_then(|()| check_disk(&self.disks[at], &self.servers[at]));
         if let Err(detail) = durable {
+            // The disk keeps only what was written: a later restart loses
+            // the rest, and the safety properties see what follows.
             self.report(Property::Durability, detail);
-            // Keep the run going from what the server believes it stored.
-            self.disks[at] = Disk::of(&self.servers[at]);
         }
         self.network.extend(effects.messages.iter().cloned());
         self.observe(at, false);
@@ -329,17 +273,12 @@ impl Cluster {
         let at = position(id);
         let mut restarted = self.servers[at].clone();
         restarted.restart();
-        let disk = &self.disks[at];
-        let recovered = TestServer::recover(
-            id,
-            disk.current_term,
-            disk.voted_for,
-            disk.snapshot.clone(),
-            disk.log.clone(),
-        )
-        .with_max_append_entries(restarted.max_append_entries())
-        .with_bugs(&self.bugs);
-        // The checker's Restart and the node's recovery must be one thing.
+        // As the checker and the trace validator do: recover from the disk,
+        // then take the Restart step.
+        let mut recovered = self.disks[at].recover(&self.servers[at]);
+        recovered.restart();
+        // A crash must lose nothing: restarting in memory and recovering
+        // from the disk must be one thing.
         if recovered != restarted {
             self.report(
                 Property::Durability,
