@@ -102,9 +102,48 @@ pub const PRESETS: &[Preset] = &[
                 Figure 8 (commit-old-term), votes, up-to-date and consistency checks, stale responses",
     },
     Preset {
+        name: "crashes",
+        bounds: Bounds {
+            max_restarts: 1,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, one restart: what a crash loses (persist effects omitted)",
+    },
+    Preset {
+        name: "snapshots",
+        bounds: Bounds {
+            max_compactions: 1,
+            max_append_entries: 2,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, one compaction, batches of two: InstallSnapshot against stale, matching and conflicting logs, batches the snapshot partly covers",
+    },
+    Preset {
+        name: "reads",
+        bounds: Bounds {
+            max_requests: 0,
+            max_reads: 1,
+            ..Bounds::BASE
+        },
+        about: "two terms, one ReadIndex: a read served by a deposed or a brand-new leader",
+    },
+    Preset {
+        name: "batching",
+        bounds: Bounds {
+            max_term: 3,
+            max_append_entries: 2,
+            ..Bounds::BASE
+        },
+        about: "three terms, one command, two entries per AppendEntries: conflicts inside a batch",
+    },
+    Preset {
         name: "spec",
-        bounds: Bounds::DEFAULT,
-        about: "spec/MCRaft.cfg: the bound compared with TLC state for state in CI",
+        bounds: Bounds {
+            max_messages: 3,
+            max_compactions: 1,
+            ..Bounds::BASE
+        },
+        about: "spec/MCRaft.cfg: small enough for debug tests, every basic goal reached",
     },
     Preset {
         name: "tiny",
@@ -128,7 +167,10 @@ pub const PRESETS: &[Preset] = &[
 
 /// Named lists of bounds, checked one after the other. `default` is what
 /// `check` runs without a bound: together its members find every seeded bug.
-pub const SUITES: &[(&str, &[&str])] = &[("default", &["elections"])];
+pub const SUITES: &[(&str, &[&str])] = &[(
+    "default",
+    &["elections", "crashes", "snapshots", "reads", "batching"],
+)];
 
 /// The members of a suite, or the one named bound.
 pub fn resolve(name: &str) -> Option<Vec<(&'static str, Bounds)>> {
@@ -232,8 +274,12 @@ impl BoundArgs {
             .collect())
     }
 
-    /// Exactly one bound (commands that cannot run a suite).
+    /// Exactly one bound (commands that cannot run a suite); without
+    /// `--bound` and flags, [`Bounds::BASE`].
     pub fn resolve_one(&self) -> Result<(String, Bounds), String> {
+        if self.bound.is_none() && !self.any_flag() {
+            return Ok(("base".to_string(), Bounds::BASE));
+        }
         let mut all = self.resolve()?;
         if all.len() != 1 {
             return Err(format!(

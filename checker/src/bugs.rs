@@ -3,6 +3,7 @@
 
 use raft_model::Bug;
 
+use crate::bounds::Bounds;
 use crate::model;
 
 /// The kebab-case name of a bug (`--bug NAME`).
@@ -66,4 +67,61 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::OmitPersistVote => model::ELECTION_SAFETY,
         Bug::OmitPersistLog => model::LEADER_COMPLETENESS,
     }
+}
+
+/// A bound of the given constants (three servers, a network that neither
+/// loses nor duplicates).
+#[allow(clippy::too_many_arguments)]
+const fn bound(
+    max_term: u8,
+    max_log: u8,
+    max_requests: u8,
+    max_messages: u8,
+    max_restarts: u8,
+    max_compactions: u8,
+    max_append_entries: u8,
+    max_reads: u8,
+) -> Bounds {
+    Bounds {
+        servers: 3,
+        max_term,
+        max_log,
+        max_requests,
+        max_messages,
+        max_restarts,
+        max_compactions,
+        max_append_entries,
+        max_reads,
+        max_duplicates: 0,
+        max_drops: 0,
+    }
+}
+
+/// For each bug the checker kills, the bound of the counterexample it found
+/// at the default suite: the least bound containing that path (printed by
+/// `raft-checker mutants` as "the bound of each counterexample"). A search
+/// of it finds the bug again in seconds, so CI checks every row
+/// (`raft-checker mutants --smallest`). `None`: no bound the checker can
+/// exhaust kills the bug yet (checker/README.md, "Seeded bugs", says why).
+pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
+    //                      term log req msg rst cmp mae rd
+    let bounds = match bug {
+        Bug::VoteTwice
+        | Bug::SkipUpToDateCheck
+        | Bug::UpToDateByIndexOnly
+        | Bug::CountStaleVote
+        | Bug::SkipPrevTermCheck
+        | Bug::CommitOldTerm => bound(4, 2, 0, 4, 0, 0, 1, 0),
+        Bug::AcceptStaleAppend => bound(3, 2, 0, 4, 0, 0, 1, 0),
+        Bug::OmitPersistVote => bound(2, 2, 0, 4, 1, 0, 1, 0),
+        Bug::OmitPersistLog => bound(2, 2, 1, 4, 1, 0, 1, 0),
+        Bug::InstallStaleSnapshot => bound(2, 2, 1, 3, 0, 1, 1, 0),
+        Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => bound(2, 2, 0, 4, 0, 0, 1, 1),
+        Bug::BatchChecksFirstEntryOnly => bound(3, 2, 1, 4, 0, 0, 2, 0),
+        Bug::KeepConflictingSuffix
+        | Bug::CommitBeyondLeader
+        | Bug::CountStaleAppendSuccess
+        | Bug::SnapshotKeepsConflictingSuffix => return None,
+    };
+    Some(bounds)
 }

@@ -102,22 +102,33 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
         .collect()
 }
 
-/// The applicable goals an exhaustive check must reach to pass. Two of the
-/// snapshot branches need more messages in flight than the flags alone say
-/// (the fewest with which the checker reaches them, measured: see
-/// checker/README.md, "Properties"): a follower that kept a matching suffix
-/// needs `--max-messages 11`, one whose conflicting log was discarded 13.
-/// ConflictInsideBatch has been reached at no bound yet (it needs a leader
-/// to back off twice past a conflict), so it is reported, never required.
+/// Goals that show a particular branch of the core was taken (a snapshot
+/// against a matching, conflicting or newer log; a conflict inside a batch;
+/// a read failed by a lost leadership). Each needs a precise interleaving,
+/// so a single bound is not required to reach them: the default suite is
+/// (each must be reached by some member of it, `raft-checker check`).
+pub const BRANCH_GOALS: [&str; 6] = [
+    READ_FAILED,
+    SNAPSHOT_KEPT_SUFFIX,
+    SNAPSHOT_DISCARDED_CONFLICT,
+    STALE_SNAPSHOT_IGNORED,
+    CONFLICT_INSIDE_BATCH,
+    BATCH_PARTLY_COVERED,
+];
+
+/// Branch goals the default suite does not reach yet, so no suite requires
+/// them (they are still reported). SnapshotKeptMatchingSuffix needs a leader
+/// that sends a snapshot to a follower already holding matching entries past
+/// it, so a leader that under-estimates that follower's log: more terms or a
+/// longer log than the `snapshots` bound has (issue 14, open).
+pub const OPEN_GOALS: [&str; 1] = [SNAPSHOT_KEPT_SUFFIX];
+
+/// The applicable goals an exhaustive check of one bound must reach to pass:
+/// all but the [`BRANCH_GOALS`], which the suite requires together.
 pub fn required_goals(bounds: &Bounds) -> Vec<&'static str> {
     applicable_goals(bounds)
         .into_iter()
-        .filter(|name| match *name {
-            SNAPSHOT_KEPT_SUFFIX => bounds.max_messages >= 11,
-            SNAPSHOT_DISCARDED_CONFLICT => bounds.max_messages >= 13,
-            CONFLICT_INSIDE_BATCH => false,
-            _ => true,
-        })
+        .filter(|name| !BRANCH_GOALS.contains(name))
         .collect()
 }
 

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::bounds::Bounds;
 use crate::bugs;
-use crate::run::{RunOptions, run};
+use crate::run::{RunOptions, StatePath, run};
+use crate::state::log_length;
 
 /// One bug's row of the report.
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +33,10 @@ pub struct Mutant {
     pub seconds: f64,
     /// The search ended for lack of time, not by exhausting the bound.
     pub timed_out: bool,
+    /// The smallest bound that contains the counterexample found: every
+    /// constant just large enough for its path (terms, log lengths, copies in
+    /// flight, each counter). A search of it finds this bug again, fast.
+    pub witness: Option<Bounds>,
 }
 
 impl Mutant {
@@ -53,7 +58,8 @@ pub fn check_mutant(
     options.bug = Some(bug);
     options.threads = threads;
     options.timeout = timeout;
-    let report = run(&options).report;
+    let outcome = run(&options);
+    let report = &outcome.report;
     // The first violated property in the paper's order; a bug usually breaks
     // one, and the report of `check --bug` gives all of them.
     let violated = report
@@ -68,7 +74,70 @@ pub fn check_mutant(
         states: report.distinct_states,
         seconds: report.wall_time_secs,
         timed_out: !report.complete && violated.is_none(),
+        witness: violated
+            .and_then(|p| outcome.discoveries.get(p.name))
+            .map(|path| witness_bound(bounds, path)),
     }
+}
+
+/// The least bound, of the same shape as `bounds`, within which every state
+/// of `path` lies (see [`Mutant::witness`]).
+pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
+    let mut witness = Bounds {
+        max_term: 0,
+        max_log: 0,
+        max_requests: 0,
+        max_messages: 0,
+        max_restarts: 0,
+        max_compactions: 0,
+        max_reads: 0,
+        max_duplicates: 0,
+        max_drops: 0,
+        ..bounds.clone()
+    };
+    // The last state may lie outside the bound (a boundary state is still
+    // checked): its log and network need not fit.
+    let inside = path.len().saturating_sub(1).max(1);
+    for (k, (state, _)) in path.iter().enumerate() {
+        let term = state
+            .servers
+            .iter()
+            .map(|s| s.current_term())
+            .max()
+            .unwrap_or(0);
+        witness.max_term = witness.max_term.max(u8::try_from(term).unwrap_or(u8::MAX));
+        witness.max_requests = witness.max_requests.max(state.client_requests);
+        witness.max_restarts = witness.max_restarts.max(state.restarts);
+        witness.max_compactions = witness.max_compactions.max(state.compactions);
+        witness.max_reads = witness.max_reads.max(state.reads);
+        witness.max_duplicates = witness.max_duplicates.max(state.duplicates);
+        witness.max_drops = witness.max_drops.max(state.drops);
+        if k < inside {
+            let log = state.servers.iter().map(log_length).max().unwrap_or(0);
+            witness.max_log = witness.max_log.max(u8::try_from(log).unwrap_or(u8::MAX));
+            let copies = u8::try_from(state.network.copies()).unwrap_or(u8::MAX);
+            witness.max_messages = witness.max_messages.max(copies);
+        }
+    }
+    witness
+}
+
+/// The flags of a bound, as `check` takes them.
+pub fn flags(bounds: &Bounds) -> String {
+    format!(
+        "--servers {} --max-term {} --max-log {} --max-requests {} --max-messages {} --max-restarts {} --max-compactions {} --max-append-entries {} --max-reads {} --max-duplicates {} --max-drops {}",
+        bounds.servers,
+        bounds.max_term,
+        bounds.max_log,
+        bounds.max_requests,
+        bounds.max_messages,
+        bounds.max_restarts,
+        bounds.max_compactions,
+        bounds.max_append_entries,
+        bounds.max_reads,
+        bounds.max_duplicates,
+        bounds.max_drops
+    )
 }
 
 /// The table people read: one row per bug.
@@ -98,5 +167,11 @@ pub fn render(mutants: &[Mutant]) -> String {
     }
     let killed = mutants.iter().filter(|m| m.killed()).count();
     let _ = writeln!(out, "\n{killed} of {} seeded bugs killed", mutants.len());
+    let _ = writeln!(out, "\nthe bound of each counterexample (`check` flags):");
+    for m in mutants {
+        if let Some(witness) = &m.witness {
+            let _ = writeln!(out, "  {:<34} {}", m.bug, flags(witness));
+        }
+    }
     out
 }

@@ -119,10 +119,7 @@ fn former_formats_are_refused_by_name() {
 
 #[test]
 fn a_seeded_bug_counterexample_is_rejected_where_the_bug_acts() {
-    let bounds = Bounds {
-        max_messages: 8,
-        ..Bounds::DEFAULT
-    };
+    let bounds = raft_checker::bugs::smallest_bound(Bug::VoteTwice).expect("a killing bound");
     let text = checker_trace(Some(Bug::VoteTwice), bounds, model::ELECTION_SAFETY);
     let failure = raft_interop::validate(streams("vote-twice", &text))
         .expect_err("the correct core never votes twice");
