@@ -1,5 +1,6 @@
 //! The checker's actions: the model's one list of spec actions, [`Step`],
-//! taken by a server, plus the network's own `DropMessage`. A server's step
+//! taken by a server, plus the network's own `DuplicateMessage` and
+//! `DropMessage`. A server's step
 //! is carried out by [`raft_model::Server::step`], the dispatcher the node
 //! and the trace validator call too; nothing here lists the actions again.
 
@@ -17,7 +18,11 @@ pub type ServerStep = Step<Command, Image, SharedMsg>;
 pub enum Action {
     /// `server` takes `step` (for a handler, `server` is the addressee).
     Server { server: NodeId, step: ServerStep },
-    /// The network loses a message (spec `DropMessage`, only when `Lossy`).
+    /// The network makes one more copy of a message in flight (spec
+    /// `DuplicateMessage`, while `duplicates < MaxDuplicates`).
+    DuplicateMessage(SharedMsg),
+    /// The network loses one copy of a message in flight (spec `DropMessage`,
+    /// while `drops < MaxDrops`).
     DropMessage(SharedMsg),
 }
 
@@ -40,23 +45,24 @@ impl Action {
     pub fn name(&self) -> &'static str {
         match self {
             Action::Server { step, .. } => step.action().name(),
+            Action::DuplicateMessage(_) => "DuplicateMessage",
             Action::DropMessage(_) => "DropMessage",
         }
     }
 
-    /// The server whose state the action changes (none for DropMessage).
+    /// The server whose state the action changes (none for the network's).
     pub fn server(&self) -> Option<NodeId> {
         match self {
             Action::Server { server, .. } => Some(*server),
-            Action::DropMessage(_) => None,
+            Action::DuplicateMessage(_) | Action::DropMessage(_) => None,
         }
     }
 
-    /// The server's step (none for DropMessage).
+    /// The server's step (none for the network's actions).
     pub fn server_step(&self) -> Option<&ServerStep> {
         match self {
             Action::Server { step, .. } => Some(step),
-            Action::DropMessage(_) => None,
+            Action::DuplicateMessage(_) | Action::DropMessage(_) => None,
         }
     }
 
@@ -64,7 +70,7 @@ impl Action {
     pub fn message(&self) -> Option<&Msg> {
         match self {
             Action::Server { step, .. } => step.message().map(|m| &**m),
-            Action::DropMessage(m) => Some(m),
+            Action::DuplicateMessage(m) | Action::DropMessage(m) => Some(m),
         }
     }
 }

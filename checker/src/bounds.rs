@@ -28,9 +28,9 @@ pub struct Bounds {
     /// Client requests over the whole run (`MaxClientRequests`).
     #[arg(long, default_value_t = Bounds::MAIN.max_requests)]
     pub max_requests: u8,
-    /// Most messages in the network at once (`MaxMessages`, in `WithinBounds`).
-    /// Delivered messages stay in the set (duplication), so this bounds the
-    /// distinct messages sent unless --lossy drops some.
+    /// Most messages in flight at once, copies counted (`MaxMessages`, in
+    /// `WithinBounds`). A delivery consumes its message, so this bounds the
+    /// network's contents, not the messages a behaviour sends.
     #[arg(long, default_value_t = Bounds::MAIN.max_messages)]
     pub max_messages: u8,
     /// Server restarts over the whole run (`MaxRestarts`).
@@ -42,9 +42,14 @@ pub struct Bounds {
     /// Entries per AppendEntries request (`MaxAppendEntries`).
     #[arg(long, default_value_t = Bounds::MAIN.max_append_entries, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_append_entries: u8,
-    /// Let the network drop messages (`Lossy`): adds the DropMessage action.
-    #[arg(long, default_value_t = Bounds::MAIN.lossy)]
-    pub lossy: bool,
+    /// Messages the network may duplicate over a run (`MaxDuplicates`): the
+    /// DuplicateMessage action adds one more copy of a message in flight.
+    #[arg(long, default_value_t = Bounds::MAIN.max_duplicates)]
+    pub max_duplicates: u8,
+    /// Messages the network may lose over a run (`MaxDrops`): the
+    /// DropMessage action takes one copy out of flight undelivered.
+    #[arg(long, default_value_t = Bounds::MAIN.max_drops)]
+    pub max_drops: u8,
 }
 
 impl Bounds {
@@ -61,7 +66,8 @@ impl Bounds {
         max_restarts: 1,
         max_compactions: 1,
         max_append_entries: 1,
-        lossy: false,
+        max_duplicates: 0,
+        max_drops: 0,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -74,7 +80,8 @@ impl Bounds {
         max_restarts: 1,
         max_compactions: 1,
         max_append_entries: 1,
-        lossy: false,
+        max_duplicates: 0,
+        max_drops: 0,
     };
 
     /// Named bounds for `bench` and the tests.
@@ -102,7 +109,8 @@ impl Bounds {
                 max_restarts: 0,
                 max_compactions: 1,
                 max_append_entries: 1,
-                lossy: false,
+                max_duplicates: 0,
+                max_drops: 0,
             },
         ),
         (
@@ -116,7 +124,8 @@ impl Bounds {
                 max_restarts: 0,
                 max_compactions: 0,
                 max_append_entries: 1,
-                lossy: false,
+                max_duplicates: 0,
+                max_drops: 0,
             },
         ),
     ];
@@ -143,7 +152,7 @@ impl std::fmt::Display for Bounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} lossy={}",
+            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} max-duplicates={} max-drops={}",
             self.servers,
             self.max_term,
             self.max_log,
@@ -152,7 +161,8 @@ impl std::fmt::Display for Bounds {
             self.max_restarts,
             self.max_compactions,
             self.max_append_entries,
-            self.lossy
+            self.max_duplicates,
+            self.max_drops
         )
     }
 }

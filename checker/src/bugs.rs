@@ -15,6 +15,12 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::CommitBeyondLeader => "commit-beyond-leader",
         Bug::InstallStaleSnapshot => "install-stale-snapshot",
         Bug::AcceptStaleAppend => "accept-stale-append",
+        Bug::CountStaleVote => "count-stale-vote",
+        Bug::CountStaleAppendSuccess => "count-stale-append-success",
+        Bug::SkipPrevTermCheck => "skip-prev-term-check",
+        Bug::UpToDateByIndexOnly => "up-to-date-by-index-only",
+        Bug::SnapshotKeepsConflictingSuffix => "snapshot-keeps-conflicting-suffix",
+        Bug::BatchChecksFirstEntryOnly => "batch-checks-first-entry-only",
     }
 }
 
@@ -43,5 +49,13 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::CommitBeyondLeader => model::STATE_MACHINE_SAFETY,
         Bug::InstallStaleSnapshot => model::STATE_MACHINE_SAFETY,
         Bug::AcceptStaleAppend => model::LEADER_APPEND_ONLY,
+        Bug::CountStaleVote => model::ELECTION_SAFETY,
+        Bug::CountStaleAppendSuccess => model::STATE_MACHINE_SAFETY,
+        Bug::SkipPrevTermCheck => model::LOG_MATCHING,
+        Bug::UpToDateByIndexOnly => model::LEADER_COMPLETENESS,
+        Bug::SnapshotKeepsConflictingSuffix => model::LOG_MATCHING,
+        // Only with --max-append-entries 2 or more (with 1 it changes
+        // nothing); Log Matching falls directly with 3 or more.
+        Bug::BatchChecksFirstEntryOnly => model::LOG_MATCHING,
     }
 }

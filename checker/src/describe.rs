@@ -142,9 +142,14 @@ pub fn state(state: &crate::state::RaftState) -> String {
         }
         lines.push(line);
     }
-    lines.push(format!("network ({} messages):", state.network.len()));
-    for m in state.network.iter() {
-        lines.push(format!("  {}", message(m)));
+    lines.push(format!("network ({} in flight):", state.network.copies()));
+    for (m, copies) in state.network.iter() {
+        let times = if copies > 1 {
+            format!(" (x{copies})")
+        } else {
+            String::new()
+        };
+        lines.push(format!("  {}{times}", message(m)));
     }
     let elected: Vec<String> = state
         .elected
@@ -159,8 +164,8 @@ pub fn state(state: &crate::state::RaftState) -> String {
         .collect();
     lines.push(format!("committed: {}", committed.join(" ")));
     lines.push(format!(
-        "clientRequests {} restarts {} compactions {}",
-        state.client_requests, state.restarts, state.compactions
+        "clientRequests {} restarts {} compactions {} duplicates {} drops {}",
+        state.client_requests, state.restarts, state.compactions, state.duplicates, state.drops
     ));
     lines.join("\n")
 }

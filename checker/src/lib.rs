@@ -3,9 +3,10 @@
 //! A stateright [`Model`](stateright::Model) whose state is the spec's
 //! variables (spec/README.md) and whose actions are the spec's actions, the
 //! model's one list ([`raft_model::Step`], taken by `Server::step`): the checker
-//! explores the very code the node runs. The network loses (with `--lossy`),
-//! duplicates and reorders messages; servers restart; leaders compact their
-//! logs and send snapshots.
+//! explores the very code the node runs. The network ([`network`]) is a bag
+//! of messages in flight: it reorders them, and duplicates and loses them in
+//! bounded numbers; servers restart; leaders compact their logs and send
+//! snapshots.
 //!
 //! Modules: [`bounds`] (the spec constants), [`state`] (the spec variables),
 //! [`action`] and [`step`] (the spec actions, driving the core), [`model`]
@@ -20,6 +21,7 @@ pub mod bugs;
 pub mod describe;
 pub mod memory;
 pub mod model;
+pub mod network;
 pub mod progress;
 pub mod properties;
 pub mod report;

@@ -22,6 +22,7 @@ use stateright::{Model, Property};
 
 use crate::action::Action;
 use crate::bounds::Bounds;
+use crate::network::Network;
 use crate::properties;
 use crate::state::RaftState;
 use crate::step;
@@ -106,12 +107,14 @@ impl RaftModel {
             .collect();
         RaftState {
             servers,
-            network: OrdSet::new(),
+            network: Network::new(),
             elected: OrdSet::new(),
             committed: OrdSet::new(),
             client_requests: 0,
             restarts: 0,
             compactions: 0,
+            duplicates: 0,
+            drops: 0,
             leader_append_only_violated: false,
             observed: 0,
         }

@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use imbl::{OrdSet, Vector};
+
+use crate::network::Network;
 use raft_model::{Entry, Index, Message, NodeId, Server, Term};
 use serde::Serialize;
 
@@ -39,8 +41,8 @@ pub const OBSERVED_SNAPSHOT_INSTALLED: u8 = 2;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct RaftState {
     pub servers: Vec<RaftServer>,
-    /// `messages`: a set; delivery does not remove (duplication, reordering).
-    pub network: OrdSet<SharedMsg>,
+    /// `messages`: the bag of messages in flight; a delivery takes one copy.
+    pub network: Network,
     /// `elected`: every (term, server) that ever became leader.
     pub elected: OrdSet<(Term, NodeId)>,
     /// `committed`: (index, entry term, leader's term) for every index a
@@ -49,6 +51,10 @@ pub struct RaftState {
     pub client_requests: u8,
     pub restarts: u8,
     pub compactions: u8,
+    /// `duplicates`: DuplicateMessage steps so far.
+    pub duplicates: u8,
+    /// `drops`: DropMessage steps so far.
+    pub drops: u8,
     /// History flag for LeaderAppendOnly: some step changed a leader's log
     /// other than by appending. Never set on correct runs, so it adds no state.
     pub leader_append_only_violated: bool,
@@ -66,6 +72,8 @@ impl Hash for RaftState {
         self.client_requests.hash(state);
         self.restarts.hash(state);
         self.compactions.hash(state);
+        self.duplicates.hash(state);
+        self.drops.hash(state);
         self.leader_append_only_violated.hash(state);
     }
 }

@@ -6,7 +6,9 @@
 //! Nothing here decides protocol behaviour: every server change is made by
 //! the core. What is here is the environment: which actions are enabled (the
 //! guards of the spec's `Next` that belong to the environment, with the
-//! inputs the spec gives them) and the network's loss of a message.
+//! inputs the spec gives them) and the network's own actions: a delivery
+//! takes one copy of its message out of flight; `DuplicateMessage` adds a
+//! copy and `DropMessage` takes one away, each while its counter allows.
 
 use std::sync::Arc;
 
@@ -48,11 +50,16 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
             actions.push(Action::step(id, Step::Restart));
         }
     }
-    for message in state.network.iter() {
+    for message in state.network.messages() {
         actions.push(Action::deliver(message.clone()));
     }
-    if bounds.lossy {
-        for message in state.network.iter() {
+    if state.duplicates < bounds.max_duplicates {
+        for message in state.network.messages() {
+            actions.push(Action::DuplicateMessage(message.clone()));
+        }
+    }
+    if state.drops < bounds.max_drops {
+        for message in state.network.messages() {
             actions.push(Action::DropMessage(message.clone()));
         }
     }
@@ -60,7 +67,7 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
 
 /// The spec's `WithinBounds`: TLC's CONSTRAINT.
 pub fn within_bounds(bounds: &Bounds, state: &RaftState) -> bool {
-    state.network.len() <= usize::from(bounds.max_messages)
+    state.network.copies() <= usize::from(bounds.max_messages)
         && state
             .servers
             .iter()
@@ -74,17 +81,28 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
     let mut next = state.clone();
     next.observed = 0;
     let (id, step) = match action {
-        Action::DropMessage(message) => {
-            next.network.remove(message);
+        Action::DuplicateMessage(message) => {
+            next.duplicates = next.duplicates.checked_add(1)?;
+            next.network.send(message.clone());
             return Some(next);
+        }
+        Action::DropMessage(message) => {
+            next.drops = next.drops.checked_add(1)?;
+            return next.network.take(message).then_some(next);
         }
         Action::Server { server, step } => (*server, step),
     };
+    // A delivery consumes the copy it delivers, in the same step.
+    if let Some(message) = step.message()
+        && !next.network.take(message)
+    {
+        return None;
+    }
     let before = state.server(id).clone();
     let effects = next.server_mut(id).step(step.clone()).ok()?;
     count(&mut next, step)?;
     record(&mut next, step, &before, effects);
-    if unchanged(state, &next, &before) {
+    if step.message().is_none() && unchanged(state, &next, &before) {
         // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
         // so spares stateright renaming and hashing a state it already has.
         return None;
@@ -106,10 +124,12 @@ fn count(next: &mut RaftState, step: &ServerStep) -> Option<()> {
     Some(())
 }
 
-/// Did a step leave the state as it was? Only the acting server (`before` is
-/// its old state) can have changed, and the global sets only grow.
+/// Did a step that received nothing leave the state as it was? Only the
+/// acting server (`before` is its old state) can have changed, the network
+/// only gained copies, and the global sets only grow. (A delivery always
+/// changes the state: it consumes its message.)
 fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
-    next.network.len() == state.network.len()
+    next.network.copies() == state.network.copies()
         && next.elected.len() == state.elected.len()
         && next.committed.len() == state.committed.len()
         && next.client_requests == state.client_requests
@@ -129,7 +149,7 @@ fn record(
 ) {
     let after = next.server(before.id()).clone();
     for message in effects.messages {
-        next.network.insert(Arc::new(message));
+        next.network.send(Arc::new(message));
     }
     if after.role() == Role::Leader {
         next.elected.insert((after.current_term(), after.id()));

@@ -14,7 +14,6 @@
 
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use imbl::OrdSet;
 use raft_model::{NodeId, Role};
@@ -55,10 +54,10 @@ struct Traffic(Vec<(u64, u64)>);
 impl Traffic {
     fn of(state: &RaftState) -> Traffic {
         let mut digests = vec![(0u64, 0u64); state.servers.len() + 1];
-        for message in state.network.iter() {
+        for (message, copies) in state.network.iter() {
             let mut hasher = Mix::default();
             (message.term, &message.body).hash(&mut hasher);
-            let digest = hasher.finish();
+            let digest = hasher.finish().wrapping_mul(u64::from(copies));
             if let Some(slot) = digests.get_mut(message.from as usize) {
                 slot.0 = slot.0.wrapping_add(digest);
             }
@@ -172,11 +171,7 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
             .iter()
             .map(|&old| state.servers[old].rename_ids(&f))
             .collect(),
-        network: state
-            .network
-            .iter()
-            .map(|m| Arc::new(m.rename_ids(&f)))
-            .collect(),
+        network: state.network.rename_ids(&f),
         elected: state
             .elected
             .iter()
@@ -186,6 +181,8 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         client_requests: state.client_requests,
         restarts: state.restarts,
         compactions: state.compactions,
+        duplicates: state.duplicates,
+        drops: state.drops,
         leader_append_only_violated: state.leader_append_only_violated,
         observed: state.observed,
     }

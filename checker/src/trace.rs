@@ -14,6 +14,7 @@
 //!  "persist":...,"written":...,"sent":[...]}                         // one per step
 //! {"kind":"persisted","node":2}                                      // after each event
 //! {"kind":"drop","message":<message>}                                // DropMessage
+//! {"kind":"duplicate","message":<message>}                           // DuplicateMessage
 //! ```
 //! A step is atomic, so each event is followed by a `persisted` line; a
 //! `Restart` is preceded by a header that says so and carries the durable
@@ -91,6 +92,12 @@ impl Trace<'_> {
                     })?;
                     continue;
                 }
+                Action::DuplicateMessage(message) => {
+                    push(&Line::Duplicate {
+                        message: strip(message),
+                    })?;
+                    continue;
+                }
                 Action::Server { server, step } => (*server, step),
             };
             let (server_before, server_after) = (before.server(id), after.server(id));
@@ -145,6 +152,16 @@ impl Trace<'_> {
                     let _ = writeln!(
                         out,
                         "    {}-x{}: {n}. dropped {} t{}",
+                        describe::server_name(m.from),
+                        describe::server_name(m.to),
+                        m.body.kind(),
+                        m.term
+                    );
+                }
+                (Action::DuplicateMessage(m), _) => {
+                    let _ = writeln!(
+                        out,
+                        "    Note over {},{}: {n}. network duplicated {} t{}",
                         describe::server_name(m.from),
                         describe::server_name(m.to),
                         m.body.kind(),
@@ -276,6 +293,8 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ),
         ("restarts", before.restarts, after.restarts),
         ("compactions", before.compactions, after.compactions),
+        ("duplicates", before.duplicates, after.duplicates),
+        ("drops", before.drops, after.drops),
     ];
     for (label, old, new) in counters {
         if old != new {
@@ -285,19 +304,17 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
     if after.leader_append_only_violated && !before.leader_append_only_violated {
         out.push("a leader's log lost or changed an entry within its term".to_string());
     }
-    for message in after
-        .network
-        .iter()
-        .filter(|m| !before.network.contains(*m))
-    {
-        out.push(format!("+ {}", describe::message(message)));
+    // The network's change, copy by copy: a delivery takes one (`-`), a send
+    // or a duplication adds one (`+`).
+    for (message, copies) in after.network.iter() {
+        for _ in before.network.count(message)..copies {
+            out.push(format!("+ {}", describe::message(message)));
+        }
     }
-    for message in before
-        .network
-        .iter()
-        .filter(|m| !after.network.contains(*m))
-    {
-        out.push(format!("- {}", describe::message(message)));
+    for (message, copies) in before.network.iter() {
+        for _ in after.network.count(message)..copies {
+            out.push(format!("- {}", describe::message(message)));
+        }
     }
     if out.is_empty() {
         out.push("(no change)".to_string());

@@ -60,7 +60,7 @@ fn renaming_rewrites_every_id() {
     let states = reachable(&model, 400);
     let state = states
         .iter()
-        .find(|s| s.elected.len() == 1 && s.network.len() > 3)
+        .find(|s| s.elected.len() == 1 && s.network.copies() > 3)
         .expect("some state has a leader and messages");
     let swapped = rename(state, &[1, 0, 2]);
     assert_eq!(

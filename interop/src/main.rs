@@ -85,7 +85,7 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
     }
     println!(
         "valid: {} nodes, {events} events ({}), {} restarts, {} events undone by crashes, \
-         {} distinct messages ({} dropped), a merged run of {} steps",
+         {} distinct messages ({} copies dropped, {} duplicated), a merged run of {} steps",
         validated.events.len(),
         validated
             .events
@@ -97,6 +97,7 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
         validated.lost,
         validated.messages,
         validated.dropped,
+        validated.duplicated,
         events - validated.lost
     );
     let source = paths

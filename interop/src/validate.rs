@@ -22,12 +22,15 @@
 //! recovered durable state, for a restart) and the model's one dispatcher,
 //! [`Server::step`], takes it.
 //!
-//! A checker's trace holds every server's lines in one file, and `drop`
-//! lines for the messages the network lost. A drop is the network's step:
-//! it must name a message some event sent (it waits for it, as a receive
-//! does), and is counted; the validator's network keeps the message all the
-//! same, as it keeps every message, which only allows more runs and keeps
-//! the greedy merge from ever having to undo a choice.
+//! A checker's trace holds every server's lines in one file, and `drop` and
+//! `duplicate` lines for the copies of messages the network lost or made.
+//! Each is the network's step: it must name a message some event sent (it
+//! waits for it, as a receive does), and is counted. The validator's network
+//! keeps every message produced, never consuming one, whatever the drops
+//! and duplicates: that only allows more runs (a delivery of a copy the
+//! checker's network no longer held is not refused here; the checker's own
+//! step rule guarantees it held one) and keeps the greedy merge from ever
+//! having to undo a choice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -243,6 +246,8 @@ pub struct Validated {
     pub messages: usize,
     /// Messages the network lost (`drop` lines of a checker's trace).
     pub dropped: usize,
+    /// Messages the network duplicated (`duplicate` lines of a checker's trace).
+    pub duplicated: usize,
     /// The checker's context, for a checker's trace.
     pub context: Option<Context>,
 }
@@ -312,6 +317,7 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
         events,
         messages: cluster.network.len(),
         dropped: cluster.dropped,
+        duplicated: cluster.duplicated,
         context,
     })
 }
@@ -345,6 +351,7 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
         },
         problem: match &first.content {
             Line::Drop { .. } => "drops a message that no event sent before it",
+            Line::Duplicate { .. } => "duplicates a message that no event sent before it",
             _ => {
                 "receives a message that no event sent before it (no causal order of the traces \
                  delivers it after its send)"
@@ -359,7 +366,7 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
 fn awaited(line: &Line<Value>) -> Option<&TracedMessage> {
     match line {
         Line::Event(event) => event.step.message(),
-        Line::Drop { message } => Some(message),
+        Line::Drop { message } | Line::Duplicate { message } => Some(message),
         _ => None,
     }
 }
@@ -376,6 +383,8 @@ struct Cluster {
     keep_run: bool,
     /// Messages the network lost.
     dropped: usize,
+    /// Messages the network duplicated.
+    duplicated: usize,
 }
 
 struct MergedStep {
@@ -527,6 +536,8 @@ impl NodeReplay {
                 Line::Event(event) => self.event(&at, event, cluster)?,
                 // The message was sent (the wait above): the network lost it.
                 Line::Drop { .. } => cluster.dropped += 1,
+                // Likewise: the network copied a message that was sent.
+                Line::Duplicate { .. } => cluster.duplicated += 1,
                 Line::Checker(_) => {}
             }
             self.next += 1;

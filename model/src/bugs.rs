@@ -35,10 +35,41 @@ pub enum Bug {
     /// rejecting it, so a deposed leader can truncate the new leader's log
     /// (breaks Leader Append-Only).
     AcceptStaleAppend,
+    /// A candidate counts a granted vote from a RequestVote response of an
+    /// older term (say, of its own previous candidacy) instead of ignoring
+    /// it, so a vote cast for another term elects it (breaks Election Safety).
+    CountStaleVote,
+    /// A leader takes a successful AppendEntries response of an older term
+    /// into `match_index`/`next_index`, hence into its commit rule: the
+    /// follower matched the log of that term's leader, not necessarily this
+    /// one's (breaks Leader Completeness and State Machine Safety).
+    CountStaleAppendSuccess,
+    /// Weakened consistency check: a follower accepts an AppendEntries
+    /// request when it holds an entry at `prev_log_index`, whatever that
+    /// entry's term (breaks Log Matching).
+    SkipPrevTermCheck,
+    /// Weakened §5.4.1 check: a voter finds a candidate's log up to date when
+    /// its last index is at least the voter's, terms ignored (breaks Leader
+    /// Completeness and then State Machine Safety).
+    UpToDateByIndexOnly,
+    /// InstallSnapshot keeps the log entries after the snapshot's last index
+    /// even when the log's entry at that index is not of the snapshot's last
+    /// term, where paper §7 keeps them only if that entry matches (breaks Log
+    /// Matching, then State Machine Safety).
+    SnapshotKeepsConflictingSuffix,
+    /// In an AppendEntries request carrying several entries, the follower
+    /// checks only the first new entry against its log; a later entry at an
+    /// index it already holds is skipped, kept as it is, even when the terms
+    /// differ. Harmless when every request carries one entry
+    /// (`max_append_entries` = 1). With three or more the follower appends
+    /// the leader's entries after the one it kept (breaks Log Matching);
+    /// with two it answers a match it lacks and may commit the entry it kept
+    /// (breaks State Machine Safety).
+    BatchChecksFirstEntryOnly,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 13] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -46,18 +77,27 @@ impl Bug {
         Bug::CommitBeyondLeader,
         Bug::InstallStaleSnapshot,
         Bug::AcceptStaleAppend,
+        Bug::CountStaleVote,
+        Bug::CountStaleAppendSuccess,
+        Bug::SkipPrevTermCheck,
+        Bug::UpToDateByIndexOnly,
+        Bug::SnapshotKeepsConflictingSuffix,
+        Bug::BatchChecksFirstEntryOnly,
     ];
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
+
+const _: () = assert!(Bug::ALL.len() <= u32::BITS as usize, "a bit per bug");
 
 /// The set of bugs switched on for a server (empty in production).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bugs {
     #[cfg(feature = "seeded-bugs")]
-    bits: u16,
+    bits: u32,
 }
 
 impl Bugs {

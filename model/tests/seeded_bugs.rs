@@ -1,7 +1,7 @@
 //! Mutation testing with the core's seeded bugs (src/bugs.rs): each bug,
 //! switched on in every server, must make a property fail. Random runs of
 //! the simulated cluster find most of them (deterministic seeds, so the
-//! search and its shrunk counterexample reproduce); the two that need a
+//! search and its shrunk counterexample reproduce); those that need a
 //! precise interleaving are shown by targeted scenarios, here and in
 //! tests/figures.rs (Figure 8 for CommitOldTerm, Figure 7 for
 //! KeepConflictingSuffix).
@@ -9,6 +9,21 @@
 //! Over seeds 0..5000 random runs found: VoteTwice 165 times, SkipUpToDateCheck
 //! 935, KeepConflictingSuffix 44, InstallStaleSnapshot 48, AcceptStaleAppend
 //! 333, CommitOldTerm 1, CommitBeyondLeader 0 (6 in 40,000).
+//!
+//! The bugs added for issue 14, each with the test that catches it. The
+//! random-run counts are runs with any violation (all properties checked),
+//! over seeds 0..5000 and 0..20,000; the first hit is the seed the test's
+//! search stops at. Each test also fails with the bug's switch removed (the
+//! counterexample must pass without the bug; a scenario is run both ways).
+//!
+//! | bug | property broken | test | random runs: 5,000 / 20,000, first hit |
+//! | --- | --- | --- | --- |
+//! | CountStaleVote | ElectionSafety | `count_stale_vote_breaks_election_safety` (random, only ElectionSafety checked) | 13 / 67, seed 316 |
+//! | CountStaleAppendSuccess | StateMachineSafety (a leader of term 4 commits an entry two servers of five hold) | `count_stale_append_success_commits_an_entry_on_a_minority` (scenario) | 0 / 0 |
+//! | SkipPrevTermCheck | LogMatching | `skip_prev_term_check_breaks_log_matching` (random, only LogMatching checked) | 193 / 792, seed 54 |
+//! | UpToDateByIndexOnly | Leader Completeness (scenario; the observer has no such check), then StateMachineSafety | `up_to_date_by_index_only_elects_a_leader_missing_a_committed_entry` (scenario), `up_to_date_by_index_only_breaks_state_machine_safety` (random) | 15 / 58, seed 70 |
+//! | SnapshotKeepsConflictingSuffix | LogMatching | `snapshot_keeps_conflicting_suffix_breaks_log_matching` (scenario) | 0 / 0 |
+//! | BatchChecksFirstEntryOnly | LogMatching with 3+ entries per request, StateMachineSafety with 2 (the follower commits the entry it kept); nothing with 1 | `batch_checks_first_entry_only_breaks_log_matching_with_batches` (scenario for 2 and 3, random), `batch_checks_first_entry_only_is_harmless_one_entry_at_a_time` (scenario, and seeds 0..1000 forced to one entry: the same stats with and without the bug) | 3 / 12 (none with one entry per request), seed 1700 |
 //!
 //! Hand-made source mutations (applied to a scratch copy of src/, never
 //! committed) and the first tests that failed on each:
@@ -34,12 +49,17 @@ mod common;
 
 use common::cluster::Cluster;
 use common::observer::Property;
-use common::sim::{find_violation, run};
+use common::sim::{MAX_OPS, Scenario, find_violation, run};
 use common::{Msg, members, server_with_log};
+use quickcheck::{Arbitrary, Gen};
 use raft_model::{Body, Bug, NodeId};
 
 /// Seeds searched per bug: well past the first hit of each (9, 2, 1, 13, 3).
 const SEEDS: u64 = 1000;
+
+/// Seeds searched for BatchChecksFirstEntryOnly, whose first random hit is
+/// seed 1700 (12 hits in 20,000 seeds, none with one entry per request).
+const BATCH_SEEDS: u64 = 2000;
 
 /// Finds a random run that `bug` makes fail, shrinks it, checks that the
 /// same run without the bug passes, and returns the property it broke.
@@ -217,4 +237,425 @@ fn without_a_seeded_bug_the_same_searches_find_nothing() {
     // The property tests run thousands of random seeds; this pins the exact
     // seeds the searches above use.
     assert!(find_violation(&[], &Property::ALL, SEEDS).is_none());
+}
+
+/// Like [`caught_by_random_runs`], over `seeds` seeds and checking only
+/// `checks`: for a bug whose first random failure lies past [`SEEDS`], or
+/// that must be shown breaking one property in particular.
+fn caught_by_random_runs_within(bug: Bug, checks: &[Property], seeds: u64) -> Property {
+    let (seed, scenario, violation) = find_violation(&[bug], checks, seeds)
+        .unwrap_or_else(|| panic!("{bug:?}: no violation in {seeds} random runs"));
+    println!(
+        "{bug:?}: seed {seed}, shrunk to {} operations: {violation}\n{scenario:?}",
+        scenario.ops.len()
+    );
+    assert_eq!(
+        run(&scenario, &[], &Property::ALL).violation,
+        None,
+        "{bug:?}: the counterexample must pass without the bug"
+    );
+    violation.property
+}
+
+/// Messages of one kind (`Body::kind`) from one server to another.
+fn sent(from: NodeId, to: NodeId, kind: &'static str) -> impl Fn(&Msg) -> bool {
+    move |m: &Msg| m.from == from && m.to == to && m.body.kind() == kind
+}
+
+#[test]
+fn count_stale_vote_breaks_election_safety() {
+    assert_eq!(
+        caught_by_random_runs_within(Bug::CountStaleVote, &[Property::ElectionSafety], SEEDS),
+        Property::ElectionSafety
+    );
+}
+
+#[test]
+fn skip_prev_term_check_breaks_log_matching() {
+    assert_eq!(
+        caught_by_random_runs_within(Bug::SkipPrevTermCheck, &[Property::LogMatching], SEEDS),
+        Property::LogMatching
+    );
+}
+
+#[test]
+fn up_to_date_by_index_only_breaks_state_machine_safety() {
+    // The observer has no Leader Completeness check: a leader missing a
+    // committed entry shows once it overwrites that entry elsewhere.
+    let property = caught_by_random_runs(Bug::UpToDateByIndexOnly);
+    assert!(
+        [Property::StateMachineSafety, Property::LogMatching].contains(&property),
+        "{property:?}"
+    );
+}
+
+/// Three servers: S3 holds [1, 1, 1] (it led term 1; only entry 1 reached
+/// the others), S1 and S2 hold [1].
+///
+/// 1. S1 leads term 2 (S2's vote), replicates its no-op at 2 to S2 and
+///    commits it.
+/// 2. S3 campaigns in term 3 with a last entry (3, term 1). S2's last entry
+///    is (2, term 2): by §5.4.1 S3 is behind, since its last term is lower,
+///    but by index alone it is ahead.
+fn up_to_date_by_index_only_scenario(bugs: &[Bug]) -> Cluster {
+    let config = members(3);
+    let servers = vec![
+        server_with_log(1, &config, 1, None, &[1]),
+        server_with_log(2, &config, 1, None, &[1]),
+        server_with_log(3, &config, 1, Some(3), &[1, 1, 1]),
+    ];
+    let mut c = Cluster::of(servers, &Property::ALL).with_bugs(bugs);
+    // 1.
+    c.timeout(1);
+    c.drop_where(from_to(1, 3));
+    c.deliver_where(from_to(1, 2));
+    c.deliver_where(from_to(2, 1));
+    assert!(c.server(1).is_leader());
+    c.deliver_where(from_to(1, 2));
+    c.deliver_where(from_to(2, 1));
+    assert_eq!(c.server(1).commit_index(), 2, "S1 commits its term-2 no-op");
+    c.network.clear();
+    // 2.
+    c.timeout(3); // term 2: S2 voted for S1 in it
+    c.network.clear();
+    c.timeout(3); // term 3
+    c.drop_where(from_to(3, 1));
+    c.deliver_where(from_to(3, 2));
+    c.deliver_where(from_to(2, 3));
+    c
+}
+
+#[test]
+fn up_to_date_by_index_only_elects_a_leader_missing_a_committed_entry() {
+    let correct = up_to_date_by_index_only_scenario(&[]);
+    assert!(!correct.server(3).is_leader(), "S2 refuses its vote");
+    assert_eq!(correct.violation, None);
+
+    let mut buggy = up_to_date_by_index_only_scenario(&[Bug::UpToDateByIndexOnly]);
+    // Leader Completeness: entry 2 was committed in term 2, and the leader
+    // of term 3 does not hold it.
+    let leader = buggy.server(3);
+    assert!(leader.is_leader() && leader.current_term() == 3);
+    assert_eq!(
+        leader.log().term_at(2),
+        Some(1),
+        "not the committed (2, term 2)"
+    );
+    assert_eq!(buggy.observer.committed[&2].0.term, 2);
+    // It then overwrites that entry on S2 and commits its own there.
+    for _ in 0..5 {
+        buggy.drop_where(|m| m.from == 1 || m.to == 1);
+        buggy.deliver_where(from_to(3, 2));
+        buggy.deliver_where(from_to(2, 3));
+    }
+    let violation = buggy.violation.expect("two entries committed at index 2");
+    assert_eq!(
+        violation.property,
+        Property::StateMachineSafety,
+        "{violation}"
+    );
+}
+
+/// Five servers holding [1], one stale success in flight:
+///
+/// 1. S1 leads term 2 (votes of S2 and S3) and sends S2 its no-op and a
+///    client entry (2 and 3, term 2). S2's success for both (match index
+///    3) is held back; nothing else of term 2 arrives.
+/// 2. S3 leads term 3 (S4 and S5) and replicates its no-op (2, term 3) to
+///    S1 (whose term-2 entries go) and S4; it commits it.
+/// 3. S1 leads term 4 (S4 and S5) and appends its no-op (3, term 4); only S4
+///    receives it. Two servers of five hold it: not committed.
+/// 4. S2's success of term 2 arrives. S2 does not hold (3, term 4).
+/// 5. S3 restarts and leads term 5 (S2 and S5, whose logs are behind its
+///    (2, term 3))
+///    and replicates its no-op (3, term 5) to S2 and S5.
+fn count_stale_append_success_scenario(bugs: &[Bug]) -> Cluster {
+    let config = members(5);
+    let servers = (1..=5)
+        .map(|id| server_with_log(id, &config, 1, None, &[1]))
+        .collect();
+    let mut c = Cluster::of(servers, &Property::ALL).with_bugs(bugs);
+    // 1.
+    c.timeout(1);
+    for voter in [2, 3] {
+        c.deliver_where(from_to(1, voter));
+        c.deliver_where(from_to(voter, 1));
+    }
+    assert!(c.server(1).is_leader());
+    c.client_request(1, 100);
+    c.network.clear();
+    c.send_append_entries(1);
+    c.deliver_where(from_to(1, 2));
+    let stale = c
+        .network
+        .iter()
+        .find(|m| m.from == 2)
+        .cloned()
+        .expect("S2 answers");
+    assert!(matches!(
+        stale.body,
+        Body::AppendEntriesResponse {
+            success: true,
+            match_index: 3,
+            ..
+        }
+    ));
+    c.network.clear();
+    // 2.
+    c.timeout(3);
+    for voter in [4, 5] {
+        c.deliver_where(from_to(3, voter));
+        c.deliver_where(from_to(voter, 3));
+    }
+    assert!(c.server(3).is_leader());
+    c.drop_where(|m| m.to == 2 || m.to == 5);
+    for _ in 0..3 {
+        c.deliver_where(|m| m.from == 3 && (m.to == 1 || m.to == 4));
+        c.deliver_where(|m| m.to == 3);
+    }
+    assert_eq!(c.server(3).commit_index(), 2);
+    assert_eq!(c.server(1).log().term_at(2), Some(3));
+    c.network.clear();
+    // 3.
+    c.timeout(1);
+    for voter in [4, 5] {
+        c.deliver_where(from_to(1, voter));
+        c.deliver_where(from_to(voter, 1));
+    }
+    assert!(c.server(1).is_leader() && c.server(1).current_term() == 4);
+    c.drop_where(|m| m.from == 1 && m.to != 4);
+    c.deliver_where(from_to(1, 4));
+    c.deliver_where(from_to(4, 1));
+    assert_eq!(c.server(1).match_index()[&4], 3);
+    assert!(c.server(1).commit_index() < 3, "two holders of five");
+    c.network.clear();
+    // 4.
+    c.deliver_message(stale);
+    c.network.clear();
+    // 5.
+    c.restart(3); // S3, still leader of term 3, crashes
+    c.timeout(3); // term 4: S5 voted for S1 in it
+    c.network.clear();
+    c.timeout(3); // term 5
+    for voter in [2, 5] {
+        c.deliver_where(from_to(3, voter));
+        c.deliver_where(from_to(voter, 3));
+    }
+    assert!(c.server(3).is_leader() && c.server(3).current_term() == 5);
+    for _ in 0..5 {
+        c.drop_where(|m| m.to == 1 || m.to == 4);
+        c.deliver_where(|m| m.from == 3);
+        c.deliver_where(|m| m.to == 3);
+    }
+    assert_eq!(c.server(3).commit_index(), 3, "S3 commits (3, term 5)");
+    c
+}
+
+#[test]
+fn count_stale_append_success_commits_an_entry_on_a_minority() {
+    let correct = count_stale_append_success_scenario(&[]);
+    assert_eq!(correct.violation, None);
+    assert!(correct.server(1).commit_index() < 3);
+
+    let buggy = count_stale_append_success_scenario(&[Bug::CountStaleAppendSuccess]);
+    assert_eq!(
+        buggy.server(1).commit_index(),
+        3,
+        "S1 counts S2's term-2 match of 3 and commits (3, term 4)"
+    );
+    assert_eq!(buggy.server(2).log().term_at(3), Some(5));
+    let violation = buggy
+        .violation
+        .expect("S1 committed (3, term 4), S3 (3, term 5)");
+    assert_eq!(
+        violation.property,
+        Property::StateMachineSafety,
+        "{violation}"
+    );
+}
+
+/// Five fresh servers:
+///
+/// 1. S2 leads term 1 (S3 and S4) with its no-op and a client entry (1 and
+///    2, term 1), which reach S3 only.
+/// 2. S1 leads term 2 (S4 and S5), commits its no-op (1, term 2) with them
+///    and compacts its log at 1.
+/// 3. S1 sends S2 its snapshot. S2's entry 1 is of term 1, not the
+///    snapshot's last term 2: paper §7 discards S2's whole log.
+fn snapshot_keeps_conflicting_suffix_scenario(bugs: &[Bug]) -> Cluster {
+    let mut c = Cluster::new(5, &Property::ALL).with_bugs(bugs);
+    // 1.
+    c.timeout(2);
+    for voter in [3, 4] {
+        c.deliver_where(from_to(2, voter));
+        c.deliver_where(from_to(voter, 2));
+    }
+    assert!(c.server(2).is_leader());
+    c.client_request(2, 100);
+    c.network.clear();
+    c.send_append_entries(2);
+    c.deliver_where(from_to(2, 3));
+    c.network.clear();
+    assert_eq!(c.server(3).log().last_index(), 2);
+    // 2.
+    c.timeout(1); // term 1: S4 voted for S2 in it
+    c.network.clear();
+    c.timeout(1); // term 2
+    for voter in [4, 5] {
+        c.deliver_where(from_to(1, voter));
+        c.deliver_where(from_to(voter, 1));
+    }
+    assert!(c.server(1).is_leader());
+    c.drop_where(|m| m.to == 2 || m.to == 3);
+    c.deliver_where(|m| m.from == 1);
+    c.deliver_where(|m| m.to == 1);
+    assert_eq!(c.server(1).commit_index(), 1);
+    c.compact(1);
+    assert_eq!(c.server(1).log().snapshot_index, 1);
+    c.network.clear();
+    // 3.
+    c.send_append_entries(1);
+    c.deliver_where(sent(1, 2, "InstallSnapshotRequest"));
+    c
+}
+
+#[test]
+fn snapshot_keeps_conflicting_suffix_breaks_log_matching() {
+    let correct = snapshot_keeps_conflicting_suffix_scenario(&[]);
+    assert_eq!(correct.violation, None);
+    assert_eq!(correct.server(2).log().last_index(), 1, "the log went");
+
+    let buggy = snapshot_keeps_conflicting_suffix_scenario(&[Bug::SnapshotKeepsConflictingSuffix]);
+    assert_eq!(
+        buggy.server(2).log().term_at(2),
+        Some(1),
+        "S2 kept its entry (2, term 1) after the snapshot's (1, term 2)"
+    );
+    let violation = buggy
+        .violation
+        .expect("S2 and S3 hold (2, term 1) over different entries 1");
+    assert_eq!(violation.property, Property::LogMatching, "{violation}");
+}
+
+/// Three servers at term 2: S1 holds [1, 1, 1] (it led term 1; its entry 3
+/// reached no one), S2 holds [1, 1, 2] (it led term 2; its entry 3 reached
+/// no one), S3 holds [1, 1].
+///
+/// 1. S1 leads term 3 (S3's vote) and appends its no-op (4, term 3). With
+///    `commit_first`, S3 catches up and S1 commits up to 4.
+/// 2. S1's request for S2 (previous entry (3, term 1)) fails: S2's entry 3
+///    is of term 2. The failure arrives twice, so S1 steps back twice and
+///    sends from S2's entry 2, which matches, on: [2, 3, 4] cut to `cap`.
+/// 3. S1 and S2 exchange messages until they are done.
+fn batch_scenario(bugs: &[Bug], cap: usize, commit_first: bool) -> Cluster {
+    let config = members(3);
+    let servers = vec![
+        server_with_log(1, &config, 2, None, &[1, 1, 1]),
+        server_with_log(2, &config, 2, Some(2), &[1, 1, 2]),
+        server_with_log(3, &config, 2, Some(2), &[1, 1]),
+    ];
+    let mut c = Cluster::of(servers, &Property::ALL)
+        .with_bugs(bugs)
+        .with_max_append_entries(cap);
+    // 1.
+    c.timeout(1);
+    c.drop_where(from_to(1, 2));
+    c.deliver_where(from_to(1, 3));
+    c.deliver_where(from_to(3, 1));
+    assert!(c.server(1).is_leader());
+    if commit_first {
+        for _ in 0..3 {
+            c.deliver_where(from_to(1, 3));
+            c.deliver_where(from_to(3, 1));
+        }
+        assert_eq!(c.server(1).commit_index(), 4);
+    }
+    c.network.clear();
+    // 2.
+    c.send_append_entries(1);
+    c.drop_where(from_to(1, 3));
+    c.deliver_where(from_to(1, 2));
+    let failure = c.network.pop().expect("S2 answers");
+    assert!(matches!(
+        failure.body,
+        Body::AppendEntriesResponse { success: false, .. }
+    ));
+    c.deliver_message(failure.clone());
+    c.deliver_message(failure);
+    assert_eq!(c.server(1).next_index()[&2], 2);
+    let request = c.network.pop().expect("the retry from entry 2");
+    c.network.clear();
+    c.deliver_message(request);
+    // 3.
+    for _ in 0..10 {
+        c.drop_where(|m| m.to == 3);
+        c.deliver_where(from_to(1, 2));
+        c.deliver_where(from_to(2, 1));
+    }
+    c
+}
+
+#[test]
+fn batch_checks_first_entry_only_is_harmless_one_entry_at_a_time() {
+    for commit_first in [false, true] {
+        let correct = batch_scenario(&[], 1, commit_first);
+        assert_eq!(correct.violation, None);
+        assert_eq!(correct.server(2).log(), correct.server(1).log());
+        let buggy = batch_scenario(&[Bug::BatchChecksFirstEntryOnly], 1, commit_first);
+        assert_eq!(buggy.violation, None);
+        for id in 1..=3 {
+            assert_eq!(buggy.server(id).log(), correct.server(id).log());
+            assert_eq!(
+                buggy.server(id).commit_index(),
+                correct.server(id).commit_index()
+            );
+        }
+    }
+    // The same over random runs: with one entry per request the bug changes
+    // nothing a run can observe.
+    for seed in 0..SEEDS {
+        let mut scenario = Scenario::arbitrary(&mut Gen::from_size_and_seed(MAX_OPS, seed));
+        scenario.max_append_entries = 1;
+        let correct = run(&scenario, &[], &Property::ALL);
+        let buggy = run(&scenario, &[Bug::BatchChecksFirstEntryOnly], &Property::ALL);
+        assert!(correct.violation.is_none(), "seed {seed}");
+        assert!(buggy.violation.is_none(), "seed {seed}");
+        assert_eq!(buggy.stats, correct.stats, "seed {seed}");
+    }
+}
+
+#[test]
+fn batch_checks_first_entry_only_breaks_log_matching_with_batches() {
+    for cap in [2, 3] {
+        for commit_first in [false, true] {
+            let correct = batch_scenario(&[], cap, commit_first);
+            assert_eq!(correct.violation, None, "cap {cap}");
+            assert_eq!(correct.server(2).log(), correct.server(1).log());
+        }
+    }
+    // Three entries: S2 skips (3, term 1), keeps its (3, term 2) and appends
+    // (4, term 3) after it.
+    let three = batch_scenario(&[Bug::BatchChecksFirstEntryOnly], 3, false);
+    assert_eq!(three.server(2).log().term_at(3), Some(2));
+    assert_eq!(three.server(2).log().term_at(4), Some(3));
+    let violation = three.violation.expect("S1 and S2 hold (4, term 3)");
+    assert_eq!(violation.property, Property::LogMatching, "{violation}");
+    // Two entries: S2 skips (3, term 1) and answers that it matches up to 3;
+    // told that S1 committed 4, it commits its own (3, term 2).
+    let two = batch_scenario(&[Bug::BatchChecksFirstEntryOnly], 2, true);
+    assert_eq!(two.server(2).log().term_at(3), Some(2));
+    assert!(two.server(2).commit_index() >= 3);
+    let violation = two.violation.expect("S1 committed (3, term 1)");
+    assert_eq!(
+        violation.property,
+        Property::StateMachineSafety,
+        "{violation}"
+    );
+    // Random runs (batches of up to 3 or 256 entries) find it too.
+    let property =
+        caught_by_random_runs_within(Bug::BatchChecksFirstEntryOnly, &Property::ALL, BATCH_SEEDS);
+    assert!(
+        [Property::LogMatching, Property::StateMachineSafety].contains(&property),
+        "{property:?}"
+    );
 }

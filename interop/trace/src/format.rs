@@ -8,7 +8,10 @@
 //!   `Restart` the durable state recovered, the server's state after it, and
 //!   what the core asked for (`persist`, `written`, `sent`);
 //! - `persisted`: everything the node recorded before this line is durable;
-//! - `drop`: the network lost this message (the checker's `DropMessage`);
+//! - `drop`: the network lost one copy of this message (the checker's
+//!   `DropMessage`);
+//! - `duplicate`: the network made one more copy of this message (the
+//!   checker's `DuplicateMessage`);
 //! - `checker`: the context of a checker's counterexample or example
 //!   ([`Context`]: bound, seeded bug, property, expectation).
 //!
@@ -69,8 +72,13 @@ pub enum Line<C: Clone> {
     Persisted {
         node: NodeId,
     },
-    /// The network lost `message` (checker: `DropMessage`).
+    /// The network lost a copy of `message` (checker: `DropMessage`).
     Drop {
+        message: TracedMessage,
+    },
+    /// The network made one more copy of `message` (checker:
+    /// `DuplicateMessage`).
+    Duplicate {
         message: TracedMessage,
     },
     /// The context of a checker's trace.
@@ -78,15 +86,15 @@ pub enum Line<C: Clone> {
 }
 
 impl<C: Clone> Line<C> {
-    /// The node the line belongs to: a drop belongs to the message's
-    /// addressee (the loss happens at its door); the checker's context to no
-    /// node.
+    /// The node the line belongs to: a drop or a duplicate belongs to the
+    /// message's addressee (it happens at its door); the checker's context
+    /// to no node.
     pub fn node(&self) -> Option<NodeId> {
         match self {
             Line::Header(header) => Some(header.node),
             Line::Event(event) => Some(event.node),
             Line::Persisted { node } => Some(*node),
-            Line::Drop { message } => Some(message.to),
+            Line::Drop { message } | Line::Duplicate { message } => Some(message.to),
             Line::Checker(_) => None,
         }
     }
@@ -459,6 +467,9 @@ mod tests {
             ))),
             Line::Persisted { node: 1 },
             Line::Drop {
+                message: strip(&message),
+            },
+            Line::Duplicate {
                 message: strip(&message),
             },
         ];

@@ -64,8 +64,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
             return effects;
         };
         self.update_term(message.term, &mut effects);
-        let log_ok = self.log.is_up_to_date(last_log_index, last_log_term)
-            || self.bugs.has(Bug::SkipUpToDateCheck);
+        let up_to_date = if self.bugs.has(Bug::UpToDateByIndexOnly) {
+            last_log_index >= self.log.last_index()
+        } else {
+            self.log.is_up_to_date(last_log_index, last_log_term)
+        };
+        let log_ok = up_to_date || self.bugs.has(Bug::SkipUpToDateCheck);
         let free_to_vote = self.voted_for.is_none()
             || self.voted_for == Some(message.from)
             || (self.bugs.has(Bug::VoteTwice) && self.role == Role::Follower);
@@ -91,7 +95,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
             return effects;
         };
         self.update_term(message.term, &mut effects);
-        if message.term != self.current_term || self.role != Role::Candidate || !vote_granted {
+        // A vote of an older term was cast for another election: it must not count.
+        let of_our_term = message.term == self.current_term
+            || (self.bugs.has(Bug::CountStaleVote) && message.term < self.current_term);
+        if !of_our_term || self.role != Role::Candidate || !vote_granted {
             return effects;
         }
         self.votes_granted.insert(message.from);

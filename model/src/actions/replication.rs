@@ -137,7 +137,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
             prev_term = self.log.snapshot_term;
         }
 
-        if self.log.term_at(prev_index) != Some(prev_term) {
+        let consistent = if self.bugs.has(Bug::SkipPrevTermCheck) {
+            self.log.term_at(prev_index).is_some()
+        } else {
+            self.log.term_at(prev_index) == Some(prev_term)
+        };
+        if !consistent {
             let body = Body::AppendEntriesResponse {
                 success: false,
                 match_index: self.log.last_index(),
@@ -148,10 +153,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
         }
 
         let mut index = prev_index;
-        for entry in entries.iter() {
+        for (position, entry) in entries.iter().enumerate() {
             index += 1;
             match self.log.term_at(index) {
                 Some(term) if term == entry.term => {}
+                Some(_) if position > 0 && self.bugs.has(Bug::BatchChecksFirstEntryOnly) => {}
                 Some(_) if self.bugs.has(Bug::KeepConflictingSuffix) => {
                     let offset = (index - self.log.snapshot_index - 1) as usize;
                     self.log.entries.set(offset, entry.clone());
@@ -210,7 +216,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
             return effects;
         };
         self.update_term(message.term, &mut effects);
-        if message.term != self.current_term || self.role != Role::Leader {
+        // A success of an older term says how far the peer matched that
+        // term's leader, not us: it must not count.
+        let stale_success = self.bugs.has(Bug::CountStaleAppendSuccess)
+            && success
+            && message.term < self.current_term;
+        if (message.term != self.current_term && !stale_success) || self.role != Role::Leader {
             return effects;
         }
         let peer = message.from;
@@ -220,8 +231,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             return effects;
         };
         // Any answer of our term, success or not, acknowledges our leadership
-        // as of the round it echoes.
-        self.acknowledge_read_round(peer, read_seq, &mut effects);
+        // as of the round it echoes. (The seeded bug above is about the
+        // commit rule only: its stale answer confirms no read.)
+        if !stale_success {
+            self.acknowledge_read_round(peer, read_seq, &mut effects);
+        }
         if success {
             // A peer cannot match entries we never had: ignore such a claim.
             if match_index > self.log.last_index() {

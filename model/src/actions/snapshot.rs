@@ -76,7 +76,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let meta = &snapshot.meta;
         let stale = meta.last_index <= self.commit_index;
         if !stale || self.bugs.has(Bug::InstallStaleSnapshot) {
-            if self.log.term_at(meta.last_index) == Some(meta.last_term) && !stale {
+            let suffix_matches = self.log.term_at(meta.last_index) == Some(meta.last_term)
+                || (self.bugs.has(Bug::SnapshotKeepsConflictingSuffix)
+                    && self.log.term_at(meta.last_index).is_some());
+            if suffix_matches && !stale {
                 self.log.compact_to(meta.last_index, meta.last_term);
             } else {
                 self.log.entries = Default::default();
