@@ -113,3 +113,13 @@ fn bag_term1_restart_duplicate_drop_20617() {
         20_617
     );
 }
+
+/// The `spec` bound's terms, log, request, restart and compaction with three
+/// copies in flight: every core action, InstallSnapshot included.
+#[test]
+fn bag_term2_restart_compaction_messages3_302222() {
+    assert_eq!(
+        checker_distinct_states(&[], flags(3, 2, 2, 1, 3, 1, 1, 0, 0)),
+        302_222
+    );
+}
