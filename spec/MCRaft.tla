@@ -9,7 +9,7 @@ EXTENDS Raft, TLC
 
 CONSTANTS
     MaxLogLength,   \* longest whole log (snapshot + entries) explored further
-    MaxMessages     \* most messages in the network explored further
+    MaxMessages     \* most copies of messages in flight explored further
 
 ASSUME MaxLogLength \in Nat /\ MaxMessages \in Nat
 
@@ -17,7 +17,7 @@ ASSUME MaxLogLength \in Nat /\ MaxMessages \in Nat
 \* are still checked against the invariants but not explored further.
 WithinBounds ==
     /\ \A i \in Server : snapshotIndex[i] + Len(log[i]) <= MaxLogLength
-    /\ Cardinality(messages) <= MaxMessages
+    /\ InFlight <= MaxMessages  \* copies, duplicates included
 
 \* Servers are interchangeable: every server starts alike and the spec never
 \* compares server ids except for equality.

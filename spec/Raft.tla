@@ -22,24 +22,27 @@
 (* one for one (UpdateTerm, BecomeFollower, BecomeLeader,                  *)
 (* AdvanceCommitIndex, AppendEntriesFor, AcknowledgeReadRound,             *)
 (* ReleaseConfirmedReads, the log operations of model/src/log.rs), and     *)
-(* writes the final record back with Store(i, s). So each action reads top *)
-(* to bottom like its Rust function, including the early returns (an IF    *)
-(* that returns s unchanged).                                              *)
+(* writes the final record back with Store(i, s) (StoreReceived(i, m, s)  *)
+(* for a handler, which consumes the received copy of m). So each action   *)
+(* reads top to bottom like its Rust function, including the early returns *)
+(* (an IF that returns s unchanged).                                       *)
 (*                                                                         *)
-(* The network is a set of messages. Delivering a message does not remove  *)
-(* it, so every message can be delivered any number of times, in any      *)
-(* order: duplication and reordering. Loss needs no action for safety: a   *)
-(* lost message is indistinguishable from one that is never delivered.     *)
-(* DropMessage (enabled only when Lossy) removes a message so that a       *)
-(* bound on the number of messages in flight does not freeze the system.  *)
+(* The network is a bag (multiset) of messages: a function from each      *)
+(* message in flight to its number of copies. A send adds a copy; a        *)
+(* handler consumes the copy it receives, in the same step as it adds what *)
+(* it sends. Any copy may be delivered next: reordering. The network's own *)
+(* actions add a copy (DuplicateMessage) or lose one (DropMessage), each   *)
+(* at most MaxDuplicates / MaxDrops times in a behaviour. A message that    *)
+(* is never delivered stays in flight, so loss needs no action for safety; *)
+(* DropMessage frees room under the bound on messages in flight.           *)
 (*                                                                         *)
-(* The constants MaxTerm, MaxClientRequests, MaxRestarts, MaxCompactions   *)
-(* and MaxReads bound how often the environment fires the corresponding    *)
-(* actions; they are the same guards the stateright checker places on its  *)
-(* actions. The state constraint on log length and messages in flight      *)
-(* lives in MCRaft.tla.                                                    *)
+(* The constants MaxTerm, MaxClientRequests, MaxRestarts, MaxCompactions,  *)
+(* MaxReads, MaxDuplicates and MaxDrops bound how often the environment    *)
+(* fires the corresponding actions; they are the same guards the          *)
+(* stateright checker places on its actions. The state constraint on log   *)
+(* length and messages in flight lives in MCRaft.tla.                      *)
 (***************************************************************************)
-EXTENDS Naturals, Sequences, FiniteSets
+EXTENDS Naturals, Sequences, FiniteSets, Bags
 
 CONSTANTS
     Server,             \* the server ids (raft_model::NodeId)
@@ -51,7 +54,8 @@ CONSTANTS
     MaxRestarts,        \* how many Restart actions may happen
     MaxCompactions,     \* how many CompactLog actions may happen
     MaxReads,           \* how many ReadIndex actions may happen
-    Lossy               \* TRUE enables DropMessage
+    MaxDuplicates,      \* how many DuplicateMessage actions may happen
+    MaxDrops            \* how many DropMessage actions may happen (0: no loss)
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -62,7 +66,8 @@ ASSUME /\ Server # {}
        /\ MaxRestarts \in Nat
        /\ MaxCompactions \in Nat
        /\ MaxReads \in Nat
-       /\ Lossy \in BOOLEAN
+       /\ MaxDuplicates \in Nat
+       /\ MaxDrops \in Nat
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
@@ -95,7 +100,21 @@ VARIABLES
     readAcks,       \* read_acks: leader only, a function peer -> highest round it echoed
     pendingReads    \* pending_reads: leader only, a sequence of [id, seq], seq increasing
 
-\* The network: the set of every message ever sent (and not dropped).
+\* The durable image of each server: what its storage holds, a record of the
+\* persistent variables. Every action of server i sets durable[i] to what the
+\* action persisted, and Restart(i) reloads the persistent variables from it.
+\* The Rust core persists everything it changes before it speaks (its
+\* Effects say what to persist), so in this spec durable[i] always equals
+\* i's persistent state and adds no distinct state. It is here because the
+\* checker also explores seeded bugs that omit a persist effect (the change
+\* is made in memory but not written): there the checker's durable image
+\* lags, a restart loses the change, and a counterexample exported as a
+\* trace must fail TLC at that Restart, which it does only if Restart reads
+\* the durable image rather than the in-memory values.
+VARIABLE durable
+
+\* The network: a bag of messages, message -> number of copies in flight
+\* (at least 1; DOMAIN messages is the set of messages in flight).
 VARIABLE messages
 
 \* History, read by the properties only; never by an action's guard.
@@ -107,14 +126,14 @@ VARIABLES
     readsReady      \* {<<id, index>>}: every read a leader released (Rust effects.reads_ready)
 
 \* How often the bounded environment actions happened.
-VARIABLES clientRequests, restarts, compactions, reads
+VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
                   readSeq, readAcks, pendingReads>>
 historyVars == <<elected, committed, readBound, readsReady>>
-counterVars == <<clientRequests, restarts, compactions, reads>>
-vars == <<persistentVars, volatileVars, messages, historyVars, counterVars>>
+counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops>>
+vars == <<persistentVars, durable, volatileVars, messages, historyVars, counterVars>>
 
 -----------------------------------------------------------------------------
 (* Small helpers.                                                          *)
@@ -130,6 +149,14 @@ CommittedIndex == IF committed = {} THEN 0 ELSE SetMax({c[1] : c \in committed})
 
 \* The empty map a non-leader keeps in nextIndex and matchIndex (an empty OrdMap).
 EmptyMap == [p \in {} |-> 0]
+
+\* The network as a bag (the standard Bags module): one more copy of each
+\* message of the set ms, one copy fewer of m (m leaves the bag at 0).
+BagAdd(b, ms) == b (+) SetToBag(ms)
+BagRemove(b, m) == b (-) SetToBag({m})
+
+\* The number of copies in flight.
+InFlight == BagCardinality(messages)
 
 \* Config::is_quorum: the members among ids form a strict majority of cfg.
 IsQuorum(cfg, ids) == 2 * Cardinality(ids \cap cfg) > Cardinality(cfg)
@@ -151,9 +178,18 @@ Load(i) ==
      sent |-> {}, electedNow |-> {}, committedNow |-> {},
      registeredNow |-> <<>>, readyNow |-> {}]
 
-\* Writes the working copy s of server i back, sends what it sent and
-\* records its history. Counters are each action's own business.
-Store(i, s) ==
+\* What a step of server i persisted: with the core's persist effects all
+\* carried out (the only behaviour specified here), its new persistent state.
+Persisted(s) ==
+    [currentTerm |-> s.currentTerm, votedFor |-> s.votedFor, log |-> s.log,
+     snapshotIndex |-> s.snapshotIndex, snapshotTerm |-> s.snapshotTerm,
+     snapshot |-> s.snapshot, config |-> s.config]
+
+\* Writes the working copy s of server i back, with the network `net` before
+\* the step's sends (the network, less the received copy for a handler),
+\* sends what it sent and records its history. Counters are each action's
+\* own business.
+StoreWith(i, s, net) ==
     /\ currentTerm' = [currentTerm EXCEPT ![i] = s.currentTerm]
     /\ votedFor' = [votedFor EXCEPT ![i] = s.votedFor]
     /\ log' = [log EXCEPT ![i] = s.log]
@@ -170,11 +206,18 @@ Store(i, s) ==
     /\ readSeq' = [readSeq EXCEPT ![i] = s.readSeq]
     /\ readAcks' = [readAcks EXCEPT ![i] = s.readAcks]
     /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
-    /\ messages' = messages \cup s.sent
+    /\ durable' = [durable EXCEPT ![i] = Persisted(s)]
+    /\ messages' = BagAdd(net, s.sent)
     /\ elected' = elected \cup s.electedNow
     /\ committed' = committed \cup s.committedNow
     /\ readBound' = readBound \o s.registeredNow
     /\ readsReady' = readsReady \cup s.readyNow
+
+\* A step that receives no message.
+Store(i, s) == StoreWith(i, s, messages)
+
+\* A handler's step: it consumes the copy of m it received.
+StoreReceived(i, m, s) == StoreWith(i, s, BagRemove(messages, m))
 
 Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
 
@@ -400,8 +443,9 @@ AppendNew(s, index, es) ==
 \* Server::accepts: a message to me, from another member of my configuration.
 Accepts(i, m) == m.to = i /\ m.from # i /\ m.from \in config[i]
 
-\* Server i may receive message m of the given type (it stays in the network).
-Receive(i, m, type) == m \in messages /\ m.type = type /\ Accepts(i, m)
+\* Server i may receive message m of the given type (a copy in flight; the
+\* handler consumes it through StoreReceived).
+Receive(i, m, type) == m \in DOMAIN messages /\ m.type = type /\ Accepts(i, m)
 
 -----------------------------------------------------------------------------
 (* The actions, one per transition function of the core.                  *)
@@ -432,7 +476,7 @@ HandleRequestVoteRequest(i, m) ==
            freeToVote == s1.votedFor = Nil \/ s1.votedFor = m.from
            voteGranted == m.term = s1.currentTerm /\ logOk /\ freeToVote
            s2 == IF voteGranted THEN [s1 EXCEPT !.votedFor = m.from] ELSE s1
-       IN Store(i, Send(s2, RequestVoteResponse(s2, m.from, voteGranted)))
+       IN StoreReceived(i, m, Send(s2, RequestVoteResponse(s2, m.from, voteGranted)))
     /\ UNCHANGED counterVars
 
 \* handle_request_vote_response (election.rs): a candidate counts granted
@@ -441,7 +485,7 @@ HandleRequestVoteResponse(i, m) ==
     /\ Receive(i, m, "RequestVoteResponse")
     /\ LET s1 == UpdateTerm(Load(i), m.term)
            s2 == [s1 EXCEPT !.votesGranted = @ \cup {m.from}]
-       IN Store(i, IF m.term # s1.currentTerm \/ s1.role # Candidate \/ ~m.voteGranted
+       IN StoreReceived(i, m, IF m.term # s1.currentTerm \/ s1.role # Candidate \/ ~m.voteGranted
                    THEN s1
                    ELSE IF IsQuorum(s2.config, s2.votesGranted)
                         THEN BecomeLeader(s2)
@@ -458,7 +502,7 @@ ClientRequest(i) ==
                  AppendEntry(Load(i), [term |-> currentTerm[i],
                                        payload |-> clientRequests + 1])))
     /\ clientRequests' = clientRequests + 1
-    /\ UNCHANGED <<restarts, compactions, reads>>
+    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops>>
 
 \* send_append_entries (replication.rs): a leader sends every peer the
 \* entries it lacks (or the snapshot): heartbeat and replication in one.
@@ -492,7 +536,7 @@ HandleAppendEntriesRequest(i, m) ==
            lastNew == prevIndex + Len(entries)
            newCommit == Min(m.leaderCommit, lastNew)
            s4 == IF newCommit > s3.commitIndex THEN [s3 EXCEPT !.commitIndex = newCommit] ELSE s3
-       IN Store(i,
+       IN StoreReceived(i, m,
             IF m.term < s1.currentTerm
             THEN Send(s1, AppendEntriesResponse(s1, m.from, FALSE, 0, 0))
             ELSE IF skip /\ covered >= Len(m.entries)
@@ -530,7 +574,7 @@ HandleAppendEntriesResponse(i, m) ==
            backedOff == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
            newNext == Max(backedOff, matched + 1)
            s5 == [sa EXCEPT !.nextIndex[p] = newNext]
-       IN Store(i,
+       IN StoreReceived(i, m,
             IF ignore THEN s1
             ELSE IF m.success
             THEN IF m.matchIndex > LastIndex(sa)
@@ -558,7 +602,7 @@ CompactLogTo(i, index) ==
                                           data |-> data]]
        IN Store(i, CompactTo(s1, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
-    /\ UNCHANGED <<clientRequests, restarts, reads>>
+    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops>>
 
 \* compact_log as the checker drives it: up to the commit index. Next uses
 \* only this form, as the checker does, so the two tools' counts stay equal.
@@ -584,7 +628,7 @@ HandleInstallSnapshotRequest(i, m) ==
                  ELSE [kept EXCEPT !.snapshot = snap,
                                    !.config = snap.config,
                                    !.commitIndex = snap.lastIndex]
-       IN Store(i,
+       IN StoreReceived(i, m,
             IF m.term < s1.currentTerm
             THEN Send(s1, InstallSnapshotResponse(s1, m.from, 0))
             ELSE Send(s3, InstallSnapshotResponse(s3, m.from, snap.lastIndex)))
@@ -609,19 +653,25 @@ HandleInstallSnapshotResponse(i, m) ==
            s4 == IF p \in DOMAIN s3.nextIndex /\ s3.nextIndex[p] <= LastIndex(s3)
                  THEN Send(s3, AppendEntriesFor(s3, p))
                  ELSE s3
-       IN Store(i, IF ignore THEN s1 ELSE s4)
+       IN StoreReceived(i, m, IF ignore THEN s1 ELSE s4)
     /\ UNCHANGED counterVars
 
-\* restart (model/src/actions/restart.rs): crash and come back. Persistent
-\* state survives; volatile state is lost (become_follower, which also
-\* fails the waiting reads) and the commit index falls back to the snapshot.
+\* restart (model/src/actions/restart.rs): crash and come back. The
+\* persistent state is what storage holds (durable[i], not the in-memory
+\* values); volatile state is lost (become_follower, which also fails the
+\* waiting reads) and the commit index falls back to the snapshot.
 Restart(i) ==
     /\ restarts < MaxRestarts
-    /\ LET s == BecomeFollower(Load(i))
+    /\ LET d == durable[i]
+           s0 == [Load(i) EXCEPT !.currentTerm = d.currentTerm, !.votedFor = d.votedFor,
+                                 !.log = d.log, !.snapshotIndex = d.snapshotIndex,
+                                 !.snapshotTerm = d.snapshotTerm, !.snapshot = d.snapshot,
+                                 !.config = d.config]
+           s == BecomeFollower(s0)
        IN Store(i, [s EXCEPT !.commitIndex = s.snapshotIndex,
                              !.leaderId = Nil])
     /\ restarts' = restarts + 1
-    /\ UNCHANGED <<clientRequests, compactions, reads>>
+    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops>>
 
 \* read_index(reads + 1) (model/src/actions/read_index.rs): a leader
 \* registers the next read in a new round and releases what is confirmed
@@ -637,15 +687,28 @@ ReadIndex(i) ==
                            !.registeredNow = <<CommittedIndex>>]
        IN Store(i, ReleaseConfirmedReads(s1))
     /\ reads' = reads + 1
-    /\ UNCHANGED <<clientRequests, restarts, compactions>>
+    /\ UNCHANGED <<clientRequests, restarts, compactions, duplicates, drops>>
 
-\* The network loses a message (no core function). Only needed to free the
-\* bound on messages in flight; safety does not depend on it.
+\* The network delivers one more copy of a message in flight (no core
+\* function): a retransmission or a duplicating link.
+DuplicateMessage(m) ==
+    /\ m \in DOMAIN messages
+    /\ duplicates < MaxDuplicates
+    /\ messages' = BagAdd(messages, {m})
+    /\ duplicates' = duplicates + 1
+    /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
+                   clientRequests, restarts, compactions, reads, drops>>
+
+\* The network loses one copy of a message in flight (no core function).
+\* Safety does not depend on it (a copy never delivered is as good as lost);
+\* it frees room under the bound on messages in flight.
 DropMessage(m) ==
-    /\ Lossy
-    /\ m \in messages
-    /\ messages' = messages \ {m}
-    /\ UNCHANGED <<persistentVars, volatileVars, historyVars, counterVars>>
+    /\ m \in DOMAIN messages
+    /\ drops < MaxDrops
+    /\ messages' = BagRemove(messages, m)
+    /\ drops' = drops + 1
+    /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
+                   clientRequests, restarts, compactions, reads, duplicates>>
 
 -----------------------------------------------------------------------------
 (* The specification.                                                      *)
@@ -659,6 +722,11 @@ Init ==
     /\ snapshot = [i \in Server |-> [lastIndex |-> 0, lastTerm |-> 0,
                                      config |-> Server, data |-> <<>>]]
     /\ config = [i \in Server |-> Server]
+    /\ durable = [i \in Server |-> [currentTerm |-> 0, votedFor |-> Nil, log |-> <<>>,
+                                    snapshotIndex |-> 0, snapshotTerm |-> 0,
+                                    snapshot |-> [lastIndex |-> 0, lastTerm |-> 0,
+                                                  config |-> Server, data |-> <<>>],
+                                    config |-> Server]]
     /\ role = [i \in Server |-> Follower]
     /\ commitIndex = [i \in Server |-> 0]
     /\ leaderId = [i \in Server |-> Nil]
@@ -668,7 +736,7 @@ Init ==
     /\ readSeq = [i \in Server |-> 0]
     /\ readAcks = [i \in Server |-> EmptyMap]
     /\ pendingReads = [i \in Server |-> <<>>]
-    /\ messages = {}
+    /\ messages = EmptyBag
     /\ elected = {}
     /\ committed = {}
     /\ readBound = <<>>
@@ -677,6 +745,8 @@ Init ==
     /\ restarts = 0
     /\ compactions = 0
     /\ reads = 0
+    /\ duplicates = 0
+    /\ drops = 0
 
 Next ==
     \/ \E i \in Server : Timeout(i)
@@ -685,13 +755,14 @@ Next ==
     \/ \E i \in Server : CompactLog(i)
     \/ \E i \in Server : Restart(i)
     \/ \E i \in Server : ReadIndex(i)
-    \/ \E i \in Server, m \in messages : HandleRequestVoteRequest(i, m)
-    \/ \E i \in Server, m \in messages : HandleRequestVoteResponse(i, m)
-    \/ \E i \in Server, m \in messages : HandleAppendEntriesRequest(i, m)
-    \/ \E i \in Server, m \in messages : HandleAppendEntriesResponse(i, m)
-    \/ \E i \in Server, m \in messages : HandleInstallSnapshotRequest(i, m)
-    \/ \E i \in Server, m \in messages : HandleInstallSnapshotResponse(i, m)
-    \/ \E m \in messages : DropMessage(m)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteRequest(i, m)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteResponse(i, m)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesRequest(i, m)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesResponse(i, m)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleInstallSnapshotRequest(i, m)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleInstallSnapshotResponse(i, m)
+    \/ \E m \in DOMAIN messages : DuplicateMessage(m)
+    \/ \E m \in DOMAIN messages : DropMessage(m)
 
 Spec == Init /\ [][Next]_vars
 
@@ -748,7 +819,10 @@ TypeOK ==
          /\ IsIndexMap(readAcks[i])
          /\ pendingReads[i] \in Seq([id : 1..MaxReads, seq : 1..MaxReads])
          /\ role[i] # Leader => readSeq[i] = 0 /\ readAcks[i] = EmptyMap /\ pendingReads[i] = <<>>
-    /\ messages \subseteq MessageType
+    /\ IsABag(messages) /\ BagToSet(messages) \subseteq MessageType
+    \* Every action persists what it changed (see `durable`): storage holds
+    \* exactly the persistent state, so `durable` adds no distinct state.
+    /\ \A i \in Server : durable[i] = Persisted(Load(i))
     /\ elected \subseteq Terms \X Server
     /\ committed \subseteq Nat \X Terms \X Terms
     /\ readBound \in Seq(Nat) /\ Len(readBound) = reads
@@ -757,6 +831,8 @@ TypeOK ==
     /\ restarts \in 0..MaxRestarts
     /\ compactions \in 0..MaxCompactions
     /\ reads \in 0..MaxReads
+    /\ duplicates \in 0..MaxDuplicates
+    /\ drops \in 0..MaxDrops
 
 -----------------------------------------------------------------------------
 (* Safety properties (paper Figure 3).                                     *)

@@ -9,7 +9,8 @@
 (* reads those lines with the standard Json module and lets TLC search for *)
 (* a behaviour of Raft.tla that takes, at step l, the recorded action of   *)
 (* the recorded server on a message of the network matching the recorded  *)
-(* one, and leaves that server in the recorded state. A step of the trace  *)
+(* one (consuming a copy of it), and leaves that server in the recorded    *)
+(* state; a network line duplicates or drops a copy. A step of the trace   *)
 (* no Raft.tla action can take is a deadlock with l pointing at it; a      *)
 (* trace that is fully consumed ends in the stuttering step Done. The      *)
 (* safety invariants of Raft.tla are checked along the way.                *)
@@ -64,7 +65,7 @@ StateMatches(i, r) ==
     /\ snapshotIndex'[i] = r.snapshotIndex
     /\ snapshotIndex'[i] + Len(log'[i]) = r.lastIndex
 
-Receives(i, Handle(_, _)) == \E m \in messages : MsgMatches(m, E.msg) /\ Handle(i, m)
+Receives(i, Handle(_, _)) == \E m \in DOMAIN messages : MsgMatches(m, E.msg) /\ Handle(i, m)
 
 Step(i) ==
     CASE E.action = "Timeout" -> Timeout(i)
@@ -80,6 +81,19 @@ Step(i) ==
       [] E.action = "HandleInstallSnapshotRequest" -> Receives(i, HandleInstallSnapshotRequest)
       [] E.action = "HandleInstallSnapshotResponse" -> Receives(i, HandleInstallSnapshotResponse)
 
+\* A line of the network's own step (a checker's trace: `duplicate` and
+\* `drop` lines): the network copies or loses a copy of the recorded
+\* message. No server's state changes, so there is no state to compare.
+\* The duplicates matter: each delivery consumes a copy, so a message the
+\* checker delivered twice needs its DuplicateMessage line in between.
+IsNetworkLine == E.action \in {"DuplicateMessage", "DropMessage"}
+
+NetworkStep ==
+    CASE E.action = "DuplicateMessage" ->
+            \E m \in DOMAIN messages : MsgMatches(m, E.msg) /\ DuplicateMessage(m)
+      [] E.action = "DropMessage" ->
+            \E m \in DOMAIN messages : MsgMatches(m, E.msg) /\ DropMessage(m)
+
 TraceInit == Init /\ l = 1
 
 \* The whole trace matched: stutter, so that the end is not a deadlock.
@@ -87,8 +101,9 @@ Done == l > Len(Trace) /\ UNCHANGED traceVars
 
 TraceNext ==
     \/ /\ l <= Len(Trace)
-       /\ Step(E.node)
-       /\ StateMatches(E.node, E.state)
+       /\ IF IsNetworkLine
+          THEN NetworkStep
+          ELSE Step(E.node) /\ StateMatches(E.node, E.state)
        /\ l' = l + 1
     \/ Done
 

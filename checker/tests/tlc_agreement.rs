@@ -12,6 +12,7 @@
 use std::process::Command;
 
 /// Every flag of a bound, so that no row depends on the CLI's defaults.
+#[allow(clippy::too_many_arguments)]
 fn flags(
     servers: u8,
     max_term: u8,
@@ -20,6 +21,8 @@ fn flags(
     max_messages: u8,
     max_restarts: u8,
     max_compactions: u8,
+    max_duplicates: u8,
+    max_drops: u8,
 ) -> Vec<String> {
     [
         ("--servers", servers),
@@ -31,23 +34,14 @@ fn flags(
         ("--max-compactions", max_compactions),
         ("--max-append-entries", 1),
         ("--max-reads", 0),
+        ("--max-duplicates", max_duplicates),
+        ("--max-drops", max_drops),
     ]
     .iter()
     .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
     .collect()
 }
 
-/// The same bound with `MaxReads = reads` (`--max-reads`).
-fn with_reads(reads: u8, mut bound: Vec<String>) -> Vec<String> {
-    let flag = bound
-        .iter()
-        .position(|flag| flag == "--max-reads")
-        .expect("flags() sets --max-reads");
-    bound[flag + 1] = reads.to_string();
-    bound
-}
-
-/// `raft-checker check FLAGS`: its "distinct states: N within bounds".
 fn checker_distinct_states(extra: &[&str], bound: Vec<String>) -> u64 {
     // The examples it writes go to a scratch directory, not into the
     // package's folder (the test's working directory).
@@ -86,74 +80,46 @@ fn checker_distinct_states(extra: &[&str], bound: Vec<String>) -> u64 {
         .unwrap_or_else(|| panic!("cannot read {line:?}"))
 }
 
+// The network is a bag since issue 14 (a delivery consumes its copy), so
+// every count measured with the set network is gone; these rows were
+// measured with both tools on the bag network (spec/README.md, "Measured":
+// TLC distinct / generated, the checker's within-bounds count and its
+// generated states plus those outside the bounds, equal on every row).
+
+/// One election term, one entry, three copies in flight.
 #[test]
-fn mcraft_cfg_17253() {
+fn bag_term1_log1_messages3_236() {
     assert_eq!(
-        checker_distinct_states(&[], flags(3, 2, 2, 1, 10, 1, 1)),
-        17_253
+        checker_distinct_states(&[], flags(3, 1, 1, 0, 3, 0, 0, 0, 0)),
+        236
     );
 }
 
+/// Two terms, a client request, three copies in flight.
 #[test]
-fn mcraft_cfg_with_8_messages_1432() {
+fn bag_term2_log2_messages3_8156() {
     assert_eq!(
-        checker_distinct_states(&[], flags(3, 2, 2, 1, 8, 1, 1)),
-        1_432
+        checker_distinct_states(&[], flags(3, 2, 2, 1, 3, 0, 0, 0, 0)),
+        8_156
     );
 }
 
+/// A restart, a duplicate and a drop (the network's actions and Restart
+/// through the durable image).
 #[test]
-fn mcraft_cfg_with_6_messages_150() {
+fn bag_term1_restart_duplicate_drop_20617() {
     assert_eq!(
-        checker_distinct_states(&[], flags(3, 2, 2, 1, 6, 1, 1)),
-        150
+        checker_distinct_states(&[], flags(3, 1, 1, 0, 3, 1, 0, 1, 1)),
+        20_617
     );
 }
 
+/// The `spec` bound's terms, log, request, restart and compaction with three
+/// copies in flight: every core action, InstallSnapshot included.
 #[test]
-fn mcraft_cfg_without_symmetry_102845() {
+fn bag_term2_restart_compaction_messages3_302222() {
     assert_eq!(
-        checker_distinct_states(&["--no-symmetry"], flags(3, 2, 2, 1, 10, 1, 1)),
-        102_845
-    );
-}
-
-#[test]
-fn mcraft_cfg_lossy_with_2_messages_695() {
-    assert_eq!(
-        checker_distinct_states(&["--lossy"], flags(3, 2, 2, 1, 2, 1, 1)),
-        695
-    );
-}
-
-#[test]
-fn mcraft_tiny_cfg_43() {
-    assert_eq!(checker_distinct_states(&[], flags(3, 2, 2, 1, 6, 0, 1)), 43);
-}
-
-#[test]
-fn mcraft_five_cfg_28() {
-    assert_eq!(
-        checker_distinct_states(&[], flags(5, 1, 2, 1, 10, 0, 0)),
-        28
-    );
-}
-
-/// MCRaft_reads.cfg: the MCRaft.cfg bound with one ReadIndex (`MaxReads = 1`).
-#[test]
-fn mcraft_reads_cfg_57377() {
-    assert_eq!(
-        checker_distinct_states(&[], with_reads(1, flags(3, 2, 2, 1, 10, 1, 1))),
-        57_377
-    );
-}
-
-/// MCRaft_reads_deposed.cfg: one ReadIndex, 13 messages, no client
-/// requests, restarts or compactions (room for a deposed leader).
-#[test]
-fn mcraft_reads_deposed_cfg_53423() {
-    assert_eq!(
-        checker_distinct_states(&[], with_reads(1, flags(3, 2, 2, 0, 13, 0, 0))),
-        53_423
+        checker_distinct_states(&[], flags(3, 2, 2, 1, 3, 1, 1, 0, 0)),
+        302_222
     );
 }
