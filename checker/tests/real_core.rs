@@ -30,7 +30,7 @@ fn real_core_satisfies_every_property_and_reaches_every_goal() {
     assert!(report.ok);
     // The count, pinned: a change to the core, the network or the bound
     // shows here (tests/tlc_agreement.rs holds the TLC comparisons).
-    assert_eq!(report.distinct_states_within_bounds, Some(51_481));
+    assert_eq!(report.distinct_states_within_bounds, Some(302_222));
 }
 
 /// A network that loses and duplicates many messages, with batches of two
