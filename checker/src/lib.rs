@@ -31,3 +31,4 @@ pub mod state;
 pub mod step;
 pub mod symmetry;
 pub mod trace;
+pub mod violation;

@@ -329,6 +329,18 @@ fn finish_with_goals(
         if let Some(trace) = outcome.trace(name) {
             text += &format!("counterexample to {name} ({} steps):\n", trace.step_count());
             text += &trace.numbered();
+            // The path ends at the first state that violates the property.
+            if let Some(why) = outcome
+                .discoveries
+                .get(name)
+                .and_then(|path| path.last())
+                .and_then(|(state, _)| raft_checker::violation::explain(name, state))
+            {
+                text += &format!(
+                    "     {name} fails after step {}: {why}\n",
+                    trace.step_count()
+                );
+            }
         }
     }
     let report: &Report = &outcome.report;

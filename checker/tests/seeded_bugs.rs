@@ -56,6 +56,8 @@ fn assert_caught(bug: Bug, bounds: Bounds, property: &'static str) -> StatePath 
     }
     let last = &path[path.len() - 1].0;
     assert!(!holds(property, last), "the last state violates {property}");
+    let why = raft_checker::violation::explain(property, last);
+    assert!(why.is_some(), "the violation of {property} is named");
     let first_violation = path.iter().position(|(s, _)| !holds(property, s));
     assert_eq!(
         first_violation,
