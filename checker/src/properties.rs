@@ -2,13 +2,13 @@
 //! the `sometimes` properties that prove the exploration is not vacuous.
 //! Definitions and names are those of spec/Raft.tla (see spec/README.md).
 
-use raft_model::{Payload, Role};
+use raft_model::{Index, NodeId, Payload, Role, Term};
 
 use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
     OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
-    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, RaftState, entry_at,
-    log_length,
+    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, RaftServer, RaftState,
+    entry_at, log_length,
 };
 
 /// Every `always` property at once.
@@ -23,18 +23,17 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
 
 /// Election Safety: at most one leader per term, ever (reads `elected`).
 pub fn election_safety(state: &RaftState) -> bool {
+    two_leaders_of_one_term(state).is_none()
+}
+
+/// Where Election Safety fails: a term and two servers elected in it.
+pub fn two_leaders_of_one_term(state: &RaftState) -> Option<(Term, NodeId, NodeId)> {
     // `elected` is ordered by (term, id): two leaders of one term are adjacent.
-    let mut previous = None;
-    for &(term, id) in state.elected.iter() {
-        if let Some((previous_term, previous_id)) = previous
-            && previous_term == term
-            && previous_id != id
-        {
-            return false;
-        }
-        previous = Some((term, id));
-    }
-    true
+    let elected: Vec<&(Term, NodeId)> = state.elected.iter().collect();
+    elected.windows(2).find_map(|pair| {
+        let (&(t1, a), &(t2, b)) = (pair[0], pair[1]);
+        (t1 == t2 && a != b).then_some((t1, a, b))
+    })
 }
 
 /// Leader Append-Only: a leader never overwrites or deletes its log entries
@@ -47,52 +46,92 @@ pub fn leader_append_only(state: &RaftState) -> bool {
 /// are identical in every entry up to that index (snapshot-covered prefixes
 /// compared through the snapshot image).
 pub fn log_matching(state: &RaftState) -> bool {
+    logs_that_do_not_match(state).is_none()
+}
+
+/// Where Log Matching fails: two servers `a` and `b`, an index at which
+/// both hold an entry of the same term, and the first index, at or below
+/// it, at which their logs differ.
+pub struct LogMismatch {
+    pub a: NodeId,
+    pub b: NodeId,
+    pub index: Index,
+    pub term: Term,
+    pub first_difference: Index,
+}
+
+pub fn logs_that_do_not_match(state: &RaftState) -> Option<LogMismatch> {
     for (i, a) in state.servers.iter().enumerate() {
         for b in &state.servers[i + 1..] {
             let common = log_length(a).min(log_length(b));
-            let mut first_difference = None;
-            for index in 1..=common {
-                let (entry_a, entry_b) = (entry_at(a, index), entry_at(b, index));
-                if first_difference.is_none() && entry_a != entry_b {
-                    first_difference = Some(index);
-                }
-                let same_term =
-                    entry_a.is_some() && entry_a.map(|e| e.term) == entry_b.map(|e| e.term);
-                if same_term && first_difference.is_some() {
-                    return false;
-                }
+            let Some(first_difference) =
+                (1..=common).find(|&index| entry_at(a, index) != entry_at(b, index))
+            else {
+                continue;
+            };
+            // An entry of the same term at or past the first difference.
+            let same_term = (first_difference..=common).find_map(|index| {
+                let term = entry_at(a, index)?.term;
+                (entry_at(b, index).map(|e| e.term) == Some(term)).then_some((index, term))
+            });
+            if let Some((index, term)) = same_term {
+                return Some(LogMismatch {
+                    a: a.id(),
+                    b: b.id(),
+                    index,
+                    term,
+                    first_difference,
+                });
             }
         }
     }
-    true
+    None
 }
 
 /// Leader Completeness: an entry committed in term `ct` is in the log of every
 /// leader of a later term (or inside its snapshot).
 pub fn leader_completeness(state: &RaftState) -> bool {
-    state.committed.iter().all(|&(index, term, commit_term)| {
-        state
-            .servers
-            .iter()
-            .filter(|l| l.role() == Role::Leader && l.current_term() > commit_term)
-            .all(|l| index <= l.log().snapshot_index || l.log().term_at(index) == Some(term))
-    })
+    committed_entry_missing_from_a_leader(state).is_none()
+}
+
+/// Where Leader Completeness fails: a committed `(index, term, commit
+/// term)` and a leader of a later term whose log lacks it.
+pub fn committed_entry_missing_from_a_leader(
+    state: &RaftState,
+) -> Option<((Index, Term, Term), &RaftServer)> {
+    state
+        .committed
+        .iter()
+        .find_map(|&(index, term, commit_term)| {
+            state
+                .servers
+                .iter()
+                .filter(|l| l.role() == Role::Leader && l.current_term() > commit_term)
+                .find(|l| index > l.log().snapshot_index && l.log().term_at(index) != Some(term))
+                .map(|leader| ((index, term, commit_term), leader))
+        })
 }
 
 /// State Machine Safety: servers that applied an index applied the same entry
 /// there (applied prefix = snapshot image then entries up to the commit index).
 pub fn state_machine_safety(state: &RaftState) -> bool {
+    applied_entries_that_differ(state).is_none()
+}
+
+/// Where State Machine Safety fails: two servers and an index both applied
+/// with different entries (or one the server does not hold).
+pub fn applied_entries_that_differ(state: &RaftState) -> Option<(&RaftServer, &RaftServer, Index)> {
     for (i, a) in state.servers.iter().enumerate() {
         for b in &state.servers[i + 1..] {
             let both = a.commit_index().min(b.commit_index());
-            for index in 1..=both {
-                if entry_at(a, index) != entry_at(b, index) || entry_at(a, index).is_none() {
-                    return false;
-                }
+            if let Some(index) = (1..=both).find(|&index| {
+                entry_at(a, index) != entry_at(b, index) || entry_at(a, index).is_none()
+            }) {
+                return Some((a, b, index));
             }
         }
     }
-    true
+    None
 }
 
 /// ReadIndexSafety (linearizable reads, paper §8): every read released at
@@ -100,13 +139,21 @@ pub fn state_machine_safety(state: &RaftState) -> bool {
 /// was registered, so its answer reflects every write that completed before
 /// the read arrived.
 pub fn read_index_safety(state: &RaftState) -> bool {
-    state.reads_ready.iter().all(|&(id, index)| {
+    read_answered_too_early(state).is_none()
+}
+
+/// Where ReadIndexSafety fails: a released read `(id, index)` and its bound
+/// (`None`: the read was never registered, which a released read must be).
+pub fn read_answered_too_early(state: &RaftState) -> Option<(u64, Index, Option<Index>)> {
+    state.reads_ready.iter().find_map(|&(id, index)| {
         let bound = usize::try_from(id)
             .ok()
             .and_then(|id| id.checked_sub(1))
-            .and_then(|k| state.read_bound.get(k));
-        // A released read was registered first (`readBound` has its entry).
-        bound.is_some_and(|&bound| index >= bound)
+            .and_then(|k| state.read_bound.get(k).copied());
+        match bound {
+            Some(bound) if index >= bound => None,
+            _ => Some((id, index, bound)),
+        }
     })
 }
 

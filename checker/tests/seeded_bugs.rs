@@ -12,22 +12,18 @@
 use raft_checker::action::Action;
 use raft_checker::bounds::Bounds;
 use raft_checker::model::{self, RaftModel};
-use raft_checker::properties;
 use raft_checker::run::{RunOptions, StatePath, run};
 use raft_checker::state::RaftState;
 use raft_checker::step;
 use raft_model::Bug;
 
 fn holds(property: &str, state: &RaftState) -> bool {
-    match property {
-        model::ELECTION_SAFETY => properties::election_safety(state),
-        model::LEADER_APPEND_ONLY => properties::leader_append_only(state),
-        model::LOG_MATCHING => properties::log_matching(state),
-        model::LEADER_COMPLETENESS => properties::leader_completeness(state),
-        model::STATE_MACHINE_SAFETY => properties::state_machine_safety(state),
-        model::READ_INDEX_SAFETY => properties::read_index_safety(state),
-        other => panic!("not a safety property: {other}"),
-    }
+    let condition = model::condition(property).unwrap_or_else(|| panic!("no property {property}"));
+    assert!(
+        model::SAFETY_PROPERTIES.contains(&property),
+        "not a safety property: {property}"
+    );
+    condition(state)
 }
 
 /// Runs the checker with `bug` on `bounds` until `property` has a
