@@ -29,6 +29,15 @@ pub fn name(bug: Bug) -> &'static str {
     }
 }
 
+/// The `--bug NAME` parser: clap lists every bug's name in `--help` and in
+/// its error for an unknown one, from [`Bug::ALL`], so no help text can
+/// fall behind the list of bugs.
+pub fn parser() -> impl clap::builder::TypedValueParser<Value = Bug> {
+    use clap::builder::TypedValueParser as _;
+    let names: Vec<&'static str> = Bug::ALL.iter().map(|bug| name(*bug)).collect();
+    clap::builder::PossibleValuesParser::new(names).try_map(|text| parse(&text))
+}
+
 pub fn parse(text: &str) -> Result<Bug, String> {
     Bug::ALL
         .iter()

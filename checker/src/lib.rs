@@ -12,7 +12,7 @@
 //! [`action`] and [`step`] (the spec actions, driving the core), [`model`]
 //! (the stateright model and its properties), [`properties`] (the paper's
 //! safety properties), [`symmetry`] (reduction over server ids), [`run`] and
-//! [`report`] (running a check), [`trace`] (counterexamples, written in the
+//! [`report`] (running a check), [`shorten`] (shortest counterexamples), [`trace`] (counterexamples, written in the
 //! node's trace format `raft-trace/2`), [`bugs`] (seeded bug names).
 
 pub mod action;
@@ -27,6 +27,7 @@ pub mod progress;
 pub mod properties;
 pub mod report;
 pub mod run;
+pub mod shorten;
 pub mod state;
 pub mod step;
 pub mod symmetry;

@@ -26,7 +26,7 @@ use raft_checker::model::{
 };
 use raft_checker::report::{Report, Verdict};
 use raft_checker::run::{Outcome, RunOptions, Strategy, run};
-use raft_checker::{bugs, memory};
+use raft_checker::{bugs, memory, shorten};
 use raft_model::Bug;
 use stateright::Model;
 
@@ -61,11 +61,9 @@ enum Command {
 struct CommonArgs {
     #[command(flatten)]
     bound: BoundArgs,
-    /// Switch on a seeded bug of the core (to see the checker fail):
-    /// vote-twice, skip-up-to-date-check, commit-old-term,
-    /// keep-conflicting-suffix, commit-beyond-leader, install-stale-snapshot,
-    /// accept-stale-append, omit-persist-vote, omit-persist-log.
-    #[arg(long, value_name = "NAME", value_parser = bugs::parse)]
+    /// Switch on a seeded bug of the core, to see the checker fail
+    /// (model/src/bugs.rs says what each one breaks).
+    #[arg(long, value_name = "NAME", value_parser = bugs::parser())]
     bug: Option<Bug>,
     /// Turn symmetry reduction over server ids off.
     #[arg(long)]
@@ -99,6 +97,12 @@ struct CheckArgs {
     /// counterexample or example; other violations do not stop the search.
     #[arg(long, value_name = "PROPERTY", value_parser = parse_property)]
     stop_at: Option<&'static str>,
+    /// Seconds to spend shortening each counterexample the depth-first
+    /// search finds: a breadth-first search of the smallest bound that holds
+    /// it (its witness bound) finds a shortest one there. 0 keeps the
+    /// depth-first path.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    shorten: u64,
 }
 
 fn parse_property(text: &str) -> Result<&'static str, String> {
@@ -139,7 +143,8 @@ struct SimulateArgs {
 struct ExploreArgs {
     #[command(flatten)]
     bound: BoundArgs,
-    #[arg(long, value_name = "NAME", value_parser = bugs::parse)]
+    /// Switch on a seeded bug of the core (model/src/bugs.rs).
+    #[arg(long, value_name = "NAME", value_parser = bugs::parser())]
     bug: Option<Bug>,
     /// Address of the web UI (keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -168,7 +173,7 @@ struct MutantsArgs {
     #[arg(long, conflicts_with = "bound")]
     smallest: bool,
     /// Only these bugs (repeatable; default: every seeded bug).
-    #[arg(long = "bug", value_name = "NAME", value_parser = bugs::parse)]
+    #[arg(long = "bug", value_name = "NAME", value_parser = bugs::parser())]
     bugs: Vec<Bug>,
     /// Worker threads (default: the number of cores).
     #[arg(long)]
@@ -176,6 +181,10 @@ struct MutantsArgs {
     /// Give up on one bug after this many seconds (it then survives).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
+    /// Seconds to spend shortening each counterexample (as `check
+    /// --shorten`); 0 reports the depth-first one.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    shorten: u64,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -217,6 +226,37 @@ fn options(common: &CommonArgs, bounds: Bounds, strategy: Strategy) -> RunOption
     }
 }
 
+/// Replaces each depth-first counterexample by a shortest one of its witness
+/// bound (checker/src/shorten.rs), saying what it did.
+fn shorten_counterexamples(outcome: &mut Outcome, options: &RunOptions, budget: Duration) {
+    let violated: Vec<&'static str> = SAFETY_PROPERTIES
+        .iter()
+        .copied()
+        .filter(|name| outcome.discoveries.contains_key(name))
+        .collect();
+    for property in violated {
+        let path = &outcome.discoveries[property];
+        eprintln!(
+            "shortening the {property} counterexample ({} steps): breadth-first search of its witness bound, for at most {} s",
+            path.len().saturating_sub(1),
+            budget.as_secs()
+        );
+        match shorten::shorten(options, property, path, budget) {
+            Some((shortest, done)) => {
+                eprintln!(
+                    "{property}: {} steps -> {} (shortest within {}; {} states in {:.1} s)",
+                    done.from_steps, done.to_steps, done.witness, done.states, done.seconds
+                );
+                outcome.replace_discovery(property, shortest);
+            }
+            None => eprintln!(
+                "{property}: not shortened within {} s; keeping the depth-first path (raise --shorten)",
+                budget.as_secs()
+            ),
+        }
+    }
+}
+
 fn check(args: CheckArgs) -> Result<ExitCode, String> {
     let strategy = if args.bfs {
         Strategy::Bfs
@@ -243,6 +283,9 @@ fn check(args: CheckArgs) -> Result<ExitCode, String> {
         }
         eprintln!("checking `{name}`: {}", options.bounds);
         let mut outcome = run(&options);
+        if matches!(strategy, Strategy::Dfs) && args.shorten > 0 {
+            shorten_counterexamples(&mut outcome, &options, Duration::from_secs(args.shorten));
+        }
         let out = if several {
             args.common.out.join(name)
         } else {
@@ -393,8 +436,13 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, String> {
     // stateright's server panics if it cannot bind: find out first, clearly.
     TcpListener::bind(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let (_, bounds) = args.bound.resolve_one()?;
-    let model = RaftModel::new(bounds, args.bug.into_iter().collect());
-    println!("Explorer on http://{} (Ctrl-C to stop)", args.addr);
+    let model = RaftModel::stopping_at_first_violation(bounds, args.bug.into_iter().collect());
+    println!(
+        "Explorer on http://{} (Ctrl-C to stop). Its search stops at the first \
+         violation of an `always` property: the property's link then opens the \
+         counterexample.",
+        args.addr
+    );
     model.checker().serve(args.addr);
     Ok(ExitCode::SUCCESS)
 }
@@ -442,6 +490,7 @@ fn mutants(args: MutantsArgs) -> Result<ExitCode, String> {
                 bounds,
                 threads,
                 args.timeout.map(std::time::Duration::from_secs),
+                (args.shorten > 0).then(|| std::time::Duration::from_secs(args.shorten)),
             );
             let killed = tried.killed();
             row = Some(tried);

@@ -14,7 +14,7 @@
 //! is counted apart, so the report's "distinct states within bounds" is the
 //! figure TLC prints for the same bound.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use imbl::{OrdMap, OrdSet, Vector};
 use raft_model::{Bug, Config, NodeId, Server};
@@ -169,6 +169,11 @@ pub struct RaftModel {
     checked_boundary_states: AtomicUsize,
     /// List only actions that change the state (see [`RaftModel::for_simulation`]).
     only_effective_actions: bool,
+    /// Stop expanding states once one violates an `always` property (see
+    /// [`RaftModel::stopping_at_first_violation`]).
+    stop_at_violation: bool,
+    /// Set when a state violating an `always` property has been generated.
+    violation_seen: AtomicBool,
 }
 
 impl RaftModel {
@@ -179,7 +184,26 @@ impl RaftModel {
             kept_boundary_states: AtomicUsize::new(0),
             checked_boundary_states: AtomicUsize::new(0),
             only_effective_actions: false,
+            stop_at_violation: false,
+            violation_seen: AtomicBool::new(false),
         }
+    }
+
+    /// The model for the Explorer. Its background search (stateright's
+    /// on-demand checker) ignores `finish_when` and would go on after a
+    /// violation until every property had a discovery. This model keeps the
+    /// first violating state (so the checker records it as the
+    /// counterexample) and then keeps no other state, which ends the search.
+    pub fn stopping_at_first_violation(bounds: Bounds, bugs: Vec<Bug>) -> Self {
+        RaftModel {
+            stop_at_violation: true,
+            ..RaftModel::new(bounds, bugs)
+        }
+    }
+
+    /// Whether [`RaftModel::stopping_at_first_violation`] has stopped.
+    pub fn stopped_at_violation(&self) -> bool {
+        self.violation_seen.load(Ordering::Relaxed)
     }
 
     /// The model for stateright's simulation checker, which replays a walk
@@ -261,6 +285,15 @@ impl Model for RaftModel {
     }
 
     fn within_boundary(&self, state: &RaftState) -> bool {
+        if self.stop_at_violation {
+            if self.violation_seen.load(Ordering::Relaxed) {
+                return false;
+            }
+            if !properties::all_safety_properties_hold(state) {
+                self.violation_seen.store(true, Ordering::Relaxed);
+                return true;
+            }
+        }
         if step::within_bounds(&self.bounds, state) {
             return true;
         }

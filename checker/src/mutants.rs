@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::bounds::Bounds;
 use crate::bugs;
-use crate::run::{RunOptions, StatePath, run};
-use crate::state::log_length;
+use crate::run::{RunOptions, run};
+use crate::shorten::witness_bound;
 
 /// One bug's row of the report.
 #[derive(Clone, Debug, Serialize)]
@@ -26,8 +26,12 @@ pub struct Mutant {
     /// The `always` property the first counterexample violates; `None` when
     /// the bug survived.
     pub violated: Option<&'static str>,
-    /// Steps of that counterexample.
+    /// Steps of that counterexample: the shortest within its witness bound
+    /// when it could be shortened in time (checker/src/shorten.rs), else the
+    /// depth-first one.
     pub steps: Option<usize>,
+    /// Steps of the counterexample the depth-first search found.
+    pub dfs_steps: Option<usize>,
     /// Distinct states the search stored before it stopped.
     pub states: usize,
     pub seconds: f64,
@@ -46,13 +50,15 @@ impl Mutant {
 }
 
 /// Checks `bug` at `bounds` (depth-first, symmetry on), stopping at the first
-/// counterexample to any `always` property.
+/// counterexample to any `always` property, then spends up to `shorten`
+/// shortening it.
 pub fn check_mutant(
     bug: Bug,
     bound_name: &str,
     bounds: &Bounds,
     threads: usize,
     timeout: Option<Duration>,
+    shorten: Option<Duration>,
 ) -> Mutant {
     let mut options = RunOptions::check(bounds.clone());
     options.bug = Some(bug);
@@ -66,60 +72,22 @@ pub fn check_mutant(
         .properties
         .iter()
         .find(|p| p.expectation == "always" && p.steps.is_some());
+    let found = violated.and_then(|p| Some((p.name, outcome.discoveries.get(p.name)?)));
+    let shortest = found.zip(shorten).and_then(|((name, path), budget)| {
+        crate::shorten::shorten(&options, name, path, budget).map(|(short, _)| short)
+    });
+    let path = shortest.as_ref().or(found.map(|(_, path)| path));
     Mutant {
         bug: bugs::name(bug),
         bound: bound_name.to_string(),
         violated: violated.map(|p| p.name),
-        steps: violated.and_then(|p| p.steps),
+        steps: path.map(|path| path.len().saturating_sub(1)),
+        dfs_steps: violated.and_then(|p| p.steps),
         states: report.distinct_states,
         seconds: report.wall_time_secs,
         timed_out: !report.complete && violated.is_none(),
-        witness: violated
-            .and_then(|p| outcome.discoveries.get(p.name))
-            .map(|path| witness_bound(bounds, path)),
+        witness: path.map(|path| witness_bound(bounds, path)),
     }
-}
-
-/// The least bound, of the same shape as `bounds`, within which every state
-/// of `path` lies (see [`Mutant::witness`]).
-pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
-    let mut witness = Bounds {
-        max_term: 0,
-        max_log: 0,
-        max_requests: 0,
-        max_messages: 0,
-        max_restarts: 0,
-        max_compactions: 0,
-        max_reads: 0,
-        max_duplicates: 0,
-        max_drops: 0,
-        ..bounds.clone()
-    };
-    // The last state may lie outside the bound (a boundary state is still
-    // checked): its log and network need not fit.
-    let inside = path.len().saturating_sub(1).max(1);
-    for (k, (state, _)) in path.iter().enumerate() {
-        let term = state
-            .servers
-            .iter()
-            .map(|s| s.current_term())
-            .max()
-            .unwrap_or(0);
-        witness.max_term = witness.max_term.max(u8::try_from(term).unwrap_or(u8::MAX));
-        witness.max_requests = witness.max_requests.max(state.client_requests);
-        witness.max_restarts = witness.max_restarts.max(state.restarts);
-        witness.max_compactions = witness.max_compactions.max(state.compactions);
-        witness.max_reads = witness.max_reads.max(state.reads);
-        witness.max_duplicates = witness.max_duplicates.max(state.duplicates);
-        witness.max_drops = witness.max_drops.max(state.drops);
-        if k < inside {
-            let log = state.servers.iter().map(log_length).max().unwrap_or(0);
-            witness.max_log = witness.max_log.max(u8::try_from(log).unwrap_or(u8::MAX));
-            let copies = u8::try_from(state.network.copies()).unwrap_or(u8::MAX);
-            witness.max_messages = witness.max_messages.max(copies);
-        }
-    }
-    witness
 }
 
 /// The flags of a bound, as `check` takes them.
@@ -145,7 +113,7 @@ pub fn render(mutants: &[Mutant]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| bug | bound | verdict | property violated | steps | states | time |"
+        "| bug | bound | verdict | property violated | steps (depth-first) | states | time |"
     );
     let _ = writeln!(out, "| --- | --- | --- | --- | ---: | ---: | ---: |");
     for m in mutants {
@@ -160,7 +128,11 @@ pub fn render(mutants: &[Mutant]) -> String {
             m.bug,
             m.bound,
             m.violated.unwrap_or("-"),
-            m.steps.map_or_else(|| "-".to_string(), |n| n.to_string()),
+            match (m.steps, m.dfs_steps) {
+                (Some(n), Some(dfs)) if n != dfs => format!("{n} ({dfs})"),
+                (Some(n), _) => n.to_string(),
+                (None, _) => "-".to_string(),
+            },
             m.states,
             m.seconds
         );

@@ -238,6 +238,16 @@ fn property_report(
 }
 
 impl Outcome {
+    /// Puts `path` in place of the discovery of `name` (a shorter
+    /// counterexample, checker/src/shorten.rs), in the report too.
+    pub fn replace_discovery(&mut self, name: &'static str, path: StatePath) {
+        let steps = path.len().saturating_sub(1);
+        self.discoveries.insert(name, path);
+        if let Some(p) = self.report.properties.iter_mut().find(|p| p.name == name) {
+            p.steps = Some(steps);
+        }
+    }
+
     /// The trace of a discovery, for rendering.
     pub fn trace(&self, name: &'static str) -> Option<Trace<'_>> {
         let expectation = if SAFETY_PROPERTIES.contains(&name) {

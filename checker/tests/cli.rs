@@ -68,6 +68,53 @@ fn a_violation_exits_non_zero_and_writes_its_traces() {
 /// The walks must also get somewhere: a leader elected and a command
 /// committed (the `sometimes` goals in the JSON report), or they checked the
 /// safety properties on states where nothing happened.
+/// A depth-first counterexample is replaced by a shortest one of its witness
+/// bound, and the report, the list and the trace file all give the short one.
+#[test]
+fn a_counterexample_is_shortened_by_default() {
+    let run = |extra: &[&str]| {
+        let out = scratch(&format!("shorten{}", extra.len()));
+        let json = out.join("report.json");
+        let output = checker()
+            .args(["check", "--bug", "vote-twice", "--threads", "1"])
+            .args(["--bound", "elections"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("the checker runs");
+        assert_eq!(output.status.code(), Some(1));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
+                .expect("report is JSON");
+        let steps = report["properties"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "ElectionSafety"))
+            .and_then(|p| p["steps"].as_u64())
+            .expect("ElectionSafety has a counterexample");
+        let trace = std::fs::read_to_string(out.join("ElectionSafety.jsonl")).expect("trace");
+        let events = trace
+            .lines()
+            .filter(|l| l.starts_with("{\"kind\":\"event\""))
+            .count();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        (steps, events, stderr)
+    };
+    let (dfs_steps, _, _) = run(&["--shorten", "0"]);
+    let (steps, events, stderr) = run(&[]);
+    assert!(steps < dfs_steps, "{steps} steps, depth-first {dfs_steps}");
+    // Two candidates of one term, one voter voting twice: eight steps with
+    // at most four messages in flight (two of them to make room).
+    assert_eq!(steps, 8, "{stderr}");
+    assert_eq!(events as u64, steps, "one trace event per step");
+    assert!(
+        stderr.contains(&format!("{dfs_steps} steps -> 8")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_simulation_without_violation_exits_zero() {
     let out = scratch("simulation");

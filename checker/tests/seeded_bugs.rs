@@ -302,3 +302,45 @@ fn bug_names_round_trip() {
     }
     assert!(raft_checker::bugs::parse("no-such-bug").is_err());
 }
+
+/// The Explorer's model stops the search at the first violation: whatever
+/// checker drives it (the Explorer's on-demand one ignores `finish_when`),
+/// it keeps the violating state, so the counterexample is recorded, and then
+/// no other, where the plain model lets the search go on through the bound.
+/// (A breadth-first checker told to look for every property stands in for
+/// the Explorer's "run to completion" here.)
+#[test]
+fn explorer_search_stops_at_the_first_violation() {
+    use stateright::{Checker, Model};
+    // One term: s2 votes for both candidates of term 1.
+    let bounds = Bounds {
+        max_term: 1,
+        max_requests: 0,
+        ..Bounds::BASE
+    };
+    let count_states = |model: RaftModel| {
+        let checker = model
+            .checker()
+            .finish_when(stateright::HasDiscoveries::All)
+            .spawn_bfs()
+            .join();
+        let found = checker.discovery(model::ELECTION_SAFETY).is_some();
+        (
+            found,
+            checker.unique_state_count(),
+            checker.model().stopped_at_violation(),
+        )
+    };
+    let (found, stopping, stopped) = count_states(RaftModel::stopping_at_first_violation(
+        bounds.clone(),
+        vec![Bug::VoteTwice],
+    ));
+    assert!(found, "the counterexample is recorded");
+    assert!(stopped, "the model says it stopped");
+    let (_, whole, _) = count_states(RaftModel::new(bounds.clone(), vec![Bug::VoteTwice]));
+    println!("states kept: {stopping} stopping at the violation, {whole} without stopping");
+    assert!(
+        stopping * 2 < whole,
+        "the stopping search kept {stopping} states, the plain one {whole}"
+    );
+}

@@ -1,0 +1,110 @@
+//! Shorter counterexamples: a depth-first search finds a violation fast but
+//! along whatever path it happened to walk (often 40 steps or more, with
+//! detours). The path itself says how small a bound holds it (its witness
+//! bound); a breadth-first search of that small bound, stopped at the first
+//! state violating the same property, gives a shortest counterexample in it.
+
+use std::time::{Duration, Instant};
+
+use crate::bounds::Bounds;
+use crate::run::{RunOptions, StatePath, Strategy, run};
+use crate::state::log_length;
+
+/// The least bound, of the same shape as `bounds`, within which every state
+/// of `path` lies (see [`Mutant::witness`]).
+pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
+    let mut witness = Bounds {
+        max_term: 0,
+        max_log: 0,
+        max_requests: 0,
+        max_messages: 0,
+        max_restarts: 0,
+        max_compactions: 0,
+        max_reads: 0,
+        max_duplicates: 0,
+        max_drops: 0,
+        ..bounds.clone()
+    };
+    // The last state may lie outside the bound (a boundary state is still
+    // checked): its log and network need not fit.
+    let inside = path.len().saturating_sub(1).max(1);
+    for (k, (state, _)) in path.iter().enumerate() {
+        let term = state
+            .servers
+            .iter()
+            .map(|s| s.current_term())
+            .max()
+            .unwrap_or(0);
+        witness.max_term = witness.max_term.max(u8::try_from(term).unwrap_or(u8::MAX));
+        witness.max_requests = witness.max_requests.max(state.client_requests);
+        witness.max_restarts = witness.max_restarts.max(state.restarts);
+        witness.max_compactions = witness.max_compactions.max(state.compactions);
+        witness.max_reads = witness.max_reads.max(state.reads);
+        witness.max_duplicates = witness.max_duplicates.max(state.duplicates);
+        witness.max_drops = witness.max_drops.max(state.drops);
+        if k < inside {
+            let log = state.servers.iter().map(log_length).max().unwrap_or(0);
+            witness.max_log = witness.max_log.max(u8::try_from(log).unwrap_or(u8::MAX));
+            let copies = u8::try_from(state.network.copies()).unwrap_or(u8::MAX);
+            witness.max_messages = witness.max_messages.max(copies);
+        }
+    }
+    witness
+}
+
+/// What [`shorten`] did for one counterexample.
+#[derive(Clone, Debug)]
+pub struct Shortened {
+    pub property: &'static str,
+    /// Steps of the depth-first counterexample.
+    pub from_steps: usize,
+    /// Steps of the breadth-first one (equal when it is already shortest).
+    pub to_steps: usize,
+    /// The bound the breadth-first search explored.
+    pub witness: Bounds,
+    /// States that search stored, and its wall time.
+    pub states: usize,
+    pub seconds: f64,
+}
+
+/// Searches the witness bound of `path` (a counterexample to the `always`
+/// property `property` found with `options`) breadth-first on one thread,
+/// which stateright guarantees finds a shortest path there. Returns that path
+/// when it is shorter, with a record of the search; `None` when the search
+/// ran out of `budget` (the caller keeps the path it has).
+pub fn shorten(
+    options: &RunOptions,
+    property: &'static str,
+    path: &StatePath,
+    budget: Duration,
+) -> Option<(StatePath, Shortened)> {
+    let witness = witness_bound(&options.bounds, path);
+    let mut bfs = RunOptions::check(witness.clone());
+    bfs.bug = options.bug;
+    bfs.strategy = Strategy::Bfs;
+    // Several threads would interleave the levels: only one keeps BFS's
+    // promise of a shortest path.
+    bfs.threads = 1;
+    bfs.symmetry = false;
+    bfs.timeout = Some(budget);
+    bfs.stop_at = Some(property);
+    let started = Instant::now();
+    let outcome = run(&bfs);
+    let shortest = outcome.discoveries.get(property)?;
+    let from_steps = path.len().saturating_sub(1);
+    let to_steps = shortest.len().saturating_sub(1);
+    // The DFS path lies in the witness bound, so BFS cannot do worse.
+    assert!(
+        to_steps <= from_steps,
+        "BFS found {to_steps} steps where DFS found {from_steps}"
+    );
+    let record = Shortened {
+        property,
+        from_steps,
+        to_steps,
+        witness,
+        states: outcome.report.distinct_states,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Some((shortest.clone(), record))
+}
