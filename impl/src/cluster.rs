@@ -3,9 +3,19 @@
 //! directory and a log file under `--dir`; killing one process (e.g. the
 //! leader's) leaves the others running, and running the command again on the
 //! same directory restarts the nodes from their data.
+//!
+//! Ports: `cluster` binds each node's port itself (`--base-port` and the
+//! ports after it, or with `--base-port 0` ports the OS picks) before
+//! writing any configuration, and hands the node its socket as it starts
+//! (the launcher's `--listen-on-stdin`), so no other program can take a port
+//! between its being chosen and the node serving it. Then it lets go of its
+//! copy: the port is the node's, and a node killed and restarted by hand
+//! binds it again like any node. The metrics ports (`--metrics-base-port`)
+//! are bound by the nodes themselves: they are only checked free first.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,6 +29,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ClusterOptions {
     pub nodes: u64,
     pub host: String,
+    /// Node i's port is base_port + i - 1; 0: ports the OS picks.
     pub base_port: u16,
     pub metrics_base_port: Option<u16>,
     pub dir: PathBuf,
@@ -35,31 +46,94 @@ fn check_port_free(address: SocketAddr, what: &str) -> anyhow::Result<()> {
         .with_context(|| format!("{what} port {address} is not free (port in use?)"))
 }
 
-/// One launch per node: its config (written to `node-<id>.toml` under
-/// `dir`, validated and its ports checked free by [`write_configs`]) and its
-/// log file.
-pub fn launches(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Launch>> {
+/// Port `base + id - 1`, or an error naming the flag if it runs past 65535.
+fn nth_port(flag: &str, base: u16, id: u64) -> anyhow::Result<u16> {
+    u16::try_from(u64::from(base) + id - 1)
+        .map_err(|_| anyhow::anyhow!("{flag} {base} with node {id} runs past port 65535"))
+}
+
+/// The flags' own errors, before anything is bound or written (so that a
+/// range running past 65535 is refused as such, not as a port in use on the
+/// way).
+fn check_options(options: &ClusterOptions) -> anyhow::Result<()> {
     if options.nodes == 0 || options.nodes > 99 {
         anyhow::bail!("--nodes must be between 1 and 99");
     }
-    let members: Vec<Member> = (1..=options.nodes)
-        .map(|id| Member {
-            id,
-            address: format!("{}:{}", options.host, u64::from(options.base_port) + id - 1),
+    if options.base_port != 0 {
+        nth_port("--base-port", options.base_port, options.nodes)?;
+    }
+    match options.metrics_base_port {
+        // The nodes bind their metrics ports themselves: `cluster` could not
+        // learn a port the OS picked for a node.
+        Some(0) => anyhow::bail!("--metrics-base-port must be a port, not 0"),
+        Some(base) => {
+            nth_port("--metrics-base-port", base, options.nodes)?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Binds every node's listening socket, on `host` at base-port + i - 1, or
+/// with `--base-port 0` on a port the OS picks. `cluster` hands each node its
+/// socket ([`Launch::listener`]), so no port is free between being chosen
+/// (or checked) and being served.
+fn bind_listeners(options: &ClusterOptions) -> anyhow::Result<Vec<Arc<TcpListener>>> {
+    (1..=options.nodes)
+        .map(|id| {
+            let port = match options.base_port {
+                0 => 0,
+                base => nth_port("--base-port", base, id)?,
+            };
+            let listener = TcpListener::bind((options.host.as_str(), port)).with_context(|| {
+                if port == 0 {
+                    format!("cannot bind a port for node {id} on {}", options.host)
+                } else {
+                    format!(
+                        "node {id}'s gRPC port {}:{port} is not free (port in use?)",
+                        options.host
+                    )
+                }
+            })?;
+            Ok(Arc::new(listener))
         })
-        .collect();
-    Ok(members
+        .collect()
+}
+
+/// One launch per node, serving on its listener from [`bind_listeners`]:
+/// its config (written to `node-<id>.toml` under `dir`, validated by
+/// [`write_configs`]) and its log file.
+pub fn launches(
+    options: &ClusterOptions,
+    exe: &Path,
+    listeners: &[Arc<TcpListener>],
+) -> anyhow::Result<Vec<Launch>> {
+    let members: Vec<Member> = (1..)
+        .zip(listeners)
+        .map(|(id, listener)| {
+            Ok(Member {
+                id,
+                // The host as given (a name stays a name), the port as bound.
+                address: format!("{}:{}", options.host, listener.local_addr()?.port()),
+            })
+        })
+        .collect::<std::io::Result<_>>()?;
+    members
         .iter()
-        .map(|member| {
+        .zip(listeners)
+        .map(|(member, listener)| {
+            let metrics = options
+                .metrics_base_port
+                .map(|base| nth_port("--metrics-base-port", base, member.id))
+                .transpose()?
+                .map(|port| format!("{}:{port}", options.host));
             let file = FileConfig {
                 cluster_id: Some(options.cluster_id.clone()),
                 id: Some(member.id),
                 listen: None,
                 data_dir: Some(options.dir.join(format!("node-{}", member.id))),
                 init: Some(true),
-                metrics: options
-                    .metrics_base_port
-                    .map(|port| format!("{}:{}", options.host, u64::from(port) + member.id - 1)),
+                metrics,
                 snapshot_threshold: options.snapshot_threshold,
                 trace_dir: options.trace_dir.clone(),
                 members: Some(members.clone()),
@@ -70,22 +144,37 @@ pub fn launches(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Laun
             // if it dies; Ctrl-C stops them explicitly.
             let mut launch = Launch::new(exe, "run", file, &config_path)
                 .log_to(&options.dir.join(format!("node-{}.log", member.id)))
-                .kill_on_drop(false);
+                .kill_on_drop(false)
+                .listener(listener.clone());
             launch.log_level = options.log_level.clone();
-            launch
+            Ok(launch)
         })
-        .collect())
+        .collect()
 }
 
-/// Writes one config file per node under `dir` (validated exactly as `run`
-/// will, its ports checked free) and returns the launches.
+/// Binds the nodes' sockets, writes one config file per node under `dir`
+/// (validated exactly as `run` will, its metrics port checked free) and
+/// returns the launches.
 pub fn write_configs(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Launch>> {
-    let launches = launches(options, exe)?;
+    check_options(options)?;
+    let listeners = bind_listeners(options)?;
+    let launches = launches(options, exe, &listeners)?;
     std::fs::create_dir_all(&options.dir)
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
-    for launch in &launches {
+    for (launch, listener) in launches.iter().zip(&listeners) {
         let config = launch.write_config()?;
-        check_port_free(config.listen, &format!("node {}'s gRPC", config.id))?;
+        let bound = listener.local_addr()?;
+        // The node refuses a socket bound elsewhere than its listen address
+        // (resolved from the member address): say so here, not in its log.
+        if config.listen != bound {
+            anyhow::bail!(
+                "node {}'s address {} resolves to {}, but its socket was bound to {bound}: \
+                 give --host as an IP address",
+                config.id,
+                config.members[&config.id],
+                config.listen
+            );
+        }
         if let Some(metrics) = config.metrics {
             check_port_free(metrics, &format!("node {}'s metrics", config.id))?;
         }
@@ -104,8 +193,14 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         options.dir.display()
     );
     println!("{:>4} {:>8}  {:<22} log", "node", "pid", "address");
-    for launch in launches {
+    let mut endpoints = Vec::new();
+    for mut launch in launches {
         let process = launch.spawn()?;
+        // The node holds its socket now. Dropping this command's copy makes
+        // the port the node's alone, so that a node killed and restarted by
+        // hand (`run --config`, as printed below) can bind it again.
+        launch.listener = None;
+        endpoints.push(process.address().to_owned());
         println!(
             "{:>4} {:>8}  {:<22} {}",
             process.id(),
@@ -124,9 +219,6 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
             println!("{err:#}");
         }
     }
-    let endpoints: Vec<String> = (1..=options.nodes)
-        .map(|id| format!("{}:{}", options.host, u64::from(options.base_port) + id - 1))
-        .collect();
     println!();
     println!(
         "try:  raft-node client --endpoints {} put greeting hello",

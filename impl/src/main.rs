@@ -41,10 +41,23 @@ struct ClusterArgs {
     nodes: u64,
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Node i listens on base-port + i - 1.
+    /// Node i listens on base-port + i - 1; 0: on ports the OS picks
+    /// (`cluster` prints them, and the client command that uses them).
+    ///
+    /// `cluster` binds every port itself and hands each node its socket, so
+    /// no other program can take a port between its check and the node
+    /// serving it; after that the port is the node's. A node you kill frees
+    /// its port, and restarting it (`run --config`) binds that port again:
+    /// if another program took it meanwhile (more likely with 0, whose ports
+    /// come from the range the OS also gives outgoing connections), the node
+    /// stops with "cannot listen".
     #[arg(long, default_value_t = 7001)]
     base_port: u16,
     /// Node i serves metrics on metrics-base-port + i - 1 (default: none).
+    ///
+    /// The nodes bind these ports themselves: `cluster` checks them free
+    /// first, and a node whose metrics port was taken in between stops with
+    /// an error. 0 is not accepted.
     #[arg(long)]
     metrics_base_port: Option<u16>,
     /// Where configs, data directories and logs go.

@@ -275,6 +275,54 @@ async fn a_restarted_follower_catches_up_from_a_snapshot_after_compaction() {
     cluster.shutdown().await;
 }
 
+/// While a node is stopped its port stays the cluster's: no other program
+/// can bind it (std, like tokio and most servers, sets SO_REUSEADDR), so the
+/// restarted node serves where its peers send. And the stopped node is
+/// unreachable, not paused: a connection to it is closed at once and an RPC
+/// fails at once, instead of waiting in the socket's backlog to be read by
+/// the restarted node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_keeps_its_port_and_is_unreachable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let address = cluster.address(follower);
+    cluster.stop_node(follower).await;
+
+    let taken = std::net::TcpListener::bind(&address);
+    assert!(
+        taken.is_err(),
+        "the port of a stopped node was free for another program: {taken:?}"
+    );
+
+    // The HTTP/2 preface, as a peer's connection starts: the connection is
+    // closed without an answer (end of stream, or a reset).
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _ = stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a connection to a stopped node was not closed: {read:?}"
+    );
+    let mut client = raft_node::client::KvClient::new(vec![address.clone()]).unwrap();
+    client.rpc_timeout = Duration::from_secs(3);
+    let started = Instant::now();
+    let status = client.status_of(&address).await;
+    assert!(
+        status.is_err() && started.elapsed() < Duration::from_secs(2),
+        "a stopped node's RPC did not fail at once ({:?}): {status:?}",
+        started.elapsed()
+    );
+
+    cluster.restart_node(follower).await.unwrap();
+    let status = client.status_of(&address).await.unwrap();
+    assert_eq!(status.id, follower);
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_write_is_lost_when_every_node_restarts() {
     let dir = tempfile::tempdir().unwrap();

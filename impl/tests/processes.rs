@@ -133,20 +133,6 @@ fn quick_start_survives_killing_the_leader_process() {
     assert!(put.status.success(), "{put:?}");
 }
 
-/// A base port with `count` consecutive free ports after it.
-fn free_port_range(count: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_ports(1)[0];
-        if base > u16::MAX - count {
-            continue;
-        }
-        if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {count} consecutive free ports");
-}
-
 struct ClusterProcess {
     child: Child,
     node_pids: Vec<u32>,
@@ -164,14 +150,16 @@ impl Drop for ClusterProcess {
 }
 
 /// The README's quick start, literally: `raft-node cluster`, a put and a
-/// get, `kill -9` of the leader's pid as printed, another write.
+/// get, `kill -9` of the leader's pid as printed, another write. With
+/// `--base-port 0` the command binds ports the OS picks and hands them to
+/// its nodes, and the test reads them from the table it prints: no port is
+/// probed here and bound by another process later.
 #[test]
 fn the_cluster_command_runs_the_quick_start() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let base = free_port_range(3);
     let mut child = Command::new(BIN)
-        .args(["cluster", "--nodes", "3", "--base-port", &base.to_string()])
+        .args(["cluster", "--nodes", "3", "--base-port", "0"])
         .arg("--dir")
         .arg(dir.path().join("c"))
         .stdin(Stdio::null())
@@ -186,25 +174,31 @@ fn the_cluster_command_runs_the_quick_start() {
     };
     // The table: "node pid address log", one line per node.
     let mut pids = BTreeMap::new();
+    let mut addresses = Vec::new();
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line.unwrap();
         let fields: Vec<&str> = line.split_whitespace().collect();
         if let [id, pid, address, _log] = fields.as_slice()
             && let (Ok(id), Ok(pid)) = (id.parse::<usize>(), pid.parse::<u32>())
         {
-            assert!(address.starts_with("127.0.0.1:"));
             pids.insert(id, pid);
             cluster.node_pids.push(pid);
+            addresses.push(address.to_string());
         }
         if line.starts_with("Ctrl-C") {
             break;
         }
     }
+    // Checked once every pid is known, so that a failure kills every node.
     assert_eq!(pids.len(), 3, "the cluster printed its nodes");
-    let endpoints = (0..3)
-        .map(|i| format!("127.0.0.1:{}", base + i))
-        .collect::<Vec<_>>()
-        .join(",");
+    for address in &addresses {
+        let port = address.strip_prefix("127.0.0.1:").map(str::parse::<u16>);
+        assert!(
+            matches!(port, Some(Ok(port)) if port != 0),
+            "a node at {address}"
+        );
+    }
+    let endpoints = addresses.join(",");
     let put = client(&endpoints, &["put", "greeting", "hello"]);
     assert!(put.status.success(), "{put:?}");
     let get = client(&endpoints, &["get", "greeting"]);
@@ -216,6 +210,56 @@ fn the_cluster_command_runs_the_quick_start() {
     let get = client(&endpoints, &["get", "greeting"]);
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "again");
     assert_ne!(leader(&endpoints), old);
+}
+
+/// `cluster`'s refusals of its port flags: a taken port is named; a range
+/// past 65535 and a metrics base port of 0 are refused before anything is
+/// bound.
+#[test]
+fn the_cluster_command_refuses_bad_ports_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().join("c");
+    let dir = dir.to_str().unwrap();
+    // Held by the test for the whole check: the refusal cannot be a race.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let base = ["cluster", "--nodes", "1", "--dir", dir];
+
+    let taken = [&base[..], &["--base-port", &port]].concat();
+    let message = run_expecting_failure(&taken);
+    assert!(
+        message.contains(&format!("node 1's gRPC port 127.0.0.1:{port} is not free")),
+        "{message}"
+    );
+
+    let past = [
+        "cluster",
+        "--nodes",
+        "3",
+        "--dir",
+        dir,
+        "--base-port",
+        "65534",
+    ];
+    let message = run_expecting_failure(&past);
+    assert!(
+        message.contains("--base-port 65534 with node 3 runs past port 65535"),
+        "{message}"
+    );
+
+    let metrics = [&base[..], &["--base-port", "0", "--metrics-base-port", "0"]].concat();
+    let message = run_expecting_failure(&metrics);
+    assert!(
+        message.contains("--metrics-base-port must be a port"),
+        "{message}"
+    );
+    let metrics = ["cluster", "--nodes", "2", "--dir", dir, "--base-port", "0"];
+    let metrics = [&metrics[..], &["--metrics-base-port", "65535"]].concat();
+    let message = run_expecting_failure(&metrics);
+    assert!(
+        message.contains("--metrics-base-port 65535 with node 2 runs past port 65535"),
+        "{message}"
+    );
 }
 
 fn run_expecting_failure(args: &[&str]) -> String {
