@@ -85,6 +85,18 @@ pub struct Preset {
     pub name: &'static str,
     pub bounds: Bounds,
     pub about: &'static str,
+    /// Distinct states within bounds an exhaustive search of it stores (with
+    /// symmetry), as measured on the correct core (checker/README.md,
+    /// "Figures"): only for the progress line's estimate of what is left.
+    pub states: Option<usize>,
+}
+
+/// The recorded size of the named bound `name`, if `bounds` are its own.
+pub fn recorded_states(name: &str, bounds: &Bounds) -> Option<usize> {
+    PRESETS
+        .iter()
+        .find(|preset| preset.name == name && preset.bounds == *bounds)
+        .and_then(|preset| preset.states)
 }
 
 /// The named bounds (`--bound NAME`). Each member of the default suite is
@@ -100,6 +112,7 @@ pub const PRESETS: &[Preset] = &[
         },
         about: "four terms, logs of two (the no-ops of the elections), four messages in flight: \
                 Figure 8 (commit-old-term), votes, up-to-date and consistency checks, stale responses",
+        states: Some(4_483_047),
     },
     Preset {
         name: "crashes",
@@ -108,6 +121,7 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "two terms, one command, one restart: what a crash loses (persist effects omitted)",
+        states: Some(1_925_906),
     },
     Preset {
         name: "snapshots",
@@ -116,7 +130,8 @@ pub const PRESETS: &[Preset] = &[
             max_append_entries: 2,
             ..Bounds::BASE
         },
-        about: "two terms, one command, one compaction, batches of two: InstallSnapshot against stale, matching and conflicting logs, batches the snapshot partly covers",
+        about: "two terms, one command, one compaction, batches of two: InstallSnapshot against stale and conflicting logs, batches the snapshot partly covers",
+        states: Some(2_222_833),
     },
     Preset {
         name: "reads",
@@ -126,6 +141,7 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "two terms, one ReadIndex: a read served by a deposed or a brand-new leader",
+        states: Some(1_019_234),
     },
     Preset {
         name: "batching",
@@ -135,6 +151,43 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "three terms, one command, two entries per AppendEntries: conflicts inside a batch",
+        states: Some(1_834_623),
+    },
+    Preset {
+        name: "stale",
+        bounds: Bounds {
+            max_term: 3,
+            ..Bounds::BASE
+        },
+        about: "three terms, one command, one entry per request: a follower's rejection of an old \
+                leader's request reaching the follower's new leader, which backs off past what the \
+                follower holds (commit-beyond-leader)",
+        states: Some(2_099_936),
+    },
+    Preset {
+        name: "ahead",
+        bounds: Bounds {
+            max_term: 1,
+            max_messages: 5,
+            max_compactions: 1,
+            max_append_entries: 2,
+            ..Bounds::BASE
+        },
+        about: "one term, one command, one compaction, batches of two, five messages in flight: a \
+                snapshot reaching a follower that already holds the batch past it, whose matching \
+                suffix it keeps",
+        states: Some(1_946_618),
+    },
+    Preset {
+        name: "deep",
+        bounds: Bounds {
+            max_term: 4,
+            max_log: 3,
+            ..Bounds::BASE
+        },
+        about: "four terms, logs of three, one command: 85,665,757 states, a run of about twenty \
+                minutes on two cores (checker/README.md, \"Figures\")",
+        states: Some(85_665_757),
     },
     Preset {
         name: "spec",
@@ -145,6 +198,7 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "spec/MCRaft.cfg: compared with TLC state for state (302,222 each), every core action",
+        states: Some(302_222),
     },
     Preset {
         name: "tiny",
@@ -153,6 +207,7 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "a smoke test: too small for a command to commit",
+        states: Some(8_156),
     },
     Preset {
         name: "five",
@@ -163,6 +218,7 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "five servers, one term",
+        states: None,
     },
 ];
 
@@ -170,7 +226,15 @@ pub const PRESETS: &[Preset] = &[
 /// `check` runs without a bound: together its members find every seeded bug.
 pub const SUITES: &[(&str, &[&str])] = &[(
     "default",
-    &["elections", "crashes", "snapshots", "reads", "batching"],
+    &[
+        "elections",
+        "crashes",
+        "snapshots",
+        "reads",
+        "batching",
+        "stale",
+        "ahead",
+    ],
 )];
 
 /// The members of a suite, or the one named bound.
@@ -207,8 +271,9 @@ pub fn names() -> Vec<&'static str> {
 /// [`Bounds::BASE`] with the flags.
 #[derive(Args, Clone, Debug, Default)]
 pub struct BoundArgs {
-    /// A named bound or suite: default (the suite `check` runs), elections,
-    /// spec, tiny, five (see checker/README.md, "Bounds").
+    /// A named bound or suite: `default` (the suite `check` runs), one of
+    /// its members, `spec`, `tiny`, `five`, `deep` (checker/README.md,
+    /// "Bounds"; an unknown name is refused with the list).
     #[arg(long, value_name = "NAME")]
     pub bound: Option<String>,
     /// Number of servers (`Server`); the spec is symmetric in them.

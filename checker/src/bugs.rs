@@ -127,8 +127,8 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::InstallStaleSnapshot => bound(2, 2, 1, 3, 0, 1, 1, 0),
         Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => bound(2, 2, 0, 4, 0, 0, 1, 1),
         Bug::BatchChecksFirstEntryOnly => bound(3, 2, 1, 4, 0, 0, 2, 0),
+        Bug::CommitBeyondLeader => bound(3, 2, 1, 4, 0, 0, 1, 0),
         Bug::KeepConflictingSuffix
-        | Bug::CommitBeyondLeader
         | Bug::CountStaleAppendSuccess
         | Bug::SnapshotKeepsConflictingSuffix => return None,
     };

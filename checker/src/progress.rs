@@ -1,7 +1,9 @@
 //! Progress while the checker runs, fed from stateright's `Reporter` events:
 //! an indicatif spinner line on a terminal, a plain line every ten seconds
 //! otherwise (CI logs). stateright does not expose its DFS stack or BFS queue,
-//! so the line shows what it reports: states, rate, depth, elapsed time.
+//! so the line shows what it reports: states, rate, depth, elapsed time. When
+//! the run is a named bound of known size (`Preset::states`, measured), the
+//! line adds how far along it is and an estimate of the time left.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -26,6 +28,8 @@ pub struct Progress<M: Model> {
     bar: Option<ProgressBar>,
     quiet: bool,
     last_line: Option<Instant>,
+    /// Distinct states this search is expected to store, when known.
+    expected: Option<usize>,
     pub totals: Totals,
     /// The discoveries, handed over at the end of the run.
     pub discoveries: BTreeMap<&'static str, Path<M::State, M::Action>>,
@@ -47,21 +51,42 @@ impl<M: Model> Progress<M> {
             bar,
             quiet,
             last_line: None,
+            expected: None,
             totals: Totals::default(),
             discoveries: BTreeMap::new(),
         }
     }
 }
 
-fn line(data: &ReportData) -> String {
+impl<M: Model> Progress<M> {
+    /// Shows progress against `states` distinct states (a named bound's
+    /// recorded size).
+    pub fn expecting(mut self, states: Option<usize>) -> Self {
+        self.expected = states;
+        self
+    }
+}
+
+fn line(data: &ReportData, expected: Option<usize>) -> String {
     let seconds = data.duration.as_secs_f64().max(1e-3);
-    format!(
+    let rate = data.unique_states as f64 / seconds;
+    let mut line = format!(
         "distinct {} | generated {} | {:.0} distinct/s | depth {}",
-        data.unique_states,
-        data.total_states,
-        data.unique_states as f64 / seconds,
-        data.max_depth
-    )
+        data.unique_states, data.total_states, rate, data.max_depth
+    );
+    if let Some(expected) = expected.filter(|n| *n > 0) {
+        if data.unique_states <= expected {
+            let left = (expected - data.unique_states) as f64 / rate.max(1.0);
+            line.push_str(&format!(
+                " | {:.0}% of {expected}, about {:.0} s left",
+                100.0 * data.unique_states as f64 / expected as f64,
+                left
+            ));
+        } else {
+            line.push_str(&format!(" | past the recorded {expected}"));
+        }
+    }
+    line
 }
 
 impl<M: Model> Reporter<M> for Progress<M>
@@ -83,14 +108,18 @@ where
             return;
         }
         if let Some(bar) = &self.bar {
-            bar.set_message(line(&data));
+            bar.set_message(line(&data, self.expected));
         } else if !self.quiet
             && self
                 .last_line
                 .is_none_or(|last| last.elapsed() >= Duration::from_secs(10))
         {
             self.last_line = Some(Instant::now());
-            eprintln!("[{:>6.0}s] {}", data.duration.as_secs_f64(), line(&data));
+            eprintln!(
+                "[{:>6.0}s] {}",
+                data.duration.as_secs_f64(),
+                line(&data, self.expected)
+            );
         }
     }
 

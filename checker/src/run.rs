@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub stop_at: Option<&'static str>,
     /// No progress output.
     pub quiet: bool,
+    /// Distinct states the search is expected to store (a named bound's
+    /// recorded size), for the progress line's estimate.
+    pub expected_states: Option<usize>,
 }
 
 impl RunOptions {
@@ -62,6 +65,7 @@ impl RunOptions {
             keep_going: false,
             stop_at: None,
             quiet: true,
+            expected_states: None,
         }
     }
 }
@@ -115,7 +119,7 @@ fn finish<C>(checker: C, options: &RunOptions, symmetry: bool, start: Instant) -
 where
     C: Checker<RaftModel> + Send + Sync,
 {
-    let mut progress = Progress::<RaftModel>::new(options.quiet);
+    let mut progress = Progress::<RaftModel>::new(options.quiet).expecting(options.expected_states);
     let checker = checker.join_and_report(&mut progress);
     let elapsed = start.elapsed();
     let model = checker.model();

@@ -117,3 +117,35 @@ fn branch_goals_are_reached_where_measured() {
         assert!(report.violated().is_empty(), "{bounds}");
     }
 }
+
+/// A snapshot reaching a follower that already holds the batch past it
+/// (SnapshotKeptMatchingSuffix) needs five messages in flight: the batch,
+/// the snapshot, the other follower's answer and the follower's own
+/// answers, which must not reach the leader first. It is reached at the
+/// `ahead` member of the default suite.
+#[test]
+#[ignore = "heavy: run with cargo test --release -p raft-checker -- --ignored"]
+fn the_matching_suffix_is_kept_at_the_ahead_bound() {
+    let goal = model::SNAPSHOT_KEPT_SUFFIX;
+    let bounds = raft_checker::bounds::Bounds::preset("ahead").expect("ahead is a named bound");
+    let mut options = RunOptions::check(bounds.clone());
+    options.threads = 2;
+    options.stop_at = Some(goal);
+    let report = run(&options).report;
+    assert_eq!(
+        report.verdict_of(goal),
+        Some(Verdict::Reached),
+        "{goal} on {bounds}"
+    );
+    assert!(report.violated().is_empty(), "{bounds}");
+    // One fewer message in flight and it is out of reach.
+    let mut options = RunOptions::check(raft_checker::bounds::Bounds {
+        max_messages: 4,
+        ..bounds
+    });
+    options.threads = 2;
+    options.stop_at = Some(goal);
+    let report = run(&options).report;
+    assert!(report.complete, "the smaller bound is exhausted");
+    assert_ne!(report.verdict_of(goal), Some(Verdict::Reached), "{goal}");
+}

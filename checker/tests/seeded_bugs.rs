@@ -274,6 +274,17 @@ fn batch_checks_first_entry_only_breaks_state_machine_safety() {
     assert_caught(bug, smallest(bug), model::STATE_MACHINE_SAFETY);
 }
 
+/// A follower's rejection of a deposed leader's request, sent in the
+/// follower's newer term, reaches that term's leader, which takes it for a
+/// rejection of its own request and backs off to index 1; its next request
+/// proves only the first entry, and the follower commits its own second one.
+#[test]
+#[ignore = "heavy: run with cargo test --release -p raft-checker -- --ignored"]
+fn commit_beyond_leader_breaks_state_machine_safety() {
+    let bug = Bug::CommitBeyondLeader;
+    assert_caught(bug, smallest(bug), model::STATE_MACHINE_SAFETY);
+}
+
 /// Every bug with a known killing bound is tested above; the others are
 /// the open ones of checker/README.md, listed here so that a new bug is not
 /// forgotten.
@@ -281,7 +292,6 @@ fn batch_checks_first_entry_only_breaks_state_machine_safety() {
 fn every_bug_has_a_killing_bound_or_is_listed_open() {
     let open = [
         Bug::KeepConflictingSuffix,
-        Bug::CommitBeyondLeader,
         Bug::CountStaleAppendSuccess,
         Bug::SnapshotKeepsConflictingSuffix,
     ];

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 pub use raft_trace::{Line, SCHEMA, TraceWriter};
 pub use raft_trace::{format, vars, writer};
-pub use validate::{Failure, RunStep, Stream, Validated, validate, validate_with};
+pub use validate::{Failure, NetworkStep, RunStep, Stream, Validated, validate, validate_with};
 
 /// Reads the traces at `paths`: trace files (a node's, or a checker's
 /// counterexample holding every server's lines) and directories of

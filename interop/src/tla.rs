@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use raft_model::{Body, Message, Step};
 use serde_json::{Value, json};
 
-use crate::validate::{RunStep, Validated};
+use crate::validate::{NetworkStep, RunStep, Validated};
 use crate::vars;
 
 fn message(m: &Message<(), ()>) -> Value {
@@ -108,11 +108,25 @@ fn line(step: &RunStep) -> Value {
     r
 }
 
-/// The run as newline-delimited JSON for TraceRaft.tla.
+/// A network line: `{"action": "DuplicateMessage" | "DropMessage", "msg"}`
+/// (TraceRaft.tla's `IsNetworkLine`; no node, no state).
+fn network_line(step: &NetworkStep) -> Value {
+    json!({ "action": step.action, "msg": message(&step.message) })
+}
+
+/// The run as newline-delimited JSON for TraceRaft.tla, the network's own
+/// steps in their places.
 pub fn ndjson(validated: &Validated) -> String {
     let mut out = String::new();
-    for step in &validated.run {
+    let mut network = validated.network_steps.iter().peekable();
+    for (k, step) in validated.run.iter().enumerate() {
+        while let Some(n) = network.next_if(|n| n.before <= k) {
+            let _ = writeln!(out, "{}", network_line(n));
+        }
         let _ = writeln!(out, "{}", line(step));
+    }
+    for n in network {
+        let _ = writeln!(out, "{}", network_line(n));
     }
     out
 }

@@ -250,6 +250,21 @@ pub struct Validated {
     pub duplicated: usize,
     /// The checker's context, for a checker's trace.
     pub context: Option<Context>,
+    /// The network's own steps (a checker's `duplicate` and `drop` lines),
+    /// each placed before the step of [`Validated::run`] at its `before`
+    /// index (`run.len()`: after the last), for the exports: TraceRaft.tla
+    /// must copy a message before a second delivery consumes it.
+    pub network_steps: Vec<NetworkStep>,
+}
+
+/// A step of the network itself in a validated run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkStep {
+    /// The index in [`Validated::run`] of the step it precedes.
+    pub before: usize,
+    /// `DuplicateMessage` or `DropMessage`, as the spec names them.
+    pub action: &'static str,
+    pub message: raft_trace::TracedMessage,
 }
 
 /// Validates the streams of one cluster (one stream per node).
@@ -303,12 +318,30 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
         .iter()
         .filter_map(|n| n.initial.clone().map(|s| (n.node, s)))
         .collect();
-    let run = cluster
+    let run: Vec<RunStep> = cluster
         .steps
         .iter()
         .filter(|s| !s.lost && s.kept)
         .map(|s| s.step.clone())
         .collect();
+    // A network line recorded when `merged` steps had been merged goes
+    // before the first of those steps that is still in the run.
+    let network_steps = if keep_run {
+        cluster
+            .network_lines
+            .iter()
+            .map(|(merged, action, message)| NetworkStep {
+                before: cluster.steps[..*merged]
+                    .iter()
+                    .filter(|s| !s.lost && s.kept)
+                    .count(),
+                action,
+                message: message.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Validated {
         initial,
         run,
@@ -319,6 +352,7 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
         dropped: cluster.dropped,
         duplicated: cluster.duplicated,
         context,
+        network_steps,
     })
 }
 
@@ -385,6 +419,9 @@ struct Cluster {
     dropped: usize,
     /// Messages the network duplicated.
     duplicated: usize,
+    /// The network lines, in order: (merged steps before it, spec action,
+    /// message).
+    network_lines: Vec<(usize, &'static str, raft_trace::TracedMessage)>,
 }
 
 struct MergedStep {
@@ -535,9 +572,21 @@ impl NodeReplay {
                 }
                 Line::Event(event) => self.event(&at, event, cluster)?,
                 // The message was sent (the wait above): the network lost it.
-                Line::Drop { .. } => cluster.dropped += 1,
+                Line::Drop { message } => {
+                    cluster.dropped += 1;
+                    let at = cluster.steps.len();
+                    cluster
+                        .network_lines
+                        .push((at, "DropMessage", message.clone()));
+                }
                 // Likewise: the network copied a message that was sent.
-                Line::Duplicate { .. } => cluster.duplicated += 1,
+                Line::Duplicate { message } => {
+                    cluster.duplicated += 1;
+                    let at = cluster.steps.len();
+                    cluster
+                        .network_lines
+                        .push((at, "DuplicateMessage", message.clone()));
+                }
                 Line::Checker(_) => {}
             }
             self.next += 1;

@@ -207,3 +207,70 @@ fn the_itf_export_reads_back_through_the_itf_crate() {
         }
     }
 }
+
+/// The network's own steps reach the TLC export in their places: a
+/// `duplicate` line (which TraceRaft.tla needs before a second delivery
+/// consumes the copy) comes after the step that sent the message and before
+/// the receiver's next step, and a `drop` at the end of the receiver's stream
+/// after the receiver's last step.
+#[test]
+fn the_tlc_export_writes_the_network_steps_in_place() {
+    let text = checker_trace(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The first vote request delivered, and the line of the Timeout that sent it.
+    let (delivery, request) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(k, l)| {
+            Some((
+                k,
+                l["step"]["HandleRequestVoteRequest"].as_object()?.clone(),
+            ))
+        })
+        .expect("a vote request delivered");
+    let duplicate = serde_json::json!({ "kind": "duplicate", "message": request });
+    let drop = serde_json::json!({ "kind": "drop", "message": request });
+    let mut edited: Vec<String> = text.lines().map(str::to_string).collect();
+    edited.insert(delivery, duplicate.to_string());
+    edited.push(drop.to_string());
+    let validated = raft_interop::validate(streams("network", &(edited.join("\n") + "\n")))
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!((validated.duplicated, validated.dropped), (1, 1));
+
+    let exported: Vec<serde_json::Value> = raft_interop::tla::ndjson(&validated)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        exported.len(),
+        validated.run.len() + 2,
+        "{:?}",
+        validated.network_steps
+    );
+    let position = |action: &str| {
+        exported
+            .iter()
+            .position(|l| l["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} line"))
+    };
+    let copied = position("DuplicateMessage");
+    assert_eq!(exported[copied]["msg"]["type"], "RequestVoteRequest");
+    assert_eq!(exported[copied]["msg"]["from"], request["from"]);
+    assert!(position("Timeout") < copied, "sent before it is copied");
+    let received = exported
+        .iter()
+        .position(|l| l["action"] == "HandleRequestVoteRequest" && l["node"] == request["to"])
+        .expect("the receiver's step");
+    assert!(copied < received, "copied before the receiver's next step");
+    // The drop, recorded last in the receiver's stream, comes after the
+    // receiver's last step (other servers' steps may be merged after it).
+    let lost = position("DropMessage");
+    let receiver_last = exported
+        .iter()
+        .rposition(|l| l["node"] == request["to"])
+        .expect("the receiver's steps");
+    assert!(receiver_last < lost, "dropped after the receiver's last step");
+}
