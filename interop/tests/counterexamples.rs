@@ -272,5 +272,8 @@ fn the_tlc_export_writes_the_network_steps_in_place() {
         .iter()
         .rposition(|l| l["node"] == request["to"])
         .expect("the receiver's steps");
-    assert!(receiver_last < lost, "dropped after the receiver's last step");
+    assert!(
+        receiver_last < lost,
+        "dropped after the receiver's last step"
+    );
 }
