@@ -349,8 +349,8 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
         restarts: nodes.iter().map(|n| n.restarts).sum(),
         events,
         messages: cluster.network.len(),
-        dropped: cluster.dropped,
-        duplicated: cluster.duplicated,
+        dropped: cluster.network_count("DropMessage"),
+        duplicated: cluster.network_count("DuplicateMessage"),
         context,
         network_steps,
     })
@@ -415,12 +415,8 @@ struct Cluster {
     receipts: Vec<(String, usize)>,
     /// Keep every step's input and server (for the exports).
     keep_run: bool,
-    /// Messages the network lost.
-    dropped: usize,
-    /// Messages the network duplicated.
-    duplicated: usize,
     /// The network lines, in order: (merged steps before it, spec action,
-    /// message).
+    /// message); they also give the counts of messages lost and duplicated.
     network_lines: Vec<(usize, &'static str, raft_trace::TracedMessage)>,
 }
 
@@ -433,6 +429,20 @@ struct MergedStep {
 }
 
 impl Cluster {
+    /// Records a network line at the current point of the merged run.
+    fn network_line(&mut self, action: &'static str, message: &raft_trace::TracedMessage) {
+        let at = self.steps.len();
+        self.network_lines.push((at, action, message.clone()));
+    }
+
+    /// How many network lines of `action` the run had.
+    fn network_count(&self, action: &str) -> usize {
+        self.network_lines
+            .iter()
+            .filter(|(_, a, _)| *a == action)
+            .count()
+    }
+
     fn check_no_lost_message_received(&self) -> Result<(), Failure> {
         for (key, receiver) in &self.receipts {
             let producers = &self.network[key].1;
@@ -572,21 +582,9 @@ impl NodeReplay {
                 }
                 Line::Event(event) => self.event(&at, event, cluster)?,
                 // The message was sent (the wait above): the network lost it.
-                Line::Drop { message } => {
-                    cluster.dropped += 1;
-                    let at = cluster.steps.len();
-                    cluster
-                        .network_lines
-                        .push((at, "DropMessage", message.clone()));
-                }
+                Line::Drop { message } => cluster.network_line("DropMessage", message),
                 // Likewise: the network copied a message that was sent.
-                Line::Duplicate { message } => {
-                    cluster.duplicated += 1;
-                    let at = cluster.steps.len();
-                    cluster
-                        .network_lines
-                        .push((at, "DuplicateMessage", message.clone()));
-                }
+                Line::Duplicate { message } => cluster.network_line("DuplicateMessage", message),
                 Line::Checker(_) => {}
             }
             self.next += 1;
