@@ -80,8 +80,9 @@ pub const REACHABILITY_PROPERTIES: [&str; 12] = [
 /// The `sometimes` properties whose branch a bound's flags make possible at
 /// all: CommandCommitted needs a client request, the read goals
 /// `--max-reads` > 0, the batch goals `--max-append-entries` > 1, the
-/// snapshot goals a compaction. The others
-/// are left out of the search and the report.
+/// snapshot goals a compaction, and a replaced leader, a conflict or a read
+/// failed by a lost leadership two terms. The others are left out of the
+/// search and the report.
 pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
     let reads = bounds.max_reads > 0;
     let snapshots = bounds.max_compactions > 0;

@@ -1,7 +1,7 @@
 //! The command line: exit status, report JSON and trace files.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// `check` on a small bound (the CLI's default bound is for release builds).
 const SMALL: [&str; 7] = [
@@ -24,19 +24,50 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn a_violation_exits_non_zero_and_writes_its_traces() {
-    let out = scratch("violation");
+/// Runs the checker with `args`, its traces in `out` and its JSON report
+/// beside them (the directory is made first: walks that find nothing write
+/// no trace); returns the process's output and the parsed report.
+fn run_with_report(args: &[&str], out: &Path) -> (Output, serde_json::Value) {
+    std::fs::create_dir_all(out).expect("scratch directory");
     let json = out.join("report.json");
-    let status = checker()
-        .args(["check", "--bug", "vote-twice", "--threads", "1"])
-        .args(["--bound", "tiny", "--max-messages", "4"])
+    let output = checker()
+        .args(args)
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .arg("--json")
         .arg(&json)
         .output()
         .expect("the checker runs");
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
+        .expect("report is JSON");
+    (output, report)
+}
+
+/// A property's entry in a JSON report.
+fn property<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("{name} reported"))
+}
+
+#[test]
+fn a_violation_exits_non_zero_and_writes_its_traces() {
+    let out = scratch("violation");
+    let (status, report) = run_with_report(
+        &[
+            "check",
+            "--bug",
+            "vote-twice",
+            "--threads",
+            "1",
+            "--bound",
+            "tiny",
+            "--max-messages",
+            "4",
+        ],
+        &out,
+    );
     assert_eq!(status.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(
@@ -48,16 +79,9 @@ fn a_violation_exits_non_zero_and_writes_its_traces() {
         "a numbered list of actions: {stdout}"
     );
 
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
-            .expect("report is JSON");
     assert_eq!(report["ok"], false);
     assert_eq!(report["bug"], "vote-twice");
-    let election = report["properties"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "ElectionSafety"))
-        .expect("ElectionSafety reported");
-    assert_eq!(election["verdict"], "violated");
+    assert_eq!(property(&report, "ElectionSafety")["verdict"], "violated");
     let trace = std::fs::read_to_string(out.join("ElectionSafety.jsonl")).expect("trace");
     assert!(trace.starts_with("{\"kind\":\"checker\""), "{trace}");
     let diagram = std::fs::read_to_string(out.join("ElectionSafety.mmd")).expect("diagram");
@@ -74,25 +98,20 @@ fn a_violation_exits_non_zero_and_writes_its_traces() {
 fn a_counterexample_is_shortened_by_default() {
     let run = |extra: &[&str]| {
         let out = scratch(&format!("shorten{}", extra.len()));
-        let json = out.join("report.json");
-        let output = checker()
-            .args(["check", "--bug", "vote-twice", "--threads", "1"])
-            .args(["--bound", "elections"])
-            .args(extra)
-            .arg("--out")
-            .arg(&out)
-            .arg("--json")
-            .arg(&json)
-            .output()
-            .expect("the checker runs");
+        let mut args = vec![
+            "check",
+            "--bug",
+            "vote-twice",
+            "--threads",
+            "1",
+            "--bound",
+            "elections",
+        ];
+        args.extend_from_slice(extra);
+        let (output, report) = run_with_report(&args, &out);
         assert_eq!(output.status.code(), Some(1));
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
-                .expect("report is JSON");
-        let steps = report["properties"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == "ElectionSafety"))
-            .and_then(|p| p["steps"].as_u64())
+        let steps = property(&report, "ElectionSafety")["steps"]
+            .as_u64()
             .expect("ElectionSafety has a counterexample");
         let trace = std::fs::read_to_string(out.join("ElectionSafety.jsonl")).expect("trace");
         let events = trace
@@ -118,11 +137,8 @@ fn a_counterexample_is_shortened_by_default() {
 #[test]
 fn a_simulation_without_violation_exits_zero() {
     let out = scratch("simulation");
-    // The report goes beside the traces, but walks that find nothing write none.
-    std::fs::create_dir_all(&out).expect("scratch directory");
-    let json = out.join("report.json");
-    let status = checker()
-        .args([
+    let (status, report) = run_with_report(
+        &[
             "simulate",
             "--bound",
             "crashes",
@@ -132,25 +148,18 @@ fn a_simulation_without_violation_exits_zero() {
             "3",
             "--threads",
             "1",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("the checker runs");
+        ],
+        &out,
+    );
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("random simulation"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
-            .expect("report is JSON");
     for goal in ["LeaderElected", "CommandCommitted"] {
-        let property = report["properties"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == goal))
-            .unwrap_or_else(|| panic!("{goal} reported"));
-        assert_eq!(property["verdict"], "reached", "{goal}: {stdout}");
+        assert_eq!(
+            property(&report, goal)["verdict"],
+            "reached",
+            "{goal}: {stdout}"
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -97,6 +97,26 @@ fn reads_hold_and_are_served_and_failed() {
 /// The branch goals of InstallSnapshot and batching are reached at small
 /// bounds (each search stops at its goal); the default suite reaches them
 /// all (checker/README.md, "Figures").
+/// An exhaustive search of `bounds` on two threads that stops when `goal`
+/// is reached.
+fn search_for(goal: &'static str, bounds: &Bounds) -> raft_checker::report::Report {
+    let mut options = RunOptions::check(bounds.clone());
+    options.threads = 2;
+    options.stop_at = Some(goal);
+    run(&options).report
+}
+
+/// `goal` is reached at `bounds`, with no property violated on the way.
+fn assert_reached(goal: &'static str, bounds: &Bounds) {
+    let report = search_for(goal, bounds);
+    assert_eq!(
+        report.verdict_of(goal),
+        Some(Verdict::Reached),
+        "{goal} on {bounds}"
+    );
+    assert!(report.violated().is_empty(), "{bounds}");
+}
+
 #[test]
 fn branch_goals_are_reached_where_measured() {
     let cases = [
@@ -105,16 +125,7 @@ fn branch_goals_are_reached_where_measured() {
     ];
     for (bounds, goal) in cases {
         assert!(model::applicable_goals(&bounds).contains(&goal), "{goal}");
-        let mut options = RunOptions::check(bounds.clone());
-        options.threads = 2;
-        options.stop_at = Some(goal);
-        let report = run(&options).report;
-        assert_eq!(
-            report.verdict_of(goal),
-            Some(Verdict::Reached),
-            "{goal} on {bounds}"
-        );
-        assert!(report.violated().is_empty(), "{bounds}");
+        assert_reached(goal, &bounds);
     }
 }
 
@@ -127,25 +138,16 @@ fn branch_goals_are_reached_where_measured() {
 #[ignore = "heavy: run with cargo test --release -p raft-checker -- --ignored"]
 fn the_matching_suffix_is_kept_at_the_ahead_bound() {
     let goal = model::SNAPSHOT_KEPT_SUFFIX;
-    let bounds = raft_checker::bounds::Bounds::preset("ahead").expect("ahead is a named bound");
-    let mut options = RunOptions::check(bounds.clone());
-    options.threads = 2;
-    options.stop_at = Some(goal);
-    let report = run(&options).report;
-    assert_eq!(
-        report.verdict_of(goal),
-        Some(Verdict::Reached),
-        "{goal} on {bounds}"
-    );
-    assert!(report.violated().is_empty(), "{bounds}");
+    let bounds = Bounds::preset("ahead").expect("ahead is a named bound");
+    assert_reached(goal, &bounds);
     // One fewer message in flight and it is out of reach.
-    let mut options = RunOptions::check(raft_checker::bounds::Bounds {
-        max_messages: 4,
-        ..bounds
-    });
-    options.threads = 2;
-    options.stop_at = Some(goal);
-    let report = run(&options).report;
+    let report = search_for(
+        goal,
+        &Bounds {
+            max_messages: 4,
+            ..bounds
+        },
+    );
     assert!(report.complete, "the smaller bound is exhausted");
     assert_ne!(report.verdict_of(goal), Some(Verdict::Reached), "{goal}");
 }
