@@ -31,6 +31,17 @@ pub enum ClientError {
     Unreachable { address: String, message: String },
 }
 
+/// One node's answer to a health check.
+#[derive(Clone, Debug)]
+pub struct Health {
+    /// gRPC health says SERVING.
+    pub serving: bool,
+    /// gRPC health's status name (`SERVING`, `NOT_SERVING`, ...).
+    pub status: String,
+    /// The node's reason, from its status (None if it gave none).
+    pub reason: Option<String>,
+}
+
 pub struct KvClient {
     endpoints: Vec<String>,
     channels: HashMap<String, GrpcClient<Channel>>,
@@ -80,6 +91,13 @@ impl KvClient {
         if let Some(client) = self.channels.get(address) {
             return Ok(client.clone());
         }
+        let client = GrpcClient::new(self.channel(address)?);
+        self.channels.insert(address.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// A lazily connecting channel to `address`, with TLS if configured.
+    fn channel(&self, address: &str) -> Result<Channel, ClientError> {
         let mut endpoint = Endpoint::from_shared(crate::tls::uri(address, self.tls.is_some()))
             .map_err(|_| ClientError::BadEndpoint(address.to_owned()))?
             .connect_timeout(Duration::from_secs(1))
@@ -93,9 +111,7 @@ impl KvClient {
                         message: format!("TLS configuration: {err}"),
                     })?;
         }
-        let client = GrpcClient::new(endpoint.connect_lazy());
-        self.channels.insert(address.to_owned(), client.clone());
-        Ok(client)
+        Ok(endpoint.connect_lazy())
     }
 
     /// Calls `op` on the leader, following redirects and retrying on
@@ -235,6 +251,43 @@ impl KvClient {
                 message: format!("no answer within {:?}", self.rpc_timeout),
             }),
         }
+    }
+
+    /// What one node's gRPC health says about the whole server (the empty
+    /// service name, as a load balancer asks), with the node's own reason
+    /// from its status when it gives one.
+    pub async fn health_of(&mut self, address: &str) -> Result<Health, ClientError> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel(address)?);
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        };
+        let status = match tokio::time::timeout(self.rpc_timeout, health.check(request)).await {
+            Ok(Ok(response)) => response.into_inner().status,
+            Ok(Err(status)) => {
+                return Err(ClientError::Unreachable {
+                    address: address.to_owned(),
+                    message: status.message().to_owned(),
+                });
+            }
+            Err(_) => {
+                return Err(ClientError::Unreachable {
+                    address: address.to_owned(),
+                    message: format!("no answer within {:?}", self.rpc_timeout),
+                });
+            }
+        };
+        let serving = status == ServingStatus::Serving as i32;
+        let status = ServingStatus::try_from(status).map_or_else(
+            |_| format!("UNKNOWN({status})"),
+            |s| s.as_str_name().to_owned(),
+        );
+        let reason = self.status_of(address).await.ok().map(|s| s.ready_reason);
+        Ok(Health {
+            serving,
+            status,
+            reason,
+        })
     }
 
     pub fn endpoints(&self) -> &[String] {

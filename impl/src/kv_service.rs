@@ -241,6 +241,8 @@ impl Kv for KvService {
             cluster_id: self.cluster_id.clone(),
             last_log_index: status.last_log_index,
             snapshot_index: status.snapshot_index,
+            ready: status.readiness.serving,
+            ready_reason: status.readiness.reason,
         }))
     }
 }

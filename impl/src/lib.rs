@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod node;
 pub mod peer_client;
 pub mod peer_service;
+pub mod readiness;
 #[cfg(feature = "seeded-bugs")]
 pub mod seeded_bugs;
 pub mod server;

@@ -111,6 +111,10 @@ enum ClientOp {
     },
     /// Every endpoint's status (id, role, term, leader, commit and applied index, members).
     Status,
+    /// Every endpoint's gRPC health, SERVING only with a leader heard from
+    /// within an election timeout (for the leader: a quorum heard), and why;
+    /// exits with failure unless every endpoint is SERVING.
+    Health,
 }
 
 async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
@@ -163,6 +167,30 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                     show(response.previous.as_ref())
                 );
                 anyhow::bail!("compare-and-swap failed");
+            }
+        }
+        ClientOp::Health => {
+            let mut unhealthy = 0;
+            for endpoint in client.endpoints().to_vec() {
+                match client.health_of(&endpoint).await {
+                    Ok(health) => {
+                        if !health.serving {
+                            unhealthy += 1;
+                        }
+                        let reason = health.reason.unwrap_or_else(|| "(no status)".to_owned());
+                        println!("{endpoint:<22} {:<12} {reason}", health.status);
+                    }
+                    Err(err) => {
+                        unhealthy += 1;
+                        println!("{endpoint:<22} {:<12} {err}", "UNREACHABLE");
+                    }
+                }
+            }
+            if unhealthy > 0 {
+                anyhow::bail!(
+                    "{unhealthy} of {} endpoints not serving",
+                    client.endpoints().len()
+                );
             }
         }
         ClientOp::Status => {

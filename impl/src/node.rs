@@ -27,9 +27,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_model::{Committed, Effects, Index, Persist, Refused, Role, SnapshotMeta, Step, Term};
+use raft_model::{
+    Body, Committed, Effects, Index, Persist, Refused, Role, SnapshotMeta, Step, Term,
+};
 use rand::RngExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
@@ -39,6 +41,7 @@ use crate::kv::{KvCommand, KvImage};
 use crate::limits::MAX_BATCH;
 use crate::metrics as m;
 use crate::peer_client::Peers;
+use crate::readiness::{self, Contacts, Readiness};
 #[cfg(feature = "seeded-bugs")]
 use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
@@ -118,6 +121,10 @@ pub(crate) struct EventLoop {
     snapshot_waiters: Vec<oneshot::Sender<Result<SnapshotReport, String>>>,
     /// Core-event trace (`--trace-dir`), off by default.
     trace: Tracer,
+    /// Who we heard from lately, for [`Readiness`].
+    contacts: Contacts,
+    /// Where the loop publishes readiness (gRPC health watches it).
+    readiness: watch::Sender<Readiness>,
 }
 
 impl EventLoop {
@@ -147,7 +154,15 @@ impl EventLoop {
             snapshot_in_progress: false,
             snapshot_waiters: Vec::new(),
             trace: Tracer::default(),
+            contacts: Contacts::default(),
+            readiness: watch::channel(Readiness::starting()).0,
         }
+    }
+
+    /// Publishes the node's readiness to `readiness` after every batch.
+    pub(crate) fn with_readiness(mut self, readiness: watch::Sender<Readiness>) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     /// Records every call into the core to `trace`.
@@ -208,7 +223,19 @@ impl EventLoop {
         match input {
             Input::PeerRequest { message, reply } => {
                 let from = message.from;
+                // Only a leader sends these: one accepted in our term is contact.
+                let from_a_leader = matches!(
+                    message.body,
+                    Body::AppendEntriesRequest { .. } | Body::InstallSnapshotRequest { .. }
+                );
+                let term = message.term;
                 let mut effects = self.receive(message);
+                if from_a_leader
+                    && term == self.core.current_term()
+                    && self.core.leader_id() == Some(from)
+                {
+                    self.contacts.heard_from_leader(term, Instant::now());
+                }
                 let position = effects
                     .messages
                     .iter()
@@ -225,7 +252,11 @@ impl EventLoop {
                 ready.absorb(effects);
             }
             Input::PeerResponse(message) => {
+                let (term, from) = (message.term, message.from);
                 let effects = self.receive(message);
+                if self.core.is_leader() && term == self.core.current_term() {
+                    self.contacts.heard_from_peer(term, from, Instant::now());
+                }
                 ready.absorb(effects);
             }
             Input::Propose { command, reply } => match self.step(Step::ClientRequest(command)) {
@@ -312,9 +343,55 @@ impl EventLoop {
         step: Step<KvCommand, KvImage, Msg>,
     ) -> Result<Effects<KvCommand, KvImage>, Refused> {
         let traced = self.trace.capture(&step);
+        let before = (
+            self.core.current_term(),
+            self.core.role(),
+            self.core.leader_id(),
+        );
         let effects = self.core.step(step)?;
         self.trace.record(traced, &self.core, &effects);
+        self.log_transition(before);
         Ok(effects)
+    }
+
+    /// Says at info level what a step changed in who leads: a new term, an
+    /// election started, a leader won or learned, leadership lost. These
+    /// are the lines an operator reads to reconstruct an incident.
+    fn log_transition(&mut self, (term, role, leader): (Term, Role, Option<raft_model::NodeId>)) {
+        let now = (
+            self.core.current_term(),
+            self.core.role(),
+            self.core.leader_id(),
+        );
+        if now == (term, role, leader) {
+            return;
+        }
+        let (new_term, new_role, new_leader) = now;
+        self.contacts.enter_term(new_term);
+        match new_role {
+            Role::Candidate if role != Role::Candidate || new_term != term => {
+                info!(
+                    term = new_term,
+                    previous_term = term,
+                    "election timeout: campaigning"
+                )
+            }
+            Role::Leader if role != Role::Leader => {
+                info!(term = new_term, "elected leader")
+            }
+            Role::Follower if role == Role::Leader => {
+                info!(term = new_term, previous_term = term, leader = ?new_leader, "stepped down: no longer leader")
+            }
+            _ if new_term != term => {
+                info!(term = new_term, previous_term = term, leader = ?new_leader, role = ?new_role, "term changed")
+            }
+            _ => {}
+        }
+        if new_leader != leader && new_role == Role::Follower {
+            if let Some(id) = new_leader {
+                info!(term = new_term, leader = id, "following a new leader");
+            }
+        }
     }
 
     /// A timer fired: the step it asks for, if the core's state enables it
@@ -353,7 +430,39 @@ impl EventLoop {
             last_log_index: self.core.log().last_index(),
             snapshot_index: self.core.log().snapshot_index,
             members: self.core.config().members.iter().copied().collect(),
+            readiness: self.readiness.borrow().clone(),
         }
+    }
+
+    /// Re-assesses readiness (after every batch) and publishes a change,
+    /// logging when the node starts or stops serving.
+    fn update_readiness(&mut self) {
+        let members: Vec<_> = self.core.config().members.iter().copied().collect();
+        let view = readiness::View {
+            id: self.core.id(),
+            role: self.core.role(),
+            term: self.core.current_term(),
+            leader: self.core.leader_id(),
+            members: &members,
+        };
+        let now = readiness::assess(
+            &view,
+            &self.contacts,
+            Instant::now(),
+            self.config.election_timeout.1,
+        );
+        self.readiness.send_if_modified(|published| {
+            if *published == now {
+                return false;
+            }
+            if published.serving != now.serving {
+                info!(serving = now.serving, reason = %now.reason, "readiness changed");
+            } else {
+                debug!(serving = now.serving, reason = %now.reason, "readiness");
+            }
+            *published = now;
+            true
+        });
     }
 
     /// Performs a batch's effects in order: persist, send, apply, answer.
@@ -447,6 +556,7 @@ impl EventLoop {
             self.start_snapshot();
         }
         self.update_metrics();
+        self.update_readiness();
         Ok(())
     }
 

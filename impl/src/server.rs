@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use raft_model::Server;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -18,6 +18,7 @@ use crate::node::{self, EventLoop, NodeError};
 use crate::peer_client::Peers;
 use crate::peer_service::PeerService;
 use crate::proto;
+use crate::readiness::Readiness;
 use crate::storage::{Identity, Storage};
 use crate::types::{Input, NodeStatus, SnapshotReport};
 
@@ -28,6 +29,8 @@ pub struct RunningNode {
     inbox: mpsc::Sender<Input>,
     event_loop: JoinHandle<Result<(), NodeError>>,
     peer_tasks: Vec<JoinHandle<()>>,
+    /// Mirrors the loop's readiness into gRPC health.
+    health_task: JoinHandle<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -89,6 +92,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
 
     let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
     let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone())?;
+    let (readiness_tx, readiness) = watch::channel(Readiness::starting());
     let event_loop = EventLoop::new(
         config.clone(),
         core,
@@ -97,13 +101,13 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         inbox,
         inbox_tx.clone(),
     )
-    .with_trace(trace);
+    .with_trace(trace)
+    .with_readiness(readiness_tx);
     let event_loop = node::spawn_loop(event_loop);
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<proto::kv::kv_server::KvServer<KvService>>()
-        .await;
+    // NOT_SERVING until the loop has found a leader (crate::readiness).
+    let health_task = tokio::spawn(publish_health(readiness, health));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -145,10 +149,43 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         inbox: inbox_tx,
         event_loop,
         peer_tasks,
+        health_task,
         server,
         shutdown: Some(shutdown),
     })
 }
+
+/// Mirrors the event loop's readiness into gRPC health, for the Kv service
+/// and for the whole server (the empty service name, which most health
+/// probes ask about). When the loop stops, the node serves no more.
+async fn publish_health(
+    mut readiness: watch::Receiver<Readiness>,
+    health: tonic_health::server::HealthReporter,
+) {
+    loop {
+        let serving = readiness.borrow_and_update().serving;
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        health.set_service_status("", status).await;
+        health.set_service_status(KV_SERVICE, status).await;
+        if readiness.changed().await.is_err() {
+            break;
+        }
+    }
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(KV_SERVICE, tonic_health::ServingStatus::NotServing)
+        .await;
+}
+
+/// The client service's name in gRPC health (its proto package and name).
+pub const KV_SERVICE: &str =
+    <proto::kv::kv_server::KvServer<KvService> as tonic::server::NamedService>::NAME;
 
 impl RunningNode {
     /// The node's status, or None if its loop has stopped.
@@ -174,7 +211,9 @@ impl RunningNode {
     /// are aborted (nothing more is persisted or sent), then the server's
     /// connections are closed so that the port and data directory are free.
     pub async fn stop(mut self) {
+        info!(node = self.id, "stopping");
         self.event_loop.abort();
+        self.health_task.abort();
         for task in &self.peer_tasks {
             task.abort();
         }
@@ -194,7 +233,10 @@ impl RunningNode {
     /// completes; then stops it. Returns the failure, if any.
     pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
         let result = tokio::select! {
-            () = signal => Ok(()),
+            () = signal => {
+                info!(node = self.id, "shutting down: signal received");
+                Ok(())
+            }
             result = &mut self.event_loop => match result {
                 Ok(Ok(())) => Err(anyhow::anyhow!("the event loop stopped")),
                 Ok(Err(err)) => Err(anyhow::Error::new(err).context("the node stopped")),

@@ -104,4 +104,6 @@ pub struct NodeStatus {
     pub last_log_index: Index,
     pub snapshot_index: Index,
     pub members: Vec<NodeId>,
+    /// Ready to serve clients, and why (crate::readiness).
+    pub readiness: crate::readiness::Readiness,
 }

@@ -441,6 +441,8 @@ async fn health_and_reflection_are_served() {
 
     let dir = tempfile::tempdir().unwrap();
     let cluster = cluster(&dir).await;
+    cluster.wait_for_leader(WAIT).await.unwrap();
+    wait_health(&cluster, 1, true).await;
     let address = format!("http://{}", cluster.address(1));
     let channel = tonic::transport::Channel::from_shared(address)
         .unwrap()
@@ -484,6 +486,70 @@ async fn health_and_reflection_are_served() {
             names.iter().any(|n| n == expected),
             "{expected} missing from {names:?}"
         );
+    }
+    cluster.shutdown().await;
+}
+
+/// Waits until node `id`'s gRPC health says `serving`; returns the reason
+/// its status gives.
+async fn wait_health(cluster: &LocalCluster, id: NodeId, serving: bool) -> String {
+    let mut client = cluster.client().unwrap();
+    let started = Instant::now();
+    loop {
+        let health = client.health_of(&cluster.address(id)).await;
+        if let Ok(health) = &health
+            && health.serving == serving
+        {
+            return health.reason.clone().unwrap_or_default();
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "node {id}: health never became serving={serving}: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_serves_only_with_a_leader_and_a_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    for id in cluster.ids() {
+        let reason = wait_health(&cluster, id, true).await;
+        let expected = if id == leader {
+            "leader of term"
+        } else {
+            "follower of node"
+        };
+        assert!(reason.contains(expected), "node {id}: {reason}");
+    }
+
+    // The leader alone: still leader (no CheckQuorum yet), but no quorum.
+    let followers: Vec<NodeId> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    for &id in &followers {
+        cluster.stop_node(id).await;
+    }
+    let reason = wait_health(&cluster, leader, false).await;
+    assert!(
+        reason.contains("without a quorum") || reason.contains("no leader known"),
+        "{reason}"
+    );
+    let status = cluster.node(leader).unwrap().status().await.unwrap();
+    assert!(
+        !status.readiness.serving,
+        "status agrees with health: {status:?}"
+    );
+
+    // One follower back: a quorum again, and both running nodes serve.
+    cluster.restart_node(followers[0]).await.unwrap();
+    cluster.wait_for_leader(WAIT).await.unwrap();
+    for id in [leader, followers[0]] {
+        wait_health(&cluster, id, true).await;
     }
     cluster.shutdown().await;
 }

@@ -1,0 +1,253 @@
+//! Whether a node is ready to serve clients: what gRPC health, the status RPC
+//! and `client health` report.
+//!
+//! A node that answers RPCs is not necessarily useful. A lone candidate with
+//! no quorum, a follower cut off from its leader, or a leader that a
+//! partition has left without a majority accepts connections but cannot
+//! commit a write or confirm a read. Load balancers and orchestrators ask
+//! gRPC health which nodes to send traffic to, so health says SERVING only
+//! when this node knows a leader it has heard from recently — or is that
+//! leader and has heard from a quorum recently. "Recently" is within one
+//! election timeout (its upper end), the span after which a follower would
+//! start an election itself.
+//!
+//! The event loop records contacts as messages arrive ([`Contacts`]) and
+//! re-assesses after every batch; the heartbeat timer runs the loop at least
+//! once per heartbeat interval, so a contact that grows stale is noticed
+//! within one interval. [`assess`] is pure: time is an argument.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use raft_model::{NodeId, Role, Term};
+
+/// Serving or not, and why, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub serving: bool,
+    pub reason: String,
+}
+
+impl Readiness {
+    /// Before the event loop's first assessment.
+    pub fn starting() -> Readiness {
+        Readiness {
+            serving: false,
+            reason: "starting".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = if self.serving {
+            "SERVING"
+        } else {
+            "NOT_SERVING"
+        };
+        write!(f, "{status}: {}", self.reason)
+    }
+}
+
+/// When this node last heard from whom, in its current term.
+#[derive(Debug, Default)]
+pub struct Contacts {
+    /// The term the contacts below belong to; a new term forgets them.
+    term: Term,
+    /// As a follower: the last AppendEntries or InstallSnapshot request from
+    /// the leader of `term`.
+    leader: Option<Instant>,
+    /// As the leader of `term`: each peer's last response.
+    peers: BTreeMap<NodeId, Instant>,
+}
+
+impl Contacts {
+    /// Forgets every contact of an earlier term (a leader's contact vouches
+    /// for its own term only).
+    pub fn enter_term(&mut self, term: Term) {
+        if term != self.term {
+            *self = Contacts {
+                term,
+                ..Contacts::default()
+            };
+        }
+    }
+
+    /// The leader of `term` reached us (a request the core accepted).
+    pub fn heard_from_leader(&mut self, term: Term, at: Instant) {
+        self.enter_term(term);
+        self.leader = Some(at);
+    }
+
+    /// `peer` answered our request of `term`.
+    pub fn heard_from_peer(&mut self, term: Term, peer: NodeId, at: Instant) {
+        self.enter_term(term);
+        self.peers.insert(peer, at);
+    }
+}
+
+/// What the node knows of itself, as the core holds it.
+pub struct View<'a> {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub members: &'a [NodeId],
+}
+
+/// Is the node ready at `now`, given its `contacts` and the election
+/// timeout's upper end `window`?
+pub fn assess(view: &View<'_>, contacts: &Contacts, now: Instant, window: Duration) -> Readiness {
+    let recent = |at: &Instant| now.saturating_duration_since(*at) <= window;
+    let within = window.as_millis();
+    let term = view.term;
+    let of_this_term = contacts.term == term;
+    let (serving, reason) = match (view.role, view.leader) {
+        (Role::Leader, _) => {
+            let heard = 1 + contacts
+                .peers
+                .iter()
+                .filter(|(peer, at)| of_this_term && **peer != view.id && recent(at))
+                .count();
+            let needed = view.members.len() / 2 + 1;
+            if heard >= needed {
+                (
+                    true,
+                    format!(
+                        "leader of term {term}, {heard} of {} members heard within {within} ms",
+                        view.members.len()
+                    ),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "leader of term {term} without a quorum: {heard} of {} members heard within {within} ms, {needed} needed",
+                        view.members.len()
+                    ),
+                )
+            }
+        }
+        (Role::Candidate, _) => (
+            false,
+            format!("candidate in term {term}: an election is under way"),
+        ),
+        (Role::Follower, None) => (false, format!("no leader known in term {term}")),
+        (Role::Follower, Some(leader)) => match contacts.leader.filter(|_| of_this_term) {
+            Some(at) if recent(&at) => (true, format!("follower of node {leader} in term {term}")),
+            // No elapsed time in the words: the reason must stay the same
+            // while the state does, or every loop would report a change.
+            Some(_) => (
+                false,
+                format!("no word from leader {leader} of term {term} within {within} ms"),
+            ),
+            None => (
+                false,
+                format!("no word yet from leader {leader} of term {term}"),
+            ),
+        },
+    };
+    Readiness { serving, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_millis(300);
+    const MEMBERS: [NodeId; 3] = [1, 2, 3];
+
+    fn view(role: Role, term: Term, leader: Option<NodeId>) -> View<'static> {
+        View {
+            id: 1,
+            role,
+            term,
+            leader,
+            members: &MEMBERS,
+        }
+    }
+
+    #[test]
+    fn a_leader_needs_a_quorum_heard_recently() {
+        let start = Instant::now();
+        let mut contacts = Contacts::default();
+        let leader = view(Role::Leader, 2, Some(1));
+        let alone = assess(&leader, &contacts, start, WINDOW);
+        assert!(!alone.serving, "{alone}");
+        assert!(alone.reason.contains("without a quorum: 1 of 3"), "{alone}");
+
+        contacts.heard_from_peer(2, 2, start);
+        let with_one = assess(&leader, &contacts, start + WINDOW, WINDOW);
+        assert!(with_one.serving, "{with_one}");
+
+        let later = assess(&leader, &contacts, start + WINDOW * 2, WINDOW);
+        assert!(
+            !later.serving,
+            "a contact older than the window no longer counts: {later}"
+        );
+    }
+
+    #[test]
+    fn a_leader_does_not_count_contacts_of_an_earlier_term() {
+        let now = Instant::now();
+        let mut contacts = Contacts::default();
+        contacts.heard_from_peer(2, 2, now);
+        contacts.heard_from_peer(2, 3, now);
+        let leader_of_3 = view(Role::Leader, 3, Some(1));
+        assert!(!assess(&leader_of_3, &contacts, now, WINDOW).serving);
+        contacts.enter_term(3);
+        assert!(contacts.peers.is_empty(), "a new term forgets old contacts");
+    }
+
+    #[test]
+    fn the_leaders_own_id_is_not_a_peer_contact() {
+        let now = Instant::now();
+        let mut contacts = Contacts::default();
+        contacts.heard_from_peer(2, 1, now);
+        assert!(!assess(&view(Role::Leader, 2, Some(1)), &contacts, now, WINDOW).serving);
+    }
+
+    #[test]
+    fn a_follower_needs_a_known_leader_heard_recently() {
+        let start = Instant::now();
+        let mut contacts = Contacts::default();
+        let no_leader = assess(&view(Role::Follower, 4, None), &contacts, start, WINDOW);
+        assert_eq!(no_leader.reason, "no leader known in term 4");
+        assert!(!no_leader.serving);
+
+        let follower = view(Role::Follower, 4, Some(2));
+        assert!(!assess(&follower, &contacts, start, WINDOW).serving);
+        contacts.heard_from_leader(4, start);
+        assert!(assess(&follower, &contacts, start + WINDOW, WINDOW).serving);
+        let stale = assess(&follower, &contacts, start + WINDOW * 3, WINDOW);
+        assert!(!stale.serving);
+        assert!(stale.reason.contains("no word from leader 2"), "{stale}");
+    }
+
+    #[test]
+    fn a_candidate_is_never_ready() {
+        let now = Instant::now();
+        let mut contacts = Contacts::default();
+        contacts.heard_from_leader(5, now);
+        let candidate = assess(&view(Role::Candidate, 5, None), &contacts, now, WINDOW);
+        assert!(!candidate.serving);
+        assert!(
+            candidate
+                .to_string()
+                .starts_with("NOT_SERVING: candidate in term 5")
+        );
+    }
+
+    #[test]
+    fn a_single_node_leader_is_its_own_quorum() {
+        let solo = View {
+            id: 1,
+            role: Role::Leader,
+            term: 1,
+            leader: Some(1),
+            members: &[1],
+        };
+        assert!(assess(&solo, &Contacts::default(), Instant::now(), WINDOW).serving);
+    }
+}
