@@ -20,11 +20,12 @@ pub enum Action {
     HandleInstallSnapshotResponse,
     CompactLog,
     Restart,
+    CheckQuorum,
 }
 
 impl Action {
     /// Every action, in the order of spec/Raft.tla's `Next`.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::Timeout,
         Action::SendAppendEntries,
         Action::ClientRequest,
@@ -37,6 +38,7 @@ impl Action {
         Action::HandleInstallSnapshotResponse,
         Action::CompactLog,
         Action::Restart,
+        Action::CheckQuorum,
     ];
 
     /// The spec's name of the action.
@@ -54,6 +56,7 @@ impl Action {
             Action::HandleInstallSnapshotResponse => "HandleInstallSnapshotResponse",
             Action::CompactLog => "CompactLog",
             Action::Restart => "Restart",
+            Action::CheckQuorum => "CheckQuorum",
         }
     }
 

@@ -59,9 +59,16 @@ pub struct Server<C: Clone, S> {
     pub(crate) read_acks: OrdMap<NodeId, u64>,
     /// Leader only: reads waiting for a quorum to confirm leadership.
     pub(crate) pending_reads: Vector<PendingRead>,
+    /// Leader only, with CheckQuorum: the peers that answered a request of
+    /// this term since the last CheckQuorum step (always empty without it).
+    pub(crate) recent_active: OrdSet<NodeId>,
     /// The most entries one AppendEntries request carries: a constant of the
     /// deployment (spec constant `MaxAppendEntries`), not protocol state.
     pub(crate) max_append_entries: usize,
+    /// CheckQuorum (dissertation §6.2): a leader that has not heard from a
+    /// quorum within an election timeout steps down. A constant of the
+    /// deployment (spec constant `CheckQuorumOn`), not protocol state.
+    pub(crate) check_quorum: bool,
     /// Seeded bugs (always empty outside the checker and tests).
     #[serde(skip)]
     pub(crate) bugs: Bugs,
@@ -133,6 +140,14 @@ impl<C: Clone, S> Server<C, S> {
     pub fn max_append_entries(&self) -> usize {
         self.max_append_entries
     }
+    /// Spec `recentActive` (leader only, with CheckQuorum).
+    pub fn recent_active(&self) -> &OrdSet<NodeId> {
+        &self.recent_active
+    }
+    /// Spec constant `CheckQuorumOn`.
+    pub fn check_quorum_enabled(&self) -> bool {
+        self.check_quorum
+    }
 
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
@@ -180,7 +195,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
             read_seq: 0,
             read_acks: OrdMap::new(),
             pending_reads: Vector::new(),
+            recent_active: OrdSet::new(),
             max_append_entries: DEFAULT_MAX_APPEND_ENTRIES,
+            check_quorum: false,
             bugs: Bugs::default(),
         }
     }
@@ -189,6 +206,13 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// (at least 1).
     pub fn with_max_append_entries(mut self, max: usize) -> Self {
         self.max_append_entries = max.max(1);
+        self
+    }
+
+    /// This server with CheckQuorum on or off (off by default: the paper's
+    /// Raft; the node turns it on).
+    pub fn with_check_quorum(mut self, on: bool) -> Self {
+        self.check_quorum = on;
         self
     }
 
@@ -216,6 +240,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             .map(|(id, i)| (f(*id), *i))
             .collect();
         renamed.read_acks = self.read_acks.iter().map(|(id, s)| (f(*id), *s)).collect();
+        renamed.recent_active = self.recent_active.iter().map(|id| f(*id)).collect();
         renamed
     }
 }

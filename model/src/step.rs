@@ -53,6 +53,9 @@ pub enum Step<C, S, M> {
     },
     /// The server crashed and came back with its persistent state.
     Restart,
+    /// The leader's election timer fired: it checks that a quorum answered
+    /// within that timeout (CheckQuorum).
+    CheckQuorum,
 }
 
 impl<C, S, M> Step<C, S, M> {
@@ -71,6 +74,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::HandleInstallSnapshotResponse(_) => Action::HandleInstallSnapshotResponse,
             Step::CompactLog { .. } => Action::CompactLog,
             Step::Restart => Action::Restart,
+            Step::CheckQuorum => Action::CheckQuorum,
         }
     }
 
@@ -106,6 +110,7 @@ impl<C, S, M> Step<C, S, M> {
                 data,
             },
             Step::Restart => Step::Restart,
+            Step::CheckQuorum => Step::CheckQuorum,
         }
     }
 
@@ -135,6 +140,7 @@ impl<C, S, M> Step<C, S, M> {
                 data: data(d),
             },
             Step::Restart => Step::Restart,
+            Step::CheckQuorum => Step::CheckQuorum,
         }
     }
 
@@ -176,7 +182,15 @@ impl<C: Clone, S: Clone> Server<C, S> {
             self.log.snapshot_index,
         );
         let restart = matches!(step, Step::Restart);
+        let answered = step
+            .message()
+            .map(|m| m.borrow())
+            .filter(|m| m.body.is_response())
+            .map(|m| (m.from, m.term));
         let result = self.dispatch(step);
+        if let (Ok(_), Some((peer, term))) = (&result, answered) {
+            self.record_activity(peer, term);
+        }
         assert!(
             self.current_term >= term,
             "term went back from {term} to {}",
@@ -252,6 +266,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 self.compact_log(index, data).map_err(Refused::Compact)
             }
             Step::Restart => Ok(self.restart()),
+            Step::CheckQuorum if !(self.is_leader() && self.check_quorum) => {
+                Err(Refused::NotEnabled(Action::CheckQuorum))
+            }
+            Step::CheckQuorum => Ok(self.check_quorum()),
         }
     }
 }

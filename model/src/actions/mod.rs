@@ -9,6 +9,7 @@
 //! applies first (the spec's `UpdateTerm`), and the sanity checks on a
 //! message's addressing, which make a rogue or misaddressed message a no-op.
 
+mod check_quorum;
 mod election;
 mod read_index;
 mod replication;
@@ -54,6 +55,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.votes_granted = Default::default();
         self.next_index = Default::default();
         self.match_index = Default::default();
+        self.recent_active = Default::default();
         self.fail_pending_reads(effects);
     }
 
