@@ -55,7 +55,8 @@ CONSTANTS
     MaxCompactions,     \* how many CompactLog actions may happen
     MaxReads,           \* how many ReadIndex actions may happen
     MaxDuplicates,      \* how many DuplicateMessage actions may happen
-    MaxDrops            \* how many DropMessage actions may happen (0: no loss)
+    MaxDrops,           \* how many DropMessage actions may happen (0: no loss)
+    CheckQuorumOn       \* leaders run CheckQuorum (Server::with_check_quorum)
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -68,6 +69,7 @@ ASSUME /\ Server # {}
        /\ MaxReads \in Nat
        /\ MaxDuplicates \in Nat
        /\ MaxDrops \in Nat
+       /\ CheckQuorumOn \in BOOLEAN
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
@@ -98,7 +100,9 @@ VARIABLES
     matchIndex,     \* match_index: leader only, a function peer -> index
     readSeq,        \* read_seq: leader only, the latest ReadIndex round (0: none)
     readAcks,       \* read_acks: leader only, a function peer -> highest round it echoed
-    pendingReads    \* pending_reads: leader only, a sequence of [id, seq], seq increasing
+    pendingReads,   \* pending_reads: leader only, a sequence of [id, seq], seq increasing
+    recentActive    \* recent_active: leader only, with CheckQuorumOn: the peers that
+                    \* answered a request of its term since its last CheckQuorum
 
 \* The durable image of each server: what its storage holds, a record of the
 \* persistent variables. Every action of server i sets durable[i] to what the
@@ -130,7 +134,7 @@ VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
-                  readSeq, readAcks, pendingReads>>
+                  readSeq, readAcks, pendingReads, recentActive>>
 historyVars == <<elected, committed, readBound, readsReady>>
 counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops>>
 vars == <<persistentVars, durable, volatileVars, messages, historyVars, counterVars>>
@@ -175,6 +179,7 @@ Load(i) ==
      votesGranted |-> votesGranted[i], nextIndex |-> nextIndex[i],
      matchIndex |-> matchIndex[i],
      readSeq |-> readSeq[i], readAcks |-> readAcks[i], pendingReads |-> pendingReads[i],
+     recentActive |-> recentActive[i],
      sent |-> {}, electedNow |-> {}, committedNow |-> {},
      registeredNow |-> <<>>, readyNow |-> {}]
 
@@ -206,6 +211,7 @@ StoreWith(i, s, net) ==
     /\ readSeq' = [readSeq EXCEPT ![i] = s.readSeq]
     /\ readAcks' = [readAcks EXCEPT ![i] = s.readAcks]
     /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
+    /\ recentActive' = [recentActive EXCEPT ![i] = s.recentActive]
     /\ durable' = [durable EXCEPT ![i] = Persisted(s)]
     /\ messages' = BagAdd(net, s.sent)
     /\ elected' = elected \cup s.electedNow
@@ -218,6 +224,17 @@ Store(i, s) == StoreWith(i, s, messages)
 
 \* A handler's step: it consumes the copy of m it received.
 StoreReceived(i, m, s) == StoreWith(i, s, BagRemove(messages, m))
+
+\* record_activity (check_quorum.rs), which Server::step runs after every
+\* handler of a response: a leader with CheckQuorumOn notes that the peer
+\* answered a request of its term.
+RecordActivity(s, m) ==
+    IF CheckQuorumOn /\ s.role = Leader /\ m.term = s.currentTerm
+    THEN [s EXCEPT !.recentActive = @ \cup {m.from}]
+    ELSE s
+
+\* A response handler's step: StoreReceived after RecordActivity.
+StoreAnswered(i, m, s) == StoreReceived(i, m, RecordActivity(s, m))
 
 Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
 
@@ -366,7 +383,8 @@ BecomeFollower(s) ==
     FailPendingReads([s EXCEPT !.role = Follower,
                                !.votesGranted = {},
                                !.nextIndex = EmptyMap,
-                               !.matchIndex = EmptyMap])
+                               !.matchIndex = EmptyMap,
+                               !.recentActive = {}])
 
 \* update_term: a message with a newer term makes us a follower of that
 \* term with no vote cast and no known leader (paper Figure 2, "All Servers").
@@ -485,7 +503,7 @@ HandleRequestVoteResponse(i, m) ==
     /\ Receive(i, m, "RequestVoteResponse")
     /\ LET s1 == UpdateTerm(Load(i), m.term)
            s2 == [s1 EXCEPT !.votesGranted = @ \cup {m.from}]
-       IN StoreReceived(i, m, IF m.term # s1.currentTerm \/ s1.role # Candidate \/ ~m.voteGranted
+       IN StoreAnswered(i, m, IF m.term # s1.currentTerm \/ s1.role # Candidate \/ ~m.voteGranted
                    THEN s1
                    ELSE IF IsQuorum(s2.config, s2.votesGranted)
                         THEN BecomeLeader(s2)
@@ -574,7 +592,7 @@ HandleAppendEntriesResponse(i, m) ==
            backedOff == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
            newNext == Max(backedOff, matched + 1)
            s5 == [sa EXCEPT !.nextIndex[p] = newNext]
-       IN StoreReceived(i, m,
+       IN StoreAnswered(i, m,
             IF ignore THEN s1
             ELSE IF m.success
             THEN IF m.matchIndex > LastIndex(sa)
@@ -653,7 +671,7 @@ HandleInstallSnapshotResponse(i, m) ==
            s4 == IF p \in DOMAIN s3.nextIndex /\ s3.nextIndex[p] <= LastIndex(s3)
                  THEN Send(s3, AppendEntriesFor(s3, p))
                  ELSE s3
-       IN StoreReceived(i, m, IF ignore THEN s1 ELSE s4)
+       IN StoreAnswered(i, m, IF ignore THEN s1 ELSE s4)
     /\ UNCHANGED counterVars
 
 \* restart (model/src/actions/restart.rs): crash and come back. The
@@ -672,6 +690,20 @@ Restart(i) ==
                              !.leaderId = Nil])
     /\ restarts' = restarts + 1
     /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops>>
+
+\* check_quorum (model/src/actions/check_quorum.rs): the leader's election
+\* timer fired. Counting itself and the peers that answered since the last
+\* check, it steps down without a quorum, a follower of the same term with
+\* no known leader; either way a new period of observation begins.
+CheckQuorum(i) ==
+    /\ CheckQuorumOn
+    /\ role[i] = Leader
+    /\ LET s == Load(i)
+           s1 == [s EXCEPT !.recentActive = {}]
+       IN Store(i, IF IsQuorum(s.config, s.recentActive \cup {i})
+                   THEN s1
+                   ELSE [BecomeFollower(s1) EXCEPT !.leaderId = Nil])
+    /\ UNCHANGED counterVars
 
 \* read_index(reads + 1) (model/src/actions/read_index.rs): a leader
 \* registers the next read in a new round and releases what is confirmed
@@ -736,6 +768,7 @@ Init ==
     /\ readSeq = [i \in Server |-> 0]
     /\ readAcks = [i \in Server |-> EmptyMap]
     /\ pendingReads = [i \in Server |-> <<>>]
+    /\ recentActive = [i \in Server |-> {}]
     /\ messages = EmptyBag
     /\ elected = {}
     /\ committed = {}
@@ -755,6 +788,7 @@ Next ==
     \/ \E i \in Server : CompactLog(i)
     \/ \E i \in Server : Restart(i)
     \/ \E i \in Server : ReadIndex(i)
+    \/ \E i \in Server : CheckQuorum(i)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteRequest(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteResponse(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesRequest(i, m)
@@ -819,6 +853,8 @@ TypeOK ==
          /\ IsIndexMap(readAcks[i])
          /\ pendingReads[i] \in Seq([id : 1..MaxReads, seq : 1..MaxReads])
          /\ role[i] # Leader => readSeq[i] = 0 /\ readAcks[i] = EmptyMap /\ pendingReads[i] = <<>>
+         /\ recentActive[i] \in SUBSET (config[i] \ {i})
+         /\ (role[i] # Leader \/ ~CheckQuorumOn) => recentActive[i] = {}
     /\ IsABag(messages) /\ BagToSet(messages) \subseteq MessageType
     \* Every action persists what it changed (see `durable`): storage holds
     \* exactly the persistent state, so `durable` adds no distinct state.

@@ -74,6 +74,7 @@ Step(i) ==
       [] E.action = "ReadIndex" -> ReadIndex(i)
       [] E.action = "CompactLog" -> CompactLogTo(i, E.index)
       [] E.action = "Restart" -> Restart(i)
+      [] E.action = "CheckQuorum" -> CheckQuorum(i)
       [] E.action = "HandleRequestVoteRequest" -> Receives(i, HandleRequestVoteRequest)
       [] E.action = "HandleRequestVoteResponse" -> Receives(i, HandleRequestVoteResponse)
       [] E.action = "HandleAppendEntriesRequest" -> Receives(i, HandleAppendEntriesRequest)

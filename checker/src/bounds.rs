@@ -41,6 +41,11 @@ pub struct Bounds {
     /// Messages the network may lose over a run (`MaxDrops`): the
     /// DropMessage action takes one copy out of flight undelivered.
     pub max_drops: u8,
+    /// CheckQuorum on (`CheckQuorumOn`): leaders take the CheckQuorum step
+    /// and step down without a quorum of answers since the last one.
+    /// (Absent from bounds recorded before it: off.)
+    #[serde(default)]
+    pub check_quorum: bool,
 }
 
 impl Bounds {
@@ -58,6 +63,7 @@ impl Bounds {
         max_reads: 0,
         max_duplicates: 0,
         max_drops: 0,
+        check_quorum: false,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -179,6 +185,16 @@ pub const PRESETS: &[Preset] = &[
         states: Some(1_946_618),
     },
     Preset {
+        name: "quorum",
+        bounds: Bounds {
+            check_quorum: true,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, CheckQuorum on: leaders step down without a quorum of \
+                answers anywhere in a run, and every safety property still holds",
+        states: Some(2_026_997),
+    },
+    Preset {
         name: "deep",
         bounds: Bounds {
             max_term: 4,
@@ -234,6 +250,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "batching",
         "stale",
         "ahead",
+        "quorum",
     ],
 )];
 
@@ -312,6 +329,10 @@ pub struct BoundArgs {
     /// action).
     #[arg(long)]
     pub max_drops: Option<u8>,
+    /// CheckQuorum on or off (`CheckQuorumOn`): leaders step down without a
+    /// quorum of answers between two CheckQuorum steps.
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub check_quorum: Option<bool>,
 }
 
 impl BoundArgs {
@@ -372,6 +393,7 @@ impl BoundArgs {
         ]
         .iter()
         .any(Option::is_some)
+            || self.check_quorum.is_some()
     }
 
     fn apply(&self, bounds: Bounds) -> Bounds {
@@ -387,6 +409,7 @@ impl BoundArgs {
             max_reads: self.max_reads.unwrap_or(bounds.max_reads),
             max_duplicates: self.max_duplicates.unwrap_or(bounds.max_duplicates),
             max_drops: self.max_drops.unwrap_or(bounds.max_drops),
+            check_quorum: self.check_quorum.unwrap_or(bounds.check_quorum),
         }
     }
 }
@@ -397,22 +420,44 @@ impl Default for Bounds {
     }
 }
 
+impl Bounds {
+    /// The bound as `check`'s flags, every constant spelled out: what the
+    /// mutation report, the counterexamples and the tests print and run.
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        let on_off = |on: bool| if on { "on" } else { "off" }.to_string();
+        vec![
+            ("servers", self.servers.to_string()),
+            ("max-term", self.max_term.to_string()),
+            ("max-log", self.max_log.to_string()),
+            ("max-requests", self.max_requests.to_string()),
+            ("max-messages", self.max_messages.to_string()),
+            ("max-restarts", self.max_restarts.to_string()),
+            ("max-compactions", self.max_compactions.to_string()),
+            ("max-append-entries", self.max_append_entries.to_string()),
+            ("max-reads", self.max_reads.to_string()),
+            ("max-duplicates", self.max_duplicates.to_string()),
+            ("max-drops", self.max_drops.to_string()),
+            ("check-quorum", on_off(self.check_quorum)),
+        ]
+    }
+
+    /// [`Bounds::flags`] as one command-line string (`--servers 3 ...`).
+    pub fn command_line(&self) -> String {
+        self.flags()
+            .iter()
+            .map(|(flag, value)| format!("--{flag} {value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 impl std::fmt::Display for Bounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "servers={} max-term={} max-log={} max-requests={} max-messages={} max-restarts={} max-compactions={} max-append-entries={} max-reads={} max-duplicates={} max-drops={}",
-            self.servers,
-            self.max_term,
-            self.max_log,
-            self.max_requests,
-            self.max_messages,
-            self.max_restarts,
-            self.max_compactions,
-            self.max_append_entries,
-            self.max_reads,
-            self.max_duplicates,
-            self.max_drops
-        )
+        let pairs: Vec<String> = self
+            .flags()
+            .iter()
+            .map(|(flag, value)| format!("{flag}={value}"))
+            .collect();
+        f.write_str(&pairs.join(" "))
     }
 }

@@ -26,6 +26,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::ReadBeforeTermCommit => "read-before-term-commit",
         Bug::OmitPersistVote => "omit-persist-vote",
         Bug::OmitPersistLog => "omit-persist-log",
+        Bug::CheckQuorumNeverStepsDown => "check-quorum-never-steps-down",
     }
 }
 
@@ -75,6 +76,8 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::ReadBeforeTermCommit => model::READ_INDEX_SAFETY,
         Bug::OmitPersistVote => model::ELECTION_SAFETY,
         Bug::OmitPersistLog => model::LEADER_COMPLETENESS,
+        // Not a safety property: the goal a correct core reaches.
+        Bug::CheckQuorumNeverStepsDown => model::LEADER_STEPPED_DOWN,
     }
 }
 
@@ -103,6 +106,7 @@ const fn bound(
         max_reads,
         max_duplicates: 0,
         max_drops: 0,
+        check_quorum: false,
     }
 }
 
@@ -124,6 +128,11 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::AcceptStaleAppend => bound(3, 2, 0, 4, 0, 0, 1, 0),
         Bug::OmitPersistVote => bound(2, 2, 0, 4, 1, 0, 1, 0),
         Bug::OmitPersistLog => bound(2, 2, 1, 4, 1, 0, 1, 0),
+        // One leader, CheckQuorum on: no step-down is ever reached.
+        Bug::CheckQuorumNeverStepsDown => Bounds {
+            check_quorum: true,
+            ..bound(1, 1, 0, 4, 0, 0, 1, 0)
+        },
         Bug::InstallStaleSnapshot => bound(2, 2, 1, 3, 0, 1, 1, 0),
         Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => bound(2, 2, 0, 4, 0, 0, 1, 1),
         Bug::BatchChecksFirstEntryOnly => bound(3, 2, 1, 4, 0, 0, 2, 0),

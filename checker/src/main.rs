@@ -497,15 +497,19 @@ fn mutants(args: MutantsArgs) -> Result<ExitCode, String> {
         println!(
             "  {:<34} {}",
             row.bug,
-            match row.violated {
-                Some(property) => format!(
+            match (row.violated, row.unreached) {
+                (None, Some(goal)) => format!(
+                    "killed at `{}`: {goal} never reached in {} states, {:.1} s",
+                    row.bound, row.states, row.seconds
+                ),
+                (Some(property), _) => format!(
                     "killed at `{}`: {property} in {} steps, {} states, {:.1} s",
                     row.bound,
                     row.steps.unwrap_or(0),
                     row.states,
                     row.seconds
                 ),
-                None => format!(
+                (None, None) => format!(
                     "SURVIVED `{}`: {} states, {:.1} s",
                     row.bound, row.states, row.seconds
                 ),

@@ -46,6 +46,7 @@ pub const SNAPSHOT_DISCARDED_CONFLICT: &str = "SnapshotDiscardedConflictingLog";
 pub const STALE_SNAPSHOT_IGNORED: &str = "StaleSnapshotIgnored";
 pub const CONFLICT_INSIDE_BATCH: &str = "ConflictInsideBatch";
 pub const BATCH_PARTLY_COVERED: &str = "BatchPartlyCoveredBySnapshot";
+pub const LEADER_STEPPED_DOWN: &str = "LeaderSteppedDownWithoutQuorum";
 
 /// The `always` properties: the paper's Figure 3 and the spec's
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0).
@@ -62,7 +63,7 @@ pub const SAFETY_PROPERTIES: [&str; 6] = [
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 12] = [
+pub const REACHABILITY_PROPERTIES: [&str; 13] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -75,6 +76,7 @@ pub const REACHABILITY_PROPERTIES: [&str; 12] = [
     STALE_SNAPSHOT_IGNORED,
     CONFLICT_INSIDE_BATCH,
     BATCH_PARTLY_COVERED,
+    LEADER_STEPPED_DOWN,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -101,6 +103,7 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             SNAPSHOT_DISCARDED_CONFLICT => snapshots && terms,
             CONFLICT_INSIDE_BATCH => batches && terms,
             BATCH_PARTLY_COVERED => batches && snapshots,
+            LEADER_STEPPED_DOWN => bounds.check_quorum,
             _ => true,
         })
         .collect()
@@ -151,6 +154,7 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         STALE_SNAPSHOT_IGNORED => properties::stale_snapshot_ignored,
         CONFLICT_INSIDE_BATCH => properties::conflict_inside_batch,
         BATCH_PARTLY_COVERED => properties::batch_partly_covered_by_snapshot,
+        LEADER_STEPPED_DOWN => properties::leader_stepped_down,
         _ => return None,
     };
     Some(condition)
@@ -225,6 +229,7 @@ impl RaftModel {
             .map(|&id| {
                 Server::new(id, config.clone(), Vector::new())
                     .with_max_append_entries(usize::from(self.bounds.max_append_entries))
+                    .with_check_quorum(self.bounds.check_quorum)
                     .with_bugs(&self.bugs)
             })
             .collect();
@@ -347,6 +352,9 @@ impl Model for RaftModel {
             }),
             Property::sometimes(BATCH_PARTLY_COVERED, |_, s| {
                 properties::batch_partly_covered_by_snapshot(s)
+            }),
+            Property::sometimes(LEADER_STEPPED_DOWN, |_, s| {
+                properties::leader_stepped_down(s)
             }),
         ];
         all.retain(|p| {

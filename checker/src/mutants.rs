@@ -1,8 +1,11 @@
 //! The mutation report: every seeded bug of the core, checked at a bound.
 //!
 //! A seeded bug is *killed* when an exhaustive search of the bound, with the
-//! bug switched on, finds a counterexample to some `always` property; it
-//! *survives* when the search completes (or times out) without one. A bound
+//! bug switched on, finds a counterexample to some `always` property, or
+//! completes without reaching a `sometimes` goal the bound requires (a bug
+//! that takes a behaviour away, such as a leader that never steps down, is
+//! seen by what never happens); it *survives* when the search completes (or
+//! times out) without either. A bound
 //! that lets a bug survive is too small to trust for that class of mistake,
 //! so `raft-checker mutants` fails when any bug survives.
 
@@ -14,6 +17,7 @@ use serde::Serialize;
 
 use crate::bounds::Bounds;
 use crate::bugs;
+use crate::report::Verdict;
 use crate::run::{RunOptions, run};
 use crate::shorten::witness_bound;
 
@@ -26,6 +30,9 @@ pub struct Mutant {
     /// The `always` property the first counterexample violates; `None` when
     /// the bug survived.
     pub violated: Option<&'static str>,
+    /// Else, a `sometimes` goal the bound requires that the completed search
+    /// never reached.
+    pub unreached: Option<&'static str>,
     /// Steps of that counterexample: the shortest within its witness bound
     /// when it could be shortened in time (checker/src/shorten.rs), else the
     /// depth-first one.
@@ -45,7 +52,7 @@ pub struct Mutant {
 
 impl Mutant {
     pub fn killed(&self) -> bool {
-        self.violated.is_some()
+        self.violated.is_some() || self.unreached.is_some()
     }
 }
 
@@ -72,6 +79,11 @@ pub fn check_mutant(
         .properties
         .iter()
         .find(|p| p.expectation == "always" && p.steps.is_some());
+    let unreached = report
+        .properties
+        .iter()
+        .find(|p| violated.is_none() && report.complete && p.verdict == Verdict::NotReached)
+        .map(|p| p.name);
     let found = violated.and_then(|p| Some((p.name, outcome.discoveries.get(p.name)?)));
     let shortest = found.zip(shorten).and_then(|((name, path), budget)| {
         crate::shorten::shorten(&options, name, path, budget).map(|(short, _)| short)
@@ -81,6 +93,7 @@ pub fn check_mutant(
         bug: bugs::name(bug),
         bound: bound_name.to_string(),
         violated: violated.map(|p| p.name),
+        unreached,
         steps: path.map(|path| path.len().saturating_sub(1)),
         dfs_steps: violated.and_then(|p| p.steps),
         states: report.distinct_states,
@@ -92,20 +105,7 @@ pub fn check_mutant(
 
 /// The flags of a bound, as `check` takes them.
 pub fn flags(bounds: &Bounds) -> String {
-    format!(
-        "--servers {} --max-term {} --max-log {} --max-requests {} --max-messages {} --max-restarts {} --max-compactions {} --max-append-entries {} --max-reads {} --max-duplicates {} --max-drops {}",
-        bounds.servers,
-        bounds.max_term,
-        bounds.max_log,
-        bounds.max_requests,
-        bounds.max_messages,
-        bounds.max_restarts,
-        bounds.max_compactions,
-        bounds.max_append_entries,
-        bounds.max_reads,
-        bounds.max_duplicates,
-        bounds.max_drops
-    )
+    bounds.command_line()
 }
 
 /// The table people read: one row per bug.
@@ -127,7 +127,11 @@ pub fn render(mutants: &[Mutant]) -> String {
             "| {} | {} | {verdict} | {} | {} | {} | {:.1} s |",
             m.bug,
             m.bound,
-            m.violated.unwrap_or("-"),
+            match (m.violated, m.unreached) {
+                (Some(property), _) => property.to_string(),
+                (None, Some(goal)) => format!("{goal} never reached"),
+                (None, None) => "-".to_string(),
+            },
             match (m.steps, m.dfs_steps) {
                 (Some(n), Some(dfs)) if n != dfs => format!("{n} ({dfs})"),
                 (Some(n), _) => n.to_string(),

@@ -7,8 +7,8 @@ use raft_model::{Index, NodeId, Payload, Role, Term};
 use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
     OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
-    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, RaftServer, RaftState,
-    entry_at, log_length,
+    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
+    RaftServer, RaftState, entry_at, log_length,
 };
 
 /// Every `always` property at once.
@@ -232,4 +232,10 @@ pub fn conflict_inside_batch(state: &RaftState) -> bool {
 /// follower's snapshot index and ended above it (observed).
 pub fn batch_partly_covered_by_snapshot(state: &RaftState) -> bool {
     state.observed & OBSERVED_BATCH_PARTLY_COVERED != 0
+}
+
+/// Sometimes: a leader took the CheckQuorum step without a quorum of answers
+/// since its last one, and stepped down (observed).
+pub fn leader_stepped_down(state: &RaftState) -> bool {
+    state.observed & OBSERVED_STEPPED_DOWN != 0
 }

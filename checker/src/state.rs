@@ -44,6 +44,8 @@ pub const OBSERVED_CONFLICT_INSIDE_BATCH: u16 = 1 << 6;
 /// AppendEntries whose entries start at or below the follower's snapshot
 /// index and end above it.
 pub const OBSERVED_BATCH_PARTLY_COVERED: u16 = 1 << 7;
+/// CheckQuorum: a leader found no quorum of answers and stepped down.
+pub const OBSERVED_STEPPED_DOWN: u16 = 1 << 8;
 
 /// One state of the exploration.
 ///

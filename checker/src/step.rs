@@ -20,7 +20,7 @@ use crate::state::{
     Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH,
     OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
     OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
-    RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
+    OBSERVED_STEPPED_DOWN, RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
 };
 
 /// The actions enabled in `state` (the spec's `Next`, guards included), in a
@@ -34,6 +34,9 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
         }
         if leader {
             actions.push(Action::step(id, Step::SendAppendEntries));
+            if bounds.check_quorum {
+                actions.push(Action::step(id, Step::CheckQuorum));
+            }
             if state.client_requests < bounds.max_requests {
                 // The spec numbers client commands: clientRequests + 1.
                 let command = state.client_requests + 1;
@@ -209,6 +212,12 @@ fn record(
     }
     if let Step::HandleAppendEntriesRequest(message) = step {
         next.observed |= observe_append_entries(message, before, &after, effects.persist.log_from);
+    }
+    if let Step::CheckQuorum = step
+        && before.role() == Role::Leader
+        && after.role() != Role::Leader
+    {
+        next.observed |= OBSERVED_STEPPED_DOWN;
     }
     if let Step::HandleInstallSnapshotRequest(message) = step {
         next.observed |=

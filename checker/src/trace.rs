@@ -80,6 +80,7 @@ impl Trace<'_> {
             cluster: format!("checker:{}", self.property),
             members: server.config().members.iter().copied().collect(),
             max_append_entries: server.max_append_entries(),
+            check_quorum: server.check_quorum_enabled(),
             start,
             unix_ms: 0,
         };

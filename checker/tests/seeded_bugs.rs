@@ -285,6 +285,30 @@ fn commit_beyond_leader_breaks_state_machine_safety() {
     assert_caught(bug, smallest(bug), model::STATE_MACHINE_SAFETY);
 }
 
+/// A bug that takes a behaviour away breaks no `always` property: the
+/// mutation report kills it by the goal the correct core reaches and it
+/// never does (a leader stepping down without a quorum).
+#[test]
+fn check_quorum_never_steps_down_never_reaches_the_step_down() {
+    let bug = Bug::CheckQuorumNeverStepsDown;
+    let bounds = smallest(bug);
+    assert!(bounds.check_quorum);
+    let mutant = raft_checker::mutants::check_mutant(bug, "smallest", &bounds, 2, None, None);
+    assert_eq!(mutant.violated, None);
+    assert_eq!(mutant.unreached, Some(model::LEADER_STEPPED_DOWN));
+    assert!(mutant.killed());
+
+    let correct = run(&RunOptions::check(bounds));
+    let goal = correct
+        .report
+        .properties
+        .iter()
+        .find(|p| p.name == model::LEADER_STEPPED_DOWN)
+        .expect("the goal is checked with CheckQuorum on");
+    assert!(goal.steps.is_some(), "the correct core steps down");
+    assert!(correct.report.ok);
+}
+
 /// Every bug with a known killing bound is tested above; the others are
 /// the open ones of checker/README.md, listed here so that a new bug is not
 /// forgotten.

@@ -104,6 +104,18 @@ fn bag_term2_log2_messages3_8156() {
     );
 }
 
+/// The same bound with CheckQuorum on (spec/MCRaft_quorum.cfg): leaders
+/// step down without a quorum of answers. TLC: 50,597 distinct, 232,299
+/// generated, depth 43, 124 s with 2 workers (2026-11-30); the checker
+/// 155,776 + 76,523 generated.
+#[test]
+fn bag_term2_log2_messages3_check_quorum_50597() {
+    assert_eq!(
+        checker_distinct_states(&["--check-quorum", "on"], flags(3, 2, 2, 1, 3, 0, 0, 0, 0)),
+        50_597
+    );
+}
+
 /// A restart, a duplicate and a drop (the network's actions and Restart
 /// through the durable image).
 #[test]

@@ -98,6 +98,7 @@ impl RunArgs {
             heartbeat_ms: self.heartbeat_ms,
             snapshot_threshold: self.snapshot_threshold,
             max_append_entries: None,
+            check_quorum: None,
             trace_dir: self.trace_dir,
             tls_cert: self.tls.tls_cert,
             tls_key: self.tls.tls_key,

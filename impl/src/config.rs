@@ -11,6 +11,7 @@
 //! election_timeout_ms = [300, 600]
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
+//! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/2) for raft-interop
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
@@ -100,6 +101,9 @@ pub struct FileConfig {
     pub heartbeat_ms: Option<u64>,
     pub snapshot_threshold: Option<u64>,
     pub max_append_entries: Option<usize>,
+    /// CheckQuorum (default on): a leader that has not heard from a quorum
+    /// within an election timeout steps down.
+    pub check_quorum: Option<bool>,
     /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/2).
     pub trace_dir: Option<PathBuf>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
@@ -134,6 +138,7 @@ impl FileConfig {
             heartbeat_ms: over.heartbeat_ms.or(self.heartbeat_ms),
             snapshot_threshold: over.snapshot_threshold.or(self.snapshot_threshold),
             max_append_entries: over.max_append_entries.or(self.max_append_entries),
+            check_quorum: over.check_quorum.or(self.check_quorum),
             trace_dir: over.trace_dir.or(self.trace_dir),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
@@ -174,6 +179,9 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     pub snapshot_threshold: u64,
     pub max_append_entries: usize,
+    /// CheckQuorum: the leader takes the core's CheckQuorum step each time
+    /// its election timer fires (raft_model::Server::check_quorum).
+    pub check_quorum: bool,
     /// Deadline of one peer RPC.
     pub rpc_timeout: Duration,
     /// How long a client call waits for its command to commit or read to be served.
@@ -293,6 +301,7 @@ impl NodeConfig {
                 .unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD)
                 .max(1),
             max_append_entries,
+            check_quorum: file.check_quorum.unwrap_or(true),
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
             max_snapshot_bytes: limits::MAX_SNAPSHOT_BYTES,

@@ -194,7 +194,10 @@ impl EventLoop {
                 }
                 () = &mut election => {
                     debug!(term = self.core.current_term(), "election timeout");
-                    self.step_timer(Step::Timeout, &mut ready);
+                    // A leader has no election to start; its timer paces
+                    // CheckQuorum instead (refused when that is off).
+                    let step = if self.core.is_leader() { Step::CheckQuorum } else { Step::Timeout };
+                    self.step_timer(step, &mut ready);
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
@@ -378,6 +381,12 @@ impl EventLoop {
             }
             Role::Leader if role != Role::Leader => {
                 info!(term = new_term, "elected leader")
+            }
+            Role::Follower if role == Role::Leader && new_term == term => {
+                warn!(
+                    term = new_term,
+                    "stepped down: no quorum answered within an election timeout (CheckQuorum)"
+                )
             }
             Role::Follower if role == Role::Leader => {
                 info!(term = new_term, previous_term = term, leader = ?new_leader, "stepped down: no longer leader")

@@ -83,7 +83,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         recovered.snapshot,
         recovered.log,
     )
-    .with_max_append_entries(config.max_append_entries);
+    .with_max_append_entries(config.max_append_entries)
+    .with_check_quorum(config.check_quorum);
     let trace = match &config.trace_dir {
         Some(dir) => crate::trace::Tracer::open(dir, &config.cluster_id, &core)
             .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,

@@ -79,6 +79,7 @@ impl Tracer {
             cluster: cluster_id.to_string(),
             members: core.config().members.iter().copied().collect(),
             max_append_entries: core.max_append_entries(),
+            check_quorum: core.check_quorum_enabled(),
             start,
             unix_ms,
         });

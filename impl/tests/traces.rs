@@ -177,6 +177,14 @@ async fn record(dir: &Path) -> (PathBuf, u64) {
     cluster.spawn(victim, false);
     write(&mut client, 140, 150).await;
     wait_all_applied(&mut client, &endpoints).await;
+
+    // The leader left alone: CheckQuorum steps it down within an election
+    // timeout or two (at most 300 ms each here).
+    let last = leader(&mut client, &endpoints).await;
+    for id in (1..=3).filter(|id| *id != last) {
+        cluster.kill(id);
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     for id in 1..=3 {
         cluster.kill(id);
     }
@@ -273,12 +281,19 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         "CompactLog",
         "Restart",
         "HandleInstallSnapshotRequest",
+        "CheckQuorum",
     ] {
         assert!(
             actions.contains(expected),
             "no {expected} in the run: {actions:?}"
         );
     }
+
+    // The isolated leader stepped down by CheckQuorum, and that validated.
+    let stepped_down = validated.run.iter().any(|step| {
+        step.action.name() == "CheckQuorum" && step.server.role() == raft_model::Role::Follower
+    });
+    assert!(stepped_down, "no CheckQuorum step-down in the run");
 
     // The follower that was behind caught up by installing a snapshot.
     let installed = installed_snapshots(&traces, behind);

@@ -627,7 +627,8 @@ impl NodeReplay {
             (Start::Init, None) => {
                 let server =
                     Server::new(header.node, Config::new(header.members.iter().copied()), ())
-                        .with_max_append_entries(header.max_append_entries);
+                        .with_max_append_entries(header.max_append_entries)
+                        .with_check_quorum(header.check_quorum);
                 self.initial = Some(server.clone());
                 self.durable_candidates = vec![(server.clone(), None)];
                 self.server = Some(server);

@@ -85,10 +85,16 @@ pub enum Bug {
     /// leader counted as committed can vanish from a majority (breaks
     /// Leader Completeness, then State Machine Safety).
     OmitPersistLog,
+    /// CheckQuorum counts the answers but never steps the leader down: a
+    /// leader cut off from its majority leads on alone, accepting writes
+    /// that cannot commit (breaks no safety property; the checker finds it
+    /// by the goal LeaderSteppedDownWithoutQuorum never being reached, and
+    /// model/tests/check_quorum.rs by the isolated leader staying leader).
+    CheckQuorumNeverStepsDown,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -106,6 +112,7 @@ impl Bug {
         Bug::ReadBeforeTermCommit,
         Bug::OmitPersistVote,
         Bug::OmitPersistLog,
+        Bug::CheckQuorumNeverStepsDown,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

@@ -185,7 +185,8 @@ impl<C: Clone, S: Clone> Durable<C, S> {
             self.snapshot.clone(),
             self.log.clone(),
         )
-        .with_max_append_entries(crashed.max_append_entries());
+        .with_max_append_entries(crashed.max_append_entries())
+        .with_check_quorum(crashed.check_quorum_enabled());
         server.bugs = crashed.bugs;
         server
     }

@@ -103,3 +103,20 @@ fn a_single_server_is_its_own_quorum() {
     check(&mut s).unwrap();
     assert!(s.is_leader());
 }
+
+/// The seeded bug: the leader counts, but never steps down. The scenario of
+/// the first test, with the bug, leaves an isolated leader leading.
+#[test]
+fn the_seeded_bug_leaves_an_isolated_leader_leading() {
+    let mut s = server(1, &members(3))
+        .with_check_quorum(true)
+        .with_bugs(&[raft_model::Bug::CheckQuorumNeverStepsDown]);
+    elect(&mut s, &[2]);
+    for _ in 0..3 {
+        check(&mut s).unwrap();
+    }
+    assert!(
+        s.is_leader(),
+        "with the bug, no quorum for three periods changes nothing"
+    );
+}

@@ -109,6 +109,9 @@ pub struct Header {
     /// The configuration a fresh server starts with.
     pub members: Vec<NodeId>,
     pub max_append_entries: usize,
+    /// The node runs CheckQuorum (absent in traces written before it: off).
+    #[serde(default)]
+    pub check_quorum: bool,
     pub start: Start,
     /// Wall-clock time of the start, for people reading the trace.
     #[serde(default)]
@@ -456,6 +459,7 @@ mod tests {
                 cluster: "c1".to_string(),
                 members: vec![1, 2, 3],
                 max_append_entries: 1,
+                check_quorum: false,
                 start: Start::Init,
                 unix_ms: 0,
             }),

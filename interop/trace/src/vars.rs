@@ -47,7 +47,7 @@ impl<C: Clone, S> Variable<C, S> {
 }
 
 /// How many per-server variables the spec has.
-pub const COUNT: usize = 16;
+pub const COUNT: usize = 17;
 
 /// Every per-server variable of spec/Raft.tla, in the order of its
 /// `VARIABLES` declarations: persistent first, then volatile.
@@ -98,6 +98,9 @@ pub fn per_server<C: Clone, S>() -> [Variable<C, S>; COUNT] {
         }),
         var("pendingReads", false, |s| {
             Value::Reads(s.pending_reads().iter().cloned().collect())
+        }),
+        var("recentActive", false, |s| {
+            Value::Servers(s.recent_active().iter().copied().collect())
         }),
     ]
 }

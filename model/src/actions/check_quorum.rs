@@ -10,6 +10,7 @@
 //! the previous step (`recent_active`). Safety does not depend on when the
 //! step comes: stepping down is always allowed.
 
+use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::server::{Role, Server};
 use crate::types::{NodeId, Term};
@@ -27,7 +28,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         );
         let mut active = std::mem::take(&mut self.recent_active);
         active.insert(self.id);
-        if !self.config.is_quorum(&active) {
+        if !self.config.is_quorum(&active) && !self.bugs.has(Bug::CheckQuorumNeverStepsDown) {
             self.become_follower(&mut effects);
             self.leader_id = None;
         }
