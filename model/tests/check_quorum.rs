@@ -120,3 +120,14 @@ fn the_seeded_bug_leaves_an_isolated_leader_leading() {
         "with the bug, no quorum for three periods changes nothing"
     );
 }
+
+/// Winning an election restarts the timer, which now paces CheckQuorum: the
+/// peers get a whole timeout to answer the new leader before the first
+/// check (etcd resets its election clock on becoming leader likewise).
+#[test]
+fn becoming_leader_restarts_the_timer() {
+    let mut s = server(1, &members(5)).with_check_quorum(true);
+    let effects = elect(&mut s, &[2, 3]);
+    assert!(s.is_leader());
+    assert!(effects.reset_election_timer);
+}

@@ -136,6 +136,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
             payload: Payload::Noop,
         });
         effects.persist.log_written_from(index);
+        // The timer now paces CheckQuorum: its first period starts here, so
+        // that the peers have a whole timeout to answer the new leader.
+        effects.reset_election_timer = true;
         self.advance_commit_index(effects);
         let peers: Vec<_> = self.config.peers(self.id).collect();
         for peer in peers {
