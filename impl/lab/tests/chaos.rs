@@ -54,6 +54,12 @@ fn a_correct_cluster_stays_linearizable_and_durable_under_faults() {
         report.linearizability.unknown_keys().is_empty(),
         "the search bound was reached"
     );
+    // Availability was measured: the monitor sampled the whole run (every
+    // 50 ms, each sample a status call per node), and writes went through.
+    let a = &report.availability;
+    assert!(a.samples >= 200, "{a:?}");
+    assert!(a.without_leader < report.duration, "{a:?}");
+    assert!(a.longest_write_gap < report.duration, "{a:?}");
 }
 
 /// Runs a node with `bug` until the harness reports it (at most three short

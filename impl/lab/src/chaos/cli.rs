@@ -53,6 +53,10 @@ pub struct ChaosArgs {
     /// Do not print each fault as it is injected.
     #[arg(long)]
     quiet: bool,
+    /// Run the nodes with CheckQuorum on (the default) or off, to compare
+    /// the availability figures.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = clap::builder::BoolishValueParser::new())]
+    check_quorum: bool,
 }
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     options.settings.trace = !args.no_trace;
     options.settings.snapshot_threshold = args.snapshot_threshold;
     options.settings.seeded_bug = args.seeded_bug;
+    options.settings.check_quorum = args.check_quorum;
     options.check_budget = args.check_budget;
     options.verbose = !args.quiet;
     println!(

@@ -18,7 +18,12 @@
 //! When a check fails, the run directory is kept: the seed, the history, the
 //! offending slice per key, and each node's data directory, log and trace.
 //! Every loop is bounded by the run's deadline or an explicit timeout.
+//!
+//! Besides the checks, a run measures availability ([`availability`]): time
+//! without a ready leader, leader changes per minute, and the longest
+//! stretch without an acknowledged write.
 
+pub mod availability;
 pub mod cli;
 pub mod faults;
 pub mod history;
@@ -88,6 +93,7 @@ impl ChaosOptions {
                 // Small, so that compaction and InstallSnapshot happen under faults.
                 snapshot_threshold: 200,
                 trace: true,
+                check_quorum: true,
                 seeded_bug: None,
                 log_level: "info".into(),
             },
@@ -119,6 +125,8 @@ pub struct ChaosReport {
     /// Whether every node applied the same index after the faults healed.
     pub converged: bool,
     pub unexpected_exits: Vec<(NodeId, String)>,
+    /// How available the cluster stayed (not a check: a measurement).
+    pub availability: availability::Availability,
     /// Client tasks that did not finish (a panic): their operations are in
     /// the history up to the failure, their counts are lost.
     pub client_failures: Vec<String>,
@@ -275,6 +283,7 @@ impl ChaosReport {
                 describe(&lost.lost)
             );
         }
+        let _ = writeln!(out, "{}", self.availability.summary(self.duration));
         let _ = writeln!(
             out,
             "after healing: {}",
@@ -452,6 +461,8 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         tasks.push((id, tokio::spawn(client.run(recorder.clone(), deadline))));
     }
 
+    let monitor = tokio::spawn(availability::monitor(addresses.clone(), started, deadline));
+
     let election_high = options.settings.election_timeout_ms[1];
     let mut injector = Injector::new(options.seed, options.faults.clone(), election_high);
     loop {
@@ -492,6 +503,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     }
     let (counts, client_failures) = join_clients(tasks).await;
     let duration = started.elapsed();
+    let samples = monitor.await.unwrap_or_default();
     let converged = wait_converged(&processes, Duration::from_secs(30)).await;
     processes.reap();
 
@@ -565,6 +577,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         unread_keys,
         converged,
         unexpected_exits: processes.unexpected_exits.clone(),
+        availability: availability::Availability::of(&samples, &history, options.duration),
         client_failures,
         dir: dir.clone(),
         kept: false,
@@ -700,6 +713,7 @@ mod tests {
             unread_keys: Vec::new(),
             converged: true,
             unexpected_exits: Vec::new(),
+            availability: Default::default(),
             client_failures: Vec::new(),
             dir: PathBuf::new(),
             kept: false,

@@ -29,6 +29,9 @@ pub struct NodeSettings {
     pub snapshot_threshold: u64,
     /// Record core events to `<dir>/traces/node-<id>.jsonl`.
     pub trace: bool,
+    /// Run the nodes with CheckQuorum (the node's default); off to measure
+    /// availability without it.
+    pub check_quorum: bool,
     /// A deliberately wrong node behaviour (see `crate::seeded_bugs`), to
     /// show the harness catches it.
     pub seeded_bug: Option<SeededBug>,
@@ -130,6 +133,7 @@ impl Processes {
             election_timeout_ms: Some(s.election_timeout_ms),
             heartbeat_ms: Some(s.heartbeat_ms),
             snapshot_threshold: Some(s.snapshot_threshold),
+            check_quorum: Some(s.check_quorum),
             trace_dir: s.trace.then_some(trace_dir),
             members: Some(node.members.clone()),
             ..FileConfig::default()
