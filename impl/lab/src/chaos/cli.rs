@@ -55,7 +55,7 @@ pub struct ChaosArgs {
     quiet: bool,
     /// Run the nodes with CheckQuorum on (the default) or off, to compare
     /// the availability figures.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, value_name = "on|off", default_value = "on", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     check_quorum: bool,
 }
 
