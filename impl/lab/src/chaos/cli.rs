@@ -28,7 +28,7 @@ pub struct ChaosArgs {
     seed: Option<u64>,
     /// Fault kinds to inject, comma-separated (default: all): kill,
     /// kill-leader, partition, partition-leader, leader-mute, leader-deaf,
-    /// one-way, pause, pause-leader.
+    /// one-way, pause, pause-leader, non-transitive, flapping.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<FaultKind>,
     /// Parent of the run directory (default: the system temp dir).

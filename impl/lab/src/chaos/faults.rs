@@ -40,10 +40,17 @@ pub enum FaultKind {
     Pause,
     /// SIGSTOP the leader.
     PauseLeader,
+    /// A non-transitive partition: the leader and one follower cannot reach
+    /// each other (both ways), while each still reaches every other node.
+    NonTransitive,
+    /// One link between the leader and a follower goes down and up again,
+    /// both ways, every fraction of an election timeout while the fault
+    /// holds.
+    Flapping,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -53,6 +60,8 @@ impl FaultKind {
         FaultKind::OneWay,
         FaultKind::Pause,
         FaultKind::PauseLeader,
+        FaultKind::NonTransitive,
+        FaultKind::Flapping,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +75,8 @@ impl FaultKind {
             FaultKind::OneWay => "one-way",
             FaultKind::Pause => "pause",
             FaultKind::PauseLeader => "pause-leader",
+            FaultKind::NonTransitive => "non-transitive",
+            FaultKind::Flapping => "flapping",
         }
     }
 }
@@ -88,6 +99,8 @@ pub enum Active {
     Killed(NodeId),
     Cut,
     Paused(NodeId),
+    /// The link between these two nodes flaps (both ways) until healed.
+    Flapping(NodeId, NodeId),
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }
@@ -181,6 +194,22 @@ impl Injector {
                 }
                 Active::Cut
             }
+            (FaultKind::NonTransitive, Some(leader)) => {
+                let Some(&other) = ids.iter().find(|id| **id != leader) else {
+                    return (kind, Active::Nothing);
+                };
+                network.cut(leader, other);
+                network.cut(other, leader);
+                Active::Cut
+            }
+            (FaultKind::Flapping, Some(leader)) => {
+                let Some(&other) = ids.iter().find(|id| **id != leader) else {
+                    return (kind, Active::Nothing);
+                };
+                network.cut(leader, other);
+                network.cut(other, leader);
+                Active::Flapping(leader, other)
+            }
             (FaultKind::LeaderDeaf, Some(leader)) => {
                 for other in ids.iter().filter(|id| **id != leader) {
                     network.cut(*other, leader);
@@ -195,12 +224,34 @@ impl Injector {
     }
 }
 
+/// Holds the fault `active` for `hold`. A flapping link changes state every
+/// `period` meanwhile (it starts cut); any other fault simply waits.
+pub async fn hold(active: &Active, network: &Network, hold: Duration, period: Duration) {
+    let Active::Flapping(a, b) = *active else {
+        tokio::time::sleep(hold).await;
+        return;
+    };
+    let until = tokio::time::Instant::now() + hold;
+    let mut cut = true;
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(period.min(until - tokio::time::Instant::now())).await;
+        cut = !cut;
+        if cut {
+            network.cut(a, b);
+            network.cut(b, a);
+        } else {
+            network.restore(a, b);
+            network.restore(b, a);
+        }
+    }
+}
+
 /// Ends a fault: restarts a killed node, resumes a paused one, heals links.
 pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> anyhow::Result<()> {
     match active {
         Active::Killed(id) => processes.start(id)?,
         Active::Paused(id) => processes.resume(id),
-        Active::Cut => network.heal(),
+        Active::Cut | Active::Flapping(..) => network.heal(),
         Active::Nothing => {}
     }
     Ok(())
@@ -240,4 +291,54 @@ pub async fn status(address: &str) -> Option<pb::StatusResponse> {
         .await
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flapping_link_goes_down_and_up_both_ways_while_held() {
+        let network = Network::new();
+        network.cut(1, 2);
+        network.cut(2, 1);
+        let watcher = {
+            let network = network.clone();
+            tokio::spawn(async move {
+                let mut seen = BTreeSet::new();
+                for _ in 0..40 {
+                    seen.insert((network.is_cut(1, 2), network.is_cut(2, 1)));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                seen
+            })
+        };
+        let active = Active::Flapping(1, 2);
+        hold(
+            &active,
+            &network,
+            Duration::from_millis(200),
+            Duration::from_millis(20),
+        )
+        .await;
+        let seen = watcher.await.unwrap();
+        assert!(seen.contains(&(true, true)), "{seen:?}");
+        assert!(seen.contains(&(false, false)), "{seen:?}");
+        assert!(!seen.contains(&(true, false)) && !seen.contains(&(false, true)));
+        assert!(
+            network
+                .cuts()
+                .iter()
+                .all(|(a, b)| (*a, *b) == (1, 2) || (*a, *b) == (2, 1))
+        );
+    }
+
+    #[test]
+    fn every_fault_kind_parses_back_from_its_name() {
+        for kind in FaultKind::ALL {
+            assert_eq!(kind.name().parse::<FaultKind>(), Ok(kind));
+        }
+    }
 }

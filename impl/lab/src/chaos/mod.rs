@@ -485,7 +485,10 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
                 leader.map_or("unknown".to_owned(), |l| l.to_string())
             );
         }
-        tokio::time::sleep(hold).await;
+        // A flapping link changes every third of the election timeout's
+        // upper end: often enough to interrupt heartbeats and elections.
+        let flap = Duration::from_millis((election_high / 3).max(1));
+        faults::hold(&active, &network, hold, flap).await;
         faults::heal(active, &mut processes, &network)?;
         restart_exited(&mut processes)?;
     }

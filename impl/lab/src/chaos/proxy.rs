@@ -49,6 +49,12 @@ impl Network {
         self.changes.send_modify(|n| *n += 1);
     }
 
+    /// Bytes sent by `from` reach `to` again (other cuts stay).
+    pub fn restore(&self, from: NodeId, to: NodeId) {
+        self.lock().remove(&(from, to));
+        self.changes.send_modify(|n| *n += 1);
+    }
+
     /// Every link works again.
     pub fn heal(&self) {
         self.lock().clear();
