@@ -85,10 +85,18 @@ pub enum Bug {
     /// leader counted as committed can vanish from a majority (breaks
     /// Leader Completeness, then State Machine Safety).
     OmitPersistLog,
+    /// A follower that rejects an AppendEntries request with a conflict hint
+    /// (paper §5.3's optimization) takes its entries before its run of the
+    /// conflicting term as proven to match the leader's, and learns the
+    /// leader's commit index up to there. Nothing proved them: only a success
+    /// at `prev_log_index` does, and the entries before the run may be of
+    /// another leader, so the follower applies an entry the cluster never
+    /// committed at that index (breaks State Machine Safety).
+    CommitBeforeConflictingTerm,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -106,6 +114,7 @@ impl Bug {
         Bug::ReadBeforeTermCommit,
         Bug::OmitPersistVote,
         Bug::OmitPersistLog,
+        Bug::CommitBeforeConflictingTerm,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.
