@@ -86,13 +86,14 @@ pub enum Bug {
     /// Leader Completeness, then State Machine Safety).
     OmitPersistLog,
     /// A follower that rejects an AppendEntries request with a conflict hint
-    /// (paper §5.3's optimization) takes its entries before its run of the
-    /// conflicting term as proven to match the leader's, and learns the
-    /// leader's commit index up to there. Nothing proved them: only a success
-    /// at `prev_log_index` does, and the entries before the run may be of
-    /// another leader, so the follower applies an entry the cluster never
-    /// committed at that index (breaks State Machine Safety).
-    CommitBeforeConflictingTerm,
+    /// (paper §5.3's optimization) takes the hint's index, the first of its
+    /// run of the conflicting term, for the point up to which it matches the
+    /// leader — the follower's twin of a leader taking the hint as a match —
+    /// and learns the leader's commit index up to there. Nothing proved it:
+    /// only a success does, and the run is of a term the leader may not hold
+    /// at all, so the follower applies at that index an entry the cluster
+    /// never committed (breaks State Machine Safety).
+    CommitToConflictIndex,
 }
 
 impl Bug {
@@ -114,7 +115,7 @@ impl Bug {
         Bug::ReadBeforeTermCommit,
         Bug::OmitPersistVote,
         Bug::OmitPersistLog,
-        Bug::CommitBeforeConflictingTerm,
+        Bug::CommitToConflictIndex,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

@@ -153,8 +153,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
             // below our snapshot (moved up to it above), so the hint never
             // names a compacted index, whose term we do not know.
             let (conflict_term, conflict_index) = self.log.conflict_at(prev_index);
-            if self.bugs.has(Bug::CommitBeforeConflictingTerm) && conflict_term > 0 {
-                let proven = leader_commit.min(conflict_index - 1);
+            if self.bugs.has(Bug::CommitToConflictIndex) && conflict_term > 0 {
+                let proven = leader_commit.min(conflict_index);
                 if proven > self.commit_index {
                     self.commit_to(proven, &mut effects);
                 }
