@@ -26,6 +26,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::ReadBeforeTermCommit => "read-before-term-commit",
         Bug::OmitPersistVote => "omit-persist-vote",
         Bug::OmitPersistLog => "omit-persist-log",
+        Bug::CommitToConflictIndex => "commit-to-conflict-index",
     }
 }
 
@@ -75,6 +76,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::ReadBeforeTermCommit => model::READ_INDEX_SAFETY,
         Bug::OmitPersistVote => model::ELECTION_SAFETY,
         Bug::OmitPersistLog => model::LEADER_COMPLETENESS,
+        Bug::CommitToConflictIndex => model::STATE_MACHINE_SAFETY,
     }
 }
 
@@ -128,6 +130,12 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => bound(2, 2, 0, 4, 0, 0, 1, 1),
         Bug::BatchChecksFirstEntryOnly => bound(3, 2, 1, 4, 0, 0, 2, 0),
         Bug::CommitBeyondLeader => bound(3, 2, 1, 4, 0, 0, 1, 0),
+        // The `conflicts` member: two commands of one leader make the run,
+        // and a lost message frees room for three elections.
+        Bug::CommitToConflictIndex => Bounds {
+            max_drops: 1,
+            ..bound(3, 3, 2, 3, 0, 0, 1, 0)
+        },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess
         | Bug::SnapshotKeepsConflictingSuffix => return None,

@@ -46,6 +46,7 @@ pub const SNAPSHOT_DISCARDED_CONFLICT: &str = "SnapshotDiscardedConflictingLog";
 pub const STALE_SNAPSHOT_IGNORED: &str = "StaleSnapshotIgnored";
 pub const CONFLICT_INSIDE_BATCH: &str = "ConflictInsideBatch";
 pub const BATCH_PARTLY_COVERED: &str = "BatchPartlyCoveredBySnapshot";
+pub const CONFLICT_TERM_SKIPPED: &str = "ConflictTermSkipped";
 
 /// The `always` properties: the paper's Figure 3 and the spec's
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0).
@@ -62,7 +63,7 @@ pub const SAFETY_PROPERTIES: [&str; 6] = [
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 12] = [
+pub const REACHABILITY_PROPERTIES: [&str; 13] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -75,6 +76,7 @@ pub const REACHABILITY_PROPERTIES: [&str; 12] = [
     STALE_SNAPSHOT_IGNORED,
     CONFLICT_INSIDE_BATCH,
     BATCH_PARTLY_COVERED,
+    CONFLICT_TERM_SKIPPED,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -101,9 +103,24 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             SNAPSHOT_DISCARDED_CONFLICT => snapshots && terms,
             CONFLICT_INSIDE_BATCH => batches && terms,
             BATCH_PARTLY_COVERED => batches && snapshots,
+            CONFLICT_TERM_SKIPPED => conflict_runs(bounds),
             _ => true,
         })
         .collect()
+}
+
+/// Can a leader meet a follower's run of two or more entries of a term it
+/// lacks (or ends sooner), so that one rejection skips more than one entry?
+/// The leader's first request goes to `next_index` = its last index at
+/// election + 1, and a conflict lies below its own no-op, so its log must
+/// hold two entries before that no-op (`--max-log` ≥ 3), and the follower
+/// two entries of one term, which takes a client command beside a no-op.
+/// With three terms the leader's own two earlier entries need a second
+/// command; with four, a second no-op will do.
+fn conflict_runs(bounds: &Bounds) -> bool {
+    bounds.max_log >= 3
+        && ((bounds.max_term >= 3 && bounds.max_requests >= 2)
+            || (bounds.max_term >= 4 && bounds.max_requests >= 1))
 }
 
 /// Goals that show a particular branch of the core was taken (a snapshot
@@ -111,13 +128,14 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
 /// a read failed by a lost leadership). Each needs a precise interleaving,
 /// so a single bound is not required to reach them: the default suite is
 /// (each must be reached by some member of it, `raft-checker check`).
-pub const BRANCH_GOALS: [&str; 6] = [
+pub const BRANCH_GOALS: [&str; 7] = [
     READ_FAILED,
     SNAPSHOT_KEPT_SUFFIX,
     SNAPSHOT_DISCARDED_CONFLICT,
     STALE_SNAPSHOT_IGNORED,
     CONFLICT_INSIDE_BATCH,
     BATCH_PARTLY_COVERED,
+    CONFLICT_TERM_SKIPPED,
 ];
 
 /// The applicable goals an exhaustive check of one bound must reach to pass:
@@ -151,6 +169,7 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         STALE_SNAPSHOT_IGNORED => properties::stale_snapshot_ignored,
         CONFLICT_INSIDE_BATCH => properties::conflict_inside_batch,
         BATCH_PARTLY_COVERED => properties::batch_partly_covered_by_snapshot,
+        CONFLICT_TERM_SKIPPED => properties::conflict_term_skipped,
         _ => return None,
     };
     Some(condition)
@@ -347,6 +366,9 @@ impl Model for RaftModel {
             }),
             Property::sometimes(BATCH_PARTLY_COVERED, |_, s| {
                 properties::batch_partly_covered_by_snapshot(s)
+            }),
+            Property::sometimes(CONFLICT_TERM_SKIPPED, |_, s| {
+                properties::conflict_term_skipped(s)
             }),
         ];
         all.retain(|p| {
