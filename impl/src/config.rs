@@ -11,7 +11,7 @@
 //! election_timeout_ms = [300, 600]
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
-//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/2) for raft-interop
+//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/3) for raft-interop
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
 //! tls_ca = "/etc/raft-node/ca.pem"
@@ -100,7 +100,7 @@ pub struct FileConfig {
     pub heartbeat_ms: Option<u64>,
     pub snapshot_threshold: Option<u64>,
     pub max_append_entries: Option<usize>,
-    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/2).
+    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/3).
     pub trace_dir: Option<PathBuf>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
     pub tls_cert: Option<PathBuf>,
