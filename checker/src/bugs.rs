@@ -123,19 +123,13 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         | Bug::CountStaleVote
         | Bug::SkipPrevTermCheck
         | Bug::CommitOldTerm => bound(4, 2, 0, 4, 0, 0, 1, 0),
-        Bug::AcceptStaleAppend => bound(3, 2, 0, 4, 0, 0, 1, 0),
+        Bug::AcceptStaleAppend | Bug::CommitToConflictIndex => bound(3, 2, 0, 4, 0, 0, 1, 0),
         Bug::OmitPersistVote => bound(2, 2, 0, 4, 1, 0, 1, 0),
         Bug::OmitPersistLog => bound(2, 2, 1, 4, 1, 0, 1, 0),
         Bug::InstallStaleSnapshot => bound(2, 2, 1, 3, 0, 1, 1, 0),
         Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => bound(2, 2, 0, 4, 0, 0, 1, 1),
         Bug::BatchChecksFirstEntryOnly => bound(3, 2, 1, 4, 0, 0, 2, 0),
         Bug::CommitBeyondLeader => bound(3, 2, 1, 4, 0, 0, 1, 0),
-        // The `conflicts` member: two commands of one leader make the run,
-        // and a lost message frees room for three elections.
-        Bug::CommitToConflictIndex => Bounds {
-            max_drops: 1,
-            ..bound(3, 3, 2, 3, 0, 0, 1, 0)
-        },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess
         | Bug::SnapshotKeepsConflictingSuffix => return None,
