@@ -298,20 +298,25 @@ impl<C: Clone, S: Clone> Server<C, S> {
         effects
     }
 
-    /// Where a rejection's conflict hint says to probe next (paper §5.3), an
-    /// upper bound on the new `next_index`. The peer
-    /// holds entries of `conflict_term` from `conflict_index` up to the
-    /// request's `prev_log_index`, all at or after its snapshot. If we hold
-    /// entries of that term too, the last of them, `j`, is at most that
-    /// `prev_log_index` (both logs took them from that term's leader), so the
-    /// peer holds an entry of that term at `j` and, by Log Matching, matches
-    /// us up to `j`: probe `j + 1`. Otherwise none of the peer's entries from
-    /// `conflict_index` on is ours: probe `conflict_index`. Our scan stops at
-    /// our snapshot: if the term lies wholly in our compacted prefix we do not
-    /// know where it ends and take the peer's index, which may fall inside our
-    /// snapshot (then the peer is sent the snapshot, as for any compacted
-    /// entry). Either way the result is only a lower probe, never a claim that
-    /// the peer matches: `match_index` moves on a success alone.
+    /// Where a rejection's conflict hint says to probe next (paper §5.3): an
+    /// upper bound on the new `next_index`. The peer holds entries of
+    /// `conflict_term` from `conflict_index` up to the request's
+    /// `prev_log_index`, none below its snapshot.
+    ///
+    /// If we hold entries of that term, let `j` be the last of them at or
+    /// below `next - 1`. Both logs took their entries of that term from its
+    /// leader, whose run of them the peer's reaches back into, so the peer
+    /// holds our entry `j` and matches us up to it (Log Matching): probe
+    /// `j + 1`. (If the peer compacted `j`, the probe falls in its snapshot,
+    /// which it checks at the snapshot's index: committed, so matching.)
+    /// Otherwise none of the peer's entries from `conflict_index` on is ours:
+    /// probe `conflict_index`. Our scan stops at our snapshot: a term lying
+    /// wholly in our compacted prefix is not found, and the peer's index,
+    /// perhaps inside our snapshot, is taken (the peer is then sent the
+    /// snapshot, as for any compacted entry).
+    ///
+    /// Either way the result is only where to probe, never a claim that the
+    /// peer matches: `match_index` moves on a success alone.
     pub(crate) fn skip_conflicting_term(
         &self,
         conflict_term: Term,
