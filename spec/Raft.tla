@@ -283,6 +283,39 @@ CompactTo(s, index, term) ==
                       !.snapshotIndex = index,
                       !.snapshotTerm = term]
 
+\* Log::first_index_of_term_at: where the run of entries of n's term that
+\* ends at n begins, never below the snapshot's index (the lowest index whose
+\* term is known; the run may reach further back, so this can only be too
+\* high). Meaningful only when HasTerm(s, n).
+RECURSIVE FirstIndexOfTermAt(_, _)
+FirstIndexOfTermAt(s, n) ==
+    IF n > s.snapshotIndex /\ TermAt(s, n - 1) = TermAt(s, n)
+    THEN FirstIndexOfTermAt(s, n - 1)
+    ELSE n
+
+\* Log::conflict_at: what a follower failing the consistency check at n
+\* tells the leader (paper 5.3's optimization): <<the term of its entry at
+\* n, the first index of its run of that term>>, or <<0, 0>> if it holds no
+\* entry at n. No entry has term 0.
+ConflictAt(s, n) ==
+    IF HasTerm(s, n) /\ TermAt(s, n) > 0
+    THEN <<TermAt(s, n), FirstIndexOfTermAt(s, n)>>
+    ELSE <<0, 0>>
+
+\* Log::last_index_of_term(t, upTo): the highest index at or below
+\* Min(upTo, LastIndex(s)) holding an entry of term t, scanning down past
+\* entries of later terms; 0 (Rust None) if the scan meets an entry of an
+\* earlier term first (terms never decrease along a log) or the compacted
+\* prefix. t > 0, so index 0 (term 0) is never the answer.
+RECURSIVE LastIndexOfTermFrom(_, _, _)
+LastIndexOfTermFrom(s, t, n) ==
+    IF ~HasTerm(s, n) THEN 0
+    ELSE IF TermAt(s, n) = t THEN n
+    ELSE IF TermAt(s, n) > t /\ n > s.snapshotIndex THEN LastIndexOfTermFrom(s, t, n - 1)
+    ELSE 0
+
+LastIndexOfTerm(s, t, upTo) == LastIndexOfTermFrom(s, t, Min(upTo, LastIndex(s)))
+
 \* Log::is_up_to_date (paper 5.4.1): is a log ending at (lastIndex, lastTerm)
 \* at least as up-to-date as s's?
 IsUpToDate(s, lastIndex, lastTerm) ==
@@ -306,9 +339,12 @@ AppendEntriesRequest(s, to, prevLogIndex, prevLogTerm, entries, leaderCommit, se
      prevLogIndex |-> prevLogIndex, prevLogTerm |-> prevLogTerm,
      entries |-> entries, leaderCommit |-> leaderCommit, readSeq |-> seq]
 
-AppendEntriesResponse(s, to, success, matchIdx, seq) ==
+\* conflict: <<conflictTerm, conflictIndex>>, <<0, 0>> but on a rejection
+\* whose sender holds an entry at prevLogIndex of another term (ConflictAt).
+AppendEntriesResponse(s, to, success, matchIdx, conflict, seq) ==
     [type |-> "AppendEntriesResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
-     success |-> success, matchIndex |-> matchIdx, readSeq |-> seq]
+     success |-> success, matchIndex |-> matchIdx,
+     conflictTerm |-> conflict[1], conflictIndex |-> conflict[2], readSeq |-> seq]
 
 InstallSnapshotRequest(s, to, snap) ==
     [type |-> "InstallSnapshotRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
@@ -458,6 +494,18 @@ AppendNew(s, index, es) ==
                  THEN AppendNew(AppendEntry(TruncateFrom(s, index), e), index + 1, Tail(es))
                  ELSE AppendNew(AppendEntry(s, e), index + 1, Tail(es))
 
+\* Server::skip_conflicting_term: where a rejection's conflict hint says to
+\* probe next, an upper bound on the new nextIndex (paper 5.3). If the
+\* leader holds entries of the conflicting term t, the last of them, at or
+\* below next - 1, is also the follower's (its run of t reaches back to
+\* conflictIndex, at or below it) and matches by Log Matching: probe after
+\* it. Otherwise none of the follower's entries from conflictIndex on is the
+\* leader's: probe there. A hint only lowers nextIndex, which never affects
+\* safety: the follower's consistency check guards every entry.
+SkipConflictingTerm(s, t, conflictIndex, next) ==
+    LET last == LastIndexOfTerm(s, t, IF next > 0 THEN next - 1 ELSE 0)
+    IN IF last > 0 THEN last + 1 ELSE conflictIndex
+
 \* Server::accepts: a message to me, from another member of my configuration.
 Accepts(i, m) == m.to = i /\ m.from # i /\ m.from \in config[i]
 
@@ -534,7 +582,10 @@ SendAppendEntries(i) ==
 \* otherwise recognise the leader, skip entries our snapshot covers, run the
 \* consistency check at prevLogIndex, drop a conflicting suffix, append what
 \* is new, and learn the commit index, never beyond the last entry this
-\* request proved to match. Every answer echoes the request's read round,
+\* request proved to match. A rejection by the consistency check says which
+\* term conflicts at prevIndex and where our run of it begins (ConflictAt;
+\* prevIndex is never below our snapshot, so the hint never names an index
+\* whose term we do not know). Every answer echoes the request's read round,
 \* except the stale-term rejection: it carries our newer term, and if its
 \* addressee later leads that term it must not take the old round as an
 \* acknowledgement of a round it opened since (it answers round 0).
@@ -556,20 +607,23 @@ HandleAppendEntriesRequest(i, m) ==
            s4 == IF newCommit > s3.commitIndex THEN [s3 EXCEPT !.commitIndex = newCommit] ELSE s3
        IN StoreReceived(i, m,
             IF m.term < s1.currentTerm
-            THEN Send(s1, AppendEntriesResponse(s1, m.from, FALSE, 0, 0))
+            THEN Send(s1, AppendEntriesResponse(s1, m.from, FALSE, 0, <<0, 0>>, 0))
             ELSE IF skip /\ covered >= Len(m.entries)
             THEN Send(s2, AppendEntriesResponse(s2, m.from, TRUE,
-                                                m.prevLogIndex + Len(m.entries), m.readSeq))
+                                                m.prevLogIndex + Len(m.entries), <<0, 0>>,
+                                                m.readSeq))
             ELSE IF ~TermIs(s2, prevIndex, prevTerm)
-            THEN Send(s2, AppendEntriesResponse(s2, m.from, FALSE, LastIndex(s2), m.readSeq))
-            ELSE Send(s4, AppendEntriesResponse(s4, m.from, TRUE, lastNew, m.readSeq)))
+            THEN Send(s2, AppendEntriesResponse(s2, m.from, FALSE, LastIndex(s2),
+                                                ConflictAt(s2, prevIndex), m.readSeq))
+            ELSE Send(s4, AppendEntriesResponse(s4, m.from, TRUE, lastNew, <<0, 0>>, m.readSeq)))
     /\ UNCHANGED counterVars
 
 \* handle_append_entries_response (replication.rs): any answer of our term
 \* acknowledges our leadership as of the read round it echoes. Then, on
 \* success the leader records how far the peer matches and tries to commit;
-\* on failure it backs nextIndex off to min(next - 1, hint + 1), never below
-\* match + 1, and retries at once. A peer that still lags after a success
+\* on failure it backs nextIndex off to min(next - 1, hint + 1), and, if the
+\* rejection names a conflicting term, to no more than SkipConflictingTerm,
+\* never below match + 1, and retries at once. A peer that still lags after a success
 \* gets its next batch.
 HandleAppendEntriesResponse(i, m) ==
     /\ Receive(i, m, "AppendEntriesResponse")
@@ -589,7 +643,11 @@ HandleAppendEntriesResponse(i, m) ==
            s3 == IF m.matchIndex + 1 > next THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1] ELSE s2
            s4 == IF s3.nextIndex[p] <= LastIndex(s3) THEN Send(s3, AppendEntriesFor(s3, p)) ELSE s3
            \* failure
-           backedOff == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
+           oneStep == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
+           backedOff == IF m.conflictTerm > 0
+                        THEN Min(oneStep, SkipConflictingTerm(sa, m.conflictTerm,
+                                                              m.conflictIndex, next))
+                        ELSE oneStep
            newNext == Max(backedOff, matched + 1)
            s5 == [sa EXCEPT !.nextIndex[p] = newNext]
        IN StoreAnswered(i, m,
@@ -820,7 +878,8 @@ MessageType ==
      readSeq : 0..MaxReads]
   \cup
     [type : {"AppendEntriesResponse"}, from : Server, to : Server, term : Terms,
-     success : BOOLEAN, matchIndex : Nat, readSeq : 0..MaxReads]
+     success : BOOLEAN, matchIndex : Nat, conflictTerm : Terms, conflictIndex : Nat,
+     readSeq : 0..MaxReads]
   \cup
     [type : {"InstallSnapshotRequest"}, from : Server, to : Server, term : Terms,
      snapshot : SnapshotType]

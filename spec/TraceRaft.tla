@@ -49,7 +49,11 @@ MsgMatches(m, r) ==
                 /\ Len(m.entries) = Len(r.entryTerms)
                 /\ \A k \in 1..Len(m.entries) : m.entries[k].term = r.entryTerms[k]
          [] r.type = "AppendEntriesResponse" ->
-                m.success = r.success /\ m.matchIndex = r.matchIndex /\ m.readSeq = r.readSeq
+                /\ m.success = r.success
+                /\ m.matchIndex = r.matchIndex
+                /\ m.conflictTerm = r.conflictTerm
+                /\ m.conflictIndex = r.conflictIndex
+                /\ m.readSeq = r.readSeq
          [] r.type = "InstallSnapshotRequest" ->
                 m.snapshot.lastIndex = r.lastIndex /\ m.snapshot.lastTerm = r.lastTerm
          [] r.type = "InstallSnapshotResponse" ->

@@ -185,6 +185,21 @@ pub const PRESETS: &[Preset] = &[
         states: Some(1_946_618),
     },
     Preset {
+        name: "conflicts",
+        bounds: Bounds {
+            max_term: 3,
+            max_log: 3,
+            max_requests: 2,
+            max_messages: 3,
+            max_drops: 1,
+            ..Bounds::BASE
+        },
+        about: "three terms, logs of three, two commands, three messages in flight and one lost: \
+                a deposed leader's run of two entries of its term skipped by one rejection \
+                (ConflictTermSkipped, paper §5.3's conflict hint)",
+        states: Some(1_761_871),
+    },
+    Preset {
         name: "quorum",
         bounds: Bounds {
             check_quorum: true,
@@ -251,6 +266,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "stale",
         "ahead",
         "quorum",
+        "conflicts",
     ],
 )];
 

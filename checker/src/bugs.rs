@@ -27,6 +27,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::OmitPersistVote => "omit-persist-vote",
         Bug::OmitPersistLog => "omit-persist-log",
         Bug::CheckQuorumNeverStepsDown => "check-quorum-never-steps-down",
+        Bug::CommitToConflictIndex => "commit-to-conflict-index",
     }
 }
 
@@ -78,6 +79,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::OmitPersistLog => model::LEADER_COMPLETENESS,
         // Not a safety property: the goal a correct core reaches.
         Bug::CheckQuorumNeverStepsDown => model::LEADER_STEPPED_DOWN,
+        Bug::CommitToConflictIndex => model::STATE_MACHINE_SAFETY,
     }
 }
 
@@ -125,7 +127,7 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         | Bug::CountStaleVote
         | Bug::SkipPrevTermCheck
         | Bug::CommitOldTerm => bound(4, 2, 0, 4, 0, 0, 1, 0),
-        Bug::AcceptStaleAppend => bound(3, 2, 0, 4, 0, 0, 1, 0),
+        Bug::AcceptStaleAppend | Bug::CommitToConflictIndex => bound(3, 2, 0, 4, 0, 0, 1, 0),
         Bug::OmitPersistVote => bound(2, 2, 0, 4, 1, 0, 1, 0),
         Bug::OmitPersistLog => bound(2, 2, 1, 4, 1, 0, 1, 0),
         // One leader, CheckQuorum on: no step-down is ever reached.

@@ -84,13 +84,23 @@ pub fn body(body: &raft_model::Body<Command, crate::state::Image>) -> String {
             entries(sent.iter())
         ),
         Body::AppendEntriesResponse {
-            success,
+            success: true,
             match_index,
             ..
-        } => format!(
-            "{} match={match_index}",
-            if *success { "ok" } else { "fail" }
-        ),
+        } => format!("ok match={match_index}"),
+        Body::AppendEntriesResponse {
+            success: false,
+            match_index,
+            conflict_term: 0,
+            ..
+        } => format!("fail last={match_index}"),
+        Body::AppendEntriesResponse {
+            success: false,
+            match_index,
+            conflict_term,
+            conflict_index,
+            ..
+        } => format!("fail last={match_index} conflict=t{conflict_term} from {conflict_index}"),
         Body::InstallSnapshotRequest { snapshot } => format!(
             "snapshot=1..{}@t{} image={}",
             snapshot.meta.last_index,

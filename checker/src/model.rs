@@ -47,6 +47,7 @@ pub const STALE_SNAPSHOT_IGNORED: &str = "StaleSnapshotIgnored";
 pub const CONFLICT_INSIDE_BATCH: &str = "ConflictInsideBatch";
 pub const BATCH_PARTLY_COVERED: &str = "BatchPartlyCoveredBySnapshot";
 pub const LEADER_STEPPED_DOWN: &str = "LeaderSteppedDownWithoutQuorum";
+pub const CONFLICT_TERM_SKIPPED: &str = "ConflictTermSkipped";
 
 /// The `always` properties: the paper's Figure 3 and the spec's
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0).
@@ -63,7 +64,7 @@ pub const SAFETY_PROPERTIES: [&str; 6] = [
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 13] = [
+pub const REACHABILITY_PROPERTIES: [&str; 14] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -77,6 +78,7 @@ pub const REACHABILITY_PROPERTIES: [&str; 13] = [
     CONFLICT_INSIDE_BATCH,
     BATCH_PARTLY_COVERED,
     LEADER_STEPPED_DOWN,
+    CONFLICT_TERM_SKIPPED,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -104,9 +106,24 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             CONFLICT_INSIDE_BATCH => batches && terms,
             BATCH_PARTLY_COVERED => batches && snapshots,
             LEADER_STEPPED_DOWN => bounds.check_quorum,
+            CONFLICT_TERM_SKIPPED => conflict_runs(bounds),
             _ => true,
         })
         .collect()
+}
+
+/// Can a leader meet a follower's run of two or more entries of a term it
+/// lacks (or ends sooner), so that one rejection skips more than one entry?
+/// The leader's first request goes to `next_index` = its last index at
+/// election + 1, and a conflict lies below its own no-op, so its log must
+/// hold two entries before that no-op (`--max-log` ≥ 3), and the follower
+/// two entries of one term, which takes a client command beside a no-op.
+/// With three terms the leader's own two earlier entries need a second
+/// command; with four, a second no-op will do.
+fn conflict_runs(bounds: &Bounds) -> bool {
+    bounds.max_log >= 3
+        && ((bounds.max_term >= 3 && bounds.max_requests >= 2)
+            || (bounds.max_term >= 4 && bounds.max_requests >= 1))
 }
 
 /// Goals that show a particular branch of the core was taken (a snapshot
@@ -114,13 +131,14 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
 /// a read failed by a lost leadership). Each needs a precise interleaving,
 /// so a single bound is not required to reach them: the default suite is
 /// (each must be reached by some member of it, `raft-checker check`).
-pub const BRANCH_GOALS: [&str; 6] = [
+pub const BRANCH_GOALS: [&str; 7] = [
     READ_FAILED,
     SNAPSHOT_KEPT_SUFFIX,
     SNAPSHOT_DISCARDED_CONFLICT,
     STALE_SNAPSHOT_IGNORED,
     CONFLICT_INSIDE_BATCH,
     BATCH_PARTLY_COVERED,
+    CONFLICT_TERM_SKIPPED,
 ];
 
 /// The applicable goals an exhaustive check of one bound must reach to pass:
@@ -155,6 +173,7 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         CONFLICT_INSIDE_BATCH => properties::conflict_inside_batch,
         BATCH_PARTLY_COVERED => properties::batch_partly_covered_by_snapshot,
         LEADER_STEPPED_DOWN => properties::leader_stepped_down,
+        CONFLICT_TERM_SKIPPED => properties::conflict_term_skipped,
         _ => return None,
     };
     Some(condition)
@@ -355,6 +374,9 @@ impl Model for RaftModel {
             }),
             Property::sometimes(LEADER_STEPPED_DOWN, |_, s| {
                 properties::leader_stepped_down(s)
+            }),
+            Property::sometimes(CONFLICT_TERM_SKIPPED, |_, s| {
+                properties::conflict_term_skipped(s)
             }),
         ];
         all.retain(|p| {

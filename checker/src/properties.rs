@@ -6,9 +6,9 @@ use raft_model::{Index, NodeId, Payload, Role, Term};
 
 use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
-    OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
-    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
-    RaftServer, RaftState, entry_at, log_length,
+    OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
+    OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
+    OBSERVED_STEPPED_DOWN, RaftServer, RaftState, entry_at, log_length,
 };
 
 /// Every `always` property at once.
@@ -226,6 +226,12 @@ pub fn stale_snapshot_ignored(state: &RaftState) -> bool {
 /// first entry (observed).
 pub fn conflict_inside_batch(state: &RaftState) -> bool {
     state.observed & OBSERVED_CONFLICT_INSIDE_BATCH != 0
+}
+
+/// Sometimes: a leader, on a rejection carrying a conflict term, moved its
+/// `next_index` for that peer back by more than one entry (observed).
+pub fn conflict_term_skipped(state: &RaftState) -> bool {
+    state.observed & OBSERVED_CONFLICT_TERM_SKIPPED != 0
 }
 
 /// Sometimes: an AppendEntries of 2+ entries started at or below the

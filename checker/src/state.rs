@@ -44,8 +44,11 @@ pub const OBSERVED_CONFLICT_INSIDE_BATCH: u16 = 1 << 6;
 /// AppendEntries whose entries start at or below the follower's snapshot
 /// index and end above it.
 pub const OBSERVED_BATCH_PARTLY_COVERED: u16 = 1 << 7;
+/// A rejection carrying a conflict term moved a leader's `next_index` back
+/// by more than one entry (paper §5.3's optimization: a whole term skipped).
+pub const OBSERVED_CONFLICT_TERM_SKIPPED: u16 = 1 << 8;
 /// CheckQuorum: a leader found no quorum of answers and stepped down.
-pub const OBSERVED_STEPPED_DOWN: u16 = 1 << 8;
+pub const OBSERVED_STEPPED_DOWN: u16 = 1 << 9;
 
 /// One state of the exploration.
 ///

@@ -18,9 +18,10 @@ use crate::action::{Action, ServerStep};
 use crate::bounds::Bounds;
 use crate::state::{
     Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH,
-    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
-    OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
-    OBSERVED_STEPPED_DOWN, RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
+    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_READ_FAILED,
+    OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
+    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
+    RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
 };
 
 /// The actions enabled in `state` (the spec's `Next`, guards included), in a
@@ -219,6 +220,11 @@ fn record(
     {
         next.observed |= OBSERVED_STEPPED_DOWN;
     }
+    if let Step::HandleAppendEntriesResponse(message) = step
+        && skipped_conflicting_term(message, before, &after)
+    {
+        next.observed |= OBSERVED_CONFLICT_TERM_SKIPPED;
+    }
     if let Step::HandleInstallSnapshotRequest(message) = step {
         next.observed |=
             observe_install_snapshot(message, before, &after, effects.snapshot_installed);
@@ -257,6 +263,24 @@ fn observe_append_entries(
         observed |= OBSERVED_BATCH_PARTLY_COVERED;
     }
     observed
+}
+
+/// Did a leader, on a rejection carrying a conflict term, move the peer's
+/// `next_index` back by more than one entry (a back-off one step at a time
+/// would have taken more round trips)?
+fn skipped_conflicting_term(message: &Msg, before: &RaftServer, after: &RaftServer) -> bool {
+    let Body::AppendEntriesResponse {
+        success: false,
+        conflict_term,
+        ..
+    } = message.body
+    else {
+        return false;
+    };
+    let next = |server: &RaftServer| server.next_index().get(&message.from).copied();
+    conflict_term > 0
+        && after.role() == Role::Leader
+        && matches!((next(before), next(after)), (Some(old), Some(new)) if new + 1 < old)
 }
 
 /// The outcomes of `handle_install_snapshot_request` for a request of the

@@ -151,3 +151,27 @@ fn the_matching_suffix_is_kept_at_the_ahead_bound() {
     assert!(report.complete, "the smaller bound is exhausted");
     assert_ne!(report.verdict_of(goal), Some(Verdict::Reached), "{goal}");
 }
+
+/// A leader skipping a follower's whole run of a conflicting term in one
+/// rejection (ConflictTermSkipped) needs logs of three, two commands and
+/// room for three elections: it is reached at the `conflicts` member of the
+/// default suite, and without its lost message it is out of reach.
+#[test]
+#[ignore = "heavy: run with cargo test --release -p raft-checker -- --ignored"]
+fn a_conflicting_run_is_skipped_at_the_conflicts_bound() {
+    let goal = model::CONFLICT_TERM_SKIPPED;
+    let bounds = Bounds::preset("conflicts").expect("conflicts is a named bound");
+    assert!(model::applicable_goals(&bounds).contains(&goal));
+    assert_reached(goal, &bounds);
+    let report = search_for(
+        goal,
+        &Bounds {
+            max_drops: 0,
+            ..bounds
+        },
+    );
+    assert!(report.complete, "the smaller bound is exhausted");
+    assert_ne!(report.verdict_of(goal), Some(Verdict::Reached), "{goal}");
+    // With logs of two the goal is not even enabled (see `conflict_runs`).
+    assert!(!model::applicable_goals(&Bounds::preset("stale").unwrap()).contains(&goal));
+}

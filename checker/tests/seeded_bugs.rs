@@ -1,7 +1,7 @@
 //! The checker can fail: with a seeded bug of the core switched on, it finds a
 //! counterexample to the safety property the bug breaks, and that
 //! counterexample is a real path of the model (replayable step by step) that
-//! renders as a numbered list, a Mermaid diagram and a `raft-trace/2` trace.
+//! renders as a numbered list, a Mermaid diagram and a `raft-trace/3` trace.
 //!
 //! Each case uses the bug's own bound from `raft_checker::bugs::smallest_bound`
 //! (the bound of the counterexample `raft-checker mutants` found for it at
@@ -307,6 +307,15 @@ fn check_quorum_never_steps_down_never_reaches_the_step_down() {
         .expect("the goal is checked with CheckQuorum on");
     assert!(goal.steps.is_some(), "the correct core steps down");
     assert!(correct.report.ok);
+}
+
+/// A follower that rejects with a conflict hint commits up to the hint's
+/// index: its run of the conflicting term, which the new leader never held.
+#[test]
+#[ignore = "heavy: run with cargo test --release -p raft-checker -- --ignored"]
+fn commit_to_conflict_index_breaks_state_machine_safety() {
+    let bug = Bug::CommitToConflictIndex;
+    assert_caught(bug, smallest(bug), model::STATE_MACHINE_SAFETY);
 }
 
 /// Every bug with a known killing bound is tested above; the others are

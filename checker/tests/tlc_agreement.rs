@@ -146,3 +146,32 @@ fn bag_spec_bound_one_duplicate_1079458() {
         1_079_458
     );
 }
+
+/// Logs of three and two commands (issue 16): rejections carry conflict
+/// hints and the leader runs `SkipConflictingTerm`, but no skip of more than
+/// one entry happens, and the count does not tell the hint apart: measured,
+/// the core with the hint's index replaced by the previous entry's, or with
+/// no hint at all, counts the same. TLC: 217,498 distinct, 934,359
+/// generated, depth 57, 4 min 54 s (2026-11-30); the checker's 529,076
+/// generated + 405,283 outside the bounds.
+#[test]
+fn bag_term3_log3_requests2_messages3_217498() {
+    assert_eq!(
+        checker_distinct_states(&[], flags(3, 3, 3, 2, 3, 0, 0, 0, 0)),
+        217_498
+    );
+}
+
+/// The default suite's `conflicts` member (issue 16): the first pinned bound
+/// where the conflict hint changes what a leader does (ConflictTermSkipped
+/// is reached). Measured, the core without the hint counts 1,761,934 here.
+/// TLC: 1,761,871 distinct, 7,789,971 generated, depth 60, 34 min 6 s with 2
+/// workers on the loaded 2-core machine (2026-11-30); the checker's
+/// 4,799,591 generated + 2,990,380 outside the bounds, 35 s in release.
+#[test]
+fn bag_conflicts_bound_one_drop_1761871() {
+    assert_eq!(
+        checker_distinct_states(&[], flags(3, 3, 3, 2, 3, 0, 0, 0, 1)),
+        1_761_871
+    );
+}

@@ -44,7 +44,7 @@ pub struct RunArgs {
     /// Compact the log once this many entries are applied past the last snapshot.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
-    /// Record every core event to DIR/node-<id>.jsonl (format raft-trace/2), for
+    /// Record every core event to DIR/node-<id>.jsonl (format raft-trace/3), for
     /// `raft-interop validate DIR` to replay through the model. Low overhead:
     /// one JSON line per event, one write per batch, no fsync.
     #[arg(long, value_name = "DIR")]

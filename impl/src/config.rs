@@ -12,7 +12,7 @@
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
 //! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
-//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/2) for raft-interop
+//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/3) for raft-interop
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
 //! tls_ca = "/etc/raft-node/ca.pem"
@@ -104,7 +104,7 @@ pub struct FileConfig {
     /// CheckQuorum (default on): a leader that has not heard from a quorum
     /// within an election timeout steps down.
     pub check_quorum: Option<bool>,
-    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/2).
+    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/3).
     pub trace_dir: Option<PathBuf>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
     pub tls_cert: Option<PathBuf>,

@@ -25,6 +25,8 @@ pub enum ConvertError {
     TooManyEntries(usize),
     #[error("node id 0 is not a valid member")]
     ZeroMember,
+    #[error("inconsistent AppendEntries response: {0}")]
+    BadConflictHint(&'static str),
 }
 
 fn index(field: &'static str, value: u64) -> Result<Index, ConvertError> {
@@ -265,6 +267,8 @@ pub fn append_response_to_proto(
     let Body::AppendEntriesResponse {
         success,
         match_index,
+        conflict_term,
+        conflict_index,
         read_seq,
     } = message.body
     else {
@@ -275,6 +279,8 @@ pub fn append_response_to_proto(
         success,
         match_index,
         read_seq,
+        conflict_term,
+        conflict_index,
     })
 }
 
@@ -282,14 +288,57 @@ pub fn append_response_from_proto(
     addressing: &Addressing,
     response: &pb::AppendEntriesResponse,
 ) -> Result<Msg, ConvertError> {
+    let match_index = index("match_index", response.match_index)?;
+    let conflict_term = index("conflict_term", response.conflict_term)?;
+    let conflict_index = index("conflict_index", response.conflict_index)?;
+    check_conflict_hint(
+        addressing.term,
+        response.success,
+        match_index,
+        conflict_term,
+        conflict_index,
+    )?;
     Ok(message(
         addressing,
         Body::AppendEntriesResponse {
             success: response.success,
-            match_index: index("match_index", response.match_index)?,
+            match_index,
+            conflict_term,
+            conflict_index,
             read_seq: response.read_seq,
         },
     ))
+}
+
+/// What the core's follower can send (`Log::conflict_at`): a hint only on a
+/// failure; a conflict term with the first index of the follower's run of
+/// it, which is an entry it holds (at least 1, at most its last index,
+/// `match_index`), of a term no later than the response's own (a server
+/// holds no entry of a term it has not reached); no term, no index. The
+/// leader would only back off less far on anything else (its back-off is
+/// clamped), but a peer that sends it is broken, and saying so beats acting
+/// on it.
+fn check_conflict_hint(
+    term: u64,
+    success: bool,
+    match_index: Index,
+    conflict_term: u64,
+    conflict_index: Index,
+) -> Result<(), ConvertError> {
+    let problem = if success && (conflict_term != 0 || conflict_index != 0) {
+        "a success carries a conflict hint"
+    } else if conflict_term == 0 && conflict_index != 0 {
+        "a conflict index without a conflict term"
+    } else if conflict_term != 0 && conflict_index == 0 {
+        "a conflict term without its first index"
+    } else if conflict_index > match_index {
+        "the conflict index is past the follower's last index"
+    } else if conflict_term > term {
+        "the conflict term is later than the response's term"
+    } else {
+        return Ok(());
+    };
+    Err(ConvertError::BadConflictHint(problem))
 }
 
 // --- InstallSnapshot ---
@@ -376,6 +425,73 @@ mod tests {
         let wire = append_request_to_proto("c", &original).unwrap();
         let back = append_request_from_proto(&addressing(), wire).unwrap();
         assert_eq!(back, original);
+    }
+
+    #[test]
+    fn append_response_round_trip_with_a_conflict_hint() {
+        for (success, match_index, conflict_term, conflict_index) in
+            [(true, 4, 0, 0), (false, 2, 0, 0), (false, 6, 2, 3)]
+        {
+            let original: Msg = Message {
+                from: 1,
+                to: 2,
+                term: 3,
+                body: Body::AppendEntriesResponse {
+                    success,
+                    match_index,
+                    conflict_term,
+                    conflict_index,
+                    read_seq: 7,
+                },
+            };
+            let wire = append_response_to_proto("c", &original).unwrap();
+            assert_eq!(
+                append_response_from_proto(&addressing(), &wire),
+                Ok(original)
+            );
+        }
+    }
+
+    #[test]
+    fn nonsense_conflict_hints_are_refused() {
+        let rejection = |conflict_term, conflict_index| pb::AppendEntriesResponse {
+            success: false,
+            match_index: 6,
+            conflict_term,
+            conflict_index,
+            ..Default::default()
+        };
+        let cases = [
+            (
+                pb::AppendEntriesResponse {
+                    success: true,
+                    ..rejection(2, 3)
+                },
+                "a success carries a conflict hint",
+            ),
+            (rejection(0, 3), "a conflict index without a conflict term"),
+            (rejection(2, 0), "a conflict term without its first index"),
+            (
+                rejection(2, 7),
+                "the conflict index is past the follower's last index",
+            ),
+            (
+                rejection(4, 3),
+                "the conflict term is later than the response's term",
+            ),
+        ];
+        for (wire, problem) in cases {
+            let refused = append_response_from_proto(&addressing(), &wire).unwrap_err();
+            assert_eq!(refused, ConvertError::BadConflictHint(problem));
+            assert!(refused.to_string().contains(problem), "{refused}");
+        }
+        assert!(matches!(
+            append_response_from_proto(&addressing(), &rejection(u64::MAX, 3)),
+            Err(ConvertError::OutOfRange {
+                field: "conflict_term",
+                ..
+            })
+        ));
     }
 
     #[test]

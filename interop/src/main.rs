@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Replay Raft traces through the model and export them to TLA+ tools",
     long_about = "Replays the traces a raft-node cluster recorded (raft-node run --trace-dir DIR) or a \
-                  counterexample of raft-checker (checker-out/*.jsonl), both raft-trace/2, through raft-model, the same \
+                  counterexample of raft-checker (checker-out/*.jsonl), both raft-trace/3, through raft-model, the same \
                   transition functions the checker explored, and reports the first event the model \
                   does not allow. A validated run can be exported as ITF JSON and as input for \
                   spec/TraceRaft.tla under TLC.\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error."
@@ -27,7 +27,7 @@ enum Command {
     /// Replay traces through the model; exit 1 at the first bad event.
     Validate {
         /// Trace files (a node's, or a checker's counterexample), or
-        /// directories of node-*.jsonl files (one cluster); all raft-trace/2.
+        /// directories of node-*.jsonl files (one cluster); all raft-trace/3.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Also write the validated run as ITF JSON to this file.

@@ -55,10 +55,14 @@ fn message(m: &Message<(), ()>) -> Value {
         Body::AppendEntriesResponse {
             success,
             match_index,
+            conflict_term,
+            conflict_index,
             read_seq,
         } => {
             put("success", json!(success));
             put("matchIndex", json!(match_index));
+            put("conflictTerm", json!(conflict_term));
+            put("conflictIndex", json!(conflict_index));
             put("readSeq", json!(read_seq));
         }
         Body::InstallSnapshotRequest { snapshot } => {

@@ -306,7 +306,7 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
             break;
         }
         if !progressed {
-            return Err(deadlock(&nodes));
+            return Err(deadlock(&nodes, &cluster));
         }
     }
     cluster.check_no_lost_message_received()?;
@@ -357,7 +357,7 @@ pub fn validate_with(streams: Vec<Stream>, keep_run: bool) -> Result<Validated, 
 }
 
 /// No node can take its next step: each waits for a message nobody sent.
-fn deadlock(nodes: &[NodeReplay]) -> Failure {
+fn deadlock(nodes: &[NodeReplay], cluster: &Cluster) -> Failure {
     let mut waiting: Vec<(&Located, NodeId)> = nodes
         .iter()
         .filter_map(|n| n.lines.get(n.next).map(|l| (l, n.node)))
@@ -369,6 +369,9 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
         .map(|m| serde_json::to_string(m).unwrap_or_default())
         .unwrap_or_default();
     let mut details = vec![format!("message: {}", abbreviate(&message))];
+    if let Some(wanted) = awaited(&first.content) {
+        details.extend(near_misses(cluster, wanted));
+    }
     for (other, other_node) in waiting.iter().skip(1) {
         details.push(format!(
             "also waiting: node {other_node} at {}:{}",
@@ -394,6 +397,43 @@ fn deadlock(nodes: &[NodeReplay]) -> Failure {
         .to_string(),
         details,
     }
+}
+
+/// The messages sent with the awaited message's sender, addressee, term and
+/// kind, each with the fields in which it differs: a field corrupted in a
+/// recorded message (say an AppendEntries rejection's `conflict_index`) is
+/// named here, beside the message the model did send.
+fn near_misses(cluster: &Cluster, wanted: &TracedMessage) -> Vec<String> {
+    // A body serializes as {"Kind": {fields}}: compare the fields.
+    let fields = |message: &TracedMessage| {
+        serde_json::to_value(&message.body)
+            .ok()
+            .and_then(|body| body.as_object()?.values().next().cloned())
+            .unwrap_or(Value::Null)
+    };
+    let wanted_fields = fields(wanted);
+    let mut misses: Vec<String> = cluster
+        .network
+        .values()
+        .map(|(full, _)| strip(full))
+        .filter(|sent| {
+            (sent.from, sent.to, sent.term, sent.body.kind())
+                == (wanted.from, wanted.to, wanted.term, wanted.body.kind())
+        })
+        .map(|sent| {
+            format!(
+                "sent instead: a {} from {} to {} in term {}, differing in {}",
+                sent.body.kind(),
+                sent.from,
+                sent.to,
+                sent.term,
+                diff(&fields(&sent), &wanted_fields, "sent").join("; ")
+            )
+        })
+        .collect();
+    misses.sort();
+    misses.truncate(3);
+    misses
 }
 
 /// The message a line waits for: the one an event receives or a drop loses.

@@ -91,10 +91,19 @@ pub enum Bug {
     /// by the goal LeaderSteppedDownWithoutQuorum never being reached, and
     /// model/tests/check_quorum.rs by the isolated leader staying leader).
     CheckQuorumNeverStepsDown,
+    /// A follower that rejects an AppendEntries request with a conflict hint
+    /// (paper §5.3's optimization) takes the hint's index, the first of its
+    /// run of the conflicting term, for the point up to which it matches the
+    /// leader — the follower's twin of a leader taking the hint as a match —
+    /// and learns the leader's commit index up to there. Nothing proved it:
+    /// only a success does, and the run is of a term the leader may not hold
+    /// at all, so the follower applies at that index an entry the cluster
+    /// never committed (breaks State Machine Safety).
+    CommitToConflictIndex,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -113,6 +122,7 @@ impl Bug {
         Bug::OmitPersistVote,
         Bug::OmitPersistLog,
         Bug::CheckQuorumNeverStepsDown,
+        Bug::CommitToConflictIndex,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

@@ -103,6 +103,50 @@ impl<C: Clone> Log<C> {
         self.snapshot_term = term;
     }
 
+    /// Where the follower's run of entries of `index`'s term begins: the
+    /// lowest index down to which every entry, from `index`, is of that term
+    /// (paper §5.3's "first index it stores for that term"). It never goes
+    /// below the snapshot's index, the lowest index whose term is known: the
+    /// run may reach further back into the compacted prefix, so the answer
+    /// can only be too high, never too low — and the leader treats it as an
+    /// upper bound. `None` if the term of `index` is not known.
+    pub fn first_index_of_term_at(&self, index: Index) -> Option<Index> {
+        let term = self.term_at(index)?;
+        let mut first = index;
+        while first > self.snapshot_index && self.term_at(first - 1) == Some(term) {
+            first -= 1;
+        }
+        Some(first)
+    }
+
+    /// What a follower that fails the consistency check at `index` tells
+    /// the leader: the term of its entry there and the first index of its
+    /// run of that term (`first_index_of_term_at`), or `(0, 0)` if it holds
+    /// no entry at `index`. (No entry has term 0: index 0 of an empty log,
+    /// whose term is 0, never conflicts.)
+    pub fn conflict_at(&self, index: Index) -> (Term, Index) {
+        match (self.term_at(index), self.first_index_of_term_at(index)) {
+            (Some(term), Some(first)) if term > 0 => (term, first),
+            _ => (0, 0),
+        }
+    }
+
+    /// The highest index at or below `at_most` holding an entry of `term`,
+    /// scanning down from `at_most` (or the last index) past entries of later
+    /// terms. `None` if the scan meets an entry of an earlier term first
+    /// (terms never decrease along a log, so none lower is of `term`) or runs
+    /// into the compacted prefix, whose terms are not known.
+    pub fn last_index_of_term(&self, term: Term, at_most: Index) -> Option<Index> {
+        let mut index = at_most.min(self.last_index());
+        loop {
+            match self.term_at(index)? {
+                t if t == term => return Some(index),
+                t if t > term && index > self.snapshot_index => index -= 1,
+                _ => return None,
+            }
+        }
+    }
+
     /// Is a log ending at (`last_index`, `last_term`) at least as up-to-date
     /// as this one? (paper §5.4.1: compare last terms, then lengths.)
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
@@ -164,6 +208,32 @@ mod tests {
         log.compact_to(9, 5);
         assert_eq!(log.last_index(), 9);
         assert_eq!(log.last_term(), 5);
+    }
+
+    #[test]
+    fn the_run_of_a_term_and_the_last_entry_of_a_term() {
+        let mut log = log_of_terms(&[1, 2, 2, 2, 4, 4]);
+        assert_eq!(log.first_index_of_term_at(4), Some(2));
+        assert_eq!(log.first_index_of_term_at(6), Some(5));
+        assert_eq!(log.first_index_of_term_at(1), Some(1));
+        assert_eq!(log.first_index_of_term_at(7), None, "past the end");
+        assert_eq!(log.last_index_of_term(2, 6), Some(4));
+        assert_eq!(log.last_index_of_term(2, 3), Some(3), "at most 3");
+        assert_eq!(log.last_index_of_term(3, 6), None, "no entry of term 3");
+        assert_eq!(log.last_index_of_term(4, 99), Some(6), "capped at the end");
+        assert_eq!(log.last_index_of_term(5, 6), None);
+        // Compacted entries are not known: the run stops at the snapshot's
+        // index, and a term wholly compacted behind a later one is not found.
+        log.compact_to(3, 2);
+        assert_eq!(log.first_index_of_term_at(4), Some(3));
+        assert_eq!(log.last_index_of_term(2, 6), Some(4));
+        assert_eq!(
+            log.last_index_of_term(2, 3),
+            Some(3),
+            "the snapshot's own term"
+        );
+        assert_eq!(log.last_index_of_term(1, 6), None, "compacted");
+        assert_eq!(log.last_index_of_term(2, 2), None, "compacted");
     }
 
     #[test]

@@ -40,6 +40,18 @@ pub enum Body<C: Clone, S> {
         /// match the leader's log. On failure, the follower's last log index,
         /// a hint that lets the leader skip back past a short log at once.
         match_index: Index,
+        /// On a failure of the consistency check where the follower holds an
+        /// entry at `prev_log_index` of another term: that entry's term (paper
+        /// §5.3's optimization), so that the leader can skip the whole term in
+        /// one round trip. 0 otherwise: on success, when the follower lacks
+        /// `prev_log_index` (then `match_index`, its last index, is the hint),
+        /// and on the stale-term rejection. No entry has term 0.
+        conflict_term: Term,
+        /// With a `conflict_term`: the first index of the follower's run of
+        /// entries of that term that ends at `prev_log_index` (never below
+        /// its snapshot's index: compacted entries are not known). 0 when
+        /// `conflict_term` is 0.
+        conflict_index: Index,
         /// Echo of the request's `read_seq`: the follower acknowledges the
         /// sender as leader of this term as of that round.
         read_seq: u64,

@@ -887,3 +887,42 @@ fn batch_checks_first_entry_only_breaks_log_matching_with_batches() {
         "{property:?}"
     );
 }
+
+/// CommitToConflictIndex, as the checker's counterexample ends (checker/
+/// README.md, "Seeded bugs"): s1, a deposed leader of term 1, holds
+/// [1, 1]; s2 leads term 3 over [2, 2], its no-op at 3, and has committed
+/// it with s3. Its first request to s1 (previous entry 2, of term 2) meets
+/// s1's entry of term 1, whose run begins at 1.
+fn commit_to_conflict_index_scenario(bugs: &[Bug]) -> (TestServer, TestServer) {
+    let config = members(3);
+    let mut leader = server_with_log(2, &config, 2, None, &[2, 2]).with_bugs(bugs);
+    common::elect(&mut leader, &[3]);
+    leader.receive(&common::append_response(3, 2, 3, true, 3));
+    assert_eq!(leader.commit_index(), 3, "the leader committed 1..=3");
+    let mut follower = server_with_log(1, &config, 1, None, &[1, 1]).with_bugs(bugs);
+    let request = leader
+        .send_append_entries()
+        .messages
+        .into_iter()
+        .find(|m| m.to == 1)
+        .expect("a request to s1");
+    let effects = follower.receive(&request);
+    assert_eq!(
+        common::conflict_hint(common::only_message(&effects)),
+        (1, 1)
+    );
+    (leader, follower)
+}
+
+#[test]
+fn commit_to_conflict_index_applies_an_entry_the_leader_never_had() {
+    let (leader, follower) = commit_to_conflict_index_scenario(&[Bug::CommitToConflictIndex]);
+    assert_eq!(follower.commit_index(), 1, "s1 committed its own entry 1");
+    assert_ne!(
+        follower.log().term_at(1),
+        leader.log().term_at(1),
+        "both applied index 1, with different entries: State Machine Safety is broken"
+    );
+    let (_, follower) = commit_to_conflict_index_scenario(&[]);
+    assert_eq!(follower.commit_index(), 0, "a rejection proves nothing");
+}

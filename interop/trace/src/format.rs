@@ -1,4 +1,4 @@
-//! The trace format, `raft-trace/2`: one JSON object per line, five kinds of
+//! The trace format, `raft-trace/3`: one JSON object per line, five kinds of
 //! line (the crate docs show one of each).
 //!
 //! - `header`: a process of node `node` started, fresh (`init`, spec `Init`)
@@ -34,7 +34,13 @@ use raft_model::{
 use serde::{Deserialize, Serialize};
 
 /// The schema name every header carries.
-pub const SCHEMA: &str = "raft-trace/2";
+pub const SCHEMA: &str = "raft-trace/3";
+
+/// The format before AppendEntries rejections carried a conflict hint
+/// (`conflict_term`, `conflict_index`): its rejections lack those fields, and
+/// its runs were made by a core that backed off without them, so a replay
+/// by this core would not follow them.
+pub const SCHEMA_V2: &str = "raft-trace/2";
 
 /// The node's format before the step was the event (its events held an
 /// `action` and an `input`).
@@ -48,6 +54,12 @@ pub const CHECKER_SCHEMA_V1: &str = "raft-checker-trace/1";
 pub fn refusal(schema: &str) -> Option<String> {
     match schema {
         SCHEMA => None,
+        SCHEMA_V2 => Some(format!(
+            "a {SCHEMA_V2} trace: this version reads {SCHEMA} only (its AppendEntries \
+             rejections carry the conflicting term and its first index, and the leader backs \
+             off by them); record the run again with a raft-node that writes {SCHEMA}, or \
+             validate it with the raft-interop of that version"
+        )),
         SCHEMA_V1 => Some(format!(
             "a {SCHEMA_V1} trace: this version reads {SCHEMA} only (its events carry the \
              model's Step instead of {SCHEMA_V1}'s action and input); record the run again \
@@ -366,10 +378,14 @@ pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage {
         Body::AppendEntriesResponse {
             success,
             match_index,
+            conflict_term,
+            conflict_index,
             read_seq,
         } => Body::AppendEntriesResponse {
             success: *success,
             match_index: *match_index,
+            conflict_term: *conflict_term,
+            conflict_index: *conflict_index,
             read_seq: *read_seq,
         },
         Body::InstallSnapshotRequest { snapshot } => Body::InstallSnapshotRequest {
@@ -487,7 +503,7 @@ mod tests {
     #[test]
     fn former_formats_are_refused_by_name() {
         assert_eq!(refusal(SCHEMA), None);
-        for old in [SCHEMA_V1, CHECKER_SCHEMA_V1] {
+        for old in [SCHEMA_V2, SCHEMA_V1, CHECKER_SCHEMA_V1] {
             let problem = refusal(old).unwrap();
             assert!(
                 problem.contains(old) && problem.contains(SCHEMA),

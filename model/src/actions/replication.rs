@@ -7,7 +7,7 @@ use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::refused::NotLeader;
 use crate::server::{Role, Server};
-use crate::types::{Entry, Index, NodeId, Payload};
+use crate::types::{Entry, Index, NodeId, Payload, Term};
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// Spec `ClientRequest`: a leader appends a client command to its log and
@@ -102,6 +102,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
             let body = Body::AppendEntriesResponse {
                 success: false,
                 match_index: 0,
+                conflict_term: 0,
+                conflict_index: 0,
                 read_seq: 0,
             };
             effects.messages.push(self.reply(message.from, body));
@@ -127,6 +129,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 let body = Body::AppendEntriesResponse {
                     success: true,
                     match_index: last,
+                    conflict_term: 0,
+                    conflict_index: 0,
                     read_seq,
                 };
                 effects.messages.push(self.reply(message.from, body));
@@ -143,9 +147,23 @@ impl<C: Clone, S: Clone> Server<C, S> {
             self.log.term_at(prev_index) == Some(prev_term)
         };
         if !consistent {
+            // Say which term conflicts and where our run of it begins, so
+            // that the leader can skip the whole term (paper §5.3); or, if we
+            // lack the entry, only our last index. `prev_index` is never
+            // below our snapshot (moved up to it above), so the hint never
+            // names a compacted index, whose term we do not know.
+            let (conflict_term, conflict_index) = self.log.conflict_at(prev_index);
+            if self.bugs.has(Bug::CommitToConflictIndex) && conflict_term > 0 {
+                let proven = leader_commit.min(conflict_index);
+                if proven > self.commit_index {
+                    self.commit_to(proven, &mut effects);
+                }
+            }
             let body = Body::AppendEntriesResponse {
                 success: false,
                 match_index: self.log.last_index(),
+                conflict_term,
+                conflict_index,
                 read_seq,
             };
             effects.messages.push(self.reply(message.from, body));
@@ -199,6 +217,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let body = Body::AppendEntriesResponse {
             success: true,
             match_index: last_new,
+            conflict_term: 0,
+            conflict_index: 0,
             read_seq,
         };
         effects.messages.push(self.reply(message.from, body));
@@ -214,6 +234,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let Body::AppendEntriesResponse {
             success,
             match_index,
+            conflict_term,
+            conflict_index,
             read_seq,
         } = message.body
         else {
@@ -256,9 +278,17 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 effects.messages.push(self.append_entries_for(peer));
             }
         } else {
-            // Step back one entry, or straight past the peer's short log, but
-            // never below what the peer is known to match.
-            let backed_off = next.saturating_sub(1).min(match_index.saturating_add(1));
+            // Step back one entry, or straight past the peer's short log, or
+            // past the peer's whole run of the conflicting term, but never
+            // below what the peer is known to match. `next_index` only says
+            // what to send next: the peer's consistency check guards every
+            // entry, so a back-off too far only resends entries, and one not
+            // far enough only costs a round trip. Safety never rests on it.
+            let mut backed_off = next.saturating_sub(1).min(match_index.saturating_add(1));
+            if conflict_term > 0 {
+                backed_off =
+                    backed_off.min(self.skip_conflicting_term(conflict_term, conflict_index, next));
+            }
             let new_next = backed_off.max(matched + 1);
             if new_next < next {
                 self.next_index.insert(peer, new_next);
@@ -266,6 +296,41 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
         }
         effects
+    }
+
+    /// Where a rejection's conflict hint says to probe next (paper §5.3): an
+    /// upper bound on the new `next_index`. The peer holds entries of
+    /// `conflict_term` from `conflict_index` up to the request's
+    /// `prev_log_index`, none below its snapshot.
+    ///
+    /// If we hold entries of that term, let `j` be the last of them at or
+    /// below `next - 1`. Both logs took their entries of that term from its
+    /// leader, whose run of them the peer's reaches back into, so the peer
+    /// holds our entry `j` and matches us up to it (Log Matching): probe
+    /// `j + 1`. (If the peer compacted `j`, the probe falls in its snapshot,
+    /// which it checks at the snapshot's index: committed, so matching.)
+    /// Otherwise none of the peer's entries from `conflict_index` on is ours:
+    /// probe `conflict_index`. Our scan stops at our snapshot: a term lying
+    /// wholly in our compacted prefix is not found, and the peer's index,
+    /// perhaps inside our snapshot, is taken (the peer is then sent the
+    /// snapshot, as for any compacted entry).
+    ///
+    /// Either way the result is only where to probe, never a claim that the
+    /// peer matches: `match_index` moves on a success alone.
+    pub(crate) fn skip_conflicting_term(
+        &self,
+        conflict_term: Term,
+        conflict_index: Index,
+        next: Index,
+    ) -> Index {
+        debug_assert!(conflict_term > 0, "no entry has term 0");
+        match self
+            .log
+            .last_index_of_term(conflict_term, next.saturating_sub(1))
+        {
+            Some(last) => last + 1,
+            None => conflict_index,
+        }
     }
 
     /// The leader's commit rule (paper §5.3, §5.4.2): the highest index `N`

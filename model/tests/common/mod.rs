@@ -94,6 +94,21 @@ pub fn server_with_log(
     )
 }
 
+/// Like [`server_with_log`], with entries `1..=snapshot_index` of `terms`
+/// compacted into a snapshot (committed, as every snapshot is).
+pub fn server_with_snapshot(
+    id: NodeId,
+    config: &Config,
+    current_term: Term,
+    terms: &[Term],
+    snapshot_index: Index,
+) -> TestServer {
+    let snapshot = snapshot_of(config, terms, snapshot_index);
+    let mut log = log_of_terms(terms);
+    log.compact_to(snapshot_index, snapshot.meta.last_term);
+    Server::recover(id, current_term, None, snapshot, log)
+}
+
 /// Makes `candidate` the leader of its next term: it times out and receives
 /// granted votes from `voters`. Returns the effects of the step that made it
 /// leader.
@@ -173,8 +188,46 @@ pub fn append_response(
         body: Body::AppendEntriesResponse {
             success,
             match_index,
+            conflict_term: 0,
+            conflict_index: 0,
             read_seq: 0,
         },
+    }
+}
+
+/// A rejection from a follower whose last index is `last` and whose entry
+/// at the request's `prev_log_index` is of `conflict_term`, in a run that
+/// begins at `conflict_index`.
+pub fn conflict_response(
+    from: NodeId,
+    to: NodeId,
+    term: Term,
+    last: Index,
+    (conflict_term, conflict_index): (Term, Index),
+) -> Msg {
+    Message {
+        from,
+        to,
+        term,
+        body: Body::AppendEntriesResponse {
+            success: false,
+            match_index: last,
+            conflict_term,
+            conflict_index,
+            read_seq: 0,
+        },
+    }
+}
+
+/// `(conflict_term, conflict_index)` of an AppendEntries response.
+pub fn conflict_hint(message: &Msg) -> (Term, Index) {
+    match message.body {
+        Body::AppendEntriesResponse {
+            conflict_term,
+            conflict_index,
+            ..
+        } => (conflict_term, conflict_index),
+        ref other => panic!("expected an AppendEntries response, got {other:?}"),
     }
 }
 
