@@ -65,10 +65,16 @@ fn a_correct_cluster_stays_linearizable_and_durable_under_faults() {
 /// Runs a node with `bug` until the harness reports it (at most three short
 /// runs with different seeds), and returns the failing report.
 fn catch(bug: SeededBug, faults: &[FaultKind]) -> ChaosReport {
+    catch_with(bug, faults, true)
+}
+
+/// [`catch`], with the nodes' CheckQuorum on or off.
+fn catch_with(bug: SeededBug, faults: &[FaultKind], check_quorum: bool) -> ChaosReport {
     let mut last = None;
     for seed in [21, 22, 23] {
         let mut options = options(20, seed);
         options.settings.seeded_bug = Some(bug);
+        options.settings.check_quorum = check_quorum;
         options.faults = faults.to_vec();
         let report = chaos(options);
         if !report.passed() {
@@ -95,11 +101,17 @@ fn acknowledging_writes_before_commit_is_caught() {
     assert!(report.violations() > 0 || !report.lost_writes.is_empty());
 }
 
+/// CheckQuorum is off here: it makes a cut-off leader step down within an
+/// election timeout or two, which shrinks the window in which a deposed
+/// leader with this bug answers reads (with it on, seeds 21-23 of 20 s each
+/// did not catch it, 2026-11-30). The harness must catch the bug itself,
+/// so the test gives it the window a node without CheckQuorum would.
 #[test]
 fn a_deposed_leader_serving_reads_is_caught() {
-    let report = catch(
+    let report = catch_with(
         SeededBug::StaleRead,
         &[FaultKind::PartitionLeader, FaultKind::LeaderMute],
+        false,
     );
     assert!(report.violations() > 0, "{}", report.summary());
 }
