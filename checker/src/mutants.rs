@@ -103,11 +103,6 @@ pub fn check_mutant(
     }
 }
 
-/// The flags of a bound, as `check` takes them.
-pub fn flags(bounds: &Bounds) -> String {
-    bounds.command_line()
-}
-
 /// The table people read: one row per bug.
 pub fn render(mutants: &[Mutant]) -> String {
     let mut out = String::new();
@@ -146,7 +141,7 @@ pub fn render(mutants: &[Mutant]) -> String {
     let _ = writeln!(out, "\nthe bound of each counterexample (`check` flags):");
     for m in mutants {
         if let Some(witness) = &m.witness {
-            let _ = writeln!(out, "  {:<34} {}", m.bug, flags(witness));
+            let _ = writeln!(out, "  {:<34} {}", m.bug, witness.command_line());
         }
     }
     out

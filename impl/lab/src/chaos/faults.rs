@@ -194,21 +194,19 @@ impl Injector {
                 }
                 Active::Cut
             }
-            (FaultKind::NonTransitive, Some(leader)) => {
+            (FaultKind::NonTransitive | FaultKind::Flapping, Some(leader)) => {
+                // Both start with one leader–follower link cut both ways;
+                // a flapping one is then toggled while held (`hold`).
                 let Some(&other) = ids.iter().find(|id| **id != leader) else {
                     return (kind, Active::Nothing);
                 };
                 network.cut(leader, other);
                 network.cut(other, leader);
-                Active::Cut
-            }
-            (FaultKind::Flapping, Some(leader)) => {
-                let Some(&other) = ids.iter().find(|id| **id != leader) else {
-                    return (kind, Active::Nothing);
-                };
-                network.cut(leader, other);
-                network.cut(other, leader);
-                Active::Flapping(leader, other)
+                if kind == FaultKind::Flapping {
+                    Active::Flapping(leader, other)
+                } else {
+                    Active::Cut
+                }
             }
             (FaultKind::LeaderDeaf, Some(leader)) => {
                 for other in ids.iter().filter(|id| **id != leader) {
