@@ -242,7 +242,7 @@ impl Kv for KvService {
             last_log_index: status.last_log_index,
             snapshot_index: status.snapshot_index,
             ready: status.readiness.serving,
-            ready_reason: status.readiness.reason,
+            ready_reason: status.readiness.reason.to_string(),
         }))
     }
 }

@@ -22,11 +22,52 @@ use std::time::{Duration, Instant};
 
 use raft_model::{NodeId, Role, Term};
 
-/// Serving or not, and why, in words an operator can act on.
+/// Serving or not, and why. The reason is kept as data and put into
+/// words only when shown ([`Reason`]'s `Display`): the loop assesses after
+/// every batch, and most assessments change nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
     pub serving: bool,
-    pub reason: String,
+    pub reason: Reason,
+}
+
+/// Why a node serves or not, in words an operator can act on (`Display`).
+/// No elapsed time is part of it: the reason must stay the same while the
+/// state does, or every loop would report a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Before the event loop's first assessment.
+    Starting,
+    /// A leader, with `heard` of `members` (itself included) within
+    /// `within_ms`, `needed` being a quorum.
+    Leader {
+        term: Term,
+        heard: usize,
+        members: usize,
+        needed: usize,
+        within_ms: u128,
+    },
+    Candidate {
+        term: Term,
+    },
+    NoLeader {
+        term: Term,
+    },
+    Follower {
+        leader: NodeId,
+        term: Term,
+    },
+    /// The leader was heard in this term, but not within `within_ms`.
+    LeaderSilent {
+        leader: NodeId,
+        term: Term,
+        within_ms: u128,
+    },
+    /// The leader is known but has not reached us yet in this term.
+    LeaderNotYetHeard {
+        leader: NodeId,
+        term: Term,
+    },
 }
 
 impl Readiness {
@@ -34,7 +75,52 @@ impl Readiness {
     pub fn starting() -> Readiness {
         Readiness {
             serving: false,
-            reason: "starting".to_owned(),
+            reason: Reason::Starting,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Reason::Starting => write!(f, "starting"),
+            Reason::Leader {
+                term,
+                heard,
+                members,
+                needed,
+                within_ms,
+            } => {
+                if heard >= needed {
+                    write!(
+                        f,
+                        "leader of term {term}, {heard} of {members} members heard within {within_ms} ms"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "leader of term {term} without a quorum: {heard} of {members} members heard within {within_ms} ms, {needed} needed"
+                    )
+                }
+            }
+            Reason::Candidate { term } => {
+                write!(f, "candidate in term {term}: an election is under way")
+            }
+            Reason::NoLeader { term } => write!(f, "no leader known in term {term}"),
+            Reason::Follower { leader, term } => {
+                write!(f, "follower of node {leader} in term {term}")
+            }
+            Reason::LeaderSilent {
+                leader,
+                term,
+                within_ms,
+            } => write!(
+                f,
+                "no word from leader {leader} of term {term} within {within_ms} ms"
+            ),
+            Reason::LeaderNotYetHeard { leader, term } => {
+                write!(f, "no word yet from leader {leader} of term {term}")
+            }
         }
     }
 }
@@ -88,19 +174,20 @@ impl Contacts {
 }
 
 /// What the node knows of itself, as the core holds it.
-pub struct View<'a> {
+pub struct View {
     pub id: NodeId,
     pub role: Role,
     pub term: Term,
     pub leader: Option<NodeId>,
-    pub members: &'a [NodeId],
+    /// How many members the configuration has (the node included).
+    pub members: usize,
 }
 
 /// Is the node ready at `now`, given its `contacts` and the election
 /// timeout's upper end `window`?
-pub fn assess(view: &View<'_>, contacts: &Contacts, now: Instant, window: Duration) -> Readiness {
+pub fn assess(view: &View, contacts: &Contacts, now: Instant, window: Duration) -> Readiness {
     let recent = |at: &Instant| now.saturating_duration_since(*at) <= window;
-    let within = window.as_millis();
+    let within_ms = window.as_millis();
     let term = view.term;
     let of_this_term = contacts.term == term;
     let (serving, reason) = match (view.role, view.leader) {
@@ -110,42 +197,29 @@ pub fn assess(view: &View<'_>, contacts: &Contacts, now: Instant, window: Durati
                 .iter()
                 .filter(|(peer, at)| of_this_term && **peer != view.id && recent(at))
                 .count();
-            let needed = view.members.len() / 2 + 1;
-            if heard >= needed {
-                (
-                    true,
-                    format!(
-                        "leader of term {term}, {heard} of {} members heard within {within} ms",
-                        view.members.len()
-                    ),
-                )
-            } else {
-                (
-                    false,
-                    format!(
-                        "leader of term {term} without a quorum: {heard} of {} members heard within {within} ms, {needed} needed",
-                        view.members.len()
-                    ),
-                )
-            }
+            let needed = view.members / 2 + 1;
+            let reason = Reason::Leader {
+                term,
+                heard,
+                members: view.members,
+                needed,
+                within_ms,
+            };
+            (heard >= needed, reason)
         }
-        (Role::Candidate, _) => (
-            false,
-            format!("candidate in term {term}: an election is under way"),
-        ),
-        (Role::Follower, None) => (false, format!("no leader known in term {term}")),
+        (Role::Candidate, _) => (false, Reason::Candidate { term }),
+        (Role::Follower, None) => (false, Reason::NoLeader { term }),
         (Role::Follower, Some(leader)) => match contacts.leader.filter(|_| of_this_term) {
-            Some(at) if recent(&at) => (true, format!("follower of node {leader} in term {term}")),
-            // No elapsed time in the words: the reason must stay the same
-            // while the state does, or every loop would report a change.
+            Some(at) if recent(&at) => (true, Reason::Follower { leader, term }),
             Some(_) => (
                 false,
-                format!("no word from leader {leader} of term {term} within {within} ms"),
+                Reason::LeaderSilent {
+                    leader,
+                    term,
+                    within_ms,
+                },
             ),
-            None => (
-                false,
-                format!("no word yet from leader {leader} of term {term}"),
-            ),
+            None => (false, Reason::LeaderNotYetHeard { leader, term }),
         },
     };
     Readiness { serving, reason }
@@ -156,15 +230,13 @@ mod tests {
     use super::*;
 
     const WINDOW: Duration = Duration::from_millis(300);
-    const MEMBERS: [NodeId; 3] = [1, 2, 3];
-
-    fn view(role: Role, term: Term, leader: Option<NodeId>) -> View<'static> {
+    fn view(role: Role, term: Term, leader: Option<NodeId>) -> View {
         View {
             id: 1,
             role,
             term,
             leader,
-            members: &MEMBERS,
+            members: 3,
         }
     }
 
@@ -175,7 +247,13 @@ mod tests {
         let leader = view(Role::Leader, 2, Some(1));
         let alone = assess(&leader, &contacts, start, WINDOW);
         assert!(!alone.serving, "{alone}");
-        assert!(alone.reason.contains("without a quorum: 1 of 3"), "{alone}");
+        assert!(
+            alone
+                .reason
+                .to_string()
+                .contains("without a quorum: 1 of 3"),
+            "{alone}"
+        );
 
         contacts.heard_from_peer(2, 2, start);
         let with_one = assess(&leader, &contacts, start + WINDOW, WINDOW);
@@ -213,7 +291,7 @@ mod tests {
         let start = Instant::now();
         let mut contacts = Contacts::default();
         let no_leader = assess(&view(Role::Follower, 4, None), &contacts, start, WINDOW);
-        assert_eq!(no_leader.reason, "no leader known in term 4");
+        assert_eq!(no_leader.reason.to_string(), "no leader known in term 4");
         assert!(!no_leader.serving);
 
         let follower = view(Role::Follower, 4, Some(2));
@@ -222,7 +300,10 @@ mod tests {
         assert!(assess(&follower, &contacts, start + WINDOW, WINDOW).serving);
         let stale = assess(&follower, &contacts, start + WINDOW * 3, WINDOW);
         assert!(!stale.serving);
-        assert!(stale.reason.contains("no word from leader 2"), "{stale}");
+        assert!(
+            stale.reason.to_string().contains("no word from leader 2"),
+            "{stale}"
+        );
     }
 
     #[test]
@@ -246,7 +327,7 @@ mod tests {
             role: Role::Leader,
             term: 1,
             leader: Some(1),
-            members: &[1],
+            members: 1,
         };
         assert!(assess(&solo, &Contacts::default(), Instant::now(), WINDOW).serving);
     }
