@@ -56,7 +56,8 @@ CONSTANTS
     MaxReads,           \* how many ReadIndex actions may happen
     MaxDuplicates,      \* how many DuplicateMessage actions may happen
     MaxDrops,           \* how many DropMessage actions may happen (0: no loss)
-    CheckQuorumOn       \* leaders run CheckQuorum (Server::with_check_quorum)
+    CheckQuorumOn,      \* leaders run CheckQuorum (Server::with_check_quorum)
+    PreVoteOn           \* a Timeout asks for pre-votes first (Server::with_pre_vote)
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -70,11 +71,13 @@ ASSUME /\ Server # {}
        /\ MaxDuplicates \in Nat
        /\ MaxDrops \in Nat
        /\ CheckQuorumOn \in BOOLEAN
+       /\ PreVoteOn \in BOOLEAN
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
 Candidate == "Candidate"
 Leader == "Leader"
+PreCandidate == "PreCandidate"  \* PreVote: asking before campaigning
 
 -----------------------------------------------------------------------------
 (* Variables. Per server, named after the fields of raft_model::Server.    *)
@@ -101,8 +104,11 @@ VARIABLES
     readSeq,        \* read_seq: leader only, the latest ReadIndex round (0: none)
     readAcks,       \* read_acks: leader only, a function peer -> highest round it echoed
     pendingReads,   \* pending_reads: leader only, a sequence of [id, seq], seq increasing
-    recentActive    \* recent_active: leader only, with CheckQuorumOn: the peers that
+    recentActive,   \* recent_active: leader only, with CheckQuorumOn: the peers that
                     \* answered a request of its term since its last CheckQuorum
+    restartLease    \* restart_lease: with PreVoteOn set by Restart past term 0, cleared by the next
+                    \* Timeout: a restarted server refuses pre-votes for an election
+                    \* timeout (always FALSE without PreVoteOn, which alone reads it)
 
 \* The durable image of each server: what its storage holds, a record of the
 \* persistent variables. Every action of server i sets durable[i] to what the
@@ -134,7 +140,7 @@ VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
-                  readSeq, readAcks, pendingReads, recentActive>>
+                  readSeq, readAcks, pendingReads, recentActive, restartLease>>
 historyVars == <<elected, committed, readBound, readsReady>>
 counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops>>
 vars == <<persistentVars, durable, volatileVars, messages, historyVars, counterVars>>
@@ -179,7 +185,7 @@ Load(i) ==
      votesGranted |-> votesGranted[i], nextIndex |-> nextIndex[i],
      matchIndex |-> matchIndex[i],
      readSeq |-> readSeq[i], readAcks |-> readAcks[i], pendingReads |-> pendingReads[i],
-     recentActive |-> recentActive[i],
+     recentActive |-> recentActive[i], restartLease |-> restartLease[i],
      sent |-> {}, electedNow |-> {}, committedNow |-> {},
      registeredNow |-> <<>>, readyNow |-> {}]
 
@@ -212,6 +218,7 @@ StoreWith(i, s, net) ==
     /\ readAcks' = [readAcks EXCEPT ![i] = s.readAcks]
     /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
     /\ recentActive' = [recentActive EXCEPT ![i] = s.recentActive]
+    /\ restartLease' = [restartLease EXCEPT ![i] = s.restartLease]
     /\ durable' = [durable EXCEPT ![i] = Persisted(s)]
     /\ messages' = BagAdd(net, s.sent)
     /\ elected' = elected \cup s.electedNow
@@ -328,11 +335,21 @@ IsUpToDate(s, lastIndex, lastTerm) ==
 
 RequestVoteRequest(s, to) ==
     [type |-> "RequestVoteRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
-     lastLogIndex |-> LastIndex(s), lastLogTerm |-> LastTerm(s)]
+     lastLogIndex |-> LastIndex(s), lastLogTerm |-> LastTerm(s), preVote |-> FALSE]
 
 RequestVoteResponse(s, to, voteGranted) ==
     [type |-> "RequestVoteResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
-     voteGranted |-> voteGranted]
+     voteGranted |-> voteGranted, preVote |-> FALSE]
+
+\* PreVote's request carries the election's term to be, one past the sender's.
+PreVoteRequest(s, to) ==
+    [type |-> "RequestVoteRequest", from |-> s.id, to |-> to, term |-> s.currentTerm + 1,
+     lastLogIndex |-> LastIndex(s), lastLogTerm |-> LastTerm(s), preVote |-> TRUE]
+
+\* A granted pre-vote answers in the requested term, a refused one in ours.
+PreVoteResponse(s, to, granted, term) ==
+    [type |-> "RequestVoteResponse", from |-> s.id, to |-> to, term |-> term,
+     voteGranted |-> granted, preVote |-> TRUE]
 
 AppendEntriesRequest(s, to, prevLogIndex, prevLogTerm, entries, leaderCommit, seq) ==
     [type |-> "AppendEntriesRequest", from |-> s.id, to |-> to, term |-> s.currentTerm,
@@ -516,46 +533,91 @@ Receive(i, m, type) == m \in DOMAIN messages /\ m.type = type /\ Accepts(i, m)
 -----------------------------------------------------------------------------
 (* The actions, one per transition function of the core.                  *)
 
+\* campaign (election.rs): start an election in the next term, vote for
+\* oneself and ask every peer for its vote.
+Campaign(s0) ==
+    LET s == [s0 EXCEPT !.currentTerm = @ + 1,
+                        !.role = Candidate,
+                        !.votedFor = s0.id,
+                        !.leaderId = Nil,
+                        !.votesGranted = {s0.id}]
+    IN IF IsQuorum(s.config, s.votesGranted)
+       THEN BecomeLeader(s)  \* a cluster of one elects itself
+       ELSE [s EXCEPT !.sent = @ \cup {RequestVoteRequest(s, p) : p \in Peers(s)}]
+
+\* Server::in_lease: heard from the leader of its term (or is it) since its
+\* election timer last fired, or restarted since then.
+InLease(s) == s.leaderId # Nil \/ s.restartLease
+
 \* timeout (model/src/actions/election.rs): the election timer fired. A
-\* follower or candidate that is a voting member starts an election.
+\* follower, candidate or pre-candidate that is a voting member forgets its
+\* lease and campaigns, or with PreVoteOn becomes a pre-candidate of its
+\* term, forgetting the leader it knew (etcd#9586), and asks for pre-votes.
 Timeout(i) ==
     /\ role[i] # Leader
     /\ i \in config[i]
     /\ currentTerm[i] < MaxTerm
-    /\ LET s == [Load(i) EXCEPT !.currentTerm = @ + 1,
-                                !.role = Candidate,
-                                !.votedFor = i,
-                                !.leaderId = Nil,
-                                !.votesGranted = {i}]
-       IN Store(i, IF IsQuorum(s.config, s.votesGranted)
-                   THEN BecomeLeader(s)  \* a cluster of one elects itself
-                   ELSE [s EXCEPT !.sent = {RequestVoteRequest(s, p) : p \in Peers(s)}])
+    /\ LET s0 == [Load(i) EXCEPT !.restartLease = FALSE]
+           s == [s0 EXCEPT !.role = PreCandidate,
+                           !.leaderId = Nil,
+                           !.votesGranted = {i}]
+       IN Store(i, IF ~PreVoteOn THEN Campaign(s0)
+                   ELSE IF IsQuorum(s.config, s.votesGranted)
+                   THEN Campaign(s)  \* a cluster of one needs no one's word
+                   ELSE [s EXCEPT !.sent = {PreVoteRequest(s, p) : p \in Peers(s)}])
     /\ UNCHANGED counterVars
 
 \* handle_request_vote_request (election.rs): grant the vote if the request
 \* is of our term, we have not voted for someone else in it, and the
 \* candidate's log is at least as up-to-date as ours.
+\* handle_pre_vote_request (election.rs), the pre-vote branch: grant if the
+\* requested term is past ours, the log is up to date and we hold no lease.
+\* No term rule (no one holds the requested term) and no other change.
+HandlePreVoteRequest(i, m) ==
+    LET s == Load(i)
+        granted == /\ m.term > s.currentTerm
+                   /\ IsUpToDate(s, m.lastLogIndex, m.lastLogTerm)
+                   /\ ~InLease(s)
+    IN StoreReceived(i, m, Send(s, PreVoteResponse(s, m.from, granted,
+                                    IF granted THEN m.term ELSE s.currentTerm)))
+
 HandleRequestVoteRequest(i, m) ==
     /\ Receive(i, m, "RequestVoteRequest")
-    /\ LET s1 == UpdateTerm(Load(i), m.term)
-           logOk == IsUpToDate(s1, m.lastLogIndex, m.lastLogTerm)
-           freeToVote == s1.votedFor = Nil \/ s1.votedFor = m.from
-           voteGranted == m.term = s1.currentTerm /\ logOk /\ freeToVote
-           s2 == IF voteGranted THEN [s1 EXCEPT !.votedFor = m.from] ELSE s1
-       IN StoreReceived(i, m, Send(s2, RequestVoteResponse(s2, m.from, voteGranted)))
+    /\ IF m.preVote
+       THEN HandlePreVoteRequest(i, m)
+       ELSE LET s1 == UpdateTerm(Load(i), m.term)
+                logOk == IsUpToDate(s1, m.lastLogIndex, m.lastLogTerm)
+                freeToVote == s1.votedFor = Nil \/ s1.votedFor = m.from
+                voteGranted == m.term = s1.currentTerm /\ logOk /\ freeToVote
+                s2 == IF voteGranted THEN [s1 EXCEPT !.votedFor = m.from] ELSE s1
+            IN StoreReceived(i, m, Send(s2, RequestVoteResponse(s2, m.from, voteGranted)))
     /\ UNCHANGED counterVars
 
 \* handle_request_vote_response (election.rs): a candidate counts granted
 \* votes of its own term and becomes leader on a quorum.
+\* With PreVoteOn, a granted pre-vote (of our next term, which no one holds:
+\* no term rule) counts for a pre-candidate, and a quorum of them starts the
+\* real election; a refused one carries the voter's term: the term rule only.
 HandleRequestVoteResponse(i, m) ==
     /\ Receive(i, m, "RequestVoteResponse")
-    /\ LET s1 == UpdateTerm(Load(i), m.term)
-           s2 == [s1 EXCEPT !.votesGranted = @ \cup {m.from}]
-       IN StoreAnswered(i, m, IF m.term # s1.currentTerm \/ s1.role # Candidate \/ ~m.voteGranted
-                   THEN s1
-                   ELSE IF IsQuorum(s2.config, s2.votesGranted)
-                        THEN BecomeLeader(s2)
-                        ELSE s2)
+    /\ IF m.preVote /\ m.voteGranted
+       THEN LET s0 == Load(i)
+                s1 == [s0 EXCEPT !.votesGranted = @ \cup {m.from}]
+            IN StoreAnswered(i, m, IF s0.role # PreCandidate \/ m.term # s0.currentTerm + 1
+                                   THEN s0
+                                   ELSE IF IsQuorum(s1.config, s1.votesGranted)
+                                        THEN Campaign(s1)
+                                        ELSE s1)
+       ELSE IF m.preVote
+       THEN StoreAnswered(i, m, UpdateTerm(Load(i), m.term))
+       ELSE LET s1 == UpdateTerm(Load(i), m.term)
+                s2 == [s1 EXCEPT !.votesGranted = @ \cup {m.from}]
+            IN StoreAnswered(i, m, IF m.term # s1.currentTerm \/ s1.role # Candidate
+                                      \/ ~m.voteGranted
+                                   THEN s1
+                                   ELSE IF IsQuorum(s2.config, s2.votesGranted)
+                                        THEN BecomeLeader(s2)
+                                        ELSE s2)
     /\ UNCHANGED counterVars
 
 \* client_request (model/src/actions/replication.rs): a leader appends the
@@ -745,7 +807,9 @@ Restart(i) ==
                                  !.config = d.config]
            s == BecomeFollower(s0)
        IN Store(i, [s EXCEPT !.commitIndex = s.snapshotIndex,
-                             !.leaderId = Nil])
+                             !.leaderId = Nil,
+                             \* it may have heard from a leader past term 0
+                             !.restartLease = PreVoteOn /\ s.currentTerm > 0])
     /\ restarts' = restarts + 1
     /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops>>
 
@@ -827,6 +891,7 @@ Init ==
     /\ readAcks = [i \in Server |-> EmptyMap]
     /\ pendingReads = [i \in Server |-> <<>>]
     /\ recentActive = [i \in Server |-> {}]
+    /\ restartLease = [i \in Server |-> FALSE]
     /\ messages = EmptyBag
     /\ elected = {}
     /\ committed = {}
@@ -868,10 +933,10 @@ SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : SUBSET Server,
 
 MessageType ==
     [type : {"RequestVoteRequest"}, from : Server, to : Server, term : Terms,
-     lastLogIndex : Nat, lastLogTerm : Terms]
+     lastLogIndex : Nat, lastLogTerm : Terms, preVote : BOOLEAN]
   \cup
     [type : {"RequestVoteResponse"}, from : Server, to : Server, term : Terms,
-     voteGranted : BOOLEAN]
+     voteGranted : BOOLEAN, preVote : BOOLEAN]
   \cup
     [type : {"AppendEntriesRequest"}, from : Server, to : Server, term : Terms,
      prevLogIndex : Nat, prevLogTerm : Terms, entries : Seq(EntryType), leaderCommit : Nat,
@@ -902,7 +967,10 @@ TypeOK ==
          /\ snapshot[i].lastTerm = snapshotTerm[i]
          /\ Len(snapshot[i].data) = snapshotIndex[i]
          /\ config[i] \in SUBSET Server
-         /\ role[i] \in {Follower, Candidate, Leader}
+         /\ role[i] \in {Follower, Candidate, Leader, PreCandidate}
+         /\ restartLease[i] \in BOOLEAN
+         /\ ~PreVoteOn => ~restartLease[i]
+         /\ ~PreVoteOn => role[i] # PreCandidate
          /\ commitIndex[i] \in Nat
          /\ leaderId[i] \in Server \cup {Nil}
          /\ votesGranted[i] \in SUBSET Server
@@ -986,5 +1054,46 @@ StateMachineSafety ==
 \* a read below it.
 ReadIndexSafety ==
     \A ready \in readsReady : ready[2] >= readBound[ready[1]]
+
+-----------------------------------------------------------------------------
+(* PreVote (dissertation 9.6). What it is for is liveness (a server cut    *)
+(* off and back must not depose a healthy leader); what can be checked on  *)
+(* every state and step is what that rests on.                             *)
+
+\* A candidate or pre-candidate knows no leader of its term: its election
+\* timeout forgot the leader, and hearing from one ends a candidacy. A
+\* pre-candidate that kept it would keep its lease and refuse every other
+\* pre-candidate (etcd#9586).
+CandidateKnowsNoLeader ==
+    \A i \in Server : role[i] \in {Candidate, PreCandidate} => leaderId[i] = Nil
+
+\* A pre-vote request or grant: its term is one no one holds.
+IsPreVoteTerm(m) ==
+    /\ m.type \in {"RequestVoteRequest", "RequestVoteResponse"}
+    /\ m.preVote
+    /\ m.type = "RequestVoteResponse" => m.voteGranted
+
+\* A server's term rises only by its own campaign (to the next term, voting
+\* for itself) or to the term of a message to it that is not a pre-vote.
+PreVoteRaisesNoTerm ==
+    [][\A i \in Server :
+          currentTerm'[i] > currentTerm[i] =>
+            \/ /\ currentTerm'[i] = currentTerm[i] + 1
+               /\ votedFor'[i] = i
+               /\ role'[i] \in {Candidate, Leader}
+            \/ \E m \in DOMAIN messages : m.to = i /\ m.term = currentTerm'[i] /\ ~IsPreVoteTerm(m)]_vars
+
+\* No server grants a pre-vote while it holds a lease (InLease: it heard from
+\* the leader of its term, or restarted, since its election timer last
+\* fired). (The checker also checks the Rust core against the lease's
+\* definition: a Restart gives one and a Timeout takes it away, which
+\* Restart and Timeout do here by construction.)
+PreVoteRespectsLease ==
+    [][\A i \in Server :
+          (/\ duplicates' = duplicates
+           /\ \E m \in DOMAIN messages' :
+                /\ m.from = i /\ m.type = "RequestVoteResponse" /\ IsPreVoteTerm(m)
+                /\ CopiesIn(m, messages') > CopiesIn(m, messages))
+            => ~(leaderId[i] # Nil \/ restartLease[i])]_vars
 
 =============================================================================

@@ -38,9 +38,10 @@ MsgMatches(m, r) ==
     /\ m.to = r.to
     /\ m.term = r.term
     /\ CASE r.type = "RequestVoteRequest" ->
-                m.lastLogIndex = r.lastLogIndex /\ m.lastLogTerm = r.lastLogTerm
+                /\ m.lastLogIndex = r.lastLogIndex /\ m.lastLogTerm = r.lastLogTerm
+                /\ m.preVote = r.preVote
          [] r.type = "RequestVoteResponse" ->
-                m.voteGranted = r.voteGranted
+                m.voteGranted = r.voteGranted /\ m.preVote = r.preVote
          [] r.type = "AppendEntriesRequest" ->
                 /\ m.prevLogIndex = r.prevLogIndex
                 /\ m.prevLogTerm = r.prevLogTerm

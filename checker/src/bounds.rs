@@ -46,6 +46,11 @@ pub struct Bounds {
     /// (Absent from bounds recorded before it: off.)
     #[serde(default)]
     pub check_quorum: bool,
+    /// PreVote on (`PreVoteOn`): a Timeout makes a pre-candidate that
+    /// campaigns only with a quorum of pre-votes. (Absent from bounds
+    /// recorded before it: off.)
+    #[serde(default)]
+    pub pre_vote: bool,
 }
 
 impl Bounds {
@@ -64,6 +69,7 @@ impl Bounds {
         max_duplicates: 0,
         max_drops: 0,
         check_quorum: false,
+        pre_vote: false,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -210,6 +216,18 @@ pub const PRESETS: &[Preset] = &[
         states: Some(2_026_997),
     },
     Preset {
+        name: "prevote",
+        bounds: Bounds {
+            check_quorum: true,
+            pre_vote: true,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, PreVote and CheckQuorum on (the \
+                node's setting): pre-elections, the lease check, a pre-candidate standing down; \
+                no pre-vote raises a term, and every safety property still holds",
+        states: Some(7_770_997),
+    },
+    Preset {
         name: "deep",
         bounds: Bounds {
             max_term: 4,
@@ -267,6 +285,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "ahead",
         "quorum",
         "conflicts",
+        "prevote",
     ],
 )];
 
@@ -349,6 +368,10 @@ pub struct BoundArgs {
     /// quorum of answers between two CheckQuorum steps.
     #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
     pub check_quorum: Option<bool>,
+    /// PreVote on or off (`PreVoteOn`): a Timeout asks for pre-votes first,
+    /// and a server that hears from a leader refuses them.
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub pre_vote: Option<bool>,
 }
 
 impl BoundArgs {
@@ -410,6 +433,7 @@ impl BoundArgs {
         .iter()
         .any(Option::is_some)
             || self.check_quorum.is_some()
+            || self.pre_vote.is_some()
     }
 
     fn apply(&self, bounds: Bounds) -> Bounds {
@@ -426,6 +450,7 @@ impl BoundArgs {
             max_duplicates: self.max_duplicates.unwrap_or(bounds.max_duplicates),
             max_drops: self.max_drops.unwrap_or(bounds.max_drops),
             check_quorum: self.check_quorum.unwrap_or(bounds.check_quorum),
+            pre_vote: self.pre_vote.unwrap_or(bounds.pre_vote),
         }
     }
 }
@@ -454,6 +479,7 @@ impl Bounds {
             ("max-duplicates", self.max_duplicates.to_string()),
             ("max-drops", self.max_drops.to_string()),
             ("check-quorum", on_off(self.check_quorum)),
+            ("pre-vote", on_off(self.pre_vote)),
         ]
     }
 

@@ -28,6 +28,10 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::OmitPersistLog => "omit-persist-log",
         Bug::CheckQuorumNeverStepsDown => "check-quorum-never-steps-down",
         Bug::CommitToConflictIndex => "commit-to-conflict-index",
+        Bug::PreVoteRaisesTerm => "pre-vote-raises-term",
+        Bug::PreCandidateKeepsLeader => "pre-candidate-keeps-leader",
+        Bug::PreVoteIgnoresLease => "pre-vote-ignores-lease",
+        Bug::RestartForgetsLease => "restart-forgets-lease",
     }
 }
 
@@ -80,6 +84,9 @@ pub fn target_property(bug: Bug) -> &'static str {
         // Not a safety property: the goal a correct core reaches.
         Bug::CheckQuorumNeverStepsDown => model::LEADER_STEPPED_DOWN,
         Bug::CommitToConflictIndex => model::STATE_MACHINE_SAFETY,
+        Bug::PreVoteRaisesTerm => model::PRE_VOTE_RAISES_NO_TERM,
+        Bug::PreCandidateKeepsLeader => model::CANDIDATE_KNOWS_NO_LEADER,
+        Bug::PreVoteIgnoresLease | Bug::RestartForgetsLease => model::PRE_VOTE_RESPECTS_LEASE,
     }
 }
 
@@ -109,6 +116,7 @@ const fn bound(
         max_duplicates: 0,
         max_drops: 0,
         check_quorum: false,
+        pre_vote: false,
     }
 }
 
@@ -139,6 +147,20 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => bound(2, 2, 0, 4, 0, 0, 1, 1),
         Bug::BatchChecksFirstEntryOnly => bound(3, 2, 1, 4, 0, 0, 2, 0),
         Bug::CommitBeyondLeader => bound(3, 2, 1, 4, 0, 0, 1, 0),
+        // PreVote, one term of Timeout budget: a pre-vote request delivered.
+        Bug::PreVoteRaisesTerm => Bounds {
+            pre_vote: true,
+            ..bound(1, 1, 0, 4, 0, 0, 1, 0)
+        },
+        // A leader of term 1 heard by a follower, then a pre-election.
+        Bug::PreCandidateKeepsLeader | Bug::PreVoteIgnoresLease => Bounds {
+            pre_vote: true,
+            ..bound(2, 1, 0, 4, 0, 0, 1, 0)
+        },
+        Bug::RestartForgetsLease => Bounds {
+            pre_vote: true,
+            ..bound(1, 1, 0, 4, 1, 0, 1, 0)
+        },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess
         | Bug::SnapshotKeepsConflictingSuffix => return None,

@@ -40,6 +40,7 @@ pub fn role(role: Role) -> &'static str {
         Role::Follower => "Follower",
         Role::Candidate => "Candidate",
         Role::Leader => "Leader",
+        Role::PreCandidate => "PreCandidate",
     }
 }
 
@@ -65,13 +66,18 @@ pub fn body(body: &raft_model::Body<Command, crate::state::Image>) -> String {
         Body::RequestVoteRequest {
             last_log_index,
             last_log_term,
-        } => format!("last={last_log_index}/t{last_log_term}"),
-        Body::RequestVoteResponse { vote_granted } => {
-            if *vote_granted {
-                "granted".to_string()
-            } else {
-                "refused".to_string()
-            }
+            pre_vote,
+        } => {
+            let pre = if *pre_vote { "pre-vote " } else { "" };
+            format!("{pre}last={last_log_index}/t{last_log_term}")
+        }
+        Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote,
+        } => {
+            let pre = if *pre_vote { "pre-vote " } else { "" };
+            let verdict = if *vote_granted { "granted" } else { "refused" };
+            format!("{pre}{verdict}")
         }
         Body::AppendEntriesRequest {
             prev_log_index,

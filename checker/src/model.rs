@@ -33,6 +33,9 @@ pub const LOG_MATCHING: &str = "LogMatching";
 pub const LEADER_COMPLETENESS: &str = "LeaderCompleteness";
 pub const STATE_MACHINE_SAFETY: &str = "StateMachineSafety";
 pub const READ_INDEX_SAFETY: &str = "ReadIndexSafety";
+pub const PRE_VOTE_RAISES_NO_TERM: &str = "PreVoteRaisesNoTerm";
+pub const CANDIDATE_KNOWS_NO_LEADER: &str = "CandidateKnowsNoLeader";
+pub const PRE_VOTE_RESPECTS_LEASE: &str = "PreVoteRespectsLease";
 
 pub const LEADER_ELECTED: &str = "LeaderElected";
 pub const COMMAND_COMMITTED: &str = "CommandCommitted";
@@ -48,23 +51,30 @@ pub const CONFLICT_INSIDE_BATCH: &str = "ConflictInsideBatch";
 pub const BATCH_PARTLY_COVERED: &str = "BatchPartlyCoveredBySnapshot";
 pub const LEADER_STEPPED_DOWN: &str = "LeaderSteppedDownWithoutQuorum";
 pub const CONFLICT_TERM_SKIPPED: &str = "ConflictTermSkipped";
+pub const PRE_VOTE_REFUSED_IN_LEASE: &str = "PreVoteRefusedInLease";
+pub const PRE_CANDIDATE_STOOD_DOWN: &str = "PreCandidateStoodDown";
 
-/// The `always` properties: the paper's Figure 3 and the spec's
-/// ReadIndexSafety (which holds vacuously when `--max-reads` is 0).
-pub const SAFETY_PROPERTIES: [&str; 6] = [
+/// The `always` properties: the paper's Figure 3, the spec's
+/// ReadIndexSafety (which holds vacuously when `--max-reads` is 0), and
+/// PreVote's three (vacuous without `--pre-vote on`, but for
+/// CandidateKnowsNoLeader, which the paper's candidates keep too).
+pub const SAFETY_PROPERTIES: [&str; 9] = [
     ELECTION_SAFETY,
     LEADER_APPEND_ONLY,
     LOG_MATCHING,
     LEADER_COMPLETENESS,
     STATE_MACHINE_SAFETY,
     READ_INDEX_SAFETY,
+    PRE_VOTE_RAISES_NO_TERM,
+    CANDIDATE_KNOWS_NO_LEADER,
+    PRE_VOTE_RESPECTS_LEASE,
 ];
 
 /// Every `sometimes` property: evidence that the exploration is not vacuous
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 14] = [
+pub const REACHABILITY_PROPERTIES: [&str; 16] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -79,6 +89,8 @@ pub const REACHABILITY_PROPERTIES: [&str; 14] = [
     BATCH_PARTLY_COVERED,
     LEADER_STEPPED_DOWN,
     CONFLICT_TERM_SKIPPED,
+    PRE_VOTE_REFUSED_IN_LEASE,
+    PRE_CANDIDATE_STOOD_DOWN,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -106,6 +118,11 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             CONFLICT_INSIDE_BATCH => batches && terms,
             BATCH_PARTLY_COVERED => batches && snapshots,
             LEADER_STEPPED_DOWN => bounds.check_quorum,
+            // A leader heard, then another server's pre-election: two terms
+            // of Timeout budget.
+            PRE_VOTE_REFUSED_IN_LEASE | PRE_CANDIDATE_STOOD_DOWN => {
+                bounds.pre_vote && bounds.max_term >= 2
+            }
             CONFLICT_TERM_SKIPPED => conflict_runs(bounds),
             _ => true,
         })
@@ -160,6 +177,9 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         LEADER_COMPLETENESS => properties::leader_completeness,
         STATE_MACHINE_SAFETY => properties::state_machine_safety,
         READ_INDEX_SAFETY => properties::read_index_safety,
+        PRE_VOTE_RAISES_NO_TERM => properties::pre_vote_raises_no_term,
+        CANDIDATE_KNOWS_NO_LEADER => properties::candidate_knows_no_leader,
+        PRE_VOTE_RESPECTS_LEASE => properties::pre_vote_respects_lease,
         LEADER_ELECTED => properties::leader_elected,
         COMMAND_COMMITTED => properties::command_committed,
         LEADER_REPLACED => properties::leader_replaced,
@@ -174,6 +194,8 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         BATCH_PARTLY_COVERED => properties::batch_partly_covered_by_snapshot,
         LEADER_STEPPED_DOWN => properties::leader_stepped_down,
         CONFLICT_TERM_SKIPPED => properties::conflict_term_skipped,
+        PRE_VOTE_REFUSED_IN_LEASE => properties::pre_vote_refused_in_lease,
+        PRE_CANDIDATE_STOOD_DOWN => properties::pre_candidate_stood_down,
         _ => return None,
     };
     Some(condition)
@@ -249,6 +271,7 @@ impl RaftModel {
                 Server::new(id, config.clone(), Vector::new())
                     .with_max_append_entries(usize::from(self.bounds.max_append_entries))
                     .with_check_quorum(self.bounds.check_quorum)
+                    .with_pre_vote(self.bounds.pre_vote)
                     .with_bugs(&self.bugs)
             })
             .collect();
@@ -266,6 +289,8 @@ impl RaftModel {
             read_bound: Vector::new(),
             reads_ready: OrdSet::new(),
             leader_append_only_violated: false,
+            pre_vote_raised_term: false,
+            pre_vote_lease_broken: false,
             durable: OrdMap::new(),
             observed: 0,
         }
@@ -354,6 +379,15 @@ impl Model for RaftModel {
                 properties::conflict_overwritten(s)
             }),
             Property::always(READ_INDEX_SAFETY, |_, s| properties::read_index_safety(s)),
+            Property::always(PRE_VOTE_RAISES_NO_TERM, |_, s| {
+                properties::pre_vote_raises_no_term(s)
+            }),
+            Property::always(CANDIDATE_KNOWS_NO_LEADER, |_, s| {
+                properties::candidate_knows_no_leader(s)
+            }),
+            Property::always(PRE_VOTE_RESPECTS_LEASE, |_, s| {
+                properties::pre_vote_respects_lease(s)
+            }),
             Property::sometimes(SNAPSHOT_INSTALLED, |_, s| properties::snapshot_installed(s)),
             Property::sometimes(READ_SERVED, |_, s| properties::read_served(s)),
             Property::sometimes(READ_FAILED, |_, s| properties::read_failed(s)),
@@ -377,6 +411,12 @@ impl Model for RaftModel {
             }),
             Property::sometimes(CONFLICT_TERM_SKIPPED, |_, s| {
                 properties::conflict_term_skipped(s)
+            }),
+            Property::sometimes(PRE_VOTE_REFUSED_IN_LEASE, |_, s| {
+                properties::pre_vote_refused_in_lease(s)
+            }),
+            Property::sometimes(PRE_CANDIDATE_STOOD_DOWN, |_, s| {
+                properties::pre_candidate_stood_down(s)
             }),
         ];
         all.retain(|p| {

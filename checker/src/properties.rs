@@ -6,7 +6,8 @@ use raft_model::{Index, NodeId, Payload, Role, Term};
 
 use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
-    OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
+    OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_PRE_CANDIDATE_STOOD_DOWN,
+    OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
     OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
     OBSERVED_STEPPED_DOWN, RaftServer, RaftState, entry_at, log_length,
 };
@@ -19,6 +20,9 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
         && leader_completeness(state)
         && state_machine_safety(state)
         && read_index_safety(state)
+        && pre_vote_raises_no_term(state)
+        && candidate_knows_no_leader(state)
+        && pre_vote_respects_lease(state)
 }
 
 /// Election Safety: at most one leader per term, ever (reads `elected`).
@@ -155,6 +159,49 @@ pub fn read_answered_too_early(state: &RaftState) -> Option<(u64, Index, Option<
             _ => Some((id, index, bound)),
         }
     })
+}
+
+/// PreVoteRaisesNoTerm (dissertation §9.6): a server's term rises only by
+/// its own campaign (to the next term, voting for itself) or to the term of
+/// a message it received that is not a pre-vote request or grant, whose
+/// term no one holds. The step function records a breach in a history flag.
+pub fn pre_vote_raises_no_term(state: &RaftState) -> bool {
+    !state.pre_vote_raised_term
+}
+
+/// CandidateKnowsNoLeader: a candidate or pre-candidate knows no leader of
+/// its term. Its election timeout forgot the leader, and hearing from one
+/// ends a candidacy. A pre-candidate that kept it would keep that leader's
+/// lease and refuse every other pre-candidate (etcd-io/etcd#9586).
+pub fn candidate_knows_no_leader(state: &RaftState) -> bool {
+    candidate_with_a_leader(state).is_none()
+}
+
+/// Where CandidateKnowsNoLeader fails: the (pre-)candidate.
+pub fn candidate_with_a_leader(state: &RaftState) -> Option<&RaftServer> {
+    state.servers.iter().find(|s| {
+        matches!(s.role(), Role::Candidate | Role::PreCandidate) && s.leader_id().is_some()
+    })
+}
+
+/// PreVoteRespectsLease: no server grants a pre-vote while it holds a lease
+/// (`InLease`: it heard from the leader of its term, or restarted, since its
+/// election timer last fired); a restart gives a lease and an election
+/// timeout takes it away. The step function records a breach in a history
+/// flag.
+pub fn pre_vote_respects_lease(state: &RaftState) -> bool {
+    !state.pre_vote_lease_broken
+}
+
+/// Sometimes: a server refused a pre-vote only for its lease.
+pub fn pre_vote_refused_in_lease(state: &RaftState) -> bool {
+    state.observed & OBSERVED_PRE_VOTE_REFUSED_IN_LEASE != 0
+}
+
+/// Sometimes: a pre-candidate heard from the leader of its term and
+/// followed it (a server back from a partition rejoins without an election).
+pub fn pre_candidate_stood_down(state: &RaftState) -> bool {
+    state.observed & OBSERVED_PRE_CANDIDATE_STOOD_DOWN != 0
 }
 
 /// Sometimes: some server is leader.

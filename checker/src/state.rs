@@ -49,6 +49,10 @@ pub const OBSERVED_BATCH_PARTLY_COVERED: u16 = 1 << 7;
 pub const OBSERVED_CONFLICT_TERM_SKIPPED: u16 = 1 << 8;
 /// CheckQuorum: a leader found no quorum of answers and stepped down.
 pub const OBSERVED_STEPPED_DOWN: u16 = 1 << 9;
+/// A server refused a pre-vote it would have granted but for its lease.
+pub const OBSERVED_PRE_VOTE_REFUSED_IN_LEASE: u16 = 1 << 10;
+/// A pre-candidate heard from a leader of its term and became its follower.
+pub const OBSERVED_PRE_CANDIDATE_STOOD_DOWN: u16 = 1 << 11;
 
 /// One state of the exploration.
 ///
@@ -90,6 +94,15 @@ pub struct RaftState {
     /// History flag for LeaderAppendOnly: some step changed a leader's log
     /// other than by appending. Never set on correct runs, so it adds no state.
     pub leader_append_only_violated: bool,
+    /// History flag for PreVoteRaisesNoTerm: some step raised a server's
+    /// term other than by its own campaign or to the term of a message it
+    /// received that was not a pre-vote (a request, or a grant). Never set
+    /// on correct runs.
+    pub pre_vote_raised_term: bool,
+    /// History flag for PreVoteRespectsLease: some server granted a pre-vote
+    /// while in a leader's lease, came back from a restart without a lease,
+    /// or kept one through its election timeout. Never set on correct runs.
+    pub pre_vote_lease_broken: bool,
     /// Each server's durable image — what its storage holds, changed only by
     /// the `persist` effects of its steps, and all that `Restart` keeps —
     /// stored only where it differs from the server's persistent state. That
@@ -117,6 +130,8 @@ impl Hash for RaftState {
         self.read_bound.hash(state);
         self.reads_ready.hash(state);
         self.leader_append_only_violated.hash(state);
+        self.pre_vote_raised_term.hash(state);
+        self.pre_vote_lease_broken.hash(state);
         self.durable.hash(state);
     }
 }

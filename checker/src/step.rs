@@ -18,7 +18,8 @@ use crate::action::{Action, ServerStep};
 use crate::bounds::Bounds;
 use crate::state::{
     Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH,
-    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_READ_FAILED,
+    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED,
+    OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
     OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
     OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
     RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
@@ -164,6 +165,8 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.reads == state.reads
         && next.reads_ready.len() == state.reads_ready.len()
         && next.leader_append_only_violated == state.leader_append_only_violated
+        && next.pre_vote_raised_term == state.pre_vote_raised_term
+        && next.pre_vote_lease_broken == state.pre_vote_lease_broken
         && next.durable == state.durable
         && next.observed == 0
         && next.server(before.id()) == before
@@ -177,6 +180,13 @@ fn record(
     effects: Effects<u8, Image>,
 ) {
     let after = next.server(before.id()).clone();
+    if raised_term_by_pre_vote(step, before, &after) {
+        next.pre_vote_raised_term = true;
+    }
+    if broke_lease(step, before, &after, &effects.messages) {
+        next.pre_vote_lease_broken = true;
+    }
+    next.observed |= observe_pre_vote(step, before, &after, &effects.messages);
     for message in effects.messages {
         next.network.send(Arc::new(message));
     }
@@ -228,6 +238,88 @@ fn record(
     if let Step::HandleInstallSnapshotRequest(message) = step {
         next.observed |=
             observe_install_snapshot(message, before, &after, effects.snapshot_installed);
+    }
+}
+
+/// Is a message a pre-vote request or grant: its term is one no one holds?
+fn is_pre_vote_term(message: &Msg) -> bool {
+    matches!(
+        message.body,
+        Body::RequestVoteRequest { pre_vote: true, .. }
+            | Body::RequestVoteResponse {
+                pre_vote: true,
+                vote_granted: true
+            }
+    )
+}
+
+/// PreVoteRaisesNoTerm's breach on this step: the term rose, and neither
+/// by the server's own campaign (the next term, a vote for itself) nor to
+/// the term of a real message it received.
+fn raised_term_by_pre_vote(step: &ServerStep, before: &RaftServer, after: &RaftServer) -> bool {
+    if after.current_term() <= before.current_term() {
+        return false;
+    }
+    let campaign = after.current_term() == before.current_term() + 1
+        && after.voted_for() == Some(after.id())
+        && matches!(after.role(), Role::Candidate | Role::Leader);
+    let by_message = step
+        .message()
+        .is_some_and(|m| m.term == after.current_term() && !is_pre_vote_term(m));
+    !(campaign || by_message)
+}
+
+/// PreVoteRespectsLease's breach on this step: a pre-vote granted by a
+/// server in lease; a restart that left the server without a lease; an
+/// election timeout that left it with one.
+fn broke_lease(step: &ServerStep, before: &RaftServer, after: &RaftServer, sent: &[Msg]) -> bool {
+    match step {
+        // A server past term 0 may have heard from a leader before it crashed.
+        Step::Restart => after.pre_vote_enabled() && after.current_term() > 0 && !after.in_lease(),
+        Step::Timeout => after.in_lease(),
+        Step::HandleRequestVoteRequest(m) if is_pre_vote_term(m) => {
+            before.in_lease() && sent.iter().any(is_pre_vote_term)
+        }
+        _ => false,
+    }
+}
+
+/// The pre-vote branches a bound should reach: a refusal for the lease
+/// alone (the log and term would have earned a grant), and a pre-candidate
+/// following the leader of its term.
+fn observe_pre_vote(
+    step: &ServerStep,
+    before: &RaftServer,
+    after: &RaftServer,
+    sent: &[Msg],
+) -> u16 {
+    match step {
+        Step::HandleRequestVoteRequest(m) if is_pre_vote_term(m) => {
+            let Body::RequestVoteRequest {
+                last_log_index,
+                last_log_term,
+                ..
+            } = m.body
+            else {
+                return 0;
+            };
+            let refused = !sent.iter().any(is_pre_vote_term);
+            let would_grant = m.term > before.current_term()
+                && before.log().is_up_to_date(last_log_index, last_log_term);
+            if refused && would_grant && before.in_lease() {
+                OBSERVED_PRE_VOTE_REFUSED_IN_LEASE
+            } else {
+                0
+            }
+        }
+        Step::HandleAppendEntriesRequest(m) | Step::HandleInstallSnapshotRequest(m)
+            if before.role() == Role::PreCandidate
+                && after.role() == Role::Follower
+                && m.term == before.current_term() =>
+        {
+            OBSERVED_PRE_CANDIDATE_STOOD_DOWN
+        }
+        _ => 0,
     }
 }
 

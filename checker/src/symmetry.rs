@@ -81,6 +81,7 @@ fn role_rank(role: Role) -> u8 {
         Role::Follower => 0,
         Role::Candidate => 1,
         Role::Leader => 2,
+        Role::PreCandidate => 3,
     }
 }
 
@@ -191,6 +192,8 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         read_bound: state.read_bound.clone(),
         reads_ready: state.reads_ready.clone(),
         leader_append_only_violated: state.leader_append_only_violated,
+        pre_vote_raised_term: state.pre_vote_raised_term,
+        pre_vote_lease_broken: state.pre_vote_lease_broken,
         durable: state
             .durable
             .iter()

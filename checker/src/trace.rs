@@ -81,6 +81,7 @@ impl Trace<'_> {
             members: server.config().members.iter().copied().collect(),
             max_append_entries: server.max_append_entries(),
             check_quorum: server.check_quorum_enabled(),
+            pre_vote: server.pre_vote_enabled(),
             start,
             unix_ms: 0,
         };
@@ -332,6 +333,12 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
     if after.leader_append_only_violated && !before.leader_append_only_violated {
         out.push("a leader's log lost or changed an entry within its term".to_string());
     }
+    if after.pre_vote_raised_term && !before.pre_vote_raised_term {
+        out.push("a term rose by a pre-vote (not by a campaign or a real message)".to_string());
+    }
+    if after.pre_vote_lease_broken && !before.pre_vote_lease_broken {
+        out.push("PreVote's lease broken (a grant in lease, a restart without one, or a timeout keeping one)".to_string());
+    }
     // The network's change, copy by copy: a delivery takes one (`-`), a send
     // or a duplication adds one (`+`).
     for (message, copies) in after.network.iter() {
@@ -356,6 +363,7 @@ fn render(value: &Value<'_, Command, Image>) -> String {
         Value::Nat(n) => n.to_string(),
         Value::Server(id) => describe::optional_server(*id),
         Value::Role(role) => describe::role(*role).to_string(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
         Value::Servers(ids) => {
             let names: Vec<String> = ids.iter().map(|id| describe::server_name(*id)).collect();
             format!("{{{}}}", names.join(", "))

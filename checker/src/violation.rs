@@ -21,6 +21,27 @@ pub fn explain(property: &str, state: &RaftState) -> Option<String> {
                 )
             })
         }
+        model::PRE_VOTE_RAISES_NO_TERM => (!properties::pre_vote_raises_no_term(state)).then(|| {
+            "a server's term rose by a pre-vote: neither its own campaign nor a real message \
+             of that term raised it"
+                .to_string()
+        }),
+        model::CANDIDATE_KNOWS_NO_LEADER => properties::candidate_with_a_leader(state).map(|s| {
+            format!(
+                "{} is a {} of term {} and still knows leader {}: it would refuse other \
+                 pre-candidates for a leader it no longer hears (etcd#9586)",
+                server_name(s.id()),
+                crate::describe::role(s.role()),
+                s.current_term(),
+                crate::describe::optional_server(s.leader_id())
+            )
+        }),
+        model::PRE_VOTE_RESPECTS_LEASE => (!properties::pre_vote_respects_lease(state)).then(|| {
+            "PreVote's lease was broken: a pre-vote granted by a server that heard from a leader \
+             (or restarted) since its election timer last fired, a restart without a lease, or \
+             an election timeout that kept one"
+                .to_string()
+        }),
         model::LEADER_APPEND_ONLY => (!properties::leader_append_only(state)).then(|| {
             "a leader's log lost or changed an entry within its own term".to_string()
         }),

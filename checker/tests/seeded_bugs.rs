@@ -219,6 +219,35 @@ fn read_before_term_commit_breaks_read_index_safety() {
     assert_caught(bug, smallest(bug), model::READ_INDEX_SAFETY);
 }
 
+/// A voter applies the term rule to a pre-vote request and adopts a term
+/// no one holds.
+#[test]
+fn pre_vote_raises_term_breaks_pre_vote_raises_no_term() {
+    let bug = Bug::PreVoteRaisesTerm;
+    assert_caught(bug, smallest(bug), model::PRE_VOTE_RAISES_NO_TERM);
+}
+
+/// etcd#9586: a pre-candidate keeps the leader it knew.
+#[test]
+fn pre_candidate_keeps_leader_breaks_candidate_knows_no_leader() {
+    let bug = Bug::PreCandidateKeepsLeader;
+    assert_caught(bug, smallest(bug), model::CANDIDATE_KNOWS_NO_LEADER);
+}
+
+/// A follower that hears its leader grants a pre-vote anyway.
+#[test]
+fn pre_vote_ignores_lease_breaks_pre_vote_respects_lease() {
+    let bug = Bug::PreVoteIgnoresLease;
+    assert_caught(bug, smallest(bug), model::PRE_VOTE_RESPECTS_LEASE);
+}
+
+/// A restarted server comes back without a lease.
+#[test]
+fn restart_forgets_lease_breaks_pre_vote_respects_lease() {
+    let bug = Bug::RestartForgetsLease;
+    assert_caught(bug, smallest(bug), model::PRE_VOTE_RESPECTS_LEASE);
+}
+
 // The searches below visit hundreds of thousands to millions of states
 // before the counterexample: release builds only (`cargo test --release -p
 // raft-checker -- --ignored`; CI runs the same bounds through

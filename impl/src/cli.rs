@@ -99,6 +99,7 @@ impl RunArgs {
             snapshot_threshold: self.snapshot_threshold,
             max_append_entries: None,
             check_quorum: None,
+            pre_vote: None,
             trace_dir: self.trace_dir,
             tls_cert: self.tls.tls_cert,
             tls_key: self.tls.tls_key,

@@ -12,6 +12,7 @@
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
 //! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
+//! pre_vote = true                  # ask for pre-votes before raising the term; refuse them while a leader is heard (default)
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/3) for raft-interop
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
@@ -104,6 +105,10 @@ pub struct FileConfig {
     /// CheckQuorum (default on): a leader that has not heard from a quorum
     /// within an election timeout steps down.
     pub check_quorum: Option<bool>,
+    /// PreVote (default on): a server whose election timer fires asks for
+    /// pre-votes before it raises its term, and refuses pre-votes while it
+    /// hears from a leader.
+    pub pre_vote: Option<bool>,
     /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/3).
     pub trace_dir: Option<PathBuf>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
@@ -139,6 +144,7 @@ impl FileConfig {
             snapshot_threshold: over.snapshot_threshold.or(self.snapshot_threshold),
             max_append_entries: over.max_append_entries.or(self.max_append_entries),
             check_quorum: over.check_quorum.or(self.check_quorum),
+            pre_vote: over.pre_vote.or(self.pre_vote),
             trace_dir: over.trace_dir.or(self.trace_dir),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
@@ -182,6 +188,9 @@ pub struct NodeConfig {
     /// CheckQuorum: the leader takes the core's CheckQuorum step each time
     /// its election timer fires (raft_model::Server::check_quorum).
     pub check_quorum: bool,
+    /// PreVote (raft_model::Server::with_pre_vote): the core asks for
+    /// pre-votes when the election timer fires.
+    pub pre_vote: bool,
     /// Deadline of one peer RPC.
     pub rpc_timeout: Duration,
     /// How long a client call waits for its command to commit or read to be served.
@@ -302,6 +311,7 @@ impl NodeConfig {
                 .max(1),
             max_append_entries,
             check_quorum: file.check_quorum.unwrap_or(true),
+            pre_vote: file.pre_vote.unwrap_or(true),
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
             max_snapshot_bytes: limits::MAX_SNAPSHOT_BYTES,

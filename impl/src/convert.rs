@@ -164,6 +164,7 @@ pub fn vote_request_to_proto(cluster_id: &str, message: &Msg) -> Option<pb::Requ
     let Body::RequestVoteRequest {
         last_log_index,
         last_log_term,
+        pre_vote,
     } = message.body
     else {
         return None;
@@ -172,6 +173,7 @@ pub fn vote_request_to_proto(cluster_id: &str, message: &Msg) -> Option<pb::Requ
         header: Some(header(cluster_id, message)),
         last_log_index,
         last_log_term,
+        pre_vote,
     })
 }
 
@@ -184,17 +186,23 @@ pub fn vote_request_from_proto(
         Body::RequestVoteRequest {
             last_log_index: index("last_log_index", request.last_log_index)?,
             last_log_term: index("last_log_term", request.last_log_term)?,
+            pre_vote: request.pre_vote,
         },
     ))
 }
 
 pub fn vote_response_to_proto(cluster_id: &str, message: &Msg) -> Option<pb::RequestVoteResponse> {
-    let Body::RequestVoteResponse { vote_granted } = message.body else {
+    let Body::RequestVoteResponse {
+        vote_granted,
+        pre_vote,
+    } = message.body
+    else {
         return None;
     };
     Some(pb::RequestVoteResponse {
         header: Some(header(cluster_id, message)),
         vote_granted,
+        pre_vote,
     })
 }
 
@@ -206,6 +214,7 @@ pub fn vote_response_from_proto(
         addressing,
         Body::RequestVoteResponse {
             vote_granted: response.vote_granted,
+            pre_vote: response.pre_vote,
         },
     )
 }

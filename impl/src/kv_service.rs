@@ -217,6 +217,7 @@ impl Kv for KvService {
         let role = match status.role {
             Role::Follower => "follower",
             Role::Candidate => "candidate",
+            Role::PreCandidate => "pre-candidate",
             Role::Leader => "leader",
         };
         Ok(Response::new(pb::StatusResponse {

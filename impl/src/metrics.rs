@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 pub const TERM: &str = "raft_term";
-/// 0 follower, 1 candidate, 2 leader.
+/// 0 follower, 1 candidate, 2 leader, 3 pre-candidate.
 pub const ROLE: &str = "raft_role";
 pub const COMMIT_INDEX: &str = "raft_commit_index";
 pub const APPLIED_INDEX: &str = "raft_applied_index";
@@ -38,7 +38,7 @@ pub fn install(address: SocketAddr) -> anyhow::Result<()> {
         )?
         .install()
         .map_err(|err| anyhow::anyhow!("cannot start the metrics exporter on {address}: {err}"))?;
-    metrics::describe_gauge!(ROLE, "0 follower, 1 candidate, 2 leader");
+    metrics::describe_gauge!(ROLE, "0 follower, 1 candidate, 2 leader, 3 pre-candidate");
     metrics::describe_histogram!(
         FSYNC_SECONDS,
         metrics::Unit::Seconds,

@@ -372,6 +372,19 @@ impl EventLoop {
         let (new_term, new_role, new_leader) = now;
         self.contacts.enter_term(new_term);
         match new_role {
+            Role::PreCandidate if role != Role::PreCandidate => {
+                info!(
+                    term = new_term,
+                    "election timeout: asking for pre-votes (PreVote), term unchanged"
+                )
+            }
+            Role::Candidate if role == Role::PreCandidate => {
+                info!(
+                    term = new_term,
+                    previous_term = term,
+                    "a quorum granted pre-votes: campaigning"
+                )
+            }
             Role::Candidate if role != Role::Candidate || new_term != term => {
                 info!(
                     term = new_term,
@@ -719,6 +732,7 @@ impl EventLoop {
             Role::Follower => 0.0,
             Role::Candidate => 1.0,
             Role::Leader => 2.0,
+            Role::PreCandidate => 3.0,
         };
         metrics::gauge!(m::TERM).set(self.core.current_term() as f64);
         metrics::gauge!(m::ROLE).set(role);

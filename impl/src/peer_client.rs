@@ -313,6 +313,7 @@ mod tests {
             body: Body::RequestVoteRequest {
                 last_log_index: 0,
                 last_log_term: 0,
+                pre_vote: false,
             },
         }
     }

@@ -50,6 +50,10 @@ pub enum Reason {
     Candidate {
         term: Term,
     },
+    /// Asking for pre-votes: no leader heard within an election timeout.
+    PreCandidate {
+        term: Term,
+    },
     NoLeader {
         term: Term,
     },
@@ -106,6 +110,10 @@ impl fmt::Display for Reason {
             Reason::Candidate { term } => {
                 write!(f, "candidate in term {term}: an election is under way")
             }
+            Reason::PreCandidate { term } => write!(
+                f,
+                "pre-candidate in term {term}: no leader heard within an election timeout; asking whether an election could be won"
+            ),
             Reason::NoLeader { term } => write!(f, "no leader known in term {term}"),
             Reason::Follower { leader, term } => {
                 write!(f, "follower of node {leader} in term {term}")
@@ -208,6 +216,7 @@ pub fn assess(view: &View, contacts: &Contacts, now: Instant, window: Duration) 
             (heard >= needed, reason)
         }
         (Role::Candidate, _) => (false, Reason::Candidate { term }),
+        (Role::PreCandidate, _) => (false, Reason::PreCandidate { term }),
         (Role::Follower, None) => (false, Reason::NoLeader { term }),
         (Role::Follower, Some(leader)) => match contacts.leader.filter(|_| of_this_term) {
             Some(at) if recent(&at) => (true, Reason::Follower { leader, term }),

@@ -84,7 +84,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         recovered.log,
     )
     .with_max_append_entries(config.max_append_entries)
-    .with_check_quorum(config.check_quorum);
+    .with_check_quorum(config.check_quorum)
+    .with_pre_vote(config.pre_vote);
     let trace = match &config.trace_dir {
         Some(dir) => crate::trace::Tracer::open(dir, &config.cluster_id, &core)
             .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,

@@ -80,6 +80,7 @@ impl Tracer {
             members: core.config().members.iter().copied().collect(),
             max_append_entries: core.max_append_entries(),
             check_quorum: core.check_quorum_enabled(),
+            pre_vote: core.pre_vote_enabled(),
             start,
             unix_ms,
         });

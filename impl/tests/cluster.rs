@@ -410,6 +410,7 @@ async fn peers_of_another_cluster_are_refused() {
         }),
         last_log_index: 0,
         last_log_term: 0,
+        pre_vote: false,
     };
     let status = peer.request_vote(request.clone()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);

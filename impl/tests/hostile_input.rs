@@ -646,6 +646,7 @@ async fn stale_and_far_future_terms_are_handled() {
             header: Some(header(term.saturating_sub(1))),
             last_log_index: 1000,
             last_log_term: 1000,
+            pre_vote: false,
         })
         .await
         .unwrap()
@@ -659,6 +660,7 @@ async fn stale_and_far_future_terms_are_handled() {
                 header: Some(header(bad)),
                 last_log_index: 0,
                 last_log_term: 0,
+                pre_vote: false,
             })
             .await
             .unwrap_err();
@@ -675,6 +677,7 @@ async fn stale_and_far_future_terms_are_handled() {
             header: Some(header(future)),
             last_log_index: 0,
             last_log_term: 0,
+            pre_vote: false,
         })
         .await
         .unwrap()

@@ -161,6 +161,7 @@ async fn mutual_tls_admits_the_cluster_and_refuses_everyone_else() {
                     }),
                     last_log_index: 1 << 30,
                     last_log_term: 1 << 30,
+                    pre_vote: false,
                 })
                 .await;
             match answer {

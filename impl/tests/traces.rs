@@ -295,6 +295,26 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     });
     assert!(stepped_down, "no CheckQuorum step-down in the run");
 
+    // The node runs PreVote: its elections began with pre-candidates whose
+    // pre-vote requests were answered, and that validated too.
+    let pre_candidates = validated
+        .run
+        .iter()
+        .any(|step| step.server.role() == raft_model::Role::PreCandidate);
+    let pre_votes_answered = validated.run.iter().any(|step| {
+        matches!(
+            step.step
+                .as_ref()
+                .and_then(|s| s.message())
+                .map(|m| &m.body),
+            Some(raft_model::Body::RequestVoteRequest { pre_vote: true, .. })
+        )
+    });
+    assert!(
+        pre_candidates && pre_votes_answered,
+        "no pre-election in the run"
+    );
+
     // The follower that was behind caught up by installing a snapshot.
     let installed = installed_snapshots(&traces, behind);
     assert!(

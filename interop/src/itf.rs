@@ -56,6 +56,7 @@ fn itf(value: &vars::Value<'_, Value, ()>) -> Value {
         vars::Value::Nat(n) => json!(n),
         vars::Value::Server(id) => json!(id.unwrap_or(0)),
         vars::Value::Role(role) => json!(format!("{role:?}")),
+        vars::Value::Bool(b) => json!(b),
         vars::Value::Servers(ids) => set(ids),
         vars::Value::Function(pairs) => {
             let pairs: Vec<Value> = pairs.iter().map(|(k, v)| json!([k, v])).collect();

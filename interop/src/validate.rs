@@ -668,7 +668,8 @@ impl NodeReplay {
                 let server =
                     Server::new(header.node, Config::new(header.members.iter().copied()), ())
                         .with_max_append_entries(header.max_append_entries)
-                        .with_check_quorum(header.check_quorum);
+                        .with_check_quorum(header.check_quorum)
+                        .with_pre_vote(header.pre_vote);
                 self.initial = Some(server.clone());
                 self.durable_candidates = vec![(server.clone(), None)];
                 self.server = Some(server);

@@ -36,6 +36,7 @@ impl Recorded {
                     members: vec![1, 2, 3],
                     max_append_entries: server.max_append_entries(),
                     check_quorum: server.check_quorum_enabled(),
+                    pre_vote: server.pre_vote_enabled(),
                     start: Start::Init,
                     unix_ms: 0,
                 });

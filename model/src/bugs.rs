@@ -100,10 +100,30 @@ pub enum Bug {
     /// at all, so the follower applies at that index an entry the cluster
     /// never committed (breaks State Machine Safety).
     CommitToConflictIndex,
+    /// A server receiving a pre-vote request applies the term rule to it, as
+    /// to a vote request, and so adopts the pre-candidate's next term, which
+    /// no one holds: the disruption PreVote exists to prevent (breaks
+    /// PreVoteRaisesNoTerm).
+    PreVoteRaisesTerm,
+    /// A follower whose election timer fires becomes a pre-candidate but
+    /// keeps the leader it knew, hence its lease, and refuses the others'
+    /// pre-votes as if that leader were alive: with the leader gone, every
+    /// follower refuses every other and no one is elected (etcd-io/etcd#9586;
+    /// breaks CandidateKnowsNoLeader).
+    PreCandidateKeepsLeader,
+    /// A server grants a pre-vote without the lease check: though it heard
+    /// from a leader within an election timeout, it helps a server that
+    /// merely lost touch with that leader depose it (breaks
+    /// PreVoteRespectsLease).
+    PreVoteIgnoresLease,
+    /// A restarted server holds no lease: it grants pre-votes at once, though
+    /// it may have heard from a live leader just before it crashed (breaks
+    /// PreVoteRespectsLease).
+    RestartForgetsLease,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 23] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -123,6 +143,10 @@ impl Bug {
         Bug::OmitPersistLog,
         Bug::CheckQuorumNeverStepsDown,
         Bug::CommitToConflictIndex,
+        Bug::PreVoteRaisesTerm,
+        Bug::PreCandidateKeepsLeader,
+        Bug::PreVoteIgnoresLease,
+        Bug::RestartForgetsLease,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

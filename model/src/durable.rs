@@ -186,7 +186,8 @@ impl<C: Clone, S: Clone> Durable<C, S> {
             self.log.clone(),
         )
         .with_max_append_entries(crashed.max_append_entries())
-        .with_check_quorum(crashed.check_quorum_enabled());
+        .with_check_quorum(crashed.check_quorum_enabled())
+        .with_pre_vote(crashed.pre_vote_enabled());
         server.bugs = crashed.bugs;
         server
     }
@@ -294,8 +295,16 @@ mod tests {
 
     #[test]
     fn recovery_keeps_the_deployment_constants() {
-        let server = fresh(2).with_max_append_entries(7);
-        let recovered = Durable::of(&server).recover(&server);
+        let mut server = fresh(2)
+            .with_max_append_entries(7)
+            .with_check_quorum(true)
+            .with_pre_vote(true);
+        server.current_term = 3;
+        let mut recovered = Durable::of(&server).recover(&server);
+        // The one difference: a recovered server holds a restart lease, a
+        // fresh one none.
+        assert!(recovered.restart_lease && !server.restart_lease);
+        recovered.restart_lease = false;
         assert_eq!(recovered, server);
     }
 }

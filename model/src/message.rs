@@ -19,13 +19,20 @@ pub struct Message<C: Clone, S> {
 /// The six message kinds. Field names follow the paper.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Body<C: Clone, S> {
+    /// A vote request, or with `pre_vote` a pre-vote request (dissertation
+    /// §9.6): then the message's term is the election's term to be, one past
+    /// the sender's own, and no receiver adopts it.
     RequestVoteRequest {
         last_log_index: Index,
         last_log_term: Term,
+        /// Absent (false) in traces written before PreVote.
+        #[serde(default)]
+        pre_vote: bool,
     },
-    RequestVoteResponse {
-        vote_granted: bool,
-    },
+    /// The answer to a (pre-)vote request. A granted pre-vote carries the
+    /// request's term (the pre-candidate's next term, held by no one); a
+    /// refused one the voter's own term.
+    RequestVoteResponse { vote_granted: bool, pre_vote: bool },
     AppendEntriesRequest {
         prev_log_index: Index,
         prev_log_term: Term,
@@ -58,9 +65,7 @@ pub enum Body<C: Clone, S> {
     },
     /// The whole snapshot in one message. The node streams `data` in chunks
     /// over gRPC and hands the core the reassembled snapshot.
-    InstallSnapshotRequest {
-        snapshot: Snapshot<S>,
-    },
+    InstallSnapshotRequest { snapshot: Snapshot<S> },
     InstallSnapshotResponse {
         /// The snapshot's last index once installed (or already covered);
         /// 0 when the request was rejected for its stale term.

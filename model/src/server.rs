@@ -19,6 +19,9 @@ pub enum Role {
     Follower,
     Candidate,
     Leader,
+    /// PreVote (dissertation §9.6): asking whether it could win an election
+    /// before starting one, its term unchanged.
+    PreCandidate,
 }
 
 /// The complete state of one server.
@@ -62,6 +65,12 @@ pub struct Server<C: Clone, S> {
     /// Leader only, with CheckQuorum: the peers that answered a request of
     /// this term since the last CheckQuorum step (always empty without it).
     pub(crate) recent_active: OrdSet<NodeId>,
+    /// With PreVote, set by a restart past term 0 and cleared by the next
+    /// election timeout: a restarted server may have heard from a leader just before
+    /// it crashed, so it holds that leader's lease (refuses pre-votes) for a
+    /// whole election timeout, as if it had just heard from it. Always false
+    /// without PreVote, which alone reads it.
+    pub(crate) restart_lease: bool,
     /// The most entries one AppendEntries request carries: a constant of the
     /// deployment (spec constant `MaxAppendEntries`), not protocol state.
     pub(crate) max_append_entries: usize,
@@ -69,6 +78,11 @@ pub struct Server<C: Clone, S> {
     /// quorum within an election timeout steps down. A constant of the
     /// deployment (spec constant `CheckQuorumOn`), not protocol state.
     pub(crate) check_quorum: bool,
+    /// PreVote (dissertation §9.6): a server whose election timer fires
+    /// first asks for pre-votes, its term unchanged, and campaigns only with
+    /// a quorum of them. A constant of the deployment (spec constant
+    /// `PreVoteOn`), not protocol state.
+    pub(crate) pre_vote: bool,
     /// Seeded bugs (always empty outside the checker and tests).
     #[serde(skip)]
     pub(crate) bugs: Bugs,
@@ -148,6 +162,20 @@ impl<C: Clone, S> Server<C, S> {
     pub fn check_quorum_enabled(&self) -> bool {
         self.check_quorum
     }
+    /// Spec constant `PreVoteOn`.
+    pub fn pre_vote_enabled(&self) -> bool {
+        self.pre_vote
+    }
+    /// Spec `restartLease`.
+    pub fn restart_lease(&self) -> bool {
+        self.restart_lease
+    }
+    /// Spec `InLease`: this server heard from the leader of its term (or is
+    /// that leader) since its election timer last fired, or restarted since
+    /// then. It refuses pre-votes: a leader it may still follow is alive.
+    pub fn in_lease(&self) -> bool {
+        self.leader_id.is_some() || self.restart_lease
+    }
 
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
@@ -156,7 +184,8 @@ impl<C: Clone, S> Server<C, S> {
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// A fresh server of a new cluster: term 0, empty log, the given members,
-    /// and an empty state-machine image `data`.
+    /// and an empty state-machine image `data`. It holds no lease: there has
+    /// been no leader to hear from.
     pub fn new(id: NodeId, config: Config, data: S) -> Self {
         let snapshot = Snapshot {
             meta: SnapshotMeta {
@@ -171,6 +200,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
 
     /// A server rebuilt from its persistent state, as after a crash: what the
     /// node loads from its data directory. `log` must start at the snapshot.
+    /// Like [`Server::restart`], it holds a restart lease until its first
+    /// election timeout (with PreVote, and past term 0).
     pub fn recover(
         id: NodeId,
         current_term: Term,
@@ -196,8 +227,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
             read_acks: OrdMap::new(),
             pending_reads: Vector::new(),
             recent_active: OrdSet::new(),
+            // `lease_after_restart`, before PreVote is set (`with_pre_vote`
+            // keeps it only with PreVote on).
+            restart_lease: current_term > 0,
             max_append_entries: DEFAULT_MAX_APPEND_ENTRIES,
             check_quorum: false,
+            pre_vote: false,
             bugs: Bugs::default(),
         }
     }
@@ -213,6 +248,24 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// Raft; the node turns it on).
     pub fn with_check_quorum(mut self, on: bool) -> Self {
         self.check_quorum = on;
+        self
+    }
+
+    /// Does a server coming back from a crash hold a lease? With PreVote, if
+    /// it may have heard from a leader before the crash: past term 0 (a
+    /// leader's messages carry a term of 1 or more, and the term rule would
+    /// have made it durable). Only PreVote reads the lease; without it,
+    /// none, so that it adds no state to tell apart.
+    pub(crate) fn lease_after_restart(&self) -> bool {
+        self.pre_vote && self.current_term > 0
+    }
+
+    /// This server with PreVote on or off (off by default: the paper's Raft;
+    /// the node turns it on).
+    pub fn with_pre_vote(mut self, on: bool) -> Self {
+        self.pre_vote = on;
+        // Only PreVote reads the lease: without it, none (as `restart` does).
+        self.restart_lease &= on;
         self
     }
 

@@ -20,7 +20,7 @@ use crate::action::Action;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::refused::Refused;
-use crate::server::Server;
+use crate::server::{Role, Server};
 use crate::types::Index;
 
 /// One spec action with its input: what a driver feeds [`Server::step`].
@@ -206,6 +206,15 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 self.log.snapshot_index >= snapshot,
                 "snapshot went back from {snapshot} to {}",
                 self.log.snapshot_index
+            );
+            // Spec `CandidateKnowsNoLeader`: an election timeout forgot the
+            // leader, and hearing from one ends a (pre-)candidacy.
+            assert!(
+                !matches!(self.role, Role::Candidate | Role::PreCandidate)
+                    || self.leader_id.is_none(),
+                "a {:?} knows leader {:?}",
+                self.role,
+                self.leader_id
             );
             debug_assert!(
                 self.log.snapshot_index <= self.commit_index

@@ -41,7 +41,8 @@ fn timeout_makes_a_follower_a_candidate_of_the_next_term() {
             message.body,
             Body::RequestVoteRequest {
                 last_log_index: 3,
-                last_log_term: 4
+                last_log_term: 4,
+                pre_vote: false,
             }
         );
     }

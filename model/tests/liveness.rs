@@ -8,21 +8,53 @@
 //! driver: a follower's or candidate's timer fires `Timeout`, a leader's
 //! paces `CheckQuorum`, a leader sends heartbeats every few ticks.
 //!
-//! The scenarios that need PreVote (a server rejoining with a higher term, a
-//! non-transitive partition) are written and `#[ignore]`d with what they
-//! measure on today's core: they are the acceptance tests of that work.
+//! Each scenario runs the node's setting (CheckQuorum and PreVote on) and
+//! shows what goes wrong without PreVote, or with one of PreVote's seeded
+//! bugs: the scenarios are how those bugs' liveness harm is measured (the
+//! checker finds each by a safety-style property too).
 
 mod common;
 
 use std::collections::{BTreeSet, VecDeque};
 
 use common::{Msg, TestEffects, TestServer, members, server};
-use raft_model::{NodeId, Refused, Role, Step, Term};
+use raft_model::{Bug, NodeId, Refused, Role, Step, Term};
 
 /// Ticks of one heartbeat interval.
 const HEARTBEAT: u64 = 2;
 /// The election timeout is drawn from `ELECTION..2 * ELECTION` ticks.
 const ELECTION: u64 = 10;
+
+/// What the servers run: the deployment's switches and any seeded bugs.
+#[derive(Clone, Copy)]
+struct Setup {
+    check_quorum: bool,
+    pre_vote: bool,
+    bugs: &'static [Bug],
+}
+
+/// The node's setting: CheckQuorum and PreVote.
+const NODE: Setup = Setup {
+    check_quorum: true,
+    pre_vote: true,
+    bugs: &[],
+};
+/// CheckQuorum without PreVote (the core before PreVote).
+const CHECK_QUORUM_ONLY: Setup = Setup {
+    pre_vote: false,
+    ..NODE
+};
+/// The paper's Raft.
+const PAPER: Setup = Setup {
+    check_quorum: false,
+    ..CHECK_QUORUM_ONLY
+};
+
+impl Setup {
+    const fn with_bug(self, bugs: &'static [Bug]) -> Setup {
+        Setup { bugs, ..self }
+    }
+}
 
 struct Sim {
     servers: Vec<TestServer>,
@@ -40,11 +72,16 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(n: u64, check_quorum: bool, seed: u64) -> Sim {
+    fn new(n: u64, setup: Setup, seed: u64) -> Sim {
         let config = members(n);
         let mut sim = Sim {
             servers: (1..=n)
-                .map(|id| server(id, &config).with_check_quorum(check_quorum))
+                .map(|id| {
+                    server(id, &config)
+                        .with_check_quorum(setup.check_quorum)
+                        .with_pre_vote(setup.pre_vote)
+                        .with_bugs(setup.bugs)
+                })
                 .collect(),
             timers: vec![0; n as usize],
             in_flight: VecDeque::new(),
@@ -82,6 +119,14 @@ impl Sim {
                 self.cut(id, other);
             }
         }
+    }
+
+    /// Server `id` crashes and comes back (its memory is its disk here) with
+    /// a fresh election timer.
+    fn restart(&mut self, id: NodeId) {
+        let at = (id - 1) as usize;
+        self.step(at, Step::Restart);
+        self.timers[at] = self.election_timeout();
     }
 
     fn perform(&mut self, at: usize, effects: TestEffects) {
@@ -186,8 +231,8 @@ impl Sim {
 }
 
 /// A cluster of `n` that has elected a leader, within bounded time.
-fn settled(n: u64, check_quorum: bool, seed: u64) -> (Sim, NodeId) {
-    let mut sim = Sim::new(n, check_quorum, seed);
+fn settled(n: u64, setup: Setup, seed: u64) -> (Sim, NodeId) {
+    let mut sim = Sim::new(n, setup, seed);
     sim.run_until(20 * ELECTION, |s| s.leader().is_some())
         .expect("a leader within twenty election timeouts");
     // Let the leader's heartbeats settle every follower.
@@ -196,31 +241,53 @@ fn settled(n: u64, check_quorum: bool, seed: u64) -> (Sim, NodeId) {
     (sim, leader)
 }
 
-/// etcd#9586's first half: the leader loses every link. With CheckQuorum it
-/// steps down within two of its election timeouts (one full period without
-/// answers), and the two others elect a leader among themselves; without
-/// it, the isolated server stays leader of its term for as long as the
-/// partition lasts (here, fifty timeouts).
-#[test]
-fn an_isolated_leader_steps_down_and_the_majority_elects_another() {
+/// An isolated leader's fate: with CheckQuorum it steps down within two of
+/// its election timeouts (one full period without answers), and the two
+/// others elect a leader among themselves; without it, it stays leader of
+/// its term for as long as the partition lasts (here, fifty timeouts).
+/// Returns the seeds at which the majority elected no new leader within
+/// twenty timeouts.
+fn isolated_leader(setup: Setup) -> Vec<u64> {
+    let mut stuck = Vec::new();
     for seed in 0..20 {
-        let (mut sim, old) = settled(3, true, seed);
+        let (mut sim, old) = settled(3, setup, seed);
         sim.isolate(old);
         let took = sim
             .run_until(4 * ELECTION, |s| !s.servers[(old - 1) as usize].is_leader())
             .unwrap_or_else(|| panic!("seed {seed}: the isolated leader {old} never stepped down"));
         assert!(took <= 4 * ELECTION, "seed {seed}: {took} ticks");
-        sim.run_until(20 * ELECTION, |s| s.leader().is_some_and(|l| l != old))
-            .unwrap_or_else(|| panic!("seed {seed}: the connected majority elected no leader"));
+        if sim
+            .run_until(20 * ELECTION, |s| s.leader().is_some_and(|l| l != old))
+            .is_none()
+        {
+            stuck.push(seed);
+            continue;
+        }
         sim.run(5 * ELECTION);
         assert_eq!(
             sim.leaders().len(),
             1,
             "seed {seed}: one leader, not the isolated one"
         );
+    }
+    stuck
+}
 
-        // The same partition without CheckQuorum: the old leader leads on.
-        let (mut sim, old) = settled(3, false, seed);
+/// etcd#9586: the leader loses every link; with CheckQuorum and PreVote the
+/// two others must elect a new leader. They can only if each pre-candidate
+/// forgets the leader it knew: the seeded bug that keeps it (as etcd's
+/// `becomePreCandidate` once did) leaves each refusing the other's
+/// pre-vote for as long as the partition lasts.
+#[test]
+fn an_isolated_leader_steps_down_and_the_majority_elects_another() {
+    assert_eq!(isolated_leader(NODE), Vec::<u64>::new());
+    assert_eq!(isolated_leader(CHECK_QUORUM_ONLY), Vec::<u64>::new());
+    let stuck = isolated_leader(NODE.with_bug(&[Bug::PreCandidateKeepsLeader]));
+    assert_eq!(stuck.len(), 20, "etcd#9586 at every seed: {stuck:?}");
+
+    // The same partition without CheckQuorum: the old leader leads on.
+    for seed in 0..20 {
+        let (mut sim, old) = settled(3, PAPER, seed);
         sim.isolate(old);
         sim.run(50 * ELECTION);
         assert!(
@@ -230,54 +297,49 @@ fn an_isolated_leader_steps_down_and_the_majority_elects_another() {
     }
 }
 
-/// A leader whose quorum stays connected stays leader: CheckQuorum must not
-/// cost a healthy cluster its leader (no needless churn), over a hundred
-/// election timeouts.
+/// A leader whose quorum stays connected stays leader: CheckQuorum and
+/// PreVote must not cost a healthy cluster its leader (no needless churn),
+/// over a hundred election timeouts.
 #[test]
 fn a_connected_cluster_keeps_its_leader() {
-    for seed in 0..20 {
-        let (mut sim, leader) = settled(5, true, seed);
-        let before = sim.elections.len();
-        sim.run(100 * ELECTION);
-        assert_eq!(sim.leader(), Some(leader), "seed {seed}");
-        assert_eq!(
-            sim.elections.len(),
-            before,
-            "seed {seed}: an election in a healthy cluster"
-        );
+    for setup in [NODE, CHECK_QUORUM_ONLY] {
+        for seed in 0..20 {
+            let (mut sim, leader) = settled(5, setup, seed);
+            let before = sim.elections.len();
+            sim.run(100 * ELECTION);
+            assert_eq!(sim.leader(), Some(leader), "seed {seed}");
+            assert_eq!(
+                sim.elections.len(),
+                before,
+                "seed {seed}: an election in a healthy cluster"
+            );
+        }
     }
 }
 
 /// A leader that loses one follower of two keeps a quorum and its place.
 #[test]
 fn a_leader_with_a_quorum_left_stays_leader() {
-    for seed in 0..20 {
-        let (mut sim, leader) = settled(3, true, seed);
-        let follower = (leader % 3) + 1;
-        sim.isolate(follower);
-        sim.run(20 * ELECTION);
-        // The cut-off follower campaigns in vain (without PreVote its term
-        // climbs); the leader keeps leading the other one until it heals.
-        assert!(
-            sim.servers[(leader - 1) as usize].is_leader(),
-            "seed {seed}"
-        );
+    for setup in [NODE, CHECK_QUORUM_ONLY] {
+        for seed in 0..20 {
+            let (mut sim, leader) = settled(3, setup, seed);
+            let follower = (leader % 3) + 1;
+            sim.isolate(follower);
+            sim.run(20 * ELECTION);
+            assert!(
+                sim.servers[(leader - 1) as usize].is_leader(),
+                "seed {seed}"
+            );
+        }
     }
 }
 
-/// Issue 16: a server cut off for a while campaigns again and again and
-/// raises its term; when its links come back, its higher term deposes the
-/// healthy leader and forces an election nobody needed. PreVote prevents it
-/// (a pre-vote does not raise the term, and is refused while the voters
-/// hear from their leader). Measured on today's core (CheckQuorum on, seeds
-/// 0..20, 20 timeouts apart): 20 of 20 seeds force an election on rejoin,
-/// the term climbing to 14-17. Enable with PreVote.
-#[test]
-#[ignore = "needs PreVote (issue 16): a rejoining server with a high term deposes the leader today (20 of 20 seeds)"]
-fn a_server_rejoining_with_a_higher_term_does_not_disrupt_the_leader() {
+/// A follower cut off for twenty timeouts, then back: the seeds at which
+/// it forced an election on rejoining (with the highest term reached).
+fn rejoining_disrupts(setup: Setup) -> Vec<(u64, Term)> {
     let mut disrupted = Vec::new();
     for seed in 0..20 {
-        let (mut sim, leader) = settled(3, true, seed);
+        let (mut sim, leader) = settled(3, setup, seed);
         let follower = (leader % 3) + 1;
         sim.isolate(follower);
         sim.run(20 * ELECTION);
@@ -288,38 +350,101 @@ fn a_server_rejoining_with_a_higher_term_does_not_disrupt_the_leader() {
             disrupted.push((seed, sim.max_term()));
         }
     }
-    assert!(
-        disrupted.is_empty(),
-        "{} of 20 seeds: the rejoining server forced an election (seed, max term): {disrupted:?}",
-        disrupted.len()
+    disrupted
+}
+
+/// Issue 16: a server cut off for a while campaigns again and again; without
+/// PreVote it raises its term each time, and when its links come back its
+/// higher term deposes the healthy leader and forces an election nobody
+/// needed (20 of 20 seeds, the term climbing to 14-17). With PreVote its
+/// term stays (no pre-vote is answered while it is cut off), and on rejoining
+/// it simply follows. The seeded bug of a voter adopting a pre-vote's term
+/// brings the disruption back.
+#[test]
+fn a_server_rejoining_with_a_higher_term_does_not_disrupt_the_leader() {
+    assert_eq!(rejoining_disrupts(NODE), Vec::new());
+    assert_eq!(
+        rejoining_disrupts(CHECK_QUORUM_ONLY).len(),
+        20,
+        "before PreVote"
     );
 }
 
-/// Issue 16: a non-transitive partition (A–B and B–C up, A–C down), with the
-/// leader at A. C hears from no leader and campaigns; B, which still hears
-/// from A, should not let C depose A over and over. PreVote with the lease
-/// check (no vote while a leader was heard within the election timeout)
-/// makes the cluster settle on one leader. Measured on today's core
-/// (CheckQuorum on, seeds 0..20): 3 of 20 seeds hold 2 to 4 elections in
-/// fifty timeouts, the term reaching 12-16. Enable with PreVote.
+/// The seeded bug of a voter adopting a pre-vote's term is worse than the
+/// disruption PreVote prevents: each pre-candidate's request lifts its
+/// voter to the term it asked for, the voter refuses in that term, and the
+/// refusal lifts the pre-candidate in turn; no one is ever elected.
 #[test]
-#[ignore = "needs PreVote and the lease check (issue 16): leadership churns today (3 of 20 seeds)"]
-fn a_non_transitive_partition_settles_on_one_leader() {
+fn a_pre_vote_that_raises_the_term_elects_no_one() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(3, NODE.with_bug(&[Bug::PreVoteRaisesTerm]), seed);
+        assert_eq!(
+            sim.run_until(50 * ELECTION, |s| s.leader().is_some()),
+            None,
+            "seed {seed}"
+        );
+        assert!(sim.max_term() > 20, "seed {seed}: terms climb in vain");
+    }
+}
+
+/// A non-transitive partition (A–B and B–C up, A–C down) with the leader
+/// at A, for fifty timeouts, `restart_b` restarting B every two timeouts
+/// with its link from A down for a few ticks after (as a restarted process
+/// reconnects): the seeds at which A lost its leadership, with the number of
+/// elections after the cut and the highest term.
+fn non_transitive_churn(setup: Setup, restart_b: bool) -> Vec<(u64, usize, Term)> {
     let mut churned = Vec::new();
     for seed in 0..20 {
-        let (mut sim, a) = settled(3, true, seed);
+        let (mut sim, a) = settled(3, setup, seed);
         let c = (a % 3) + 1;
-        sim.cut(a, c);
-        sim.run(10 * ELECTION);
+        let b = (c % 3) + 1;
         let before = sim.elections.len();
-        sim.run(50 * ELECTION);
-        if sim.elections.len() - before > 1 {
+        sim.cut(a, c);
+        for _ in 0..25 {
+            if restart_b {
+                sim.restart(b);
+                sim.down.insert((a, b));
+                sim.run(HEARTBEAT * 3);
+                sim.down.remove(&(a, b));
+                sim.run(2 * ELECTION - HEARTBEAT * 3);
+            } else {
+                sim.run(2 * ELECTION);
+            }
+        }
+        if sim.elections.len() > before {
             churned.push((seed, sim.elections.len() - before, sim.max_term()));
         }
     }
-    assert!(
-        churned.is_empty(),
-        "{} of 20 seeds churn (seed, elections in fifty timeouts, max term): {churned:?}",
-        churned.len()
+    churned
+}
+
+/// Issue 16: in a non-transitive partition, C hears from no leader and
+/// campaigns; B, which still hears from A, must not let C depose A over and
+/// over. PreVote's lease check (no pre-vote while a leader was heard within
+/// the election timeout) keeps A leader at every seed. Without PreVote every
+/// seed loses A (2 to 16 elections in fifty timeouts, the term reaching
+/// 4-32); without the lease check every seed does too (C deposes A once,
+/// then leads, A's log now behind).
+#[test]
+fn a_non_transitive_partition_settles_on_one_leader() {
+    assert_eq!(non_transitive_churn(NODE, false), Vec::new());
+    let before = non_transitive_churn(CHECK_QUORUM_ONLY, false);
+    assert_eq!(before.len(), 20, "before PreVote: {before:?}");
+    let with_bug = non_transitive_churn(NODE.with_bug(&[Bug::PreVoteIgnoresLease]), false);
+    assert_eq!(with_bug.len(), 20, "no lease check: {with_bug:?}");
+}
+
+/// The same partition with B restarting, each time out of touch with A for
+/// a few ticks: a restarted server must hold a lease for a whole election
+/// timeout (it may have heard from A just before it crashed). The seeded bug
+/// that forgets it lets C's pre-vote through in that window.
+#[test]
+fn a_restarted_server_does_not_help_depose_a_live_leader() {
+    assert_eq!(non_transitive_churn(NODE, true), Vec::new());
+    let with_bug = non_transitive_churn(NODE.with_bug(&[Bug::RestartForgetsLease]), true);
+    assert_eq!(
+        with_bug.len(),
+        20,
+        "a restart that forgets the lease: {with_bug:?}"
     );
 }

@@ -84,7 +84,8 @@ fn a_candidate_restarting_forgets_its_votes_but_not_its_own() {
     assert_eq!(
         only_message(&effects).body,
         Body::RequestVoteResponse {
-            vote_granted: false
+            vote_granted: false,
+            pre_vote: false,
         }
     );
 }

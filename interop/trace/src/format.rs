@@ -124,6 +124,9 @@ pub struct Header {
     /// The node runs CheckQuorum (absent in traces written before it: off).
     #[serde(default)]
     pub check_quorum: bool,
+    /// The node runs PreVote (absent in traces written before it: off).
+    #[serde(default)]
+    pub pre_vote: bool,
     pub start: Start,
     /// Wall-clock time of the start, for people reading the trace.
     #[serde(default)]
@@ -346,12 +349,18 @@ pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage {
         Body::RequestVoteRequest {
             last_log_index,
             last_log_term,
+            pre_vote,
         } => Body::RequestVoteRequest {
             last_log_index: *last_log_index,
             last_log_term: *last_log_term,
+            pre_vote: *pre_vote,
         },
-        Body::RequestVoteResponse { vote_granted } => Body::RequestVoteResponse {
+        Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote,
+        } => Body::RequestVoteResponse {
             vote_granted: *vote_granted,
+            pre_vote: *pre_vote,
         },
         Body::AppendEntriesRequest {
             prev_log_index,
@@ -476,6 +485,7 @@ mod tests {
                 members: vec![1, 2, 3],
                 max_append_entries: 1,
                 check_quorum: false,
+                pre_vote: true,
                 start: Start::Init,
                 unix_ms: 0,
             }),

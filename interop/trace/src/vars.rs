@@ -16,8 +16,10 @@ pub enum Value<'a, C: Clone, S> {
     Nat(u64),
     /// A server or `Nil` (`None`).
     Server(Option<NodeId>),
-    /// `Follower`, `Candidate` or `Leader`.
+    /// `Follower`, `Candidate`, `Leader` or `PreCandidate`.
     Role(Role),
+    /// `TRUE` or `FALSE`.
+    Bool(bool),
     /// A set of servers, in id order.
     Servers(Vec<NodeId>),
     /// A function from servers to naturals, in id order.
@@ -47,7 +49,7 @@ impl<C: Clone, S> Variable<C, S> {
 }
 
 /// How many per-server variables the spec has.
-pub const COUNT: usize = 17;
+pub const COUNT: usize = 18;
 
 /// Every per-server variable of spec/Raft.tla, in the order of its
 /// `VARIABLES` declarations: persistent first, then volatile.
@@ -102,6 +104,7 @@ pub fn per_server<C: Clone, S>() -> [Variable<C, S>; COUNT] {
         var("recentActive", false, |s| {
             Value::Servers(s.recent_active().iter().copied().collect())
         }),
+        var("restartLease", false, |s| Value::Bool(s.restart_lease())),
     ]
 }
 

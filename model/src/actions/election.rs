@@ -1,22 +1,66 @@
 //! Leader election (paper §5.2, §5.4.1): Timeout, HandleRequestVoteRequest,
-//! HandleRequestVoteResponse, and becoming leader.
+//! HandleRequestVoteResponse, and becoming leader; with PreVote
+//! (dissertation §9.6) the pre-election that comes first.
 
 use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::server::{Role, Server};
-use crate::types::{Entry, Payload};
+use crate::types::{Entry, Index, Payload, Term};
 
 impl<C: Clone, S: Clone> Server<C, S> {
-    /// Spec `Timeout`: the election timer fired. A follower or candidate
-    /// starts an election in the next term, votes for itself and asks every
-    /// peer for its vote. A leader ignores it (it has no election timer), and
-    /// so does a server that is not a voting member.
+    /// Spec `Timeout`: the election timer fired. A follower, candidate or
+    /// pre-candidate forgets the leader it knew and the lease it held, and
+    /// either campaigns at once (the paper) or, with PreVote, first asks
+    /// for pre-votes: it becomes a pre-candidate of its term, unchanged, and
+    /// asks every peer whether it would vote for it in the next term. A
+    /// leader ignores it (it has no election timer), and so does a server
+    /// that is not a voting member.
     pub fn timeout(&mut self) -> Effects<C, S> {
         let mut effects = Effects::default();
         if !self.may_time_out() {
             return effects;
         }
+        self.restart_lease = false;
+        if !self.pre_vote {
+            self.campaign(&mut effects);
+            return effects;
+        }
+        self.role = Role::PreCandidate;
+        if !self.bugs.has(Bug::PreCandidateKeepsLeader) {
+            // A leader it still followed would hold its lease, and it would
+            // refuse the other followers' pre-votes forever (etcd#9586).
+            self.leader_id = None;
+        }
+        self.votes_granted = [self.id].into_iter().collect();
+        effects.reset_election_timer = true;
+        if self.config.is_quorum(&self.votes_granted) {
+            // A cluster of one needs no one's word.
+            self.campaign(&mut effects);
+            return effects;
+        }
+        let body = Body::RequestVoteRequest {
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: true,
+        };
+        // The election's term to be; `may_time_out` checked it exists.
+        let term = self.current_term + 1;
+        effects.messages = self
+            .config
+            .peers(self.id)
+            .map(|peer| Message {
+                term,
+                ..self.reply(peer, body.clone())
+            })
+            .collect();
+        effects
+    }
+
+    /// The spec's `Campaign`, taken by `Timeout` (without PreVote) or by the
+    /// pre-vote response that completed a quorum: start an election in the
+    /// next term, vote for oneself and ask every peer for its vote.
+    fn campaign(&mut self, effects: &mut Effects<C, S>) {
         let next_term = self.current_term + 1;
         self.current_term = next_term;
         self.role = Role::Candidate;
@@ -27,19 +71,18 @@ impl<C: Clone, S: Clone> Server<C, S> {
         effects.reset_election_timer = true;
         if self.config.is_quorum(&self.votes_granted) {
             // A cluster of one elects itself.
-            self.become_leader(&mut effects);
-            return effects;
+            self.become_leader(effects);
+            return;
         }
         let body = Body::RequestVoteRequest {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            pre_vote: false,
         };
-        effects.messages = self
-            .config
-            .peers(self.id)
-            .map(|peer| self.reply(peer, body.clone()))
-            .collect();
-        effects
+        let peers: Vec<_> = self.config.peers(self.id).collect();
+        for peer in peers {
+            effects.messages.push(self.reply(peer, body.clone()));
+        }
     }
 
     /// Spec `Timeout`'s enabling condition: a voting member that is not the
@@ -59,17 +102,16 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let Body::RequestVoteRequest {
             last_log_index,
             last_log_term,
+            pre_vote,
         } = message.body
         else {
             return effects;
         };
+        if pre_vote {
+            return self.handle_pre_vote_request(message, last_log_index, last_log_term);
+        }
         self.update_term(message.term, &mut effects);
-        let up_to_date = if self.bugs.has(Bug::UpToDateByIndexOnly) {
-            last_log_index >= self.log.last_index()
-        } else {
-            self.log.is_up_to_date(last_log_index, last_log_term)
-        };
-        let log_ok = up_to_date || self.bugs.has(Bug::SkipUpToDateCheck);
+        let log_ok = self.candidate_log_ok(last_log_index, last_log_term);
         let free_to_vote = self.voted_for.is_none()
             || self.voted_for == Some(message.from)
             || (self.bugs.has(Bug::VoteTwice) && self.role == Role::Follower);
@@ -85,9 +127,58 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
             effects.reset_election_timer = true;
         }
+        let body = Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote: false,
+        };
+        effects.messages.push(self.reply(message.from, body));
         effects
-            .messages
-            .push(self.reply(message.from, Body::RequestVoteResponse { vote_granted }));
+    }
+
+    /// The §5.4.1 check: is a candidate's log at least as up-to-date as ours?
+    fn candidate_log_ok(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        let up_to_date = if self.bugs.has(Bug::UpToDateByIndexOnly) {
+            last_log_index >= self.log.last_index()
+        } else {
+            self.log.is_up_to_date(last_log_index, last_log_term)
+        };
+        up_to_date || self.bugs.has(Bug::SkipUpToDateCheck)
+    }
+
+    /// The spec's `HandlePreVoteRequest`, the pre-vote branch of
+    /// `HandleRequestVoteRequest`: grant the pre-vote if the election's term
+    /// to be is past ours, the candidate's log is up to date, and we hold no
+    /// lease (we have not heard from a leader since our election timer last
+    /// fired, and have not restarted since). Nothing changes here: not the
+    /// term (no one holds the request's term yet), not the vote, not the
+    /// timer. A grant answers in the request's term, a refusal in ours.
+    fn handle_pre_vote_request(
+        &mut self,
+        message: &Message<C, S>,
+        last_log_index: Index,
+        last_log_term: Term,
+    ) -> Effects<C, S> {
+        let mut effects = Effects::default();
+        if self.bugs.has(Bug::PreVoteRaisesTerm) {
+            self.update_term(message.term, &mut effects);
+        }
+        let lease_ok = !self.in_lease() || self.bugs.has(Bug::PreVoteIgnoresLease);
+        let vote_granted = message.term > self.current_term
+            && self.candidate_log_ok(last_log_index, last_log_term)
+            && lease_ok;
+        let term = if vote_granted {
+            message.term
+        } else {
+            self.current_term
+        };
+        let body = Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote: true,
+        };
+        effects.messages.push(Message {
+            term,
+            ..self.reply(message.from, body)
+        });
         effects
     }
 
@@ -95,10 +186,33 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// its own term and becomes leader on a quorum.
     pub fn handle_request_vote_response(&mut self, message: &Message<C, S>) -> Effects<C, S> {
         let mut effects = Effects::default();
-        let Body::RequestVoteResponse { vote_granted } = message.body else {
+        let Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote,
+        } = message.body
+        else {
             return effects;
         };
+        if pre_vote && vote_granted {
+            // Granted in our next term, which no one holds: no term rule. A
+            // grant for an earlier pre-election of ours counts as well: it
+            // is advice, not a vote, and safety rests on the real election.
+            let for_us = self.role == Role::PreCandidate
+                && message.term.checked_sub(1) == Some(self.current_term);
+            if for_us {
+                self.votes_granted.insert(message.from);
+                if self.config.is_quorum(&self.votes_granted) {
+                    self.campaign(&mut effects);
+                }
+            }
+            return effects;
+        }
+        // A refused pre-vote carries the voter's own term: the term rule
+        // applies, and nothing else does.
         self.update_term(message.term, &mut effects);
+        if pre_vote {
+            return effects;
+        }
         // A vote of an older term was cast for another election: it must not count.
         let of_our_term = message.term == self.current_term
             || (self.bugs.has(Bug::CountStaleVote) && message.term < self.current_term);

@@ -1,5 +1,6 @@
 //! Crash and restart: spec `Restart`.
 
+use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::server::Server;
 
@@ -7,7 +8,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// Spec `Restart`: the server crashes and comes back. Persistent state
     /// (term, vote, log, snapshot, configuration) survives; everything else
     /// is lost, and the commit index falls back to the snapshot, the only
-    /// prefix known committed without asking the leader.
+    /// prefix known committed without asking the leader. It holds a restart
+    /// lease until its election timer fires: it refuses pre-votes for that
+    /// long, as it would have had it not crashed.
     ///
     /// The driver's storage must make this true: everything an earlier
     /// transition asked it to persist was durable before that transition's
@@ -20,6 +23,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.become_follower(&mut effects);
         self.commit_index = self.log.snapshot_index;
         self.leader_id = None;
+        self.restart_lease = self.lease_after_restart() && !self.bugs.has(Bug::RestartForgetsLease);
         effects
     }
 }

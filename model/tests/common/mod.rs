@@ -138,6 +138,27 @@ pub fn request_vote(
         body: Body::RequestVoteRequest {
             last_log_index,
             last_log_term,
+            pre_vote: false,
+        },
+    }
+}
+
+/// A pre-vote request for the election of `term` (the sender's term + 1).
+pub fn pre_vote_request(
+    from: NodeId,
+    to: NodeId,
+    term: Term,
+    last_log_index: Index,
+    last_log_term: Term,
+) -> Msg {
+    Message {
+        from,
+        to,
+        term,
+        body: Body::RequestVoteRequest {
+            last_log_index,
+            last_log_term,
+            pre_vote: true,
         },
     }
 }
@@ -147,7 +168,22 @@ pub fn vote(from: NodeId, to: NodeId, term: Term, vote_granted: bool) -> Msg {
         from,
         to,
         term,
-        body: Body::RequestVoteResponse { vote_granted },
+        body: Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote: false,
+        },
+    }
+}
+
+pub fn pre_vote(from: NodeId, to: NodeId, term: Term, vote_granted: bool) -> Msg {
+    Message {
+        from,
+        to,
+        term,
+        body: Body::RequestVoteResponse {
+            vote_granted,
+            pre_vote: true,
+        },
     }
 }
 
@@ -306,7 +342,7 @@ pub fn append_request(message: &Msg) -> (Index, Term, Vec<Term>, Index) {
 /// Whether a RequestVote response granted the vote.
 pub fn vote_granted(message: &Msg) -> bool {
     match message.body {
-        Body::RequestVoteResponse { vote_granted } => vote_granted,
+        Body::RequestVoteResponse { vote_granted, .. } => vote_granted,
         ref other => panic!("expected a RequestVote response, got {other:?}"),
     }
 }
