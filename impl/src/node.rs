@@ -1,9 +1,10 @@
 //! The event loop: one task owns the core and drives it, etcd-raft style.
 //!
 //! Inputs arrive on one channel (peer RPCs, client proposals and reads,
-//! status and snapshot requests, background-snapshot completions) or from the
-//! two timers (a randomized election timeout and the heartbeat). The loop
-//! takes one input, then every input already waiting (up to
+//! status and snapshot requests, background-snapshot completions, word of
+//! InstallSnapshot chunks arriving or being read while a snapshot streams)
+//! or from the two timers (a randomized election timeout and the heartbeat).
+//! The loop takes one input, then every input already waiting (up to
 //! [`MAX_BATCH`](crate::limits::MAX_BATCH)), feeding each to the core; then
 //! it performs the batch's effects in this order:
 //!
@@ -125,6 +126,9 @@ pub(crate) struct EventLoop {
     contacts: Contacts,
     /// Where the loop publishes readiness (gRPC health watches it).
     readiness: watch::Sender<Readiness>,
+    /// The leader and term whose snapshot chunks are arriving, once counted
+    /// (to say so once per stream).
+    snapshot_streaming_from: Option<(raft_model::NodeId, Term)>,
 }
 
 impl EventLoop {
@@ -156,6 +160,7 @@ impl EventLoop {
             trace: Tracer::default(),
             contacts: Contacts::default(),
             readiness: watch::channel(Readiness::starting()).0,
+            snapshot_streaming_from: None,
         }
     }
 
@@ -213,12 +218,16 @@ impl EventLoop {
             if ready.replicate {
                 self.step_timer(Step::SendAppendEntries, &mut ready);
             }
-            if ready.reset_election_timer {
+            // The timer restarts once the batch is durable: writing it (a
+            // large snapshot from the leader, say) must not use up the
+            // timeout that the leader's word in this batch just restarted.
+            let reset_election_timer = ready.reset_election_timer;
+            self.perform(ready).await?;
+            if reset_election_timer {
                 election
                     .as_mut()
                     .reset(tokio::time::Instant::now() + self.election_timeout());
             }
-            self.perform(ready).await?;
         }
     }
 
@@ -232,6 +241,9 @@ impl EventLoop {
                     Body::AppendEntriesRequest { .. } | Body::InstallSnapshotRequest { .. }
                 );
                 let term = message.term;
+                if matches!(message.body, Body::InstallSnapshotRequest { .. }) {
+                    self.snapshot_streaming_from = None;
+                }
                 let mut effects = self.receive(message);
                 if from_a_leader
                     && term == self.core.current_term()
@@ -253,6 +265,28 @@ impl EventLoop {
                     }
                 }
                 ready.absorb(effects);
+            }
+            Input::SnapshotChunk { from, term } => {
+                if self.snapshot_from_our_leader(from, term) {
+                    if self.snapshot_streaming_from != Some((from, term)) {
+                        info!(
+                            from,
+                            term,
+                            "a snapshot from the leader is streaming in: each chunk restarts the election timer"
+                        );
+                        self.snapshot_streaming_from = Some((from, term));
+                    }
+                    self.contacts.heard_from_leader(term, Instant::now());
+                    ready.reset_election_timer = true;
+                } else {
+                    debug!(
+                        from,
+                        term,
+                        current_term = self.core.current_term(),
+                        leader = ?self.core.leader_id(),
+                        "snapshot chunk not counted as word from our leader"
+                    );
+                }
             }
             Input::PeerResponse(message) => {
                 let (term, from) = (message.term, message.from);
@@ -401,6 +435,23 @@ impl EventLoop {
                 info!(term = new_term, leader = id, "following a new leader");
             }
         }
+    }
+
+    /// Is a chunk of an InstallSnapshot stream from `from`, of `term`, word
+    /// from the leader this node follows? Only if `term` is our current term
+    /// (the core decides terms: a chunk of an older or a newer term counts
+    /// for nothing until the core has seen the request) and we do not lead
+    /// it. Then `from` is the leader of our term — only a leader sends
+    /// InstallSnapshot, and a term has at most one (Election Safety) — even
+    /// if we have not learned its id yet (a restarted follower, or a
+    /// candidate, whose first message from that leader is this snapshot):
+    /// the core makes us its follower and restarts the timer when the whole
+    /// request arrives; each chunk does the same for the timer, earlier. A
+    /// leader we know that is someone else is a contradiction: not counted.
+    fn snapshot_from_our_leader(&self, from: raft_model::NodeId, term: Term) -> bool {
+        term == self.core.current_term()
+            && !self.core.is_leader()
+            && self.core.leader_id().is_none_or(|leader| leader == from)
     }
 
     /// A timer fired: the step it asks for, if the core's state enables it
