@@ -200,9 +200,13 @@ impl EventLoop {
                 () = &mut election => {
                     debug!(term = self.core.current_term(), "election timeout");
                     // A leader has no election to start; its timer paces
-                    // CheckQuorum instead (refused when that is off).
-                    let step = if self.core.is_leader() { Step::CheckQuorum } else { Step::Timeout };
-                    self.step_timer(step, &mut ready);
+                    // CheckQuorum instead (refused when that is off), unless
+                    // a snapshot under way makes up its quorum.
+                    if !self.core.is_leader() {
+                        self.step_timer(Step::Timeout, &mut ready);
+                    } else if !self.check_quorum_waits_for_snapshot() {
+                        self.step_timer(Step::CheckQuorum, &mut ready);
+                    }
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
@@ -286,6 +290,11 @@ impl EventLoop {
                         leader = ?self.core.leader_id(),
                         "snapshot chunk not counted as word from our leader"
                     );
+                }
+            }
+            Input::SnapshotProgress { peer, term } => {
+                if self.core.is_leader() && term == self.core.current_term() {
+                    self.contacts.snapshot_progress(term, peer, Instant::now());
                 }
             }
             Input::PeerResponse(message) => {
@@ -452,6 +461,45 @@ impl EventLoop {
         term == self.core.current_term()
             && !self.core.is_leader()
             && self.core.leader_id().is_none_or(|leader| leader == from)
+    }
+
+    /// CheckQuorum is due, but the peers that answered since the last check
+    /// are no quorum. If the peers reading a snapshot of ours (recently,
+    /// within the election timeout) make one, the check waits for the next
+    /// firing of the timer: such a peer answers only once the whole snapshot
+    /// is installed, and stepping down meanwhile would only restart the
+    /// transfer after an election. The core's record of who answered keeps
+    /// growing meanwhile, and the core still decides when the check runs.
+    /// (Readiness does not count those peers: until they answer, the leader
+    /// cannot commit with them.)
+    fn check_quorum_waits_for_snapshot(&self) -> bool {
+        if !self.core.check_quorum_enabled() {
+            return false;
+        }
+        let me = self.core.id();
+        let mut active: Vec<raft_model::NodeId> =
+            self.core.recent_active().iter().copied().collect();
+        active.push(me);
+        let config = self.core.config();
+        if config.is_quorum(&active) {
+            return false;
+        }
+        let term = self.core.current_term();
+        let reading: Vec<raft_model::NodeId> = self
+            .contacts
+            .reading_snapshot(term, Instant::now(), self.config.election_timeout.1)
+            .filter(|peer| !active.contains(peer))
+            .collect();
+        if reading.is_empty() || !config.is_quorum(active.iter().chain(&reading)) {
+            return false;
+        }
+        info!(
+            term,
+            answered = ?active,
+            reading_snapshot = ?reading,
+            "CheckQuorum put off: a quorum counts peers still reading our snapshot"
+        );
+        true
     }
 
     /// A timer fired: the step it asks for, if the core's state enables it

@@ -146,6 +146,12 @@ pub struct Contacts {
     leader: Option<Instant>,
     /// As the leader of `term`: each peer's last response.
     peers: BTreeMap<NodeId, Instant>,
+    /// As the leader of `term`: when each peer last took a chunk of a
+    /// snapshot we stream to it. Not a response (it says nothing of the
+    /// peer's term), so readiness does not count it: it only lets the loop
+    /// put off CheckQuorum while the snapshot is under way
+    /// ([`Contacts::reading_snapshot`]).
+    streaming: BTreeMap<NodeId, Instant>,
 }
 
 impl Contacts {
@@ -170,6 +176,27 @@ impl Contacts {
     pub fn heard_from_peer(&mut self, term: Term, peer: NodeId, at: Instant) {
         self.enter_term(term);
         self.peers.insert(peer, at);
+    }
+
+    /// `peer` took another chunk of our snapshot of `term`.
+    pub fn snapshot_progress(&mut self, term: Term, peer: NodeId, at: Instant) {
+        self.enter_term(term);
+        self.streaming.insert(peer, at);
+    }
+
+    /// The peers reading a snapshot of ours of `term` within `window` of `now`.
+    pub fn reading_snapshot(
+        &self,
+        term: Term,
+        now: Instant,
+        window: Duration,
+    ) -> impl Iterator<Item = NodeId> + '_ {
+        self.streaming
+            .iter()
+            .filter(move |(_, at)| {
+                self.term == term && now.saturating_duration_since(**at) <= window
+            })
+            .map(|(peer, _)| *peer)
     }
 }
 
@@ -318,6 +345,30 @@ mod tests {
                 .to_string()
                 .starts_with("NOT_SERVING: candidate in term 5")
         );
+    }
+
+    #[test]
+    fn snapshot_progress_is_kept_apart_from_answers() {
+        let start = Instant::now();
+        let mut contacts = Contacts::default();
+        contacts.snapshot_progress(2, 3, start);
+        let leader = view(Role::Leader, 2, Some(1));
+        assert!(
+            !assess(&leader, &contacts, start, WINDOW).serving,
+            "a peer reading a snapshot has not answered: no quorum for readiness"
+        );
+        let reading: Vec<_> = contacts.reading_snapshot(2, start, WINDOW).collect();
+        assert_eq!(reading, vec![3]);
+        assert_eq!(
+            contacts
+                .reading_snapshot(2, start + WINDOW * 2, WINDOW)
+                .count(),
+            0,
+            "progress older than the window does not count"
+        );
+        assert_eq!(contacts.reading_snapshot(3, start, WINDOW).count(), 0);
+        contacts.enter_term(3);
+        assert_eq!(contacts.reading_snapshot(3, start, WINDOW).count(), 0);
     }
 
     #[test]

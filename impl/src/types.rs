@@ -32,6 +32,13 @@ pub enum Input {
         from: NodeId,
         term: Term,
     },
+    /// The transport took another chunk of our InstallSnapshot request of
+    /// `term` for `peer`: the peer is reading it (HTTP/2 flow control paces
+    /// the sender by the receiver).
+    SnapshotProgress {
+        peer: NodeId,
+        term: Term,
+    },
     Propose {
         command: KvCommand,
         reply: oneshot::Sender<Result<Applied, ClientError>>,

@@ -1,6 +1,9 @@
 //! A follower far behind catches up by an InstallSnapshot whose transfer
 //! takes several election timeouts, and nobody campaigns meanwhile (issue
-//! 16, "Liveness under partial failure").
+//! 16, "Liveness under partial failure"): not the follower (each chunk from
+//! its leader restarts its election timer), and not the leader by
+//! CheckQuorum when that follower is its quorum (a peer reading its snapshot
+//! puts the check off).
 //!
 //! The transfer is made slow by the test alone: the other nodes reach the
 //! lagging follower through a TCP proxy of this file that paces the bytes
@@ -224,5 +227,43 @@ async fn a_follower_catching_up_by_a_slow_snapshot_does_not_campaign() {
     // And the data is there.
     let status = cluster.node(LAGGING).unwrap().status().await.unwrap();
     assert!(status.applied_index >= index, "{status:?}");
+    cluster.shutdown().await;
+}
+
+/// The leader's CheckQuorum: its only reachable follower is the one reading
+/// the snapshot, which answers only once the whole snapshot is installed.
+/// The leader keeps its leadership meanwhile (the follower is reading, so
+/// it is reachable), and the follower's answer then makes its quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_quorum_is_reading_its_snapshot_keeps_leading() {
+    let dir = tempfile::tempdir().unwrap();
+    let throttle = Throttle::start().await;
+    let mut cluster = LocalCluster::start(dir.path(), 3, |config| {
+        tune(config);
+        throttle.route(config);
+    })
+    .await
+    .unwrap();
+    let (leader, term, index, bytes) = leave_the_follower_behind(&mut cluster).await;
+    let other = cluster
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader && *id != LAGGING)
+        .unwrap();
+    // The other follower goes away as the lagging one comes back: the
+    // leader's quorum is the lagging follower, whose answer takes seconds.
+    cluster.stop_node(other).await;
+    let took = catch_up_without_an_election(&mut cluster, leader, term, index).await;
+    eprintln!(
+        "snapshot of {bytes} bytes at index {index}, node {other} stopped: caught up in {took:?}, \
+         election timeout {ELECTION_MS:?} ms"
+    );
+    assert!(
+        took >= Duration::from_millis(ELECTION_MS[1]) * 2,
+        "{took:?}"
+    );
+    // The quorum is back: a write commits with the two nodes.
+    let mut client = cluster.client().unwrap();
+    client.put("after", "snapshot").await.unwrap();
     cluster.shutdown().await;
 }
