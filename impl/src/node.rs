@@ -562,6 +562,7 @@ impl EventLoop {
             if *published == now {
                 return false;
             }
+            metrics::gauge!(m::READY).set(if now.serving { 1.0 } else { 0.0 });
             if published.serving != now.serving {
                 info!(serving = now.serving, reason = %now.reason, "readiness changed");
             } else {
