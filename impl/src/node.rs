@@ -271,7 +271,7 @@ impl EventLoop {
                 ready.absorb(effects);
             }
             Input::SnapshotChunk { from, term } => {
-                if self.snapshot_from_our_leader(from, term) {
+                if readiness::snapshot_chunk_from_leader(&self.view(), from, term) {
                     if self.snapshot_streaming_from != Some((from, term)) {
                         info!(
                             from,
@@ -446,23 +446,6 @@ impl EventLoop {
         }
     }
 
-    /// Is a chunk of an InstallSnapshot stream from `from`, of `term`, word
-    /// from the leader this node follows? Only if `term` is our current term
-    /// (the core decides terms: a chunk of an older or a newer term counts
-    /// for nothing until the core has seen the request) and we do not lead
-    /// it. Then `from` is the leader of our term — only a leader sends
-    /// InstallSnapshot, and a term has at most one (Election Safety) — even
-    /// if we have not learned its id yet (a restarted follower, or a
-    /// candidate, whose first message from that leader is this snapshot):
-    /// the core makes us its follower and restarts the timer when the whole
-    /// request arrives; each chunk does the same for the timer, earlier. A
-    /// leader we know that is someone else is a contradiction: not counted.
-    fn snapshot_from_our_leader(&self, from: raft_model::NodeId, term: Term) -> bool {
-        term == self.core.current_term()
-            && !self.core.is_leader()
-            && self.core.leader_id().is_none_or(|leader| leader == from)
-    }
-
     /// CheckQuorum is due, but the peers that answered since the last check
     /// are no quorum. If the peers reading a snapshot of ours (recently,
     /// within the election timeout) make one, the check waits for the next
@@ -542,18 +525,22 @@ impl EventLoop {
         }
     }
 
-    /// Re-assesses readiness (after every batch) and publishes a change,
-    /// logging when the node starts or stops serving.
-    fn update_readiness(&mut self) {
-        let view = readiness::View {
+    /// What the core says of this node, for [`readiness`].
+    fn view(&self) -> readiness::View {
+        readiness::View {
             id: self.core.id(),
             role: self.core.role(),
             term: self.core.current_term(),
             leader: self.core.leader_id(),
             members: self.core.config().members.len(),
-        };
+        }
+    }
+
+    /// Re-assesses readiness (after every batch) and publishes a change,
+    /// logging when the node starts or stops serving.
+    fn update_readiness(&mut self) {
         let now = readiness::assess(
-            &view,
+            &self.view(),
             &self.contacts,
             Instant::now(),
             self.config.election_timeout.1,

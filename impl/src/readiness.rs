@@ -210,6 +210,27 @@ pub struct View {
     pub members: usize,
 }
 
+/// Is a chunk of an InstallSnapshot stream from `from`, whose first chunk
+/// named `term`, word from the leader this node follows (so that it may
+/// restart the election timer before the core has seen the request)? Only
+/// if `term` is the node's current term — the core decides terms: a chunk
+/// of an older term is a deposed leader's, one of a newer term counts for
+/// nothing until the core has taken the request — and the node does not
+/// lead it. Then `from` is the leader of that term (only a leader sends
+/// InstallSnapshot, and a term has at most one: Election Safety), even if
+/// the node has not learned its id yet: a restarted follower's, or a
+/// candidate's, first message from that leader may be this snapshot. The
+/// core makes the node its follower and restarts the timer when the whole
+/// request arrives; a chunk does the same for the timer, earlier. A known
+/// leader of the term that is someone else would contradict Election
+/// Safety: not counted.
+pub fn snapshot_chunk_from_leader(view: &View, from: NodeId, term: Term) -> bool {
+    term == view.term
+        && view.role != Role::Leader
+        && from != view.id
+        && view.leader.is_none_or(|leader| leader == from)
+}
+
 /// Is the node ready at `now`, given its `contacts` and the election
 /// timeout's upper end `window`?
 pub fn assess(view: &View, contacts: &Contacts, now: Instant, window: Duration) -> Readiness {
@@ -345,6 +366,34 @@ mod tests {
                 .to_string()
                 .starts_with("NOT_SERVING: candidate in term 5")
         );
+    }
+
+    #[test]
+    fn only_a_snapshot_chunk_of_the_current_term_from_its_leader_is_contact() {
+        let follower = view(Role::Follower, 5, Some(2));
+        assert!(snapshot_chunk_from_leader(&follower, 2, 5));
+        assert!(
+            !snapshot_chunk_from_leader(&follower, 2, 4),
+            "a stale term's chunk (a deposed leader's) is not contact"
+        );
+        assert!(
+            !snapshot_chunk_from_leader(&follower, 2, 6),
+            "a newer term is the core's to adopt first"
+        );
+        assert!(
+            !snapshot_chunk_from_leader(&follower, 3, 5),
+            "not the leader we follow"
+        );
+        let restarted = view(Role::Follower, 5, None);
+        assert!(
+            snapshot_chunk_from_leader(&restarted, 3, 5),
+            "the leader of our term, not learned yet"
+        );
+        let candidate = view(Role::Candidate, 5, None);
+        assert!(snapshot_chunk_from_leader(&candidate, 3, 5));
+        assert!(!snapshot_chunk_from_leader(&candidate, 3, 4));
+        let leader = view(Role::Leader, 5, Some(1));
+        assert!(!snapshot_chunk_from_leader(&leader, 2, 5));
     }
 
     #[test]
