@@ -173,9 +173,10 @@ impl PeerSender {
                         .ok()?;
                 let size = bytes.len();
                 let chunks = snapshot_chunks(&self.cluster_id, &message, &snapshot.meta, bytes);
-                // A snapshot may be large: allow time proportional to its size.
-                let budget =
-                    self.rpc_timeout * 10 + Duration::from_millis(chunks.len() as u64 * 50);
+                // A snapshot may be large: allow time proportional to its
+                // size, 50 ms a MiB.
+                let budget = self.rpc_timeout * 10
+                    + Duration::from_millis(size.div_ceil(1 << 20) as u64 * 50);
                 let started = Instant::now();
                 // The transport takes the next chunk only when the peer's
                 // flow-control window has room: every chunk after the first

@@ -24,8 +24,8 @@ const WAIT: Duration = Duration::from_secs(40);
 /// The lagging follower: the others reach it through the proxy.
 const LAGGING: NodeId = 3;
 const ELECTION_MS: [u64; 2] = [400, 800];
-/// Leader → follower bytes per second through the proxy: a 1 MiB snapshot
-/// chunk every quarter second, below the lowest election timeout.
+/// Leader → follower bytes per second through the proxy (a 64 KiB snapshot
+/// chunk every 16 ms).
 const RATE: f64 = 4.0 * 1024.0 * 1024.0;
 /// Values written while the follower is away: about 12 MB of state, three
 /// seconds of transfer at `RATE`, several election timeouts.
