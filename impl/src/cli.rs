@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// Create the data directory if it does not exist (first start only).
     #[arg(long)]
     pub init: bool,
-    /// Serve Prometheus metrics on this address.
+    /// Serve Prometheus metrics (/metrics) and readiness (/health) over HTTP on this address.
     #[arg(long)]
     pub metrics: Option<String>,
     /// Election timeout range in milliseconds, as LOW,HIGH.
@@ -177,12 +177,13 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs one node until SIGTERM or Ctrl-C: metrics (if configured), the
+/// Runs one node until SIGTERM or Ctrl-C: the metrics recorder (if configured), the
 /// listener (bound here, or with `listen_on_stdin` the socket given as
 /// standard input), the node.
 pub async fn run_node(config: NodeConfig, listen_on_stdin: bool) -> anyhow::Result<()> {
-    if let Some(address) = config.metrics {
-        crate::metrics::install(address)?;
+    if config.metrics.is_some() {
+        // The node serves it, with /health, on that address (server::start).
+        crate::metrics::install_recorder()?;
     }
     let listener = if listen_on_stdin {
         inherited_listener(&config)?

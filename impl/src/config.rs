@@ -7,7 +7,7 @@
 //! listen = "0.0.0.0:7001"          # optional: defaults to this member's address
 //! data_dir = "/var/lib/raft-node"
 //! init = true                      # create the data directory on first start
-//! metrics = "0.0.0.0:9001"         # optional Prometheus endpoint
+//! metrics = "0.0.0.0:9001"         # optional HTTP endpoint: /metrics (Prometheus) and /health
 //! election_timeout_ms = [300, 600]
 //! heartbeat_ms = 75
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot

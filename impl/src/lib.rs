@@ -22,7 +22,7 @@
 //!   [`cluster`]: the quick start's cluster of processes; [`local`]: a
 //!   cluster of in-process nodes, for tests and the lab's bench;
 //! - [`trace`]: recording every call into the core (`--trace-dir`);
-//! - [`metrics`] and [`tls`]: Prometheus metrics and mutual TLS.
+//! - [`metrics`] and [`tls`]: Prometheus metrics and HTTP `/health`, and mutual TLS.
 //!
 //! The chaos harness, the etcd comparison, the bench and the seeded node
 //! bugs are not here: they are the lab's (crate `raft-lab`, in `impl/lab`).

@@ -30,8 +30,12 @@ pub const MAX_SESSIONS: usize = 100_000;
 
 /// Largest gRPC message a node sends or accepts on the peer service.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-/// InstallSnapshot streams the image in chunks of this size.
-pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// InstallSnapshot streams the image in chunks of this size. Each chunk that
+/// arrives is word from the leader for the follower's election timer, and
+/// each one the peer reads is word from the follower for the leader's
+/// CheckQuorum (crate::node): small enough that one crosses even a slow link
+/// (2 Mbit/s) well within an election timeout.
+pub const SNAPSHOT_CHUNK: usize = 64 << 10;
 /// Largest snapshot a follower accepts over InstallSnapshot.
 pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 /// The most entries one AppendEntries request may carry.

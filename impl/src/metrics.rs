@@ -1,11 +1,36 @@
-//! Prometheus metrics: names, and the exporter a `run` node serves over HTTP.
+//! Prometheus metrics and the node's HTTP endpoint: `GET /metrics` (the
+//! Prometheus text format) and `GET /health` (readiness, for probes and load
+//! balancers that speak HTTP rather than gRPC health).
 //!
-//! Without an installed exporter (tests, the bench, the in-process cluster)
-//! the `metrics` macros are no-ops.
+//! The recorder is process-wide ([`install_recorder`], called by `raft-node
+//! run` when a metrics address is configured); the endpoint is the node's
+//! ([`serve`], started by [`crate::server::start`] on that address). Without
+//! an installed recorder (tests, the bench, the in-process cluster) the
+//! `metrics` macros are no-ops and `/metrics` answers 404; `/health` works
+//! either way.
+//!
+//! `/health` answers 200 when the node is ready (a known leader heard
+//! recently, or a leader with a quorum heard recently: [`crate::readiness`])
+//! and 503 otherwise, with a one-line JSON body saying why:
+//! `{"reason":"no leader known in term 3","serving":false,"status":"NOT_SERVING"}`.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusBuilder;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use crate::readiness::Readiness;
 
 pub const TERM: &str = "raft_term";
 /// 0 follower, 1 candidate, 2 leader, 3 pre-candidate.
@@ -22,27 +47,163 @@ pub const PROPOSALS: &str = "raft_proposals_total";
 pub const FSYNC_SECONDS: &str = "raft_fsync_seconds";
 pub const SNAPSHOT_BYTES: &str = "raft_snapshot_bytes";
 pub const SNAPSHOT_SECONDS: &str = "raft_snapshot_write_seconds";
+/// 1 when the node is ready to serve clients (what `/health` and gRPC health say).
+pub const READY: &str = "raft_ready";
 
-/// Serves `/metrics` on `address`. Fails clearly if the port is taken.
-pub fn install(address: SocketAddr) -> anyhow::Result<()> {
-    // Bind first so that "address in use" is reported as such.
-    std::net::TcpListener::bind(address)
-        .map_err(|err| anyhow::anyhow!("cannot listen for metrics on {address}: {err}"))?;
-    PrometheusBuilder::new()
-        .with_http_listener(address)
+/// How often histograms are drained into their summaries when nobody scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+/// A client must send its request's headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The process's recorder, once installed.
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder for this process (once; later calls do
+/// nothing). Must run inside a tokio runtime: it starts the upkeep task.
+pub fn install_recorder() -> anyhow::Result<()> {
+    if RECORDER.get().is_some() {
+        return Ok(());
+    }
+    let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(FSYNC_SECONDS.to_owned()),
             &[
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ],
         )?
-        .install()
-        .map_err(|err| anyhow::anyhow!("cannot start the metrics exporter on {address}: {err}"))?;
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)
+        .map_err(|err| anyhow::anyhow!("cannot install the metrics recorder: {err}"))?;
+    let _ = RECORDER.set(handle.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP).await;
+            handle.run_upkeep();
+        }
+    });
     metrics::describe_gauge!(ROLE, "0 follower, 1 candidate, 2 leader, 3 pre-candidate");
+    metrics::describe_gauge!(READY, "1 when ready to serve clients (see /health)");
     metrics::describe_histogram!(
         FSYNC_SECONDS,
         metrics::Unit::Seconds,
         "one durable commit per batch"
     );
     Ok(())
+}
+
+/// Binds the HTTP endpoint's port. Fails clearly if it is taken.
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen for metrics and /health on {address}: {err}"))
+}
+
+/// Serves `/metrics` and `/health` on `listener` until the task is aborted.
+/// `readiness` is the event loop's; once the loop has stopped, `/health`
+/// says 503.
+pub fn serve(listener: TcpListener, readiness: watch::Receiver<Readiness>) -> JoinHandle<()> {
+    if let Ok(address) = listener.local_addr() {
+        info!(%address, "serving /metrics and /health over HTTP");
+    }
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // E.g. out of file descriptors: back off, don't spin.
+                    debug!(%err, "metrics endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let readiness = readiness.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let response = respond(&request, &readiness);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                // One request per connection: a probe's connection never
+                // outlives the node's endpoint by much.
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(err) = connection.await {
+                    debug!(%err, "metrics endpoint: connection failed");
+                }
+            });
+        }
+    })
+}
+
+/// The answer to one request.
+fn respond(
+    request: &Request<Incoming>,
+    readiness: &watch::Receiver<Readiness>,
+) -> Response<Full<Bytes>> {
+    let method = request.method();
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
+    }
+    match request.uri().path() {
+        "/health" => health(readiness),
+        "/metrics" => match RECORDER.get() {
+            Some(handle) => {
+                handle.run_upkeep();
+                let mut response = text(StatusCode::OK, handle.render());
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                response
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no metrics recorder is installed in this process\n".into(),
+            ),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: this endpoint serves /metrics and /health\n".into(),
+        ),
+    }
+}
+
+/// `/health`: 200 when ready, 503 otherwise, with the reason.
+fn health(readiness: &watch::Receiver<Readiness>) -> Response<Full<Bytes>> {
+    // The event loop owns the sender: gone, the node has stopped.
+    let stopped = readiness.has_changed().is_err();
+    let (serving, reason) = if stopped {
+        (false, "the node has stopped".to_owned())
+    } else {
+        let now = readiness.borrow();
+        (now.serving, now.reason.to_string())
+    };
+    let body = serde_json::json!({
+        "serving": serving,
+        "status": if serving { "SERVING" } else { "NOT_SERVING" },
+        "reason": reason,
+    });
+    let status = if serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = text(status, format!("{body}\n"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }

@@ -1,9 +1,10 @@
 //! The event loop: one task owns the core and drives it, etcd-raft style.
 //!
 //! Inputs arrive on one channel (peer RPCs, client proposals and reads,
-//! status and snapshot requests, background-snapshot completions) or from the
-//! two timers (a randomized election timeout and the heartbeat). The loop
-//! takes one input, then every input already waiting (up to
+//! status and snapshot requests, background-snapshot completions, word of
+//! InstallSnapshot chunks arriving or being read while a snapshot streams)
+//! or from the two timers (a randomized election timeout and the heartbeat).
+//! The loop takes one input, then every input already waiting (up to
 //! [`MAX_BATCH`](crate::limits::MAX_BATCH)), feeding each to the core; then
 //! it performs the batch's effects in this order:
 //!
@@ -125,6 +126,9 @@ pub(crate) struct EventLoop {
     contacts: Contacts,
     /// Where the loop publishes readiness (gRPC health watches it).
     readiness: watch::Sender<Readiness>,
+    /// The leader and term whose snapshot chunks are arriving, once counted
+    /// (to say so once per stream).
+    snapshot_streaming_from: Option<(raft_model::NodeId, Term)>,
 }
 
 impl EventLoop {
@@ -156,6 +160,7 @@ impl EventLoop {
             trace: Tracer::default(),
             contacts: Contacts::default(),
             readiness: watch::channel(Readiness::starting()).0,
+            snapshot_streaming_from: None,
         }
     }
 
@@ -195,9 +200,13 @@ impl EventLoop {
                 () = &mut election => {
                     debug!(term = self.core.current_term(), "election timeout");
                     // A leader has no election to start; its timer paces
-                    // CheckQuorum instead (refused when that is off).
-                    let step = if self.core.is_leader() { Step::CheckQuorum } else { Step::Timeout };
-                    self.step_timer(step, &mut ready);
+                    // CheckQuorum instead (refused when that is off), unless
+                    // a snapshot under way makes up its quorum.
+                    if !self.core.is_leader() {
+                        self.step_timer(Step::Timeout, &mut ready);
+                    } else if !self.check_quorum_waits_for_snapshot() {
+                        self.step_timer(Step::CheckQuorum, &mut ready);
+                    }
                     ready.reset_election_timer = true;
                 }
                 _ = heartbeat.tick() => {
@@ -213,12 +222,16 @@ impl EventLoop {
             if ready.replicate {
                 self.step_timer(Step::SendAppendEntries, &mut ready);
             }
-            if ready.reset_election_timer {
+            // The timer restarts once the batch is durable: writing it (a
+            // large snapshot from the leader, say) must not use up the
+            // timeout that the leader's word in this batch just restarted.
+            let reset_election_timer = ready.reset_election_timer;
+            self.perform(ready).await?;
+            if reset_election_timer {
                 election
                     .as_mut()
                     .reset(tokio::time::Instant::now() + self.election_timeout());
             }
-            self.perform(ready).await?;
         }
     }
 
@@ -232,6 +245,9 @@ impl EventLoop {
                     Body::AppendEntriesRequest { .. } | Body::InstallSnapshotRequest { .. }
                 );
                 let term = message.term;
+                if matches!(message.body, Body::InstallSnapshotRequest { .. }) {
+                    self.snapshot_streaming_from = None;
+                }
                 let mut effects = self.receive(message);
                 if from_a_leader
                     && term == self.core.current_term()
@@ -253,6 +269,33 @@ impl EventLoop {
                     }
                 }
                 ready.absorb(effects);
+            }
+            Input::SnapshotChunk { from, term } => {
+                if readiness::snapshot_chunk_from_leader(&self.view(), from, term) {
+                    if self.snapshot_streaming_from != Some((from, term)) {
+                        info!(
+                            from,
+                            term,
+                            "a snapshot from the leader is streaming in: each chunk restarts the election timer"
+                        );
+                        self.snapshot_streaming_from = Some((from, term));
+                    }
+                    self.contacts.heard_from_leader(term, Instant::now());
+                    ready.reset_election_timer = true;
+                } else {
+                    debug!(
+                        from,
+                        term,
+                        current_term = self.core.current_term(),
+                        leader = ?self.core.leader_id(),
+                        "snapshot chunk not counted as word from our leader"
+                    );
+                }
+            }
+            Input::SnapshotProgress { peer, term } => {
+                if self.core.is_leader() && term == self.core.current_term() {
+                    self.contacts.snapshot_progress(term, peer, Instant::now());
+                }
             }
             Input::PeerResponse(message) => {
                 let (term, from) = (message.term, message.from);
@@ -416,6 +459,45 @@ impl EventLoop {
         }
     }
 
+    /// CheckQuorum is due, but the peers that answered since the last check
+    /// are no quorum. If the peers reading a snapshot of ours (recently,
+    /// within the election timeout) make one, the check waits for the next
+    /// firing of the timer: such a peer answers only once the whole snapshot
+    /// is installed, and stepping down meanwhile would only restart the
+    /// transfer after an election. The core's record of who answered keeps
+    /// growing meanwhile, and the core still decides when the check runs.
+    /// (Readiness does not count those peers: until they answer, the leader
+    /// cannot commit with them.)
+    fn check_quorum_waits_for_snapshot(&self) -> bool {
+        if !self.core.check_quorum_enabled() {
+            return false;
+        }
+        let me = self.core.id();
+        let mut active: Vec<raft_model::NodeId> =
+            self.core.recent_active().iter().copied().collect();
+        active.push(me);
+        let config = self.core.config();
+        if config.is_quorum(&active) {
+            return false;
+        }
+        let term = self.core.current_term();
+        let reading: Vec<raft_model::NodeId> = self
+            .contacts
+            .reading_snapshot(term, Instant::now(), self.config.election_timeout.1)
+            .filter(|peer| !active.contains(peer))
+            .collect();
+        if reading.is_empty() || !config.is_quorum(active.iter().chain(&reading)) {
+            return false;
+        }
+        info!(
+            term,
+            answered = ?active,
+            reading_snapshot = ?reading,
+            "CheckQuorum put off: a quorum counts peers still reading our snapshot"
+        );
+        true
+    }
+
     /// A timer fired: the step it asks for, if the core's state enables it
     /// (an election timeout at a leader, a heartbeat at a follower are not
     /// actions).
@@ -456,18 +538,22 @@ impl EventLoop {
         }
     }
 
-    /// Re-assesses readiness (after every batch) and publishes a change,
-    /// logging when the node starts or stops serving.
-    fn update_readiness(&mut self) {
-        let view = readiness::View {
+    /// What the core says of this node, for [`readiness`].
+    fn view(&self) -> readiness::View {
+        readiness::View {
             id: self.core.id(),
             role: self.core.role(),
             term: self.core.current_term(),
             leader: self.core.leader_id(),
             members: self.core.config().members.len(),
-        };
+        }
+    }
+
+    /// Re-assesses readiness (after every batch) and publishes a change,
+    /// logging when the node starts or stops serving.
+    fn update_readiness(&mut self) {
         let now = readiness::assess(
-            &view,
+            &self.view(),
             &self.contacts,
             Instant::now(),
             self.config.election_timeout.1,
@@ -476,6 +562,7 @@ impl EventLoop {
             if *published == now {
                 return false;
             }
+            metrics::gauge!(m::READY).set(if now.serving { 1.0 } else { 0.0 });
             if published.serving != now.serving {
                 info!(serving = now.serving, reason = %now.reason, "readiness changed");
             } else {

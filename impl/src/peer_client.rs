@@ -17,13 +17,14 @@
 //! A failed RPC is just a lost message; the next heartbeat retries.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Endpoint};
-use tracing::{debug, trace};
+use tracing::{debug, info, trace};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Msg};
@@ -170,18 +171,38 @@ impl PeerSender {
                     tokio::task::spawn_blocking(move || snapshot_file::encode(&meta, &data))
                         .await
                         .ok()?;
+                let size = bytes.len();
                 let chunks = snapshot_chunks(&self.cluster_id, &message, &snapshot.meta, bytes);
-                // A snapshot may be large: allow time proportional to its size.
-                let budget =
-                    self.rpc_timeout * 10 + Duration::from_millis(chunks.len() as u64 * 50);
+                // A snapshot may be large: allow time proportional to its
+                // size, 50 ms a MiB.
+                let budget = self.rpc_timeout * 10
+                    + Duration::from_millis(size.div_ceil(1 << 20) as u64 * 50);
+                let started = Instant::now();
+                // The transport takes the next chunk only when the peer's
+                // flow-control window has room: every chunk after the first
+                // says the peer is reading. The event loop hears of it
+                // (`Input::SnapshotProgress`), as no response comes until
+                // the whole snapshot is installed.
+                let (inbox, peer, term) = (self.inbox.clone(), self.peer, message.term);
+                let mut taken = 0usize;
+                let chunks = tokio_stream::iter(chunks).map(move |chunk| {
+                    if taken > 0 {
+                        let _ = inbox.try_send(Input::SnapshotProgress { peer, term });
+                    }
+                    taken += 1;
+                    chunk
+                });
                 let response = self
-                    .with_timeout(
-                        budget,
-                        self.client
-                            .clone()
-                            .install_snapshot(tokio_stream::iter(chunks)),
-                    )
+                    .with_timeout(budget, self.client.clone().install_snapshot(chunks))
                     .await?;
+                info!(
+                    peer = self.peer,
+                    term,
+                    index = snapshot.meta.last_index,
+                    bytes = size,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot sent"
+                );
                 self.check(response.header.as_ref()).and_then(|addressing| {
                     convert::snapshot_response_from_proto(&addressing, &response).ok()
                 })

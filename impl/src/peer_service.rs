@@ -8,11 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Addressing, Msg};
@@ -82,6 +83,15 @@ impl PeerService {
         }
     }
 
+    /// Tells the event loop a snapshot chunk arrived. Never waits: a full
+    /// inbox means the loop is busy, and the next chunk will tell again.
+    fn chunk_arrived(&self, addressing: &Addressing) {
+        let _ = self.inbox.try_send(Input::SnapshotChunk {
+            from: addressing.from,
+            term: addressing.term,
+        });
+    }
+
     fn reply<T>(&self, converted: Option<T>) -> Result<Response<T>, Status> {
         converted
             .map(Response::new)
@@ -140,8 +150,19 @@ impl RaftPeer for PeerService {
         }
         // Grow as chunks arrive: an announced size is not yet proof of data.
         let mut bytes = Vec::with_capacity(usize::try_from(size.min(64 << 20)).unwrap_or(0));
+        let started = Instant::now();
+        debug!(
+            from = addressing.from,
+            term = addressing.term,
+            index = meta.last_index,
+            bytes = size,
+            "receiving a snapshot"
+        );
         let mut chunk = Some(first);
         while let Some(current) = chunk {
+            // Each chunk is word from the sender while the snapshot streams;
+            // the event loop decides whether it is word from *its* leader.
+            self.chunk_arrived(&addressing);
             if current.offset != bytes.len() as u64 {
                 return Err(Status::invalid_argument(format!(
                     "snapshot chunk at offset {} but {} bytes received so far",
@@ -180,6 +201,16 @@ impl RaftPeer for PeerService {
                 "the snapshot image does not match the metadata it was announced with",
             ));
         }
+        // Decoding a large image takes time too.
+        self.chunk_arrived(&addressing);
+        info!(
+            from = addressing.from,
+            term = addressing.term,
+            index = meta.last_index,
+            bytes = size,
+            ms = started.elapsed().as_millis() as u64,
+            "received a snapshot; handing it to the core"
+        );
         let message = Msg {
             from: addressing.from,
             to: addressing.to,

@@ -154,6 +154,12 @@ pub struct Contacts {
     leader: Option<Instant>,
     /// As the leader of `term`: each peer's last response.
     peers: BTreeMap<NodeId, Instant>,
+    /// As the leader of `term`: when each peer last took a chunk of a
+    /// snapshot we stream to it. Not a response (it says nothing of the
+    /// peer's term), so readiness does not count it: it only lets the loop
+    /// put off CheckQuorum while the snapshot is under way
+    /// ([`Contacts::reading_snapshot`]).
+    streaming: BTreeMap<NodeId, Instant>,
 }
 
 impl Contacts {
@@ -179,6 +185,27 @@ impl Contacts {
         self.enter_term(term);
         self.peers.insert(peer, at);
     }
+
+    /// `peer` took another chunk of our snapshot of `term`.
+    pub fn snapshot_progress(&mut self, term: Term, peer: NodeId, at: Instant) {
+        self.enter_term(term);
+        self.streaming.insert(peer, at);
+    }
+
+    /// The peers reading a snapshot of ours of `term` within `window` of `now`.
+    pub fn reading_snapshot(
+        &self,
+        term: Term,
+        now: Instant,
+        window: Duration,
+    ) -> impl Iterator<Item = NodeId> + '_ {
+        self.streaming
+            .iter()
+            .filter(move |(_, at)| {
+                self.term == term && now.saturating_duration_since(**at) <= window
+            })
+            .map(|(peer, _)| *peer)
+    }
 }
 
 /// What the node knows of itself, as the core holds it.
@@ -189,6 +216,27 @@ pub struct View {
     pub leader: Option<NodeId>,
     /// How many members the configuration has (the node included).
     pub members: usize,
+}
+
+/// Is a chunk of an InstallSnapshot stream from `from`, whose first chunk
+/// named `term`, word from the leader this node follows (so that it may
+/// restart the election timer before the core has seen the request)? Only
+/// if `term` is the node's current term — the core decides terms: a chunk
+/// of an older term is a deposed leader's, one of a newer term counts for
+/// nothing until the core has taken the request — and the node does not
+/// lead it. Then `from` is the leader of that term (only a leader sends
+/// InstallSnapshot, and a term has at most one: Election Safety), even if
+/// the node has not learned its id yet: a restarted follower's, or a
+/// candidate's, first message from that leader may be this snapshot. The
+/// core makes the node its follower and restarts the timer when the whole
+/// request arrives; a chunk does the same for the timer, earlier. A known
+/// leader of the term that is someone else would contradict Election
+/// Safety: not counted.
+pub fn snapshot_chunk_from_leader(view: &View, from: NodeId, term: Term) -> bool {
+    term == view.term
+        && view.role != Role::Leader
+        && from != view.id
+        && view.leader.is_none_or(|leader| leader == from)
 }
 
 /// Is the node ready at `now`, given its `contacts` and the election
@@ -327,6 +375,58 @@ mod tests {
                 .to_string()
                 .starts_with("NOT_SERVING: candidate in term 5")
         );
+    }
+
+    #[test]
+    fn only_a_snapshot_chunk_of_the_current_term_from_its_leader_is_contact() {
+        let follower = view(Role::Follower, 5, Some(2));
+        assert!(snapshot_chunk_from_leader(&follower, 2, 5));
+        assert!(
+            !snapshot_chunk_from_leader(&follower, 2, 4),
+            "a stale term's chunk (a deposed leader's) is not contact"
+        );
+        assert!(
+            !snapshot_chunk_from_leader(&follower, 2, 6),
+            "a newer term is the core's to adopt first"
+        );
+        assert!(
+            !snapshot_chunk_from_leader(&follower, 3, 5),
+            "not the leader we follow"
+        );
+        let restarted = view(Role::Follower, 5, None);
+        assert!(
+            snapshot_chunk_from_leader(&restarted, 3, 5),
+            "the leader of our term, not learned yet"
+        );
+        let candidate = view(Role::Candidate, 5, None);
+        assert!(snapshot_chunk_from_leader(&candidate, 3, 5));
+        assert!(!snapshot_chunk_from_leader(&candidate, 3, 4));
+        let leader = view(Role::Leader, 5, Some(1));
+        assert!(!snapshot_chunk_from_leader(&leader, 2, 5));
+    }
+
+    #[test]
+    fn snapshot_progress_is_kept_apart_from_answers() {
+        let start = Instant::now();
+        let mut contacts = Contacts::default();
+        contacts.snapshot_progress(2, 3, start);
+        let leader = view(Role::Leader, 2, Some(1));
+        assert!(
+            !assess(&leader, &contacts, start, WINDOW).serving,
+            "a peer reading a snapshot has not answered: no quorum for readiness"
+        );
+        let reading: Vec<_> = contacts.reading_snapshot(2, start, WINDOW).collect();
+        assert_eq!(reading, vec![3]);
+        assert_eq!(
+            contacts
+                .reading_snapshot(2, start + WINDOW * 2, WINDOW)
+                .count(),
+            0,
+            "progress older than the window does not count"
+        );
+        assert_eq!(contacts.reading_snapshot(3, start, WINDOW).count(), 0);
+        contacts.enter_term(3);
+        assert_eq!(contacts.reading_snapshot(3, start, WINDOW).count(), 0);
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct RunningNode {
     peer_tasks: Vec<JoinHandle<()>>,
     /// Mirrors the loop's readiness into gRPC health.
     health_task: JoinHandle<()>,
+    /// Where `/metrics` and `/health` are served over HTTP, if configured
+    /// (`metrics`; with port 0, the port the OS chose).
+    pub metrics_address: Option<SocketAddr>,
+    http_task: Option<JoinHandle<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -54,6 +58,11 @@ pub async fn bind(config: &NodeConfig) -> anyhow::Result<TcpListener> {
 /// Opens the data directory, recovers, and starts serving on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
     let config = Arc::new(config);
+    // Bound first, so that a taken port stops the node before anything else.
+    let http_listener = match config.metrics {
+        Some(address) => Some(crate::metrics::bind(address).await?),
+        None => None,
+    };
     let identity = Identity {
         cluster_id: config.cluster_id.clone(),
         node_id: config.id,
@@ -107,6 +116,13 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     .with_readiness(readiness_tx);
     let event_loop = node::spawn_loop(event_loop);
 
+    let (metrics_address, http_task) = match http_listener {
+        Some(http) => (
+            Some(http.local_addr()?),
+            Some(crate::metrics::serve(http, readiness.clone())),
+        ),
+        None => (None, None),
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     // NOT_SERVING until the loop has found a leader (crate::readiness).
     let health_task = tokio::spawn(publish_health(readiness, health));
@@ -152,6 +168,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         event_loop,
         peer_tasks,
         health_task,
+        metrics_address,
+        http_task,
         server,
         shutdown: Some(shutdown),
     })
@@ -216,6 +234,9 @@ impl RunningNode {
         info!(node = self.id, "stopping");
         self.event_loop.abort();
         self.health_task.abort();
+        if let Some(http) = &self.http_task {
+            http.abort();
+        }
         for task in &self.peer_tasks {
             task.abort();
         }

@@ -25,6 +25,20 @@ pub enum Input {
     },
     /// A peer's answer to one of our requests.
     PeerResponse(Msg),
+    /// A chunk of an InstallSnapshot stream arrived from `from`, whose first
+    /// chunk named `term` (the request is handed to the core only once whole;
+    /// until then this is how the loop learns the leader is still there).
+    SnapshotChunk {
+        from: NodeId,
+        term: Term,
+    },
+    /// The transport took another chunk of our InstallSnapshot request of
+    /// `term` for `peer`: the peer is reading it (HTTP/2 flow control paces
+    /// the sender by the receiver).
+    SnapshotProgress {
+        peer: NodeId,
+        term: Term,
+    },
     Propose {
         command: KvCommand,
         reply: oneshot::Sender<Result<Applied, ClientError>>,

@@ -568,3 +568,111 @@ async fn health_serves_only_with_a_leader_and_a_quorum() {
     }
     cluster.shutdown().await;
 }
+
+/// `GET path` on `address` over HTTP/1.1: the status code and the body.
+async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .expect("the HTTP endpoint answers in time")
+        .unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Waits until node `id`'s `/health` answers `code`; returns the JSON body.
+async fn wait_http_health(cluster: &LocalCluster, id: NodeId, code: u16) -> serde_json::Value {
+    let address = cluster.node(id).unwrap().metrics_address.unwrap();
+    let started = Instant::now();
+    loop {
+        let (status, body) = http_get(address, "/health").await;
+        if status == code {
+            return serde_json::from_str(&body)
+                .unwrap_or_else(|err| panic!("/health body is not JSON ({err}): {body:?}"));
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "node {id}: /health never answered {code}; last {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `/health` on the metrics port says what gRPC health says, over HTTP:
+/// 503 with no leader known or no quorum, 200 once the node is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_health_serves_only_with_a_leader_and_a_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3, |config| {
+        fast(config);
+        // No election can end before the first look below.
+        config.election_timeout_ms = Some([1500, 3000]);
+        config.metrics = Some("127.0.0.1:0".into());
+    })
+    .await
+    .unwrap();
+
+    // No leader yet: 503, and why.
+    let address = cluster.node(1).unwrap().metrics_address.unwrap();
+    let (status, body) = http_get(address, "/health").await;
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["serving"], false, "{health}");
+    assert_eq!(health["status"], "NOT_SERVING", "{health}");
+    let reason = health["reason"].as_str().unwrap();
+    assert!(
+        ["starting", "no leader known"]
+            .iter()
+            .any(|why| reason.contains(why)),
+        "{health}"
+    );
+
+    // A leader, heard by all: 200 everywhere.
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    for id in cluster.ids() {
+        let health = wait_http_health(&cluster, id, 200).await;
+        assert_eq!(health["serving"], true, "{health}");
+        let expected = if id == leader {
+            "leader of term"
+        } else {
+            "follower of node"
+        };
+        assert!(
+            health["reason"].as_str().unwrap().contains(expected),
+            "node {id}: {health}"
+        );
+    }
+
+    // Only a metrics recorder installed by `raft-node run` serves /metrics
+    // (none in this process); other paths are not found.
+    assert_eq!(http_get(address, "/metrics").await.0, 404);
+    assert_eq!(http_get(address, "/nothing").await.0, 404);
+
+    // The leader alone: no quorum, 503 again.
+    for id in cluster.ids() {
+        if id != leader {
+            cluster.stop_node(id).await;
+        }
+    }
+    let health = wait_http_health(&cluster, leader, 503).await;
+    let reason = health["reason"].as_str().unwrap();
+    assert!(
+        ["without a quorum", "no leader known", "candidate in term"]
+            .iter()
+            .any(|why| reason.contains(why)),
+        "{health}"
+    );
+    cluster.shutdown().await;
+}

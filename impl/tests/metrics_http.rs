@@ -1,0 +1,61 @@
+//! `/metrics` and `/health` on a node's metrics port with the Prometheus
+//! recorder installed, as `raft-node run` does (a test binary of its own: the
+//! recorder is process-wide).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use raft_node::local::LocalCluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `GET path`: the status code and the whole answer.
+async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_port_serves_prometheus_metrics_and_health() {
+    raft_node::metrics::install_recorder().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(dir.path(), 1, |config| {
+        config.election_timeout_ms = Some([150, 300]);
+        config.heartbeat_ms = Some(30);
+        config.metrics = Some("127.0.0.1:0".into());
+    })
+    .await
+    .unwrap();
+    cluster
+        .wait_for_leader(Duration::from_secs(20))
+        .await
+        .unwrap();
+    let address = cluster.node(1).unwrap().metrics_address.unwrap();
+    let started = Instant::now();
+    loop {
+        let (status, answer) = get(address, "/health").await;
+        if status == 200 {
+            assert!(answer.contains(r#""status":"SERVING""#), "{answer}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, answer) = get(address, "/metrics").await;
+    assert_eq!(status, 200, "{answer}");
+    for metric in ["raft_term 1", "raft_role 2", "raft_ready 1"] {
+        assert!(answer.contains(metric), "{metric} missing: {answer}");
+    }
+    cluster.shutdown().await;
+}
