@@ -57,6 +57,10 @@ pub struct ChaosArgs {
     /// the availability figures.
     #[arg(long, value_name = "on|off", default_value = "on", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     check_quorum: bool,
+    /// Run the nodes with PreVote on (the default) or off, to compare the
+    /// availability figures.
+    #[arg(long, value_name = "on|off", default_value = "on", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pre_vote: bool,
 }
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
@@ -81,6 +85,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     options.settings.snapshot_threshold = args.snapshot_threshold;
     options.settings.seeded_bug = args.seeded_bug;
     options.settings.check_quorum = args.check_quorum;
+    options.settings.pre_vote = args.pre_vote;
     options.check_budget = args.check_budget;
     options.verbose = !args.quiet;
     println!(

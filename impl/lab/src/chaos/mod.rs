@@ -94,6 +94,7 @@ impl ChaosOptions {
                 snapshot_threshold: 200,
                 trace: true,
                 check_quorum: true,
+                pre_vote: true,
                 seeded_bug: None,
                 log_level: "info".into(),
             },

@@ -32,6 +32,9 @@ pub struct NodeSettings {
     /// Run the nodes with CheckQuorum (the node's default); off to measure
     /// availability without it.
     pub check_quorum: bool,
+    /// Run the nodes with PreVote (the node's default); off to measure
+    /// availability without it.
+    pub pre_vote: bool,
     /// A deliberately wrong node behaviour (see `crate::seeded_bugs`), to
     /// show the harness catches it.
     pub seeded_bug: Option<SeededBug>,
@@ -134,6 +137,7 @@ impl Processes {
             heartbeat_ms: Some(s.heartbeat_ms),
             snapshot_threshold: Some(s.snapshot_threshold),
             check_quorum: Some(s.check_quorum),
+            pre_vote: Some(s.pre_vote),
             trace_dir: s.trace.then_some(trace_dir),
             members: Some(node.members.clone()),
             ..FileConfig::default()
