@@ -58,7 +58,10 @@
 //! shorter than it was made, is reported with the file and offset and the
 //! node refuses to start. Only a torn final write (a batch whose fdatasync
 //! never returned, so nothing depending on it was ever sent or acknowledged)
-//! is cut off — what Raft allows to lose. A file cut at a record boundary is
+//! is cut off — what Raft allows to lose — and it is cut off whole: a batch
+//! is all or nothing, never recovered as a prefix of its records (which
+//! could be, say, a new snapshot followed by the old conflicting entries
+//! its truncation record would have dropped). A file cut at a record boundary is
 //! not taken for a shorter log: that would drop acknowledged entries from
 //! the majority that committed them.
 

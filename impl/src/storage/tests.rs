@@ -732,3 +732,100 @@ fn an_identity_file_without_a_checksum_is_read_and_given_one() {
     assert!(new.contains("\"crc32\""), "not upgraded: {new}");
     drop(Storage::open(&path, &identity, false).unwrap());
 }
+
+/// A batch that installs a snapshot over a conflicting log: its records are
+/// the hard state, the snapshot pointer, and the truncation of the old
+/// entries the snapshot does not cover. `value` pads the entries written
+/// before it. Returns the node's directory and where, in the log file, the
+/// snapshot batch's truncation record starts and the batch ends.
+fn snapshot_over_a_conflicting_log(
+    root: &tempfile::TempDir,
+    value: usize,
+) -> (PathBuf, usize, usize) {
+    let path = root.path().join("node");
+    let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+    let long = "v".repeat(value);
+    let old = log_of(&[
+        entry(1, &long),
+        entry(1, "b"),
+        entry(1, "c"),
+        entry(1, "d"),
+        entry(1, "e"),
+    ]);
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(1, Some(1));
+    batch.set_log_from(&old, 1);
+    storage.write(batch).unwrap();
+    let before = records_end(&path) as usize;
+    // The leader of term 2 sends a snapshot at (3, 2): entries 4 and 5 of
+    // term 1 conflict with it, and the log after it is empty.
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            last_index: 3,
+            last_term: 2,
+            config: Config::new([1, 2, 3]),
+        },
+        data: KvImage::default(),
+    };
+    let log = Log {
+        snapshot_index: 3,
+        snapshot_term: 2,
+        ..Log::default()
+    };
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(2, None);
+    batch.set_snapshot(&snapshot, &log);
+    storage.write(batch).unwrap();
+    drop(storage);
+    let file = path.join(LOG_FILE);
+    let contents = log_file::parse(&file, &fs::read(&file).unwrap()).unwrap();
+    let kinds: Vec<(u64, u8)> = contents
+        .records
+        .iter()
+        .filter(|(at, _)| *at as usize > before)
+        .map(|(at, body)| (*at, body[0]))
+        .collect();
+    // Hard state (1), snapshot (2), truncation (4): in this order.
+    assert_eq!(
+        kinds.iter().map(|(_, kind)| *kind).collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
+    (path, kinds[2].0 as usize, contents.end as usize)
+}
+
+/// A crash tears the snapshot batch between its snapshot record and its
+/// truncation record (the disk kept its sectors up to the truncation). The
+/// batch is one step of the core's state: recovery keeps it whole or drops
+/// it whole — never the new snapshot followed by the old conflicting
+/// entries (4 and 5 of term 1 after a snapshot of term 2), which no Raft
+/// state allows.
+#[test]
+fn a_torn_batch_is_recovered_whole_or_not_at_all() {
+    // Pad the earlier entries so that the truncation record starts at a
+    // sector boundary: a crash keeps or loses whole sectors.
+    let probe = tempfile::tempdir().unwrap();
+    let (_, at, _) = snapshot_over_a_conflicting_log(&probe, 300);
+    let value = 300 + (512 - at % 512) % 512;
+    let root = tempfile::tempdir().unwrap();
+    let (path, truncation, end) = snapshot_over_a_conflicting_log(&root, value);
+    assert_eq!(truncation % 512, 0, "the truncation record starts a sector");
+    let file = path.join(LOG_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[truncation..end].fill(0);
+    fs::write(&file, &bytes).unwrap();
+
+    let (_storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    // The state before the batch, all of it.
+    assert_eq!(
+        (recovered.log.snapshot_index, recovered.log.snapshot_term),
+        (0, 0),
+        "the new snapshot was recovered without its truncation: entries {:?} follow it",
+        (recovered.log.snapshot_index + 1..=recovered.log.last_index())
+            .map(|index| recovered.log.term_at(index))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!((recovered.current_term, recovered.voted_for), (1, Some(1)));
+    assert_eq!(recovered.log.last_index(), 5);
+    assert_eq!(recovered.log.entry(2), Some(&entry(1, "b")));
+    assert!(recovered.repaired, "the torn batch is reported");
+}
