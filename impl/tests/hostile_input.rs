@@ -27,12 +27,11 @@ const WAIT: Duration = Duration::from_secs(20);
 
 // --- a single-node cluster, restarted from damaged files ---
 
-fn single_config(data_dir: &Path, address: &str, init: bool) -> NodeConfig {
+fn single_config(data_dir: &Path, address: &str) -> NodeConfig {
     NodeConfig::from_file_config(FileConfig {
         cluster_id: Some("hostile".into()),
         id: Some(1),
         data_dir: Some(data_dir.to_owned()),
-        init: Some(init),
         election_timeout_ms: Some([150, 300]),
         heartbeat_ms: Some(30),
         snapshot_threshold: Some(u64::MAX),
@@ -48,7 +47,11 @@ fn single_config(data_dir: &Path, address: &str, init: bool) -> NodeConfig {
 async fn start_single(data_dir: &Path, init: bool) -> anyhow::Result<RunningNode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?.to_string();
-    server::start(single_config(data_dir, &address, init), listener).await
+    let config = single_config(data_dir, &address);
+    if init {
+        server::init_data_dir(&config)?;
+    }
+    server::start(config, listener).await
 }
 
 fn client_for(node: &RunningNode) -> raft_node::client::KvClient {

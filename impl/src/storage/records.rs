@@ -302,6 +302,7 @@ pub(super) fn replay(
         snapshot,
         log,
         repaired: contents.torn_bytes > 0,
+        incarnation: String::new(),
     };
     Ok((durable, recovered))
 }
