@@ -337,6 +337,37 @@ pub struct Storage {
     durable: Mutex<Durable>,
     /// Held for the node's lifetime: a second node on the directory is refused.
     _lock: fs::File,
+    /// Tests only: while closed, every write waits (to see what the node
+    /// does before a batch is durable).
+    #[cfg(test)]
+    pub(crate) write_gate: WriteGate,
+}
+
+/// Tests only: a gate that [`Storage::write`] waits at while it is closed.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct WriteGate {
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+#[cfg(test)]
+impl WriteGate {
+    pub(crate) fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+
+    pub(crate) fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+    }
 }
 
 impl Storage {
@@ -406,6 +437,8 @@ impl Storage {
             log_path,
             durable: Mutex::new(durable),
             _lock: lock,
+            #[cfg(test)]
+            write_gate: WriteGate::default(),
         };
         data_dir::remove_stale_snapshot_files(
             &storage.dir,
@@ -469,6 +502,8 @@ impl Storage {
     /// backwards, a committed entry (at or below the commit index of an
     /// earlier batch) changed or truncated away.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        #[cfg(test)]
+        self.write_gate.pass();
         if let Some(snapshot) = &batch.snapshot {
             let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
             if !self
