@@ -159,6 +159,17 @@ pub enum StorageError {
         found: Vec<NodeId>,
         configured: Vec<NodeId>,
     },
+    #[error(
+        "snapshot file {path} holds the state of a cluster with members {found:?}, but this \
+         node's configuration (and its identity.json) lists members {configured:?}, and \
+         membership changes are not supported: refusing to start from it. The file does not \
+         belong to this data directory; restore the directory from a backup"
+    )]
+    SnapshotMembers {
+        path: PathBuf,
+        found: Vec<NodeId>,
+        configured: Vec<NodeId>,
+    },
     #[error("data directory {0} is in use by another running node")]
     Locked(PathBuf),
     #[error(

@@ -921,3 +921,33 @@ fn a_torn_batch_is_recovered_whole_or_not_at_all() {
     assert_eq!(recovered.log.entry(2), Some(&entry(1, "b")));
     assert!(recovered.repaired, "the torn batch is reported");
 }
+
+/// A stored snapshot whose configuration is not the node's (membership
+/// changes do not exist) is refused at start, naming the file and both
+/// member sets.
+#[test]
+fn a_stored_snapshot_of_other_members_is_refused() {
+    for members in [vec![1, 2, 3, 4], vec![1, 2]] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = populated(&dir);
+        let file = path.join(snapshot_file::file_name(2, 1));
+        let meta = SnapshotMeta {
+            last_index: 2,
+            last_term: 1,
+            config: Config::new(members.clone()),
+        };
+        fs::write(&file, snapshot_file::encode(&meta, &KvImage::default())).unwrap();
+        let err = Storage::open(&path, &identity())
+            .err()
+            .expect("a snapshot of other members was accepted");
+        assert!(
+            matches!(err, StorageError::SnapshotMembers { .. }),
+            "{members:?}: {err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("snapshot-") && text.contains(&format!("{members:?}")),
+            "{text}"
+        );
+    }
+}
