@@ -1,7 +1,8 @@
 //! The node's command line, shared: the flags of `raft-node run` (one
 //! [`RunArgs`], which the lab's `raft-lab node` flattens too, so the two
-//! cannot drift apart), how they become a [`NodeConfig`], and running a
-//! node until SIGTERM or Ctrl-C.
+//! cannot drift apart) and of `raft-node init` (its [`SettingsArgs`]), how
+//! they become a [`NodeConfig`], initialising a data directory, and running
+//! a node until SIGTERM or Ctrl-C.
 
 use std::path::PathBuf;
 
@@ -11,9 +12,35 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{self, FileConfig, NodeConfig};
 use crate::server;
 
-/// `raft-node run`'s flags: a TOML config file and/or flags (flags win).
+/// `raft-node run`'s flags: the node's settings, and how to start.
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Initialise the data directory first (see `raft-node init`), then run:
+    /// for a new node's first start only. Refused if the directory is
+    /// already initialised. Never put this in a service manager's command
+    /// line: a node whose data directory is lost must not come back empty.
+    #[arg(long)]
+    pub init: bool,
+    /// Serve on the listening TCP socket that is standard input (bound to
+    /// the configured listen address, which is checked) instead of binding:
+    /// for harnesses that own the node's port (raft_node::launch), so that
+    /// it is never released between being chosen and being served.
+    #[arg(long, hide = true)]
+    pub listen_on_stdin: bool,
+}
+
+impl RunArgs {
+    /// The config file (if any) overridden by the flags, validated.
+    pub fn config(self) -> anyhow::Result<NodeConfig> {
+        self.settings.config()
+    }
+}
+
+/// A node's settings: a TOML config file and/or flags (flags win).
+#[derive(Args, Clone, Debug)]
+pub struct SettingsArgs {
     /// TOML config file (see the crate docs of `config` for its keys).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -30,9 +57,6 @@ pub struct RunArgs {
     pub peers: Vec<String>,
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Create the data directory if it does not exist (first start only).
-    #[arg(long)]
-    pub init: bool,
     /// Serve Prometheus metrics (/metrics) and readiness (/health) over HTTP on this address.
     #[arg(long)]
     pub metrics: Option<String>,
@@ -51,15 +75,9 @@ pub struct RunArgs {
     pub trace_dir: Option<PathBuf>,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
-    /// Serve on the listening TCP socket that is standard input (bound to
-    /// the configured listen address, which is checked) instead of binding:
-    /// for harnesses that own the node's port (raft_node::launch), so that
-    /// it is never released between being chosen and being served.
-    #[arg(long, hide = true)]
-    pub listen_on_stdin: bool,
 }
 
-impl RunArgs {
+impl SettingsArgs {
     /// The config file (if any) overridden by the flags, validated.
     pub fn config(self) -> anyhow::Result<NodeConfig> {
         let base = match &self.config {
@@ -92,7 +110,6 @@ impl RunArgs {
             id: self.id,
             listen: self.listen,
             data_dir: self.data_dir,
-            init: self.init.then_some(true),
             metrics: self.metrics,
             election_timeout_ms,
             heartbeat_ms: self.heartbeat_ms,
@@ -177,10 +194,25 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs one node until SIGTERM or Ctrl-C: the metrics recorder (if configured), the
-/// listener (bound here, or with `listen_on_stdin` the socket given as
-/// standard input), the node.
-pub async fn run_node(config: NodeConfig, listen_on_stdin: bool) -> anyhow::Result<()> {
+/// `raft-node init`: initialises the node's data directory, once (see
+/// [`server::init_data_dir`]), and says so on standard output.
+pub fn init_node(config: &NodeConfig) -> anyhow::Result<()> {
+    let incarnation = server::init_data_dir(config)?;
+    println!(
+        "initialised {} for node {} of cluster {:?} (incarnation {incarnation}); start the node \
+         with `raft-node run` (without --init), now and at every later start",
+        config.data_dir.display(),
+        config.id,
+        config.cluster_id
+    );
+    Ok(())
+}
+
+/// Runs one node until SIGTERM or Ctrl-C: its data directory initialised
+/// first if `init` (a new node's first start only), the metrics recorder (if
+/// configured), the listener (bound here, or with `listen_on_stdin` the
+/// socket given as standard input), the node.
+pub async fn run_node(config: NodeConfig, listen_on_stdin: bool, init: bool) -> anyhow::Result<()> {
     if config.metrics.is_some() {
         // The node serves it, with /health, on that address (server::start).
         crate::metrics::install_recorder()?;
@@ -190,6 +222,17 @@ pub async fn run_node(config: NodeConfig, listen_on_stdin: bool) -> anyhow::Resu
     } else {
         server::bind(&config).await?
     };
+    // After the port is ours: a node that cannot serve leaves its data
+    // directory uninitialised, and the same command can be run again.
+    if init {
+        let incarnation = server::init_data_dir(&config)?;
+        tracing::info!(
+            node = config.id,
+            %incarnation,
+            "initialised data directory {}",
+            config.data_dir.display()
+        );
+    }
     let node = server::start(config, listener).await?;
     node.run_until(shutdown_signal()).await
 }

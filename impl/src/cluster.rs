@@ -4,6 +4,16 @@
 //! leader's) leaves the others running, and running the command again on the
 //! same directory restarts the nodes from their data.
 //!
+//! **Data directories are initialised once.** When no node has a data
+//! directory yet, the cluster is new and `cluster` initialises every one
+//! (as `raft-node init` does) before starting the nodes; when every node
+//! has one, it only starts them. When some have one and others do not, a
+//! node's data was lost: it must not come back as the same member, empty
+//! (it could vote twice in a term), so `cluster` refuses and says how to
+//! start over. The configs it writes have no `init` key, so the restart
+//! command it prints for a killed node (`raft-node run --config FILE`)
+//! refuses to start a node whose data directory is gone.
+//!
 //! Ports: `cluster` binds each node's port itself (`--base-port` and the
 //! ports after it, or with `--base-port 0` ports the OS picks) before
 //! writing any configuration, and hands the node its socket as it starts
@@ -20,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{FileConfig, Member};
+use crate::config::{FileConfig, Member, NodeConfig};
 use crate::launch::{Launch, NodeProcess};
 
 /// How long `cluster` waits for each node to serve before printing its hints.
@@ -132,7 +142,6 @@ pub fn launches(
                 id: Some(member.id),
                 listen: None,
                 data_dir: Some(options.dir.join(format!("node-{}", member.id))),
-                init: Some(true),
                 metrics,
                 snapshot_threshold: options.snapshot_threshold,
                 trace_dir: options.trace_dir.clone(),
@@ -153,14 +162,16 @@ pub fn launches(
 }
 
 /// Binds the nodes' sockets, writes one config file per node under `dir`
-/// (validated exactly as `run` will, its metrics port checked free) and
-/// returns the launches.
+/// (validated exactly as `run` will, its metrics port checked free),
+/// initialises the nodes' data directories if the cluster is new (see the
+/// module docs) and returns the launches.
 pub fn write_configs(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec<Launch>> {
     check_options(options)?;
     let listeners = bind_listeners(options)?;
     let launches = launches(options, exe, &listeners)?;
     std::fs::create_dir_all(&options.dir)
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
+    let mut configs = Vec::new();
     for (launch, listener) in launches.iter().zip(&listeners) {
         let config = launch.write_config()?;
         let bound = listener.local_addr()?;
@@ -178,8 +189,51 @@ pub fn write_configs(options: &ClusterOptions, exe: &Path) -> anyhow::Result<Vec
         if let Some(metrics) = config.metrics {
             check_port_free(metrics, &format!("node {}'s metrics", config.id))?;
         }
+        configs.push(config);
     }
+    init_if_new(&configs, &options.dir)?;
     Ok(launches)
+}
+
+/// Initialises every node's data directory if none exists (a new cluster);
+/// does nothing if every one exists (a restart: each node checks its own);
+/// refuses if only some exist (see the module docs).
+fn init_if_new(configs: &[NodeConfig], dir: &Path) -> anyhow::Result<()> {
+    let (present, missing): (Vec<&NodeConfig>, Vec<&NodeConfig>) =
+        configs.iter().partition(|config| config.data_dir.exists());
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !present.is_empty() {
+        let ids = |nodes: &[&NodeConfig]| {
+            nodes
+                .iter()
+                .map(|config| config.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        anyhow::bail!(
+            "node {} has no data directory ({}), while node {} has one: its data was lost. A node \
+             whose data was lost must not rejoin as the same member: starting afresh at term 0 \
+             with an empty log, it could vote a second time in a term it already voted in. \
+             Membership changes are not supported yet, so re-create the cluster: stop every \
+             node, then remove {} (or use another --dir) and run `cluster` again",
+            ids(&missing),
+            missing[0].data_dir.display(),
+            ids(&present),
+            dir.display()
+        );
+    }
+    for config in configs {
+        crate::server::init_data_dir(config).with_context(|| {
+            format!(
+                "cannot initialise node {}'s data directory {}",
+                config.id,
+                config.data_dir.display()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {

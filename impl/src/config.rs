@@ -6,7 +6,6 @@
 //! id = 1
 //! listen = "0.0.0.0:7001"          # optional: defaults to this member's address
 //! data_dir = "/var/lib/raft-node"
-//! init = true                      # create the data directory on first start
 //! metrics = "0.0.0.0:9001"         # optional HTTP endpoint: /metrics (Prometheus) and /health
 //! election_timeout_ms = [300, 600]
 //! heartbeat_ms = 75
@@ -23,6 +22,15 @@
 //!   { id = 3, address = "10.0.0.3:7001" },
 //! ]
 //! ```
+//!
+//! **No `init` setting.** A node's data directory is initialised once, by
+//! `raft-node init` (or `run --init` at the node's first start), never by a
+//! setting: a setting is read at every start, and `init = true` (a key of
+//! earlier versions, which `cluster` wrote into every node's file) re-created
+//! a node whose data directory was lost, at term 0 with an empty log, free to
+//! vote a second time in a term. A file that still has the key loads: the
+//! key is ignored with a warning saying to remove it (ignoring it is safe:
+//! without it a missing data directory is refused, never created).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -96,7 +104,6 @@ pub struct FileConfig {
     pub id: Option<NodeId>,
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
-    pub init: Option<bool>,
     pub metrics: Option<String>,
     pub election_timeout_ms: Option<[u64; 2]>,
     pub heartbeat_ms: Option<u64>,
@@ -119,15 +126,48 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
+    /// Reads a config file. A file with the `init` key of earlier versions
+    /// loads, the key ignored with a warning (see the module docs).
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        let (file, init) = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
-            message: err.to_string(),
-        })
+            message,
+        })?;
+        if let Some(init) = init {
+            tracing::warn!(
+                "config file {} sets `init = {init}`, which is no longer a setting and is \
+                 ignored: remove that line. A setting is read at every start, so `init = true` \
+                 re-created a node whose data directory was lost. A new node's data directory \
+                 is initialised once, with `raft-node init --config {}` (or `raft-node run \
+                 --init` at its first start)",
+                path.display(),
+                path.display()
+            );
+        }
+        Ok(file)
+    }
+
+    /// Parses a config file's text; also returns the value of an `init` key
+    /// (no longer a setting), if the file has one.
+    pub fn parse(text: &str) -> Result<(FileConfig, Option<toml::Value>), String> {
+        let error = match toml::from_str(text) {
+            Ok(file) => return Ok((file, None)),
+            Err(err) => err.to_string(),
+        };
+        let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
+            return Err(error);
+        };
+        let Some(init) = table.remove("init") else {
+            return Err(error);
+        };
+        let file = toml::Value::Table(table)
+            .try_into()
+            .map_err(|err: toml::de::Error| err.to_string())?;
+        Ok((file, Some(init)))
     }
 
     /// Fields set in `over` replace ours.
@@ -137,7 +177,6 @@ impl FileConfig {
             id: over.id.or(self.id),
             listen: over.listen.or(self.listen),
             data_dir: over.data_dir.or(self.data_dir),
-            init: over.init.or(self.init),
             metrics: over.metrics.or(self.metrics),
             election_timeout_ms: over.election_timeout_ms.or(self.election_timeout_ms),
             heartbeat_ms: over.heartbeat_ms.or(self.heartbeat_ms),
@@ -179,7 +218,6 @@ pub struct NodeConfig {
     /// Every member's address, this node's included.
     pub members: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
-    pub init: bool,
     pub metrics: Option<SocketAddr>,
     pub election_timeout: (Duration, Duration),
     pub heartbeat: Duration,
@@ -301,7 +339,6 @@ impl NodeConfig {
             listen,
             members,
             data_dir: file.data_dir.ok_or(ConfigError::Missing("data_dir"))?,
-            init: file.init.unwrap_or(false),
             metrics,
             election_timeout: (Duration::from_millis(low), Duration::from_millis(high)),
             heartbeat: Duration::from_millis(heartbeat_ms),
@@ -396,5 +433,28 @@ mod tests {
             (2, Duration::from_millis(50))
         );
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    }
+
+    /// `init` is no longer a setting: a file of an earlier version that has
+    /// it loads, the key set aside (and warned about by `load`), and a
+    /// config written now never has it.
+    #[test]
+    fn an_init_key_is_set_aside_and_never_written() {
+        let text = r#"
+            cluster_id = "demo"
+            id = 1
+            data_dir = "/tmp/x"
+            init = true
+            members = [ { id = 1, address = "127.0.0.1:7001" } ]
+        "#;
+        let (file, init) = FileConfig::parse(text).unwrap();
+        assert_eq!(init, Some(toml::Value::Boolean(true)));
+        assert_eq!(file.id, Some(1));
+        let written = toml::to_string_pretty(&file).unwrap();
+        assert!(!written.contains("init"), "{written}");
+        // Other mistakes are still refused, with or without the key.
+        assert!(FileConfig::parse("init = true\nbogus = 1").is_err());
+        assert!(FileConfig::parse("bogus = 1").is_err());
+        assert_eq!(FileConfig::parse("id = 2").unwrap().1, None);
     }
 }

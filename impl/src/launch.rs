@@ -57,6 +57,10 @@ pub struct Launch {
     /// passed as the process's standard input with `--listen-on-stdin`
     /// (None: the node binds its address itself).
     pub listener: Option<Arc<TcpListener>>,
+    /// Start with `--init`: initialise the data directory first. For a
+    /// node's first start only (a restart with it is refused: the directory
+    /// is initialised already); never written into the config file.
+    pub init: bool,
 }
 
 impl Launch {
@@ -72,7 +76,14 @@ impl Launch {
             extra_args: Vec::new(),
             kill_on_drop: true,
             listener: None,
+            init: false,
         }
+    }
+
+    /// Whether the process starts with `--init` (a node's first start only).
+    pub fn init(mut self, init: bool) -> Launch {
+        self.init = init;
+        self
     }
 
     /// Hands the node `listener` (bound to its address) instead of letting
@@ -130,6 +141,9 @@ impl Launch {
             .arg(&self.config_path)
             .args(&self.extra_args)
             .stdin(Stdio::null());
+        if self.init {
+            command.arg("--init");
+        }
         if let Some(listener) = &self.listener {
             // A duplicate of the socket, so the harness keeps its own.
             let socket = OwnedFd::from(listener.try_clone()?);

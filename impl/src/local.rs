@@ -68,12 +68,15 @@ impl LocalCluster {
                 cluster_id: Some("local-test".into()),
                 id: Some(member.id),
                 data_dir: Some(dir.join(format!("node-{}", member.id))),
-                init: Some(true),
                 members: Some(members.clone()),
                 ..FileConfig::default()
             };
             tune(&mut file);
             configs.push(NodeConfig::from_file_config(file)?);
+        }
+        // A new cluster: every node's data directory is initialised, once.
+        for config in &configs {
+            server::init_data_dir(config)?;
         }
         let mut nodes = Vec::new();
         for (config, socket) in configs.iter().zip(&sockets) {

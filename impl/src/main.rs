@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use raft_node::cli::{RunArgs, run_command, run_node};
+use raft_node::cli::{RunArgs, SettingsArgs, init_node, run_command, run_node};
 use raft_node::client::KvClient;
 use raft_node::cluster::{self, ClusterOptions};
 
@@ -27,8 +27,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one node, from a TOML config file and/or flags (flags win).
+    /// Run one node, from a TOML config file and/or flags (flags win). Its
+    /// data directory must have been initialised (`raft-node init`, or
+    /// `--init` at its first start); a missing or empty one is refused.
     Run(RunArgs),
+    /// Initialise a new node's data directory, once, before its first start:
+    /// creates it, records the cluster id, node id, members and a random
+    /// incarnation, and exits. Refused if the directory is already
+    /// initialised. A node whose data directory was lost must not be
+    /// initialised again as the same member: remove it from the cluster
+    /// (membership changes are not supported yet: re-create the cluster).
+    Init(SettingsArgs),
     /// Start an N-node cluster on loopback, one process per node.
     Cluster(ClusterArgs),
     /// Talk to a cluster: put, get, delete, cas, status.
@@ -233,12 +242,13 @@ fn main() -> ExitCode {
     run_command(log_level.as_deref(), async move {
         match cli.command {
             Command::Run(args) => {
-                let listen_on_stdin = args.listen_on_stdin;
+                let (listen_on_stdin, init) = (args.listen_on_stdin, args.init);
                 match args.config() {
-                    Ok(config) => run_node(config, listen_on_stdin).await,
+                    Ok(config) => run_node(config, listen_on_stdin, init).await,
                     Err(err) => Err(err),
                 }
             }
+            Command::Init(args) => init_node(&args.config()?),
             Command::Cluster(args) => {
                 cluster::run(ClusterOptions {
                     nodes: args.nodes,

@@ -14,7 +14,9 @@
 //! 2. **send** the batch's messages (replies to peer RPCs included);
 //! 3. **apply** newly committed entries to the state machine;
 //! 4. **answer** clients whose writes applied or whose reads are confirmed
-//!    and applied.
+//!    and applied, and status requests (so that a status never reports a
+//!    term or commit index that is not yet durable, which a crash before
+//!    the fdatasync would undo).
 //!
 //! Sending every message of the batch after the batch's state is durable is
 //! the same as running the transitions one by one with their messages delayed
@@ -72,6 +74,8 @@ struct Ready {
     /// Client requests were accepted: replicate them at the end of the batch.
     replicate: bool,
     snapshot_reports: Vec<SnapshotReport>,
+    /// Status requests of the batch: answered once the batch is durable.
+    statuses: Vec<oneshot::Sender<NodeStatus>>,
 }
 
 impl Ready {
@@ -343,9 +347,10 @@ impl EventLoop {
                     }
                 }
             }
-            Input::Status { reply } => {
-                let _ = reply.send(self.status());
-            }
+            // Answered at the end of the batch, from state made durable
+            // (see `perform`): answered now, it could report a term or a
+            // commit index that a crash before the batch's fdatasync undoes.
+            Input::Status { reply } => ready.statuses.push(reply),
             Input::TakeSnapshot { reply } => {
                 if self.snapshot_in_progress || self.start_snapshot() {
                     self.snapshot_waiters.push(reply);
@@ -665,6 +670,16 @@ impl EventLoop {
         }
         self.update_metrics();
         self.update_readiness();
+        // 5. Status, now that everything the batch changed is durable
+        // (asserted above): the term, vote, log and snapshot reported are
+        // what a restart recovers, and the commit index reported is backed
+        // by durable entries.
+        if !ready.statuses.is_empty() {
+            let status = self.status();
+            for reply in ready.statuses {
+                let _ = reply.send(status.clone());
+            }
+        }
         Ok(())
     }
 
@@ -843,4 +858,111 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
         }
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FileConfig, Member};
+    use raft_model::{Message, Server};
+
+    /// A status request arriving in the same batch as a vote (a new term)
+    /// is answered only once that batch is durable: never a term that a
+    /// crash before the batch's fdatasync would undo.
+    #[tokio::test]
+    async fn status_is_answered_only_once_its_batch_is_durable() {
+        let root = tempfile::tempdir().unwrap();
+        let members = (1..=3)
+            .map(|id| Member {
+                id,
+                // Nothing listens there: this node sends nothing anyway.
+                address: format!("127.0.0.1:{}", 9 + id),
+            })
+            .collect();
+        let config = NodeConfig::from_file_config(FileConfig {
+            cluster_id: Some("status".into()),
+            id: Some(1),
+            data_dir: Some(root.path().join("node")),
+            // No election while the test runs.
+            election_timeout_ms: Some([60_000, 120_000]),
+            members: Some(members),
+            ..FileConfig::default()
+        })
+        .unwrap();
+        crate::server::init_data_dir(&config).unwrap();
+        let (storage, recovered) =
+            Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
+        let core = Server::recover(
+            config.id,
+            recovered.current_term,
+            recovered.voted_for,
+            recovered.snapshot,
+            recovered.log,
+        );
+        let storage = Arc::new(storage);
+        let (inbox_tx, inbox) = mpsc::channel(16);
+        let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone()).unwrap();
+        let event_loop = EventLoop::new(
+            Arc::new(config),
+            core,
+            storage.clone(),
+            peers,
+            inbox,
+            inbox_tx.clone(),
+        );
+        // Writes wait until the test opens the gate (opened again however
+        // the test ends: a write left waiting would hang the runtime's
+        // shutdown).
+        struct Opens(Arc<Storage>);
+        impl Drop for Opens {
+            fn drop(&mut self) {
+                self.0.write_gate.open();
+            }
+        }
+        let gate = Opens(storage.clone());
+        gate.0.write_gate.close();
+        let running = spawn_loop(event_loop);
+        // Both inputs are queued before the loop first runs (this runtime
+        // has one thread, and the test has not yielded): one batch.
+        let (vote_reply, vote_answer) = oneshot::channel();
+        let vote = Message {
+            from: 2,
+            to: 1,
+            term: 5,
+            body: Body::RequestVoteRequest {
+                last_log_index: 0,
+                last_log_term: 0,
+                pre_vote: false,
+            },
+        };
+        inbox_tx
+            .try_send(Input::PeerRequest {
+                message: vote,
+                reply: vote_reply,
+            })
+            .unwrap();
+        let (status_reply, mut status_answer) = oneshot::channel();
+        inbox_tx
+            .try_send(Input::Status {
+                reply: status_reply,
+            })
+            .unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut status_answer).await;
+        drop(gate);
+        if let Ok(answer) = early {
+            panic!(
+                "status answered while its batch (term 5, a vote for node 2) was not yet \
+                 durable: term {:?}",
+                answer.map(|status| status.term)
+            );
+        }
+        let status = status_answer.await.unwrap();
+        assert_eq!(status.term, 5);
+        let vote = vote_answer.await.unwrap().expect("a vote response");
+        assert_eq!(vote.term, 5);
+        running.abort();
+        for task in peer_tasks {
+            task.abort();
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use raft_model::{Body, NodeId, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Addressing, Msg};
@@ -141,6 +141,28 @@ impl RaftPeer for PeerService {
             .ok_or_else(|| Status::invalid_argument("the first snapshot chunk has no metadata"))?;
         let meta = convert::check_snapshot_meta(wire_meta)
             .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        // Membership changes do not exist: a snapshot of another member set
+        // is not this cluster's state, whoever sends it.
+        let members: BTreeSet<NodeId> = meta.config.members.iter().copied().collect();
+        if members != self.members {
+            // Listed as lists ([1, 2, 3]), as the configuration writes them.
+            let members: Vec<NodeId> = members.into_iter().collect();
+            let ours: Vec<NodeId> = self.members.iter().copied().collect();
+            warn!(
+                from = addressing.from,
+                term = addressing.term,
+                snapshot_members = ?members,
+                members = ?ours,
+                "refused an InstallSnapshot whose configuration is not this node's"
+            );
+            return Err(Status::failed_precondition(format!(
+                "refused InstallSnapshot from node {}: the snapshot's configuration has members \
+                 {members:?}, but this node's configuration has members {:?}, and membership \
+                 changes are not supported. Every node of cluster {:?} must be configured with \
+                 the same members",
+                addressing.from, ours, self.cluster_id
+            )));
+        }
         let size = wire_meta.size;
         if size > self.max_snapshot_bytes {
             return Err(Status::resource_exhausted(format!(

@@ -19,7 +19,7 @@ use crate::peer_client::Peers;
 use crate::peer_service::PeerService;
 use crate::proto;
 use crate::readiness::Readiness;
-use crate::storage::{Identity, Storage};
+use crate::storage::{Identity, Storage, StorageError};
 use crate::types::{Input, NodeStatus, SnapshotReport};
 
 /// A running node. Dropping it does not stop it; call [`RunningNode::stop`].
@@ -55,7 +55,25 @@ pub async fn bind(config: &NodeConfig) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Opens the data directory, recovers, and starts serving on `listener`.
+/// Whose data the node's data directory holds, as its configuration says.
+pub fn identity(config: &NodeConfig) -> Identity {
+    Identity {
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.id,
+        members: config.members.keys().copied().collect(),
+    }
+}
+
+/// Initialises the node's data directory, once, before its first start
+/// (`raft-node init`, `run --init`); returns the incarnation drawn for it.
+/// Refused if the directory is already initialised (see
+/// [`Storage::init`]). [`start`] never creates a data directory.
+pub fn init_data_dir(config: &NodeConfig) -> Result<String, StorageError> {
+    Storage::init(&config.data_dir, &identity(config))
+}
+
+/// Opens the data directory (which [`init_data_dir`] initialised), recovers,
+/// and starts serving on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
     let config = Arc::new(config);
     // Bound first, so that a taken port stops the node before anything else.
@@ -63,14 +81,10 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         Some(address) => Some(crate::metrics::bind(address).await?),
         None => None,
     };
-    let identity = Identity {
-        cluster_id: config.cluster_id.clone(),
-        node_id: config.id,
-        members: config.members.keys().copied().collect(),
-    };
-    let (dir, init) = (config.data_dir.clone(), config.init);
+    let identity = identity(&config);
+    let dir = config.data_dir.clone();
     let (storage, recovered) =
-        tokio::task::spawn_blocking(move || Storage::open(&dir, &identity, init)).await??;
+        tokio::task::spawn_blocking(move || Storage::open(&dir, &identity)).await??;
     if recovered.repaired {
         warn!(
             dir = %config.data_dir.display(),
@@ -79,6 +93,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     }
     info!(
         node = config.id,
+        incarnation = %recovered.incarnation,
         term = recovered.current_term,
         snapshot_index = recovered.snapshot.meta.last_index,
         last_log_index = recovered.log.last_index(),

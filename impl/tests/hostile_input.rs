@@ -27,12 +27,11 @@ const WAIT: Duration = Duration::from_secs(20);
 
 // --- a single-node cluster, restarted from damaged files ---
 
-fn single_config(data_dir: &Path, address: &str, init: bool) -> NodeConfig {
+fn single_config(data_dir: &Path, address: &str) -> NodeConfig {
     NodeConfig::from_file_config(FileConfig {
         cluster_id: Some("hostile".into()),
         id: Some(1),
         data_dir: Some(data_dir.to_owned()),
-        init: Some(init),
         election_timeout_ms: Some([150, 300]),
         heartbeat_ms: Some(30),
         snapshot_threshold: Some(u64::MAX),
@@ -48,7 +47,11 @@ fn single_config(data_dir: &Path, address: &str, init: bool) -> NodeConfig {
 async fn start_single(data_dir: &Path, init: bool) -> anyhow::Result<RunningNode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?.to_string();
-    server::start(single_config(data_dir, &address, init), listener).await
+    let config = single_config(data_dir, &address);
+    if init {
+        server::init_data_dir(&config)?;
+    }
+    server::start(config, listener).await
 }
 
 fn client_for(node: &RunningNode) -> raft_node::client::KvClient {
@@ -695,5 +698,83 @@ async fn stale_and_far_future_terms_are_handled() {
     let new_leader = cluster.wait_for_leader(WAIT).await.unwrap();
     let status = cluster.node(new_leader).unwrap().status().await.unwrap();
     assert!(status.term > future, "{status:?}");
+    cluster.shutdown().await;
+}
+
+/// An InstallSnapshot whose configuration (member set) is not the node's is
+/// refused before it reaches the core, with a clear status: membership
+/// changes do not exist, so no member may hand another its state of another
+/// cluster shape (here four members, and a far-future term).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_snapshot_of_other_members_is_refused() {
+    use raft_model::{Config, SnapshotMeta};
+    use raft_node::kv::KvImage;
+    use raft_node::storage::snapshot_file;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = fast_cluster(dir.path()).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut client = cluster.client().unwrap();
+    client.put("kept", "safe").await.unwrap();
+    let target = if leader == 1 { 2 } else { 1 };
+    let sender = 6 - leader - target;
+    let term_before = cluster.node(target).unwrap().status().await.unwrap().term;
+    let term = term_before + 50;
+    for members in [vec![1, 2, 3, 4], vec![1, 2]] {
+        let meta = SnapshotMeta {
+            last_index: 1000,
+            last_term: term,
+            config: Config::new(members.clone()),
+        };
+        let image = snapshot_file::encode(&meta, &KvImage::default());
+        let chunk = peer_pb::InstallSnapshotChunk {
+            header: Some(peer_pb::Header {
+                cluster_id: "local-test".into(),
+                from: sender,
+                to: target,
+                term,
+            }),
+            meta: Some(peer_pb::SnapshotMeta {
+                last_index: meta.last_index,
+                last_term: meta.last_term,
+                members: members.clone(),
+                size: image.len() as u64,
+            }),
+            offset: 0,
+            data: image,
+            done: true,
+        };
+        let mut peer =
+            peer_pb::raft_peer_client::RaftPeerClient::new(channel(&cluster.address(target)).await);
+        let status = peer
+            .install_snapshot(tokio_stream::iter([chunk]))
+            .await
+            .expect_err("an InstallSnapshot of other members was accepted");
+        println!(
+            "members {members:?}: {:?} {}",
+            status.code(),
+            status.message()
+        );
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status.message().contains(&format!("{members:?}"))
+                && status
+                    .message()
+                    .contains("membership changes are not supported"),
+            "{}",
+            status.message()
+        );
+    }
+    // It never reached the core: no new term, and the data is intact.
+    let status = cluster.node(target).unwrap().status().await.unwrap();
+    assert!(
+        status.term < term,
+        "the refused snapshot's term {term} was taken"
+    );
+    assert_eq!(status.snapshot_index, 0);
+    assert_eq!(
+        client.get("kept").await.unwrap().value.as_deref(),
+        Some("safe")
+    );
     cluster.shutdown().await;
 }

@@ -38,7 +38,6 @@ fn start_node(
         cluster_id: Some("proc-test".into()),
         id: Some(id),
         data_dir: Some(dir.join(format!("node-{id}"))),
-        init: Some(init),
         election_timeout_ms: Some([150, 300]),
         heartbeat_ms: Some(30),
         members: Some(members.to_vec()),
@@ -53,6 +52,7 @@ fn start_node(
     .log_to(&dir.join(format!("node-{id}.log")))
     .log_level("warn")
     .listener(listener.clone())
+    .init(init)
     .spawn()
     .expect("raft-node starts")
 }

@@ -60,7 +60,6 @@ impl Cluster {
             election_timeout_ms: Some([150, 300]),
             heartbeat_ms: Some(30),
             snapshot_threshold: Some(25),
-            init: Some(init),
             members: Some(self.members.clone()),
             ..FileConfig::default()
         };
@@ -72,7 +71,8 @@ impl Cluster {
         )
         .log_to(&self.dir.join(format!("node-{id}.log")))
         .log_level("warn")
-        .listener(self.listeners[id - 1].clone());
+        .listener(self.listeners[id - 1].clone())
+        .init(init);
         self.processes[id - 1] = Some(launch.spawn().expect("raft-node starts"));
     }
 

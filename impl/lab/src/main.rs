@@ -162,12 +162,12 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
 }
 
 async fn node(args: NodeArgs) -> anyhow::Result<()> {
-    let listen_on_stdin = args.run.listen_on_stdin;
+    let (listen_on_stdin, init) = (args.run.listen_on_stdin, args.run.init);
     let mut config = args.run.config()?;
     if let Some(bug) = args.seeded_bug {
         seeded_bugs::enable(bug, &mut config);
     }
-    run_node(config, listen_on_stdin).await
+    run_node(config, listen_on_stdin, init).await
 }
 
 fn main() -> ExitCode {

@@ -19,6 +19,14 @@
 //! bytes at the end of every batch, so that the zeros some records end
 //! with (a vote of 0, say) never reach a sector's end and look unwritten.
 //!
+//! **A batch is all or nothing.** Its records together are one step of the
+//! caller's state (storage's hard state, snapshot pointer, entries and
+//! truncation of one group commit), and a part of one can be a state no
+//! step leads to (a new snapshot followed by the old conflicting entries its
+//! truncation would have dropped). So the caller is handed only the records
+//! of whole batches, those closed by their end record; a torn final batch is
+//! dropped whole, the records of it that did reach the disk included.
+//!
 //! **Preallocation makes a cut visible.** The file is grown ahead of its
 //! records (`fallocate`, then `fsync` of the new size) and the space past the
 //! last record is zeros. Each batch record states the file's length when it
@@ -50,8 +58,15 @@
 //!      another, each made durable before the next is written, so a later
 //!      batch proves that the damaged one was complete and durable.
 //!
-//!   The torn bytes are overwritten with zeros (and fdatasynced) before
-//!   appending resumes, so no remnant of that batch is ever read as records.
+//!   The whole torn batch is dropped — from its batch record on, its
+//!   intact first records too — and those bytes are overwritten with zeros
+//!   (and fdatasynced) before appending resumes, so no remnant of that batch
+//!   is ever read as records. A final batch whose records are intact but
+//!   whose end record is missing (zeros where it belongs) is torn the same
+//!   way: its end record's sector never reached the disk.
+//! - a batch without its end record followed by another batch, an end
+//!   record without a batch record, or a record between batches is
+//!   **corruption**.
 //! - otherwise **corruption**: reported with the file and byte offset, and
 //!   the node refuses to start; acknowledged data is never silently dropped.
 //!
@@ -258,6 +273,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
     // The last batch record's extent, and where that record is.
     let mut extent: Option<(u64, usize)> = None;
     let mut at = 0usize;
+    // The batch being read (its batch record read, its end record not yet):
+    // where it starts, and how many records came before it.
+    let mut open: Option<(usize, usize)> = None;
     // A damaged record: where its span ends, and what is wrong with it.
     let damage: Option<(usize, String)> = loop {
         let rest = &bytes[at..];
@@ -321,9 +339,34 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
                             .into(),
                     ));
                 }
+                if let Some((start, _)) = open {
+                    return Err(corrupt(
+                        at,
+                        format!(
+                            "the batch at byte {start} has no end record, yet another batch \
+                             follows it: records were lost from the middle of the file"
+                        ),
+                    ));
+                }
                 extent = Some((batch.extent, at));
+                open = Some((at, records.len()));
             }
-            Some(Own::End) => {}
+            Some(Own::End) => {
+                if open.take().is_none() {
+                    return Err(corrupt(
+                        at,
+                        "an end record with no batch record before it: the file is damaged".into(),
+                    ));
+                }
+            }
+            None if open.is_none() && extent.is_some() => {
+                return Err(corrupt(
+                    at,
+                    "a record outside any batch (after a batch's end record, before the next \
+                     batch record): bytes were inserted into the file, or it is damaged"
+                        .into(),
+                ));
+            }
             None => records.push((at as u64, body.to_vec())),
         }
         at += HEADER + len;
@@ -350,8 +393,22 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
         }
         _ => {}
     }
+    // A torn final write takes its whole batch with it: the records of the
+    // batch it tore are dropped too, not only those from the damage on.
     let torn_bytes = match damage {
-        None => 0,
+        None => match open {
+            None => 0,
+            // The final batch's end record never reached the disk (only
+            // zeros follow its records, so no batch came after it): the
+            // batch is torn, and dropped whole.
+            Some((start, before)) => {
+                records.truncate(before);
+                let last_nonzero = bytes.iter().rposition(|b| *b != 0).unwrap_or(start);
+                let torn = (last_nonzero + 1).saturating_sub(start) as u64;
+                at = start;
+                torn
+            }
+        },
         Some((span_end, what)) => {
             if !shows_an_unwritten_sector(bytes, at, span_end) {
                 return Err(corrupt(at, what));
@@ -365,8 +422,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, LogFileError> {
                     ),
                 ));
             }
+            if let Some((start, before)) = open {
+                records.truncate(before);
+                at = start;
+            }
             let last_nonzero = bytes.iter().rposition(|b| *b != 0).unwrap_or(at);
-            (last_nonzero + 1 - at) as u64
+            (last_nonzero + 1).saturating_sub(at) as u64
         }
     };
     Ok(Contents {
@@ -697,10 +758,11 @@ mod tests {
 
     /// A crash during the last batch's write keeps any subset of its sectors
     /// from the disk (they read as the zeros that were there): what is read
-    /// back is every earlier batch and the records of the last one before
-    /// its first lost sector — never an error, never a record after a gap.
+    /// back is every earlier batch and nothing of the last one — never an
+    /// error, never a part of a batch (a batch is all or nothing: its
+    /// records together are one step of the core's state).
     #[test]
-    fn every_torn_final_write_leaves_a_prefix() {
+    fn every_torn_final_write_drops_its_whole_batch() {
         let dir = tempfile::tempdir().unwrap();
         // Records of 700 bytes: the last batch spans 6 sectors, starting
         // mid-sector.
@@ -712,23 +774,19 @@ mod tests {
         assert!(sectors.len() >= 6, "{sectors:?}");
         for lost in 1u32..1 << sectors.len() {
             let mut torn = bytes.clone();
-            let mut first_lost = end;
             for (k, sector) in sectors.iter().enumerate() {
                 if lost & (1 << k) != 0 {
                     let from = (sector * SECTOR).max(last);
                     torn[from..(sector + 1) * SECTOR].fill(0);
-                    first_lost = first_lost.min(from);
                 }
             }
-            let kept = full
-                .records
-                .iter()
-                .filter(|(at, body)| *at as usize + HEADER + body.len() <= first_lost)
-                .count();
+            // The records of the first two batches.
+            let kept = full.records.len() - 4;
             let contents = parse(Path::new("log"), &torn)
                 .unwrap_or_else(|err| panic!("sectors lost {lost:#b}: {err}"));
             assert_eq!(contents.records.len(), kept, "sectors lost {lost:#b}");
             assert!(bodies(&contents) == all[..kept], "sectors lost {lost:#b}");
+            assert_eq!(contents.end as usize, last, "sectors lost {lost:#b}");
             let nothing_left = torn[last..].iter().all(|b| *b == 0);
             assert!(
                 contents.torn_bytes > 0 || nothing_left,

@@ -58,7 +58,10 @@
 //! shorter than it was made, is reported with the file and offset and the
 //! node refuses to start. Only a torn final write (a batch whose fdatasync
 //! never returned, so nothing depending on it was ever sent or acknowledged)
-//! is cut off — what Raft allows to lose. A file cut at a record boundary is
+//! is cut off — what Raft allows to lose — and it is cut off whole: a batch
+//! is all or nothing, never recovered as a prefix of its records (which
+//! could be, say, a new snapshot followed by the old conflicting entries
+//! its truncation record would have dropped). A file cut at a record boundary is
 //! not taken for a shorter log: that would drop acknowledged entries from
 //! the majority that committed them.
 
@@ -95,20 +98,51 @@ pub mod snapshot_file;
 /// A directory of a later version is refused, naming both versions.
 pub const FORMAT_VERSION: u64 = 2;
 
+/// What a node whose data directory is missing or empty is told: why it
+/// must not simply start afresh, and what to do instead.
+pub const REJOIN_ADVICE: &str = "If this node's disk was wiped or replaced, it must not rejoin \
+    as the same member: starting afresh at term 0 with an empty log, it could vote a second \
+    time in a term it already voted in, and lose entries it acknowledged. Remove it from the \
+    cluster and add it back as a new member (membership changes are not supported yet: \
+    re-create the cluster). If the directory is on a volume, check that the volume is mounted. \
+    If this is a new node that has never run, initialise its data directory once with \
+    `raft-node init --config FILE` (or start it the first time with `raft-node run --init`)";
+
 /// A snapshot rewrites the log file once it holds this many bytes of dead
 /// records (entries a snapshot covers, overwritten entries, old hard states).
 pub const REWRITE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error(
-        "data directory {0} does not exist; pass --init (or `init = true`) to create a new node there. Only do so on a node's first start: a node that lost its data must not rejoin with an empty log and vote again"
-    )]
+    #[error("data directory {0} does not exist. {advice}", advice = REJOIN_ADVICE)]
     Missing(PathBuf),
-    #[error("{0} is not a raft-node data directory (it is not empty and has no identity.json)")]
+    #[error(
+        "data directory {0} is empty: it holds no node's data (no identity.json). {advice}",
+        advice = REJOIN_ADVICE
+    )]
+    Uninitialised(PathBuf),
+    #[error(
+        "{0} is not a raft-node data directory (it is not empty and has no identity.json): \
+         check `data_dir` in the configuration"
+    )]
     NotADataDir(PathBuf),
     #[error(
-        "data directory {dir} belongs to node {found_node} of cluster {found_cluster:?}, not to node {node} of cluster {cluster:?}: refusing to start on another node's data"
+        "cannot initialise data directory {dir}: it is already initialised, for node {node} of \
+         cluster {cluster:?} (incarnation {incarnation}). A data directory is initialised once, \
+         before a node's first start; start the node without initialising (`raft-node run \
+         --config FILE`, no --init). To start over as a new member, remove the member from \
+         the cluster first, then the directory"
+    )]
+    AlreadyInitialised {
+        dir: PathBuf,
+        cluster: String,
+        node: NodeId,
+        incarnation: String,
+    },
+    #[error(
+        "data directory {dir} belongs to node {found_node} of cluster {found_cluster:?}, not to \
+         node {node} of cluster {cluster:?}: refusing to start on another node's data. Check \
+         `id`, `cluster_id` and `data_dir` in the configuration"
     )]
     Foreign {
         dir: PathBuf,
@@ -122,6 +156,17 @@ pub enum StorageError {
     )]
     MembersChanged {
         dir: PathBuf,
+        found: Vec<NodeId>,
+        configured: Vec<NodeId>,
+    },
+    #[error(
+        "snapshot file {path} holds the state of a cluster with members {found:?}, but this \
+         node's configuration (and its identity.json) lists members {configured:?}, and \
+         membership changes are not supported: refusing to start from it. The file does not \
+         belong to this data directory; restore the directory from a backup"
+    )]
+    SnapshotMembers {
+        path: PathBuf,
         found: Vec<NodeId>,
         configured: Vec<NodeId>,
     },
@@ -170,6 +215,9 @@ pub struct Recovered {
     pub log: Log<KvCommand>,
     /// A torn final write (never acknowledged) was cut off the log file.
     pub repaired: bool,
+    /// The data directory's incarnation: drawn at random when it was
+    /// initialised (see `data_dir`).
+    pub incarnation: String,
 }
 
 /// One group commit: what a batch of the core's transitions asked to
@@ -300,17 +348,55 @@ pub struct Storage {
     durable: Mutex<Durable>,
     /// Held for the node's lifetime: a second node on the directory is refused.
     _lock: fs::File,
+    /// Tests only: while closed, every write waits (to see what the node
+    /// does before a batch is durable).
+    #[cfg(test)]
+    pub(crate) write_gate: WriteGate,
+}
+
+/// Tests only: a gate that [`Storage::write`] waits at while it is closed.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct WriteGate {
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+#[cfg(test)]
+impl WriteGate {
+    pub(crate) fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+
+    pub(crate) fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+    }
 }
 
 impl Storage {
-    /// Opens (or, with `init`, creates) the data directory of `identity`'s
-    /// node and loads its persistent state.
-    pub fn open(
-        dir: &Path,
-        identity: &Identity,
-        init: bool,
-    ) -> Result<(Storage, Recovered), StorageError> {
-        let lock = data_dir::open(dir, identity, init)?;
+    /// Initialises `dir` as the data directory of `identity`'s node, once:
+    /// creates it (durably) if it does not exist, writes its first log
+    /// record and its identity with a fresh incarnation, which it returns.
+    /// Refuses a directory already initialised, or holding anything else.
+    /// Call it before a node's first start only, never at every start (see
+    /// `data_dir`).
+    pub fn init(dir: &Path, identity: &Identity) -> Result<String, StorageError> {
+        data_dir::init(dir, identity)
+    }
+
+    /// Opens the data directory of `identity`'s node, which [`Storage::init`]
+    /// initialised, and loads its persistent state. A missing or empty
+    /// directory, or another node's, is refused: it is never created here.
+    pub fn open(dir: &Path, identity: &Identity) -> Result<(Storage, Recovered), StorageError> {
+        let (lock, incarnation) = data_dir::open(dir, identity)?;
         let log_path = dir.join(data_dir::LOG_FILE);
         let lost_beginning = || StorageError::Corrupt {
             path: log_path.clone(),
@@ -340,7 +426,9 @@ impl Storage {
                 expected: FORMAT_VERSION,
             });
         }
-        let (mut durable, recovered) = records::replay(dir, &log_path, identity, file, contents)?;
+        let (mut durable, mut recovered) =
+            records::replay(dir, &log_path, identity, file, contents)?;
+        recovered.incarnation = incarnation;
         if version < FORMAT_VERSION {
             // Only version 1 is older, and its records are valid records of
             // this version: rewriting the file (atomically, as a compaction
@@ -360,6 +448,8 @@ impl Storage {
             log_path,
             durable: Mutex::new(durable),
             _lock: lock,
+            #[cfg(test)]
+            write_gate: WriteGate::default(),
         };
         data_dir::remove_stale_snapshot_files(
             &storage.dir,
@@ -423,6 +513,8 @@ impl Storage {
     /// backwards, a committed entry (at or below the commit index of an
     /// earlier batch) changed or truncated away.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        #[cfg(test)]
+        self.write_gate.pass();
         if let Some(snapshot) = &batch.snapshot {
             let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
             if !self

@@ -288,6 +288,19 @@ pub(super) fn replay(
     };
     if let Some((index, term)) = durable.snapshot {
         snapshot = snapshot_file::read_file(dir, index, term)?;
+        // Membership changes do not exist: a snapshot of another member set
+        // is not this node's state (a file from elsewhere, or a bug).
+        let mut found: Vec<NodeId> = snapshot.meta.config.members.iter().copied().collect();
+        let mut configured = identity.members.clone();
+        found.sort_unstable();
+        configured.sort_unstable();
+        if found != configured {
+            return Err(StorageError::SnapshotMembers {
+                path: dir.join(snapshot_file::file_name(index, term)),
+                found,
+                configured,
+            });
+        }
     }
     durable.committed = durable.snapshot_point().0;
     let (current_term, voted_for) = durable.hard_state;
@@ -302,6 +315,7 @@ pub(super) fn replay(
         snapshot,
         log,
         repaired: contents.torn_bytes > 0,
+        incarnation: String::new(),
     };
     Ok((durable, recovered))
 }

@@ -4,7 +4,7 @@ use std::fs;
 
 use raft_model::{Config, Entry, Payload, SnapshotMeta};
 
-use super::data_dir::{IDENTITY_FILE, LOCK_FILE, LOG_FILE};
+use super::data_dir::{self, IDENTITY_FILE, LOCK_FILE, LOG_FILE};
 use super::records::{self, init_record};
 use super::*;
 use crate::kv::KvOp;
@@ -15,6 +15,12 @@ fn identity() -> Identity {
         node_id: 1,
         members: vec![1, 2, 3],
     }
+}
+
+/// Initialises `dir` for `identity` and opens it (a node's first start).
+fn init_and_open(dir: &Path, identity: &Identity) -> (Storage, Recovered) {
+    Storage::init(dir, identity).unwrap();
+    Storage::open(dir, identity).unwrap()
 }
 
 fn entry(term: Term, key: &str) -> Entry<KvCommand> {
@@ -44,7 +50,7 @@ fn state_survives_reopen_and_truncation_is_durable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
     {
-        let (storage, recovered) = Storage::open(&path, &identity(), true).unwrap();
+        let (storage, recovered) = init_and_open(&path, &identity());
         assert_eq!(recovered.log.last_index(), 0);
         let mut batch = WriteBatch {
             hard_state: Some((3, Some(2))),
@@ -57,7 +63,7 @@ fn state_survives_reopen_and_truncation_is_durable() {
         batch.set_log_from(&log_of(&[entry(1, "a"), entry(3, "x")]), 2);
         storage.write(batch).unwrap();
     }
-    let (_storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    let (_storage, recovered) = Storage::open(&path, &identity()).unwrap();
     assert_eq!((recovered.current_term, recovered.voted_for), (3, Some(2)));
     assert_eq!(recovered.log, log_of(&[entry(1, "a"), entry(3, "x")]));
 }
@@ -67,7 +73,7 @@ fn compaction_keeps_the_suffix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
     {
-        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let (storage, _) = init_and_open(&path, &identity());
         let mut batch = WriteBatch::default();
         let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]);
         batch.set_log_from(&log, 1);
@@ -89,7 +95,7 @@ fn compaction_keeps_the_suffix() {
             })
             .unwrap();
     }
-    let (_storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    let (_storage, recovered) = Storage::open(&path, &identity()).unwrap();
     assert_eq!(recovered.snapshot.meta.last_index, 2);
     assert_eq!(recovered.log.snapshot_index, 2);
     assert_eq!(recovered.log.last_index(), 3);
@@ -105,29 +111,33 @@ fn refuses_missing_foreign_and_changed_directories() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
     assert!(matches!(
-        Storage::open(&path, &identity(), false),
+        Storage::open(&path, &identity()),
         Err(StorageError::Missing(_))
     ));
-    drop(Storage::open(&path, &identity(), true).unwrap());
+    drop(init_and_open(&path, &identity()));
     let other = Identity {
         node_id: 2,
         ..identity()
     };
-    let err = Storage::open(&path, &other, true).err().unwrap();
+    let err = Storage::open(&path, &other).err().unwrap();
     assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
     let grown = Identity {
         members: vec![1, 2, 3, 4],
         ..identity()
     };
     assert!(matches!(
-        Storage::open(&path, &grown, false),
+        Storage::open(&path, &grown),
         Err(StorageError::MembersChanged { .. })
     ));
     let stray = dir.path().join("stray");
     fs::create_dir_all(&stray).unwrap();
     fs::write(stray.join("notes.txt"), "hi").unwrap();
     assert!(matches!(
-        Storage::open(&stray, &identity(), true),
+        Storage::init(&stray, &identity()),
+        Err(StorageError::NotADataDir(_))
+    ));
+    assert!(matches!(
+        Storage::open(&stray, &identity()),
         Err(StorageError::NotADataDir(_))
     ));
 }
@@ -143,10 +153,10 @@ fn an_interrupted_first_start_can_be_redone_with_init_only() {
     LogFile::create(&path.join(LOG_FILE), &init_record()).unwrap();
     fs::write(path.join("identity.json.tmp"), b"{").unwrap();
     assert!(matches!(
-        Storage::open(&path, &identity(), false),
-        Err(StorageError::Missing(_))
+        Storage::open(&path, &identity()),
+        Err(StorageError::Uninitialised(_))
     ));
-    let (storage, recovered) = Storage::open(&path, &identity(), true).unwrap();
+    let (storage, recovered) = init_and_open(&path, &identity());
     assert_eq!((recovered.current_term, recovered.voted_for), (0, None));
     storage
         .write(WriteBatch {
@@ -159,7 +169,7 @@ fn an_interrupted_first_start_can_be_redone_with_init_only() {
     fs::remove_file(path.join(IDENTITY_FILE)).unwrap();
     fs::remove_file(path.join(LOCK_FILE)).unwrap();
     assert!(matches!(
-        Storage::open(&path, &identity(), true),
+        Storage::init(&path, &identity()),
         Err(StorageError::NotADataDir(_))
     ));
 }
@@ -168,9 +178,9 @@ fn an_interrupted_first_start_can_be_redone_with_init_only() {
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
-    let _first = Storage::open(&path, &identity(), true).unwrap();
+    let _first = init_and_open(&path, &identity());
     assert!(matches!(
-        Storage::open(&path, &identity(), false),
+        Storage::open(&path, &identity()),
         Err(StorageError::Locked(_))
     ));
 }
@@ -178,7 +188,7 @@ fn a_second_open_of_the_same_directory_is_refused() {
 /// Writes a few entries and a snapshot, returning the node's directory.
 fn populated(dir: &tempfile::TempDir) -> PathBuf {
     let path = dir.path().join("node");
-    let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+    let (storage, _) = init_and_open(&path, &identity());
     let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "c")]);
     let mut batch = WriteBatch::default();
     batch.set_log_from(&log, 1);
@@ -208,15 +218,11 @@ fn a_log_file_that_lost_its_beginning_is_refused() {
     // Emptied: before the INIT record, this started a fresh node (term 0,
     // no vote) that could vote twice.
     std::fs::write(&log, b"").unwrap();
-    let err = Storage::open(&path, &identity(), true)
-        .err()
-        .expect("refused");
+    let err = Storage::open(&path, &identity()).err().expect("refused");
     assert!(err.to_string().contains("lost its beginning"), "{err}");
     // Deleted: the same.
     std::fs::remove_file(&log).unwrap();
-    let err = Storage::open(&path, &identity(), true)
-        .err()
-        .expect("refused");
+    let err = Storage::open(&path, &identity()).err().expect("refused");
     assert!(err.to_string().contains("lost its beginning"), "{err}");
 
     // Cut so that INIT itself is gone: refused.
@@ -226,18 +232,14 @@ fn a_log_file_that_lost_its_beginning_is_refused() {
     let bytes = std::fs::read(&log).unwrap();
     let records = log_file::parse(&log, &bytes).unwrap().records;
     std::fs::write(&log, &bytes[records[1].0 as usize..]).unwrap();
-    let err = Storage::open(&path, &identity(), true)
-        .err()
-        .expect("refused");
+    let err = Storage::open(&path, &identity()).err().expect("refused");
     assert!(err.to_string().contains("corrupt"), "{err}");
 
     // Cut at any later record boundary: refused too (the file is shorter
     // than its batch records say), not taken for a shorter log.
     for (at, _) in &records[1..] {
         std::fs::write(&log, &bytes[..*at as usize]).unwrap();
-        let err = Storage::open(&path, &identity(), false)
-            .err()
-            .expect("refused");
+        let err = Storage::open(&path, &identity()).err().expect("refused");
         assert!(err.to_string().contains("cut short"), "{err}");
     }
 }
@@ -249,19 +251,13 @@ fn a_torn_snapshot_file_is_reported_not_ignored() {
     let file = path.join(snapshot_file::file_name(2, 1));
     let bytes = fs::read(&file).unwrap();
     fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
-    let err = Storage::open(&path, &identity(), false)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Storage::open(&path, &identity()).err().unwrap().to_string();
     assert!(
         err.contains("checksum") && err.contains("snapshot-"),
         "{err}"
     );
     fs::remove_file(&file).unwrap();
-    let err = Storage::open(&path, &identity(), false)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Storage::open(&path, &identity()).err().unwrap().to_string();
     assert!(
         err.contains("snapshot-"),
         "a missing snapshot is named: {err}"
@@ -273,7 +269,7 @@ fn a_torn_final_write_is_cut_off_and_reported_as_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
     {
-        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let (storage, _) = init_and_open(&path, &identity());
         let mut batch = WriteBatch::default();
         batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b")]), 1);
         storage.write(batch).unwrap();
@@ -292,7 +288,7 @@ fn a_torn_final_write_is_cut_off_and_reported_as_repaired() {
     let lost = middle / 512 * 512;
     bytes[lost.max(*third as usize)..(lost + 512).min(contents.end as usize)].fill(0);
     fs::write(&file, &bytes).unwrap();
-    let (storage, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    let (storage, recovered) = Storage::open(&path, &identity()).unwrap();
     assert!(recovered.repaired);
     assert_eq!(recovered.log, log_of(&[entry(1, "a"), entry(1, "b")]));
     // Appending resumes after the cut, and the result reads back cleanly.
@@ -300,7 +296,7 @@ fn a_torn_final_write_is_cut_off_and_reported_as_repaired() {
     batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(2, "d")]), 3);
     storage.write(batch).unwrap();
     drop(storage);
-    let (_, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    let (_, recovered) = Storage::open(&path, &identity()).unwrap();
     assert!(!recovered.repaired);
     assert_eq!(
         recovered.log,
@@ -313,7 +309,7 @@ fn a_corrupted_record_is_reported_with_its_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
     {
-        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let (storage, _) = init_and_open(&path, &identity());
         let mut batch = WriteBatch::default();
         batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b")]), 1);
         storage.write(batch).unwrap();
@@ -326,10 +322,7 @@ fn a_corrupted_record_is_reported_with_its_file_and_offset() {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x10;
         fs::write(&file, &bytes).unwrap();
-        let text = Storage::open(&path, &identity(), false)
-            .err()
-            .unwrap()
-            .to_string();
+        let text = Storage::open(&path, &identity()).err().unwrap().to_string();
         assert!(
             text.contains("raft.log") && text.contains("byte 0"),
             "{text}"
@@ -340,10 +333,7 @@ fn a_corrupted_record_is_reported_with_its_file_and_offset() {
     let last = log_file::parse(&file, &clean).unwrap().end as usize - 1;
     bytes[last] ^= 1;
     fs::write(&file, &bytes).unwrap();
-    let text = Storage::open(&path, &identity(), false)
-        .err()
-        .unwrap()
-        .to_string();
+    let text = Storage::open(&path, &identity()).err().unwrap().to_string();
     assert!(text.contains("checksum"), "{text}");
 }
 
@@ -360,7 +350,7 @@ fn compaction_rewrites_the_file_and_overwrites_survive() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node");
     {
-        let (storage, _) = Storage::open(&path, &identity(), true).unwrap();
+        let (storage, _) = init_and_open(&path, &identity());
         let mut batch = WriteBatch::default();
         let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c"), entry(1, "d")]);
         batch.set_log_from(&log, 1);
@@ -396,7 +386,7 @@ fn compaction_rewrites_the_file_and_overwrites_survive() {
         batch.set_log_from(&log, 4);
         storage.write(batch).unwrap();
     }
-    let (_, recovered) = Storage::open(&path, &identity(), false).unwrap();
+    let (_, recovered) = Storage::open(&path, &identity()).unwrap();
     assert_eq!((recovered.current_term, recovered.voted_for), (2, Some(3)));
     assert_eq!(recovered.log.snapshot_index, 3);
     assert_eq!(recovered.log.last_index(), 5);
@@ -505,7 +495,7 @@ fn a_version_1_data_directory_is_read_and_upgraded() {
 
     let snapshot_path = path.join(snapshot_file::file_name(3, 1));
     let image_v1 = fs::read(&snapshot_path).unwrap();
-    let (storage, recovered) = Storage::open(&path, &identity, false).unwrap();
+    let (storage, recovered) = Storage::open(&path, &identity).unwrap();
     assert!(!recovered.repaired);
     check(&recovered, &expected);
     // The snapshot image format did not change: encoding the image again
@@ -531,7 +521,7 @@ fn a_version_1_data_directory_is_read_and_upgraded() {
     batch.set_log_from(&expected, 8);
     storage.write(batch).unwrap();
     drop(storage);
-    let (_storage, recovered) = Storage::open(&path, &identity, false).unwrap();
+    let (_storage, recovered) = Storage::open(&path, &identity).unwrap();
     check(&recovered, &expected);
     assert_eq!(format_version(&path), FORMAT_VERSION);
 }
@@ -558,7 +548,7 @@ fn a_later_format_version_is_refused_by_name() {
             u64::from_le_bytes(init[log_file::HEADER + 9..][..8].try_into().unwrap())
         );
         LogFile::create(&log, &init).unwrap();
-        let err = Storage::open(&path, &identity(), false)
+        let err = Storage::open(&path, &identity())
             .err()
             .expect("refused")
             .to_string();
@@ -574,7 +564,7 @@ fn a_later_format_version_is_refused_by_name() {
 /// A directory holding entries 1..=3 of term 1, the first two committed,
 /// and the hard state (2, vote 2).
 fn committed_two(dir: &tempfile::TempDir) -> Storage {
-    let (storage, _) = Storage::open(&dir.path().join("node"), &identity(), true).unwrap();
+    let (storage, _) = init_and_open(&dir.path().join("node"), &identity());
     let mut batch = WriteBatch::default();
     batch.set_hard_state(2, Some(2));
     batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]), 1);
@@ -680,7 +670,7 @@ fn a_core_state_never_persisted_is_caught() {
 fn every_flipped_bit_and_every_cut_of_the_identity_file_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node");
-    drop(Storage::open(&dir, &identity(), true).unwrap());
+    drop(init_and_open(&dir, &identity()));
     let path = dir.join(IDENTITY_FILE);
     let pristine = fs::read(&path).unwrap();
     assert!(
@@ -690,7 +680,7 @@ fn every_flipped_bit_and_every_cut_of_the_identity_file_is_refused() {
     );
     let refused = |bytes: &[u8], what: &str| {
         fs::write(&path, bytes).unwrap();
-        match Storage::open(&dir, &identity(), false) {
+        match Storage::open(&dir, &identity()) {
             Ok(_) => panic!("identity.json {what}: accepted"),
             Err(err @ StorageError::Corrupt { .. }) => {
                 let text = err.to_string();
@@ -716,7 +706,7 @@ fn every_flipped_bit_and_every_cut_of_the_identity_file_is_refused() {
         refused(&pristine[..len], &format!("cut to {len} bytes"));
     }
     fs::write(&path, &pristine).unwrap();
-    drop(Storage::open(&dir, &identity(), false).unwrap());
+    drop(Storage::open(&dir, &identity()).unwrap());
 }
 
 /// An identity file written before the checksum existed (the fixture's) is
@@ -727,8 +717,237 @@ fn an_identity_file_without_a_checksum_is_read_and_given_one() {
     let (path, identity) = version_1_directory(&root);
     let old = fs::read_to_string(path.join(IDENTITY_FILE)).unwrap();
     assert!(!old.contains("crc32"), "the fixture has no checksum: {old}");
-    drop(Storage::open(&path, &identity, false).unwrap());
+    assert!(!old.contains("incarnation"), "{old}");
+    let (storage, recovered) = Storage::open(&path, &identity).unwrap();
+    drop(storage);
     let new = fs::read_to_string(path.join(IDENTITY_FILE)).unwrap();
     assert!(new.contains("\"crc32\""), "not upgraded: {new}");
-    drop(Storage::open(&path, &identity, false).unwrap());
+    // It is given an incarnation too, once: the same at every later start.
+    assert!(new.contains(&recovered.incarnation), "{new}");
+    assert_eq!(recovered.incarnation.len(), 32);
+    let (_, again) = Storage::open(&path, &identity).unwrap();
+    assert_eq!(again.incarnation, recovered.incarnation);
+    assert_eq!(fs::read_to_string(path.join(IDENTITY_FILE)).unwrap(), new);
+}
+
+/// A node's data directory is initialised once: opening never creates
+/// one, and initialising one that holds a node's data is refused.
+#[test]
+fn a_data_directory_is_initialised_once() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("node");
+    let incarnation = Storage::init(&path, &identity()).unwrap();
+    assert_eq!(incarnation.len(), 32, "{incarnation}");
+    let identity_file = fs::read_to_string(path.join(IDENTITY_FILE)).unwrap();
+    assert!(identity_file.contains(&incarnation), "{identity_file}");
+    let (storage, recovered) = Storage::open(&path, &identity()).unwrap();
+    assert_eq!(recovered.incarnation, incarnation);
+    storage
+        .write(WriteBatch {
+            hard_state: Some((3, Some(2))),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(storage);
+    let err = Storage::init(&path, &identity()).expect_err("refused");
+    assert!(
+        matches!(err, StorageError::AlreadyInitialised { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("already initialised") && text.contains(&incarnation),
+        "{text}"
+    );
+    // Refused, and nothing was changed: the vote is still there.
+    let (_, recovered) = Storage::open(&path, &identity()).unwrap();
+    assert_eq!((recovered.current_term, recovered.voted_for), (3, Some(2)));
+    // Another directory draws another incarnation.
+    let other = Storage::init(&root.path().join("other"), &identity()).unwrap();
+    assert_ne!(other, incarnation);
+}
+
+/// A node whose data directory is gone (a wiped disk), or empty (a volume
+/// that did not mount), refuses to start, saying what happened and what to
+/// do; it never comes back at term 0, free to vote again.
+#[test]
+fn a_missing_or_empty_data_directory_is_refused_with_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("node");
+    let (storage, _) = init_and_open(&path, &identity());
+    storage
+        .write(WriteBatch {
+            hard_state: Some((3, Some(2))),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(storage);
+    fs::remove_dir_all(&path).unwrap();
+    let err = Storage::open(&path, &identity()).err().expect("refused");
+    assert!(matches!(err, StorageError::Missing(_)), "{err}");
+    let text = err.to_string();
+    for words in [
+        "does not exist",
+        "must not rejoin as the same member",
+        "new member",
+        "mounted",
+        "raft-node init",
+    ] {
+        assert!(text.contains(words), "{words:?} not in: {text}");
+    }
+    assert!(!path.exists(), "opening created the directory");
+    // An empty directory (a mount point without its volume; a fresh file
+    // system holds lost+found) is refused the same way.
+    fs::create_dir_all(path.join("lost+found")).unwrap();
+    let err = Storage::open(&path, &identity()).err().expect("refused");
+    assert!(matches!(err, StorageError::Uninitialised(_)), "{err}");
+    assert!(err.to_string().contains("must not rejoin"), "{err}");
+    assert!(!path.join(LOG_FILE).exists(), "opening wrote a log");
+}
+
+/// Initialising creates the directory and any missing parent, and fsyncs
+/// the directory holding each one created (else a crash could lose the new
+/// directory's entry, and every file in it).
+#[test]
+fn creating_a_data_directory_fsyncs_its_parents() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("a/b/node");
+    let synced = data_dir::create_dir_durably(&path).unwrap();
+    assert_eq!(
+        synced,
+        [
+            root.path().to_owned(),
+            root.path().join("a"),
+            root.path().join("a/b")
+        ]
+    );
+    assert!(path.is_dir());
+    assert!(data_dir::create_dir_durably(&path).unwrap().is_empty());
+}
+
+/// A batch that installs a snapshot over a conflicting log: its records are
+/// the hard state, the snapshot pointer, and the truncation of the old
+/// entries the snapshot does not cover. `value` pads the entries written
+/// before it. Returns the node's directory and where, in the log file, the
+/// snapshot batch's truncation record starts and the batch ends.
+fn snapshot_over_a_conflicting_log(
+    root: &tempfile::TempDir,
+    value: usize,
+) -> (PathBuf, usize, usize) {
+    let path = root.path().join("node");
+    let (storage, _) = init_and_open(&path, &identity());
+    let long = "v".repeat(value);
+    let old = log_of(&[
+        entry(1, &long),
+        entry(1, "b"),
+        entry(1, "c"),
+        entry(1, "d"),
+        entry(1, "e"),
+    ]);
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(1, Some(1));
+    batch.set_log_from(&old, 1);
+    storage.write(batch).unwrap();
+    let before = records_end(&path) as usize;
+    // The leader of term 2 sends a snapshot at (3, 2): entries 4 and 5 of
+    // term 1 conflict with it, and the log after it is empty.
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            last_index: 3,
+            last_term: 2,
+            config: Config::new([1, 2, 3]),
+        },
+        data: KvImage::default(),
+    };
+    let log = Log {
+        snapshot_index: 3,
+        snapshot_term: 2,
+        ..Log::default()
+    };
+    let mut batch = WriteBatch::default();
+    batch.set_hard_state(2, None);
+    batch.set_snapshot(&snapshot, &log);
+    storage.write(batch).unwrap();
+    drop(storage);
+    let file = path.join(LOG_FILE);
+    let contents = log_file::parse(&file, &fs::read(&file).unwrap()).unwrap();
+    let kinds: Vec<(u64, u8)> = contents
+        .records
+        .iter()
+        .filter(|(at, _)| *at as usize > before)
+        .map(|(at, body)| (*at, body[0]))
+        .collect();
+    // Hard state (1), snapshot (2), truncation (4): in this order.
+    assert_eq!(
+        kinds.iter().map(|(_, kind)| *kind).collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
+    (path, kinds[2].0 as usize, contents.end as usize)
+}
+
+/// A crash tears the snapshot batch between its snapshot record and its
+/// truncation record (the disk kept its sectors up to the truncation). The
+/// batch is one step of the core's state: recovery keeps it whole or drops
+/// it whole — never the new snapshot followed by the old conflicting
+/// entries (4 and 5 of term 1 after a snapshot of term 2), which no Raft
+/// state allows.
+#[test]
+fn a_torn_batch_is_recovered_whole_or_not_at_all() {
+    // Pad the earlier entries so that the truncation record starts at a
+    // sector boundary: a crash keeps or loses whole sectors.
+    let probe = tempfile::tempdir().unwrap();
+    let (_, at, _) = snapshot_over_a_conflicting_log(&probe, 300);
+    let value = 300 + (512 - at % 512) % 512;
+    let root = tempfile::tempdir().unwrap();
+    let (path, truncation, end) = snapshot_over_a_conflicting_log(&root, value);
+    assert_eq!(truncation % 512, 0, "the truncation record starts a sector");
+    let file = path.join(LOG_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[truncation..end].fill(0);
+    fs::write(&file, &bytes).unwrap();
+
+    let (_storage, recovered) = Storage::open(&path, &identity()).unwrap();
+    // The state before the batch, all of it.
+    assert_eq!(
+        (recovered.log.snapshot_index, recovered.log.snapshot_term),
+        (0, 0),
+        "the new snapshot was recovered without its truncation: entries {:?} follow it",
+        (recovered.log.snapshot_index + 1..=recovered.log.last_index())
+            .map(|index| recovered.log.term_at(index))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!((recovered.current_term, recovered.voted_for), (1, Some(1)));
+    assert_eq!(recovered.log.last_index(), 5);
+    assert_eq!(recovered.log.entry(2), Some(&entry(1, "b")));
+    assert!(recovered.repaired, "the torn batch is reported");
+}
+
+/// A stored snapshot whose configuration is not the node's (membership
+/// changes do not exist) is refused at start, naming the file and both
+/// member sets.
+#[test]
+fn a_stored_snapshot_of_other_members_is_refused() {
+    for members in [vec![1, 2, 3, 4], vec![1, 2]] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = populated(&dir);
+        let file = path.join(snapshot_file::file_name(2, 1));
+        let meta = SnapshotMeta {
+            last_index: 2,
+            last_term: 1,
+            config: Config::new(members.clone()),
+        };
+        fs::write(&file, snapshot_file::encode(&meta, &KvImage::default())).unwrap();
+        let err = Storage::open(&path, &identity())
+            .err()
+            .expect("a snapshot of other members was accepted");
+        assert!(
+            matches!(err, StorageError::SnapshotMembers { .. }),
+            "{members:?}: {err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("snapshot-") && text.contains(&format!("{members:?}")),
+            "{text}"
+        );
+    }
 }

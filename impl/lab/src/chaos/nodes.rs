@@ -132,7 +132,6 @@ impl Processes {
             cluster_id: Some(s.cluster_id.clone()),
             id: Some(id),
             data_dir: Some(data_dir),
-            init: Some(!node.initialized),
             election_timeout_ms: Some(s.election_timeout_ms),
             heartbeat_ms: Some(s.heartbeat_ms),
             snapshot_threshold: Some(s.snapshot_threshold),
@@ -145,7 +144,8 @@ impl Processes {
         let mut launch = Launch::new(&self.bin, "node", config, &config_path)
             .log_to(&log)
             .log_level(&s.log_level)
-            .listener(node.listener.clone());
+            .listener(node.listener.clone())
+            .init(!node.initialized);
         if let Some(bug) = s.seeded_bug {
             launch = launch.arg("--seeded-bug").arg(bug.name());
         }

@@ -91,14 +91,14 @@ impl Cluster {
                 cluster_id: Some("compare".into()),
                 id: Some(id),
                 data_dir: Some(dir.join(format!("node-{id}"))),
-                init: Some(true),
                 members: Some(members.clone()),
                 ..FileConfig::default()
             };
             let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))
                 .log_to(&dir.join(format!("node-{id}.log")))
                 .log_level("warn")
-                .listener(listeners[id as usize - 1].clone());
+                .listener(listeners[id as usize - 1].clone())
+                .init(true);
             processes.push(launch.spawn()?);
         }
         Ok(Cluster {
