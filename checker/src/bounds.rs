@@ -220,12 +220,14 @@ pub const PRESETS: &[Preset] = &[
         bounds: Bounds {
             check_quorum: true,
             pre_vote: true,
+            max_requests: 0,
+            max_restarts: 1,
             ..Bounds::BASE
         },
-        about: "two terms, one command, PreVote and CheckQuorum on (the \
-                node's setting): pre-elections, the lease check, a pre-candidate standing down; \
-                no pre-vote raises a term, and every safety property still holds",
-        states: Some(7_770_997),
+        about: "two terms, one restart, PreVote and CheckQuorum on (the node's setting): \
+                pre-elections, the lease check (a restarted server's too), a pre-candidate \
+                standing down; no pre-vote raises a term, and every safety property still holds",
+        states: Some(11_508_124),
     },
     Preset {
         name: "deep",
