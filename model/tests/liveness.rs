@@ -448,3 +448,44 @@ fn a_restarted_server_does_not_help_depose_a_live_leader() {
         "a restart that forgets the lease: {with_bug:?}"
     );
 }
+
+/// The leader's link to one follower flaps: down for `down` ticks, up for
+/// `up`, for fifty election timeouts. The seeds at which the leader was
+/// replaced, with the number of elections and the highest term.
+fn flapping_link_churn(setup: Setup, down: u64, up: u64) -> Vec<(u64, usize, Term)> {
+    let mut churned = Vec::new();
+    for seed in 0..20 {
+        let (mut sim, leader) = settled(3, setup, seed);
+        let follower = (leader % 3) + 1;
+        let before = sim.elections.len();
+        let mut elapsed = 0;
+        while elapsed < 50 * ELECTION {
+            sim.cut(leader, follower);
+            sim.run(down);
+            sim.heal();
+            sim.run(up);
+            elapsed += down + up;
+        }
+        if sim.elections.len() > before {
+            churned.push((seed, sim.elections.len() - before, sim.max_term()));
+        }
+    }
+    churned
+}
+
+/// Issue 16: a flapping link between the leader and one follower, down for
+/// longer than an election timeout each time (so the follower's timer fires)
+/// and up for a few heartbeats. The other follower keeps the leader's quorum
+/// throughout, so nothing should change hands. Without PreVote the
+/// follower's campaigns depose the leader again and again (every seed, 2 to
+/// 22 elections in fifty timeouts, the term reaching 4-35); with it, its
+/// pre-votes are refused (the other follower hears the leader) and, when the
+/// link comes back, it follows the leader at the term it left.
+#[test]
+fn a_flapping_link_does_not_cost_the_leader_its_place() {
+    let (down, up) = (3 * ELECTION, 2 * HEARTBEAT);
+    assert_eq!(flapping_link_churn(NODE, down, up), Vec::new());
+    let before = flapping_link_churn(CHECK_QUORUM_ONLY, down, up);
+    println!("without PreVote (seed, elections, max term): {before:?}");
+    assert_eq!(before.len(), 20, "before PreVote: {before:?}");
+}
