@@ -223,6 +223,7 @@ fn options(common: &CommonArgs, bounds: Bounds, strategy: Strategy) -> RunOption
         stop_at: None,
         quiet: false,
         expected_states: None,
+        max_steps: None,
     }
 }
 

@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// Distinct states the search is expected to store (a named bound's
     /// recorded size), for the progress line's estimate.
     pub expected_states: Option<usize>,
+    /// Check only paths of fewer steps than this (stateright's
+    /// `target_max_depth`: the initial state is at depth 1).
+    pub max_steps: Option<usize>,
 }
 
 impl RunOptions {
@@ -64,6 +67,7 @@ impl RunOptions {
             timeout: None,
             keep_going: false,
             stop_at: None,
+            max_steps: None,
             quiet: true,
             expected_states: None,
         }
@@ -96,6 +100,11 @@ pub fn run(options: &RunOptions) -> Outcome {
     }
     if let Some(timeout) = options.timeout {
         builder = builder.timeout(timeout);
+    }
+    if let Some(steps) = options.max_steps {
+        // A state reached in k steps is at depth k + 1; stateright skips
+        // (neither checks nor expands) states at depth >= the target.
+        builder = builder.target_max_depth(steps + 1);
     }
     let start = Instant::now();
     match options.strategy {

@@ -227,6 +227,31 @@ fn pre_vote_raises_term_breaks_pre_vote_raises_no_term() {
     assert_caught(bug, smallest(bug), model::PRE_VOTE_RAISES_NO_TERM);
 }
 
+/// The shortener's answer is a shortest path of its witness bound: the
+/// depth-first search finds `pre-vote-raises-term` in two or three steps,
+/// and two is the least (a pre-candidate's request, and a voter taking its
+/// term). One breadth-first search alone answered three: stateright's BFS
+/// records a discovery by overwriting, so a deeper violation later in the
+/// same block of states replaced the shallower one.
+#[test]
+fn a_counterexample_is_shortened_to_a_shortest_path() {
+    let bug = Bug::PreVoteRaisesTerm;
+    let property = model::PRE_VOTE_RAISES_NO_TERM;
+    let mut options = RunOptions::check(smallest(bug));
+    options.bug = Some(bug);
+    options.stop_at = Some(property);
+    let outcome = run(&options);
+    let path = &outcome.discoveries[property];
+    let shortest = raft_checker::shorten::shorten(
+        &options,
+        property,
+        path,
+        std::time::Duration::from_secs(60),
+    )
+    .map_or_else(|| path.clone(), |(shortest, _)| shortest);
+    assert_eq!(shortest.len() - 1, 2, "a shortest path has two steps");
+}
+
 /// etcd#9586: a pre-candidate keeps the leader it knew.
 #[test]
 fn pre_candidate_keeps_leader_breaks_candidate_knows_no_leader() {
