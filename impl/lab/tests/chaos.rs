@@ -60,6 +60,21 @@ fn a_correct_cluster_stays_linearizable_and_durable_under_faults() {
     assert!(a.samples >= 200, "{a:?}");
     assert!(a.without_leader < report.duration, "{a:?}");
     assert!(a.longest_write_gap < report.duration, "{a:?}");
+    // The run's traces replay through the model: the nodes ran the
+    // verified core, crashes, restarts and all.
+    match &report.traces {
+        Some(raft_lab::chaos::traces::TraceCheck::Valid {
+            nodes,
+            events,
+            restarts,
+            ..
+        }) => {
+            assert_eq!(*nodes, 3);
+            assert!(*events > 1_000, "{events} events");
+            assert!(*restarts > 0, "the kills were traced as restarts");
+        }
+        other => panic!("traces not validated: {other:?}"),
+    }
 }
 
 /// Runs a node with `bug` until the harness reports it (at most three short

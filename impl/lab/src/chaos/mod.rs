@@ -30,6 +30,7 @@ pub mod history;
 pub mod linearizability;
 pub mod nodes;
 pub mod proxy;
+pub mod traces;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -131,6 +132,8 @@ pub struct ChaosReport {
     /// Client tasks that did not finish (a panic): their operations are in
     /// the history up to the failure, their counts are lost.
     pub client_failures: Vec<String>,
+    /// The nodes' traces replayed through the model (`None`: not traced).
+    pub traces: Option<traces::TraceCheck>,
     /// The run directory (kept when a check failed or `keep` was set).
     pub dir: PathBuf,
     pub kept: bool,
@@ -191,6 +194,9 @@ impl ChaosReport {
                 "client task(s) failed: {}",
                 self.client_failures.join("; ")
             ));
+        }
+        if let Some(check) = self.traces.as_ref().filter(|c| !c.is_valid()) {
+            problems.push(check.summary());
         }
         problems
     }
@@ -285,6 +291,9 @@ impl ChaosReport {
             );
         }
         let _ = writeln!(out, "{}", self.availability.summary(self.duration));
+        if let Some(check) = &self.traces {
+            let _ = writeln!(out, "{}", check.summary());
+        }
         let _ = writeln!(
             out,
             "after healing: {}",
@@ -546,6 +555,13 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         tokio::task::spawn_blocking(move || linearizability::check(&checked_history, budget))
             .await?;
     let lost_writes = linearizability::check_durability(&history, &finals);
+    // The nodes have stopped: their traces are complete.
+    let traces = if options.settings.trace {
+        let traces_dir = dir.join("traces");
+        Some(tokio::task::spawn_blocking(move || traces::TraceCheck::of(&traces_dir)).await?)
+    } else {
+        None
+    };
 
     let mut operations = OperationCounts {
         total: counts,
@@ -583,6 +599,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         unexpected_exits: processes.unexpected_exits.clone(),
         availability: availability::Availability::of(&samples, &history, options.duration),
         client_failures,
+        traces,
         dir: dir.clone(),
         kept: false,
     };
@@ -719,6 +736,7 @@ mod tests {
             unexpected_exits: Vec::new(),
             availability: Default::default(),
             client_failures: Vec::new(),
+            traces: None,
             dir: PathBuf::new(),
             kept: false,
         }
