@@ -42,6 +42,11 @@ pub fn explain(property: &str, state: &RaftState) -> Option<String> {
              an election timeout that kept one"
                 .to_string()
         }),
+        model::TIMEOUT_NOW_CAMPAIGNS => (!properties::timeout_now_campaigns(state)).then(|| {
+            "a voting member received a TimeoutNow of its term and did not campaign in that \
+             step: a leadership transfer left to a pre-election the followers refuse"
+                .to_string()
+        }),
         model::LEADER_APPEND_ONLY => (!properties::leader_append_only(state)).then(|| {
             "a leader's log lost or changed an entry within its own term".to_string()
         }),
