@@ -988,7 +988,9 @@ Spec == Init /\ [][Next]_vars
 -----------------------------------------------------------------------------
 (* Types.                                                                  *)
 
-Terms == 0..MaxTerm
+\* A TimeoutNow makes its target campaign past MaxTerm (only Timeout is
+\* bounded by it): at most one more term per transfer.
+Terms == 0..(MaxTerm + MaxTransfers)
 EntryType == [term : Terms, payload : {Noop} \cup (1..MaxClientRequests)]
 SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : SUBSET Server,
                  data : Seq(EntryType)]
@@ -1165,6 +1167,14 @@ PreVoteRespectsLease ==
 
 -----------------------------------------------------------------------------
 (* Leadership transfer (dissertation 3.10).                                *)
+
+\* A leader handing leadership over appends nothing to its log (it refuses
+\* client requests), so that the target can catch up with its last entry.
+TransferFreezesLog ==
+    [][\A i \in Server :
+          (/\ role[i] = Leader /\ leadTransferee[i] # Nil
+           /\ role'[i] = Leader /\ currentTerm'[i] = currentTerm[i])
+            => snapshotIndex'[i] + Len(log'[i]) <= snapshotIndex[i] + Len(log[i])]_vars
 
 \* A voting member that receives a TimeoutNow of its term (after the term
 \* rule: of its term or a later one), and is not that term's leader,

@@ -33,6 +33,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::PreVoteIgnoresLease => "pre-vote-ignores-lease",
         Bug::RestartForgetsLease => "restart-forgets-lease",
         Bug::TransferThroughPreVote => "transfer-through-pre-vote",
+        Bug::TransferAcceptsProposals => "transfer-accepts-proposals",
     }
 }
 
@@ -89,6 +90,7 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::PreCandidateKeepsLeader => model::CANDIDATE_KNOWS_NO_LEADER,
         Bug::PreVoteIgnoresLease | Bug::RestartForgetsLease => model::PRE_VOTE_RESPECTS_LEASE,
         Bug::TransferThroughPreVote => model::TIMEOUT_NOW_CAMPAIGNS,
+        Bug::TransferAcceptsProposals => model::TRANSFER_FREEZES_LOG,
     }
 }
 
@@ -170,6 +172,11 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
             pre_vote: true,
             max_transfers: 1,
             ..bound(1, 1, 0, 4, 0, 0, 1, 0)
+        },
+        // One leader, a transfer to a lagging peer, then a command.
+        Bug::TransferAcceptsProposals => Bounds {
+            max_transfers: 1,
+            ..bound(1, 2, 1, 4, 0, 0, 1, 0)
         },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess

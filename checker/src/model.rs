@@ -37,6 +37,7 @@ pub const PRE_VOTE_RAISES_NO_TERM: &str = "PreVoteRaisesNoTerm";
 pub const CANDIDATE_KNOWS_NO_LEADER: &str = "CandidateKnowsNoLeader";
 pub const PRE_VOTE_RESPECTS_LEASE: &str = "PreVoteRespectsLease";
 pub const TIMEOUT_NOW_CAMPAIGNS: &str = "TimeoutNowCampaigns";
+pub const TRANSFER_FREEZES_LOG: &str = "TransferFreezesLog";
 
 pub const LEADER_ELECTED: &str = "LeaderElected";
 pub const COMMAND_COMMITTED: &str = "CommandCommitted";
@@ -60,9 +61,9 @@ pub const LEADERSHIP_TRANSFERRED: &str = "LeadershipTransferred";
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0), and
 /// PreVote's three (vacuous without `--pre-vote on`, but for
 /// CandidateKnowsNoLeader, which the paper's candidates keep too), and
-/// leadership transfer's TimeoutNowCampaigns (vacuous without
-/// `--max-transfers`).
-pub const SAFETY_PROPERTIES: [&str; 10] = [
+/// leadership transfer's TimeoutNowCampaigns and TransferFreezesLog (vacuous
+/// without `--max-transfers`).
+pub const SAFETY_PROPERTIES: [&str; 11] = [
     ELECTION_SAFETY,
     LEADER_APPEND_ONLY,
     LOG_MATCHING,
@@ -73,6 +74,7 @@ pub const SAFETY_PROPERTIES: [&str; 10] = [
     CANDIDATE_KNOWS_NO_LEADER,
     PRE_VOTE_RESPECTS_LEASE,
     TIMEOUT_NOW_CAMPAIGNS,
+    TRANSFER_FREEZES_LOG,
 ];
 
 /// Every `sometimes` property: evidence that the exploration is not vacuous
@@ -189,6 +191,7 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         CANDIDATE_KNOWS_NO_LEADER => properties::candidate_knows_no_leader,
         PRE_VOTE_RESPECTS_LEASE => properties::pre_vote_respects_lease,
         TIMEOUT_NOW_CAMPAIGNS => properties::timeout_now_campaigns,
+        TRANSFER_FREEZES_LOG => properties::transfer_freezes_log,
         LEADER_ELECTED => properties::leader_elected,
         COMMAND_COMMITTED => properties::command_committed,
         LEADER_REPLACED => properties::leader_replaced,
@@ -303,6 +306,7 @@ impl RaftModel {
             pre_vote_raised_term: false,
             pre_vote_lease_broken: false,
             timeout_now_ignored: false,
+            transfer_log_grew: false,
             durable: OrdMap::new(),
             observed: 0,
         }
@@ -402,6 +406,9 @@ impl Model for RaftModel {
             }),
             Property::always(TIMEOUT_NOW_CAMPAIGNS, |_, s| {
                 properties::timeout_now_campaigns(s)
+            }),
+            Property::always(TRANSFER_FREEZES_LOG, |_, s| {
+                properties::transfer_freezes_log(s)
             }),
             Property::sometimes(SNAPSHOT_INSTALLED, |_, s| properties::snapshot_installed(s)),
             Property::sometimes(READ_SERVED, |_, s| properties::read_served(s)),

@@ -25,6 +25,7 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
         && candidate_knows_no_leader(state)
         && pre_vote_respects_lease(state)
         && timeout_now_campaigns(state)
+        && transfer_freezes_log(state)
 }
 
 /// Election Safety: at most one leader per term, ever (reads `elected`).
@@ -203,6 +204,14 @@ pub fn pre_vote_respects_lease(state: &RaftState) -> bool {
 /// flag.
 pub fn timeout_now_campaigns(state: &RaftState) -> bool {
     !state.timeout_now_ignored
+}
+
+/// TransferFreezesLog (dissertation §3.10): a leader handing leadership
+/// over appends nothing to its log (it refuses client requests), so that
+/// the target can catch up with its last entry. The step function records
+/// a breach in a history flag.
+pub fn transfer_freezes_log(state: &RaftState) -> bool {
+    !state.transfer_log_grew
 }
 
 /// Sometimes: a leader handing leadership over stepped down for a newer

@@ -112,6 +112,9 @@ pub struct RaftState {
     /// leader, received a TimeoutNow of its term (after the term rule) and
     /// did not campaign in that step. Never set on correct runs.
     pub timeout_now_ignored: bool,
+    /// History flag for TransferFreezesLog: a leader's log grew while it
+    /// was handing leadership over. Never set on correct runs.
+    pub transfer_log_grew: bool,
     /// Each server's durable image — what its storage holds, changed only by
     /// the `persist` effects of its steps, and all that `Restart` keeps —
     /// stored only where it differs from the server's persistent state. That
@@ -143,6 +146,7 @@ impl Hash for RaftState {
         self.pre_vote_raised_term.hash(state);
         self.pre_vote_lease_broken.hash(state);
         self.timeout_now_ignored.hash(state);
+        self.transfer_log_grew.hash(state);
         self.durable.hash(state);
     }
 }

@@ -176,6 +176,7 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.reads == state.reads
         && next.transfers == state.transfers
         && next.timeout_now_ignored == state.timeout_now_ignored
+        && next.transfer_log_grew == state.transfer_log_grew
         && next.reads_ready.len() == state.reads_ready.len()
         && next.leader_append_only_violated == state.leader_append_only_violated
         && next.pre_vote_raised_term == state.pre_vote_raised_term
@@ -201,6 +202,14 @@ fn record(
     }
     if ignored_timeout_now(step, before, &after) {
         next.timeout_now_ignored = true;
+    }
+    if before.role() == Role::Leader
+        && before.lead_transferee().is_some()
+        && after.role() == Role::Leader
+        && after.current_term() == before.current_term()
+        && log_length(&after) > log_length(before)
+    {
+        next.transfer_log_grew = true;
     }
     next.observed |= observe_pre_vote(step, before, &after, &effects.messages);
     next.observed |= observe_transfer(step, before, &after);

@@ -47,6 +47,11 @@ pub fn explain(property: &str, state: &RaftState) -> Option<String> {
              step: a leadership transfer left to a pre-election the followers refuse"
                 .to_string()
         }),
+        model::TRANSFER_FREEZES_LOG => (!properties::transfer_freezes_log(state)).then(|| {
+            "a leader appended to its log while handing leadership over: the target may \
+             never catch up with its last entry"
+                .to_string()
+        }),
         model::LEADER_APPEND_ONLY => (!properties::leader_append_only(state)).then(|| {
             "a leader's log lost or changed an entry within its own term".to_string()
         }),

@@ -211,6 +211,15 @@ fn transfer_example_validates_and_the_bug_counterexample_is_rejected() {
     let failure = raft_interop::validate(streams("transfer-through-pre-vote", &text))
         .expect_err("the correct core campaigns on TimeoutNow");
     assert_eq!(failure.action, Some(Action::HandleTimeoutNow), "{failure}");
+
+    // A leader appending a command during a transfer: the correct core
+    // refuses that ClientRequest.
+    let bug = Bug::TransferAcceptsProposals;
+    let bounds = raft_checker::bugs::smallest_bound(bug).expect("a killing bound");
+    let text = checker_trace(Some(bug), bounds, model::TRANSFER_FREEZES_LOG);
+    let failure = raft_interop::validate(streams("transfer-accepts-proposals", &text))
+        .expect_err("the correct core refuses commands during a transfer");
+    assert_eq!(failure.action, Some(Action::ClientRequest), "{failure}");
 }
 
 #[test]

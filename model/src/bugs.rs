@@ -126,10 +126,14 @@ pub enum Bug {
     /// transfer fails (breaks TimeoutNowCampaigns; the checker also finds
     /// it by the goal LeadershipTransferred never being reached).
     TransferThroughPreVote,
+    /// A leader handing leadership over keeps accepting client requests:
+    /// its log keeps growing, so the target may never match its last entry
+    /// and the transfer never completes (breaks TransferFreezesLog).
+    TransferAcceptsProposals,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -154,6 +158,7 @@ impl Bug {
         Bug::PreVoteIgnoresLease,
         Bug::RestartForgetsLease,
         Bug::TransferThroughPreVote,
+        Bug::TransferAcceptsProposals,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

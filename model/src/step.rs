@@ -17,6 +17,7 @@ use std::borrow::Borrow;
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
+use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::refused::Refused;
@@ -270,7 +271,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 Err(Refused::NotEnabled(Action::SendAppendEntries))
             }
             Step::SendAppendEntries => Ok(self.send_append_entries()),
-            Step::ClientRequest(_) if self.is_leader() && self.lead_transferee.is_some() => {
+            Step::ClientRequest(_)
+                if self.is_leader()
+                    && self.lead_transferee.is_some()
+                    && !self.bugs.has(Bug::TransferAcceptsProposals) =>
+            {
                 Err(Refused::Transferring {
                     transferee: self.lead_transferee.unwrap_or(self.id),
                 })

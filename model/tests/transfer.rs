@@ -192,6 +192,14 @@ fn a_non_member_ignores_timeout_now() {
 }
 
 #[test]
+fn with_the_seeded_bug_a_transferring_leader_appends_commands() {
+    let mut s = leader().with_bugs(&[Bug::TransferAcceptsProposals]);
+    transfer(&mut s, 2).unwrap();
+    s.step::<Msg>(Step::ClientRequest(7)).unwrap();
+    assert_eq!(s.log().last_index(), 2);
+}
+
+#[test]
 fn with_the_seeded_bug_the_target_only_asks_for_pre_votes() {
     let mut f = follower().with_bugs(&[Bug::TransferThroughPreVote]);
     let effects = f.receive(&timeout_now(1, 2, 1));

@@ -19,7 +19,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// growing for the target to catch up): [`crate::Step::ClientRequest`]
     /// says so with `Refused::Transferring`; here it names itself.
     pub fn client_request(&mut self, command: C) -> Result<(Index, Effects<C, S>), NotLeader> {
-        if self.role != Role::Leader || self.lead_transferee.is_some() {
+        let transferring =
+            self.lead_transferee.is_some() && !self.bugs.has(Bug::TransferAcceptsProposals);
+        if self.role != Role::Leader || transferring {
             return Err(NotLeader {
                 leader_hint: self.leader_id,
             });
