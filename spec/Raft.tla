@@ -57,7 +57,8 @@ CONSTANTS
     MaxDuplicates,      \* how many DuplicateMessage actions may happen
     MaxDrops,           \* how many DropMessage actions may happen (0: no loss)
     CheckQuorumOn,      \* leaders run CheckQuorum (Server::with_check_quorum)
-    PreVoteOn           \* a Timeout asks for pre-votes first (Server::with_pre_vote)
+    PreVoteOn,          \* a Timeout asks for pre-votes first (Server::with_pre_vote)
+    MaxTransfers        \* how many TransferLeadership actions may happen
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -72,6 +73,7 @@ ASSUME /\ Server # {}
        /\ MaxDrops \in Nat
        /\ CheckQuorumOn \in BOOLEAN
        /\ PreVoteOn \in BOOLEAN
+       /\ MaxTransfers \in Nat
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
@@ -106,9 +108,10 @@ VARIABLES
     pendingReads,   \* pending_reads: leader only, a sequence of [id, seq], seq increasing
     recentActive,   \* recent_active: leader only, with CheckQuorumOn: the peers that
                     \* answered a request of its term since its last CheckQuorum
-    restartLease    \* restart_lease: with PreVoteOn set by Restart past term 0, cleared by the next
+    restartLease,   \* restart_lease: with PreVoteOn set by Restart past term 0, cleared by the next
                     \* Timeout: a restarted server refuses pre-votes for an election
                     \* timeout (always FALSE without PreVoteOn, which alone reads it)
+    leadTransferee  \* lead_transferee: leader only, the peer it hands leadership to, or Nil
 
 \* The durable image of each server: what its storage holds, a record of the
 \* persistent variables. Every action of server i sets durable[i] to what the
@@ -136,13 +139,13 @@ VARIABLES
     readsReady      \* {<<id, index>>}: every read a leader released (Rust effects.reads_ready)
 
 \* How often the bounded environment actions happened.
-VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops
+VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops, transfers
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
-                  readSeq, readAcks, pendingReads, recentActive, restartLease>>
+                  readSeq, readAcks, pendingReads, recentActive, restartLease, leadTransferee>>
 historyVars == <<elected, committed, readBound, readsReady>>
-counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops>>
+counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers>>
 vars == <<persistentVars, durable, volatileVars, messages, historyVars, counterVars>>
 
 -----------------------------------------------------------------------------
@@ -186,6 +189,7 @@ Load(i) ==
      matchIndex |-> matchIndex[i],
      readSeq |-> readSeq[i], readAcks |-> readAcks[i], pendingReads |-> pendingReads[i],
      recentActive |-> recentActive[i], restartLease |-> restartLease[i],
+     leadTransferee |-> leadTransferee[i],
      sent |-> {}, electedNow |-> {}, committedNow |-> {},
      registeredNow |-> <<>>, readyNow |-> {}]
 
@@ -219,6 +223,7 @@ StoreWith(i, s, net) ==
     /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
     /\ recentActive' = [recentActive EXCEPT ![i] = s.recentActive]
     /\ restartLease' = [restartLease EXCEPT ![i] = s.restartLease]
+    /\ leadTransferee' = [leadTransferee EXCEPT ![i] = s.leadTransferee]
     /\ durable' = [durable EXCEPT ![i] = Persisted(s)]
     /\ messages' = BagAdd(net, s.sent)
     /\ elected' = elected \cup s.electedNow
@@ -371,6 +376,9 @@ InstallSnapshotResponse(s, to, matchIdx) ==
     [type |-> "InstallSnapshotResponse", from |-> s.id, to |-> to, term |-> s.currentTerm,
      matchIndex |-> matchIdx]
 
+TimeoutNow(s, to) ==
+    [type |-> "TimeoutNow", from |-> s.id, to |-> to, term |-> s.currentTerm]
+
 -----------------------------------------------------------------------------
 (* ReadIndex rounds (model/src/actions/read_index.rs). Each ReadIndex      *)
 (* opens a round readSeq + 1; AppendEntries requests carry the leader's    *)
@@ -437,7 +445,8 @@ BecomeFollower(s) ==
                                !.votesGranted = {},
                                !.nextIndex = EmptyMap,
                                !.matchIndex = EmptyMap,
-                               !.recentActive = {}])
+                               !.recentActive = {},
+                               !.leadTransferee = Nil])
 
 \* update_term: a message with a newer term makes us a follower of that
 \* term with no vote cast and no known leader (paper Figure 2, "All Servers").
@@ -445,6 +454,14 @@ UpdateTerm(s, term) ==
     IF term > s.currentTerm
     THEN [BecomeFollower([s EXCEPT !.currentTerm = term, !.votedFor = Nil])
             EXCEPT !.leaderId = Nil]
+    ELSE s
+
+\* send_timeout_now_if_caught_up (transfer.rs): a leader handing leadership
+\* to p, once p matches its last entry, sends it TimeoutNow (again on every
+\* such response: the message may be lost).
+SendTimeoutNowIfCaughtUp(s, p) ==
+    IF s.leadTransferee = p /\ p \in DOMAIN s.matchIndex /\ s.matchIndex[p] = LastIndex(s)
+    THEN Send(s, TimeoutNow(s, p))
     ELSE s
 
 \* append_entries_for: the request a leader sends peer p now: entries from
@@ -625,12 +642,13 @@ HandleRequestVoteResponse(i, m) ==
 \* for the next SendAppendEntries.
 ClientRequest(i) ==
     /\ role[i] = Leader
+    /\ leadTransferee[i] = Nil  \* refused during a leadership transfer
     /\ clientRequests < MaxClientRequests
     /\ Store(i, AdvanceCommitIndex(  \* a cluster of one commits by itself
                  AppendEntry(Load(i), [term |-> currentTerm[i],
                                        payload |-> clientRequests + 1])))
     /\ clientRequests' = clientRequests + 1
-    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops>>
+    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops, transfers>>
 
 \* send_append_entries (replication.rs): a leader sends every peer the
 \* entries it lacks (or the snapshot): heartbeat and replication in one.
@@ -717,7 +735,7 @@ HandleAppendEntriesResponse(i, m) ==
             ELSE IF m.success
             THEN IF m.matchIndex > LastIndex(sa)
                  THEN sa  \* a peer cannot match entries we never had
-                 ELSE s4
+                 ELSE SendTimeoutNowIfCaughtUp(s4, p)
             ELSE IF newNext < next
                  THEN Send(s5, AppendEntriesFor(s5, p))
                  ELSE sa)
@@ -740,7 +758,7 @@ CompactLogTo(i, index) ==
                                           data |-> data]]
        IN Store(i, CompactTo(s1, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
-    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops>>
+    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops, transfers>>
 
 \* compact_log as the checker drives it: up to the commit index. Next uses
 \* only this form, as the checker does, so the two tools' counts stay equal.
@@ -791,7 +809,7 @@ HandleInstallSnapshotResponse(i, m) ==
            s4 == IF p \in DOMAIN s3.nextIndex /\ s3.nextIndex[p] <= LastIndex(s3)
                  THEN Send(s3, AppendEntriesFor(s3, p))
                  ELSE s3
-       IN StoreAnswered(i, m, IF ignore THEN s1 ELSE s4)
+       IN StoreAnswered(i, m, IF ignore THEN s1 ELSE SendTimeoutNowIfCaughtUp(s4, p))
     /\ UNCHANGED counterVars
 
 \* restart (model/src/actions/restart.rs): crash and come back. The
@@ -811,7 +829,7 @@ Restart(i) ==
                              \* it may have heard from a leader past term 0
                              !.restartLease = PreVoteOn /\ s.currentTerm > 0])
     /\ restarts' = restarts + 1
-    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops>>
+    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops, transfers>>
 
 \* check_quorum (model/src/actions/check_quorum.rs): the leader's election
 \* timer fired. Counting itself and the peers that answered since the last
@@ -825,6 +843,45 @@ CheckQuorum(i) ==
        IN Store(i, IF IsQuorum(s.config, s.recentActive \cup {i})
                    THEN s1
                    ELSE [BecomeFollower(s1) EXCEPT !.leaderId = Nil])
+    /\ UNCHANGED counterVars
+
+\* transfer_leadership(t) (model/src/actions/transfer.rs, dissertation
+\* 3.10): the operator asks the leader to hand leadership to t, another
+\* member. It records t (and refuses client requests meanwhile) and sends t
+\* TimeoutNow at once if t matches its last entry, else what t lacks. One
+\* transfer at a time.
+TransferLeadership(i, t) ==
+    /\ role[i] = Leader
+    /\ t \in config[i] \ {i}
+    /\ leadTransferee[i] = Nil
+    /\ transfers < MaxTransfers
+    /\ LET s == [Load(i) EXCEPT !.leadTransferee = t]
+       IN Store(i, IF t \in DOMAIN s.matchIndex /\ s.matchIndex[t] = LastIndex(s)
+                   THEN Send(s, TimeoutNow(s, t))
+                   ELSE Send(s, AppendEntriesFor(s, t)))
+    /\ transfers' = transfers + 1
+    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops>>
+
+\* handle_timeout_now (transfer.rs): after the term rule, a TimeoutNow of
+\* our term makes a voting member that is not leader campaign at once,
+\* forgetting its lease, without a pre-election (which the followers,
+\* still hearing from the old leader, would refuse). A stale one is ignored.
+HandleTimeoutNow(i, m) ==
+    /\ Receive(i, m, "TimeoutNow")
+    /\ LET s1 == UpdateTerm(Load(i), m.term)
+       IN StoreReceived(i, m,
+            IF m.term = s1.currentTerm /\ s1.role # Leader /\ i \in s1.config
+            THEN Campaign([s1 EXCEPT !.restartLease = FALSE])
+            ELSE s1)
+    /\ UNCHANGED counterVars
+
+\* abort_transfer (transfer.rs): the leader's election timer fired with a
+\* transfer under way; it gives the transfer up and accepts client
+\* requests again.
+AbortTransfer(i) ==
+    /\ role[i] = Leader
+    /\ leadTransferee[i] # Nil
+    /\ Store(i, [Load(i) EXCEPT !.leadTransferee = Nil])
     /\ UNCHANGED counterVars
 
 \* read_index(reads + 1) (model/src/actions/read_index.rs): a leader
@@ -841,7 +898,7 @@ ReadIndex(i) ==
                            !.registeredNow = <<CommittedIndex>>]
        IN Store(i, ReleaseConfirmedReads(s1))
     /\ reads' = reads + 1
-    /\ UNCHANGED <<clientRequests, restarts, compactions, duplicates, drops>>
+    /\ UNCHANGED <<clientRequests, restarts, compactions, duplicates, drops, transfers>>
 
 \* The network delivers one more copy of a message in flight (no core
 \* function): a retransmission or a duplicating link.
@@ -851,7 +908,7 @@ DuplicateMessage(m) ==
     /\ messages' = BagAdd(messages, {m})
     /\ duplicates' = duplicates + 1
     /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
-                   clientRequests, restarts, compactions, reads, drops>>
+                   clientRequests, restarts, compactions, reads, drops, transfers>>
 
 \* The network loses one copy of a message in flight (no core function).
 \* Safety does not depend on it (a copy never delivered is as good as lost);
@@ -862,7 +919,7 @@ DropMessage(m) ==
     /\ messages' = BagRemove(messages, m)
     /\ drops' = drops + 1
     /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
-                   clientRequests, restarts, compactions, reads, duplicates>>
+                   clientRequests, restarts, compactions, reads, duplicates, transfers>>
 
 -----------------------------------------------------------------------------
 (* The specification.                                                      *)
@@ -892,6 +949,7 @@ Init ==
     /\ pendingReads = [i \in Server |-> <<>>]
     /\ recentActive = [i \in Server |-> {}]
     /\ restartLease = [i \in Server |-> FALSE]
+    /\ leadTransferee = [i \in Server |-> Nil]
     /\ messages = EmptyBag
     /\ elected = {}
     /\ committed = {}
@@ -903,6 +961,7 @@ Init ==
     /\ reads = 0
     /\ duplicates = 0
     /\ drops = 0
+    /\ transfers = 0
 
 Next ==
     \/ \E i \in Server : Timeout(i)
@@ -912,6 +971,9 @@ Next ==
     \/ \E i \in Server : Restart(i)
     \/ \E i \in Server : ReadIndex(i)
     \/ \E i \in Server : CheckQuorum(i)
+    \/ \E i, t \in Server : TransferLeadership(i, t)
+    \/ \E i \in Server, m \in DOMAIN messages : HandleTimeoutNow(i, m)
+    \/ \E i \in Server : AbortTransfer(i)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteRequest(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteResponse(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesRequest(i, m)
@@ -926,7 +988,9 @@ Spec == Init /\ [][Next]_vars
 -----------------------------------------------------------------------------
 (* Types.                                                                  *)
 
-Terms == 0..MaxTerm
+\* A TimeoutNow makes its target campaign past MaxTerm (only Timeout is
+\* bounded by it): at most one more term per transfer.
+Terms == 0..(MaxTerm + MaxTransfers)
 EntryType == [term : Terms, payload : {Noop} \cup (1..MaxClientRequests)]
 SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : SUBSET Server,
                  data : Seq(EntryType)]
@@ -951,6 +1015,8 @@ MessageType ==
   \cup
     [type : {"InstallSnapshotResponse"}, from : Server, to : Server, term : Terms,
      matchIndex : Nat]
+  \cup
+    [type : {"TimeoutNow"}, from : Server, to : Server, term : Terms]
 
 \* A map peer -> index (an OrdMap<NodeId, Index>).
 IsIndexMap(f) == DOMAIN f \subseteq Server /\ \A p \in DOMAIN f : f[p] \in Nat
@@ -982,6 +1048,8 @@ TypeOK ==
          /\ role[i] # Leader => readSeq[i] = 0 /\ readAcks[i] = EmptyMap /\ pendingReads[i] = <<>>
          /\ recentActive[i] \in SUBSET (config[i] \ {i})
          /\ (role[i] # Leader \/ ~CheckQuorumOn) => recentActive[i] = {}
+         /\ leadTransferee[i] \in (config[i] \ {i}) \cup {Nil}
+         /\ role[i] # Leader => leadTransferee[i] = Nil
     /\ IsABag(messages) /\ BagToSet(messages) \subseteq MessageType
     \* Every action persists what it changed (see `durable`): storage holds
     \* exactly the persistent state, so `durable` adds no distinct state.
@@ -996,6 +1064,7 @@ TypeOK ==
     /\ reads \in 0..MaxReads
     /\ duplicates \in 0..MaxDuplicates
     /\ drops \in 0..MaxDrops
+    /\ transfers \in 0..MaxTransfers
 
 -----------------------------------------------------------------------------
 (* Safety properties (paper Figure 3).                                     *)
@@ -1095,5 +1164,33 @@ PreVoteRespectsLease ==
                 /\ m.from = i /\ m.type = "RequestVoteResponse" /\ IsPreVoteTerm(m)
                 /\ CopiesIn(m, messages') > CopiesIn(m, messages))
             => ~(leaderId[i] # Nil \/ restartLease[i])]_vars
+
+-----------------------------------------------------------------------------
+(* Leadership transfer (dissertation 3.10).                                *)
+
+\* A leader handing leadership over appends nothing to its log (it refuses
+\* client requests), so that the target can catch up with its last entry.
+TransferFreezesLog ==
+    [][\A i \in Server :
+          (/\ role[i] = Leader /\ leadTransferee[i] # Nil
+           /\ role'[i] = Leader /\ currentTerm'[i] = currentTerm[i])
+            => snapshotIndex'[i] + Len(log'[i]) <= snapshotIndex[i] + Len(log[i])]_vars
+
+\* A voting member that receives a TimeoutNow of its term (after the term
+\* rule: of its term or a later one), and is not that term's leader,
+\* campaigns in that very step: the next term, a vote for itself, no
+\* pre-election. (A copy of a TimeoutNow to i leaves the network, other than
+\* by DropMessage, only when i handles it.)
+TimeoutNowCampaigns ==
+    [][\A i \in Server, m \in DOMAIN messages :
+          (/\ drops' = drops
+           /\ m.type = "TimeoutNow" /\ m.to = i /\ Accepts(i, m)
+           /\ CopiesIn(m, messages') < CopiesIn(m, messages)
+           /\ m.term >= currentTerm[i]
+           /\ i \in config[i]
+           /\ ~(role[i] = Leader /\ m.term = currentTerm[i]))
+            => /\ currentTerm'[i] = m.term + 1
+               /\ votedFor'[i] = i
+               /\ role'[i] \in {Candidate, Leader}]_vars
 
 =============================================================================

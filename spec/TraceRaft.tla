@@ -59,6 +59,7 @@ MsgMatches(m, r) ==
                 m.snapshot.lastIndex = r.lastIndex /\ m.snapshot.lastTerm = r.lastTerm
          [] r.type = "InstallSnapshotResponse" ->
                 m.matchIndex = r.matchIndex
+         [] r.type = "TimeoutNow" -> TRUE
 
 \* The recorded server is left in the recorded state.
 StateMatches(i, r) ==
@@ -69,6 +70,7 @@ StateMatches(i, r) ==
     /\ leaderId'[i] = r.leaderId
     /\ snapshotIndex'[i] = r.snapshotIndex
     /\ snapshotIndex'[i] + Len(log'[i]) = r.lastIndex
+    /\ leadTransferee'[i] = r.leadTransferee
 
 Receives(i, Handle(_, _)) == \E m \in DOMAIN messages : MsgMatches(m, E.msg) /\ Handle(i, m)
 
@@ -80,6 +82,9 @@ Step(i) ==
       [] E.action = "CompactLog" -> CompactLogTo(i, E.index)
       [] E.action = "Restart" -> Restart(i)
       [] E.action = "CheckQuorum" -> CheckQuorum(i)
+      [] E.action = "TransferLeadership" -> TransferLeadership(i, E.target)
+      [] E.action = "AbortTransfer" -> AbortTransfer(i)
+      [] E.action = "HandleTimeoutNow" -> Receives(i, HandleTimeoutNow)
       [] E.action = "HandleRequestVoteRequest" -> Receives(i, HandleRequestVoteRequest)
       [] E.action = "HandleRequestVoteResponse" -> Receives(i, HandleRequestVoteResponse)
       [] E.action = "HandleAppendEntriesRequest" -> Receives(i, HandleAppendEntriesRequest)

@@ -3,7 +3,7 @@
 //!
 //! Two kinds of bound, as in the spec:
 //! - action guards (`max_term`, `max_requests`, `max_restarts`,
-//!   `max_compactions`, `max_reads`) disable an action once its counter is used up;
+//!   `max_compactions`, `max_reads`, `max_transfers`) disable an action once its counter is used up;
 //! - the state predicate `WithinBounds` (`max_log`, `max_messages`) is TLC's
 //!   `CONSTRAINT`: a state outside it is still checked against every property
 //!   but never expanded (see `model.rs` for how this maps onto stateright).
@@ -51,6 +51,11 @@ pub struct Bounds {
     /// recorded before it: off.)
     #[serde(default)]
     pub pre_vote: bool,
+    /// Leadership transfers over the whole run (`MaxTransfers`): a leader
+    /// takes TransferLeadership to a peer while the counter allows. (Absent
+    /// from bounds recorded before it: 0, no transfer.)
+    #[serde(default)]
+    pub max_transfers: u8,
 }
 
 impl Bounds {
@@ -70,6 +75,7 @@ impl Bounds {
         max_drops: 0,
         check_quorum: false,
         pre_vote: false,
+        max_transfers: 0,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -374,6 +380,10 @@ pub struct BoundArgs {
     /// and a server that hears from a leader refuses them.
     #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
     pub pre_vote: Option<bool>,
+    /// Leadership transfers over the whole run (`MaxTransfers`); 0 leaves
+    /// TransferLeadership out.
+    #[arg(long)]
+    pub max_transfers: Option<u8>,
 }
 
 impl BoundArgs {
@@ -431,6 +441,7 @@ impl BoundArgs {
             self.max_reads,
             self.max_duplicates,
             self.max_drops,
+            self.max_transfers,
         ]
         .iter()
         .any(Option::is_some)
@@ -453,6 +464,7 @@ impl BoundArgs {
             max_drops: self.max_drops.unwrap_or(bounds.max_drops),
             check_quorum: self.check_quorum.unwrap_or(bounds.check_quorum),
             pre_vote: self.pre_vote.unwrap_or(bounds.pre_vote),
+            max_transfers: self.max_transfers.unwrap_or(bounds.max_transfers),
         }
     }
 }
@@ -482,6 +494,7 @@ impl Bounds {
             ("max-drops", self.max_drops.to_string()),
             ("check-quorum", on_off(self.check_quorum)),
             ("pre-vote", on_off(self.pre_vote)),
+            ("max-transfers", self.max_transfers.to_string()),
         ]
     }
 

@@ -32,6 +32,8 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::PreCandidateKeepsLeader => "pre-candidate-keeps-leader",
         Bug::PreVoteIgnoresLease => "pre-vote-ignores-lease",
         Bug::RestartForgetsLease => "restart-forgets-lease",
+        Bug::TransferThroughPreVote => "transfer-through-pre-vote",
+        Bug::TransferAcceptsProposals => "transfer-accepts-proposals",
     }
 }
 
@@ -87,6 +89,8 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::PreVoteRaisesTerm => model::PRE_VOTE_RAISES_NO_TERM,
         Bug::PreCandidateKeepsLeader => model::CANDIDATE_KNOWS_NO_LEADER,
         Bug::PreVoteIgnoresLease | Bug::RestartForgetsLease => model::PRE_VOTE_RESPECTS_LEASE,
+        Bug::TransferThroughPreVote => model::TIMEOUT_NOW_CAMPAIGNS,
+        Bug::TransferAcceptsProposals => model::TRANSFER_FREEZES_LOG,
     }
 }
 
@@ -117,6 +121,7 @@ const fn bound(
         max_drops: 0,
         check_quorum: false,
         pre_vote: false,
+        max_transfers: 0,
     }
 }
 
@@ -160,6 +165,18 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::RestartForgetsLease => Bounds {
             pre_vote: true,
             ..bound(1, 1, 0, 4, 1, 0, 1, 0)
+        },
+        // PreVote, one leader, one transfer: the leader's TimeoutNow
+        // delivered to its up-to-date target.
+        Bug::TransferThroughPreVote => Bounds {
+            pre_vote: true,
+            max_transfers: 1,
+            ..bound(1, 1, 0, 4, 0, 0, 1, 0)
+        },
+        // One leader, a transfer to a lagging peer, then a command.
+        Bug::TransferAcceptsProposals => Bounds {
+            max_transfers: 1,
+            ..bound(1, 2, 1, 4, 0, 0, 1, 0)
         },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess

@@ -114,6 +114,7 @@ pub fn body(body: &raft_model::Body<Command, crate::state::Image>) -> String {
             entries(snapshot.data.iter())
         ),
         Body::InstallSnapshotResponse { match_index } => format!("match={match_index}"),
+        Body::TimeoutNow {} => String::new(),
     }
 }
 
@@ -195,13 +196,14 @@ pub fn state(state: &crate::state::RaftState) -> String {
         lines.push(format!("readsReady: {}", ready.join(" ")));
     }
     lines.push(format!(
-        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {}",
+        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {} transfers {}",
         state.client_requests,
         state.restarts,
         state.compactions,
         state.reads,
         state.duplicates,
-        state.drops
+        state.drops,
+        state.transfers
     ));
     lines.join("\n")
 }

@@ -36,6 +36,8 @@ pub const READ_INDEX_SAFETY: &str = "ReadIndexSafety";
 pub const PRE_VOTE_RAISES_NO_TERM: &str = "PreVoteRaisesNoTerm";
 pub const CANDIDATE_KNOWS_NO_LEADER: &str = "CandidateKnowsNoLeader";
 pub const PRE_VOTE_RESPECTS_LEASE: &str = "PreVoteRespectsLease";
+pub const TIMEOUT_NOW_CAMPAIGNS: &str = "TimeoutNowCampaigns";
+pub const TRANSFER_FREEZES_LOG: &str = "TransferFreezesLog";
 
 pub const LEADER_ELECTED: &str = "LeaderElected";
 pub const COMMAND_COMMITTED: &str = "CommandCommitted";
@@ -53,12 +55,15 @@ pub const LEADER_STEPPED_DOWN: &str = "LeaderSteppedDownWithoutQuorum";
 pub const CONFLICT_TERM_SKIPPED: &str = "ConflictTermSkipped";
 pub const PRE_VOTE_REFUSED_IN_LEASE: &str = "PreVoteRefusedInLease";
 pub const PRE_CANDIDATE_STOOD_DOWN: &str = "PreCandidateStoodDown";
+pub const LEADERSHIP_TRANSFERRED: &str = "LeadershipTransferred";
 
 /// The `always` properties: the paper's Figure 3, the spec's
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0), and
 /// PreVote's three (vacuous without `--pre-vote on`, but for
-/// CandidateKnowsNoLeader, which the paper's candidates keep too).
-pub const SAFETY_PROPERTIES: [&str; 9] = [
+/// CandidateKnowsNoLeader, which the paper's candidates keep too), and
+/// leadership transfer's TimeoutNowCampaigns and TransferFreezesLog (vacuous
+/// without `--max-transfers`).
+pub const SAFETY_PROPERTIES: [&str; 11] = [
     ELECTION_SAFETY,
     LEADER_APPEND_ONLY,
     LOG_MATCHING,
@@ -68,13 +73,15 @@ pub const SAFETY_PROPERTIES: [&str; 9] = [
     PRE_VOTE_RAISES_NO_TERM,
     CANDIDATE_KNOWS_NO_LEADER,
     PRE_VOTE_RESPECTS_LEASE,
+    TIMEOUT_NOW_CAMPAIGNS,
+    TRANSFER_FREEZES_LOG,
 ];
 
 /// Every `sometimes` property: evidence that the exploration is not vacuous
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 16] = [
+pub const REACHABILITY_PROPERTIES: [&str; 17] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -91,6 +98,7 @@ pub const REACHABILITY_PROPERTIES: [&str; 16] = [
     CONFLICT_TERM_SKIPPED,
     PRE_VOTE_REFUSED_IN_LEASE,
     PRE_CANDIDATE_STOOD_DOWN,
+    LEADERSHIP_TRANSFERRED,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -124,6 +132,8 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
                 bounds.pre_vote && bounds.max_term >= 2
             }
             CONFLICT_TERM_SKIPPED => conflict_runs(bounds),
+            // A leader, a transfer, and the target's campaign: two terms.
+            LEADERSHIP_TRANSFERRED => bounds.max_transfers > 0 && bounds.max_term >= 2,
             _ => true,
         })
         .collect()
@@ -180,6 +190,8 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         PRE_VOTE_RAISES_NO_TERM => properties::pre_vote_raises_no_term,
         CANDIDATE_KNOWS_NO_LEADER => properties::candidate_knows_no_leader,
         PRE_VOTE_RESPECTS_LEASE => properties::pre_vote_respects_lease,
+        TIMEOUT_NOW_CAMPAIGNS => properties::timeout_now_campaigns,
+        TRANSFER_FREEZES_LOG => properties::transfer_freezes_log,
         LEADER_ELECTED => properties::leader_elected,
         COMMAND_COMMITTED => properties::command_committed,
         LEADER_REPLACED => properties::leader_replaced,
@@ -196,6 +208,7 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         CONFLICT_TERM_SKIPPED => properties::conflict_term_skipped,
         PRE_VOTE_REFUSED_IN_LEASE => properties::pre_vote_refused_in_lease,
         PRE_CANDIDATE_STOOD_DOWN => properties::pre_candidate_stood_down,
+        LEADERSHIP_TRANSFERRED => properties::leadership_transferred,
         _ => return None,
     };
     Some(condition)
@@ -286,11 +299,14 @@ impl RaftModel {
             duplicates: 0,
             drops: 0,
             reads: 0,
+            transfers: 0,
             read_bound: Vector::new(),
             reads_ready: OrdSet::new(),
             leader_append_only_violated: false,
             pre_vote_raised_term: false,
             pre_vote_lease_broken: false,
+            timeout_now_ignored: false,
+            transfer_log_grew: false,
             durable: OrdMap::new(),
             observed: 0,
         }
@@ -388,6 +404,12 @@ impl Model for RaftModel {
             Property::always(PRE_VOTE_RESPECTS_LEASE, |_, s| {
                 properties::pre_vote_respects_lease(s)
             }),
+            Property::always(TIMEOUT_NOW_CAMPAIGNS, |_, s| {
+                properties::timeout_now_campaigns(s)
+            }),
+            Property::always(TRANSFER_FREEZES_LOG, |_, s| {
+                properties::transfer_freezes_log(s)
+            }),
             Property::sometimes(SNAPSHOT_INSTALLED, |_, s| properties::snapshot_installed(s)),
             Property::sometimes(READ_SERVED, |_, s| properties::read_served(s)),
             Property::sometimes(READ_FAILED, |_, s| properties::read_failed(s)),
@@ -417,6 +439,9 @@ impl Model for RaftModel {
             }),
             Property::sometimes(PRE_CANDIDATE_STOOD_DOWN, |_, s| {
                 properties::pre_candidate_stood_down(s)
+            }),
+            Property::sometimes(LEADERSHIP_TRANSFERRED, |_, s| {
+                properties::leadership_transferred(s)
             }),
         ];
         all.retain(|p| {

@@ -6,10 +6,11 @@ use raft_model::{Index, NodeId, Payload, Role, Term};
 
 use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
-    OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_PRE_CANDIDATE_STOOD_DOWN,
-    OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
-    OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
-    OBSERVED_STEPPED_DOWN, RaftServer, RaftState, entry_at, log_length,
+    OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_LEADERSHIP_TRANSFERRED,
+    OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
+    OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
+    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
+    RaftServer, RaftState, entry_at, log_length,
 };
 
 /// Every `always` property at once.
@@ -23,6 +24,8 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
         && pre_vote_raises_no_term(state)
         && candidate_knows_no_leader(state)
         && pre_vote_respects_lease(state)
+        && timeout_now_campaigns(state)
+        && transfer_freezes_log(state)
 }
 
 /// Election Safety: at most one leader per term, ever (reads `elected`).
@@ -191,6 +194,30 @@ pub fn candidate_with_a_leader(state: &RaftState) -> Option<&RaftServer> {
 /// flag.
 pub fn pre_vote_respects_lease(state: &RaftState) -> bool {
     !state.pre_vote_lease_broken
+}
+
+/// TimeoutNowCampaigns (dissertation §3.10): a voting member that receives a
+/// TimeoutNow of its term (after the term rule), and is not that term's
+/// leader, starts an election in the next term in that very step, without
+/// a pre-election, which the other followers, still hearing from the old
+/// leader, would refuse. The step function records a breach in a history
+/// flag.
+pub fn timeout_now_campaigns(state: &RaftState) -> bool {
+    !state.timeout_now_ignored
+}
+
+/// TransferFreezesLog (dissertation §3.10): a leader handing leadership
+/// over appends nothing to its log (it refuses client requests), so that
+/// the target can catch up with its last entry. The step function records
+/// a breach in a history flag.
+pub fn transfer_freezes_log(state: &RaftState) -> bool {
+    !state.transfer_log_grew
+}
+
+/// Sometimes: a leader handing leadership over stepped down for a newer
+/// term its transferee started.
+pub fn leadership_transferred(state: &RaftState) -> bool {
+    state.observed & OBSERVED_LEADERSHIP_TRANSFERRED != 0
 }
 
 /// Sometimes: a server refused a pre-vote only for its lease.

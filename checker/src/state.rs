@@ -53,6 +53,9 @@ pub const OBSERVED_STEPPED_DOWN: u16 = 1 << 9;
 pub const OBSERVED_PRE_VOTE_REFUSED_IN_LEASE: u16 = 1 << 10;
 /// A pre-candidate heard from a leader of its term and became its follower.
 pub const OBSERVED_PRE_CANDIDATE_STOOD_DOWN: u16 = 1 << 11;
+/// A leader handing leadership to a peer learnt a newer term from that
+/// peer (its campaign): the transfer completed on the old leader's side.
+pub const OBSERVED_LEADERSHIP_TRANSFERRED: u16 = 1 << 12;
 
 /// One state of the exploration.
 ///
@@ -85,6 +88,8 @@ pub struct RaftState {
     /// `reads`: how many ReadIndex steps happened; the next read's id is
     /// `reads + 1`.
     pub reads: u8,
+    /// `transfers`: TransferLeadership steps so far.
+    pub transfers: u8,
     /// `readBound`: entry `k - 1` is, for read `k`, the highest index in
     /// `committed` when the read was registered (0 if none).
     pub read_bound: Vector<Index>,
@@ -103,6 +108,13 @@ pub struct RaftState {
     /// while in a leader's lease, came back from a restart without a lease,
     /// or kept one through its election timeout. Never set on correct runs.
     pub pre_vote_lease_broken: bool,
+    /// History flag for TimeoutNowCampaigns: some voting member, not the
+    /// leader, received a TimeoutNow of its term (after the term rule) and
+    /// did not campaign in that step. Never set on correct runs.
+    pub timeout_now_ignored: bool,
+    /// History flag for TransferFreezesLog: a leader's log grew while it
+    /// was handing leadership over. Never set on correct runs.
+    pub transfer_log_grew: bool,
     /// Each server's durable image — what its storage holds, changed only by
     /// the `persist` effects of its steps, and all that `Restart` keeps —
     /// stored only where it differs from the server's persistent state. That
@@ -127,11 +139,14 @@ impl Hash for RaftState {
         self.duplicates.hash(state);
         self.drops.hash(state);
         self.reads.hash(state);
+        self.transfers.hash(state);
         self.read_bound.hash(state);
         self.reads_ready.hash(state);
         self.leader_append_only_violated.hash(state);
         self.pre_vote_raised_term.hash(state);
         self.pre_vote_lease_broken.hash(state);
+        self.timeout_now_ignored.hash(state);
+        self.transfer_log_grew.hash(state);
         self.durable.hash(state);
     }
 }

@@ -18,7 +18,7 @@ use crate::action::{Action, ServerStep};
 use crate::bounds::Bounds;
 use crate::state::{
     Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH,
-    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED,
+    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_LEADERSHIP_TRANSFERRED,
     OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
     OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
     OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
@@ -48,6 +48,16 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
                 // The spec numbers reads too: reads + 1.
                 let read = u64::from(state.reads) + 1;
                 actions.push(Action::step(id, Step::ReadIndex(read)));
+            }
+            match server.lead_transferee() {
+                // The leader's election timer may fire at any time.
+                Some(_) => actions.push(Action::step(id, Step::AbortTransfer)),
+                None if state.transfers < bounds.max_transfers => {
+                    for peer in server.config().peers(id) {
+                        actions.push(Action::step(id, Step::TransferLeadership(peer)));
+                    }
+                }
+                None => {}
             }
         }
         if server.commit_index() > server.log().snapshot_index
@@ -139,6 +149,7 @@ fn count(state: &RaftState, next: &mut RaftState, step: &ServerStep) -> Option<(
         }
         Step::CompactLog { .. } => next.compactions = next.compactions.checked_add(1)?,
         Step::Restart => next.restarts = next.restarts.checked_add(1)?,
+        Step::TransferLeadership(_) => next.transfers = next.transfers.checked_add(1)?,
         Step::ReadIndex(read) => {
             next.reads = next.reads.checked_add(1)?;
             debug_assert_eq!(*read, u64::from(next.reads), "read id reads + 1");
@@ -163,6 +174,9 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.restarts == state.restarts
         && next.compactions == state.compactions
         && next.reads == state.reads
+        && next.transfers == state.transfers
+        && next.timeout_now_ignored == state.timeout_now_ignored
+        && next.transfer_log_grew == state.transfer_log_grew
         && next.reads_ready.len() == state.reads_ready.len()
         && next.leader_append_only_violated == state.leader_append_only_violated
         && next.pre_vote_raised_term == state.pre_vote_raised_term
@@ -186,7 +200,19 @@ fn record(
     if broke_lease(step, before, &after, &effects.messages) {
         next.pre_vote_lease_broken = true;
     }
+    if ignored_timeout_now(step, before, &after) {
+        next.timeout_now_ignored = true;
+    }
+    if before.role() == Role::Leader
+        && before.lead_transferee().is_some()
+        && after.role() == Role::Leader
+        && after.current_term() == before.current_term()
+        && log_length(&after) > log_length(before)
+    {
+        next.transfer_log_grew = true;
+    }
     next.observed |= observe_pre_vote(step, before, &after, &effects.messages);
+    next.observed |= observe_transfer(step, before, &after);
     for message in effects.messages {
         next.network.send(Arc::new(message));
     }
@@ -267,6 +293,42 @@ fn raised_term_by_pre_vote(step: &ServerStep, before: &RaftServer, after: &RaftS
         .message()
         .is_some_and(|m| m.term == after.current_term() && !is_pre_vote_term(m));
     !(campaign || by_message)
+}
+
+/// TimeoutNowCampaigns' breach on this step: a voting member that is not
+/// the leader of the message's term received a TimeoutNow of its term (after
+/// the term rule: of its term or a later one) and did not start an election
+/// in the next term, voting for itself, in that very step. (Whether the
+/// sender was that term's leader is not asked: only the leader of a term
+/// sends TimeoutNow in it.)
+fn ignored_timeout_now(step: &ServerStep, before: &RaftServer, after: &RaftServer) -> bool {
+    let Step::HandleTimeoutNow(m) = step else {
+        return false;
+    };
+    let enabled = m.term >= before.current_term()
+        && before.config().contains(before.id())
+        && !(before.role() == Role::Leader && m.term == before.current_term())
+        && m.term.checked_add(1).is_some();
+    let campaigned = after.current_term() == m.term + 1
+        && after.voted_for() == Some(after.id())
+        && matches!(after.role(), Role::Candidate | Role::Leader);
+    enabled && !campaigned
+}
+
+/// A leader handing leadership to its transferee learnt a newer term from
+/// it and stepped down: the transfer completed on its side.
+fn observe_transfer(step: &ServerStep, before: &RaftServer, after: &RaftServer) -> u16 {
+    match step.message() {
+        Some(m)
+            if before.role() == Role::Leader
+                && before.lead_transferee() == Some(m.from)
+                && m.term > before.current_term()
+                && after.role() != Role::Leader =>
+        {
+            OBSERVED_LEADERSHIP_TRANSFERRED
+        }
+        _ => 0,
+    }
 }
 
 /// PreVoteRespectsLease's breach on this step: a pre-vote granted by a

@@ -193,6 +193,9 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         reads_ready: state.reads_ready.clone(),
         leader_append_only_violated: state.leader_append_only_violated,
         pre_vote_raised_term: state.pre_vote_raised_term,
+        timeout_now_ignored: state.timeout_now_ignored,
+        transfer_log_grew: state.transfer_log_grew,
+        transfers: state.transfers,
         pre_vote_lease_broken: state.pre_vote_lease_broken,
         durable: state
             .durable

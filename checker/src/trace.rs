@@ -324,6 +324,7 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ("duplicates", before.duplicates, after.duplicates),
         ("drops", before.drops, after.drops),
         ("reads", before.reads, after.reads),
+        ("transfers", before.transfers, after.transfers),
     ];
     for (label, old, new) in counters {
         if old != new {
@@ -335,6 +336,12 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
     }
     if after.pre_vote_raised_term && !before.pre_vote_raised_term {
         out.push("a term rose by a pre-vote (not by a campaign or a real message)".to_string());
+    }
+    if after.transfer_log_grew && !before.transfer_log_grew {
+        out.push("a leader's log grew while it was handing leadership over".to_string());
+    }
+    if after.timeout_now_ignored && !before.timeout_now_ignored {
+        out.push("a TimeoutNow of its term did not make a voting member campaign".to_string());
     }
     if after.pre_vote_lease_broken && !before.pre_vote_lease_broken {
         out.push("PreVote's lease broken (a grant in lease, a restart without one, or a timeout keeping one)".to_string());

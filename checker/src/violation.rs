@@ -42,6 +42,16 @@ pub fn explain(property: &str, state: &RaftState) -> Option<String> {
              an election timeout that kept one"
                 .to_string()
         }),
+        model::TIMEOUT_NOW_CAMPAIGNS => (!properties::timeout_now_campaigns(state)).then(|| {
+            "a voting member received a TimeoutNow of its term and did not campaign in that \
+             step: a leadership transfer left to a pre-election the followers refuse"
+                .to_string()
+        }),
+        model::TRANSFER_FREEZES_LOG => (!properties::transfer_freezes_log(state)).then(|| {
+            "a leader appended to its log while handing leadership over: the target may \
+             never catch up with its last entry"
+                .to_string()
+        }),
         model::LEADER_APPEND_ONLY => (!properties::leader_append_only(state)).then(|| {
             "a leader's log lost or changed an entry within its own term".to_string()
         }),

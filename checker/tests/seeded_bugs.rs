@@ -273,6 +273,21 @@ fn restart_forgets_lease_breaks_pre_vote_respects_lease() {
     assert_caught(bug, smallest(bug), model::PRE_VOTE_RESPECTS_LEASE);
 }
 
+/// The target of a leadership transfer asks for pre-votes on TimeoutNow
+/// instead of campaigning.
+#[test]
+fn transfer_through_pre_vote_breaks_timeout_now_campaigns() {
+    let bug = Bug::TransferThroughPreVote;
+    assert_caught(bug, smallest(bug), model::TIMEOUT_NOW_CAMPAIGNS);
+}
+
+/// A leader handing leadership over still appends client commands.
+#[test]
+fn transfer_accepts_proposals_breaks_transfer_freezes_log() {
+    let bug = Bug::TransferAcceptsProposals;
+    assert_caught(bug, smallest(bug), model::TRANSFER_FREEZES_LOG);
+}
+
 // The searches below visit hundreds of thousands to millions of states
 // before the counterexample: release builds only (`cargo test --release -p
 // raft-checker -- --ignored`; CI runs the same bounds through

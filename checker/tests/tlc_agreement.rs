@@ -135,6 +135,19 @@ fn bag_term2_log2_messages3_check_quorum_pre_vote_206491() {
     );
 }
 
+/// The tiny bound with one leadership transfer (spec/MCRaft_transfer.cfg,
+/// with TimeoutNowCampaigns and TransferFreezesLog checked by TLC too).
+/// TLC: 49,813 distinct, 237,690 generated (the checker's 130,788 +
+/// 106,902), depth 41, 114 s with 2 workers on a loaded machine
+/// (2026-11-30).
+#[test]
+fn bag_term2_log2_messages3_one_transfer_49813() {
+    assert_eq!(
+        checker_distinct_states(&["--max-transfers", "1"], flags(3, 2, 2, 1, 3, 0, 0, 0, 0)),
+        49_813
+    );
+}
+
 /// A restart, a duplicate and a drop (the network's actions and Restart
 /// through the durable image).
 #[test]

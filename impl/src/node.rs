@@ -205,11 +205,18 @@ impl EventLoop {
                     debug!(term = self.core.current_term(), "election timeout");
                     // A leader has no election to start; its timer paces
                     // CheckQuorum instead (refused when that is off), unless
-                    // a snapshot under way makes up its quorum.
+                    // a snapshot under way makes up its quorum, and
+                    // AbortTransfer.
                     if !self.core.is_leader() {
                         self.step_timer(Step::Timeout, &mut ready);
-                    } else if !self.check_quorum_waits_for_snapshot() {
-                        self.step_timer(Step::CheckQuorum, &mut ready);
+                    } else {
+                        if !self.check_quorum_waits_for_snapshot() {
+                            self.step_timer(Step::CheckQuorum, &mut ready);
+                        }
+                        // A leadership transfer not done within an election
+                        // timeout is given up (refused when none is under
+                        // way: the node takes no TransferLeadership yet).
+                        self.step_timer(Step::AbortTransfer, &mut ready);
                     }
                     ready.reset_election_timer = true;
                 }

@@ -184,6 +184,44 @@ fn pre_vote_bug_counterexamples_are_rejected_where_the_bug_acts() {
     }
 }
 
+/// Leadership transfer through the trace layer: the checker's example of
+/// a transfer completed by the real core validates (TransferLeadership with
+/// its target, TimeoutNow, the target's campaign); the counterexample of
+/// `transfer-through-pre-vote` is rejected at the HandleTimeoutNow where
+/// the target asked for pre-votes instead of campaigning.
+#[test]
+fn transfer_example_validates_and_the_bug_counterexample_is_rejected() {
+    let bounds = Bounds {
+        pre_vote: true,
+        max_transfers: 1,
+        max_requests: 0,
+        max_restarts: 0,
+        max_compactions: 0,
+        ..Bounds::DEFAULT
+    };
+    let text = checker_trace(None, bounds, model::LEADERSHIP_TRANSFERRED);
+    assert!(text.contains("TransferLeadership"), "{text}");
+    let validated = raft_interop::validate(streams("transfer", &text))
+        .unwrap_or_else(|failure| panic!("transfer: {failure}"));
+    assert!(!validated.run.is_empty());
+
+    let bug = Bug::TransferThroughPreVote;
+    let bounds = raft_checker::bugs::smallest_bound(bug).expect("a killing bound");
+    let text = checker_trace(Some(bug), bounds, model::TIMEOUT_NOW_CAMPAIGNS);
+    let failure = raft_interop::validate(streams("transfer-through-pre-vote", &text))
+        .expect_err("the correct core campaigns on TimeoutNow");
+    assert_eq!(failure.action, Some(Action::HandleTimeoutNow), "{failure}");
+
+    // A leader appending a command during a transfer: the correct core
+    // refuses that ClientRequest.
+    let bug = Bug::TransferAcceptsProposals;
+    let bounds = raft_checker::bugs::smallest_bound(bug).expect("a killing bound");
+    let text = checker_trace(Some(bug), bounds, model::TRANSFER_FREEZES_LOG);
+    let failure = raft_interop::validate(streams("transfer-accepts-proposals", &text))
+        .expect_err("the correct core refuses commands during a transfer");
+    assert_eq!(failure.action, Some(Action::ClientRequest), "{failure}");
+}
+
 #[test]
 fn a_corrupted_checker_trace_is_rejected() {
     let text = checker_trace(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);

@@ -21,11 +21,14 @@ pub enum Action {
     CompactLog,
     Restart,
     CheckQuorum,
+    TransferLeadership,
+    HandleTimeoutNow,
+    AbortTransfer,
 }
 
 impl Action {
     /// Every action, in the order of spec/Raft.tla's `Next`.
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 16] = [
         Action::Timeout,
         Action::SendAppendEntries,
         Action::ClientRequest,
@@ -39,6 +42,9 @@ impl Action {
         Action::CompactLog,
         Action::Restart,
         Action::CheckQuorum,
+        Action::TransferLeadership,
+        Action::HandleTimeoutNow,
+        Action::AbortTransfer,
     ];
 
     /// The spec's name of the action.
@@ -57,6 +63,9 @@ impl Action {
             Action::CompactLog => "CompactLog",
             Action::Restart => "Restart",
             Action::CheckQuorum => "CheckQuorum",
+            Action::TransferLeadership => "TransferLeadership",
+            Action::HandleTimeoutNow => "HandleTimeoutNow",
+            Action::AbortTransfer => "AbortTransfer",
         }
     }
 
@@ -69,6 +78,7 @@ impl Action {
             Body::AppendEntriesResponse { .. } => Action::HandleAppendEntriesResponse,
             Body::InstallSnapshotRequest { .. } => Action::HandleInstallSnapshotRequest,
             Body::InstallSnapshotResponse { .. } => Action::HandleInstallSnapshotResponse,
+            Body::TimeoutNow {} => Action::HandleTimeoutNow,
         }
     }
 
@@ -82,6 +92,7 @@ impl Action {
                 | Action::HandleAppendEntriesResponse
                 | Action::HandleInstallSnapshotRequest
                 | Action::HandleInstallSnapshotResponse
+                | Action::HandleTimeoutNow
         )
     }
 }

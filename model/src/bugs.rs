@@ -120,10 +120,20 @@ pub enum Bug {
     /// it may have heard from a live leader just before it crashed (breaks
     /// PreVoteRespectsLease).
     RestartForgetsLease,
+    /// The target of a leadership transfer, on TimeoutNow, times out as its
+    /// election timer would: with PreVote it asks for pre-votes, which the
+    /// other followers, still hearing from the old leader, refuse, so the
+    /// transfer fails (breaks TimeoutNowCampaigns; the checker also finds
+    /// it by the goal LeadershipTransferred never being reached).
+    TransferThroughPreVote,
+    /// A leader handing leadership over keeps accepting client requests:
+    /// its log keeps growing, so the target may never match its last entry
+    /// and the transfer never completes (breaks TransferFreezesLog).
+    TransferAcceptsProposals,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 25] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -147,6 +157,8 @@ impl Bug {
         Bug::PreCandidateKeepsLeader,
         Bug::PreVoteIgnoresLease,
         Bug::RestartForgetsLease,
+        Bug::TransferThroughPreVote,
+        Bug::TransferAcceptsProposals,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

@@ -16,7 +16,7 @@ pub struct Message<C: Clone, S> {
     pub body: Body<C, S>,
 }
 
-/// The six message kinds. Field names follow the paper.
+/// The seven message kinds. Field names follow the paper.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Body<C: Clone, S> {
     /// A vote request, or with `pre_vote` a pre-vote request (dissertation
@@ -66,6 +66,9 @@ pub enum Body<C: Clone, S> {
     /// The whole snapshot in one message. The node streams `data` in chunks
     /// over gRPC and hands the core the reassembled snapshot.
     InstallSnapshotRequest { snapshot: Snapshot<S> },
+    /// Leadership transfer (dissertation §3.10): the leader of the message's
+    /// term tells a peer it has brought up to date to campaign at once.
+    TimeoutNow {},
     InstallSnapshotResponse {
         /// The snapshot's last index once installed (or already covered);
         /// 0 when the request was rejected for its stale term.
@@ -83,6 +86,7 @@ impl<C: Clone, S> Body<C, S> {
             Body::AppendEntriesResponse { .. } => "AppendEntriesResponse",
             Body::InstallSnapshotRequest { .. } => "InstallSnapshotRequest",
             Body::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
+            Body::TimeoutNow {} => "TimeoutNow",
         }
     }
 }

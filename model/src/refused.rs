@@ -75,6 +75,13 @@ pub enum Refused {
     /// leader. A driver's timers fire regardless of role; the core says
     /// whether the firing is an action.
     NotEnabled(Action),
+    /// ClientRequest, or another TransferLeadership, at a leader handing
+    /// leadership to `transferee` (dissertation §3.10): the client should
+    /// retry at the new leader once the transfer ends.
+    Transferring { transferee: NodeId },
+    /// TransferLeadership to the leader itself or to a server outside its
+    /// configuration.
+    BadTransferee(NodeId),
 }
 
 impl std::fmt::Display for Refused {
@@ -91,6 +98,14 @@ impl std::fmt::Display for Refused {
             Refused::NotEnabled(action) => {
                 write!(f, "{action} is not enabled in this server's state")
             }
+            Refused::Transferring { transferee } => write!(
+                f,
+                "the leader is handing leadership to {transferee}; retry when the transfer ends"
+            ),
+            Refused::BadTransferee(target) => write!(
+                f,
+                "cannot hand leadership to {target}: not another member of the configuration"
+            ),
         }
     }
 }

@@ -71,6 +71,10 @@ pub struct Server<C: Clone, S> {
     /// whole election timeout, as if it had just heard from it. Always false
     /// without PreVote, which alone reads it.
     pub(crate) restart_lease: bool,
+    /// Leader only: the peer it is handing leadership to (dissertation
+    /// §3.10), set by TransferLeadership and cleared by AbortTransfer or any
+    /// step-down. Meanwhile the leader accepts no client request.
+    pub(crate) lead_transferee: Option<NodeId>,
     /// The most entries one AppendEntries request carries: a constant of the
     /// deployment (spec constant `MaxAppendEntries`), not protocol state.
     pub(crate) max_append_entries: usize,
@@ -170,6 +174,11 @@ impl<C: Clone, S> Server<C, S> {
     pub fn restart_lease(&self) -> bool {
         self.restart_lease
     }
+    /// Spec `leadTransferee` (leader only): the peer a leadership transfer
+    /// under way hands over to.
+    pub fn lead_transferee(&self) -> Option<NodeId> {
+        self.lead_transferee
+    }
     /// Spec `InLease`: this server heard from the leader of its term (or is
     /// that leader) since its election timer last fired, or restarted since
     /// then. It refuses pre-votes: a leader it may still follow is alive.
@@ -230,6 +239,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             // `lease_after_restart`, before PreVote is set (`with_pre_vote`
             // keeps it only with PreVote on).
             restart_lease: current_term > 0,
+            lead_transferee: None,
             max_append_entries: DEFAULT_MAX_APPEND_ENTRIES,
             check_quorum: false,
             pre_vote: false,
@@ -294,6 +304,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             .collect();
         renamed.read_acks = self.read_acks.iter().map(|(id, s)| (f(*id), *s)).collect();
         renamed.recent_active = self.recent_active.iter().map(|id| f(*id)).collect();
+        renamed.lead_transferee = self.lead_transferee.map(f);
         renamed
     }
 }

@@ -17,11 +17,12 @@ use std::borrow::Borrow;
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
+use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::refused::Refused;
 use crate::server::{Role, Server};
-use crate::types::Index;
+use crate::types::{Index, NodeId};
 
 /// One spec action with its input: what a driver feeds [`Server::step`].
 ///
@@ -56,6 +57,13 @@ pub enum Step<C, S, M> {
     /// The leader's election timer fired: it checks that a quorum answered
     /// within that timeout (CheckQuorum).
     CheckQuorum,
+    /// The operator asks the leader to hand leadership to this peer
+    /// (dissertation §3.10).
+    TransferLeadership(NodeId),
+    HandleTimeoutNow(M),
+    /// The leader's election timer fired with a transfer under way: the
+    /// transfer failed within an election timeout and is given up.
+    AbortTransfer,
 }
 
 impl<C, S, M> Step<C, S, M> {
@@ -75,6 +83,9 @@ impl<C, S, M> Step<C, S, M> {
             Step::CompactLog { .. } => Action::CompactLog,
             Step::Restart => Action::Restart,
             Step::CheckQuorum => Action::CheckQuorum,
+            Step::TransferLeadership(_) => Action::TransferLeadership,
+            Step::HandleTimeoutNow(_) => Action::HandleTimeoutNow,
+            Step::AbortTransfer => Action::AbortTransfer,
         }
     }
 
@@ -86,7 +97,8 @@ impl<C, S, M> Step<C, S, M> {
             | Step::HandleAppendEntriesRequest(m)
             | Step::HandleAppendEntriesResponse(m)
             | Step::HandleInstallSnapshotRequest(m)
-            | Step::HandleInstallSnapshotResponse(m) => Some(m),
+            | Step::HandleInstallSnapshotResponse(m)
+            | Step::HandleTimeoutNow(m) => Some(m),
             _ => None,
         }
     }
@@ -111,6 +123,9 @@ impl<C, S, M> Step<C, S, M> {
             },
             Step::Restart => Step::Restart,
             Step::CheckQuorum => Step::CheckQuorum,
+            Step::TransferLeadership(target) => Step::TransferLeadership(*target),
+            Step::HandleTimeoutNow(m) => Step::HandleTimeoutNow(m),
+            Step::AbortTransfer => Step::AbortTransfer,
         }
     }
 
@@ -141,6 +156,9 @@ impl<C, S, M> Step<C, S, M> {
             },
             Step::Restart => Step::Restart,
             Step::CheckQuorum => Step::CheckQuorum,
+            Step::TransferLeadership(target) => Step::TransferLeadership(target),
+            Step::HandleTimeoutNow(m) => Step::HandleTimeoutNow(message(m)),
+            Step::AbortTransfer => Step::AbortTransfer,
         }
     }
 
@@ -158,6 +176,7 @@ impl<C, S, M> Step<C, S, M> {
             Body::AppendEntriesResponse { .. } => Step::HandleAppendEntriesResponse(message),
             Body::InstallSnapshotRequest { .. } => Step::HandleInstallSnapshotRequest(message),
             Body::InstallSnapshotResponse { .. } => Step::HandleInstallSnapshotResponse(message),
+            Body::TimeoutNow {} => Step::HandleTimeoutNow(message),
         }
     }
 }
@@ -252,6 +271,15 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 Err(Refused::NotEnabled(Action::SendAppendEntries))
             }
             Step::SendAppendEntries => Ok(self.send_append_entries()),
+            Step::ClientRequest(_)
+                if self.is_leader()
+                    && self.lead_transferee.is_some()
+                    && !self.bugs.has(Bug::TransferAcceptsProposals) =>
+            {
+                Err(Refused::Transferring {
+                    transferee: self.lead_transferee.unwrap_or(self.id),
+                })
+            }
             Step::ClientRequest(command) => self
                 .client_request(command)
                 .map(|(_, effects)| effects)
@@ -279,6 +307,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 Err(Refused::NotEnabled(Action::CheckQuorum))
             }
             Step::CheckQuorum => Ok(self.check_quorum()),
+            Step::TransferLeadership(target) => self.transfer_leadership(target),
+            Step::HandleTimeoutNow(m) => Ok(self.handle_timeout_now(m.borrow())),
+            Step::AbortTransfer if !(self.is_leader() && self.lead_transferee.is_some()) => {
+                Err(Refused::NotEnabled(Action::AbortTransfer))
+            }
+            Step::AbortTransfer => Ok(self.abort_transfer()),
         }
     }
 }

@@ -18,7 +18,7 @@ fn every_action_is_listed_once_with_its_spec_name() {
     assert_eq!(unique.len(), names.len(), "{names:?}");
     assert_eq!(
         Action::ALL.iter().filter(|a| a.is_handler()).count(),
-        6,
+        7,
         "one handler per message kind"
     );
 }

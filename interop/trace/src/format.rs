@@ -406,6 +406,7 @@ pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage {
         Body::InstallSnapshotResponse { match_index } => Body::InstallSnapshotResponse {
             match_index: *match_index,
         },
+        Body::TimeoutNow {} => Body::TimeoutNow {},
     };
     Message {
         from: message.from,

@@ -30,8 +30,10 @@
 //! (The event is one line; it is broken here to be read.) An event's `step`
 //! is raft-model's [`raft_model::Step`] in its serde form: `"Timeout"`,
 //! `"SendAppendEntries"`, `{"ClientRequest":<command>}`, `{"ReadIndex":7}`,
-//! `{"Handle…":<message>}` for the six handlers, `{"CompactLog":{"index":4,
-//! "data":null}}`, `"Restart"`; a `Restart` event also carries
+//! `{"Handle…":<message>}` for the seven handlers (`HandleTimeoutNow`'s
+//! message a `{"TimeoutNow":{}}` body), `{"CompactLog":{"index":4,
+//! "data":null}}`, `"Restart"`, `"CheckQuorum"`, `{"TransferLeadership":2}`,
+//! `"AbortTransfer"`; a `Restart` event also carries
 //! `"recovered":{"current_term":..,"voted_for":..,"snapshot":..,
 //! "entry_terms":[..]}`, the durable state read back from disk. Adding an
 //! action to the model adds it to the format.

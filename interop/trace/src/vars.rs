@@ -49,7 +49,7 @@ impl<C: Clone, S> Variable<C, S> {
 }
 
 /// How many per-server variables the spec has.
-pub const COUNT: usize = 18;
+pub const COUNT: usize = 19;
 
 /// Every per-server variable of spec/Raft.tla, in the order of its
 /// `VARIABLES` declarations: persistent first, then volatile.
@@ -105,6 +105,9 @@ pub fn per_server<C: Clone, S>() -> [Variable<C, S>; COUNT] {
             Value::Servers(s.recent_active().iter().copied().collect())
         }),
         var("restartLease", false, |s| Value::Bool(s.restart_lease())),
+        var("leadTransferee", false, |s| {
+            Value::Server(s.lead_transferee())
+        }),
     ]
 }
 

@@ -18,13 +18,19 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// that is not a voting member.
     pub fn timeout(&mut self) -> Effects<C, S> {
         let mut effects = Effects::default();
-        if !self.may_time_out() {
-            return effects;
+        if self.may_time_out() {
+            self.time_out(&mut effects);
         }
+        effects
+    }
+
+    /// `Timeout`'s body, into `effects` (also taken by HandleTimeoutNow
+    /// with the seeded bug `TransferThroughPreVote`).
+    pub(crate) fn time_out(&mut self, effects: &mut Effects<C, S>) {
         self.restart_lease = false;
         if !self.pre_vote {
-            self.campaign(&mut effects);
-            return effects;
+            self.campaign(effects);
+            return;
         }
         self.role = Role::PreCandidate;
         if !self.bugs.has(Bug::PreCandidateKeepsLeader) {
@@ -36,8 +42,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         effects.reset_election_timer = true;
         if self.config.is_quorum(&self.votes_granted) {
             // A cluster of one needs no one's word.
-            self.campaign(&mut effects);
-            return effects;
+            self.campaign(effects);
+            return;
         }
         let body = Body::RequestVoteRequest {
             last_log_index: self.log.last_index(),
@@ -46,7 +52,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         };
         // The election's term to be; `may_time_out` checked it exists.
         let term = self.current_term + 1;
-        effects.messages = self
+        let requests: Vec<_> = self
             .config
             .peers(self.id)
             .map(|peer| Message {
@@ -54,13 +60,13 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 ..self.reply(peer, body.clone())
             })
             .collect();
-        effects
+        effects.messages.extend(requests);
     }
 
     /// The spec's `Campaign`, taken by `Timeout` (without PreVote) or by the
     /// pre-vote response that completed a quorum: start an election in the
     /// next term, vote for oneself and ask every peer for its vote.
-    fn campaign(&mut self, effects: &mut Effects<C, S>) {
+    pub(crate) fn campaign(&mut self, effects: &mut Effects<C, S>) {
         let next_term = self.current_term + 1;
         self.current_term = next_term;
         self.role = Role::Candidate;

@@ -15,6 +15,7 @@ mod read_index;
 mod replication;
 mod restart;
 mod snapshot;
+mod transfer;
 
 use crate::effects::Effects;
 use crate::message::{Body, Message};
@@ -56,6 +57,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.next_index = Default::default();
         self.match_index = Default::default();
         self.recent_active = Default::default();
+        self.lead_transferee = None;
         self.fail_pending_reads(effects);
     }
 

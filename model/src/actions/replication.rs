@@ -14,8 +14,14 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// returns the entry's index. Replication happens on the next
     /// `send_append_entries`, so a driver can batch many requests into one
     /// round. Anyone else refuses, naming the leader it knows.
+    ///
+    /// A leader handing leadership over refuses too (its log must stop
+    /// growing for the target to catch up): [`crate::Step::ClientRequest`]
+    /// says so with `Refused::Transferring`; here it names itself.
     pub fn client_request(&mut self, command: C) -> Result<(Index, Effects<C, S>), NotLeader> {
-        if self.role != Role::Leader {
+        let transferring =
+            self.lead_transferee.is_some() && !self.bugs.has(Bug::TransferAcceptsProposals);
+        if self.role != Role::Leader || transferring {
             return Err(NotLeader {
                 leader_hint: self.leader_id,
             });
@@ -277,6 +283,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             if self.next_index[&peer] <= self.log.last_index() {
                 effects.messages.push(self.append_entries_for(peer));
             }
+            self.send_timeout_now_if_caught_up(peer, &mut effects);
         } else {
             // Step back one entry, or straight past the peer's short log, or
             // past the peer's whole run of the conflicting term, but never

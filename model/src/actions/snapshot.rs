@@ -143,6 +143,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         {
             effects.messages.push(self.append_entries_for(peer));
         }
+        self.send_timeout_now_if_caught_up(peer, &mut effects);
         effects
     }
 }
