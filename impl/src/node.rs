@@ -871,7 +871,7 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
 mod tests {
     use super::*;
     use crate::config::{FileConfig, Member};
-    use raft_model::{Message, Server};
+    use raft_model::Message;
 
     /// A status request arriving in the same batch as a vote (a new term)
     /// is answered only once that batch is durable: never a term that a
@@ -899,13 +899,7 @@ mod tests {
         crate::server::init_data_dir(&config).unwrap();
         let (storage, recovered) =
             Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
-        let core = Server::recover(
-            config.id,
-            recovered.current_term,
-            recovered.voted_for,
-            recovered.snapshot,
-            recovered.log,
-        );
+        let core = crate::server::recovered_core(&config, recovered);
         let storage = Arc::new(storage);
         let (inbox_tx, inbox) = mpsc::channel(16);
         let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone()).unwrap();

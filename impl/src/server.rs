@@ -19,8 +19,8 @@ use crate::peer_client::Peers;
 use crate::peer_service::PeerService;
 use crate::proto;
 use crate::readiness::Readiness;
-use crate::storage::{Identity, Storage, StorageError};
-use crate::types::{Input, NodeStatus, SnapshotReport};
+use crate::storage::{Identity, Recovered, Storage, StorageError};
+use crate::types::{Core, Input, NodeStatus, SnapshotReport};
 
 /// A running node. Dropping it does not stop it; call [`RunningNode::stop`].
 pub struct RunningNode {
@@ -72,6 +72,21 @@ pub fn init_data_dir(config: &NodeConfig) -> Result<String, StorageError> {
     Storage::init(&config.data_dir, &identity(config))
 }
 
+/// The core a node runs: the durable state its storage recovered, with the
+/// deployment's constants from its configuration.
+pub(crate) fn recovered_core(config: &NodeConfig, recovered: Recovered) -> Core {
+    Server::recover(
+        config.id,
+        recovered.current_term,
+        recovered.voted_for,
+        recovered.snapshot,
+        recovered.log,
+    )
+    .with_max_append_entries(config.max_append_entries)
+    .with_check_quorum(config.check_quorum)
+    .with_pre_vote(config.pre_vote)
+}
+
 /// Opens the data directory (which [`init_data_dir`] initialised), recovers,
 /// and starts serving on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
@@ -100,16 +115,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "recovered from {}",
         config.data_dir.display()
     );
-    let core = Server::recover(
-        config.id,
-        recovered.current_term,
-        recovered.voted_for,
-        recovered.snapshot,
-        recovered.log,
-    )
-    .with_max_append_entries(config.max_append_entries)
-    .with_check_quorum(config.check_quorum)
-    .with_pre_vote(config.pre_vote);
+    let core = recovered_core(&config, recovered);
     let trace = match &config.trace_dir {
         Some(dir) => crate::trace::Tracer::open(dir, &config.cluster_id, &core)
             .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
