@@ -131,16 +131,7 @@ pub fn request_vote(
     last_log_index: Index,
     last_log_term: Term,
 ) -> Msg {
-    Message {
-        from,
-        to,
-        term,
-        body: Body::RequestVoteRequest {
-            last_log_index,
-            last_log_term,
-            pre_vote: false,
-        },
-    }
+    vote_request(from, to, term, (last_log_index, last_log_term), false)
 }
 
 /// A pre-vote request for the election of `term` (the sender's term + 1).
@@ -151,6 +142,16 @@ pub fn pre_vote_request(
     last_log_index: Index,
     last_log_term: Term,
 ) -> Msg {
+    vote_request(from, to, term, (last_log_index, last_log_term), true)
+}
+
+fn vote_request(
+    from: NodeId,
+    to: NodeId,
+    term: Term,
+    (last_log_index, last_log_term): (Index, Term),
+    pre_vote: bool,
+) -> Msg {
     Message {
         from,
         to,
@@ -158,31 +159,27 @@ pub fn pre_vote_request(
         body: Body::RequestVoteRequest {
             last_log_index,
             last_log_term,
-            pre_vote: true,
+            pre_vote,
         },
     }
 }
 
 pub fn vote(from: NodeId, to: NodeId, term: Term, vote_granted: bool) -> Msg {
-    Message {
-        from,
-        to,
-        term,
-        body: Body::RequestVoteResponse {
-            vote_granted,
-            pre_vote: false,
-        },
-    }
+    vote_response(from, to, term, vote_granted, false)
 }
 
 pub fn pre_vote(from: NodeId, to: NodeId, term: Term, vote_granted: bool) -> Msg {
+    vote_response(from, to, term, vote_granted, true)
+}
+
+fn vote_response(from: NodeId, to: NodeId, term: Term, vote_granted: bool, pre_vote: bool) -> Msg {
     Message {
         from,
         to,
         term,
         body: Body::RequestVoteResponse {
             vote_granted,
-            pre_vote: true,
+            pre_vote,
         },
     }
 }
