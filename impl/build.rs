@@ -12,7 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("raft_descriptor.bin"))
         .compile_with_config(
             config,
-            &["proto/raft_peer.proto", "proto/kv.proto"],
+            &[
+                "proto/raft_peer.proto",
+                "proto/kv.proto",
+                "proto/admin.proto",
+            ],
             &["proto"],
         )?;
     // The disk format (storage's log records and snapshot images): messages

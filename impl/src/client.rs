@@ -13,7 +13,9 @@ use rand::RngExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Response, Status};
 
-use crate::kv_service::LEADER_ADDR_HEADER;
+use crate::gateway::LEADER_ADDR_HEADER;
+use crate::proto::admin as admin_pb;
+use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::kv as pb;
 use crate::proto::kv::kv_client::KvClient as GrpcClient;
 
@@ -44,7 +46,7 @@ pub struct Health {
 
 pub struct KvClient {
     endpoints: Vec<String>,
-    channels: HashMap<String, GrpcClient<Channel>>,
+    channels: HashMap<String, Channel>,
     /// The leader as last reported by a node, if any.
     leader: Option<String>,
     cursor: usize,
@@ -87,13 +89,14 @@ impl KvClient {
         self.client_id
     }
 
-    fn grpc(&mut self, address: &str) -> Result<GrpcClient<Channel>, ClientError> {
-        if let Some(client) = self.channels.get(address) {
-            return Ok(client.clone());
+    /// The channel to `address`, made once and shared by every service.
+    fn grpc(&mut self, address: &str) -> Result<Channel, ClientError> {
+        if let Some(channel) = self.channels.get(address) {
+            return Ok(channel.clone());
         }
-        let client = GrpcClient::new(self.channel(address)?);
-        self.channels.insert(address.to_owned(), client.clone());
-        Ok(client)
+        let channel = self.channel(address)?;
+        self.channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
     }
 
     /// A lazily connecting channel to `address`, with TLS if configured.
@@ -118,7 +121,7 @@ impl KvClient {
     /// unavailability until `op_timeout`.
     async fn call<T, F, Fut>(&mut self, mut op: F) -> Result<T, ClientError>
     where
-        F: FnMut(GrpcClient<Channel>) -> Fut,
+        F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let started = Instant::now();
@@ -186,9 +189,9 @@ impl KvClient {
             key: key.to_owned(),
             value: value.to_owned(),
         };
-        self.call(|mut client| {
+        self.call(|channel| {
             let request = request.clone();
-            async move { client.put(request).await }
+            async move { GrpcClient::new(channel).put(request).await }
         })
         .await
     }
@@ -197,9 +200,9 @@ impl KvClient {
         let request = pb::GetRequest {
             key: key.to_owned(),
         };
-        self.call(|mut client| {
+        self.call(|channel| {
             let request = request.clone();
-            async move { client.get(request).await }
+            async move { GrpcClient::new(channel).get(request).await }
         })
         .await
     }
@@ -210,9 +213,9 @@ impl KvClient {
             seq: self.take_seq(),
             key: key.to_owned(),
         };
-        self.call(|mut client| {
+        self.call(|channel| {
             let request = request.clone();
-            async move { client.delete(request).await }
+            async move { GrpcClient::new(channel).delete(request).await }
         })
         .await
     }
@@ -230,16 +233,27 @@ impl KvClient {
             expected: expected.map(str::to_owned),
             new_value: new_value.map(str::to_owned),
         };
-        self.call(|mut client| {
+        self.call(|channel| {
             let request = request.clone();
-            async move { client.compare_and_swap(request).await }
+            async move { GrpcClient::new(channel).compare_and_swap(request).await }
         })
         .await
     }
 
+    /// Moves leadership to node `to`, following the leader; answers once a
+    /// leader of a later term is known (see the Admin service).
+    pub async fn transfer_leader(
+        &mut self,
+        to: u64,
+    ) -> Result<admin_pb::TransferLeaderResponse, ClientError> {
+        let request = admin_pb::TransferLeaderRequest { to };
+        self.call(|channel| async move { AdminClient::new(channel).transfer_leader(request).await })
+            .await
+    }
+
     /// The status of one node (no leader following).
     pub async fn status_of(&mut self, address: &str) -> Result<pb::StatusResponse, ClientError> {
-        let mut client = self.grpc(address)?;
+        let mut client = GrpcClient::new(self.grpc(address)?);
         match tokio::time::timeout(self.rpc_timeout, client.status(pb::StatusRequest {})).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(ClientError::Unreachable {

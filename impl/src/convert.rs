@@ -377,6 +377,21 @@ pub fn snapshot_response_from_proto(
     ))
 }
 
+// --- TimeoutNow ---
+
+pub fn timeout_now_to_proto(cluster_id: &str, message: &Msg) -> Option<pb::TimeoutNowRequest> {
+    let Body::TimeoutNow {} = message.body else {
+        return None;
+    };
+    Some(pb::TimeoutNowRequest {
+        header: Some(header(cluster_id, message)),
+    })
+}
+
+pub fn timeout_now_from_proto(addressing: &Addressing) -> Msg {
+    message(addressing, Body::TimeoutNow {})
+}
+
 pub fn check_snapshot_meta(meta: &pb::SnapshotMeta) -> Result<SnapshotMeta, ConvertError> {
     Ok(SnapshotMeta {
         last_index: index("snapshot.last_index", meta.last_index)?,

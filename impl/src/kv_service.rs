@@ -5,86 +5,37 @@
 //! "not the leader" with the metadata `raft-leader-id` and `raft-leader-addr`
 //! when it knows the leader, so a client can follow it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use raft_model::{NodeId, Role};
-use tokio::sync::{mpsc, oneshot};
-use tonic::metadata::MetadataValue;
+use raft_model::Role;
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
+use crate::gateway::Gateway;
 use crate::kv::{KvCommand, KvOp};
 use crate::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::proto::kv as pb;
 use crate::proto::kv::kv_server::Kv;
-use crate::types::{Applied, ClientError, Input};
-
-pub const LEADER_ID_HEADER: &str = "raft-leader-id";
-pub const LEADER_ADDR_HEADER: &str = "raft-leader-addr";
+use crate::types::{Applied, Input};
 
 pub struct KvService {
-    cluster_id: String,
-    members: BTreeMap<NodeId, String>,
-    inbox: mpsc::Sender<Input>,
-    timeout: Duration,
+    gateway: Gateway,
 }
 
 impl KvService {
     pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
         KvService {
-            cluster_id: config.cluster_id.clone(),
-            members: config.members.clone(),
-            inbox,
-            timeout: config.client_timeout,
-        }
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, Status> {
-        let (reply, answer) = oneshot::channel();
-        self.inbox
-            .send(make(reply))
-            .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
-            Err(_) => Err(Status::unavailable(
-                "timed out waiting for the cluster; retry (writes with the same sequence number)",
-            )),
+            gateway: Gateway::new(config, inbox),
         }
     }
 
     async fn propose(&self, command: KvCommand) -> Result<Applied, Status> {
-        let result = self.ask(|reply| Input::Propose { command, reply }).await?;
-        result.map_err(|err| self.client_error(err))
-    }
-
-    fn client_error(&self, err: ClientError) -> Status {
-        match err {
-            ClientError::NotLeader { leader } => {
-                let address = leader.and_then(|id| self.members.get(&id));
-                let message = match (leader, address) {
-                    (Some(id), Some(address)) => {
-                        format!("not the leader; the leader is node {id} at {address}")
-                    }
-                    _ => "not the leader; no leader is known yet, retry shortly".to_owned(),
-                };
-                let mut status = Status::failed_precondition(message);
-                if let (Some(id), Some(address)) = (leader, address) {
-                    let metadata = status.metadata_mut();
-                    metadata.insert(LEADER_ID_HEADER, MetadataValue::from(id));
-                    if let Ok(value) = address.parse() {
-                        metadata.insert(LEADER_ADDR_HEADER, value);
-                    }
-                }
-                status
-            }
-            ClientError::Retry(message) => Status::unavailable(message),
-            ClientError::Apply(err) => Status::invalid_argument(err.to_string()),
-            ClientError::Stopped => Status::unavailable("the node is shutting down"),
-        }
+        let gateway = &self.gateway;
+        let result = gateway
+            .ask(|reply| Input::Propose { command, reply })
+            .await?;
+        result.map_err(|err| gateway.status(err))
     }
 }
 
@@ -149,9 +100,10 @@ impl Kv for KvService {
         check_key(&request.key)?;
         let key = request.key;
         let read = self
+            .gateway
             .ask(|reply| Input::Read { key, reply })
             .await?
-            .map_err(|err| self.client_error(err))?;
+            .map_err(|err| self.gateway.status(err))?;
         Ok(Response::new(pb::GetResponse {
             value: read.value,
             index: read.index,
@@ -213,7 +165,8 @@ impl Kv for KvService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let status = self.ask(|reply| Input::Status { reply }).await?;
+        let gateway = &self.gateway;
+        let status = gateway.ask(|reply| Input::Status { reply }).await?;
         let role = match status.role {
             Role::Follower => "follower",
             Role::Candidate => "candidate",
@@ -227,7 +180,7 @@ impl Kv for KvService {
             leader_id: status.leader.unwrap_or(0),
             leader_address: status
                 .leader
-                .and_then(|id| self.members.get(&id).cloned())
+                .and_then(|id| gateway.address_of(id).cloned())
                 .unwrap_or_default(),
             commit_index: status.commit_index,
             applied_index: status.applied_index,
@@ -236,10 +189,10 @@ impl Kv for KvService {
                 .iter()
                 .map(|id| pb::Member {
                     id: *id,
-                    address: self.members.get(id).cloned().unwrap_or_default(),
+                    address: gateway.address_of(*id).cloned().unwrap_or_default(),
                 })
                 .collect(),
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: gateway.cluster_id.clone(),
             last_log_index: status.last_log_index,
             snapshot_index: status.snapshot_index,
             ready: status.readiness.serving,

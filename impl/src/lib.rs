@@ -33,11 +33,13 @@
 //! No protocol decision is made in this crate: every vote, commit, leader
 //! change and read confirmation comes from the core.
 
+pub mod admin_service;
 pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod gateway;
 pub mod kv;
 pub mod kv_service;
 pub mod launch;
@@ -63,6 +65,9 @@ pub mod proto {
     }
     pub mod kv {
         tonic::include_proto!("raft.kv.v1");
+    }
+    pub mod admin {
+        tonic::include_proto!("raft.admin.v1");
     }
     /// Served by gRPC reflection (so `grpcurl` needs no .proto files).
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("raft_descriptor");

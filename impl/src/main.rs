@@ -120,6 +120,16 @@ enum ClientOp {
     },
     /// Every endpoint's status (id, role, term, leader, commit and applied index, members).
     Status,
+    /// Move leadership to another member, e.g. before taking the leader down
+    /// for maintenance. The leader refuses writes while it brings the target
+    /// up to date and tells it to campaign; answers once the new leader is
+    /// known, or fails if the target has not taken over within an election
+    /// timeout (the old leader then accepts writes again).
+    TransferLeader {
+        /// The id of the member that should lead.
+        #[arg(long)]
+        to: u64,
+    },
     /// Every endpoint's gRPC health, SERVING only with a leader heard from
     /// within an election timeout (for the leader: a quorum heard), and why;
     /// exits with failure unless every endpoint is SERVING.
@@ -199,6 +209,23 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{unhealthy} of {} endpoints not serving",
                     client.endpoints().len()
+                );
+            }
+        }
+        ClientOp::TransferLeader { to } => {
+            let started = std::time::Instant::now();
+            let moved = client.transfer_leader(to).await?;
+            println!(
+                "OK: node {} at {} leads term {} ({} ms)",
+                moved.leader_id,
+                moved.leader_address,
+                moved.term,
+                started.elapsed().as_millis()
+            );
+            if moved.leader_id != to {
+                anyhow::bail!(
+                    "node {to} did not take over: node {} won the election",
+                    moved.leader_id
                 );
             }
         }

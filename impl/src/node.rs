@@ -49,7 +49,9 @@ use crate::readiness::{self, Contacts, Readiness};
 use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
-use crate::types::{Applied, ClientError, Core, Input, NodeStatus, ReadValue, SnapshotReport};
+use crate::types::{
+    Applied, ClientError, Core, Input, LeaderMoved, NodeStatus, ReadValue, SnapshotReport,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -133,6 +135,17 @@ pub(crate) struct EventLoop {
     /// The leader and term whose snapshot chunks are arriving, once counted
     /// (to say so once per stream).
     snapshot_streaming_from: Option<(raft_model::NodeId, Term)>,
+    /// A leadership transfer this node (as leader) started, and who waits
+    /// for its outcome.
+    transfer: Option<PendingTransfer>,
+}
+
+/// A leadership transfer under way at this node.
+struct PendingTransfer {
+    to: raft_model::NodeId,
+    /// The term in which this node, as leader, started it.
+    term: Term,
+    reply: oneshot::Sender<Result<LeaderMoved, ClientError>>,
 }
 
 impl EventLoop {
@@ -165,6 +178,7 @@ impl EventLoop {
             contacts: Contacts::default(),
             readiness: watch::channel(Readiness::starting()).0,
             snapshot_streaming_from: None,
+            transfer: None,
         }
     }
 
@@ -215,7 +229,7 @@ impl EventLoop {
                         }
                         // A leadership transfer not done within an election
                         // timeout is given up (refused when none is under
-                        // way: the node takes no TransferLeadership yet).
+                        // way).
                         self.step_timer(Step::AbortTransfer, &mut ready);
                     }
                     ready.reset_election_timer = true;
@@ -358,6 +372,7 @@ impl EventLoop {
             // (see `perform`): answered now, it could report a term or a
             // commit index that a crash before the batch's fdatasync undoes.
             Input::Status { reply } => ready.statuses.push(reply),
+            Input::TransferLeader { to, reply } => self.transfer_leader(to, reply, ready),
             Input::TakeSnapshot { reply } => {
                 if self.snapshot_in_progress || self.start_snapshot() {
                     self.snapshot_waiters.push(reply);
@@ -675,6 +690,7 @@ impl EventLoop {
         {
             self.start_snapshot();
         }
+        self.settle_transfer();
         self.update_metrics();
         self.update_readiness();
         // 5. Status, now that everything the batch changed is durable
@@ -688,6 +704,80 @@ impl EventLoop {
             }
         }
         Ok(())
+    }
+
+    /// Starts moving leadership to `to` (core TransferLeadership); the
+    /// answer waits for the outcome (see [`Self::settle_transfer`]).
+    /// Leadership already at `to` is success at once, so that an operator's
+    /// retry after a lost answer does not fail.
+    fn transfer_leader(
+        &mut self,
+        to: raft_model::NodeId,
+        reply: oneshot::Sender<Result<LeaderMoved, ClientError>>,
+        ready: &mut Ready,
+    ) {
+        let term = self.core.current_term();
+        if self.core.is_leader() && to == self.core.id() {
+            let _ = reply.send(Ok(LeaderMoved { leader: to, term }));
+            return;
+        }
+        match self.step(Step::TransferLeadership(to)) {
+            Ok(effects) => {
+                info!(
+                    to,
+                    term, "leadership transfer started: writes are refused until it ends"
+                );
+                ready.absorb(effects);
+                self.transfer = Some(PendingTransfer { to, term, reply });
+            }
+            Err(refused) => {
+                let _ = reply.send(Err(ClientError::refused(refused)));
+            }
+        }
+    }
+
+    /// Answers the transfer's requester once it has an outcome: a leader of
+    /// a later term is known (normally the target), or this node is still
+    /// leader of the same term with the transfer given up (AbortTransfer
+    /// after an election timeout). Until then, it waits: a deposed leader
+    /// learns who won from the winner's first AppendEntries.
+    fn settle_transfer(&mut self) {
+        let Some(transfer) = &self.transfer else {
+            return;
+        };
+        let (term, leader) = (self.core.current_term(), self.core.leader_id());
+        let outcome = if term > transfer.term
+            && let Some(leader) = leader
+        {
+            if leader == transfer.to {
+                info!(leader, term, "leadership transfer done");
+            } else {
+                warn!(
+                    to = transfer.to,
+                    leader, term, "leadership transfer: another member won the election"
+                );
+            }
+            Ok(LeaderMoved { leader, term })
+        } else if term == transfer.term
+            && self.core.is_leader()
+            && self.core.lead_transferee().is_none()
+        {
+            warn!(
+                to = transfer.to,
+                term,
+                "leadership transfer given up after an election timeout; writes accepted again"
+            );
+            Err(ClientError::Aborted(format!(
+                "node {} did not take over within an election timeout (is it up, and its log caught up?); node {} is still the leader and accepts writes again",
+                transfer.to,
+                self.core.id()
+            )))
+        } else {
+            return;
+        };
+        if let Some(transfer) = self.transfer.take() {
+            let _ = transfer.reply.send(outcome);
+        }
     }
 
     /// The core adopted a snapshot (from the leader): the state machine

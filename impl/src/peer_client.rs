@@ -207,6 +207,18 @@ impl PeerSender {
                     convert::snapshot_response_from_proto(&addressing, &response).ok()
                 })
             }
+            Body::TimeoutNow {} => {
+                // One-way: the target answers with an election, not a reply.
+                let request = convert::timeout_now_to_proto(&self.cluster_id, &message)?;
+                self.with_timeout(self.rpc_timeout, self.client.clone().timeout_now(request))
+                    .await?;
+                debug!(
+                    peer = self.peer,
+                    term = message.term,
+                    "TimeoutNow delivered"
+                );
+                return None;
+            }
             _ => {
                 debug!(kind, "responses travel as RPC replies; not sent");
                 None
@@ -263,18 +275,22 @@ fn read_round(message: &Msg) -> u64 {
     }
 }
 
-/// Keeps the newest replication request (AppendEntries or InstallSnapshot)
-/// and the newest vote request, in their original order.
+/// Keeps the newest replication request (AppendEntries or InstallSnapshot),
+/// the newest vote request and the newest TimeoutNow, in their original
+/// order.
 fn coalesce(pending: Vec<Msg>) -> Vec<Msg> {
     let is_vote = |m: &Msg| matches!(m.body, Body::RequestVoteRequest { .. });
+    let is_timeout_now = |m: &Msg| matches!(m.body, Body::TimeoutNow {});
     let last_replication = pending.iter().rposition(is_replication);
     let last_vote = pending.iter().rposition(is_vote);
+    let last_timeout_now = pending.iter().rposition(is_timeout_now);
     pending
         .into_iter()
         .enumerate()
         .filter(|(at, m)| {
             (is_replication(m) && Some(*at) == last_replication)
                 || (is_vote(m) && Some(*at) == last_vote)
+                || (is_timeout_now(m) && Some(*at) == last_timeout_now)
         })
         .map(|(_, m)| m)
         .collect()
@@ -339,10 +355,28 @@ mod tests {
         }
     }
 
+    fn timeout_now(term: u64) -> Msg {
+        Msg {
+            from: 1,
+            to: 2,
+            term,
+            body: Body::TimeoutNow {},
+        }
+    }
+
     #[test]
     fn coalescing_keeps_the_newest_of_each_kind_in_order() {
         let kept = coalesce(vec![append(1), vote(2), append(3), vote(4), append(5)]);
         let terms: Vec<u64> = kept.iter().map(|m| m.term).collect();
         assert_eq!(terms, vec![4, 5]);
+    }
+
+    /// A leadership transfer's TimeoutNow is neither a vote nor replication:
+    /// dropping it as either would leave the transfer to time out.
+    #[test]
+    fn coalescing_keeps_timeout_now_after_the_append_that_caught_the_target_up() {
+        let kept = coalesce(vec![append(1), timeout_now(1), append(1), timeout_now(2)]);
+        let kinds: Vec<(&str, u64)> = kept.iter().map(|m| (m.body.kind(), m.term)).collect();
+        assert_eq!(kinds, vec![("AppendEntriesRequest", 1), ("TimeoutNow", 2)]);
     }
 }

@@ -125,6 +125,28 @@ impl RaftPeer for PeerService {
         self.reply(convert::append_response_to_proto(&self.cluster_id, &answer))
     }
 
+    /// One-way in the core: the target campaigns (or ignores a stale
+    /// TimeoutNow) and has nothing to answer; the empty response says the
+    /// core took it.
+    async fn timeout_now(
+        &self,
+        request: Request<pb::TimeoutNowRequest>,
+    ) -> Result<Response<pb::TimeoutNowResponse>, Status> {
+        let request = request.into_inner();
+        let addressing = self.check(request.header.as_ref())?;
+        let message = convert::timeout_now_from_proto(&addressing);
+        let (reply, answer) = oneshot::channel();
+        self.inbox
+            .send(Input::PeerRequest { message, reply })
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(_)) => Ok(Response::new(pb::TimeoutNowResponse {})),
+            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
+            Err(_) => Err(Status::deadline_exceeded("the node did not answer in time")),
+        }
+    }
+
     async fn install_snapshot(
         &self,
         request: Request<Streaming<pb::InstallSnapshotChunk>>,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::admin_service::AdminService;
 use crate::config::NodeConfig;
 use crate::kv_service::KvService;
 use crate::limits::{INBOX_CAPACITY, MAX_MESSAGE_BYTES};
@@ -158,6 +159,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let kv_service = proto::kv::kv_server::KvServer::new(KvService::new(&config, inbox_tx.clone()));
+    let admin_service =
+        proto::admin::admin_server::AdminServer::new(AdminService::new(&config, inbox_tx.clone()));
     let address = listener.local_addr()?;
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();
@@ -170,6 +173,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(peer_service)
             .add_service(kv_service)
+            .add_service(admin_service)
             .add_service(health_service)
             .add_service(reflection)
             // `Server::tcp_nodelay` does not reach a listener we pass in; without

@@ -50,6 +50,11 @@ pub enum Input {
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
+    /// Move leadership to `to` (the admin service's TransferLeader).
+    TransferLeader {
+        to: NodeId,
+        reply: oneshot::Sender<Result<LeaderMoved, ClientError>>,
+    },
     /// Take a snapshot now (operators, tests and the bench).
     TakeSnapshot {
         reply: oneshot::Sender<Result<SnapshotReport, String>>,
@@ -63,6 +68,13 @@ pub enum Input {
 pub struct Applied {
     pub index: Index,
     pub result: CommandResult,
+}
+
+/// A leadership transfer's outcome: the leader of a later term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderMoved {
+    pub leader: NodeId,
+    pub term: Term,
 }
 
 /// A linearizable read's answer.
@@ -90,6 +102,12 @@ pub enum ClientError {
     Retry(String),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A request that cannot succeed as asked (retrying will not help).
+    #[error("{0}")]
+    Invalid(String),
+    /// An operation that was started and then given up.
+    #[error("{0}")]
+    Aborted(String),
     #[error("the node is shutting down")]
     Stopped,
 }
@@ -101,6 +119,7 @@ impl ClientError {
             Refused::NotLeader(not_leader) => ClientError::NotLeader {
                 leader: not_leader.leader_hint,
             },
+            bad @ Refused::BadTransferee(_) => ClientError::Invalid(bad.to_string()),
             other => ClientError::Retry(other.to_string()),
         }
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use raft_model::{NodeId, Role};
 use raft_node::config::FileConfig;
-use raft_node::kv_service::LEADER_ADDR_HEADER;
+use raft_node::gateway::LEADER_ADDR_HEADER;
 use raft_node::local::LocalCluster;
 use raft_node::proto::kv as pb;
 use raft_node::proto::kv::kv_client::KvClient as GrpcClient;

@@ -178,6 +178,15 @@ async fn record(dir: &Path) -> (PathBuf, u64) {
     write(&mut client, 140, 150).await;
     wait_all_applied(&mut client, &endpoints).await;
 
+    // Leadership moved by the operator: TransferLeadership at the leader,
+    // TimeoutNow at the target, which campaigns without a pre-election.
+    let from = leader(&mut client, &endpoints).await;
+    let to = from % 3 + 1;
+    let moved = client.transfer_leader(to as u64).await.expect("transfer");
+    assert_eq!(moved.leader_id, to as u64);
+    write(&mut client, 150, 160).await;
+    wait_all_applied(&mut client, &endpoints).await;
+
     // The leader left alone: CheckQuorum steps it down within an election
     // timeout or two (at most 300 ms each here).
     let last = leader(&mut client, &endpoints).await;
@@ -282,6 +291,8 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         "Restart",
         "HandleInstallSnapshotRequest",
         "CheckQuorum",
+        "TransferLeadership",
+        "HandleTimeoutNow",
     ] {
         assert!(
             actions.contains(expected),

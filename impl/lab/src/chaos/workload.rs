@@ -25,7 +25,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::history::{Input, Micros, Operation, Output};
-use raft_node::kv_service::LEADER_ID_HEADER;
+use raft_node::gateway::LEADER_ID_HEADER;
 use raft_node::proto::kv as pb;
 use raft_node::proto::kv::kv_client::KvClient as GrpcClient;
 
