@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raft_model::NodeId;
@@ -47,10 +48,14 @@ pub enum FaultKind {
     /// both ways, every fraction of an election timeout while the fault
     /// holds.
     Flapping,
+    /// An operator moves leadership to a random follower (the admin
+    /// service's TransferLeader): not a failure, but a change of leader the
+    /// clients must ride through like one.
+    TransferLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -62,6 +67,7 @@ impl FaultKind {
         FaultKind::PauseLeader,
         FaultKind::NonTransitive,
         FaultKind::Flapping,
+        FaultKind::TransferLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +83,7 @@ impl FaultKind {
             FaultKind::PauseLeader => "pause-leader",
             FaultKind::NonTransitive => "non-transitive",
             FaultKind::Flapping => "flapping",
+            FaultKind::TransferLeader => "transfer-leader",
         }
     }
 }
@@ -101,6 +108,9 @@ pub enum Active {
     Paused(NodeId),
     /// The link between these two nodes flaps (both ways) until healed.
     Flapping(NodeId, NodeId),
+    /// A leadership transfer was asked for; its outcome is counted in
+    /// [`Injector::transfers`] when it arrives. Nothing to heal.
+    Transfer,
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }
@@ -114,6 +124,9 @@ pub struct Injector {
     /// Quiet time between faults, in milliseconds.
     pub gap_ms: (u64, u64),
     pub counts: BTreeMap<FaultKind, u64>,
+    /// The outcomes of the leadership transfers asked for, by name
+    /// (`moved`, `other-leader`, `aborted`, `failed`).
+    pub transfers: Arc<Mutex<BTreeMap<&'static str, u64>>>,
 }
 
 impl Injector {
@@ -125,6 +138,7 @@ impl Injector {
             hold_ms: (election_high_ms * 2, election_high_ms * 8),
             gap_ms: (election_high_ms, election_high_ms * 4),
             counts: BTreeMap::new(),
+            transfers: Arc::default(),
         }
     }
 
@@ -208,6 +222,14 @@ impl Injector {
                     Active::Cut
                 }
             }
+            (FaultKind::TransferLeader, Some(leader)) => {
+                let Some(&to) = ids.iter().find(|id| **id != leader) else {
+                    return (kind, Active::Nothing);
+                };
+                let address = processes.address(leader).to_string();
+                tokio::spawn(transfer_leader(address, to, self.transfers.clone()));
+                Active::Transfer
+            }
             (FaultKind::LeaderDeaf, Some(leader)) => {
                 for other in ids.iter().filter(|id| **id != leader) {
                     network.cut(*other, leader);
@@ -250,9 +272,42 @@ pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> any
         Active::Killed(id) => processes.start(id)?,
         Active::Paused(id) => processes.resume(id),
         Active::Cut | Active::Flapping(..) => network.heal(),
-        Active::Nothing => {}
+        Active::Transfer | Active::Nothing => {}
     }
     Ok(())
+}
+
+/// Asks the node at `address` (the leader when chosen) to move leadership
+/// to `to`, and counts the outcome. Bounded: the node answers within an
+/// election timeout or two, the call gives up after 10 s.
+async fn transfer_leader(
+    address: String,
+    to: NodeId,
+    outcomes: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+) {
+    use raft_node::proto::admin as admin_pb;
+    let call = async {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|err| tonic::Status::invalid_argument(err.to_string()))?
+            .connect_timeout(Duration::from_millis(200));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+        admin_pb::admin_client::AdminClient::new(channel)
+            .transfer_leader(admin_pb::TransferLeaderRequest { to })
+            .await
+            .map(tonic::Response::into_inner)
+    };
+    let outcome = match tokio::time::timeout(Duration::from_secs(10), call).await {
+        Ok(Ok(moved)) if moved.leader_id == to => "moved",
+        Ok(Ok(_)) => "other-leader",
+        Ok(Err(status)) if status.code() == tonic::Code::Aborted => "aborted",
+        Ok(Err(_)) | Err(_) => "failed",
+    };
+    if let Ok(mut outcomes) = outcomes.lock() {
+        *outcomes.entry(outcome).or_default() += 1;
+    }
 }
 
 /// The leader of the highest term among the nodes that answer quickly.

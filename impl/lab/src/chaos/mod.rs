@@ -119,6 +119,9 @@ pub struct ChaosReport {
     pub nodes: u64,
     pub duration: Duration,
     pub faults: BTreeMap<String, u64>,
+    /// Outcomes of the leadership transfers asked for (fault kind
+    /// `transfer-leader`): moved, other-leader, aborted, failed.
+    pub transfers: BTreeMap<String, u64>,
     pub operations: OperationCounts,
     pub linearizability: Report,
     pub lost_writes: Vec<LostWrite>,
@@ -219,6 +222,14 @@ impl ChaosReport {
             .collect();
         let total_faults: u64 = self.faults.values().sum();
         let _ = writeln!(out, "faults: {total_faults} ({})", faults.join(", "));
+        if !self.transfers.is_empty() {
+            let transfers: Vec<String> = self
+                .transfers
+                .iter()
+                .map(|(outcome, n)| format!("{outcome} {n}"))
+                .collect();
+            let _ = writeln!(out, "leadership transfers: {}", transfers.join(", "));
+        }
         let _ = writeln!(
             out,
             "operations: {} ok, {} failed, {} indeterminate",
@@ -591,6 +602,16 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
             .iter()
             .map(|(k, n)| (k.name().to_owned(), *n))
             .collect(),
+        transfers: injector
+            .transfers
+            .lock()
+            .map(|outcomes| {
+                outcomes
+                    .iter()
+                    .map(|(k, n)| ((*k).to_owned(), *n))
+                    .collect()
+            })
+            .unwrap_or_default(),
         operations,
         linearizability,
         lost_writes,
@@ -723,6 +744,7 @@ mod tests {
             nodes: 3,
             duration: Duration::from_secs(1),
             faults: BTreeMap::new(),
+            transfers: BTreeMap::new(),
             operations: OperationCounts::default(),
             linearizability: Report {
                 keys,
