@@ -236,6 +236,19 @@ pub const PRESETS: &[Preset] = &[
         states: Some(11_508_124),
     },
     Preset {
+        name: "transfer",
+        bounds: Bounds {
+            pre_vote: true,
+            max_transfers: 1,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, PreVote on, one leadership transfer: TimeoutNow \
+                campaigns past the pre-election, a leader handing over takes no command, a \
+                transfer interleaved with a rival election and aborted; every safety property \
+                still holds",
+        states: Some(6_965_386),
+    },
+    Preset {
         name: "deep",
         bounds: Bounds {
             max_term: 4,
@@ -294,6 +307,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "quorum",
         "conflicts",
         "prevote",
+        "transfer",
     ],
 )];
 
