@@ -44,6 +44,8 @@ pub struct SettingsArgs {
     /// TOML config file (see the crate docs of `config` for its keys).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The cluster's name: every peer message carries it, and a node refuses
+    /// messages of another cluster (and a data directory of another one).
     #[arg(long)]
     pub cluster_id: Option<String>,
     /// This node's id (one of the members).
@@ -55,6 +57,8 @@ pub struct SettingsArgs {
     /// A member, as ID=HOST:PORT; repeat for every member, this node included.
     #[arg(long = "peer", value_name = "ID=HOST:PORT")]
     pub peers: Vec<String>,
+    /// Where the node keeps its log, hard state and snapshots (must have
+    /// been initialised: `raft-node init` or `--init`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Serve Prometheus metrics (/metrics) and readiness (/health) over HTTP on this address.
@@ -63,6 +67,8 @@ pub struct SettingsArgs {
     /// Election timeout range in milliseconds, as LOW,HIGH.
     #[arg(long, value_name = "LOW,HIGH")]
     pub election_timeout_ms: Option<String>,
+    /// How often the leader sends AppendEntries when it has nothing new
+    /// (well below the election timeout's lower end).
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
     /// Compact the log once this many entries are applied past the last snapshot.
@@ -215,7 +221,7 @@ pub fn init_node(config: &NodeConfig) -> anyhow::Result<()> {
 pub async fn run_node(config: NodeConfig, listen_on_stdin: bool, init: bool) -> anyhow::Result<()> {
     if config.metrics.is_some() {
         // The node serves it, with /health, on that address (server::start).
-        crate::metrics::install_recorder()?;
+        crate::metrics::install_recorder(&config.cluster_id, config.id)?;
     }
     let listener = if listen_on_stdin {
         inherited_listener(&config)?

@@ -31,6 +31,11 @@ pub enum ClientError {
     NoEndpoints,
     #[error("{address}: {message}")]
     Unreachable { address: String, message: String },
+    #[error(
+        "no node is listening: every endpoint refused the connection ({}); is the cluster running, and are these its client addresses?",
+        .0.join(", ")
+    )]
+    AllRefused(Vec<String>),
 }
 
 /// One node's answer to a health check.
@@ -58,6 +63,11 @@ pub struct KvClient {
     pub rpc_timeout: Duration,
     /// Mutual TLS, when the cluster uses it.
     tls: Option<crate::tls::Tls>,
+    /// Give up at once when every endpoint refuses the connection (nothing
+    /// listens: a command-line user's typo or a stopped cluster), rather
+    /// than retry until `op_timeout`. Off by default: a program riding
+    /// through a whole-cluster restart wants the retries.
+    pub fail_when_all_refuse: bool,
 }
 
 impl KvClient {
@@ -75,6 +85,7 @@ impl KvClient {
             op_timeout: Duration::from_secs(15),
             rpc_timeout: Duration::from_secs(6),
             tls: None,
+            fail_when_all_refuse: false,
         })
     }
 
@@ -127,6 +138,8 @@ impl KvClient {
         let started = Instant::now();
         let mut last = String::from("no attempt made");
         let mut failures = 0u32;
+        // Endpoints that refused a connection since any node last answered.
+        let mut refused = std::collections::BTreeSet::new();
         while started.elapsed() < self.op_timeout {
             let address = match &self.leader {
                 Some(leader) => leader.clone(),
@@ -140,6 +153,14 @@ impl KvClient {
                 Err(_) => Status::deadline_exceeded(format!("no answer from {address}")),
             };
             last = format!("{address}: {}", status.message());
+            if connection_refused(&status) {
+                refused.insert(address.clone());
+                if self.fail_when_all_refuse && self.endpoints.iter().all(|e| refused.contains(e)) {
+                    return Err(ClientError::AllRefused(self.endpoints.clone()));
+                }
+            } else {
+                refused.clear();
+            }
             match status.code() {
                 Code::FailedPrecondition => {
                     let hint = status
@@ -169,6 +190,12 @@ impl KvClient {
             timeout: self.op_timeout,
             last,
         })
+    }
+
+    /// Fails fast (see [`KvClient::fail_when_all_refuse`]).
+    pub fn failing_when_all_refuse(mut self) -> Self {
+        self.fail_when_all_refuse = true;
+        self
     }
 
     fn next_node(&mut self) {
@@ -307,4 +334,19 @@ impl KvClient {
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
+}
+
+/// Whether a call failed because nothing listens at the address (the TCP
+/// connection was refused), as opposed to a node that is slow or not leader.
+fn connection_refused(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    status.message().contains("Connection refused")
 }

@@ -46,8 +46,10 @@ enum Command {
 
 #[derive(Args)]
 struct ClusterArgs {
+    /// How many nodes (processes) the cluster has.
     #[arg(long, default_value_t = 3)]
     nodes: u64,
+    /// The loopback address every node listens on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Node i listens on base-port + i - 1; 0: on ports the OS picks
@@ -72,8 +74,11 @@ struct ClusterArgs {
     /// Where configs, data directories and logs go.
     #[arg(long, default_value = "raft-cluster")]
     dir: PathBuf,
+    /// The cluster's name (see `run --cluster-id`).
     #[arg(long, default_value = "local")]
     cluster_id: String,
+    /// Compact a node's log once this many entries are applied past its
+    /// last snapshot (see `run --snapshot-threshold`).
     #[arg(long)]
     snapshot_threshold: Option<u64>,
     /// Every node records its core events to DIR/node-<id>.jsonl (see `run --trace-dir`).
@@ -84,12 +89,19 @@ struct ClusterArgs {
 #[derive(Args)]
 struct ClientArgs {
     /// The cluster's nodes, comma-separated HOST:PORT; any node will do.
+    /// Accepted before or after the command.
     #[arg(
         long,
+        global = true,
         value_delimiter = ',',
+        value_parser = parse_endpoint,
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
+    /// How long one operation may take, retries and redirects included
+    /// (e.g. 500ms, 5s, 1m). Accepted before or after the command.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "15s")]
+    timeout: std::time::Duration,
     #[command(flatten)]
     tls: raft_node::tls::TlsArgs,
     #[command(subcommand)]
@@ -98,16 +110,13 @@ struct ClientArgs {
 
 #[derive(Subcommand)]
 enum ClientOp {
-    Put {
-        key: String,
-        value: String,
-    },
-    Get {
-        key: String,
-    },
-    Delete {
-        key: String,
-    },
+    /// Set KEY to VALUE (exactly once, even if retried); prints the previous value.
+    Put { key: String, value: String },
+    /// Print KEY's value: a linearizable read (ReadIndex at the leader).
+    /// Exits with failure if the key does not exist.
+    Get { key: String },
+    /// Remove KEY; prints the previous value.
+    Delete { key: String },
     /// Compare-and-swap: set KEY to --new if it currently is --expected.
     Cas {
         key: String,
@@ -118,7 +127,8 @@ enum ClientOp {
         #[arg(long = "new")]
         new_value: Option<String>,
     },
-    /// Every endpoint's status (id, role, term, leader, commit and applied index, members).
+    /// Every endpoint's status (id, role, term, leader, commit and applied
+    /// index, members); exits with failure if any endpoint is unreachable.
     Status,
     /// Move leadership to another member, e.g. before taking the leader down
     /// for maintenance. The leader refuses writes while it brings the target
@@ -137,7 +147,11 @@ enum ClientOp {
 }
 
 async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
-    let mut client = KvClient::new(args.endpoints)?.with_tls(args.tls.load()?);
+    let mut client = KvClient::new(args.endpoints)?
+        .with_tls(args.tls.load()?)
+        .failing_when_all_refuse();
+    client.op_timeout = args.timeout;
+    client.rpc_timeout = client.rpc_timeout.min(args.timeout);
     let show = |value: Option<&String>| value.map_or("(none)".to_owned(), |v| format!("{v:?}"));
     match args.op {
         ClientOp::Put { key, value } => {
@@ -234,6 +248,7 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                 "{:<22} {:>4} {:<10} {:>6} {:>7} {:>8} {:>8} members",
                 "endpoint", "id", "role", "term", "leader", "commit", "applied"
             );
+            let mut unreachable = 0;
             for endpoint in client.endpoints().to_vec() {
                 match client.status_of(&endpoint).await {
                     Ok(s) => println!(
@@ -255,12 +270,39 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                             .collect::<Vec<_>>()
                             .join(",")
                     ),
-                    Err(err) => println!("{endpoint:<22} unreachable: {err}"),
+                    Err(err) => {
+                        unreachable += 1;
+                        println!("{endpoint:<22} unreachable: {err}");
+                    }
                 }
+            }
+            if unreachable > 0 {
+                anyhow::bail!(
+                    "{unreachable} of {} endpoints unreachable",
+                    client.endpoints().len()
+                );
             }
         }
     }
     Ok(())
+}
+
+/// An endpoint as HOST:PORT, checked before anything is sent, so that a typo
+/// fails at once with what was wrong rather than after the timeout.
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT (no port)"))?;
+    if host.is_empty() {
+        return Err(format!("{text:?} is not HOST:PORT (no host)"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!(
+            "{text:?} is not HOST:PORT (the port must be 1 to 65535)"
+        )),
+        Ok(_) => Ok(text.to_owned()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -59,12 +59,17 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder for this process (once; later calls do
-/// nothing). Must run inside a tokio runtime: it starts the upkeep task.
-pub fn install_recorder() -> anyhow::Result<()> {
+/// nothing). Every series carries the labels `cluster` and `node`, so that
+/// one Prometheus scraping many nodes (of many clusters) tells them apart
+/// without relabelling. Must run inside a tokio runtime: it starts the
+/// upkeep task.
+pub fn install_recorder(cluster_id: &str, node: u64) -> anyhow::Result<()> {
     if RECORDER.get().is_some() {
         return Ok(());
     }
     let recorder = PrometheusBuilder::new()
+        .add_global_label("cluster", cluster_id)
+        .add_global_label("node", node.to_string())
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(FSYNC_SECONDS.to_owned()),
             &[
@@ -82,14 +87,49 @@ pub fn install_recorder() -> anyhow::Result<()> {
             handle.run_upkeep();
         }
     });
-    metrics::describe_gauge!(ROLE, "0 follower, 1 candidate, 2 leader, 3 pre-candidate");
-    metrics::describe_gauge!(READY, "1 when ready to serve clients (see /health)");
-    metrics::describe_histogram!(
-        FSYNC_SECONDS,
-        metrics::Unit::Seconds,
-        "one durable commit per batch"
-    );
+    describe();
     Ok(())
+}
+
+/// The HELP line of every metric the node exports.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(TERM, "The node's current Raft term");
+    describe_gauge!(ROLE, "0 follower, 1 candidate, 2 leader, 3 pre-candidate");
+    describe_gauge!(COMMIT_INDEX, "Highest log index the node knows committed");
+    describe_gauge!(
+        APPLIED_INDEX,
+        "Highest log index applied to the node's key-value state machine"
+    );
+    describe_gauge!(APPLY_LAG, "Committed entries not yet applied");
+    describe_gauge!(LAST_LOG_INDEX, "Index of the last entry in the node's log");
+    describe_gauge!(
+        SNAPSHOT_INDEX,
+        "Last log index the node's latest snapshot covers (the log is compacted up to it)"
+    );
+    describe_counter!(
+        PROPOSALS,
+        "Client writes accepted by this node as leader; rate() gives proposals per second"
+    );
+    describe_histogram!(
+        FSYNC_SECONDS,
+        Unit::Seconds,
+        "Time of one durable write per batch (one append, one fdatasync)"
+    );
+    describe_gauge!(
+        SNAPSHOT_BYTES,
+        Unit::Bytes,
+        "Size of the latest snapshot the node wrote"
+    );
+    describe_gauge!(
+        SNAPSHOT_SECONDS,
+        Unit::Seconds,
+        "Time to serialize and write (with fsync) the latest snapshot"
+    );
+    describe_gauge!(
+        READY,
+        "1 when ready to serve clients (a leader heard recently, or as leader a quorum): what /health says"
+    );
 }
 
 /// Binds the HTTP endpoint's port. Fails clearly if it is taken.

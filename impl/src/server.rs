@@ -152,6 +152,11 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // The same for v1alpha: older grpcurl and grpcui speak only it.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
     let peer_service = proto::peer::raft_peer_server::RaftPeerServer::new(PeerService::new(
         &config,
         inbox_tx.clone(),
@@ -176,6 +181,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             .add_service(admin_service)
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             // `Server::tcp_nodelay` does not reach a listener we pass in; without
             // it Nagle and delayed ACKs add ~40 ms to every small reply.
             .serve_with_incoming_shutdown(

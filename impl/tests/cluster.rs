@@ -463,7 +463,7 @@ async fn health_and_reflection_are_served() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -480,12 +480,40 @@ async fn health_and_reflection_are_served() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for expected in [
         "raft.kv.v1.Kv",
+        "raft.admin.v1.Admin",
         "raft.peer.v1.RaftPeer",
         "grpc.health.v1.Health",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} missing from {names:?}"
+        );
+    }
+
+    // The same through v1alpha, all that older grpcurl speaks.
+    {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let mut reflection = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = reflection
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("unexpected v1alpha reflection answer: {response:?}");
+        };
+        let alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(
+            alpha.iter().any(|n| n == "raft.kv.v1.Kv"),
+            "v1alpha lists {alpha:?}"
         );
     }
     cluster.shutdown().await;

@@ -28,7 +28,7 @@ async fn get(address: SocketAddr, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_port_serves_prometheus_metrics_and_health() {
-    raft_node::metrics::install_recorder().unwrap();
+    raft_node::metrics::install_recorder("local-test", 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cluster = LocalCluster::start(dir.path(), 1, |config| {
         config.election_timeout_ms = Some([150, 300]);
@@ -54,8 +54,21 @@ async fn the_metrics_port_serves_prometheus_metrics_and_health() {
     }
     let (status, answer) = get(address, "/metrics").await;
     assert_eq!(status, 200, "{answer}");
-    for metric in ["raft_term 1", "raft_role 2", "raft_ready 1"] {
+    // Each series labelled with its cluster and node (LocalCluster's
+    // cluster id is "local-test"), each metric with a HELP line.
+    for metric in [
+        r#"raft_term{cluster="local-test",node="1"} 1"#,
+        r#"raft_role{cluster="local-test",node="1"} 2"#,
+        r#"raft_ready{cluster="local-test",node="1"} 1"#,
+    ] {
         assert!(answer.contains(metric), "{metric} missing: {answer}");
+    }
+    for line in answer.lines().filter(|line| line.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            answer.contains(&format!("# HELP {name} ")),
+            "no HELP line for {name}: {answer}"
+        );
     }
     cluster.shutdown().await;
 }

@@ -131,6 +131,61 @@ fn quick_start_survives_killing_the_leader_process() {
     ));
     let put = client(&endpoints, &["put", "greeting", "third"]);
     assert!(put.status.success(), "{put:?}");
+
+    // Leadership moved back to the restarted node by the operator's command
+    // (flags after the command are accepted too).
+    let moved = Command::new(BIN)
+        .args(["client", "transfer-leader", "--to", &old.to_string()])
+        .args(["--endpoints", &endpoints, "--timeout", "10s"])
+        .output()
+        .expect("client runs");
+    let said = String::from_utf8_lossy(&moved.stdout);
+    assert!(moved.status.success(), "{moved:?}");
+    assert!(said.starts_with(&format!("OK: node {old} at ")), "{said}");
+    assert_eq!(leader(&endpoints), old);
+}
+
+/// A client pointed at nothing fails at once and says so; one given a
+/// malformed endpoint or timeout is refused before anything is sent; and
+/// `status` exits with failure when an endpoint is unreachable.
+#[test]
+fn the_client_fails_fast_and_says_why() {
+    let ports = free_ports(2);
+    let nowhere = format!("127.0.0.1:{},127.0.0.1:{}", ports[0], ports[1]);
+    let started = Instant::now();
+    let put = client(&nowhere, &["put", "k", "v"]);
+    let error = String::from_utf8_lossy(&put.stderr);
+    assert!(!put.status.success());
+    assert!(
+        error.contains("every endpoint refused the connection"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}: the client waited for its timeout",
+        started.elapsed()
+    );
+
+    let status = client(&nowhere, &["status"]);
+    assert!(!status.status.success(), "{status:?}");
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("2 of 2 endpoints unreachable"),
+        "{status:?}"
+    );
+
+    for (flag, value, complaint) in [
+        ("--endpoints", "localhost", "no port"),
+        ("--endpoints", "127.0.0.1:0", "1 to 65535"),
+        ("--timeout", "soon", "--timeout"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["client", "get", "k", flag, value])
+            .output()
+            .expect("client runs");
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {error}");
+        assert!(error.contains(complaint), "{flag} {value}: {error}");
+    }
 }
 
 struct ClusterProcess {
