@@ -137,8 +137,15 @@ enum ClientOp {
     /// timeout (the old leader then accepts writes again).
     TransferLeader {
         /// The id of the member that should lead.
+        #[arg(long, required_unless_present = "away", conflicts_with = "away")]
+        to: Option<u64>,
+        /// Instead of --to: if the node at the first endpoint leads, move
+        /// leadership to the member whose applied index is highest among
+        /// the others that answer; if it does not lead, do nothing. For a
+        /// node about to stop (a Kubernetes pre-stop hook, a service
+        /// manager's stop command).
         #[arg(long)]
-        to: u64,
+        away: bool,
     },
     /// Every endpoint's gRPC health, SERVING only with a leader heard from
     /// within an election timeout (for the leader: a quorum heard), and why;
@@ -226,7 +233,17 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        ClientOp::TransferLeader { to } => {
+        ClientOp::TransferLeader { to, away } => {
+            let to = match to {
+                Some(to) => to,
+                None => {
+                    debug_assert!(away, "clap requires --to or --away");
+                    match successor(&mut client).await? {
+                        Some(to) => to,
+                        None => return Ok(()),
+                    }
+                }
+            };
             let started = std::time::Instant::now();
             let moved = client.transfer_leader(to).await?;
             println!(
@@ -285,6 +302,36 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// For `transfer-leader --away`: None if the first endpoint's node is not
+/// the leader (nothing to do); else the other member with the highest
+/// applied index among those that answer (the quickest to catch up).
+async fn successor(client: &mut KvClient) -> anyhow::Result<Option<u64>> {
+    let endpoints = client.endpoints().to_vec();
+    let here = client.status_of(&endpoints[0]).await?;
+    if here.role != "leader" {
+        println!(
+            "node {} is not the leader (it is {}): nothing to move",
+            here.id, here.role
+        );
+        return Ok(None);
+    }
+    let mut best: Option<(u64, u64)> = None;
+    for member in here.members.iter().filter(|m| m.id != here.id) {
+        if let Ok(status) = client.status_of(&member.address).await
+            && best.is_none_or(|(applied, _)| status.applied_index > applied)
+        {
+            best = Some((status.applied_index, member.id));
+        }
+    }
+    match best {
+        Some((_, id)) => Ok(Some(id)),
+        None => anyhow::bail!(
+            "node {} leads, but no other member answers: leadership cannot move",
+            here.id
+        ),
+    }
 }
 
 /// An endpoint as HOST:PORT, checked before anything is sent, so that a typo

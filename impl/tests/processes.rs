@@ -143,6 +143,22 @@ fn quick_start_survives_killing_the_leader_process() {
     assert!(moved.status.success(), "{moved:?}");
     assert!(said.starts_with(&format!("OK: node {old} at ")), "{said}");
     assert_eq!(leader(&endpoints), old);
+
+    // A node about to stop moves leadership away from itself (a pre-stop
+    // hook): asked at a follower, nothing happens; at the leader, another
+    // member takes over.
+    let follower = members[old % 3].address.clone();
+    let leader_address = members[old - 1].address.clone();
+    let stay = client(&follower, &["transfer-leader", "--away"]);
+    assert!(stay.status.success(), "{stay:?}");
+    assert!(
+        String::from_utf8_lossy(&stay.stdout).contains("is not the leader"),
+        "{stay:?}"
+    );
+    assert_eq!(leader(&endpoints), old);
+    let away = client(&leader_address, &["transfer-leader", "--away"]);
+    assert!(away.status.success(), "{away:?}");
+    assert_ne!(leader(&endpoints), old);
 }
 
 /// A client pointed at nothing fails at once and says so; one given a
