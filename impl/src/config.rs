@@ -264,6 +264,28 @@ fn resolve(what: &str, address: &str) -> Result<SocketAddr, ConfigError> {
         .ok_or_else(|| bad("resolves to no address".into()))
 }
 
+/// A member's address must be HOST:PORT with a valid port; its host is not
+/// resolved here. A peer's name may not resolve yet when this node starts
+/// (the DNS record of a Kubernetes pod appears once the pod is scheduled),
+/// and its address is resolved again at every connection anyway.
+fn check_member_address(id: NodeId, address: &str) -> Result<(), ConfigError> {
+    let bad = |message: &str| ConfigError::BadAddress {
+        what: format!("member {id}"),
+        address: address.to_owned(),
+        message: message.to_owned(),
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected HOST:PORT"))?;
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(bad("expected HOST:PORT (no host)"));
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(()),
+        _ => Err(bad("the port must be 1 to 65535")),
+    }
+}
+
 impl NodeConfig {
     pub fn from_file_config(file: FileConfig) -> Result<NodeConfig, ConfigError> {
         let cluster_id = file.cluster_id.ok_or(ConfigError::Missing("cluster_id"))?;
@@ -281,7 +303,7 @@ impl NodeConfig {
             if member.id == 0 {
                 return Err(ConfigError::ZeroId);
             }
-            resolve(&format!("member {}", member.id), &member.address)?;
+            check_member_address(member.id, &member.address)?;
             if let Some(other) = addresses.insert(member.address.clone(), member.id) {
                 return Err(ConfigError::DuplicateAddress {
                     address: member.address,
@@ -384,6 +406,27 @@ mod tests {
         let config = NodeConfig::from_file_config(base()).unwrap();
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.members.len(), 2);
+    }
+
+    /// A peer's name need not resolve when the node starts (a Kubernetes
+    /// pod's DNS record appears once it is scheduled); a malformed address
+    /// is still refused.
+    #[test]
+    fn peer_addresses_are_checked_but_not_resolved() {
+        let mut config = base();
+        config.members.as_mut().unwrap()[1] =
+            parse_member("2=raft-node-1.raft-node-peers.nowhere.invalid:7001").unwrap();
+        NodeConfig::from_file_config(config).expect("an unresolvable peer name is accepted");
+        for bad in ["2=no-port", "2=:7001", "2=host:0", "2=host:99999"] {
+            // Refused when parsed (the flag's form) or when validated.
+            let Ok(member) = parse_member(bad) else {
+                continue;
+            };
+            let mut config = base();
+            config.members.as_mut().unwrap()[1] = member;
+            let err = NodeConfig::from_file_config(config).unwrap_err();
+            assert!(err.to_string().contains("member 2"), "{bad}: {err}");
+        }
     }
 
     #[test]
