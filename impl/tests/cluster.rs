@@ -5,26 +5,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use raft_model::{NodeId, Role};
-use raft_node::config::FileConfig;
 use raft_node::gateway::LEADER_ADDR_HEADER;
 use raft_node::local::LocalCluster;
 use raft_node::proto::kv as pb;
 use raft_node::proto::kv::kv_client::KvClient as GrpcClient;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Short timeouts keep the suite fast; snapshots only when a test asks.
-fn fast(config: &mut FileConfig) {
-    config.election_timeout_ms = Some([150, 300]);
-    config.heartbeat_ms = Some(30);
-    config.snapshot_threshold = Some(u64::MAX);
-}
-
-async fn cluster(dir: &tempfile::TempDir) -> LocalCluster {
-    LocalCluster::start(dir.path(), 3, fast)
-        .await
-        .expect("cluster starts")
-}
+mod common;
+use common::{WAIT, assert_all_readable, cluster, fast};
 
 async fn grpc(address: &str) -> GrpcClient<tonic::transport::Channel> {
     GrpcClient::connect(format!("http://{address}"))
@@ -204,14 +191,7 @@ async fn writes_continue_when_the_leader_is_killed() {
     let status = cluster.node(new_leader).unwrap().status().await.unwrap();
     assert!(status.term > old_term);
 
-    let mut reader = cluster.client().unwrap();
-    for (key, value) in &acknowledged {
-        assert_eq!(
-            reader.get(key).await.unwrap().value.as_ref(),
-            Some(value),
-            "acknowledged write {key} lost"
-        );
-    }
+    assert_all_readable(&cluster, &acknowledged).await;
     cluster.shutdown().await;
 }
 
@@ -432,13 +412,37 @@ async fn peers_of_another_cluster_are_refused() {
     cluster.shutdown().await;
 }
 
+/// The services gRPC reflection `$version` (v1 or v1alpha: the same
+/// messages, generated twice) lists on `$channel`.
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("unexpected reflection answer: {response:?}");
+        };
+        list.service
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<Vec<String>>()
+    }};
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_reflection_are_served() {
     use tonic_health::pb::health_client::HealthClient;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
     let dir = tempfile::tempdir().unwrap();
     let cluster = cluster(&dir).await;
@@ -463,58 +467,22 @@ async fn health_and_reflection_are_served() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
-    let mut reflection = ServerReflectionClient::new(channel.clone());
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("unexpected reflection answer: {response:?}");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
-        "raft.kv.v1.Kv",
-        "raft.admin.v1.Admin",
-        "raft.peer.v1.RaftPeer",
-        "grpc.health.v1.Health",
+    // Both reflection versions: v1, and v1alpha, all older grpcurl speaks.
+    for names in [
+        list_services!(v1, channel.clone()),
+        list_services!(v1alpha, channel),
     ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} missing from {names:?}"
-        );
-    }
-
-    // The same through v1alpha, all that older grpcurl speaks.
-    {
-        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-        let mut reflection = ServerReflectionClient::new(channel);
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut responses = reflection
-            .server_reflection_info(tokio_stream::iter(vec![request]))
-            .await
-            .unwrap()
-            .into_inner();
-        let response = responses.message().await.unwrap().unwrap();
-        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-            panic!("unexpected v1alpha reflection answer: {response:?}");
-        };
-        let alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(
-            alpha.iter().any(|n| n == "raft.kv.v1.Kv"),
-            "v1alpha lists {alpha:?}"
-        );
+        for expected in [
+            "raft.kv.v1.Kv",
+            "raft.admin.v1.Admin",
+            "raft.peer.v1.RaftPeer",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing from {names:?}"
+            );
+        }
     }
     cluster.shutdown().await;
 }

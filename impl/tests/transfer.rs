@@ -7,22 +7,10 @@ use std::time::{Duration, Instant};
 
 use raft_model::Role;
 use raft_node::client::ClientError;
-use raft_node::config::FileConfig;
 use raft_node::local::LocalCluster;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-fn fast(config: &mut FileConfig) {
-    config.election_timeout_ms = Some([150, 300]);
-    config.heartbeat_ms = Some(30);
-    config.snapshot_threshold = Some(u64::MAX);
-}
-
-async fn cluster(dir: &tempfile::TempDir) -> LocalCluster {
-    LocalCluster::start(dir.path(), 3, fast)
-        .await
-        .expect("cluster starts")
-}
+mod common;
+use common::{WAIT, assert_all_readable, cluster};
 
 async fn term_of(cluster: &LocalCluster, id: u64) -> u64 {
     cluster.node(id).unwrap().status().await.unwrap().term
@@ -85,14 +73,7 @@ async fn leadership_moves_to_the_chosen_node_under_a_write_load() {
         "leadership moved {old_leader} -> {target}; longest gap between a writer's acknowledged writes: {} ms",
         longest_gap.as_millis()
     );
-    let mut reader = cluster.client().unwrap();
-    for (key, value) in &acknowledged {
-        assert_eq!(
-            reader.get(key).await.unwrap().value.as_ref(),
-            Some(value),
-            "acknowledged write {key} lost"
-        );
-    }
+    assert_all_readable(&cluster, &acknowledged).await;
     cluster.shutdown().await;
 }
 
