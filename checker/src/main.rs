@@ -385,7 +385,8 @@ fn finish_with_goals(
     for p in &report.properties {
         if let (Some(trace), Some(diagram), "always") = (&p.trace, &p.diagram, p.expectation) {
             text += &format!(
-                "{} trace: {trace}\n{} diagram (Mermaid): {diagram}\n",
+                "{} trace: {trace}\n{} diagram (Mermaid): {diagram}\n\
+                 watch it in a browser: cargo run --release -p raft-interop -- view {trace}\n",
                 p.name, p.name
             );
         }

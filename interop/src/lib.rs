@@ -16,6 +16,7 @@
 pub mod itf;
 pub mod tla;
 pub mod validate;
+pub mod view;
 
 use std::path::PathBuf;
 

@@ -39,12 +39,44 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         tla: Option<PathBuf>,
     },
+    /// Write a self-contained HTML page that replays the traces in a browser
+    /// (servers, logs, messages in flight, each step's action; for a
+    /// counterexample, the violated property). No network, no build step.
+    View {
+        /// Trace files (a checker's counterexample, a node's), or
+        /// directories of node-*.jsonl files (one cluster).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where to write the page (default: next to the first path, .html).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { paths, itf, tla } => validate(&paths, itf, tla),
+        Command::View { paths, out } => view(&paths, out),
+    }
+}
+
+fn view(paths: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
+    use raft_interop::view;
+    let out = out.unwrap_or_else(|| view::default_out(paths));
+    let written = view::trace_files(paths)
+        .and_then(|files| view::page(&files, &view::title(paths)))
+        .and_then(|page| std::fs::write(&out, page));
+    match written {
+        Ok(()) => {
+            let shown = std::path::absolute(&out).unwrap_or(out);
+            println!("open file://{}", shown.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 

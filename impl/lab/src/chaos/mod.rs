@@ -336,6 +336,13 @@ impl ChaosReport {
                 "\nrun directory (seed, history, offending slices, node data, logs, traces): {}",
                 self.dir.display()
             );
+            if self.traces.is_some() {
+                let _ = write!(
+                    out,
+                    "\nwatch the run in a browser: cargo run --release -p raft-interop -- view {}",
+                    self.dir.join("traces").display()
+                );
+            }
         }
         out
     }
