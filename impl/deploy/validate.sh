@@ -14,7 +14,7 @@ K8S=1.31.0          # the Kubernetes version the manifests must suit
 if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get install -y -q python3-venv >/dev/null
+            apt-get update -qq && apt-get install -y -q python3-venv >/dev/null
         else
             echo "validate.sh: needs python3 with venv (Debian: apt-get install python3-venv)" >&2
             exit 2

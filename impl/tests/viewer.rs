@@ -30,7 +30,7 @@ fn chromium() -> PathBuf {
     let install = Command::new("sh")
         .args([
             "-c",
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null",
         ])
         .status()
         .expect("sh runs");
