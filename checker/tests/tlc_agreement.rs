@@ -45,7 +45,12 @@ fn flags(
 fn checker_distinct_states(extra: &[&str], bound: Vec<String>) -> u64 {
     // The examples it writes go to a scratch directory, not into the
     // package's folder (the test's working directory).
-    let out = std::env::temp_dir().join(format!("raft-checker-tlc-{}", std::process::id()));
+    // One directory per call: the tests of this file run in parallel in one
+    // process, and one removing a shared directory while another's checker
+    // writes into it made that checker fail (seen on a loaded machine).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("raft-checker-tlc-{}-{call}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_raft-checker"))
         .arg("check")
         .args(bound)
