@@ -100,6 +100,10 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let dir = config.data_dir.clone();
     let (storage, recovered) =
         tokio::task::spawn_blocking(move || Storage::open(&dir, &identity)).await??;
+    #[cfg(feature = "seeded-bugs")]
+    if config.seeded_bugs.skip_fdatasync {
+        storage.seed_skip_fdatasync();
+    }
     if recovered.repaired {
         warn!(
             dir = %config.data_dir.display(),

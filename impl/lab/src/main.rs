@@ -46,8 +46,8 @@ enum Command {
 struct NodeArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Break the node on purpose (testing the chaos harness): ack-before-commit
-    /// or stale-read. Logged at error level.
+    /// Break the node on purpose (testing the chaos harness): ack-before-commit,
+    /// stale-read, send-before-durable or skip-fdatasync. Logged at error level.
     #[arg(long, value_name = "NAME")]
     seeded_bug: Option<SeededBug>,
 }

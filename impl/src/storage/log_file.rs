@@ -449,6 +449,10 @@ pub struct LogFile {
     /// have dropped pages that a retry would not rewrite), so every later
     /// write fails too, until a restart reads the file back.
     failed: bool,
+    /// SEEDED BUG (the lab's `skip-fdatasync`, feature `seeded-bugs`
+    /// only): appends are written but not fdatasynced.
+    #[cfg(feature = "seeded-bugs")]
+    pub(crate) skip_fdatasync: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
@@ -508,6 +512,8 @@ impl LogFile {
             end,
             allocated,
             failed: false,
+            #[cfg(feature = "seeded-bugs")]
+            skip_fdatasync: false,
         })
     }
 
@@ -562,6 +568,8 @@ impl LogFile {
                 end: contents.end,
                 allocated: bytes.len() as u64,
                 failed: false,
+                #[cfg(feature = "seeded-bugs")]
+                skip_fdatasync: false,
             },
             contents,
         ))
@@ -600,7 +608,13 @@ impl LogFile {
         self.file
             .write_all_at(&bytes, self.end)
             .map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))?;
+        #[cfg(feature = "seeded-bugs")]
+        let sync = !self.skip_fdatasync;
+        #[cfg(not(feature = "seeded-bugs"))]
+        let sync = true;
+        if sync {
+            self.file.sync_data().map_err(io(&self.path))?;
+        }
         self.end += bytes.len() as u64;
         self.failed = false;
         Ok(())

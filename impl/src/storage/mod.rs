@@ -459,6 +459,15 @@ impl Storage {
         Ok((storage, recovered))
     }
 
+    /// SEEDED BUG (the lab's `skip-fdatasync`; feature `seeded-bugs`
+    /// only): from now on the log file's appends are not fdatasynced.
+    #[cfg(feature = "seeded-bugs")]
+    pub fn seed_skip_fdatasync(&self) {
+        if let Ok(mut durable) = self.durable.lock() {
+            durable.file.skip_fdatasync = true;
+        }
+    }
+
     /// Writes the snapshot file of `meta` and `image`, durably (temporary
     /// file, fsync, rename, directory fsync), ahead of the batch whose
     /// snapshot pointer will name it; returns its size in bytes. Serializing

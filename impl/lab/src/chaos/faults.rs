@@ -47,10 +47,21 @@ pub enum FaultKind {
     /// both ways, every fraction of an election timeout while the fault
     /// holds.
     Flapping,
+    /// Cut the power of a random node: SIGKILL it, drop everything its file
+    /// system had not fsynced (each unsynced sector of a torn write kept or
+    /// lost), restart it after a while. Needs the nodes on powerfs.
+    PowerCut,
+    /// Cut the power of a random minority of the nodes at once.
+    PowerCutMinority,
+    /// Cut the power of every node at once (a data centre's power loss):
+    /// only what each had fsynced is left.
+    PowerCutAll,
+    /// A random node's disk takes one to two seconds per fsync while held.
+    SlowDisk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -62,7 +73,22 @@ impl FaultKind {
         FaultKind::PauseLeader,
         FaultKind::NonTransitive,
         FaultKind::Flapping,
+        FaultKind::PowerCut,
+        FaultKind::PowerCutMinority,
+        FaultKind::PowerCutAll,
+        FaultKind::SlowDisk,
     ];
+
+    /// Whether the kind needs the nodes' data directories on powerfs.
+    pub fn needs_powerfs(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PowerCut
+                | FaultKind::PowerCutMinority
+                | FaultKind::PowerCutAll
+                | FaultKind::SlowDisk
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -77,6 +103,10 @@ impl FaultKind {
             FaultKind::PauseLeader => "pause-leader",
             FaultKind::NonTransitive => "non-transitive",
             FaultKind::Flapping => "flapping",
+            FaultKind::PowerCut => "power-cut",
+            FaultKind::PowerCutMinority => "power-cut-minority",
+            FaultKind::PowerCutAll => "power-cut-all",
+            FaultKind::SlowDisk => "slow-disk",
         }
     }
 }
@@ -101,6 +131,10 @@ pub enum Active {
     Paused(NodeId),
     /// The link between these two nodes flaps (both ways) until healed.
     Flapping(NodeId, NodeId),
+    /// These nodes lost power (killed, their unsynced writes dropped).
+    PowerCut(Vec<NodeId>),
+    /// This node's disk is slow.
+    SlowDisk(NodeId),
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }
@@ -114,6 +148,21 @@ pub struct Injector {
     /// Quiet time between faults, in milliseconds.
     pub gap_ms: (u64, u64),
     pub counts: BTreeMap<FaultKind, u64>,
+    /// What the power cuts dropped, summed.
+    pub power: PowerCuts,
+}
+
+/// What the power cuts of a run dropped.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PowerCuts {
+    /// Nodes whose power was cut (a cut of every node counts each).
+    pub nodes_cut: u64,
+    /// Files that held unsynced data at their cut.
+    pub files_dirty: u64,
+    /// Unsynced sectors that reached the disk anyway (torn writes).
+    pub sectors_kept: u64,
+    /// Unsynced sectors lost.
+    pub sectors_lost: u64,
 }
 
 impl Injector {
@@ -125,6 +174,7 @@ impl Injector {
             hold_ms: (election_high_ms * 2, election_high_ms * 8),
             gap_ms: (election_high_ms, election_high_ms * 4),
             counts: BTreeMap::new(),
+            power: PowerCuts::default(),
         }
     }
 
@@ -137,17 +187,48 @@ impl Injector {
     }
 
     /// Injects the next fault; `leader` is the current leader, if known.
+    /// Fails only if a power cut cannot be applied (its file system).
     pub fn inject(
         &mut self,
         processes: &mut Processes,
         network: &Network,
         leader: Option<NodeId>,
-    ) -> (FaultKind, Active) {
+    ) -> anyhow::Result<(FaultKind, Active)> {
         let kind = self.kinds[self.rng.random_range(0..self.kinds.len())];
         let mut ids = processes.ids();
         ids.shuffle(&mut self.rng);
         let random = ids[0];
         let active = match (kind, leader) {
+            (FaultKind::PowerCut | FaultKind::PowerCutMinority | FaultKind::PowerCutAll, _) => {
+                let count = match kind {
+                    FaultKind::PowerCut => 1,
+                    FaultKind::PowerCutMinority => {
+                        self.rng.random_range(1..=((ids.len() - 1) / 2).max(1))
+                    }
+                    _ => ids.len(),
+                };
+                let mut cut: Vec<NodeId> = ids[..count].to_vec();
+                cut.sort_unstable();
+                let tear_seed = self.rng.random();
+                for report in processes.power_cut(&cut, tear_seed)? {
+                    self.power.nodes_cut += 1;
+                    self.power.files_dirty += report.files_dirty as u64;
+                    self.power.sectors_kept += report.sectors_kept;
+                    self.power.sectors_lost += report.sectors_lost;
+                }
+                Active::PowerCut(cut)
+            }
+            (FaultKind::SlowDisk, _) => {
+                let delay = Duration::from_millis(self.rng.random_range(1000..=2000));
+                processes.set_disk_faults(
+                    random,
+                    crate::powerfs::DiskFaults {
+                        fsync_delay: delay,
+                        ..Default::default()
+                    },
+                );
+                Active::SlowDisk(random)
+            }
             (FaultKind::Kill, _) => {
                 processes.kill(random);
                 Active::Killed(random)
@@ -198,7 +279,7 @@ impl Injector {
                 // Both start with one leader–follower link cut both ways;
                 // a flapping one is then toggled while held (`hold`).
                 let Some(&other) = ids.iter().find(|id| **id != leader) else {
-                    return (kind, Active::Nothing);
+                    return Ok((kind, Active::Nothing));
                 };
                 network.cut(leader, other);
                 network.cut(other, leader);
@@ -218,7 +299,7 @@ impl Injector {
         if !matches!(active, Active::Nothing) {
             *self.counts.entry(kind).or_default() += 1;
         }
-        (kind, active)
+        Ok((kind, active))
     }
 }
 
@@ -248,6 +329,12 @@ pub async fn hold(active: &Active, network: &Network, hold: Duration, period: Du
 pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> anyhow::Result<()> {
     match active {
         Active::Killed(id) => processes.start(id)?,
+        Active::PowerCut(ids) => {
+            for id in ids {
+                processes.start(id)?;
+            }
+        }
+        Active::SlowDisk(id) => processes.set_disk_faults(id, Default::default()),
         Active::Paused(id) => processes.resume(id),
         Active::Cut | Active::Flapping(..) => network.heal(),
         Active::Nothing => {}

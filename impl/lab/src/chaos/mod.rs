@@ -84,7 +84,12 @@ impl ChaosOptions {
             clients: 5,
             keys: 5,
             seed: 1,
-            faults: FaultKind::ALL.to_vec(),
+            // Every kind; the power and disk kinds only where FUSE can be
+            // mounted (`crate::powerfs::available`; `run` says so).
+            faults: FaultKind::ALL
+                .into_iter()
+                .filter(|kind| !kind.needs_powerfs() || crate::powerfs::available().is_ok())
+                .collect(),
             dir: None,
             keep: false,
             settings: NodeSettings {
@@ -98,6 +103,7 @@ impl ChaosOptions {
                 pre_vote: true,
                 seeded_bug: None,
                 log_level: "info".into(),
+                powerfs: false,
             },
             check_budget: 2_000_000,
             verbose: false,
@@ -119,6 +125,8 @@ pub struct ChaosReport {
     pub nodes: u64,
     pub duration: Duration,
     pub faults: BTreeMap<String, u64>,
+    /// What the power cuts dropped (all zero without power cuts).
+    pub power: faults::PowerCuts,
     pub operations: OperationCounts,
     pub linearizability: Report,
     pub lost_writes: Vec<LostWrite>,
@@ -219,6 +227,14 @@ impl ChaosReport {
             .collect();
         let total_faults: u64 = self.faults.values().sum();
         let _ = writeln!(out, "faults: {total_faults} ({})", faults.join(", "));
+        if self.power.nodes_cut > 0 {
+            let p = &self.power;
+            let _ = writeln!(
+                out,
+                "power cuts: {} node cuts; {} files held unsynced data; unsynced sectors: {} lost, {} reached the disk (torn writes)",
+                p.nodes_cut, p.files_dirty, p.sectors_lost, p.sectors_kept
+            );
+        }
         let _ = writeln!(
             out,
             "operations: {} ok, {} failed, {} indeterminate",
@@ -392,6 +408,15 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         "need keys and clients"
     );
     anyhow::ensure!(!options.faults.is_empty(), "no fault kinds selected");
+    let mut options = options;
+    if options.faults.iter().any(|kind| kind.needs_powerfs()) {
+        if let Err(why) = crate::powerfs::available() {
+            anyhow::bail!(
+                "the power-cut and disk fault kinds need the power-loss file system, which needs FUSE: {why}"
+            );
+        }
+        options.settings.powerfs = true;
+    }
     anyhow::ensure!(
         options.bin.exists(),
         "the raft-lab binary {} does not exist (build it: cargo build --release -p raft-lab)",
@@ -482,7 +507,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         }
         tokio::time::sleep(gap).await;
         let leader = faults::find_leader(&processes).await;
-        let (kind, active) = injector.inject(&mut processes, &network, leader);
+        let (kind, active) = injector.inject(&mut processes, &network, leader)?;
         let hold = injector
             .hold()
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -507,6 +532,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     network.heal();
     for id in processes.ids() {
         processes.resume(id);
+        processes.set_disk_faults(id, Default::default());
     }
     restart_exited(&mut processes)?;
     for id in processes.ids() {
@@ -591,6 +617,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
             .iter()
             .map(|(k, n)| (k.name().to_owned(), *n))
             .collect(),
+        power: injector.power.clone(),
         operations,
         linearizability,
         lost_writes,
@@ -723,6 +750,7 @@ mod tests {
             nodes: 3,
             duration: Duration::from_secs(1),
             faults: BTreeMap::new(),
+            power: Default::default(),
             operations: OperationCounts::default(),
             linearizability: Report {
                 keys,
