@@ -29,6 +29,8 @@ pub struct KvService {
     members: BTreeMap<NodeId, String>,
     inbox: mpsc::Sender<Input>,
     timeout: Duration,
+    /// Writes are refused while the disk is (nearly) full.
+    disk_space: Option<crate::disk_space::DiskSpace>,
 }
 
 impl KvService {
@@ -38,7 +40,14 @@ impl KvService {
             members: config.members.clone(),
             inbox,
             timeout: config.client_timeout,
+            disk_space: None,
         }
+    }
+
+    /// Refuse writes while `space` says the disk is (nearly) full.
+    pub fn with_disk_space(mut self, space: crate::disk_space::DiskSpace) -> Self {
+        self.disk_space = Some(space);
+        self
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, Status> {
@@ -57,6 +66,9 @@ impl KvService {
     }
 
     async fn propose(&self, command: KvCommand) -> Result<Applied, Status> {
+        if let Some(space) = &self.disk_space {
+            space.check_write().map_err(Status::resource_exhausted)?;
+        }
         let result = self.ask(|reply| Input::Propose { command, reply }).await?;
         result.map_err(|err| self.client_error(err))
     }

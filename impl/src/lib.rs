@@ -38,6 +38,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod disk_space;
 pub mod kv;
 pub mod kv_service;
 pub mod launch;

@@ -161,7 +161,13 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let kv_service = proto::kv::kv_server::KvServer::new(KvService::new(&config, inbox_tx.clone()));
+    let disk_space = crate::disk_space::DiskSpace::new(&config.data_dir, config.min_free_bytes);
+    let mut peer_tasks = peer_tasks;
+    // Aborted with the peer tasks when the node stops.
+    peer_tasks.push(disk_space.spawn_monitor());
+    let kv_service = proto::kv::kv_server::KvServer::new(
+        KvService::new(&config, inbox_tx.clone()).with_disk_space(disk_space),
+    );
     let address = listener.local_addr()?;
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();

@@ -77,6 +77,60 @@ fn a_correct_cluster_stays_linearizable_and_durable_under_faults() {
     }
 }
 
+/// Whether the power-loss file system can be mounted here; if not, says
+/// why the calling test checks nothing (`RAFT_LAB_REQUIRE_FUSE=1` makes that
+/// a failure).
+fn powerfs_or_skip(test: &str) -> bool {
+    match raft_lab::powerfs::available() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("RAFT_LAB_REQUIRE_FUSE").is_none(),
+                "RAFT_LAB_REQUIRE_FUSE is set, but FUSE cannot be mounted: {why}"
+            );
+            eprintln!("SKIPPED {test}: power cuts need the power-loss file system (FUSE): {why}");
+            false
+        }
+    }
+}
+
+/// Power cuts of one node, of a minority and of every node at once (and
+/// slow disks): nothing acknowledged is lost, the history is linearizable,
+/// and the traces (restarts from what was fsynced) replay through the model.
+#[test]
+fn a_correct_cluster_loses_nothing_acknowledged_to_power_cuts() {
+    if !powerfs_or_skip("a_correct_cluster_loses_nothing_acknowledged_to_power_cuts") {
+        return;
+    }
+    let mut options = options(30, 11);
+    options.faults = vec![
+        FaultKind::PowerCut,
+        FaultKind::PowerCutMinority,
+        FaultKind::PowerCutAll,
+        FaultKind::SlowDisk,
+    ];
+    let report = chaos(options);
+    assert!(report.passed(), "{}", report.summary());
+    for kind in ["power-cut", "power-cut-minority", "power-cut-all"] {
+        assert!(
+            report.faults.get(kind).copied().unwrap_or(0) >= 1,
+            "no {kind} in {:?}",
+            report.faults
+        );
+    }
+    assert!(report.power.nodes_cut >= 5, "{:?}", report.power);
+    assert!(report.operations.total.ok >= 300, "{:?}", report.operations);
+    match &report.traces {
+        Some(raft_lab::chaos::traces::TraceCheck::Valid { restarts, .. }) => {
+            assert!(
+                *restarts as u64 >= report.power.nodes_cut,
+                "every cut traced as a restart"
+            );
+        }
+        other => panic!("traces not validated: {other:?}"),
+    }
+}
+
 /// Runs a node with `bug` until the harness reports it (at most three short
 /// runs with different seeds), and returns the failing report.
 fn catch(bug: SeededBug, faults: &[FaultKind]) -> ChaosReport {
