@@ -167,6 +167,11 @@ impl Processes {
         Ok(reports)
     }
 
+    /// Node `id`'s power-loss file system, if the nodes run on them.
+    pub fn disk(&self, id: NodeId) -> Option<&PowerFs> {
+        self.disks.get(&id)
+    }
+
     /// Injects disk faults into node `id`'s file system (the default: none).
     pub fn set_disk_faults(&self, id: NodeId, faults: DiskFaults) {
         if let Some(disk) = self.disks.get(&id) {

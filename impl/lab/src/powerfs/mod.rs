@@ -136,6 +136,11 @@ impl PowerFs {
         lock(&self.state).faults.clone()
     }
 
+    /// Bytes of file data now (what `DiskFaults::capacity` limits).
+    pub fn used_bytes(&self) -> u64 {
+        lock(&self.state).space().0
+    }
+
     /// Successful fsyncs/fdatasyncs of files so far (since the last mount).
     pub fn syncs(&self) -> u64 {
         lock(&self.state).syncs
