@@ -139,9 +139,11 @@ impl Processes {
         !self.disks.is_empty()
     }
 
-    /// Cuts the power of nodes `ids` at once: each is killed (SIGKILL, so
-    /// nothing more reaches its file system), then every one of their file
-    /// systems drops what was not fsynced, each unsynced sector reaching the
+    /// Cuts the power of nodes `ids` at once: each disk is armed to die at
+    /// its node's next write (so the cut falls between a batch's write and
+    /// its fsync; at most 300 ms is waited for one), each node is killed
+    /// (SIGKILL), then every one of their file systems drops what was not
+    /// fsynced, each unsynced sector reaching the
     /// disk or not as drawn from `tear_seed` (per node), and is mounted
     /// again. Restart them with [`Processes::start`].
     pub fn power_cut(&mut self, ids: &[NodeId], tear_seed: u64) -> anyhow::Result<Vec<CutReport>> {
@@ -149,8 +151,23 @@ impl Processes {
             self.has_powerfs(),
             "a power cut needs the nodes' data on powerfs (NodeSettings::powerfs)"
         );
+        // The cut falls inside a batch where it can: each disk goes dead
+        // right after its node's next write (or after 300 ms of no write).
         for id in ids {
             self.resume(*id);
+            if let Some(disk) = self.disks.get(id) {
+                disk.arm_cut();
+            }
+        }
+        let armed = std::time::Instant::now();
+        while armed.elapsed() < Duration::from_millis(300)
+            && !ids
+                .iter()
+                .all(|id| self.disks.get(id).is_none_or(|disk| disk.is_dead()))
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for id in ids {
             self.kill(*id);
         }
         let mut reports = Vec::new();

@@ -136,6 +136,21 @@ impl PowerFs {
         lock(&self.state).faults.clone()
     }
 
+    /// Arms a power cut for the next write: the disk stops answering right
+    /// after it (every later operation fails with EIO), so that the cut
+    /// [`PowerFs::power_cut`] then applies falls between a write and its
+    /// fsync. (A cut at a uniformly random moment almost never does: a
+    /// node's batch spends well under a millisecond between its write and
+    /// its fdatasync.)
+    pub fn arm_cut(&self) {
+        lock(&self.state).cut_on_write = true;
+    }
+
+    /// Whether the disk has stopped answering (an armed cut went off).
+    pub fn is_dead(&self) -> bool {
+        lock(&self.state).dead
+    }
+
     /// Bytes of file data now (what `DiskFaults::capacity` limits).
     pub fn used_bytes(&self) -> u64 {
         lock(&self.state).space().0

@@ -153,6 +153,11 @@ pub struct State {
     pub syncs: u64,
     /// Set by a cut until the state is reloaded: every operation fails.
     pub dead: bool,
+    /// Armed for a cut: the power goes out right after the next write to a
+    /// file (the disk stops answering: every later operation fails with
+    /// EIO), so that the cut falls inside a batch, between its write and
+    /// its fsync.
+    pub cut_on_write: bool,
 }
 
 fn io_errno(err: &io::Error) -> Errno {
@@ -172,6 +177,7 @@ impl State {
             faults: DiskFaults::default(),
             syncs: 0,
             dead: false,
+            cut_on_write: false,
         };
         state.inodes.insert(ROOT, Inode::dir(0o755));
         state.load_dir(ROOT, backing)?;
@@ -414,6 +420,9 @@ impl State {
         add_range(pending, offset, end);
         let new_len = cur.len() as u64;
         self.used = self.used + new_len - old_len;
+        if self.cut_on_write {
+            self.dead = true;
+        }
         Ok(())
     }
 
