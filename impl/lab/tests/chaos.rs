@@ -138,6 +138,34 @@ fn a_correct_cluster_loses_nothing_acknowledged_to_power_cuts() {
     }
 }
 
+/// Namespace partitions beside proxy faults: each node in its own network
+/// namespace at its own address, links taken down with `ip link`. Needs
+/// root and iproute2; says why it checks nothing otherwise.
+#[test]
+fn namespace_partitions_beside_proxy_faults_keep_the_history_linearizable() {
+    if let Err(why) = raft_lab::chaos::netns::available() {
+        eprintln!("SKIPPED namespace_partitions...: {why}");
+        return;
+    }
+    let mut options = options(30, 13);
+    options.faults = vec![
+        FaultKind::NetnsPartition,
+        FaultKind::NetnsPartitionLeader,
+        FaultKind::PartitionLeader,
+        FaultKind::Kill,
+    ];
+    let report = chaos(options);
+    assert!(report.passed(), "{}", report.summary());
+    let netns = report.faults.get("netns-partition").copied().unwrap_or(0)
+        + report
+            .faults
+            .get("netns-partition-leader")
+            .copied()
+            .unwrap_or(0);
+    assert!(netns >= 2, "{:?}", report.faults);
+    assert!(report.operations.total.ok >= 300, "{:?}", report.operations);
+}
+
 /// Runs a node with `bug` until the harness reports it (at most three short
 /// runs with different seeds), and returns the failing report.
 fn catch(bug: SeededBug, faults: &[FaultKind]) -> ChaosReport {

@@ -31,7 +31,9 @@ pub struct ChaosArgs {
     /// one-way, pause, pause-leader, non-transitive, flapping, and, on the
     /// nodes' power-loss file systems (FUSE; left out of the default where
     /// it cannot be mounted), power-cut, power-cut-minority, power-cut-all,
-    /// slow-disk.
+    /// slow-disk, and, with each node in its network namespace (root and
+    /// `ip`; likewise left out where unavailable), netns-partition,
+    /// netns-partition-leader.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<FaultKind>,
     /// Parent of the run directory (default: the system temp dir).

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use anyhow::Context;
 use raft_model::NodeId;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -58,10 +59,16 @@ pub enum FaultKind {
     PowerCutAll,
     /// A random node's disk takes one to two seconds per fsync while held.
     SlowDisk,
+    /// A random minority of the nodes, each in its network namespace, has
+    /// its link taken down (`ip link set ... down`): cut off from peers and
+    /// clients at the kernel's level. Needs the nodes in namespaces.
+    NetnsPartition,
+    /// The leader's link taken down.
+    NetnsPartitionLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -77,7 +84,17 @@ impl FaultKind {
         FaultKind::PowerCutMinority,
         FaultKind::PowerCutAll,
         FaultKind::SlowDisk,
+        FaultKind::NetnsPartition,
+        FaultKind::NetnsPartitionLeader,
     ];
+
+    /// Whether the kind needs the nodes in network namespaces.
+    pub fn needs_netns(self) -> bool {
+        matches!(
+            self,
+            FaultKind::NetnsPartition | FaultKind::NetnsPartitionLeader
+        )
+    }
 
     /// Whether the kind needs the nodes' data directories on powerfs.
     pub fn needs_powerfs(self) -> bool {
@@ -107,6 +124,8 @@ impl FaultKind {
             FaultKind::PowerCutMinority => "power-cut-minority",
             FaultKind::PowerCutAll => "power-cut-all",
             FaultKind::SlowDisk => "slow-disk",
+            FaultKind::NetnsPartition => "netns-partition",
+            FaultKind::NetnsPartitionLeader => "netns-partition-leader",
         }
     }
 }
@@ -135,6 +154,8 @@ pub enum Active {
     PowerCut(Vec<NodeId>),
     /// This node's disk is slow.
     SlowDisk(NodeId),
+    /// Links of network namespaces are down.
+    NetCut,
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }
@@ -192,6 +213,7 @@ impl Injector {
         &mut self,
         processes: &mut Processes,
         network: &Network,
+        netns: Option<&super::netns::NetNs>,
         leader: Option<NodeId>,
     ) -> anyhow::Result<(FaultKind, Active)> {
         let kind = self.kinds[self.rng.random_range(0..self.kinds.len())];
@@ -229,6 +251,14 @@ impl Injector {
                 );
                 Active::SlowDisk(random)
             }
+            (FaultKind::NetnsPartition, _) => {
+                let net = netns.context("netns-partition needs the nodes in namespaces")?;
+                let minority = self.rng.random_range(1..=((ids.len() - 1) / 2).max(1));
+                for id in &ids[..minority] {
+                    net.cut(*id);
+                }
+                Active::NetCut
+            }
             (FaultKind::Kill, _) => {
                 processes.kill(random);
                 Active::Killed(random)
@@ -254,6 +284,11 @@ impl Injector {
                 Active::Cut
             }
             (_, None) => Active::Nothing,
+            (FaultKind::NetnsPartitionLeader, Some(leader)) => {
+                let net = netns.context("netns-partition-leader needs the nodes in namespaces")?;
+                net.cut(leader);
+                Active::NetCut
+            }
             (FaultKind::KillLeader, Some(leader)) => {
                 processes.kill(leader);
                 Active::Killed(leader)
@@ -326,7 +361,12 @@ pub async fn hold(active: &Active, network: &Network, hold: Duration, period: Du
 }
 
 /// Ends a fault: restarts a killed node, resumes a paused one, heals links.
-pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> anyhow::Result<()> {
+pub fn heal(
+    active: Active,
+    processes: &mut Processes,
+    network: &Network,
+    netns: Option<&super::netns::NetNs>,
+) -> anyhow::Result<()> {
     match active {
         Active::Killed(id) => processes.start(id)?,
         Active::PowerCut(ids) => {
@@ -335,6 +375,11 @@ pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> any
             }
         }
         Active::SlowDisk(id) => processes.set_disk_faults(id, Default::default()),
+        Active::NetCut => {
+            if let Some(net) = netns {
+                net.heal();
+            }
+        }
         Active::Paused(id) => processes.resume(id),
         Active::Cut | Active::Flapping(..) => network.heal(),
         Active::Nothing => {}

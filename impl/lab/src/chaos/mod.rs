@@ -28,6 +28,7 @@ pub mod cli;
 pub mod faults;
 pub mod history;
 pub mod linearizability;
+pub mod netns;
 pub mod nodes;
 pub mod proxy;
 pub mod traces;
@@ -89,6 +90,7 @@ impl ChaosOptions {
             faults: FaultKind::ALL
                 .into_iter()
                 .filter(|kind| !kind.needs_powerfs() || crate::powerfs::available().is_ok())
+                .filter(|kind| !kind.needs_netns() || netns::available().is_ok())
                 .collect(),
             dir: None,
             keep: false,
@@ -417,6 +419,12 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         }
         options.settings.powerfs = true;
     }
+    let uses_netns = options.faults.iter().any(|kind| kind.needs_netns());
+    if uses_netns && let Err(why) = netns::available() {
+        anyhow::bail!(
+            "the netns-partition fault kinds need network namespaces: {why}; leave them out of --faults"
+        );
+    }
     anyhow::ensure!(
         options.bin.exists(),
         "the raft-lab binary {} does not exist (build it: cargo build --release -p raft-lab)",
@@ -428,11 +436,25 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     // The nodes' listening sockets, bound first (port 0) and held for the
     // whole run, each handed to every process of its node: the proxies bound
     // below can never take a node's port, nor can anything else.
-    let listeners: BTreeMap<NodeId, Arc<std::net::TcpListener>> = ids
-        .iter()
-        .copied()
-        .zip(raft_node::launch::loopback_listeners(ids.len())?)
-        .collect();
+    // With namespace partitions, each node lives in its own network
+    // namespace at its own address (`netns`); the proxies listen on the
+    // bridge's address, which every namespace reaches.
+    let net = if uses_netns {
+        Some(netns::NetNs::setup(std::process::id(), &ids)?)
+    } else {
+        None
+    };
+    let listeners: BTreeMap<NodeId, Arc<std::net::TcpListener>> = match &net {
+        Some(net) => net.listeners()?,
+        None => ids
+            .iter()
+            .copied()
+            .zip(raft_node::launch::loopback_listeners(ids.len())?)
+            .collect(),
+    };
+    let proxy_ip = net
+        .as_ref()
+        .map_or(std::net::Ipv4Addr::LOCALHOST, |net| net.harness_address());
     let listen: BTreeMap<NodeId, SocketAddr> = listeners
         .iter()
         .map(|(id, listener)| Ok((*id, listener.local_addr()?)))
@@ -446,7 +468,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
             address: listen[&a].to_string(),
         }];
         for &b in ids.iter().filter(|b| **b != a) {
-            let proxy = LinkProxy::start(network.clone(), a, b, listen[&b]).await?;
+            let proxy = LinkProxy::start_on(proxy_ip, network.clone(), a, b, listen[&b]).await?;
             list.push(Member {
                 id: b,
                 address: proxy.address.to_string(),
@@ -462,6 +484,9 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         &listeners,
         members,
     )?;
+    if let Some(net) = &net {
+        processes.set_namespaces(ids.iter().map(|id| (*id, net.namespace(*id))).collect());
+    }
     for &id in &ids {
         processes.start(id)?;
     }
@@ -507,7 +532,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         }
         tokio::time::sleep(gap).await;
         let leader = faults::find_leader(&processes).await;
-        let (kind, active) = injector.inject(&mut processes, &network, leader)?;
+        let (kind, active) = injector.inject(&mut processes, &network, net.as_ref(), leader)?;
         let hold = injector
             .hold()
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -524,12 +549,15 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         // upper end: often enough to interrupt heartbeats and elections.
         let flap = Duration::from_millis((election_high / 3).max(1));
         faults::hold(&active, &network, hold, flap).await;
-        faults::heal(active, &mut processes, &network)?;
+        faults::heal(active, &mut processes, &network, net.as_ref())?;
         restart_exited(&mut processes)?;
     }
 
     // Heal everything and let the clients finish their last operations.
     network.heal();
+    if let Some(net) = &net {
+        net.heal();
+    }
     for id in processes.ids() {
         processes.resume(id);
         processes.set_disk_faults(id, Default::default());
@@ -631,6 +659,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         kept: false,
     };
     drop(processes);
+    drop(net);
     if !report.passed() || options.keep {
         save(&dir, &report, &history)?;
         report.kept = true;

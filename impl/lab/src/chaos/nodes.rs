@@ -69,6 +69,8 @@ pub struct Processes {
     nodes: BTreeMap<NodeId, Node>,
     /// Each node's power-loss file system (with `settings.powerfs`).
     disks: BTreeMap<NodeId, PowerFs>,
+    /// Each node's network namespace, if they run in namespaces.
+    namespaces: BTreeMap<NodeId, String>,
     /// Processes that exited without the harness killing them.
     pub unexpected_exits: Vec<(NodeId, String)>,
 }
@@ -114,6 +116,7 @@ impl Processes {
             settings,
             nodes,
             disks,
+            namespaces: BTreeMap::new(),
             unexpected_exits: Vec::new(),
         })
     }
@@ -184,6 +187,12 @@ impl Processes {
         Ok(reports)
     }
 
+    /// Runs each node (from its next start) in the network namespace named
+    /// here (`raft-lab node --netns NAME`).
+    pub fn set_namespaces(&mut self, namespaces: BTreeMap<NodeId, String>) {
+        self.namespaces = namespaces;
+    }
+
     /// Node `id`'s power-loss file system, if the nodes run on them.
     pub fn disk(&self, id: NodeId) -> Option<&PowerFs> {
         self.disks.get(&id)
@@ -234,6 +243,9 @@ impl Processes {
             .init(!node.initialized);
         if let Some(bug) = s.seeded_bug {
             launch = launch.arg("--seeded-bug").arg(bug.name());
+        }
+        if let Some(namespace) = self.namespaces.get(&id) {
+            launch = launch.arg("--netns").arg(namespace);
         }
         node.process = Some(launch.spawn()?);
         node.initialized = true;
