@@ -123,6 +123,7 @@ impl SettingsArgs {
             max_append_entries: None,
             check_quorum: None,
             pre_vote: None,
+            min_free_bytes: None,
             trace_dir: self.trace_dir,
             tls_cert: self.tls.tls_cert,
             tls_key: self.tls.tls_key,

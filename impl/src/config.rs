@@ -12,6 +12,7 @@
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
 //! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
 //! pre_vote = true                  # ask for pre-votes before raising the term; refuse them while a leader is heard (default)
+//! min_free_bytes = 67108864        # refuse client writes while the data directory's disk has less free (default 64 MiB)
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/3) for raft-interop
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
@@ -116,6 +117,10 @@ pub struct FileConfig {
     /// pre-votes before it raises its term, and refuses pre-votes while it
     /// hears from a leader.
     pub pre_vote: Option<bool>,
+    /// Client writes are refused while the data directory's file system has
+    /// less than this many bytes free (default 64 MiB: the log file grows by
+    /// up to 64 MiB at a time).
+    pub min_free_bytes: Option<u64>,
     /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/3).
     pub trace_dir: Option<PathBuf>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
@@ -184,6 +189,7 @@ impl FileConfig {
             max_append_entries: over.max_append_entries.or(self.max_append_entries),
             check_quorum: over.check_quorum.or(self.check_quorum),
             pre_vote: over.pre_vote.or(self.pre_vote),
+            min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             trace_dir: over.trace_dir.or(self.trace_dir),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
@@ -229,6 +235,9 @@ pub struct NodeConfig {
     /// PreVote (raft_model::Server::with_pre_vote): the core asks for
     /// pre-votes when the election timer fires.
     pub pre_vote: bool,
+    /// Client writes are refused while the data directory's file system has
+    /// less free space than this (see crate::disk_space).
+    pub min_free_bytes: u64,
     /// Deadline of one peer RPC.
     pub rpc_timeout: Duration,
     /// How long a client call waits for its command to commit or read to be served.
@@ -371,6 +380,9 @@ impl NodeConfig {
             max_append_entries,
             check_quorum: file.check_quorum.unwrap_or(true),
             pre_vote: file.pre_vote.unwrap_or(true),
+            min_free_bytes: file
+                .min_free_bytes
+                .unwrap_or(crate::disk_space::DEFAULT_MIN_FREE_BYTES),
             rpc_timeout: Duration::from_millis(low.max(200)),
             client_timeout: Duration::from_secs(5),
             max_snapshot_bytes: limits::MAX_SNAPSHOT_BYTES,

@@ -27,6 +27,8 @@ pub struct Gateway {
     inbox: mpsc::Sender<Input>,
     /// How long a request may wait for the loop's answer.
     pub timeout: Duration,
+    /// Writes are refused while the disk is (nearly) full.
+    disk_space: Option<crate::disk_space::DiskSpace>,
 }
 
 impl Gateway {
@@ -36,6 +38,22 @@ impl Gateway {
             members: config.members.clone(),
             inbox,
             timeout: config.client_timeout,
+            disk_space: None,
+        }
+    }
+
+    /// Refuse writes while `space` says the disk is (nearly) full.
+    pub fn with_disk_space(mut self, space: crate::disk_space::DiskSpace) -> Self {
+        self.disk_space = Some(space);
+        self
+    }
+
+    /// A write's first check: RESOURCE_EXHAUSTED while the data directory's
+    /// disk has less free space than configured (reads go on).
+    pub fn check_disk_space(&self) -> Result<(), Status> {
+        match &self.disk_space {
+            Some(space) => space.check_write().map_err(Status::resource_exhausted),
+            None => Ok(()),
         }
     }
 

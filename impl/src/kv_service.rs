@@ -30,8 +30,15 @@ impl KvService {
         }
     }
 
+    /// Refuse writes while `space` says the disk is (nearly) full.
+    pub fn with_disk_space(mut self, space: crate::disk_space::DiskSpace) -> Self {
+        self.gateway = self.gateway.with_disk_space(space);
+        self
+    }
+
     async fn propose(&self, command: KvCommand) -> Result<Applied, Status> {
         let gateway = &self.gateway;
+        gateway.check_disk_space()?;
         let result = gateway
             .ask(|reply| Input::Propose { command, reply })
             .await?;

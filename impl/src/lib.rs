@@ -39,6 +39,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod disk_space;
 pub mod gateway;
 pub mod kv;
 pub mod kv_service;

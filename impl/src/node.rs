@@ -606,6 +606,19 @@ impl EventLoop {
         // is durable or sent (see raft_trace::writer).
         self.trace.flush();
 
+        #[cfg(feature = "seeded-bugs")]
+        let mut ready = ready;
+        #[cfg(feature = "seeded-bugs")]
+        if self.config.seeded_bugs.send_before_durable {
+            // SEEDED BUG (testing only): speak before the batch is durable.
+            for (reply, message) in ready.replies.drain(..) {
+                let _ = reply.send(Some(message));
+            }
+            for message in ready.messages.drain(..) {
+                self.peers.send(message);
+            }
+        }
+
         // 1. Persist (one commit, one fsync).
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {

@@ -8,7 +8,8 @@
 //!
 //! They are not a fork of the protocol: the core (raft-model) runs
 //! unchanged; a switch only makes the node *answer a client* when it should
-//! not yet.
+//! not yet, or break the rule at the edge that the core relies on
+//! (durability before speech: `send_before_durable`, `skip_fdatasync`).
 
 use std::collections::BTreeMap;
 
@@ -30,12 +31,21 @@ pub struct SeededBugs {
     /// machine without confirming its leadership (no ReadIndex round): a
     /// deposed leader serves stale reads.
     pub stale_read: bool,
+    /// The event loop sends a batch's messages (votes, AppendEntries
+    /// replies, its own requests) before the batch is durable, and makes
+    /// it durable afterwards: a power cut in between loses what a peer was
+    /// told (a vote, an entry counted towards a commit). SIGKILL alone
+    /// cannot expose it: the write reaches the page cache, which survives.
+    pub send_before_durable: bool,
+    /// The log file's appends are written but never fdatasynced (the
+    /// node behaves as if they were durable): a power cut loses them.
+    pub skip_fdatasync: bool,
 }
 
 impl SeededBugs {
     /// Whether any hook misbehaves.
     pub fn any(&self) -> bool {
-        self.ack_before_commit || self.stale_read
+        self.ack_before_commit || self.stale_read || self.send_before_durable || self.skip_fdatasync
     }
 }
 

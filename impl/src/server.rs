@@ -101,6 +101,10 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let dir = config.data_dir.clone();
     let (storage, recovered) =
         tokio::task::spawn_blocking(move || Storage::open(&dir, &identity)).await??;
+    #[cfg(feature = "seeded-bugs")]
+    if config.seeded_bugs.skip_fdatasync {
+        storage.seed_skip_fdatasync();
+    }
     if recovered.repaired {
         warn!(
             dir = %config.data_dir.display(),
@@ -163,7 +167,13 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let kv_service = proto::kv::kv_server::KvServer::new(KvService::new(&config, inbox_tx.clone()));
+    let disk_space = crate::disk_space::DiskSpace::new(&config.data_dir, config.min_free_bytes);
+    let mut peer_tasks = peer_tasks;
+    // Aborted with the peer tasks when the node stops.
+    peer_tasks.push(disk_space.spawn_monitor());
+    let kv_service = proto::kv::kv_server::KvServer::new(
+        KvService::new(&config, inbox_tx.clone()).with_disk_space(disk_space),
+    );
     let admin_service =
         proto::admin::admin_server::AdminServer::new(AdminService::new(&config, inbox_tx.clone()));
     let address = listener.local_addr()?;

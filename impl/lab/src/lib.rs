@@ -10,6 +10,9 @@
 //!   etcd (its client is generated here from `proto/etcd_kv.proto`);
 //! - [`bench`]: put throughput and latency and snapshot cost on an
 //!   in-process loopback cluster;
+//! - [`powerfs`]: a FUSE file system that keeps what was not fsynced in a
+//!   volatile layer and drops (or tears) it at a simulated power cut, and
+//!   injects disk faults; the chaos harness mounts one per node;
 //! - [`seeded_bugs`]: the node's deliberate bugs, which the chaos harness
 //!   must catch. They switch on hooks that raft-node compiles only with its
 //!   `seeded-bugs` feature, which this crate enables.
@@ -22,6 +25,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod compare;
+pub mod powerfs;
 pub mod seeded_bugs;
 
 /// Code generated from `proto/` by tonic-prost-build.

@@ -46,10 +46,14 @@ enum Command {
 struct NodeArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Break the node on purpose (testing the chaos harness): ack-before-commit
-    /// or stale-read. Logged at error level.
+    /// Break the node on purpose (testing the chaos harness): ack-before-commit,
+    /// stale-read, send-before-durable or skip-fdatasync. Logged at error level.
     #[arg(long, value_name = "NAME")]
     seeded_bug: Option<SeededBug>,
+    /// Run in this network namespace (made by `ip netns add`; the chaos
+    /// harness's namespace partitions). Entered before any thread starts.
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
 }
 
 #[derive(Args)]
@@ -172,6 +176,15 @@ async fn node(args: NodeArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Node(NodeArgs {
+        netns: Some(namespace),
+        ..
+    }) = &cli.command
+        && let Err(err) = raft_lab::chaos::netns::enter(namespace)
+    {
+        eprintln!("error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let log_level = cli.log_level.clone();
     run_command(log_level.as_deref(), async move {
         match cli.command {

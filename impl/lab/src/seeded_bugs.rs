@@ -23,15 +23,30 @@ pub enum SeededBug {
     /// machine without confirming its leadership (no ReadIndex round): a
     /// deposed leader serves stale reads.
     StaleRead,
+    /// The node sends a batch's messages (votes, AppendEntries replies, its
+    /// own requests) before the batch is durable: a power cut in between
+    /// loses what a peer was told. SIGKILL cannot expose it (the write
+    /// still reaches the page cache, which survives a killed process).
+    SendBeforeDurable,
+    /// The log file's appends are never fdatasynced: a power cut loses
+    /// entries and votes the node acted on. SIGKILL cannot expose it.
+    SkipFdatasync,
 }
 
 impl SeededBug {
-    pub const NAMES: [&'static str; 2] = ["ack-before-commit", "stale-read"];
+    pub const NAMES: [&'static str; 4] = [
+        "ack-before-commit",
+        "stale-read",
+        "send-before-durable",
+        "skip-fdatasync",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             SeededBug::AckBeforeCommit => "ack-before-commit",
             SeededBug::StaleRead => "stale-read",
+            SeededBug::SendBeforeDurable => "send-before-durable",
+            SeededBug::SkipFdatasync => "skip-fdatasync",
         }
     }
 
@@ -44,6 +59,14 @@ impl SeededBug {
             },
             SeededBug::StaleRead => SeededBugs {
                 stale_read: true,
+                ..SeededBugs::default()
+            },
+            SeededBug::SendBeforeDurable => SeededBugs {
+                send_before_durable: true,
+                ..SeededBugs::default()
+            },
+            SeededBug::SkipFdatasync => SeededBugs {
+                skip_fdatasync: true,
                 ..SeededBugs::default()
             },
         }
@@ -62,6 +85,8 @@ impl FromStr for SeededBug {
         match text {
             "ack-before-commit" => Ok(SeededBug::AckBeforeCommit),
             "stale-read" => Ok(SeededBug::StaleRead),
+            "send-before-durable" => Ok(SeededBug::SendBeforeDurable),
+            "skip-fdatasync" => Ok(SeededBug::SkipFdatasync),
             _ => Err(format!(
                 "unknown seeded bug {text:?}; known: {}",
                 SeededBug::NAMES.join(", ")
@@ -97,7 +122,13 @@ mod tests {
         for name in SeededBug::NAMES {
             let hooks = name.parse::<SeededBug>().unwrap().hooks();
             assert!(hooks.any());
-            assert_ne!(hooks.ack_before_commit, hooks.stale_read);
+            let on = [
+                hooks.ack_before_commit,
+                hooks.stale_read,
+                hooks.send_before_durable,
+                hooks.skip_fdatasync,
+            ];
+            assert_eq!(on.iter().filter(|h| **h).count(), 1, "{name}");
         }
     }
 }

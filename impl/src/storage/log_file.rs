@@ -111,6 +111,12 @@ pub enum LogFileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An fsync or fdatasync failed: what the file holds is unknown.
+    #[error("fsync of {path} failed: {source}")]
+    SyncFailed {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupted data in {path} at byte {offset}: {what}")]
     Corrupt {
         path: PathBuf,
@@ -449,10 +455,24 @@ pub struct LogFile {
     /// have dropped pages that a retry would not rewrite), so every later
     /// write fails too, until a restart reads the file back.
     failed: bool,
+    /// SEEDED BUG (the lab's `skip-fdatasync`, feature `seeded-bugs`
+    /// only): appends are written but not fdatasynced.
+    #[cfg(feature = "seeded-bugs")]
+    pub(crate) skip_fdatasync: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
     move |source| LogFileError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A failed fsync/fdatasync: never retried (after a failure the kernel may
+/// have marked the pages clean without writing them, so a retry can succeed
+/// with the data gone), always fatal to the file (`failed`).
+fn sync_failed(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
+    move |source| LogFileError::SyncFailed {
         path: path.to_owned(),
         source,
     }
@@ -469,7 +489,7 @@ fn grow(file: &File, path: &Path, len: u64) -> Result<(), LogFileError> {
         }
         file.set_len(len).map_err(io(path))?;
     }
-    file.sync_all().map_err(io(path))
+    file.sync_all().map_err(sync_failed(path))
 }
 
 /// The next allocation for a file of `allocated` bytes that must hold
@@ -490,7 +510,10 @@ fn sync_dir_of(path: &Path) -> Result<(), LogFileError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    File::open(dir)
+        .map_err(io(dir))?
+        .sync_all()
+        .map_err(sync_failed(dir))
 }
 
 impl LogFile {
@@ -508,6 +531,8 @@ impl LogFile {
             end,
             allocated,
             failed: false,
+            #[cfg(feature = "seeded-bugs")]
+            skip_fdatasync: false,
         })
     }
 
@@ -533,7 +558,7 @@ impl LogFile {
         };
         let bytes = batch_bytes(batch, framed);
         file.write_all_at(&bytes, 0).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
+        file.sync_all().map_err(sync_failed(&tmp))?;
         Ok((file, bytes.len() as u64, allocated, nonce))
     }
 
@@ -552,7 +577,7 @@ impl LogFile {
         if contents.torn_bytes > 0 {
             let zeros = vec![0; contents.torn_bytes as usize];
             file.write_all_at(&zeros, contents.end).map_err(io(path))?;
-            file.sync_data().map_err(io(path))?;
+            file.sync_data().map_err(sync_failed(path))?;
         }
         Ok((
             LogFile {
@@ -562,6 +587,8 @@ impl LogFile {
                 end: contents.end,
                 allocated: bytes.len() as u64,
                 failed: false,
+                #[cfg(feature = "seeded-bugs")]
+                skip_fdatasync: false,
             },
             contents,
         ))
@@ -600,7 +627,13 @@ impl LogFile {
         self.file
             .write_all_at(&bytes, self.end)
             .map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))?;
+        #[cfg(feature = "seeded-bugs")]
+        let sync = !self.skip_fdatasync;
+        #[cfg(not(feature = "seeded-bugs"))]
+        let sync = true;
+        if sync {
+            self.file.sync_data().map_err(sync_failed(&self.path))?;
+        }
         self.end += bytes.len() as u64;
         self.failed = false;
         Ok(())

@@ -191,6 +191,27 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "fsync of {path} failed ({source}): what the disk holds of the batch being written is \
+         unknown, and a retried fsync could succeed with the data never written (the kernel may \
+         have dropped the pages it failed to write), so this node stops instead of retrying. \
+         Nothing in that batch was sent or acknowledged. Check the disk (kernel log), then \
+         restart the node: it reads back what the disk really holds"
+    )]
+    SyncFailed {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the disk is full ({source}): the batch being written was not made durable, so \
+         nothing in it was sent or acknowledged, and this node stops rather than act on it. Free \
+         space on the data directory's file system, then restart the node (it refuses client \
+         writes while less than min_free_bytes is free)"
+    )]
+    NoSpace {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
 }
@@ -198,7 +219,11 @@ pub enum StorageError {
 impl From<LogFileError> for StorageError {
     fn from(err: LogFileError) -> Self {
         match err {
+            LogFileError::Io { path, source } if source.kind() == ErrorKind::StorageFull => {
+                StorageError::NoSpace { path, source }
+            }
             LogFileError::Io { path, source } => StorageError::Io { path, source },
+            LogFileError::SyncFailed { path, source } => StorageError::SyncFailed { path, source },
             LogFileError::Corrupt { path, offset, what } => StorageError::Corrupt {
                 path,
                 what: format!("record at byte {offset}: {what}"),
@@ -457,6 +482,15 @@ impl Storage {
             recovered.snapshot.meta.last_term,
         );
         Ok((storage, recovered))
+    }
+
+    /// SEEDED BUG (the lab's `skip-fdatasync`; feature `seeded-bugs`
+    /// only): from now on the log file's appends are not fdatasynced.
+    #[cfg(feature = "seeded-bugs")]
+    pub fn seed_skip_fdatasync(&self) {
+        if let Ok(mut durable) = self.durable.lock() {
+            durable.file.skip_fdatasync = true;
+        }
     }
 
     /// Writes the snapshot file of `meta` and `image`, durably (temporary

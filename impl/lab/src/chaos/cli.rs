@@ -28,7 +28,12 @@ pub struct ChaosArgs {
     seed: Option<u64>,
     /// Fault kinds to inject, comma-separated (default: all): kill,
     /// kill-leader, partition, partition-leader, leader-mute, leader-deaf,
-    /// one-way, pause, pause-leader, non-transitive, flapping.
+    /// one-way, pause, pause-leader, non-transitive, flapping, and, on the
+    /// nodes' power-loss file systems (FUSE; left out of the default where
+    /// it cannot be mounted), power-cut, power-cut-minority, power-cut-all,
+    /// slow-disk, and, with each node in its network namespace (root and
+    /// `ip`; likewise left out where unavailable), netns-partition,
+    /// netns-partition-leader.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<FaultKind>,
     /// Parent of the run directory (default: the system temp dir).
@@ -47,7 +52,8 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 2_000_000)]
     check_budget: u64,
     /// Testing the harness: run the nodes with a seeded bug
-    /// (ack-before-commit, stale-read), which the run must catch.
+    /// (ack-before-commit, stale-read, send-before-durable, skip-fdatasync),
+    /// which the run must catch.
     #[arg(long, value_name = "NAME")]
     seeded_bug: Option<SeededBug>,
     /// Do not print each fault as it is injected.
@@ -76,7 +82,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             .map(|d| d.as_secs())
             .unwrap_or(1)
     });
-    if !args.faults.is_empty() {
+    let default_faults = args.faults.is_empty();
+    if !default_faults {
         options.faults = args.faults;
     }
     options.dir = args.dir;
@@ -92,6 +99,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         "chaos: {} nodes, {} clients on {} keys, {} s of faults, seed {}",
         options.nodes, options.clients, options.keys, args.time, options.seed
     );
+    if let Err(why) = crate::powerfs::available()
+        && default_faults
+    {
+        println!("no power cuts or disk faults in this run: {why}");
+    }
     let report = run_chaos(options).await?;
     println!("{}", report.summary());
     let problems = report.problems();

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use raft_model::NodeId;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -52,10 +53,27 @@ pub enum FaultKind {
     /// service's TransferLeader): not a failure, but a change of leader the
     /// clients must ride through like one.
     TransferLeader,
+    /// Cut the power of a random node: SIGKILL it, drop everything its file
+    /// system had not fsynced (each unsynced sector of a torn write kept or
+    /// lost), restart it after a while. Needs the nodes on powerfs.
+    PowerCut,
+    /// Cut the power of a random minority of the nodes at once.
+    PowerCutMinority,
+    /// Cut the power of every node at once (a data centre's power loss):
+    /// only what each had fsynced is left.
+    PowerCutAll,
+    /// A random node's disk takes one to two seconds per fsync while held.
+    SlowDisk,
+    /// A random minority of the nodes, each in its network namespace, has
+    /// its link taken down (`ip link set ... down`): cut off from peers and
+    /// clients at the kernel's level. Needs the nodes in namespaces.
+    NetnsPartition,
+    /// The leader's link taken down.
+    NetnsPartitionLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -68,7 +86,32 @@ impl FaultKind {
         FaultKind::NonTransitive,
         FaultKind::Flapping,
         FaultKind::TransferLeader,
+        FaultKind::PowerCut,
+        FaultKind::PowerCutMinority,
+        FaultKind::PowerCutAll,
+        FaultKind::SlowDisk,
+        FaultKind::NetnsPartition,
+        FaultKind::NetnsPartitionLeader,
     ];
+
+    /// Whether the kind needs the nodes in network namespaces.
+    pub fn needs_netns(self) -> bool {
+        matches!(
+            self,
+            FaultKind::NetnsPartition | FaultKind::NetnsPartitionLeader
+        )
+    }
+
+    /// Whether the kind needs the nodes' data directories on powerfs.
+    pub fn needs_powerfs(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PowerCut
+                | FaultKind::PowerCutMinority
+                | FaultKind::PowerCutAll
+                | FaultKind::SlowDisk
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -84,6 +127,12 @@ impl FaultKind {
             FaultKind::NonTransitive => "non-transitive",
             FaultKind::Flapping => "flapping",
             FaultKind::TransferLeader => "transfer-leader",
+            FaultKind::PowerCut => "power-cut",
+            FaultKind::PowerCutMinority => "power-cut-minority",
+            FaultKind::PowerCutAll => "power-cut-all",
+            FaultKind::SlowDisk => "slow-disk",
+            FaultKind::NetnsPartition => "netns-partition",
+            FaultKind::NetnsPartitionLeader => "netns-partition-leader",
         }
     }
 }
@@ -111,6 +160,12 @@ pub enum Active {
     /// A leadership transfer was asked for; its outcome is counted in
     /// [`Injector::transfers`] when it arrives. Nothing to heal.
     Transfer,
+    /// These nodes lost power (killed, their unsynced writes dropped).
+    PowerCut(Vec<NodeId>),
+    /// This node's disk is slow.
+    SlowDisk(NodeId),
+    /// Links of network namespaces are down.
+    NetCut,
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }
@@ -127,6 +182,21 @@ pub struct Injector {
     /// The outcomes of the leadership transfers asked for, by name
     /// (`moved`, `other-leader`, `aborted`, `failed`).
     pub transfers: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    /// What the power cuts dropped, summed.
+    pub power: PowerCuts,
+}
+
+/// What the power cuts of a run dropped.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PowerCuts {
+    /// Nodes whose power was cut (a cut of every node counts each).
+    pub nodes_cut: u64,
+    /// Files that held unsynced data at their cut.
+    pub files_dirty: u64,
+    /// Unsynced sectors that reached the disk anyway (torn writes).
+    pub sectors_kept: u64,
+    /// Unsynced sectors lost.
+    pub sectors_lost: u64,
 }
 
 impl Injector {
@@ -139,6 +209,7 @@ impl Injector {
             gap_ms: (election_high_ms, election_high_ms * 4),
             counts: BTreeMap::new(),
             transfers: Arc::default(),
+            power: PowerCuts::default(),
         }
     }
 
@@ -151,17 +222,57 @@ impl Injector {
     }
 
     /// Injects the next fault; `leader` is the current leader, if known.
+    /// Fails only if a power cut cannot be applied (its file system).
     pub fn inject(
         &mut self,
         processes: &mut Processes,
         network: &Network,
+        netns: Option<&super::netns::NetNs>,
         leader: Option<NodeId>,
-    ) -> (FaultKind, Active) {
+    ) -> anyhow::Result<(FaultKind, Active)> {
         let kind = self.kinds[self.rng.random_range(0..self.kinds.len())];
         let mut ids = processes.ids();
         ids.shuffle(&mut self.rng);
         let random = ids[0];
         let active = match (kind, leader) {
+            (FaultKind::PowerCut | FaultKind::PowerCutMinority | FaultKind::PowerCutAll, _) => {
+                let count = match kind {
+                    FaultKind::PowerCut => 1,
+                    FaultKind::PowerCutMinority => {
+                        self.rng.random_range(1..=((ids.len() - 1) / 2).max(1))
+                    }
+                    _ => ids.len(),
+                };
+                let mut cut: Vec<NodeId> = ids[..count].to_vec();
+                cut.sort_unstable();
+                let tear_seed = self.rng.random();
+                for report in processes.power_cut(&cut, tear_seed)? {
+                    self.power.nodes_cut += 1;
+                    self.power.files_dirty += report.files_dirty as u64;
+                    self.power.sectors_kept += report.sectors_kept;
+                    self.power.sectors_lost += report.sectors_lost;
+                }
+                Active::PowerCut(cut)
+            }
+            (FaultKind::SlowDisk, _) => {
+                let delay = Duration::from_millis(self.rng.random_range(1000..=2000));
+                processes.set_disk_faults(
+                    random,
+                    crate::powerfs::DiskFaults {
+                        fsync_delay: delay,
+                        ..Default::default()
+                    },
+                );
+                Active::SlowDisk(random)
+            }
+            (FaultKind::NetnsPartition, _) => {
+                let net = netns.context("netns-partition needs the nodes in namespaces")?;
+                let minority = self.rng.random_range(1..=((ids.len() - 1) / 2).max(1));
+                for id in &ids[..minority] {
+                    net.cut(*id);
+                }
+                Active::NetCut
+            }
             (FaultKind::Kill, _) => {
                 processes.kill(random);
                 Active::Killed(random)
@@ -187,6 +298,11 @@ impl Injector {
                 Active::Cut
             }
             (_, None) => Active::Nothing,
+            (FaultKind::NetnsPartitionLeader, Some(leader)) => {
+                let net = netns.context("netns-partition-leader needs the nodes in namespaces")?;
+                net.cut(leader);
+                Active::NetCut
+            }
             (FaultKind::KillLeader, Some(leader)) => {
                 processes.kill(leader);
                 Active::Killed(leader)
@@ -212,7 +328,7 @@ impl Injector {
                 // Both start with one leader–follower link cut both ways;
                 // a flapping one is then toggled while held (`hold`).
                 let Some(&other) = ids.iter().find(|id| **id != leader) else {
-                    return (kind, Active::Nothing);
+                    return Ok((kind, Active::Nothing));
                 };
                 network.cut(leader, other);
                 network.cut(other, leader);
@@ -224,7 +340,7 @@ impl Injector {
             }
             (FaultKind::TransferLeader, Some(leader)) => {
                 let Some(&to) = ids.iter().find(|id| **id != leader) else {
-                    return (kind, Active::Nothing);
+                    return Ok((kind, Active::Nothing));
                 };
                 let address = processes.address(leader).to_string();
                 tokio::spawn(transfer_leader(address, to, self.transfers.clone()));
@@ -240,7 +356,7 @@ impl Injector {
         if !matches!(active, Active::Nothing) {
             *self.counts.entry(kind).or_default() += 1;
         }
-        (kind, active)
+        Ok((kind, active))
     }
 }
 
@@ -267,9 +383,25 @@ pub async fn hold(active: &Active, network: &Network, hold: Duration, period: Du
 }
 
 /// Ends a fault: restarts a killed node, resumes a paused one, heals links.
-pub fn heal(active: Active, processes: &mut Processes, network: &Network) -> anyhow::Result<()> {
+pub fn heal(
+    active: Active,
+    processes: &mut Processes,
+    network: &Network,
+    netns: Option<&super::netns::NetNs>,
+) -> anyhow::Result<()> {
     match active {
         Active::Killed(id) => processes.start(id)?,
+        Active::PowerCut(ids) => {
+            for id in ids {
+                processes.start(id)?;
+            }
+        }
+        Active::SlowDisk(id) => processes.set_disk_faults(id, Default::default()),
+        Active::NetCut => {
+            if let Some(net) = netns {
+                net.heal();
+            }
+        }
         Active::Paused(id) => processes.resume(id),
         Active::Cut | Active::Flapping(..) => network.heal(),
         Active::Transfer | Active::Nothing => {}

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod faults;
 pub mod history;
 pub mod linearizability;
+pub mod netns;
 pub mod nodes;
 pub mod proxy;
 pub mod traces;
@@ -84,7 +85,13 @@ impl ChaosOptions {
             clients: 5,
             keys: 5,
             seed: 1,
-            faults: FaultKind::ALL.to_vec(),
+            // Every kind; the power and disk kinds only where FUSE can be
+            // mounted (`crate::powerfs::available`; `run` says so).
+            faults: FaultKind::ALL
+                .into_iter()
+                .filter(|kind| !kind.needs_powerfs() || crate::powerfs::available().is_ok())
+                .filter(|kind| !kind.needs_netns() || netns::available().is_ok())
+                .collect(),
             dir: None,
             keep: false,
             settings: NodeSettings {
@@ -98,6 +105,7 @@ impl ChaosOptions {
                 pre_vote: true,
                 seeded_bug: None,
                 log_level: "info".into(),
+                powerfs: false,
             },
             check_budget: 2_000_000,
             verbose: false,
@@ -122,6 +130,8 @@ pub struct ChaosReport {
     /// Outcomes of the leadership transfers asked for (fault kind
     /// `transfer-leader`): moved, other-leader, aborted, failed.
     pub transfers: BTreeMap<String, u64>,
+    /// What the power cuts dropped (all zero without power cuts).
+    pub power: faults::PowerCuts,
     pub operations: OperationCounts,
     pub linearizability: Report,
     pub lost_writes: Vec<LostWrite>,
@@ -229,6 +239,14 @@ impl ChaosReport {
                 .map(|(outcome, n)| format!("{outcome} {n}"))
                 .collect();
             let _ = writeln!(out, "leadership transfers: {}", transfers.join(", "));
+        }
+        if self.power.nodes_cut > 0 {
+            let p = &self.power;
+            let _ = writeln!(
+                out,
+                "power cuts: {} node cuts; {} files held unsynced data; unsynced sectors: {} lost, {} reached the disk (torn writes)",
+                p.nodes_cut, p.files_dirty, p.sectors_lost, p.sectors_kept
+            );
         }
         let _ = writeln!(
             out,
@@ -410,6 +428,21 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         "need keys and clients"
     );
     anyhow::ensure!(!options.faults.is_empty(), "no fault kinds selected");
+    let mut options = options;
+    if options.faults.iter().any(|kind| kind.needs_powerfs()) {
+        if let Err(why) = crate::powerfs::available() {
+            anyhow::bail!(
+                "the power-cut and disk fault kinds need the power-loss file system, which needs FUSE: {why}"
+            );
+        }
+        options.settings.powerfs = true;
+    }
+    let uses_netns = options.faults.iter().any(|kind| kind.needs_netns());
+    if uses_netns && let Err(why) = netns::available() {
+        anyhow::bail!(
+            "the netns-partition fault kinds need network namespaces: {why}; leave them out of --faults"
+        );
+    }
     anyhow::ensure!(
         options.bin.exists(),
         "the raft-lab binary {} does not exist (build it: cargo build --release -p raft-lab)",
@@ -421,11 +454,25 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     // The nodes' listening sockets, bound first (port 0) and held for the
     // whole run, each handed to every process of its node: the proxies bound
     // below can never take a node's port, nor can anything else.
-    let listeners: BTreeMap<NodeId, Arc<std::net::TcpListener>> = ids
-        .iter()
-        .copied()
-        .zip(raft_node::launch::loopback_listeners(ids.len())?)
-        .collect();
+    // With namespace partitions, each node lives in its own network
+    // namespace at its own address (`netns`); the proxies listen on the
+    // bridge's address, which every namespace reaches.
+    let net = if uses_netns {
+        Some(netns::NetNs::setup(std::process::id(), &ids)?)
+    } else {
+        None
+    };
+    let listeners: BTreeMap<NodeId, Arc<std::net::TcpListener>> = match &net {
+        Some(net) => net.listeners()?,
+        None => ids
+            .iter()
+            .copied()
+            .zip(raft_node::launch::loopback_listeners(ids.len())?)
+            .collect(),
+    };
+    let proxy_ip = net
+        .as_ref()
+        .map_or(std::net::Ipv4Addr::LOCALHOST, |net| net.harness_address());
     let listen: BTreeMap<NodeId, SocketAddr> = listeners
         .iter()
         .map(|(id, listener)| Ok((*id, listener.local_addr()?)))
@@ -439,7 +486,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
             address: listen[&a].to_string(),
         }];
         for &b in ids.iter().filter(|b| **b != a) {
-            let proxy = LinkProxy::start(network.clone(), a, b, listen[&b]).await?;
+            let proxy = LinkProxy::start_on(proxy_ip, network.clone(), a, b, listen[&b]).await?;
             list.push(Member {
                 id: b,
                 address: proxy.address.to_string(),
@@ -455,6 +502,9 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         &listeners,
         members,
     )?;
+    if let Some(net) = &net {
+        processes.set_namespaces(ids.iter().map(|id| (*id, net.namespace(*id))).collect());
+    }
     for &id in &ids {
         processes.start(id)?;
     }
@@ -500,7 +550,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         }
         tokio::time::sleep(gap).await;
         let leader = faults::find_leader(&processes).await;
-        let (kind, active) = injector.inject(&mut processes, &network, leader);
+        let (kind, active) = injector.inject(&mut processes, &network, net.as_ref(), leader)?;
         let hold = injector
             .hold()
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -517,14 +567,18 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         // upper end: often enough to interrupt heartbeats and elections.
         let flap = Duration::from_millis((election_high / 3).max(1));
         faults::hold(&active, &network, hold, flap).await;
-        faults::heal(active, &mut processes, &network)?;
+        faults::heal(active, &mut processes, &network, net.as_ref())?;
         restart_exited(&mut processes)?;
     }
 
     // Heal everything and let the clients finish their last operations.
     network.heal();
+    if let Some(net) = &net {
+        net.heal();
+    }
     for id in processes.ids() {
         processes.resume(id);
+        processes.set_disk_faults(id, Default::default());
     }
     restart_exited(&mut processes)?;
     for id in processes.ids() {
@@ -619,6 +673,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
                     .collect()
             })
             .unwrap_or_default(),
+        power: injector.power.clone(),
         operations,
         linearizability,
         lost_writes,
@@ -632,6 +687,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         kept: false,
     };
     drop(processes);
+    drop(net);
     if !report.passed() || options.keep {
         save(&dir, &report, &history)?;
         report.kept = true;
@@ -752,6 +808,7 @@ mod tests {
             duration: Duration::from_secs(1),
             faults: BTreeMap::new(),
             transfers: BTreeMap::new(),
+            power: Default::default(),
             operations: OperationCounts::default(),
             linearizability: Report {
                 keys,

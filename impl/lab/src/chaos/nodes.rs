@@ -3,6 +3,11 @@
 //! `node-<id>.log` in the run directory), killed (SIGKILL), paused (SIGSTOP)
 //! and resumed (SIGCONT) by the harness.
 //!
+//! With `powerfs` set, each node's data directory lies on its own
+//! power-loss file system (`crate::powerfs`, mounted at `disk-<id>/`, its
+//! disk the directory `disk-<id>.backing/`), so that the harness can cut a
+//! node's power: kill it, drop what it had not fsynced, restart it.
+//!
 //! Each node lists itself at its real address and every peer at the address
 //! of the proxy for that directed link (see `proxy`). Clients talk to the
 //! nodes directly. Every process is killed when [`Processes`] is dropped.
@@ -18,6 +23,7 @@ use raft_model::NodeId;
 use raft_node::config::{FileConfig, Member};
 use raft_node::launch::{Launch, NodeProcess};
 
+use crate::powerfs::{CutReport, DiskFaults, PowerFs};
 use crate::seeded_bugs::SeededBug;
 
 /// How each node is run.
@@ -39,6 +45,9 @@ pub struct NodeSettings {
     /// show the harness catches it.
     pub seeded_bug: Option<SeededBug>,
     pub log_level: String,
+    /// Put each node's data directory on a power-loss file system (needed
+    /// by the power-cut and disk fault kinds).
+    pub powerfs: bool,
 }
 
 struct Node {
@@ -58,6 +67,10 @@ pub struct Processes {
     dir: PathBuf,
     settings: NodeSettings,
     nodes: BTreeMap<NodeId, Node>,
+    /// Each node's power-loss file system (with `settings.powerfs`).
+    disks: BTreeMap<NodeId, PowerFs>,
+    /// Each node's network namespace, if they run in namespaces.
+    namespaces: BTreeMap<NodeId, String>,
     /// Processes that exited without the harness killing them.
     pub unexpected_exits: Vec<(NodeId, String)>,
 }
@@ -88,12 +101,22 @@ impl Processes {
                     },
                 ))
             })
-            .collect::<std::io::Result<_>>()?;
+            .collect::<std::io::Result<BTreeMap<NodeId, Node>>>()?;
+        let mut disks = BTreeMap::new();
+        if settings.powerfs {
+            for id in nodes.keys() {
+                let mountpoint = dir.join(format!("disk-{id}"));
+                let backing = dir.join(format!("disk-{id}.backing"));
+                disks.insert(*id, PowerFs::mount(&backing, &mountpoint)?);
+            }
+        }
         Ok(Processes {
             bin: bin.to_owned(),
             dir: dir.to_owned(),
             settings,
             nodes,
+            disks,
+            namespaces: BTreeMap::new(),
             unexpected_exits: Vec::new(),
         })
     }
@@ -106,8 +129,80 @@ impl Processes {
         self.nodes[&id].listen
     }
 
+    /// Node `id`'s data directory (on its power-loss file system, if any).
     pub fn data_dir(&self, id: NodeId) -> PathBuf {
-        self.dir.join(format!("node-{id}"))
+        match self.disks.get(&id) {
+            Some(disk) => disk.mountpoint().join(format!("node-{id}")),
+            None => self.dir.join(format!("node-{id}")),
+        }
+    }
+
+    /// Whether the data directories are on power-loss file systems.
+    pub fn has_powerfs(&self) -> bool {
+        !self.disks.is_empty()
+    }
+
+    /// Cuts the power of nodes `ids` at once: each disk is armed to die at
+    /// its node's next write (so the cut falls between a batch's write and
+    /// its fsync; at most 300 ms is waited for one), each node is killed
+    /// (SIGKILL), then every one of their file systems drops what was not
+    /// fsynced, each unsynced sector reaching the
+    /// disk or not as drawn from `tear_seed` (per node), and is mounted
+    /// again. Restart them with [`Processes::start`].
+    pub fn power_cut(&mut self, ids: &[NodeId], tear_seed: u64) -> anyhow::Result<Vec<CutReport>> {
+        anyhow::ensure!(
+            self.has_powerfs(),
+            "a power cut needs the nodes' data on powerfs (NodeSettings::powerfs)"
+        );
+        // The cut falls inside a batch where it can: each disk goes dead
+        // right after its node's next write (or after 300 ms of no write).
+        for id in ids {
+            self.resume(*id);
+            if let Some(disk) = self.disks.get(id) {
+                disk.arm_cut();
+            }
+        }
+        let armed = std::time::Instant::now();
+        while armed.elapsed() < Duration::from_millis(300)
+            && !ids
+                .iter()
+                .all(|id| self.disks.get(id).is_none_or(|disk| disk.is_dead()))
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for id in ids {
+            self.kill(*id);
+        }
+        let mut reports = Vec::new();
+        for id in ids {
+            let disk = self
+                .disks
+                .get_mut(id)
+                .with_context(|| format!("no disk for node {id}"))?;
+            let report = disk
+                .power_cut(Some(tear_seed.wrapping_add(*id)))
+                .with_context(|| format!("power cut of node {id}'s file system"))?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Runs each node (from its next start) in the network namespace named
+    /// here (`raft-lab node --netns NAME`).
+    pub fn set_namespaces(&mut self, namespaces: BTreeMap<NodeId, String>) {
+        self.namespaces = namespaces;
+    }
+
+    /// Node `id`'s power-loss file system, if the nodes run on them.
+    pub fn disk(&self, id: NodeId) -> Option<&PowerFs> {
+        self.disks.get(&id)
+    }
+
+    /// Injects disk faults into node `id`'s file system (the default: none).
+    pub fn set_disk_faults(&self, id: NodeId, faults: DiskFaults) {
+        if let Some(disk) = self.disks.get(&id) {
+            disk.set_faults(faults);
+        }
     }
 
     pub fn log_file(&self, id: NodeId) -> PathBuf {
@@ -148,6 +243,9 @@ impl Processes {
             .init(!node.initialized);
         if let Some(bug) = s.seeded_bug {
             launch = launch.arg("--seeded-bug").arg(bug.name());
+        }
+        if let Some(namespace) = self.namespaces.get(&id) {
+            launch = launch.arg("--netns").arg(namespace);
         }
         node.process = Some(launch.spawn()?);
         node.initialized = true;

@@ -97,7 +97,19 @@ impl LinkProxy {
         to: NodeId,
         target: SocketAddr,
     ) -> std::io::Result<LinkProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST, network, from, to, target).await
+    }
+
+    /// [`LinkProxy::start`], listening on `ip` (the bridge's address when
+    /// the nodes live in network namespaces).
+    pub async fn start_on(
+        ip: std::net::Ipv4Addr,
+        network: Network,
+        from: NodeId,
+        to: NodeId,
+        target: SocketAddr,
+    ) -> std::io::Result<LinkProxy> {
+        let listener = TcpListener::bind((ip, 0)).await?;
         let address = listener.local_addr()?;
         let accept = tokio::spawn(async move {
             // Connection tasks are aborted with this one.
