@@ -13,6 +13,9 @@
 //! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
 //! pre_vote = true                  # ask for pre-votes before raising the term; refuse them while a leader is heard (default)
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/3) for raft-interop
+//! trace_format = "compact"         # "compact" (zstd over the JSON lines, default) or "json"
+//! trace_rotate_mb = 64             # start the next trace segment once one holds this many MiB (0: never)
+//! trace_keep_files = 16            # segments kept per node, the oldest deleted (0: all)
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
 //! tls_ca = "/etc/raft-node/ca.pem"
@@ -73,6 +76,8 @@ pub enum ConfigError {
         address: String,
         message: String,
     },
+    #[error("bad trace setting: {0}")]
+    Trace(String),
     #[error("bad timing: {0}")]
     BadTiming(String),
     #[error(transparent)]
@@ -116,8 +121,18 @@ pub struct FileConfig {
     /// pre-votes before it raises its term, and refuses pre-votes while it
     /// hears from a leader.
     pub pre_vote: Option<bool>,
-    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/3).
+    /// Record every core event to the segments
+    /// `<trace_dir>/node-<id>.<seq>.jsonl.zst` (raft-trace/3; see crate::trace).
     pub trace_dir: Option<PathBuf>,
+    /// `compact` (default: zstd over the JSON lines, some 20 times smaller)
+    /// or `json` (plain lines, `node-<id>.<seq>.jsonl`).
+    pub trace_format: Option<String>,
+    /// A trace segment is closed and the next opened once it holds this many
+    /// MiB on disk (default 64; 0: never; a fraction is allowed).
+    pub trace_rotate_mb: Option<f64>,
+    /// Trace segments kept per node, the oldest deleted as new ones open
+    /// (default 16; 0: all).
+    pub trace_keep_files: Option<usize>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -185,6 +200,9 @@ impl FileConfig {
             check_quorum: over.check_quorum.or(self.check_quorum),
             pre_vote: over.pre_vote.or(self.pre_vote),
             trace_dir: over.trace_dir.or(self.trace_dir),
+            trace_format: over.trace_format.or(self.trace_format),
+            trace_rotate_mb: over.trace_rotate_mb.or(self.trace_rotate_mb),
+            trace_keep_files: over.trace_keep_files.or(self.trace_keep_files),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
             tls_ca: over.tls_ca.or(self.tls_ca),
@@ -242,6 +260,8 @@ pub struct NodeConfig {
     pub seeded_bugs: crate::seeded_bugs::SeededBugs,
     /// Where core events are recorded, if anywhere (see crate::trace).
     pub trace_dir: Option<PathBuf>,
+    /// How: the form, rotation and retention of the trace's segments.
+    pub trace: raft_trace::WriterOptions,
     /// Mutual TLS for every connection (peers and clients), if configured.
     pub tls: Option<crate::tls::Tls>,
 }
@@ -355,6 +375,20 @@ impl NodeConfig {
             #[cfg(feature = "seeded-bugs")]
             seeded_bugs: Default::default(),
             trace_dir: file.trace_dir,
+            trace: raft_trace::WriterOptions {
+                format: match file.trace_format.as_deref() {
+                    Some(text) => text.parse().map_err(ConfigError::Trace)?,
+                    None => raft_trace::Format::Compact,
+                },
+                rotate_bytes: file
+                    .trace_rotate_mb
+                    .map_or(raft_trace::WriterOptions::DEFAULT_ROTATE_BYTES, |mb| {
+                        (mb.max(0.0) * 1024.0 * 1024.0) as u64
+                    }),
+                keep_files: file
+                    .trace_keep_files
+                    .unwrap_or(raft_trace::WriterOptions::DEFAULT_KEEP_FILES),
+            },
             tls: crate::tls::TlsFiles::from_parts(file.tls_cert, file.tls_key, file.tls_ca)?
                 .map(|files| files.load())
                 .transpose()?,

@@ -75,6 +75,9 @@ struct BenchArgs {
     /// see what tracing costs.
     #[arg(long)]
     trace: bool,
+    /// With --trace: the trace's form, compact (the node's default) or json.
+    #[arg(long, value_name = "compact|json", default_value = "compact")]
+    trace_format: raft_interop::Format,
 }
 
 #[derive(Args)]
@@ -186,6 +189,7 @@ fn main() -> ExitCode {
                     snapshot_keys: args.snapshot_keys,
                     dir: args.dir,
                     trace: args.trace,
+                    trace_format: args.trace_format,
                 })
                 .await
             }
