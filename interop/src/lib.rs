@@ -78,41 +78,40 @@ pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>,
     std::fs::create_dir_all(out).map_err(|err| Failure::io(out, &err))?;
     // (output file name, the lines' text, read as it goes)
     let mut written = Vec::new();
-    let mut emit =
-        |name: String, lines: &mut dyn FnMut(&mut dyn FnMut(&str)) -> Result<(), Failure>| {
-            let path = out.join(name);
-            let file = std::fs::File::create(&path).map_err(|err| Failure::io(&path, &err))?;
-            let mut file = std::io::BufWriter::new(file);
-            let mut compressor = match format {
-                Format::Compact => Some(
-                    raft_trace::compact::Compressor::new().map_err(|e| Failure::io(&path, &e))?,
-                ),
-                Format::Json => None,
-            };
-            let mut buffer = Vec::with_capacity(1 << 20);
-            let mut error = None;
-            lines(&mut |line: &str| {
-                buffer.extend_from_slice(line.as_bytes());
-                buffer.push(b'\n');
-                if buffer.len() >= 1 << 20 && error.is_none() {
-                    error = flush(&mut file, &mut compressor, &mut buffer).err();
-                }
-            })?;
-            let mut result = flush(&mut file, &mut compressor, &mut buffer);
-            if let (Ok(()), Some(compressor)) = (&result, compressor) {
-                result = compressor
-                    .finish()
-                    .and_then(|last| file.write_all(&last))
-                    .and_then(|()| file.flush());
-            } else if result.is_ok() {
-                result = file.flush();
+    let mut emit = |name: String, lines: &mut LineSource| {
+        let path = out.join(name);
+        let file = std::fs::File::create(&path).map_err(|err| Failure::io(&path, &err))?;
+        let mut file = std::io::BufWriter::new(file);
+        let mut compressor = match format {
+            Format::Compact => {
+                Some(raft_trace::compact::Compressor::new().map_err(|e| Failure::io(&path, &e))?)
             }
-            if let Some(err) = error.or(result.err()) {
-                return Err(Failure::io(&path, &err));
-            }
-            written.push(path);
-            Ok(())
+            Format::Json => None,
         };
+        let mut buffer = Vec::with_capacity(1 << 20);
+        let mut error = None;
+        lines(&mut |line: &str| {
+            buffer.extend_from_slice(line.as_bytes());
+            buffer.push(b'\n');
+            if buffer.len() >= 1 << 20 && error.is_none() {
+                error = flush(&mut file, &mut compressor, &mut buffer).err();
+            }
+        })?;
+        let mut result = flush(&mut file, &mut compressor, &mut buffer);
+        if let (Ok(()), Some(compressor)) = (&result, compressor) {
+            result = compressor
+                .finish()
+                .and_then(|last| file.write_all(&last))
+                .and_then(|()| file.flush());
+        } else if result.is_ok() {
+            result = file.flush();
+        }
+        if let Some(err) = error.or(result.err()) {
+            return Err(Failure::io(&path, &err));
+        }
+        written.push(path);
+        Ok(())
+    };
     if input.is_dir() {
         let segments = raft_trace::segments::list(input).map_err(|err| Failure::io(input, &err))?;
         let mut nodes: Vec<_> = segments.iter().map(|s| s.node).collect();
@@ -164,6 +163,9 @@ pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>,
     }
     Ok(written)
 }
+
+/// Feeds every line of a trace to the sink it is given.
+type LineSource<'a> = dyn FnMut(&mut dyn FnMut(&str)) -> Result<(), Failure> + 'a;
 
 fn flush(
     file: &mut impl std::io::Write,

@@ -2,12 +2,12 @@
 //!
 //! A node writes `<trace-dir>/node-<id>.<seq>.jsonl.zst` (compact) or
 //! `node-<id>.<seq>.jsonl` (JSON), `<seq>` a six-digit number counting from
-//! 000001. Every process start opens the next segment (a compact segment of
-//! a killed process ends inside its frame, so nothing is ever appended to
-//! it), and so does a segment reaching the rotation size; retention deletes
-//! the oldest beyond the number kept. The lines of a node are its segments'
-//! lines in `<seq>` order. A file of the former single-file naming,
-//! `node-<id>.jsonl`, is segment 0.
+//! one (`000001`). Every process start opens the next segment (a compact
+//! segment of a killed process ends inside its frame, so nothing is ever
+//! appended to it), and so does a segment reaching the rotation size;
+//! retention deletes the oldest beyond the number kept. The lines of a node
+//! are its segments' lines in `<seq>` order. A file of the former
+//! single-file naming, `node-<id>.jsonl`, is segment 0.
 //!
 //! [`Cursor`] reads one node's segments in order, line by line, holding one
 //! chunk of the file at a time: a trace of any length is read in bounded
