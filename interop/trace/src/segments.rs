@@ -200,11 +200,19 @@ impl Cursor {
     /// appeared; a gap in the numbers is an error (segments removed before
     /// they were read).
     fn next_segment(&self) -> Result<Option<Segment>, ReadError> {
-        let segments = of_node(&self.dir, self.node).map_err(|err| ReadError {
-            source: self.dir.display().to_string(),
-            line: 0,
-            problem: format!("cannot list: {err}"),
-        })?;
+        let segments = match of_node(&self.dir, self.node) {
+            Ok(segments) => segments,
+            // The directory was removed (the open file stays readable):
+            // nothing more will come.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(ReadError {
+                    source: self.dir.display().to_string(),
+                    line: 0,
+                    problem: format!("cannot list: {err}"),
+                });
+            }
+        };
         let Some(next) = segments.into_iter().find(|s| s.seq > self.seq) else {
             return Ok(None);
         };
