@@ -293,7 +293,8 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     let validated = validate(&compact)
         .unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
     // The same trace as JSON lines, one file per node: the same run, and
-    // several times the bytes.
+    // more than ten times the bytes (issue 22 asks for a tenth; measured
+    // 18 to 20 times here, where 3 KiB segments restart zstd's window often).
     let traces = dir.path().join("json");
     raft_interop::convert(&compact, &traces, raft_interop::Format::Json).unwrap();
     let as_json = validate(&traces).unwrap_or_else(|f| panic!("converted: {f}"));
@@ -312,7 +313,7 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         segments.len()
     );
     assert!(
-        compact_bytes * 5 < json_bytes,
+        compact_bytes * 10 < json_bytes,
         "compact {compact_bytes} bytes, JSON {json_bytes}"
     );
     assert!(
