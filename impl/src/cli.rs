@@ -74,11 +74,22 @@ pub struct SettingsArgs {
     /// Compact the log once this many entries are applied past the last snapshot.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
-    /// Record every core event to DIR/node-<id>.jsonl (format raft-trace/3), for
-    /// `raft-interop validate DIR` to replay through the model. Low overhead:
-    /// one JSON line per event, one write per batch, no fsync.
+    /// Record every core event into DIR (format raft-trace/3), for `raft-interop
+    /// validate DIR` (or `validate --follow DIR`, while it runs) to replay through
+    /// the model. Low overhead: one compressed write per batch, no fsync. Files
+    /// DIR/node-<id>.<seq>.jsonl.zst, a new one at every start and every
+    /// --trace-rotate-mb, the newest --trace-keep-files kept.
     #[arg(long, value_name = "DIR")]
     pub trace_dir: Option<PathBuf>,
+    /// The trace's form: compact (zstd over the JSON lines; the default) or json.
+    #[arg(long, value_name = "compact|json")]
+    pub trace_format: Option<String>,
+    /// Start the next trace segment once one holds this many MiB [default: 64; 0: never].
+    #[arg(long, value_name = "MIB")]
+    pub trace_rotate_mb: Option<f64>,
+    /// Trace segments kept per node, the oldest deleted [default: 16; 0: all].
+    #[arg(long, value_name = "N")]
+    pub trace_keep_files: Option<usize>,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 }
@@ -125,6 +136,9 @@ impl SettingsArgs {
             pre_vote: None,
             min_free_bytes: None,
             trace_dir: self.trace_dir,
+            trace_format: self.trace_format,
+            trace_rotate_mb: self.trace_rotate_mb,
+            trace_keep_files: self.trace_keep_files,
             tls_cert: self.tls.tls_cert,
             tls_key: self.tls.tls_key,
             tls_ca: self.tls.tls_ca,

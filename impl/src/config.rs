@@ -14,6 +14,9 @@
 //! pre_vote = true                  # ask for pre-votes before raising the term; refuse them while a leader is heard (default)
 //! min_free_bytes = 67108864        # refuse client writes while the data directory's disk has less free (default 64 MiB)
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/3) for raft-interop
+//! trace_format = "compact"         # "compact" (zstd over the JSON lines, default) or "json"
+//! trace_rotate_mb = 64             # start the next trace segment once one holds this many MiB (0: never)
+//! trace_keep_files = 16            # segments kept per node, the oldest deleted (0: all)
 //! tls_cert = "/etc/raft-node/node1.pem"    # optional mutual TLS (all three or none; see crate::tls)
 //! tls_key = "/etc/raft-node/node1.key"
 //! tls_ca = "/etc/raft-node/ca.pem"
@@ -74,6 +77,8 @@ pub enum ConfigError {
         address: String,
         message: String,
     },
+    #[error("bad trace setting: {0}")]
+    Trace(String),
     #[error("bad timing: {0}")]
     BadTiming(String),
     #[error(transparent)]
@@ -121,8 +126,18 @@ pub struct FileConfig {
     /// less than this many bytes free (default 64 MiB: the log file grows by
     /// up to 64 MiB at a time).
     pub min_free_bytes: Option<u64>,
-    /// Record every core event to `<trace_dir>/node-<id>.jsonl` (raft-trace/3).
+    /// Record every core event to the segments
+    /// `<trace_dir>/node-<id>.<seq>.jsonl.zst` (raft-trace/3; see crate::trace).
     pub trace_dir: Option<PathBuf>,
+    /// `compact` (default: zstd over the JSON lines, some 20 times smaller)
+    /// or `json` (plain lines, `node-<id>.<seq>.jsonl`).
+    pub trace_format: Option<String>,
+    /// A trace segment is closed and the next opened once it holds this many
+    /// MiB on disk (default 64; 0: never; a fraction is allowed).
+    pub trace_rotate_mb: Option<f64>,
+    /// Trace segments kept per node, the oldest deleted as new ones open
+    /// (default 16; 0: all).
+    pub trace_keep_files: Option<usize>,
     /// Mutual TLS: this node's certificate, its key, and the cluster's CA.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -191,6 +206,9 @@ impl FileConfig {
             pre_vote: over.pre_vote.or(self.pre_vote),
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             trace_dir: over.trace_dir.or(self.trace_dir),
+            trace_format: over.trace_format.or(self.trace_format),
+            trace_rotate_mb: over.trace_rotate_mb.or(self.trace_rotate_mb),
+            trace_keep_files: over.trace_keep_files.or(self.trace_keep_files),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
             tls_ca: over.tls_ca.or(self.tls_ca),
@@ -251,6 +269,8 @@ pub struct NodeConfig {
     pub seeded_bugs: crate::seeded_bugs::SeededBugs,
     /// Where core events are recorded, if anywhere (see crate::trace).
     pub trace_dir: Option<PathBuf>,
+    /// How: the form, rotation and retention of the trace's segments.
+    pub trace: raft_trace::WriterOptions,
     /// Mutual TLS for every connection (peers and clients), if configured.
     pub tls: Option<crate::tls::Tls>,
 }
@@ -389,6 +409,20 @@ impl NodeConfig {
             #[cfg(feature = "seeded-bugs")]
             seeded_bugs: Default::default(),
             trace_dir: file.trace_dir,
+            trace: raft_trace::WriterOptions {
+                format: match file.trace_format.as_deref() {
+                    Some(text) => text.parse().map_err(ConfigError::Trace)?,
+                    None => raft_trace::Format::Compact,
+                },
+                rotate_bytes: file
+                    .trace_rotate_mb
+                    .map_or(raft_trace::WriterOptions::DEFAULT_ROTATE_BYTES, |mb| {
+                        (mb.max(0.0) * 1024.0 * 1024.0) as u64
+                    }),
+                keep_files: file
+                    .trace_keep_files
+                    .unwrap_or(raft_trace::WriterOptions::DEFAULT_KEEP_FILES),
+            },
             tls: crate::tls::TlsFiles::from_parts(file.tls_cert, file.tls_key, file.tls_ca)?
                 .map(|files| files.load())
                 .transpose()?,

@@ -122,7 +122,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     );
     let core = recovered_core(&config, recovered);
     let trace = match &config.trace_dir {
-        Some(dir) => crate::trace::Tracer::open(dir, &config.cluster_id, &core)
+        Some(dir) => crate::trace::Tracer::open(dir, config.trace, &config.cluster_id, &core)
             .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
         None => crate::trace::Tracer::default(),
     };

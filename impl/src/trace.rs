@@ -8,17 +8,26 @@
 //! definition are not recorded: an election timeout of a leader, a heartbeat
 //! tick of a non-leader, a message the core does not accept.
 //!
-//! Recording costs one serialization per event and one `write` per batch
-//! (no fsync); when the trace cannot be written the node logs why and goes
-//! on without it — a trace is evidence, not a durability promise.
+//! Recording costs one serialization per event and one compressed `write`
+//! per batch (no fsync); when the trace cannot be written the node logs why
+//! and goes on without it — a trace is evidence, not a durability promise.
+//!
+//! The lines go to segments `<trace_dir>/node-<id>.<seq>.jsonl.zst`: zstd
+//! over the JSON lines by default (`trace_format = "json"` for plain lines),
+//! a new segment at every process start and once one holds
+//! `trace_rotate_mb` MiB (default 64), the newest `trace_keep_files` kept
+//! (default 16). `raft-interop validate DIR` reads them in order, whichever
+//! their form; `raft-interop validate --follow DIR` checks them as they are
+//! written, so a trace whose old segments retention deletes is still checked
+//! whole.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use raft_model::{Effects, Step};
-use raft_trace::TraceWriter;
 use raft_trace::format::{Durable, Header, SCHEMA, Start, TracedStep, traced};
+use raft_trace::{TraceWriter, WriterOptions};
 use tracing::{error, info};
 
 use crate::convert::Msg;
@@ -54,12 +63,18 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Opens `<dir>/node-<id>.jsonl` and writes the process-start lines: a
-    /// header, and for a node that has run before, its recovery as spec
-    /// `Restart`.
-    pub fn open(dir: &Path, cluster_id: &str, core: &Core) -> std::io::Result<Tracer> {
-        let mut writer = TraceWriter::open(dir, core.id())?;
-        let had_lines = std::fs::metadata(writer.path()).map(|m| m.len() > 0)?;
+    /// Opens the node's next trace segment in `dir` (`node-<id>.<seq>.jsonl.zst`
+    /// by default; see raft_trace::segments) and writes the process-start
+    /// lines: a header, and for a node that has run before, its recovery as
+    /// spec `Restart`.
+    pub fn open(
+        dir: &Path,
+        options: WriterOptions,
+        cluster_id: &str,
+        core: &Core,
+    ) -> std::io::Result<Tracer> {
+        let mut writer = TraceWriter::open_with(dir, core.id(), options)?;
+        let had_lines = writer.had_segments();
         let pristine = core.current_term() == 0
             && core.voted_for().is_none()
             && core.log().last_index() == 0

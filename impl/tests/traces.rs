@@ -27,10 +27,17 @@ struct Cluster {
     /// every process of that node: no port is released while the test runs.
     listeners: Vec<Arc<TcpListener>>,
     processes: Vec<Option<NodeProcess>>,
+    rotate_mb: f64,
+    keep_files: usize,
 }
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
+        Cluster::start_with(dir, 3.0 / 1024.0, 0)
+    }
+
+    /// Segments rotated at `rotate_mb` MiB, `keep_files` of them kept.
+    fn start_with(dir: &Path, rotate_mb: f64, keep_files: usize) -> Cluster {
         let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
         let members: Vec<Member> = (1..)
             .zip(&listeners)
@@ -44,6 +51,8 @@ impl Cluster {
             members,
             listeners,
             processes: vec![None, None, None],
+            rotate_mb,
+            keep_files,
         };
         for id in 1..=3 {
             cluster.spawn(id, true);
@@ -57,6 +66,10 @@ impl Cluster {
             id: Some(id as u64),
             data_dir: Some(self.dir.join(format!("node-{id}"))),
             trace_dir: Some(self.dir.join("traces")),
+            // Compact (the default), in segments of about 3 KiB: the run
+            // rotates, and the validator reads each node's sequence in order.
+            trace_rotate_mb: Some(self.rotate_mb),
+            trace_keep_files: Some(self.keep_files),
             election_timeout_ms: Some([150, 300]),
             heartbeat_ms: Some(30),
             snapshot_threshold: Some(25),
@@ -221,8 +234,10 @@ fn first_node_with(traces: &Path, pattern: &str) -> Option<u64> {
     (1..=3u64).find(|id| lines(traces, *id).iter().any(|l| l.contains(pattern)))
 }
 
+/// The JSON lines of `node` in a directory written by `raft-interop convert
+/// --to json` (one file per node).
 fn lines(dir: &Path, node: u64) -> Vec<String> {
-    std::fs::read_to_string(dir.join(format!("node-{node}.jsonl")))
+    std::fs::read_to_string(dir.join(format!("node-{node}.000001.jsonl")))
         .expect("trace file")
         .lines()
         .map(str::to_owned)
@@ -248,7 +263,11 @@ fn corrupted(
         if id == node {
             edit(&mut text);
         }
-        std::fs::write(out.join(format!("node-{id}.jsonl")), text.join("\n") + "\n").unwrap();
+        std::fs::write(
+            out.join(format!("node-{id}.000001.jsonl")),
+            text.join("\n") + "\n",
+        )
+        .unwrap();
     }
     out
 }
@@ -269,10 +288,43 @@ fn position(lines: &[String], what: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
-    let (traces, behind) = record(dir.path()).await;
+    let (compact, behind) = record(dir.path()).await;
 
-    let validated =
-        validate(&traces).unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
+    // The nodes wrote compact segments, rotated: more segments than
+    // process starts (3 + 2 restarts), each a zstd stream.
+    let segments = raft_trace::segments::list(&compact).unwrap();
+    assert!(segments.len() > 5 + 3, "no rotation: {segments:?}");
+    assert!(
+        segments
+            .iter()
+            .all(|s| s.path.to_string_lossy().ends_with(".jsonl.zst"))
+    );
+    let validated = validate(&compact)
+        .unwrap_or_else(|failure| panic!("the real run is not valid:\n{failure}"));
+    // The same trace as JSON lines, one file per node: the same run, and
+    // more than ten times the bytes (issue 22 asks for a tenth; measured
+    // 18 to 20 times here, where 3 KiB segments restart zstd's window often).
+    let traces = dir.path().join("json");
+    raft_interop::convert(&compact, &traces, raft_interop::Format::Json).unwrap();
+    let as_json = validate(&traces).unwrap_or_else(|f| panic!("converted: {f}"));
+    assert_eq!(as_json.events, validated.events);
+    assert_eq!(as_json.lost, validated.lost);
+    let size = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    };
+    let (compact_bytes, json_bytes) = (size(&compact), size(&traces));
+    println!(
+        "{} events: {compact_bytes} bytes compact in {} segments, {json_bytes} as JSON",
+        validated.events.values().sum::<usize>(),
+        segments.len()
+    );
+    assert!(
+        compact_bytes * 10 < json_bytes,
+        "compact {compact_bytes} bytes, JSON {json_bytes}"
+    );
     assert!(
         validated.restarts >= 2,
         "two processes restarted: {validated:?}",
@@ -422,4 +474,134 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         itf["states"].as_array().unwrap().len(),
         validated.run.len() + 1
     );
+}
+
+/// Appends `line` to the compact segment at `path` as a zstd *raw* block
+/// (3-byte header: not the last block, type raw, the size; then the bytes):
+/// a writer's segment ends after a whole block (it flushes one per batch),
+/// so a reader decodes the line as the next one of the node's trace, exactly
+/// as if the node had written it.
+fn inject_line(path: &Path, line: &str) {
+    use std::io::Write;
+    let bytes = format!("{line}\n").into_bytes();
+    let header = (bytes.len() as u32) << 3; // last = 0, type = 0 (raw)
+    let mut block = header.to_le_bytes()[..3].to_vec();
+    block.extend_from_slice(&bytes);
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(&block).unwrap();
+}
+
+/// `raft-interop validate --follow` (issue 22) tails a running cluster whose
+/// segments rotate every 2 KiB, 8 kept per node: it validates the events
+/// as the nodes write them, through a follower's kill and restart, while
+/// retention deletes segments it has read; then a corrupted event injected
+/// into the leader's current segment is reported within seconds, naming the
+/// field. The batch validator refuses the same directory: its first
+/// segments are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_validates_a_running_cluster_and_reports_an_injected_corruption() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    let stop = Arc::new(AtomicBool::new(false));
+    let events = Arc::new(AtomicUsize::new(0));
+    let follower = {
+        let (traces, stop, events) = (traces.clone(), stop.clone(), events.clone());
+        std::thread::spawn(move || {
+            let options = raft_interop::follow::FollowOptions {
+                grace: Duration::from_secs(5),
+                progress: Duration::from_millis(200),
+                poll: Duration::from_millis(50),
+                ..Default::default()
+            };
+            raft_interop::follow::follow(&[traces], &options, &stop, |progress| {
+                events.store(progress.events, Ordering::Relaxed);
+            })
+        })
+    };
+    let mut cluster = Cluster::start_with(dir.path(), 2.0 / 1024.0, 8);
+    let endpoints = cluster.endpoints();
+    let mut client = KvClient::new(endpoints.clone()).unwrap();
+    client.op_timeout = Duration::from_secs(20);
+    client.rpc_timeout = Duration::from_secs(2);
+    let first = leader(&mut client, &endpoints).await;
+    write(&mut client, 0, 100).await;
+    let follower_node = first % 3 + 1;
+    cluster.kill(follower_node);
+    write(&mut client, 100, 150).await;
+    cluster.spawn(follower_node, false);
+    write(&mut client, 150, 250).await;
+    wait_all_applied(&mut client, &endpoints).await;
+
+    // The follow validates as the nodes write (that it keeps up shows
+    // below: the injected line comes after everything written so far).
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen <= 1000 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = events.load(Ordering::Relaxed);
+    }
+    if follower.is_finished() {
+        panic!(
+            "the follow stopped early: {:?}",
+            follower.join().unwrap().err()
+        );
+    }
+    assert!(seen > 1000, "{seen} events validated while following");
+    let left = raft_trace::segments::list(&traces).unwrap();
+    for node in 1..=3 {
+        let of_node = left.iter().filter(|s| s.node == node).count();
+        assert!(of_node <= 8, "retention keeps 8: {left:?}");
+    }
+    assert!(left.iter().any(|s| s.seq > 8), "rotated: {left:?}");
+
+    // The leader's latest heartbeat tick, its term raised, injected into its
+    // segment while it is paused (so nothing it writes follows the line).
+    let victim = leader(&mut client, &endpoints).await as u64;
+    cluster.signal(victim as usize, "STOP");
+    let segment = raft_trace::segments::of_node(&traces, victim)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let text = raft_trace::compact::decode_all(&std::fs::read(&segment.path).unwrap()).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let tick = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"step\":\"SendAppendEntries\""))
+        .expect("a heartbeat tick in the leader's segment");
+    let at = tick.find("\"current_term\":").unwrap() + "\"current_term\":".len();
+    let end = at + tick[at..].find(',').unwrap();
+    let term: u64 = tick[at..end].parse().unwrap();
+    let corrupted = format!("{}{}{}", &tick[..at], term + 7, &tick[end..]);
+    let injected = Instant::now();
+    inject_line(&segment.path, &corrupted);
+    while !follower.is_finished() && injected.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reported = injected.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    cluster.signal(victim as usize, "CONT");
+    let failure = follower
+        .join()
+        .unwrap()
+        .expect_err("the injected corruption is reported");
+    println!("reported in {reported:?}: {failure}");
+    assert!(reported < Duration::from_secs(5), "{reported:?}");
+    assert_eq!(failure.node, Some(victim), "{failure}");
+    assert!(
+        failure.to_string().contains(&format!(
+            "current_term: model {term}, recorded {}",
+            term + 7
+        )),
+        "{failure}"
+    );
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+
+    // Offline, the same directory no longer holds the nodes' first segments.
+    let failure = validate(&traces).expect_err("first segments removed");
+    assert!(failure.to_string().contains("removed"), "{failure}");
 }

@@ -73,8 +73,7 @@ fn render(page: &Path, step: &str, png: &Path) -> String {
 }
 
 fn write_page(traces: &[PathBuf], out: &Path) {
-    let files = raft_interop::view::trace_files(traces).expect("trace files");
-    let page = raft_interop::view::page(&files, "test").expect("page");
+    let page = raft_interop::view::page_of(traces, "test").expect("page");
     std::fs::write(out, page).unwrap();
 }
 

@@ -20,18 +20,18 @@ use std::collections::BTreeMap;
 use raft_model::{NodeId, Payload};
 use serde_json::{Value, json};
 
-use crate::validate::{ReplayServer, Validated};
+use crate::validate::{Command, ReplayServer, Validated};
 use crate::vars::{self, Variable};
 
 /// The ITF variables, in the order they are listed: raft-trace's table.
 pub fn variables() -> Vec<&'static str> {
-    vars::per_server::<Value, ()>()
+    vars::per_server::<Command, ()>()
         .iter()
         .map(|v| v.name)
         .collect()
 }
 
-fn map(servers: &BTreeMap<NodeId, ReplayServer>, variable: &Variable<Value, ()>) -> Value {
+fn map(servers: &BTreeMap<NodeId, ReplayServer>, variable: &Variable<Command, ()>) -> Value {
     let pairs: Vec<Value> = servers
         .iter()
         .map(|(id, s)| json!([id, itf(&variable.of(s))]))
@@ -43,7 +43,7 @@ fn set(ids: &[NodeId]) -> Value {
     json!({ "#set": ids })
 }
 
-fn payload(p: &Payload<Value>) -> Value {
+fn payload(p: &Payload<Command>) -> Value {
     match p {
         Payload::Noop => json!("Noop"),
         Payload::Command(c) => json!(c.to_string()),
@@ -51,7 +51,7 @@ fn payload(p: &Payload<Value>) -> Value {
 }
 
 /// A variable's value in ITF: sets as `#set`, functions as `#map`, `Nil` 0.
-fn itf(value: &vars::Value<'_, Value, ()>) -> Value {
+fn itf(value: &vars::Value<'_, Command, ()>) -> Value {
     match value {
         vars::Value::Nat(n) => json!(n),
         vars::Value::Server(id) => json!(id.unwrap_or(0)),
@@ -89,7 +89,7 @@ fn state(servers: &BTreeMap<NodeId, ReplayServer>, index: usize, meta: Value) ->
         m.insert("index".to_string(), json!(index));
     }
     object.insert("#meta".to_string(), meta);
-    for variable in vars::per_server::<Value, ()>() {
+    for variable in vars::per_server::<Command, ()>() {
         object.insert(variable.name.to_string(), map(servers, &variable));
     }
     Value::Object(object)

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -26,10 +28,36 @@ struct Cli {
 enum Command {
     /// Replay traces through the model; exit 1 at the first bad event.
     Validate {
-        /// Trace files (a node's, or a checker's counterexample), or
-        /// directories of node-*.jsonl files (one cluster); all raft-trace/3.
+        /// Trace directories of a cluster's nodes (their segments
+        /// node-<id>.<seq>.jsonl.zst or .jsonl, read in order, lazily), or
+        /// trace files (a node's segment, a checker's counterexample); all
+        /// raft-trace/3, compact or JSON (detected from the first bytes).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Tail the directories of a running cluster: validate the events as
+        /// they are written, through restarts and rotation; report progress
+        /// on stderr, and exit 1 at the first violation (Ctrl-C: stop).
+        #[arg(long)]
+        follow: bool,
+        /// Merged steps after which the network forgets a message that no
+        /// event produced since (0: never; memory then grows with the trace).
+        #[arg(long, value_name = "STEPS", default_value_t = raft_interop::Options::DEFAULT_WINDOW)]
+        window: u64,
+        /// --follow: seconds a node may wait for a message while nothing
+        /// progresses before the wait is reported as a violation.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        grace: f64,
+        /// --follow: seconds between progress lines.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        progress: f64,
+        /// --follow: stop (exit 0 if valid so far) once nothing new has been
+        /// written for this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        idle_exit: Option<f64>,
+        /// --follow: write progress and violation as Prometheus text into
+        /// this file at every progress line (node_exporter's textfile form).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
         /// Also write the validated run as ITF JSON to this file.
         #[arg(long, value_name = "FILE")]
         itf: Option<PathBuf>,
@@ -51,36 +79,139 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Rewrite traces in another form: JSON lines for people and tools, or
+    /// compact. A trace directory gives one file per node, its segments in
+    /// order.
+    Convert {
+        /// Trace directories or files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The form to write: json or compact.
+        #[arg(long, value_name = "json|compact", default_value = "json")]
+        to: raft_interop::Format,
+        /// Where to write (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { paths, itf, tla } => validate(&paths, itf, tla),
+        Command::Validate {
+            paths,
+            follow,
+            window,
+            grace,
+            progress,
+            idle_exit,
+            metrics_file,
+            itf,
+            tla,
+        } => {
+            if follow {
+                let options = raft_interop::follow::FollowOptions {
+                    window,
+                    grace: Duration::from_secs_f64(grace),
+                    progress: Duration::from_secs_f64(progress),
+                    idle_exit: idle_exit.map(Duration::from_secs_f64),
+                    metrics_file,
+                    ..Default::default()
+                };
+                follow_traces(&paths, &options)
+            } else {
+                validate(&paths, window, itf, tla)
+            }
+        }
+        Command::Convert { paths, to, out } => {
+            for path in &paths {
+                match raft_interop::convert(path, &out, to) {
+                    Ok(files) => {
+                        for file in files {
+                            println!("{}", file.display());
+                        }
+                    }
+                    Err(failure) => {
+                        eprintln!("error: {failure}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::View { paths, out } => view(&paths, out),
     }
 }
 
-fn view(paths: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
-    use raft_interop::view;
-    let out = out.unwrap_or_else(|| view::default_out(paths));
-    let written = view::trace_files(paths)
-        .and_then(|files| view::page(&files, &view::title(paths)))
-        .and_then(|page| std::fs::write(&out, page));
-    match written {
-        Ok(()) => {
-            let shown = std::path::absolute(&out).unwrap_or(out);
-            println!("open file://{}", shown.display());
+fn follow_traces(dirs: &[PathBuf], options: &raft_interop::follow::FollowOptions) -> ExitCode {
+    for dir in dirs {
+        if dir.exists() && !dir.is_dir() {
+            eprintln!("error: --follow takes trace directories: {}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    eprintln!(
+        "follow: validating {} as the nodes write",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    match raft_interop::follow::follow(dirs, options, &stop, |progress| eprintln!("{progress}")) {
+        Ok(validated) => {
+            println!("{}", summary(&validated));
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::from(2)
+        Err(failure) => {
+            eprintln!("INVALID: {failure}");
+            ExitCode::from(if failure.line == 0 { 2 } else { 1 })
         }
     }
 }
 
-fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> ExitCode {
+fn summary(validated: &raft_interop::Validated) -> String {
+    let events: usize = validated.events.values().sum();
+    let mut text = format!(
+        "valid: {} nodes, {events} events ({}), {} restarts, {} events undone by crashes, \
+         {} distinct messages ({} copies dropped, {} duplicated), a merged run of {} steps",
+        validated.events.len(),
+        validated
+            .events
+            .iter()
+            .map(|(node, n)| format!("node {node}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        validated.restarts,
+        validated.lost,
+        validated.messages,
+        validated.dropped,
+        validated.duplicated,
+        events - validated.lost
+    );
+    if validated.segments > 0 {
+        text.push_str(&format!(
+            "; {} segments, {:.1} MiB read ({:.0} bytes/event)",
+            validated.segments,
+            validated.bytes_read as f64 / (1024.0 * 1024.0),
+            validated.bytes_read as f64 / events.max(1) as f64
+        ));
+    }
+    if validated.torn_tails > 0 {
+        text.push_str(&format!(
+            "; {} segments ended in a partial line (a writer killed mid-write: never persisted nor sent)",
+            validated.torn_tails
+        ));
+    }
+    text
+}
+
+fn validate(
+    paths: &[PathBuf],
+    window: u64,
+    itf: Option<PathBuf>,
+    tla: Option<PathBuf>,
+) -> ExitCode {
     let streams = match raft_interop::read_streams(paths) {
         Ok(streams) => streams,
         Err(failure) => {
@@ -90,7 +221,9 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
     };
     // Keep every step's state only when an export needs it.
     let keep_run = itf.is_some() || tla.is_some();
-    let validated = match raft_interop::validate_with(streams, keep_run) {
+    let started = Instant::now();
+    let options = raft_interop::Options { keep_run, window };
+    let validated = match raft_interop::validate_opts(streams, options) {
         Ok(v) => v,
         Err(failure) => {
             eprintln!("INVALID: {failure}");
@@ -116,21 +249,10 @@ fn validate(paths: &[PathBuf], itf: Option<PathBuf>, tla: Option<PathBuf>) -> Ex
         );
     }
     println!(
-        "valid: {} nodes, {events} events ({}), {} restarts, {} events undone by crashes, \
-         {} distinct messages ({} copies dropped, {} duplicated), a merged run of {} steps",
-        validated.events.len(),
-        validated
-            .events
-            .iter()
-            .map(|(node, n)| format!("node {node}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        validated.restarts,
-        validated.lost,
-        validated.messages,
-        validated.dropped,
-        validated.duplicated,
-        events - validated.lost
+        "{} in {:.2} s ({:.0} events/s)",
+        summary(&validated),
+        started.elapsed().as_secs_f64(),
+        events as f64 / started.elapsed().as_secs_f64().max(1e-9)
     );
     let source = paths
         .iter()
@@ -170,4 +292,22 @@ fn write_tla(validated: &raft_interop::Validated, dir: &std::path::Path) -> std:
         config.display()
     );
     Ok(())
+}
+fn view(paths: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
+    use raft_interop::view;
+    let out = out.unwrap_or_else(|| view::default_out(paths));
+    let written = view::page_of(paths, &view::title(paths)).and_then(|page| {
+        std::fs::write(&out, page).map_err(|err| format!("{}: {err}", out.display()))
+    });
+    match written {
+        Ok(()) => {
+            let shown = std::path::absolute(&out).unwrap_or(out);
+            println!("open file://{}", shown.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+    }
 }

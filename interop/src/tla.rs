@@ -17,6 +17,8 @@ use std::fmt::Write as _;
 use raft_model::{Body, Message, Step};
 use serde_json::{Value, json};
 
+use crate::validate::Command;
+
 use crate::validate::{NetworkStep, RunStep, Validated};
 use crate::vars;
 
@@ -87,7 +89,7 @@ fn message(m: &Message<(), ()>) -> Value {
 /// The acting server's scalar spec variables, and the log's end.
 fn state(server: &crate::validate::ReplayServer) -> Value {
     let mut state = serde_json::Map::new();
-    for variable in vars::per_server::<Value, ()>() {
+    for variable in vars::per_server::<Command, ()>() {
         let value = match variable.of(server) {
             vars::Value::Nat(n) => json!(n),
             vars::Value::Server(id) => json!(id.unwrap_or(0)),

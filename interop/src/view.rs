@@ -16,32 +16,34 @@ pub const VIEWER: &str = include_str!("../viewer/index.html");
 /// Where the trace goes in the page.
 const SLOT: &str = r#"<script id="trace" type="application/x-ndjson"></script>"#;
 
-/// The trace files `paths` name: files as given, directories' `*.jsonl`
-/// files in name order.
-pub fn trace_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+/// The page replaying the traces at `paths` (trace directories or files,
+/// JSON or compact: each is first rewritten as JSON lines, a directory as
+/// one file per node with its segments in order), titled `name`.
+pub fn page_of(paths: &[PathBuf], name: &str) -> Result<String, String> {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!("raft-view-{}-{call}", std::process::id()));
     let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            inside.sort();
-            if inside.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} holds no .jsonl trace file", path.display()),
-                ));
+    let mut result = Ok(());
+    for (k, path) in paths.iter().enumerate() {
+        if !path.exists() {
+            result = Err(format!("{}: no such file or directory", path.display()));
+            break;
+        }
+        match crate::convert(path, &scratch.join(k.to_string()), crate::Format::Json) {
+            Ok(written) => files.extend(written),
+            Err(failure) => {
+                result = Err(failure.to_string());
+                break;
             }
-            files.extend(inside);
-        } else {
-            files.push(path.clone());
         }
     }
-    Ok(files)
+    let page = result.and_then(|()| page(&files, name).map_err(|err| err.to_string()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    page
 }
 
-/// The page replaying the lines of `files`, titled `name`.
+/// The page replaying the lines of `files` (JSON lines), titled `name`.
 pub fn page(files: &[PathBuf], name: &str) -> std::io::Result<String> {
     let mut lines = String::new();
     for file in files {
@@ -111,14 +113,5 @@ mod tests {
             "{}",
             &page[start..end]
         );
-    }
-
-    #[test]
-    fn a_directory_without_traces_is_refused() {
-        let dir = std::env::temp_dir().join(format!("view-empty-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let err = trace_files(std::slice::from_ref(&dir)).unwrap_err();
-        assert!(err.to_string().contains("no .jsonl"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -152,9 +152,9 @@ fn a_recorded_conflict_hint_validates_and_is_exported_for_tlc() {
 #[test]
 fn a_trace_whose_conflict_hint_was_altered_is_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    record_a_conflict(dir.path());
+    let run = record_a_conflict(dir.path());
     // s3's trace: the rejection it received now says s1's run began at 3.
-    let path = TraceWriter::path_for(dir.path(), 3);
+    let path = run.writers[2].path().to_owned();
     let text = std::fs::read_to_string(&path).unwrap();
     let needle = "\"conflict_term\":1,\"conflict_index\":1";
     assert_eq!(text.matches(needle).count(), 1, "{text}");

@@ -24,6 +24,8 @@ pub struct BenchOptions {
     /// Record core-event traces during the latency runs (to measure their
     /// overhead), then validate them through the model.
     pub trace: bool,
+    /// The trace's form.
+    pub trace_format: raft_interop::Format,
 }
 
 pub struct LatencyReport {
@@ -104,16 +106,18 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let traced = |config: &mut raft_node::config::FileConfig| {
         tune(config);
         config.trace_dir = Some(traces.clone());
+        config.trace_format = Some(options.trace_format.to_string());
     };
     let cluster = if options.trace {
         LocalCluster::start(&dir.join("latency"), options.nodes, traced).await?
     } else {
         LocalCluster::start(&dir.join("latency"), options.nodes, tune).await?
     };
-    let mut result = latency(&cluster, &options).await;
+    let mut result = latency(&cluster, &options).await.map(|_| ());
+    let puts = result_puts(&options);
     cluster.shutdown().await;
     if result.is_ok() && options.trace {
-        result = validate_traces(&traces);
+        result = validate_traces(&traces, puts);
     }
     if result.is_ok() && options.snapshot_keys > 0 {
         // A fresh cluster, so the snapshot holds exactly the keys loaded.
@@ -125,8 +129,17 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     result
 }
 
+/// The puts the latency runs make (the warm-up's and every level's).
+fn result_puts(options: &BenchOptions) -> usize {
+    200 + options
+        .concurrency
+        .iter()
+        .map(|&c| options.requests.div_ceil(c.max(1)) * c.max(1))
+        .sum::<usize>()
+}
+
 /// Replays the recorded traces through the model and prints what it cost.
-fn validate_traces(traces: &std::path::Path) -> anyhow::Result<()> {
+fn validate_traces(traces: &std::path::Path, puts: usize) -> anyhow::Result<()> {
     let bytes: u64 = std::fs::read_dir(traces)?
         .filter_map(|entry| entry.ok()?.metadata().ok())
         .map(|m| m.len())
@@ -145,9 +158,10 @@ fn validate_traces(traces: &std::path::Path) -> anyhow::Result<()> {
         spent * 1e6 / recorded.max(1) as f64
     );
     println!(
-        "traces: {events} core events, {:.1} MiB ({:.0} bytes/event); validated through the model in {elapsed:.1} s ({:.0} events/s)",
+        "traces: {events} core events, {:.1} MiB ({:.0} bytes/event, {:.0} bytes/put over {puts} puts); validated through the model in {elapsed:.1} s ({:.0} events/s)",
         bytes as f64 / (1024.0 * 1024.0),
         bytes as f64 / events.max(1) as f64,
+        bytes as f64 / puts.max(1) as f64,
         events as f64 / elapsed.max(1e-9)
     );
     Ok(())

@@ -39,7 +39,7 @@ enum Command {
     Bench(BenchArgs),
     /// Run one node: `raft-node run`'s flags, plus `--seeded-bug NAME` to
     /// break it on purpose. Without `--seeded-bug` it is the same node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
 }
 
 #[derive(Args)]
@@ -79,6 +79,9 @@ struct BenchArgs {
     /// see what tracing costs.
     #[arg(long)]
     trace: bool,
+    /// With --trace: the trace's form, compact (the node's default) or json.
+    #[arg(long, value_name = "compact|json", default_value = "compact")]
+    trace_format: raft_interop::Format,
 }
 
 #[derive(Args)]
@@ -176,10 +179,8 @@ async fn node(args: NodeArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Node(NodeArgs {
-        netns: Some(namespace),
-        ..
-    }) = &cli.command
+    if let Command::Node(args) = &cli.command
+        && let Some(namespace) = &args.netns
         && let Err(err) = raft_lab::chaos::netns::enter(namespace)
     {
         eprintln!("error: {err:#}");
@@ -199,10 +200,11 @@ fn main() -> ExitCode {
                     snapshot_keys: args.snapshot_keys,
                     dir: args.dir,
                     trace: args.trace,
+                    trace_format: args.trace_format,
                 })
                 .await
             }
-            Command::Node(args) => node(args).await,
+            Command::Node(args) => node(*args).await,
         }
     })
 }

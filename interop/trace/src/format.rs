@@ -314,11 +314,12 @@ impl Written {
         persist: &raft_model::Persist,
     ) -> Option<Written> {
         let from = persist.log_from?;
-        let terms = server
-            .log()
-            .iter()
-            .filter(|(index, _)| *index >= from)
-            .map(|(_, e)| e.term)
+        // The written suffix only, entry by entry (each O(log n), no
+        // allocation but the result's): a scan of the whole log per event
+        // made tracing cost grow with the log's length.
+        let log = server.log();
+        let terms = (from.max(log.snapshot_index + 1)..=log.last_index())
+            .filter_map(|index| log.entry(index).map(|e| e.term))
             .collect();
         Some(Written { from, terms })
     }

@@ -9,12 +9,17 @@
 //! - [`format`]: the lines and their serde types;
 //! - [`writer`]: what the node calls to record its events cheaply;
 //! - [`vars`]: the spec's per-server variables, named once, and how to read
-//!   each from a server.
+//!   each from a server;
+//! - [`compact`]: the compact form (the container `raft-trace-zstd/1`: zstd
+//!   over the lines, flushed per batch) and the reader of either form;
+//! - [`segments`]: a node's trace as numbered files, rotation's and
+//!   retention's unit, and the cursor that reads them in order.
 //!
 //! ## The format
 //!
-//! One JSON object per line. A node appends to its own file
-//! (`<trace-dir>/node-<id>.jsonl`); the checker writes one file per
+//! One JSON object per line. A node appends to its own segments
+//! (`<trace-dir>/node-<id>.<seq>.jsonl.zst`, zstd over the lines:
+//! [`compact`]; [`segments`]); the checker writes one file per
 //! counterexample holding every server's lines. One line of each kind:
 //!
 //! ```text
@@ -50,12 +55,16 @@
 //! file of the former `raft-checker-trace/1` format is refused with a message
 //! naming both versions ([`format::refusal`]).
 
+pub mod compact;
 pub mod format;
+pub mod segments;
 pub mod vars;
 pub mod writer;
+
+pub use compact::Format;
 
 pub use format::{
     Context, Durable, Event, Header, Line, SCHEMA, Start, State, TracedMessage, TracedStep, strip,
     traced,
 };
-pub use writer::TraceWriter;
+pub use writer::{TraceWriter, WriterOptions};

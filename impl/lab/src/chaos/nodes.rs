@@ -233,6 +233,9 @@ impl Processes {
             check_quorum: Some(s.check_quorum),
             pre_vote: Some(s.pre_vote),
             trace_dir: s.trace.then_some(trace_dir),
+            // The run validates every node's whole trace once it stops: keep
+            // every segment (compact, rotated at the node's default size).
+            trace_keep_files: Some(0),
             members: Some(node.members.clone()),
             ..FileConfig::default()
         };

@@ -1,5 +1,6 @@
 //! The run's own evidence that the nodes ran the verified core: every
-//! node's trace (`traces/node-<id>.jsonl`) replayed through the model by
+//! node's trace (`traces/node-<id>.<seq>.jsonl.zst`, compact segments read in
+//! order) replayed through the model by
 //! `raft-interop`'s validator once the nodes have stopped. A chaos run whose
 //! traces the model does not allow fails, whatever the clients saw.
 
@@ -26,9 +27,10 @@ pub enum TraceCheck {
 }
 
 impl TraceCheck {
-    /// Validates the traces in `dir` (one file per node). Memory grows with
-    /// the run's length (issue 22 asks for a streaming validator): a run's
-    /// steps are not kept, only what replaying them needs.
+    /// Validates the traces in `dir` (each node's segments, read lazily):
+    /// the run's steps are not kept, only what replaying them needs, so
+    /// memory is bounded by the cluster's state and the network's window,
+    /// not by the run's length (raft-interop's validate module).
     pub fn of(dir: &Path) -> TraceCheck {
         let streams = match raft_interop::read_streams(&[dir.to_owned()]) {
             Ok(streams) => streams,
