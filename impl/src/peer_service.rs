@@ -68,16 +68,21 @@ impl PeerService {
 
     /// Feeds a request to the core and waits for its reply.
     async fn deliver(&self, message: Msg, timeout: Duration) -> Result<Msg, Status> {
+        self.step_core(message, timeout)
+            .await?
+            .ok_or_else(|| Status::failed_precondition("the Raft core ignored this message"))
+    }
+
+    /// Feeds a message to the core and waits until it took it: its reply,
+    /// or None when it had none (a one-way message, or one it dropped).
+    async fn step_core(&self, message: Msg, timeout: Duration) -> Result<Option<Msg>, Status> {
         let (reply, answer) = oneshot::channel();
         self.inbox
             .send(Input::PeerRequest { message, reply })
             .await
             .map_err(|_| Status::unavailable("the node is shutting down"))?;
         match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(Some(message))) => Ok(message),
-            Ok(Ok(None)) => Err(Status::failed_precondition(
-                "the Raft core ignored this message",
-            )),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
             Err(_) => Err(Status::deadline_exceeded("the node did not answer in time")),
         }
@@ -135,16 +140,8 @@ impl RaftPeer for PeerService {
         let request = request.into_inner();
         let addressing = self.check(request.header.as_ref())?;
         let message = convert::timeout_now_from_proto(&addressing);
-        let (reply, answer) = oneshot::channel();
-        self.inbox
-            .send(Input::PeerRequest { message, reply })
-            .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(_)) => Ok(Response::new(pb::TimeoutNowResponse {})),
-            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
-            Err(_) => Err(Status::deadline_exceeded("the node did not answer in time")),
-        }
+        self.step_core(message, self.timeout).await?;
+        Ok(Response::new(pb::TimeoutNowResponse {}))
     }
 
     async fn install_snapshot(

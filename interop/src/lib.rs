@@ -127,16 +127,7 @@ pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>,
                     match cursor.next_line() {
                         Ok(raft_trace::segments::Next::Line(at)) => sink(at.text),
                         Ok(_) => return Ok(()),
-                        Err(err) => {
-                            return Err(Failure {
-                                source: err.source,
-                                line: err.line,
-                                node: Some(node),
-                                action: None,
-                                problem: err.problem,
-                                details: Vec::new(),
-                            });
-                        }
+                        Err(err) => return Err(Failure::segment(node, err)),
                     }
                 },
             )?;

@@ -295,6 +295,18 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 impl Failure {
+    /// A segment of `node`'s trace that cannot be read or decoded.
+    pub fn segment(node: NodeId, err: raft_trace::segments::ReadError) -> Failure {
+        Failure {
+            source: err.source,
+            line: err.line,
+            node: Some(node),
+            action: None,
+            problem: err.problem,
+            details: Vec::new(),
+        }
+    }
+
     /// A file or directory that cannot be read (line 0: not a trace's fault).
     pub fn io(path: &Path, err: &std::io::Error) -> Failure {
         Failure {
@@ -1061,16 +1073,7 @@ impl NodeReplay {
                         Ok(Next::Line(at)) => at,
                         Ok(Next::Pending) => return Ok(Peek::Pending),
                         Ok(Next::End) => return Ok(Peek::End),
-                        Err(err) => {
-                            return Err(Failure {
-                                source: err.source,
-                                line: err.line,
-                                node: Some(node),
-                                action: None,
-                                problem: err.problem,
-                                details: Vec::new(),
-                            });
-                        }
+                        Err(err) => return Err(Failure::segment(node, err)),
                     };
                     if at.text.trim().is_empty() {
                         continue;
