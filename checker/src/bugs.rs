@@ -34,6 +34,11 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::RestartForgetsLease => "restart-forgets-lease",
         Bug::TransferThroughPreVote => "transfer-through-pre-vote",
         Bug::TransferAcceptsProposals => "transfer-accepts-proposals",
+        Bug::ChangeBeforeTermCommit => "change-before-term-commit",
+        Bug::ConcurrentConfigChanges => "concurrent-config-changes",
+        Bug::InstallSnapshotIgnoresConfig => "install-snapshot-ignores-config",
+        Bug::RemovedLeaderKeepsLeading => "removed-leader-keeps-leading",
+        Bug::TransferDuringConfigChange => "transfer-during-config-change",
     }
 }
 
@@ -91,6 +96,12 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::PreVoteIgnoresLease | Bug::RestartForgetsLease => model::PRE_VOTE_RESPECTS_LEASE,
         Bug::TransferThroughPreVote => model::TIMEOUT_NOW_CAMPAIGNS,
         Bug::TransferAcceptsProposals => model::TRANSFER_FREEZES_LOG,
+        Bug::ChangeBeforeTermCommit | Bug::ConcurrentConfigChanges => {
+            model::SINGLE_UNCOMMITTED_CHANGE
+        }
+        Bug::InstallSnapshotIgnoresConfig => model::QUORUMS_INTERSECT,
+        Bug::RemovedLeaderKeepsLeading => model::REMOVED_LEADER_STEPS_DOWN,
+        Bug::TransferDuringConfigChange => model::TRANSFER_NOT_DURING_CHANGE,
     }
 }
 
@@ -122,6 +133,8 @@ const fn bound(
         check_quorum: false,
         pre_vote: false,
         max_transfers: 0,
+        spare_servers: 0,
+        max_config_changes: 0,
     }
 }
 
@@ -178,6 +191,13 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
             max_transfers: 1,
             ..bound(1, 2, 1, 4, 0, 0, 1, 0)
         },
+        // Membership bounds: four servers, three of them the initial
+        // configuration (measured: checker/README.md, "Seeded bugs").
+        Bug::ChangeBeforeTermCommit
+        | Bug::ConcurrentConfigChanges
+        | Bug::InstallSnapshotIgnoresConfig
+        | Bug::RemovedLeaderKeepsLeading
+        | Bug::TransferDuringConfigChange => return None,
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess
         | Bug::SnapshotKeepsConflictingSuffix => return None,

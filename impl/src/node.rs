@@ -727,7 +727,8 @@ impl EventLoop {
                 "committed entries must arrive in order"
             );
             let outcome = match &entry.payload {
-                raft_model::Payload::Noop => None,
+                // A configuration is the core's: nothing for the KV store.
+                raft_model::Payload::Noop | raft_model::Payload::Config(_) => None,
                 raft_model::Payload::Command(command) => Some(self.image.apply(index, command)),
             };
             self.applied = index;

@@ -35,6 +35,10 @@ pub(super) fn entry_to_disk(entry: &Entry<KvCommand>) -> pb::Entry {
     let payload = match &entry.payload {
         Payload::Noop => pb::entry::Payload::Noop(pb::Noop {}),
         Payload::Command(command) => pb::entry::Payload::Command(command_to_disk(command)),
+        Payload::Config(config) => pb::entry::Payload::Config(pb::Config {
+            members: config.members.iter().copied().collect(),
+            old: config.old.iter().flatten().copied().collect(),
+        }),
     };
     pb::Entry {
         term: entry.term,
@@ -46,6 +50,9 @@ pub(super) fn entry_from_disk(entry: pb::Entry) -> Result<Entry<KvCommand>, Stri
     let payload = match entry.payload.ok_or("the entry has no payload")? {
         pb::entry::Payload::Noop(_) => Payload::Noop,
         pb::entry::Payload::Command(command) => Payload::Command(command_from_disk(command)?),
+        pb::entry::Payload::Config(config) => {
+            Payload::Config(config_from_disk(&config.members, &config.old)?)
+        }
     };
     if entry.term > MAX_INDEX {
         return Err(format!("term {} is out of range", entry.term));
@@ -116,9 +123,19 @@ pub(super) fn result_from_disk(result: Option<pb::CommandResult>) -> CommandResu
 }
 
 /// The configuration of a snapshot's member list (node id 0 is no member).
-pub(super) fn config_from_disk(members: &[u64]) -> Result<Config, String> {
-    if members.contains(&0) {
+/// A configuration from its members (C_new) and, when joint, C_old (empty
+/// otherwise).
+pub(super) fn config_from_disk(members: &[u64], old: &[u64]) -> Result<Config, String> {
+    if members.contains(&0) || old.contains(&0) {
         return Err("node id 0 is not a valid member".into());
     }
-    Ok(Config::new(members.iter().copied()))
+    if members.is_empty() {
+        return Err("a configuration without members".into());
+    }
+    let config = Config::new(members.iter().copied());
+    Ok(if old.is_empty() {
+        config
+    } else {
+        Config::joint(old.iter().copied().collect(), config.members)
+    })
 }
