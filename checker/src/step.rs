@@ -352,7 +352,9 @@ fn broke_lease(step: &ServerStep, before: &RaftServer, after: &RaftServer, sent:
     match step {
         // A server past term 0 may have heard from a leader before it crashed.
         Step::Restart => after.pre_vote_enabled() && after.current_term() > 0 && !after.in_lease(),
-        Step::Timeout => after.in_lease(),
+        // (A server alone in its configuration is elected in the same step
+        // and holds its own leadership: that is no lease kept.)
+        Step::Timeout => after.in_lease() && after.role() != Role::Leader,
         Step::HandleRequestVoteRequest(m) if is_pre_vote_term(m) => {
             before.in_lease() && sent.iter().any(is_pre_vote_term)
         }
