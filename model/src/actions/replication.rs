@@ -285,6 +285,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             if match_index > matched {
                 self.match_index.insert(peer, match_index);
                 self.advance_commit_index(&mut effects);
+                // The commit may have ended this leadership (a removed
+                // leader steps down) or dropped the peer (C_new appended).
+                if !self.next_index.contains_key(&peer) {
+                    return effects;
+                }
             }
             if match_index + 1 > next {
                 self.next_index.insert(peer, match_index + 1);
