@@ -260,6 +260,23 @@ pub const PRESETS: &[Preset] = &[
         states: Some(85_665_757),
     },
     Preset {
+        name: "membership",
+        bounds: Bounds {
+            servers: 4,
+            spare_servers: 1,
+            max_log: 3,
+            max_requests: 0,
+            max_messages: 3,
+            max_config_changes: 1,
+            ..Bounds::BASE
+        },
+        about: "spec/MCRaft_membership.cfg: four servers, three of them the initial \
+                configuration, one change through C_old,new (adding the spare, removing the \
+                leader...) interleaved with two terms of elections; compared with TLC state for \
+                state",
+        states: Some(185_961),
+    },
+    Preset {
         name: "spec",
         bounds: Bounds {
             max_messages: 3,

@@ -138,6 +138,17 @@ const fn bound(
     }
 }
 
+/// A membership bound: four servers, the first three the initial
+/// configuration, one configuration change, three messages in flight.
+const fn membership(max_term: u8, max_log: u8, max_compactions: u8) -> Bounds {
+    Bounds {
+        servers: 4,
+        spare_servers: 1,
+        max_config_changes: 1,
+        ..bound(max_term, max_log, 0, 3, 0, max_compactions, 1, 0)
+    }
+}
+
 /// For each bug the checker kills, the bound of the counterexample it found
 /// at the default suite: the least bound containing that path (printed by
 /// `raft-checker mutants` as "the bound of each counterexample"). A search
@@ -192,12 +203,26 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
             ..bound(1, 2, 1, 4, 0, 0, 1, 0)
         },
         // Membership bounds: four servers, three of them the initial
-        // configuration (measured: checker/README.md, "Seeded bugs").
-        Bug::ChangeBeforeTermCommit
-        | Bug::ConcurrentConfigChanges
-        | Bug::InstallSnapshotIgnoresConfig
-        | Bug::RemovedLeaderKeepsLeading
-        | Bug::TransferDuringConfigChange => return None,
+        // configuration (checker/README.md, "Seeded bugs").
+        // Two leaders, each proposing a change before committing in its term.
+        Bug::ChangeBeforeTermCommit => Bounds {
+            max_config_changes: 2,
+            ..membership(2, 2, 0)
+        },
+        // One leader proposing twice.
+        Bug::ConcurrentConfigChanges => Bounds {
+            max_config_changes: 2,
+            ..membership(1, 3, 0)
+        },
+        // A change completed, compacted, and the snapshot installed.
+        Bug::InstallSnapshotIgnoresConfig => membership(1, 3, 1),
+        // A leader removing itself: C_old,new and C_new committed.
+        Bug::RemovedLeaderKeepsLeading => membership(1, 3, 0),
+        // A change, then a transfer.
+        Bug::TransferDuringConfigChange => Bounds {
+            max_transfers: 1,
+            ..membership(1, 2, 0)
+        },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess
         | Bug::SnapshotKeepsConflictingSuffix => return None,
