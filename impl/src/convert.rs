@@ -434,6 +434,18 @@ mod tests {
                     },
                 }),
             },
+            // Configuration entries: joint, then simple.
+            Entry {
+                term: 3,
+                payload: Payload::Config(Config::joint(
+                    [1u64, 2, 3].into_iter().collect(),
+                    [1u64, 2, 4].into_iter().collect(),
+                )),
+            },
+            Entry {
+                term: 3,
+                payload: Payload::Config(Config::new([1, 2, 4])),
+            },
         ]
         .into_iter()
         .collect();

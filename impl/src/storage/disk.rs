@@ -139,3 +139,44 @@ pub(super) fn config_from_disk(members: &[u64], old: &[u64]) -> Result<Config, S
         Config::joint(old.iter().copied().collect(), config.members)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_entries_round_trip_and_malformed_ones_are_refused() {
+        for config in [
+            Config::new([1, 2, 3]),
+            Config::joint(
+                [1u64, 2, 3].into_iter().collect(),
+                [2u64, 3, 4].into_iter().collect(),
+            ),
+        ] {
+            let entry = Entry {
+                term: 2,
+                payload: Payload::Config(config),
+            };
+            assert_eq!(entry_from_disk(entry_to_disk(&entry)).unwrap(), entry);
+        }
+        let bad = pb::Entry {
+            term: 1,
+            payload: Some(pb::entry::Payload::Config(pb::Config {
+                members: vec![],
+                old: vec![1],
+            })),
+        };
+        assert!(
+            entry_from_disk(bad).is_err(),
+            "a configuration without members"
+        );
+        let zero = pb::Entry {
+            term: 1,
+            payload: Some(pb::entry::Payload::Config(pb::Config {
+                members: vec![0, 1],
+                old: vec![],
+            })),
+        };
+        assert!(entry_from_disk(zero).is_err(), "node id 0");
+    }
+}
