@@ -809,7 +809,9 @@ impl EventLoop {
         let meta = SnapshotMeta {
             last_index: index,
             last_term: term,
-            config: self.core.config().clone(),
+            // The configuration in force at `index`: a later one may be in
+            // the log already.
+            config: self.core.config_at(index).0,
         };
         let image = self.image.clone();
         let storage = self.storage.clone();

@@ -103,8 +103,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
 
     /// The configuration in force at `index` (at most the last index, at
     /// least the snapshot's): the latest configuration entry at or below
-    /// it, or the snapshot's.
-    pub(crate) fn config_at(&self, index: Index) -> (Config, Index) {
+    /// it, or the snapshot's. A snapshot the driver takes at `index` carries
+    /// this configuration.
+    pub fn config_at(&self, index: Index) -> (Config, Index) {
         let mut n = index.min(self.log.last_index());
         while n > self.log.snapshot_index {
             if let Some(config) = self.log.entry(n).and_then(Entry::config) {
