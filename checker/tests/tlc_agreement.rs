@@ -227,3 +227,18 @@ fn membership_four_servers_one_change_35043() {
         35_043
     );
 }
+
+/// The checker's `membership` bound: the same with two terms. TLC (the cfg
+/// with `MaxTerm = 2`): 185,961 distinct, 732,294 generated (the checker's
+/// 463,135 + 268,562 + 597, as above), depth 48, 54 min 30 s with 2 workers
+/// on a machine loaded to 11-13 (2026-11-30).
+#[test]
+fn membership_four_servers_one_change_two_terms_185961() {
+    assert_eq!(
+        checker_distinct_states(
+            &["--spare-servers", "1", "--max-config-changes", "1"],
+            flags(4, 2, 3, 0, 3, 0, 0, 0, 0)
+        ),
+        185_961
+    );
+}
