@@ -19,8 +19,12 @@ WithinBounds ==
     /\ \A i \in Server : snapshotIndex[i] + Len(log[i]) <= MaxLogLength
     /\ InFlight <= MaxMessages  \* copies, duplicates included
 
-\* Servers are interchangeable: every server starts alike and the spec never
-\* compares server ids except for equality.
-Symmetry == Permutations(Server)
+\* Servers are interchangeable: the spec never compares server ids except
+\* for equality, and every server of the initial configuration starts alike
+\* (so does every spare one: Server \ InitMembers). Only renamings that keep
+\* the initial configuration map initial states to initial states, so the
+\* symmetry permutes InitMembers among themselves. (With more than one spare
+\* server the spares could be permuted too; every cfg has at most one.)
+Symmetry == Permutations(InitMembers)
 
 =============================================================================

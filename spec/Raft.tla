@@ -3,8 +3,9 @@
 (* Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus    *)
 (* Algorithm") exactly as the Rust core `raft-model` (model/src) implements *)
 (* it: leader election, log replication with a no-op per new leader, log   *)
-(* compaction into snapshots and InstallSnapshot, crash/restart, and       *)
-(* linearizable reads through ReadIndex (paper 8).                         *)
+(* compaction into snapshots and InstallSnapshot, crash/restart,          *)
+(* linearizable reads through ReadIndex (paper 8), leadership transfer,    *)
+(* and membership changes by joint consensus (paper 6, dissertation ch. 4). *)
 (*                                                                         *)
 (* One action per transition function of the core, with the same name      *)
 (* (Timeout <-> timeout, HandleAppendEntriesRequest <->                    *)
@@ -58,7 +59,9 @@ CONSTANTS
     MaxDrops,           \* how many DropMessage actions may happen (0: no loss)
     CheckQuorumOn,      \* leaders run CheckQuorum (Server::with_check_quorum)
     PreVoteOn,          \* a Timeout asks for pre-votes first (Server::with_pre_vote)
-    MaxTransfers        \* how many TransferLeadership actions may happen
+    MaxTransfers,       \* how many TransferLeadership actions may happen
+    InitMembers,        \* the initial configuration (every server starts with it)
+    MaxConfigChanges    \* how many ChangeConfig actions may happen
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -74,6 +77,8 @@ ASSUME /\ Server # {}
        /\ CheckQuorumOn \in BOOLEAN
        /\ PreVoteOn \in BOOLEAN
        /\ MaxTransfers \in Nat
+       /\ InitMembers \subseteq Server /\ InitMembers # {}
+       /\ MaxConfigChanges \in Nat
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
@@ -89,11 +94,14 @@ VARIABLES
     currentTerm,    \* current_term
     votedFor,       \* voted_for: a server or Nil
     log,            \* log.entries: the entries AFTER the snapshot, [term, payload]
+                    \* or, for a configuration entry, [term, config]
     snapshotIndex,  \* log.snapshot_index: index of the last entry in the snapshot
     snapshotTerm,   \* log.snapshot_term: its term
     snapshot,       \* snapshot: [lastIndex, lastTerm, config, data]; data is the
                     \* state-machine image = every entry up to lastIndex
-    config          \* config.members: who votes
+    config          \* config: who votes, [members, old] (old = {} unless joint); a
+                    \* function of log and snapshot: the latest configuration
+                    \* entry in the log, else the snapshot's (LogConfig)
 
 \* Volatile state: reset by Restart.
 VARIABLES
@@ -139,13 +147,15 @@ VARIABLES
     readsReady      \* {<<id, index>>}: every read a leader released (Rust effects.reads_ready)
 
 \* How often the bounded environment actions happened.
-VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops, transfers
+VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
+          configChanges
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
                   readSeq, readAcks, pendingReads, recentActive, restartLease, leadTransferee>>
 historyVars == <<elected, committed, readBound, readsReady>>
-counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers>>
+counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
+                 configChanges>>
 vars == <<persistentVars, durable, volatileVars, messages, historyVars, counterVars>>
 
 -----------------------------------------------------------------------------
@@ -171,8 +181,20 @@ BagRemove(b, m) == b (-) SetToBag({m})
 \* The number of copies in flight.
 InFlight == BagCardinality(messages)
 
-\* Config::is_quorum: the members among ids form a strict majority of cfg.
-IsQuorum(cfg, ids) == 2 * Cardinality(ids \cap cfg) > Cardinality(cfg)
+\* A configuration (raft_model::Config) is a record [members, old]: members
+\* is C_new of a joint configuration C_old,new, or the configuration itself;
+\* old is C_old while joint, {} otherwise (Rust None).
+SimpleConfig(ms) == [members |-> ms, old |-> {}]
+IsJoint(cfg) == cfg.old # {}
+
+\* Config::contains / Config::voters: the servers of C_old and C_new.
+Voters(cfg) == cfg.members \cup cfg.old
+
+\* A strict majority of the set ms is among ids.
+Majority(ms, ids) == 2 * Cardinality(ids \cap ms) > Cardinality(ms)
+
+\* Config::is_quorum: a majority of the members and, while joint, of C_old.
+IsQuorum(cfg, ids) == Majority(cfg.members, ids) /\ (IsJoint(cfg) => Majority(cfg.old, ids))
 
 -----------------------------------------------------------------------------
 (* A transition's working copy of one server (the Rust `self`), plus what  *)
@@ -250,8 +272,8 @@ StoreAnswered(i, m, s) == StoreReceived(i, m, RecordActivity(s, m))
 
 Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
 
-\* Config::peers: every member except me.
-Peers(s) == s.config \ {s.id}
+\* Config::peers: every voter (of C_old or C_new) except me.
+Peers(s) == Voters(s.config) \ {s.id}
 
 -----------------------------------------------------------------------------
 (* The log (model/src/log.rs). Entry n (1-based, global) of a server lives *)
@@ -328,6 +350,34 @@ LastIndexOfTermFrom(s, t, n) ==
 
 LastIndexOfTerm(s, t, upTo) == LastIndexOfTermFrom(s, t, Min(upTo, LastIndex(s)))
 
+\* A configuration entry ([term, config]) rather than a command or a no-op
+\* ([term, payload]): records of different fields, which TLC compares as
+\* different without error.
+IsConfigEntry(e) == "config" \in DOMAIN e
+
+\* Server::config_at(n)'s index: the latest configuration entry held at or
+\* below n, or the snapshot's index when the log holds none there.
+ConfigIndexAt(s, n) ==
+    LET held == {k \in (s.snapshotIndex + 1)..Min(n, LastIndex(s)) :
+                   IsConfigEntry(s.log[k - s.snapshotIndex])}
+    IN IF held = {} THEN s.snapshotIndex ELSE SetMax(held)
+
+\* Server::config_at(n): the configuration in force at index n.
+ConfigAt(s, n) ==
+    LET k == ConfigIndexAt(s, n)
+    IN IF k = s.snapshotIndex THEN s.snapshot.config ELSE s.log[k - s.snapshotIndex].config
+
+\* Server::config_of_log: the latest configuration in the log, else the
+\* snapshot's (dissertation 4.1: a configuration takes effect when appended).
+LogConfig(s) == ConfigAt(s, LastIndex(s))
+
+\* Server::refresh_config: the log changed; its latest configuration is in force.
+RefreshConfig(s) == [s EXCEPT !.config = LogConfig(s)]
+
+\* Server::config_change_pending: joint, or the latest configuration entry
+\* not yet known committed.
+ConfigChangePending(s) == IsJoint(s.config) \/ ConfigIndexAt(s, LastIndex(s)) > s.commitIndex
+
 \* Log::is_up_to_date (paper 5.4.1): is a log ending at (lastIndex, lastTerm)
 \* at least as up-to-date as s's?
 IsUpToDate(s, lastIndex, lastTerm) ==
@@ -390,14 +440,20 @@ TimeoutNow(s, to) ==
 \* members' rounds in decreasing order and takes the element at position
 \* len / 2 (0-based): the largest round that at least len / 2 + 1 members
 \* have reached.
-ConfirmedReadRound(s) ==
+\* While joint, a round must be confirmed by a majority of each half.
+ConfirmedBy(s, ms) ==
     LET Round(m) == IF m = s.id THEN s.readSeq
                     ELSE IF m \in DOMAIN s.readAcks THEN s.readAcks[m] ELSE 0
-        k == Cardinality(s.config) \div 2 + 1
-        Reached(r) == Cardinality({m \in s.config : Round(m) >= r}) >= k
-    IN IF s.config = {}
+        k == Cardinality(ms) \div 2 + 1
+        Reached(r) == Cardinality({m \in ms : Round(m) >= r}) >= k
+    IN IF ms = {}
        THEN 0
-       ELSE SetMax({r \in {Round(m) : m \in s.config} : Reached(r)})
+       ELSE SetMax({r \in {Round(m) : m \in ms} : Reached(r)})
+
+ConfirmedReadRound(s) ==
+    IF IsJoint(s.config)
+    THEN Min(ConfirmedBy(s, s.config.members), ConfirmedBy(s, s.config.old))
+    ELSE ConfirmedBy(s, s.config.members)
 
 \* The loop of release_confirmed_reads: pop reads from the front while
 \* their round is confirmed, each ready at the current commit index.
@@ -489,10 +545,10 @@ CommitCandidate(s, n) ==
               THEN n
               ELSE CommitCandidate(s, n - 1)
 
-\* advance_commit_index (leaders only), recording every newly committed
-\* index in the `committed` history as <<index, entry term, leader's term>>.
-\* Reads waiting for the first commit of this term may now be released.
-AdvanceCommitIndex(s) ==
+\* commit_rule (leaders only), recording every newly committed index in the
+\* `committed` history as <<index, entry term, leader's term>>. Reads
+\* waiting for the first commit of this term may now be released.
+CommitRule(s) ==
     LET n == CommitCandidate(s, LastIndex(s))
     IN IF n = 0
        THEN s
@@ -500,6 +556,41 @@ AdvanceCommitIndex(s) ==
               [s EXCEPT !.commitIndex = n,
                         !.committedNow = @ \cup {<<k, TermAt(s, k), s.currentTerm>> :
                                                    k \in (s.commitIndex + 1)..n}])
+
+\* append_config (membership.rs): the leader appends configuration c, which
+\* is in force at once: it tracks the peers c adds (from the new entry on)
+\* and drops those it removes.
+AppendConfig(s, c) ==
+    LET s1 == AppendEntry(s, [term |-> s.currentTerm, config |-> c])
+        index == LastIndex(s1)
+        ps == Voters(c) \ {s.id}
+    IN [s1 EXCEPT !.config = c,
+                  !.nextIndex = [p \in ps |-> IF p \in DOMAIN s.nextIndex
+                                              THEN s.nextIndex[p] ELSE index],
+                  !.matchIndex = [p \in ps |-> IF p \in DOMAIN s.matchIndex
+                                               THEN s.matchIndex[p] ELSE 0]]
+
+\* leave_joint_config (membership.rs): a leader whose joint configuration
+\* C_old,new has committed appends C_new (also a new leader that inherited it).
+LeaveJointConfig(s) ==
+    IF s.role = Leader /\ IsJoint(s.config) /\ ConfigIndexAt(s, LastIndex(s)) <= s.commitIndex
+    THEN AppendConfig(s, SimpleConfig(s.config.members))
+    ELSE s
+
+\* step_down_if_removed (membership.rs): a leader outside its configuration
+\* steps down once that configuration has committed, knowing no leader.
+StepDownIfRemoved(s) ==
+    IF /\ s.role = Leader
+       /\ s.id \notin Voters(s.config)
+       /\ ConfigIndexAt(s, LastIndex(s)) <= s.commitIndex
+    THEN [BecomeFollower(s) EXCEPT !.leaderId = Nil]
+    ELSE s
+
+\* advance_commit_index: the commit rule, then the membership rules that
+\* follow a commit. C_new appended by LeaveJointConfig may commit at once
+\* (a leader alone in C_new): the commit rule runs again (with nothing new
+\* to commit it changes nothing, as Rust's skipped second pass).
+AdvanceCommitIndex(s) == StepDownIfRemoved(CommitRule(LeaveJointConfig(CommitRule(s))))
 
 \* become_leader: reset replication state, append a no-op of the new term
 \* (paper 8), try to commit (a cluster of one), send every peer its request.
@@ -540,8 +631,10 @@ SkipConflictingTerm(s, t, conflictIndex, next) ==
     LET last == LastIndexOfTerm(s, t, IF next > 0 THEN next - 1 ELSE 0)
     IN IF last > 0 THEN last + 1 ELSE conflictIndex
 
-\* Server::accepts: a message to me, from another member of my configuration.
-Accepts(i, m) == m.to = i /\ m.from # i /\ m.from \in config[i]
+\* Server::accepts: a message to me, from another server. Not "from a member
+\* of my configuration": servers process requests without consulting their
+\* configuration (dissertation 4.2.1); quorums count members only.
+Accepts(i, m) == m.to = i /\ m.from # i
 
 \* Server i may receive message m of the given type (a copy in flight; the
 \* handler consumes it through StoreReceived).
@@ -572,7 +665,7 @@ InLease(s) == s.leaderId # Nil \/ s.restartLease
 \* term, forgetting the leader it knew (etcd#9586), and asks for pre-votes.
 Timeout(i) ==
     /\ role[i] # Leader
-    /\ i \in config[i]
+    /\ i \in Voters(config[i])
     /\ currentTerm[i] < MaxTerm
     /\ LET s0 == [Load(i) EXCEPT !.restartLease = FALSE]
            s == [s0 EXCEPT !.role = PreCandidate,
@@ -648,7 +741,7 @@ ClientRequest(i) ==
                  AppendEntry(Load(i), [term |-> currentTerm[i],
                                        payload |-> clientRequests + 1])))
     /\ clientRequests' = clientRequests + 1
-    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops, transfers>>
+    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops, transfers, configChanges>>
 
 \* send_append_entries (replication.rs): a leader sends every peer the
 \* entries it lacks (or the snapshot): heartbeat and replication in one.
@@ -681,7 +774,8 @@ HandleAppendEntriesRequest(i, m) ==
            prevTerm == IF skip THEN s2.snapshotTerm ELSE m.prevLogTerm
            entries == IF skip THEN SubSeq(m.entries, covered + 1, Len(m.entries))
                               ELSE m.entries
-           s3 == AppendNew(s2, prevIndex + 1, entries)
+           \* The latest configuration in the log is in force (refresh_config).
+           s3 == RefreshConfig(AppendNew(s2, prevIndex + 1, entries))
            lastNew == prevIndex + Len(entries)
            newCommit == Min(m.leaderCommit, lastNew)
            s4 == IF newCommit > s3.commitIndex THEN [s3 EXCEPT !.commitIndex = newCommit] ELSE s3
@@ -720,6 +814,9 @@ HandleAppendEntriesResponse(i, m) ==
            s2 == IF m.matchIndex > matched
                  THEN AdvanceCommitIndex([sa EXCEPT !.matchIndex[p] = m.matchIndex])
                  ELSE sa
+           \* The commit may have ended the leadership (StepDownIfRemoved) or
+           \* dropped p (LeaveJointConfig): then nothing more for p.
+           gone == p \notin DOMAIN s2.nextIndex
            s3 == IF m.matchIndex + 1 > next THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1] ELSE s2
            s4 == IF s3.nextIndex[p] <= LastIndex(s3) THEN Send(s3, AppendEntriesFor(s3, p)) ELSE s3
            \* failure
@@ -735,6 +832,7 @@ HandleAppendEntriesResponse(i, m) ==
             ELSE IF m.success
             THEN IF m.matchIndex > LastIndex(sa)
                  THEN sa  \* a peer cannot match entries we never had
+                 ELSE IF gone THEN s2
                  ELSE SendTimeoutNowIfCaughtUp(s4, p)
             ELSE IF newNext < next
                  THEN Send(s5, AppendEntriesFor(s5, p))
@@ -754,11 +852,11 @@ CompactLogTo(i, index) ==
            data == s.snapshot.data \o SubSeq(s.log, 1, index - s.snapshotIndex)
            s1 == [s EXCEPT !.snapshot = [lastIndex |-> index,
                                           lastTerm |-> TermAt(s, index),
-                                          config |-> s.config,
+                                          config |-> ConfigAt(s, index),
                                           data |-> data]]
        IN Store(i, CompactTo(s1, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
-    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops, transfers>>
+    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops, transfers, configChanges>>
 
 \* compact_log as the checker drives it: up to the commit index. Next uses
 \* only this form, as the checker does, so the two tools' counts stay equal.
@@ -781,9 +879,10 @@ HandleInstallSnapshotRequest(i, m) ==
                                    !.snapshotTerm = snap.lastTerm]
            s3 == IF stale
                  THEN s2
-                 ELSE [kept EXCEPT !.snapshot = snap,
-                                   !.config = snap.config,
-                                   !.commitIndex = snap.lastIndex]
+                 \* The configuration is again the log's: the snapshot's, or a
+                 \* later one in the suffix kept.
+                 ELSE RefreshConfig([kept EXCEPT !.snapshot = snap,
+                                                 !.commitIndex = snap.lastIndex])
        IN StoreReceived(i, m,
             IF m.term < s1.currentTerm
             THEN Send(s1, InstallSnapshotResponse(s1, m.from, 0))
@@ -829,7 +928,7 @@ Restart(i) ==
                              \* it may have heard from a leader past term 0
                              !.restartLease = PreVoteOn /\ s.currentTerm > 0])
     /\ restarts' = restarts + 1
-    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops, transfers>>
+    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops, transfers, configChanges>>
 
 \* check_quorum (model/src/actions/check_quorum.rs): the leader's election
 \* timer fired. Counting itself and the peers that answered since the last
@@ -849,18 +948,19 @@ CheckQuorum(i) ==
 \* 3.10): the operator asks the leader to hand leadership to t, another
 \* member. It records t (and refuses client requests meanwhile) and sends t
 \* TimeoutNow at once if t matches its last entry, else what t lacks. One
-\* transfer at a time.
+\* transfer at a time, and none while a configuration change is pending.
 TransferLeadership(i, t) ==
     /\ role[i] = Leader
-    /\ t \in config[i] \ {i}
+    /\ t \in Voters(config[i]) \ {i}
     /\ leadTransferee[i] = Nil
+    /\ ~ConfigChangePending(Load(i))
     /\ transfers < MaxTransfers
     /\ LET s == [Load(i) EXCEPT !.leadTransferee = t]
        IN Store(i, IF t \in DOMAIN s.matchIndex /\ s.matchIndex[t] = LastIndex(s)
                    THEN Send(s, TimeoutNow(s, t))
                    ELSE Send(s, AppendEntriesFor(s, t)))
     /\ transfers' = transfers + 1
-    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops>>
+    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, configChanges>>
 
 \* handle_timeout_now (transfer.rs): after the term rule, a TimeoutNow of
 \* our term makes a voting member that is not leader campaign at once,
@@ -870,7 +970,7 @@ HandleTimeoutNow(i, m) ==
     /\ Receive(i, m, "TimeoutNow")
     /\ LET s1 == UpdateTerm(Load(i), m.term)
        IN StoreReceived(i, m,
-            IF m.term = s1.currentTerm /\ s1.role # Leader /\ i \in s1.config
+            IF m.term = s1.currentTerm /\ s1.role # Leader /\ i \in Voters(s1.config)
             THEN Campaign([s1 EXCEPT !.restartLease = FALSE])
             ELSE s1)
     /\ UNCHANGED counterVars
@@ -898,7 +998,30 @@ ReadIndex(i) ==
                            !.registeredNow = <<CommittedIndex>>]
        IN Store(i, ReleaseConfirmedReads(s1))
     /\ reads' = reads + 1
-    /\ UNCHANGED <<clientRequests, restarts, compactions, duplicates, drops, transfers>>
+    /\ UNCHANGED <<clientRequests, restarts, compactions, duplicates, drops, transfers,
+                   configChanges>>
+
+\* change_config(c) (model/src/actions/membership.rs, paper 6, dissertation
+\* ch. 4): the operator asks the leader to change the configuration to the
+\* members c. The leader appends the joint configuration C_old,new (old =
+\* its members, members = c), in force at once, and tries to commit (a
+\* cluster of one). Refused (the guards) during a transfer, for an empty or
+\* unchanged set, before an entry of the leader's term has committed
+\* (Ongaro's rule: no earlier leader's change can then still commit), and
+\* while another change is pending.
+ChangeConfig(i, c) ==
+    /\ role[i] = Leader
+    /\ configChanges < MaxConfigChanges
+    /\ leadTransferee[i] = Nil
+    /\ c # {}
+    /\ ~(~IsJoint(config[i]) /\ config[i].members = c)
+    /\ LET s == Load(i)
+       IN /\ TermIs(s, s.commitIndex, s.currentTerm)
+          /\ ~ConfigChangePending(s)
+          /\ Store(i, AdvanceCommitIndex(AppendConfig(s, [members |-> c,
+                                                          old |-> s.config.members])))
+    /\ configChanges' = configChanges + 1
+    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers>>
 
 \* The network delivers one more copy of a message in flight (no core
 \* function): a retransmission or a duplicating link.
@@ -908,7 +1031,8 @@ DuplicateMessage(m) ==
     /\ messages' = BagAdd(messages, {m})
     /\ duplicates' = duplicates + 1
     /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
-                   clientRequests, restarts, compactions, reads, drops, transfers>>
+                   clientRequests, restarts, compactions, reads, drops, transfers,
+                   configChanges>>
 
 \* The network loses one copy of a message in flight (no core function).
 \* Safety does not depend on it (a copy never delivered is as good as lost);
@@ -919,7 +1043,8 @@ DropMessage(m) ==
     /\ messages' = BagRemove(messages, m)
     /\ drops' = drops + 1
     /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
-                   clientRequests, restarts, compactions, reads, duplicates, transfers>>
+                   clientRequests, restarts, compactions, reads, duplicates, transfers,
+                   configChanges>>
 
 -----------------------------------------------------------------------------
 (* The specification.                                                      *)
@@ -931,13 +1056,14 @@ Init ==
     /\ snapshotIndex = [i \in Server |-> 0]
     /\ snapshotTerm = [i \in Server |-> 0]
     /\ snapshot = [i \in Server |-> [lastIndex |-> 0, lastTerm |-> 0,
-                                     config |-> Server, data |-> <<>>]]
-    /\ config = [i \in Server |-> Server]
+                                     config |-> SimpleConfig(InitMembers), data |-> <<>>]]
+    /\ config = [i \in Server |-> SimpleConfig(InitMembers)]
     /\ durable = [i \in Server |-> [currentTerm |-> 0, votedFor |-> Nil, log |-> <<>>,
                                     snapshotIndex |-> 0, snapshotTerm |-> 0,
                                     snapshot |-> [lastIndex |-> 0, lastTerm |-> 0,
-                                                  config |-> Server, data |-> <<>>],
-                                    config |-> Server]]
+                                                  config |-> SimpleConfig(InitMembers),
+                                                  data |-> <<>>],
+                                    config |-> SimpleConfig(InitMembers)]]
     /\ role = [i \in Server |-> Follower]
     /\ commitIndex = [i \in Server |-> 0]
     /\ leaderId = [i \in Server |-> Nil]
@@ -962,6 +1088,7 @@ Init ==
     /\ duplicates = 0
     /\ drops = 0
     /\ transfers = 0
+    /\ configChanges = 0
 
 Next ==
     \/ \E i \in Server : Timeout(i)
@@ -974,6 +1101,7 @@ Next ==
     \/ \E i, t \in Server : TransferLeadership(i, t)
     \/ \E i \in Server, m \in DOMAIN messages : HandleTimeoutNow(i, m)
     \/ \E i \in Server : AbortTransfer(i)
+    \/ \E i \in Server, c \in SUBSET Server : ChangeConfig(i, c)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteRequest(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteResponse(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesRequest(i, m)
@@ -991,8 +1119,10 @@ Spec == Init /\ [][Next]_vars
 \* A TimeoutNow makes its target campaign past MaxTerm (only Timeout is
 \* bounded by it): at most one more term per transfer.
 Terms == 0..(MaxTerm + MaxTransfers)
+ConfigType == [members : SUBSET Server, old : SUBSET Server]
 EntryType == [term : Terms, payload : {Noop} \cup (1..MaxClientRequests)]
-SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : SUBSET Server,
+             \cup [term : Terms, config : ConfigType]
+SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : ConfigType,
                  data : Seq(EntryType)]
 
 MessageType ==
@@ -1032,7 +1162,8 @@ TypeOK ==
          /\ snapshot[i].lastIndex = snapshotIndex[i]
          /\ snapshot[i].lastTerm = snapshotTerm[i]
          /\ Len(snapshot[i].data) = snapshotIndex[i]
-         /\ config[i] \in SUBSET Server
+         /\ config[i] \in ConfigType
+         /\ config[i] = LogConfig(Load(i))
          /\ role[i] \in {Follower, Candidate, Leader, PreCandidate}
          /\ restartLease[i] \in BOOLEAN
          /\ ~PreVoteOn => ~restartLease[i]
@@ -1046,9 +1177,9 @@ TypeOK ==
          /\ IsIndexMap(readAcks[i])
          /\ pendingReads[i] \in Seq([id : 1..MaxReads, seq : 1..MaxReads])
          /\ role[i] # Leader => readSeq[i] = 0 /\ readAcks[i] = EmptyMap /\ pendingReads[i] = <<>>
-         /\ recentActive[i] \in SUBSET (config[i] \ {i})
+         /\ recentActive[i] \in SUBSET (Server \ {i})
          /\ (role[i] # Leader \/ ~CheckQuorumOn) => recentActive[i] = {}
-         /\ leadTransferee[i] \in (config[i] \ {i}) \cup {Nil}
+         /\ leadTransferee[i] \in (Voters(config[i]) \ {i}) \cup {Nil}
          /\ role[i] # Leader => leadTransferee[i] = Nil
     /\ IsABag(messages) /\ BagToSet(messages) \subseteq MessageType
     \* Every action persists what it changed (see `durable`): storage holds
@@ -1065,6 +1196,7 @@ TypeOK ==
     /\ duplicates \in 0..MaxDuplicates
     /\ drops \in 0..MaxDrops
     /\ transfers \in 0..MaxTransfers
+    /\ configChanges \in 0..MaxConfigChanges
 
 -----------------------------------------------------------------------------
 (* Safety properties (paper Figure 3).                                     *)
@@ -1187,10 +1319,66 @@ TimeoutNowCampaigns ==
            /\ m.type = "TimeoutNow" /\ m.to = i /\ Accepts(i, m)
            /\ CopiesIn(m, messages') < CopiesIn(m, messages)
            /\ m.term >= currentTerm[i]
-           /\ i \in config[i]
+           /\ i \in Voters(config[i])
            /\ ~(role[i] = Leader /\ m.term = currentTerm[i]))
             => /\ currentTerm'[i] = m.term + 1
                /\ votedFor'[i] = i
                /\ role'[i] \in {Candidate, Leader}]_vars
+
+-----------------------------------------------------------------------------
+(* Membership changes by joint consensus (paper 6, dissertation ch. 4).    *)
+
+\* The configuration in force at index n of server i's whole log: the latest
+\* configuration entry at or below n, else the initial one.
+WholeConfigAt(i, n) ==
+    LET a == FullLog(i)
+        held == {k \in 1..Min(n, Len(a)) : IsConfigEntry(a[k])}
+    IN IF held = {} THEN SimpleConfig(InitMembers) ELSE a[SetMax(held)].config
+
+\* Server i's whole log reaches the highest committed index and holds every
+\* committed entry as committed: only such a log's later entries may commit.
+IsLive(i) ==
+    /\ Len(FullLog(i)) >= CommittedIndex
+    /\ \A c \in committed : c[1] <= Len(FullLog(i)) => FullLog(i)[c[1]].term = c[2]
+
+\* The configurations of the live logs' entries past the highest committed
+\* index: the changes not yet committed.
+PendingConfigsOf(i) ==
+    {FullLog(i)[k].config : k \in {n \in (CommittedIndex + 1)..Len(FullLog(i)) :
+                                     IsConfigEntry(FullLog(i)[n])}}
+
+PendingConfigs == UNION {PendingConfigsOf(i) : i \in {j \in Server : IsLive(j)}}
+
+\* At most one configuration change is uncommitted, cluster-wide (copies of
+\* C_new that a new leader appends again count once).
+SingleUncommittedChange == Cardinality(PendingConfigs) <= 1
+
+\* Every quorum of a meets every quorum of b: no quorum of a leaves a quorum
+\* of b outside it (quorums are closed upwards).
+QuorumsOverlap(a, b) == \A q \in SUBSET Server : ~(IsQuorum(a, q) /\ IsQuorum(b, Server \ q))
+
+\* The configurations that could decide the next index: of every live server,
+\* the one in force at the highest committed index, every later one in its
+\* log, and the one it holds.
+DecidingConfigs ==
+    PendingConfigs
+      \cup {WholeConfigAt(i, CommittedIndex) : i \in {j \in Server : IsLive(j)}}
+      \cup {config[i] : i \in {j \in Server : IsLive(j)}}
+
+\* Every two configurations that could decide the same index have
+\* intersecting quorums.
+QuorumsIntersect == \A a, b \in DecidingConfigs : QuorumsOverlap(a, b)
+
+\* No leader is outside its configuration once that configuration has
+\* committed: it steps down in the step that commits it.
+RemovedLeaderStepsDown ==
+    \A i \in Server :
+      (role[i] = Leader /\ i \notin Voters(config[i]))
+        => ConfigIndexAt(Load(i), LastIndex(Load(i))) > commitIndex[i]
+
+\* No leader hands leadership over while a configuration change is pending.
+TransferNotDuringChange ==
+    \A i \in Server :
+      (role[i] = Leader /\ leadTransferee[i] # Nil) => ~ConfigChangePending(Load(i))
 
 =============================================================================

@@ -71,6 +71,8 @@ StateMatches(i, r) ==
     /\ snapshotIndex'[i] = r.snapshotIndex
     /\ snapshotIndex'[i] + Len(log'[i]) = r.lastIndex
     /\ leadTransferee'[i] = r.leadTransferee
+    /\ config'[i].members = {r.configMembers[k] : k \in DOMAIN r.configMembers}
+    /\ config'[i].old = {r.configOld[k] : k \in DOMAIN r.configOld}
 
 Receives(i, Handle(_, _)) == \E m \in DOMAIN messages : MsgMatches(m, E.msg) /\ Handle(i, m)
 
@@ -84,6 +86,8 @@ Step(i) ==
       [] E.action = "CheckQuorum" -> CheckQuorum(i)
       [] E.action = "TransferLeadership" -> TransferLeadership(i, E.target)
       [] E.action = "AbortTransfer" -> AbortTransfer(i)
+      [] E.action = "ChangeConfig" ->
+            ChangeConfig(i, {E.members[k] : k \in DOMAIN E.members})
       [] E.action = "HandleTimeoutNow" -> Receives(i, HandleTimeoutNow)
       [] E.action = "HandleRequestVoteRequest" -> Receives(i, HandleRequestVoteRequest)
       [] E.action = "HandleRequestVoteResponse" -> Receives(i, HandleRequestVoteResponse)

@@ -77,6 +77,20 @@ impl Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Action::Server {
+            server,
+            step: raft_model::Step::ChangeConfig(members),
+        } = self
+        {
+            let config = raft_model::Config::new(members.iter().copied());
+            return write!(
+                f,
+                "{}({}, {})",
+                self.name(),
+                describe::server_name(*server),
+                describe::config(&config)
+            );
+        }
         match (self.message(), self.server()) {
             (Some(message), _) => write!(f, "{}({})", self.name(), describe::message(message)),
             (None, Some(id)) => write!(f, "{}({})", self.name(), describe::server_name(id)),

@@ -56,6 +56,17 @@ pub struct Bounds {
     /// from bounds recorded before it: 0, no transfer.)
     #[serde(default)]
     pub max_transfers: u8,
+    /// Servers outside the initial configuration (`Server \ InitMembers`):
+    /// the initial configuration is servers `1..=servers - spare_servers`;
+    /// the others start with it too, as non-voters a change can add.
+    /// (Absent from bounds recorded before it: 0, every server a member.)
+    #[serde(default)]
+    pub spare_servers: u8,
+    /// Configuration changes over the whole run (`MaxConfigChanges`): a
+    /// leader takes ChangeConfig to any non-empty set of servers while the
+    /// counter allows. (Absent from bounds recorded before it: 0.)
+    #[serde(default)]
+    pub max_config_changes: u8,
 }
 
 impl Bounds {
@@ -76,6 +87,8 @@ impl Bounds {
         check_quorum: false,
         pre_vote: false,
         max_transfers: 0,
+        spare_servers: 0,
+        max_config_changes: 0,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -260,6 +273,23 @@ pub const PRESETS: &[Preset] = &[
         states: Some(85_665_757),
     },
     Preset {
+        name: "membership",
+        bounds: Bounds {
+            servers: 4,
+            spare_servers: 1,
+            max_log: 3,
+            max_requests: 0,
+            max_messages: 3,
+            max_config_changes: 1,
+            ..Bounds::BASE
+        },
+        about: "spec/MCRaft_membership.cfg: four servers, three of them the initial \
+                configuration, one change through C_old,new (adding the spare, removing the \
+                leader...) interleaved with two terms of elections; compared with TLC state for \
+                state",
+        states: Some(185_961),
+    },
+    Preset {
         name: "spec",
         bounds: Bounds {
             max_messages: 3,
@@ -398,6 +428,14 @@ pub struct BoundArgs {
     /// TransferLeadership out.
     #[arg(long)]
     pub max_transfers: Option<u8>,
+    /// Servers outside the initial configuration (`Server \ InitMembers`),
+    /// which a configuration change can add.
+    #[arg(long)]
+    pub spare_servers: Option<u8>,
+    /// Configuration changes over the whole run (`MaxConfigChanges`); 0
+    /// leaves ChangeConfig out.
+    #[arg(long)]
+    pub max_config_changes: Option<u8>,
 }
 
 impl BoundArgs {
@@ -456,6 +494,8 @@ impl BoundArgs {
             self.max_duplicates,
             self.max_drops,
             self.max_transfers,
+            self.spare_servers,
+            self.max_config_changes,
         ]
         .iter()
         .any(Option::is_some)
@@ -479,6 +519,8 @@ impl BoundArgs {
             check_quorum: self.check_quorum.unwrap_or(bounds.check_quorum),
             pre_vote: self.pre_vote.unwrap_or(bounds.pre_vote),
             max_transfers: self.max_transfers.unwrap_or(bounds.max_transfers),
+            spare_servers: self.spare_servers.unwrap_or(bounds.spare_servers),
+            max_config_changes: self.max_config_changes.unwrap_or(bounds.max_config_changes),
         }
     }
 }
@@ -509,6 +551,8 @@ impl Bounds {
             ("check-quorum", on_off(self.check_quorum)),
             ("pre-vote", on_off(self.pre_vote)),
             ("max-transfers", self.max_transfers.to_string()),
+            ("spare-servers", self.spare_servers.to_string()),
+            ("max-config-changes", self.max_config_changes.to_string()),
         ]
     }
 

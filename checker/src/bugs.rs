@@ -34,6 +34,11 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::RestartForgetsLease => "restart-forgets-lease",
         Bug::TransferThroughPreVote => "transfer-through-pre-vote",
         Bug::TransferAcceptsProposals => "transfer-accepts-proposals",
+        Bug::ChangeBeforeTermCommit => "change-before-term-commit",
+        Bug::ConcurrentConfigChanges => "concurrent-config-changes",
+        Bug::InstallSnapshotIgnoresConfig => "install-snapshot-ignores-config",
+        Bug::RemovedLeaderKeepsLeading => "removed-leader-keeps-leading",
+        Bug::TransferDuringConfigChange => "transfer-during-config-change",
     }
 }
 
@@ -91,6 +96,12 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::PreVoteIgnoresLease | Bug::RestartForgetsLease => model::PRE_VOTE_RESPECTS_LEASE,
         Bug::TransferThroughPreVote => model::TIMEOUT_NOW_CAMPAIGNS,
         Bug::TransferAcceptsProposals => model::TRANSFER_FREEZES_LOG,
+        Bug::ChangeBeforeTermCommit | Bug::ConcurrentConfigChanges => {
+            model::SINGLE_UNCOMMITTED_CHANGE
+        }
+        Bug::InstallSnapshotIgnoresConfig => model::QUORUMS_INTERSECT,
+        Bug::RemovedLeaderKeepsLeading => model::REMOVED_LEADER_STEPS_DOWN,
+        Bug::TransferDuringConfigChange => model::TRANSFER_NOT_DURING_CHANGE,
     }
 }
 
@@ -122,6 +133,19 @@ const fn bound(
         check_quorum: false,
         pre_vote: false,
         max_transfers: 0,
+        spare_servers: 0,
+        max_config_changes: 0,
+    }
+}
+
+/// A membership bound: four servers, the first three the initial
+/// configuration, one configuration change, three messages in flight.
+const fn membership(max_term: u8, max_log: u8, max_compactions: u8) -> Bounds {
+    Bounds {
+        servers: 4,
+        spare_servers: 1,
+        max_config_changes: 1,
+        ..bound(max_term, max_log, 0, 3, 0, max_compactions, 1, 0)
     }
 }
 
@@ -177,6 +201,27 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::TransferAcceptsProposals => Bounds {
             max_transfers: 1,
             ..bound(1, 2, 1, 4, 0, 0, 1, 0)
+        },
+        // Membership bounds: four servers, three of them the initial
+        // configuration (checker/README.md, "Seeded bugs").
+        // Two leaders, each proposing a change before committing in its term.
+        Bug::ChangeBeforeTermCommit => Bounds {
+            max_config_changes: 2,
+            ..membership(2, 2, 0)
+        },
+        // One leader proposing twice.
+        Bug::ConcurrentConfigChanges => Bounds {
+            max_config_changes: 2,
+            ..membership(1, 3, 0)
+        },
+        // A change completed, compacted, and the snapshot installed.
+        Bug::InstallSnapshotIgnoresConfig => membership(1, 3, 1),
+        // A leader removing itself: C_old,new and C_new committed.
+        Bug::RemovedLeaderKeepsLeading => membership(1, 3, 0),
+        // A change, then a transfer.
+        Bug::TransferDuringConfigChange => Bounds {
+            max_transfers: 1,
+            ..membership(1, 2, 0)
         },
         Bug::KeepConflictingSuffix
         | Bug::CountStaleAppendSuccess

@@ -13,6 +13,19 @@ pub fn entry(entry: &Entry<Command>) -> String {
     match &entry.payload {
         Payload::Noop => format!("t{}:noop", entry.term),
         Payload::Command(command) => format!("t{}:c{command}", entry.term),
+        Payload::Config(c) => format!("t{}:{}", entry.term, config(c)),
+    }
+}
+
+/// `{s1, s2, s3}`, or `{s1, s2, s3}->{s1, s2, s4}` while joint.
+pub fn config(config: &raft_model::Config) -> String {
+    let set = |ids: &imbl::OrdSet<NodeId>| {
+        let names: Vec<String> = ids.iter().map(|id| server_name(*id)).collect();
+        format!("{{{}}}", names.join(", "))
+    };
+    match &config.old {
+        Some(old) => format!("{}->{}", set(old), set(&config.members)),
+        None => set(&config.members),
     }
 }
 
@@ -196,14 +209,15 @@ pub fn state(state: &crate::state::RaftState) -> String {
         lines.push(format!("readsReady: {}", ready.join(" ")));
     }
     lines.push(format!(
-        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {} transfers {}",
+        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {} transfers {} configChanges {}",
         state.client_requests,
         state.restarts,
         state.compactions,
         state.reads,
         state.duplicates,
         state.drops,
-        state.transfers
+        state.transfers,
+        state.config_changes
     ));
     lines.join("\n")
 }

@@ -38,6 +38,11 @@ pub const CANDIDATE_KNOWS_NO_LEADER: &str = "CandidateKnowsNoLeader";
 pub const PRE_VOTE_RESPECTS_LEASE: &str = "PreVoteRespectsLease";
 pub const TIMEOUT_NOW_CAMPAIGNS: &str = "TimeoutNowCampaigns";
 pub const TRANSFER_FREEZES_LOG: &str = "TransferFreezesLog";
+pub const SINGLE_UNCOMMITTED_CHANGE: &str = "SingleUncommittedChange";
+pub const QUORUMS_INTERSECT: &str = "QuorumsIntersect";
+pub const REMOVED_LEADER_STEPS_DOWN: &str = "RemovedLeaderStepsDown";
+pub const TRANSFER_NOT_DURING_CHANGE: &str = "TransferNotDuringChange";
+pub const CONFIG_CHANGE_COMMITTED: &str = "ConfigChangeCommitted";
 
 pub const LEADER_ELECTED: &str = "LeaderElected";
 pub const COMMAND_COMMITTED: &str = "CommandCommitted";
@@ -62,8 +67,9 @@ pub const LEADERSHIP_TRANSFERRED: &str = "LeadershipTransferred";
 /// PreVote's three (vacuous without `--pre-vote on`, but for
 /// CandidateKnowsNoLeader, which the paper's candidates keep too), and
 /// leadership transfer's TimeoutNowCampaigns and TransferFreezesLog (vacuous
-/// without `--max-transfers`).
-pub const SAFETY_PROPERTIES: [&str; 11] = [
+/// without `--max-transfers`), and the membership changes' four (vacuous
+/// without `--max-config-changes`).
+pub const SAFETY_PROPERTIES: [&str; 15] = [
     ELECTION_SAFETY,
     LEADER_APPEND_ONLY,
     LOG_MATCHING,
@@ -75,13 +81,17 @@ pub const SAFETY_PROPERTIES: [&str; 11] = [
     PRE_VOTE_RESPECTS_LEASE,
     TIMEOUT_NOW_CAMPAIGNS,
     TRANSFER_FREEZES_LOG,
+    SINGLE_UNCOMMITTED_CHANGE,
+    QUORUMS_INTERSECT,
+    REMOVED_LEADER_STEPS_DOWN,
+    TRANSFER_NOT_DURING_CHANGE,
 ];
 
 /// Every `sometimes` property: evidence that the exploration is not vacuous
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 17] = [
+pub const REACHABILITY_PROPERTIES: [&str; 18] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -99,6 +109,7 @@ pub const REACHABILITY_PROPERTIES: [&str; 17] = [
     PRE_VOTE_REFUSED_IN_LEASE,
     PRE_CANDIDATE_STOOD_DOWN,
     LEADERSHIP_TRANSFERRED,
+    CONFIG_CHANGE_COMMITTED,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -134,6 +145,8 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             CONFLICT_TERM_SKIPPED => conflict_runs(bounds),
             // A leader, a transfer, and the target's campaign: two terms.
             LEADERSHIP_TRANSFERRED => bounds.max_transfers > 0 && bounds.max_term >= 2,
+            // A leader's no-op, C_old,new and C_new: logs of three.
+            CONFIG_CHANGE_COMMITTED => bounds.max_config_changes > 0 && bounds.max_log >= 3,
             _ => true,
         })
         .collect()
@@ -192,6 +205,11 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         PRE_VOTE_RESPECTS_LEASE => properties::pre_vote_respects_lease,
         TIMEOUT_NOW_CAMPAIGNS => properties::timeout_now_campaigns,
         TRANSFER_FREEZES_LOG => properties::transfer_freezes_log,
+        SINGLE_UNCOMMITTED_CHANGE => properties::single_uncommitted_change,
+        QUORUMS_INTERSECT => properties::quorums_intersect,
+        REMOVED_LEADER_STEPS_DOWN => properties::removed_leader_steps_down,
+        TRANSFER_NOT_DURING_CHANGE => properties::transfer_not_during_change,
+        CONFIG_CHANGE_COMMITTED => properties::config_change_committed,
         LEADER_ELECTED => properties::leader_elected,
         COMMAND_COMMITTED => properties::command_committed,
         LEADER_REPLACED => properties::leader_replaced,
@@ -277,7 +295,13 @@ impl RaftModel {
     /// empty image; empty network and histories; counters at 0.
     pub fn initial_state(&self) -> RaftState {
         let ids: Vec<NodeId> = (1..=NodeId::from(self.bounds.servers)).collect();
-        let config = Config::new(ids.iter().copied());
+        // The spare servers start with the initial configuration too, as
+        // non-voters: a change can add them.
+        let members = self
+            .bounds
+            .servers
+            .saturating_sub(self.bounds.spare_servers);
+        let config = Config::new(1..=NodeId::from(members));
         let servers = ids
             .iter()
             .map(|&id| {
@@ -300,6 +324,8 @@ impl RaftModel {
             drops: 0,
             reads: 0,
             transfers: 0,
+            config_changes: 0,
+            initial_config: config.clone(),
             read_bound: Vector::new(),
             reads_ready: OrdSet::new(),
             leader_append_only_violated: false,
@@ -442,6 +468,19 @@ impl Model for RaftModel {
             }),
             Property::sometimes(LEADERSHIP_TRANSFERRED, |_, s| {
                 properties::leadership_transferred(s)
+            }),
+            Property::always(SINGLE_UNCOMMITTED_CHANGE, |_, s| {
+                properties::single_uncommitted_change(s)
+            }),
+            Property::always(QUORUMS_INTERSECT, |_, s| properties::quorums_intersect(s)),
+            Property::always(REMOVED_LEADER_STEPS_DOWN, |_, s| {
+                properties::removed_leader_steps_down(s)
+            }),
+            Property::always(TRANSFER_NOT_DURING_CHANGE, |_, s| {
+                properties::transfer_not_during_change(s)
+            }),
+            Property::sometimes(CONFIG_CHANGE_COMMITTED, |_, s| {
+                properties::config_change_committed(s)
             }),
         ];
         all.retain(|p| {

@@ -2,7 +2,8 @@
 //! the `sometimes` properties that prove the exploration is not vacuous.
 //! Definitions and names are those of spec/Raft.tla (see spec/README.md).
 
-use raft_model::{Index, NodeId, Payload, Role, Term};
+use imbl::OrdSet;
+use raft_model::{Config, Index, NodeId, Payload, Role, Term};
 
 use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
@@ -10,7 +11,7 @@ use crate::state::{
     OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
     OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
     OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
-    RaftServer, RaftState, entry_at, log_length,
+    RaftServer, RaftState, entry_at, log_length, term_at,
 };
 
 /// Every `always` property at once.
@@ -26,6 +27,10 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
         && pre_vote_respects_lease(state)
         && timeout_now_campaigns(state)
         && transfer_freezes_log(state)
+        && single_uncommitted_change(state)
+        && quorums_intersect(state)
+        && removed_leader_steps_down(state)
+        && transfer_not_during_change(state)
 }
 
 /// Election Safety: at most one leader per term, ever (reads `elected`).
@@ -318,4 +323,141 @@ pub fn batch_partly_covered_by_snapshot(state: &RaftState) -> bool {
 /// since its last one, and stepped down (observed).
 pub fn leader_stepped_down(state: &RaftState) -> bool {
     state.observed & OBSERVED_STEPPED_DOWN != 0
+}
+
+// ------------------------------------------------- membership changes
+
+/// The configuration in force at `index` of a server's whole log: the
+/// latest configuration entry at or below it, or the initial configuration
+/// (spec `ConfigAt`).
+fn config_at(state: &RaftState, server: &RaftServer, index: Index) -> Config {
+    (1..=index.min(log_length(server)))
+        .rev()
+        .find_map(|n| entry_at(server, n).and_then(|e| e.config().cloned()))
+        .unwrap_or_else(|| state.initial_config.clone())
+}
+
+/// Does a server's whole log reach the highest committed index and hold
+/// every committed entry as committed (spec `IsLive`)? Only such a log's
+/// entries past that index may still commit.
+fn is_live(state: &RaftState, server: &RaftServer, committed: Index) -> bool {
+    log_length(server) >= committed
+        && state
+            .committed
+            .iter()
+            .all(|&(n, t, _)| n > log_length(server) || term_at(server, n) == Some(t))
+}
+
+/// The configurations of the live logs' entries past the highest committed
+/// index (spec `PendingConfigs`): the changes not yet committed.
+fn pending_configs(state: &RaftState) -> OrdSet<Config> {
+    let committed = state.committed_index();
+    state
+        .servers
+        .iter()
+        .filter(|s| is_live(state, s, committed))
+        .flat_map(|s| {
+            (committed + 1..=log_length(s)).filter_map(|n| entry_at(s, n)?.config().cloned())
+        })
+        .collect()
+}
+
+/// SingleUncommittedChange: at most one configuration change is
+/// uncommitted, cluster-wide — the live logs hold past the highest
+/// committed index configuration entries of one configuration at most
+/// (copies of C_new that a new leader appends again count once).
+pub fn single_uncommitted_change(state: &RaftState) -> bool {
+    // Only ChangeConfig makes configuration entries.
+    state.config_changes == 0 || pending_configs(state).len() <= 1
+}
+
+/// Do every quorum of `a` and every quorum of `b` share a server (among
+/// `universe`)? No quorum of `a` leaves a quorum of `b` outside it (spec
+/// `QuorumsOverlap`; quorums are closed upwards, so checking complements
+/// is enough).
+pub fn quorums_overlap(a: &Config, b: &Config, universe: &[NodeId]) -> bool {
+    let n = universe.len() as u32;
+    (0u32..(1 << n)).all(|set| {
+        let inside: Vec<NodeId> = (0..n)
+            .filter(|k| set & (1 << k) != 0)
+            .map(|k| universe[k as usize])
+            .collect();
+        let outside: Vec<NodeId> = universe
+            .iter()
+            .copied()
+            .filter(|id| !inside.contains(id))
+            .collect();
+        !(a.is_quorum(&inside) && b.is_quorum(&outside))
+    })
+}
+
+/// The configurations that could decide the next index (spec
+/// `DecidingConfigs`): of every live server, the configuration in force at
+/// the highest committed index, every configuration of its log past it, and
+/// the configuration it holds.
+fn deciding_configs(state: &RaftState) -> OrdSet<Config> {
+    let committed = state.committed_index();
+    let mut configs = pending_configs(state);
+    for s in state
+        .servers
+        .iter()
+        .filter(|s| is_live(state, s, committed))
+    {
+        configs.insert(config_at(state, s, committed));
+        configs.insert(s.config().clone());
+    }
+    configs
+}
+
+/// QuorumsIntersect: every two configurations that could decide the same
+/// index have intersecting quorums, so no two leaders of one term and no
+/// two different entries committed at one index can come from them.
+pub fn quorums_intersect(state: &RaftState) -> bool {
+    // Without a change every server holds the initial configuration.
+    state.config_changes == 0 || disjoint_quorums(state).is_none()
+}
+
+/// Where QuorumsIntersect fails: two deciding configurations with disjoint
+/// quorums.
+pub fn disjoint_quorums(state: &RaftState) -> Option<(Config, Config)> {
+    let universe: Vec<NodeId> = state.servers.iter().map(|s| s.id()).collect();
+    let configs: Vec<Config> = deciding_configs(state).into_iter().collect();
+    for (k, a) in configs.iter().enumerate() {
+        for b in &configs[k + 1..] {
+            if !quorums_overlap(a, b, &universe) {
+                return Some((a.clone(), b.clone()));
+            }
+        }
+    }
+    None
+}
+
+/// RemovedLeaderStepsDown: no leader is outside its configuration once
+/// that configuration has committed (it led without counting itself until
+/// then, and steps down in the step that commits it).
+pub fn removed_leader_steps_down(state: &RaftState) -> bool {
+    state.servers.iter().all(|s| {
+        s.role() != Role::Leader
+            || s.config().contains(s.id())
+            || s.config_of_log().1 > s.commit_index()
+    })
+}
+
+/// TransferNotDuringChange: no leader hands leadership over while a
+/// configuration change is pending in its log.
+pub fn transfer_not_during_change(state: &RaftState) -> bool {
+    state.servers.iter().all(|s| {
+        s.role() != Role::Leader || s.lead_transferee().is_none() || !s.config_change_pending()
+    })
+}
+
+/// Goal: a configuration change completed — some leader committed a simple
+/// configuration other than the initial one.
+pub fn config_change_committed(state: &RaftState) -> bool {
+    state.servers.iter().any(|s| {
+        s.role() == Role::Leader
+            && !s.config().is_joint()
+            && *s.config() != state.initial_config
+            && s.config_of_log().1 <= s.commit_index()
+    })
 }

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet, Vector};
-use raft_model::{Durable, Entry, Index, Message, NodeId, Persist, Server, Term};
+use raft_model::{Config, Durable, Entry, Index, Message, NodeId, Persist, Server, Term};
 
 use crate::network::Network;
 use serde::Serialize;
@@ -90,6 +90,13 @@ pub struct RaftState {
     pub reads: u8,
     /// `transfers`: TransferLeadership steps so far.
     pub transfers: u8,
+    /// `configChanges`: ChangeConfig steps so far.
+    pub config_changes: u8,
+    /// The constant `InitMembers`: the configuration every server starts
+    /// with (the same in every state, so it adds no state), which the
+    /// membership properties read where a whole log holds no configuration
+    /// entry.
+    pub initial_config: Config,
     /// `readBound`: entry `k - 1` is, for read `k`, the highest index in
     /// `committed` when the read was registered (0 if none).
     pub read_bound: Vector<Index>,
@@ -140,6 +147,7 @@ impl Hash for RaftState {
         self.drops.hash(state);
         self.reads.hash(state);
         self.transfers.hash(state);
+        self.config_changes.hash(state);
         self.read_bound.hash(state);
         self.reads_ready.hash(state);
         self.leader_append_only_violated.hash(state);

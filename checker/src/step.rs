@@ -59,6 +59,18 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
                 }
                 None => {}
             }
+            if state.config_changes < bounds.max_config_changes {
+                // Any non-empty set of servers; the core refuses the change
+                // the rules forbid (as the spec's guard does).
+                let n = state.servers.len() as u32;
+                for set in 1u32..(1 << n) {
+                    let members = (0..n)
+                        .filter(|bit| set & (1 << bit) != 0)
+                        .map(|bit| u64::from(bit) + 1)
+                        .collect();
+                    actions.push(Action::step(id, Step::ChangeConfig(members)));
+                }
+            }
         }
         if server.commit_index() > server.log().snapshot_index
             && state.compactions < bounds.max_compactions
@@ -150,6 +162,7 @@ fn count(state: &RaftState, next: &mut RaftState, step: &ServerStep) -> Option<(
         Step::CompactLog { .. } => next.compactions = next.compactions.checked_add(1)?,
         Step::Restart => next.restarts = next.restarts.checked_add(1)?,
         Step::TransferLeadership(_) => next.transfers = next.transfers.checked_add(1)?,
+        Step::ChangeConfig(_) => next.config_changes = next.config_changes.checked_add(1)?,
         Step::ReadIndex(read) => {
             next.reads = next.reads.checked_add(1)?;
             debug_assert_eq!(*read, u64::from(next.reads), "read id reads + 1");
@@ -175,6 +188,7 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.compactions == state.compactions
         && next.reads == state.reads
         && next.transfers == state.transfers
+        && next.config_changes == state.config_changes
         && next.timeout_now_ignored == state.timeout_now_ignored
         && next.transfer_log_grew == state.transfer_log_grew
         && next.reads_ready.len() == state.reads_ready.len()
@@ -338,7 +352,9 @@ fn broke_lease(step: &ServerStep, before: &RaftServer, after: &RaftServer, sent:
     match step {
         // A server past term 0 may have heard from a leader before it crashed.
         Step::Restart => after.pre_vote_enabled() && after.current_term() > 0 && !after.in_lease(),
-        Step::Timeout => after.in_lease(),
+        // (A server alone in its configuration is elected in the same step
+        // and holds its own leadership: that is no lease kept.)
+        Step::Timeout => after.in_lease() && after.role() != Role::Leader,
         Step::HandleRequestVoteRequest(m) if is_pre_vote_term(m) => {
             before.in_lease() && sent.iter().any(is_pre_vote_term)
         }

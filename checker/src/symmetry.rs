@@ -15,11 +15,12 @@
 //! exploring from the original state, so counterexamples keep the ids of
 //! the path that found them.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 
 use imbl::OrdSet;
-use raft_model::{NodeId, Role};
+use raft_model::{Body, NodeId, Role};
 use stateright::Representative;
 
 use crate::state::{RaftServer, RaftState};
@@ -32,17 +33,34 @@ impl Representative for RaftState {
 
 /// An id-free summary of a server: equal under any renaming of ids. The more
 /// it tells servers apart, the fewer renamings `canonical` has to compare.
-fn key<'a>(server: &'a RaftServer, traffic: &Traffic) -> impl Ord + 'a {
+///
+/// Its first element keeps the servers of the initial configuration apart
+/// from the spare ones (`--spare-servers`): the spec's symmetry permutes
+/// each group among itself only (`Permutations(InitMembers)`), since only
+/// renamings that keep the initial configuration map initial states onto
+/// initial states. Configuration entries in the log name servers, so the
+/// log enters with every id replaced by 0.
+fn key<'a>(
+    server: &'a RaftServer,
+    traffic: &Traffic,
+    initial: &imbl::OrdSet<NodeId>,
+) -> impl Ord + 'a {
     let vote = match server.voted_for() {
         None => 0u8,
         Some(id) if id == server.id() => 1,
         Some(_) => 2,
     };
+    let log = if server.log().iter().any(|(_, e)| e.config().is_some()) {
+        Cow::Owned(server.log().rename_ids(&|_| 0))
+    } else {
+        Cow::Borrowed(server.log())
+    };
     (
+        !initial.contains(&server.id()),
         server.current_term(),
         role_rank(server.role()),
         server.commit_index(),
-        server.log(),
+        log,
         vote,
         server.votes_granted().len(),
         traffic.get(server.id()),
@@ -50,8 +68,8 @@ fn key<'a>(server: &'a RaftServer, traffic: &Traffic) -> impl Ord + 'a {
 }
 
 /// Per server, an order-independent digest of the messages it sent and of
-/// those addressed to it, ids left out (message bodies hold no server ids
-/// but a snapshot's configuration, which is every server here, so invariant).
+/// those addressed to it, ids left out (the configurations in message
+/// bodies, in snapshots and configuration entries, enter with every id 0).
 struct Traffic(Vec<(u64, u64)>);
 
 impl Traffic {
@@ -59,7 +77,16 @@ impl Traffic {
         let mut digests = vec![(0u64, 0u64); state.servers.len() + 1];
         for (message, copies) in state.network.iter() {
             let mut hasher = Mix::default();
-            (message.term, &message.body).hash(&mut hasher);
+            // Configurations in the body name servers: hashed with every id
+            // 0, so that the digest is the same under any renaming.
+            let named = matches!(message.body, Body::InstallSnapshotRequest { .. })
+                || matches!(&message.body, Body::AppendEntriesRequest { entries, .. }
+                    if entries.iter().any(|e| e.config().is_some()));
+            if named {
+                (message.term, &message.rename_ids(&|_| 0).body).hash(&mut hasher);
+            } else {
+                (message.term, &message.body).hash(&mut hasher);
+            }
             let digest = hasher.finish().wrapping_mul(u64::from(copies));
             if let Some(slot) = digests.get_mut(message.from as usize) {
                 slot.0 = slot.0.wrapping_add(digest);
@@ -89,7 +116,12 @@ fn role_rank(role: Role) -> u8 {
 pub fn canonical(state: &RaftState) -> RaftState {
     let n = state.servers.len();
     let traffic = Traffic::of(state);
-    let keys: Vec<_> = state.servers.iter().map(|s| key(s, &traffic)).collect();
+    let initial = &state.initial_config.members;
+    let keys: Vec<_> = state
+        .servers
+        .iter()
+        .map(|s| key(s, &traffic, initial))
+        .collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
 
@@ -196,6 +228,10 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         timeout_now_ignored: state.timeout_now_ignored,
         transfer_log_grew: state.transfer_log_grew,
         transfers: state.transfers,
+        config_changes: state.config_changes,
+        // Renamings keep the initial configuration's members among
+        // themselves (`key`), so it maps onto itself.
+        initial_config: state.initial_config.clone(),
         pre_vote_lease_broken: state.pre_vote_lease_broken,
         durable: state
             .durable

@@ -325,6 +325,7 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ("drops", before.drops, after.drops),
         ("reads", before.reads, after.reads),
         ("transfers", before.transfers, after.transfers),
+        ("configChanges", before.config_changes, after.config_changes),
     ];
     for (label, old, new) in counters {
         if old != new {
@@ -389,6 +390,7 @@ fn render(value: &Value<'_, Command, Image>) -> String {
             snapshot.meta.last_term,
             describe::entries(snapshot.data.iter())
         ),
+        Value::Config(config) => describe::config(config),
         Value::Reads(reads) => {
             let items: Vec<String> = reads
                 .iter()

@@ -52,6 +52,33 @@ pub fn explain(property: &str, state: &RaftState) -> Option<String> {
              never catch up with its last entry"
                 .to_string()
         }),
+        model::SINGLE_UNCOMMITTED_CHANGE => {
+            (!properties::single_uncommitted_change(state)).then(|| {
+                "two configuration changes are uncommitted at once in logs that may still \
+                 commit them"
+                    .to_string()
+            })
+        }
+        model::QUORUMS_INTERSECT => properties::disjoint_quorums(state).map(|(a, b)| {
+            format!(
+                "configurations {} and {} could both decide the next index, and have disjoint \
+                 quorums",
+                crate::describe::config(&a),
+                crate::describe::config(&b)
+            )
+        }),
+        model::REMOVED_LEADER_STEPS_DOWN => {
+            (!properties::removed_leader_steps_down(state)).then(|| {
+                "a leader outside its configuration leads on after that configuration committed"
+                    .to_string()
+            })
+        }
+        model::TRANSFER_NOT_DURING_CHANGE => {
+            (!properties::transfer_not_during_change(state)).then(|| {
+                "a leader is handing leadership over while a configuration change is pending"
+                    .to_string()
+            })
+        }
         model::LEADER_APPEND_ONLY => (!properties::leader_append_only(state)).then(|| {
             "a leader's log lost or changed an entry within its own term".to_string()
         }),

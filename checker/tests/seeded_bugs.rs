@@ -288,6 +288,43 @@ fn transfer_accepts_proposals_breaks_transfer_freezes_log() {
     assert_caught(bug, smallest(bug), model::TRANSFER_FREEZES_LOG);
 }
 
+/// A leader proposes a configuration change before an entry of its term
+/// has committed, while an earlier leader's change may still commit.
+#[test]
+fn change_before_term_commit_breaks_single_uncommitted_change() {
+    let bug = Bug::ChangeBeforeTermCommit;
+    assert_caught(bug, smallest(bug), model::SINGLE_UNCOMMITTED_CHANGE);
+}
+
+/// A leader proposes a second change while the first is uncommitted.
+#[test]
+fn concurrent_config_changes_break_single_uncommitted_change_and_quorums_intersect() {
+    let bug = Bug::ConcurrentConfigChanges;
+    assert_caught(bug, smallest(bug), model::SINGLE_UNCOMMITTED_CHANGE);
+    assert_caught(bug, smallest(bug), model::QUORUMS_INTERSECT);
+}
+
+/// InstallSnapshot keeps the follower's former configuration.
+#[test]
+fn install_snapshot_ignores_config_breaks_quorums_intersect() {
+    let bug = Bug::InstallSnapshotIgnoresConfig;
+    assert_caught(bug, smallest(bug), model::QUORUMS_INTERSECT);
+}
+
+/// A leader removed by a committed change keeps leading.
+#[test]
+fn removed_leader_keeps_leading_breaks_removed_leader_steps_down() {
+    let bug = Bug::RemovedLeaderKeepsLeading;
+    assert_caught(bug, smallest(bug), model::REMOVED_LEADER_STEPS_DOWN);
+}
+
+/// A leader starts a transfer while a change is pending.
+#[test]
+fn transfer_during_config_change_breaks_transfer_not_during_change() {
+    let bug = Bug::TransferDuringConfigChange;
+    assert_caught(bug, smallest(bug), model::TRANSFER_NOT_DURING_CHANGE);
+}
+
 // The searches below visit hundreds of thousands to millions of states
 // before the counterexample: release builds only (`cargo test --release -p
 // raft-checker -- --ignored`; CI runs the same bounds through

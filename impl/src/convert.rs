@@ -86,6 +86,10 @@ pub fn entry_to_proto(entry: &Entry<KvCommand>) -> pb::Entry {
     let payload = match &entry.payload {
         Payload::Noop => pb::entry::Payload::Noop(pb::Noop {}),
         Payload::Command(command) => pb::entry::Payload::Command(command_to_proto(command)),
+        Payload::Config(config) => pb::entry::Payload::Config(pb::Config {
+            members: config.members.iter().copied().collect(),
+            old: config.old.iter().flatten().copied().collect(),
+        }),
     };
     pb::Entry {
         term: entry.term,
@@ -100,6 +104,9 @@ pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertErr
     {
         pb::entry::Payload::Noop(_) => Payload::Noop,
         pb::entry::Payload::Command(command) => Payload::Command(command_from_proto(command)?),
+        pb::entry::Payload::Config(config) => {
+            Payload::Config(config_from_members(&config.members, &config.old)?)
+        }
     };
     Ok(Entry {
         term: index("entry.term", entry.term)?,
@@ -107,11 +114,21 @@ pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertErr
     })
 }
 
-pub fn config_from_members(members: &[u64]) -> Result<Config, ConvertError> {
-    if members.contains(&0) {
+/// A configuration from its members (C_new) and, when joint, C_old (empty
+/// otherwise).
+pub fn config_from_members(members: &[u64], old: &[u64]) -> Result<Config, ConvertError> {
+    if members.contains(&0) || old.contains(&0) {
         return Err(ConvertError::ZeroMember);
     }
-    Ok(Config::new(members.iter().copied()))
+    if members.is_empty() {
+        return Err(ConvertError::Missing("config.members"));
+    }
+    let config = Config::new(members.iter().copied());
+    Ok(if old.is_empty() {
+        config
+    } else {
+        Config::joint(old.iter().copied().collect(), config.members)
+    })
 }
 
 pub fn snapshot_meta_to_proto(meta: &SnapshotMeta, size: u64) -> pb::SnapshotMeta {
@@ -119,6 +136,7 @@ pub fn snapshot_meta_to_proto(meta: &SnapshotMeta, size: u64) -> pb::SnapshotMet
         last_index: meta.last_index,
         last_term: meta.last_term,
         members: meta.config.members.iter().copied().collect(),
+        old_members: meta.config.old.iter().flatten().copied().collect(),
         size,
     }
 }
@@ -396,7 +414,7 @@ pub fn check_snapshot_meta(meta: &pb::SnapshotMeta) -> Result<SnapshotMeta, Conv
     Ok(SnapshotMeta {
         last_index: index("snapshot.last_index", meta.last_index)?,
         last_term: index("snapshot.last_term", meta.last_term)?,
-        config: config_from_members(&meta.members)?,
+        config: config_from_members(&meta.members, &meta.old_members)?,
     })
 }
 
@@ -430,6 +448,18 @@ mod tests {
                         new_value: Some("v".into()),
                     },
                 }),
+            },
+            // Configuration entries: joint, then simple.
+            Entry {
+                term: 3,
+                payload: Payload::Config(Config::joint(
+                    [1u64, 2, 3].into_iter().collect(),
+                    [1u64, 2, 4].into_iter().collect(),
+                )),
+            },
+            Entry {
+                term: 3,
+                payload: Payload::Config(Config::new([1, 2, 4])),
             },
         ]
         .into_iter()

@@ -830,7 +830,8 @@ impl EventLoop {
                 "committed entries must arrive in order"
             );
             let outcome = match &entry.payload {
-                raft_model::Payload::Noop => None,
+                // A configuration is the core's: nothing for the KV store.
+                raft_model::Payload::Noop | raft_model::Payload::Config(_) => None,
                 raft_model::Payload::Command(command) => Some(self.image.apply(index, command)),
             };
             self.applied = index;
@@ -911,7 +912,9 @@ impl EventLoop {
         let meta = SnapshotMeta {
             last_index: index,
             last_term: term,
-            config: self.core.config().clone(),
+            // The configuration in force at `index`: a later one may be in
+            // the log already.
+            config: self.core.config_at(index).0,
         };
         let image = self.image.clone();
         let storage = self.storage.clone();

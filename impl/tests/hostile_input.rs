@@ -738,6 +738,7 @@ async fn an_install_snapshot_of_other_members_is_refused() {
                 last_index: meta.last_index,
                 last_term: meta.last_term,
                 members: members.clone(),
+                old_members: Vec::new(),
                 size: image.len() as u64,
             }),
             offset: 0,

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use raft_model::{NodeId, Payload};
+use raft_model::{Config, NodeId, Payload};
 use serde_json::{Value, json};
 
 use crate::validate::{Command, ReplayServer, Validated};
@@ -47,7 +47,15 @@ fn payload(p: &Payload<Command>) -> Value {
     match p {
         Payload::Noop => json!("Noop"),
         Payload::Command(c) => json!(c.to_string()),
+        Payload::Config(c) => config(c),
     }
+}
+
+/// A configuration as the spec's record `[members, old]`.
+fn config(c: &Config) -> Value {
+    let members: Vec<NodeId> = c.members.iter().copied().collect();
+    let old: Vec<NodeId> = c.old.iter().flatten().copied().collect();
+    json!({ "members": set(&members), "old": set(&old) })
 }
 
 /// A variable's value in ITF: sets as `#set`, functions as `#map`, `Nil` 0.
@@ -68,17 +76,17 @@ fn itf(value: &vars::Value<'_, Command, ()>) -> Value {
             .map(|e| json!({ "term": e.term, "payload": payload(&e.payload) }))
             .collect(),
         vars::Value::Snapshot(snapshot) => {
-            let members: Vec<NodeId> = snapshot.meta.config.members.iter().copied().collect();
             json!({
                 "lastIndex": snapshot.meta.last_index,
                 "lastTerm": snapshot.meta.last_term,
-                "config": set(&members),
+                "config": config(&snapshot.meta.config),
             })
         }
         vars::Value::Reads(reads) => reads
             .iter()
             .map(|r| json!({ "id": r.id, "seq": r.seq }))
             .collect(),
+        vars::Value::Config(c) => config(c),
     }
 }
 

@@ -222,6 +222,46 @@ fn transfer_example_validates_and_the_bug_counterexample_is_rejected() {
     assert_eq!(failure.action, Some(Action::ClientRequest), "{failure}");
 }
 
+/// Membership changes through the trace layer: the checker's example of a
+/// change committed by the real core (four servers, C_old,new then C_new)
+/// validates, and its TLC export gives ChangeConfig its members and every
+/// state its configuration; the counterexample of
+/// `removed-leader-keeps-leading` is rejected at the step where the correct
+/// core steps the removed leader down, and that of
+/// `concurrent-config-changes` at the second ChangeConfig.
+#[test]
+fn membership_example_validates_and_the_bug_counterexamples_are_rejected() {
+    let bounds = raft_checker::bugs::smallest_bound(Bug::RemovedLeaderKeepsLeading)
+        .expect("a killing bound");
+    let text = checker_trace(None, bounds.clone(), model::CONFIG_CHANGE_COMMITTED);
+    assert!(text.contains("ChangeConfig"), "{text}");
+    let validated = raft_interop::validate(streams("membership", &text))
+        .unwrap_or_else(|failure| panic!("membership: {failure}"));
+    assert_eq!(validated.initial.len(), 4, "four servers, one spare");
+    let ndjson = raft_interop::tla::ndjson(&validated);
+    assert!(ndjson.contains("\"members\":["), "{ndjson}");
+    assert!(ndjson.contains("\"configOld\":[1,2,3]"), "{ndjson}");
+    let config = raft_interop::tla::config(&validated, "/tmp/trace.ndjson");
+    assert!(config.contains("InitMembers = {1, 2, 3}"), "{config}");
+
+    let bug = Bug::RemovedLeaderKeepsLeading;
+    let text = checker_trace(Some(bug), bounds, model::REMOVED_LEADER_STEPS_DOWN);
+    let failure = raft_interop::validate(streams("removed-leader-keeps-leading", &text))
+        .expect_err("the correct core steps the removed leader down");
+    assert_eq!(
+        failure.action,
+        Some(Action::HandleAppendEntriesResponse),
+        "{failure}"
+    );
+
+    let bug = Bug::ConcurrentConfigChanges;
+    let bounds = raft_checker::bugs::smallest_bound(bug).expect("a killing bound");
+    let text = checker_trace(Some(bug), bounds, model::SINGLE_UNCOMMITTED_CHANGE);
+    let failure = raft_interop::validate(streams("concurrent-config-changes", &text))
+        .expect_err("the correct core refuses a second change");
+    assert_eq!(failure.action, Some(Action::ChangeConfig), "{failure}");
+}
+
 #[test]
 fn a_corrupted_checker_trace_is_rejected() {
     let text = checker_trace(None, Bounds::DEFAULT, model::COMMAND_COMMITTED);
@@ -251,11 +291,17 @@ struct ItfState {
     voted_for: BTreeMap<u64, u64>,
     log: BTreeMap<u64, Vec<ItfEntry>>,
     snapshot_index: BTreeMap<u64, u64>,
-    config: BTreeMap<u64, BTreeSet<u64>>,
+    config: BTreeMap<u64, ItfConfig>,
     role: BTreeMap<u64, String>,
     commit_index: BTreeMap<u64, u64>,
     votes_granted: BTreeMap<u64, BTreeSet<u64>>,
     match_index: BTreeMap<u64, BTreeMap<u64, u64>>,
+}
+
+#[derive(Deserialize)]
+struct ItfConfig {
+    members: BTreeSet<u64>,
+    old: BTreeSet<u64>,
 }
 
 #[derive(Deserialize)]
@@ -291,7 +337,8 @@ fn the_itf_export_reads_back_through_the_itf_crate() {
             );
             assert_eq!(s.commit_index[id], server.commit_index());
             assert_eq!(s.role[id], format!("{:?}", server.role()));
-            assert_eq!(s.config[id].len(), server.config().members.len());
+            assert_eq!(s.config[id].members.len(), server.config().members.len());
+            assert_eq!(s.config[id].old.is_empty(), !server.config().is_joint());
             assert_eq!(s.votes_granted[id].len(), server.votes_granted().len());
             assert_eq!(s.match_index[id].len(), server.match_index().len());
         }

@@ -24,11 +24,12 @@ pub enum Action {
     TransferLeadership,
     HandleTimeoutNow,
     AbortTransfer,
+    ChangeConfig,
 }
 
 impl Action {
     /// Every action, in the order of spec/Raft.tla's `Next`.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::Timeout,
         Action::SendAppendEntries,
         Action::ClientRequest,
@@ -45,6 +46,7 @@ impl Action {
         Action::TransferLeadership,
         Action::HandleTimeoutNow,
         Action::AbortTransfer,
+        Action::ChangeConfig,
     ];
 
     /// The spec's name of the action.
@@ -66,6 +68,7 @@ impl Action {
             Action::TransferLeadership => "TransferLeadership",
             Action::HandleTimeoutNow => "HandleTimeoutNow",
             Action::AbortTransfer => "AbortTransfer",
+            Action::ChangeConfig => "ChangeConfig",
         }
     }
 

@@ -130,10 +130,29 @@ pub enum Bug {
     /// its log keeps growing, so the target may never match its last entry
     /// and the transfer never completes (breaks TransferFreezesLog).
     TransferAcceptsProposals,
+    /// A leader proposes a configuration change before it has committed an
+    /// entry of its own term: a change an earlier leader left uncommitted in
+    /// some log may still commit, and two changes overlap (Ongaro's 2015
+    /// raft-dev bug; breaks SingleUncommittedChange).
+    ChangeBeforeTermCommit,
+    /// A leader proposes a configuration change while the previous one has
+    /// not committed: the second joint configuration drops C_old while it
+    /// may still decide (breaks SingleUncommittedChange and
+    /// QuorumsIntersect, then Election or State Machine Safety).
+    ConcurrentConfigChanges,
+    /// InstallSnapshot replaces the log but keeps the server's former
+    /// configuration instead of the snapshot's (breaks QuorumsIntersect).
+    InstallSnapshotIgnoresConfig,
+    /// A leader removed by a change keeps leading once the change has
+    /// committed (breaks RemovedLeaderStepsDown).
+    RemovedLeaderKeepsLeading,
+    /// A leader starts a leadership transfer while a configuration change
+    /// is pending (breaks TransferNotDuringChange).
+    TransferDuringConfigChange,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 30] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -159,6 +178,11 @@ impl Bug {
         Bug::RestartForgetsLease,
         Bug::TransferThroughPreVote,
         Bug::TransferAcceptsProposals,
+        Bug::ChangeBeforeTermCommit,
+        Bug::ConcurrentConfigChanges,
+        Bug::InstallSnapshotIgnoresConfig,
+        Bug::RemovedLeaderKeepsLeading,
+        Bug::TransferDuringConfigChange,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

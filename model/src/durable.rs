@@ -194,8 +194,13 @@ impl<C: Clone, S: Clone> Durable<C, S> {
 
     /// A copy with every server id passed through `f` (the checker's
     /// symmetry reduction), as [`Server::rename_ids`] does to the same fields.
-    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self {
+    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self
+    where
+        S: crate::types::RenameIds,
+    {
         let mut renamed = self.clone();
+        renamed.log = self.log.rename_ids(f);
+        renamed.snapshot.data = self.snapshot.data.rename_ids(f);
         renamed.voted_for = self.voted_for.map(f);
         renamed.snapshot.meta.config = self.snapshot.meta.config.rename_ids(f);
         renamed

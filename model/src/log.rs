@@ -4,7 +4,7 @@
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Entry, Index, Term};
+use crate::types::{Entry, Index, NodeId, Term};
 
 /// The log after the last snapshot. Entry `i` (1-based, global) lives at
 /// `entries[i - snapshot_index - 1]`. An `imbl::Vector` makes cloning the log
@@ -152,6 +152,19 @@ impl<C: Clone> Log<C> {
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
         last_term > self.last_term()
             || (last_term == self.last_term() && last_index >= self.last_index())
+    }
+
+    /// This log with the server ids of its configuration entries passed
+    /// through `f` (the checker's symmetry reduction); shared when it holds
+    /// none.
+    pub fn rename_ids(&self, f: &dyn Fn(NodeId) -> NodeId) -> Self {
+        if self.entries.iter().all(|entry| entry.config().is_none()) {
+            return self.clone();
+        }
+        Log {
+            entries: self.entries.iter().map(|e| e.rename_ids(f)).collect(),
+            ..self.clone()
+        }
     }
 
     /// Iterates `(index, entry)` over the held entries.

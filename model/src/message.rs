@@ -106,12 +106,25 @@ impl<C: Clone, S> Body<C, S> {
 impl<C: Clone, S: Clone> Message<C, S> {
     /// A copy with every server id passed through `f` (for symmetry reduction).
     /// Snapshot configurations are ids too and are rewritten as well.
-    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self {
+    /// So are configuration entries, in requests and in snapshot images.
+    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self
+    where
+        S: crate::types::RenameIds,
+    {
         let mut renamed = self.clone();
         renamed.from = f(self.from);
         renamed.to = f(self.to);
-        if let Body::InstallSnapshotRequest { snapshot } = &mut renamed.body {
-            snapshot.meta.config = snapshot.meta.config.rename_ids(f);
+        match &mut renamed.body {
+            Body::InstallSnapshotRequest { snapshot } => {
+                snapshot.meta.config = snapshot.meta.config.rename_ids(f);
+                snapshot.data = snapshot.data.rename_ids(f);
+            }
+            Body::AppendEntriesRequest { entries, .. }
+                if entries.iter().any(|e| e.config().is_some()) =>
+            {
+                *entries = entries.iter().map(|e| e.rename_ids(f)).collect();
+            }
+            _ => {}
         }
         renamed
     }

@@ -82,6 +82,39 @@ pub enum Refused {
     /// TransferLeadership to the leader itself or to a server outside its
     /// configuration.
     BadTransferee(NodeId),
+    /// ChangeConfig refused by a rule of membership changes (or
+    /// TransferLeadership while a change is pending).
+    ConfigChange(ConfigChangeError),
+}
+
+/// Why a configuration change was refused (dissertation ch. 4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigChangeError {
+    /// The new configuration has no members.
+    NoMembers,
+    /// The new configuration is the one in force.
+    Unchanged,
+    /// The leader has not yet committed an entry of its own term, so an
+    /// earlier leader's change may still be in some log, uncommitted.
+    TermNotCommitted,
+    /// Another change is under way: the configuration is joint, or its entry
+    /// has not committed yet (or, for a transfer, a change is under way).
+    Pending,
+}
+
+impl std::fmt::Display for ConfigChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigChangeError::NoMembers => "a configuration needs at least one member",
+            ConfigChangeError::Unchanged => "that is the configuration in force",
+            ConfigChangeError::TermNotCommitted => {
+                "the leader has not committed an entry of its term yet; retry shortly"
+            }
+            ConfigChangeError::Pending => {
+                "a configuration change is under way; retry when it has committed"
+            }
+        })
+    }
 }
 
 impl std::fmt::Display for Refused {
@@ -106,6 +139,7 @@ impl std::fmt::Display for Refused {
                 f,
                 "cannot hand leadership to {target}: not another member of the configuration"
             ),
+            Refused::ConfigChange(error) => write!(f, "configuration change refused: {error}"),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::bugs::Bugs;
 use crate::log::Log;
 use crate::snapshot::{Snapshot, SnapshotMeta};
-use crate::types::{Config, Index, NodeId, Term};
+use crate::types::{Config, Index, NodeId, RenameIds, Term};
 
 /// Default cap on entries per AppendEntries request.
 pub const DEFAULT_MAX_APPEND_ENTRIES: usize = 256;
@@ -43,7 +43,10 @@ pub struct Server<C: Clone, S> {
     pub(crate) log: Log<C>,
     /// The latest snapshot. `snapshot.meta.last_index == log.snapshot_index`.
     pub(crate) snapshot: Snapshot<S>,
-    /// The configuration in force. Quorums are computed from it.
+    /// The configuration in force. Quorums are computed from it. A function
+    /// of `log` and `snapshot` (the latest configuration entry in the log,
+    /// else the snapshot's), cached here and refreshed whenever the log
+    /// changes; `Server::step` asserts that the two agree.
     pub(crate) config: Config,
     // --- volatile ---
     pub(crate) role: Role,
@@ -114,7 +117,8 @@ impl<C: Clone, S> Server<C, S> {
     pub fn snapshot(&self) -> &Snapshot<S> {
         &self.snapshot
     }
-    /// The configuration in force.
+    /// The configuration in force: the latest configuration entry in the
+    /// log, or the snapshot's (spec `config`).
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -219,7 +223,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         log: Log<C>,
     ) -> Self {
         debug_assert_eq!(log.snapshot_index, snapshot.meta.last_index);
-        Server {
+        let mut server = Server {
             id,
             current_term,
             voted_for,
@@ -244,7 +248,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
             check_quorum: false,
             pre_vote: false,
             bugs: Bugs::default(),
-        }
+        };
+        // The latest configuration entry in the log, if any, is in force.
+        server.refresh_config();
+        server
     }
 
     /// This server with a different cap on entries per AppendEntries request
@@ -288,8 +295,15 @@ impl<C: Clone, S: Clone> Server<C, S> {
 
     /// A copy with every server id passed through `f`: the checker's symmetry
     /// reduction needs every id inside a state rewritten consistently.
-    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self {
+    /// Configuration entries in the log and the snapshot's image name
+    /// servers too, and are rewritten as well.
+    pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Self
+    where
+        S: RenameIds,
+    {
         let mut renamed = self.clone();
+        renamed.log = self.log.rename_ids(f);
+        renamed.snapshot.data = self.snapshot.data.rename_ids(f);
         renamed.id = f(self.id);
         renamed.voted_for = self.voted_for.map(f);
         renamed.leader_id = self.leader_id.map(f);

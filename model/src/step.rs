@@ -14,6 +14,7 @@
 
 use std::borrow::Borrow;
 
+use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
@@ -64,6 +65,9 @@ pub enum Step<C, S, M> {
     /// The leader's election timer fired with a transfer under way: the
     /// transfer failed within an election timeout and is given up.
     AbortTransfer,
+    /// The operator asks the leader to change the configuration to these
+    /// members, through the joint configuration (dissertation ch. 4).
+    ChangeConfig(OrdSet<NodeId>),
 }
 
 impl<C, S, M> Step<C, S, M> {
@@ -86,6 +90,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::TransferLeadership(_) => Action::TransferLeadership,
             Step::HandleTimeoutNow(_) => Action::HandleTimeoutNow,
             Step::AbortTransfer => Action::AbortTransfer,
+            Step::ChangeConfig(_) => Action::ChangeConfig,
         }
     }
 
@@ -126,6 +131,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::TransferLeadership(target) => Step::TransferLeadership(*target),
             Step::HandleTimeoutNow(m) => Step::HandleTimeoutNow(m),
             Step::AbortTransfer => Step::AbortTransfer,
+            Step::ChangeConfig(members) => Step::ChangeConfig(members.clone()),
         }
     }
 
@@ -159,6 +165,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::TransferLeadership(target) => Step::TransferLeadership(target),
             Step::HandleTimeoutNow(m) => Step::HandleTimeoutNow(message(m)),
             Step::AbortTransfer => Step::AbortTransfer,
+            Step::ChangeConfig(members) => Step::ChangeConfig(members),
         }
     }
 
@@ -234,6 +241,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 "a {:?} knows leader {:?}",
                 self.role,
                 self.leader_id
+            );
+            // The configuration is the log's latest (dissertation §4.1).
+            debug_assert_eq!(
+                self.config,
+                self.config_of_log().0,
+                "the configuration is not the log's latest"
             );
             debug_assert!(
                 self.log.snapshot_index <= self.commit_index
@@ -313,6 +326,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 Err(Refused::NotEnabled(Action::AbortTransfer))
             }
             Step::AbortTransfer => Ok(self.abort_transfer()),
+            Step::ChangeConfig(members) => self.change_config(members),
         }
     }
 }

@@ -19,6 +19,11 @@ pub enum Payload<C> {
     Noop,
     /// An opaque command for the replicated state machine.
     Command(C),
+    /// A configuration (paper §6, dissertation §4.3): the joint C_old,new a
+    /// leader appends for a change, or the C_new it appends once that joint
+    /// configuration commits. It takes effect on every server as soon as it
+    /// is in its log (see [`Config`]); the state machine ignores it.
+    Config(Config),
 }
 
 /// One log entry: the term in which a leader created it, and its payload.
@@ -28,48 +33,158 @@ pub struct Entry<C> {
     pub payload: Payload<C>,
 }
 
-/// The cluster configuration: who votes. Quorums are always computed from
-/// this value, never from a constant, so that membership changes can replace
-/// it without reshaping the core.
+impl<C: Clone> Entry<C> {
+    /// The configuration this entry carries, if it is a configuration entry.
+    pub fn config(&self) -> Option<&Config> {
+        match &self.payload {
+            Payload::Config(config) => Some(config),
+            _ => None,
+        }
+    }
+
+    /// This entry with the server ids of its configuration, if any, passed
+    /// through `f` (the checker's symmetry reduction).
+    pub fn rename_ids(&self, f: &dyn Fn(NodeId) -> NodeId) -> Self {
+        match &self.payload {
+            Payload::Config(config) => Entry {
+                term: self.term,
+                payload: Payload::Config(config.rename_ids(&f)),
+            },
+            _ => self.clone(),
+        }
+    }
+}
+
+/// The cluster configuration: who votes (paper §6, dissertation ch. 4).
+///
+/// Either a simple configuration, `members`, or the joint configuration
+/// C_old,new of a change in progress: `members` is C_new and `old` is
+/// C_old. A quorum of a joint configuration is a majority of C_old *and* a
+/// majority of C_new, so that neither half can decide alone while servers
+/// may be in either (dissertation §4.3).
+///
+/// A server's configuration is the latest configuration entry in its log,
+/// or its snapshot's when the log holds none: it takes effect when it is
+/// appended, not when it commits (dissertation §4.1), and a truncated
+/// suffix takes its configuration away with it. Why appended, not applied
+/// (etcd): a leader must count the new servers the moment it proposes a
+/// change, and every server must judge votes and commits by the same rule
+/// whatever its commit index; with "applied" a leader would commit C_new
+/// under the quorums of C_old,new, which the dissertation's proof does not
+/// cover, and a follower's configuration would depend on when its driver
+/// applies. Quorums are always computed from this value, never from a
+/// constant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Config {
+    /// C_new while joint; otherwise the configuration itself.
     pub members: OrdSet<NodeId>,
+    /// C_old while joint (never empty then); `None` otherwise. Spec
+    /// `config.old`, `{}` for `None`.
+    #[serde(default)]
+    pub old: Option<OrdSet<NodeId>>,
 }
 
 impl Config {
+    /// A simple (not joint) configuration.
     pub fn new(members: impl IntoIterator<Item = NodeId>) -> Self {
         Config {
             members: members.into_iter().collect(),
+            old: None,
         }
     }
 
+    /// The joint configuration C_old,new of a change from `old` to `new`.
+    pub fn joint(old: OrdSet<NodeId>, new: OrdSet<NodeId>) -> Self {
+        assert!(!old.is_empty(), "a joint configuration's C_old has members");
+        Config {
+            members: new,
+            old: Some(old),
+        }
+    }
+
+    /// Is this the joint configuration of a change in progress?
+    pub fn is_joint(&self) -> bool {
+        self.old.is_some()
+    }
+
+    /// C_new of a joint configuration, as a simple one: what the leader
+    /// appends once the joint configuration has committed.
+    pub fn new_half(&self) -> Config {
+        Config::new(self.members.iter().copied())
+    }
+
+    /// Does `id` vote in this configuration (in C_old or in C_new)?
     pub fn contains(&self, id: NodeId) -> bool {
-        self.members.contains(&id)
+        self.members.contains(&id) || self.old.as_ref().is_some_and(|old| old.contains(&id))
     }
 
-    /// True when the members among `ids` form a strict majority of the configuration.
-    pub fn is_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> bool {
-        let votes = ids
-            .into_iter()
-            .filter(|id| self.members.contains(*id))
-            .count();
-        2 * votes > self.members.len()
+    /// True when `ids` hold a strict majority of the members, and, while
+    /// joint, of C_old as well.
+    /// `ids` must not repeat an id.
+    pub fn is_quorum<'a, I>(&self, ids: I) -> bool
+    where
+        I: IntoIterator<Item = &'a NodeId>,
+        I::IntoIter: Clone,
+    {
+        let ids = ids.into_iter();
+        let majority = |set: &OrdSet<NodeId>| {
+            let votes = ids.clone().filter(|id| set.contains(*id)).count();
+            2 * votes > set.len()
+        };
+        majority(&self.members) && self.old.as_ref().is_none_or(majority)
     }
 
-    /// Every member except `me`.
+    /// Every voter (of C_old or C_new) except `me`: whom a leader replicates
+    /// to and a candidate asks for votes.
     pub fn peers(&self, me: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        self.members.iter().copied().filter(move |id| *id != me)
+        self.voters().filter(move |id| *id != me)
+    }
+
+    /// Every voter, of C_old or C_new, in increasing order, once each.
+    pub fn voters(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let old = self.old.iter().flat_map(|old| old.iter().copied());
+        let only_old: Vec<NodeId> = old.filter(|id| !self.members.contains(id)).collect();
+        let mut all: Vec<NodeId> = self.members.iter().copied().chain(only_old).collect();
+        all.sort_unstable();
+        all.into_iter()
     }
 
     /// This configuration with every id passed through the renaming `f`
-    /// (injective). When `f` maps the members onto themselves — always in
-    /// the checker, whose configurations hold every server — the set is
+    /// (injective). When `f` maps the members onto themselves the sets are
     /// shared rather than rebuilt: symmetry reduction renames every state.
     pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Config {
-        if self.members.iter().all(|id| self.members.contains(&f(*id))) {
+        let rename = |set: &OrdSet<NodeId>| {
+            if set.iter().all(|id| set.contains(&f(*id))) {
+                set.clone()
+            } else {
+                set.iter().map(|id| f(*id)).collect()
+            }
+        };
+        Config {
+            members: rename(&self.members),
+            old: self.old.as_ref().map(rename),
+        }
+    }
+}
+
+/// Server ids inside a snapshot's state-machine image, renamed for the
+/// checker's symmetry reduction. The node's images hold none (`()`-like);
+/// the checker's image is the list of applied entries, whose configuration
+/// entries name servers.
+pub trait RenameIds {
+    fn rename_ids(&self, f: &dyn Fn(NodeId) -> NodeId) -> Self;
+}
+
+impl RenameIds for () {
+    fn rename_ids(&self, _: &dyn Fn(NodeId) -> NodeId) -> Self {}
+}
+
+impl<C: Clone> RenameIds for imbl::Vector<Entry<C>> {
+    fn rename_ids(&self, f: &dyn Fn(NodeId) -> NodeId) -> Self {
+        if self.iter().all(|entry| entry.config().is_none()) {
             return self.clone();
         }
-        Config::new(self.members.iter().map(|id| f(*id)))
+        self.iter().map(|entry| entry.rename_ids(f)).collect()
     }
 }
 

@@ -147,12 +147,31 @@ fn assert_no_op(s: &mut TestServer, message: &Msg) {
 }
 
 #[test]
-fn messages_from_a_non_member_are_dropped() {
+fn answers_from_a_non_member_count_for_nothing() {
+    // Requests from a server outside the configuration are processed
+    // (dissertation §4.2.1: a server being added, or one whose configuration
+    // lags, must hear from the leader); its answers change nothing, since
+    // quorums count members only and a leader tracks only its peers.
     for mut s in every_role() {
         for message in every_kind(7, 1) {
-            assert_no_op(&mut s, &message);
+            let replication_answer = matches!(
+                message.body,
+                Body::AppendEntriesResponse { .. } | Body::InstallSnapshotResponse { .. }
+            );
+            if replication_answer && message.term == s.current_term() {
+                assert_no_op(&mut s, &message);
+            }
         }
     }
+    let mut candidate = server(1, &members(3));
+    candidate.timeout();
+    candidate.receive(&vote(7, 1, 1, true));
+    candidate.receive(&vote(9, 1, 1, true));
+    assert_eq!(
+        candidate.role(),
+        Role::Candidate,
+        "two outsiders elect no one"
+    );
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub(super) fn entry_to_disk(entry: &Entry<KvCommand>) -> pb::Entry {
     let payload = match &entry.payload {
         Payload::Noop => pb::entry::Payload::Noop(pb::Noop {}),
         Payload::Command(command) => pb::entry::Payload::Command(command_to_disk(command)),
+        Payload::Config(config) => pb::entry::Payload::Config(pb::Config {
+            members: config.members.iter().copied().collect(),
+            old: config.old.iter().flatten().copied().collect(),
+        }),
     };
     pb::Entry {
         term: entry.term,
@@ -46,6 +50,9 @@ pub(super) fn entry_from_disk(entry: pb::Entry) -> Result<Entry<KvCommand>, Stri
     let payload = match entry.payload.ok_or("the entry has no payload")? {
         pb::entry::Payload::Noop(_) => Payload::Noop,
         pb::entry::Payload::Command(command) => Payload::Command(command_from_disk(command)?),
+        pb::entry::Payload::Config(config) => {
+            Payload::Config(config_from_disk(&config.members, &config.old)?)
+        }
     };
     if entry.term > MAX_INDEX {
         return Err(format!("term {} is out of range", entry.term));
@@ -116,9 +123,60 @@ pub(super) fn result_from_disk(result: Option<pb::CommandResult>) -> CommandResu
 }
 
 /// The configuration of a snapshot's member list (node id 0 is no member).
-pub(super) fn config_from_disk(members: &[u64]) -> Result<Config, String> {
-    if members.contains(&0) {
+/// A configuration from its members (C_new) and, when joint, C_old (empty
+/// otherwise).
+pub(super) fn config_from_disk(members: &[u64], old: &[u64]) -> Result<Config, String> {
+    if members.contains(&0) || old.contains(&0) {
         return Err("node id 0 is not a valid member".into());
     }
-    Ok(Config::new(members.iter().copied()))
+    if members.is_empty() {
+        return Err("a configuration without members".into());
+    }
+    let config = Config::new(members.iter().copied());
+    Ok(if old.is_empty() {
+        config
+    } else {
+        Config::joint(old.iter().copied().collect(), config.members)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_entries_round_trip_and_malformed_ones_are_refused() {
+        for config in [
+            Config::new([1, 2, 3]),
+            Config::joint(
+                [1u64, 2, 3].into_iter().collect(),
+                [2u64, 3, 4].into_iter().collect(),
+            ),
+        ] {
+            let entry = Entry {
+                term: 2,
+                payload: Payload::Config(config),
+            };
+            assert_eq!(entry_from_disk(entry_to_disk(&entry)).unwrap(), entry);
+        }
+        let bad = pb::Entry {
+            term: 1,
+            payload: Some(pb::entry::Payload::Config(pb::Config {
+                members: vec![],
+                old: vec![1],
+            })),
+        };
+        assert!(
+            entry_from_disk(bad).is_err(),
+            "a configuration without members"
+        );
+        let zero = pb::Entry {
+            term: 1,
+            payload: Some(pb::entry::Payload::Config(pb::Config {
+                members: vec![0, 1],
+                old: vec![],
+            })),
+        };
+        assert!(entry_from_disk(zero).is_err(), "node id 0");
+    }
 }

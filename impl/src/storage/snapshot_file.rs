@@ -64,6 +64,7 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         last_index: meta.last_index,
         last_term: meta.last_term,
         members: meta.config.members.iter().copied().collect(),
+        old_members: meta.config.old.iter().flatten().copied().collect(),
         keys: image.data.len() as u64,
         sessions: image.sessions.len() as u64,
     };
@@ -136,7 +137,8 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
     let meta = SnapshotMeta {
         last_index: header.last_index,
         last_term: header.last_term,
-        config: disk::config_from_disk(&header.members).map_err(SnapshotError::Malformed)?,
+        config: disk::config_from_disk(&header.members, &header.old_members)
+            .map_err(SnapshotError::Malformed)?,
     };
     Ok(Snapshot { meta, data: image })
 }

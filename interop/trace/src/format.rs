@@ -376,9 +376,12 @@ pub fn strip<C: Clone, S>(message: &Message<C, S>) -> TracedMessage {
                 .iter()
                 .map(|e| Entry {
                     term: e.term,
-                    payload: match e.payload {
+                    payload: match &e.payload {
                         Payload::Noop => Payload::Noop,
                         Payload::Command(_) => Payload::Command(()),
+                        // A configuration is the protocol's, not the
+                        // application's: it is kept.
+                        Payload::Config(config) => Payload::Config(config.clone()),
                     },
                 })
                 .collect(),

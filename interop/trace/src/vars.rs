@@ -7,7 +7,7 @@
 //! The spec's global variables (`messages`, the histories, the counters) are
 //! not a server's; the checker keeps them in its own state.
 
-use raft_model::{Log, NodeId, PendingRead, Role, Server, Snapshot};
+use raft_model::{Config, Log, NodeId, PendingRead, Role, Server, Snapshot};
 
 /// A spec variable's value at one server, as the spec sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub enum Value<'a, C: Clone, S> {
     Snapshot(&'a Snapshot<S>),
     /// A sequence of `[id, seq]` reads.
     Reads(Vec<PendingRead>),
+    /// A configuration: `[members, old]` (`old` = `{}` unless joint).
+    Config(&'a Config),
 }
 
 /// One per-server spec variable.
@@ -79,9 +81,7 @@ pub fn per_server<C: Clone, S>() -> [Variable<C, S>; COUNT] {
         }),
         var("snapshotTerm", true, |s| Value::Nat(s.log().snapshot_term)),
         var("snapshot", true, |s| Value::Snapshot(s.snapshot())),
-        var("config", true, |s| {
-            Value::Servers(s.config().members.iter().copied().collect())
-        }),
+        var("config", true, |s| Value::Config(s.config())),
         var("role", false, |s| Value::Role(s.role())),
         var("commitIndex", false, |s| Value::Nat(s.commit_index())),
         var("leaderId", false, |s| Value::Server(s.leader_id())),
@@ -118,8 +118,6 @@ pub fn named<C: Clone, S>(name: &str) -> Option<Variable<C, S>> {
 
 #[cfg(test)]
 mod tests {
-    use raft_model::Config;
-
     use super::*;
 
     #[test]
@@ -140,7 +138,7 @@ mod tests {
         assert_eq!(read("currentTerm"), Value::Nat(0));
         assert_eq!(read("votedFor"), Value::Server(None));
         assert_eq!(read("role"), Value::Role(Role::Follower));
-        assert_eq!(read("config"), Value::Servers(vec![1, 2, 3]));
+        assert_eq!(read("config"), Value::Config(&Config::new([1, 2, 3])));
         assert_eq!(read("nextIndex"), Value::Function(Vec::new()));
     }
 }

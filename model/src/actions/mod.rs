@@ -11,6 +11,7 @@
 
 mod check_quorum;
 mod election;
+mod membership;
 mod read_index;
 mod replication;
 mod restart;
@@ -24,17 +25,25 @@ use crate::types::{Index, NodeId, Term};
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// The handler step for `message` ([`crate::Step::receive`]), with a
-    /// message that is not addressed to this server, comes from itself or
-    /// from a non-member dropped without effect: the core never trusts its
-    /// input.
+    /// message that is not addressed to this server or comes from itself
+    /// dropped without effect: the core never trusts its input.
     pub fn receive(&mut self, message: &Message<C, S>) -> Effects<C, S> {
         self.step(crate::step::Step::receive(message))
             .unwrap_or_default()
     }
 
-    /// Is this message addressed to us, from another member of our configuration?
+    /// Is this message addressed to us, from another server?
+    ///
+    /// Not "from a member of our configuration": servers process requests
+    /// without consulting their configuration (dissertation §4.2.1), or a
+    /// server being added would refuse the leader that adds it, and a server
+    /// whose configuration lags would refuse a leader added since. Answers
+    /// from non-members are harmless: quorums count only the members of the
+    /// configuration, and a leader tracks only its peers. Messages from
+    /// outside the cluster are the driver's to refuse (the node checks a
+    /// cluster id on every message).
     pub fn accepts(&self, message: &Message<C, S>) -> bool {
-        message.to == self.id && message.from != self.id && self.config.contains(message.from)
+        message.to == self.id && message.from != self.id
     }
 
     /// The spec's `UpdateTerm`: any message with a newer term makes us a

@@ -62,25 +62,31 @@ impl<C: Clone, S: Clone> Server<C, S> {
     }
 
     /// The highest round a quorum (this leader included) has acknowledged.
+    /// While joint, a round must be acknowledged by a majority of each half.
     fn confirmed_read_round(&self) -> u64 {
-        let mut rounds: Vec<u64> = self
-            .config
-            .members
-            .iter()
-            .map(|member| {
-                if *member == self.id {
-                    self.read_seq
-                } else {
-                    self.read_acks.get(member).copied().unwrap_or(0)
-                }
-            })
-            .collect();
-        if rounds.is_empty() {
-            return 0;
+        let confirmed_by = |members: &imbl::OrdSet<NodeId>| {
+            let mut rounds: Vec<u64> = members
+                .iter()
+                .map(|member| {
+                    if *member == self.id {
+                        self.read_seq
+                    } else {
+                        self.read_acks.get(member).copied().unwrap_or(0)
+                    }
+                })
+                .collect();
+            if rounds.is_empty() {
+                return 0;
+            }
+            // The quorum-th highest acknowledgement is held by a majority.
+            rounds.sort_unstable_by(|a, b| b.cmp(a));
+            rounds[rounds.len() / 2]
+        };
+        let new = confirmed_by(&self.config.members);
+        match &self.config.old {
+            Some(old) => new.min(confirmed_by(old)),
+            None => new,
         }
-        // The quorum-th highest acknowledgement is held by a majority.
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        rounds[rounds.len() / 2]
     }
 
     /// Moves reads whose round a quorum confirmed to `effects.reads_ready`,

@@ -177,8 +177,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
         }
 
         let mut index = prev_index;
+        // The configuration is the log's latest: it changes when a
+        // configuration entry arrives or a truncation takes one away.
+        let mut config_changed = false;
         for (position, entry) in entries.iter().enumerate() {
             index += 1;
+            config_changed |= entry.config().is_some();
             match self.log.term_at(index) {
                 Some(term) if term == entry.term => {}
                 Some(_) if position > 0 && self.bugs.has(Bug::BatchChecksFirstEntryOnly) => {}
@@ -186,6 +190,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
                     let offset = (index - self.log.snapshot_index - 1) as usize;
                     self.log.entries.set(offset, entry.clone());
                     effects.persist.log_written_from(index);
+                    config_changed = true;
                 }
                 Some(_) => {
                     // Losing a committed entry would break State Machine
@@ -199,6 +204,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
                     self.log.truncate_from(index);
                     self.log.append(entry.clone());
                     effects.persist.log_written_from(index);
+                    config_changed = true;
                 }
                 None => {
                     self.log.append(entry.clone());
@@ -211,6 +217,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
         }
         let last_new = index;
+        if config_changed {
+            self.refresh_config();
+        }
 
         let new_commit = if self.bugs.has(Bug::CommitBeyondLeader) {
             leader_commit.min(self.log.last_index())
@@ -276,6 +285,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             if match_index > matched {
                 self.match_index.insert(peer, match_index);
                 self.advance_commit_index(&mut effects);
+                // The commit may have ended this leadership (a removed
+                // leader steps down) or dropped the peer (C_new appended).
+                if !self.next_index.contains_key(&peer) {
+                    return effects;
+                }
             }
             if match_index + 1 > next {
                 self.next_index.insert(peer, match_index + 1);
@@ -351,7 +365,21 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// from its last index would cost a quorum count per uncommitted entry.
     /// Terms never decrease along the log, so if the entry at `N` is of an
     /// older term, no lower entry qualifies either.
+    ///
+    /// Then the membership rules that follow a commit (dissertation ch. 4):
+    /// a committed joint configuration is left by appending C_new (which a
+    /// leader alone in C_new commits at once, hence the second pass), and a
+    /// leader outside its committed configuration steps down.
     pub(crate) fn advance_commit_index(&mut self, effects: &mut Effects<C, S>) {
+        self.commit_rule(effects);
+        if self.leave_joint_config(effects) {
+            self.commit_rule(effects);
+        }
+        self.step_down_if_removed(effects);
+    }
+
+    /// The spec's `CommitRule`: the commit rule itself.
+    fn commit_rule(&mut self, effects: &mut Effects<C, S>) {
         let last = self.log.last_index();
         let mut matched: Vec<Index> = std::iter::once(last)
             .chain(self.match_index.values().map(|m| (*m).min(last)))

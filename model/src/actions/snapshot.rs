@@ -39,11 +39,14 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 snapshot_index: self.log.snapshot_index,
             });
         };
+        // The configuration in force at `index`: a later one may still be
+        // in the log, and stays there.
+        let (config, _) = self.config_at(index);
         self.snapshot = Snapshot {
             meta: SnapshotMeta {
                 last_index: index,
                 last_term: term,
-                config: self.config.clone(),
+                config,
             },
             data,
         };
@@ -93,7 +96,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
                     .log_written_from(meta.last_index.saturating_add(1));
             }
             self.snapshot = snapshot.clone();
-            self.config = meta.config.clone();
+            // The configuration is again the log's: the snapshot's, or a
+            // later one in the suffix kept.
+            if !self.bugs.has(Bug::InstallSnapshotIgnoresConfig) {
+                self.refresh_config();
+            }
             // No entries to deliver: the snapshot's image replaces them.
             self.commit_index = meta.last_index;
             effects.commit_index = Some(meta.last_index);

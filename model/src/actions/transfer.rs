@@ -19,7 +19,7 @@
 use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
-use crate::refused::{NotLeader, Refused};
+use crate::refused::{ConfigChangeError, NotLeader, Refused};
 use crate::server::Server;
 use crate::types::NodeId;
 
@@ -28,8 +28,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// `target`, another member of its configuration. If the target already
     /// matches the leader's last entry, TimeoutNow goes at once; otherwise
     /// the target is sent what it lacks. Refused at a server that is not the
-    /// leader, for a target that is the leader itself or not a member, and
-    /// while another transfer is under way.
+    /// leader, for a target that is the leader itself or not a member,
+    /// while another transfer is under way, and while a configuration change
+    /// is pending.
     pub fn transfer_leadership(&mut self, target: NodeId) -> Result<Effects<C, S>, Refused> {
         if !self.is_leader() {
             return Err(Refused::NotLeader(NotLeader {
@@ -41,6 +42,10 @@ impl<C: Clone, S: Clone> Server<C, S> {
         }
         if let Some(transferee) = self.lead_transferee {
             return Err(Refused::Transferring { transferee });
+        }
+        // The target might not vote in the configuration about to take over.
+        if self.config_change_pending() && !self.bugs.has(Bug::TransferDuringConfigChange) {
+            return Err(Refused::ConfigChange(ConfigChangeError::Pending));
         }
         let mut effects = Effects::default();
         self.lead_transferee = Some(target);
