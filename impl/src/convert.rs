@@ -27,6 +27,8 @@ pub enum ConvertError {
     ZeroMember,
     #[error("inconsistent AppendEntries response: {0}")]
     BadConflictHint(&'static str),
+    #[error("invalid etcd transaction in a command: {0}")]
+    EtcdTxn(String),
 }
 
 fn index(field: &'static str, value: u64) -> Result<Index, ConvertError> {
@@ -54,6 +56,7 @@ pub fn command_to_proto(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
+        KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
         client_id: command.client_id,
@@ -74,6 +77,9 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             expected: cas.expected,
             new_value: cas.new_value,
         },
+        pb::command::Op::EtcdTxn(bytes) => {
+            KvOp::Txn(crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?)
+        }
     };
     Ok(KvCommand {
         client_id: command.client_id,
