@@ -406,14 +406,14 @@ pub fn range_response(result: &RangeResult, header: pb::ResponseHeader) -> pb::R
 pub fn op_response(result: &OpResult, header: &pb::ResponseHeader) -> pb::ResponseOp {
     use pb::response_op::Response;
     let response = match result {
-        OpResult::Range(range) => Response::ResponseRange(range_response(range, header.clone())),
+        OpResult::Range(range) => Response::ResponseRange(range_response(range, *header)),
         OpResult::Put { prev_kv } => Response::ResponsePut(pb::PutResponse {
-            header: Some(header.clone()),
+            header: Some(*header),
             prev_kv: prev_kv.as_ref().map(key_value),
         }),
         OpResult::DeleteRange { deleted, prev_kvs } => {
             Response::ResponseDeleteRange(pb::DeleteRangeResponse {
-                header: Some(header.clone()),
+                header: Some(*header),
                 deleted: *deleted as i64,
                 prev_kvs: prev_kvs.iter().map(key_value).collect(),
             })
