@@ -262,6 +262,41 @@ pub const PRESETS: &[Preset] = &[
         states: Some(6_965_386),
     },
     Preset {
+        name: "changes",
+        bounds: Bounds {
+            servers: 4,
+            spare_servers: 1,
+            max_log: 3,
+            max_requests: 0,
+            max_messages: 3,
+            max_config_changes: 2,
+            max_transfers: 1,
+            ..Bounds::BASE
+        },
+        about: "four servers, three of them the initial configuration, two terms, two \
+                configuration changes and a leadership transfer: a change proposed before the \
+                leader's term commits, a second change while one is pending, a leader removing \
+                itself, a transfer during a change; the four membership properties hold",
+        states: Some(1_428_486),
+    },
+    Preset {
+        name: "config-snapshots",
+        bounds: Bounds {
+            servers: 4,
+            spare_servers: 1,
+            max_log: 3,
+            max_requests: 0,
+            max_messages: 3,
+            max_config_changes: 1,
+            max_compactions: 1,
+            ..Bounds::BASE
+        },
+        about: "four servers, three of them the initial configuration, two terms, one change and \
+                one compaction: a snapshot that carries a configuration, installed by a server \
+                that must adopt it",
+        states: Some(1_469_137),
+    },
+    Preset {
         name: "deep",
         bounds: Bounds {
             max_term: 4,
@@ -338,6 +373,8 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "conflicts",
         "prevote",
         "transfer",
+        "changes",
+        "config-snapshots",
     ],
 )];
 
