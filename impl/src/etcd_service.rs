@@ -35,6 +35,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +49,7 @@ use crate::etcd_convert::{self as convert, Refusal};
 use crate::gateway::{Gateway, LEADER_ADDR_HEADER, LEADER_ID_HEADER};
 use crate::kv::{KvCommand, KvOp, OpResult, Revision, Txn, TxnOp};
 use crate::proto::etcdserverpb as pb;
+use crate::storage::snapshot_file;
 use crate::types::{Applied, ClientError, ImageRead, Input};
 
 /// Set on a request a follower forwards to the leader: it is not forwarded again.
@@ -474,8 +476,75 @@ impl pb::cluster_server::Cluster for EtcdCluster {
 /// `etcdserverpb.Maintenance`: this member's status.
 pub struct EtcdMaintenance(pub Etcd);
 
+/// Bytes per `SnapshotResponse` (etcd sends 32 KiB; larger chunks cost
+/// fewer messages and stay far below gRPC's 4 MiB message limit).
+const SNAPSHOT_CHUNK: usize = 256 * 1024;
+
+/// The stream `Maintenance.Snapshot` answers with.
+type SnapshotStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::maintenance_server::Maintenance for EtcdMaintenance {
+    type SnapshotStream = SnapshotStream;
+
+    /// A backup: the leader confirms by a ReadIndex round that it leads and
+    /// has applied every acknowledged write, then streams the image it has
+    /// applied, encoded as a snapshot file (its own checksum at the end). A
+    /// follower forwards the call and relays the leader's stream, so that
+    /// any endpoint gives the same consistent backup.
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        let etcd = &self.0;
+        let forwarded = is_forwarded(&request);
+        let answer = etcd
+            .gateway
+            .ask(|reply| Input::Backup { reply })
+            .await?
+            .map_err(|err| etcd.failure(err, forwarded));
+        let backup = match answer {
+            Ok(backup) => backup,
+            Err(Failure::Status(status)) => return Err(status),
+            Err(Failure::Forward(leader)) => {
+                let stream = etcd
+                    .forward(
+                        leader,
+                        request.into_inner(),
+                        |channel, request| async move {
+                            pb::maintenance_client::MaintenanceClient::new(channel)
+                                .snapshot(request)
+                                .await
+                        },
+                    )
+                    .await?;
+                return Ok(Response::new(Box::pin(stream)));
+            }
+        };
+        let revision = backup.image.revision;
+        let term = backup.meta.last_term;
+        let bytes =
+            tokio::task::spawn_blocking(move || snapshot_file::encode(&backup.meta, &backup.image))
+                .await
+                .map_err(|err| Status::internal(format!("encoding the snapshot failed: {err}")))?;
+        let header = etcd.header(revision, term);
+        let total = bytes.len();
+        let chunks: Vec<Result<pb::SnapshotResponse, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK)
+            .scan(0, |sent, chunk| {
+                *sent += chunk.len();
+                Some(Ok(pb::SnapshotResponse {
+                    header: Some(header),
+                    remaining_bytes: (total - *sent) as u64,
+                    blob: chunk.to_vec(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                }))
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn status(
         &self,
         _request: Request<pb::StatusRequest>,

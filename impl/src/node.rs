@@ -50,7 +50,7 @@ use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
-    Applied, ClientError, Core, ImageRead, Input, LeaderMoved, NodeStatus, ReadValue,
+    Applied, Backup, ClientError, Core, ImageRead, Input, LeaderMoved, NodeStatus, ReadValue,
     SnapshotReport,
 };
 
@@ -116,6 +116,7 @@ impl Ready {
 enum PendingRead {
     Key(String, oneshot::Sender<Result<ReadValue, ClientError>>),
     Image(oneshot::Sender<Result<ImageRead, ClientError>>),
+    Backup(oneshot::Sender<Result<Backup, ClientError>>),
 }
 
 impl PendingRead {
@@ -125,6 +126,9 @@ impl PendingRead {
                 let _ = reply.send(Err(err));
             }
             PendingRead::Image(reply) => {
+                let _ = reply.send(Err(err));
+            }
+            PendingRead::Backup(reply) => {
                 let _ = reply.send(Err(err));
             }
         }
@@ -402,20 +406,8 @@ impl EventLoop {
             Input::ReadImage {
                 serializable: false,
                 reply,
-            } => {
-                let id = self.next_read_id;
-                self.next_read_id += 1;
-                match self.step(Step::ReadIndex(id)) {
-                    Ok(effects) => {
-                        self.reads.insert(id, PendingRead::Image(reply));
-                        ready.absorb(effects);
-                        ready.replicate = true;
-                    }
-                    Err(refused) => {
-                        let _ = reply.send(Err(ClientError::refused(refused)));
-                    }
-                }
-            }
+            } => self.read_index(PendingRead::Image(reply), ready),
+            Input::Backup { reply } => self.read_index(PendingRead::Backup(reply), ready),
             // Answered at the end of the batch, from state made durable
             // (see `perform`): answered now, it could report a term or a
             // commit index that a crash before the batch's fdatasync undoes.
@@ -924,8 +916,48 @@ impl EventLoop {
                         term: self.core.current_term(),
                     }));
                 }
+                Some(PendingRead::Backup(reply)) => {
+                    let _ = reply.send(Ok(Backup {
+                        meta: self.meta_at_applied(),
+                        image: self.image.clone(),
+                    }));
+                }
                 None => {}
             }
+        }
+    }
+
+    /// Steps a ReadIndex for `read`, answered by `serve_reads` once
+    /// confirmed and applied; refused at once when the core refuses.
+    fn read_index(&mut self, read: PendingRead, ready: &mut Ready) {
+        let id = self.next_read_id;
+        self.next_read_id += 1;
+        match self.step(Step::ReadIndex(id)) {
+            Ok(effects) => {
+                self.reads.insert(id, read);
+                ready.absorb(effects);
+                ready.replicate = true;
+            }
+            Err(refused) => read.fail(ClientError::refused(refused)),
+        }
+    }
+
+    /// The snapshot metadata of the applied image: the applied index, its
+    /// entry's term and the configuration in force there (a later one may
+    /// be in the log already).
+    fn meta_at_applied(&self) -> SnapshotMeta {
+        let index = self.applied;
+        let log = self.core.log();
+        let term = if index == log.snapshot_index {
+            log.snapshot_term
+        } else {
+            log.term_at(index)
+                .expect("an applied entry is in the log or its snapshot")
+        };
+        SnapshotMeta {
+            last_index: index,
+            last_term: term,
+            config: self.core.config_at(index).0,
         }
     }
 

@@ -55,6 +55,13 @@ pub enum Input {
         serializable: bool,
         reply: oneshot::Sender<Result<ImageRead, ClientError>>,
     },
+    /// A backup: the state machine's image with the snapshot metadata of
+    /// the index it has applied, once a ReadIndex round confirmed that this
+    /// node leads and has applied every write acknowledged before the
+    /// request (so the backup holds them all). Leader only.
+    Backup {
+        reply: oneshot::Sender<Result<Backup, ClientError>>,
+    },
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
@@ -88,6 +95,14 @@ pub struct ImageRead {
     pub index: Index,
     /// The node's term when it answered.
     pub term: Term,
+}
+
+/// A consistent snapshot for a backup ([`Input::Backup`]): what a snapshot
+/// file at `meta.last_index` would hold.
+#[derive(Clone, Debug)]
+pub struct Backup {
+    pub meta: SnapshotMeta,
+    pub image: KvImage,
 }
 
 /// A leadership transfer's outcome: the leader of a later term.
