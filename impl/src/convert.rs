@@ -54,6 +54,12 @@ pub fn command_to_proto(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
+        KvOp::SetMemberAddress { id, address } => {
+            pb::command::Op::MemberAddress(pb::MemberAddress {
+                id: *id,
+                address: address.clone(),
+            })
+        }
     };
     pb::Command {
         client_id: command.client_id,
@@ -73,6 +79,10 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             key: cas.key,
             expected: cas.expected,
             new_value: cas.new_value,
+        },
+        pb::command::Op::MemberAddress(member) => KvOp::SetMemberAddress {
+            id: member.id,
+            address: member.address,
         },
     };
     Ok(KvCommand {

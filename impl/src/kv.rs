@@ -9,7 +9,7 @@
 //! InstallSnapshot.
 
 use imbl::OrdMap;
-use raft_model::Index;
+use raft_model::{Index, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::MAX_SESSIONS;
@@ -40,6 +40,11 @@ pub enum KvOp {
         expected: Option<String>,
         new_value: Option<String>,
     },
+    /// Record the address at which the other servers reach member `id`
+    /// (the replicated address book, see `crate::members`). Not a client
+    /// operation: only the leader appends it, just before the
+    /// configuration change that adds `id`.
+    SetMemberAddress { id: NodeId, address: String },
 }
 
 /// What applying a command produced.
@@ -79,6 +84,9 @@ pub enum ApplyError {
 pub struct KvImage {
     pub data: OrdMap<String, String>,
     pub sessions: OrdMap<u64, Session>,
+    /// The replicated address book: the address of every member added at
+    /// runtime (the starting members' addresses are in the config files).
+    pub addresses: OrdMap<NodeId, String>,
 }
 
 impl KvImage {
@@ -130,6 +138,10 @@ impl KvImage {
             },
             KvOp::Delete { key } => CommandResult {
                 previous: self.data.remove(key),
+                succeeded: true,
+            },
+            KvOp::SetMemberAddress { id, address } => CommandResult {
+                previous: self.addresses.insert(*id, address.clone()),
                 succeeded: true,
             },
             KvOp::Cas {

@@ -49,8 +49,10 @@ use crate::readiness::{self, Contacts, Readiness};
 use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
+use crate::members::{Addresses, Directory};
 use crate::types::{
-    Applied, ClientError, Core, Input, LeaderMoved, NodeStatus, ReadValue, SnapshotReport,
+    Applied, ClientError, Core, Input, LeaderMoved, MembersChanged, NodeStatus,
+    ReadValue, SnapshotReport,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,28 @@ pub(crate) struct EventLoop {
     /// A leadership transfer this node (as leader) started, and who waits
     /// for its outcome.
     transfer: Option<PendingTransfer>,
+    /// The address book (crate::members): config file, overlaid with the
+    /// replicated addresses; and where it is published with the
+    /// configuration, for the services.
+    addresses: Addresses,
+    directory: watch::Sender<Arc<Directory>>,
+    /// A membership change this node (as leader) started, and who waits
+    /// for C_new to commit.
+    change: Option<PendingChange>,
+    /// Whether this node was a voter of its configuration after the last
+    /// batch (None before the first): a change is logged once.
+    was_member: Option<bool>,
+}
+
+/// A membership change under way at this node (as leader).
+struct PendingChange {
+    members: imbl::OrdSet<raft_model::NodeId>,
+    /// The term in which this node, as leader, appended C_old,new, and its
+    /// index: the change is done once a simple configuration equal to
+    /// `members` at a later index has committed.
+    term: Term,
+    joint_index: Index,
+    reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
 }
 
 /// A leadership transfer under way at this node.
@@ -179,7 +203,19 @@ impl EventLoop {
             readiness: watch::channel(Readiness::starting()).0,
             snapshot_streaming_from: None,
             transfer: None,
+            addresses: Addresses::new(),
+            directory: watch::channel(Arc::new(Directory::default())).0,
+            change: None,
+            was_member: None,
         }
+    }
+
+    /// Publishes the configuration and the address book to `directory`
+    /// after every batch (the services' leader hints, MemberList, and the
+    /// peer service's check of vote requests read it).
+    pub(crate) fn with_directory(mut self, directory: watch::Sender<Arc<Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Publishes the node's readiness to `readiness` after every batch.
@@ -207,6 +243,7 @@ impl EventLoop {
         tokio::pin!(election);
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.refresh_members();
         self.update_metrics();
         loop {
             let mut ready = Ready::default();
@@ -373,6 +410,14 @@ impl EventLoop {
             // commit index that a crash before the batch's fdatasync undoes.
             Input::Status { reply } => ready.statuses.push(reply),
             Input::TransferLeader { to, reply } => self.transfer_leader(to, reply, ready),
+            Input::ChangeMembers {
+                members,
+                addresses,
+                reply,
+            } => self.change_members(members, addresses, reply, ready),
+            Input::Members { reply } => {
+                let _ = reply.send(self.member_list());
+            }
             Input::TakeSnapshot { reply } => {
                 if self.snapshot_in_progress || self.start_snapshot() {
                     self.snapshot_waiters.push(reply);
@@ -704,6 +749,8 @@ impl EventLoop {
             self.start_snapshot();
         }
         self.settle_transfer();
+        self.refresh_members();
+        self.settle_change();
         self.update_metrics();
         self.update_readiness();
         // 5. Status, now that everything the batch changed is durable
@@ -973,6 +1020,8 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
     })
 }
 
+mod membership;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1008,7 +1057,7 @@ mod tests {
         let core = crate::server::recovered_core(&config, recovered);
         let storage = Arc::new(storage);
         let (inbox_tx, inbox) = mpsc::channel(16);
-        let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone()).unwrap();
+        let peers = Peers::new(&config, inbox_tx.clone());
         let event_loop = EventLoop::new(
             Arc::new(config),
             core,
@@ -1068,8 +1117,5 @@ mod tests {
         let vote = vote_answer.await.unwrap().expect("a vote response");
         assert_eq!(vote.term, 5);
         running.abort();
-        for task in peer_tasks {
-            task.abort();
-        }
     }
 }

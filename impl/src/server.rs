@@ -128,8 +128,14 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     };
 
     let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone())?;
+    let peers = Peers::new(&config, inbox_tx.clone());
     let (readiness_tx, readiness) = watch::channel(Readiness::starting());
+    // The configuration and address book, published by the loop after
+    // every batch that changes them (crate::members).
+    let (directory_tx, directory) = watch::channel(Arc::new(crate::members::Directory {
+        config: None,
+        addresses: config.members.clone(),
+    }));
     let event_loop = EventLoop::new(
         config.clone(),
         core,
@@ -139,7 +145,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         inbox_tx.clone(),
     )
     .with_trace(trace)
-    .with_readiness(readiness_tx);
+    .with_readiness(readiness_tx)
+    .with_directory(directory_tx);
     let event_loop = node::spawn_loop(event_loop);
 
     let (metrics_address, http_task) = match http_listener {
@@ -164,18 +171,23 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let peer_service = proto::peer::raft_peer_server::RaftPeerServer::new(PeerService::new(
         &config,
         inbox_tx.clone(),
+        directory.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let disk_space = crate::disk_space::DiskSpace::new(&config.data_dir, config.min_free_bytes);
-    let mut peer_tasks = peer_tasks;
+    let mut peer_tasks = Vec::new();
     // Aborted with the peer tasks when the node stops.
     peer_tasks.push(disk_space.spawn_monitor());
     let kv_service = proto::kv::kv_server::KvServer::new(
-        KvService::new(&config, inbox_tx.clone()).with_disk_space(disk_space),
+        KvService::new(&config, inbox_tx.clone(), directory.clone()).with_disk_space(disk_space),
     );
     let admin_service =
-        proto::admin::admin_server::AdminServer::new(AdminService::new(&config, inbox_tx.clone()));
+        proto::admin::admin_server::AdminServer::new(AdminService::new(
+        &config,
+        inbox_tx.clone(),
+        directory.clone(),
+    ));
     let address = listener.local_addr()?;
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();

@@ -79,6 +79,12 @@ fn command_to_disk(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
+        KvOp::SetMemberAddress { id, address } => {
+            pb::command::Op::MemberAddress(pb::MemberAddress {
+                id: *id,
+                address: address.clone(),
+            })
+        }
     };
     pb::Command {
         client_id: command.client_id,
@@ -98,6 +104,10 @@ fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
             key: cas.key,
             expected: cas.expected,
             new_value: cas.new_value,
+        },
+        pb::command::Op::MemberAddress(member) => KvOp::SetMemberAddress {
+            id: member.id,
+            address: member.address,
         },
     };
     Ok(KvCommand {

@@ -103,8 +103,8 @@ pub const FORMAT_VERSION: u64 = 2;
 pub const REJOIN_ADVICE: &str = "If this node's disk was wiped or replaced, it must not rejoin \
     as the same member: starting afresh at term 0 with an empty log, it could vote a second \
     time in a term it already voted in, and lose entries it acknowledged. Remove it from the \
-    cluster and add it back as a new member (membership changes are not supported yet: \
-    re-create the cluster). If the directory is on a volume, check that the volume is mounted. \
+    cluster (`raft-node client member remove --id N`) and add it back as a new member with a \
+    new id (`raft-node init --join`, then `raft-node client member add`). If the directory is on a volume, check that the volume is mounted. \
     If this is a new node that has never run, initialise its data directory once with \
     `raft-node init --config FILE` (or start it the first time with `raft-node run --init`)";
 
@@ -152,21 +152,10 @@ pub enum StorageError {
         node: NodeId,
     },
     #[error(
-        "data directory {dir} was created for members {found:?}, but the configuration lists {configured:?} (membership changes are not supported)"
+        "data directory {dir} was created for members {found:?}, but the configuration lists {configured:?} (a node that bootstrapped a cluster keeps its starting members in its config file; change membership with `raft-node client member add|remove`)"
     )]
     MembersChanged {
         dir: PathBuf,
-        found: Vec<NodeId>,
-        configured: Vec<NodeId>,
-    },
-    #[error(
-        "snapshot file {path} holds the state of a cluster with members {found:?}, but this \
-         node's configuration (and its identity.json) lists members {configured:?}, and \
-         membership changes are not supported: refusing to start from it. The file does not \
-         belong to this data directory; restore the directory from a backup"
-    )]
-    SnapshotMembers {
-        path: PathBuf,
         found: Vec<NodeId>,
         configured: Vec<NodeId>,
     },
@@ -421,7 +410,13 @@ impl Storage {
     /// initialised, and loads its persistent state. A missing or empty
     /// directory, or another node's, is refused: it is never created here.
     pub fn open(dir: &Path, identity: &Identity) -> Result<(Storage, Recovered), StorageError> {
-        let (lock, incarnation) = data_dir::open(dir, identity)?;
+        let (lock, incarnation, members) = data_dir::open(dir, identity)?;
+        // The starting configuration is the one the directory was
+        // initialised with (none for a node that joins).
+        let identity = &Identity {
+            members,
+            ..identity.clone()
+        };
         let log_path = dir.join(data_dir::LOG_FILE);
         let lost_beginning = || StorageError::Corrupt {
             path: log_path.clone(),

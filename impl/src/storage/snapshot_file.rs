@@ -6,6 +6,7 @@
 //! ImageHeader                      length-delimited protobuf: meta and counts
 //! KeyValue * header.keys           length-delimited protobuf records
 //! Session  * header.sessions       length-delimited protobuf records
+//! MemberAddress * header.addresses length-delimited protobuf records (0 before issue 15)
 //! crc32                            4 bytes, little-endian, of everything above
 //! ```
 //!
@@ -67,6 +68,7 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         old_members: meta.config.old.iter().flatten().copied().collect(),
         keys: image.data.len() as u64,
         sessions: image.sessions.len() as u64,
+        addresses: image.addresses.len() as u64,
     };
     // Encoding into a Vec cannot fail (it grows as needed).
     let _ = header.encode_length_delimited(&mut out);
@@ -83,6 +85,13 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
             last_seq: session.last_seq,
             result: Some(result_to_disk(&session.result)),
             last_index: session.last_index,
+        };
+        let _ = record.encode_length_delimited(&mut out);
+    }
+    for (id, address) in image.addresses.iter() {
+        let record = pb::MemberAddress {
+            id: *id,
+            address: address.clone(),
         };
         let _ = record.encode_length_delimited(&mut out);
     }
@@ -124,6 +133,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
             last_index: record.last_index,
         };
         image.sessions.insert(record.client_id, session);
+    }
+    for _ in 0..header.addresses {
+        let record = pb::MemberAddress::decode_length_delimited(&mut rest)
+            .map_err(|err| malformed("member address record", err))?;
+        image.addresses.insert(record.id, record.address);
     }
     if !rest.is_empty() {
         return Err(SnapshotError::Malformed(format!(
