@@ -45,6 +45,7 @@ pub mod kv;
 pub mod kv_service;
 pub mod launch;
 pub mod limits;
+pub mod member_cli;
 pub mod members;
 pub mod local;
 pub mod metrics;

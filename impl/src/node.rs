@@ -702,7 +702,10 @@ impl EventLoop {
             );
         }
 
-        // 2. Send: replies to peer RPCs, then our own requests.
+        // 2. Send: replies to peer RPCs, then our own requests, to the
+        // voters of the configuration in force now (it may have changed in
+        // this batch: crate::members).
+        self.refresh_members();
         for (reply, message) in ready.replies {
             let _ = reply.send(Some(message));
         }
@@ -749,7 +752,6 @@ impl EventLoop {
             self.start_snapshot();
         }
         self.settle_transfer();
-        self.refresh_members();
         self.settle_change();
         self.update_metrics();
         self.update_readiness();

@@ -73,6 +73,21 @@ pub fn init_data_dir(config: &NodeConfig) -> Result<String, StorageError> {
     Storage::init(&config.data_dir, &identity(config))
 }
 
+/// Initialises the data directory of a node that will *join* a running
+/// cluster (`raft-node init --join`, `run --init --join`): it records no
+/// members, so the node starts knowing no configuration, never campaigns
+/// (the core lets only a voter of its configuration time out), and waits
+/// for the leader's AppendEntries or InstallSnapshot, which bring it the
+/// configuration once an operator adds it (`raft-node client member add`).
+/// The config file's `members` then only say where servers are reached.
+pub fn init_data_dir_to_join(config: &NodeConfig) -> Result<String, StorageError> {
+    let identity = Identity {
+        members: Vec::new(),
+        ..identity(config)
+    };
+    Storage::init(&config.data_dir, &identity)
+}
+
 /// The core a node runs: the durable state its storage recovered, with the
 /// deployment's constants from its configuration.
 pub(crate) fn recovered_core(config: &NodeConfig, recovered: Recovered) -> Core {
@@ -120,9 +135,16 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "recovered from {}",
         config.data_dir.display()
     );
+    let initial_members = recovered.initial_members.clone();
     let core = recovered_core(&config, recovered);
     let trace = match &config.trace_dir {
-        Some(dir) => crate::trace::Tracer::open(dir, config.trace, &config.cluster_id, &core)
+        Some(dir) => crate::trace::Tracer::open(
+            dir,
+            config.trace,
+            &config.cluster_id,
+            &initial_members,
+            &core,
+        )
             .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
         None => crate::trace::Tracer::default(),
     };

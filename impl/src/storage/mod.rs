@@ -232,6 +232,9 @@ pub struct Recovered {
     /// The data directory's incarnation: drawn at random when it was
     /// initialised (see `data_dir`).
     pub incarnation: String,
+    /// The configuration the directory was initialised with: the starting
+    /// members, or none for a node initialised to join a cluster.
+    pub initial_members: Vec<NodeId>,
 }
 
 /// One group commit: what a batch of the core's transitions asked to

@@ -305,6 +305,7 @@ pub(super) fn replay(
         log,
         repaired: contents.torn_bytes > 0,
         incarnation: String::new(),
+        initial_members: identity.members.clone(),
     };
     Ok((durable, recovered))
 }
