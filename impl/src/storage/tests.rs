@@ -922,6 +922,23 @@ fn a_torn_batch_is_recovered_whole_or_not_at_all() {
     assert!(recovered.repaired, "the torn batch is reported");
 }
 
+/// A data directory initialised to join (no members recorded) opens
+/// whatever its config file lists, and starts with no configuration.
+#[test]
+fn a_directory_initialised_to_join_starts_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    let joining = Identity {
+        members: Vec::new(),
+        ..identity()
+    };
+    Storage::init(&path, &joining).unwrap();
+    // The config file names this node (and maybe others): only addresses.
+    let (_, recovered) = Storage::open(&path, &identity()).unwrap();
+    assert_eq!(recovered.snapshot.meta.config, Config::new([]));
+    assert!(recovered.initial_members.is_empty());
+}
+
 /// A stored snapshot whose configuration is not the starting one (a
 /// membership change happened before it) is read with its configuration.
 #[test]
