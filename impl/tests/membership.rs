@@ -207,9 +207,11 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     assert!(validated.events.values().all(|n| *n > 0));
 }
 
-/// Replace a dead server: node 3 is killed, removed (the two others are a
-/// quorum of {1, 2}), and a fresh node 4 is added; writes go on and every
-/// acknowledged one reads back.
+/// Replace a dead server: a follower is killed, removed (the two others are
+/// a quorum of the two), and a fresh node 4 is added; the leader has
+/// compacted its log meanwhile, so node 4 catches up by InstallSnapshot,
+/// which brings it the configuration and the address book. Writes go on and
+/// every acknowledged one reads back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_server_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,12 +228,29 @@ async fn a_dead_server_is_replaced() {
     assert!(!ids(&removed.members).contains(&dead));
     assert_eq!(removed.members.len(), 2);
     acknowledged.extend(write(&mut admin, "two", 10).await);
+    let report = cluster
+        .node(leader)
+        .unwrap()
+        .take_snapshot()
+        .await
+        .expect("the leader compacts");
 
     let four = start_joiner(dir.path(), 4, None).await;
     let added = admin.add_member(4, &four.address).await.expect("node 4 added");
     assert_eq!(added.members.len(), 3);
     assert!(ids(&added.members).contains(&4));
     wait_for_config(&four.node, &ids(&added.members)).await;
+    let status = four.node.status().await.unwrap();
+    assert!(
+        status.snapshot_index >= report.index,
+        "node 4 did not catch up by a snapshot: {status:?}"
+    );
+    let mut at_four = client_of(vec![four.address.clone()]);
+    let list = settled_list(&mut at_four).await;
+    assert!(
+        list.members.iter().all(|m| !m.address.is_empty()),
+        "node 4 lacks addresses: {list:?}"
+    );
 
     let mut client = client_of(endpoints(&cluster, &[&four], &[dead]));
     acknowledged.extend(write(&mut client, "after", 10).await);
