@@ -53,7 +53,41 @@ pub type Addresses = BTreeMap<NodeId, String>;
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
     pub config: Option<Config>,
+    /// The index of the configuration's entry, and whether it is known
+    /// committed.
+    pub config_index: Index,
+    pub committed: bool,
     pub addresses: Addresses,
+}
+
+/// The response metadata with which a member tells a server asking for
+/// votes that the cluster's committed configuration, which the asker's log
+/// does not reach, does not include it: it was removed (see
+/// [`Directory::removed`]). Only informs: the vote itself is the core's.
+pub const NOT_A_MEMBER_HEADER: &str = "raft-not-a-member";
+
+impl Directory {
+    /// Whether a server `from` whose log ends at `last_log_index` asking for
+    /// votes was removed: this node's configuration is committed, does not
+    /// hold `from`, and lies beyond the asker's log (so the asker has not
+    /// seen it, and no later change of the asker's can have added it back).
+    /// A server being added whose log lags is not taken for a removed one:
+    /// the configuration that adds it is beyond this node's, not before.
+    pub fn removed(&self, from: NodeId, last_log_index: Index) -> Option<String> {
+        let config = self.config.as_ref()?;
+        let removed = self.committed
+            && !config.is_joint()
+            && !config.contains(from)
+            && self.config_index > last_log_index
+            && config.voters().next().is_some();
+        removed.then(|| {
+            format!(
+                "the configuration committed at index {} has members {:?}",
+                self.config_index,
+                config.voters().collect::<Vec<_>>()
+            )
+        })
+    }
 }
 
 /// A shared, always-current view of the [`Directory`].
@@ -63,8 +97,8 @@ pub type DirectoryWatch = watch::Receiver<Arc<Directory>>;
 /// event loop first publishes, and in services built without a loop).
 pub fn static_directory(addresses: Addresses) -> DirectoryWatch {
     watch::channel(Arc::new(Directory {
-        config: None,
         addresses,
+        ..Directory::default()
     }))
     .1
 }

@@ -151,6 +151,8 @@ pub(crate) struct EventLoop {
     /// Whether this node was a voter of its configuration after the last
     /// batch (None before the first): a change is logged once.
     was_member: Option<bool>,
+    /// A member has told this node it was removed (said once).
+    told_removed: bool,
 }
 
 /// A membership change under way at this node (as leader).
@@ -207,6 +209,7 @@ impl EventLoop {
             directory: watch::channel(Arc::new(Directory::default())).0,
             change: None,
             was_member: None,
+            told_removed: false,
         }
     }
 
@@ -418,6 +421,7 @@ impl EventLoop {
             Input::Members { reply } => {
                 let _ = reply.send(self.member_list());
             }
+            Input::NotAMember { from, detail } => self.told_not_a_member(from, &detail),
             Input::TakeSnapshot { reply } => {
                 if self.snapshot_in_progress || self.start_snapshot() {
                     self.snapshot_waiters.push(reply);

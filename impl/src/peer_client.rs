@@ -215,8 +215,24 @@ impl PeerSender {
             Body::RequestVoteRequest { .. } => {
                 let request = convert::vote_request_to_proto(&self.cluster_id, &message)?;
                 let response = self
-                    .with_timeout(self.rpc_timeout, self.client.clone().request_vote(request))
+                    .with_timeout_response(
+                        self.rpc_timeout,
+                        self.client.clone().request_vote(request),
+                    )
                     .await?;
+                // A member saying we were removed (crate::members): the
+                // event loop tells the operator.
+                if let Some(detail) = response
+                    .metadata()
+                    .get(crate::members::NOT_A_MEMBER_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                {
+                    let _ = self.inbox.try_send(Input::NotAMember {
+                        from: self.peer,
+                        detail: detail.to_owned(),
+                    });
+                }
+                let response = response.into_inner();
                 self.check(response.header.as_ref())
                     .map(|addressing| convert::vote_response_from_proto(&addressing, &response))
             }
@@ -302,8 +318,19 @@ impl PeerSender {
         timeout: Duration,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Option<T> {
+        self.with_timeout_response(timeout, call)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// [`Self::with_timeout`], keeping the response's metadata.
+    async fn with_timeout_response<T>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Option<tonic::Response<T>> {
         match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(response)) => Some(response.into_inner()),
+            Ok(Ok(response)) => Some(response),
             Ok(Err(status)) => {
                 debug!(peer = self.peer, code = ?status.code(), message = status.message(), "peer RPC failed");
                 None

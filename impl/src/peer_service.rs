@@ -150,7 +150,21 @@ impl RaftPeer for PeerService {
         let message = convert::vote_request_from_proto(&addressing, &request)
             .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let answer = self.deliver(message, self.timeout).await?;
-        self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))
+        let mut response = self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))?;
+        // A removed server still asking for votes is told so (the core has
+        // answered it as any other; this only informs its operator).
+        let removed = self
+            .directory
+            .borrow()
+            .removed(addressing.from, request.last_log_index);
+        if let Some(detail) = removed
+            && let Ok(value) = detail.parse()
+        {
+            response
+                .metadata_mut()
+                .insert(crate::members::NOT_A_MEMBER_HEADER, value);
+        }
+        Ok(response)
     }
 
     async fn append_entries(

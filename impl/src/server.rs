@@ -155,8 +155,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     // The configuration and address book, published by the loop after
     // every batch that changes them (crate::members).
     let (directory_tx, directory) = watch::channel(Arc::new(crate::members::Directory {
-        config: None,
         addresses: config.members.clone(),
+        ..Default::default()
     }));
     let event_loop = EventLoop::new(
         config.clone(),

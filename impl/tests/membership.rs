@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use raft_model::{NodeId, Role};
 use raft_node::client::{ClientError, KvClient};
 use raft_node::config::{FileConfig, Member, NodeConfig};
+
 use raft_node::local::LocalCluster;
 use raft_node::server::{self, RunningNode};
 use tonic::Code;
@@ -381,4 +382,136 @@ async fn refused_changes_say_why() {
         "{code:?}"
     );
     cluster.shutdown().await;
+}
+
+// --- the operator's path, as separate processes ---
+
+const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
+
+fn cli(endpoints: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["client", "--endpoints", endpoints, "--timeout", "20s"])
+        .args(args)
+        .output()
+        .expect("the client runs")
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Waits (bounded) until `path` holds `what`.
+async fn wait_for_log(path: &Path, what: &str) {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(what) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{} never said {what:?}:\n{log}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Three `raft-node run --init` processes and a fourth started with `run
+/// --init --join`; `raft-node client member add|list|remove` as an operator
+/// types them: the joiner waits, is added and counts, a bad address and a
+/// non-member are refused with clear errors, and once removed while running
+/// it is told so by the members (its log says it was removed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_adds_and_removes_a_server_with_the_cli() {
+    use raft_node::launch::{Launch, NodeProcess, loopback_listeners};
+    let dir = tempfile::tempdir().unwrap();
+    let listeners = loopback_listeners(4).unwrap();
+    let address = |i: usize| listeners[i].local_addr().unwrap().to_string();
+    let members: Vec<Member> = (1..=3)
+        .map(|id| Member {
+            id,
+            address: address(id as usize - 1),
+        })
+        .collect();
+    let launch = |id: NodeId, members: Vec<Member>, join: bool| -> NodeProcess {
+        let mut config = FileConfig {
+            cluster_id: Some("proc-members".into()),
+            id: Some(id),
+            data_dir: Some(dir.path().join(format!("node-{id}"))),
+            members: Some(members),
+            ..FileConfig::default()
+        };
+        fast(&mut config);
+        let mut launch = Launch::new(
+            Path::new(BIN),
+            "run",
+            config,
+            &dir.path().join(format!("node-{id}.toml")),
+        )
+        .log_to(&dir.path().join(format!("node-{id}.log")))
+        .log_level("info")
+        .listener(listeners[id as usize - 1].clone())
+        .init(true);
+        if join {
+            launch = launch.arg("--join");
+        }
+        launch.spawn().expect("raft-node starts")
+    };
+    let mut nodes: Vec<NodeProcess> = (1..=3).map(|id| launch(id, members.clone(), false)).collect();
+    let four_address = address(3);
+    let four_member = vec![Member {
+        id: 4,
+        address: four_address.clone(),
+    }];
+    nodes.push(launch(4, four_member, true));
+    for node in &mut nodes {
+        node.wait_ready(WAIT).await.unwrap();
+    }
+    let endpoints = (0..3).map(address).collect::<Vec<_>>().join(",");
+    let put = cli(&endpoints, &["put", "k", "v"]);
+    assert!(put.status.success(), "{}", text(&put));
+    let four_log = dir.path().join("node-4.log");
+    wait_for_log(&four_log, "knows no configuration yet").await;
+
+    // Refusals, checked before anything is sent or by the leader.
+    let bad = cli(&endpoints, &["member", "add", "--id", "5", "--address", "nowhere"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("invalid member address"), "{}", text(&bad));
+    let unknown = cli(&endpoints, &["member", "remove", "--id", "9"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("that is the configuration in force"),
+        "{}",
+        text(&unknown)
+    );
+
+    let add = cli(
+        &endpoints,
+        &["member", "add", "--id", "4", "--address", &four_address],
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    assert!(text(&add).contains("OK: node 4 at"), "{}", text(&add));
+    wait_for_log(&four_log, "this node is now a member").await;
+    let list = cli(&four_address, &["member", "list"]);
+    assert!(list.status.success(), "{}", text(&list));
+    assert!(text(&list).contains("4="), "{}", text(&list));
+    let get = cli(&four_address, &["get", "k"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v", "{}", text(&get));
+
+    // Removed while it runs: the leader stops replicating to it once C_new
+    // is appended, so it learns it from the members' answers to its
+    // requests for votes.
+    let remove = cli(&endpoints, &["member", "remove", "--id", "4"]);
+    assert!(remove.status.success(), "{}", text(&remove));
+    wait_for_log(&four_log, "this node was removed from the cluster").await;
+    let put = cli(&endpoints, &["put", "k", "after"]);
+    assert!(put.status.success(), "{}", text(&put));
+    let list = cli(&endpoints, &["member", "list"]);
+    assert!(text(&list).contains("voters: 1="), "{}", text(&list));
+    assert!(!text(&list).contains("4="), "{}", text(&list));
 }

@@ -196,18 +196,43 @@ impl EventLoop {
             _ => {}
         }
         self.was_member = Some(member);
+        let (_, config_index) = self.core.config_of_log();
         let directory = Directory {
             config: Some(config),
+            config_index,
+            committed: config_index <= self.core.commit_index(),
             addresses: self.addresses.clone(),
         };
         self.directory.send_if_modified(|published| {
             let changed = published.config != directory.config
+                || published.config_index != directory.config_index
+                || published.committed != directory.committed
                 || published.addresses != directory.addresses;
             if changed {
                 *published = Arc::new(directory);
             }
             changed
         });
+    }
+
+    /// A member answered our vote request saying that the cluster's
+    /// committed configuration, beyond our log, does not include us: this
+    /// server was removed while the leader no longer replicated to it (it
+    /// stops once C_new is appended), so its own log still holds the joint
+    /// configuration and the core lets it ask for (pre-)votes, which the
+    /// members refuse. Said once, as a warning.
+    pub(super) fn told_not_a_member(&mut self, from: NodeId, detail: &str) {
+        if self.told_removed {
+            return;
+        }
+        self.told_removed = true;
+        warn!(
+            by = from,
+            %detail,
+            "this node was removed from the cluster: its requests for votes are refused and it \
+             takes no part in decisions; stop it, and remove its data directory before reusing \
+             the machine"
+        );
     }
 
     /// The configuration in force and every voter's address.
