@@ -87,11 +87,7 @@ impl AdminService {
 
     fn change_response(&self, changed: MembersChanged) -> pb::ChangeMembersResponse {
         pb::ChangeMembersResponse {
-            members: changed
-                .members
-                .iter()
-                .map(|id| self.member(*id))
-                .collect(),
+            members: changed.members.iter().map(|id| self.member(*id)).collect(),
             config_index: changed.index,
             term: changed.term,
         }

@@ -44,7 +44,10 @@ pub enum KvOp {
     /// (the replicated address book, see `crate::members`). Not a client
     /// operation: only the leader appends it, just before the
     /// configuration change that adds `id`.
-    SetMemberAddress { id: NodeId, address: String },
+    SetMemberAddress {
+        id: NodeId,
+        address: String,
+    },
 }
 
 /// What applying a command produced.

@@ -373,7 +373,11 @@ fn main() -> ExitCode {
                 }
             }
             Command::Init(args) => {
-                let mode = if args.join { InitMode::Join } else { InitMode::Bootstrap };
+                let mode = if args.join {
+                    InitMode::Join
+                } else {
+                    InitMode::Bootstrap
+                };
                 init_node(&args.settings.config()?, mode)
             }
             Command::Cluster(args) => {

@@ -42,6 +42,7 @@ use crate::config::NodeConfig;
 use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
 use crate::limits::MAX_BATCH;
+use crate::members::{Addresses, Directory};
 use crate::metrics as m;
 use crate::peer_client::Peers;
 use crate::readiness::{self, Contacts, Readiness};
@@ -49,10 +50,9 @@ use crate::readiness::{self, Contacts, Readiness};
 use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
-use crate::members::{Addresses, Directory};
 use crate::types::{
-    Applied, ClientError, Core, Input, LeaderMoved, MembersChanged, NodeStatus,
-    ReadValue, SnapshotReport,
+    Applied, ClientError, Core, Input, LeaderMoved, MembersChanged, NodeStatus, ReadValue,
+    SnapshotReport,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -16,10 +16,10 @@ use tracing::{debug, info};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Addressing, Msg};
+use crate::members::DirectoryWatch;
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_server::RaftPeer;
 use crate::storage::snapshot_file;
-use crate::members::DirectoryWatch;
 use crate::types::Input;
 
 pub struct PeerService {
@@ -150,7 +150,8 @@ impl RaftPeer for PeerService {
         let message = convert::vote_request_from_proto(&addressing, &request)
             .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let answer = self.deliver(message, self.timeout).await?;
-        let mut response = self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))?;
+        let mut response =
+            self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))?;
         // A removed server still asking for votes is told so (the core has
         // answered it as any other; this only informs its operator).
         let removed = self

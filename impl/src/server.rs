@@ -145,7 +145,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             &initial_members,
             &core,
         )
-            .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
+        .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
         None => crate::trace::Tracer::default(),
     };
 
@@ -198,14 +198,13 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let disk_space = crate::disk_space::DiskSpace::new(&config.data_dir, config.min_free_bytes);
-    let mut peer_tasks = Vec::new();
-    // Aborted with the peer tasks when the node stops.
-    peer_tasks.push(disk_space.spawn_monitor());
+    // Aborted when the node stops (the peer senders are the event loop's:
+    // they end with it, crate::peer_client::Peers).
+    let peer_tasks = vec![disk_space.spawn_monitor()];
     let kv_service = proto::kv::kv_server::KvServer::new(
         KvService::new(&config, inbox_tx.clone(), directory.clone()).with_disk_space(disk_space),
     );
-    let admin_service =
-        proto::admin::admin_server::AdminServer::new(AdminService::new(
+    let admin_service = proto::admin::admin_server::AdminServer::new(AdminService::new(
         &config,
         inbox_tx.clone(),
         directory.clone(),

@@ -66,7 +66,10 @@ pub enum Input {
     },
     /// Peer `from` answered our vote request saying we are not a member of
     /// the cluster's committed configuration (crate::members::Directory::removed).
-    NotAMember { from: NodeId, detail: String },
+    NotAMember {
+        from: NodeId,
+        detail: String,
+    },
     /// The configuration in force and the address book (MemberList).
     Members {
         reply: oneshot::Sender<MemberList>,

@@ -157,10 +157,16 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     }
 
     let mut admin = client_of(endpoints(&cluster, &[], &[]));
-    let added = admin.add_member(4, &four.address).await.expect("node 4 added");
+    let added = admin
+        .add_member(4, &four.address)
+        .await
+        .expect("node 4 added");
     assert_eq!(ids(&added.members), vec![1, 2, 3, 4]);
     acknowledged.extend(write(&mut client, "between", 10).await);
-    let added = admin.add_member(5, &five.address).await.expect("node 5 added");
+    let added = admin
+        .add_member(5, &five.address)
+        .await
+        .expect("node 5 added");
     assert_eq!(ids(&added.members), vec![1, 2, 3, 4, 5]);
     let address_of_5 = added.members.iter().find(|m| m.id == 5).unwrap();
     assert_eq!(address_of_5.address, five.address);
@@ -173,7 +179,10 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     let mut everyone = client_of(endpoints(&cluster, &[&four, &five], &[]));
     let list = settled_list(&mut everyone).await;
     assert_eq!(ids(&list.members), vec![1, 2, 3, 4, 5]);
-    assert!(list.members.iter().all(|m| !m.address.is_empty()), "{list:?}");
+    assert!(
+        list.members.iter().all(|m| !m.address.is_empty()),
+        "{list:?}"
+    );
     let mut at_five = client_of(vec![five.address.clone()]);
     let seen_by_five = settled_list(&mut at_five).await;
     assert_eq!(seen_by_five.id, 5);
@@ -188,12 +197,22 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     // The new members hold the data: they applied every write.
     let leader_commit = {
         let leader = cluster.wait_for_leader(WAIT).await.unwrap();
-        cluster.node(leader).unwrap().status().await.unwrap().commit_index
+        cluster
+            .node(leader)
+            .unwrap()
+            .status()
+            .await
+            .unwrap()
+            .commit_index
     };
     for joiner in [&four, &five] {
         let started = Instant::now();
         while joiner.node.status().await.unwrap().applied_index < leader_commit {
-            assert!(started.elapsed() < WAIT, "node {} never caught up", joiner.id);
+            assert!(
+                started.elapsed() < WAIT,
+                "node {} never caught up",
+                joiner.id
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -201,7 +220,7 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     four.node.stop().await;
     five.node.stop().await;
     cluster.shutdown().await;
-    let streams = raft_interop::read_streams(&[traces.clone()]).unwrap();
+    let streams = raft_interop::read_streams(std::slice::from_ref(&traces)).unwrap();
     let validated = raft_interop::validate(streams)
         .unwrap_or_else(|failure| panic!("the membership run is not valid:\n{failure}"));
     assert_eq!(validated.initial.len(), 5, "{:?}", validated.events);
@@ -237,7 +256,10 @@ async fn a_dead_server_is_replaced() {
         .expect("the leader compacts");
 
     let four = start_joiner(dir.path(), 4, None).await;
-    let added = admin.add_member(4, &four.address).await.expect("node 4 added");
+    let added = admin
+        .add_member(4, &four.address)
+        .await
+        .expect("node 4 added");
     assert_eq!(added.members.len(), 3);
     assert!(ids(&added.members).contains(&4));
     wait_for_config(&four.node, &ids(&added.members)).await;
@@ -272,7 +294,10 @@ async fn the_removed_leader_steps_down_and_the_rest_carry_on() {
     let mut acknowledged = write(&mut client, "before", 10).await;
 
     let mut admin = client_of(vec![cluster.address(old_leader)]);
-    let removed = admin.remove_member(old_leader).await.expect("leader removed");
+    let removed = admin
+        .remove_member(old_leader)
+        .await
+        .expect("leader removed");
     let rest: Vec<NodeId> = cluster
         .ids()
         .into_iter()
@@ -462,7 +487,9 @@ async fn the_operator_adds_and_removes_a_server_with_the_cli() {
         }
         launch.spawn().expect("raft-node starts")
     };
-    let mut nodes: Vec<NodeProcess> = (1..=3).map(|id| launch(id, members.clone(), false)).collect();
+    let mut nodes: Vec<NodeProcess> = (1..=3)
+        .map(|id| launch(id, members.clone(), false))
+        .collect();
     let four_address = address(3);
     let four_member = vec![Member {
         id: 4,
@@ -479,9 +506,16 @@ async fn the_operator_adds_and_removes_a_server_with_the_cli() {
     wait_for_log(&four_log, "knows no configuration yet").await;
 
     // Refusals, checked before anything is sent or by the leader.
-    let bad = cli(&endpoints, &["member", "add", "--id", "5", "--address", "nowhere"]);
+    let bad = cli(
+        &endpoints,
+        &["member", "add", "--id", "5", "--address", "nowhere"],
+    );
     assert!(!bad.status.success());
-    assert!(text(&bad).contains("invalid member address"), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("invalid member address"),
+        "{}",
+        text(&bad)
+    );
     let unknown = cli(&endpoints, &["member", "remove", "--id", "9"]);
     assert!(!unknown.status.success());
     assert!(
@@ -501,7 +535,12 @@ async fn the_operator_adds_and_removes_a_server_with_the_cli() {
     assert!(list.status.success(), "{}", text(&list));
     assert!(text(&list).contains("4="), "{}", text(&list));
     let get = cli(&four_address, &["get", "k"]);
-    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v", "{}", text(&get));
+    assert_eq!(
+        String::from_utf8_lossy(&get.stdout).trim(),
+        "v",
+        "{}",
+        text(&get)
+    );
 
     // Removed while it runs: the leader stops replicating to it once C_new
     // is appended, so it learns it from the members' answers to its

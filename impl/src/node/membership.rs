@@ -51,21 +51,17 @@ impl EventLoop {
         }
         let mut known = self.addresses.clone();
         known.extend(new_addresses);
-        let replicated =
-            members::replicated(&self.image, self.core.log(), self.applied);
-        let commands = match members::addresses_to_replicate(
-            members.iter().copied(),
-            &known,
-            &replicated,
-        ) {
-            Ok(commands) => commands,
-            Err(id) => {
-                let _ = reply.send(Err(ClientError::Invalid(format!(
-                    "the address of node {id} is not known: add a new member with its address"
-                ))));
-                return;
-            }
-        };
+        let replicated = members::replicated(&self.image, self.core.log(), self.applied);
+        let commands =
+            match members::addresses_to_replicate(members.iter().copied(), &known, &replicated) {
+                Ok(commands) => commands,
+                Err(id) => {
+                    let _ = reply.send(Err(ClientError::Invalid(format!(
+                        "the address of node {id} is not known: add a new member with its address"
+                    ))));
+                    return;
+                }
+            };
         for (id, address) in commands {
             let command = KvCommand {
                 client_id: 0,
