@@ -233,6 +233,18 @@ mod tests {
             };
             image.apply(i + 1, &command).unwrap();
         }
+        // The replicated address book travels in the image (issue 15).
+        for id in [4u64, 5] {
+            let command = KvCommand {
+                client_id: 0,
+                seq: 0,
+                op: KvOp::SetMemberAddress {
+                    id,
+                    address: format!("10.0.0.{id}:7001"),
+                },
+            };
+            image.apply(100 + id, &command).unwrap();
+        }
         let meta = SnapshotMeta {
             last_index: 100,
             last_term: 3,
@@ -247,6 +259,7 @@ mod tests {
         let snapshot = decode(&encode(&meta, &image)).unwrap();
         assert_eq!(snapshot.meta, meta);
         assert_eq!(snapshot.data, image);
+        assert_eq!(snapshot.data.addresses.len(), 2);
     }
 
     #[test]
