@@ -48,6 +48,30 @@ async fn start_joiner(dir: &Path, id: NodeId, trace_dir: Option<&Path>) -> Joine
     Joiner { id, address, node }
 }
 
+/// A 3-node cluster with fast settings whose nodes record their core
+/// events into the returned directory.
+async fn traced_cluster(dir: &Path) -> (LocalCluster, std::path::PathBuf) {
+    let traces = dir.join("traces");
+    let trace_dir = traces.clone();
+    let cluster = LocalCluster::start(dir, 3, move |config| {
+        fast(config);
+        config.trace_dir = Some(trace_dir.clone());
+    })
+    .await
+    .unwrap();
+    (cluster, traces)
+}
+
+/// The run's traces (every node's, joiners included) replay through the
+/// model: each membership step the nodes took is one the model allows.
+fn assert_traces_valid(traces: &Path, nodes: usize) {
+    let streams = raft_interop::read_streams(&[traces.to_owned()]).unwrap();
+    let validated = raft_interop::validate(streams)
+        .unwrap_or_else(|failure| panic!("the membership run is not valid:\n{failure}"));
+    assert_eq!(validated.initial.len(), nodes, "{:?}", validated.events);
+    assert!(validated.events.values().all(|n| *n > 0));
+}
+
 fn client_of(endpoints: Vec<String>) -> KvClient {
     KvClient::new(endpoints).unwrap()
 }
@@ -133,14 +157,7 @@ fn rejected_code(result: Result<impl std::fmt::Debug, ClientError>) -> (Code, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     let dir = tempfile::tempdir().unwrap();
-    let traces = dir.path().join("traces");
-    let trace_dir = traces.clone();
-    let cluster = LocalCluster::start(dir.path(), 3, move |config| {
-        fast(config);
-        config.trace_dir = Some(trace_dir.clone());
-    })
-    .await
-    .unwrap();
+    let (cluster, traces) = traced_cluster(dir.path()).await;
     cluster.wait_for_leader(WAIT).await.unwrap();
     let mut client = cluster.client().unwrap();
     let mut acknowledged = write(&mut client, "before", 20).await;
@@ -220,22 +237,18 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
     four.node.stop().await;
     five.node.stop().await;
     cluster.shutdown().await;
-    let streams = raft_interop::read_streams(std::slice::from_ref(&traces)).unwrap();
-    let validated = raft_interop::validate(streams)
-        .unwrap_or_else(|failure| panic!("the membership run is not valid:\n{failure}"));
-    assert_eq!(validated.initial.len(), 5, "{:?}", validated.events);
-    assert!(validated.events.values().all(|n| *n > 0));
+    assert_traces_valid(&traces, 5);
 }
 
 /// Replace a dead server: a follower is killed, removed (the two others are
 /// a quorum of the two), and a fresh node 4 is added; the leader has
 /// compacted its log meanwhile, so node 4 catches up by InstallSnapshot,
 /// which brings it the configuration and the address book. Writes go on and
-/// every acknowledged one reads back.
+/// every acknowledged one reads back. The traces validate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_server_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = common::cluster(&dir).await;
+    let (mut cluster, traces) = traced_cluster(dir.path()).await;
     let leader = cluster.wait_for_leader(WAIT).await.unwrap();
     let mut client = cluster.client().unwrap();
     let mut acknowledged = write(&mut client, "before", 10).await;
@@ -255,7 +268,7 @@ async fn a_dead_server_is_replaced() {
         .await
         .expect("the leader compacts");
 
-    let four = start_joiner(dir.path(), 4, None).await;
+    let four = start_joiner(dir.path(), 4, Some(&traces)).await;
     let added = admin
         .add_member(4, &four.address)
         .await
@@ -280,15 +293,16 @@ async fn a_dead_server_is_replaced() {
     assert_readable(&mut client, &acknowledged).await;
     four.node.stop().await;
     cluster.shutdown().await;
+    assert_traces_valid(&traces, 4);
 }
 
 /// Remove the leader: it leads until the change commits, then steps down
 /// and never campaigns again; the others elect a leader among themselves
-/// and writes go on.
+/// and writes go on. The traces validate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_removed_leader_steps_down_and_the_rest_carry_on() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = common::cluster(&dir).await;
+    let (cluster, traces) = traced_cluster(dir.path()).await;
     let old_leader = cluster.wait_for_leader(WAIT).await.unwrap();
     let mut client = cluster.client().unwrap();
     let mut acknowledged = write(&mut client, "before", 10).await;
@@ -337,6 +351,7 @@ async fn the_removed_leader_steps_down_and_the_rest_carry_on() {
     assert_eq!(ids(&list.members), rest);
     assert!(rest.contains(&new_leader));
     cluster.shutdown().await;
+    assert_traces_valid(&traces, 3);
 }
 
 /// Refusals, each with its own code: the configuration in force
