@@ -621,7 +621,7 @@ impl EventLoop {
             role: self.core.role(),
             term: self.core.current_term(),
             leader: self.core.leader_id(),
-            members: self.core.config().members.len(),
+            config: self.core.config().clone(),
         }
     }
 
