@@ -21,15 +21,47 @@ use common::{WAIT, fast};
 
 /// A server started to join: its data directory initialised with no
 /// configuration (`init --join`), its config naming only itself.
+/// The test keeps its listening socket; the node serves on a duplicate, so
+/// the port stays the test's across a restart.
 struct Joiner {
     id: NodeId,
     address: String,
     node: RunningNode,
+    config: NodeConfig,
+    socket: std::net::TcpListener,
+}
+
+/// A duplicate of `socket` for a node to serve on.
+fn serve_on(socket: &std::net::TcpListener) -> tokio::net::TcpListener {
+    let duplicate = socket.try_clone().unwrap();
+    duplicate.set_nonblocking(true).unwrap();
+    tokio::net::TcpListener::from_std(duplicate).unwrap()
+}
+
+impl Joiner {
+    /// Crash-stops the node and starts it again from its data directory
+    /// (no initialisation: it is a member now, from its log).
+    async fn restart(self) -> Joiner {
+        self.node.stop().await;
+        let started = Instant::now();
+        let node = loop {
+            // The stopped node's last blocking write may still hold the lock.
+            match server::start(self.config.clone(), serve_on(&self.socket)).await {
+                Ok(node) => break node,
+                Err(err) if started.elapsed() < Duration::from_secs(5) => {
+                    eprintln!("restart of node {}: {err}; retrying", self.id);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("node {} does not restart: {err}", self.id),
+            }
+        };
+        Joiner { node, ..self }
+    }
 }
 
 async fn start_joiner(dir: &Path, id: NodeId, trace_dir: Option<&Path>) -> Joiner {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = socket.local_addr().unwrap().to_string();
     let mut file = FileConfig {
         cluster_id: Some("local-test".into()),
         id: Some(id),
@@ -44,8 +76,16 @@ async fn start_joiner(dir: &Path, id: NodeId, trace_dir: Option<&Path>) -> Joine
     fast(&mut file);
     let config = NodeConfig::from_file_config(file).unwrap();
     server::init_data_dir_to_join(&config).unwrap();
-    let node = server::start(config, listener).await.unwrap();
-    Joiner { id, address, node }
+    let node = server::start(config.clone(), serve_on(&socket))
+        .await
+        .unwrap();
+    Joiner {
+        id,
+        address,
+        node,
+        config,
+        socket,
+    }
 }
 
 /// A 3-node cluster with fast settings whose nodes record their core
@@ -243,8 +283,10 @@ async fn a_cluster_grows_from_three_to_five_and_its_trace_validates() {
 /// Replace a dead server: a follower is killed, removed (the two others are
 /// a quorum of the two), and a fresh node 4 is added; the leader has
 /// compacted its log meanwhile, so node 4 catches up by InstallSnapshot,
-/// which brings it the configuration and the address book. Writes go on and
-/// every acknowledged one reads back. The traces validate.
+/// which brings it the configuration and the address book. Restarted, it is
+/// a member from its own data; with the other survivor stopped, the leader
+/// and node 4 are the quorum, so it counts. Writes go on and every
+/// acknowledged one reads back. The traces validate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_server_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
@@ -290,6 +332,17 @@ async fn a_dead_server_is_replaced() {
 
     let mut client = client_of(endpoints(&cluster, &[&four], &[dead]));
     acknowledged.extend(write(&mut client, "after", 10).await);
+
+    let four = four.restart().await;
+    wait_for_config(&four.node, &ids(&added.members)).await;
+    let other = cluster
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader && *id != dead)
+        .unwrap();
+    cluster.stop_node(other).await;
+    let mut client = client_of(endpoints(&cluster, &[&four], &[dead, other]));
+    acknowledged.extend(write(&mut client, "leader-and-four", 10).await);
     assert_readable(&mut client, &acknowledged).await;
     four.node.stop().await;
     cluster.shutdown().await;
