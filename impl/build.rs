@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/raft_peer.proto",
                 "proto/kv.proto",
                 "proto/admin.proto",
+                "proto/etcd/rpc.proto",
             ],
             &["proto"],
         )?;

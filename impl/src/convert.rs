@@ -29,6 +29,8 @@ pub enum ConvertError {
     BadConflictHint(&'static str),
     #[error("member address command: {0}")]
     BadMemberAddress(String),
+    #[error("invalid etcd transaction in a command: {0}")]
+    EtcdTxn(String),
 }
 
 fn index(field: &'static str, value: u64) -> Result<Index, ConvertError> {
@@ -62,6 +64,7 @@ pub fn command_to_proto(command: &KvCommand) -> pb::Command {
                 address: address.clone(),
             })
         }
+        KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
         client_id: command.client_id,
@@ -92,6 +95,9 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
                 id: member.id,
                 address: member.address,
             }
+        }
+        pb::command::Op::EtcdTxn(bytes) => {
+            KvOp::Txn(crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?)
         }
     };
     Ok(KvCommand {

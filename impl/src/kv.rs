@@ -1,5 +1,5 @@
-//! The replicated state machine: a key-value map plus the client session
-//! table that makes retried writes exactly-once.
+//! The replicated state machine: a key-value map with etcd's revision data,
+//! plus the client session table that makes retried writes exactly-once.
 //!
 //! Both live in `imbl::OrdMap`s, so a snapshot of the whole state machine is
 //! an O(1) clone that can be serialized on another thread while the node
@@ -7,6 +7,34 @@
 //! its clone, so taking a snapshot never stops the event loop. The sessions
 //! are part of the image, so exactly-once survives snapshots and
 //! InstallSnapshot.
+//!
+//! **Keys and values are bytes**, with etcd's revision data (etcd's
+//! `mvccpb.KeyValue`, without its history):
+//! - the image's `revision` is the cluster-wide revision: 1 for an empty
+//!   store, as in etcd, and raised by one for every applied command that
+//!   changes something (a put, even of the same value; a delete or a delete
+//!   range that removed at least one key; a transaction whose executed branch
+//!   did either). A delete of an absent key, a failed compare-and-swap, a
+//!   transaction of only reads and a range leave it as it is.
+//! - per key, `create_revision` (the revision that created it since it was
+//!   last absent), `mod_revision` (the revision of its last change) and
+//!   `version` (1 at creation, +1 per put; a delete removes the key, so a
+//!   re-creation starts again at 1). All the writes of one transaction share
+//!   one revision; two puts of one key in a transaction raise its version
+//!   twice, as in etcd.
+//!
+//! The native API (`raft.kv.v1.Kv`) has UTF-8 string keys and values: they
+//! map onto the bytes of their UTF-8 encoding, so a key written through one
+//! API is the same key in the other. A value written through the etcd API
+//! need not be UTF-8: a native `Get` of such a value is refused
+//! (`FAILED_PRECONDITION`, see `kv_service`) rather than answered with a
+//! lossy copy, while the `previous` value that native writes return, and
+//! that their sessions cache, is converted lossily (U+FFFD for each invalid
+//! sequence): the write has happened by then, and a compare-and-swap against
+//! that lossy text fails instead of matching the wrong value.
+//!
+//! No history is kept: a read at an older `revision` and `Compact` are not
+//! served (see `etcd_service`).
 
 use imbl::OrdMap;
 use raft_model::{Index, NodeId};
@@ -14,9 +42,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::MAX_SESSIONS;
 
+/// etcd's revisions are `int64`.
+pub type Revision = i64;
+
 /// A write, as stored in the log: the operation and the client session it
 /// belongs to. `client_id == 0` means "no session" (a one-off write, e.g. from
-/// grpcurl): applied every time it is committed.
+/// grpcurl or any etcd client): applied every time it is committed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KvCommand {
     pub client_id: u64,
@@ -48,15 +79,201 @@ pub enum KvOp {
         id: NodeId,
         address: String,
     },
+    /// An etcd write (`Put`, `DeleteRange` or `Txn`), as one transaction:
+    /// evaluated atomically when it applies.
+    Txn(Txn),
+}
+
+/// An etcd transaction: if every comparison holds, `success` runs, else
+/// `failure`; the operations of the branch run in order, each seeing the
+/// writes of those before it. A lone put or delete is a transaction with no
+/// comparisons and one operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub success: Vec<TxnOp>,
+    pub failure: Vec<TxnOp>,
+}
+
+/// A key range as etcd names one: `range_end` empty is the key alone;
+/// `[0]` is every key from `key` on; otherwise `[key, range_end)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyRange {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+}
+
+impl KeyRange {
+    pub fn contains(&self, key: &[u8]) -> bool {
+        if self.range_end.is_empty() {
+            return key == self.key.as_slice();
+        }
+        key >= self.key.as_slice() && (self.range_end == [0] || key < self.range_end.as_slice())
+    }
+
+    /// The keys of `data` in the range, in key order.
+    pub fn iter<'a>(
+        &'a self,
+        data: &'a OrdMap<Vec<u8>, KeyValue>,
+    ) -> Box<dyn Iterator<Item = (&'a Vec<u8>, &'a KeyValue)> + 'a> {
+        use std::ops::Bound;
+        if self.range_end.is_empty() {
+            return Box::new(data.get_key_value(&self.key).into_iter());
+        }
+        let end = if self.range_end == [0] {
+            Bound::Unbounded
+        } else if self.range_end.as_slice() <= self.key.as_slice() {
+            return Box::new(std::iter::empty());
+        } else {
+            Bound::Excluded(self.range_end.clone())
+        };
+        Box::new(data.range((Bound::Included(self.key.clone()), end)))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TxnOp {
+    Range(RangeQuery),
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        prev_kv: bool,
+    },
+    DeleteRange {
+        range: KeyRange,
+        prev_kv: bool,
+    },
+}
+
+/// How a range read is shaped (etcd's `RangeRequest` without `revision`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RangeQuery {
+    pub range: KeyRange,
+    /// 0: no limit.
+    pub limit: u64,
+    pub keys_only: bool,
+    pub count_only: bool,
+    pub sort_order: SortOrder,
+    pub sort_target: SortTarget,
+}
+
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum SortOrder {
+    #[default]
+    None,
+    Ascend,
+    Descend,
+}
+
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum SortTarget {
+    #[default]
+    Key,
+    Version,
+    Create,
+    Mod,
+    Value,
+}
+
+/// One comparison of a transaction, on every key of `range` (all must hold;
+/// an absent single key compares as version, create and mod revision 0 and
+/// fails a value comparison, as in etcd).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Compare {
+    pub range: KeyRange,
+    pub target: CompareTarget,
+    pub result: CompareResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CompareTarget {
+    Version(i64),
+    Create(Revision),
+    Mod(Revision),
+    Value(Vec<u8>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CompareResult {
+    Equal,
+    Greater,
+    Less,
+    NotEqual,
+}
+
+impl CompareResult {
+    fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CompareResult::Equal => ordering == Equal,
+            CompareResult::Greater => ordering == Greater,
+            CompareResult::Less => ordering == Less,
+            CompareResult::NotEqual => ordering != Equal,
+        }
+    }
+}
+
+/// A key's value and revision data (etcd's `mvccpb.KeyValue`, without a lease).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub value: Vec<u8>,
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+    pub version: i64,
+}
+
+/// A key with its value and revision data, as a read or a `prev_kv` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: Vec<u8>,
+    pub kv: KeyValue,
+}
+
+/// What a range read found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RangeResult {
+    /// Up to `limit` keys, sorted as asked (none when `count_only`; values
+    /// empty when `keys_only`).
+    pub kvs: Vec<Entry>,
+    /// More keys were in the range than returned.
+    pub more: bool,
+    /// How many keys the range holds.
+    pub count: u64,
+}
+
+/// What one operation of a transaction produced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpResult {
+    Range(RangeResult),
+    Put { prev_kv: Option<Entry> },
+    DeleteRange { deleted: u64, prev_kvs: Vec<Entry> },
+}
+
+/// What a transaction produced: the branch taken and its operations' results.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TxnResult {
+    pub succeeded: bool,
+    pub responses: Vec<OpResult>,
 }
 
 /// What applying a command produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CommandResult {
-    /// The key's value before the command.
+    /// The key's value before the command (native commands; converted
+    /// lossily if it was not UTF-8).
     pub previous: Option<String>,
-    /// Whether the command took effect (always true except for a failed CAS).
+    /// Whether the command took effect (always true except for a failed CAS
+    /// or a transaction that took its failure branch).
     pub succeeded: bool,
+    /// The store's revision after the command.
+    pub revision: Revision,
+    /// An etcd transaction's results (`None` for native commands). Never
+    /// cached in a session: etcd writes carry none.
+    pub txn: Option<TxnResult>,
 }
 
 /// One client's session: its last applied sequence number and that
@@ -82,18 +299,40 @@ pub enum ApplyError {
     },
 }
 
+/// The revision of an empty store (etcd's too).
+pub const FIRST_REVISION: Revision = 1;
+
 /// The state-machine image: what a snapshot carries (`S` of the core).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KvImage {
-    pub data: OrdMap<String, String>,
+    pub data: OrdMap<Vec<u8>, KeyValue>,
+    /// The cluster-wide revision: that of the last change.
+    pub revision: Revision,
     pub sessions: OrdMap<u64, Session>,
     /// The replicated address book: the address of every member added at
     /// runtime (the starting members' addresses are in the config files).
     pub addresses: OrdMap<NodeId, String>,
 }
 
+impl Default for KvImage {
+    fn default() -> Self {
+        KvImage {
+            data: OrdMap::new(),
+            revision: FIRST_REVISION,
+            sessions: OrdMap::new(),
+            addresses: OrdMap::new(),
+        }
+    }
+}
+
+/// A lossy UTF-8 copy of a value, for the native API's `previous`.
+fn lossy(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
+}
+
 impl KvImage {
-    pub fn get(&self, key: &str) -> Option<&String> {
+    /// A key's value and revision data.
+    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
         self.data.get(key)
     }
 
@@ -123,7 +362,10 @@ impl KvImage {
         if command.client_id != 0 {
             let session = Session {
                 last_seq: command.seq,
-                result: result.clone(),
+                result: CommandResult {
+                    txn: None,
+                    ..result.clone()
+                },
                 last_index: index,
             };
             if self.sessions.insert(command.client_id, session).is_none() {
@@ -134,41 +376,220 @@ impl KvImage {
     }
 
     fn execute(&mut self, op: &KvOp) -> CommandResult {
-        match op {
-            KvOp::Put { key, value } => CommandResult {
-                previous: self.data.insert(key.clone(), value.clone()),
-                succeeded: true,
-            },
-            KvOp::Delete { key } => CommandResult {
-                previous: self.data.remove(key),
-                succeeded: true,
-            },
+        let next = self.revision + 1;
+        let mut changed = false;
+        let mut result = match op {
+            KvOp::Put { key, value } => {
+                changed = true;
+                let previous = self.put(key.as_bytes(), value.as_bytes(), next);
+                CommandResult {
+                    previous: previous.map(|kv| lossy(&kv.value)),
+                    succeeded: true,
+                    ..CommandResult::default()
+                }
+            }
+            KvOp::Delete { key } => {
+                let previous = self.data.remove(key.as_bytes());
+                changed = previous.is_some();
+                CommandResult {
+                    previous: previous.map(|kv| lossy(&kv.value)),
+                    succeeded: true,
+                    ..CommandResult::default()
+                }
+            }
             KvOp::SetMemberAddress { id, address } => CommandResult {
                 previous: self.addresses.insert(*id, address.clone()),
                 succeeded: true,
+                ..CommandResult::default()
             },
             KvOp::Cas {
                 key,
                 expected,
                 new_value,
             } => {
-                let current = self.data.get(key).cloned();
-                if current != *expected {
+                let current = self.data.get(key.as_bytes()).map(|kv| kv.value.clone());
+                let previous = current.as_deref().map(lossy);
+                if current.as_deref() != expected.as_deref().map(str::as_bytes) {
                     return CommandResult {
-                        previous: current,
+                        previous,
                         succeeded: false,
+                        revision: self.revision,
+                        txn: None,
                     };
                 }
                 match new_value {
-                    Some(value) => self.data.insert(key.clone(), value.clone()),
-                    None => self.data.remove(key),
+                    Some(value) => {
+                        changed = true;
+                        self.put(key.as_bytes(), value.as_bytes(), next);
+                    }
+                    None => changed = self.data.remove(key.as_bytes()).is_some(),
                 };
                 CommandResult {
-                    previous: current,
+                    previous,
                     succeeded: true,
+                    ..CommandResult::default()
+                }
+            }
+            KvOp::Txn(txn) => {
+                let succeeded = txn.compares.iter().all(|compare| self.compare(compare));
+                let branch = if succeeded {
+                    &txn.success
+                } else {
+                    &txn.failure
+                };
+                let responses = branch
+                    .iter()
+                    .map(|op| self.txn_op(op, next, &mut changed))
+                    .collect();
+                CommandResult {
+                    succeeded,
+                    txn: Some(TxnResult {
+                        succeeded,
+                        responses,
+                    }),
+                    ..CommandResult::default()
+                }
+            }
+        };
+        if changed {
+            self.revision = next;
+        }
+        result.revision = self.revision;
+        result
+    }
+
+    /// Writes `key` at revision `revision`; returns what it held.
+    fn put(&mut self, key: &[u8], value: &[u8], revision: Revision) -> Option<KeyValue> {
+        let previous = self.data.get(key).cloned();
+        let kv = KeyValue {
+            value: value.to_vec(),
+            create_revision: previous.as_ref().map_or(revision, |kv| kv.create_revision),
+            mod_revision: revision,
+            version: previous.as_ref().map_or(1, |kv| kv.version + 1),
+        };
+        self.data.insert(key.to_vec(), kv);
+        previous
+    }
+
+    fn txn_op(&mut self, op: &TxnOp, revision: Revision, changed: &mut bool) -> OpResult {
+        match op {
+            TxnOp::Range(query) => OpResult::Range(self.range(query)),
+            TxnOp::Put {
+                key,
+                value,
+                prev_kv,
+            } => {
+                *changed = true;
+                let previous = self.put(key, value, revision);
+                OpResult::Put {
+                    prev_kv: previous.filter(|_| *prev_kv).map(|kv| Entry {
+                        key: key.clone(),
+                        kv,
+                    }),
+                }
+            }
+            TxnOp::DeleteRange { range, prev_kv } => {
+                let keys: Vec<Vec<u8>> = range.iter(&self.data).map(|(k, _)| k.clone()).collect();
+                let mut prev_kvs = Vec::new();
+                for key in &keys {
+                    if let Some(kv) = self.data.remove(key)
+                        && *prev_kv
+                    {
+                        prev_kvs.push(Entry {
+                            key: key.clone(),
+                            kv,
+                        });
+                    }
+                }
+                *changed |= !keys.is_empty();
+                OpResult::DeleteRange {
+                    deleted: keys.len() as u64,
+                    prev_kvs,
                 }
             }
         }
+    }
+
+    /// Whether a transaction's comparison holds now.
+    pub fn compare(&self, compare: &Compare) -> bool {
+        let check = |kv: Option<&KeyValue>| -> bool {
+            let ordering = match &compare.target {
+                CompareTarget::Value(value) => match kv {
+                    Some(kv) => kv.value.as_slice().cmp(value.as_slice()),
+                    None => return false,
+                },
+                CompareTarget::Version(v) => kv.map_or(0, |kv| kv.version).cmp(v),
+                CompareTarget::Create(r) => kv.map_or(0, |kv| kv.create_revision).cmp(r),
+                CompareTarget::Mod(r) => kv.map_or(0, |kv| kv.mod_revision).cmp(r),
+            };
+            compare.result.holds(ordering)
+        };
+        if compare.range.range_end.is_empty() {
+            check(self.data.get(&compare.range.key))
+        } else {
+            compare
+                .range
+                .iter(&self.data)
+                .all(|(_, kv)| check(Some(kv)))
+        }
+    }
+
+    /// A range read of the current state.
+    pub fn range(&self, query: &RangeQuery) -> RangeResult {
+        let mut entries: Vec<(&Vec<u8>, &KeyValue)> = query.range.iter(&self.data).collect();
+        let count = entries.len() as u64;
+        if query.count_only {
+            return RangeResult {
+                kvs: Vec::new(),
+                more: false,
+                count,
+            };
+        }
+        // etcd: a sort on the key ascending is the natural order; NONE with
+        // a target other than KEY sorts ascending.
+        let order = match (query.sort_order, query.sort_target) {
+            (SortOrder::None, SortTarget::Key) => SortOrder::None,
+            (SortOrder::None, _) => SortOrder::Ascend,
+            (order, _) => order,
+        };
+        if order != SortOrder::None {
+            let key = |(k, kv): &(&Vec<u8>, &KeyValue)| -> (i64, Vec<u8>) {
+                match query.sort_target {
+                    SortTarget::Key => (0, (*k).clone()),
+                    SortTarget::Version => (kv.version, Vec::new()),
+                    SortTarget::Create => (kv.create_revision, Vec::new()),
+                    SortTarget::Mod => (kv.mod_revision, Vec::new()),
+                    SortTarget::Value => (0, kv.value.clone()),
+                }
+            };
+            // Stable: keys in key order among equals.
+            entries.sort_by_key(key);
+            if order == SortOrder::Descend {
+                entries.reverse();
+            }
+        }
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(query.limit).unwrap_or(usize::MAX)
+        };
+        let more = entries.len() > limit;
+        let kvs = entries
+            .into_iter()
+            .take(limit)
+            .map(|(key, kv)| Entry {
+                key: key.clone(),
+                kv: if query.keys_only {
+                    KeyValue {
+                        value: Vec::new(),
+                        ..kv.clone()
+                    }
+                } else {
+                    kv.clone()
+                },
+            })
+            .collect();
+        RangeResult { kvs, more, count }
     }
 
     /// Keeps the session table within [`MAX_SESSIONS`]. The scan is O(n) but
@@ -214,7 +635,10 @@ mod tests {
         image.apply(2, &put(8, 1, "k", "b")).unwrap();
         let retry = image.apply(3, &put(7, 1, "k", "a")).unwrap();
         assert_eq!(retry, first, "the retry gets the first answer");
-        assert_eq!(image.get("k").map(String::as_str), Some("b"));
+        assert_eq!(
+            image.get(b"k").map(|kv| kv.value.as_slice()),
+            Some(&b"b"[..])
+        );
         assert!(matches!(
             image.apply(4, &put(7, 0, "k", "c")),
             Err(ApplyError::StaleSequence { .. })
@@ -243,7 +667,7 @@ mod tests {
         assert!(!failed.succeeded);
         assert_eq!(failed.previous.as_deref(), Some("1"));
         assert!(image.execute(&cas(Some("1"), None)).succeeded);
-        assert_eq!(image.get("k"), None);
+        assert_eq!(image.get(b"k"), None);
     }
 
     #[test]
@@ -257,5 +681,207 @@ mod tests {
             !image.sessions.contains_key(&1),
             "the oldest session goes first"
         );
+    }
+
+    fn txn_put(key: &str, value: &[u8]) -> TxnOp {
+        TxnOp::Put {
+            key: key.as_bytes().to_vec(),
+            value: value.to_vec(),
+            prev_kv: true,
+        }
+    }
+
+    fn single(key: &str) -> KeyRange {
+        KeyRange {
+            key: key.as_bytes().to_vec(),
+            range_end: Vec::new(),
+        }
+    }
+
+    fn etcd(txn: Txn) -> KvCommand {
+        KvCommand {
+            client_id: 0,
+            seq: 0,
+            op: KvOp::Txn(txn),
+        }
+    }
+
+    fn kv_of(image: &KvImage, key: &str) -> (Revision, Revision, i64) {
+        let kv = image.get(key.as_bytes()).expect("the key exists");
+        (kv.create_revision, kv.mod_revision, kv.version)
+    }
+
+    #[test]
+    fn revisions_follow_etcd() {
+        let mut image = KvImage::default();
+        assert_eq!(image.revision, 1, "an empty store is at revision 1");
+        image.apply(1, &put(0, 0, "a", "1")).unwrap();
+        assert_eq!(image.revision, 2);
+        assert_eq!(kv_of(&image, "a"), (2, 2, 1));
+        image.apply(2, &put(0, 0, "a", "1")).unwrap();
+        assert_eq!(image.revision, 3, "a put of the same value is a change");
+        assert_eq!(kv_of(&image, "a"), (2, 3, 2));
+        // Deleting an absent key changes nothing.
+        let absent = KvCommand {
+            client_id: 0,
+            seq: 0,
+            op: KvOp::Delete { key: "zz".into() },
+        };
+        assert_eq!(image.apply(3, &absent).unwrap().revision, 3);
+        // A failed CAS changes nothing.
+        let cas = KvCommand {
+            client_id: 0,
+            seq: 0,
+            op: KvOp::Cas {
+                key: "a".into(),
+                expected: Some("0".into()),
+                new_value: Some("2".into()),
+            },
+        };
+        assert!(!image.apply(4, &cas).unwrap().succeeded);
+        assert_eq!(image.revision, 3);
+        // A transaction's writes share one revision; the version counts puts.
+        let txn = Txn {
+            compares: vec![Compare {
+                range: single("a"),
+                target: CompareTarget::Mod(3),
+                result: CompareResult::Equal,
+            }],
+            success: vec![
+                txn_put("a", b"x"),
+                txn_put("a", b"y"),
+                txn_put("b", &[0xff]),
+            ],
+            failure: vec![],
+        };
+        let result = image.apply(5, &etcd(txn.clone())).unwrap();
+        assert!(result.succeeded);
+        assert_eq!(result.revision, 4);
+        assert_eq!(kv_of(&image, "a"), (2, 4, 4));
+        assert_eq!(kv_of(&image, "b"), (4, 4, 1));
+        let responses = result.txn.unwrap().responses;
+        let OpResult::Put {
+            prev_kv: Some(prev),
+        } = &responses[1]
+        else {
+            panic!("a prev_kv: {responses:?}")
+        };
+        assert_eq!(prev.kv.value, b"x", "the second put sees the first");
+        // The same transaction again: mod revision is 4 now, so it fails,
+        // and its empty failure branch changes nothing.
+        let again = image.apply(6, &etcd(txn)).unwrap();
+        assert!(!again.succeeded);
+        assert_eq!(image.revision, 4);
+        // A deleted and re-created key starts over.
+        let delete = Txn {
+            success: vec![TxnOp::DeleteRange {
+                range: KeyRange {
+                    key: b"a".to_vec(),
+                    range_end: vec![0],
+                },
+                prev_kv: true,
+            }],
+            ..Txn::default()
+        };
+        let deleted = image.apply(7, &etcd(delete)).unwrap();
+        assert_eq!(deleted.revision, 5);
+        let OpResult::DeleteRange { deleted, prev_kvs } = &deleted.txn.unwrap().responses[0] else {
+            panic!("a delete range result")
+        };
+        assert_eq!((*deleted, prev_kvs.len()), (2, 2));
+        image.apply(8, &put(0, 0, "a", "again")).unwrap();
+        assert_eq!(kv_of(&image, "a"), (6, 6, 1));
+    }
+
+    #[test]
+    fn compares_cover_every_target_and_operator() {
+        let mut image = KvImage::default();
+        image.apply(1, &put(0, 0, "k", "m")).unwrap(); // revision 2, version 1
+        let holds = |image: &KvImage, target: CompareTarget, result: CompareResult| {
+            image.compare(&Compare {
+                range: single("k"),
+                target,
+                result,
+            })
+        };
+        use CompareResult::*;
+        for (target, equal) in [
+            (CompareTarget::Value(b"m".to_vec()), true),
+            (CompareTarget::Version(1), true),
+            (CompareTarget::Create(2), true),
+            (CompareTarget::Mod(2), true),
+        ] {
+            assert_eq!(holds(&image, target.clone(), Equal), equal, "{target:?}");
+            assert!(!holds(&image, target.clone(), NotEqual), "{target:?}");
+            assert!(!holds(&image, target.clone(), Greater), "{target:?}");
+            assert!(!holds(&image, target, Less));
+        }
+        assert!(holds(&image, CompareTarget::Value(b"a".to_vec()), Greater));
+        assert!(holds(&image, CompareTarget::Value(b"z".to_vec()), Less));
+        assert!(holds(&image, CompareTarget::Version(2), Less));
+        assert!(holds(&image, CompareTarget::Mod(1), Greater));
+        assert!(holds(&image, CompareTarget::Create(3), NotEqual));
+        // An absent key: version and revisions 0, and no value to compare.
+        let absent = |target, result| {
+            image.compare(&Compare {
+                range: single("nope"),
+                target,
+                result,
+            })
+        };
+        assert!(absent(CompareTarget::Version(0), Equal));
+        assert!(absent(CompareTarget::Create(0), Equal));
+        assert!(!absent(CompareTarget::Value(Vec::new()), Equal));
+    }
+
+    #[test]
+    fn ranges_limit_sort_and_count() {
+        let mut image = KvImage::default();
+        for (i, key) in ["b", "a", "c", "ab"].iter().enumerate() {
+            image
+                .apply(i as u64 + 1, &put(0, 0, key, &format!("v{i}")))
+                .unwrap();
+        }
+        let query = |range_end: &[u8], limit, order, target| RangeQuery {
+            range: KeyRange {
+                key: b"a".to_vec(),
+                range_end: range_end.to_vec(),
+            },
+            limit,
+            sort_order: order,
+            sort_target: target,
+            ..RangeQuery::default()
+        };
+        let keys = |result: RangeResult| -> Vec<String> {
+            result
+                .kvs
+                .iter()
+                .map(|e| String::from_utf8(e.key.clone()).unwrap())
+                .collect()
+        };
+        // Prefix "a": range_end "b".
+        let prefix = image.range(&query(b"b", 0, SortOrder::None, SortTarget::Key));
+        assert_eq!(prefix.count, 2);
+        assert_eq!(keys(prefix), ["a", "ab"]);
+        let all = image.range(&query(&[0], 2, SortOrder::Descend, SortTarget::Key));
+        assert_eq!((all.count, all.more), (4, true));
+        assert_eq!(keys(all), ["c", "b"]);
+        let by_mod = image.range(&query(&[0], 0, SortOrder::Descend, SortTarget::Mod));
+        assert_eq!(keys(by_mod), ["ab", "c", "a", "b"]);
+        let mut counted = query(&[0], 0, SortOrder::None, SortTarget::Key);
+        counted.count_only = true;
+        let counted = image.range(&counted);
+        assert_eq!((counted.count, counted.kvs.len()), (4, 0));
+        // A non-UTF-8 value is kept as bytes.
+        image
+            .apply(
+                9,
+                &etcd(Txn {
+                    success: vec![txn_put("bin", &[0, 159, 146, 150])],
+                    ..Txn::default()
+                }),
+            )
+            .unwrap();
+        assert_eq!(image.get(b"bin").unwrap().value, [0, 159, 146, 150]);
     }
 }

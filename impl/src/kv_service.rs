@@ -110,13 +110,26 @@ impl Kv for KvService {
         let request = request.into_inner();
         check_key(&request.key)?;
         let key = request.key;
+        let request_key = key.clone();
         let read = self
             .gateway
             .ask(|reply| Input::Read { key, reply })
             .await?
             .map_err(|err| self.gateway.status(err))?;
+        // A value written through the etcd API may not be UTF-8: refused
+        // rather than answered with a lossy copy (crate::kv).
+        let value = match read.value.map(String::from_utf8) {
+            None => None,
+            Some(Ok(value)) => Some(value),
+            Some(Err(_)) => {
+                return Err(Status::failed_precondition(format!(
+                    "the value of {key:?} is not UTF-8 (written through the etcd API); read it with etcd's Range",
+                    key = request_key
+                )));
+            }
+        };
         Ok(Response::new(pb::GetResponse {
-            value: read.value,
+            value,
             index: read.index,
         }))
     }

@@ -40,6 +40,8 @@ pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod disk_space;
+pub mod etcd_convert;
+pub mod etcd_service;
 pub mod gateway;
 pub mod kv;
 pub mod kv_service;
@@ -71,6 +73,14 @@ pub mod proto {
     }
     pub mod admin {
         tonic::include_proto!("raft.admin.v1");
+    }
+    /// etcd's v3 API, the part this node serves (`proto/etcd/`).
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+    /// etcd's key-value message (`proto/etcd/kv.proto`).
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
     }
     /// Served by gRPC reflection (so `grpcurl` needs no .proto files).
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("raft_descriptor");

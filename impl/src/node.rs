@@ -51,8 +51,8 @@ use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
-    Applied, ClientError, Core, Input, LeaderMoved, MembersChanged, NodeStatus, ReadValue,
-    SnapshotReport,
+    Applied, ClientError, Core, ImageRead, Input, LeaderMoved, MembersChanged, NodeStatus,
+    ReadValue, SnapshotReport,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +112,26 @@ impl Ready {
     }
 }
 
+/// A read waiting for its ReadIndex round and for the state machine to
+/// reach the confirmed index.
+enum PendingRead {
+    Key(String, oneshot::Sender<Result<ReadValue, ClientError>>),
+    Image(oneshot::Sender<Result<ImageRead, ClientError>>),
+}
+
+impl PendingRead {
+    fn fail(self, err: ClientError) {
+        match self {
+            PendingRead::Key(_, reply) => {
+                let _ = reply.send(Err(err));
+            }
+            PendingRead::Image(reply) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
 pub(crate) struct EventLoop {
     config: Arc<NodeConfig>,
     core: Core,
@@ -122,7 +142,7 @@ pub(crate) struct EventLoop {
     inbox: mpsc::Receiver<Input>,
     inbox_tx: mpsc::Sender<Input>,
     proposals: BTreeMap<Index, (Term, oneshot::Sender<Result<Applied, ClientError>>)>,
-    reads: HashMap<u64, (String, oneshot::Sender<Result<ReadValue, ClientError>>)>,
+    reads: HashMap<u64, PendingRead>,
     /// Confirmed reads waiting for the state machine to reach their index.
     confirmed_reads: Vec<(Index, u64)>,
     next_read_id: u64,
@@ -390,7 +410,7 @@ impl EventLoop {
                 #[cfg(feature = "seeded-bugs")]
                 if self.config.seeded_bugs.stale_read && self.core.is_leader() {
                     // SEEDED BUG (testing only): no ReadIndex round.
-                    let value = self.image.get(&key).cloned();
+                    let value = self.image.get(key.as_bytes()).map(|kv| kv.value.clone());
                     let index = self.applied;
                     let _ = reply.send(Ok(ReadValue { value, index }));
                     return;
@@ -399,7 +419,34 @@ impl EventLoop {
                 self.next_read_id += 1;
                 match self.step(Step::ReadIndex(id)) {
                     Ok(effects) => {
-                        self.reads.insert(id, (key, reply));
+                        self.reads.insert(id, PendingRead::Key(key, reply));
+                        ready.absorb(effects);
+                        ready.replicate = true;
+                    }
+                    Err(refused) => {
+                        let _ = reply.send(Err(ClientError::refused(refused)));
+                    }
+                }
+            }
+            Input::ReadImage {
+                serializable: true,
+                reply,
+            } => {
+                let _ = reply.send(Ok(ImageRead {
+                    image: self.image.clone(),
+                    index: self.applied,
+                    term: self.core.current_term(),
+                }));
+            }
+            Input::ReadImage {
+                serializable: false,
+                reply,
+            } => {
+                let id = self.next_read_id;
+                self.next_read_id += 1;
+                match self.step(Step::ReadIndex(id)) {
+                    Ok(effects) => {
+                        self.reads.insert(id, PendingRead::Image(reply));
                         ready.absorb(effects);
                         ready.replicate = true;
                     }
@@ -739,10 +786,10 @@ impl EventLoop {
             self.answer_snapshot_waiters(Ok(report));
         }
         for id in ready.reads_failed {
-            if let Some((_, reply)) = self.reads.remove(&id) {
-                let _ = reply.send(Err(ClientError::NotLeader {
+            if let Some(read) = self.reads.remove(&id) {
+                read.fail(ClientError::NotLeader {
                     leader: self.core.leader_id(),
-                }));
+                });
             }
         }
         self.confirmed_reads
@@ -893,7 +940,11 @@ impl EventLoop {
                     _ if proposed_term != entry.term => Err(ClientError::Retry(
                         "leadership changed before the write committed; retry with the same sequence number".into(),
                     )),
-                    Some(Ok(result)) => Ok(Applied { index, result }),
+                    Some(Ok(result)) => Ok(Applied {
+                        index,
+                        term: entry.term,
+                        result,
+                    }),
                     Some(Err(err)) => Err(ClientError::Apply(err)),
                     None => Err(ClientError::Retry("entry was replaced".into())),
                 };
@@ -910,12 +961,22 @@ impl EventLoop {
             .partition(|(index, _)| *index <= applied);
         self.confirmed_reads = later;
         for (_, id) in now {
-            if let Some((key, reply)) = self.reads.remove(&id) {
-                let value = self.image.get(&key).cloned();
-                let _ = reply.send(Ok(ReadValue {
-                    value,
-                    index: applied,
-                }));
+            match self.reads.remove(&id) {
+                Some(PendingRead::Key(key, reply)) => {
+                    let value = self.image.get(key.as_bytes()).map(|kv| kv.value.clone());
+                    let _ = reply.send(Ok(ReadValue {
+                        value,
+                        index: applied,
+                    }));
+                }
+                Some(PendingRead::Image(reply)) => {
+                    let _ = reply.send(Ok(ImageRead {
+                        image: self.image.clone(),
+                        index: applied,
+                        term: self.core.current_term(),
+                    }));
+                }
+                None => {}
             }
         }
     }

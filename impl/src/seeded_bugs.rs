@@ -79,7 +79,11 @@ pub(crate) fn ack_uncommitted(
         if let Some((_, reply)) = proposals.remove(&index) {
             let _ = reply.send(
                 result
-                    .map(|result| Applied { index, result })
+                    .map(|result| Applied {
+                        index,
+                        term: entry.term,
+                        result,
+                    })
                     .map_err(ClientError::from),
             );
         }

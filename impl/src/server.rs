@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::admin_service::AdminService;
 use crate::config::NodeConfig;
+use crate::etcd_service::{Etcd, EtcdCluster, EtcdKv, EtcdMaintenance};
 use crate::kv_service::KvService;
 use crate::limits::{INBOX_CAPACITY, MAX_MESSAGE_BYTES};
 use crate::node::{self, EventLoop, NodeError};
@@ -209,6 +210,13 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         inbox_tx.clone(),
         directory.clone(),
     ));
+    // etcd's v3 API beside the native one (crate::etcd_service).
+    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone());
+    let etcd_kv = proto::etcdserverpb::kv_server::KvServer::new(EtcdKv(etcd.clone()));
+    let etcd_cluster =
+        proto::etcdserverpb::cluster_server::ClusterServer::new(EtcdCluster(etcd.clone()));
+    let etcd_maintenance =
+        proto::etcdserverpb::maintenance_server::MaintenanceServer::new(EtcdMaintenance(etcd));
     let address = listener.local_addr()?;
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();
@@ -222,6 +230,9 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             .add_service(peer_service)
             .add_service(kv_service)
             .add_service(admin_service)
+            .add_service(etcd_kv)
+            .add_service(etcd_cluster)
+            .add_service(etcd_maintenance)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)

@@ -47,6 +47,14 @@ pub enum Input {
         key: String,
         reply: oneshot::Sender<Result<ReadValue, ClientError>>,
     },
+    /// A read of the whole state machine (the etcd API's ranges): answered
+    /// with an O(1) clone of the image once a ReadIndex round confirmed it
+    /// is current (linearizable), or at once from whatever this node has
+    /// applied (`serializable`, etcd's option: possibly stale, any role).
+    ReadImage {
+        serializable: bool,
+        reply: oneshot::Sender<Result<ImageRead, ClientError>>,
+    },
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
@@ -86,7 +94,19 @@ pub enum Input {
 #[derive(Clone, Debug)]
 pub struct Applied {
     pub index: Index,
+    /// The term of the write's entry.
+    pub term: Term,
     pub result: CommandResult,
+}
+
+/// The state machine as of a read (`Input::ReadImage`).
+#[derive(Clone, Debug)]
+pub struct ImageRead {
+    pub image: KvImage,
+    /// The log index the image has applied.
+    pub index: Index,
+    /// The node's term when it answered.
+    pub term: Term,
 }
 
 /// A leadership transfer's outcome: the leader of a later term.
@@ -123,10 +143,11 @@ pub struct MemberList {
     pub addresses: std::collections::BTreeMap<NodeId, String>,
 }
 
-/// A linearizable read's answer.
+/// A linearizable read's answer: the key's value as bytes (the native
+/// service decides what a non-UTF-8 value becomes).
 #[derive(Clone, Debug)]
 pub struct ReadValue {
-    pub value: Option<String>,
+    pub value: Option<Vec<u8>>,
     pub index: Index,
 }
 

@@ -82,6 +82,37 @@ fn leader(endpoints: &str) -> usize {
     panic!("no leader within 20 s");
 }
 
+/// Waits (bounded) until node `id` has applied as far as the leader has
+/// committed, from `client status`: a transfer to a node still catching up
+/// may rightly time out, which is not what the test is about.
+fn caught_up(endpoints: &str, id: usize) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let output = client(endpoints, &["status"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        let field = |row: &Vec<&str>, n: usize| row.get(n).and_then(|f| f.parse::<u64>().ok());
+        let leader_commit = rows
+            .iter()
+            .find(|row| row.get(2) == Some(&"leader"))
+            .and_then(|row| field(row, 5));
+        let applied = rows
+            .iter()
+            .find(|row| field(row, 1) == Some(id as u64))
+            .and_then(|row| field(row, 6));
+        if let (Some(commit), Some(applied)) = (leader_commit, applied)
+            && applied >= commit
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("node {id} did not catch up with the leader within 20 s");
+}
+
 #[test]
 fn quick_start_survives_killing_the_leader_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,7 +164,8 @@ fn quick_start_survives_killing_the_leader_process() {
     assert!(put.status.success(), "{put:?}");
 
     // Leadership moved back to the restarted node by the operator's command
-    // (flags after the command are accepted too).
+    // (flags after the command are accepted too), once it has caught up.
+    caught_up(&endpoints, old);
     let moved = Command::new(BIN)
         .args(["client", "transfer-leader", "--to", &old.to_string()])
         .args(["--endpoints", &endpoints, "--timeout", "10s"])

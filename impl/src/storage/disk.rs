@@ -85,6 +85,7 @@ fn command_to_disk(command: &KvCommand) -> pb::Command {
                 address: address.clone(),
             })
         }
+        KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
         client_id: command.client_id,
@@ -109,6 +110,7 @@ fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
             id: member.id,
             address: member.address,
         },
+        pb::command::Op::EtcdTxn(bytes) => KvOp::Txn(crate::etcd_convert::decode_txn(&bytes)?),
     };
     Ok(KvCommand {
         client_id: command.client_id,
@@ -117,10 +119,13 @@ fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
     })
 }
 
+/// A session's cached result. Its `txn` is never cached (etcd writes have no
+/// session).
 pub(super) fn result_to_disk(result: &CommandResult) -> pb::CommandResult {
     pb::CommandResult {
         previous: result.previous.clone(),
         succeeded: result.succeeded,
+        revision: result.revision,
     }
 }
 
@@ -129,6 +134,8 @@ pub(super) fn result_from_disk(result: Option<pb::CommandResult>) -> CommandResu
     CommandResult {
         previous: result.previous,
         succeeded: result.succeeded,
+        revision: result.revision,
+        txn: None,
     }
 }
 

@@ -94,9 +94,18 @@ pub mod snapshot_file;
 ///   to version 2 at start (the INIT record is rewritten; version 1's
 ///   entry records are valid version 2 records).
 /// - 2: the disk has its own messages (`proto/raft_disk.proto`).
+/// - 3: etcd's revisions: log commands may be etcd transactions
+///   (`Command.etcd_txn`), and snapshot images are of format 2
+///   (`RAFTSNP2`: bytes keys and values, each key's create and mod revision
+///   and version, the store's revision). A version 1 or 2 directory is read
+///   and upgraded as before when it holds no snapshot: its log records are
+///   valid version 3 records, and replaying the log from the start rebuilds
+///   the revisions exactly as every other member does. One whose snapshot is
+///   of image format 1 is refused at start (`snapshot_file` says why and
+///   what to do).
 ///
 /// A directory of a later version is refused, naming both versions.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
 /// What a node whose data directory is missing or empty is told: why it
 /// must not simply start afresh, and what to do instead.
@@ -453,8 +462,8 @@ impl Storage {
             records::replay(dir, &log_path, identity, file, contents)?;
         recovered.incarnation = incarnation;
         if version < FORMAT_VERSION {
-            // Only version 1 is older, and its records are valid records of
-            // this version: rewriting the file (atomically, as a compaction
+            // Versions 1 and 2 are older, and their records are valid records
+            // of this version (an old snapshot image was refused above): rewriting the file (atomically, as a compaction
             // does) with the current INIT record upgrades it. From here on
             // the version the file names holds for every record in it.
             let image = durable.image();

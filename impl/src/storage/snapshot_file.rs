@@ -2,9 +2,9 @@
 //! and in an InstallSnapshot stream.
 //!
 //! ```text
-//! "RAFTSNP1"                       8 bytes of magic (image format 1)
-//! ImageHeader                      length-delimited protobuf: meta and counts
-//! KeyValue * header.keys           length-delimited protobuf records
+//! "RAFTSNP2"                       8 bytes of magic (image format 2)
+//! ImageHeader                      length-delimited protobuf: meta, counts, revision
+//! KeyValue * header.keys           length-delimited protobuf records (with revisions)
 //! Session  * header.sessions       length-delimited protobuf records
 //! MemberAddress * header.addresses length-delimited protobuf records (0 before issue 15)
 //! crc32                            4 bytes, little-endian, of everything above
@@ -14,6 +14,18 @@
 //! Records are streamed one by one (no second copy of the map is built), and
 //! the trailing checksum makes a torn or corrupted file an error, never a
 //! silently smaller state machine.
+//!
+//! **Image format 1** (`RAFTSNP1`, disk format versions 1 and 2) had no
+//! revisions, and is refused, with [`SnapshotError::NoRevisions`]: the
+//! revisions of the keys it holds cannot be rebuilt the way the other members
+//! have them (one member may load such an image at index 100, another replay
+//! the log from an image at index 50: inventing revisions for the first
+//! would give the two different mod revisions for the same key, and a
+//! transaction comparing them would then apply differently on each — a
+//! diverged state machine). A node whose directory holds one, or a leader
+//! that sends one, must be replaced by a node of this version that catches
+//! up from a leader of this version (or the whole cluster restarted from
+//! logs that were never compacted).
 //!
 //! The image names its format in its magic because it also travels: a node
 //! checks an image a peer sent as it checks its own file. The data
@@ -32,9 +44,11 @@ use prost::Message as _;
 use raft_model::{Index, Snapshot, SnapshotMeta, Term};
 
 use super::disk::{self, pb, result_from_disk, result_to_disk};
-use crate::kv::{KvImage, Session};
+use crate::kv::{KeyValue, KvImage, Session};
 
-const MAGIC: &[u8; 8] = b"RAFTSNP1";
+const MAGIC: &[u8; 8] = b"RAFTSNP2";
+/// Image format 1: no revisions (disk format versions 1 and 2).
+const MAGIC_V1: &[u8; 8] = b"RAFTSNP1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -48,6 +62,10 @@ pub enum SnapshotError {
         "snapshot image checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the image is torn or corrupted"
     )]
     Checksum { stored: u32, computed: u32 },
+    #[error(
+        "snapshot image is of format 1 (RAFTSNP1, written by a raft-node before etcd revisions): it holds no revisions, and this node cannot rebuild them as the other members hold them. Start this member from a data directory of this version that catches up from the leader (a new member), or restart the cluster from uncompacted logs; see impl/src/storage/snapshot_file.rs"
+    )]
+    NoRevisions,
     #[error("snapshot image is malformed: {0}")]
     Malformed(String),
     #[error("cannot read or write snapshot file {path}: {source}")]
@@ -69,13 +87,17 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         keys: image.data.len() as u64,
         sessions: image.sessions.len() as u64,
         addresses: image.addresses.len() as u64,
+        revision: image.revision,
     };
     // Encoding into a Vec cannot fail (it grows as needed).
     let _ = header.encode_length_delimited(&mut out);
-    for (key, value) in image.data.iter() {
+    for (key, kv) in image.data.iter() {
         let record = pb::KeyValue {
             key: key.clone(),
-            value: value.clone(),
+            value: kv.value.clone(),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
         };
         let _ = record.encode_length_delimited(&mut out);
     }
@@ -111,6 +133,9 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
     if stored != computed {
         return Err(SnapshotError::Checksum { stored, computed });
     }
+    if body.starts_with(MAGIC_V1) {
+        return Err(SnapshotError::NoRevisions);
+    }
     let Some(mut rest) = body.strip_prefix(MAGIC.as_slice()) else {
         return Err(SnapshotError::BadMagic);
     };
@@ -118,11 +143,39 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
         |what: &str, err: prost::DecodeError| SnapshotError::Malformed(format!("{what}: {err}"));
     let header = pb::ImageHeader::decode_length_delimited(&mut rest)
         .map_err(|err| malformed("header", err))?;
-    let mut image = KvImage::default();
+    if header.revision < crate::kv::FIRST_REVISION {
+        return Err(SnapshotError::Malformed(format!(
+            "store revision {} is below {}",
+            header.revision,
+            crate::kv::FIRST_REVISION
+        )));
+    }
+    let mut image = KvImage {
+        revision: header.revision,
+        ..KvImage::default()
+    };
     for _ in 0..header.keys {
         let record = pb::KeyValue::decode_length_delimited(&mut rest)
             .map_err(|err| malformed("key-value record", err))?;
-        image.data.insert(record.key, record.value);
+        // Every key was written at a revision in (first, store revision].
+        let revisions = crate::kv::FIRST_REVISION + 1..=header.revision;
+        if !revisions.contains(&record.create_revision)
+            || !revisions.contains(&record.mod_revision)
+            || record.create_revision > record.mod_revision
+            || record.version < 1
+        {
+            return Err(SnapshotError::Malformed(format!(
+                "key record with create revision {}, mod revision {}, version {} in a store at revision {}",
+                record.create_revision, record.mod_revision, record.version, header.revision
+            )));
+        }
+        let kv = KeyValue {
+            value: record.value,
+            create_revision: record.create_revision,
+            mod_revision: record.mod_revision,
+            version: record.version,
+        };
+        image.data.insert(record.key, kv);
     }
     for _ in 0..header.sessions {
         let record = pb::Session::decode_length_delimited(&mut rest)

@@ -1,0 +1,518 @@
+//! etcd's v3 API on the node's client port: `etcdserverpb.KV` (Range, Put,
+//! DeleteRange, Txn, Compact), `Cluster.MemberList` and `Maintenance.Status`,
+//! next to the native `raft.kv.v1.Kv`, over the same event loop.
+//!
+//! - **Writes** (Put, DeleteRange, a Txn with a write in either branch) are
+//!   one log entry each: an etcd transaction ([`crate::kv::Txn`]), evaluated
+//!   atomically when it applies. They carry no client session (etcd has
+//!   none): a client that retries a write after a timeout may apply it
+//!   twice, as with etcd.
+//! - **Reads** (Range, a Txn of reads only) are linearizable through the
+//!   core's ReadIndex, as etcd's are by default; `serializable: true` is
+//!   answered from what this node has applied, on any member, possibly stale.
+//!   The node answers with an O(1) clone of the state machine and the range
+//!   is evaluated on the service's task, not the event loop.
+//! - **A follower forwards** a write or a linearizable read to the leader it
+//!   knows (etcd's members do the same for their clients), once: a forwarded
+//!   request that meets a non-leader fails with etcd's "not leader" rather
+//!   than travelling on. With no leader known the answer is etcd's
+//!   `UNAVAILABLE` "etcdserver: no leader", which etcd clients retry.
+//! - **Headers**: `cluster_id` is a 64-bit FNV-1a hash of the cluster id
+//!   (etcd's are numbers, this node's a name), `member_id` the node id,
+//!   `revision` the store's revision that the answer reflects, `raft_term`
+//!   the node's term (a write's: its entry's term).
+//! - **No history**: the store keeps the current revision only, as if etcd
+//!   compacted at every revision. A Range at the current revision is
+//!   served; at an older one it gets etcd's "required revision has been
+//!   compacted", at a later one "required revision is a future revision".
+//!   `Compact` at or below the current revision succeeds (there is nothing
+//!   left to compact), above it is a future revision.
+//! - **Not served**: leases (a put with a lease gets etcd's "requested lease
+//!   not found", for no lease exists), `ignore_value`/`ignore_lease`, nested
+//!   transactions, range filters on revisions, Watch, Auth, and the rest of
+//!   Cluster and Maintenance (UNIMPLEMENTED: their services are not
+//!   registered beyond the calls above).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use raft_model::NodeId;
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::config::NodeConfig;
+use crate::etcd_convert::{self as convert, Refusal};
+use crate::gateway::{Gateway, LEADER_ADDR_HEADER, LEADER_ID_HEADER};
+use crate::kv::{KvCommand, KvOp, OpResult, Revision, Txn, TxnOp};
+use crate::proto::etcdserverpb as pb;
+use crate::types::{Applied, ClientError, ImageRead, Input};
+
+/// Set on a request a follower forwards to the leader: it is not forwarded again.
+const FORWARDED_HEADER: &str = "raft-etcd-forwarded";
+
+/// The 64-bit cluster id etcd's headers carry: FNV-1a of the cluster's name.
+pub fn cluster_id_number(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What the three etcd services share: the way into the event loop, and
+/// channels to the leader for forwarding.
+#[derive(Clone)]
+pub struct Etcd {
+    gateway: Gateway,
+    config: Arc<NodeConfig>,
+    cluster_id: u64,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// Where a request must go when this node cannot answer it.
+enum Failure {
+    Status(Status),
+    /// Forward to this leader.
+    Forward(NodeId),
+}
+
+impl Etcd {
+    pub fn new(
+        config: &Arc<NodeConfig>,
+        inbox: mpsc::Sender<Input>,
+        directory: crate::members::DirectoryWatch,
+    ) -> Self {
+        Etcd {
+            gateway: Gateway::new(config, inbox, directory),
+            config: config.clone(),
+            cluster_id: cluster_id_number(&config.cluster_id),
+            channels: Arc::default(),
+        }
+    }
+
+    pub fn header(&self, revision: Revision, term: u64) -> pb::ResponseHeader {
+        pb::ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.config.id,
+            revision,
+            raft_term: term,
+        }
+    }
+
+    /// The event loop's error as etcd's gRPC error, or a leader to forward to.
+    fn failure(&self, err: ClientError, forwarded: bool) -> Failure {
+        match err {
+            ClientError::NotLeader { leader: None } => {
+                Failure::Status(Status::unavailable("etcdserver: no leader"))
+            }
+            ClientError::NotLeader {
+                leader: Some(leader),
+            } => {
+                if !forwarded
+                    && leader != self.config.id
+                    && self.gateway.address_of(leader).is_some()
+                {
+                    return Failure::Forward(leader);
+                }
+                let mut status = Status::failed_precondition("etcdserver: not leader");
+                if let Some(address) = self.gateway.address_of(leader) {
+                    let metadata = status.metadata_mut();
+                    metadata.insert(LEADER_ID_HEADER, leader.into());
+                    if let Ok(value) = address.parse() {
+                        metadata.insert(LEADER_ADDR_HEADER, value);
+                    }
+                }
+                Failure::Status(status)
+            }
+            ClientError::Retry(message) => {
+                Failure::Status(Status::unavailable(format!("etcdserver: {message}")))
+            }
+            ClientError::Apply(err) => Failure::Status(Status::invalid_argument(err.to_string())),
+            ClientError::Invalid(message) => Failure::Status(Status::invalid_argument(message)),
+            ClientError::Aborted(message) => Failure::Status(Status::aborted(message)),
+            ClientError::Stopped => {
+                Failure::Status(Status::unavailable("etcdserver: server stopped"))
+            }
+            ClientError::ConfigChange(error) => {
+                Failure::Status(crate::gateway::config_change_status(error))
+            }
+        }
+    }
+
+    fn channel(&self, leader: NodeId) -> Result<Channel, Status> {
+        let address = self
+            .gateway
+            .address_of(leader)
+            .ok_or_else(|| Status::unavailable("etcdserver: no leader"))?
+            .clone();
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(channel) = channels.get(&address) {
+            return Ok(channel.clone());
+        }
+        let tls = self.config.tls.as_ref();
+        let mut endpoint = Endpoint::from_shared(crate::tls::uri(&address, tls.is_some()))
+            .map_err(|_| Status::internal(format!("bad leader address {address}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.client())
+                .map_err(|err| Status::internal(format!("TLS configuration: {err}")))?;
+        }
+        let channel = endpoint.connect_lazy();
+        channels.insert(address, channel.clone());
+        Ok(channel)
+    }
+
+    /// Sends `request` to `leader`'s etcd service, marked as forwarded.
+    async fn forward<T, R, F, Fut>(&self, leader: NodeId, request: T, call: F) -> Result<R, Status>
+    where
+        F: FnOnce(Channel, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let channel = self.channel(leader)?;
+        let mut request = Request::new(request);
+        request.set_timeout(self.gateway.timeout);
+        request
+            .metadata_mut()
+            .insert(FORWARDED_HEADER, "1".parse().expect("a valid header"));
+        Ok(call(channel, request).await?.into_inner())
+    }
+
+    /// An image of the state machine, read as `serializable` says.
+    async fn read(&self, serializable: bool, forwarded: bool) -> Result<ImageRead, Failure> {
+        let answer = self
+            .gateway
+            .ask(|reply| Input::ReadImage {
+                serializable,
+                reply,
+            })
+            .await
+            .map_err(Failure::Status)?;
+        answer.map_err(|err| self.failure(err, forwarded))
+    }
+
+    /// Proposes one etcd transaction and waits for it to apply.
+    async fn write(&self, txn: Txn, forwarded: bool) -> Result<Applied, Failure> {
+        convert::check_size(&txn).map_err(|r| Failure::Status(r.into()))?;
+        let command = KvCommand {
+            client_id: 0,
+            seq: 0,
+            op: KvOp::Txn(txn),
+        };
+        let answer = self
+            .gateway
+            .ask(|reply| Input::Propose { command, reply })
+            .await
+            .map_err(Failure::Status)?;
+        answer.map_err(|err| self.failure(err, forwarded))
+    }
+
+    fn applied_txn(&self, applied: &Applied) -> Result<crate::kv::TxnResult, Status> {
+        applied
+            .result
+            .txn
+            .clone()
+            .ok_or_else(|| Status::internal("an etcd write applied without a transaction result"))
+    }
+}
+
+fn is_forwarded<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(FORWARDED_HEADER)
+}
+
+fn refuse(refusal: Refusal) -> Status {
+    refusal.into()
+}
+
+/// Whether a branch writes.
+fn writes(ops: &[TxnOp]) -> bool {
+    ops.iter().any(|op| !matches!(op, TxnOp::Range(_)))
+}
+
+/// `etcdserverpb.KV`.
+pub struct EtcdKv(pub Etcd);
+
+#[tonic::async_trait]
+impl pb::kv_server::Kv for EtcdKv {
+    async fn range(
+        &self,
+        request: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let etcd = &self.0;
+        let forwarded = is_forwarded(&request);
+        let request = request.into_inner();
+        let query = convert::range_query(&request).map_err(refuse)?;
+        let read = match etcd.read(request.serializable, forwarded).await {
+            Ok(read) => read,
+            Err(Failure::Status(status)) => return Err(status),
+            Err(Failure::Forward(leader)) => {
+                return etcd
+                    .forward(leader, request, |channel, request| async move {
+                        pb::kv_client::KvClient::new(channel).range(request).await
+                    })
+                    .await
+                    .map(Response::new);
+            }
+        };
+        let revision = read.image.revision;
+        if request.revision > revision {
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision is a future revision",
+            ));
+        }
+        if request.revision != 0 && request.revision < revision {
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision has been compacted",
+            ));
+        }
+        let result = read.image.range(&query);
+        Ok(Response::new(convert::range_response(
+            &result,
+            etcd.header(revision, read.term),
+        )))
+    }
+
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
+        let etcd = &self.0;
+        let forwarded = is_forwarded(&request);
+        let request = request.into_inner();
+        let op = convert::put_op(request.clone()).map_err(refuse)?;
+        let txn = Txn {
+            success: vec![op],
+            ..Txn::default()
+        };
+        let applied = match etcd.write(txn, forwarded).await {
+            Ok(applied) => applied,
+            Err(Failure::Status(status)) => return Err(status),
+            Err(Failure::Forward(leader)) => {
+                return etcd
+                    .forward(leader, request, |channel, request| async move {
+                        pb::kv_client::KvClient::new(channel).put(request).await
+                    })
+                    .await
+                    .map(Response::new);
+            }
+        };
+        let result = etcd.applied_txn(&applied)?;
+        let prev_kv = match result.responses.first() {
+            Some(OpResult::Put { prev_kv }) => prev_kv.as_ref().map(convert::key_value),
+            _ => None,
+        };
+        Ok(Response::new(pb::PutResponse {
+            header: Some(etcd.header(applied.result.revision, applied.term)),
+            prev_kv,
+        }))
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let etcd = &self.0;
+        let forwarded = is_forwarded(&request);
+        let request = request.into_inner();
+        let op = convert::delete_op(request.clone()).map_err(refuse)?;
+        let txn = Txn {
+            success: vec![op],
+            ..Txn::default()
+        };
+        let applied = match etcd.write(txn, forwarded).await {
+            Ok(applied) => applied,
+            Err(Failure::Status(status)) => return Err(status),
+            Err(Failure::Forward(leader)) => {
+                return etcd
+                    .forward(leader, request, |channel, request| async move {
+                        pb::kv_client::KvClient::new(channel)
+                            .delete_range(request)
+                            .await
+                    })
+                    .await
+                    .map(Response::new);
+            }
+        };
+        let result = etcd.applied_txn(&applied)?;
+        let (deleted, prev_kvs) = match result.responses.first() {
+            Some(OpResult::DeleteRange { deleted, prev_kvs }) => (
+                *deleted as i64,
+                prev_kvs.iter().map(convert::key_value).collect(),
+            ),
+            _ => (0, Vec::new()),
+        };
+        Ok(Response::new(pb::DeleteRangeResponse {
+            header: Some(etcd.header(applied.result.revision, applied.term)),
+            deleted,
+            prev_kvs,
+        }))
+    }
+
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let etcd = &self.0;
+        let forwarded = is_forwarded(&request);
+        let request = request.into_inner();
+        let txn = convert::txn(request.clone()).map_err(refuse)?;
+        if !writes(&txn.success) && !writes(&txn.failure) {
+            // Reads only: evaluated on a linearizable image, not logged.
+            let read = match etcd.read(false, forwarded).await {
+                Ok(read) => read,
+                Err(Failure::Status(status)) => return Err(status),
+                Err(Failure::Forward(leader)) => {
+                    return etcd
+                        .forward(leader, request, |channel, request| async move {
+                            pb::kv_client::KvClient::new(channel).txn(request).await
+                        })
+                        .await
+                        .map(Response::new);
+                }
+            };
+            let mut scratch = read.image;
+            let command = KvCommand {
+                client_id: 0,
+                seq: 0,
+                op: KvOp::Txn(txn),
+            };
+            let result = scratch
+                .apply(read.index, &command)
+                .map_err(|err| Status::internal(err.to_string()))?;
+            let txn_result = result.txn.unwrap_or_default();
+            return Ok(Response::new(convert::txn_response(
+                &txn_result,
+                etcd.header(result.revision, read.term),
+            )));
+        }
+        let applied = match etcd.write(txn, forwarded).await {
+            Ok(applied) => applied,
+            Err(Failure::Status(status)) => return Err(status),
+            Err(Failure::Forward(leader)) => {
+                return etcd
+                    .forward(leader, request, |channel, request| async move {
+                        pb::kv_client::KvClient::new(channel).txn(request).await
+                    })
+                    .await
+                    .map(Response::new);
+            }
+        };
+        let result = etcd.applied_txn(&applied)?;
+        Ok(Response::new(convert::txn_response(
+            &result,
+            etcd.header(applied.result.revision, applied.term),
+        )))
+    }
+
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let etcd = &self.0;
+        let request = request.into_inner();
+        let read = match etcd.read(true, true).await {
+            Ok(read) => read,
+            Err(Failure::Status(status)) => return Err(status),
+            Err(Failure::Forward(_)) => return Err(Status::unavailable("etcdserver: no leader")),
+        };
+        if request.revision > read.image.revision {
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision is a future revision",
+            ));
+        }
+        Ok(Response::new(pb::CompactionResponse {
+            header: Some(etcd.header(read.image.revision, read.term)),
+        }))
+    }
+}
+
+/// `etcdserverpb.Cluster`: the member list, from the configuration.
+pub struct EtcdCluster(pub Etcd);
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for EtcdCluster {
+    async fn member_list(
+        &self,
+        _request: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let etcd = &self.0;
+        let status = etcd.gateway.ask(|reply| Input::Status { reply }).await?;
+        let read = etcd
+            .read(true, true)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Status(status) => status,
+                Failure::Forward(_) => Status::unavailable("etcdserver: no leader"),
+            })?;
+        let scheme = if etcd.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let members = status
+            .members
+            .iter()
+            .map(|id| {
+                // Peers and clients share one port.
+                let urls: Vec<String> = etcd
+                    .gateway
+                    .address_of(*id)
+                    .map(|address| format!("{scheme}://{address}"))
+                    .into_iter()
+                    .collect();
+                pb::Member {
+                    id: *id,
+                    name: format!("node-{id}"),
+                    peer_ur_ls: urls.clone(),
+                    client_ur_ls: urls,
+                    is_learner: false,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::MemberListResponse {
+            header: Some(etcd.header(read.image.revision, status.term)),
+            members,
+        }))
+    }
+}
+
+/// `etcdserverpb.Maintenance`: this member's status.
+pub struct EtcdMaintenance(pub Etcd);
+
+#[tonic::async_trait]
+impl pb::maintenance_server::Maintenance for EtcdMaintenance {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let etcd = &self.0;
+        let status = etcd.gateway.ask(|reply| Input::Status { reply }).await?;
+        let read = etcd
+            .read(true, true)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Status(status) => status,
+                Failure::Forward(_) => Status::unavailable("etcdserver: no leader"),
+            })?;
+        let errors = if status.readiness.serving {
+            Vec::new()
+        } else {
+            vec![status.readiness.reason.to_string()]
+        };
+        Ok(Response::new(pb::StatusResponse {
+            header: Some(etcd.header(read.image.revision, status.term)),
+            version: format!("raft-node {}", env!("CARGO_PKG_VERSION")),
+            // The store is in memory, snapshotted to files: no database.
+            db_size: 0,
+            leader: status.leader.unwrap_or(0),
+            raft_index: status.commit_index,
+            raft_term: status.term,
+            raft_applied_index: status.applied_index,
+            errors,
+            db_size_in_use: 0,
+            is_learner: false,
+        }))
+    }
+}
