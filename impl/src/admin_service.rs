@@ -168,6 +168,19 @@ impl Admin for AdminService {
         check_id(request.id)?;
         members::check_address(&request.address).map_err(Status::invalid_argument)?;
         let mut members = self.current_members();
+        // Two voters at one address would be one server counted twice.
+        let taken_by = {
+            let directory = self.gateway.directory.borrow();
+            members.iter().copied().find(|id| {
+                *id != request.id && directory.addresses.get(id) == Some(&request.address)
+            })
+        };
+        if let Some(other) = taken_by {
+            return Err(Status::invalid_argument(format!(
+                "address {} is member {other}'s: each member needs its own",
+                request.address
+            )));
+        }
         members.insert(request.id);
         self.change(members, vec![(request.id, request.address)])
             .await

@@ -425,6 +425,9 @@ async fn refused_changes_say_why() {
     assert!(message.contains("configuration in force"), "{message}");
     let (code, message) = rejected_code(admin.add_member(2, &cluster.address(2)).await);
     assert_eq!(code, Code::AlreadyExists, "{message}");
+    let (code, message) = rejected_code(admin.add_member(7, &cluster.address(2)).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("member 2's"), "{message}");
     let (code, message) = rejected_code(admin.add_member(7, "no-port").await);
     assert_eq!(code, Code::InvalidArgument, "{message}");
     let (code, _) = rejected_code(admin.change_members(vec![], vec![]).await);
