@@ -224,6 +224,42 @@ mod tests {
         assert_eq!(addresses_to_replicate([1, 5], &known, &replicated), Err(5));
     }
 
+    /// A server is told it was removed only when this node's committed
+    /// configuration lies beyond its log and leaves it out: not a new
+    /// member that lags, not while a change is under way.
+    #[test]
+    fn only_a_removed_server_is_told_so() {
+        let directory = Directory {
+            config: Some(Config::new([1, 2, 3])),
+            config_index: 40,
+            committed: true,
+            addresses: Addresses::new(),
+        };
+        assert!(
+            directory.removed(4, 39).is_some(),
+            "removed at 40, its log ends at 39"
+        );
+        assert!(directory.removed(4, 40).is_none(), "its log holds index 40");
+        assert!(directory.removed(2, 10).is_none(), "a member");
+        let uncommitted = Directory {
+            committed: false,
+            ..directory.clone()
+        };
+        assert!(uncommitted.removed(4, 39).is_none());
+        let joint = Directory {
+            config: Some(Config::joint(
+                [1u64, 2, 3].into_iter().collect(),
+                [1u64, 2].into_iter().collect(),
+            )),
+            ..directory.clone()
+        };
+        assert!(joint.removed(4, 39).is_none());
+        assert!(
+            Directory::default().removed(4, 0).is_none(),
+            "no configuration yet"
+        );
+    }
+
     #[test]
     fn addresses_are_checked() {
         assert!(check_address("127.0.0.1:7004").is_ok());
