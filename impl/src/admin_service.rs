@@ -1,29 +1,111 @@
 //! The administration service (`raft.admin.v1.Admin`): operations on the
-//! cluster rather than on its data. Today: moving leadership to a chosen
-//! member, the operator's tool before taking the leader down for
-//! maintenance.
+//! cluster rather than on its data. Moving leadership to a chosen member
+//! (the operator's tool before taking the leader down for maintenance), and
+//! membership: listing, adding and removing voters (issue 15), each change
+//! through the core's joint consensus, answered once C_new has committed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use imbl::OrdSet;
+use raft_model::NodeId;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
 use crate::gateway::Gateway;
+use crate::members;
 use crate::proto::admin as pb;
 use crate::proto::admin::admin_server::Admin;
-use crate::types::Input;
+use crate::types::{Input, MembersChanged};
+
+/// How long a membership change may take before its caller is told to
+/// check the outcome: a new member must catch up (from the log or a
+/// snapshot) before C_old,new can commit with it.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct AdminService {
     gateway: Gateway,
 }
 
 impl AdminService {
-    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+    pub fn new(
+        config: &Arc<NodeConfig>,
+        inbox: mpsc::Sender<Input>,
+        directory: crate::members::DirectoryWatch,
+    ) -> Self {
         AdminService {
-            gateway: Gateway::new(config, inbox),
+            gateway: Gateway::new(config, inbox, directory),
         }
     }
+
+    /// The voters of the configuration in force (C_new while joint), as this
+    /// node sees it now.
+    fn current_members(&self) -> OrdSet<NodeId> {
+        self.gateway
+            .directory
+            .borrow()
+            .config
+            .as_ref()
+            .map(|config| config.members.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sends a change to the event loop and turns its answer into the RPC's.
+    /// The set is computed here from this node's view; the leader's core
+    /// judges it against its own (a stale view at a follower is refused
+    /// as not the leader first).
+    async fn change(
+        &self,
+        members: OrdSet<NodeId>,
+        addresses: Vec<(NodeId, String)>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let gateway = &self.gateway;
+        let changed = gateway
+            .ask_within(CHANGE_TIMEOUT, |reply| Input::ChangeMembers {
+                members,
+                addresses,
+                reply,
+            })
+            .await
+            .map_err(|status| {
+                if status.code() == tonic::Code::Unavailable
+                    && status.message().starts_with("timed out")
+                {
+                    Status::deadline_exceeded(format!(
+                        "the membership change did not commit within {} s (is the new member \
+                         up and reachable?); it may still complete: check with `member list`",
+                        CHANGE_TIMEOUT.as_secs()
+                    ))
+                } else {
+                    status
+                }
+            })?
+            .map_err(|err| gateway.status(err))?;
+        Ok(Response::new(self.change_response(changed)))
+    }
+
+    fn change_response(&self, changed: MembersChanged) -> pb::ChangeMembersResponse {
+        pb::ChangeMembersResponse {
+            members: changed.members.iter().map(|id| self.member(*id)).collect(),
+            config_index: changed.index,
+            term: changed.term,
+        }
+    }
+
+    fn member(&self, id: NodeId) -> pb::Member {
+        pb::Member {
+            id,
+            address: self.gateway.address_of(id).unwrap_or_default(),
+        }
+    }
+}
+
+fn check_id(id: NodeId) -> Result<(), Status> {
+    if id == 0 {
+        return Err(Status::invalid_argument("node ids start at 1"));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -34,11 +116,12 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
         let to = request.into_inner().to;
         let gateway = &self.gateway;
-        if gateway.address_of(to).is_none() {
+        let members = self.current_members();
+        if !members.contains(&to) {
             return Err(Status::invalid_argument(format!(
                 "node {to} is not a member of cluster {:?}; the members are {:?}",
                 gateway.cluster_id,
-                gateway.members.keys().collect::<Vec<_>>()
+                members.iter().collect::<Vec<_>>()
             )));
         }
         let moved = gateway
@@ -47,11 +130,89 @@ impl Admin for AdminService {
             .map_err(|err| gateway.status(err))?;
         Ok(Response::new(pb::TransferLeaderResponse {
             leader_id: moved.leader,
-            leader_address: gateway
-                .address_of(moved.leader)
-                .cloned()
-                .unwrap_or_default(),
+            leader_address: gateway.address_of(moved.leader).unwrap_or_default(),
             term: moved.term,
         }))
+    }
+
+    async fn member_list(
+        &self,
+        _request: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let gateway = &self.gateway;
+        let list = gateway.ask(|reply| Input::Members { reply }).await?;
+        let member = |id: &NodeId| pb::Member {
+            id: *id,
+            address: list.addresses.get(id).cloned().unwrap_or_default(),
+        };
+        Ok(Response::new(pb::MemberListResponse {
+            id: list.id,
+            term: list.term,
+            leader_id: list.leader.unwrap_or(0),
+            leader_address: list
+                .leader
+                .and_then(|id| gateway.address_of(id))
+                .unwrap_or_default(),
+            members: list.members.iter().map(member).collect(),
+            old_members: list.old_members.iter().map(member).collect(),
+            config_index: list.config_index,
+            committed: list.committed,
+        }))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let request = request.into_inner();
+        check_id(request.id)?;
+        members::check_address(&request.address).map_err(Status::invalid_argument)?;
+        let mut members = self.current_members();
+        // Two voters at one address would be one server counted twice.
+        let taken_by = {
+            let directory = self.gateway.directory.borrow();
+            members.iter().copied().find(|id| {
+                *id != request.id && directory.addresses.get(id) == Some(&request.address)
+            })
+        };
+        if let Some(other) = taken_by {
+            return Err(Status::invalid_argument(format!(
+                "address {} is member {other}'s: each member needs its own",
+                request.address
+            )));
+        }
+        members.insert(request.id);
+        self.change(members, vec![(request.id, request.address)])
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let id = request.into_inner().id;
+        check_id(id)?;
+        let mut members = self.current_members();
+        members.remove(&id);
+        self.change(members, Vec::new()).await
+    }
+
+    async fn change_members(
+        &self,
+        request: Request<pb::ChangeMembersRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let request = request.into_inner();
+        let mut members = OrdSet::new();
+        for id in request.members {
+            check_id(id)?;
+            members.insert(id);
+        }
+        let mut addresses = Vec::new();
+        for member in request.addresses {
+            check_id(member.id)?;
+            members::check_address(&member.address).map_err(Status::invalid_argument)?;
+            addresses.push((member.id, member.address));
+        }
+        self.change(members, addresses).await
     }
 }

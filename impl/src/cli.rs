@@ -23,6 +23,10 @@ pub struct RunArgs {
     /// line: a node whose data directory is lost must not come back empty.
     #[arg(long)]
     pub init: bool,
+    /// With --init: initialise the data directory to join a running cluster
+    /// (see `raft-node init --join`) rather than to bootstrap a new one.
+    #[arg(long, requires = "init")]
+    pub join: bool,
     /// Serve on the listening TCP socket that is standard input (bound to
     /// the configured listen address, which is checked) instead of binding:
     /// for harnesses that own the node's port (raft_node::launch), so that
@@ -36,6 +40,54 @@ impl RunArgs {
     pub fn config(self) -> anyhow::Result<NodeConfig> {
         self.settings.config()
     }
+
+    /// What `--init` and `--join` ask for.
+    pub fn init_mode(&self) -> InitMode {
+        match (self.init, self.join) {
+            (false, _) => InitMode::None,
+            (true, false) => InitMode::Bootstrap,
+            (true, true) => InitMode::Join,
+        }
+    }
+}
+
+/// Whether, and how, a node's data directory is initialised before it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitMode {
+    /// It must be initialised already (every start but the first).
+    None,
+    /// A member of a new cluster: its configuration is the config file's
+    /// `members`.
+    Bootstrap,
+    /// A server that will join a running cluster: it records no
+    /// configuration, never campaigns, and waits for the leader to add it
+    /// (`raft-node client member add`) and bring it the configuration.
+    Join,
+}
+
+impl InitMode {
+    /// Initialises `config`'s data directory as asked; the incarnation drawn.
+    pub fn init(self, config: &NodeConfig) -> anyhow::Result<Option<String>> {
+        Ok(match self {
+            InitMode::None => None,
+            InitMode::Bootstrap => Some(server::init_data_dir(config)?),
+            InitMode::Join => Some(server::init_data_dir_to_join(config)?),
+        })
+    }
+}
+
+/// `raft-node init`'s flags: the node's settings, and whether it joins.
+#[derive(Args, Clone, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Initialise a server that will join a running cluster: no
+    /// configuration is recorded, so the node never campaigns and waits for
+    /// the leader to add it (`raft-node client member add --id ID --address
+    /// HOST:PORT`); the config file's `members` need only list this node
+    /// (the others' addresses come from the leader).
+    #[arg(long)]
+    pub join: bool,
 }
 
 /// A node's settings: a TOML config file and/or flags (flags win).
@@ -217,8 +269,8 @@ pub async fn shutdown_signal() {
 
 /// `raft-node init`: initialises the node's data directory, once (see
 /// [`server::init_data_dir`]), and says so on standard output.
-pub fn init_node(config: &NodeConfig) -> anyhow::Result<()> {
-    let incarnation = server::init_data_dir(config)?;
+pub fn init_node(config: &NodeConfig, mode: InitMode) -> anyhow::Result<()> {
+    let incarnation = mode.init(config)?.unwrap_or_default();
     println!(
         "initialised {} for node {} of cluster {:?} (incarnation {incarnation}); start the node \
          with `raft-node run` (without --init), now and at every later start",
@@ -226,6 +278,17 @@ pub fn init_node(config: &NodeConfig) -> anyhow::Result<()> {
         config.id,
         config.cluster_id
     );
+    if mode == InitMode::Join {
+        println!(
+            "it joins: once it runs, add it from any machine that reaches the cluster with \
+             `raft-node client --endpoints ... member add --id {} --address {}`",
+            config.id,
+            config
+                .members
+                .get(&config.id)
+                .map_or("HOST:PORT", String::as_str)
+        );
+    }
     Ok(())
 }
 
@@ -233,7 +296,11 @@ pub fn init_node(config: &NodeConfig) -> anyhow::Result<()> {
 /// first if `init` (a new node's first start only), the metrics recorder (if
 /// configured), the listener (bound here, or with `listen_on_stdin` the
 /// socket given as standard input), the node.
-pub async fn run_node(config: NodeConfig, listen_on_stdin: bool, init: bool) -> anyhow::Result<()> {
+pub async fn run_node(
+    config: NodeConfig,
+    listen_on_stdin: bool,
+    init: InitMode,
+) -> anyhow::Result<()> {
     if config.metrics.is_some() {
         // The node serves it, with /health, on that address (server::start).
         crate::metrics::install_recorder(&config.cluster_id, config.id)?;
@@ -245,9 +312,9 @@ pub async fn run_node(config: NodeConfig, listen_on_stdin: bool, init: bool) -> 
     };
     // After the port is ours: a node that cannot serve leaves its data
     // directory uninitialised, and the same command can be run again.
-    if init {
-        let incarnation = server::init_data_dir(&config)?;
+    if let Some(incarnation) = init.init(&config)? {
         tracing::info!(
+            ?init,
             node = config.id,
             %incarnation,
             "initialised data directory {}",

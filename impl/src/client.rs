@@ -278,6 +278,86 @@ impl KvClient {
             .await
     }
 
+    /// The configuration as the first node that answers sees it (any node
+    /// answers: a follower's view may lag the leader's by a heartbeat).
+    pub async fn member_list(&mut self) -> Result<admin_pb::MemberListResponse, ClientError> {
+        self.call(|channel| async move {
+            AdminClient::new(channel)
+                .member_list(admin_pb::MemberListRequest {})
+                .await
+        })
+        .await
+    }
+
+    /// Adds voter `id`, reached at `address` (its data directory initialised
+    /// with `init --join`); answers once the change has committed.
+    pub async fn add_member(
+        &mut self,
+        id: u64,
+        address: &str,
+    ) -> Result<admin_pb::ChangeMembersResponse, ClientError> {
+        let request = admin_pb::AddMemberRequest {
+            id,
+            address: address.to_owned(),
+        };
+        self.membership_call(|channel| {
+            let request = request.clone();
+            async move { AdminClient::new(channel).add_member(request).await }
+        })
+        .await
+    }
+
+    /// Removes voter `id`; answers once the change has committed.
+    pub async fn remove_member(
+        &mut self,
+        id: u64,
+    ) -> Result<admin_pb::ChangeMembersResponse, ClientError> {
+        let request = admin_pb::RemoveMemberRequest { id };
+        self.membership_call(|channel| async move {
+            AdminClient::new(channel).remove_member(request).await
+        })
+        .await
+    }
+
+    /// Changes the voters to `members` in one joint step; `addresses` for
+    /// the new ones.
+    pub async fn change_members(
+        &mut self,
+        members: Vec<u64>,
+        addresses: Vec<(u64, String)>,
+    ) -> Result<admin_pb::ChangeMembersResponse, ClientError> {
+        let request = admin_pb::ChangeMembersRequest {
+            members,
+            addresses: addresses
+                .into_iter()
+                .map(|(id, address)| admin_pb::Member { id, address })
+                .collect(),
+        };
+        self.membership_call(|channel| {
+            let request = request.clone();
+            async move { AdminClient::new(channel).change_members(request).await }
+        })
+        .await
+    }
+
+    /// A membership change waits for the change to commit, which may take
+    /// until a new member has caught up: one attempt may take as long as the
+    /// node allows it ([`crate::admin_service::CHANGE_TIMEOUT`]), and a few
+    /// seconds more.
+    async fn membership_call<T, F, Fut>(&mut self, op: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let (op_timeout, rpc_timeout) = (self.op_timeout, self.rpc_timeout);
+        let longest = crate::admin_service::CHANGE_TIMEOUT + Duration::from_secs(5);
+        self.rpc_timeout = longest;
+        self.op_timeout = self.op_timeout.max(longest);
+        let result = self.call(op).await;
+        (self.op_timeout, self.rpc_timeout) = (op_timeout, rpc_timeout);
+        result
+    }
+
     /// The status of one node (no leader following).
     pub async fn status_of(&mut self, address: &str) -> Result<pb::StatusResponse, ClientError> {
         let mut client = GrpcClient::new(self.grpc(address)?);

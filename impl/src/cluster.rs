@@ -216,8 +216,10 @@ fn init_if_new(configs: &[NodeConfig], dir: &Path) -> anyhow::Result<()> {
             "node {} has no data directory ({}), while node {} has one: its data was lost. A node \
              whose data was lost must not rejoin as the same member: starting afresh at term 0 \
              with an empty log, it could vote a second time in a term it already voted in. \
-             Membership changes are not supported yet, so re-create the cluster: stop every \
-             node, then remove {} (or use another --dir) and run `cluster` again",
+             Replace it as a new member instead (`raft-node client member remove --id N`, then \
+             a server initialised with `raft-node init --join` under a new id, added with \
+             `raft-node client member add`), or re-create the cluster: stop every node, then \
+             remove {} (or use another --dir) and run `cluster` again",
             ids(&missing),
             missing[0].data_dir.display(),
             ids(&present),

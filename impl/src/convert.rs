@@ -27,6 +27,8 @@ pub enum ConvertError {
     ZeroMember,
     #[error("inconsistent AppendEntries response: {0}")]
     BadConflictHint(&'static str),
+    #[error("member address command: {0}")]
+    BadMemberAddress(String),
     #[error("invalid etcd transaction in a command: {0}")]
     EtcdTxn(String),
 }
@@ -56,6 +58,12 @@ pub fn command_to_proto(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
+        KvOp::SetMemberAddress { id, address } => {
+            pb::command::Op::MemberAddress(pb::MemberAddress {
+                id: *id,
+                address: address.clone(),
+            })
+        }
         KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
@@ -77,6 +85,17 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             expected: cas.expected,
             new_value: cas.new_value,
         },
+        pb::command::Op::MemberAddress(member) => {
+            if member.id == 0 {
+                return Err(ConvertError::ZeroMember);
+            }
+            crate::members::check_address(&member.address)
+                .map_err(ConvertError::BadMemberAddress)?;
+            KvOp::SetMemberAddress {
+                id: member.id,
+                address: member.address,
+            }
+        }
         pb::command::Op::EtcdTxn(bytes) => {
             KvOp::Txn(crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?)
         }
@@ -455,6 +474,18 @@ mod tests {
                     },
                 }),
             },
+            // The address of a member about to be added (issue 15).
+            Entry {
+                term: 3,
+                payload: Payload::Command(KvCommand {
+                    client_id: 0,
+                    seq: 0,
+                    op: KvOp::SetMemberAddress {
+                        id: 4,
+                        address: "10.0.0.4:7001".into(),
+                    },
+                }),
+            },
             // Configuration entries: joint, then simple.
             Entry {
                 term: 3,
@@ -485,6 +516,22 @@ mod tests {
         let wire = append_request_to_proto("c", &original).unwrap();
         let back = append_request_from_proto(&addressing(), wire).unwrap();
         assert_eq!(back, original);
+    }
+
+    /// A member address command from a peer is checked like an operator's.
+    #[test]
+    fn a_malformed_member_address_is_refused() {
+        for (id, address) in [(0, "h:1"), (4, "no-port"), (4, "")] {
+            let command = pb::Command {
+                client_id: 0,
+                seq: 0,
+                op: Some(pb::command::Op::MemberAddress(pb::MemberAddress {
+                    id,
+                    address: address.into(),
+                })),
+            };
+            assert!(command_from_proto(command).is_err(), "{id} {address:?}");
+        }
     }
 
     #[test]

@@ -80,9 +80,13 @@ enum Failure {
 }
 
 impl Etcd {
-    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+    pub fn new(
+        config: &Arc<NodeConfig>,
+        inbox: mpsc::Sender<Input>,
+        directory: crate::members::DirectoryWatch,
+    ) -> Self {
         Etcd {
-            gateway: Gateway::new(config, inbox),
+            gateway: Gateway::new(config, inbox, directory),
             config: config.clone(),
             cluster_id: cluster_id_number(&config.cluster_id),
             channels: Arc::default(),
@@ -131,6 +135,9 @@ impl Etcd {
             ClientError::Aborted(message) => Failure::Status(Status::aborted(message)),
             ClientError::Stopped => {
                 Failure::Status(Status::unavailable("etcdserver: server stopped"))
+            }
+            ClientError::ConfigChange(error) => {
+                Failure::Status(crate::gateway::config_change_status(error))
             }
         }
     }

@@ -4,7 +4,6 @@
 //! "not the leader", with the leader's id and address as metadata so that a
 //! client can follow it. The key-value and the admin services share it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 
 use crate::config::NodeConfig;
+use crate::members::DirectoryWatch;
 use crate::types::{ClientError, Input};
 
 pub const LEADER_ID_HEADER: &str = "raft-leader-id";
@@ -22,8 +22,10 @@ pub const LEADER_ADDR_HEADER: &str = "raft-leader-addr";
 #[derive(Clone)]
 pub struct Gateway {
     pub cluster_id: String,
-    /// Every member's client address, for leader hints.
-    pub members: BTreeMap<NodeId, String>,
+    /// The configuration and every member's address (client and peer
+    /// port are one), for leader hints: published by the event loop, so a
+    /// member added at runtime is found too.
+    pub directory: DirectoryWatch,
     inbox: mpsc::Sender<Input>,
     /// How long a request may wait for the loop's answer.
     pub timeout: Duration,
@@ -32,10 +34,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+    pub fn new(
+        config: &Arc<NodeConfig>,
+        inbox: mpsc::Sender<Input>,
+        directory: DirectoryWatch,
+    ) -> Self {
         Gateway {
             cluster_id: config.cluster_id.clone(),
-            members: config.members.clone(),
+            directory,
             inbox,
             timeout: config.client_timeout,
             disk_space: None,
@@ -76,17 +82,32 @@ impl Gateway {
         }
     }
 
-    /// A member's client address, if it is one.
-    pub fn address_of(&self, id: NodeId) -> Option<&String> {
-        self.members.get(&id)
+    /// A member's client address, if it is known.
+    pub fn address_of(&self, id: NodeId) -> Option<String> {
+        self.directory.borrow().addresses.get(&id).cloned()
+    }
+
+    /// Sends the input `make` builds and waits up to `timeout` (instead of
+    /// the client timeout) for its answer: for operations that take longer,
+    /// such as a membership change, which waits for a new member to catch up.
+    pub async fn ask_within<T>(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(oneshot::Sender<T>) -> Input,
+    ) -> Result<T, Status> {
+        let gateway = Gateway {
+            timeout,
+            ..self.clone()
+        };
+        gateway.ask(make).await
     }
 
     /// The gRPC status for an error of the event loop.
     pub fn status(&self, err: ClientError) -> Status {
         match err {
             ClientError::NotLeader { leader } => {
-                let address = leader.and_then(|id| self.members.get(&id));
-                let message = match (leader, address) {
+                let address = leader.and_then(|id| self.address_of(id));
+                let message = match (leader, &address) {
                     (Some(id), Some(address)) => {
                         format!("not the leader; the leader is node {id} at {address}")
                     }
@@ -107,6 +128,25 @@ impl Gateway {
             ClientError::Invalid(message) => Status::invalid_argument(message),
             ClientError::Aborted(message) => Status::aborted(message),
             ClientError::Stopped => Status::unavailable("the node is shutting down"),
+            ClientError::ConfigChange(error) => config_change_status(error),
         }
+    }
+}
+
+/// The gRPC status for a membership change the core refused
+/// (`raft_model::ConfigChangeError`), each with its own code so that a
+/// client can tell them apart: a change under way is ABORTED (a concurrency
+/// conflict: retry once it has committed), a leader that has not yet
+/// committed an entry of its term is UNAVAILABLE (retry shortly), the
+/// configuration in force is ALREADY_EXISTS, and no members is
+/// INVALID_ARGUMENT.
+pub fn config_change_status(error: raft_model::ConfigChangeError) -> Status {
+    use raft_model::ConfigChangeError as E;
+    let message = format!("configuration change refused: {error}");
+    match error {
+        E::Pending => Status::aborted(message),
+        E::TermNotCommitted => Status::unavailable(message),
+        E::Unchanged => Status::already_exists(message),
+        E::NoMembers => Status::invalid_argument(message),
     }
 }

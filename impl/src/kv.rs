@@ -37,7 +37,7 @@
 //! served (see `etcd_service`).
 
 use imbl::OrdMap;
-use raft_model::Index;
+use raft_model::{Index, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::MAX_SESSIONS;
@@ -70,6 +70,14 @@ pub enum KvOp {
         key: String,
         expected: Option<String>,
         new_value: Option<String>,
+    },
+    /// Record the address at which the other servers reach member `id`
+    /// (the replicated address book, see `crate::members`). Not a client
+    /// operation: only the leader appends it, just before the
+    /// configuration change that adds `id`.
+    SetMemberAddress {
+        id: NodeId,
+        address: String,
     },
     /// An etcd write (`Put`, `DeleteRange` or `Txn`), as one transaction:
     /// evaluated atomically when it applies.
@@ -301,6 +309,9 @@ pub struct KvImage {
     /// The cluster-wide revision: that of the last change.
     pub revision: Revision,
     pub sessions: OrdMap<u64, Session>,
+    /// The replicated address book: the address of every member added at
+    /// runtime (the starting members' addresses are in the config files).
+    pub addresses: OrdMap<NodeId, String>,
 }
 
 impl Default for KvImage {
@@ -309,6 +320,7 @@ impl Default for KvImage {
             data: OrdMap::new(),
             revision: FIRST_REVISION,
             sessions: OrdMap::new(),
+            addresses: OrdMap::new(),
         }
     }
 }
@@ -385,6 +397,11 @@ impl KvImage {
                     ..CommandResult::default()
                 }
             }
+            KvOp::SetMemberAddress { id, address } => CommandResult {
+                previous: self.addresses.insert(*id, address.clone()),
+                succeeded: true,
+                ..CommandResult::default()
+            },
             KvOp::Cas {
                 key,
                 expected,

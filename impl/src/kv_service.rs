@@ -24,9 +24,13 @@ pub struct KvService {
 }
 
 impl KvService {
-    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+    pub fn new(
+        config: &Arc<NodeConfig>,
+        inbox: mpsc::Sender<Input>,
+        directory: crate::members::DirectoryWatch,
+    ) -> Self {
         KvService {
-            gateway: Gateway::new(config, inbox),
+            gateway: Gateway::new(config, inbox, directory),
         }
     }
 
@@ -200,7 +204,7 @@ impl Kv for KvService {
             leader_id: status.leader.unwrap_or(0),
             leader_address: status
                 .leader
-                .and_then(|id| gateway.address_of(id).cloned())
+                .and_then(|id| gateway.address_of(id))
                 .unwrap_or_default(),
             commit_index: status.commit_index,
             applied_index: status.applied_index,
@@ -209,7 +213,7 @@ impl Kv for KvService {
                 .iter()
                 .map(|id| pb::Member {
                     id: *id,
-                    address: gateway.address_of(*id).cloned().unwrap_or_default(),
+                    address: gateway.address_of(*id).unwrap_or_default(),
                 })
                 .collect(),
             cluster_id: gateway.cluster_id.clone(),

@@ -48,6 +48,8 @@ pub mod kv_service;
 pub mod launch;
 pub mod limits;
 pub mod local;
+pub mod member_cli;
+pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod peer_client;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use raft_node::cli::{RunArgs, SettingsArgs, init_node, run_command, run_node};
+use raft_node::cli::{InitArgs, InitMode, RunArgs, init_node, run_command, run_node};
 use raft_node::client::KvClient;
 use raft_node::cluster::{self, ClusterOptions};
 
@@ -36,8 +36,9 @@ enum Command {
     /// incarnation, and exits. Refused if the directory is already
     /// initialised. A node whose data directory was lost must not be
     /// initialised again as the same member: remove it from the cluster
-    /// (membership changes are not supported yet: re-create the cluster).
-    Init(SettingsArgs),
+    /// (`client member remove`) and add a new server with a new id (`init
+    /// --join`, then `client member add`).
+    Init(InitArgs),
     /// Start an N-node cluster on loopback, one process per node.
     Cluster(ClusterArgs),
     /// Talk to a cluster: put, get, delete, cas, status.
@@ -146,6 +147,12 @@ enum ClientOp {
         /// manager's stop command).
         #[arg(long)]
         away: bool,
+    },
+    /// Membership: list the voters, add or remove one (each change goes
+    /// through the joint configuration and answers once it has committed).
+    Member {
+        #[command(subcommand)]
+        op: raft_node::member_cli::MemberOp,
     },
     /// Every endpoint's gRPC health, SERVING only with a leader heard from
     /// within an election timeout (for the leader: a quorum heard), and why;
@@ -260,6 +267,7 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        ClientOp::Member { op } => raft_node::member_cli::run(&mut client, op).await?,
         ClientOp::Status => {
             println!(
                 "{:<22} {:>4} {:<10} {:>6} {:>7} {:>8} {:>8} members",
@@ -358,13 +366,20 @@ fn main() -> ExitCode {
     run_command(log_level.as_deref(), async move {
         match cli.command {
             Command::Run(args) => {
-                let (listen_on_stdin, init) = (args.listen_on_stdin, args.init);
+                let (listen_on_stdin, init) = (args.listen_on_stdin, args.init_mode());
                 match args.config() {
                     Ok(config) => run_node(config, listen_on_stdin, init).await,
                     Err(err) => Err(err),
                 }
             }
-            Command::Init(args) => init_node(&args.config()?),
+            Command::Init(args) => {
+                let mode = if args.join {
+                    InitMode::Join
+                } else {
+                    InitMode::Bootstrap
+                };
+                init_node(&args.settings.config()?, mode)
+            }
             Command::Cluster(args) => {
                 cluster::run(ClusterOptions {
                     nodes: args.nodes,

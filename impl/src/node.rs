@@ -42,6 +42,7 @@ use crate::config::NodeConfig;
 use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
 use crate::limits::MAX_BATCH;
+use crate::members::{Addresses, Directory};
 use crate::metrics as m;
 use crate::peer_client::Peers;
 use crate::readiness::{self, Contacts, Readiness};
@@ -50,8 +51,8 @@ use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
-    Applied, Backup, ClientError, Core, ImageRead, Input, LeaderMoved, NodeStatus, ReadValue,
-    SnapshotReport,
+    Applied, Backup, ClientError, Core, ImageRead, Input, LeaderMoved, MembersChanged,
+    NodeStatus, ReadValue, SnapshotReport,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,30 @@ pub(crate) struct EventLoop {
     /// A leadership transfer this node (as leader) started, and who waits
     /// for its outcome.
     transfer: Option<PendingTransfer>,
+    /// The address book (crate::members): config file, overlaid with the
+    /// replicated addresses; and where it is published with the
+    /// configuration, for the services.
+    addresses: Addresses,
+    directory: watch::Sender<Arc<Directory>>,
+    /// A membership change this node (as leader) started, and who waits
+    /// for C_new to commit.
+    change: Option<PendingChange>,
+    /// Whether this node was a voter of its configuration after the last
+    /// batch (None before the first): a change is logged once.
+    was_member: Option<bool>,
+    /// A member has told this node it was removed (said once).
+    told_removed: bool,
+}
+
+/// A membership change under way at this node (as leader).
+struct PendingChange {
+    members: imbl::OrdSet<raft_model::NodeId>,
+    /// The term in which this node, as leader, appended C_old,new, and its
+    /// index: the change is done once a simple configuration equal to
+    /// `members` at a later index has committed.
+    term: Term,
+    joint_index: Index,
+    reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
 }
 
 /// A leadership transfer under way at this node.
@@ -204,7 +229,20 @@ impl EventLoop {
             readiness: watch::channel(Readiness::starting()).0,
             snapshot_streaming_from: None,
             transfer: None,
+            addresses: Addresses::new(),
+            directory: watch::channel(Arc::new(Directory::default())).0,
+            change: None,
+            was_member: None,
+            told_removed: false,
         }
+    }
+
+    /// Publishes the configuration and the address book to `directory`
+    /// after every batch (the services' leader hints, MemberList, and the
+    /// peer service's check of vote requests read it).
+    pub(crate) fn with_directory(mut self, directory: watch::Sender<Arc<Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Publishes the node's readiness to `readiness` after every batch.
@@ -232,6 +270,7 @@ impl EventLoop {
         tokio::pin!(election);
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.refresh_members();
         self.update_metrics();
         loop {
             let mut ready = Ready::default();
@@ -413,6 +452,15 @@ impl EventLoop {
             // commit index that a crash before the batch's fdatasync undoes.
             Input::Status { reply } => ready.statuses.push(reply),
             Input::TransferLeader { to, reply } => self.transfer_leader(to, reply, ready),
+            Input::ChangeMembers {
+                members,
+                addresses,
+                reply,
+            } => self.change_members(members, addresses, reply, ready),
+            Input::Members { reply } => {
+                let _ = reply.send(self.member_list());
+            }
+            Input::NotAMember { from, detail } => self.told_not_a_member(from, &detail),
             Input::TakeSnapshot { reply } => {
                 if self.snapshot_in_progress || self.start_snapshot() {
                     self.snapshot_waiters.push(reply);
@@ -612,7 +660,7 @@ impl EventLoop {
             role: self.core.role(),
             term: self.core.current_term(),
             leader: self.core.leader_id(),
-            members: self.core.config().members.len(),
+            config: self.core.config().clone(),
         }
     }
 
@@ -697,7 +745,10 @@ impl EventLoop {
             );
         }
 
-        // 2. Send: replies to peer RPCs, then our own requests.
+        // 2. Send: replies to peer RPCs, then our own requests, to the
+        // voters of the configuration in force now (it may have changed in
+        // this batch: crate::members).
+        self.refresh_members();
         for (reply, message) in ready.replies {
             let _ = reply.send(Some(message));
         }
@@ -744,6 +795,7 @@ impl EventLoop {
             self.start_snapshot();
         }
         self.settle_transfer();
+        self.settle_change();
         self.update_metrics();
         self.update_readiness();
         // 5. Status, now that everything the batch changed is durable
@@ -1067,6 +1119,8 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
     })
 }
 
+mod membership;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1102,7 +1156,7 @@ mod tests {
         let core = crate::server::recovered_core(&config, recovered);
         let storage = Arc::new(storage);
         let (inbox_tx, inbox) = mpsc::channel(16);
-        let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone()).unwrap();
+        let peers = Peers::new(&config, inbox_tx.clone());
         let event_loop = EventLoop::new(
             Arc::new(config),
             core,
@@ -1162,8 +1216,5 @@ mod tests {
         let vote = vote_answer.await.unwrap().expect("a vote response");
         assert_eq!(vote.term, 5);
         running.abort();
-        for task in peer_tasks {
-            task.abort();
-        }
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Endpoint};
-use tracing::{debug, info, trace};
+use tracing::{debug, error, info, trace};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Msg};
@@ -34,55 +34,122 @@ use crate::proto::peer::raft_peer_client::RaftPeerClient;
 use crate::storage::snapshot_file;
 use crate::types::Input;
 
+/// The sender tasks, one per peer the configuration in force names.
+///
+/// Membership changes (issue 15): the event loop calls [`Peers::update`]
+/// after every batch that may have changed the configuration or the address
+/// book; it starts a sender for a voter it has none for (or whose address
+/// changed) and stops the sender of a server no longer in the
+/// configuration. Dropping `Peers` (the event loop ending, or aborted as by
+/// a crash) aborts every sender: nothing more leaves.
 pub struct Peers {
-    queues: BTreeMap<NodeId, mpsc::Sender<Msg>>,
+    cluster_id: String,
+    me: NodeId,
+    tls: Option<crate::tls::Tls>,
+    rpc_timeout: Duration,
+    inbox: mpsc::Sender<Input>,
+    senders: BTreeMap<NodeId, Sender>,
+}
+
+/// One peer's queue and task, and the address it sends to.
+struct Sender {
+    address: String,
+    queue: mpsc::Sender<Msg>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        for sender in self.senders.values() {
+            sender.task.abort();
+        }
+    }
 }
 
 impl Peers {
-    /// Starts one sender task per peer. Connections are lazy: a peer that is
-    /// down costs a failed connect per attempted message, nothing more.
-    pub fn start(
-        config: &NodeConfig,
-        inbox: mpsc::Sender<Input>,
-    ) -> Result<(Peers, Vec<JoinHandle<()>>), tonic::transport::Error> {
-        let mut queues = BTreeMap::new();
-        let mut tasks = Vec::new();
-        for (&peer, address) in &config.members {
-            if peer == config.id {
+    /// No senders yet: the event loop starts them for its configuration
+    /// ([`Peers::update`]).
+    pub fn new(config: &NodeConfig, inbox: mpsc::Sender<Input>) -> Peers {
+        Peers {
+            cluster_id: config.cluster_id.clone(),
+            me: config.id,
+            tls: config.tls.clone(),
+            rpc_timeout: config.rpc_timeout,
+            inbox,
+            senders: BTreeMap::new(),
+        }
+    }
+
+    /// Sends to exactly `peers` (id and address) from now on. Connections
+    /// are lazy: a peer that is down costs a failed connect per attempted
+    /// message, nothing more.
+    pub fn update(&mut self, peers: &BTreeMap<NodeId, String>) {
+        let gone: Vec<NodeId> = self
+            .senders
+            .iter()
+            .filter(|(id, sender)| peers.get(id) != Some(&sender.address))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(sender) = self.senders.remove(&id) {
+                info!(peer = id, address = %sender.address, "no longer sending to this peer");
+                sender.task.abort();
+            }
+        }
+        for (&peer, address) in peers {
+            if peer == self.me || self.senders.contains_key(&peer) {
                 continue;
             }
-            let mut endpoint =
-                Endpoint::from_shared(crate::tls::uri(address, config.tls.is_some()))?
-                    .connect_timeout(config.rpc_timeout)
-                    .tcp_nodelay(true);
-            if let Some(tls) = &config.tls {
-                endpoint = endpoint.tls_config(tls.client())?;
+            match self.start(peer, address) {
+                Ok(sender) => {
+                    debug!(peer, %address, "sending to this peer");
+                    self.senders.insert(peer, sender);
+                }
+                Err(err) => {
+                    error!(peer, %address, %err, "cannot send to this peer: bad address");
+                }
             }
-            let client = RaftPeerClient::new(endpoint.connect_lazy())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            queues.insert(peer, tx);
-            let sender = PeerSender {
-                cluster_id: config.cluster_id.clone(),
-                me: config.id,
-                peer,
-                client,
-                inbox: inbox.clone(),
-                rpc_timeout: config.rpc_timeout,
-            };
-            tasks.push(tokio::spawn(sender.run(rx)));
         }
-        Ok((Peers { queues }, tasks))
+    }
+
+    /// The peers this node sends to now.
+    pub fn targets(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.senders.keys().copied()
+    }
+
+    fn start(&self, peer: NodeId, address: &str) -> Result<Sender, tonic::transport::Error> {
+        let mut endpoint = Endpoint::from_shared(crate::tls::uri(address, self.tls.is_some()))?
+            .connect_timeout(self.rpc_timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.client())?;
+        }
+        let client = RaftPeerClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let sender = PeerSender {
+            cluster_id: self.cluster_id.clone(),
+            me: self.me,
+            peer,
+            client,
+            inbox: self.inbox.clone(),
+            rpc_timeout: self.rpc_timeout,
+        };
+        Ok(Sender {
+            address: address.to_owned(),
+            queue: tx,
+            task: tokio::spawn(sender.run(rx)),
+        })
     }
 
     /// Queues a message for its peer; drops it if the queue is full.
     pub fn send(&self, message: Msg) {
-        let Some(queue) = self.queues.get(&message.to) else {
+        let Some(sender) = self.senders.get(&message.to) else {
             debug!(to = message.to, "no such peer; message dropped");
             return;
         };
-        if queue.try_send(message).is_err() {
+        if sender.queue.try_send(message).is_err() {
             trace!("peer queue full; message dropped");
         }
     }
@@ -148,8 +215,24 @@ impl PeerSender {
             Body::RequestVoteRequest { .. } => {
                 let request = convert::vote_request_to_proto(&self.cluster_id, &message)?;
                 let response = self
-                    .with_timeout(self.rpc_timeout, self.client.clone().request_vote(request))
+                    .with_timeout_response(
+                        self.rpc_timeout,
+                        self.client.clone().request_vote(request),
+                    )
                     .await?;
+                // A member saying we were removed (crate::members): the
+                // event loop tells the operator.
+                if let Some(detail) = response
+                    .metadata()
+                    .get(crate::members::NOT_A_MEMBER_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                {
+                    let _ = self.inbox.try_send(Input::NotAMember {
+                        from: self.peer,
+                        detail: detail.to_owned(),
+                    });
+                }
+                let response = response.into_inner();
                 self.check(response.header.as_ref())
                     .map(|addressing| convert::vote_response_from_proto(&addressing, &response))
             }
@@ -235,8 +318,19 @@ impl PeerSender {
         timeout: Duration,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Option<T> {
+        self.with_timeout_response(timeout, call)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// [`Self::with_timeout`], keeping the response's metadata.
+    async fn with_timeout_response<T>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Option<tonic::Response<T>> {
         match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(response)) => Some(response.into_inner()),
+            Ok(Ok(response)) => Some(response),
             Ok(Err(status)) => {
                 debug!(peer = self.peer, code = ?status.code(), message = status.message(), "peer RPC failed");
                 None

@@ -6,17 +6,17 @@
 //! cluster reaching this port by mistake learns why at once). The reply is
 //! sent only after the event loop has made durable whatever it depends on.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Addressing, Msg};
+use crate::members::DirectoryWatch;
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_server::RaftPeer;
 use crate::storage::snapshot_file;
@@ -25,22 +25,57 @@ use crate::types::Input;
 pub struct PeerService {
     cluster_id: String,
     me: NodeId,
-    members: BTreeSet<NodeId>,
+    /// The configuration and address book the event loop publishes.
+    directory: DirectoryWatch,
     inbox: mpsc::Sender<Input>,
     timeout: Duration,
     max_snapshot_bytes: u64,
 }
 
 impl PeerService {
-    pub fn new(config: &Arc<NodeConfig>, inbox: mpsc::Sender<Input>) -> Self {
+    pub fn new(
+        config: &Arc<NodeConfig>,
+        inbox: mpsc::Sender<Input>,
+        directory: DirectoryWatch,
+    ) -> Self {
         PeerService {
             cluster_id: config.cluster_id.clone(),
             me: config.id,
-            members: config.members.keys().copied().collect(),
+            directory,
             inbox,
             timeout: config.rpc_timeout,
             max_snapshot_bytes: config.max_snapshot_bytes,
         }
+    }
+
+    /// [`Self::check`], and the sender must be a server this node knows (a
+    /// voter of its configuration, or in its address book): for the
+    /// requests that a stranger could use to disrupt, RequestVote (a term
+    /// raised by an unknown id) and TimeoutNow. Replication
+    /// (AppendEntries, InstallSnapshot) is accepted from any id of the
+    /// cluster: a node that joins knows nobody until the leader's first
+    /// AppendEntries brings it the configuration (issue 15).
+    fn check_known(&self, header: Option<&pb::Header>) -> Result<Addressing, Status> {
+        let addressing = self.check(header)?;
+        let directory = self.directory.borrow();
+        let known = directory.addresses.contains_key(&addressing.from)
+            || directory
+                .config
+                .as_ref()
+                .is_some_and(|config| config.contains(addressing.from));
+        if !known {
+            let members: Vec<NodeId> = directory
+                .config
+                .as_ref()
+                .map(|config| config.voters().collect())
+                .unwrap_or_default();
+            return Err(Status::permission_denied(format!(
+                "unknown peer {}: not a member of cluster {:?} (its members are {members:?}) \
+                 nor in this node's address book",
+                addressing.from, self.cluster_id
+            )));
+        }
+        Ok(addressing)
     }
 
     fn check(&self, header: Option<&pb::Header>) -> Result<Addressing, Status> {
@@ -57,10 +92,10 @@ impl PeerService {
                 self.me, header.to
             )));
         }
-        if !self.members.contains(&header.from) || header.from == self.me {
+        if header.from == self.me {
             return Err(Status::permission_denied(format!(
-                "unknown peer {}: the members of cluster {:?} are {:?}",
-                header.from, self.cluster_id, self.members
+                "a request from node {} to itself",
+                header.from
             )));
         }
         convert::addressing(header).map_err(|err| Status::invalid_argument(err.to_string()))
@@ -111,11 +146,26 @@ impl RaftPeer for PeerService {
         request: Request<pb::RequestVoteRequest>,
     ) -> Result<Response<pb::RequestVoteResponse>, Status> {
         let request = request.into_inner();
-        let addressing = self.check(request.header.as_ref())?;
+        let addressing = self.check_known(request.header.as_ref())?;
         let message = convert::vote_request_from_proto(&addressing, &request)
             .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let answer = self.deliver(message, self.timeout).await?;
-        self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))
+        let mut response =
+            self.reply(convert::vote_response_to_proto(&self.cluster_id, &answer))?;
+        // A removed server still asking for votes is told so (the core has
+        // answered it as any other; this only informs its operator).
+        let removed = self
+            .directory
+            .borrow()
+            .removed(addressing.from, request.last_log_index);
+        if let Some(detail) = removed
+            && let Ok(value) = detail.parse()
+        {
+            response
+                .metadata_mut()
+                .insert(crate::members::NOT_A_MEMBER_HEADER, value);
+        }
+        Ok(response)
     }
 
     async fn append_entries(
@@ -138,7 +188,7 @@ impl RaftPeer for PeerService {
         request: Request<pb::TimeoutNowRequest>,
     ) -> Result<Response<pb::TimeoutNowResponse>, Status> {
         let request = request.into_inner();
-        let addressing = self.check(request.header.as_ref())?;
+        let addressing = self.check_known(request.header.as_ref())?;
         let message = convert::timeout_now_from_proto(&addressing);
         self.step_core(message, self.timeout).await?;
         Ok(Response::new(pb::TimeoutNowResponse {}))
@@ -160,28 +210,6 @@ impl RaftPeer for PeerService {
             .ok_or_else(|| Status::invalid_argument("the first snapshot chunk has no metadata"))?;
         let meta = convert::check_snapshot_meta(wire_meta)
             .map_err(|err| Status::invalid_argument(err.to_string()))?;
-        // Membership changes do not exist: a snapshot of another member set
-        // is not this cluster's state, whoever sends it.
-        let members: BTreeSet<NodeId> = meta.config.members.iter().copied().collect();
-        if members != self.members {
-            // Listed as lists ([1, 2, 3]), as the configuration writes them.
-            let members: Vec<NodeId> = members.into_iter().collect();
-            let ours: Vec<NodeId> = self.members.iter().copied().collect();
-            warn!(
-                from = addressing.from,
-                term = addressing.term,
-                snapshot_members = ?members,
-                members = ?ours,
-                "refused an InstallSnapshot whose configuration is not this node's"
-            );
-            return Err(Status::failed_precondition(format!(
-                "refused InstallSnapshot from node {}: the snapshot's configuration has members \
-                 {members:?}, but this node's configuration has members {:?}, and membership \
-                 changes are not supported. Every node of cluster {:?} must be configured with \
-                 the same members",
-                addressing.from, ours, self.cluster_id
-            )));
-        }
         let size = wire_meta.size;
         if size > self.max_snapshot_bytes {
             return Err(Status::resource_exhausted(format!(

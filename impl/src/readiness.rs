@@ -214,8 +214,10 @@ pub struct View {
     pub role: Role,
     pub term: Term,
     pub leader: Option<NodeId>,
-    /// How many members the configuration has (the node included).
-    pub members: usize,
+    /// The configuration in force: a leader is ready when the servers it
+    /// heard from (itself included) are a quorum of it — of both halves
+    /// while a membership change is under way (joint).
+    pub config: raft_model::Config,
 }
 
 /// Is a chunk of an InstallSnapshot stream from `from`, whose first chunk
@@ -248,20 +250,27 @@ pub fn assess(view: &View, contacts: &Contacts, now: Instant, window: Duration) 
     let of_this_term = contacts.term == term;
     let (serving, reason) = match (view.role, view.leader) {
         (Role::Leader, _) => {
-            let heard = 1 + contacts
+            let mut heard_from: Vec<NodeId> = contacts
                 .peers
                 .iter()
                 .filter(|(peer, at)| of_this_term && **peer != view.id && recent(at))
-                .count();
-            let needed = view.members / 2 + 1;
+                .map(|(peer, _)| *peer)
+                .filter(|peer| view.config.contains(*peer))
+                .collect();
+            // A leader being removed leads without counting itself.
+            if view.config.contains(view.id) {
+                heard_from.push(view.id);
+            }
+            let members = view.config.voters().count();
             let reason = Reason::Leader {
                 term,
-                heard,
-                members: view.members,
-                needed,
+                heard: heard_from.len(),
+                members,
+                // A majority of C_new (and of C_old while joint).
+                needed: view.config.members.len() / 2 + 1,
                 within_ms,
             };
-            (heard >= needed, reason)
+            (view.config.is_quorum(&heard_from), reason)
         }
         (Role::Candidate, _) => (false, Reason::Candidate { term }),
         (Role::PreCandidate, _) => (false, Reason::PreCandidate { term }),
@@ -293,7 +302,7 @@ mod tests {
             role,
             term,
             leader,
-            members: 3,
+            config: raft_model::Config::new([1, 2, 3]),
         }
     }
 
@@ -429,6 +438,43 @@ mod tests {
         assert_eq!(contacts.reading_snapshot(3, start, WINDOW).count(), 0);
     }
 
+    /// While a membership change is under way, a leader is ready only with
+    /// a quorum of both C_old and C_new; a leader being removed does not
+    /// count itself.
+    #[test]
+    fn a_joint_configuration_needs_both_majorities() {
+        let now = Instant::now();
+        let joint = raft_model::Config::joint(
+            [1u64, 2, 3].into_iter().collect(),
+            [1u64, 4, 5].into_iter().collect(),
+        );
+        let leader = View {
+            config: joint,
+            ..view(Role::Leader, 2, Some(1))
+        };
+        let mut contacts = Contacts::default();
+        contacts.heard_from_peer(2, 2, now);
+        assert!(
+            !assess(&leader, &contacts, now, WINDOW).serving,
+            "C_new has 1 of 3"
+        );
+        contacts.heard_from_peer(2, 4, now);
+        assert!(assess(&leader, &contacts, now, WINDOW).serving);
+
+        let leaving = View {
+            config: raft_model::Config::new([2, 3, 4]),
+            ..view(Role::Leader, 2, Some(1))
+        };
+        let mut contacts = Contacts::default();
+        contacts.heard_from_peer(2, 2, now);
+        assert!(
+            !assess(&leaving, &contacts, now, WINDOW).serving,
+            "1 of 3 heard"
+        );
+        contacts.heard_from_peer(2, 3, now);
+        assert!(assess(&leaving, &contacts, now, WINDOW).serving);
+    }
+
     #[test]
     fn a_single_node_leader_is_its_own_quorum() {
         let solo = View {
@@ -436,7 +482,7 @@ mod tests {
             role: Role::Leader,
             term: 1,
             leader: Some(1),
-            members: 1,
+            config: raft_model::Config::new([1]),
         };
         assert!(assess(&solo, &Contacts::default(), Instant::now(), WINDOW).serving);
     }

@@ -74,6 +74,21 @@ pub fn init_data_dir(config: &NodeConfig) -> Result<String, StorageError> {
     Storage::init(&config.data_dir, &identity(config))
 }
 
+/// Initialises the data directory of a node that will *join* a running
+/// cluster (`raft-node init --join`, `run --init --join`): it records no
+/// members, so the node starts knowing no configuration, never campaigns
+/// (the core lets only a voter of its configuration time out), and waits
+/// for the leader's AppendEntries or InstallSnapshot, which bring it the
+/// configuration once an operator adds it (`raft-node client member add`).
+/// The config file's `members` then only say where servers are reached.
+pub fn init_data_dir_to_join(config: &NodeConfig) -> Result<String, StorageError> {
+    let identity = Identity {
+        members: Vec::new(),
+        ..identity(config)
+    };
+    Storage::init(&config.data_dir, &identity)
+}
+
 /// The core a node runs: the durable state its storage recovered, with the
 /// deployment's constants from its configuration.
 pub(crate) fn recovered_core(config: &NodeConfig, recovered: Recovered) -> Core {
@@ -121,16 +136,29 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "recovered from {}",
         config.data_dir.display()
     );
+    let initial_members = recovered.initial_members.clone();
     let core = recovered_core(&config, recovered);
     let trace = match &config.trace_dir {
-        Some(dir) => crate::trace::Tracer::open(dir, config.trace, &config.cluster_id, &core)
-            .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
+        Some(dir) => crate::trace::Tracer::open(
+            dir,
+            config.trace,
+            &config.cluster_id,
+            &initial_members,
+            &core,
+        )
+        .map_err(|err| anyhow::anyhow!("cannot open the trace in {}: {err}", dir.display()))?,
         None => crate::trace::Tracer::default(),
     };
 
     let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let (peers, peer_tasks) = Peers::start(&config, inbox_tx.clone())?;
+    let peers = Peers::new(&config, inbox_tx.clone());
     let (readiness_tx, readiness) = watch::channel(Readiness::starting());
+    // The configuration and address book, published by the loop after
+    // every batch that changes them (crate::members).
+    let (directory_tx, directory) = watch::channel(Arc::new(crate::members::Directory {
+        addresses: config.members.clone(),
+        ..Default::default()
+    }));
     let event_loop = EventLoop::new(
         config.clone(),
         core,
@@ -140,7 +168,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         inbox_tx.clone(),
     )
     .with_trace(trace)
-    .with_readiness(readiness_tx);
+    .with_readiness(readiness_tx)
+    .with_directory(directory_tx);
     let event_loop = node::spawn_loop(event_loop);
 
     let (metrics_address, http_task) = match http_listener {
@@ -165,20 +194,24 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let peer_service = proto::peer::raft_peer_server::RaftPeerServer::new(PeerService::new(
         &config,
         inbox_tx.clone(),
+        directory.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let disk_space = crate::disk_space::DiskSpace::new(&config.data_dir, config.min_free_bytes);
-    let mut peer_tasks = peer_tasks;
-    // Aborted with the peer tasks when the node stops.
-    peer_tasks.push(disk_space.spawn_monitor());
+    // Aborted when the node stops (the peer senders are the event loop's:
+    // they end with it, crate::peer_client::Peers).
+    let peer_tasks = vec![disk_space.spawn_monitor()];
     let kv_service = proto::kv::kv_server::KvServer::new(
-        KvService::new(&config, inbox_tx.clone()).with_disk_space(disk_space),
+        KvService::new(&config, inbox_tx.clone(), directory.clone()).with_disk_space(disk_space),
     );
-    let admin_service =
-        proto::admin::admin_server::AdminServer::new(AdminService::new(&config, inbox_tx.clone()));
+    let admin_service = proto::admin::admin_server::AdminServer::new(AdminService::new(
+        &config,
+        inbox_tx.clone(),
+        directory.clone(),
+    ));
     // etcd's v3 API beside the native one (crate::etcd_service).
-    let etcd = Etcd::new(&config, inbox_tx.clone());
+    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone());
     let etcd_kv = proto::etcdserverpb::kv_server::KvServer::new(EtcdKv(etcd.clone()));
     let etcd_cluster =
         proto::etcdserverpb::cluster_server::ClusterServer::new(EtcdCluster(etcd.clone()));

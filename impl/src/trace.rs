@@ -66,11 +66,15 @@ impl Tracer {
     /// Opens the node's next trace segment in `dir` (`node-<id>.<seq>.jsonl.zst`
     /// by default; see raft_trace::segments) and writes the process-start
     /// lines: a header, and for a node that has run before, its recovery as
-    /// spec `Restart`.
+    /// spec `Restart`. The header names `initial_members`, the configuration
+    /// the node's data directory was initialised with (none for a node that
+    /// joined): the validator starts the node's model from it, and every
+    /// later header names the same, whatever changes the log has made since.
     pub fn open(
         dir: &Path,
         options: WriterOptions,
         cluster_id: &str,
+        initial_members: &[raft_model::NodeId],
         core: &Core,
     ) -> std::io::Result<Tracer> {
         let mut writer = TraceWriter::open_with(dir, core.id(), options)?;
@@ -92,7 +96,7 @@ impl Tracer {
             schema: SCHEMA.to_string(),
             node: core.id(),
             cluster: cluster_id.to_string(),
-            members: core.config().members.iter().copied().collect(),
+            members: initial_members.to_vec(),
             max_append_entries: core.max_append_entries(),
             check_quorum: core.check_quorum_enabled(),
             pre_vote: core.pre_vote_enabled(),

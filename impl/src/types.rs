@@ -70,6 +70,25 @@ pub enum Input {
         to: NodeId,
         reply: oneshot::Sender<Result<LeaderMoved, ClientError>>,
     },
+    /// Change the configuration to `members` through the joint
+    /// configuration (the admin service's AddMember, RemoveMember and
+    /// ChangeMembers); `addresses` are new members' addresses. Answered once
+    /// C_new has committed.
+    ChangeMembers {
+        members: imbl::OrdSet<NodeId>,
+        addresses: Vec<(NodeId, String)>,
+        reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
+    },
+    /// Peer `from` answered our vote request saying we are not a member of
+    /// the cluster's committed configuration (crate::members::Directory::removed).
+    NotAMember {
+        from: NodeId,
+        detail: String,
+    },
+    /// The configuration in force and the address book (MemberList).
+    Members {
+        reply: oneshot::Sender<MemberList>,
+    },
     /// Take a snapshot now (operators, tests and the bench).
     TakeSnapshot {
         reply: oneshot::Sender<Result<SnapshotReport, String>>,
@@ -112,6 +131,33 @@ pub struct LeaderMoved {
     pub term: Term,
 }
 
+/// A membership change's outcome: C_new committed at `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembersChanged {
+    pub members: Vec<NodeId>,
+    pub index: Index,
+    pub term: Term,
+}
+
+/// The configuration as one node sees it (MemberList).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberList {
+    /// The node that answered.
+    pub id: NodeId,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    /// C_new while joint; otherwise the configuration.
+    pub members: Vec<NodeId>,
+    /// C_old while a change is under way (joint), else empty.
+    pub old_members: Vec<NodeId>,
+    /// The index of the configuration's entry (the snapshot's when the log
+    /// holds none), and whether it is known committed.
+    pub config_index: Index,
+    pub committed: bool,
+    /// Every voter's address, as this node knows it.
+    pub addresses: std::collections::BTreeMap<NodeId, String>,
+}
+
 /// A linearizable read's answer: the key's value as bytes (the native
 /// service decides what a non-UTF-8 value becomes).
 #[derive(Clone, Debug)]
@@ -146,6 +192,9 @@ pub enum ClientError {
     Aborted(String),
     #[error("the node is shutting down")]
     Stopped,
+    /// A membership change the core refused by a rule of joint consensus.
+    #[error("configuration change refused: {0}")]
+    ConfigChange(raft_model::ConfigChangeError),
 }
 
 impl ClientError {
@@ -156,6 +205,7 @@ impl ClientError {
                 leader: not_leader.leader_hint,
             },
             bad @ Refused::BadTransferee(_) => ClientError::Invalid(bad.to_string()),
+            Refused::ConfigChange(error) => ClientError::ConfigChange(error),
             other => ClientError::Retry(other.to_string()),
         }
     }

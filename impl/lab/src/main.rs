@@ -169,7 +169,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
 }
 
 async fn node(args: NodeArgs) -> anyhow::Result<()> {
-    let (listen_on_stdin, init) = (args.run.listen_on_stdin, args.run.init);
+    let (listen_on_stdin, init) = (args.run.listen_on_stdin, args.run.init_mode());
     let mut config = args.run.config()?;
     if let Some(bug) = args.seeded_bug {
         seeded_bugs::enable(bug, &mut config);

@@ -273,7 +273,12 @@ pub(super) fn init(dir: &Path, identity: &Identity) -> Result<String, StorageErr
 /// Checks that `dir` is `identity`'s data directory, then takes its lock;
 /// returns the lock (held for as long as the file lives) and the
 /// directory's incarnation. Never creates anything (see [`init`]).
-pub(super) fn open(dir: &Path, identity: &Identity) -> Result<(fs::File, String), StorageError> {
+/// Returns the lock, the incarnation and the members the directory was
+/// initialised with (empty for a node initialised to join a cluster).
+pub(super) fn open(
+    dir: &Path,
+    identity: &Identity,
+) -> Result<(fs::File, String, Vec<NodeId>), StorageError> {
     let (mut stored, checksummed) = check_identity(dir, identity)?;
     let lock = lock(dir)?;
     if dir.join(OLD_DB_FILE).exists() {
@@ -285,7 +290,8 @@ pub(super) fn open(dir: &Path, identity: &Identity) -> Result<(fs::File, String)
         stored.incarnation.get_or_insert_with(new_incarnation);
         write_identity(dir, &stored)?;
     }
-    Ok((lock, stored.incarnation.unwrap_or_default()))
+    let members = stored.members.clone();
+    Ok((lock, stored.incarnation.unwrap_or_default(), members))
 }
 
 /// Checks that `dir` is this node's data directory; returns what its
@@ -311,11 +317,16 @@ fn check_identity(dir: &Path, identity: &Identity) -> Result<(Stored, bool), Sto
             node: identity.node_id,
         });
     }
+    // A node initialised to join a cluster (no members recorded) takes its
+    // configuration from the leader; its config file's member list is only
+    // an address book. A node that bootstrapped the cluster must keep
+    // naming the members it bootstrapped with: they are its log's starting
+    // configuration, which later changes (joint consensus) start from.
     let mut found_members = found.members.clone();
     let mut configured = identity.members.clone();
     found_members.sort_unstable();
     configured.sort_unstable();
-    if found_members != configured {
+    if !found_members.is_empty() && found_members != configured {
         return Err(StorageError::MembersChanged {
             dir: dir.to_owned(),
             found: found_members,

@@ -79,6 +79,12 @@ fn command_to_disk(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
+        KvOp::SetMemberAddress { id, address } => {
+            pb::command::Op::MemberAddress(pb::MemberAddress {
+                id: *id,
+                address: address.clone(),
+            })
+        }
         KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
@@ -99,6 +105,10 @@ fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
             key: cas.key,
             expected: cas.expected,
             new_value: cas.new_value,
+        },
+        pb::command::Op::MemberAddress(member) => KvOp::SetMemberAddress {
+            id: member.id,
+            address: member.address,
         },
         pb::command::Op::EtcdTxn(bytes) => KvOp::Txn(crate::etcd_convert::decode_txn(&bytes)?),
     };

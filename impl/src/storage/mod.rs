@@ -112,8 +112,8 @@ pub const FORMAT_VERSION: u64 = 3;
 pub const REJOIN_ADVICE: &str = "If this node's disk was wiped or replaced, it must not rejoin \
     as the same member: starting afresh at term 0 with an empty log, it could vote a second \
     time in a term it already voted in, and lose entries it acknowledged. Remove it from the \
-    cluster and add it back as a new member (membership changes are not supported yet: \
-    re-create the cluster). If the directory is on a volume, check that the volume is mounted. \
+    cluster (`raft-node client member remove --id N`) and add it back as a new member with a \
+    new id (`raft-node init --join`, then `raft-node client member add`). If the directory is on a volume, check that the volume is mounted. \
     If this is a new node that has never run, initialise its data directory once with \
     `raft-node init --config FILE` (or start it the first time with `raft-node run --init`)";
 
@@ -161,21 +161,10 @@ pub enum StorageError {
         node: NodeId,
     },
     #[error(
-        "data directory {dir} was created for members {found:?}, but the configuration lists {configured:?} (membership changes are not supported)"
+        "data directory {dir} was created for members {found:?}, but the configuration lists {configured:?} (a node that bootstrapped a cluster keeps its starting members in its config file; change membership with `raft-node client member add|remove`)"
     )]
     MembersChanged {
         dir: PathBuf,
-        found: Vec<NodeId>,
-        configured: Vec<NodeId>,
-    },
-    #[error(
-        "snapshot file {path} holds the state of a cluster with members {found:?}, but this \
-         node's configuration (and its identity.json) lists members {configured:?}, and \
-         membership changes are not supported: refusing to start from it. The file does not \
-         belong to this data directory; restore the directory from a backup"
-    )]
-    SnapshotMembers {
-        path: PathBuf,
         found: Vec<NodeId>,
         configured: Vec<NodeId>,
     },
@@ -252,6 +241,9 @@ pub struct Recovered {
     /// The data directory's incarnation: drawn at random when it was
     /// initialised (see `data_dir`).
     pub incarnation: String,
+    /// The configuration the directory was initialised with: the starting
+    /// members, or none for a node initialised to join a cluster.
+    pub initial_members: Vec<NodeId>,
 }
 
 /// One group commit: what a batch of the core's transitions asked to
@@ -430,7 +422,13 @@ impl Storage {
     /// initialised, and loads its persistent state. A missing or empty
     /// directory, or another node's, is refused: it is never created here.
     pub fn open(dir: &Path, identity: &Identity) -> Result<(Storage, Recovered), StorageError> {
-        let (lock, incarnation) = data_dir::open(dir, identity)?;
+        let (lock, incarnation, members) = data_dir::open(dir, identity)?;
+        // The starting configuration is the one the directory was
+        // initialised with (none for a node that joins).
+        let identity = &Identity {
+            members,
+            ..identity.clone()
+        };
         let log_path = dir.join(data_dir::LOG_FILE);
         let lost_beginning = || StorageError::Corrupt {
             path: log_path.clone(),

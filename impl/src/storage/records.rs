@@ -287,20 +287,9 @@ pub(super) fn replay(
         data: KvImage::default(),
     };
     if let Some((index, term)) = durable.snapshot {
+        // Its configuration is the one in force at its index, whatever
+        // the starting configuration was (membership changes).
         snapshot = snapshot_file::read_file(dir, index, term)?;
-        // Membership changes do not exist: a snapshot of another member set
-        // is not this node's state (a file from elsewhere, or a bug).
-        let mut found: Vec<NodeId> = snapshot.meta.config.members.iter().copied().collect();
-        let mut configured = identity.members.clone();
-        found.sort_unstable();
-        configured.sort_unstable();
-        if found != configured {
-            return Err(StorageError::SnapshotMembers {
-                path: dir.join(snapshot_file::file_name(index, term)),
-                found,
-                configured,
-            });
-        }
     }
     durable.committed = durable.snapshot_point().0;
     let (current_term, voted_for) = durable.hard_state;
@@ -316,6 +305,7 @@ pub(super) fn replay(
         log,
         repaired: contents.torn_bytes > 0,
         incarnation: String::new(),
+        initial_members: identity.members.clone(),
     };
     Ok((durable, recovered))
 }

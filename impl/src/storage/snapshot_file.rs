@@ -6,6 +6,7 @@
 //! ImageHeader                      length-delimited protobuf: meta, counts, revision
 //! KeyValue * header.keys           length-delimited protobuf records (with revisions)
 //! Session  * header.sessions       length-delimited protobuf records
+//! MemberAddress * header.addresses length-delimited protobuf records (0 before issue 15)
 //! crc32                            4 bytes, little-endian, of everything above
 //! ```
 //!
@@ -85,6 +86,7 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         old_members: meta.config.old.iter().flatten().copied().collect(),
         keys: image.data.len() as u64,
         sessions: image.sessions.len() as u64,
+        addresses: image.addresses.len() as u64,
         revision: image.revision,
     };
     // Encoding into a Vec cannot fail (it grows as needed).
@@ -105,6 +107,13 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
             last_seq: session.last_seq,
             result: Some(result_to_disk(&session.result)),
             last_index: session.last_index,
+        };
+        let _ = record.encode_length_delimited(&mut out);
+    }
+    for (id, address) in image.addresses.iter() {
+        let record = pb::MemberAddress {
+            id: *id,
+            address: address.clone(),
         };
         let _ = record.encode_length_delimited(&mut out);
     }
@@ -177,6 +186,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
             last_index: record.last_index,
         };
         image.sessions.insert(record.client_id, session);
+    }
+    for _ in 0..header.addresses {
+        let record = pb::MemberAddress::decode_length_delimited(&mut rest)
+            .map_err(|err| malformed("member address record", err))?;
+        image.addresses.insert(record.id, record.address);
     }
     if !rest.is_empty() {
         return Err(SnapshotError::Malformed(format!(
@@ -272,6 +286,18 @@ mod tests {
             };
             image.apply(i + 1, &command).unwrap();
         }
+        // The replicated address book travels in the image (issue 15).
+        for id in [4u64, 5] {
+            let command = KvCommand {
+                client_id: 0,
+                seq: 0,
+                op: KvOp::SetMemberAddress {
+                    id,
+                    address: format!("10.0.0.{id}:7001"),
+                },
+            };
+            image.apply(100 + id, &command).unwrap();
+        }
         let meta = SnapshotMeta {
             last_index: 100,
             last_term: 3,
@@ -286,6 +312,7 @@ mod tests {
         let snapshot = decode(&encode(&meta, &image)).unwrap();
         assert_eq!(snapshot.meta, meta);
         assert_eq!(snapshot.data, image);
+        assert_eq!(snapshot.data.addresses.len(), 2);
     }
 
     #[test]

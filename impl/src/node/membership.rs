@@ -1,0 +1,252 @@
+//! The event loop's side of membership changes (issue 15): starting a
+//! change at the leader, answering once it is done, keeping the peer
+//! senders and the address book in step with the configuration in force,
+//! and saying so when this node joins or leaves the configuration.
+//!
+//! The core decides everything about the change itself (joint consensus,
+//! its refusals, leaving the joint configuration, a removed leader stepping
+//! down: `raft_model::Server::change_config`); this file only feeds it
+//! `Step::ChangeConfig` and watches the outcome.
+
+use std::sync::Arc;
+
+use imbl::OrdSet;
+use raft_model::{NodeId, Step};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::{EventLoop, PendingChange, Ready};
+use crate::kv::{KvCommand, KvOp};
+use crate::members::{self, Directory};
+use crate::types::{ClientError, MemberList, MembersChanged};
+
+impl EventLoop {
+    /// Starts changing the configuration to `members` (the leader only).
+    ///
+    /// The core's refusal is found first on a copy of the core (an O(1)
+    /// clone: imbl), so that nothing is appended for a change it refuses.
+    /// Then, in this one batch: an address command for every member whose
+    /// address the replicated book lacks (crate::members), and
+    /// `ChangeConfig`, which appends C_old,new. The answer waits for C_new
+    /// to commit ([`Self::settle_change`]).
+    pub(super) fn change_members(
+        &mut self,
+        members: OrdSet<NodeId>,
+        new_addresses: Vec<(NodeId, String)>,
+        reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
+        ready: &mut Ready,
+    ) {
+        if self.change.is_some() {
+            let _ = reply.send(Err(ClientError::ConfigChange(
+                raft_model::ConfigChangeError::Pending,
+            )));
+            return;
+        }
+        let mut trial = self.core.clone();
+        if let Err(refused) = trial.step(Step::<_, _, crate::convert::Msg>::ChangeConfig(
+            members.clone(),
+        )) {
+            let _ = reply.send(Err(ClientError::refused(refused)));
+            return;
+        }
+        let mut known = self.addresses.clone();
+        known.extend(new_addresses);
+        let replicated = members::replicated(&self.image, self.core.log(), self.applied);
+        let commands =
+            match members::addresses_to_replicate(members.iter().copied(), &known, &replicated) {
+                Ok(commands) => commands,
+                Err(id) => {
+                    let _ = reply.send(Err(ClientError::Invalid(format!(
+                        "the address of node {id} is not known: add a new member with its address"
+                    ))));
+                    return;
+                }
+            };
+        for (id, address) in commands {
+            let command = KvCommand {
+                client_id: 0,
+                seq: 0,
+                op: KvOp::SetMemberAddress { id, address },
+            };
+            match self.step(Step::ClientRequest(command)) {
+                Ok(effects) => ready.absorb(effects),
+                Err(refused) => {
+                    // The trial says the leader accepts requests.
+                    let _ = reply.send(Err(ClientError::refused(refused)));
+                    return;
+                }
+            }
+        }
+        let old: Vec<NodeId> = self.core.config().members.iter().copied().collect();
+        match self.step(Step::ChangeConfig(members.clone())) {
+            Ok(effects) => {
+                let joint_index = self.core.log().last_index();
+                info!(
+                    ?old,
+                    new = ?members.iter().collect::<Vec<_>>(),
+                    index = joint_index,
+                    term = self.core.current_term(),
+                    "membership change started: the joint configuration is appended"
+                );
+                ready.absorb(effects);
+                ready.replicate = true;
+                // The new members' senders start with this batch.
+                self.refresh_members();
+                self.change = Some(PendingChange {
+                    members,
+                    term: self.core.current_term(),
+                    joint_index,
+                    reply,
+                });
+            }
+            Err(refused) => {
+                let _ = reply.send(Err(ClientError::refused(refused)));
+            }
+        }
+    }
+
+    /// Answers the change's requester once it has an outcome: C_new (a
+    /// simple configuration of the requested members, after the joint one)
+    /// has committed — also at a removed leader, which has stepped down by
+    /// then; or this node lost leadership first, and the change's fate is
+    /// the next leader's (it finishes a committed joint configuration).
+    pub(super) fn settle_change(&mut self) {
+        let Some(change) = &self.change else {
+            return;
+        };
+        let (config, index) = self.core.config_at(self.core.commit_index());
+        let outcome = if index > change.joint_index
+            && !config.is_joint()
+            && config.members == change.members
+        {
+            let members: Vec<NodeId> = config.members.iter().copied().collect();
+            info!(?members, index, "membership change committed");
+            Ok(MembersChanged {
+                members,
+                index,
+                term: self.core.current_term(),
+            })
+        } else if self.core.current_term() != change.term || !self.core.is_leader() {
+            warn!(
+                term = self.core.current_term(),
+                leader = ?self.core.leader_id(),
+                "leadership changed during a membership change; its outcome is the next leader's"
+            );
+            Err(ClientError::Retry(
+                "leadership changed during the membership change: it may still complete \
+                 (the next leader finishes a committed joint configuration); check with \
+                 `member list` before retrying"
+                    .into(),
+            ))
+        } else {
+            return;
+        };
+        if let Some(change) = self.change.take() {
+            let _ = change.reply.send(outcome);
+        }
+    }
+
+    /// After every batch: the address book from the config file and the
+    /// replicated addresses, the peer senders for exactly the voters of the
+    /// configuration in force, the directory the services read, and a log
+    /// line when this node enters or leaves the configuration.
+    pub(super) fn refresh_members(&mut self) {
+        self.addresses = members::derive(
+            &self.config.members,
+            &self.image,
+            self.core.log(),
+            self.applied,
+        );
+        let config = self.core.config().clone();
+        let me = self.core.id();
+        let mut targets = members::Addresses::new();
+        for peer in config.peers(me) {
+            match self.addresses.get(&peer) {
+                Some(address) => {
+                    targets.insert(peer, address.clone());
+                }
+                None => warn!(
+                    peer,
+                    "a voter whose address this node does not know: nothing is sent to it"
+                ),
+            }
+        }
+        self.peers.update(&targets);
+        let member = config.contains(me);
+        match (self.was_member, member) {
+            (None, false) if config.voters().next().is_none() => info!(
+                "this node knows no configuration yet (it was initialised to join a cluster): \
+                 it will not campaign, and waits for the leader to add it \
+                 (`raft-node client member add --id {me} --address ...`)"
+            ),
+            (None, false) | (Some(true), false) => warn!(
+                members = ?config.voters().collect::<Vec<_>>(),
+                "this node is not a member of its configuration (it was removed): it will \
+                 not campaign and takes no part in decisions; stop it, and remove its data \
+                 directory before reusing the machine"
+            ),
+            (Some(false), true) => info!(
+                members = ?config.voters().collect::<Vec<_>>(),
+                "this node is now a member of the configuration"
+            ),
+            _ => {}
+        }
+        self.was_member = Some(member);
+        let (_, config_index) = self.core.config_of_log();
+        let directory = Directory {
+            config: Some(config),
+            config_index,
+            committed: config_index <= self.core.commit_index(),
+            addresses: self.addresses.clone(),
+        };
+        self.directory.send_if_modified(|published| {
+            let changed = published.config != directory.config
+                || published.config_index != directory.config_index
+                || published.committed != directory.committed
+                || published.addresses != directory.addresses;
+            if changed {
+                *published = Arc::new(directory);
+            }
+            changed
+        });
+    }
+
+    /// A member answered our vote request saying that the cluster's
+    /// committed configuration, beyond our log, does not include us: this
+    /// server was removed while the leader no longer replicated to it (it
+    /// stops once C_new is appended), so its own log still holds the joint
+    /// configuration and the core lets it ask for (pre-)votes, which the
+    /// members refuse. Said once, as a warning.
+    pub(super) fn told_not_a_member(&mut self, from: NodeId, detail: &str) {
+        if self.told_removed {
+            return;
+        }
+        self.told_removed = true;
+        warn!(
+            by = from,
+            %detail,
+            "this node was removed from the cluster: its requests for votes are refused and it \
+             takes no part in decisions; stop it, and remove its data directory before reusing \
+             the machine"
+        );
+    }
+
+    /// The configuration in force and every voter's address.
+    pub(super) fn member_list(&self) -> MemberList {
+        let config = self.core.config();
+        let (_, config_index) = self.core.config_of_log();
+        MemberList {
+            id: self.core.id(),
+            term: self.core.current_term(),
+            leader: self.core.leader_id(),
+            members: config.members.iter().copied().collect(),
+            old_members: config.old.iter().flatten().copied().collect(),
+            config_index,
+            committed: config_index <= self.core.commit_index(),
+            addresses: config
+                .voters()
+                .filter_map(|id| Some((id, self.addresses.get(&id)?.clone())))
+                .collect(),
+        }
+    }
+}
