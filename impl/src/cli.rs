@@ -88,6 +88,13 @@ pub struct InitArgs {
     /// (the others' addresses come from the leader).
     #[arg(long)]
     pub join: bool,
+    /// Seed a NEW cluster from a backup (`raft-node client snapshot save
+    /// FILE`): the data directory starts at the backup's state, with this
+    /// config's cluster id and members. Initialise every member of the new
+    /// cluster from the same file, then start them (impl/README.md, "Backup
+    /// and restore").
+    #[arg(long, value_name = "FILE", conflicts_with = "join")]
+    pub restore: Option<PathBuf>,
 }
 
 /// A node's settings: a TOML config file and/or flags (flags win).
@@ -269,6 +276,27 @@ pub async fn shutdown_signal() {
 
 /// `raft-node init`: initialises the node's data directory, once (see
 /// [`server::init_data_dir`]), and says so on standard output.
+/// `raft-node init --restore FILE`: initialises the node's data directory
+/// from a backup, as a member of a new cluster (see [`crate::backup`]).
+pub fn restore_node(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()> {
+    let restored = crate::backup::restore(config, file)?;
+    println!(
+        "initialised {} for node {} of the new cluster {:?} (incarnation {}) from {}: log index \
+         {} (term {}), {} keys, members {:?}; initialise every member from the same file, then \
+         start each with `raft-node run`",
+        config.data_dir.display(),
+        config.id,
+        config.cluster_id,
+        restored.incarnation,
+        file.display(),
+        restored.index,
+        restored.term,
+        restored.keys,
+        config.members.keys().collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
 pub fn init_node(config: &NodeConfig, mode: InitMode) -> anyhow::Result<()> {
     let incarnation = mode.init(config)?.unwrap_or_default();
     println!(

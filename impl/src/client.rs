@@ -278,6 +278,21 @@ impl KvClient {
             .await
     }
 
+    /// A consistent snapshot of the cluster's state machine, streamed from
+    /// the leader (etcd's `Maintenance.Snapshot`; any endpoint relays the
+    /// leader's): see [`crate::backup::save`].
+    pub async fn snapshot(
+        &mut self,
+    ) -> Result<tonic::Streaming<crate::proto::etcdserverpb::SnapshotResponse>, ClientError> {
+        use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+        self.call(|channel| async move {
+            MaintenanceClient::new(channel)
+                .snapshot(crate::proto::etcdserverpb::SnapshotRequest {})
+                .await
+        })
+        .await
+    }
+
     /// The configuration as the first node that answers sees it (any node
     /// answers: a follower's view may lag the leader's by a heartbeat).
     pub async fn member_list(&mut self) -> Result<admin_pb::MemberListResponse, ClientError> {

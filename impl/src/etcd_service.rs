@@ -497,7 +497,7 @@ impl pb::maintenance_server::Maintenance for EtcdMaintenance {
 
     /// A backup: the leader confirms by a ReadIndex round that it leads and
     /// has applied every acknowledged write, then streams the image it has
-    /// applied, encoded as a snapshot file (its own checksum at the end). A
+    /// applied, encoded as a snapshot file framed as a backup (crate::backup). A
     /// follower forwards the call and relays the leader's stream, so that
     /// any endpoint gives the same consistent backup.
     async fn snapshot(
@@ -531,10 +531,11 @@ impl pb::maintenance_server::Maintenance for EtcdMaintenance {
         };
         let revision = backup.image.revision;
         let term = backup.meta.last_term;
-        let bytes =
-            tokio::task::spawn_blocking(move || snapshot_file::encode(&backup.meta, &backup.image))
-                .await
-                .map_err(|err| Status::internal(format!("encoding the snapshot failed: {err}")))?;
+        let bytes = tokio::task::spawn_blocking(move || {
+            crate::backup::encode(&snapshot_file::encode(&backup.meta, &backup.image))
+        })
+        .await
+        .map_err(|err| Status::internal(format!("encoding the snapshot failed: {err}")))?;
         let header = etcd.header(revision, term);
         let total = bytes.len();
         let chunks: Vec<Result<pb::SnapshotResponse, Status>> = bytes

@@ -34,6 +34,7 @@
 //! change and read confirmation comes from the core.
 
 pub mod admin_service;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod cluster;

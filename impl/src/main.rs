@@ -154,10 +154,26 @@ enum ClientOp {
         #[command(subcommand)]
         op: raft_node::member_cli::MemberOp,
     },
+    /// Backups: `snapshot save FILE` writes a consistent snapshot of the
+    /// cluster's data, taken by the leader; `raft-node init --restore FILE`
+    /// seeds a new cluster from it.
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
+    },
     /// Every endpoint's gRPC health, SERVING only with a leader heard from
     /// within an election timeout (for the leader: a quorum heard), and why;
     /// exits with failure unless every endpoint is SERVING.
     Health,
+}
+
+#[derive(Subcommand)]
+enum SnapshotOp {
+    /// Write a consistent snapshot (every write acknowledged before the
+    /// command started is in it) to FILE: fetched from the leader through
+    /// any endpoint, checked, fsynced, then renamed into place. An existing
+    /// FILE is refused.
+    Save { file: PathBuf },
 }
 
 async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
@@ -267,6 +283,9 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        ClientOp::Snapshot {
+            op: SnapshotOp::Save { file },
+        } => println!("{}", raft_node::backup::save(&mut client, &file).await?),
         ClientOp::Member { op } => raft_node::member_cli::run(&mut client, op).await?,
         ClientOp::Status => {
             println!(
@@ -373,6 +392,9 @@ fn main() -> ExitCode {
                 }
             }
             Command::Init(args) => {
+                if let Some(file) = &args.restore {
+                    return raft_node::cli::restore_node(&args.settings.config()?, file);
+                }
                 let mode = if args.join {
                     InitMode::Join
                 } else {

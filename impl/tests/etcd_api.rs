@@ -192,6 +192,28 @@ async fn etcdctl_drives_a_three_node_cluster() {
         assert!(status.contains(&cluster.address(id)), "{status}");
     }
     assert_eq!(status.matches(" true ").count(), 1, "one leader: {status}");
+
+    // `snapshot save` at a follower: the leader's consistent snapshot,
+    // relayed, in this node's snapshot image format (impl/README.md,
+    // "Backup and restore").
+    let backup = dir.path().join("etcdctl.snap");
+    let saved = ok(
+        e,
+        &at_follower,
+        &["snapshot", "save", backup.to_str().unwrap()],
+        "",
+    )
+    .await;
+    assert!(saved.contains("Snapshot saved at"), "{saved}");
+    let bytes = std::fs::read(&backup).unwrap();
+    let snapshot = raft_node::backup::decode(&bytes).expect("a valid backup");
+    let value = |key: &[u8]| snapshot.data.get(key).map(|kv| kv.value.clone());
+    assert_eq!(
+        value(b"foo2"),
+        Some(b"qux".to_vec()),
+        "the transaction's write"
+    );
+    assert_eq!(value(b"foo"), None, "deleted");
     cluster.shutdown().await;
 }
 

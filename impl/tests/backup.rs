@@ -1,0 +1,193 @@
+//! Backup and restore (issues 19 and 21): `raft-node client snapshot save`
+//! against a running cluster, then `raft-node init --restore` seeding a new
+//! cluster of separate processes from the file. Writes acknowledged before
+//! the backup are in the new cluster, later ones are not; the new cluster
+//! takes writes; bad input is refused and changes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::{Launch, NodeProcess};
+
+const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
+
+fn client(endpoints: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["client", "--endpoints", endpoints, "--timeout", "20s"])
+        .args(args)
+        .output()
+        .expect("client runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The launcher of node `id` of the restored cluster `members`.
+fn launcher(dir: &Path, id: u64, members: &[Member]) -> Launch {
+    let config = FileConfig {
+        cluster_id: Some("restored".into()),
+        id: Some(id),
+        data_dir: Some(dir.join(format!("node-{id}"))),
+        election_timeout_ms: Some([150, 300]),
+        heartbeat_ms: Some(30),
+        members: Some(members.to_vec()),
+        ..FileConfig::default()
+    };
+    Launch::new(
+        Path::new(BIN),
+        "run",
+        config,
+        &dir.join(format!("node-{id}.toml")),
+    )
+    .log_to(&dir.join(format!("node-{id}.log")))
+    .log_level("warn")
+}
+
+fn init_restore(dir: &Path, id: u64, backup: &Path) -> Output {
+    Command::new(BIN)
+        .args(["init", "--config"])
+        .arg(dir.join(format!("node-{id}.toml")))
+        .arg("--restore")
+        .arg(backup)
+        .output()
+        .expect("init runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_seeds_a_new_cluster_with_every_write_acknowledged_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = common::cluster(&dir).await;
+    old.wait_for_leader(common::WAIT).await.unwrap();
+    let endpoints = old.endpoints().join(",");
+    let mut kv = old.client().unwrap();
+    for (key, value) in [("a", "1"), ("b", "2"), ("a", "3")] {
+        kv.put(key, value).await.unwrap();
+    }
+    kv.delete("b").await.unwrap();
+
+    // The backup, through the CLI (any endpoint: a follower relays the
+    // leader's stream).
+    let backup = dir.path().join("backup.snap");
+    let saved = client(&endpoints, &["snapshot", "save", backup.to_str().unwrap()]);
+    assert!(saved.status.success(), "{}", text(&saved));
+    assert!(
+        text(&saved).starts_with(&format!("Snapshot saved at {}", backup.display())),
+        "{}",
+        text(&saved)
+    );
+    // A second save to the same file is refused and leaves it as it was.
+    let before = std::fs::read(&backup).unwrap();
+    let again = client(&endpoints, &["snapshot", "save", backup.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("exists already"), "{}", text(&again));
+    assert_eq!(std::fs::read(&backup).unwrap(), before);
+    // Written after the backup: not in it.
+    kv.put("c", "after").await.unwrap();
+    old.shutdown().await;
+
+    // A corrupted backup is refused before anything is created.
+    let new_dir = dir.path().join("restored");
+    let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
+    let members: Vec<Member> = (1..)
+        .zip(&listeners)
+        .map(|(id, listener)| Member {
+            id,
+            address: listener.local_addr().unwrap().to_string(),
+        })
+        .collect();
+    for member in &members {
+        launcher(&new_dir, member.id, &members)
+            .write_config()
+            .unwrap();
+    }
+    let corrupt = dir.path().join("corrupt.snap");
+    let mut bytes = before.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let refused = init_restore(&new_dir, 1, &corrupt);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("is not a valid backup"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!new_dir.join("node-1").exists(), "nothing was created");
+
+    // Every member of the new cluster from the same file.
+    for member in &members {
+        let restored = init_restore(&new_dir, member.id, &backup);
+        assert!(restored.status.success(), "{}", text(&restored));
+        assert!(
+            text(&restored).contains("new cluster \"restored\""),
+            "{}",
+            text(&restored)
+        );
+    }
+    // A second restore into an initialised directory is refused.
+    let twice = init_restore(&new_dir, 1, &backup);
+    assert!(!twice.status.success());
+    assert!(
+        text(&twice).contains("already initialised"),
+        "{}",
+        text(&twice)
+    );
+
+    let _nodes: Vec<NodeProcess> = members
+        .iter()
+        .zip(&listeners)
+        .map(|(member, listener)| {
+            launcher(&new_dir, member.id, &members)
+                .listener(Arc::clone(listener))
+                .spawn()
+                .expect("node starts")
+        })
+        .collect();
+    let endpoints: String = members
+        .iter()
+        .map(|member| member.address.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let get = |key: &str| client(&endpoints, &["get", key]);
+    let a = get("a");
+    assert!(a.status.success(), "{}", text(&a));
+    assert_eq!(String::from_utf8_lossy(&a.stdout).trim(), "3");
+    let b = get("b");
+    assert!(
+        !b.status.success(),
+        "deleted before the backup: {}",
+        text(&b)
+    );
+    let c = get("c");
+    assert!(
+        !c.status.success(),
+        "written after the backup: {}",
+        text(&c)
+    );
+    let put = client(&endpoints, &["put", "d", "new"]);
+    assert!(put.status.success(), "{}", text(&put));
+    assert_eq!(
+        String::from_utf8_lossy(&get("d").stdout).trim(),
+        "new",
+        "the new cluster takes writes"
+    );
+    // Its members are the new configuration's, at the new addresses.
+    let list = client(&endpoints, &["member", "list"]);
+    assert!(list.status.success(), "{}", text(&list));
+    for member in &members {
+        assert!(
+            text(&list).contains(&format!("{}={}", member.id, member.address)),
+            "{}",
+            text(&list)
+        );
+    }
+}
