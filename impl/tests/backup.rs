@@ -1,7 +1,8 @@
 //! Backup and restore (issues 19 and 21): `raft-node client snapshot save`
 //! against a running cluster, then `raft-node init --restore` seeding a new
-//! cluster of separate processes from the file. Writes acknowledged before
-//! the backup are in the new cluster, later ones are not; the new cluster
+//! cluster of separate processes from the file. The backup is taken under
+//! write load: every write acknowledged before it began is in the new
+//! cluster, and one made after it ended is not; the new cluster
 //! takes writes; bad input is refused and changes nothing.
 
 mod common;
@@ -9,6 +10,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use raft_node::config::{FileConfig, Member};
 use raft_node::launch::{Launch, NodeProcess};
@@ -74,10 +77,51 @@ async fn a_backup_seeds_a_new_cluster_with_every_write_acknowledged_before_it() 
     }
     kv.delete("b").await.unwrap();
 
+    // Write load throughout the backup: a writer puts w0, w1, ... and notes
+    // when each was acknowledged (bounded in count).
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut kv = old.client().unwrap();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let key = format!("w{i}");
+                if kv.put(&key, "v").await.is_ok() {
+                    acknowledged.push((key, Instant::now()));
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     // The backup, through the CLI (any endpoint: a follower relays the
     // leader's stream).
     let backup = dir.path().join("backup.snap");
-    let saved = client(&endpoints, &["snapshot", "save", backup.to_str().unwrap()]);
+    let began = Instant::now();
+    let saved = {
+        let (endpoints, path) = (endpoints.clone(), backup.to_str().unwrap().to_owned());
+        tokio::task::spawn_blocking(move || client(&endpoints, &["snapshot", "save", &path]))
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.await.unwrap();
+    let before_backup: Vec<String> = acknowledged
+        .iter()
+        .filter(|(_, at)| *at < began)
+        .map(|(key, _)| key.clone())
+        .collect();
+    assert!(!before_backup.is_empty(), "writes before the backup");
+    assert!(
+        acknowledged.len() > before_backup.len(),
+        "writes went on during and after the backup"
+    );
     assert!(saved.status.success(), "{}", text(&saved));
     assert!(
         text(&saved).starts_with(&format!("Snapshot saved at {}", backup.display())),
@@ -173,6 +217,18 @@ async fn a_backup_seeds_a_new_cluster_with_every_write_acknowledged_before_it() 
         "written after the backup: {}",
         text(&c)
     );
+    // Every write acknowledged before the backup began is there.
+    let mut reader =
+        raft_node::client::KvClient::new(members.iter().map(|m| m.address.clone()).collect())
+            .unwrap();
+    for key in &before_backup {
+        let value = reader.get(key).await.unwrap().value;
+        assert_eq!(
+            value.as_deref(),
+            Some("v"),
+            "{key}, acknowledged before the backup"
+        );
+    }
     let put = client(&endpoints, &["put", "d", "new"]);
     assert!(put.status.success(), "{}", text(&put));
     assert_eq!(

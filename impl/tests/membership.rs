@@ -625,3 +625,134 @@ async fn the_operator_adds_and_removes_a_server_with_the_cli() {
     assert!(text(&list).contains("voters: 1="), "{}", text(&list));
     assert!(!text(&list).contains("4="), "{}", text(&list));
 }
+
+/// The longest write unavailability of each operator's operation under a
+/// steady write load (issue 15's figures): one writer puts without pause,
+/// and for each operation the longest gap between two acknowledged writes
+/// from its start until a second after it answered is printed. A bench, not
+/// a timed test: it asserts only that writes resume (bounded), and prints
+/// the figures. `cargo test --release -p raft-node --test membership --
+/// --ignored --nocapture unavailability`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn unavailability_of_each_membership_operation_under_write_load() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(dir.path(), 3, fast).await.unwrap();
+    let first_leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let four = start_joiner(dir.path(), 4, None).await;
+    let five = start_joiner(dir.path(), 5, None).await;
+    let six = start_joiner(dir.path(), 6, None).await;
+    let all = endpoints(&cluster, &[&four, &five, &six], &[]);
+
+    // The writer: acknowledgement times, bounded in count.
+    let acks: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (acks, stop, mut client) = (acks.clone(), stop.clone(), client_of(all.clone()));
+        tokio::spawn(async move {
+            for i in 0..1_000_000u64 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if client.put(&format!("k{}", i % 1000), "v").await.is_ok() {
+                    acks.lock().unwrap().push(Instant::now());
+                }
+            }
+        })
+    };
+    let gap = |from: Instant, to: Instant| -> Duration {
+        let acks = acks.lock().unwrap();
+        let mut last = from;
+        let mut longest = Duration::ZERO;
+        for at in acks.iter().filter(|at| **at > from && **at <= to) {
+            longest = longest.max(*at - last);
+            last = *at;
+        }
+        longest.max(to.saturating_duration_since(last))
+    };
+    let settle = Duration::from_secs(1);
+    tokio::time::sleep(settle).await;
+    let mut admin = client_of(all.clone());
+    let mut rows = Vec::new();
+
+    // 1. A dead follower replaced by a new server: remove it, add node 4.
+    let mut cluster = cluster;
+    let dead = cluster
+        .ids()
+        .into_iter()
+        .find(|id| *id != first_leader)
+        .unwrap();
+    cluster.stop_node(dead).await;
+    tokio::time::sleep(settle).await;
+    let started = Instant::now();
+    admin.remove_member(dead).await.expect("dead node removed");
+    admin
+        .add_member(4, &four.address)
+        .await
+        .expect("node 4 added");
+    let answered = Instant::now();
+    tokio::time::sleep(settle).await;
+    rows.push(("replace a dead follower (remove, add)", started, answered));
+
+    // 2. Grow to 5: add nodes 5 and 6.
+    let started = Instant::now();
+    admin
+        .add_member(5, &five.address)
+        .await
+        .expect("node 5 added");
+    admin
+        .add_member(6, &six.address)
+        .await
+        .expect("node 6 added");
+    let answered = Instant::now();
+    tokio::time::sleep(settle).await;
+    rows.push(("grow 3 -> 5 (two adds)", started, answered));
+
+    // 3. Shrink back to 3, the leader among the removed.
+    let leader = settled_list(&mut admin).await.leader_id;
+    let other = [5, 6].into_iter().find(|id| *id != leader).unwrap();
+    let started = Instant::now();
+    admin.remove_member(leader).await.expect("leader removed");
+    admin.remove_member(other).await.expect("another removed");
+    let answered = Instant::now();
+    tokio::time::sleep(settle).await;
+    rows.push((
+        "shrink 5 -> 3 (the leader, then another)",
+        started,
+        answered,
+    ));
+
+    // 4. Leadership moved to a chosen member.
+    let list = settled_list(&mut admin).await;
+    let target = list
+        .members
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != list.leader_id)
+        .unwrap();
+    let started = Instant::now();
+    admin
+        .transfer_leader(target)
+        .await
+        .expect("leadership moved");
+    let answered = Instant::now();
+    tokio::time::sleep(settle).await;
+    rows.push(("transfer leadership", started, answered));
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let total = acks.lock().unwrap().len();
+    println!("\n{total} writes acknowledged by one writer over the run");
+    println!("| operation | answered in | longest write gap (start to answer + 1 s) |");
+    println!("| --- | ---: | ---: |");
+    for (what, started, answered) in rows {
+        let longest = gap(started, answered + settle);
+        println!(
+            "| {what} | {} ms | {} ms |",
+            (answered - started).as_millis(),
+            longest.as_millis()
+        );
+        assert!(longest < WAIT, "writes did not resume after {what}");
+    }
+}
