@@ -17,7 +17,7 @@
 //! Everything listens on 127.0.0.1. Each proxy owns a task per connection,
 //! all aborted when the proxy is dropped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -77,6 +77,19 @@ impl Network {
     }
 }
 
+/// Who is sending on a connection a proxy accepted: one fixed node (a proxy
+/// per directed link), or found from the connection's peer address (a proxy
+/// per target node, shared by every sender: [`Resolver`]).
+#[derive(Clone)]
+pub enum Source {
+    Fixed(NodeId),
+    Resolve(Resolver),
+}
+
+/// Maps a connection's peer address (the sender's local address) to the
+/// node that owns that socket, if any.
+pub type Resolver = Arc<dyn Fn(SocketAddr) -> Option<NodeId> + Send + Sync>;
+
 /// The proxy that `from` uses to reach `to`.
 pub struct LinkProxy {
     pub address: SocketAddr,
@@ -97,7 +110,14 @@ impl LinkProxy {
         to: NodeId,
         target: SocketAddr,
     ) -> std::io::Result<LinkProxy> {
-        Self::start_on(std::net::Ipv4Addr::LOCALHOST, network, from, to, target).await
+        Self::start_on(
+            std::net::Ipv4Addr::LOCALHOST,
+            network,
+            Source::Fixed(from),
+            to,
+            target,
+        )
+        .await
     }
 
     /// [`LinkProxy::start`], listening on `ip` (the bridge's address when
@@ -105,7 +125,7 @@ impl LinkProxy {
     pub async fn start_on(
         ip: std::net::Ipv4Addr,
         network: Network,
-        from: NodeId,
+        source: Source,
         to: NodeId,
         target: SocketAddr,
     ) -> std::io::Result<LinkProxy> {
@@ -115,11 +135,24 @@ impl LinkProxy {
             // Connection tasks are aborted with this one.
             let mut connections = Tasks(Vec::new());
             loop {
-                let Ok((inbound, _)) = listener.accept().await else {
+                let Ok((inbound, peer)) = listener.accept().await else {
                     continue;
                 };
                 let network = network.clone();
+                let source = source.clone();
                 let task = tokio::spawn(async move {
+                    // A sender nobody can name (not a node: the harness
+                    // itself) is 0, which no cut names.
+                    let from = match source {
+                        Source::Fixed(from) => from,
+                        Source::Resolve(resolve) => {
+                            tokio::task::spawn_blocking(move || resolve(peer))
+                                .await
+                                .ok()
+                                .flatten()
+                                .unwrap_or(0)
+                        }
+                    };
                     // The target may be down (killed); then the connection
                     // just closes, like a refused connect.
                     if let Ok(outbound) = TcpStream::connect(target).await {
@@ -134,6 +167,53 @@ impl LinkProxy {
         });
         Ok(LinkProxy { address, accept })
     }
+}
+
+/// Which of the processes `pids` (node id to process id) owns the TCP socket
+/// whose local address is `peer`: read from `/proc/<pid>/net/tcp` (the
+/// socket's inode; that file lists the whole network namespace) and
+/// `/proc/<pid>/fd` (whether that process holds it). Linux only; None when
+/// nobody listed owns it.
+pub fn socket_owner(pids: &[(NodeId, u32)], peer: SocketAddr) -> Option<NodeId> {
+    let SocketAddr::V4(peer) = peer else {
+        return None;
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(peer.ip().octets()),
+        peer.port()
+    );
+    let mut inodes: BTreeMap<String, String> = BTreeMap::new();
+    for (id, pid) in pids {
+        let inode = match inodes.get(&local) {
+            Some(inode) => inode.clone(),
+            None => {
+                let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+                    continue;
+                };
+                let Some(inode) = table.lines().skip(1).find_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    (fields.get(1) == Some(&local.as_str()))
+                        .then(|| fields.get(9).map(|s| (*s).to_owned()))
+                        .flatten()
+                }) else {
+                    continue;
+                };
+                inodes.insert(local.clone(), inode.clone());
+                inode
+            }
+        };
+        let wanted = format!("socket:[{inode}]");
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == wanted.as_str()) {
+                return Some(*id);
+            }
+        }
+    }
+    None
 }
 
 struct Tasks(Vec<JoinHandle<()>>);
@@ -255,5 +335,20 @@ mod tests {
         fresh.write_all(b"again").await.unwrap();
         fresh.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"again");
+    }
+
+    /// A connection's sender is found from its peer address: this process
+    /// owns the client socket, nobody else does.
+    #[tokio::test]
+    async fn the_owner_of_a_socket_is_found_by_its_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (_server, peer) = listener.accept().await.unwrap();
+        assert_eq!(client.local_addr().unwrap(), peer);
+        let me = std::process::id();
+        assert_eq!(socket_owner(&[(7, me)], peer), Some(7));
+        assert_eq!(socket_owner(&[(7, 1)], peer), None);
     }
 }
