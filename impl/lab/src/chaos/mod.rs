@@ -142,6 +142,9 @@ pub struct ChaosReport {
     /// Every node that ran, in order of id (more than `nodes` after
     /// membership changes), and the members at the end.
     pub node_ids: Vec<NodeId>,
+    /// Peer connections through the per-target proxies of a membership
+    /// run: (sender found, sender unknown; the harness's own calls).
+    pub proxy_senders: (u64, u64),
     pub final_members: Vec<NodeId>,
     pub operations: OperationCounts,
     pub linearizability: Report,
@@ -262,10 +265,12 @@ impl ChaosReport {
                 .collect();
             let _ = writeln!(
                 out,
-                "membership changes: {}; nodes that ran: {:?}; members at the end: {:?}",
+                "membership changes: {}; nodes that ran: {:?}; members at the end: {:?}; proxy connections: {} from a node, {} from the harness or unknown",
                 outcomes.join(", "),
                 self.node_ids,
-                self.final_members
+                self.final_members,
+                self.proxy_senders.0,
+                self.proxy_senders.1
             );
         }
         if self.power.nodes_cut > 0 {
@@ -805,6 +810,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         membership: membership_outcome.0,
         membership_problems: membership_outcome.1,
         node_ids: processes.all_ids(),
+        proxy_senders: network.senders(),
         final_members,
         operations,
         linearizability,
@@ -944,6 +950,7 @@ mod tests {
             membership: BTreeMap::new(),
             membership_problems: Vec::new(),
             node_ids: Vec::new(),
+            proxy_senders: (0, 0),
             final_members: Vec::new(),
             operations: OperationCounts::default(),
             linearizability: Report {

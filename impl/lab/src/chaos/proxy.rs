@@ -33,6 +33,10 @@ pub struct Network {
     cut: Arc<Mutex<BTreeSet<(NodeId, NodeId)>>>,
     /// Bumped on every change so idle connections notice a heal.
     changes: Arc<watch::Sender<u64>>,
+    /// Connections to per-target proxies whose sender was found, and those
+    /// whose sender was not (the harness's own, or a lookup that failed:
+    /// no cut applies to them).
+    senders: Arc<Mutex<(u64, u64)>>,
 }
 
 impl Network {
@@ -40,6 +44,21 @@ impl Network {
         Network {
             cut: Arc::default(),
             changes: Arc::new(watch::channel(0).0),
+            senders: Arc::default(),
+        }
+    }
+
+    /// Connections to per-target proxies: (sender found, sender unknown).
+    pub fn senders(&self) -> (u64, u64) {
+        *self.senders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count_sender(&self, found: bool) {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if found {
+            senders.0 += 1;
+        } else {
+            senders.1 += 1;
         }
     }
 
@@ -146,11 +165,12 @@ impl LinkProxy {
                     let from = match source {
                         Source::Fixed(from) => from,
                         Source::Resolve(resolve) => {
-                            tokio::task::spawn_blocking(move || resolve(peer))
+                            let from = tokio::task::spawn_blocking(move || resolve(peer))
                                 .await
                                 .ok()
-                                .flatten()
-                                .unwrap_or(0)
+                                .flatten();
+                            network.count_sender(from.is_some());
+                            from.unwrap_or(0)
                         }
                     };
                     // The target may be down (killed); then the connection
