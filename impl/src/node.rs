@@ -51,8 +51,8 @@ use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
-    Applied, Backup, ClientError, Core, ImageRead, Input, LeaderMoved, MembersChanged,
-    NodeStatus, ReadValue, SnapshotReport,
+    Applied, Backup, ClientError, Core, ImageRead, Input, LeaderMoved, MembersChanged, NodeStatus,
+    ReadValue, SnapshotReport,
 };
 
 #[derive(Debug, thiserror::Error)]

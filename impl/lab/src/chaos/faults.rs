@@ -188,7 +188,10 @@ pub enum Active {
     /// A membership change to make (the run's loop makes it, see
     /// `super::membership`): `victim` leaves, a fresh server joins, the
     /// removal first if `remove_first`. Nothing to heal.
-    Membership { victim: NodeId, remove_first: bool },
+    Membership {
+        victim: NodeId,
+        remove_first: bool,
+    },
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }

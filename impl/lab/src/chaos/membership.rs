@@ -233,7 +233,12 @@ impl Membership {
 
     /// Removes `victim`. Whether it is out of the configuration now (then
     /// it is stopped for good).
-    async fn remove(&mut self, processes: &mut Processes, endpoints: &Endpoints, victim: NodeId) -> bool {
+    async fn remove(
+        &mut self,
+        processes: &mut Processes,
+        endpoints: &Endpoints,
+        victim: NodeId,
+    ) -> bool {
         let outcome = change(endpoints, |mut client| async move {
             client
                 .remove_member(pb::RemoveMemberRequest { id: victim })
@@ -275,7 +280,10 @@ impl Membership {
         if reported == Some(false) {
             self.problems.push(format!(
                 "a change reported success but its answer's members {:?} {} node {id}",
-                outcome.as_ref().map(|r| r.members.iter().map(|m| m.id).collect::<Vec<_>>()).unwrap_or_default(),
+                outcome
+                    .as_ref()
+                    .map(|r| r.members.iter().map(|m| m.id).collect::<Vec<_>>())
+                    .unwrap_or_default(),
                 if member { "lack" } else { "hold" }
             ));
         }
@@ -320,7 +328,9 @@ fn describe(outcome: &Result<pb::ChangeMembersResponse, tonic::Status>) -> Strin
     }
 }
 
-async fn admin_client(address: &str) -> Option<pb::admin_client::AdminClient<tonic::transport::Channel>> {
+async fn admin_client(
+    address: &str,
+) -> Option<pb::admin_client::AdminClient<tonic::transport::Channel>> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .ok()?
         .connect_timeout(Duration::from_millis(300));

@@ -619,11 +619,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         tasks.push((id, tokio::spawn(client.run(recorder.clone(), deadline))));
     }
 
-    let monitor = tokio::spawn(availability::monitor(
-        endpoints.clone(),
-        started,
-        deadline,
-    ));
+    let monitor = tokio::spawn(availability::monitor(endpoints.clone(), started, deadline));
     let mut membership = membership::Membership::new(
         ids.len(),
         options.nodes + 1,
@@ -748,10 +744,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let history = recorder.history();
     processes.stop_all();
     drop(proxies);
-    let membership_outcome = (
-        membership.outcomes.clone(),
-        membership.problems.clone(),
-    );
+    let membership_outcome = (membership.outcomes.clone(), membership.problems.clone());
     drop(membership.into_proxies());
 
     let budget = options.check_budget;
