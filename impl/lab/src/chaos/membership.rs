@@ -63,7 +63,7 @@ pub struct Membership {
     /// Changes that reported success but did not show in `MemberList`: a
     /// failure of the run.
     pub problems: Vec<String>,
-    /// Lines describing each change, for the verbose output.
+    /// Print each change as it is made.
     pub verbose: bool,
 }
 
@@ -74,7 +74,6 @@ impl Membership {
         network: Network,
         resolver: Resolver,
         proxy_ip: std::net::Ipv4Addr,
-        proxies: Vec<LinkProxy>,
         cluster_addresses: BTreeMap<NodeId, String>,
         verbose: bool,
     ) -> Membership {
@@ -84,7 +83,7 @@ impl Membership {
             network,
             resolver,
             proxy_ip,
-            proxies,
+            proxies: Vec::new(),
             cluster_addresses,
             outcomes: BTreeMap::new(),
             problems: Vec::new(),
@@ -124,10 +123,14 @@ impl Membership {
         }
         let members: Vec<NodeId> = list.members.iter().map(|m| m.id).collect();
         self.reconcile(processes, endpoints, &members);
+        let Some(&first) = members.first() else {
+            self.count("skipped-no-members");
+            return Ok(());
+        };
         let victim = if members.contains(&victim) {
             victim
         } else {
-            members[0]
+            first
         };
         if members.len() > self.size {
             self.remove(processes, endpoints, victim).await;

@@ -626,7 +626,6 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         network.clone(),
         processes.resolver(),
         proxy_ip,
-        Vec::new(),
         cluster_addresses,
         options.verbose,
     );
