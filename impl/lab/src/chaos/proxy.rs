@@ -357,6 +357,50 @@ mod tests {
         assert_eq!(&buf, b"again");
     }
 
+    /// A proxy in front of a node (shared by every sender) cuts by the
+    /// sender its resolver names, and counts whom it found.
+    #[tokio::test]
+    async fn a_shared_proxy_cuts_by_the_sender_it_finds() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let network = Network::new();
+        let me = std::process::id();
+        let resolver: Resolver = Arc::new(move |peer| socket_owner(&[(3, me)], peer));
+        let proxy = LinkProxy::start_on(
+            std::net::Ipv4Addr::LOCALHOST,
+            network.clone(),
+            Source::Resolve(resolver),
+            2,
+            target,
+        )
+        .await
+        .unwrap();
+        network.cut(1, 2);
+        let mut buf = [0u8; 5];
+        let mut client = TcpStream::connect(proxy.address).await.unwrap();
+        client.write_all(b"hello").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello", "a cut of another sender does not apply");
+        network.cut(3, 2);
+        let mut cut = TcpStream::connect(proxy.address).await.unwrap();
+        cut.write_all(b"lost!").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(200), cut.read(&mut buf)).await;
+        assert!(silent.is_err(), "this sender (node 3) is cut from node 2");
+        assert_eq!(network.senders(), (2, 0));
+    }
+
     /// A connection's sender is found from its peer address: this process
     /// owns the client socket, nobody else does.
     #[tokio::test]
