@@ -86,10 +86,12 @@ impl ChaosOptions {
             clients: 5,
             keys: 5,
             seed: 1,
-            // Every kind; the power and disk kinds only where FUSE can be
+            // Every kind but the membership changes (asked for by name);
+            // the power and disk kinds only where FUSE can be
             // mounted (`crate::powerfs::available`; `run` says so).
             faults: FaultKind::ALL
                 .into_iter()
+                .filter(|kind| !kind.is_membership())
                 .filter(|kind| !kind.needs_powerfs() || crate::powerfs::available().is_ok())
                 .filter(|kind| !kind.needs_netns() || netns::available().is_ok())
                 .collect(),
