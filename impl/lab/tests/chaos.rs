@@ -77,6 +77,47 @@ fn a_correct_cluster_stays_linearizable_and_durable_under_faults() {
     }
 }
 
+/// Membership changes under the workload and beside other faults (issue
+/// 15): members replaced (a fresh server under a new id joins, a member —
+/// the leader too — leaves) and removed then re-added as fresh servers,
+/// while leaders are killed, partitioned and moved. The history stays
+/// linearizable and every node's trace, the removed and the added ones
+/// included, replays through the model.
+#[test]
+fn membership_changes_under_faults_keep_the_history_linearizable_and_the_traces_valid() {
+    let mut options = options(40, 15);
+    options.faults = vec![
+        FaultKind::ReplaceMember,
+        FaultKind::RemoveAdd,
+        FaultKind::KillLeader,
+        FaultKind::Kill,
+        FaultKind::PartitionLeader,
+        FaultKind::Partition,
+        FaultKind::TransferLeader,
+    ];
+    let report = chaos(options);
+    assert!(report.passed(), "{}", report.summary());
+    let changes = report.faults.get("replace-member").copied().unwrap_or(0)
+        + report.faults.get("remove-add").copied().unwrap_or(0);
+    assert!(changes >= 2, "{:?}", report.faults);
+    let added = report.membership.get("added").copied().unwrap_or(0);
+    let removed = report.membership.get("removed").copied().unwrap_or(0);
+    assert!(added >= 1 && removed >= 1, "{:?}", report.membership);
+    // The cluster kept its size, with servers that were not there at the start.
+    assert_eq!(report.final_members.len(), 3, "{}", report.summary());
+    assert!(report.final_members.iter().any(|id| *id > 3));
+    // The proxies in front of each node told the senders apart.
+    assert!(report.proxy_senders.0 > 0, "{:?}", report.proxy_senders);
+    match &report.traces {
+        Some(raft_lab::chaos::traces::TraceCheck::Valid { nodes, events, .. }) => {
+            assert_eq!(*nodes, report.node_ids.len(), "every node's trace");
+            assert!(*nodes > 3, "the added servers' traces too");
+            assert!(*events > 1_000, "{events} events");
+        }
+        other => panic!("traces not validated: {other:?}"),
+    }
+}
+
 /// Whether the power-loss file system can be mounted here; if not, says
 /// why the calling test checks nothing (`RAFT_LAB_REQUIRE_FUSE=1` makes that
 /// a failure).

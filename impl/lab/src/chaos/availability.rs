@@ -115,12 +115,14 @@ pub fn ready_leader(statuses: &BTreeMap<NodeId, (u64, bool, bool)>) -> Option<(u
 /// Polls `addresses` every [`POLL`] until `deadline`; the samples, timed
 /// from `started`.
 pub async fn monitor(
-    addresses: BTreeMap<NodeId, String>,
+    endpoints: super::workload::Endpoints,
     started: Instant,
     deadline: Instant,
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     while Instant::now() < deadline {
+        // The members of the moment (membership faults change them).
+        let addresses = endpoints.snapshot().1;
         let mut statuses = BTreeMap::new();
         for (id, address) in &addresses {
             if let Some(status) = super::faults::status(address).await {

@@ -33,7 +33,11 @@ pub struct ChaosArgs {
     /// it cannot be mounted), power-cut, power-cut-minority, power-cut-all,
     /// slow-disk, and, with each node in its network namespace (root and
     /// `ip`; likewise left out where unavailable), netns-partition,
-    /// netns-partition-leader.
+    /// netns-partition-leader. Not in the default, asked for by name:
+    /// the membership changes replace-member (a fresh server under a new id
+    /// joins, then a random member, the leader too, is removed and stopped)
+    /// and remove-add (a member removed and stopped, then a fresh server
+    /// added under a new id); not with the netns kinds.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<FaultKind>,
     /// Parent of the run directory (default: the system temp dir).

@@ -70,10 +70,19 @@ pub enum FaultKind {
     NetnsPartition,
     /// The leader's link taken down.
     NetnsPartitionLeader,
+    /// A membership change (`super::membership`): a fresh server under a new
+    /// id, on a new port and data directory, is started to join and added
+    /// (AddMember), then a random member — the leader too — is removed
+    /// (RemoveMember) and stopped for good: the cluster keeps its size.
+    ReplaceMember,
+    /// A random member is removed and stopped, its data left behind; then a
+    /// fresh server (as if the machine were wiped and re-initialised with
+    /// `--join`) is added under a NEW id: a removed id never comes back.
+    RemoveAdd,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 18] = [
+    pub const ALL: [FaultKind; 20] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -92,7 +101,15 @@ impl FaultKind {
         FaultKind::SlowDisk,
         FaultKind::NetnsPartition,
         FaultKind::NetnsPartitionLeader,
+        FaultKind::ReplaceMember,
+        FaultKind::RemoveAdd,
     ];
+
+    /// Whether the kind changes the cluster's membership (not in the
+    /// default set of kinds: ask for it with `--faults`).
+    pub fn is_membership(self) -> bool {
+        matches!(self, FaultKind::ReplaceMember | FaultKind::RemoveAdd)
+    }
 
     /// Whether the kind needs the nodes in network namespaces.
     pub fn needs_netns(self) -> bool {
@@ -133,6 +150,8 @@ impl FaultKind {
             FaultKind::SlowDisk => "slow-disk",
             FaultKind::NetnsPartition => "netns-partition",
             FaultKind::NetnsPartitionLeader => "netns-partition-leader",
+            FaultKind::ReplaceMember => "replace-member",
+            FaultKind::RemoveAdd => "remove-add",
         }
     }
 }
@@ -166,6 +185,13 @@ pub enum Active {
     SlowDisk(NodeId),
     /// Links of network namespaces are down.
     NetCut,
+    /// A membership change to make (the run's loop makes it, see
+    /// `super::membership`): `victim` leaves, a fresh server joins, the
+    /// removal first if `remove_first`. Nothing to heal.
+    Membership {
+        victim: NodeId,
+        remove_first: bool,
+    },
     /// The chosen fault needed a leader and none was found.
     Nothing,
 }
@@ -293,6 +319,10 @@ impl Injector {
                 }
                 Active::Cut
             }
+            (FaultKind::ReplaceMember | FaultKind::RemoveAdd, _) => Active::Membership {
+                victim: random,
+                remove_first: kind == FaultKind::RemoveAdd,
+            },
             (FaultKind::OneWay, _) => {
                 network.cut(ids[0], ids[1]);
                 Active::Cut
@@ -404,7 +434,7 @@ pub fn heal(
         }
         Active::Paused(id) => processes.resume(id),
         Active::Cut | Active::Flapping(..) => network.heal(),
-        Active::Transfer | Active::Nothing => {}
+        Active::Transfer | Active::Membership { .. } | Active::Nothing => {}
     }
     Ok(())
 }

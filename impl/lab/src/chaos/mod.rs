@@ -28,6 +28,7 @@ pub mod cli;
 pub mod faults;
 pub mod history;
 pub mod linearizability;
+pub mod membership;
 pub mod netns;
 pub mod nodes;
 pub mod proxy;
@@ -51,7 +52,7 @@ use history::{Input, Operation, Output};
 use linearizability::{LostWrite, Report};
 use nodes::{NodeSettings, Processes};
 use proxy::{LinkProxy, Network};
-use workload::{Client, Connection, Counts, Recorder};
+use workload::{Client, Connection, Counts, Endpoints, Recorder};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -85,10 +86,12 @@ impl ChaosOptions {
             clients: 5,
             keys: 5,
             seed: 1,
-            // Every kind; the power and disk kinds only where FUSE can be
+            // Every kind but the membership changes (asked for by name);
+            // the power and disk kinds only where FUSE can be
             // mounted (`crate::powerfs::available`; `run` says so).
             faults: FaultKind::ALL
                 .into_iter()
+                .filter(|kind| !kind.is_membership())
                 .filter(|kind| !kind.needs_powerfs() || crate::powerfs::available().is_ok())
                 .filter(|kind| !kind.needs_netns() || netns::available().is_ok())
                 .collect(),
@@ -132,6 +135,19 @@ pub struct ChaosReport {
     pub transfers: BTreeMap<String, u64>,
     /// What the power cuts dropped (all zero without power cuts).
     pub power: faults::PowerCuts,
+    /// Outcomes of the membership faults (`replace-member`, `remove-add`):
+    /// added, removed, add-refused, remove-refused, ...
+    pub membership: BTreeMap<String, u64>,
+    /// Membership changes that reported success but did not show in
+    /// `MemberList`.
+    pub membership_problems: Vec<String>,
+    /// Every node that ran, in order of id (more than `nodes` after
+    /// membership changes), and the members at the end.
+    pub node_ids: Vec<NodeId>,
+    /// Peer connections through the per-target proxies of a membership
+    /// run: (sender found, sender unknown; the harness's own calls).
+    pub proxy_senders: (u64, u64),
+    pub final_members: Vec<NodeId>,
     pub operations: OperationCounts,
     pub linearizability: Report,
     pub lost_writes: Vec<LostWrite>,
@@ -211,6 +227,9 @@ impl ChaosReport {
         if let Some(check) = self.traces.as_ref().filter(|c| !c.is_valid()) {
             problems.push(check.summary());
         }
+        for problem in &self.membership_problems {
+            problems.push(format!("membership: {problem}"));
+        }
         problems
     }
 
@@ -239,6 +258,22 @@ impl ChaosReport {
                 .map(|(outcome, n)| format!("{outcome} {n}"))
                 .collect();
             let _ = writeln!(out, "leadership transfers: {}", transfers.join(", "));
+        }
+        if !self.membership.is_empty() {
+            let outcomes: Vec<String> = self
+                .membership
+                .iter()
+                .map(|(outcome, n)| format!("{outcome} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "membership changes: {}; nodes that ran: {:?}; members at the end: {:?}; proxy connections: {} from a node, {} from the harness or unknown",
+                outcomes.join(", "),
+                self.node_ids,
+                self.final_members,
+                self.proxy_senders.0,
+                self.proxy_senders.1
+            );
         }
         if self.power.nodes_cut > 0 {
             let p = &self.power;
@@ -438,6 +473,11 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         options.settings.powerfs = true;
     }
     let uses_netns = options.faults.iter().any(|kind| kind.needs_netns());
+    let uses_membership = options.faults.iter().any(|kind| kind.is_membership());
+    anyhow::ensure!(
+        !(uses_netns && uses_membership),
+        "the membership fault kinds (replace-member, remove-add) and the netns-partition kinds cannot run together yet (a new server would need its own namespace)"
+    );
     if uses_netns && let Err(why) = netns::available() {
         anyhow::bail!(
             "the netns-partition fault kinds need network namespaces: {why}; leave them out of --faults"
@@ -480,13 +520,29 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let network = Network::new();
     let mut proxies = Vec::new();
     let mut members: BTreeMap<NodeId, Vec<Member>> = BTreeMap::new();
-    for &a in &ids {
+    // With membership faults, the cluster replicates one address per
+    // member (its address book), which every node uses: so each node is
+    // reached through one proxy in front of it, shared by all senders, and
+    // the proxy finds which node sent each connection (`proxy::Source`).
+    // Otherwise one proxy per directed link, as ever.
+    let mut cluster_addresses: BTreeMap<NodeId, String> = BTreeMap::new();
+    for &a in ids.iter().filter(|_| uses_membership) {
+        members.insert(a, Vec::new());
+    }
+    for &a in ids.iter().filter(|_| !uses_membership) {
         let mut list = vec![Member {
             id: a,
             address: listen[&a].to_string(),
         }];
         for &b in ids.iter().filter(|b| **b != a) {
-            let proxy = LinkProxy::start_on(proxy_ip, network.clone(), a, b, listen[&b]).await?;
+            let proxy = LinkProxy::start_on(
+                proxy_ip,
+                network.clone(),
+                proxy::Source::Fixed(a),
+                b,
+                listen[&b],
+            )
+            .await?;
             list.push(Member {
                 id: b,
                 address: proxy.address.to_string(),
@@ -502,6 +558,30 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         &listeners,
         members,
     )?;
+    if uses_membership {
+        for &b in &ids {
+            let proxy = LinkProxy::start_on(
+                proxy_ip,
+                network.clone(),
+                proxy::Source::Resolve(processes.resolver()),
+                b,
+                listen[&b],
+            )
+            .await?;
+            cluster_addresses.insert(b, proxy.address.to_string());
+            proxies.push(proxy);
+        }
+        let list: Vec<Member> = cluster_addresses
+            .iter()
+            .map(|(id, address)| Member {
+                id: *id,
+                address: address.clone(),
+            })
+            .collect();
+        for &a in &ids {
+            processes.set_members(a, list.clone());
+        }
+    }
     if let Some(net) = &net {
         processes.set_namespaces(ids.iter().map(|id| (*id, net.namespace(*id))).collect());
     }
@@ -526,20 +606,31 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let started = Instant::now();
     let deadline = started + options.duration;
     let recorder = Recorder::new(started);
-    let addresses: BTreeMap<NodeId, String> = listen
-        .iter()
-        .map(|(id, address)| (*id, address.to_string()))
-        .collect();
+    let endpoints = Endpoints::new(
+        listen
+            .iter()
+            .map(|(id, address)| (*id, address.to_string()))
+            .collect(),
+    );
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
     let mut tasks = Vec::new();
     for id in 1..=options.clients {
         let seed = options.seed.wrapping_mul(1000).wrapping_add(id);
-        let connection = Connection::new(&addresses, seed)?;
+        let connection = Connection::new(&endpoints, seed)?;
         let client = Client::new(id, connection, keys.clone(), seed);
         tasks.push((id, tokio::spawn(client.run(recorder.clone(), deadline))));
     }
 
-    let monitor = tokio::spawn(availability::monitor(addresses.clone(), started, deadline));
+    let monitor = tokio::spawn(availability::monitor(endpoints.clone(), started, deadline));
+    let mut membership = membership::Membership::new(
+        ids.len(),
+        options.nodes + 1,
+        network.clone(),
+        processes.resolver(),
+        proxy_ip,
+        cluster_addresses,
+        options.verbose,
+    );
 
     let election_high = options.settings.election_timeout_ms[1];
     let mut injector = Injector::new(options.seed, options.faults.clone(), election_high);
@@ -554,6 +645,26 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         let hold = injector
             .hold()
             .min(deadline.saturating_duration_since(Instant::now()));
+        if let faults::Active::Membership {
+            victim,
+            remove_first,
+        } = active
+        {
+            // A change takes its own time (bounded); nothing to hold.
+            if options.verbose {
+                println!(
+                    "{:>7.2} s  {:<16} node {victim} leaves (leader was {})",
+                    started.elapsed().as_secs_f64(),
+                    kind.name(),
+                    leader.map_or("unknown".to_owned(), |l| l.to_string())
+                );
+            }
+            membership
+                .change(&mut processes, &endpoints, victim, remove_first)
+                .await?;
+            restart_exited(&mut processes)?;
+            continue;
+        }
         if options.verbose {
             println!(
                 "{:>7.2} s  {:<16} held {:.2} s (leader was {})",
@@ -589,6 +700,20 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let (counts, client_failures) = join_clients(tasks).await;
     let duration = started.elapsed();
     let samples = monitor.await.unwrap_or_default();
+    // A removal that completed after its call gave up: that node is no
+    // longer a member, so it is stopped (it would never converge).
+    let mut final_members = Vec::new();
+    if uses_membership && let Some(list) = membership::member_list(&endpoints).await {
+        final_members = list.members.iter().map(|m| m.id).collect();
+        if list.old_members.is_empty() {
+            for id in processes.ids() {
+                if !final_members.contains(&id) {
+                    processes.retire(id);
+                    endpoints.remove(id);
+                }
+            }
+        }
+    }
     let converged = wait_converged(&processes, Duration::from_secs(30)).await;
     processes.reap();
 
@@ -598,7 +723,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let mut unread_keys = Vec::new();
     let mut reader = Client::new(
         0,
-        Connection::new(&addresses, options.seed)?,
+        Connection::new(&endpoints, options.seed)?,
         keys.clone(),
         0,
     );
@@ -620,6 +745,8 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let history = recorder.history();
     processes.stop_all();
     drop(proxies);
+    let membership_outcome = (membership.outcomes.clone(), membership.problems.clone());
+    drop(membership.into_proxies());
 
     let budget = options.check_budget;
     let checked_history = history.clone();
@@ -674,6 +801,11 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
             })
             .unwrap_or_default(),
         power: injector.power.clone(),
+        membership: membership_outcome.0,
+        membership_problems: membership_outcome.1,
+        node_ids: processes.all_ids(),
+        proxy_senders: network.senders(),
+        final_members,
         operations,
         linearizability,
         lost_writes,
@@ -809,6 +941,11 @@ mod tests {
             faults: BTreeMap::new(),
             transfers: BTreeMap::new(),
             power: Default::default(),
+            membership: BTreeMap::new(),
+            membership_problems: Vec::new(),
+            node_ids: Vec::new(),
+            proxy_senders: (0, 0),
+            final_members: Vec::new(),
             operations: OperationCounts::default(),
             linearizability: Report {
                 keys,

@@ -60,6 +60,11 @@ struct Node {
     process: Option<NodeProcess>,
     paused: bool,
     initialized: bool,
+    /// Initialised to join a running cluster (`--init --join`).
+    join: bool,
+    /// Removed from the cluster and stopped for good (membership faults):
+    /// never restarted, no longer among [`Processes::ids`].
+    retired: bool,
 }
 
 pub struct Processes {
@@ -73,6 +78,9 @@ pub struct Processes {
     namespaces: BTreeMap<NodeId, String>,
     /// Processes that exited without the harness killing them.
     pub unexpected_exits: Vec<(NodeId, String)>,
+    /// The process id of each running node, for the proxies to tell which
+    /// node sent a connection (`proxy::socket_owner`).
+    pids: Arc<std::sync::Mutex<BTreeMap<NodeId, u32>>>,
 }
 
 impl Processes {
@@ -98,6 +106,8 @@ impl Processes {
                         process: None,
                         paused: false,
                         initialized: false,
+                        join: false,
+                        retired: false,
                     },
                 ))
             })
@@ -118,11 +128,87 @@ impl Processes {
             disks,
             namespaces: BTreeMap::new(),
             unexpected_exits: Vec::new(),
+            pids: Arc::default(),
         })
     }
 
+    /// A node added at run time (membership faults): it listens on
+    /// `listener`, is given `members` (itself, at the address the cluster
+    /// will know it by), and starts initialised to join (`--init --join`).
+    /// With powerfs its data directory gets its own power-loss file system.
+    pub fn add_joining(
+        &mut self,
+        id: NodeId,
+        listener: Arc<TcpListener>,
+        members: Vec<Member>,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.nodes.contains_key(&id), "node {id} exists already");
+        if self.has_powerfs() {
+            let mountpoint = self.dir.join(format!("disk-{id}"));
+            let backing = self.dir.join(format!("disk-{id}.backing"));
+            self.disks
+                .insert(id, PowerFs::mount(&backing, &mountpoint)?);
+        }
+        self.nodes.insert(
+            id,
+            Node {
+                listen: listener.local_addr()?,
+                listener,
+                members,
+                process: None,
+                paused: false,
+                initialized: false,
+                join: true,
+                retired: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Replaces the member list node `id` is given (from its next start).
+    pub fn set_members(&mut self, id: NodeId, members: Vec<Member>) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.members = members;
+        }
+    }
+
+    /// Stops node `id` for good (it was removed from the cluster): killed,
+    /// never restarted, no longer among [`Processes::ids`]. Its data, log
+    /// and traces stay.
+    pub fn retire(&mut self, id: NodeId) {
+        self.resume(id);
+        self.kill(id);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.retired = true;
+        }
+    }
+
+    /// The nodes in play (every node started, but those retired).
     pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, node)| !node.retired)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Every node ever started, retired ones included.
+    pub fn all_ids(&self) -> Vec<NodeId> {
         self.nodes.keys().copied().collect()
+    }
+
+    /// Which running node owns the TCP socket at `peer` (for the proxies).
+    pub fn resolver(&self) -> super::proxy::Resolver {
+        let pids = self.pids.clone();
+        Arc::new(move |peer| {
+            let pids: Vec<(NodeId, u32)> = pids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(id, pid)| (*id, *pid))
+                .collect();
+            super::proxy::socket_owner(&pids, peer)
+        })
     }
 
     pub fn address(&self, id: NodeId) -> SocketAddr {
@@ -219,7 +305,7 @@ impl Processes {
             .nodes
             .get_mut(&id)
             .with_context(|| format!("no node {id}"))?;
-        if node.process.is_some() {
+        if node.process.is_some() || node.retired {
             return Ok(());
         }
         let s = &self.settings;
@@ -237,6 +323,7 @@ impl Processes {
             // every segment (compact, rotated at the node's default size).
             trace_keep_files: Some(0),
             members: Some(node.members.clone()),
+            listen: Some(node.listen.to_string()),
             ..FileConfig::default()
         };
         let mut launch = Launch::new(&self.bin, "node", config, &config_path)
@@ -244,13 +331,21 @@ impl Processes {
             .log_level(&s.log_level)
             .listener(node.listener.clone())
             .init(!node.initialized);
+        if node.join && !node.initialized {
+            launch = launch.arg("--join");
+        }
         if let Some(bug) = s.seeded_bug {
             launch = launch.arg("--seeded-bug").arg(bug.name());
         }
         if let Some(namespace) = self.namespaces.get(&id) {
             launch = launch.arg("--netns").arg(namespace);
         }
-        node.process = Some(launch.spawn()?);
+        let process = launch.spawn()?;
+        self.pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, process.pid());
+        node.process = Some(process);
         node.initialized = true;
         node.paused = false;
         Ok(())
@@ -279,6 +374,10 @@ impl Processes {
         if let Some(node) = self.nodes.get_mut(&id)
             && let Some(mut process) = node.process.take()
         {
+            self.pids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
             process.kill();
             node.paused = false;
         }
@@ -314,6 +413,10 @@ impl Processes {
                 && let Some(status) = process.exited()
             {
                 self.unexpected_exits.push((*id, status.to_string()));
+                self.pids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(id);
                 node.process = None;
                 node.paused = false;
             }
@@ -322,7 +425,7 @@ impl Processes {
 
     /// Kills every process.
     pub fn stop_all(&mut self) {
-        for id in self.ids() {
+        for id in self.all_ids() {
             self.resume(id);
             self.kill(id);
         }

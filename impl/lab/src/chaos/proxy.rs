@@ -17,7 +17,7 @@
 //! Everything listens on 127.0.0.1. Each proxy owns a task per connection,
 //! all aborted when the proxy is dropped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +33,10 @@ pub struct Network {
     cut: Arc<Mutex<BTreeSet<(NodeId, NodeId)>>>,
     /// Bumped on every change so idle connections notice a heal.
     changes: Arc<watch::Sender<u64>>,
+    /// Connections to per-target proxies whose sender was found, and those
+    /// whose sender was not (the harness's own, or a lookup that failed:
+    /// no cut applies to them).
+    senders: Arc<Mutex<(u64, u64)>>,
 }
 
 impl Network {
@@ -40,6 +44,21 @@ impl Network {
         Network {
             cut: Arc::default(),
             changes: Arc::new(watch::channel(0).0),
+            senders: Arc::default(),
+        }
+    }
+
+    /// Connections to per-target proxies: (sender found, sender unknown).
+    pub fn senders(&self) -> (u64, u64) {
+        *self.senders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count_sender(&self, found: bool) {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if found {
+            senders.0 += 1;
+        } else {
+            senders.1 += 1;
         }
     }
 
@@ -77,6 +96,19 @@ impl Network {
     }
 }
 
+/// Who is sending on a connection a proxy accepted: one fixed node (a proxy
+/// per directed link), or found from the connection's peer address (a proxy
+/// per target node, shared by every sender: [`Resolver`]).
+#[derive(Clone)]
+pub enum Source {
+    Fixed(NodeId),
+    Resolve(Resolver),
+}
+
+/// Maps a connection's peer address (the sender's local address) to the
+/// node that owns that socket, if any.
+pub type Resolver = Arc<dyn Fn(SocketAddr) -> Option<NodeId> + Send + Sync>;
+
 /// The proxy that `from` uses to reach `to`.
 pub struct LinkProxy {
     pub address: SocketAddr,
@@ -97,7 +129,14 @@ impl LinkProxy {
         to: NodeId,
         target: SocketAddr,
     ) -> std::io::Result<LinkProxy> {
-        Self::start_on(std::net::Ipv4Addr::LOCALHOST, network, from, to, target).await
+        Self::start_on(
+            std::net::Ipv4Addr::LOCALHOST,
+            network,
+            Source::Fixed(from),
+            to,
+            target,
+        )
+        .await
     }
 
     /// [`LinkProxy::start`], listening on `ip` (the bridge's address when
@@ -105,7 +144,7 @@ impl LinkProxy {
     pub async fn start_on(
         ip: std::net::Ipv4Addr,
         network: Network,
-        from: NodeId,
+        source: Source,
         to: NodeId,
         target: SocketAddr,
     ) -> std::io::Result<LinkProxy> {
@@ -115,11 +154,25 @@ impl LinkProxy {
             // Connection tasks are aborted with this one.
             let mut connections = Tasks(Vec::new());
             loop {
-                let Ok((inbound, _)) = listener.accept().await else {
+                let Ok((inbound, peer)) = listener.accept().await else {
                     continue;
                 };
                 let network = network.clone();
+                let source = source.clone();
                 let task = tokio::spawn(async move {
+                    // A sender nobody can name (not a node: the harness
+                    // itself) is 0, which no cut names.
+                    let from = match source {
+                        Source::Fixed(from) => from,
+                        Source::Resolve(resolve) => {
+                            let from = tokio::task::spawn_blocking(move || resolve(peer))
+                                .await
+                                .ok()
+                                .flatten();
+                            network.count_sender(from.is_some());
+                            from.unwrap_or(0)
+                        }
+                    };
                     // The target may be down (killed); then the connection
                     // just closes, like a refused connect.
                     if let Ok(outbound) = TcpStream::connect(target).await {
@@ -134,6 +187,53 @@ impl LinkProxy {
         });
         Ok(LinkProxy { address, accept })
     }
+}
+
+/// Which of the processes `pids` (node id to process id) owns the TCP socket
+/// whose local address is `peer`: read from `/proc/<pid>/net/tcp` (the
+/// socket's inode; that file lists the whole network namespace) and
+/// `/proc/<pid>/fd` (whether that process holds it). Linux only; None when
+/// nobody listed owns it.
+pub fn socket_owner(pids: &[(NodeId, u32)], peer: SocketAddr) -> Option<NodeId> {
+    let SocketAddr::V4(peer) = peer else {
+        return None;
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(peer.ip().octets()),
+        peer.port()
+    );
+    let mut inodes: BTreeMap<String, String> = BTreeMap::new();
+    for (id, pid) in pids {
+        let inode = match inodes.get(&local) {
+            Some(inode) => inode.clone(),
+            None => {
+                let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+                    continue;
+                };
+                let Some(inode) = table.lines().skip(1).find_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    (fields.get(1) == Some(&local.as_str()))
+                        .then(|| fields.get(9).map(|s| (*s).to_owned()))
+                        .flatten()
+                }) else {
+                    continue;
+                };
+                inodes.insert(local.clone(), inode.clone());
+                inode
+            }
+        };
+        let wanted = format!("socket:[{inode}]");
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == wanted.as_str()) {
+                return Some(*id);
+            }
+        }
+    }
+    None
 }
 
 struct Tasks(Vec<JoinHandle<()>>);
@@ -255,5 +355,64 @@ mod tests {
         fresh.write_all(b"again").await.unwrap();
         fresh.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"again");
+    }
+
+    /// A proxy in front of a node (shared by every sender) cuts by the
+    /// sender its resolver names, and counts whom it found.
+    #[tokio::test]
+    async fn a_shared_proxy_cuts_by_the_sender_it_finds() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let network = Network::new();
+        let me = std::process::id();
+        let resolver: Resolver = Arc::new(move |peer| socket_owner(&[(3, me)], peer));
+        let proxy = LinkProxy::start_on(
+            std::net::Ipv4Addr::LOCALHOST,
+            network.clone(),
+            Source::Resolve(resolver),
+            2,
+            target,
+        )
+        .await
+        .unwrap();
+        network.cut(1, 2);
+        let mut buf = [0u8; 5];
+        let mut client = TcpStream::connect(proxy.address).await.unwrap();
+        client.write_all(b"hello").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello", "a cut of another sender does not apply");
+        network.cut(3, 2);
+        let mut cut = TcpStream::connect(proxy.address).await.unwrap();
+        cut.write_all(b"lost!").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(200), cut.read(&mut buf)).await;
+        assert!(silent.is_err(), "this sender (node 3) is cut from node 2");
+        assert_eq!(network.senders(), (2, 0));
+    }
+
+    /// A connection's sender is found from its peer address: this process
+    /// owns the client socket, nobody else does.
+    #[tokio::test]
+    async fn the_owner_of_a_socket_is_found_by_its_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (_server, peer) = listener.accept().await.unwrap();
+        assert_eq!(client.local_addr().unwrap(), peer);
+        let me = std::process::id();
+        assert_eq!(socket_owner(&[(7, me)], peer), Some(7));
+        assert_eq!(socket_owner(&[(7, 1)], peer), None);
     }
 }

@@ -77,9 +77,41 @@ impl Counts {
     }
 }
 
+/// The client addresses of the cluster's members of the moment, shared by
+/// the clients, the monitor and the harness (membership faults add and
+/// remove members: clients follow), with a version bumped at every change.
+#[derive(Clone, Default)]
+pub struct Endpoints(Arc<Mutex<(u64, BTreeMap<NodeId, String>)>>);
+
+impl Endpoints {
+    pub fn new(addresses: BTreeMap<NodeId, String>) -> Endpoints {
+        Endpoints(Arc::new(Mutex::new((0, addresses))))
+    }
+
+    /// The version and the addresses.
+    pub fn snapshot(&self) -> (u64, BTreeMap<NodeId, String>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn insert(&self, id: NodeId, address: String) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.insert(id, address);
+        guard.0 += 1;
+    }
+
+    pub fn remove(&self, id: NodeId) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.remove(&id);
+        guard.0 += 1;
+    }
+}
+
 /// Talks to the nodes directly, following the leader by id.
 pub struct Connection {
-    nodes: BTreeMap<NodeId, GrpcClient<Channel>>,
+    endpoints: Endpoints,
+    /// The version of `endpoints` that `nodes` reflects.
+    version: Option<u64>,
+    nodes: BTreeMap<NodeId, (String, GrpcClient<Channel>)>,
     leader: Option<NodeId>,
     rng: StdRng,
     /// How long one operation may take, retries included.
@@ -98,24 +130,52 @@ enum Attempt<T> {
 }
 
 impl Connection {
-    pub fn new(addresses: &BTreeMap<NodeId, String>, seed: u64) -> anyhow::Result<Connection> {
-        let mut nodes = BTreeMap::new();
-        for (id, address) in addresses {
-            let endpoint = Endpoint::from_shared(format!("http://{address}"))?
-                .connect_timeout(Duration::from_millis(300))
-                .tcp_nodelay(true);
-            nodes.insert(*id, GrpcClient::new(endpoint.connect_lazy()));
-        }
-        Ok(Connection {
-            nodes,
+    pub fn new(endpoints: &Endpoints, seed: u64) -> anyhow::Result<Connection> {
+        let mut connection = Connection {
+            endpoints: endpoints.clone(),
+            version: None,
+            nodes: BTreeMap::new(),
             leader: None,
             rng: StdRng::seed_from_u64(seed),
             op_timeout: Duration::from_millis(1500),
             attempt_timeout: Duration::from_millis(800),
-        })
+        };
+        connection.refresh()?;
+        Ok(connection)
+    }
+
+    /// Follows the members of the moment: a channel per member (kept while
+    /// its address stays), none for a node no longer a member.
+    fn refresh(&mut self) -> anyhow::Result<()> {
+        let (version, addresses) = self.endpoints.snapshot();
+        if self.version == Some(version) {
+            return Ok(());
+        }
+        let mut nodes = BTreeMap::new();
+        for (id, address) in addresses {
+            let client = match self.nodes.remove(&id) {
+                Some((known, client)) if known == address => client,
+                _ => {
+                    let endpoint = Endpoint::from_shared(format!("http://{address}"))?
+                        .connect_timeout(Duration::from_millis(300))
+                        .tcp_nodelay(true);
+                    GrpcClient::new(endpoint.connect_lazy())
+                }
+            };
+            nodes.insert(id, (address, client));
+        }
+        self.nodes = nodes;
+        if self.leader.is_some_and(|id| !self.nodes.contains_key(&id)) {
+            self.leader = None;
+        }
+        self.version = Some(version);
+        Ok(())
     }
 
     fn target(&mut self) -> Option<(NodeId, GrpcClient<Channel>)> {
+        // A malformed address cannot come from the harness; keep the old
+        // table if it did.
+        let _ = self.refresh();
         let id = match self.leader {
             Some(id) => id,
             None => {
@@ -123,7 +183,7 @@ impl Connection {
                 *ids.get(self.rng.random_range(0..ids.len().max(1)))?
             }
         };
-        Some((id, self.nodes.get(&id)?.clone()))
+        Some((id, self.nodes.get(&id)?.1.clone()))
     }
 
     /// Runs `call` against the leader until it answers, is refused for
