@@ -92,13 +92,18 @@ struct CompareArgs {
     /// Measure this node only (no etcd needed).
     #[arg(long)]
     no_etcd: bool,
+    /// The API(s) this node is driven through: its native `raft.kv.v1.Kv`,
+    /// etcd's `etcdserverpb.KV` (the same client and requests as etcd gets),
+    /// or both, each its own row.
+    #[arg(long, value_enum, default_value = "both")]
+    our_api: OurApi,
     /// Measured time per cell and round, e.g. 10s, 500ms.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: std::time::Duration,
     /// Unmeasured time before each cell's measurement.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     warmup: std::time::Duration,
-    /// Rounds per cell: ours, etcd, ours, etcd... merged per system.
+    /// Rounds per cell: ours (each API), etcd, ours, etcd... merged per row.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
     /// Concurrent clients for the put cells.
@@ -123,6 +128,24 @@ struct CompareArgs {
     /// Where to write the results as JSON.
     #[arg(long, default_value = "compare-etcd.json")]
     json: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OurApi {
+    Native,
+    Etcd,
+    Both,
+}
+
+impl OurApi {
+    fn apis(self) -> Vec<raft_lab::compare::load::Api> {
+        use raft_lab::compare::load::Api;
+        match self {
+            OurApi::Native => vec![Api::Native],
+            OurApi::Etcd => vec![Api::Etcd],
+            OurApi::Both => vec![Api::Native, Api::Etcd],
+        }
+    }
 }
 
 /// Finds `name` on the PATH unless it already names a file.
@@ -152,6 +175,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     raft_lab::compare::run_and_print(raft_lab::compare::CompareOptions {
         ours_binary: std::env::current_exe()?,
         etcd_binary,
+        our_apis: args.our_api.apis(),
         put_clients: args.put_clients,
         get_clients: args.get_clients,
         keys: args.keys,

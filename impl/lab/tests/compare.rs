@@ -1,10 +1,12 @@
 //! Smoke test of `raft-lab compare` on our system only (no etcd in CI): the
-//! load generator drives a real 3-process cluster, and the JSON it writes
-//! holds every cell with plausible numbers.
+//! load generator drives a real 3-process cluster through both of its APIs
+//! (native, and etcd's with the client compare sends to etcd), and the JSON
+//! it writes holds every cell with plausible numbers.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use raft_lab::compare::load::Api;
 use raft_lab::compare::{self, CompareOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,6 +16,7 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
     let report = compare::run_and_print(CompareOptions {
         ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")),
         etcd_binary: None,
+        our_apis: vec![Api::Native, Api::Etcd],
         put_clients: vec![1, 8],
         get_clients: vec![8],
         keys: 200,
@@ -29,22 +32,35 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
     .await
     .unwrap();
     assert!(report.ratios.is_empty(), "no etcd, no ratios");
+    assert_eq!(report.api_ratios.len(), 3, "one per workload");
+    for ratio in &report.api_ratios {
+        assert!(ratio.throughput_etcd_api_over_native > 0.0);
+    }
 
     let text = std::fs::read_to_string(&json).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let results = value["results"].as_array().unwrap();
-    let cells: Vec<(String, u64)> = results
+    let cells: Vec<(String, u64, String)> = results
         .iter()
         .map(|r| {
             (
                 r["op"].as_str().unwrap().to_owned(),
                 r["clients"].as_u64().unwrap(),
+                r["api"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
+    let cell = |op: &str, clients, api: &str| (op.to_owned(), clients, api.to_owned());
     assert_eq!(
         cells,
-        vec![("put".into(), 1), ("put".into(), 8), ("get".into(), 8)]
+        vec![
+            cell("put", 1, "native"),
+            cell("put", 1, "etcd"),
+            cell("put", 8, "native"),
+            cell("put", 8, "etcd"),
+            cell("get", 8, "native"),
+            cell("get", 8, "etcd"),
+        ]
     );
     for r in results {
         assert_eq!(r["system"], "ours");

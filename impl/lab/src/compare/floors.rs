@@ -14,7 +14,7 @@ use tonic::transport::{Endpoint, Server};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Floors {
     /// Median and p99 of 200 appends of 4 KiB, each followed by fdatasync.
     pub fsync_4k_p50_ms: f64,

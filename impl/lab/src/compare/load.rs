@@ -1,5 +1,10 @@
 //! The closed-loop load generator, the same code for both systems.
 //!
+//! Our node is driven through either of its client APIs ([`Api`]): its own
+//! `raft.kv.v1.Kv`, or etcd's `etcdserverpb.KV` with the very client and
+//! request shapes sent to etcd, so that both systems can face the identical
+//! request path.
+//!
 //! `clients` tasks each send one request, wait for its answer, and send the
 //! next, until the cell's time is up. Tasks share `conns` HTTP/2 connections
 //! (tonic channels) round-robin. Latencies go into one HDR histogram per task
@@ -35,11 +40,41 @@ impl System {
     }
 }
 
+/// Which client API a connection speaks: our node serves both on its
+/// client port; etcd serves only its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// `raft.kv.v1.Kv` (Put; Get, a ReadIndex read).
+    Native,
+    /// etcd's `etcdserverpb.KV` (Put; Range with `serializable = false`).
+    Etcd,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Native => "native",
+            Api::Etcd => "etcd",
+        }
+    }
+}
+
+/// How a row of the table is named: the system, and for ours the API.
+pub fn row_name(system: System, api: Api) -> &'static str {
+    match (system, api) {
+        (System::Ours, Api::Native) => "ours (native API)",
+        (System::Ours, Api::Etcd) => "ours (etcd API)",
+        (System::Etcd, _) => "etcd",
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Put,
-    /// A linearizable read (ours: ReadIndex get; etcd: Range, serializable = false).
+    /// A linearizable read (native API: Get, a ReadIndex read; etcd API,
+    /// either system: Range with `serializable = false`).
     Get,
 }
 
@@ -117,8 +152,17 @@ impl Client {
     }
 }
 
-/// Opens `conns` connections to `address` (HOST:PORT, the leader's client port).
-pub async fn connect(system: System, address: &str, conns: usize) -> anyhow::Result<Pool> {
+/// Opens `conns` connections to `address` (HOST:PORT, the leader's client
+/// port) speaking `api` (etcd speaks only its own).
+pub async fn connect(
+    system: System,
+    api: Api,
+    address: &str,
+    conns: usize,
+) -> anyhow::Result<Pool> {
+    if system == System::Etcd && api != Api::Etcd {
+        anyhow::bail!("etcd serves only its own API");
+    }
     let mut clients = Vec::new();
     for _ in 0..conns.max(1) {
         let channel = Endpoint::from_shared(format!("http://{address}"))?
@@ -126,17 +170,22 @@ pub async fn connect(system: System, address: &str, conns: usize) -> anyhow::Res
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await?;
-        clients.push(match system {
-            System::Ours => Client::Ours(OursKv::new(channel)),
-            System::Etcd => Client::Etcd(EtcdKv::new(channel)),
+        clients.push(match api {
+            Api::Native => Client::Ours(OursKv::new(channel)),
+            Api::Etcd => Client::Etcd(EtcdKv::new(channel)),
         });
     }
-    Ok(Pool { system, clients })
+    Ok(Pool {
+        system,
+        api,
+        clients,
+    })
 }
 
-/// The connections to one system's leader.
+/// The connections to one system's leader, all speaking one API.
 pub struct Pool {
     pub system: System,
+    pub api: Api,
     clients: Vec<Client>,
 }
 
@@ -144,6 +193,8 @@ pub struct Pool {
 #[derive(Clone, Debug, Serialize)]
 pub struct CellResult {
     pub system: System,
+    /// The client API the load went through (etcd: always its own).
+    pub api: Api,
     pub op: Op,
     pub clients: usize,
     /// Requests answered successfully and sent inside the measured window.
@@ -220,6 +271,7 @@ pub async fn preload(pool: &Pool, keys: &[String], shape: &Shape) -> anyhow::Res
 /// The raw outcome of one or more rounds of a cell.
 pub struct CellRun {
     pub system: System,
+    pub api: Api,
     pub workload: Workload,
     pub histogram: Histogram<u64>,
     pub errors: u64,
@@ -253,6 +305,7 @@ impl CellRun {
         let ms = |micros: u64| micros as f64 / 1e3;
         CellResult {
             system: self.system,
+            api: self.api,
             op: self.workload.op,
             clients: self.workload.clients,
             ops: h.len(),
@@ -347,6 +400,7 @@ pub async fn run_cell(
     }
     let mut run = CellRun {
         system: pool.system,
+        api: pool.api,
         workload,
         histogram: new_histogram()?,
         errors: 0,

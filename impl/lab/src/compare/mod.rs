@@ -3,11 +3,14 @@
 //!
 //! Both clusters run at once (3 processes each, loopback, data on the same
 //! disk under one temporary directory; our node fsyncs every batch, etcd
-//! fsyncs its WAL by default). Every key is written once before measuring.
-//! Then for each workload the cells run interleaved — ours, etcd, ours,
-//! etcd... for `rounds` rounds — so that drift on a shared machine hits
-//! both; a system's rounds of a cell are merged into one histogram.
-//! Results are printed as a table and written as JSON.
+//! fsyncs its WAL by default). Our node is driven through its native API,
+//! through etcd's API (the same generated etcd client and requests that
+//! etcd gets: the identical request path on both systems), or both
+//! (`our_apis`). Every key is written once per cluster before measuring.
+//! Then for each workload the cells run interleaved — ours (native), ours
+//! (etcd API), etcd, ours (native)... for `rounds` rounds — so that drift on
+//! a shared machine hits all; a row's rounds of a cell are merged into one
+//! histogram. Results are printed as a table and written as JSON.
 
 pub mod clusters;
 pub mod floors;
@@ -21,13 +24,15 @@ use serde::Serialize;
 
 use clusters::Cluster;
 use floors::Floors;
-use load::{CellResult, CellRun, Op, Pool, Shape, System, Workload};
+use load::{Api, CellResult, CellRun, Op, Pool, Shape, System, Workload};
 
 pub struct CompareOptions {
     /// The `raft-lab` binary: our nodes run as `raft-lab node`.
     pub ours_binary: PathBuf,
     /// The etcd binary; None runs our system only.
     pub etcd_binary: Option<PathBuf>,
+    /// The APIs our node is driven through, each its own row (at least one).
+    pub our_apis: Vec<Api>,
     pub put_clients: Vec<usize>,
     pub get_clients: Vec<usize>,
     pub keys: usize,
@@ -54,18 +59,42 @@ pub struct Report {
     pub rounds: usize,
     pub clients_per_conn: usize,
     pub data_dir: String,
-    /// One entry per workload and system, rounds merged.
+    /// One entry per workload, system and API, rounds merged.
     pub results: Vec<CellResult>,
-    /// Per workload: ours / etcd for throughput and p99 (absent without etcd).
+    /// Per workload and API of ours: ours / etcd for throughput and p99
+    /// (absent without etcd).
     pub ratios: Vec<Ratio>,
+    /// Per workload: our node through etcd's API / through its native API,
+    /// for throughput, p50 and p99 (absent unless both APIs ran).
+    pub api_ratios: Vec<ApiRatio>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Ratio {
     pub op: Op,
     pub clients: usize,
+    /// The API our node was driven through.
+    pub api: Api,
     pub throughput_ours_over_etcd: f64,
     pub p99_ours_over_etcd: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiRatio {
+    pub op: Op,
+    pub clients: usize,
+    pub throughput_etcd_api_over_native: f64,
+    pub p50_etcd_api_over_native: f64,
+    pub p99_etcd_api_over_native: f64,
+}
+
+/// One row of the table: a system driven through one API, on one cluster.
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    system: System,
+    api: Api,
+    /// Index of its cluster among the running ones.
+    cluster: usize,
 }
 
 fn workloads(options: &CompareOptions) -> Vec<Workload> {
@@ -108,6 +137,9 @@ pub async fn run(options: CompareOptions) -> anyhow::Result<Report> {
     if options.rounds == 0 || options.duration.is_zero() {
         anyhow::bail!("--rounds and --duration must be positive");
     }
+    if options.our_apis.is_empty() {
+        anyhow::bail!("our node must be driven through at least one API");
+    }
     let dir = clusters::run_dir(options.dir.as_deref())?;
     let result = run_in(&options, &dir).await;
     if !options.keep {
@@ -130,6 +162,22 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
     if options.etcd_binary.is_some() {
         systems.push(System::Etcd);
     }
+    let mut targets: Vec<Target> = options
+        .our_apis
+        .iter()
+        .map(|&api| Target {
+            system: System::Ours,
+            api,
+            cluster: 0,
+        })
+        .collect();
+    if options.etcd_binary.is_some() {
+        targets.push(Target {
+            system: System::Etcd,
+            api: Api::Etcd,
+            cluster: 1,
+        });
+    }
     let shape = Shape {
         keys: options.keys,
         value_bytes: options.value_bytes,
@@ -140,12 +188,13 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         let (cluster, leader) = start(system, options, dir).await?;
         running.push((cluster, leader));
     }
-    let result = measure_all(options, &systems, &running, &keys, &shape).await;
+    let result = measure_all(options, &targets, &running, &keys, &shape).await;
     for (cluster, _) in running {
         cluster.stop().await;
     }
     let results = result?;
     let ratios = ratios(&results);
+    let api_ratios = api_ratios(&results);
     Ok(Report {
         floors,
         keys: options.keys,
@@ -156,12 +205,13 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         data_dir: dir.display().to_string(),
         results,
         ratios,
+        api_ratios,
     })
 }
 
 async fn measure_all(
     options: &CompareOptions,
-    systems: &[System],
+    targets: &[Target],
     running: &[(Cluster, String)],
     keys: &[String],
     shape: &Shape,
@@ -172,16 +222,21 @@ async fn measure_all(
         let conns = workload.clients.div_ceil(per_conn);
         let mut pools: Vec<Pool> = Vec::new();
         let mut pids = Vec::new();
-        for (&system, (cluster, leader)) in systems.iter().zip(running) {
+        let mut preloaded = vec![false; running.len()];
+        for target in targets {
+            let (cluster, leader) = &running[target.cluster];
             pids.push(cluster.pids());
-            let pool = load::connect(system, leader, conns).await?;
-            if results.is_empty() {
-                println!("{}: writing {} keys once", system.name(), keys.len());
+            // Both of our APIs go to the same leader: its client port
+            // serves both.
+            let pool = load::connect(target.system, target.api, leader, conns).await?;
+            if results.is_empty() && !preloaded[target.cluster] {
+                println!("{}: writing {} keys once", target.system.name(), keys.len());
                 load::preload(&pool, keys, shape).await?;
+                preloaded[target.cluster] = true;
             }
             pools.push(pool);
         }
-        let mut merged: Vec<Option<CellRun>> = systems.iter().map(|_| None).collect();
+        let mut merged: Vec<Option<CellRun>> = targets.iter().map(|_| None).collect();
         for _ in 0..options.rounds {
             for (at, pool) in pools.iter().enumerate() {
                 let run = load::run_cell(
@@ -196,9 +251,9 @@ async fn measure_all(
                 .await?;
                 let cell = run.result();
                 println!(
-                    "  {:<10} {:<5} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}",
+                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}",
                     workload.label(),
-                    cell.system.name(),
+                    load::row_name(cell.system, cell.api),
                     cell.ops_per_sec,
                     cell.p50_ms,
                     cell.p99_ms,
@@ -230,19 +285,17 @@ fn cpu_text(us: Option<f64>) -> String {
 }
 
 fn ratios(results: &[CellResult]) -> Vec<Ratio> {
-    let find = |system, op, clients| {
-        results
-            .iter()
-            .find(|r| r.system == system && r.op == op && r.clients == clients)
-    };
     results
         .iter()
         .filter(|r| r.system == System::Ours)
         .filter_map(|ours| {
-            let etcd = find(System::Etcd, ours.op, ours.clients)?;
+            let etcd = results.iter().find(|r| {
+                r.system == System::Etcd && r.op == ours.op && r.clients == ours.clients
+            })?;
             Some(Ratio {
                 op: ours.op,
                 clients: ours.clients,
+                api: ours.api,
                 throughput_ours_over_etcd: ours.ops_per_sec / etcd.ops_per_sec,
                 p99_ours_over_etcd: ours.p99_ms / etcd.p99_ms,
             })
@@ -250,21 +303,53 @@ fn ratios(results: &[CellResult]) -> Vec<Ratio> {
         .collect()
 }
 
-/// The table: one row per workload and system, with the ratio on ours' row.
+fn api_ratios(results: &[CellResult]) -> Vec<ApiRatio> {
+    let ours = |api, op, clients| {
+        results.iter().find(|r| {
+            r.system == System::Ours && r.api == api && r.op == op && r.clients == clients
+        })
+    };
+    results
+        .iter()
+        .filter(|r| r.system == System::Ours && r.api == Api::Native)
+        .filter_map(|native| {
+            let etcd_api = ours(Api::Etcd, native.op, native.clients)?;
+            Some(ApiRatio {
+                op: native.op,
+                clients: native.clients,
+                throughput_etcd_api_over_native: etcd_api.ops_per_sec / native.ops_per_sec,
+                p50_etcd_api_over_native: etcd_api.p50_ms / native.p50_ms,
+                p99_etcd_api_over_native: etcd_api.p99_ms / native.p99_ms,
+            })
+        })
+        .collect()
+}
+
+/// The table: one row per workload, system and API; on our rows the ratios
+/// to etcd, and on the etcd-API row of ours the ratios to the native API.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(
-        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | ops/s ours/etcd | p99 ours/etcd |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | ops/s ours/etcd | p99 ours/etcd | ops/s etcd API/native | p99 etcd API/native |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
+    let two = |x: f64| format!("{x:.2}");
     for r in &report.results {
+        let ours = r.system == System::Ours;
         let ratio = report
             .ratios
             .iter()
-            .find(|x| r.system == System::Ours && x.op == r.op && x.clients == r.clients);
+            .find(|x| ours && x.api == r.api && x.op == r.op && x.clients == r.clients);
         let (t, p) = ratio.map_or((String::new(), String::new()), |x| {
+            (two(x.throughput_ours_over_etcd), two(x.p99_ours_over_etcd))
+        });
+        let api_ratio = report
+            .api_ratios
+            .iter()
+            .find(|x| ours && r.api == Api::Etcd && x.op == r.op && x.clients == r.clients);
+        let (at, ap) = api_ratio.map_or((String::new(), String::new()), |x| {
             (
-                format!("{:.2}", x.throughput_ours_over_etcd),
-                format!("{:.2}", x.p99_ours_over_etcd),
+                two(x.throughput_etcd_api_over_native),
+                two(x.p99_etcd_api_over_native),
             )
         });
         let label = Workload {
@@ -273,8 +358,8 @@ pub fn table(report: &Report) -> String {
         }
         .label();
         out.push_str(&format!(
-            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {t} | {p} |\n",
-            r.system.name(),
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {t} | {p} | {at} | {ap} |\n",
+            load::row_name(r.system, r.api),
             r.ops_per_sec,
             r.p50_ms,
             r.p99_ms,
@@ -311,8 +396,13 @@ mod tests {
     use super::*;
 
     fn cell(system: System, op: Op, clients: usize, ops_per_sec: f64, p99_ms: f64) -> CellResult {
+        let api = match system {
+            System::Ours => Api::Native,
+            System::Etcd => Api::Etcd,
+        };
         CellResult {
             system,
+            api,
             op,
             clients,
             ops: 1,
@@ -341,5 +431,48 @@ mod tests {
         assert_eq!((ratios[0].op, ratios[0].clients), (Op::Put, 64));
         assert!((ratios[0].throughput_ours_over_etcd - 3.0).abs() < 1e-9);
         assert!((ratios[0].p99_ours_over_etcd - 0.5).abs() < 1e-9);
+        assert_eq!(ratios[0].api, Api::Native);
+    }
+
+    #[test]
+    fn api_ratios_pair_each_etcd_api_cell_of_ours_with_the_native_one() {
+        let etcd_api = |op, clients, ops_per_sec, p99_ms| CellResult {
+            api: Api::Etcd,
+            ..cell(System::Ours, op, clients, ops_per_sec, p99_ms)
+        };
+        let results = vec![
+            cell(System::Ours, Op::Put, 64, 300.0, 10.0),
+            etcd_api(Op::Put, 64, 270.0, 12.0),
+            cell(System::Etcd, Op::Put, 64, 100.0, 20.0),
+            cell(System::Ours, Op::Get, 16, 50.0, 4.0),
+            etcd_api(Op::Get, 256, 50.0, 4.0),
+        ];
+        let ratios = api_ratios(&results);
+        assert_eq!(ratios.len(), 1, "only cells both APIs ran");
+        assert_eq!((ratios[0].op, ratios[0].clients), (Op::Put, 64));
+        assert!((ratios[0].throughput_etcd_api_over_native - 0.9).abs() < 1e-9);
+        assert!((ratios[0].p99_etcd_api_over_native - 1.2).abs() < 1e-9);
+        // Both of our rows are compared with etcd's.
+        let vs_etcd = super::ratios(&results);
+        let apis: Vec<Api> = vs_etcd.iter().map(|r| r.api).collect();
+        assert_eq!(apis, vec![Api::Native, Api::Etcd]);
+        let report = Report {
+            floors: Floors::default(),
+            keys: 1,
+            value_bytes: 1,
+            seconds_per_cell: 1.0,
+            rounds: 1,
+            clients_per_conn: 1,
+            data_dir: String::new(),
+            results,
+            ratios: vs_etcd,
+            api_ratios: ratios,
+        };
+        let table = table(&report);
+        assert!(
+            table.contains("| put x64 | ours (etcd API) | 270 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 0.90 | 1.20 |"), "{table}");
     }
 }
