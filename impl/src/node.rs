@@ -177,6 +177,8 @@ pub(crate) struct EventLoop {
     was_member: Option<bool>,
     /// A member has told this node it was removed (said once).
     told_removed: bool,
+    /// The configuration's index, kept without walking the log each batch.
+    config_index: config_index::ConfigIndex,
 }
 
 /// A membership change under way at this node (as leader).
@@ -234,6 +236,7 @@ impl EventLoop {
             change: None,
             was_member: None,
             told_removed: false,
+            config_index: config_index::ConfigIndex::default(),
         }
     }
 
@@ -1119,6 +1122,7 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
     })
 }
 
+mod config_index;
 mod membership;
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ impl EventLoop {
             _ => {}
         }
         self.was_member = Some(member);
-        let (_, config_index) = self.core.config_of_log();
+        let config_index = self.config_index.get(&self.core);
         let directory = Directory {
             config: Some(config),
             config_index,
