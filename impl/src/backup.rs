@@ -23,8 +23,7 @@
 //! come from their config files) and its client sessions (the new cluster
 //! has new clients).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -148,7 +147,8 @@ pub async fn save(client: &mut KvClient, path: &Path) -> anyhow::Result<Saved> {
     }
     let snapshot = decode(&bytes)
         .map_err(|err| anyhow::anyhow!("the snapshot received is not valid: {err}"))?;
-    write_durably(&part, path, &bytes)?;
+    snapshot_file::write_durably(&part, path, &bytes)
+        .map_err(|(at, err)| anyhow::anyhow!("cannot write {}: {err}", at.display()))?;
     Ok(Saved {
         path: path.to_owned(),
         bytes: bytes.len() as u64,
@@ -165,30 +165,6 @@ fn part_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     path.with_file_name(name)
-}
-
-/// Writes `bytes` to `part`, fsyncs it, renames it to `path` and fsyncs
-/// the directory, so that a crash leaves either the whole file or none.
-fn write_durably(part: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(part)
-        .with_context(|| format!("cannot write {}", part.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", part.display()))?;
-    drop(file);
-    fs::rename(part, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("cannot sync directory {}", dir.display()))?;
-    Ok(())
 }
 
 /// What `restore` seeded.

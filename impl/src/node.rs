@@ -422,18 +422,7 @@ impl EventLoop {
                     let _ = reply.send(Ok(ReadValue { value, index }));
                     return;
                 }
-                let id = self.next_read_id;
-                self.next_read_id += 1;
-                match self.step(Step::ReadIndex(id)) {
-                    Ok(effects) => {
-                        self.reads.insert(id, PendingRead::Key(key, reply));
-                        ready.absorb(effects);
-                        ready.replicate = true;
-                    }
-                    Err(refused) => {
-                        let _ = reply.send(Err(ClientError::refused(refused)));
-                    }
-                }
+                self.read_index(PendingRead::Key(key, reply), ready);
             }
             Input::ReadImage {
                 serializable: true,

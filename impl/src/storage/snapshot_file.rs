@@ -226,19 +226,33 @@ pub(super) fn write_file(
 ) -> Result<PathBuf, SnapshotError> {
     let path = dir.join(file_name(index, term));
     let tmp = dir.join(format!("{}.tmp", file_name(index, term)));
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SnapshotError::Io { path, source }
-    };
-    let mut file = File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    write_durably(&tmp, &path, bytes)
+        .map_err(|(path, source)| SnapshotError::Io { path, source })?;
     Ok(path)
+}
+
+/// Writes `bytes` to `tmp`, fsyncs it, renames it to `path` and fsyncs
+/// the directory, so that after a crash `path` is either whole or absent
+/// (a snapshot file, a backup). Err names the path that failed.
+pub(crate) fn write_durably(
+    tmp: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let at = |path: &Path| {
+        let path = path.to_owned();
+        move |source| (path, source)
+    };
+    let mut file = File::create(tmp).map_err(at(tmp))?;
+    file.write_all(bytes).map_err(at(tmp))?;
+    file.sync_all().map_err(at(tmp))?;
+    drop(file);
+    fs::rename(tmp, path).map_err(at(path))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
 /// Reads and verifies the snapshot file for (`index`, `term`) in `dir`.
