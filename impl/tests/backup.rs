@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use raft_node::config::{FileConfig, Member};
+use raft_node::config::Member;
 use raft_node::launch::{Launch, NodeProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
@@ -36,23 +36,7 @@ fn text(output: &Output) -> String {
 
 /// The launcher of node `id` of the restored cluster `members`.
 fn launcher(dir: &Path, id: u64, members: &[Member]) -> Launch {
-    let config = FileConfig {
-        cluster_id: Some("restored".into()),
-        id: Some(id),
-        data_dir: Some(dir.join(format!("node-{id}"))),
-        election_timeout_ms: Some([150, 300]),
-        heartbeat_ms: Some(30),
-        members: Some(members.to_vec()),
-        ..FileConfig::default()
-    };
-    Launch::new(
-        Path::new(BIN),
-        "run",
-        config,
-        &dir.join(format!("node-{id}.toml")),
-    )
-    .log_to(&dir.join(format!("node-{id}.log")))
-    .log_level("warn")
+    common::launcher(dir, "restored", id, members)
 }
 
 fn init_restore(dir: &Path, id: u64, backup: &Path) -> Output {

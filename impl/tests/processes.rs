@@ -10,8 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_node::config::{FileConfig, Member};
-use raft_node::launch::{Launch, NodeProcess, signal};
+use raft_node::config::Member;
+use raft_node::launch::{NodeProcess, signal};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
@@ -34,27 +36,11 @@ fn start_node(
     init: bool,
     listener: &Arc<TcpListener>,
 ) -> NodeProcess {
-    let config = FileConfig {
-        cluster_id: Some("proc-test".into()),
-        id: Some(id),
-        data_dir: Some(dir.join(format!("node-{id}"))),
-        election_timeout_ms: Some([150, 300]),
-        heartbeat_ms: Some(30),
-        members: Some(members.to_vec()),
-        ..FileConfig::default()
-    };
-    Launch::new(
-        Path::new(BIN),
-        "run",
-        config,
-        &dir.join(format!("node-{id}.toml")),
-    )
-    .log_to(&dir.join(format!("node-{id}.log")))
-    .log_level("warn")
-    .listener(listener.clone())
-    .init(init)
-    .spawn()
-    .expect("raft-node starts")
+    common::launcher(dir, "proc-test", id, members)
+        .listener(listener.clone())
+        .init(init)
+        .spawn()
+        .expect("raft-node starts")
 }
 
 fn client(endpoints: &str, args: &[&str]) -> Output {

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use raft_node::config::FileConfig;
+use raft_node::config::{FileConfig, Member};
+use raft_node::launch::Launch;
 use raft_node::local::LocalCluster;
 
 /// The bound on every wait of these tests.
@@ -36,4 +37,27 @@ pub async fn assert_all_readable(cluster: &LocalCluster, acknowledged: &BTreeMap
             "acknowledged write {key} lost"
         );
     }
+}
+
+/// The launcher of a `raft-node run` process for node `id` of `members` in
+/// cluster `cluster_id`, with [`fast`]'s timers and its data, config and
+/// log under `dir`.
+pub fn launcher(dir: &std::path::Path, cluster_id: &str, id: u64, members: &[Member]) -> Launch {
+    let config = FileConfig {
+        cluster_id: Some(cluster_id.into()),
+        id: Some(id),
+        data_dir: Some(dir.join(format!("node-{id}"))),
+        election_timeout_ms: Some([150, 300]),
+        heartbeat_ms: Some(30),
+        members: Some(members.to_vec()),
+        ..FileConfig::default()
+    };
+    Launch::new(
+        std::path::Path::new(env!("CARGO_BIN_EXE_raft-node")),
+        "run",
+        config,
+        &dir.join(format!("node-{id}.toml")),
+    )
+    .log_to(&dir.join(format!("node-{id}.log")))
+    .log_level("warn")
 }
