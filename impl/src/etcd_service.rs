@@ -127,6 +127,12 @@ impl Etcd {
                 }
                 Failure::Status(status)
             }
+            // Proposed, then leadership moved: the write may yet commit.
+            // Never forwarded (it would be proposed twice); etcd's own
+            // answer, which etcd clients do not retry for a write.
+            ClientError::LeadershipLost { .. } => {
+                Failure::Status(Status::unavailable("etcdserver: leader changed"))
+            }
             ClientError::Retry(message) => {
                 Failure::Status(Status::unavailable(format!("etcdserver: {message}")))
             }

@@ -105,24 +105,14 @@ impl Gateway {
     /// The gRPC status for an error of the event loop.
     pub fn status(&self, err: ClientError) -> Status {
         match err {
-            ClientError::NotLeader { leader } => {
-                let address = leader.and_then(|id| self.address_of(id));
-                let message = match (leader, &address) {
-                    (Some(id), Some(address)) => {
-                        format!("not the leader; the leader is node {id} at {address}")
-                    }
-                    _ => "not the leader; no leader is known yet, retry shortly".to_owned(),
-                };
-                let mut status = Status::failed_precondition(message);
-                if let (Some(id), Some(address)) = (leader, address) {
-                    let metadata = status.metadata_mut();
-                    metadata.insert(LEADER_ID_HEADER, MetadataValue::from(id));
-                    if let Ok(value) = address.parse() {
-                        metadata.insert(LEADER_ADDR_HEADER, value);
-                    }
-                }
-                status
-            }
+            // Both say where the leader is, and both are retried there by a
+            // client with a session: a write whose outcome is unknown is
+            // answered from the session table if it did commit.
+            ClientError::NotLeader { leader } => self.redirect("not the leader", leader),
+            ClientError::LeadershipLost { leader } => self.redirect(
+                "leadership lost before the write committed (its outcome is unknown: retry with the same sequence number)",
+                leader,
+            ),
             ClientError::Retry(message) => Status::unavailable(message),
             ClientError::Apply(err) => Status::invalid_argument(err.to_string()),
             ClientError::Invalid(message) => Status::invalid_argument(message),
@@ -130,6 +120,25 @@ impl Gateway {
             ClientError::Stopped => Status::unavailable("the node is shutting down"),
             ClientError::ConfigChange(error) => config_change_status(error),
         }
+    }
+
+    /// FAILED_PRECONDITION saying `what` and where the leader is, with the
+    /// leader's id and address in the response metadata when known.
+    fn redirect(&self, what: &str, leader: Option<NodeId>) -> Status {
+        let address = leader.and_then(|id| self.address_of(id));
+        let message = match (leader, &address) {
+            (Some(id), Some(address)) => format!("{what}; the leader is node {id} at {address}"),
+            _ => format!("{what}; no leader is known yet, retry shortly"),
+        };
+        let mut status = Status::failed_precondition(message);
+        if let (Some(id), Some(address)) = (leader, address) {
+            let metadata = status.metadata_mut();
+            metadata.insert(LEADER_ID_HEADER, MetadataValue::from(id));
+            if let Ok(value) = address.parse() {
+                metadata.insert(LEADER_ADDR_HEADER, value);
+            }
+        }
+        status
     }
 }
 

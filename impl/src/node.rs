@@ -437,7 +437,19 @@ impl EventLoop {
             Input::ReadImage {
                 serializable: false,
                 reply,
-            } => self.read_index(PendingRead::Image(reply), ready),
+            } => {
+                #[cfg(feature = "seeded-bugs")]
+                if self.config.seeded_bugs.stale_read && self.core.is_leader() {
+                    // SEEDED BUG (testing only): no ReadIndex round.
+                    let _ = reply.send(Ok(ImageRead {
+                        image: self.image.clone(),
+                        index: self.applied,
+                        term: self.core.current_term(),
+                    }));
+                    return;
+                }
+                self.read_index(PendingRead::Image(reply), ready)
+            }
             Input::Backup { reply } => self.read_index(PendingRead::Backup(reply), ready),
             // Answered at the end of the batch, from state made durable
             // (see `perform`): answered now, it could report a term or a
@@ -1031,7 +1043,7 @@ impl EventLoop {
         );
         for index in orphaned {
             if let Some((_, reply)) = self.proposals.remove(&index) {
-                let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                let _ = reply.send(Err(ClientError::LeadershipLost { leader }));
             }
         }
     }

@@ -178,8 +178,17 @@ pub struct SnapshotReport {
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Refused: this node is not the leader. Nothing was proposed, so the
+    /// request can be sent again anywhere.
     #[error("not the leader")]
     NotLeader { leader: Option<NodeId> },
+    /// The node proposed the write as leader and lost leadership before the
+    /// entry committed: the next leader may still commit it, or not. A
+    /// client with a session retries with the same sequence number (the
+    /// session table answers a duplicate); one without (etcd's API) must
+    /// treat the outcome as unknown — sending it again could apply it twice.
+    #[error("leadership lost before the write committed; its outcome is unknown")]
+    LeadershipLost { leader: Option<NodeId> },
     #[error("{0}")]
     Retry(String),
     #[error(transparent)]
