@@ -27,9 +27,10 @@ pub struct SeededBugs {
     /// commits): a leader that crashes or is deposed then loses acknowledged
     /// writes.
     pub ack_before_commit: bool,
-    /// A node that believes it leads answers reads from its own state
-    /// machine without confirming its leadership (no ReadIndex round): a
-    /// deposed leader serves stale reads.
+    /// A node that believes it leads answers linearizable reads (the native
+    /// Get and etcd's Range) from its own state machine without confirming
+    /// its leadership (no ReadIndex round): a deposed leader serves stale
+    /// reads.
     pub stale_read: bool,
     /// The event loop sends a batch's messages (votes, AppendEntries
     /// replies, its own requests) before the batch is durable, and makes

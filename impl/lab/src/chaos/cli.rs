@@ -40,6 +40,13 @@ pub struct ChaosArgs {
     /// added under a new id); not with the netns kinds.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<FaultKind>,
+    /// The client API the workload speaks: the node's own (native; writes
+    /// are deduplicated by client session, so they are retried until
+    /// answered) or etcd's v3 KV (Range, Put, DeleteRange, and
+    /// compare-and-swap as a Txn; no sessions, so a write is retried only if
+    /// it was certainly never proposed, and is otherwise indeterminate).
+    #[arg(long, value_enum, default_value_t = super::workload::Api::Native)]
+    api: super::workload::Api,
     /// Parent of the run directory (default: the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -90,6 +97,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     if !default_faults {
         options.faults = args.faults;
     }
+    options.api = args.api;
     options.dir = args.dir;
     options.keep = args.keep;
     options.settings.trace = !args.no_trace;
@@ -100,8 +108,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     options.check_budget = args.check_budget;
     options.verbose = !args.quiet;
     println!(
-        "chaos: {} nodes, {} clients on {} keys, {} s of faults, seed {}",
-        options.nodes, options.clients, options.keys, args.time, options.seed
+        "chaos: {} nodes, {} clients ({} API) on {} keys, {} s of faults, seed {}",
+        options.nodes, options.clients, options.api, options.keys, args.time, options.seed
     );
     if let Err(why) = crate::powerfs::available()
         && default_faults

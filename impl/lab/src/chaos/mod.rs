@@ -66,6 +66,8 @@ pub struct ChaosOptions {
     pub keys: u64,
     pub seed: u64,
     pub faults: Vec<FaultKind>,
+    /// The client API the workload speaks.
+    pub api: workload::Api,
     /// Parent directory of the run directory (default: the system temp dir).
     pub dir: Option<PathBuf>,
     /// Keep the run directory even when every check passes.
@@ -95,6 +97,7 @@ impl ChaosOptions {
                 .filter(|kind| !kind.needs_powerfs() || crate::powerfs::available().is_ok())
                 .filter(|kind| !kind.needs_netns() || netns::available().is_ok())
                 .collect(),
+            api: workload::Api::Native,
             dir: None,
             keep: false,
             settings: NodeSettings {
@@ -128,6 +131,8 @@ pub struct OperationCounts {
 pub struct ChaosReport {
     pub seed: u64,
     pub nodes: u64,
+    /// The client API the workload spoke.
+    pub api: workload::Api,
     pub duration: Duration,
     pub faults: BTreeMap<String, u64>,
     /// Outcomes of the leadership transfers asked for (fault kind
@@ -239,10 +244,11 @@ impl ChaosReport {
         let ops = &self.operations;
         let _ = writeln!(
             out,
-            "chaos run: seed {}, {} nodes, {:.1} s",
+            "chaos run: seed {}, {} nodes, {:.1} s, {} client API",
             self.seed,
             self.nodes,
-            self.duration.as_secs_f64()
+            self.duration.as_secs_f64(),
+            self.api
         );
         let faults: Vec<String> = self
             .faults
@@ -617,7 +623,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     for id in 1..=options.clients {
         let seed = options.seed.wrapping_mul(1000).wrapping_add(id);
         let connection = Connection::new(&endpoints, seed)?;
-        let client = Client::new(id, connection, keys.clone(), seed);
+        let client = Client::new(id, options.api, connection, keys.clone(), seed);
         tasks.push((id, tokio::spawn(client.run(recorder.clone(), deadline))));
     }
 
@@ -723,6 +729,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let mut unread_keys = Vec::new();
     let mut reader = Client::new(
         0,
+        options.api,
         Connection::new(&endpoints, options.seed)?,
         keys.clone(),
         0,
@@ -784,6 +791,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let mut report = ChaosReport {
         seed: options.seed,
         nodes: options.nodes,
+        api: options.api,
         duration,
         faults: injector
             .counts
@@ -937,6 +945,7 @@ mod tests {
         ChaosReport {
             seed: 1,
             nodes: 3,
+            api: workload::Api::Native,
             duration: Duration::from_secs(1),
             faults: BTreeMap::new(),
             transfers: BTreeMap::new(),

@@ -13,6 +13,13 @@
 //! know exactly when an operation's outcome is known, and they follow the
 //! leader by id (`raft-leader-id`) to the node's real address, since the
 //! addresses in the nodes' member lists are the harness's proxies.
+//!
+//! The same operations go through either of the node's client APIs
+//! ([`Api`]): its own `raft.kv.v1.Kv`, or etcd's `etcdserverpb.KV` as an etcd
+//! client would use it. etcd's API has no client sessions, so there a write
+//! is retried only when the answer proves it was never proposed (no leader,
+//! not the leader); any other failure leaves it indeterminate, as it would
+//! leave an etcd client's write.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +33,31 @@ use tonic::{Code, Status};
 
 use super::history::{Input, Micros, Operation, Output};
 use raft_node::gateway::LEADER_ID_HEADER;
+use raft_node::proto::etcdserverpb as etcd;
+use raft_node::proto::etcdserverpb::kv_client::KvClient as EtcdClient;
 use raft_node::proto::kv as pb;
 use raft_node::proto::kv::kv_client::KvClient as GrpcClient;
+
+/// Which client API the workload speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// The node's own `raft.kv.v1.Kv` (writes deduplicated by client session).
+    #[default]
+    Native,
+    /// etcd's `etcdserverpb.KV`: Range, Put and DeleteRange with prev_kv,
+    /// and compare-and-swap as a Txn.
+    Etcd,
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Api::Native => "native",
+            Api::Etcd => "etcd",
+        })
+    }
+}
 
 /// Collects the history; shared by all clients.
 #[derive(Clone)]
@@ -111,7 +141,7 @@ pub struct Connection {
     endpoints: Endpoints,
     /// The version of `endpoints` that `nodes` reflects.
     version: Option<u64>,
-    nodes: BTreeMap<NodeId, (String, GrpcClient<Channel>)>,
+    nodes: BTreeMap<NodeId, (String, Channel)>,
     leader: Option<NodeId>,
     rng: StdRng,
     /// How long one operation may take, retries included.
@@ -153,16 +183,14 @@ impl Connection {
         }
         let mut nodes = BTreeMap::new();
         for (id, address) in addresses {
-            let client = match self.nodes.remove(&id) {
-                Some((known, client)) if known == address => client,
-                _ => {
-                    let endpoint = Endpoint::from_shared(format!("http://{address}"))?
-                        .connect_timeout(Duration::from_millis(300))
-                        .tcp_nodelay(true);
-                    GrpcClient::new(endpoint.connect_lazy())
-                }
+            let channel = match self.nodes.remove(&id) {
+                Some((known, channel)) if known == address => channel,
+                _ => Endpoint::from_shared(format!("http://{address}"))?
+                    .connect_timeout(Duration::from_millis(300))
+                    .tcp_nodelay(true)
+                    .connect_lazy(),
             };
-            nodes.insert(id, (address, client));
+            nodes.insert(id, (address, channel));
         }
         self.nodes = nodes;
         if self.leader.is_some_and(|id| !self.nodes.contains_key(&id)) {
@@ -172,7 +200,7 @@ impl Connection {
         Ok(())
     }
 
-    fn target(&mut self) -> Option<(NodeId, GrpcClient<Channel>)> {
+    fn target(&mut self) -> Option<(NodeId, Channel)> {
         // A malformed address cannot come from the harness; keep the old
         // table if it did.
         let _ = self.refresh();
@@ -191,9 +219,12 @@ impl Connection {
     /// With `anywhere`, the first attempt goes to a random node rather than
     /// the known leader (reads do this half the time, as clients attached to
     /// different nodes would: a node that wrongly thinks it leads is asked too).
-    async fn call<T, F, Fut>(&mut self, anywhere: bool, mut call: F) -> Attempt<T>
+    /// With `Retry::WhenNotProposed`, a failure that does not prove the
+    /// request was never proposed ends the operation as timed out
+    /// (indeterminate) instead of being retried.
+    async fn call<T, F, Fut>(&mut self, anywhere: bool, retry: Retry, mut call: F) -> Attempt<T>
     where
-        F: FnMut(GrpcClient<Channel>) -> Fut,
+        F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
@@ -210,6 +241,9 @@ impl Connection {
                 Ok(Err(status)) => status,
                 Err(_) => Status::deadline_exceeded("attempt timed out"),
             };
+            if retry == Retry::WhenNotProposed && !never_proposed(&status) {
+                return Attempt::TimedOut;
+            }
             match status.code() {
                 Code::FailedPrecondition => {
                     let hint = status
@@ -235,12 +269,40 @@ impl Connection {
     }
 }
 
+/// When a failed attempt may be tried again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads, and writes the cluster deduplicates by client session.
+    Always,
+    /// Writes without a session (etcd's API): a retry of a write that was
+    /// applied would apply it twice.
+    WhenNotProposed,
+}
+
+/// Whether a failed etcd-API write certainly never reached the log: the node
+/// knew of no leader, or was asked as leader and was not one (the node
+/// forwards a follower's write to the leader, so a client sees "not leader"
+/// only when the leader itself refused). A client's own deadline, a dropped
+/// connection or a leader lost after proposing prove nothing.
+fn never_proposed(status: &Status) -> bool {
+    matches!(
+        (status.code(), status.message()),
+        (Code::Unavailable, "etcdserver: no leader")
+            | (Code::FailedPrecondition, "etcdserver: not leader")
+            | (
+                Code::InvalidArgument | Code::OutOfRange | Code::PermissionDenied,
+                _
+            )
+    )
+}
+
 /// One client of the workload.
 pub struct Client {
     pub id: u64,
     connection: Connection,
     keys: Vec<String>,
     rng: StdRng,
+    api: Api,
     next_seq: u64,
     /// The value this client last saw per key: what its compare-and-swaps expect.
     last_seen: BTreeMap<String, Option<String>>,
@@ -248,12 +310,13 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(id: u64, connection: Connection, keys: Vec<String>, seed: u64) -> Client {
+    pub fn new(id: u64, api: Api, connection: Connection, keys: Vec<String>, seed: u64) -> Client {
         Client {
             id,
             connection,
             keys,
             rng: StdRng::seed_from_u64(seed),
+            api,
             next_seq: 1,
             last_seen: BTreeMap::new(),
             counts: Counts::default(),
@@ -288,33 +351,24 @@ impl Client {
         self.counts
     }
 
-    fn fresh_value(&self) -> String {
-        format!("c{}-{}", self.id, self.next_seq)
-    }
-
-    /// Performs and records one operation.
-    pub async fn perform(
+    /// One attempt sequence through the node's own API.
+    async fn native(
         &mut self,
-        recorder: &Recorder,
+        anywhere: bool,
+        seq: u64,
         key: &str,
-        input: Input,
-    ) -> Option<Output> {
-        let invoke = recorder.now();
-        let seq = self.next_seq;
-        if !matches!(input, Input::Get) {
-            self.next_seq += 1;
-        }
+        input: &Input,
+    ) -> Attempt<Output> {
         let client_id = self.id;
         let key_owned = key.to_owned();
-        let outcome: Attempt<Output> = match &input {
+        match input {
             Input::Get => {
                 let request = pb::GetRequest { key: key_owned };
-                let anywhere = self.rng.random_range(0..2) == 0;
                 map(
                     self.connection
-                        .call(anywhere, |mut c| {
+                        .call(anywhere, Retry::Always, |channel| {
                             let request = request.clone();
-                            async move { c.get(request).await }
+                            async move { GrpcClient::new(channel).get(request).await }
                         })
                         .await,
                     |r| Output::Value(r.value),
@@ -329,9 +383,9 @@ impl Client {
                 };
                 map(
                     self.connection
-                        .call(false, |mut c| {
+                        .call(false, Retry::Always, |channel| {
                             let request = request.clone();
-                            async move { c.put(request).await }
+                            async move { GrpcClient::new(channel).put(request).await }
                         })
                         .await,
                     |r| Output::Previous(r.previous),
@@ -345,9 +399,9 @@ impl Client {
                 };
                 map(
                     self.connection
-                        .call(false, |mut c| {
+                        .call(false, Retry::Always, |channel| {
                             let request = request.clone();
-                            async move { c.delete(request).await }
+                            async move { GrpcClient::new(channel).delete(request).await }
                         })
                         .await,
                     |r| Output::Previous(r.previous),
@@ -366,9 +420,9 @@ impl Client {
                 };
                 map(
                     self.connection
-                        .call(false, |mut c| {
+                        .call(false, Retry::Always, |channel| {
                             let request = request.clone();
-                            async move { c.compare_and_swap(request).await }
+                            async move { GrpcClient::new(channel).compare_and_swap(request).await }
                         })
                         .await,
                     |r| Output::Cas {
@@ -377,6 +431,120 @@ impl Client {
                     },
                 )
             }
+        }
+    }
+
+    /// One attempt sequence through etcd's KV API.
+    async fn etcd(&mut self, anywhere: bool, key: &str, input: &Input) -> Attempt<Output> {
+        let key = key.as_bytes().to_vec();
+        match input {
+            Input::Get => {
+                let request = etcd::RangeRequest {
+                    key,
+                    serializable: false,
+                    ..Default::default()
+                };
+                map(
+                    self.connection
+                        .call(anywhere, Retry::Always, |channel| {
+                            let request = request.clone();
+                            async move { EtcdClient::new(channel).range(request).await }
+                        })
+                        .await,
+                    |r| Output::Value(r.kvs.first().map(|kv| text(&kv.value))),
+                )
+            }
+            Input::Put { value } => {
+                let request = etcd::PutRequest {
+                    key,
+                    value: value.as_bytes().to_vec(),
+                    prev_kv: true,
+                    ..Default::default()
+                };
+                map(
+                    self.connection
+                        .call(false, Retry::WhenNotProposed, |channel| {
+                            let request = request.clone();
+                            async move { EtcdClient::new(channel).put(request).await }
+                        })
+                        .await,
+                    |r| Output::Previous(r.prev_kv.map(|kv| text(&kv.value))),
+                )
+            }
+            Input::Delete => {
+                let request = etcd::DeleteRangeRequest {
+                    key,
+                    prev_kv: true,
+                    ..Default::default()
+                };
+                map(
+                    self.connection
+                        .call(false, Retry::WhenNotProposed, |channel| {
+                            let request = request.clone();
+                            async move { EtcdClient::new(channel).delete_range(request).await }
+                        })
+                        .await,
+                    |r| Output::Previous(r.prev_kvs.first().map(|kv| text(&kv.value))),
+                )
+            }
+            Input::Cas {
+                expected,
+                new_value,
+            } => {
+                let request = cas_txn(key, expected.as_deref(), new_value.as_deref());
+                let expected = expected.clone();
+                map(
+                    self.connection
+                        .call(false, Retry::WhenNotProposed, |channel| {
+                            let request = request.clone();
+                            async move { EtcdClient::new(channel).txn(request).await }
+                        })
+                        .await,
+                    |r| {
+                        if r.succeeded {
+                            // The compare held: the value was the expected one.
+                            Output::Cas {
+                                succeeded: true,
+                                previous: expected,
+                            }
+                        } else {
+                            let previous = r.responses.first().and_then(|op| match &op.response {
+                                Some(etcd::response_op::Response::ResponseRange(range)) => {
+                                    range.kvs.first().map(|kv| text(&kv.value))
+                                }
+                                _ => None,
+                            });
+                            Output::Cas {
+                                succeeded: false,
+                                previous,
+                            }
+                        }
+                    },
+                )
+            }
+        }
+    }
+
+    fn fresh_value(&self) -> String {
+        format!("c{}-{}", self.id, self.next_seq)
+    }
+
+    /// Performs and records one operation.
+    pub async fn perform(
+        &mut self,
+        recorder: &Recorder,
+        key: &str,
+        input: Input,
+    ) -> Option<Output> {
+        let invoke = recorder.now();
+        let seq = self.next_seq;
+        if !matches!(input, Input::Get) {
+            self.next_seq += 1;
+        }
+        let anywhere = matches!(input, Input::Get) && self.rng.random_range(0..2) == 0;
+        let outcome = match self.api {
+            Api::Native => self.native(anywhere, seq, key, &input).await,
+            Api::Etcd => self.etcd(anywhere, key, &input).await,
         };
         let is_read = matches!(input, Input::Get);
         let (output, ret) = match outcome {
@@ -437,5 +605,114 @@ fn map<T>(attempt: Attempt<T>, f: impl FnOnce(T) -> Output) -> Attempt<Output> {
         Attempt::Done(value) => Attempt::Done(f(value)),
         Attempt::Refused(status) => Attempt::Refused(status),
         Attempt::TimedOut => Attempt::TimedOut,
+    }
+}
+
+/// A value as the history records it. The workload writes only ASCII; a
+/// value that is not UTF-8 cannot be one it wrote, and stays visibly wrong.
+fn text(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
+}
+
+/// Compare-and-swap as an etcd transaction: if the key's value is
+/// `expected` (or, for `None`, the key does not exist: version 0), write
+/// `new_value` (or delete the key); otherwise read it.
+fn cas_txn(key: Vec<u8>, expected: Option<&str>, new_value: Option<&str>) -> etcd::TxnRequest {
+    use etcd::compare::{CompareResult, CompareTarget, TargetUnion};
+    use etcd::request_op::Request;
+    let compare = match expected {
+        Some(value) => etcd::Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Value as i32,
+            key: key.clone(),
+            target_union: Some(TargetUnion::Value(value.as_bytes().to_vec())),
+            ..Default::default()
+        },
+        None => etcd::Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Version as i32,
+            key: key.clone(),
+            target_union: Some(TargetUnion::Version(0)),
+            ..Default::default()
+        },
+    };
+    let write = match new_value {
+        Some(value) => Request::RequestPut(etcd::PutRequest {
+            key: key.clone(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        }),
+        None => Request::RequestDeleteRange(etcd::DeleteRangeRequest {
+            key: key.clone(),
+            ..Default::default()
+        }),
+    };
+    let read = Request::RequestRange(etcd::RangeRequest {
+        key,
+        serializable: false,
+        ..Default::default()
+    });
+    etcd::TxnRequest {
+        compare: vec![compare],
+        success: vec![etcd::RequestOp {
+            request: Some(write),
+        }],
+        failure: vec![etcd::RequestOp {
+            request: Some(read),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_prove_an_etcd_write_was_never_proposed() {
+        assert!(never_proposed(&Status::unavailable(
+            "etcdserver: no leader"
+        )));
+        assert!(never_proposed(&Status::failed_precondition(
+            "etcdserver: not leader"
+        )));
+        assert!(never_proposed(&Status::invalid_argument(
+            "etcdserver: request is too large"
+        )));
+        // Proposed, then leadership moved: it may still commit.
+        assert!(!never_proposed(&Status::unavailable(
+            "etcdserver: leader changed"
+        )));
+        assert!(!never_proposed(&Status::deadline_exceeded(
+            "attempt timed out"
+        )));
+        assert!(!never_proposed(&Status::unavailable("transport error")));
+    }
+
+    #[test]
+    fn compare_and_swap_is_one_transaction() {
+        use etcd::request_op::Request;
+        let absent = cas_txn(b"k".to_vec(), None, Some("v"));
+        assert_eq!(
+            absent.compare[0].target_union,
+            Some(etcd::compare::TargetUnion::Version(0)),
+            "absent means version 0"
+        );
+        assert!(matches!(
+            absent.success[0].request,
+            Some(Request::RequestPut(_))
+        ));
+        let delete = cas_txn(b"k".to_vec(), Some("old"), None);
+        assert_eq!(
+            delete.compare[0].target_union,
+            Some(etcd::compare::TargetUnion::Value(b"old".to_vec()))
+        );
+        assert!(matches!(
+            delete.success[0].request,
+            Some(Request::RequestDeleteRange(_))
+        ));
+        assert!(matches!(
+            delete.failure[0].request,
+            Some(Request::RequestRange(_))
+        ));
     }
 }
