@@ -130,11 +130,12 @@ pub fn put_op(request: pb::PutRequest) -> Result<TxnOp, Refusal> {
         return Err(Refusal::too_large());
     }
     if request.lease != 0 {
-        // No lease exists on this node: etcd's answer for an unknown lease.
+        // No lease exists on this node: etcd's answer for an unknown lease,
+        // word for word, since clients classify errors by their exact
+        // message (tests/etcd_rust_client.rs).
         return Err(Refusal {
             code: Code::NotFound,
-            message: "etcdserver: requested lease not found (raft-node serves no leases)"
-                .to_owned(),
+            message: "etcdserver: requested lease not found".to_owned(),
         });
     }
     if request.ignore_value {
