@@ -50,7 +50,7 @@ use crate::gateway::{Gateway, LEADER_ADDR_HEADER, LEADER_ID_HEADER};
 use crate::kv::{KvCommand, KvOp, OpResult, Revision, Txn, TxnOp};
 use crate::proto::etcdserverpb as pb;
 use crate::storage::snapshot_file;
-use crate::types::{Applied, ClientError, ImageRead, Input};
+use crate::types::{Applied, ClientError, ImageRead, Input, KeyRead};
 
 /// Set on a request a follower forwards to the leader: it is not forwarded again.
 const FORWARDED_HEADER: &str = "raft-etcd-forwarded";
@@ -201,6 +201,26 @@ impl Etcd {
         answer.map_err(|err| self.failure(err, forwarded))
     }
 
+    /// One key's entry, read as `serializable` says.
+    async fn read_key(
+        &self,
+        key: &[u8],
+        serializable: bool,
+        forwarded: bool,
+    ) -> Result<KeyRead, Failure> {
+        let key = key.to_vec();
+        let answer = self
+            .gateway
+            .ask(|reply| Input::Read {
+                key,
+                serializable,
+                reply,
+            })
+            .await
+            .map_err(Failure::Status)?;
+        answer.map_err(|err| self.failure(err, forwarded))
+    }
+
     /// Proposes one etcd transaction and waits for it to apply.
     async fn write(&self, txn: Txn, forwarded: bool) -> Result<Applied, Failure> {
         convert::check_size(&txn).map_err(|r| Failure::Status(r.into()))?;
@@ -252,7 +272,23 @@ impl pb::kv_server::Kv for EtcdKv {
         let forwarded = is_forwarded(&request);
         let request = request.into_inner();
         let query = convert::range_query(&request).map_err(refuse)?;
-        let read = match etcd.read(request.serializable, forwarded).await {
+        // One key (the common case) is read in the event loop like the
+        // native Get; a range gets a clone of the image to walk here.
+        let single = query.range.range_end.is_empty();
+        let read = if single {
+            etcd.read_key(&request.key, request.serializable, forwarded)
+                .await
+                .map(|read| {
+                    let entry = read.kv.as_ref().map(|kv| (&request.key, kv));
+                    let result = crate::kv::range_of(entry.into_iter().collect(), &query);
+                    (result, read.revision, read.term)
+                })
+        } else {
+            etcd.read(request.serializable, forwarded)
+                .await
+                .map(|read| (read.image.range(&query), read.image.revision, read.term))
+        };
+        let (result, revision, term) = match read {
             Ok(read) => read,
             Err(Failure::Status(status)) => return Err(status),
             Err(Failure::Forward(leader)) => {
@@ -264,7 +300,6 @@ impl pb::kv_server::Kv for EtcdKv {
                     .map(Response::new);
             }
         };
-        let revision = read.image.revision;
         if request.revision > revision {
             return Err(Status::out_of_range(
                 "etcdserver: mvcc: required revision is a future revision",
@@ -275,10 +310,9 @@ impl pb::kv_server::Kv for EtcdKv {
                 "etcdserver: mvcc: required revision has been compacted",
             ));
         }
-        let result = read.image.range(&query);
         Ok(Response::new(convert::range_response(
             &result,
-            etcd.header(revision, read.term),
+            etcd.header(revision, term),
         )))
     }
 

@@ -536,60 +536,7 @@ impl KvImage {
 
     /// A range read of the current state.
     pub fn range(&self, query: &RangeQuery) -> RangeResult {
-        let mut entries: Vec<(&Vec<u8>, &KeyValue)> = query.range.iter(&self.data).collect();
-        let count = entries.len() as u64;
-        if query.count_only {
-            return RangeResult {
-                kvs: Vec::new(),
-                more: false,
-                count,
-            };
-        }
-        // etcd: a sort on the key ascending is the natural order; NONE with
-        // a target other than KEY sorts ascending.
-        let order = match (query.sort_order, query.sort_target) {
-            (SortOrder::None, SortTarget::Key) => SortOrder::None,
-            (SortOrder::None, _) => SortOrder::Ascend,
-            (order, _) => order,
-        };
-        if order != SortOrder::None {
-            let key = |(k, kv): &(&Vec<u8>, &KeyValue)| -> (i64, Vec<u8>) {
-                match query.sort_target {
-                    SortTarget::Key => (0, (*k).clone()),
-                    SortTarget::Version => (kv.version, Vec::new()),
-                    SortTarget::Create => (kv.create_revision, Vec::new()),
-                    SortTarget::Mod => (kv.mod_revision, Vec::new()),
-                    SortTarget::Value => (0, kv.value.clone()),
-                }
-            };
-            // Stable: keys in key order among equals.
-            entries.sort_by_key(key);
-            if order == SortOrder::Descend {
-                entries.reverse();
-            }
-        }
-        let limit = if query.limit == 0 {
-            usize::MAX
-        } else {
-            usize::try_from(query.limit).unwrap_or(usize::MAX)
-        };
-        let more = entries.len() > limit;
-        let kvs = entries
-            .into_iter()
-            .take(limit)
-            .map(|(key, kv)| Entry {
-                key: key.clone(),
-                kv: if query.keys_only {
-                    KeyValue {
-                        value: Vec::new(),
-                        ..kv.clone()
-                    }
-                } else {
-                    kv.clone()
-                },
-            })
-            .collect();
-        RangeResult { kvs, more, count }
+        range_of(query.range.iter(&self.data).collect(), query)
     }
 
     /// Keeps the session table within [`MAX_SESSIONS`]. The scan is O(n) but
@@ -609,6 +556,64 @@ impl KvImage {
             }
         }
     }
+}
+
+/// A range's answer from the entries in it (in key order): etcd's count,
+/// sort, limit, keys-only and count-only.
+pub fn range_of(mut entries: Vec<(&Vec<u8>, &KeyValue)>, query: &RangeQuery) -> RangeResult {
+    let count = entries.len() as u64;
+    if query.count_only {
+        return RangeResult {
+            kvs: Vec::new(),
+            more: false,
+            count,
+        };
+    }
+    // etcd: a sort on the key ascending is the natural order; NONE with
+    // a target other than KEY sorts ascending.
+    let order = match (query.sort_order, query.sort_target) {
+        (SortOrder::None, SortTarget::Key) => SortOrder::None,
+        (SortOrder::None, _) => SortOrder::Ascend,
+        (order, _) => order,
+    };
+    if order != SortOrder::None {
+        let key = |(k, kv): &(&Vec<u8>, &KeyValue)| -> (i64, Vec<u8>) {
+            match query.sort_target {
+                SortTarget::Key => (0, (*k).clone()),
+                SortTarget::Version => (kv.version, Vec::new()),
+                SortTarget::Create => (kv.create_revision, Vec::new()),
+                SortTarget::Mod => (kv.mod_revision, Vec::new()),
+                SortTarget::Value => (0, kv.value.clone()),
+            }
+        };
+        // Stable: keys in key order among equals.
+        entries.sort_by_key(key);
+        if order == SortOrder::Descend {
+            entries.reverse();
+        }
+    }
+    let limit = if query.limit == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(query.limit).unwrap_or(usize::MAX)
+    };
+    let more = entries.len() > limit;
+    let kvs = entries
+        .into_iter()
+        .take(limit)
+        .map(|(key, kv)| Entry {
+            key: key.clone(),
+            kv: if query.keys_only {
+                KeyValue {
+                    value: Vec::new(),
+                    ..kv.clone()
+                }
+            } else {
+                kv.clone()
+            },
+        })
+        .collect();
+    RangeResult { kvs, more, count }
 }
 
 #[cfg(test)]

@@ -109,16 +109,20 @@ impl Kv for KvService {
     ) -> Result<Response<pb::GetResponse>, Status> {
         let request = request.into_inner();
         check_key(&request.key)?;
-        let key = request.key;
-        let request_key = key.clone();
+        let key = request.key.as_bytes().to_vec();
+        let request_key = request.key;
         let read = self
             .gateway
-            .ask(|reply| Input::Read { key, reply })
+            .ask(|reply| Input::Read {
+                key,
+                serializable: false,
+                reply,
+            })
             .await?
             .map_err(|err| self.gateway.status(err))?;
         // A value written through the etcd API may not be UTF-8: refused
         // rather than answered with a lossy copy (crate::kv).
-        let value = match read.value.map(String::from_utf8) {
+        let value = match read.kv.map(|kv| String::from_utf8(kv.value)) {
             None => None,
             Some(Ok(value)) => Some(value),
             Some(Err(_)) => {

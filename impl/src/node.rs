@@ -51,8 +51,8 @@ use crate::seeded_bugs;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
-    Applied, Backup, ClientError, Core, ImageRead, Input, LeaderMoved, MembersChanged, NodeStatus,
-    ReadValue, SnapshotReport,
+    Applied, Backup, ClientError, Core, ImageRead, Input, KeyRead, LeaderMoved, MembersChanged,
+    NodeStatus, SnapshotReport,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,7 @@ impl Ready {
 /// A read waiting for its ReadIndex round and for the state machine to
 /// reach the confirmed index.
 enum PendingRead {
-    Key(String, oneshot::Sender<Result<ReadValue, ClientError>>),
+    Key(Vec<u8>, oneshot::Sender<Result<KeyRead, ClientError>>),
     Image(oneshot::Sender<Result<ImageRead, ClientError>>),
     Backup(oneshot::Sender<Result<Backup, ClientError>>),
 }
@@ -413,13 +413,22 @@ impl EventLoop {
                     let _ = reply.send(Err(ClientError::refused(refused)));
                 }
             },
-            Input::Read { key, reply } => {
+            Input::Read {
+                key,
+                serializable: true,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.key_read(&key)));
+            }
+            Input::Read {
+                key,
+                serializable: false,
+                reply,
+            } => {
                 #[cfg(feature = "seeded-bugs")]
                 if self.config.seeded_bugs.stale_read && self.core.is_leader() {
                     // SEEDED BUG (testing only): no ReadIndex round.
-                    let value = self.image.get(key.as_bytes()).map(|kv| kv.value.clone());
-                    let index = self.applied;
-                    let _ = reply.send(Ok(ReadValue { value, index }));
+                    let _ = reply.send(Ok(self.key_read(&key)));
                     return;
                 }
                 self.read_index(PendingRead::Key(key, reply), ready);
@@ -949,6 +958,16 @@ impl EventLoop {
         }
     }
 
+    /// One key's entry as of what this node has applied.
+    fn key_read(&self, key: &[u8]) -> KeyRead {
+        KeyRead {
+            kv: self.image.get(key).cloned(),
+            index: self.applied,
+            revision: self.image.revision,
+            term: self.core.current_term(),
+        }
+    }
+
     fn serve_reads(&mut self) {
         let applied = self.applied;
         let (now, later): (Vec<_>, Vec<_>) = self
@@ -959,11 +978,7 @@ impl EventLoop {
         for (_, id) in now {
             match self.reads.remove(&id) {
                 Some(PendingRead::Key(key, reply)) => {
-                    let value = self.image.get(key.as_bytes()).map(|kv| kv.value.clone());
-                    let _ = reply.send(Ok(ReadValue {
-                        value,
-                        index: applied,
-                    }));
+                    let _ = reply.send(Ok(self.key_read(&key)));
                 }
                 Some(PendingRead::Image(reply)) => {
                     let _ = reply.send(Ok(ImageRead {

@@ -43,9 +43,14 @@ pub enum Input {
         command: KvCommand,
         reply: oneshot::Sender<Result<Applied, ClientError>>,
     },
+    /// One key's entry: the native Get and etcd's single-key Range. Read
+    /// in the event loop (no image clone) once a ReadIndex round confirmed
+    /// it is current (linearizable), or at once from whatever this node has
+    /// applied (`serializable`).
     Read {
-        key: String,
-        reply: oneshot::Sender<Result<ReadValue, ClientError>>,
+        key: Vec<u8>,
+        serializable: bool,
+        reply: oneshot::Sender<Result<KeyRead, ClientError>>,
     },
     /// A read of the whole state machine (the etcd API's ranges): answered
     /// with an O(1) clone of the image once a ReadIndex round confirmed it
@@ -158,12 +163,17 @@ pub struct MemberList {
     pub addresses: std::collections::BTreeMap<NodeId, String>,
 }
 
-/// A linearizable read's answer: the key's value as bytes (the native
-/// service decides what a non-UTF-8 value becomes).
+/// A read of one key (`Input::Read`): its entry, value as bytes (the
+/// native service decides what a non-UTF-8 value becomes).
 #[derive(Clone, Debug)]
-pub struct ReadValue {
-    pub value: Option<Vec<u8>>,
+pub struct KeyRead {
+    pub kv: Option<crate::kv::KeyValue>,
+    /// The log index the state machine had applied.
     pub index: Index,
+    /// The store's revision then.
+    pub revision: crate::kv::Revision,
+    /// The node's term when it answered.
+    pub term: Term,
 }
 
 /// What one snapshot cost.

@@ -269,6 +269,36 @@ async fn etcd_headers_revisions_and_the_native_api_share_one_store() {
         ),
         (3, 3, 1)
     );
+    // One key is read in the event loop, not from an image clone: the
+    // range options still apply to it.
+    let single = |options: epb::RangeRequest| {
+        let mut etcd = etcd.clone();
+        async move { etcd.range(options).await.unwrap().into_inner() }
+    };
+    let keys_only = single(epb::RangeRequest {
+        key: b"text".to_vec(),
+        keys_only: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((keys_only.count, keys_only.kvs.len()), (1, 1));
+    assert!(keys_only.kvs[0].value.is_empty());
+    assert_eq!(keys_only.kvs[0].mod_revision, 3);
+    let count_only = single(epb::RangeRequest {
+        key: b"text".to_vec(),
+        count_only: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((count_only.count, count_only.kvs.len()), (1, 0));
+    let missing = single(epb::RangeRequest {
+        key: b"absent".to_vec(),
+        serializable: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((missing.count, missing.kvs.len()), (0, 0));
+    assert_eq!(missing.header.unwrap().revision, 3);
     // A native get of a value that is not UTF-8 is refused, not mangled.
     let err = native
         .get(pb::GetRequest { key: "bin".into() })
