@@ -222,9 +222,16 @@ impl Connection {
     /// With `Retry::WhenNotProposed`, a failure that does not prove the
     /// request was never proposed ends the operation as timed out
     /// (indeterminate) instead of being retried.
-    async fn call<T, F, Fut>(&mut self, anywhere: bool, retry: Retry, mut call: F) -> Attempt<T>
+    async fn call<R, T, F, Fut>(
+        &mut self,
+        anywhere: bool,
+        retry: Retry,
+        request: R,
+        mut call: F,
+    ) -> Attempt<T>
     where
-        F: FnMut(Channel) -> Fut,
+        R: Clone,
+        F: FnMut(Channel, R) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
@@ -236,11 +243,14 @@ impl Connection {
             let Some((id, client)) = self.target() else {
                 return Attempt::TimedOut;
             };
-            let status = match tokio::time::timeout(self.attempt_timeout, call(client)).await {
-                Ok(Ok(response)) => return Attempt::Done(response.into_inner()),
-                Ok(Err(status)) => status,
-                Err(_) => Status::deadline_exceeded("attempt timed out"),
-            };
+            let status =
+                match tokio::time::timeout(self.attempt_timeout, call(client, request.clone()))
+                    .await
+                {
+                    Ok(Ok(response)) => return Attempt::Done(response.into_inner()),
+                    Ok(Err(status)) => status,
+                    Err(_) => Status::deadline_exceeded("attempt timed out"),
+                };
             if retry == Retry::WhenNotProposed && !never_proposed(&status) {
                 return Attempt::TimedOut;
             }
@@ -364,15 +374,12 @@ impl Client {
         match input {
             Input::Get => {
                 let request = pb::GetRequest { key: key_owned };
-                map(
-                    self.connection
-                        .call(anywhere, Retry::Always, |channel| {
-                            let request = request.clone();
-                            async move { GrpcClient::new(channel).get(request).await }
-                        })
-                        .await,
-                    |r| Output::Value(r.value),
-                )
+                self.connection
+                    .call(anywhere, Retry::Always, request, |channel, request| async move {
+                        GrpcClient::new(channel).get(request).await
+                    })
+                    .await
+                    .map(|r| Output::Value(r.value))
             }
             Input::Put { value } => {
                 let request = pb::PutRequest {
@@ -381,15 +388,12 @@ impl Client {
                     key: key_owned,
                     value: value.clone(),
                 };
-                map(
-                    self.connection
-                        .call(false, Retry::Always, |channel| {
-                            let request = request.clone();
-                            async move { GrpcClient::new(channel).put(request).await }
-                        })
-                        .await,
-                    |r| Output::Previous(r.previous),
-                )
+                self.connection
+                    .call(false, Retry::Always, request, |channel, request| async move {
+                        GrpcClient::new(channel).put(request).await
+                    })
+                    .await
+                    .map(|r| Output::Previous(r.previous))
             }
             Input::Delete => {
                 let request = pb::DeleteRequest {
@@ -397,15 +401,12 @@ impl Client {
                     seq,
                     key: key_owned,
                 };
-                map(
-                    self.connection
-                        .call(false, Retry::Always, |channel| {
-                            let request = request.clone();
-                            async move { GrpcClient::new(channel).delete(request).await }
-                        })
-                        .await,
-                    |r| Output::Previous(r.previous),
-                )
+                self.connection
+                    .call(false, Retry::Always, request, |channel, request| async move {
+                        GrpcClient::new(channel).delete(request).await
+                    })
+                    .await
+                    .map(|r| Output::Previous(r.previous))
             }
             Input::Cas {
                 expected,
@@ -418,18 +419,20 @@ impl Client {
                     expected: expected.clone(),
                     new_value: new_value.clone(),
                 };
-                map(
-                    self.connection
-                        .call(false, Retry::Always, |channel| {
-                            let request = request.clone();
-                            async move { GrpcClient::new(channel).compare_and_swap(request).await }
-                        })
-                        .await,
-                    |r| Output::Cas {
+                self.connection
+                    .call(
+                        false,
+                        Retry::Always,
+                        request,
+                        |channel, request| async move {
+                            GrpcClient::new(channel).compare_and_swap(request).await
+                        },
+                    )
+                    .await
+                    .map(|r| Output::Cas {
                         succeeded: r.succeeded,
                         previous: r.previous,
-                    },
-                )
+                    })
             }
         }
     }
@@ -444,15 +447,12 @@ impl Client {
                     serializable: false,
                     ..Default::default()
                 };
-                map(
-                    self.connection
-                        .call(anywhere, Retry::Always, |channel| {
-                            let request = request.clone();
-                            async move { EtcdClient::new(channel).range(request).await }
-                        })
-                        .await,
-                    |r| Output::Value(r.kvs.first().map(|kv| text(&kv.value))),
-                )
+                self.connection
+                    .call(anywhere, Retry::Always, request, |channel, request| async move {
+                        EtcdClient::new(channel).range(request).await
+                    })
+                    .await
+                    .map(|r| Output::Value(r.kvs.first().map(|kv| text(&kv.value))))
             }
             Input::Put { value } => {
                 let request = etcd::PutRequest {
@@ -461,15 +461,12 @@ impl Client {
                     prev_kv: true,
                     ..Default::default()
                 };
-                map(
-                    self.connection
-                        .call(false, Retry::WhenNotProposed, |channel| {
-                            let request = request.clone();
-                            async move { EtcdClient::new(channel).put(request).await }
-                        })
-                        .await,
-                    |r| Output::Previous(r.prev_kv.map(|kv| text(&kv.value))),
-                )
+                self.connection
+                    .call(false, Retry::WhenNotProposed, request, |channel, request| async move {
+                        EtcdClient::new(channel).put(request).await
+                    })
+                    .await
+                    .map(|r| Output::Previous(r.prev_kv.map(|kv| text(&kv.value))))
             }
             Input::Delete => {
                 let request = etcd::DeleteRangeRequest {
@@ -477,15 +474,17 @@ impl Client {
                     prev_kv: true,
                     ..Default::default()
                 };
-                map(
-                    self.connection
-                        .call(false, Retry::WhenNotProposed, |channel| {
-                            let request = request.clone();
-                            async move { EtcdClient::new(channel).delete_range(request).await }
-                        })
-                        .await,
-                    |r| Output::Previous(r.prev_kvs.first().map(|kv| text(&kv.value))),
-                )
+                self.connection
+                    .call(
+                        false,
+                        Retry::WhenNotProposed,
+                        request,
+                        |channel, request| async move {
+                            EtcdClient::new(channel).delete_range(request).await
+                        },
+                    )
+                    .await
+                    .map(|r| Output::Previous(r.prev_kvs.first().map(|kv| text(&kv.value))))
             }
             Input::Cas {
                 expected,
@@ -493,14 +492,12 @@ impl Client {
             } => {
                 let request = cas_txn(key, expected.as_deref(), new_value.as_deref());
                 let expected = expected.clone();
-                map(
-                    self.connection
-                        .call(false, Retry::WhenNotProposed, |channel| {
-                            let request = request.clone();
-                            async move { EtcdClient::new(channel).txn(request).await }
-                        })
-                        .await,
-                    |r| {
+                self.connection
+                    .call(false, Retry::WhenNotProposed, request, |channel, request| async move {
+                        EtcdClient::new(channel).txn(request).await
+                    })
+                    .await
+                    .map(|r| {
                         if r.succeeded {
                             // The compare held: the value was the expected one.
                             Output::Cas {
@@ -519,8 +516,7 @@ impl Client {
                                 previous,
                             }
                         }
-                    },
-                )
+                    })
             }
         }
     }
@@ -600,11 +596,13 @@ impl Client {
     }
 }
 
-fn map<T>(attempt: Attempt<T>, f: impl FnOnce(T) -> Output) -> Attempt<Output> {
-    match attempt {
-        Attempt::Done(value) => Attempt::Done(f(value)),
-        Attempt::Refused(status) => Attempt::Refused(status),
-        Attempt::TimedOut => Attempt::TimedOut,
+impl<T> Attempt<T> {
+    fn map(self, f: impl FnOnce(T) -> Output) -> Attempt<Output> {
+        match self {
+            Attempt::Done(value) => Attempt::Done(f(value)),
+            Attempt::Refused(status) => Attempt::Refused(status),
+            Attempt::TimedOut => Attempt::TimedOut,
+        }
     }
 }
 
