@@ -135,6 +135,8 @@ const fn bound(
         max_transfers: 0,
         spare_servers: 0,
         max_config_changes: 0,
+        max_timeouts: None,
+        max_heartbeats: None,
     }
 }
 

@@ -23,6 +23,10 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
         max_reads: 0,
         max_duplicates: 0,
         max_drops: 0,
+        // The checker's guards stay unset where they were; where set, they
+        // are raised from 0 to what the path used.
+        max_timeouts: bounds.max_timeouts.map(|_| 0),
+        max_heartbeats: bounds.max_heartbeats.map(|_| 0),
         ..bounds.clone()
     };
     // The last state may lie outside the bound (a boundary state is still
@@ -42,6 +46,14 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
         witness.max_reads = witness.max_reads.max(state.reads);
         witness.max_duplicates = witness.max_duplicates.max(state.duplicates);
         witness.max_drops = witness.max_drops.max(state.drops);
+        for (max, used) in [
+            (&mut witness.max_timeouts, state.timeouts),
+            (&mut witness.max_heartbeats, state.heartbeats),
+        ] {
+            if let (Some(max), Some(used)) = (max, used) {
+                *max = (*max).max(used);
+            }
+        }
         if k < inside {
             let log = state.servers.iter().map(log_length).max().unwrap_or(0);
             witness.max_log = witness.max_log.max(u8::try_from(log).unwrap_or(u8::MAX));
