@@ -64,6 +64,12 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
     witness
 }
 
+/// The most distinct states a shortening search stores. Breadth-first,
+/// stateright keeps whole states in its queue and applies no symmetry, so
+/// on five servers (issue 14's bounds) memory, not the time budget, ran
+/// out first: 23 GB, killed. Past this many the depth-first path is kept.
+pub const MAX_STATES: usize = 1_000_000;
+
 /// What [`shorten`] did for one counterexample.
 #[derive(Clone, Debug)]
 pub struct Shortened {
@@ -104,6 +110,7 @@ pub fn shorten(
     bfs.threads = 1;
     bfs.symmetry = false;
     bfs.timeout = Some(budget);
+    bfs.max_states = Some(MAX_STATES);
     bfs.stop_at = Some(property);
     let started = Instant::now();
     let outcome = run(&bfs);
