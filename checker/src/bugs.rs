@@ -175,8 +175,10 @@ const fn five(
 
 /// For each bug the checker kills, the bound of the counterexample it found
 /// at the default suite: the least bound containing that path (printed by
-/// `raft-checker mutants` as "the bound of each counterexample"). A search
-/// of it finds the bug again in seconds, so CI checks every row
+/// `raft-checker mutants` as "the bound of each counterexample"); for a bug
+/// the suite's three servers hide, a five-server bound that contains the
+/// path worked out for it and that the correct core passes exhaustively. A
+/// search of it finds the bug again in seconds, so CI checks every row
 /// (`raft-checker mutants --smallest`). `None`: no bound the checker can
 /// exhaust kills the bug yet (checker/README.md, "Seeded bugs", says why).
 pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
