@@ -3,7 +3,9 @@
 //!
 //! Two kinds of bound, as in the spec:
 //! - action guards (`max_term`, `max_requests`, `max_restarts`,
-//!   `max_compactions`, `max_reads`, `max_transfers`) disable an action once its counter is used up;
+//!   `max_compactions`, `max_reads`, `max_transfers`) disable an action once its counter is used up
+//!   (and so do the checker's own `max_timeouts` and `max_heartbeats`, which
+//!   the spec lacks and which are counted only when set);
 //! - the state predicate `WithinBounds` (`max_log`, `max_messages`) is TLC's
 //!   `CONSTRAINT`: a state outside it is still checked against every property
 //!   but never expanded (see `model.rs` for how this maps onto stateright).
