@@ -3,7 +3,9 @@
 //!
 //! Two kinds of bound, as in the spec:
 //! - action guards (`max_term`, `max_requests`, `max_restarts`,
-//!   `max_compactions`, `max_reads`, `max_transfers`) disable an action once its counter is used up;
+//!   `max_compactions`, `max_reads`, `max_transfers`) disable an action once its counter is used up
+//!   (and so do the checker's own `max_timeouts` and `max_heartbeats`, which
+//!   the spec lacks and which are counted only when set);
 //! - the state predicate `WithinBounds` (`max_log`, `max_messages`) is TLC's
 //!   `CONSTRAINT`: a state outside it is still checked against every property
 //!   but never expanded (see `model.rs` for how this maps onto stateright).
@@ -67,6 +69,22 @@ pub struct Bounds {
     /// counter allows. (Absent from bounds recorded before it: 0.)
     #[serde(default)]
     pub max_config_changes: u8,
+    /// Election timeouts over the whole run (`Timeout` steps, pre-vote ones
+    /// included; a TimeoutNow's campaign is not one): `None`, the default,
+    /// leaves them bounded by `max_term` alone. A guard of the checker's,
+    /// not a constant of spec/MCRaft*.cfg: the same as a counter in the
+    /// spec's `Timeout` guard, so it only prunes runs. Five servers make
+    /// every idle follower a possible candidate, and most of their space is
+    /// campaigns that change nothing a bug needs.
+    #[serde(default)]
+    pub max_timeouts: Option<u8>,
+    /// `SendAppendEntries` steps (a leader's heartbeat round to every peer)
+    /// over the whole run; `None`, the default, leaves them unbounded. A
+    /// checker guard like `max_timeouts`. A new leader's first round and
+    /// every answer's follow-up are sent without one, so with 0 a leader
+    /// still replicates; only a retry after a loss needs a heartbeat.
+    #[serde(default)]
+    pub max_heartbeats: Option<u8>,
 }
 
 impl Bounds {
@@ -89,6 +107,8 @@ impl Bounds {
         max_transfers: 0,
         spare_servers: 0,
         max_config_changes: 0,
+        max_timeouts: None,
+        max_heartbeats: None,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -473,6 +493,15 @@ pub struct BoundArgs {
     /// leaves ChangeConfig out.
     #[arg(long)]
     pub max_config_changes: Option<u8>,
+    /// Election timeouts over the whole run (`Timeout` steps); without it,
+    /// only `--max-term` bounds them. A guard of the checker's that only
+    /// prunes runs (checker/README.md, "Bounds").
+    #[arg(long)]
+    pub max_timeouts: Option<u8>,
+    /// Heartbeat rounds over the whole run (`SendAppendEntries` steps);
+    /// without it, unbounded. A guard of the checker's that only prunes runs.
+    #[arg(long)]
+    pub max_heartbeats: Option<u8>,
 }
 
 impl BoundArgs {
@@ -533,6 +562,8 @@ impl BoundArgs {
             self.max_transfers,
             self.spare_servers,
             self.max_config_changes,
+            self.max_timeouts,
+            self.max_heartbeats,
         ]
         .iter()
         .any(Option::is_some)
@@ -558,6 +589,8 @@ impl BoundArgs {
             max_transfers: self.max_transfers.unwrap_or(bounds.max_transfers),
             spare_servers: self.spare_servers.unwrap_or(bounds.spare_servers),
             max_config_changes: self.max_config_changes.unwrap_or(bounds.max_config_changes),
+            max_timeouts: self.max_timeouts.or(bounds.max_timeouts),
+            max_heartbeats: self.max_heartbeats.or(bounds.max_heartbeats),
         }
     }
 }
@@ -569,11 +602,12 @@ impl Default for Bounds {
 }
 
 impl Bounds {
-    /// The bound as `check`'s flags, every constant spelled out: what the
-    /// mutation report, the counterexamples and the tests print and run.
+    /// The bound as `check`'s flags, every constant spelled out (the
+    /// checker's own guards only when set: unset, they bound nothing): what
+    /// the mutation report, the counterexamples and the tests print and run.
     pub fn flags(&self) -> Vec<(&'static str, String)> {
         let on_off = |on: bool| if on { "on" } else { "off" }.to_string();
-        vec![
+        let mut flags = vec![
             ("servers", self.servers.to_string()),
             ("max-term", self.max_term.to_string()),
             ("max-log", self.max_log.to_string()),
@@ -590,7 +624,14 @@ impl Bounds {
             ("max-transfers", self.max_transfers.to_string()),
             ("spare-servers", self.spare_servers.to_string()),
             ("max-config-changes", self.max_config_changes.to_string()),
-        ]
+        ];
+        if let Some(max) = self.max_timeouts {
+            flags.push(("max-timeouts", max.to_string()));
+        }
+        if let Some(max) = self.max_heartbeats {
+            flags.push(("max-heartbeats", max.to_string()));
+        }
+        flags
     }
 
     /// [`Bounds::flags`] as one command-line string (`--servers 3 ...`).

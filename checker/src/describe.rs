@@ -219,5 +219,14 @@ pub fn state(state: &crate::state::RaftState) -> String {
         state.transfers,
         state.config_changes
     ));
+    // The checker's own guards, counted only when bounded.
+    for (label, used) in [
+        ("timeouts", state.timeouts),
+        ("heartbeats", state.heartbeats),
+    ] {
+        if let Some(used) = used {
+            lines.push(format!("{label} {used}"));
+        }
+    }
     lines.join("\n")
 }

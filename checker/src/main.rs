@@ -102,6 +102,12 @@ struct CheckArgs {
     /// depth-first path.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     shorten: u64,
+    /// Explore only paths of at most this many steps (stateright's depth
+    /// target). Not exhaustive: a state first met deeper than the target is
+    /// dropped and never explored again when met shallower, so a search
+    /// that finds nothing proves nothing; what it finds is a real path.
+    #[arg(long, value_name = "STEPS")]
+    max_steps: Option<usize>,
 }
 
 fn parse_property(text: &str) -> Result<&'static str, String> {
@@ -224,6 +230,7 @@ fn options(common: &CommonArgs, bounds: Bounds, strategy: Strategy) -> RunOption
         quiet: false,
         expected_states: None,
         max_steps: None,
+        max_states: None,
     }
 }
 
@@ -279,6 +286,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, String> {
         options.timeout = args.timeout.map(Duration::from_secs);
         options.keep_going = args.keep_going;
         options.stop_at = args.stop_at;
+        options.max_steps = args.max_steps;
         // A named bound as recorded (no flag, no bug): its size is known.
         if options.bug.is_none() && options.symmetry && matches!(strategy, Strategy::Dfs) {
             options.expected_states = raft_checker::bounds::recorded_states(name, bounds);

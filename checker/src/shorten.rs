@@ -23,6 +23,10 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
         max_reads: 0,
         max_duplicates: 0,
         max_drops: 0,
+        // The checker's guards stay unset where they were; where set, they
+        // are raised from 0 to what the path used.
+        max_timeouts: bounds.max_timeouts.map(|_| 0),
+        max_heartbeats: bounds.max_heartbeats.map(|_| 0),
         ..bounds.clone()
     };
     // The last state may lie outside the bound (a boundary state is still
@@ -42,6 +46,14 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
         witness.max_reads = witness.max_reads.max(state.reads);
         witness.max_duplicates = witness.max_duplicates.max(state.duplicates);
         witness.max_drops = witness.max_drops.max(state.drops);
+        for (max, used) in [
+            (&mut witness.max_timeouts, state.timeouts),
+            (&mut witness.max_heartbeats, state.heartbeats),
+        ] {
+            if let (Some(max), Some(used)) = (max, used) {
+                *max = (*max).max(used);
+            }
+        }
         if k < inside {
             let log = state.servers.iter().map(log_length).max().unwrap_or(0);
             witness.max_log = witness.max_log.max(u8::try_from(log).unwrap_or(u8::MAX));
@@ -50,6 +62,21 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
         }
     }
     witness
+}
+
+/// The most distinct states a shortening search stores on five servers or
+/// more. Breadth-first, stateright keeps whole states in its queue and
+/// applies no symmetry (up to 5! = 120 renamings of each state stored
+/// apart), so on five servers (issue 14's bounds) memory, not the time
+/// budget, ran out first: 23 GB, killed. Past this many the depth-first
+/// path is kept. Three and four servers keep the time budget alone: their
+/// searches fit in memory, and some need more states than this to find a
+/// shortest path (commit-old-term's, from 35 steps to 30).
+pub const MAX_STATES: usize = 1_000_000;
+
+/// [`MAX_STATES`] where it applies.
+fn state_cap(bounds: &Bounds) -> Option<usize> {
+    (bounds.servers >= 5).then_some(MAX_STATES)
 }
 
 /// What [`shorten`] did for one counterexample.
@@ -92,6 +119,7 @@ pub fn shorten(
     bfs.threads = 1;
     bfs.symmetry = false;
     bfs.timeout = Some(budget);
+    bfs.max_states = state_cap(&witness);
     bfs.stop_at = Some(property);
     let started = Instant::now();
     let outcome = run(&bfs);

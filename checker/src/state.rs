@@ -92,6 +92,11 @@ pub struct RaftState {
     pub transfers: u8,
     /// `configChanges`: ChangeConfig steps so far.
     pub config_changes: u8,
+    /// Timeout steps so far, counted only under `--max-timeouts` (`None`
+    /// otherwise, so that an unbounded run has the spec's states, no more).
+    pub timeouts: Option<u8>,
+    /// SendAppendEntries steps so far, counted only under `--max-heartbeats`.
+    pub heartbeats: Option<u8>,
     /// The constant `InitMembers`: the configuration every server starts
     /// with (the same in every state, so it adds no state), which the
     /// membership properties read where a whole log holds no configuration
@@ -148,6 +153,8 @@ impl Hash for RaftState {
         self.reads.hash(state);
         self.transfers.hash(state);
         self.config_changes.hash(state);
+        self.timeouts.hash(state);
+        self.heartbeats.hash(state);
         self.read_bound.hash(state);
         self.reads_ready.hash(state);
         self.leader_append_only_violated.hash(state);

@@ -31,11 +31,16 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
     for server in &state.servers {
         let id = server.id();
         let leader = server.role() == Role::Leader;
-        if !leader && server.current_term() < u64::from(bounds.max_term) {
+        if !leader
+            && server.current_term() < u64::from(bounds.max_term)
+            && budget_left(state.timeouts, bounds.max_timeouts)
+        {
             actions.push(Action::step(id, Step::Timeout));
         }
         if leader {
-            actions.push(Action::step(id, Step::SendAppendEntries));
+            if budget_left(state.heartbeats, bounds.max_heartbeats) {
+                actions.push(Action::step(id, Step::SendAppendEntries));
+            }
             if bounds.check_quorum {
                 actions.push(Action::step(id, Step::CheckQuorum));
             }
@@ -96,6 +101,16 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
         for message in state.network.messages() {
             actions.push(Action::DropMessage(message.clone()));
         }
+    }
+}
+
+/// May an action counted by one of the checker's own guards
+/// (`--max-timeouts`, `--max-heartbeats`) still be taken? Unbounded when
+/// the flag is unset (then the state does not count it either).
+fn budget_left(used: Option<u8>, max: Option<u8>) -> bool {
+    match (used, max) {
+        (Some(used), Some(max)) => used < max,
+        _ => true,
     }
 }
 
@@ -163,6 +178,17 @@ fn count(state: &RaftState, next: &mut RaftState, step: &ServerStep) -> Option<(
         Step::Restart => next.restarts = next.restarts.checked_add(1)?,
         Step::TransferLeadership(_) => next.transfers = next.transfers.checked_add(1)?,
         Step::ChangeConfig(_) => next.config_changes = next.config_changes.checked_add(1)?,
+        // Counted only under their bound (the state holds `None` otherwise).
+        Step::Timeout => {
+            if let Some(used) = &mut next.timeouts {
+                *used = used.checked_add(1)?;
+            }
+        }
+        Step::SendAppendEntries => {
+            if let Some(used) = &mut next.heartbeats {
+                *used = used.checked_add(1)?;
+            }
+        }
         Step::ReadIndex(read) => {
             next.reads = next.reads.checked_add(1)?;
             debug_assert_eq!(*read, u64::from(next.reads), "read id reads + 1");

@@ -229,6 +229,8 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         transfer_log_grew: state.transfer_log_grew,
         transfers: state.transfers,
         config_changes: state.config_changes,
+        timeouts: state.timeouts,
+        heartbeats: state.heartbeats,
         // Renamings keep the initial configuration's members among
         // themselves (`key`), so it maps onto itself.
         initial_config: state.initial_config.clone(),

@@ -327,7 +327,14 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ("transfers", before.transfers, after.transfers),
         ("configChanges", before.config_changes, after.config_changes),
     ];
-    for (label, old, new) in counters {
+    // The checker's own guards, counted only when bounded.
+    let guarded = [
+        ("timeouts", before.timeouts, after.timeouts),
+        ("heartbeats", before.heartbeats, after.heartbeats),
+    ]
+    .into_iter()
+    .filter_map(|(label, old, new)| Some((label, old?, new?)));
+    for (label, old, new) in counters.into_iter().chain(guarded) {
         if old != new {
             out.push(format!("{label}: {old} -> {new}"));
         }

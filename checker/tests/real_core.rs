@@ -175,3 +175,70 @@ fn a_conflicting_run_is_skipped_at_the_conflicts_bound() {
     // With logs of two the goal is not even enabled (see `conflict_runs`).
     assert!(!model::applicable_goals(&Bounds::preset("stale").unwrap()).contains(&goal));
 }
+
+/// The checker's own guards prune: with one election timeout no leader is
+/// ever replaced (that takes a second campaign) though one is elected, and
+/// with no heartbeat round a command still commits (a new leader's first
+/// round and the answers' follow-ups carry it). Unset, they count nothing:
+/// the `tiny` bound keeps TLC's 8,156 states.
+#[test]
+fn timeout_and_heartbeat_guards_prune_and_unset_count_nothing() {
+    let tiny = Bounds::preset("tiny").expect("tiny is a named bound");
+    let exhaust = |bounds: Bounds| {
+        let mut options = RunOptions::check(bounds);
+        options.threads = 2;
+        let report = run(&options).report;
+        assert!(report.complete, "{}", report.render());
+        assert!(report.violated().is_empty());
+        report
+    };
+    let unset = exhaust(tiny.clone());
+    assert_eq!(unset.distinct_states_within_bounds, Some(8_156));
+
+    let one_campaign = exhaust(Bounds {
+        max_timeouts: Some(1),
+        ..tiny.clone()
+    });
+    assert_eq!(
+        one_campaign.verdict_of(LEADER_ELECTED),
+        Some(Verdict::Reached)
+    );
+    assert_eq!(
+        one_campaign.verdict_of(model::LEADER_REPLACED),
+        Some(Verdict::NotReached)
+    );
+    assert!(!one_campaign.ok, "a required goal is out of reach");
+    let two_campaigns = exhaust(Bounds {
+        max_timeouts: Some(2),
+        ..tiny.clone()
+    });
+    assert_eq!(
+        two_campaigns.verdict_of(model::LEADER_REPLACED),
+        Some(Verdict::Reached)
+    );
+
+    let base = Bounds {
+        max_heartbeats: Some(0),
+        ..Bounds::BASE
+    };
+    let mut options = RunOptions::check(base);
+    options.threads = 2;
+    options.stop_at = Some(COMMAND_COMMITTED);
+    let report = run(&options).report;
+    assert_eq!(report.verdict_of(COMMAND_COMMITTED), Some(Verdict::Reached));
+}
+
+/// The recorded five-server bound of `keep-conflicting-suffix`
+/// (`bugs::smallest_bound`): the correct core passes it exhaustively, so
+/// the counterexample the checker finds there is the bug's, not the bound's.
+#[test]
+#[ignore = "heavy: run with cargo test --release -p raft-checker -- --ignored"]
+fn the_correct_core_passes_the_five_server_bound_of_keep_conflicting_suffix() {
+    let bounds = raft_checker::bugs::smallest_bound(raft_model::Bug::KeepConflictingSuffix)
+        .expect("a recorded bound");
+    let mut options = RunOptions::check(bounds);
+    options.threads = 2;
+    let report = run(&options).report;
+    assert!(report.complete && report.ok, "{}", report.render());
+    assert_eq!(report.distinct_states_within_bounds, Some(1_424_679));
+}
