@@ -124,14 +124,7 @@ async fn a_backup_seeds_a_new_cluster_with_every_write_acknowledged_before_it() 
 
     // A corrupted backup is refused before anything is created.
     let new_dir = dir.path().join("restored");
-    let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
-    let members: Vec<Member> = (1..)
-        .zip(&listeners)
-        .map(|(id, listener)| Member {
-            id,
-            address: listener.local_addr().unwrap().to_string(),
-        })
-        .collect();
+    let (listeners, members) = common::loopback_members(3);
     for member in &members {
         launcher(&new_dir, member.id, &members)
             .write_config()

@@ -5,23 +5,17 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use raft_node::config::FileConfig;
-use raft_node::local::LocalCluster;
 use raft_node::proto::etcdserverpb as epb;
 use raft_node::proto::etcdserverpb::kv_client::KvClient as EtcdKvClient;
 use raft_node::proto::kv as pb;
 use raft_node::proto::kv::kv_client::KvClient as NativeClient;
 use tokio::io::AsyncWriteExt;
 
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
+use common::WAIT;
+
 /// Every etcdctl run is bounded.
 const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn fast(config: &mut FileConfig) {
-    config.election_timeout_ms = Some([150, 300]);
-    config.heartbeat_ms = Some(30);
-    config.snapshot_threshold = Some(u64::MAX);
-}
 
 /// The path of etcdctl, installing Debian's etcd-client if it is missing.
 fn etcdctl() -> String {
@@ -111,9 +105,7 @@ async fn ok(etcdctl: &str, endpoints: &[String], args: &[&str], stdin: &str) -> 
 async fn etcdctl_drives_a_three_node_cluster() {
     let etcdctl = etcdctl();
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(dir.path(), 3, fast)
-        .await
-        .expect("cluster starts");
+    let cluster = common::cluster(&dir).await;
     let leader = cluster.wait_for_leader(WAIT).await.expect("a leader");
     let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
     let all = cluster.endpoints();
@@ -220,9 +212,7 @@ async fn etcdctl_drives_a_three_node_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_headers_revisions_and_the_native_api_share_one_store() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(dir.path(), 3, fast)
-        .await
-        .expect("cluster starts");
+    let cluster = common::cluster(&dir).await;
     let leader = cluster.wait_for_leader(WAIT).await.expect("a leader");
     let address = format!("http://{}", cluster.address(leader));
     let mut etcd = EtcdKvClient::connect(address.clone()).await.unwrap();

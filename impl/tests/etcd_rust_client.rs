@@ -4,28 +4,17 @@
 //! classification of etcd's errors, which it does by exact gRPC code and
 //! message — so this test fails if the node's errors drift from etcd's.
 
-use std::time::Duration;
-
 use etcdv3client::pb;
 use etcdv3client::pb::compare::{CompareResult, TargetUnion};
 use etcdv3client::{ErrKind, EtcdClient, KvClient};
-use raft_node::config::FileConfig;
-use raft_node::local::LocalCluster;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-fn fast(config: &mut FileConfig) {
-    config.election_timeout_ms = Some([150, 300]);
-    config.heartbeat_ms = Some(30);
-    config.snapshot_threshold = Some(u64::MAX);
-}
+mod common;
+use common::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crates_io_etcd_client_reads_writes_and_understands_the_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(dir.path(), 3, fast)
-        .await
-        .expect("cluster starts");
+    let cluster = common::cluster(&dir).await;
     let leader = cluster.wait_for_leader(WAIT).await.expect("a leader");
     let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
     // The client talks to a follower: its writes are forwarded to the

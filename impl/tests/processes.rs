@@ -103,14 +103,7 @@ fn caught_up(endpoints: &str, id: usize) {
 fn quick_start_survives_killing_the_leader_process() {
     let dir = tempfile::tempdir().unwrap();
     // Bound here, on ports the OS chose, and held until the test ends.
-    let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
-    let members: Vec<Member> = (1..)
-        .zip(&listeners)
-        .map(|(id, listener)| Member {
-            id,
-            address: listener.local_addr().unwrap().to_string(),
-        })
-        .collect();
+    let (listeners, members) = common::loopback_members(3);
     let endpoints = members
         .iter()
         .map(|member| member.address.clone())

@@ -7,6 +7,8 @@
 //! (an event removed, a term changed, a receive moved before its send, a
 //! state field altered) must each be rejected with a clear message.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,14 +40,7 @@ impl Cluster {
 
     /// Segments rotated at `rotate_mb` MiB, `keep_files` of them kept.
     fn start_with(dir: &Path, rotate_mb: f64, keep_files: usize) -> Cluster {
-        let listeners = raft_node::launch::loopback_listeners(3).expect("loopback listeners");
-        let members: Vec<Member> = (1..)
-            .zip(&listeners)
-            .map(|(id, listener)| Member {
-                id,
-                address: listener.local_addr().unwrap().to_string(),
-            })
-            .collect();
+        let (listeners, members) = common::loopback_members(3);
         let mut cluster = Cluster {
             dir: dir.to_owned(),
             members,

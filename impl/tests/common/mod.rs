@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use raft_node::config::{FileConfig, Member};
@@ -37,6 +39,21 @@ pub async fn assert_all_readable(cluster: &LocalCluster, acknowledged: &BTreeMap
             "acknowledged write {key} lost"
         );
     }
+}
+
+/// `count` listeners bound on loopback at ports the OS chose (the caller
+/// holds them until the test ends, so no other process takes the ports) and
+/// members 1..=count at their addresses.
+pub fn loopback_members(count: usize) -> (Vec<Arc<TcpListener>>, Vec<Member>) {
+    let listeners = raft_node::launch::loopback_listeners(count).expect("loopback listeners");
+    let members = (1..)
+        .zip(&listeners)
+        .map(|(id, listener)| Member {
+            id,
+            address: listener.local_addr().unwrap().to_string(),
+        })
+        .collect();
+    (listeners, members)
 }
 
 /// The launcher of a `raft-node run` process for node `id` of `members` in

@@ -314,10 +314,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn forwards_drops_and_closes_after_a_heal() {
+    /// A server on loopback that echoes what each connection sends.
+    async fn echo_server() -> SocketAddr {
         let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let target = echo.local_addr().unwrap();
+        let address = echo.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = echo.accept().await {
                 tokio::spawn(async move {
@@ -330,6 +330,12 @@ mod tests {
                 });
             }
         });
+        address
+    }
+
+    #[tokio::test]
+    async fn forwards_drops_and_closes_after_a_heal() {
+        let target = echo_server().await;
         let network = Network::new();
         let proxy = LinkProxy::start(network.clone(), 1, 2, target)
             .await
@@ -361,20 +367,7 @@ mod tests {
     /// sender its resolver names, and counts whom it found.
     #[tokio::test]
     async fn a_shared_proxy_cuts_by_the_sender_it_finds() {
-        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let target = echo.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = socket.read(&mut buf).await {
-                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
+        let target = echo_server().await;
         let network = Network::new();
         let me = std::process::id();
         let resolver: Resolver = Arc::new(move |peer| socket_owner(&[(3, me)], peer));
