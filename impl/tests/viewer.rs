@@ -73,7 +73,18 @@ fn render(page: &Path, step: &str, png: &Path) -> String {
 }
 
 fn write_page(traces: &[PathBuf], out: &Path) {
-    let page = raft_interop::view::page_of(traces, "test").expect("page");
+    let page = raft_interop::view::page_of(traces, &[], "test").expect("page");
+    std::fs::write(out, page).unwrap();
+}
+
+/// The page of a chaos run's `traces` directory with `findings` copied
+/// into the run directory beside it, where the harness writes them.
+fn write_chaos_page(traces: &Path, findings: &[PathBuf], out: &Path) {
+    for finding in findings {
+        let name = finding.file_name().unwrap();
+        std::fs::copy(finding, traces.parent().unwrap().join(name)).unwrap();
+    }
+    let page = raft_interop::view::page_of(&[traces.to_path_buf()], &[], "chaos").expect("page");
     std::fs::write(out, page).unwrap();
 }
 
@@ -104,7 +115,7 @@ async fn the_viewer_replays_a_cluster_trace_and_a_counterexample_in_a_browser() 
     cluster.shutdown().await;
 
     let page = dir.path().join("cluster.html");
-    write_page(&[traces], &page);
+    write_page(std::slice::from_ref(&traces), &page);
     let dom = render(&page, "last", &shots.join("viewer-cluster.png"));
     for id in 1..=3 {
         assert!(
@@ -124,6 +135,79 @@ async fn the_viewer_replays_a_cluster_trace_and_a_counterexample_in_a_browser() 
     assert!(
         dom.contains("HandleTimeoutNow") || dom.contains("step "),
         "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<section id="chaos" hidden="">"#),
+        "no chaos findings shown for a plain cluster trace"
+    );
+
+    // A failed chaos run: its traces, and beside them the findings the
+    // harness wrote. The violation is a real one, saved from `raft-lab
+    // chaos --time 20 --seed 21 --seeded-bug stale-read --faults
+    // partition-leader,leader-mute --check-quorum off` (a deposed leader
+    // answering reads); the trace here is the cluster's above, not that
+    // run's (45,000 events), which is all the page needs to show both.
+    // The lost write is real too: `--seed 22 --seeded-bug ack-before-commit
+    // --faults partition-leader,kill-leader` (a leader acknowledging a write
+    // before it committed, then losing it).
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/tests/fixtures");
+    let page = dir.path().join("chaos.html");
+    write_chaos_page(
+        &traces,
+        &[
+            fixtures.join("chaos-stale-read/violation-k1.json"),
+            fixtures.join("chaos-ack-before-commit/lost-write-k0.json"),
+        ],
+        &page,
+    );
+    let dom = render(&page, "last", &shots.join("viewer-chaos-failure.png"));
+    assert!(
+        dom.contains(
+            "Chaos run failed: <b class=\"finding-title\">Lost write on key k0</b>, \
+             <b class=\"finding-title\">Linearizability violation on key k1</b>"
+        ),
+        "the failures named in the banner"
+    );
+    assert!(
+        dom.contains("every node holds \"c3-2383\" for key k0, but acknowledged write #18854 (cas \"c3-2383\" → \"c3-2385\" swapped (was \"c3-2383\"))"),
+        "the lost write explained"
+    );
+    assert!(
+        dom.contains(r#"<tr class="offending"><td>#18854</td>"#),
+        "the lost write marked"
+    );
+    assert!(
+        dom.contains(r#"<section id="chaos">"#),
+        "the findings shown"
+    );
+    assert!(
+        dom.contains(r#"class="finding" data-kind="violation" data-key="k1""#),
+        "the violation's panel"
+    );
+    assert!(
+        dom.contains("places 140 operations and leaves the key \"c1-80\"; none of the 2 operations pending there"),
+        "what the search found"
+    );
+    // The two operations no order can place next, marked in the table and
+    // drawn red on the timeline; every operation of the slice drawn.
+    for row in [
+        r#"<tr class="offending"><td>#792</td><td>4</td><td>delete ok (was absent)</td>"#,
+        r#"<tr class="offending"><td>#734</td><td>3</td><td>get = absent</td>"#,
+    ] {
+        assert!(dom.contains(row), "{row} not marked");
+    }
+    let rendered = &dom[..dom
+        .find(r#"<script id="trace""#)
+        .expect("the scripts follow the page")];
+    assert_eq!(
+        rendered.matches(r##"fill="#d33""##).count(),
+        3,
+        "three red bars"
+    );
+    assert_eq!(
+        rendered.matches("<g data-op=").count(),
+        14 + 4,
+        "both slices' operations"
     );
 
     // A counterexample of the seeded bug vote-twice (raft-checker check

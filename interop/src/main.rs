@@ -78,6 +78,12 @@ enum Command {
         /// Where to write the page (default: next to the first path, .html).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// A failed chaos run's finding to show beside the trace: its
+        /// violation-<key>.json or lost-write-<key>.json (the offending
+        /// slice of the client history, drawn as a timeline). Those in the
+        /// run directory of a `traces` directory given are shown anyway.
+        #[arg(long, value_name = "FILE")]
+        history: Vec<PathBuf>,
     },
     /// Rewrite traces in another form: JSON lines for people and tools, or
     /// compact. A trace directory gives one file per node, its segments in
@@ -139,7 +145,11 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::View { paths, out } => view(&paths, out),
+        Command::View {
+            paths,
+            out,
+            history,
+        } => view(&paths, &history, out),
     }
 }
 
@@ -293,10 +303,10 @@ fn write_tla(validated: &raft_interop::Validated, dir: &std::path::Path) -> std:
     );
     Ok(())
 }
-fn view(paths: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
+fn view(paths: &[PathBuf], history: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
     use raft_interop::view;
     let out = out.unwrap_or_else(|| view::default_out(paths));
-    let written = view::page_of(paths, &view::title(paths)).and_then(|page| {
+    let written = view::page_of(paths, history, &view::title(paths)).and_then(|page| {
         std::fs::write(&out, page).map_err(|err| format!("{}: {err}", out.display()))
     });
     match written {

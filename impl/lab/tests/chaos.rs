@@ -238,6 +238,7 @@ fn catch_through(
             assert!(report.kept, "the evidence is saved");
             assert!(report.dir.join("history.json").exists());
             assert!(report.dir.join("seed").exists());
+            the_viewer_shows_the_findings(&report);
             let _ = std::fs::remove_dir_all(&report.dir);
             return report;
         }
@@ -247,6 +248,54 @@ fn catch_through(
         "seeded bug {bug} was not caught in three runs; last: {}",
         last.map(|r| r.summary()).unwrap_or_default()
     );
+}
+
+/// The page the failure message names (`raft-interop view <dir>/traces`)
+/// carries every finding of the run: each violation's and each lost write's
+/// key and offending slice (the browser rendering is tests/viewer.rs).
+fn the_viewer_shows_the_findings(report: &ChaosReport) {
+    let traces = report.dir.join("traces");
+    if !traces.exists() {
+        return;
+    }
+    assert!(
+        report
+            .summary()
+            .contains(&format!("view {}", traces.display())),
+        "the failure names the viewer's command"
+    );
+    let page = raft_interop::view::page_of(&[traces], &[], "run").expect("the page is written");
+    let slot = &page[page.find(r#"<script id="history""#).expect("history slot")..];
+    let body = &slot[slot.find('>').expect("tag ends") + 1..];
+    let body = &body[..body.find("</script>").expect("script ends")];
+    let findings: serde_json::Value = serde_json::from_str(body).expect("the findings are JSON");
+    let findings = findings.as_array().expect("an array");
+    let expected = report.violations() + report.lost_writes.len();
+    assert_eq!(
+        findings.len(),
+        expected,
+        "one finding per violation and lost write"
+    );
+    for violation in report.linearizability.violations() {
+        assert!(
+            findings.iter().any(|f| f["kind"] == "violation"
+                && f["finding"]["key"] == violation.key.as_str()
+                && f["finding"]["slice"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty())),
+            "violation on {} not in the page",
+            violation.key
+        );
+    }
+    for lost in &report.lost_writes {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f["kind"] == "lost-write" && f["finding"]["key"] == lost.key.as_str()),
+            "lost write on {} not in the page",
+            lost.key
+        );
+    }
 }
 
 #[test]

@@ -425,6 +425,11 @@ pub struct LostWrite {
     /// `final_value` had returned: it must have taken effect later, so the
     /// final value should not be one of theirs.
     pub lost: Operation,
+    /// The history around it, for a human (and the trace viewer): the last
+    /// operation that could have left `final_value`, the lost write, and
+    /// the operations on the key that overlap the time between them (at
+    /// most [`CONTEXT`] of them, those nearest the lost write).
+    pub slice: Vec<Operation>,
 }
 
 /// The durability check: for each key, `finals` holds the value read after
@@ -463,11 +468,37 @@ pub fn check_durability(history: &[Operation], finals: &BTreeMap<String, Value>)
                     key: key.clone(),
                     final_value: final_value.clone(),
                     lost: (*op).clone(),
+                    slice: lost_write_slice(ops, final_value, op),
                 });
             }
         }
     }
     lost
+}
+
+/// The operations on one key that show a lost write: the latest operation
+/// that may have written `final_value` (none: the key's initial absence),
+/// the lost write, and what overlaps the time between them, nearest the
+/// lost write first, at most [`CONTEXT`] besides those two; ordered by id.
+fn lost_write_slice(ops: &[Operation], final_value: &Value, lost: &Operation) -> Vec<Operation> {
+    let writer = ops
+        .iter()
+        .filter(|op| op.written() == Some(final_value.as_ref()) && op.invoke <= lost.invoke)
+        .max_by_key(|op| op.invoke);
+    let from = writer.map_or(0, |w| w.invoke);
+    let until = lost.ret_or_never();
+    let mut between: Vec<&Operation> = ops
+        .iter()
+        .filter(|op| op.id != lost.id && writer.is_none_or(|w| w.id != op.id))
+        .filter(|op| op.invoke <= until && op.ret_or_never() >= from)
+        .collect();
+    between.sort_by_key(|op| op.invoke.abs_diff(lost.invoke));
+    between.truncate(CONTEXT);
+    let mut slice: Vec<Operation> = between.into_iter().cloned().collect();
+    slice.extend(writer.cloned());
+    slice.push(lost.clone());
+    slice.sort_by_key(|op| op.id);
+    slice
 }
 
 #[cfg(test)]
@@ -596,8 +627,35 @@ mod tests {
         let lost = check_durability(&ops[..2], &finals);
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].lost.id, 1);
+        // The slice shows the write of the final value, then the lost one.
+        let ids: Vec<usize> = lost[0].slice.iter().map(|op| op.id).collect();
+        assert_eq!(ids, [0, 1]);
         let finals = BTreeMap::from([("k".to_owned(), Some("b".to_owned()))]);
         assert!(check_durability(&ops[..2], &finals).is_empty());
+    }
+
+    #[test]
+    fn a_lost_writes_slice_keeps_the_writer_the_lost_write_and_the_nearest_between() {
+        let mut ops = vec![(1, put("a"), prev(None), 0, Some(10))];
+        for i in 0..30 {
+            ops.push((
+                2,
+                Input::Get,
+                got(Some("a")),
+                20 + 10 * i,
+                Some(25 + 10 * i),
+            ));
+        }
+        ops.push((1, put("b"), prev(Some("a")), 400, Some(410)));
+        let ops = history(&ops);
+        let finals = BTreeMap::from([("k".to_owned(), Some("a".to_owned()))]);
+        let lost = check_durability(&ops, &finals);
+        assert_eq!(lost.len(), 1);
+        let ids: Vec<usize> = lost[0].slice.iter().map(|op| op.id).collect();
+        assert_eq!(ids.len(), CONTEXT + 2);
+        assert_eq!(ids[0], 0, "the write of the final value");
+        assert_eq!(*ids.last().unwrap(), 31, "the lost write");
+        assert_eq!(ids[1], 31 - CONTEXT, "the reads nearest the lost write");
     }
 
     #[test]

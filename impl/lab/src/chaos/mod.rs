@@ -903,6 +903,9 @@ fn save(dir: &Path, report: &ChaosReport, history: &[Operation]) -> anyhow::Resu
     for violation in report.linearizability.violations() {
         write_json(dir, &format!("violation-{}.json", violation.key), violation)?;
     }
+    for lost in &report.lost_writes {
+        write_json(dir, &format!("lost-write-{}.json", lost.key), lost)?;
+    }
     std::fs::write(dir.join("summary.txt"), report.summary())?;
     Ok(())
 }
