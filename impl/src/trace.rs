@@ -37,23 +37,39 @@ use crate::types::Core;
 /// A step as the trace records it: the message stripped, the image left out.
 pub struct Traced(TracedStep<KvCommand>);
 
-/// Time spent recording and writing trace lines, and events recorded, by
-/// every node of this process: `raft-lab bench --trace` reports the cost per
-/// event from these.
-static TRACE_NANOS: AtomicU64 = AtomicU64::new(0);
+/// Time spent recording trace lines (capturing the step and state, and
+/// formatting them) and flushing them (compressing and writing each batch),
+/// events recorded, and batches flushed, by every node of this process:
+/// `raft-lab bench --trace` reports the cost per event from these.
+static RECORD_NANOS: AtomicU64 = AtomicU64::new(0);
+static FLUSH_NANOS: AtomicU64 = AtomicU64::new(0);
 static TRACE_EVENTS: AtomicU64 = AtomicU64::new(0);
+static TRACE_FLUSHES: AtomicU64 = AtomicU64::new(0);
 
-/// (events recorded, seconds spent recording and writing them) in this process.
-pub fn cost() -> (u64, f64) {
-    (
-        TRACE_EVENTS.load(Ordering::Relaxed),
-        TRACE_NANOS.load(Ordering::Relaxed) as f64 / 1e9,
-    )
+/// What tracing cost the event loops of this process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cost {
+    pub events: u64,
+    pub flushes: u64,
+    /// Seconds spent capturing and formatting events.
+    pub record_seconds: f64,
+    /// Seconds spent compressing and writing batches.
+    pub flush_seconds: f64,
 }
 
-fn account(started: Instant, events: u64) {
-    TRACE_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    TRACE_EVENTS.fetch_add(events, Ordering::Relaxed);
+/// What tracing has cost in this process so far.
+pub fn cost() -> Cost {
+    Cost {
+        events: TRACE_EVENTS.load(Ordering::Relaxed),
+        flushes: TRACE_FLUSHES.load(Ordering::Relaxed),
+        record_seconds: RECORD_NANOS.load(Ordering::Relaxed) as f64 / 1e9,
+        flush_seconds: FLUSH_NANOS.load(Ordering::Relaxed) as f64 / 1e9,
+    }
+}
+
+fn account(started: Instant, nanos: &AtomicU64, count: &AtomicU64) {
+    nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    count.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The node's trace, if tracing is on.
@@ -132,7 +148,7 @@ impl Tracer {
         if let (Some(writer), Some(traced)) = (&mut self.writer, traced) {
             let started = Instant::now();
             writer.event(traced.0, None, core, effects);
-            account(started, 1);
+            account(started, &RECORD_NANOS, &TRACE_EVENTS);
         }
     }
 
@@ -140,7 +156,9 @@ impl Tracer {
     pub fn flush(&mut self) {
         let started = Instant::now();
         let result = self.writer.as_mut().map(TraceWriter::flush);
-        account(started, 0);
+        if result.is_some() {
+            account(started, &FLUSH_NANOS, &TRACE_FLUSHES);
+        }
         if let Some(Err(err)) = result
             && let Some(writer) = &self.writer
         {

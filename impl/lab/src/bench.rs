@@ -151,11 +151,17 @@ fn validate_traces(traces: &std::path::Path, puts: usize) -> anyhow::Result<()> 
         .map_err(|failure| anyhow::anyhow!("the traces do not validate: {failure}"))?;
     let events: usize = validated.events.values().sum();
     let elapsed = started.elapsed().as_secs_f64();
-    let (recorded, spent) = raft_node::trace::cost();
+    let cost = raft_node::trace::cost();
+    let per_event = |seconds: f64| seconds * 1e6 / cost.events.max(1) as f64;
     println!(
-        "tracing cost: {recorded} events recorded in {:.1} ms of event-loop time, {:.2} µs per event",
-        spent * 1e3,
-        spent * 1e6 / recorded.max(1) as f64
+        "tracing cost: {} events in {} batches; event-loop time {:.1} ms, {:.2} µs per event: recording {:.2}, compressing and writing {:.2} ({:.1} events per batch)",
+        cost.events,
+        cost.flushes,
+        (cost.record_seconds + cost.flush_seconds) * 1e3,
+        per_event(cost.record_seconds + cost.flush_seconds),
+        per_event(cost.record_seconds),
+        per_event(cost.flush_seconds),
+        cost.events as f64 / cost.flushes.max(1) as f64,
     );
     println!(
         "traces: {events} core events, {:.1} MiB ({:.0} bytes/event, {:.0} bytes/put over {puts} puts); validated through the model in {elapsed:.1} s ({:.0} events/s)",
