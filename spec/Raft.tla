@@ -61,7 +61,8 @@ CONSTANTS
     PreVoteOn,          \* a Timeout asks for pre-votes first (Server::with_pre_vote)
     MaxTransfers,       \* how many TransferLeadership actions may happen
     InitMembers,        \* the initial configuration (every server starts with it)
-    MaxConfigChanges    \* how many ChangeConfig actions may happen
+    MaxConfigChanges,   \* how many ChangeConfig actions may happen
+    MaxLearnerChanges   \* how many ChangeLearners actions may happen
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -78,6 +79,7 @@ ASSUME /\ Server # {}
        /\ PreVoteOn \in BOOLEAN
        /\ MaxTransfers \in Nat
        /\ InitMembers \subseteq Server /\ InitMembers # {}
+       /\ MaxLearnerChanges \in Nat
        /\ MaxConfigChanges \in Nat
 
 \* Roles (raft_model::Role).
@@ -148,14 +150,14 @@ VARIABLES
 
 \* How often the bounded environment actions happened.
 VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
-          configChanges
+          configChanges, learnerChanges
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
                   readSeq, readAcks, pendingReads, recentActive, restartLease, leadTransferee>>
 historyVars == <<elected, committed, readBound, readsReady>>
 counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
-                 configChanges>>
+                 configChanges, learnerChanges>>
 vars == <<persistentVars, durable, volatileVars, messages, historyVars, counterVars>>
 
 -----------------------------------------------------------------------------
@@ -181,14 +183,18 @@ BagRemove(b, m) == b (-) SetToBag({m})
 \* The number of copies in flight.
 InFlight == BagCardinality(messages)
 
-\* A configuration (raft_model::Config) is a record [members, old]: members
-\* is C_new of a joint configuration C_old,new, or the configuration itself;
-\* old is C_old while joint, {} otherwise (Rust None).
-SimpleConfig(ms) == [members |-> ms, old |-> {}]
+\* A configuration (raft_model::Config) is a record [members, old, learners]:
+\* members is C_new of a joint configuration C_old,new, or the configuration
+\* itself; old is C_old while joint, {} otherwise (Rust None); learners the
+\* non-voting members, replicated to and counted in no quorum.
+SimpleConfig(ms) == [members |-> ms, old |-> {}, learners |-> {}]
 IsJoint(cfg) == cfg.old # {}
 
 \* Config::contains / Config::voters: the servers of C_old and C_new.
 Voters(cfg) == cfg.members \cup cfg.old
+
+\* Config::replicas: every voter and learner but i, whom a leader replicates to.
+ReplicasOf(cfg, i) == (Voters(cfg) \cup cfg.learners) \ {i}
 
 \* A strict majority of the set ms is among ids.
 Majority(ms, ids) == 2 * Cardinality(ids \cap ms) > Cardinality(ms)
@@ -274,6 +280,7 @@ Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
 
 \* Config::peers: every voter (of C_old or C_new) except me.
 Peers(s) == Voters(s.config) \ {s.id}
+Replicas(s) == ReplicasOf(s.config, s.id)
 
 -----------------------------------------------------------------------------
 (* The log (model/src/log.rs). Entry n (1-based, global) of a server lives *)
@@ -563,7 +570,7 @@ CommitRule(s) ==
 AppendConfig(s, c) ==
     LET s1 == AppendEntry(s, [term |-> s.currentTerm, config |-> c])
         index == LastIndex(s1)
-        ps == Voters(c) \ {s.id}
+        ps == ReplicasOf(c, s.id)
     IN [s1 EXCEPT !.config = c,
                   !.nextIndex = [p \in ps |-> IF p \in DOMAIN s.nextIndex
                                               THEN s.nextIndex[p] ELSE index],
@@ -574,7 +581,7 @@ AppendConfig(s, c) ==
 \* C_old,new has committed appends C_new (also a new leader that inherited it).
 LeaveJointConfig(s) ==
     IF s.role = Leader /\ IsJoint(s.config) /\ ConfigIndexAt(s, LastIndex(s)) <= s.commitIndex
-    THEN AppendConfig(s, SimpleConfig(s.config.members))
+    THEN AppendConfig(s, [SimpleConfig(s.config.members) EXCEPT !.learners = s.config.learners])
     ELSE s
 
 \* step_down_if_removed (membership.rs): a leader outside its configuration
@@ -599,11 +606,11 @@ BecomeLeader(s) ==
         s1 == [s EXCEPT !.role = Leader,
                         !.leaderId = s.id,
                         !.votesGranted = {},
-                        !.nextIndex = [p \in Peers(s) |-> next],
-                        !.matchIndex = [p \in Peers(s) |-> 0],
+                        !.nextIndex = [p \in Replicas(s) |-> next],
+                        !.matchIndex = [p \in Replicas(s) |-> 0],
                         !.electedNow = @ \cup {<<s.currentTerm, s.id>>}]
         s2 == AdvanceCommitIndex(AppendEntry(s1, [term |-> s.currentTerm, payload |-> Noop]))
-    IN [s2 EXCEPT !.sent = @ \cup {AppendEntriesFor(s2, p) : p \in Peers(s2)}]
+    IN [s2 EXCEPT !.sent = @ \cup {AppendEntriesFor(s2, p) : p \in Replicas(s2)}]
 
 \* The loop of handle_append_entries_request over the new entries es, the
 \* first of which has index `index`: keep a matching entry; on a conflict
@@ -741,14 +748,14 @@ ClientRequest(i) ==
                  AppendEntry(Load(i), [term |-> currentTerm[i],
                                        payload |-> clientRequests + 1])))
     /\ clientRequests' = clientRequests + 1
-    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops, transfers, configChanges>>
+    /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops, transfers, configChanges, learnerChanges>>
 
-\* send_append_entries (replication.rs): a leader sends every peer the
-\* entries it lacks (or the snapshot): heartbeat and replication in one.
+\* send_append_entries (replication.rs): a leader sends every peer, learners
+\* too, the entries it lacks (or the snapshot): heartbeat and replication in one.
 SendAppendEntries(i) ==
     /\ role[i] = Leader
     /\ LET s == Load(i)
-       IN Store(i, [s EXCEPT !.sent = {AppendEntriesFor(s, p) : p \in Peers(s)}])
+       IN Store(i, [s EXCEPT !.sent = {AppendEntriesFor(s, p) : p \in Replicas(s)}])
     /\ UNCHANGED counterVars
 
 \* handle_append_entries_request (replication.rs): reject a stale leader;
@@ -856,7 +863,7 @@ CompactLogTo(i, index) ==
                                           data |-> data]]
        IN Store(i, CompactTo(s1, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
-    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops, transfers, configChanges>>
+    /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops, transfers, configChanges, learnerChanges>>
 
 \* compact_log as the checker drives it: up to the commit index. Next uses
 \* only this form, as the checker does, so the two tools' counts stay equal.
@@ -928,7 +935,7 @@ Restart(i) ==
                              \* it may have heard from a leader past term 0
                              !.restartLease = PreVoteOn /\ s.currentTerm > 0])
     /\ restarts' = restarts + 1
-    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops, transfers, configChanges>>
+    /\ UNCHANGED <<clientRequests, compactions, reads, duplicates, drops, transfers, configChanges, learnerChanges>>
 
 \* check_quorum (model/src/actions/check_quorum.rs): the leader's election
 \* timer fired. Counting itself and the peers that answered since the last
@@ -960,7 +967,7 @@ TransferLeadership(i, t) ==
                    THEN Send(s, TimeoutNow(s, t))
                    ELSE Send(s, AppendEntriesFor(s, t)))
     /\ transfers' = transfers + 1
-    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, configChanges>>
+    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, configChanges, learnerChanges>>
 
 \* handle_timeout_now (transfer.rs): after the term rule, a TimeoutNow of
 \* our term makes a voting member that is not leader campaign at once,
@@ -999,7 +1006,7 @@ ReadIndex(i) ==
        IN Store(i, ReleaseConfirmedReads(s1))
     /\ reads' = reads + 1
     /\ UNCHANGED <<clientRequests, restarts, compactions, duplicates, drops, transfers,
-                   configChanges>>
+                   configChanges, learnerChanges>>
 
 \* change_config(c) (model/src/actions/membership.rs, paper 6, dissertation
 \* ch. 4): the operator asks the leader to change the configuration to the
@@ -1019,9 +1026,29 @@ ChangeConfig(i, c) ==
        IN /\ TermIs(s, s.commitIndex, s.currentTerm)
           /\ ~ConfigChangePending(s)
           /\ Store(i, AdvanceCommitIndex(AppendConfig(s, [members |-> c,
-                                                          old |-> s.config.members])))
+                                                          old |-> s.config.members,
+                                                          learners |-> s.config.learners \ c])))
     /\ configChanges' = configChanges + 1
-    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers>>
+    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
+                   learnerChanges>>
+
+\* change_learners(l) (membership.rs): the operator asks the leader to make
+\* the servers l its learners. The leader appends its configuration with
+\* learners l (a simple one: learners change no quorum), in force at once,
+\* under ChangeConfig's rules, and refuses an l that names a voter.
+ChangeLearners(i, l) ==
+    /\ role[i] = Leader
+    /\ learnerChanges < MaxLearnerChanges
+    /\ leadTransferee[i] = Nil
+    /\ l \cap Voters(config[i]) = {}
+    /\ ~(~IsJoint(config[i]) /\ config[i].learners = l)
+    /\ LET s == Load(i)
+       IN /\ TermIs(s, s.commitIndex, s.currentTerm)
+          /\ ~ConfigChangePending(s)
+          /\ Store(i, AdvanceCommitIndex(AppendConfig(s, [s.config EXCEPT !.learners = l])))
+    /\ learnerChanges' = learnerChanges + 1
+    /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
+                   configChanges>>
 
 \* The network delivers one more copy of a message in flight (no core
 \* function): a retransmission or a duplicating link.
@@ -1032,7 +1059,7 @@ DuplicateMessage(m) ==
     /\ duplicates' = duplicates + 1
     /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
                    clientRequests, restarts, compactions, reads, drops, transfers,
-                   configChanges>>
+                   configChanges, learnerChanges>>
 
 \* The network loses one copy of a message in flight (no core function).
 \* Safety does not depend on it (a copy never delivered is as good as lost);
@@ -1044,7 +1071,7 @@ DropMessage(m) ==
     /\ drops' = drops + 1
     /\ UNCHANGED <<persistentVars, durable, volatileVars, historyVars,
                    clientRequests, restarts, compactions, reads, duplicates, transfers,
-                   configChanges>>
+                   configChanges, learnerChanges>>
 
 -----------------------------------------------------------------------------
 (* The specification.                                                      *)
@@ -1089,6 +1116,7 @@ Init ==
     /\ drops = 0
     /\ transfers = 0
     /\ configChanges = 0
+    /\ learnerChanges = 0
 
 Next ==
     \/ \E i \in Server : Timeout(i)
@@ -1102,6 +1130,7 @@ Next ==
     \/ \E i \in Server, m \in DOMAIN messages : HandleTimeoutNow(i, m)
     \/ \E i \in Server : AbortTransfer(i)
     \/ \E i \in Server, c \in SUBSET Server : ChangeConfig(i, c)
+    \/ \E i \in Server, l \in SUBSET Server : ChangeLearners(i, l)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteRequest(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteResponse(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesRequest(i, m)
@@ -1119,7 +1148,7 @@ Spec == Init /\ [][Next]_vars
 \* A TimeoutNow makes its target campaign past MaxTerm (only Timeout is
 \* bounded by it): at most one more term per transfer.
 Terms == 0..(MaxTerm + MaxTransfers)
-ConfigType == [members : SUBSET Server, old : SUBSET Server]
+ConfigType == [members : SUBSET Server, old : SUBSET Server, learners : SUBSET Server]
 EntryType == [term : Terms, payload : {Noop} \cup (1..MaxClientRequests)]
              \cup [term : Terms, config : ConfigType]
 SnapshotType == [lastIndex : Nat, lastTerm : Terms, config : ConfigType,
@@ -1163,6 +1192,7 @@ TypeOK ==
          /\ snapshot[i].lastTerm = snapshotTerm[i]
          /\ Len(snapshot[i].data) = snapshotIndex[i]
          /\ config[i] \in ConfigType
+         /\ config[i].learners \cap Voters(config[i]) = {}
          /\ config[i] = LogConfig(Load(i))
          /\ role[i] \in {Follower, Candidate, Leader, PreCandidate}
          /\ restartLease[i] \in BOOLEAN
@@ -1197,6 +1227,7 @@ TypeOK ==
     /\ drops \in 0..MaxDrops
     /\ transfers \in 0..MaxTransfers
     /\ configChanges \in 0..MaxConfigChanges
+    /\ learnerChanges \in 0..MaxLearnerChanges
 
 -----------------------------------------------------------------------------
 (* Safety properties (paper Figure 3).                                     *)

@@ -73,6 +73,7 @@ StateMatches(i, r) ==
     /\ leadTransferee'[i] = r.leadTransferee
     /\ config'[i].members = {r.configMembers[k] : k \in DOMAIN r.configMembers}
     /\ config'[i].old = {r.configOld[k] : k \in DOMAIN r.configOld}
+    /\ config'[i].learners = {r.configLearners[k] : k \in DOMAIN r.configLearners}
 
 Receives(i, Handle(_, _)) == \E m \in DOMAIN messages : MsgMatches(m, E.msg) /\ Handle(i, m)
 
@@ -88,6 +89,8 @@ Step(i) ==
       [] E.action = "AbortTransfer" -> AbortTransfer(i)
       [] E.action = "ChangeConfig" ->
             ChangeConfig(i, {E.members[k] : k \in DOMAIN E.members})
+      [] E.action = "ChangeLearners" ->
+            ChangeLearners(i, {E.learners[k] : k \in DOMAIN E.learners})
       [] E.action = "HandleTimeoutNow" -> Receives(i, HandleTimeoutNow)
       [] E.action = "HandleRequestVoteRequest" -> Receives(i, HandleRequestVoteRequest)
       [] E.action = "HandleRequestVoteResponse" -> Receives(i, HandleRequestVoteResponse)

@@ -69,6 +69,11 @@ pub struct Bounds {
     /// counter allows. (Absent from bounds recorded before it: 0.)
     #[serde(default)]
     pub max_config_changes: u8,
+    /// Changes of the learner set over the whole run (`MaxLearnerChanges`):
+    /// a leader takes ChangeLearners to any set of servers while the
+    /// counter allows. (Absent from bounds recorded before it: 0.)
+    #[serde(default)]
+    pub max_learner_changes: u8,
     /// Election timeouts over the whole run (`Timeout` steps, pre-vote ones
     /// included; a TimeoutNow's campaign is not one): `None`, the default,
     /// leaves them bounded by `max_term` alone. A guard of the checker's,
@@ -107,6 +112,7 @@ impl Bounds {
         max_transfers: 0,
         spare_servers: 0,
         max_config_changes: 0,
+        max_learner_changes: 0,
         max_timeouts: None,
         max_heartbeats: None,
     };
@@ -317,6 +323,39 @@ pub const PRESETS: &[Preset] = &[
         states: Some(1_469_137),
     },
     Preset {
+        name: "learners",
+        bounds: Bounds {
+            servers: 4,
+            spare_servers: 1,
+            max_requests: 0,
+            max_messages: 4,
+            max_learner_changes: 1,
+            ..Bounds::BASE
+        },
+        about: "four servers, three of them the initial configuration, two terms, the fourth made \
+                a learner: replicated to, caught up by its leader, never counted in a quorum \
+                (learner-counted-in-quorum commits what only the leader and the learner hold)",
+        states: Some(348_387),
+    },
+    Preset {
+        name: "promotion",
+        bounds: Bounds {
+            servers: 4,
+            spare_servers: 1,
+            max_term: 1,
+            max_log: 3,
+            max_requests: 0,
+            max_messages: 3,
+            max_config_changes: 1,
+            max_learner_changes: 1,
+            ..Bounds::BASE
+        },
+        about: "spec/MCRaft_learners.cfg: four servers, one term, a learner added and promoted \
+                through C_old,new (or a change and a learner change in any other order); \
+                compared with TLC state for state",
+        states: Some(75_341),
+    },
+    Preset {
         name: "deep",
         bounds: Bounds {
             max_term: 4,
@@ -395,6 +434,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "transfer",
         "changes",
         "config-snapshots",
+        "learners",
     ],
 )];
 
@@ -493,6 +533,10 @@ pub struct BoundArgs {
     /// leaves ChangeConfig out.
     #[arg(long)]
     pub max_config_changes: Option<u8>,
+    /// Changes of the learner set over the whole run
+    /// (`MaxLearnerChanges`); 0 leaves ChangeLearners out.
+    #[arg(long)]
+    pub max_learner_changes: Option<u8>,
     /// Election timeouts over the whole run (`Timeout` steps); without it,
     /// only `--max-term` bounds them. A guard of the checker's that only
     /// prunes runs (checker/README.md, "Bounds").
@@ -562,6 +606,7 @@ impl BoundArgs {
             self.max_transfers,
             self.spare_servers,
             self.max_config_changes,
+            self.max_learner_changes,
             self.max_timeouts,
             self.max_heartbeats,
         ]
@@ -589,6 +634,9 @@ impl BoundArgs {
             max_transfers: self.max_transfers.unwrap_or(bounds.max_transfers),
             spare_servers: self.spare_servers.unwrap_or(bounds.spare_servers),
             max_config_changes: self.max_config_changes.unwrap_or(bounds.max_config_changes),
+            max_learner_changes: self
+                .max_learner_changes
+                .unwrap_or(bounds.max_learner_changes),
             max_timeouts: self.max_timeouts.or(bounds.max_timeouts),
             max_heartbeats: self.max_heartbeats.or(bounds.max_heartbeats),
         }
@@ -625,6 +673,9 @@ impl Bounds {
             ("spare-servers", self.spare_servers.to_string()),
             ("max-config-changes", self.max_config_changes.to_string()),
         ];
+        if self.max_learner_changes > 0 {
+            flags.push(("max-learner-changes", self.max_learner_changes.to_string()));
+        }
         if let Some(max) = self.max_timeouts {
             flags.push(("max-timeouts", max.to_string()));
         }

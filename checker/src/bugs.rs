@@ -39,6 +39,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::InstallSnapshotIgnoresConfig => "install-snapshot-ignores-config",
         Bug::RemovedLeaderKeepsLeading => "removed-leader-keeps-leading",
         Bug::TransferDuringConfigChange => "transfer-during-config-change",
+        Bug::LearnerCountedInQuorum => "learner-counted-in-quorum",
     }
 }
 
@@ -102,6 +103,9 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::InstallSnapshotIgnoresConfig => model::QUORUMS_INTERSECT,
         Bug::RemovedLeaderKeepsLeading => model::REMOVED_LEADER_STEPS_DOWN,
         Bug::TransferDuringConfigChange => model::TRANSFER_NOT_DURING_CHANGE,
+        // An entry only the leader and a learner hold commits; the other
+        // voters elect a leader without it.
+        Bug::LearnerCountedInQuorum => model::LEADER_COMPLETENESS,
     }
 }
 
@@ -135,6 +139,7 @@ const fn bound(
         max_transfers: 0,
         spare_servers: 0,
         max_config_changes: 0,
+        max_learner_changes: 0,
         max_timeouts: None,
         max_heartbeats: None,
     }
@@ -244,6 +249,14 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::InstallSnapshotIgnoresConfig => membership(1, 3, 1),
         // A leader removing itself: C_old,new and C_new committed.
         Bug::RemovedLeaderKeepsLeading => membership(1, 3, 0),
+        // A learner added (its configuration entry replicated to it alone
+        // and counted), then an election without the leader.
+        Bug::LearnerCountedInQuorum => Bounds {
+            max_config_changes: 0,
+            max_learner_changes: 1,
+            max_messages: 4,
+            ..membership(2, 2, 0)
+        },
         // A change, then a transfer.
         Bug::TransferDuringConfigChange => Bounds {
             max_transfers: 1,

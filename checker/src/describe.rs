@@ -209,7 +209,7 @@ pub fn state(state: &crate::state::RaftState) -> String {
         lines.push(format!("readsReady: {}", ready.join(" ")));
     }
     lines.push(format!(
-        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {} transfers {} configChanges {}",
+        "clientRequests {} restarts {} compactions {} reads {} duplicates {} drops {} transfers {} configChanges {} learnerChanges {}",
         state.client_requests,
         state.restarts,
         state.compactions,
@@ -217,7 +217,8 @@ pub fn state(state: &crate::state::RaftState) -> String {
         state.duplicates,
         state.drops,
         state.transfers,
-        state.config_changes
+        state.config_changes,
+        state.learner_changes
     ));
     // The checker's own guards, counted only when bounded.
     for (label, used) in [

@@ -325,6 +325,7 @@ impl RaftModel {
             reads: 0,
             transfers: 0,
             config_changes: 0,
+            learner_changes: 0,
             // Counted only where a bound limits them.
             timeouts: self.bounds.max_timeouts.map(|_| 0),
             heartbeats: self.bounds.max_heartbeats.map(|_| 0),

@@ -367,8 +367,8 @@ fn pending_configs(state: &RaftState) -> OrdSet<Config> {
 /// committed index configuration entries of one configuration at most
 /// (copies of C_new that a new leader appends again count once).
 pub fn single_uncommitted_change(state: &RaftState) -> bool {
-    // Only ChangeConfig makes configuration entries.
-    state.config_changes == 0 || pending_configs(state).len() <= 1
+    // Only ChangeConfig and ChangeLearners make configuration entries.
+    state.config_changes == 0 && state.learner_changes == 0 || pending_configs(state).len() <= 1
 }
 
 /// Do every quorum of `a` and every quorum of `b` share a server (among
@@ -414,7 +414,7 @@ fn deciding_configs(state: &RaftState) -> OrdSet<Config> {
 /// two different entries committed at one index can come from them.
 pub fn quorums_intersect(state: &RaftState) -> bool {
     // Without a change every server holds the initial configuration.
-    state.config_changes == 0 || disjoint_quorums(state).is_none()
+    state.config_changes == 0 && state.learner_changes == 0 || disjoint_quorums(state).is_none()
 }
 
 /// Where QuorumsIntersect fails: two deciding configurations with disjoint

@@ -92,6 +92,8 @@ pub struct RaftState {
     pub transfers: u8,
     /// `configChanges`: ChangeConfig steps so far.
     pub config_changes: u8,
+    /// `learnerChanges`: ChangeLearners steps so far.
+    pub learner_changes: u8,
     /// Timeout steps so far, counted only under `--max-timeouts` (`None`
     /// otherwise, so that an unbounded run has the spec's states, no more).
     pub timeouts: Option<u8>,
@@ -153,6 +155,7 @@ impl Hash for RaftState {
         self.reads.hash(state);
         self.transfers.hash(state);
         self.config_changes.hash(state);
+        self.learner_changes.hash(state);
         self.timeouts.hash(state);
         self.heartbeats.hash(state);
         self.read_bound.hash(state);

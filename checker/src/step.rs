@@ -76,6 +76,18 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
                     actions.push(Action::step(id, Step::ChangeConfig(members)));
                 }
             }
+            if state.learner_changes < bounds.max_learner_changes {
+                // Any set of servers, the empty one too; the core refuses a
+                // set naming a voter, and the rules' refusals.
+                let n = state.servers.len() as u32;
+                for set in 0u32..(1 << n) {
+                    let learners = (0..n)
+                        .filter(|bit| set & (1 << bit) != 0)
+                        .map(|bit| u64::from(bit) + 1)
+                        .collect();
+                    actions.push(Action::step(id, Step::ChangeLearners(learners)));
+                }
+            }
         }
         if server.commit_index() > server.log().snapshot_index
             && state.compactions < bounds.max_compactions
@@ -178,6 +190,7 @@ fn count(state: &RaftState, next: &mut RaftState, step: &ServerStep) -> Option<(
         Step::Restart => next.restarts = next.restarts.checked_add(1)?,
         Step::TransferLeadership(_) => next.transfers = next.transfers.checked_add(1)?,
         Step::ChangeConfig(_) => next.config_changes = next.config_changes.checked_add(1)?,
+        Step::ChangeLearners(_) => next.learner_changes = next.learner_changes.checked_add(1)?,
         // Counted only under their bound (the state holds `None` otherwise).
         Step::Timeout => {
             if let Some(used) = &mut next.timeouts {
@@ -215,6 +228,7 @@ fn unchanged(state: &RaftState, next: &RaftState, before: &RaftServer) -> bool {
         && next.reads == state.reads
         && next.transfers == state.transfers
         && next.config_changes == state.config_changes
+        && next.learner_changes == state.learner_changes
         && next.timeout_now_ignored == state.timeout_now_ignored
         && next.transfer_log_grew == state.transfer_log_grew
         && next.reads_ready.len() == state.reads_ready.len()

@@ -229,6 +229,7 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
         transfer_log_grew: state.transfer_log_grew,
         transfers: state.transfers,
         config_changes: state.config_changes,
+        learner_changes: state.learner_changes,
         timeouts: state.timeouts,
         heartbeats: state.heartbeats,
         // Renamings keep the initial configuration's members among

@@ -326,6 +326,11 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
         ("reads", before.reads, after.reads),
         ("transfers", before.transfers, after.transfers),
         ("configChanges", before.config_changes, after.config_changes),
+        (
+            "learnerChanges",
+            before.learner_changes,
+            after.learner_changes,
+        ),
     ];
     // The checker's own guards, counted only when bounded.
     let guarded = [

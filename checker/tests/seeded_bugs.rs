@@ -325,6 +325,15 @@ fn transfer_during_config_change_breaks_transfer_not_during_change() {
     assert_caught(bug, smallest(bug), model::TRANSFER_NOT_DURING_CHANGE);
 }
 
+/// A leader counts a learner's acknowledgement as a voter's: an entry only
+/// it and the learner hold commits, and the other two voters elect a
+/// leader without it.
+#[test]
+fn learner_counted_in_quorum_breaks_leader_completeness() {
+    let bug = Bug::LearnerCountedInQuorum;
+    assert_caught(bug, smallest(bug), model::LEADER_COMPLETENESS);
+}
+
 // The searches below visit hundreds of thousands to millions of states
 // before the counterexample: release builds only (`cargo test --release -p
 // raft-checker -- --ignored`; CI runs the same bounds through

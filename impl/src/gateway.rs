@@ -147,8 +147,8 @@ impl Gateway {
 /// client can tell them apart: a change under way is ABORTED (a concurrency
 /// conflict: retry once it has committed), a leader that has not yet
 /// committed an entry of its term is UNAVAILABLE (retry shortly), the
-/// configuration in force is ALREADY_EXISTS, and no members is
-/// INVALID_ARGUMENT.
+/// configuration in force is ALREADY_EXISTS, and no members or a voter
+/// named as a learner is INVALID_ARGUMENT.
 pub fn config_change_status(error: raft_model::ConfigChangeError) -> Status {
     use raft_model::ConfigChangeError as E;
     let message = format!("configuration change refused: {error}");
@@ -156,6 +156,6 @@ pub fn config_change_status(error: raft_model::ConfigChangeError) -> Status {
         E::Pending => Status::aborted(message),
         E::TermNotCommitted => Status::unavailable(message),
         E::Unchanged => Status::already_exists(message),
-        E::NoMembers => Status::invalid_argument(message),
+        E::NoMembers | E::LearnerIsVoter(_) => Status::invalid_argument(message),
     }
 }

@@ -51,11 +51,12 @@ fn payload(p: &Payload<Command>) -> Value {
     }
 }
 
-/// A configuration as the spec's record `[members, old]`.
+/// A configuration as the spec's record `[members, old, learners]`.
 fn config(c: &Config) -> Value {
     let members: Vec<NodeId> = c.members.iter().copied().collect();
     let old: Vec<NodeId> = c.old.iter().flatten().copied().collect();
-    json!({ "members": set(&members), "old": set(&old) })
+    let learners: Vec<NodeId> = c.learners.iter().copied().collect();
+    json!({ "members": set(&members), "old": set(&old), "learners": set(&learners) })
 }
 
 /// A variable's value in ITF: sets as `#set`, functions as `#map`, `Nil` 0.

@@ -10,9 +10,10 @@
 //! `currentTerm`, `votedFor`, `snapshotIndex`, `snapshotTerm`, `role`,
 //! `commitIndex`, `leaderId`, `readSeq`, `restartLease`, `leadTransferee`;
 //! `votedFor`, `leaderId` and `leadTransferee` use 0 for Nil), `lastIndex`, the log's end (`snapshotIndex + Len(log)`),
-//! and the configuration as `configMembers` and `configOld` (lists of
-//! servers; `configOld` empty unless joint); `members` is the set
-//! ChangeConfig changes the configuration to. TLC
+//! and the configuration as `configMembers`, `configOld` and
+//! `configLearners` (lists of servers; `configOld` empty unless joint);
+//! `members` is the set ChangeConfig changes the configuration to, and
+//! `learners` the set ChangeLearners makes the learners. TLC
 //! reads the lines with the standard `Json` module's `ndJsonDeserialize`.
 
 use std::fmt::Write as _;
@@ -108,6 +109,8 @@ fn state(server: &crate::validate::ReplayServer) -> Value {
     let old: Vec<_> = config.old.iter().flatten().copied().collect();
     state.insert("configMembers".to_string(), json!(members));
     state.insert("configOld".to_string(), json!(old));
+    let learners: Vec<_> = config.learners.iter().copied().collect();
+    state.insert("configLearners".to_string(), json!(learners));
     Value::Object(state)
 }
 
@@ -128,6 +131,10 @@ fn line(step: &RunStep) -> Value {
             Some(Step::ChangeConfig(members)) => {
                 let members: Vec<_> = members.iter().copied().collect();
                 fields.insert("members".to_string(), json!(members));
+            }
+            Some(Step::ChangeLearners(learners)) => {
+                let learners: Vec<_> = learners.iter().copied().collect();
+                fields.insert("learners".to_string(), json!(learners));
             }
             Some(traced) => {
                 if let Some(m) = traced.message() {
@@ -189,7 +196,7 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
          CONSTANTS\n    Server = {{{servers}}}\n    Nil = 0\n    Noop = Noop\n    \
          MaxAppendEntries = {max_append_entries}\n    MaxTerm = {steps}\n    MaxClientRequests = {steps}\n    \
          MaxRestarts = {steps}\n    MaxCompactions = {steps}\n    MaxReads = {steps}\n    MaxDuplicates = {steps}\n    MaxDrops = {steps}\n    CheckQuorumOn = {check_quorum}\n    PreVoteOn = {pre_vote}\n    MaxTransfers = {steps}\n    \
-         InitMembers = {{{init_members}}}\n    MaxConfigChanges = {steps}\n    \
+         InitMembers = {{{init_members}}}\n    MaxConfigChanges = {steps}\n    MaxLearnerChanges = {steps}\n    \
          TraceFile = \"{trace_file}\"\n\n\
          INIT TraceInit\nNEXT TraceNext\n\n\
          INVARIANTS\n    ElectionSafety\n    LogMatching\n    LeaderCompleteness\n    StateMachineSafety\n\n\

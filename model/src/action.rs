@@ -25,11 +25,12 @@ pub enum Action {
     HandleTimeoutNow,
     AbortTransfer,
     ChangeConfig,
+    ChangeLearners,
 }
 
 impl Action {
     /// Every action, in the order of spec/Raft.tla's `Next`.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::Timeout,
         Action::SendAppendEntries,
         Action::ClientRequest,
@@ -47,6 +48,7 @@ impl Action {
         Action::HandleTimeoutNow,
         Action::AbortTransfer,
         Action::ChangeConfig,
+        Action::ChangeLearners,
     ];
 
     /// The spec's name of the action.
@@ -69,6 +71,7 @@ impl Action {
             Action::HandleTimeoutNow => "HandleTimeoutNow",
             Action::AbortTransfer => "AbortTransfer",
             Action::ChangeConfig => "ChangeConfig",
+            Action::ChangeLearners => "ChangeLearners",
         }
     }
 

@@ -149,10 +149,15 @@ pub enum Bug {
     /// A leader starts a leadership transfer while a configuration change
     /// is pending (breaks TransferNotDuringChange).
     TransferDuringConfigChange,
+    /// The commit rule counts a learner's acknowledgement as a voter's: a
+    /// leader and a learner "hold a majority" of three voters, and an entry
+    /// only they hold commits (breaks State Machine Safety and Leader
+    /// Completeness once the other voters elect a leader without it).
+    LearnerCountedInQuorum,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 30] = [
+    pub const ALL: [Bug; 31] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -183,6 +188,7 @@ impl Bug {
         Bug::InstallSnapshotIgnoresConfig,
         Bug::RemovedLeaderKeepsLeading,
         Bug::TransferDuringConfigChange,
+        Bug::LearnerCountedInQuorum,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

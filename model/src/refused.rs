@@ -100,6 +100,9 @@ pub enum ConfigChangeError {
     /// Another change is under way: the configuration is joint, or its entry
     /// has not committed yet (or, for a transfer, a change is under way).
     Pending,
+    /// A learner named is a voter of the configuration in force: a voter
+    /// leaves the voters by `ChangeConfig`, not by becoming a learner.
+    LearnerIsVoter(NodeId),
 }
 
 impl std::fmt::Display for ConfigChangeError {
@@ -112,6 +115,12 @@ impl std::fmt::Display for ConfigChangeError {
             }
             ConfigChangeError::Pending => {
                 "a configuration change is under way; retry when it has committed"
+            }
+            ConfigChangeError::LearnerIsVoter(id) => {
+                return write!(
+                    f,
+                    "server {id} is a voter; remove it from the voters before making it a learner"
+                );
             }
         })
     }

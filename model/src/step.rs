@@ -68,6 +68,9 @@ pub enum Step<C, S, M> {
     /// The operator asks the leader to change the configuration to these
     /// members, through the joint configuration (dissertation ch. 4).
     ChangeConfig(OrdSet<NodeId>),
+    /// The operator asks the leader to make these servers the learners
+    /// (non-voting members) of its configuration.
+    ChangeLearners(OrdSet<NodeId>),
 }
 
 impl<C, S, M> Step<C, S, M> {
@@ -91,6 +94,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::HandleTimeoutNow(_) => Action::HandleTimeoutNow,
             Step::AbortTransfer => Action::AbortTransfer,
             Step::ChangeConfig(_) => Action::ChangeConfig,
+            Step::ChangeLearners(_) => Action::ChangeLearners,
         }
     }
 
@@ -132,6 +136,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::HandleTimeoutNow(m) => Step::HandleTimeoutNow(m),
             Step::AbortTransfer => Step::AbortTransfer,
             Step::ChangeConfig(members) => Step::ChangeConfig(members.clone()),
+            Step::ChangeLearners(learners) => Step::ChangeLearners(learners.clone()),
         }
     }
 
@@ -166,6 +171,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::HandleTimeoutNow(m) => Step::HandleTimeoutNow(message(m)),
             Step::AbortTransfer => Step::AbortTransfer,
             Step::ChangeConfig(members) => Step::ChangeConfig(members),
+            Step::ChangeLearners(learners) => Step::ChangeLearners(learners),
         }
     }
 
@@ -327,6 +333,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             }
             Step::AbortTransfer => Ok(self.abort_transfer()),
             Step::ChangeConfig(members) => self.change_config(members),
+            Step::ChangeLearners(learners) => self.change_learners(learners),
         }
     }
 }

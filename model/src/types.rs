@@ -74,6 +74,10 @@ impl<C: Clone> Entry<C> {
 /// cover, and a follower's configuration would depend on when its driver
 /// applies. Quorums are always computed from this value, never from a
 /// constant.
+///
+/// `learners` receive the log and snapshots like any follower but never
+/// vote, campaign or count in a quorum; a learner becomes a voter by a
+/// change whose C_new names it (and leaves `learners` then).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Config {
     /// C_new while joint; otherwise the configuration itself.
@@ -82,6 +86,11 @@ pub struct Config {
     /// `config.old`, `{}` for `None`.
     #[serde(default)]
     pub old: Option<OrdSet<NodeId>>,
+    /// Non-voting members, never voters of either half. Spec
+    /// `config.learners`. Left out of the serde form when empty, so that
+    /// configurations without learners read and write as before.
+    #[serde(default, skip_serializing_if = "OrdSet::is_empty")]
+    pub learners: OrdSet<NodeId>,
 }
 
 impl Config {
@@ -90,15 +99,37 @@ impl Config {
         Config {
             members: members.into_iter().collect(),
             old: None,
+            learners: OrdSet::new(),
         }
     }
 
-    /// The joint configuration C_old,new of a change from `old` to `new`.
+    /// The joint configuration C_old,new of a change from `old` to `new`,
+    /// with no learners.
     pub fn joint(old: OrdSet<NodeId>, new: OrdSet<NodeId>) -> Self {
         assert!(!old.is_empty(), "a joint configuration's C_old has members");
         Config {
             members: new,
             old: Some(old),
+            learners: OrdSet::new(),
+        }
+    }
+
+    /// The joint configuration of a change from this (simple)
+    /// configuration to the voters `new`: the learners it promotes leave
+    /// `learners`, the others stay learners.
+    pub fn change_to(&self, new: OrdSet<NodeId>) -> Self {
+        let learners = self.learners.clone().relative_complement(new.clone());
+        Config {
+            learners,
+            ..Config::joint(self.members.clone(), new)
+        }
+    }
+
+    /// This configuration with `learners` as its learners.
+    pub fn with_learners(&self, learners: OrdSet<NodeId>) -> Self {
+        Config {
+            learners,
+            ..self.clone()
         }
     }
 
@@ -110,7 +141,7 @@ impl Config {
     /// C_new of a joint configuration, as a simple one: what the leader
     /// appends once the joint configuration has committed.
     pub fn new_half(&self) -> Config {
-        Config::new(self.members.iter().copied())
+        Config::new(self.members.iter().copied()).with_learners(self.learners.clone())
     }
 
     /// Does `id` vote in this configuration (in C_old or in C_new)?
@@ -134,10 +165,24 @@ impl Config {
         majority(&self.members) && self.old.as_ref().is_none_or(majority)
     }
 
-    /// Every voter (of C_old or C_new) except `me`: whom a leader replicates
-    /// to and a candidate asks for votes.
+    /// Every voter (of C_old or C_new) except `me`: whom a candidate asks
+    /// for votes.
     pub fn peers(&self, me: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         self.voters().filter(move |id| *id != me)
+    }
+
+    /// Every voter and learner except `me`, in increasing order: whom a
+    /// leader replicates to.
+    pub fn replicas(&self, me: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let mut all: Vec<NodeId> = self.voters().chain(self.learners.iter().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.into_iter().filter(move |id| *id != me)
+    }
+
+    /// Is `id` a learner of this configuration?
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id)
     }
 
     /// Every voter, of C_old or C_new, in increasing order, once each.
@@ -163,6 +208,7 @@ impl Config {
         Config {
             members: rename(&self.members),
             old: self.old.as_ref().map(rename),
+            learners: rename(&self.learners),
         }
     }
 }

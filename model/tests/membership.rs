@@ -249,3 +249,113 @@ fn recovery_takes_the_configuration_from_the_log() {
     );
     assert_eq!(recovered.config(), s.config());
 }
+
+fn learners(s: &mut TestServer, ids: &[u64]) -> Result<(), Refused> {
+    s.step::<Msg>(Step::ChangeLearners(set(ids))).map(|_| ())
+}
+
+#[test]
+fn a_learner_is_replicated_to_but_counts_in_no_quorum() {
+    let mut s = leader();
+    learners(&mut s, &[4]).unwrap();
+    assert_eq!(*s.config(), Config::new([1, 2, 3]).with_learners(set(&[4])));
+    assert_eq!(s.log().last_index(), 2, "one simple configuration entry");
+    assert_eq!(
+        s.next_index().keys().copied().collect::<Vec<_>>(),
+        vec![2, 3, 4],
+        "the leader replicates to the learner"
+    );
+    let heartbeat = s.step::<Msg>(Step::SendAppendEntries).unwrap();
+    let to: Vec<u64> = heartbeat.messages.iter().map(|m| m.to).collect();
+    assert_eq!(to, vec![2, 3, 4]);
+    // The learner holds entry 2: the leader and it are not a majority of
+    // the voters {1, 2, 3}.
+    s.receive(&append_response(4, 1, 1, true, 2));
+    assert_eq!(
+        s.commit_index(),
+        1,
+        "a learner's acknowledgement decides nothing"
+    );
+    s.receive(&append_response(3, 1, 1, true, 2));
+    assert_eq!(s.commit_index(), 2);
+    // A learner never campaigns, and is no transfer target.
+    let mut l = server(4, &members(3));
+    l.receive(&append_entries(
+        1,
+        4,
+        1,
+        (0, 0),
+        vec![config_entry(
+            1,
+            Config::new([1, 2, 3]).with_learners(set(&[4])),
+        )],
+        0,
+    ));
+    assert!(l.config().is_learner(4));
+    assert!(
+        l.step::<Msg>(Step::Timeout).is_err(),
+        "a learner does not campaign"
+    );
+    assert!(s.step::<Msg>(Step::TransferLeadership(4)).is_err());
+}
+
+#[test]
+fn promoting_a_learner_makes_it_a_voter_in_the_same_change() {
+    let mut s = leader();
+    learners(&mut s, &[4, 5]).unwrap();
+    s.receive(&append_response(2, 1, 1, true, 2));
+    change(&mut s, &[1, 2, 3, 4]).unwrap();
+    let joint = s.config().clone();
+    assert_eq!(joint.members, set(&[1, 2, 3, 4]));
+    assert_eq!(joint.old, Some(set(&[1, 2, 3])));
+    assert_eq!(joint.learners, set(&[5]), "4 left the learners, 5 stayed");
+    s.receive(&append_response(2, 1, 1, true, 3));
+    s.receive(&append_response(4, 1, 1, true, 3));
+    assert_eq!(s.commit_index(), 3);
+    assert_eq!(
+        *s.config(),
+        Config::new([1, 2, 3, 4]).with_learners(set(&[5])),
+        "C_new keeps the learners"
+    );
+}
+
+#[test]
+fn learner_changes_follow_the_rules_of_configuration_changes() {
+    let mut s = server(1, &members(3));
+    elect(&mut s, &[2]);
+    assert_eq!(
+        learners(&mut s, &[4]),
+        Err(Refused::ConfigChange(ConfigChangeError::TermNotCommitted))
+    );
+    let mut s = leader();
+    assert_eq!(
+        learners(&mut s, &[3, 4]),
+        Err(Refused::ConfigChange(ConfigChangeError::LearnerIsVoter(3)))
+    );
+    assert_eq!(
+        learners(&mut s, &[]),
+        Err(Refused::ConfigChange(ConfigChangeError::Unchanged))
+    );
+    learners(&mut s, &[4]).unwrap();
+    assert_eq!(
+        learners(&mut s, &[]),
+        Err(Refused::ConfigChange(ConfigChangeError::Pending))
+    );
+    assert_eq!(
+        change(&mut s, &[1, 2, 3, 4]),
+        Err(Refused::ConfigChange(ConfigChangeError::Pending))
+    );
+    s.receive(&append_response(2, 1, 1, true, 2));
+    learners(&mut s, &[]).unwrap();
+    assert!(s.config().learners.is_empty(), "the learner removed");
+    assert_eq!(
+        s.next_index().keys().copied().collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let mut s = leader();
+    s.step::<Msg>(Step::TransferLeadership(2)).unwrap();
+    assert_eq!(
+        learners(&mut s, &[4]),
+        Err(Refused::Transferring { transferee: 2 })
+    );
+}

@@ -243,12 +243,12 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let next = self.log.last_index() + 1;
         self.next_index = self
             .config
-            .peers(self.id)
+            .replicas(self.id)
             .map(|peer| (peer, next))
             .collect();
         self.match_index = self
             .config
-            .peers(self.id)
+            .replicas(self.id)
             .map(|peer| (peer, 0u64))
             .collect();
         let index = self.log.append(Entry {
@@ -260,8 +260,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         // that the peers have a whole timeout to answer the new leader.
         effects.reset_election_timer = true;
         self.advance_commit_index(effects);
-        let peers: Vec<_> = self.config.peers(self.id).collect();
-        for peer in peers {
+        let replicas: Vec<_> = self.config.replicas(self.id).collect();
+        for peer in replicas {
             effects.messages.push(self.append_entries_for(peer));
         }
     }

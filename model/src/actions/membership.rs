@@ -32,6 +32,12 @@
 //!   (`Server::may_time_out`), and snapshots carry the configuration in
 //!   force at their last index, which InstallSnapshot adopts.
 //!
+//! Learners (`ChangeLearners`): non-voting members the leader replicates
+//! to, whose acknowledgements count in no quorum (property
+//! `LearnersNeverDecide`); the operator adds one, lets it catch up, and
+//! promotes it with a `ChangeConfig` naming it, which takes it out of the
+//! learners in the same joint configuration.
+//!
 //! A server's configuration is a function of its log and snapshot
 //! ([`Server::config_of_log`]); the field `config` caches it, refreshed
 //! whenever the log changes, and [`Server::step`] asserts that the two agree.
@@ -74,9 +80,48 @@ impl<C: Clone, S: Clone> Server<C, S> {
             return Err(Refused::ConfigChange(ConfigChangeError::Pending));
         }
         let mut effects = Effects::default();
-        let joint = Config::joint(self.config.members.clone(), members);
+        let joint = self.config.change_to(members);
         self.append_config(joint, &mut effects);
         // A cluster of one whose change keeps it alone commits at once.
+        self.advance_commit_index(&mut effects);
+        Ok(effects)
+    }
+
+    /// Spec `ChangeLearners`: the leader replaces its configuration's
+    /// learners with `learners`, appending a simple configuration with the
+    /// same voters, which takes effect at once (it starts or stops
+    /// replicating to them). A learner set changes no quorum, so no joint
+    /// stage is needed; it is still a configuration change, refused under
+    /// the same rules as `ChangeConfig` (one change at a time, only after an
+    /// own-term commit, not during a transfer), and for a learner that is a
+    /// voter. A learner becomes a voter through `ChangeConfig`.
+    pub fn change_learners(&mut self, learners: OrdSet<NodeId>) -> Result<Effects<C, S>, Refused> {
+        if !self.is_leader() {
+            return Err(Refused::NotLeader(NotLeader {
+                leader_hint: self.leader_id,
+            }));
+        }
+        if let Some(transferee) = self.lead_transferee {
+            return Err(Refused::Transferring { transferee });
+        }
+        if let Some(voter) = learners.iter().find(|id| self.config.contains(**id)) {
+            return Err(Refused::ConfigChange(ConfigChangeError::LearnerIsVoter(
+                *voter,
+            )));
+        }
+        if !self.config.is_joint() && self.config.learners == learners {
+            return Err(Refused::ConfigChange(ConfigChangeError::Unchanged));
+        }
+        if !self.committed_in_term() {
+            return Err(Refused::ConfigChange(ConfigChangeError::TermNotCommitted));
+        }
+        if self.config_change_pending() {
+            return Err(Refused::ConfigChange(ConfigChangeError::Pending));
+        }
+        let mut effects = Effects::default();
+        let config = self.config.with_learners(learners);
+        self.append_config(config, &mut effects);
+        // A leader alone among the voters commits it at once.
         self.advance_commit_index(&mut effects);
         Ok(effects)
     }
@@ -134,7 +179,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         });
         effects.persist.log_written_from(index);
         self.config = config;
-        let peers: OrdSet<NodeId> = self.config.peers(self.id).collect();
+        let peers: OrdSet<NodeId> = self.config.replicas(self.id).collect();
         self.next_index = peers
             .iter()
             .map(|p| (*p, self.next_index.get(p).copied().unwrap_or(index)))

@@ -46,8 +46,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         if self.role != Role::Leader {
             return effects;
         }
-        let peers: Vec<_> = self.config.peers(self.id).collect();
-        for peer in peers {
+        let replicas: Vec<_> = self.config.replicas(self.id).collect();
+        for peer in replicas {
             effects.messages.push(self.append_entries_for(peer));
         }
         effects
@@ -394,6 +394,13 @@ impl<C: Clone, S: Clone> Server<C, S> {
                     .filter(|(_, matched)| **matched >= n)
                     .map(|(peer, _)| peer),
             );
+            if self.bugs.has(Bug::LearnerCountedInQuorum) && !self.config.is_joint() {
+                // Seeded: a learner's acknowledgement counted as a voter's.
+                let counted = holders
+                    .filter(|id| self.config.contains(**id) || self.config.is_learner(**id))
+                    .count();
+                return 2 * counted > self.config.members.len();
+            }
             self.config.is_quorum(holders)
         };
         let Some(candidate) = matched.into_iter().find(|n| stored_on_quorum(*n)) else {
