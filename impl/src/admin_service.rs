@@ -24,6 +24,14 @@ use crate::types::{Input, MembersChanged};
 /// snapshot) before C_old,new can commit with it.
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How far behind the leader's last index a learner may be when promoted,
+/// unless the request says: one full AppendEntries batch, so that the new
+/// voter can hold C_old,new's quorum within a round trip or two.
+pub const DEFAULT_PROMOTE_LAG: u64 = 256;
+
+/// How often a promotion looks at the learner's progress while it waits.
+const PROMOTE_POLL: Duration = Duration::from_millis(100);
+
 pub struct AdminService {
     gateway: Gateway,
 }
@@ -51,22 +59,57 @@ impl AdminService {
             .unwrap_or_default()
     }
 
-    /// Sends a change to the event loop and turns its answer into the RPC's.
-    /// The set is computed here from this node's view; the leader's core
-    /// judges it against its own (a stale view at a follower is refused
-    /// as not the leader first).
+    /// The learners of the configuration in force, as this node sees it.
+    fn current_learners(&self) -> OrdSet<NodeId> {
+        self.gateway
+            .directory
+            .borrow()
+            .config
+            .as_ref()
+            .map(|config| config.learners.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sends a change of the voters to the event loop and turns its answer
+    /// into the RPC's. The set is computed here from this node's view; the
+    /// leader's core judges it against its own (a stale view at a follower
+    /// is refused as not the leader first).
     async fn change(
         &self,
         members: OrdSet<NodeId>,
         addresses: Vec<(NodeId, String)>,
     ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        self.send_change(|reply| Input::ChangeMembers {
+            members,
+            addresses,
+            reply,
+        })
+        .await
+    }
+
+    /// [`Self::change`] for the learners.
+    async fn change_learners(
+        &self,
+        learners: OrdSet<NodeId>,
+        addresses: Vec<(NodeId, String)>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        self.send_change(|reply| Input::ChangeLearners {
+            learners,
+            addresses,
+            reply,
+        })
+        .await
+    }
+
+    async fn send_change(
+        &self,
+        input: impl FnOnce(
+            tokio::sync::oneshot::Sender<Result<MembersChanged, crate::types::ClientError>>,
+        ) -> Input,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
         let gateway = &self.gateway;
         let changed = gateway
-            .ask_within(CHANGE_TIMEOUT, |reply| Input::ChangeMembers {
-                members,
-                addresses,
-                reply,
-            })
+            .ask_within(CHANGE_TIMEOUT, input)
             .await
             .map_err(|status| {
                 if status.code() == tonic::Code::Unavailable
@@ -90,6 +133,7 @@ impl AdminService {
             members: changed.members.iter().map(|id| self.member(*id)).collect(),
             config_index: changed.index,
             term: changed.term,
+            learners: changed.learners.iter().map(|id| self.member(*id)).collect(),
         }
     }
 
@@ -157,6 +201,17 @@ impl Admin for AdminService {
             old_members: list.old_members.iter().map(member).collect(),
             config_index: list.config_index,
             committed: list.committed,
+            learners: list
+                .learners
+                .iter()
+                .map(|id| pb::Learner {
+                    id: *id,
+                    address: list.addresses.get(id).cloned().unwrap_or_default(),
+                    matched: list.learner_matched.get(id).copied().unwrap_or(0),
+                    progress_known: list.learner_matched.contains_key(id),
+                })
+                .collect(),
+            last_index: list.last_index,
         }))
     }
 
@@ -194,6 +249,96 @@ impl Admin for AdminService {
         check_id(id)?;
         let mut members = self.current_members();
         members.remove(&id);
+        self.change(members, Vec::new()).await
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let request = request.into_inner();
+        check_id(request.id)?;
+        members::check_address(&request.address).map_err(Status::invalid_argument)?;
+        if self.current_members().contains(&request.id) {
+            return Err(Status::already_exists(format!(
+                "node {} is a voter already",
+                request.id
+            )));
+        }
+        let mut learners = self.current_learners();
+        learners.insert(request.id);
+        self.change_learners(learners, vec![(request.id, request.address)])
+            .await
+    }
+
+    async fn remove_learner(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let id = request.into_inner().id;
+        check_id(id)?;
+        let mut learners = self.current_learners();
+        if learners.remove(&id).is_none() {
+            return Err(Status::already_exists(format!(
+                "node {id} is not a learner"
+            )));
+        }
+        self.change_learners(learners, Vec::new()).await
+    }
+
+    async fn promote_learner(
+        &self,
+        request: Request<pb::PromoteLearnerRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        let request = request.into_inner();
+        check_id(request.id)?;
+        let max_lag = if request.max_lag == 0 {
+            DEFAULT_PROMOTE_LAG
+        } else {
+            request.max_lag
+        };
+        let gateway = &self.gateway;
+        let deadline = tokio::time::Instant::now() + CHANGE_TIMEOUT;
+        // Wait, bounded, until the leader sees the learner caught up.
+        let lag = loop {
+            let list = gateway.ask(|reply| Input::Members { reply }).await?;
+            if list.leader != Some(list.id) {
+                return Err(gateway.status(crate::types::ClientError::NotLeader {
+                    leader: list.leader,
+                }));
+            }
+            if !list.learners.contains(&request.id) {
+                return Err(Status::invalid_argument(format!(
+                    "node {} is not a learner (add it with `member add-learner` first)",
+                    request.id
+                )));
+            }
+            let matched = list.learner_matched.get(&request.id).copied().unwrap_or(0);
+            let lag = list.last_index.saturating_sub(matched);
+            if lag <= max_lag {
+                break lag;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Status::deadline_exceeded(format!(
+                    "learner {} is still {lag} entries behind the leader after {} s (at most \
+                     {max_lag} allowed): is it up and reachable? Nothing was changed",
+                    request.id,
+                    CHANGE_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(PROMOTE_POLL).await;
+        };
+        tracing::info!(
+            learner = request.id,
+            lag,
+            max_lag,
+            "promoting a caught-up learner"
+        );
+        let mut members = self.current_members();
+        members.insert(request.id);
+        if request.replaces != 0 {
+            members.remove(&request.replaces);
+        }
         self.change(members, Vec::new()).await
     }
 

@@ -322,6 +322,57 @@ impl KvClient {
         .await
     }
 
+    /// Adds learner `id`, reached at `address` (its data directory
+    /// initialised with `init --join`); answers once the change has
+    /// committed.
+    pub async fn add_learner(
+        &mut self,
+        id: u64,
+        address: &str,
+    ) -> Result<admin_pb::ChangeMembersResponse, ClientError> {
+        let request = admin_pb::AddMemberRequest {
+            id,
+            address: address.to_owned(),
+        };
+        self.membership_call(|channel| {
+            let request = request.clone();
+            async move { AdminClient::new(channel).add_learner(request).await }
+        })
+        .await
+    }
+
+    /// Removes learner `id`; answers once the change has committed.
+    pub async fn remove_learner(
+        &mut self,
+        id: u64,
+    ) -> Result<admin_pb::ChangeMembersResponse, ClientError> {
+        let request = admin_pb::RemoveMemberRequest { id };
+        self.membership_call(|channel| async move {
+            AdminClient::new(channel).remove_learner(request).await
+        })
+        .await
+    }
+
+    /// Makes learner `id` a voter once within `max_lag` entries of the
+    /// leader (0: the server's default), removing voter `replaces` (0: none)
+    /// in the same change; answers once the change has committed.
+    pub async fn promote_learner(
+        &mut self,
+        id: u64,
+        max_lag: u64,
+        replaces: u64,
+    ) -> Result<admin_pb::ChangeMembersResponse, ClientError> {
+        let request = admin_pb::PromoteLearnerRequest {
+            id,
+            max_lag,
+            replaces,
+        };
+        self.membership_call(|channel| async move {
+            AdminClient::new(channel).promote_learner(request).await
+        })
+        .await
+    }
+
     /// Removes voter `id`; answers once the change has committed.
     pub async fn remove_member(
         &mut self,

@@ -25,6 +25,8 @@ pub enum ConvertError {
     TooManyEntries(usize),
     #[error("node id 0 is not a valid member")]
     ZeroMember,
+    #[error("a configuration names a voter as a learner")]
+    LearnerIsVoter,
     #[error("inconsistent AppendEntries response: {0}")]
     BadConflictHint(&'static str),
     #[error("member address command: {0}")]
@@ -114,6 +116,7 @@ pub fn entry_to_proto(entry: &Entry<KvCommand>) -> pb::Entry {
         Payload::Config(config) => pb::entry::Payload::Config(pb::Config {
             members: config.members.iter().copied().collect(),
             old: config.old.iter().flatten().copied().collect(),
+            learners: config.learners.iter().copied().collect(),
         }),
     };
     pb::Entry {
@@ -129,9 +132,11 @@ pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertErr
     {
         pb::entry::Payload::Noop(_) => Payload::Noop,
         pb::entry::Payload::Command(command) => Payload::Command(command_from_proto(command)?),
-        pb::entry::Payload::Config(config) => {
-            Payload::Config(config_from_members(&config.members, &config.old)?)
-        }
+        pb::entry::Payload::Config(config) => Payload::Config(config_from_members(
+            &config.members,
+            &config.old,
+            &config.learners,
+        )?),
     };
     Ok(Entry {
         term: index("entry.term", entry.term)?,
@@ -139,21 +144,29 @@ pub fn entry_from_proto(entry: pb::Entry) -> Result<Entry<KvCommand>, ConvertErr
     })
 }
 
-/// A configuration from its members (C_new) and, when joint, C_old (empty
-/// otherwise).
-pub fn config_from_members(members: &[u64], old: &[u64]) -> Result<Config, ConvertError> {
-    if members.contains(&0) || old.contains(&0) {
+/// A configuration from its members (C_new), when joint C_old (empty
+/// otherwise), and its learners.
+pub fn config_from_members(
+    members: &[u64],
+    old: &[u64],
+    learners: &[u64],
+) -> Result<Config, ConvertError> {
+    if members.contains(&0) || old.contains(&0) || learners.contains(&0) {
         return Err(ConvertError::ZeroMember);
     }
     if members.is_empty() {
         return Err(ConvertError::Missing("config.members"));
     }
     let config = Config::new(members.iter().copied());
-    Ok(if old.is_empty() {
+    let config = if old.is_empty() {
         config
     } else {
         Config::joint(old.iter().copied().collect(), config.members)
-    })
+    };
+    if learners.iter().any(|id| config.contains(*id)) {
+        return Err(ConvertError::LearnerIsVoter);
+    }
+    Ok(config.with_learners(learners.iter().copied().collect()))
 }
 
 pub fn snapshot_meta_to_proto(meta: &SnapshotMeta, size: u64) -> pb::SnapshotMeta {
@@ -162,6 +175,7 @@ pub fn snapshot_meta_to_proto(meta: &SnapshotMeta, size: u64) -> pb::SnapshotMet
         last_term: meta.last_term,
         members: meta.config.members.iter().copied().collect(),
         old_members: meta.config.old.iter().flatten().copied().collect(),
+        learners: meta.config.learners.iter().copied().collect(),
         size,
     }
 }
@@ -439,7 +453,7 @@ pub fn check_snapshot_meta(meta: &pb::SnapshotMeta) -> Result<SnapshotMeta, Conv
     Ok(SnapshotMeta {
         last_index: index("snapshot.last_index", meta.last_index)?,
         last_term: index("snapshot.last_term", meta.last_term)?,
-        config: config_from_members(&meta.members, &meta.old_members)?,
+        config: config_from_members(&meta.members, &meta.old_members, &meta.learners)?,
     })
 }
 

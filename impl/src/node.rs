@@ -175,6 +175,8 @@ pub(crate) struct EventLoop {
     /// Whether this node was a voter of its configuration after the last
     /// batch (None before the first): a change is logged once.
     was_member: Option<bool>,
+    /// Whether this node was a learner at the last batch (to log the change).
+    was_learner: bool,
     /// A member has told this node it was removed (said once).
     told_removed: bool,
     /// The configuration's index, kept without walking the log each batch.
@@ -183,7 +185,8 @@ pub(crate) struct EventLoop {
 
 /// A membership change under way at this node (as leader).
 struct PendingChange {
-    members: imbl::OrdSet<raft_model::NodeId>,
+    /// What is changed: the voters (through C_old,new) or the learners.
+    target: membership::Target,
     /// The term in which this node, as leader, appended C_old,new, and its
     /// index: the change is done once a simple configuration equal to
     /// `members` at a later index has committed.
@@ -235,6 +238,7 @@ impl EventLoop {
             directory: watch::channel(Arc::new(Directory::default())).0,
             change: None,
             was_member: None,
+            was_learner: false,
             told_removed: false,
             config_index: config_index::ConfigIndex::default(),
         }
@@ -469,7 +473,17 @@ impl EventLoop {
                 members,
                 addresses,
                 reply,
-            } => self.change_members(members, addresses, reply, ready),
+            } => self.change_members(membership::Target::Voters(members), addresses, reply, ready),
+            Input::ChangeLearners {
+                learners,
+                addresses,
+                reply,
+            } => self.change_members(
+                membership::Target::Learners(learners),
+                addresses,
+                reply,
+                ready,
+            ),
             Input::Members { reply } => {
                 let _ = reply.send(self.member_list());
             }

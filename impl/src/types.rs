@@ -84,6 +84,14 @@ pub enum Input {
         addresses: Vec<(NodeId, String)>,
         reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
     },
+    /// Make `learners` the configuration's learners (the admin service's
+    /// AddLearner and RemoveLearner); `addresses` are new learners'
+    /// addresses. Answered once the configuration entry has committed.
+    ChangeLearners {
+        learners: imbl::OrdSet<NodeId>,
+        addresses: Vec<(NodeId, String)>,
+        reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
+    },
     /// Peer `from` answered our vote request saying we are not a member of
     /// the cluster's committed configuration (crate::members::Directory::removed).
     NotAMember {
@@ -140,6 +148,7 @@ pub struct LeaderMoved {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MembersChanged {
     pub members: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
     pub index: Index,
     pub term: Term,
 }
@@ -155,11 +164,17 @@ pub struct MemberList {
     pub members: Vec<NodeId>,
     /// C_old while a change is under way (joint), else empty.
     pub old_members: Vec<NodeId>,
+    /// The learners, and at the leader how far each has replicated (its
+    /// match index; None elsewhere), against `last_index`, the leader's
+    /// last log index.
+    pub learners: Vec<NodeId>,
+    pub learner_matched: std::collections::BTreeMap<NodeId, Index>,
+    pub last_index: Index,
     /// The index of the configuration's entry (the snapshot's when the log
     /// holds none), and whether it is known committed.
     pub config_index: Index,
     pub committed: bool,
-    /// Every voter's address, as this node knows it.
+    /// Every voter's and learner's address, as this node knows it.
     pub addresses: std::collections::BTreeMap<NodeId, String>,
 }
 

@@ -756,3 +756,103 @@ async fn unavailability_of_each_membership_operation_under_write_load() {
         assert!(longest < WAIT, "writes did not resume after {what}");
     }
 }
+
+/// A learner (issue 15): added while the cluster takes writes, replicated
+/// to (its lag shown), never counted — with one voter down the cluster
+/// cannot commit even though the learner is up — then promoted, in the same
+/// joint change as the dead voter's removal (`member replace`'s second
+/// step). Every acknowledged write reads back and the traces validate:
+/// ChangeLearners and the promotion are steps the model allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_catches_up_counts_for_nothing_and_is_promoted_in_place_of_a_dead_voter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, traces) = traced_cluster(dir.path()).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut client = cluster.client().unwrap();
+    let mut acknowledged = write(&mut client, "before", 20).await;
+
+    let four = start_joiner(dir.path(), 4, Some(&traces)).await;
+    let mut admin = client_of(endpoints(&cluster, &[&four], &[]));
+    let added = admin
+        .add_learner(4, &four.address)
+        .await
+        .expect("node 4 added as a learner");
+    assert_eq!(ids(&added.members).len(), 3, "the voters are unchanged");
+    assert_eq!(ids(&added.learners), vec![4]);
+    let (code, message) = rejected_code(admin.add_learner(4, &four.address).await);
+    assert_eq!(code, Code::AlreadyExists, "{message}");
+    let (code, message) = rejected_code(admin.add_learner(leader, &four.address).await);
+    assert_eq!(code, Code::AlreadyExists, "{message}");
+
+    // The learner catches up: the leader's list shows its progress.
+    let mut at_leader = client_of(vec![cluster.address(leader)]);
+    let started = Instant::now();
+    loop {
+        let list = at_leader.member_list().await.unwrap();
+        let learner = list.learners.iter().find(|l| l.id == 4).expect("listed");
+        assert!(learner.progress_known, "the leader knows its progress");
+        assert!(!learner.address.is_empty());
+        if learner.matched == list.last_index {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the learner never caught up: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = four.node.status().await.unwrap();
+    assert_eq!(status.role, Role::Follower);
+    assert!(
+        status.commit_index >= 20,
+        "the learner applied the writes: {status:?}"
+    );
+
+    // A learner counts in no quorum: with two voters down, nothing commits.
+    let others: Vec<NodeId> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    cluster.stop_node(others[0]).await;
+    cluster.stop_node(others[1]).await;
+    let mut stalled = client_of(vec![cluster.address(leader)]);
+    let put = tokio::time::timeout(
+        Duration::from_millis(1500),
+        stalled.put("not-committed", "leader and learner only"),
+    )
+    .await;
+    assert!(
+        !matches!(put, Ok(Ok(_))),
+        "a write committed by the leader and a learner alone: {put:?}"
+    );
+    // One voter back: the write (if it was proposed) may now commit; the
+    // cluster goes on.
+    cluster.restart_node(others[0]).await.unwrap();
+    cluster.wait_for_leader(WAIT).await.unwrap();
+    let dead = others[1];
+    let mut admin = client_of(endpoints(&cluster, &[&four], &[dead]));
+    acknowledged.extend(write(&mut admin, "with-learner", 10).await);
+
+    // Promote 4 in place of the dead voter, in one joint change.
+    let promoted = admin
+        .promote_learner(4, 0, dead)
+        .await
+        .expect("node 4 promoted");
+    let mut voters = ids(&promoted.members);
+    voters.sort_unstable();
+    let mut expected: Vec<NodeId> = cluster.ids().into_iter().filter(|id| *id != dead).collect();
+    expected.push(4);
+    expected.sort_unstable();
+    assert_eq!(voters, expected);
+    assert!(promoted.learners.is_empty(), "4 left the learners");
+    wait_for_config(&four.node, &voters).await;
+    let (code, message) = rejected_code(admin.promote_learner(4, 0, 0).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("node 4 is not a learner"), "{message}");
+    acknowledged.extend(write(&mut admin, "after", 10).await);
+    assert_readable(&mut admin, &acknowledged).await;
+    four.node.stop().await;
+    cluster.shutdown().await;
+    assert_traces_valid(&traces, 4);
+}

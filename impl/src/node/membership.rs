@@ -5,8 +5,9 @@
 //!
 //! The core decides everything about the change itself (joint consensus,
 //! its refusals, leaving the joint configuration, a removed leader stepping
-//! down: `raft_model::Server::change_config`); this file only feeds it
-//! `Step::ChangeConfig` and watches the outcome.
+//! down: `raft_model::Server::change_config`; learners:
+//! `raft_model::Server::change_learners`); this file only feeds it
+//! `Step::ChangeConfig` or `Step::ChangeLearners` and watches the outcome.
 
 use std::sync::Arc;
 
@@ -20,8 +21,32 @@ use crate::kv::{KvCommand, KvOp};
 use crate::members::{self, Directory};
 use crate::types::{ClientError, MemberList, MembersChanged};
 
+/// What a membership change changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Target {
+    /// The voters, through the joint configuration (`Step::ChangeConfig`).
+    Voters(OrdSet<NodeId>),
+    /// The learners, in one simple configuration (`Step::ChangeLearners`).
+    Learners(OrdSet<NodeId>),
+}
+
+impl Target {
+    fn step(&self) -> Step<KvCommand, crate::kv::KvImage, crate::convert::Msg> {
+        match self {
+            Target::Voters(members) => Step::ChangeConfig(members.clone()),
+            Target::Learners(learners) => Step::ChangeLearners(learners.clone()),
+        }
+    }
+
+    fn servers(&self) -> &OrdSet<NodeId> {
+        match self {
+            Target::Voters(ids) | Target::Learners(ids) => ids,
+        }
+    }
+}
+
 impl EventLoop {
-    /// Starts changing the configuration to `members` (the leader only).
+    /// Starts changing the voters or the learners (the leader only).
     ///
     /// The core's refusal is found first on a copy of the core (an O(1)
     /// clone: imbl), so that nothing is appended for a change it refuses.
@@ -31,7 +56,7 @@ impl EventLoop {
     /// to commit ([`Self::settle_change`]).
     pub(super) fn change_members(
         &mut self,
-        members: OrdSet<NodeId>,
+        target: Target,
         new_addresses: Vec<(NodeId, String)>,
         reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
         ready: &mut Ready,
@@ -43,25 +68,26 @@ impl EventLoop {
             return;
         }
         let mut trial = self.core.clone();
-        if let Err(refused) = trial.step(Step::<_, _, crate::convert::Msg>::ChangeConfig(
-            members.clone(),
-        )) {
+        if let Err(refused) = trial.step(target.step()) {
             let _ = reply.send(Err(ClientError::refused(refused)));
             return;
         }
         let mut known = self.addresses.clone();
         known.extend(new_addresses);
         let replicated = members::replicated(&self.image, self.core.log(), self.applied);
-        let commands =
-            match members::addresses_to_replicate(members.iter().copied(), &known, &replicated) {
-                Ok(commands) => commands,
-                Err(id) => {
-                    let _ = reply.send(Err(ClientError::Invalid(format!(
-                        "the address of node {id} is not known: add a new member with its address"
-                    ))));
-                    return;
-                }
-            };
+        let commands = match members::addresses_to_replicate(
+            target.servers().iter().copied(),
+            &known,
+            &replicated,
+        ) {
+            Ok(commands) => commands,
+            Err(id) => {
+                let _ = reply.send(Err(ClientError::Invalid(format!(
+                    "the address of node {id} is not known: add a new member with its address"
+                ))));
+                return;
+            }
+        };
         for (id, address) in commands {
             let command = KvCommand {
                 client_id: 0,
@@ -77,23 +103,32 @@ impl EventLoop {
                 }
             }
         }
-        let old: Vec<NodeId> = self.core.config().members.iter().copied().collect();
-        match self.step(Step::ChangeConfig(members.clone())) {
+        let old = self.core.config().clone();
+        match self.step(target.step()) {
             Ok(effects) => {
                 let joint_index = self.core.log().last_index();
-                info!(
-                    ?old,
-                    new = ?members.iter().collect::<Vec<_>>(),
-                    index = joint_index,
-                    term = self.core.current_term(),
-                    "membership change started: the joint configuration is appended"
-                );
+                match &target {
+                    Target::Voters(members) => info!(
+                        old = ?old.members.iter().collect::<Vec<_>>(),
+                        new = ?members.iter().collect::<Vec<_>>(),
+                        index = joint_index,
+                        term = self.core.current_term(),
+                        "membership change started: the joint configuration is appended"
+                    ),
+                    Target::Learners(learners) => info!(
+                        old = ?old.learners.iter().collect::<Vec<_>>(),
+                        new = ?learners.iter().collect::<Vec<_>>(),
+                        index = joint_index,
+                        term = self.core.current_term(),
+                        "learner change started: the configuration is appended"
+                    ),
+                }
                 ready.absorb(effects);
                 ready.replicate = true;
                 // The new members' senders start with this batch.
                 self.refresh_members();
                 self.change = Some(PendingChange {
-                    members,
+                    target,
                     term: self.core.current_term(),
                     joint_index,
                     reply,
@@ -115,14 +150,20 @@ impl EventLoop {
             return;
         };
         let (config, index) = self.core.config_at(self.core.commit_index());
-        let outcome = if index > change.joint_index
-            && !config.is_joint()
-            && config.members == change.members
-        {
+        let done = !config.is_joint()
+            && match &change.target {
+                Target::Voters(members) => index > change.joint_index && config.members == *members,
+                Target::Learners(learners) => {
+                    index >= change.joint_index && config.learners == *learners
+                }
+            };
+        let outcome = if done {
             let members: Vec<NodeId> = config.members.iter().copied().collect();
-            info!(?members, index, "membership change committed");
+            let learners: Vec<NodeId> = config.learners.iter().copied().collect();
+            info!(?members, ?learners, index, "membership change committed");
             Ok(MembersChanged {
                 members,
+                learners,
                 index,
                 term: self.core.current_term(),
             })
@@ -160,14 +201,15 @@ impl EventLoop {
         let config = self.core.config().clone();
         let me = self.core.id();
         let mut targets = members::Addresses::new();
-        for peer in config.peers(me) {
+        // Learners too: a leader replicates to them (`Config::replicas`).
+        for peer in config.replicas(me) {
             match self.addresses.get(&peer) {
                 Some(address) => {
                     targets.insert(peer, address.clone());
                 }
                 None => warn!(
                     peer,
-                    "a voter whose address this node does not know: nothing is sent to it"
+                    "a voter or learner whose address this node does not know: nothing is sent to it"
                 ),
             }
         }
@@ -179,7 +221,7 @@ impl EventLoop {
                  it will not campaign, and waits for the leader to add it \
                  (`raft-node client member add --id {me} --address ...`)"
             ),
-            (None, false) | (Some(true), false) => warn!(
+            (None, false) | (Some(true), false) if !config.is_learner(me) => warn!(
                 members = ?config.voters().collect::<Vec<_>>(),
                 "this node is not a member of its configuration (it was removed): it will \
                  not campaign and takes no part in decisions; stop it, and remove its data \
@@ -190,6 +232,17 @@ impl EventLoop {
                 "this node is now a member of the configuration"
             ),
             _ => {}
+        }
+        let learner = config.is_learner(me);
+        if learner != self.was_learner {
+            if learner {
+                info!(
+                    members = ?config.voters().collect::<Vec<_>>(),
+                    "this node is a learner: it receives the log and takes no part in votes or \
+                     commits until promoted (`raft-node client member promote --id {me}`)"
+                );
+            }
+            self.was_learner = learner;
         }
         self.was_member = Some(member);
         let config_index = self.config_index.get(&self.core);
@@ -241,10 +294,18 @@ impl EventLoop {
             leader: self.core.leader_id(),
             members: config.members.iter().copied().collect(),
             old_members: config.old.iter().flatten().copied().collect(),
+            learners: config.learners.iter().copied().collect(),
+            learner_matched: config
+                .learners
+                .iter()
+                .filter_map(|id| Some((*id, *self.core.match_index().get(id)?)))
+                .collect(),
+            last_index: self.core.log().last_index(),
             config_index,
             committed: config_index <= self.core.commit_index(),
+            // Node ids start at 1: `replicas(0)` leaves no one out.
             addresses: config
-                .voters()
+                .replicas(0)
                 .filter_map(|id| Some((id, self.addresses.get(&id)?.clone())))
                 .collect(),
         }

@@ -38,6 +38,7 @@ pub(super) fn entry_to_disk(entry: &Entry<KvCommand>) -> pb::Entry {
         Payload::Config(config) => pb::entry::Payload::Config(pb::Config {
             members: config.members.iter().copied().collect(),
             old: config.old.iter().flatten().copied().collect(),
+            learners: config.learners.iter().copied().collect(),
         }),
     };
     pb::Entry {
@@ -50,9 +51,11 @@ pub(super) fn entry_from_disk(entry: pb::Entry) -> Result<Entry<KvCommand>, Stri
     let payload = match entry.payload.ok_or("the entry has no payload")? {
         pb::entry::Payload::Noop(_) => Payload::Noop,
         pb::entry::Payload::Command(command) => Payload::Command(command_from_disk(command)?),
-        pb::entry::Payload::Config(config) => {
-            Payload::Config(config_from_disk(&config.members, &config.old)?)
-        }
+        pb::entry::Payload::Config(config) => Payload::Config(config_from_disk(
+            &config.members,
+            &config.old,
+            &config.learners,
+        )?),
     };
     if entry.term > MAX_INDEX {
         return Err(format!("term {} is out of range", entry.term));
@@ -140,21 +143,29 @@ pub(super) fn result_from_disk(result: Option<pb::CommandResult>) -> CommandResu
 }
 
 /// The configuration of a snapshot's member list (node id 0 is no member).
-/// A configuration from its members (C_new) and, when joint, C_old (empty
-/// otherwise).
-pub(super) fn config_from_disk(members: &[u64], old: &[u64]) -> Result<Config, String> {
-    if members.contains(&0) || old.contains(&0) {
+/// A configuration from its members (C_new), when joint C_old (empty
+/// otherwise), and its learners.
+pub(super) fn config_from_disk(
+    members: &[u64],
+    old: &[u64],
+    learners: &[u64],
+) -> Result<Config, String> {
+    if members.contains(&0) || old.contains(&0) || learners.contains(&0) {
         return Err("node id 0 is not a valid member".into());
     }
     if members.is_empty() {
         return Err("a configuration without members".into());
     }
     let config = Config::new(members.iter().copied());
-    Ok(if old.is_empty() {
+    let config = if old.is_empty() {
         config
     } else {
         Config::joint(old.iter().copied().collect(), config.members)
-    })
+    };
+    if let Some(voter) = learners.iter().find(|id| config.contains(**id)) {
+        return Err(format!("node {voter} is both a voter and a learner"));
+    }
+    Ok(config.with_learners(learners.iter().copied().collect()))
 }
 
 #[cfg(test)]
@@ -169,6 +180,7 @@ mod tests {
                 [1u64, 2, 3].into_iter().collect(),
                 [2u64, 3, 4].into_iter().collect(),
             ),
+            Config::new([1, 2, 3]).with_learners([4u64, 5].into_iter().collect()),
         ] {
             let entry = Entry {
                 term: 2,
@@ -181,6 +193,7 @@ mod tests {
             payload: Some(pb::entry::Payload::Config(pb::Config {
                 members: vec![],
                 old: vec![1],
+                learners: vec![],
             })),
         };
         assert!(
@@ -192,8 +205,21 @@ mod tests {
             payload: Some(pb::entry::Payload::Config(pb::Config {
                 members: vec![0, 1],
                 old: vec![],
+                learners: vec![],
             })),
         };
         assert!(entry_from_disk(zero).is_err(), "node id 0");
+        let both = pb::Entry {
+            term: 1,
+            payload: Some(pb::entry::Payload::Config(pb::Config {
+                members: vec![1, 2, 3],
+                old: vec![],
+                learners: vec![3],
+            })),
+        };
+        assert_eq!(
+            entry_from_disk(both).unwrap_err(),
+            "node 3 is both a voter and a learner"
+        );
     }
 }

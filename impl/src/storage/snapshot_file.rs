@@ -84,6 +84,7 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         last_term: meta.last_term,
         members: meta.config.members.iter().copied().collect(),
         old_members: meta.config.old.iter().flatten().copied().collect(),
+        learners: meta.config.learners.iter().copied().collect(),
         keys: image.data.len() as u64,
         sessions: image.sessions.len() as u64,
         addresses: image.addresses.len() as u64,
@@ -204,7 +205,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
     let meta = SnapshotMeta {
         last_index: header.last_index,
         last_term: header.last_term,
-        config: disk::config_from_disk(&header.members, &header.old_members)
+        config: disk::config_from_disk(&header.members, &header.old_members, &header.learners)
             .map_err(SnapshotError::Malformed)?,
     };
     Ok(Snapshot { meta, data: image })
