@@ -49,6 +49,12 @@ pub const SNAPSHOT_BYTES: &str = "raft_snapshot_bytes";
 pub const SNAPSHOT_SECONDS: &str = "raft_snapshot_write_seconds";
 /// 1 when the node is ready to serve clients (what `/health` and gRPC health say).
 pub const READY: &str = "raft_ready";
+/// Voters and learners of the configuration in force.
+pub const VOTERS: &str = "raft_voters";
+pub const LEARNERS: &str = "raft_learners";
+/// At the leader, per learner (label `learner`): entries it lags behind the
+/// leader's last index.
+pub const LEARNER_LAG: &str = "raft_learner_lag_entries";
 
 /// How often histograms are drained into their summaries when nobody scrapes.
 const UPKEEP: Duration = Duration::from_secs(5);
@@ -125,6 +131,18 @@ fn describe() {
         SNAPSHOT_SECONDS,
         Unit::Seconds,
         "Time to serialize and write (with fsync) the latest snapshot"
+    );
+    describe_gauge!(
+        VOTERS,
+        "Voters of the configuration in force (of both halves while a change is joint)"
+    );
+    describe_gauge!(
+        LEARNERS,
+        "Learners (non-voting members) of the configuration in force"
+    );
+    describe_gauge!(
+        LEARNER_LAG,
+        "At the leader: entries a learner lags behind the leader's last index (label learner)"
     );
     describe_gauge!(
         READY,

@@ -1136,6 +1136,17 @@ impl EventLoop {
             .set(self.core.commit_index().saturating_sub(self.applied) as f64);
         metrics::gauge!(m::LAST_LOG_INDEX).set(self.core.log().last_index() as f64);
         metrics::gauge!(m::SNAPSHOT_INDEX).set(self.core.log().snapshot_index as f64);
+        let config = self.core.config();
+        metrics::gauge!(m::VOTERS).set(config.voters().count() as f64);
+        metrics::gauge!(m::LEARNERS).set(config.learners.len() as f64);
+        if self.core.is_leader() {
+            let last = self.core.log().last_index();
+            for learner in &config.learners {
+                let matched = self.core.match_index().get(learner).copied().unwrap_or(0);
+                metrics::gauge!(m::LEARNER_LAG, "learner" => learner.to_string())
+                    .set(last.saturating_sub(matched) as f64);
+            }
+        }
     }
 }
 

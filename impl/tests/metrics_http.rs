@@ -60,6 +60,8 @@ async fn the_metrics_port_serves_prometheus_metrics_and_health() {
         r#"raft_term{cluster="local-test",node="1"} 1"#,
         r#"raft_role{cluster="local-test",node="1"} 2"#,
         r#"raft_ready{cluster="local-test",node="1"} 1"#,
+        r#"raft_voters{cluster="local-test",node="1"} 1"#,
+        r#"raft_learners{cluster="local-test",node="1"} 0"#,
     ] {
         assert!(answer.contains(metric), "{metric} missing: {answer}");
     }
