@@ -119,6 +119,41 @@ fn membership_changes_under_faults_keep_the_history_linearizable_and_the_traces_
     }
 }
 
+/// `member replace` under faults (issue 15): fresh servers join as
+/// learners and are promoted in place of members, the leader too, in one
+/// joint change each, beside leader kills, partitions and transfers. The
+/// history stays linearizable and every node's trace — ChangeLearners and
+/// the promotions included — replays through the model.
+#[test]
+fn replacing_members_through_learners_under_faults_keeps_the_history_linearizable() {
+    // Seed 1: three replace-learner faults among eleven (release binary,
+    // 2026-11-30); the assertion below asks for one.
+    let mut options = options(30, 1);
+    options.faults = vec![
+        FaultKind::ReplaceLearner,
+        FaultKind::KillLeader,
+        FaultKind::PartitionLeader,
+        FaultKind::TransferLeader,
+    ];
+    let report = chaos(options);
+    assert!(report.passed(), "{}", report.summary());
+    let promoted = report
+        .membership
+        .get("promoted-learner")
+        .copied()
+        .unwrap_or(0);
+    assert!(promoted >= 1, "{:?}", report.membership);
+    assert_eq!(report.final_members.len(), 3, "{}", report.summary());
+    assert!(report.final_members.iter().any(|id| *id > 3));
+    match &report.traces {
+        Some(raft_lab::chaos::traces::TraceCheck::Valid { nodes, .. }) => {
+            assert_eq!(*nodes, report.node_ids.len(), "every node's trace");
+            assert!(*nodes > 3, "the learners' traces too");
+        }
+        other => panic!("traces not validated: {other:?}"),
+    }
+}
+
 /// Whether the power-loss file system can be mounted here; if not, says
 /// why the calling test checks nothing (`RAFT_LAB_REQUIRE_FUSE=1` makes that
 /// a failure).

@@ -36,8 +36,10 @@ pub struct ChaosArgs {
     /// netns-partition-leader. Not in the default, asked for by name:
     /// the membership changes replace-member (a fresh server under a new id
     /// joins, then a random member, the leader too, is removed and stopped)
-    /// and remove-add (a member removed and stopped, then a fresh server
-    /// added under a new id); not with the netns kinds.
+    /// remove-add (a member removed and stopped, then a fresh server
+    /// added under a new id) and replace-learner (a fresh server added as a
+    /// learner, then promoted in place of a random member in one joint
+    /// change); not with the netns kinds.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<FaultKind>,
     /// The client API the workload speaks: the node's own (native; writes

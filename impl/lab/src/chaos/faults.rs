@@ -79,10 +79,15 @@ pub enum FaultKind {
     /// fresh server (as if the machine were wiped and re-initialised with
     /// `--join`) is added under a NEW id: a removed id never comes back.
     RemoveAdd,
+    /// `member replace` (issue 15): a fresh server under a new id joins as
+    /// a learner (AddLearner), and once caught up is swapped in for a random
+    /// member — the leader too — in one joint change (PromoteLearner with
+    /// `replaces`); the member it replaced is stopped for good.
+    ReplaceLearner,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 20] = [
+    pub const ALL: [FaultKind; 21] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::Partition,
@@ -103,12 +108,16 @@ impl FaultKind {
         FaultKind::NetnsPartitionLeader,
         FaultKind::ReplaceMember,
         FaultKind::RemoveAdd,
+        FaultKind::ReplaceLearner,
     ];
 
     /// Whether the kind changes the cluster's membership (not in the
     /// default set of kinds: ask for it with `--faults`).
     pub fn is_membership(self) -> bool {
-        matches!(self, FaultKind::ReplaceMember | FaultKind::RemoveAdd)
+        matches!(
+            self,
+            FaultKind::ReplaceMember | FaultKind::RemoveAdd | FaultKind::ReplaceLearner
+        )
     }
 
     /// Whether the kind needs the nodes in network namespaces.
@@ -152,6 +161,7 @@ impl FaultKind {
             FaultKind::NetnsPartitionLeader => "netns-partition-leader",
             FaultKind::ReplaceMember => "replace-member",
             FaultKind::RemoveAdd => "remove-add",
+            FaultKind::ReplaceLearner => "replace-learner",
         }
     }
 }
@@ -187,10 +197,12 @@ pub enum Active {
     NetCut,
     /// A membership change to make (the run's loop makes it, see
     /// `super::membership`): `victim` leaves, a fresh server joins, the
-    /// removal first if `remove_first`. Nothing to heal.
+    /// removal first if `remove_first`, or in one change through a learner
+    /// if `through_learner`. Nothing to heal.
     Membership {
         victim: NodeId,
         remove_first: bool,
+        through_learner: bool,
     },
     /// The chosen fault needed a leader and none was found.
     Nothing,
@@ -319,10 +331,13 @@ impl Injector {
                 }
                 Active::Cut
             }
-            (FaultKind::ReplaceMember | FaultKind::RemoveAdd, _) => Active::Membership {
-                victim: random,
-                remove_first: kind == FaultKind::RemoveAdd,
-            },
+            (FaultKind::ReplaceMember | FaultKind::RemoveAdd | FaultKind::ReplaceLearner, _) => {
+                Active::Membership {
+                    victim: random,
+                    remove_first: kind == FaultKind::RemoveAdd,
+                    through_learner: kind == FaultKind::ReplaceLearner,
+                }
+            }
             (FaultKind::OneWay, _) => {
                 network.cut(ids[0], ids[1]);
                 Active::Cut

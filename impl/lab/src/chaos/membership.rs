@@ -111,6 +111,7 @@ impl Membership {
         endpoints: &Endpoints,
         victim: NodeId,
         remove_first: bool,
+        through_learner: bool,
     ) -> anyhow::Result<()> {
         let Some(list) = member_list(endpoints).await else {
             self.count("skipped-no-leader");
@@ -136,6 +137,9 @@ impl Membership {
             self.remove(processes, endpoints, victim).await;
         } else if members.len() < self.size {
             self.add(processes, endpoints).await?;
+        } else if through_learner {
+            self.replace_through_learner(processes, endpoints, victim)
+                .await?;
         } else if remove_first {
             if self.remove(processes, endpoints, victim).await {
                 self.add(processes, endpoints).await?;
@@ -167,6 +171,121 @@ impl Membership {
         processes: &mut Processes,
         endpoints: &Endpoints,
     ) -> anyhow::Result<bool> {
+        let Some((id, address, listen)) = self.start_fresh(processes).await? else {
+            return Ok(false);
+        };
+        let request = pb::AddMemberRequest {
+            id,
+            address: address.clone(),
+        };
+        let outcome = change(endpoints, |mut client| {
+            let request = request.clone();
+            async move { client.add_member(request).await }
+        })
+        .await;
+        let member = self.settle(endpoints, id, true, &outcome).await;
+        self.say(format!(
+            "membership: add node {id} at {address}: {} ({})",
+            describe(&outcome),
+            if member { "a member" } else { "not a member" }
+        ));
+        if member {
+            self.count("added");
+            endpoints.insert(id, listen.to_string());
+        } else {
+            self.count("add-refused");
+            processes.retire(id);
+        }
+        Ok(member)
+    }
+
+    /// `member replace`: a fresh server joins as a learner, then is swapped
+    /// in for `victim` in one joint change once caught up. A learner that
+    /// is not promoted is removed again (bounded attempts) and stopped.
+    async fn replace_through_learner(
+        &mut self,
+        processes: &mut Processes,
+        endpoints: &Endpoints,
+        victim: NodeId,
+    ) -> anyhow::Result<()> {
+        let Some((id, address, listen)) = self.start_fresh(processes).await? else {
+            return Ok(());
+        };
+        let request = pb::AddMemberRequest {
+            id,
+            address: address.clone(),
+        };
+        let added = change(endpoints, |mut client| {
+            let request = request.clone();
+            async move { client.add_learner(request).await }
+        })
+        .await;
+        self.say(format!(
+            "membership: add learner {id} at {address}: {}",
+            describe(&added)
+        ));
+        if let Ok(response) = &added
+            && !response.learners.iter().any(|l| l.id == id)
+        {
+            self.problems.push(format!(
+                "AddLearner reported success but its answer's learners {:?} lack node {id}",
+                response.learners.iter().map(|l| l.id).collect::<Vec<_>>()
+            ));
+        }
+        let promote = pb::PromoteLearnerRequest {
+            id,
+            max_lag: 0,
+            replaces: victim,
+        };
+        let outcome = if added.is_ok() {
+            change(endpoints, |mut client| async move {
+                client.promote_learner(promote).await
+            })
+            .await
+        } else {
+            Err(tonic::Status::aborted("the learner was not added"))
+        };
+        let member = self.settle(endpoints, id, true, &outcome).await;
+        self.say(format!(
+            "membership: promote learner {id} in place of node {victim}: {} ({})",
+            describe(&outcome),
+            if member { "a member" } else { "not a member" }
+        ));
+        if member {
+            self.count("promoted-learner");
+            endpoints.insert(id, listen.to_string());
+            // The victim left in the same change (unless it was gone).
+            if let Some(list) = member_list(endpoints).await
+                && list.committed
+                && !list.members.iter().any(|m| m.id == victim)
+                && processes.ids().contains(&victim)
+            {
+                self.count("removed");
+                endpoints.remove(victim);
+                processes.retire(victim);
+            }
+        } else {
+            self.count("promote-refused");
+            let removed = change(endpoints, |mut client| async move {
+                client.remove_learner(pb::RemoveMemberRequest { id }).await
+            })
+            .await;
+            self.say(format!(
+                "membership: remove learner {id}: {}",
+                describe(&removed)
+            ));
+            processes.retire(id);
+        }
+        Ok(())
+    }
+
+    /// Starts a fresh server under a new id, initialised to join, behind
+    /// its own proxy: its id, the address the cluster reaches it at, and
+    /// where it listens; None if it did not serve within 10 s (stopped).
+    async fn start_fresh(
+        &mut self,
+        processes: &mut Processes,
+    ) -> anyhow::Result<Option<(NodeId, String, SocketAddr)>> {
         let id = self.next_id;
         self.next_id += 1;
         let listener = raft_node::launch::loopback_listeners(1)?
@@ -207,31 +326,9 @@ impl Membership {
             self.count("join-failed");
             self.say(format!("membership: new node {id} did not serve; stopped"));
             processes.retire(id);
-            return Ok(false);
+            return Ok(None);
         }
-        let request = pb::AddMemberRequest {
-            id,
-            address: address.clone(),
-        };
-        let outcome = change(endpoints, |mut client| {
-            let request = request.clone();
-            async move { client.add_member(request).await }
-        })
-        .await;
-        let member = self.settle(endpoints, id, true, &outcome).await;
-        self.say(format!(
-            "membership: add node {id} at {address}: {} ({})",
-            describe(&outcome),
-            if member { "a member" } else { "not a member" }
-        ));
-        if member {
-            self.count("added");
-            endpoints.insert(id, listen.to_string());
-        } else {
-            self.count("add-refused");
-            processes.retire(id);
-        }
-        Ok(member)
+        Ok(Some((id, address, listen)))
     }
 
     /// Removes `victim`. Whether it is out of the configuration now (then

@@ -482,7 +482,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     let uses_membership = options.faults.iter().any(|kind| kind.is_membership());
     anyhow::ensure!(
         !(uses_netns && uses_membership),
-        "the membership fault kinds (replace-member, remove-add) and the netns-partition kinds cannot run together yet (a new server would need its own namespace)"
+        "the membership fault kinds (replace-member, remove-add, replace-learner) and the netns-partition kinds cannot run together yet (a new server would need its own namespace)"
     );
     if uses_netns && let Err(why) = netns::available() {
         anyhow::bail!(
@@ -654,6 +654,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
         if let faults::Active::Membership {
             victim,
             remove_first,
+            through_learner,
         } = active
         {
             // A change takes its own time (bounded); nothing to hold.
@@ -666,7 +667,13 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
                 );
             }
             membership
-                .change(&mut processes, &endpoints, victim, remove_first)
+                .change(
+                    &mut processes,
+                    &endpoints,
+                    victim,
+                    remove_first,
+                    through_learner,
+                )
                 .await?;
             restart_exited(&mut processes)?;
             continue;
