@@ -67,24 +67,14 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
             if state.config_changes < bounds.max_config_changes {
                 // Any non-empty set of servers; the core refuses the change
                 // the rules forbid (as the spec's guard does).
-                let n = state.servers.len() as u32;
-                for set in 1u32..(1 << n) {
-                    let members = (0..n)
-                        .filter(|bit| set & (1 << bit) != 0)
-                        .map(|bit| u64::from(bit) + 1)
-                        .collect();
+                for members in server_sets(state.servers.len()).filter(|set| !set.is_empty()) {
                     actions.push(Action::step(id, Step::ChangeConfig(members)));
                 }
             }
             if state.learner_changes < bounds.max_learner_changes {
                 // Any set of servers, the empty one too; the core refuses a
                 // set naming a voter, and the rules' refusals.
-                let n = state.servers.len() as u32;
-                for set in 0u32..(1 << n) {
-                    let learners = (0..n)
-                        .filter(|bit| set & (1 << bit) != 0)
-                        .map(|bit| u64::from(bit) + 1)
-                        .collect();
+                for learners in server_sets(state.servers.len()) {
                     actions.push(Action::step(id, Step::ChangeLearners(learners)));
                 }
             }
@@ -536,4 +526,16 @@ fn extends(after: &RaftServer, before: &RaftServer) -> bool {
     let old = log_length(before);
     log_length(after) >= old
         && (1..=old).all(|index| entry_at(after, index) == entry_at(before, index))
+}
+
+/// Every set of the servers 1..=n (`SUBSET Server`), the empty one first,
+/// in the order of their bit patterns (the order actions are generated in).
+fn server_sets(n: usize) -> impl Iterator<Item = imbl::OrdSet<u64>> {
+    let n = n as u32;
+    (0u32..(1 << n)).map(move |set| {
+        (0..n)
+            .filter(|bit| set & (1 << bit) != 0)
+            .map(|bit| u64::from(bit) + 1)
+            .collect()
+    })
 }

@@ -59,14 +59,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// change is pending. Replication happens on the next
     /// `send_append_entries`, as for a client request.
     pub fn change_config(&mut self, members: OrdSet<NodeId>) -> Result<Effects<C, S>, Refused> {
-        if !self.is_leader() {
-            return Err(Refused::NotLeader(NotLeader {
-                leader_hint: self.leader_id,
-            }));
-        }
-        if let Some(transferee) = self.lead_transferee {
-            return Err(Refused::Transferring { transferee });
-        }
+        self.may_propose_a_change()?;
         if members.is_empty() {
             return Err(Refused::ConfigChange(ConfigChangeError::NoMembers));
         }
@@ -96,14 +89,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// own-term commit, not during a transfer), and for a learner that is a
     /// voter. A learner becomes a voter through `ChangeConfig`.
     pub fn change_learners(&mut self, learners: OrdSet<NodeId>) -> Result<Effects<C, S>, Refused> {
-        if !self.is_leader() {
-            return Err(Refused::NotLeader(NotLeader {
-                leader_hint: self.leader_id,
-            }));
-        }
-        if let Some(transferee) = self.lead_transferee {
-            return Err(Refused::Transferring { transferee });
-        }
+        self.may_propose_a_change()?;
         if let Some(voter) = learners.iter().find(|id| self.config.contains(**id)) {
             return Err(Refused::ConfigChange(ConfigChangeError::LearnerIsVoter(
                 *voter,
@@ -124,6 +110,22 @@ impl<C: Clone, S: Clone> Server<C, S> {
         // A leader alone among the voters commits it at once.
         self.advance_commit_index(&mut effects);
         Ok(effects)
+    }
+
+    /// The refusals every configuration change shares, checked first: only
+    /// the leader proposes one, and not while it hands leadership over (the
+    /// transferee might not be a voter of the configuration about to take
+    /// over).
+    fn may_propose_a_change(&self) -> Result<(), Refused> {
+        if !self.is_leader() {
+            return Err(Refused::NotLeader(NotLeader {
+                leader_hint: self.leader_id,
+            }));
+        }
+        if let Some(transferee) = self.lead_transferee {
+            return Err(Refused::Transferring { transferee });
+        }
+        Ok(())
     }
 
     /// Has this leader committed an entry of its own term? (Then its commit
