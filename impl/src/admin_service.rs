@@ -47,27 +47,26 @@ impl AdminService {
         }
     }
 
-    /// The voters of the configuration in force (C_new while joint), as this
-    /// node sees it now.
-    fn current_members(&self) -> OrdSet<NodeId> {
+    /// A set of the configuration in force, as this node sees it now
+    /// (empty before it knows one).
+    fn current(&self, part: fn(&raft_model::Config) -> &OrdSet<NodeId>) -> OrdSet<NodeId> {
         self.gateway
             .directory
             .borrow()
             .config
             .as_ref()
-            .map(|config| config.members.clone())
+            .map(|config| part(config).clone())
             .unwrap_or_default()
     }
 
-    /// The learners of the configuration in force, as this node sees it.
+    /// The voters of the configuration in force (C_new while joint).
+    fn current_members(&self) -> OrdSet<NodeId> {
+        self.current(|config| &config.members)
+    }
+
+    /// The learners of the configuration in force.
     fn current_learners(&self) -> OrdSet<NodeId> {
-        self.gateway
-            .directory
-            .borrow()
-            .config
-            .as_ref()
-            .map(|config| config.learners.clone())
-            .unwrap_or_default()
+        self.current(|config| &config.learners)
     }
 
     /// Sends a change of the voters to the event loop and turns its answer

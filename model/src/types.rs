@@ -171,13 +171,17 @@ impl Config {
         self.voters().filter(move |id| *id != me)
     }
 
-    /// Every voter and learner except `me`, in increasing order: whom a
-    /// leader replicates to.
-    pub fn replicas(&self, me: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+    /// Every voter and learner, in increasing order, once each.
+    pub fn servers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let mut all: Vec<NodeId> = self.voters().chain(self.learners.iter().copied()).collect();
         all.sort_unstable();
         all.dedup();
-        all.into_iter().filter(move |id| *id != me)
+        all.into_iter()
+    }
+
+    /// Every voter and learner except `me`: whom a leader replicates to.
+    pub fn replicas(&self, me: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.servers().filter(move |id| *id != me)
     }
 
     /// Is `id` a learner of this configuration?

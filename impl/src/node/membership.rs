@@ -303,9 +303,8 @@ impl EventLoop {
             last_index: self.core.log().last_index(),
             config_index,
             committed: config_index <= self.core.commit_index(),
-            // Node ids start at 1: `replicas(0)` leaves no one out.
             addresses: config
-                .replicas(0)
+                .servers()
                 .filter_map(|id| Some((id, self.addresses.get(&id)?.clone())))
                 .collect(),
         }
