@@ -180,6 +180,11 @@ impl KvClient {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                     self.next_node();
                 }
+                // The connection broke under the call (tonic reports an h2
+                // GOAWAY or reset from a node shutting down as Internal):
+                // the node never answered, so try another. Every write
+                // carries (client_id, seq), so a retry applies at most once.
+                Code::Internal if transport_failed(&status) => self.next_node(),
                 _ => return Err(ClientError::Rejected(status)),
             }
             failures += 1;
@@ -484,6 +489,19 @@ impl KvClient {
 
 /// Whether a call failed because nothing listens at the address (the TCP
 /// connection was refused), as opposed to a node that is slow or not leader.
+/// True when `status` was made by the client's transport (the connection
+/// failed or was closed), not sent by a node.
+pub fn transport_failed(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.downcast_ref::<tonic::transport::Error>().is_some() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 fn connection_refused(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(err) = source {

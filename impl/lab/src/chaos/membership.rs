@@ -522,6 +522,8 @@ where
             | Code::DeadlineExceeded
             | Code::Unknown
             | Code::Cancelled => {}
+            // A node stopped under the call (GOAWAY): ask another.
+            Code::Internal if raft_node::client::transport_failed(&last) => {}
             _ => return Err(last),
         }
     }
