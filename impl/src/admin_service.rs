@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
 use crate::gateway::Gateway;
-use crate::members;
+use crate::members::{self, MemberAddress};
 use crate::proto::admin as pb;
 use crate::proto::admin::admin_server::Admin;
 use crate::types::{Input, MembersChanged};
@@ -32,8 +32,13 @@ pub const DEFAULT_PROMOTE_LAG: u64 = 256;
 /// How often a promotion looks at the learner's progress while it waits.
 const PROMOTE_POLL: Duration = Duration::from_millis(100);
 
+/// How long adding a server waits for its status (its id, cluster and
+/// incarnation) before going on without it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct AdminService {
     gateway: Gateway,
+    tls: Option<crate::tls::Tls>,
 }
 
 impl AdminService {
@@ -44,7 +49,99 @@ impl AdminService {
     ) -> Self {
         AdminService {
             gateway: Gateway::new(config, inbox, directory),
+            tls: config.tls.clone(),
         }
+    }
+
+    /// Refuses an address another voter or learner already has: two
+    /// servers at one address would be one server counted twice (a voter),
+    /// or one that never catches up (the server there refuses messages
+    /// addressed to another id).
+    fn check_address_free(&self, id: NodeId, address: &str) -> Result<(), Status> {
+        let directory = self.gateway.directory.borrow();
+        let taken_by = directory.config.as_ref().and_then(|config| {
+            config.servers().find(|other| {
+                *other != id && directory.addresses.get(other).map(String::as_str) == Some(address)
+            })
+        });
+        match taken_by {
+            Some(other) => Err(Status::invalid_argument(format!(
+                "address {address} is member {other}'s: each member needs its own"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The record of a server being added as `id` at `address`: its
+    /// incarnation is the request's, or else the one the server there
+    /// reports in its status (crate::incarnation). A server there that says
+    /// it is another node, or of another cluster, is refused. One that does
+    /// not answer within [`PROBE_TIMEOUT`] is added without an incarnation:
+    /// the leader records the first it hears from it.
+    async fn new_member(
+        &self,
+        id: NodeId,
+        address: String,
+        incarnation: String,
+    ) -> Result<MemberAddress, Status> {
+        crate::incarnation::check(&incarnation).map_err(Status::invalid_argument)?;
+        let Some(status) = self.probe(&address).await else {
+            tracing::warn!(
+                id,
+                %address,
+                "adding a server that does not answer: its incarnation is recorded once the \
+                 leader hears from it"
+            );
+            return Ok(MemberAddress {
+                id,
+                address,
+                incarnation,
+            });
+        };
+        if status.cluster_id != self.gateway.cluster_id {
+            return Err(Status::invalid_argument(format!(
+                "the server at {address} is of cluster {:?}, not {:?}: is the address right?",
+                status.cluster_id, self.gateway.cluster_id
+            )));
+        }
+        if status.id != id {
+            return Err(Status::invalid_argument(format!(
+                "the server at {address} is node {}, not node {id}: add it under its own id \
+                 (the one its data directory was initialised with)",
+                status.id
+            )));
+        }
+        if !incarnation.is_empty() && incarnation != status.incarnation {
+            return Err(Status::invalid_argument(format!(
+                "the server at {address} is incarnation {:?} of node {id}, not {incarnation:?}",
+                status.incarnation
+            )));
+        }
+        Ok(MemberAddress {
+            id,
+            address,
+            incarnation: status.incarnation,
+        })
+    }
+
+    /// The status of the server at `address`, if it answers in time.
+    async fn probe(&self, address: &str) -> Option<crate::proto::kv::StatusResponse> {
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(crate::tls::uri(address, self.tls.is_some()))
+                .ok()?
+                .connect_timeout(PROBE_TIMEOUT);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.client()).ok()?;
+        }
+        let ask = async {
+            let channel = endpoint.connect().await.ok()?;
+            crate::proto::kv::kv_client::KvClient::new(channel)
+                .status(crate::proto::kv::StatusRequest {})
+                .await
+                .ok()
+        };
+        let status = tokio::time::timeout(PROBE_TIMEOUT, ask).await.ok()??;
+        Some(status.into_inner())
     }
 
     /// A set of the configuration in force, as this node sees it now
@@ -76,7 +173,7 @@ impl AdminService {
     async fn change(
         &self,
         members: OrdSet<NodeId>,
-        addresses: Vec<(NodeId, String)>,
+        addresses: Vec<MemberAddress>,
     ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
         self.send_change(|reply| Input::ChangeMembers {
             members,
@@ -90,7 +187,7 @@ impl AdminService {
     async fn change_learners(
         &self,
         learners: OrdSet<NodeId>,
-        addresses: Vec<(NodeId, String)>,
+        addresses: Vec<MemberAddress>,
     ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
         self.send_change(|reply| Input::ChangeLearners {
             learners,
@@ -140,6 +237,14 @@ impl AdminService {
         pb::Member {
             id,
             address: self.gateway.address_of(id).unwrap_or_default(),
+            incarnation: self
+                .gateway
+                .directory
+                .borrow()
+                .incarnations
+                .get(&id)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 }
@@ -184,9 +289,11 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         let gateway = &self.gateway;
         let list = gateway.ask(|reply| Input::Members { reply }).await?;
+        let incarnations = gateway.directory.borrow().incarnations.clone();
         let member = |id: &NodeId| pb::Member {
             id: *id,
             address: list.addresses.get(id).cloned().unwrap_or_default(),
+            incarnation: incarnations.get(id).cloned().unwrap_or_default(),
         };
         Ok(Response::new(pb::MemberListResponse {
             id: list.id,
@@ -222,22 +329,18 @@ impl Admin for AdminService {
         check_id(request.id)?;
         members::check_address(&request.address).map_err(Status::invalid_argument)?;
         let mut members = self.current_members();
-        // Two voters at one address would be one server counted twice.
-        let taken_by = {
-            let directory = self.gateway.directory.borrow();
-            members.iter().copied().find(|id| {
-                *id != request.id && directory.addresses.get(id) == Some(&request.address)
-            })
-        };
-        if let Some(other) = taken_by {
-            return Err(Status::invalid_argument(format!(
-                "address {} is member {other}'s: each member needs its own",
-                request.address
+        if members.contains(&request.id) {
+            return Err(Status::already_exists(format!(
+                "node {} is a voter of the configuration in force already",
+                request.id
             )));
         }
+        self.check_address_free(request.id, &request.address)?;
+        let added = self
+            .new_member(request.id, request.address, request.incarnation)
+            .await?;
         members.insert(request.id);
-        self.change(members, vec![(request.id, request.address)])
-            .await
+        self.change(members, vec![added]).await
     }
 
     async fn remove_member(
@@ -265,9 +368,18 @@ impl Admin for AdminService {
             )));
         }
         let mut learners = self.current_learners();
+        if learners.contains(&request.id) {
+            return Err(Status::already_exists(format!(
+                "node {} is a learner already",
+                request.id
+            )));
+        }
+        self.check_address_free(request.id, &request.address)?;
+        let added = self
+            .new_member(request.id, request.address, request.incarnation)
+            .await?;
         learners.insert(request.id);
-        self.change_learners(learners, vec![(request.id, request.address)])
-            .await
+        self.change_learners(learners, vec![added]).await
     }
 
     async fn remove_learner(
@@ -355,7 +467,12 @@ impl Admin for AdminService {
         for member in request.addresses {
             check_id(member.id)?;
             members::check_address(&member.address).map_err(Status::invalid_argument)?;
-            addresses.push((member.id, member.address));
+            crate::incarnation::check(&member.incarnation).map_err(Status::invalid_argument)?;
+            addresses.push(MemberAddress {
+                id: member.id,
+                address: member.address,
+                incarnation: member.incarnation,
+            });
         }
         self.change(members, addresses).await
     }

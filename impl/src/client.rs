@@ -319,6 +319,8 @@ impl KvClient {
         let request = admin_pb::AddMemberRequest {
             id,
             address: address.to_owned(),
+            // The node taking the request asks the new server for it.
+            incarnation: String::new(),
         };
         self.membership_call(|channel| {
             let request = request.clone();
@@ -338,6 +340,8 @@ impl KvClient {
         let request = admin_pb::AddMemberRequest {
             id,
             address: address.to_owned(),
+            // The node taking the request asks the new server for it.
+            incarnation: String::new(),
         };
         self.membership_call(|channel| {
             let request = request.clone();
@@ -401,7 +405,11 @@ impl KvClient {
             members,
             addresses: addresses
                 .into_iter()
-                .map(|(id, address)| admin_pb::Member { id, address })
+                .map(|(id, address)| admin_pb::Member {
+                    id,
+                    address,
+                    incarnation: String::new(),
+                })
                 .collect(),
         };
         self.membership_call(|channel| {

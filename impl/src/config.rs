@@ -273,6 +273,9 @@ pub struct NodeConfig {
     pub trace: raft_trace::WriterOptions,
     /// Mutual TLS for every connection (peers and clients), if configured.
     pub tls: Option<crate::tls::Tls>,
+    /// This server's incarnation (crate::incarnation): not a setting, but
+    /// read from the data directory when the node starts; empty before.
+    pub incarnation: String,
 }
 
 pub const DEFAULT_ELECTION_TIMEOUT_MS: [u64; 2] = [300, 600];
@@ -426,6 +429,7 @@ impl NodeConfig {
             tls: crate::tls::TlsFiles::from_parts(file.tls_cert, file.tls_key, file.tls_ca)?
                 .map(|files| files.load())
                 .transpose()?,
+            incarnation: String::new(),
         })
     }
 }

@@ -60,12 +60,15 @@ pub fn command_to_proto(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
-        KvOp::SetMemberAddress { id, address } => {
-            pb::command::Op::MemberAddress(pb::MemberAddress {
-                id: *id,
-                address: address.clone(),
-            })
-        }
+        KvOp::SetMemberAddress {
+            id,
+            address,
+            incarnation,
+        } => pb::command::Op::MemberAddress(pb::MemberAddress {
+            id: *id,
+            address: address.clone(),
+            incarnation: incarnation.clone(),
+        }),
         KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
@@ -93,9 +96,12 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             }
             crate::members::check_address(&member.address)
                 .map_err(ConvertError::BadMemberAddress)?;
+            crate::incarnation::check(&member.incarnation)
+                .map_err(ConvertError::BadMemberAddress)?;
             KvOp::SetMemberAddress {
                 id: member.id,
                 address: member.address,
+                incarnation: member.incarnation,
             }
         }
         pb::command::Op::EtcdTxn(bytes) => {
@@ -188,6 +194,9 @@ pub fn header(cluster_id: &str, message: &Msg) -> pb::Header {
         from: message.from,
         to: message.to,
         term: message.term,
+        // Stamped by the sender (crate::incarnation::Identity::stamp).
+        from_incarnation: String::new(),
+        to_incarnation: String::new(),
     }
 }
 
@@ -497,6 +506,7 @@ mod tests {
                     op: KvOp::SetMemberAddress {
                         id: 4,
                         address: "10.0.0.4:7001".into(),
+                        incarnation: "0123456789abcdef0123456789abcdef".into(),
                     },
                 }),
             },
@@ -542,6 +552,7 @@ mod tests {
                 op: Some(pb::command::Op::MemberAddress(pb::MemberAddress {
                     id,
                     address: address.into(),
+                    incarnation: String::new(),
                 })),
             };
             assert!(command_from_proto(command).is_err(), "{id} {address:?}");

@@ -78,6 +78,11 @@ pub enum KvOp {
     SetMemberAddress {
         id: NodeId,
         address: String,
+        /// The incarnation of the server added as `id`, when known (empty:
+        /// none recorded, and any recorded before is forgotten: a server
+        /// re-added under an old id is not the old one).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        incarnation: String,
     },
     /// An etcd write (`Put`, `DeleteRange` or `Txn`), as one transaction:
     /// evaluated atomically when it applies.
@@ -312,6 +317,8 @@ pub struct KvImage {
     /// The replicated address book: the address of every member added at
     /// runtime (the starting members' addresses are in the config files).
     pub addresses: OrdMap<NodeId, String>,
+    /// The incarnation recorded with each address, where one is known.
+    pub incarnations: OrdMap<NodeId, String>,
 }
 
 impl Default for KvImage {
@@ -321,6 +328,7 @@ impl Default for KvImage {
             revision: FIRST_REVISION,
             sessions: OrdMap::new(),
             addresses: OrdMap::new(),
+            incarnations: OrdMap::new(),
         }
     }
 }
@@ -397,11 +405,22 @@ impl KvImage {
                     ..CommandResult::default()
                 }
             }
-            KvOp::SetMemberAddress { id, address } => CommandResult {
-                previous: self.addresses.insert(*id, address.clone()),
-                succeeded: true,
-                ..CommandResult::default()
-            },
+            KvOp::SetMemberAddress {
+                id,
+                address,
+                incarnation,
+            } => {
+                if incarnation.is_empty() {
+                    self.incarnations.remove(id);
+                } else {
+                    self.incarnations.insert(*id, incarnation.clone());
+                }
+                CommandResult {
+                    previous: self.addresses.insert(*id, address.clone()),
+                    succeeded: true,
+                    ..CommandResult::default()
+                }
+            }
             KvOp::Cas {
                 key,
                 expected,

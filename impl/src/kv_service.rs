@@ -225,6 +225,7 @@ impl Kv for KvService {
             snapshot_index: status.snapshot_index,
             ready: status.readiness.serving,
             ready_reason: status.readiness.reason.to_string(),
+            incarnation: status.incarnation,
         }))
     }
 }

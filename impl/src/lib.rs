@@ -44,6 +44,7 @@ pub mod disk_space;
 pub mod etcd_convert;
 pub mod etcd_service;
 pub mod gateway;
+pub mod incarnation;
 pub mod kv;
 pub mod kv_service;
 pub mod launch;

@@ -112,6 +112,11 @@ impl LocalCluster {
         self.nodes.get((id - 1) as usize)?.as_ref()
     }
 
+    /// Node `id`'s settings.
+    pub fn config(&self, id: NodeId) -> Option<&NodeConfig> {
+        self.configs.get(usize::try_from(id).ok()?.checked_sub(1)?)
+    }
+
     pub fn ids(&self) -> Vec<NodeId> {
         (1..=self.configs.len() as NodeId).collect()
     }

@@ -125,6 +125,20 @@ fn members_line(members: &[pb::Member]) -> String {
         .join(", ")
 }
 
+/// Each voter's recorded incarnation (crate::incarnation), its first 8
+/// hex digits: enough to tell two servers under one id apart.
+fn incarnations_line(members: &[pb::Member]) -> String {
+    members
+        .iter()
+        .map(|m| match m.incarnation.get(..8) {
+            Some(short) => format!("{}={short}", m.id),
+            None if m.incarnation.is_empty() => format!("{}=(not recorded yet)", m.id),
+            None => format!("{}={}", m.id, m.incarnation),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn changed(what: &str, response: &pb::ChangeMembersResponse, started: std::time::Instant) {
     let learners = if response.learners.is_empty() {
         String::new()
@@ -176,6 +190,7 @@ pub async fn run(client: &mut KvClient, op: MemberOp) -> anyhow::Result<()> {
                 println!("leader: node {} at {}", list.leader_id, list.leader_address);
             }
             println!("voters: {}", members_line(&list.members));
+            println!("incarnations: {}", incarnations_line(&list.members));
             if !list.learners.is_empty() {
                 println!("learners: {}", learners_line(&list));
             }

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use raft_model::{Config, Index, Log, NodeId, Payload};
 use tokio::sync::watch;
 
+use crate::incarnation::Incarnations;
 use crate::kv::{KvCommand, KvImage, KvOp};
 
 /// Every known member's address (ids not in the configuration too: a
@@ -58,6 +59,40 @@ pub struct Directory {
     pub config_index: Index,
     pub committed: bool,
     pub addresses: Addresses,
+    /// The incarnation the replicated book records for each member, where
+    /// it records one (crate::incarnation).
+    pub incarnations: Incarnations,
+}
+
+/// The replicated address book: every recorded address, and the
+/// incarnations recorded with them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Book {
+    pub addresses: Addresses,
+    pub incarnations: Incarnations,
+}
+
+/// One record of the book, as a leader appends it ([`KvOp::SetMemberAddress`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberAddress {
+    pub id: NodeId,
+    pub address: String,
+    /// Empty: none known.
+    pub incarnation: String,
+}
+
+impl MemberAddress {
+    pub fn command(self) -> KvCommand {
+        KvCommand {
+            client_id: 0,
+            seq: 0,
+            op: KvOp::SetMemberAddress {
+                id: self.id,
+                address: self.address,
+                incarnation: self.incarnation,
+            },
+        }
+    }
 }
 
 /// The response metadata with which a member tells a server asking for
@@ -105,56 +140,94 @@ pub fn static_directory(addresses: Addresses) -> DirectoryWatch {
 
 /// The replicated address book: the applied image's, overlaid with the
 /// address commands appended after `applied` (in log order, the later
-/// winning). The result may name ids that are not members.
-pub fn replicated(image: &KvImage, log: &Log<KvCommand>, applied: Index) -> Addresses {
-    let mut book: Addresses = image
-        .addresses
-        .iter()
-        .map(|(id, address)| (*id, address.clone()))
-        .collect();
+/// winning, as [`KvImage::apply`] does). The result may name ids that are
+/// not members.
+pub fn replicated(image: &KvImage, log: &Log<KvCommand>, applied: Index) -> Book {
+    let mut book = Book {
+        addresses: image
+            .addresses
+            .iter()
+            .map(|(id, address)| (*id, address.clone()))
+            .collect(),
+        incarnations: image
+            .incarnations
+            .iter()
+            .map(|(id, incarnation)| (*id, incarnation.clone()))
+            .collect(),
+    };
     for index in applied + 1..=log.last_index() {
         if let Some(entry) = log.entry(index)
             && let Payload::Command(KvCommand {
-                op: KvOp::SetMemberAddress { id, address },
+                op:
+                    KvOp::SetMemberAddress {
+                        id,
+                        address,
+                        incarnation,
+                    },
                 ..
             }) = &entry.payload
         {
-            book.insert(*id, address.clone());
+            book.addresses.insert(*id, address.clone());
+            if incarnation.is_empty() {
+                book.incarnations.remove(id);
+            } else {
+                book.incarnations.insert(*id, incarnation.clone());
+            }
         }
     }
     book
 }
 
 /// The book a node uses: its config file's addresses, overlaid with the
-/// replicated ones.
+/// replicated ones (incarnations are only ever replicated).
 pub fn derive(
     config_file: &Addresses,
     image: &KvImage,
     log: &Log<KvCommand>,
     applied: Index,
-) -> Addresses {
-    let mut book = config_file.clone();
-    book.extend(replicated(image, log, applied));
-    book
+) -> Book {
+    let replicated = replicated(image, log, applied);
+    let mut addresses = config_file.clone();
+    addresses.extend(replicated.addresses);
+    Book {
+        addresses,
+        incarnations: replicated.incarnations,
+    }
 }
 
-/// The address commands a leader appends before changing to `members`:
-/// one for each member whose address the replicated book lacks or holds
-/// differently from `known` (the leader's own book, with the new member's
-/// address from the request). Err names a member whose address nobody knows.
+/// The address records a leader appends before changing to `members`:
+/// one for each server being added (`new`, from the request: its address
+/// and incarnation, always recorded, so that an id added again is never
+/// held to an earlier server's incarnation), and one for each other member
+/// whose address the replicated book lacks or holds differently from
+/// `known` (the leader's own book), keeping the incarnation recorded for
+/// it. Err names a member whose address nobody knows.
 pub fn addresses_to_replicate(
     members: impl IntoIterator<Item = NodeId>,
     known: &Addresses,
-    replicated: &Addresses,
-) -> Result<Vec<(NodeId, String)>, NodeId> {
-    let mut commands = Vec::new();
+    replicated: &Book,
+    new: &[MemberAddress],
+) -> Result<Vec<MemberAddress>, NodeId> {
+    let mut records = Vec::new();
     for id in members {
+        if let Some(added) = new.iter().find(|added| added.id == id) {
+            records.push(added.clone());
+            continue;
+        }
         let address = known.get(&id).ok_or(id)?;
-        if replicated.get(&id) != Some(address) {
-            commands.push((id, address.clone()));
+        if replicated.addresses.get(&id) != Some(address) {
+            records.push(MemberAddress {
+                id,
+                address: address.clone(),
+                incarnation: replicated
+                    .incarnations
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_default(),
+            });
         }
     }
-    Ok(commands)
+    Ok(records)
 }
 
 /// A member address as an operator gives it: `host:port`, with a port.
@@ -182,16 +255,21 @@ mod tests {
     use raft_model::Entry;
 
     fn set(id: NodeId, address: &str) -> Entry<KvCommand> {
+        set_with(id, address, "")
+    }
+
+    fn set_with(id: NodeId, address: &str, incarnation: &str) -> Entry<KvCommand> {
         Entry {
             term: 1,
-            payload: Payload::Command(KvCommand {
-                client_id: 0,
-                seq: 0,
-                op: KvOp::SetMemberAddress {
-                    id,
-                    address: address.into(),
-                },
-            }),
+            payload: Payload::Command(record(id, address, incarnation).command()),
+        }
+    }
+
+    fn record(id: NodeId, address: &str, incarnation: &str) -> MemberAddress {
+        MemberAddress {
+            id,
+            address: address.into(),
+            incarnation: incarnation.into(),
         }
     }
 
@@ -203,25 +281,56 @@ mod tests {
         log.append(set(3, "c:3"));
         log.append(set(2, "b2:2"));
         let file: Addresses = [(1, "a:1".to_string()), (2, "file:2".to_string())].into();
-        let book = derive(&file, &image, &log, 0);
+        let book = derive(&file, &image, &log, 0).addresses;
         assert_eq!(book.get(&1).map(String::as_str), Some("a:1"));
         assert_eq!(book.get(&2).map(String::as_str), Some("b2:2"));
         assert_eq!(book.get(&3).map(String::as_str), Some("c:3"));
         // Entries already applied are the image's.
-        let book = derive(&file, &image, &log, 2);
+        let book = derive(&file, &image, &log, 2).addresses;
         assert_eq!(book.get(&2).map(String::as_str), Some("b:2"));
         assert_eq!(book.get(&3), None);
     }
 
     #[test]
+    fn a_record_without_an_incarnation_forgets_the_one_before() {
+        let mut image = KvImage::default();
+        image.apply(1, &record(3, "c:3", "aa").command()).unwrap();
+        assert_eq!(image.incarnations.get(&3).map(String::as_str), Some("aa"));
+        let mut log = Log::default();
+        log.append(set_with(4, "d:4", "dd"));
+        log.append(set(3, "c:3"));
+        let book = replicated(&image, &log, 0);
+        assert_eq!(book.incarnations.get(&4).map(String::as_str), Some("dd"));
+        assert_eq!(
+            book.incarnations.get(&3),
+            None,
+            "re-added: the old one is forgotten"
+        );
+        image.apply(2, &record(3, "c:3", "").command()).unwrap();
+        assert_eq!(image.incarnations.get(&3), None, "the image agrees");
+    }
+
+    #[test]
     fn a_change_replicates_the_addresses_the_book_lacks() {
         let known: Addresses = [(1, "a:1".into()), (2, "b:2".into()), (4, "d:4".into())].into();
-        let replicated: Addresses = [(1, "a:1".into())].into();
+        let replicated = Book {
+            addresses: [(1, "a:1".into()), (2, "old:2".into())].into(),
+            incarnations: [(2, "22".into())].into(),
+        };
         assert_eq!(
-            addresses_to_replicate([1, 2, 4], &known, &replicated),
-            Ok(vec![(2, "b:2".into()), (4, "d:4".into())])
+            addresses_to_replicate([1, 2, 4], &known, &replicated, &[]),
+            Ok(vec![record(2, "b:2", "22"), record(4, "d:4", "")])
         );
-        assert_eq!(addresses_to_replicate([1, 5], &known, &replicated), Err(5));
+        // A server added is recorded with its incarnation, even at an
+        // address the book already holds for its id.
+        assert_eq!(
+            addresses_to_replicate([1, 2], &known, &replicated, &[record(1, "a:1", "a1")]),
+            Ok(vec![record(1, "a:1", "a1"), record(2, "b:2", "22")])
+        );
+        assert_eq!(
+            addresses_to_replicate([1, 5], &known, &replicated, &[]),
+            Err(5)
+        );
     }
 
     /// A server is told it was removed only when this node's committed
@@ -233,7 +342,7 @@ mod tests {
             config: Some(Config::new([1, 2, 3])),
             config_index: 40,
             committed: true,
-            addresses: Addresses::new(),
+            ..Directory::default()
         };
         assert!(
             directory.removed(4, 39).is_some(),

@@ -144,6 +144,10 @@ fn describe() {
         LEARNER_LAG,
         "At the leader: entries a learner lags behind the leader's last index (label learner)"
     );
+    describe_counter!(
+        crate::incarnation::REFUSALS,
+        "Peer messages refused or dropped because the sender or receiver was not the incarnation the address book records for its id (label peer)"
+    );
     describe_gauge!(
         READY,
         "1 when ready to serve clients (a leader heard recently, or as leader a quorum): what /health says"

@@ -168,6 +168,8 @@ pub(crate) struct EventLoop {
     /// replicated addresses; and where it is published with the
     /// configuration, for the services.
     addresses: Addresses,
+    /// The incarnations the replicated book records (crate::incarnation).
+    incarnations: crate::incarnation::Incarnations,
     directory: watch::Sender<Arc<Directory>>,
     /// A membership change this node (as leader) started, and who waits
     /// for C_new to commit.
@@ -235,6 +237,7 @@ impl EventLoop {
             snapshot_streaming_from: None,
             transfer: None,
             addresses: Addresses::new(),
+            incarnations: Default::default(),
             directory: watch::channel(Arc::new(Directory::default())).0,
             change: None,
             was_member: None,
@@ -488,6 +491,9 @@ impl EventLoop {
                 let _ = reply.send(self.member_list());
             }
             Input::NotAMember { from, detail } => self.told_not_a_member(from, &detail),
+            Input::PeerIncarnation { peer, incarnation } => {
+                self.record_incarnation(peer, incarnation, ready)
+            }
             Input::TakeSnapshot { reply } => {
                 if self.snapshot_in_progress || self.start_snapshot() {
                     self.snapshot_waiters.push(reply);
@@ -677,6 +683,7 @@ impl EventLoop {
             snapshot_index: self.core.log().snapshot_index,
             members: self.core.config().members.iter().copied().collect(),
             readiness: self.readiness.borrow().clone(),
+            incarnation: self.config.incarnation.clone(),
         }
     }
 

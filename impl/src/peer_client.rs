@@ -28,6 +28,7 @@ use tracing::{debug, error, info, trace};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Msg};
+use crate::incarnation::Identity;
 use crate::limits::{MAX_MESSAGE_BYTES, PEER_QUEUE, SNAPSHOT_CHUNK};
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_client::RaftPeerClient;
@@ -49,6 +50,8 @@ pub struct Peers {
     rpc_timeout: Duration,
     inbox: mpsc::Sender<Input>,
     senders: BTreeMap<NodeId, Sender>,
+    /// Our incarnation and the book's (crate::incarnation).
+    identity: Identity,
 }
 
 /// One peer's queue and task, and the address it sends to.
@@ -77,7 +80,20 @@ impl Peers {
             rpc_timeout: config.rpc_timeout,
             inbox,
             senders: BTreeMap::new(),
+            identity: Identity::new(
+                config.id,
+                config.incarnation.clone(),
+                crate::members::static_directory(Default::default()),
+            ),
         }
+    }
+
+    /// Stamps our incarnation and the book's on every request, and holds
+    /// replies to the book's (crate::incarnation): `directory` is the one
+    /// the event loop publishes.
+    pub fn with_identity(mut self, directory: crate::members::DirectoryWatch) -> Self {
+        self.identity.directory = directory;
+        self
     }
 
     /// Sends to exactly `peers` (id and address) from now on. Connections
@@ -135,6 +151,8 @@ impl Peers {
             client,
             inbox: self.inbox.clone(),
             rpc_timeout: self.rpc_timeout,
+            identity: self.identity.clone(),
+            reported: None,
         };
         Ok(Sender {
             address: address.to_owned(),
@@ -162,7 +180,15 @@ struct PeerSender {
     client: RaftPeerClient<Channel>,
     inbox: mpsc::Sender<Input>,
     rpc_timeout: Duration,
+    identity: Identity,
+    /// When this sender last told the event loop the peer's incarnation,
+    /// which the book did not record (crate::incarnation).
+    reported: Option<Instant>,
 }
+
+/// How often a sender tells the event loop an incarnation the book lacks,
+/// while it still lacks it.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl PeerSender {
     async fn run(mut self, mut queue: mpsc::Receiver<Msg>) {
@@ -214,6 +240,7 @@ impl PeerSender {
         let result = match &message.body {
             Body::RequestVoteRequest { .. } => {
                 let request = convert::vote_request_to_proto(&self.cluster_id, &message)?;
+                let request = self.identity.stamped(request);
                 let response = self
                     .with_timeout_response(
                         self.rpc_timeout,
@@ -238,6 +265,7 @@ impl PeerSender {
             }
             Body::AppendEntriesRequest { .. } => {
                 let request = convert::append_request_to_proto(&self.cluster_id, &message)?;
+                let request = self.identity.stamped(request);
                 let response = self
                     .with_timeout(
                         self.rpc_timeout,
@@ -255,7 +283,10 @@ impl PeerSender {
                         .await
                         .ok()?;
                 let size = bytes.len();
-                let chunks = snapshot_chunks(&self.cluster_id, &message, &snapshot.meta, bytes);
+                let mut chunks = snapshot_chunks(&self.cluster_id, &message, &snapshot.meta, bytes);
+                if let Some(first) = chunks.first_mut().and_then(|chunk| chunk.header.as_mut()) {
+                    self.identity.stamp(first);
+                }
                 // A snapshot may be large: allow time proportional to its
                 // size, 50 ms a MiB.
                 let budget = self.rpc_timeout * 10
@@ -293,6 +324,7 @@ impl PeerSender {
             Body::TimeoutNow {} => {
                 // One-way: the target answers with an election, not a reply.
                 let request = convert::timeout_now_to_proto(&self.cluster_id, &message)?;
+                let request = self.identity.stamped(request);
                 self.with_timeout(self.rpc_timeout, self.client.clone().timeout_now(request))
                     .await?;
                 debug!(
@@ -344,11 +376,28 @@ impl PeerSender {
 
     /// A reply must come from the peer we asked, be addressed to us, and be
     /// of our cluster.
-    fn check(&self, header: Option<&pb::Header>) -> Option<convert::Addressing> {
+    /// A reply's header: from our peer, to us, in our cluster, and from the
+    /// incarnation the book records for the peer. An incarnation the book
+    /// lacks is reported to the event loop, whose leader records it.
+    fn check(&mut self, header: Option<&pb::Header>) -> Option<convert::Addressing> {
         let header = header?;
         if header.cluster_id != self.cluster_id || header.from != self.peer || header.to != self.me
         {
             return None;
+        }
+        crate::incarnation::check(&header.from_incarnation).ok()?;
+        self.identity
+            .check_sender(self.peer, &header.from_incarnation)
+            .ok()?;
+        if !header.from_incarnation.is_empty()
+            && self.identity.recorded(self.peer).is_none()
+            && self.reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY)
+        {
+            self.reported = Some(Instant::now());
+            let _ = self.inbox.try_send(Input::PeerIncarnation {
+                peer: self.peer,
+                incarnation: header.from_incarnation.clone(),
+            });
         }
         convert::addressing(header).ok()
     }

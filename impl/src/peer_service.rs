@@ -16,6 +16,7 @@ use tracing::{debug, info};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, Addressing, Msg};
+use crate::incarnation::Identity;
 use crate::members::DirectoryWatch;
 use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_server::RaftPeer;
@@ -30,6 +31,8 @@ pub struct PeerService {
     inbox: mpsc::Sender<Input>,
     timeout: Duration,
     max_snapshot_bytes: u64,
+    /// Our incarnation and the book's (crate::incarnation).
+    identity: Identity,
 }
 
 impl PeerService {
@@ -41,6 +44,7 @@ impl PeerService {
         PeerService {
             cluster_id: config.cluster_id.clone(),
             me: config.id,
+            identity: Identity::new(config.id, config.incarnation.clone(), directory.clone()),
             directory,
             inbox,
             timeout: config.rpc_timeout,
@@ -98,7 +102,13 @@ impl PeerService {
                 header.from
             )));
         }
-        convert::addressing(header).map_err(|err| Status::invalid_argument(err.to_string()))
+        let addressing =
+            convert::addressing(header).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        for incarnation in [&header.from_incarnation, &header.to_incarnation] {
+            crate::incarnation::check(incarnation).map_err(Status::invalid_argument)?;
+        }
+        self.identity.check_request(header)?;
+        Ok(addressing)
     }
 
     /// Feeds a request to the core and waits for its reply.
@@ -132,9 +142,14 @@ impl PeerService {
         });
     }
 
-    fn reply<T>(&self, converted: Option<T>) -> Result<Response<T>, Status> {
+    /// The core's answer, stamped with our incarnation and the book's for
+    /// the asker (crate::incarnation).
+    fn reply<T: crate::incarnation::Headed>(
+        &self,
+        converted: Option<T>,
+    ) -> Result<Response<T>, Status> {
         converted
-            .map(Response::new)
+            .map(|answer| Response::new(self.identity.stamped(answer)))
             .ok_or_else(|| Status::internal("the core answered with an unexpected message kind"))
     }
 }

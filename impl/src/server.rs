@@ -106,8 +106,7 @@ pub(crate) fn recovered_core(config: &NodeConfig, recovered: Recovered) -> Core 
 
 /// Opens the data directory (which [`init_data_dir`] initialised), recovers,
 /// and starts serving on `listener`.
-pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
-    let config = Arc::new(config);
+pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
     // Bound first, so that a taken port stops the node before anything else.
     let http_listener = match config.metrics {
         Some(address) => Some(crate::metrics::bind(address).await?),
@@ -136,6 +135,8 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "recovered from {}",
         config.data_dir.display()
     );
+    config.incarnation.clone_from(&recovered.incarnation);
+    let config = Arc::new(config);
     let initial_members = recovered.initial_members.clone();
     let core = recovered_core(&config, recovered);
     let trace = match &config.trace_dir {
@@ -151,7 +152,6 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     };
 
     let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let peers = Peers::new(&config, inbox_tx.clone());
     let (readiness_tx, readiness) = watch::channel(Readiness::starting());
     // The configuration and address book, published by the loop after
     // every batch that changes them (crate::members).
@@ -159,6 +159,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         addresses: config.members.clone(),
         ..Default::default()
     }));
+    let peers = Peers::new(&config, inbox_tx.clone()).with_identity(directory.clone());
     let event_loop = EventLoop::new(
         config.clone(),
         core,

@@ -81,7 +81,7 @@ pub enum Input {
     /// C_new has committed.
     ChangeMembers {
         members: imbl::OrdSet<NodeId>,
-        addresses: Vec<(NodeId, String)>,
+        addresses: Vec<crate::members::MemberAddress>,
         reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
     },
     /// Make `learners` the configuration's learners (the admin service's
@@ -89,8 +89,14 @@ pub enum Input {
     /// addresses. Answered once the configuration entry has committed.
     ChangeLearners {
         learners: imbl::OrdSet<NodeId>,
-        addresses: Vec<(NodeId, String)>,
+        addresses: Vec<crate::members::MemberAddress>,
         reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
+    },
+    /// A peer's reply carried its incarnation, which the replicated address
+    /// book does not record: the leader records it (crate::incarnation).
+    PeerIncarnation {
+        peer: NodeId,
+        incarnation: String,
     },
     /// Peer `from` answered our vote request saying we are not a member of
     /// the cluster's committed configuration (crate::members::Directory::removed).
@@ -259,4 +265,6 @@ pub struct NodeStatus {
     pub members: Vec<NodeId>,
     /// Ready to serve clients, and why (crate::readiness).
     pub readiness: crate::readiness::Readiness,
+    /// This server's incarnation (crate::incarnation).
+    pub incarnation: String,
 }

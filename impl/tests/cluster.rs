@@ -387,6 +387,7 @@ async fn peers_of_another_cluster_are_refused() {
             from: 2,
             to: 1,
             term: 99,
+            ..Default::default()
         }),
         last_log_index: 0,
         last_log_term: 0,
@@ -404,6 +405,7 @@ async fn peers_of_another_cluster_are_refused() {
         from: 7,
         to: 1,
         term: 99,
+        ..Default::default()
     });
     let status = peer.request_vote(unknown).await.unwrap_err();
     assert!(status.message().contains("unknown peer 7"), "{status:?}");

@@ -618,11 +618,21 @@ async fn stale_and_far_future_terms_are_handled() {
     let term = cluster.node(follower).unwrap().status().await.unwrap().term;
     let mut peer =
         peer_pb::raft_peer_client::RaftPeerClient::new(channel(&cluster.address(follower)).await);
+    // Speaking as `other`, with its incarnation (the leader records it).
+    let other_incarnation = cluster
+        .node(other)
+        .unwrap()
+        .status()
+        .await
+        .unwrap()
+        .incarnation;
     let header = |term: u64| peer_pb::Header {
         cluster_id: "local-test".into(),
         from: other,
         to: follower,
         term,
+        from_incarnation: other_incarnation.clone(),
+        ..Default::default()
     };
 
     // A stale term: refused by the protocol (success = false, our term back),

@@ -158,6 +158,7 @@ async fn mutual_tls_admits_the_cluster_and_refuses_everyone_else() {
                         from: 2,
                         to: leader,
                         term: 1 << 30,
+                        ..Default::default()
                     }),
                     last_log_index: 1 << 30,
                     last_log_term: 1 << 30,

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::{EventLoop, PendingChange, Ready};
-use crate::kv::{KvCommand, KvOp};
+use crate::kv::KvCommand;
 use crate::members::{self, Directory};
 use crate::types::{ClientError, MemberList, MembersChanged};
 
@@ -57,7 +57,7 @@ impl EventLoop {
     pub(super) fn change_members(
         &mut self,
         target: Target,
-        new_addresses: Vec<(NodeId, String)>,
+        new_addresses: Vec<members::MemberAddress>,
         reply: oneshot::Sender<Result<MembersChanged, ClientError>>,
         ready: &mut Ready,
     ) {
@@ -72,13 +72,12 @@ impl EventLoop {
             let _ = reply.send(Err(ClientError::refused(refused)));
             return;
         }
-        let mut known = self.addresses.clone();
-        known.extend(new_addresses);
         let replicated = members::replicated(&self.image, self.core.log(), self.applied);
         let commands = match members::addresses_to_replicate(
             target.servers().iter().copied(),
-            &known,
+            &self.addresses,
             &replicated,
+            &new_addresses,
         ) {
             Ok(commands) => commands,
             Err(id) => {
@@ -88,13 +87,8 @@ impl EventLoop {
                 return;
             }
         };
-        for (id, address) in commands {
-            let command = KvCommand {
-                client_id: 0,
-                seq: 0,
-                op: KvOp::SetMemberAddress { id, address },
-            };
-            match self.step(Step::ClientRequest(command)) {
+        for record in commands {
+            match self.step(Step::ClientRequest(record.command())) {
                 Ok(effects) => ready.absorb(effects),
                 Err(refused) => {
                     // The trial says the leader accepts requests.
@@ -192,12 +186,14 @@ impl EventLoop {
     /// configuration in force, the directory the services read, and a log
     /// line when this node enters or leaves the configuration.
     pub(super) fn refresh_members(&mut self) {
-        self.addresses = members::derive(
+        let book = members::derive(
             &self.config.members,
             &self.image,
             self.core.log(),
             self.applied,
         );
+        self.addresses = book.addresses;
+        self.incarnations = book.incarnations;
         let config = self.core.config().clone();
         let me = self.core.id();
         let mut targets = members::Addresses::new();
@@ -251,17 +247,75 @@ impl EventLoop {
             config_index,
             committed: config_index <= self.core.commit_index(),
             addresses: self.addresses.clone(),
+            incarnations: self.incarnations.clone(),
         };
         self.directory.send_if_modified(|published| {
             let changed = published.config != directory.config
                 || published.config_index != directory.config_index
                 || published.committed != directory.committed
-                || published.addresses != directory.addresses;
+                || published.addresses != directory.addresses
+                || published.incarnations != directory.incarnations;
             if changed {
                 *published = Arc::new(directory);
             }
             changed
         });
+    }
+
+    /// A peer's reply carried an incarnation the replicated book does not
+    /// record for it: a starting member (config files hold addresses only),
+    /// or a server added while it did not answer its status. The leader
+    /// records the first incarnation it hears from each voter and learner,
+    /// and its own, as address records in the log (crate::incarnation);
+    /// from then on every server holds them to it. Followers ignore it; a
+    /// refused append (a transfer under way) is retried at the sender's
+    /// next report.
+    pub(super) fn record_incarnation(
+        &mut self,
+        peer: NodeId,
+        incarnation: String,
+        ready: &mut Ready,
+    ) {
+        let me = self.core.id();
+        let config = self.core.config();
+        if !self.core.is_leader() || !config.servers().any(|id| id == peer) {
+            return;
+        }
+        let mut records = Vec::new();
+        for (id, incarnation) in [(peer, incarnation), (me, self.config.incarnation.clone())] {
+            if incarnation.is_empty() || self.incarnations.contains_key(&id) {
+                continue;
+            }
+            let Some(address) = self.addresses.get(&id) else {
+                continue;
+            };
+            records.push(members::MemberAddress {
+                id,
+                address: address.clone(),
+                incarnation,
+            });
+        }
+        for record in records {
+            let (id, incarnation) = (record.id, record.incarnation.clone());
+            match self.step(Step::ClientRequest(record.command())) {
+                Ok(effects) => {
+                    info!(
+                        node = id,
+                        %incarnation,
+                        index = self.core.log().last_index(),
+                        "recording this member's incarnation: from now on its peers refuse any \
+                         other server under its id"
+                    );
+                    ready.absorb(effects);
+                    ready.replicate = true;
+                }
+                Err(refused) => {
+                    tracing::debug!(node = id, ?refused, "incarnation not recorded now");
+                    return;
+                }
+            }
+        }
+        self.refresh_members();
     }
 
     /// A member answered our vote request saying that the cluster's

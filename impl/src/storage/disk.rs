@@ -82,12 +82,15 @@ fn command_to_disk(command: &KvCommand) -> pb::Command {
             expected: expected.clone(),
             new_value: new_value.clone(),
         }),
-        KvOp::SetMemberAddress { id, address } => {
-            pb::command::Op::MemberAddress(pb::MemberAddress {
-                id: *id,
-                address: address.clone(),
-            })
-        }
+        KvOp::SetMemberAddress {
+            id,
+            address,
+            incarnation,
+        } => pb::command::Op::MemberAddress(pb::MemberAddress {
+            id: *id,
+            address: address.clone(),
+            incarnation: incarnation.clone(),
+        }),
         KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
@@ -112,6 +115,7 @@ fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
         pb::command::Op::MemberAddress(member) => KvOp::SetMemberAddress {
             id: member.id,
             address: member.address,
+            incarnation: member.incarnation,
         },
         pb::command::Op::EtcdTxn(bytes) => KvOp::Txn(crate::etcd_convert::decode_txn(&bytes)?),
     };

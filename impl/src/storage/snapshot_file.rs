@@ -115,6 +115,7 @@ pub fn encode(meta: &SnapshotMeta, image: &KvImage) -> Vec<u8> {
         let record = pb::MemberAddress {
             id: *id,
             address: address.clone(),
+            incarnation: image.incarnations.get(id).cloned().unwrap_or_default(),
         };
         let _ = record.encode_length_delimited(&mut out);
     }
@@ -191,6 +192,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<KvImage>, SnapshotError> {
     for _ in 0..header.addresses {
         let record = pb::MemberAddress::decode_length_delimited(&mut rest)
             .map_err(|err| malformed("member address record", err))?;
+        crate::incarnation::check(&record.incarnation)
+            .map_err(|err| SnapshotError::Malformed(format!("member address record: {err}")))?;
+        if !record.incarnation.is_empty() {
+            image.incarnations.insert(record.id, record.incarnation);
+        }
         image.addresses.insert(record.id, record.address);
     }
     if !rest.is_empty() {
@@ -309,6 +315,11 @@ mod tests {
                 op: KvOp::SetMemberAddress {
                     id,
                     address: format!("10.0.0.{id}:7001"),
+                    incarnation: if id == 4 {
+                        "4444".into()
+                    } else {
+                        String::new()
+                    },
                 },
             };
             image.apply(100 + id, &command).unwrap();
@@ -328,6 +339,11 @@ mod tests {
         assert_eq!(snapshot.meta, meta);
         assert_eq!(snapshot.data, image);
         assert_eq!(snapshot.data.addresses.len(), 2);
+        assert_eq!(
+            snapshot.data.incarnations.len(),
+            1,
+            "the incarnation travels too"
+        );
     }
 
     #[test]

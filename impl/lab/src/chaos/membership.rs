@@ -177,6 +177,7 @@ impl Membership {
         let request = pb::AddMemberRequest {
             id,
             address: address.clone(),
+            incarnation: String::new(),
         };
         let outcome = change(endpoints, |mut client| {
             let request = request.clone();
@@ -214,6 +215,7 @@ impl Membership {
         let request = pb::AddMemberRequest {
             id,
             address: address.clone(),
+            incarnation: String::new(),
         };
         let added = change(endpoints, |mut client| {
             let request = request.clone();
