@@ -315,6 +315,7 @@ impl Admin for AdminService {
                     address: list.addresses.get(id).cloned().unwrap_or_default(),
                     matched: list.learner_matched.get(id).copied().unwrap_or(0),
                     progress_known: list.learner_matched.contains_key(id),
+                    incarnation: incarnations.get(id).cloned().unwrap_or_default(),
                 })
                 .collect(),
             last_index: list.last_index,

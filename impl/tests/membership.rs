@@ -783,6 +783,22 @@ async fn a_learner_catches_up_counts_for_nothing_and_is_promoted_in_place_of_a_d
     assert_eq!(code, Code::AlreadyExists, "{message}");
     let (code, message) = rejected_code(admin.add_learner(leader, &four.address).await);
     assert_eq!(code, Code::AlreadyExists, "{message}");
+    // An address another voter or learner has is refused, as for voters.
+    for taken in [cluster.address(leader), four.address.clone()] {
+        let (code, message) = rejected_code(admin.add_learner(9, &taken).await);
+        assert_eq!(code, Code::InvalidArgument, "{message}");
+        assert!(message.contains("each member needs its own"), "{message}");
+    }
+    // The learner's incarnation is recorded, read from its status.
+    let recorded = admin.member_list().await.unwrap();
+    let incarnation = four.node.status().await.unwrap().incarnation;
+    assert!(
+        recorded
+            .learners
+            .iter()
+            .any(|l| l.id == 4 && l.incarnation == incarnation),
+        "{recorded:?}"
+    );
 
     // The learner catches up: the leader's list shows its progress.
     let mut at_leader = client_of(vec![cluster.address(leader)]);
