@@ -85,8 +85,8 @@ impl Launch {
         }
     }
 
-    /// Whether the process gets a process group of its own (see
-    /// [`Launch::detach`]).
+    /// Whether the process gets a process group of its own (see the field
+    /// `detach`).
     pub fn detach(mut self, detach: bool) -> Launch {
         self.detach = detach;
         self
