@@ -61,6 +61,10 @@ pub struct Launch {
     /// node's first start only (a restart with it is refused: the directory
     /// is initialised already); never written into the config file.
     pub init: bool,
+    /// Start the process in a process group of its own, so that it outlives
+    /// the command that started it untouched by that terminal's Ctrl-C
+    /// (`cluster add`'s node). Default: the starter's group.
+    pub detach: bool,
 }
 
 impl Launch {
@@ -77,7 +81,15 @@ impl Launch {
             kill_on_drop: true,
             listener: None,
             init: false,
+            detach: false,
         }
+    }
+
+    /// Whether the process gets a process group of its own (see the field
+    /// `detach`).
+    pub fn detach(mut self, detach: bool) -> Launch {
+        self.detach = detach;
+        self
     }
 
     /// Whether the process starts with `--init` (a node's first start only).
@@ -143,6 +155,9 @@ impl Launch {
             .stdin(Stdio::null());
         if self.init {
             command.arg("--init");
+        }
+        if self.detach {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
         if let Some(listener) = &self.listener {
             // A duplicate of the socket, so the harness keeps its own.

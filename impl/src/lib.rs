@@ -19,7 +19,8 @@
 //! - [`config`], [`server`], [`cli`]: running a node (`raft-node run`);
 //!   [`launch`]: starting node processes (config file, log, readiness,
 //!   signals, kill) for `cluster`, the lab and the process tests;
-//!   [`cluster`]: the quick start's cluster of processes; [`local`]: a
+//!   [`cluster`]: the quick start's cluster of processes, and `cluster
+//!   add|remove` to grow and shrink it; [`local`]: a
 //!   cluster of in-process nodes, for tests and the lab's bench;
 //! - [`trace`]: recording every call into the core (`--trace-dir`);
 //! - [`metrics`] and [`tls`]: Prometheus metrics and HTTP `/health`, and mutual TLS.

@@ -39,22 +39,104 @@ enum Command {
     /// (`client member remove`) and add a new server with a new id (`init
     /// --join`, then `client member add`).
     Init(InitArgs),
-    /// Start an N-node cluster on loopback, one process per node.
+    /// Start an N-node cluster on loopback, one process per node, or restart
+    /// the one in --dir; `cluster add` and `cluster remove` add and remove
+    /// nodes of a running one.
     Cluster(ClusterArgs),
     /// Talk to a cluster: put, get, delete, cas, status.
     Client(ClientArgs),
 }
 
+/// `raft-node cluster [FLAGS]` starts (or restarts) a cluster; `raft-node
+/// cluster add|remove` changes a running one.
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct ClusterArgs {
-    /// How many nodes (processes) the cluster has.
-    #[arg(long, default_value_t = 3)]
-    nodes: u64,
-    /// The loopback address every node listens on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
+    #[command(subcommand)]
+    op: Option<ClusterOp>,
+    #[command(flatten)]
+    start: ClusterStartArgs,
+}
+
+#[derive(Subcommand)]
+enum ClusterOp {
+    /// Add a node to the running cluster of --dir (as a learner, then
+    /// promoted to voter).
+    ///
+    /// Picks the next id and a port, writes its config and data directory (initialised to join),
+    /// starts it in the background with its log in --dir, adds it as a
+    /// learner and promotes it to voter once it has caught up. Run it while
+    /// `raft-node cluster --dir DIR` runs (in another terminal), or after
+    /// it was restarted; from then on `cluster` starts the node with the
+    /// others. With --id N, resumes an add that stopped half-way.
+    Add(ClusterAddArgs),
+    /// Remove a node from the running cluster of --dir, stop it and archive
+    /// its files.
+    ///
+    /// The membership change first (it answers once committed; a removed leader steps
+    /// down), then the node's process is stopped and its data directory,
+    /// config and log are archived in DIR/removed/node-N (kept, never
+    /// started again; the id is never reused). Also undoes an add that
+    /// stopped half-way.
+    Remove(ClusterRemoveArgs),
+}
+
+#[derive(Args)]
+struct ClusterAddArgs {
+    /// The cluster's directory, as given to `raft-node cluster --dir`.
+    #[arg(long, default_value = "raft-cluster")]
+    dir: PathBuf,
+    /// Leave the node a learner (a non-voting member: it receives the log
+    /// and counts in no quorum) instead of promoting it to voter. Promote it
+    /// later with `cluster add --id N` (without --as-learner).
+    #[arg(long)]
+    as_learner: bool,
+    /// Resume adding node N, which an earlier `cluster add` recorded but did
+    /// not finish (it is started if it is not running, added as a learner if
+    /// it is not one, then promoted); or give a new node this id (never one
+    /// used before in this directory). Default: the next id never used.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    id: Option<u64>,
+    /// The new node's port on the cluster's host (0: one the OS picks).
+    /// Default: base-port + id - 1, as `cluster` chose the others' (a port
+    /// the OS picks if the cluster was made with --base-port 0).
+    #[arg(long)]
+    port: Option<u16>,
+    /// How long to wait for a leader, and for the new node to serve (e.g.
+    /// 10s, 1m). The membership changes themselves may take up to a minute
+    /// more (a node catching up).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    timeout: std::time::Duration,
+}
+
+#[derive(Args)]
+struct ClusterRemoveArgs {
+    /// The cluster's directory, as given to `raft-node cluster --dir`.
+    #[arg(long, default_value = "raft-cluster")]
+    dir: PathBuf,
+    /// The node to remove (`raft-node client member list` shows the members).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    id: u64,
+    /// How long to wait for a leader (e.g. 10s, 1m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    timeout: std::time::Duration,
+}
+
+/// The flags that shape a new cluster (--nodes, --host, --base-port,
+/// --metrics-base-port, --cluster-id) apply when --dir holds no cluster yet;
+/// a directory that holds one is restarted as it records (its current
+/// nodes, at their addresses), and such a flag that disagrees is refused.
+#[derive(Args)]
+struct ClusterStartArgs {
+    /// How many nodes (processes) a new cluster has [default: 3].
+    #[arg(long)]
+    nodes: Option<u64>,
+    /// The loopback address every node listens on [default: 127.0.0.1].
+    #[arg(long)]
+    host: Option<String>,
     /// Node i listens on base-port + i - 1; 0: on ports the OS picks
-    /// (`cluster` prints them, and the client command that uses them).
+    /// (`cluster` prints them, and the client command that uses them)
+    /// [default: 7001].
     ///
     /// `cluster` binds every port itself and hands each node its socket, so
     /// no other program can take a port between its check and the node
@@ -62,9 +144,10 @@ struct ClusterArgs {
     /// its port, and restarting it (`run --config`) binds that port again:
     /// if another program took it meanwhile (more likely with 0, whose ports
     /// come from the range the OS also gives outgoing connections), the node
-    /// stops with "cannot listen".
-    #[arg(long, default_value_t = 7001)]
-    base_port: u16,
+    /// stops with "cannot listen". A restarted cluster uses the ports it
+    /// recorded: they are in its replicated configuration.
+    #[arg(long)]
+    base_port: Option<u16>,
     /// Node i serves metrics on metrics-base-port + i - 1 (default: none).
     ///
     /// The nodes bind these ports themselves: `cluster` checks them free
@@ -72,12 +155,13 @@ struct ClusterArgs {
     /// an error. 0 is not accepted.
     #[arg(long)]
     metrics_base_port: Option<u16>,
-    /// Where configs, data directories and logs go.
+    /// Where configs, data directories, logs and the cluster's record
+    /// (cluster.toml) go.
     #[arg(long, default_value = "raft-cluster")]
     dir: PathBuf,
-    /// The cluster's name (see `run --cluster-id`).
-    #[arg(long, default_value = "local")]
-    cluster_id: String,
+    /// The cluster's name (see `run --cluster-id`) [default: local].
+    #[arg(long)]
+    cluster_id: Option<String>,
     /// Compact a node's log once this many entries are applied past its
     /// last snapshot (see `run --snapshot-threshold`).
     #[arg(long)]
@@ -402,7 +486,35 @@ fn main() -> ExitCode {
                 };
                 init_node(&args.settings.config()?, mode)
             }
-            Command::Cluster(args) => {
+            Command::Cluster(ClusterArgs {
+                op: Some(ClusterOp::Add(args)),
+                ..
+            }) => {
+                cluster::change::add(cluster::change::AddOptions {
+                    dir: args.dir,
+                    id: args.id,
+                    port: args.port,
+                    as_learner: args.as_learner,
+                    timeout: args.timeout,
+                    log_level: cli.log_level.clone(),
+                })
+                .await
+            }
+            Command::Cluster(ClusterArgs {
+                op: Some(ClusterOp::Remove(args)),
+                ..
+            }) => {
+                cluster::change::remove(cluster::change::RemoveOptions {
+                    dir: args.dir,
+                    id: args.id,
+                    timeout: args.timeout,
+                })
+                .await
+            }
+            Command::Cluster(ClusterArgs {
+                op: None,
+                start: args,
+            }) => {
                 cluster::run(ClusterOptions {
                     nodes: args.nodes,
                     host: args.host,

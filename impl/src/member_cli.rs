@@ -110,7 +110,7 @@ fn parse_member(text: &str) -> Result<(u64, String), String> {
     Ok((id, parse_address(address.trim())?))
 }
 
-fn members_line(members: &[pb::Member]) -> String {
+pub(crate) fn members_line(members: &[pb::Member]) -> String {
     members
         .iter()
         .map(|m| {
@@ -139,7 +139,11 @@ fn incarnations_line(members: &[pb::Member]) -> String {
         .join(", ")
 }
 
-fn changed(what: &str, response: &pb::ChangeMembersResponse, started: std::time::Instant) {
+pub(crate) fn changed(
+    what: &str,
+    response: &pb::ChangeMembersResponse,
+    started: std::time::Instant,
+) {
     let learners = if response.learners.is_empty() {
         String::new()
     } else {
@@ -154,7 +158,7 @@ fn changed(what: &str, response: &pb::ChangeMembersResponse, started: std::time:
     );
 }
 
-fn learners_line(list: &pb::MemberListResponse) -> String {
+pub(crate) fn learners_line(list: &pb::MemberListResponse) -> String {
     list.learners
         .iter()
         .map(|l| {
