@@ -1076,6 +1076,11 @@ DropMessage(m) ==
 -----------------------------------------------------------------------------
 (* The specification.                                                      *)
 
+\* Server i's configuration when its data directory is initialised: the
+\* initial one (TraceRaft overrides it for a server initialised to join,
+\* `raft-node init --join`, which records none).
+InitConfig(i) == SimpleConfig(InitMembers)
+
 Init ==
     /\ currentTerm = [i \in Server |-> 0]
     /\ votedFor = [i \in Server |-> Nil]
@@ -1083,14 +1088,14 @@ Init ==
     /\ snapshotIndex = [i \in Server |-> 0]
     /\ snapshotTerm = [i \in Server |-> 0]
     /\ snapshot = [i \in Server |-> [lastIndex |-> 0, lastTerm |-> 0,
-                                     config |-> SimpleConfig(InitMembers), data |-> <<>>]]
-    /\ config = [i \in Server |-> SimpleConfig(InitMembers)]
+                                     config |-> InitConfig(i), data |-> <<>>]]
+    /\ config = [i \in Server |-> InitConfig(i)]
     /\ durable = [i \in Server |-> [currentTerm |-> 0, votedFor |-> Nil, log |-> <<>>,
                                     snapshotIndex |-> 0, snapshotTerm |-> 0,
                                     snapshot |-> [lastIndex |-> 0, lastTerm |-> 0,
-                                                  config |-> SimpleConfig(InitMembers),
+                                                  config |-> InitConfig(i),
                                                   data |-> <<>>],
-                                    config |-> SimpleConfig(InitMembers)]]
+                                    config |-> InitConfig(i)]]
     /\ role = [i \in Server |-> Follower]
     /\ commitIndex = [i \in Server |-> 0]
     /\ leaderId = [i \in Server |-> Nil]

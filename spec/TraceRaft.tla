@@ -21,6 +21,11 @@
 EXTENDS Raft, Json, TLC
 
 CONSTANT TraceFile      \* absolute path of the trace.ndjson to check
+CONSTANT Joiners        \* servers initialised with `init --join` (header members [])
+
+\* Overrides Raft!InitConfig (TraceRaft.cfg: InitConfig <- TraceInitConfig):
+\* a joiner starts with no configuration, as the node's `init --join` does.
+TraceInitConfig(i) == IF i \in Joiners THEN SimpleConfig({}) ELSE SimpleConfig(InitMembers)
 
 Trace == ndJsonDeserialize(TraceFile)
 

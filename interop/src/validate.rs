@@ -519,6 +519,18 @@ impl Validator {
 
     /// Every node runs as far as it can (at most [`TURN`] events each).
     pub fn round(&mut self) -> Result<Round, Failure> {
+        let round = self.round_once()?;
+        if round.progressed || round.blocked == 0 {
+            return Ok(round);
+        }
+        // Every node waits: let one take a copy already consumed.
+        self.cluster.relaxed = true;
+        let round = self.round_once();
+        self.cluster.relaxed = false;
+        round
+    }
+
+    fn round_once(&mut self) -> Result<Round, Failure> {
         let mut round = Round {
             done: true,
             ..Round::default()
@@ -753,6 +765,13 @@ struct InFlight {
     producer: Origin,
     /// The first event that received it.
     received: Option<Origin>,
+    /// Copies taken off the network: deliveries and `drop` lines. While
+    /// `consumed < alive + copied` a copy is still in flight, as in the
+    /// spec's bag; the merge prefers such a delivery (see `Cluster::relaxed`).
+    consumed: u32,
+    /// Copies the network made: `duplicate` lines, and the DuplicateMessage
+    /// the export inserts for a delivery of a message with no copy left.
+    copied: u32,
 }
 
 #[derive(Default)]
@@ -775,6 +794,11 @@ struct Cluster {
     forgotten: u64,
     /// The merged step of the last sweep of the window.
     swept: u64,
+    /// Deliver a message whose every copy has been consumed (a round in
+    /// which no node could otherwise progress): the run then gets a
+    /// DuplicateMessage line before that delivery, so that TraceRaft.tla's
+    /// consuming bag follows the same order.
+    relaxed: bool,
 }
 
 struct MergedStep {
@@ -798,7 +822,25 @@ impl Cluster {
 
     /// Whether `message` can be delivered now.
     fn deliverable(&self, message: &TracedMessage) -> bool {
-        self.network.get(message).is_some_and(|m| m.alive > 0)
+        self.network
+            .get(message)
+            .is_some_and(|m| m.alive > 0 && (self.relaxed || m.consumed < m.alive + m.copied))
+    }
+
+    /// A copy of `message` leaves the network (a delivery or a drop); with
+    /// none left, the network duplicated one first.
+    fn consume(&mut self, message: &TracedMessage) {
+        let Some(sent) = self.network.get_mut(message) else {
+            return;
+        };
+        let none_left = sent.consumed >= sent.alive + sent.copied;
+        sent.consumed += 1;
+        if none_left {
+            sent.copied += 1;
+            // One such delivery per relaxed round: the rest stays strict.
+            self.relaxed = false;
+            self.network_line("DuplicateMessage", message);
+        }
     }
 
     /// Records the messages a step produced.
@@ -827,6 +869,8 @@ impl Cluster {
                             last_step: step,
                             producer: origin.clone(),
                             received: None,
+                            consumed: 0,
+                            copied: 0,
                         },
                     );
                 }
@@ -1162,9 +1206,17 @@ impl NodeReplay {
                 }
                 Line::Event(event) => self.event(&at, event, cluster)?,
                 // The message was sent (the wait above): the network lost it.
-                Line::Drop { message } => cluster.network_line("DropMessage", message),
+                Line::Drop { message } => {
+                    cluster.consume(message);
+                    cluster.network_line("DropMessage", message);
+                }
                 // Likewise: the network copied a message that was sent.
-                Line::Duplicate { message } => cluster.network_line("DuplicateMessage", message),
+                Line::Duplicate { message } => {
+                    if let Some(sent) = cluster.network.get_mut(message) {
+                        sent.copied += 1;
+                    }
+                    cluster.network_line("DuplicateMessage", message);
+                }
                 Line::Checker(_) => {}
             }
             taken += 1;
@@ -1289,6 +1341,9 @@ impl NodeReplay {
             node: self.node.unwrap_or_default(),
             action,
         };
+        if let Some(message) = event.step.message() {
+            cluster.consume(message);
+        }
         let mut delivered = match event.step.message() {
             Some(message) => {
                 let Some(sent) = cluster.network.get_mut(message) else {
