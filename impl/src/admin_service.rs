@@ -72,6 +72,16 @@ impl AdminService {
         }
     }
 
+    /// The record of the server a request adds, once this node's view
+    /// refuses nothing about it: an address no other voter or learner has
+    /// ([`Self::check_address_free`]), and an identity that is the one asked
+    /// for ([`Self::new_member`]).
+    async fn admit(&self, request: pb::AddMemberRequest) -> Result<MemberAddress, Status> {
+        self.check_address_free(request.id, &request.address)?;
+        self.new_member(request.id, request.address, request.incarnation)
+            .await
+    }
+
     /// The record of a server being added as `id` at `address`: its
     /// incarnation is the request's, or else the one the server there
     /// reports in its status (crate::incarnation). A server there that says
@@ -249,6 +259,12 @@ impl AdminService {
     }
 }
 
+/// What AddMember and AddLearner require of the request itself.
+fn check_new_server(request: &pb::AddMemberRequest) -> Result<(), Status> {
+    check_id(request.id)?;
+    members::check_address(&request.address).map_err(Status::invalid_argument)
+}
+
 fn check_id(id: NodeId) -> Result<(), Status> {
     if id == 0 {
         return Err(Status::invalid_argument("node ids start at 1"));
@@ -327,8 +343,7 @@ impl Admin for AdminService {
         request: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
         let request = request.into_inner();
-        check_id(request.id)?;
-        members::check_address(&request.address).map_err(Status::invalid_argument)?;
+        check_new_server(&request)?;
         let mut members = self.current_members();
         if members.contains(&request.id) {
             return Err(Status::already_exists(format!(
@@ -336,11 +351,8 @@ impl Admin for AdminService {
                 request.id
             )));
         }
-        self.check_address_free(request.id, &request.address)?;
-        let added = self
-            .new_member(request.id, request.address, request.incarnation)
-            .await?;
-        members.insert(request.id);
+        let added = self.admit(request).await?;
+        members.insert(added.id);
         self.change(members, vec![added]).await
     }
 
@@ -360,8 +372,7 @@ impl Admin for AdminService {
         request: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
         let request = request.into_inner();
-        check_id(request.id)?;
-        members::check_address(&request.address).map_err(Status::invalid_argument)?;
+        check_new_server(&request)?;
         if self.current_members().contains(&request.id) {
             return Err(Status::already_exists(format!(
                 "node {} is a voter already",
@@ -375,11 +386,8 @@ impl Admin for AdminService {
                 request.id
             )));
         }
-        self.check_address_free(request.id, &request.address)?;
-        let added = self
-            .new_member(request.id, request.address, request.incarnation)
-            .await?;
-        learners.insert(request.id);
+        let added = self.admit(request).await?;
+        learners.insert(added.id);
         self.change_learners(learners, vec![added]).await
     }
 
