@@ -45,7 +45,6 @@ use crate::types::Input;
 /// a crash) aborts every sender: nothing more leaves.
 pub struct Peers {
     cluster_id: String,
-    me: NodeId,
     tls: Option<crate::tls::Tls>,
     rpc_timeout: Duration,
     inbox: mpsc::Sender<Input>,
@@ -75,7 +74,6 @@ impl Peers {
     pub fn new(config: &NodeConfig, inbox: mpsc::Sender<Input>) -> Peers {
         Peers {
             cluster_id: config.cluster_id.clone(),
-            me: config.id,
             tls: config.tls.clone(),
             rpc_timeout: config.rpc_timeout,
             inbox,
@@ -113,7 +111,7 @@ impl Peers {
             }
         }
         for (&peer, address) in peers {
-            if peer == self.me || self.senders.contains_key(&peer) {
+            if peer == self.identity.me || self.senders.contains_key(&peer) {
                 continue;
             }
             match self.start(peer, address) {
@@ -146,7 +144,6 @@ impl Peers {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let sender = PeerSender {
             cluster_id: self.cluster_id.clone(),
-            me: self.me,
             peer,
             client,
             inbox: self.inbox.clone(),
@@ -175,7 +172,6 @@ impl Peers {
 
 struct PeerSender {
     cluster_id: String,
-    me: NodeId,
     peer: NodeId,
     client: RaftPeerClient<Channel>,
     inbox: mpsc::Sender<Input>,
@@ -381,7 +377,9 @@ impl PeerSender {
     /// lacks is reported to the event loop, whose leader records it.
     fn check(&mut self, header: Option<&pb::Header>) -> Option<convert::Addressing> {
         let header = header?;
-        if header.cluster_id != self.cluster_id || header.from != self.peer || header.to != self.me
+        if header.cluster_id != self.cluster_id
+            || header.from != self.peer
+            || header.to != self.identity.me
         {
             return None;
         }

@@ -25,13 +25,11 @@ use crate::types::Input;
 
 pub struct PeerService {
     cluster_id: String,
-    me: NodeId,
-    /// The configuration and address book the event loop publishes.
-    directory: DirectoryWatch,
     inbox: mpsc::Sender<Input>,
     timeout: Duration,
     max_snapshot_bytes: u64,
-    /// Our incarnation and the book's (crate::incarnation).
+    /// Who we are (id and incarnation), and the configuration and address
+    /// book the event loop publishes (crate::incarnation).
     identity: Identity,
 }
 
@@ -43,9 +41,7 @@ impl PeerService {
     ) -> Self {
         PeerService {
             cluster_id: config.cluster_id.clone(),
-            me: config.id,
-            identity: Identity::new(config.id, config.incarnation.clone(), directory.clone()),
-            directory,
+            identity: Identity::new(config.id, config.incarnation.clone(), directory),
             inbox,
             timeout: config.rpc_timeout,
             max_snapshot_bytes: config.max_snapshot_bytes,
@@ -61,7 +57,7 @@ impl PeerService {
     /// AppendEntries brings it the configuration (issue 15).
     fn check_known(&self, header: Option<&pb::Header>) -> Result<Addressing, Status> {
         let addressing = self.check(header)?;
-        let directory = self.directory.borrow();
+        let directory = self.identity.directory.borrow();
         let known = directory.addresses.contains_key(&addressing.from)
             || directory
                 .config
@@ -87,16 +83,16 @@ impl PeerService {
         if header.cluster_id != self.cluster_id {
             return Err(Status::permission_denied(format!(
                 "cluster id mismatch: this is node {} of cluster {:?}, the request is for cluster {:?}",
-                self.me, self.cluster_id, header.cluster_id
+                self.identity.me, self.cluster_id, header.cluster_id
             )));
         }
-        if header.to != self.me {
+        if header.to != self.identity.me {
             return Err(Status::invalid_argument(format!(
                 "misaddressed: this is node {}, the request is for node {}",
-                self.me, header.to
+                self.identity.me, header.to
             )));
         }
-        if header.from == self.me {
+        if header.from == self.identity.me {
             return Err(Status::permission_denied(format!(
                 "a request from node {} to itself",
                 header.from
@@ -170,6 +166,7 @@ impl RaftPeer for PeerService {
         // A removed server still asking for votes is told so (the core has
         // answered it as any other; this only informs its operator).
         let removed = self
+            .identity
             .directory
             .borrow()
             .removed(addressing.from, request.last_log_index);
