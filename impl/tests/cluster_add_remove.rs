@@ -13,23 +13,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::signal;
+
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
 /// The bound on one command (a membership change may wait for a node to
 /// catch up, up to a minute at worst).
 const COMMAND_LIMIT: Duration = Duration::from_secs(90);
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Sends signal `name` to process `pid` (a process this test started).
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
 
 /// Whether process `pid` runs (a zombie has exited).
 fn alive(pid: u32) -> bool {

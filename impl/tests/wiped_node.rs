@@ -10,6 +10,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::signal;
+
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
 fn client(endpoints: &str, args: &[&str]) -> Output {
@@ -18,17 +21,6 @@ fn client(endpoints: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("client runs")
-}
-
-/// Sends signal `name` to process `pid` (a process this test started).
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// `raft-node cluster` and its nodes, all stopped when dropped.

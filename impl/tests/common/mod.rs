@@ -1,5 +1,6 @@
-//! What the in-process cluster tests share: fast timeouts, a 3-node cluster,
-//! and the durability check that ends a test under faults.
+//! What the cluster tests share: fast timeouts, a 3-node in-process
+//! cluster, the durability check that ends a test under faults, and a
+//! signal to a process a test started.
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -77,4 +78,15 @@ pub fn launcher(dir: &std::path::Path, cluster_id: &str, id: u64, members: &[Mem
     )
     .log_to(&dir.join(format!("node-{id}.log")))
     .log_level("warn")
+}
+
+/// Sends signal `name` to process `pid` (a process this test started).
+pub fn signal(pid: u32, name: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
