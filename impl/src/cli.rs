@@ -133,7 +133,7 @@ pub struct SettingsArgs {
     /// Compact the log once this many entries are applied past the last snapshot.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
-    /// Record every core event into DIR (format raft-trace/3), for `raft-interop
+    /// Record every core event into DIR (format raft-trace/4), for `raft-interop
     /// validate DIR` (or `validate --follow DIR`, while it runs) to replay through
     /// the model. Low overhead: one compressed write per batch, no fsync. Files
     /// DIR/node-<id>.<seq>.jsonl.zst, a new one at every start and every

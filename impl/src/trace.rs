@@ -1,6 +1,6 @@
 //! Core-event traces (`--trace-dir`): the node's side of interop/.
 //!
-//! Every call into the core is recorded as one `raft-trace/3` line holding
+//! Every call into the core is recorded as one `raft-trace/4` line holding
 //! the model's `Step` itself (format and guarantees: the crate raft-trace,
 //! its `format` and `writer`), so a run can be replayed through raft-model
 //! (`raft-interop validate DIR`) and

@@ -301,6 +301,28 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
     // 18 to 20 times here, where 3 KiB segments restart zstd's window often).
     let traces = dir.path().join("json");
     raft_interop::convert(&compact, &traces, raft_interop::Format::Json).unwrap();
+    // The compact segments record most states as deltas; the JSON form
+    // carries every event's state whole.
+    let text_of = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        String::from_utf8(raft_trace::compact::decode_all(&bytes).unwrap()).unwrap()
+    };
+    let compact_text: String = segments.iter().map(|s| text_of(&s.path)).collect();
+    let deltas = compact_text.matches(r#""delta":{"#).count();
+    let wholes = compact_text.matches(r#""state":{"#).count();
+    assert!(
+        deltas > 10 * wholes,
+        "{deltas} deltas, {wholes} whole states"
+    );
+    for entry in std::fs::read_dir(&traces).unwrap() {
+        let text = text_of(&entry.unwrap().path());
+        assert!(!text.contains(r#""delta":"#));
+        assert!(
+            text.lines()
+                .filter(|l| l.starts_with(r#"{"kind":"event""#))
+                .all(|l| l.contains(r#""state":{"#))
+        );
+    }
     let as_json = validate(&traces).unwrap_or_else(|f| panic!("converted: {f}"));
     assert_eq!(as_json.events, validated.events);
     assert_eq!(as_json.lost, validated.lost);
@@ -561,15 +583,37 @@ async fn follow_validates_a_running_cluster_and_reports_an_injected_corruption()
         .unwrap();
     let text = raft_trace::compact::decode_all(&std::fs::read(&segment.path).unwrap()).unwrap();
     let text = String::from_utf8(text).unwrap();
-    let tick = text
+    // Its state read as the validator reads it: most events of a compact
+    // segment record a delta of the state, not the term itself.
+    let mut states = raft_trace::States::default();
+    let (tick, term) = text
         .lines()
-        .rev()
-        .find(|l| l.contains("\"step\":\"SendAppendEntries\""))
+        .filter_map(
+            |l| match raft_interop::validate::parse_line(l, &mut states) {
+                Ok(raft_interop::Line::Event(e)) => Some((l, e.state.current_term)),
+                _ => None,
+            },
+        )
+        .filter(|(l, _)| l.contains("\"step\":\"SendAppendEntries\""))
+        .last()
         .expect("a heartbeat tick in the leader's segment");
-    let at = tick.find("\"current_term\":").unwrap() + "\"current_term\":".len();
-    let end = at + tick[at..].find(',').unwrap();
-    let term: u64 = tick[at..end].parse().unwrap();
-    let corrupted = format!("{}{}{}", &tick[..at], term + 7, &tick[end..]);
+    let corrupted = match tick.find("\"current_term\":") {
+        Some(at) => {
+            let at = at + "\"current_term\":".len();
+            let end = at + tick[at..].find(',').unwrap();
+            format!("{}{}{}", &tick[..at], term + 7, &tick[end..])
+        }
+        None => {
+            let at = tick.find("\"delta\":{").expect("a state or a delta") + "\"delta\":{".len();
+            let comma = if tick[at..].starts_with('}') { "" } else { "," };
+            format!(
+                "{}\"current_term\":{}{comma}{}",
+                &tick[..at],
+                term + 7,
+                &tick[at..]
+            )
+        }
+    };
     let injected = Instant::now();
     inject_line(&segment.path, &corrupted);
     while !follower.is_finished() && injected.elapsed() < Duration::from_secs(20) {

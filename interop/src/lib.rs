@@ -1,6 +1,6 @@
 //! # raft-interop: replay of Raft traces through the model, export to TLA+ tools
 //!
-//! The format itself, `raft-trace/3`, and its writer live in the crate
+//! The format itself, `raft-trace/4`, and its writer live in the crate
 //! raft-trace (re-exported here as [`format`], [`writer`] and [`vars`]), which
 //! the node and the checker write through; this crate reads it:
 //!
@@ -74,6 +74,11 @@ pub fn dir_streams(dir: &Path, follow: bool) -> Result<Vec<Stream>, Failure> {
 /// in `format` into `out`: a directory gives one file per node,
 /// `node-<id>.000001.<ext>`, its segments' lines in order; a file gives one
 /// file of the same name in the new form. Returns the files written.
+///
+/// JSON is for people and tools that read one line at a time, so every
+/// event is written with its full state: an event a compact trace recorded
+/// as a delta ([`raft_trace::StateDelta`]) is resolved against the node's
+/// previous events first. The compact form keeps the lines as they are.
 pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>, Failure> {
     use std::io::Write;
     std::fs::create_dir_all(out).map_err(|err| Failure::io(out, &err))?;
@@ -91,13 +96,41 @@ pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>,
         };
         let mut buffer = Vec::with_capacity(1 << 20);
         let mut error = None;
+        let mut states = raft_trace::States::default();
+        let mut unreadable = None;
+        let mut number = 0usize;
         lines(&mut |line: &str| {
-            buffer.extend_from_slice(line.as_bytes());
+            number += 1;
+            let full = match format {
+                Format::Json => match full_line(line, &mut states) {
+                    Ok(full) => full,
+                    Err(err) => {
+                        unreadable
+                            .get_or_insert_with(|| (number, err.to_string(), line.to_string()));
+                        std::borrow::Cow::Borrowed(line)
+                    }
+                },
+                Format::Compact => std::borrow::Cow::Borrowed(line),
+            };
+            buffer.extend_from_slice(full.as_bytes());
             buffer.push(b'\n');
             if buffer.len() >= 1 << 20 && error.is_none() {
                 error = flush(&mut file, &mut compressor, &mut buffer).err();
             }
         })?;
+        if let Some((line, problem, raw)) = unreadable {
+            return Err(Failure {
+                source: path.display().to_string(),
+                line,
+                node: None,
+                action: None,
+                problem: format!("cannot write this line with its full state: {problem}"),
+                details: vec![format!(
+                    "line: {}",
+                    raw.chars().take(300).collect::<String>()
+                )],
+            });
+        }
         let mut result = flush(&mut file, &mut compressor, &mut buffer);
         if let (Ok(()), Some(compressor)) = (&result, compressor) {
             result = compressor
@@ -154,6 +187,25 @@ pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>,
         })?;
     }
     Ok(written)
+}
+
+/// `line` with its state whole: an event recorded as a delta is resolved
+/// (against `states`, the node's earlier events) and written again; every
+/// other line is kept as it is.
+fn full_line<'a>(
+    line: &'a str,
+    states: &mut raft_trace::States,
+) -> Result<std::borrow::Cow<'a, str>, serde_json::Error> {
+    if line.trim().is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(line));
+    }
+    let parsed = validate::parse_line(line, states)?;
+    match parsed {
+        Line::Event(event) if line.contains(r#""delta":{"#) => {
+            serde_json::to_string(&Line::Event(event)).map(std::borrow::Cow::Owned)
+        }
+        _ => Ok(std::borrow::Cow::Borrowed(line)),
+    }
 }
 
 /// Feeds every line of a trace to the sink it is given.

@@ -55,8 +55,8 @@ use raft_trace::segments::{Cursor, Next, Segment};
 use serde_json::Value;
 
 use crate::format::{
-    Context, Durable, Event, Header, Line, Sent, Start, State, TracedMessage, TracedStep, Written,
-    refusal, strip,
+    Context, Durable, Event, EventWire, Header, Line, Sent, Start, State, States, TracedMessage,
+    TracedStep, Written, refusal, strip,
 };
 
 /// A client command as the replay holds it: its JSON, shared. A log entry
@@ -106,13 +106,35 @@ impl fmt::Debug for Stream {
 }
 
 /// Parses one line (either form's text: a compact file is decoded first).
-/// An event, the common line, is read straight into its type.
-pub fn parse_line(raw: &str) -> Result<Line<Value>, serde_json::Error> {
-    if raw.starts_with(r#"{"kind":"event","#) {
-        // `kind` is an unknown field to Event, which serde skips.
-        return serde_json::from_str::<Event<Value>>(raw).map(|e| Line::Event(Box::new(e)));
-    }
-    serde_json::from_str(raw)
+/// An event, the common line, is read straight into its type; one that
+/// records a delta of the state is resolved against `states`, the node's
+/// state after its previous event in the same stream of lines.
+pub fn parse_line(raw: &str, states: &mut States) -> Result<Line<Value>, serde_json::Error> {
+    let wire = if raw.starts_with(r#"{"kind":"event","#) {
+        // `kind` is an unknown field to the event, which serde skips.
+        serde_json::from_str::<EventWire<Value>>(raw)?
+    } else {
+        match serde_json::from_str::<Line<Value>>(raw) {
+            Ok(line) => {
+                match &line {
+                    Line::Header(header) => states.header(header.node),
+                    Line::Event(event) => states.record(event),
+                    _ => {}
+                }
+                return Ok(line);
+            }
+            // An event with a delta, its keys in another order than the
+            // writer's (edited by hand): not a `Line`, which holds a state.
+            Err(err) => match serde_json::from_str::<EventWire<Value>>(raw) {
+                Ok(wire) if wire.delta.is_some() => wire,
+                _ => return Err(err),
+            },
+        }
+    };
+    states
+        .resolve(wire)
+        .map(|event| Line::Event(Box::new(event)))
+        .map_err(serde::de::Error::custom)
 }
 
 impl Stream {
@@ -178,11 +200,12 @@ impl Stream {
         };
         let mut streams: Vec<Stream> = Vec::new();
         let mut context = None;
+        let mut states = States::default();
         for (n, raw) in text.lines().enumerate() {
             if raw.trim().is_empty() {
                 continue;
             }
-            let content: Line<Value> = match parse_line(raw) {
+            let content: Line<Value> = match parse_line(raw, &mut states) {
                 Ok(content) => content,
                 Err(err) => {
                     // A whole-file JSON document of another format (the
@@ -997,6 +1020,8 @@ struct NodeReplay {
     lines: Lines,
     /// The next line, read but not yet taken.
     next: Option<Located>,
+    /// The node's state after its last event read, for the next delta.
+    states: States,
     /// The segment source as shared by the origins of its events.
     origin_source: Rc<str>,
     header: Option<Header>,
@@ -1024,6 +1049,7 @@ impl NodeReplay {
             source: stream.source,
             lines,
             next: None,
+            states: States::default(),
             header: None,
             server: None,
             initial: None,
@@ -1122,7 +1148,7 @@ impl NodeReplay {
                     if at.text.trim().is_empty() {
                         continue;
                     }
-                    let content = parse_line(at.text).map_err(|err| Failure {
+                    let content = parse_line(at.text, &mut self.states).map_err(|err| Failure {
                         source: at.source.to_string(),
                         line: at.line,
                         node: Some(node),

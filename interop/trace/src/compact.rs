@@ -1,4 +1,4 @@
-//! The compact form of a trace: the same `raft-trace/3` JSON lines, through a
+//! The compact form of a trace: the same `raft-trace/4` JSON lines, through a
 //! streaming zstd compressor.
 //!
 //! A compact segment (`node-<id>.<seq>.jsonl.zst`, see [`crate::segments`])
@@ -40,10 +40,12 @@ const SKIPPABLE_MAGIC: u32 = 0x184D_2A5A;
 /// A zstd frame's magic number.
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 
-/// The zstd level: 3 is zstd's default, fast enough for the event loop
-/// (measured in interop/README.md) and within a few percent of the ratio
-/// of levels twice as slow on these lines.
-pub const LEVEL: i32 = 3;
+/// The zstd level. 1, not zstd's default 3: on the node's lines, batch by
+/// batch with the caches cold between batches (as on an event loop doing
+/// everything else), level 1 took 8.9 µs per 5-line batch against 12.5 µs
+/// for level 3, for 13.9 bytes per line against 13.8 (`cargo run --release
+/// -p raft-trace --example compress_cost`, figures in interop/README.md).
+pub const LEVEL: i32 = 1;
 
 /// How a trace file is written: `compact` (zstd over the JSON lines, the
 /// node's default) or `json` (plain JSON lines).

@@ -1,4 +1,4 @@
-//! The trace format, `raft-trace/3`: one JSON object per line, five kinds of
+//! The trace format, `raft-trace/4`: one JSON object per line, five kinds of
 //! line (the crate docs show one of each).
 //!
 //! - `header`: a process of node `node` started, fresh (`init`, spec `Init`)
@@ -34,7 +34,12 @@ use raft_model::{
 use serde::{Deserialize, Serialize};
 
 /// The schema name every header carries.
-pub const SCHEMA: &str = "raft-trace/3";
+pub const SCHEMA: &str = "raft-trace/4";
+
+/// The format before events could carry a `delta` instead of a full
+/// `state`: read unchanged (its events all carry `state`, which this version
+/// still reads).
+pub const SCHEMA_V3: &str = "raft-trace/3";
 
 /// The format before AppendEntries rejections carried a conflict hint
 /// (`conflict_term`, `conflict_index`): its rejections lack those fields, and
@@ -53,7 +58,7 @@ pub const CHECKER_SCHEMA_V1: &str = "raft-checker-trace/1";
 /// can.
 pub fn refusal(schema: &str) -> Option<String> {
     match schema {
-        SCHEMA => None,
+        SCHEMA | SCHEMA_V3 => None,
         SCHEMA_V2 => Some(format!(
             "a {SCHEMA_V2} trace: this version reads {SCHEMA} only (its AppendEntries \
              rejections carry the conflicting term and its first index, and the leader backs \
@@ -301,6 +306,170 @@ impl State {
     }
 }
 
+/// Declares [`StateDelta`] with one optional field per field of [`State`],
+/// and the two functions between them, from one list of the fields: a field
+/// added to `State` and not here fails to compile (the destructuring in
+/// `delta_from` names every field).
+macro_rules! state_delta {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// The spec variables that changed since the node's previous event
+        /// (`"delta"`): what a compact trace records instead of the whole
+        /// [`State`] once the segment has given one. A field absent is
+        /// unchanged. Built by [`State::delta_from`], applied by
+        /// [`StateDelta::apply`]; a reader resolves it with [`States`].
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct StateDelta {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl State {
+            /// The fields of `self` that differ from `before`.
+            pub fn delta_from(&self, before: &State) -> StateDelta {
+                let State { $($field),* } = self;
+                StateDelta {
+                    $($field: (*$field != before.$field).then(|| $field.clone()),)*
+                }
+            }
+        }
+
+        impl StateDelta {
+            /// `before` with the changed fields replaced.
+            pub fn apply(self, before: &State) -> State {
+                State {
+                    $($field: self.$field.unwrap_or_else(|| before.$field.clone()),)*
+                }
+            }
+        }
+    };
+}
+
+state_delta! {
+    current_term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    commit_index: Index,
+    leader_id: Option<NodeId>,
+    log: LogBounds,
+    snapshot: SnapshotMeta,
+    votes_granted: Vec<NodeId>,
+    next_index: Vec<(NodeId, Index)>,
+    match_index: Vec<(NodeId, Index)>,
+    read_seq: u64,
+    read_acks: Vec<(NodeId, u64)>,
+    pending_reads: usize,
+}
+
+/// A field present in a delta, whatever its value: `"voted_for":null` is a
+/// change to no vote, not an unchanged field (serde would read `null` into
+/// an `Option<Option<_>>` as absent).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// An event line as written: the state whole (`"state"`), or its change
+/// since the node's previous event (`"delta"`). Serializes exactly as
+/// [`Line::Event`] does when it carries the state.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename = "event")]
+pub struct EventRecord<'a, C: Clone> {
+    pub node: NodeId,
+    pub step: &'a TracedStep<C>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<&'a Durable>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'a State>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<&'a StateDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persist: Option<&'a raft_model::Persist>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<&'a Written>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<&'a [Sent]>,
+}
+
+/// An event line as read: [`Event`] with its state whole or as a delta,
+/// which [`States::resolve`] turns into the event.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct EventWire<C: Clone> {
+    pub node: NodeId,
+    pub step: TracedStep<C>,
+    #[serde(default)]
+    pub recovered: Option<Durable>,
+    #[serde(default)]
+    pub state: Option<State>,
+    #[serde(default)]
+    pub delta: Option<StateDelta>,
+    #[serde(default)]
+    pub persist: Option<raft_model::Persist>,
+    #[serde(default)]
+    pub written: Option<Written>,
+    #[serde(default)]
+    pub sent: Option<Vec<Sent>>,
+}
+
+/// Each node's state after its last event read: what the next delta of
+/// that node applies to. A reader keeps one per stream of lines.
+#[derive(Clone, Debug, Default)]
+pub struct States {
+    last: std::collections::BTreeMap<NodeId, State>,
+}
+
+impl States {
+    /// A process of `node` started (its header): a delta before the next
+    /// full state would be a writer's fault.
+    pub fn header(&mut self, node: NodeId) {
+        self.last.remove(&node);
+    }
+
+    /// An event read whole (its state, not a delta).
+    pub fn record<C: Clone>(&mut self, event: &Event<C>) {
+        self.last.insert(event.node, event.state.clone());
+    }
+
+    /// The event `wire` stands for: its state, or its delta applied to the
+    /// node's state after its previous event.
+    pub fn resolve<C: Clone>(&mut self, wire: EventWire<C>) -> Result<Event<C>, String> {
+        let state = match (wire.state, wire.delta) {
+            (Some(state), None) => state,
+            (None, Some(delta)) => match self.last.get(&wire.node) {
+                Some(before) => delta.apply(before),
+                None => {
+                    return Err(format!(
+                        "an event of node {} with a \"delta\" but no full \"state\" of that node \
+                         before it since its process started: every trace segment starts with \
+                         a full state, so a segment is missing or its lines were cut",
+                        wire.node
+                    ));
+                }
+            },
+            (Some(_), Some(_)) => {
+                return Err("an event with both a \"state\" and a \"delta\"".to_string());
+            }
+            (None, None) => {
+                return Err("an event with neither a \"state\" nor a \"delta\"".to_string());
+            }
+        };
+        self.last.insert(wire.node, state.clone());
+        Ok(Event {
+            node: wire.node,
+            step: wire.step,
+            recovered: wire.recovered,
+            state,
+            persist: wire.persist,
+            written: wire.written,
+            sent: wire.sent,
+        })
+    }
+}
+
 /// The entries an action wrote: from `from` on, with these terms.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Written {
@@ -329,7 +498,9 @@ impl Written {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Sent {
     pub to: NodeId,
-    pub kind: String,
+    /// The message's kind (`Body::kind`): borrowed when written, so that
+    /// recording a message allocates nothing for its name.
+    pub kind: std::borrow::Cow<'static, str>,
 }
 
 impl Sent {
@@ -338,7 +509,7 @@ impl Sent {
             .iter()
             .map(|m| Sent {
                 to: m.to,
-                kind: m.body.kind().to_string(),
+                kind: std::borrow::Cow::Borrowed(m.body.kind()),
             })
             .collect()
     }
@@ -515,9 +686,92 @@ mod tests {
         }
     }
 
+    /// A delta holds exactly the changed fields, survives JSON (a vote
+    /// withdrawn is `null`, not "unchanged"), and applied to the state
+    /// before gives the state after.
+    #[test]
+    fn a_delta_records_what_changed_and_applies_back() {
+        let before = State::of(&server());
+        let mut after = before.clone();
+        after.current_term = 5;
+        after.voted_for = None;
+        after.log.last_index = 9;
+        after.match_index = vec![(2, 4)];
+        let mut voted = before.clone();
+        voted.voted_for = Some(3);
+        let delta = after.delta_from(&voted);
+        let text = serde_json::to_string(&delta).unwrap();
+        assert_eq!(
+            text,
+            r#"{"current_term":5,"voted_for":null,"log":{"snapshot_index":0,"snapshot_term":0,"last_index":9,"last_term":0},"match_index":[[2,4]]}"#
+        );
+        let back: StateDelta = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, delta);
+        assert_eq!(back.apply(&voted), after);
+        assert_eq!(after.delta_from(&after), StateDelta::default());
+        assert_eq!(serde_json::to_string(&StateDelta::default()).unwrap(), "{}");
+    }
+
+    /// What a writer writes for a full state is byte for byte the event line
+    /// of [`Line::Event`]; a reader resolves deltas against the node's last
+    /// state and refuses one it has nothing to apply to.
+    #[test]
+    fn states_resolve_deltas_per_node() {
+        let server = server();
+        let event = Event::of(Step::Timeout, None, &server, &Effects::default());
+        let sent = event.sent.clone().unwrap();
+        let record = EventRecord {
+            node: 1,
+            step: &event.step,
+            recovered: None,
+            state: Some(&event.state),
+            delta: None,
+            persist: event.persist.as_ref(),
+            written: None,
+            sent: Some(&sent),
+        };
+        let full = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            full,
+            serde_json::to_string(&Line::Event(Box::new(event.clone()))).unwrap()
+        );
+
+        let mut later = event.state.clone();
+        later.commit_index = 3;
+        let delta = later.delta_from(&event.state);
+        let record = EventRecord {
+            state: None,
+            delta: Some(&delta),
+            ..record
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(text.contains(r#""delta":{"commit_index":3}"#), "{text}");
+        let wire = |text: &str| serde_json::from_str::<EventWire<u8>>(text).unwrap();
+
+        let mut states = States::default();
+        let refused = states.resolve(wire(&text)).unwrap_err();
+        assert!(
+            refused.contains("no full \"state\" of that node"),
+            "{refused}"
+        );
+        assert_eq!(states.resolve(wire(&full)).unwrap(), event);
+        assert_eq!(states.resolve(wire(&text)).unwrap().state, later);
+        // Another node's delta applies to that node's state only.
+        let other = text.replace(r#""node":1"#, r#""node":2"#);
+        assert!(states.resolve(wire(&other)).is_err());
+        // A process start forgets the state: its segment restarts whole.
+        states.header(1);
+        assert!(states.resolve(wire(&text)).is_err());
+    }
+
     #[test]
     fn former_formats_are_refused_by_name() {
         assert_eq!(refusal(SCHEMA), None);
+        assert_eq!(
+            refusal(SCHEMA_V3),
+            None,
+            "a raft-trace/3 event is one with a full state"
+        );
         for old in [SCHEMA_V2, SCHEMA_V1, CHECKER_SCHEMA_V1] {
             let problem = refusal(old).unwrap();
             assert!(

@@ -2,7 +2,7 @@
 //!
 //! What the node records (`raft-node run --trace-dir`), what the checker
 //! writes for its counterexamples, and what `raft-interop validate` replays
-//! through raft-model: one format, `raft-trace/3`, apart from the validator,
+//! through raft-model: one format, `raft-trace/4`, apart from the validator,
 //! so that the node depends on this crate only (raft-model, serde and
 //! serde_json), not on the validator or a command-line library.
 //!
@@ -24,7 +24,7 @@
 //!
 //! ```text
 //! {"kind":"checker","bound":{"servers":3,"max_term":3,...},"bug":"vote-twice","property":"ElectionSafety","expectation":"always"}
-//! {"kind":"header","schema":"raft-trace/3","node":1,"cluster":"c1","members":[1,2,3],"max_append_entries":256,"start":"init","unix_ms":1795000000000}
+//! {"kind":"header","schema":"raft-trace/4","node":1,"cluster":"c1","members":[1,2,3],"max_append_entries":256,"start":"init","unix_ms":1795000000000}
 //! {"kind":"event","node":1,"step":{"HandleAppendEntriesRequest":{"from":2,"to":1,"term":3,"body":{"AppendEntriesRequest":{"prev_log_index":7,"prev_log_term":3,"entries":[{"term":3,"payload":{"Command":null}}],"leader_commit":7,"read_seq":0}}}},
 //!  "state":{"current_term":3,"voted_for":2,"role":"Follower","commit_index":7,"leader_id":2,"log":{"snapshot_index":0,"snapshot_term":0,"last_index":8,"last_term":3},"snapshot":{"last_index":0,"last_term":0,"config":{"members":[1,2,3]}},"votes_granted":[],"next_index":[],"match_index":[],"read_seq":0,"read_acks":[],"pending_reads":0},
 //!  "persist":{"hard_state":false,"log_from":8,"snapshot":false},"written":{"from":8,"terms":[3]},"sent":[{"to":2,"kind":"AppendEntriesResponse"}]}
@@ -51,6 +51,13 @@
 //! says everything before it is durable; a `drop` line that the network lost
 //! a message; a `checker` line gives a checker trace's context.
 //!
+//! In a compact segment ([`compact`]), an event after the segment's first
+//! (and after a header) records `delta` instead of `state`: the fields that
+//! changed since the node's previous event ([`format::StateDelta`]), which a
+//! reader resolves with [`format::States`]; so every segment starts whole
+//! and reads without the ones before it. JSON segments always carry the
+//! state whole. A `raft-trace/3` trace (no deltas) reads unchanged.
+//!
 //! A `raft-trace/1` file (events with `action` and `input`) or a checker
 //! file of the former `raft-checker-trace/1` format is refused with a message
 //! naming both versions ([`format::refusal`]).
@@ -64,7 +71,7 @@ pub mod writer;
 pub use compact::Format;
 
 pub use format::{
-    Context, Durable, Event, Header, Line, SCHEMA, Start, State, TracedMessage, TracedStep, strip,
-    traced,
+    Context, Durable, Event, EventWire, Header, Line, SCHEMA, Start, State, StateDelta, States,
+    TracedMessage, TracedStep, strip, traced,
 };
 pub use writer::{TraceWriter, WriterOptions};

@@ -21,7 +21,7 @@ use raft_model::{Effects, NodeId, Server};
 use serde::Serialize;
 
 use crate::compact::{Compressor, Format};
-use crate::format::{Durable, Event, Header, Line, TracedStep};
+use crate::format::{Durable, EventRecord, Header, Line, Sent, State, TracedStep, Written};
 use crate::segments;
 
 /// How a node writes its trace: the form, when a segment is rotated and how
@@ -81,6 +81,13 @@ pub struct TraceWriter {
     /// Whether the directory held segments of this node when it opened.
     had_segments: bool,
     buffer: Vec<u8>,
+    /// The node's state after the last event written to the open segment,
+    /// when the segment records deltas (the compact form): the next event
+    /// records only what changed since (see [`crate::format::StateDelta`]).
+    /// `None` at the top of every segment and after a header, so that each
+    /// segment, and each process's part, starts with a full state: a
+    /// segment can be read without the ones before it.
+    last_state: Option<State>,
     /// Bytes written to disk and lines recorded since the writer opened.
     pub bytes_written: u64,
     pub lines: u64,
@@ -111,6 +118,7 @@ impl TraceWriter {
             written: 0,
             had_segments: !existing.is_empty(),
             buffer: Vec::with_capacity(64 * 1024),
+            last_state: None,
             bytes_written: 0,
             lines: 0,
         };
@@ -149,7 +157,8 @@ impl TraceWriter {
 
     /// The first line of a process's part of the trace.
     pub fn header(&mut self, header: Header) {
-        self.line(&Line::<()>::Header(header));
+        self.last_state = None;
+        self.record(&Line::<()>::Header(header));
     }
 
     /// Records that the core took `step` (see [`crate::traced`]), leaving
@@ -163,16 +172,38 @@ impl TraceWriter {
         effects: &Effects<C, S>,
     ) {
         debug_assert_eq!(server.id(), self.node, "an event of another node");
-        let event = Event::of(step, recovered, server, effects);
-        self.line(&Line::Event(Box::new(event)));
+        let state = State::of(server);
+        let written = Written::of(server, &effects.persist);
+        let sent = Sent::of(&effects.messages);
+        // The compact form records what changed since the segment's previous
+        // event: a client request, the common event, changes the log's
+        // bounds alone, and its full state was most of its line.
+        let delta = match (&self.last_state, self.options.format) {
+            (Some(before), Format::Compact) => Some(state.delta_from(before)),
+            _ => None,
+        };
+        let record = EventRecord {
+            node: self.node,
+            step: &step,
+            recovered: recovered.as_ref(),
+            state: delta.is_none().then_some(&state),
+            delta: delta.as_ref(),
+            persist: Some(&effects.persist),
+            written: written.as_ref(),
+            sent: Some(&sent),
+        };
+        self.record(&record);
+        if self.options.format == Format::Compact {
+            self.last_state = Some(state);
+        }
     }
 
     /// Everything recorded before this line is durable on the node's disk.
     pub fn persisted(&mut self) {
-        self.line(&Line::<()>::Persisted { node: self.node });
+        self.record(&Line::<()>::Persisted { node: self.node });
     }
 
-    fn line<C: Clone + Serialize>(&mut self, line: &Line<C>) {
+    fn record(&mut self, line: &impl Serialize) {
         // Serializing these types into memory cannot fail: every map key is
         // an integer and every value a plain serde type.
         if serde_json::to_writer(&mut self.buffer, line).is_ok() {
@@ -228,6 +259,7 @@ impl TraceWriter {
         self.file = file;
         self.compressor = compressor;
         self.written = 0;
+        self.last_state = None;
         self.retain()
     }
 
@@ -330,5 +362,77 @@ mod tests {
         let mut cursor = Cursor::new(dir.path(), 1, first, false).unwrap();
         assert_eq!(persisted_lines(&mut cursor).len(), 1);
         assert_eq!(cursor.torn_tails, 1);
+    }
+
+    /// The compact form records the state whole at the top of each segment
+    /// and after a header, deltas between; the JSON form always whole; a
+    /// reader gives the same events either way.
+    #[test]
+    fn compact_segments_start_whole_and_record_deltas_between() {
+        use crate::format::{EventWire, States};
+        use raft_model::{Config, Step};
+
+        let write = |format: Format, rotate_bytes: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            let options = WriterOptions {
+                format,
+                rotate_bytes,
+                keep_files: 0,
+            };
+            let mut writer = TraceWriter::open_with(dir.path(), 1, options).unwrap();
+            let mut server: Server<u8, ()> = Server::new(1, Config::new([1, 2, 3]), ());
+            for _ in 0..6 {
+                let step: Step<u8, (), raft_model::Message<u8, ()>> = Step::Timeout;
+                let effects = server.step(step).unwrap();
+                writer.event(Step::Timeout, None, &server, &effects);
+                writer.flush().unwrap();
+            }
+            drop(writer);
+            let written = segments::of_node(dir.path(), 1).unwrap();
+            let mut cursor = Cursor::new(dir.path(), 1, &written[0], false).unwrap();
+            (persisted_lines(&mut cursor), written.len(), dir)
+        };
+        let kinds = |lines: &[String]| -> Vec<&str> {
+            lines
+                .iter()
+                .map(|l| {
+                    if l.contains(r#""delta":"#) {
+                        "delta"
+                    } else {
+                        "state"
+                    }
+                })
+                .collect()
+        };
+        let events = |lines: &[String]| {
+            let mut states = States::default();
+            lines
+                .iter()
+                .map(|l| {
+                    let wire: EventWire<u8> = serde_json::from_str(l).unwrap();
+                    states.resolve(wire).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+
+        let (compact, segments, _dir) = write(Format::Compact, 0);
+        assert_eq!(segments, 1);
+        assert_eq!(
+            kinds(&compact),
+            ["state", "delta", "delta", "delta", "delta", "delta"]
+        );
+        let (json, _, _dir) = write(Format::Json, 0);
+        assert_eq!(kinds(&json), ["state"; 6]);
+        assert_eq!(events(&compact), events(&json));
+        assert!(
+            compact.iter().map(String::len).sum::<usize>()
+                < json.iter().map(String::len).sum::<usize>()
+        );
+
+        // Rotated after every batch: each segment starts whole.
+        let (rotated, segments, _dir) = write(Format::Compact, 1);
+        assert_eq!(segments, 7, "six full segments and the open one");
+        assert_eq!(kinds(&rotated), ["state"; 6]);
+        assert_eq!(events(&rotated), events(&json));
     }
 }
