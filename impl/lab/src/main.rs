@@ -128,6 +128,12 @@ struct CompareArgs {
     /// Where to write the results as JSON.
     #[arg(long, default_value = "compare-etcd.json")]
     json: PathBuf,
+    /// Also run a second cluster of this node recording core-event traces
+    /// (compact, the node's defaults), interleaved with the others in every
+    /// round: prints traced/untraced throughput, p99 and server CPU per
+    /// operation, and the traces' bytes per operation.
+    #[arg(long)]
+    trace: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -187,6 +193,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         dir: args.dir,
         keep: args.keep,
         json: Some(args.json),
+        trace: args.trace,
     })
     .await
     .map(drop)

@@ -28,6 +28,7 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
         dir: Some(dir.path().to_owned()),
         keep: false,
         json: Some(json.clone()),
+        trace: false,
     })
     .await
     .unwrap();
@@ -82,4 +83,62 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
     // The run's data directory is removed unless --keep.
     let data_dir = value["data_dir"].as_str().unwrap();
     assert!(!std::path::Path::new(data_dir).exists());
+}
+
+/// `--trace`: a traced cluster of ours beside the untraced one, in the same
+/// rounds; the ratios and the traces' bytes are reported, and what the
+/// traced nodes recorded validates through the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = compare::run_and_print(CompareOptions {
+        ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")),
+        etcd_binary: None,
+        our_apis: vec![Api::Native],
+        put_clients: vec![8],
+        get_clients: vec![],
+        keys: 100,
+        value_bytes: 64,
+        duration: Duration::from_millis(400),
+        warmup: Duration::from_millis(100),
+        rounds: 2,
+        clients_per_conn: 4,
+        dir: Some(dir.path().to_owned()),
+        keep: true,
+        json: None,
+        trace: true,
+    })
+    .await
+    .unwrap();
+    let systems: Vec<_> = report.results.iter().map(|r| r.system).collect();
+    assert_eq!(
+        systems,
+        [
+            compare::load::System::Ours,
+            compare::load::System::OursTraced
+        ]
+    );
+    assert!(report.results.iter().all(|r| r.errors == 0 && r.ops > 0));
+    assert_eq!(report.trace_ratios.len(), 1);
+    assert!(report.trace_ratios[0].throughput_traced_over_untraced > 0.0);
+    let bytes = report.trace_bytes.unwrap();
+    assert!(bytes > 0 && report.trace_bytes_per_op.unwrap() > 0.0);
+    let traces = PathBuf::from(&report.data_dir)
+        .join("ours-traced")
+        .join("traces");
+    let streams = raft_interop::read_streams(&[traces]).unwrap();
+    let validated = raft_interop::validate(streams)
+        .unwrap_or_else(|failure| panic!("the traced cluster's run is not valid:\n{failure}"));
+    assert!(
+        validated.events.values().sum::<usize>() > 100,
+        "{:?}",
+        validated.events
+    );
+    assert!(
+        !PathBuf::from(&report.data_dir)
+            .join("ours")
+            .join("traces")
+            .exists(),
+        "the plain cluster records nothing"
+    );
 }

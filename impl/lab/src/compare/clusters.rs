@@ -70,8 +70,14 @@ fn spawn(mut command: Command, log: &Path, what: &str) -> anyhow::Result<Child> 
 
 impl Cluster {
     /// Starts `nodes` of our node (`binary` is the `raft-lab` binary, run as
-    /// `raft-lab node`).
-    pub fn start_ours(binary: &Path, dir: &Path, nodes: u64) -> anyhow::Result<Cluster> {
+    /// `raft-lab node`); with `trace`, each records its core events into
+    /// `dir/traces` (the node's defaults: compact, rotated).
+    pub fn start_ours(
+        binary: &Path,
+        dir: &Path,
+        nodes: u64,
+        trace: bool,
+    ) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // Bound here and handed to the nodes: no port is released between.
         let listeners = raft_node::launch::loopback_listeners(nodes as usize)
@@ -92,6 +98,7 @@ impl Cluster {
                 id: Some(id),
                 data_dir: Some(dir.join(format!("node-{id}"))),
                 members: Some(members.clone()),
+                trace_dir: trace.then(|| dir.join("traces")),
                 ..FileConfig::default()
             };
             let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))
@@ -102,7 +109,11 @@ impl Cluster {
             processes.push(launch.spawn()?);
         }
         Ok(Cluster {
-            system: System::Ours,
+            system: if trace {
+                System::OursTraced
+            } else {
+                System::Ours
+            },
             endpoints: members.iter().map(|m| m.address.clone()).collect(),
             processes: Processes::Ours(processes),
         })
@@ -205,7 +216,7 @@ impl Cluster {
         let mut any_error = None;
         for endpoint in &self.endpoints {
             let answer = match self.system {
-                System::Ours => ours_leader(endpoint).await,
+                System::Ours | System::OursTraced => ours_leader(endpoint).await,
                 System::Etcd => etcd_is_leader(endpoint)
                     .await
                     .map(|leads| leads.then(|| endpoint.clone())),

@@ -28,6 +28,10 @@ use raft_node::proto::kv::kv_client::KvClient as OursKv;
 #[serde(rename_all = "lowercase")]
 pub enum System {
     Ours,
+    /// Our node recording its core-event trace (`trace_dir`, the compact
+    /// default): beside `Ours`, what tracing costs (`compare --trace`).
+    #[serde(rename = "ours-traced")]
+    OursTraced,
     Etcd,
 }
 
@@ -35,8 +39,14 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Ours => "ours",
+            System::OursTraced => "ours traced",
             System::Etcd => "etcd",
         }
+    }
+
+    /// Our node, traced or not.
+    pub fn is_ours(self) -> bool {
+        matches!(self, System::Ours | System::OursTraced)
     }
 }
 
@@ -65,6 +75,8 @@ pub fn row_name(system: System, api: Api) -> &'static str {
     match (system, api) {
         (System::Ours, Api::Native) => "ours (native API)",
         (System::Ours, Api::Etcd) => "ours (etcd API)",
+        (System::OursTraced, Api::Native) => "ours traced (native API)",
+        (System::OursTraced, Api::Etcd) => "ours traced (etcd API)",
         (System::Etcd, _) => "etcd",
     }
 }

@@ -47,6 +47,9 @@ pub struct CompareOptions {
     /// Keep the data directories and node logs after the run.
     pub keep: bool,
     pub json: Option<PathBuf>,
+    /// Also run a second cluster of ours that records core-event traces,
+    /// in the same interleaved rounds: what tracing costs (issue 22).
+    pub trace: bool,
 }
 
 /// Everything one run measured (the JSON document).
@@ -67,6 +70,23 @@ pub struct Report {
     /// Per workload: our node through etcd's API / through its native API,
     /// for throughput, p50 and p99 (absent unless both APIs ran).
     pub api_ratios: Vec<ApiRatio>,
+    /// Per workload and API: our node traced / untraced (with `trace`).
+    pub trace_ratios: Vec<TraceRatio>,
+    /// Bytes the traced cluster's traces hold on disk at the end (with
+    /// `trace`), and per operation it served in the measured cells.
+    pub trace_bytes: Option<u64>,
+    pub trace_bytes_per_op: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TraceRatio {
+    pub op: Op,
+    pub clients: usize,
+    pub api: Api,
+    pub throughput_traced_over_untraced: f64,
+    pub p99_traced_over_untraced: f64,
+    /// Server CPU per operation, traced / untraced (when both were measured).
+    pub cpu_traced_over_untraced: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,7 +135,10 @@ async fn start(
     dir: &Path,
 ) -> anyhow::Result<(Cluster, String)> {
     let mut cluster = match system {
-        System::Ours => Cluster::start_ours(&options.ours_binary, &dir.join("ours"), 3)?,
+        System::Ours => Cluster::start_ours(&options.ours_binary, &dir.join("ours"), 3, false)?,
+        System::OursTraced => {
+            Cluster::start_ours(&options.ours_binary, &dir.join("ours-traced"), 3, true)?
+        }
         System::Etcd => {
             let binary = options
                 .etcd_binary
@@ -159,25 +182,30 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         floors.grpc_rtt_p99_ms
     );
     let mut systems = vec![System::Ours];
+    if options.trace {
+        systems.push(System::OursTraced);
+    }
     if options.etcd_binary.is_some() {
         systems.push(System::Etcd);
     }
-    let mut targets: Vec<Target> = options
-        .our_apis
+    // One row per system and API, pointing at its cluster (the index of its
+    // system among those started).
+    let targets: Vec<Target> = systems
         .iter()
-        .map(|&api| Target {
-            system: System::Ours,
-            api,
-            cluster: 0,
+        .enumerate()
+        .flat_map(|(cluster, &system)| {
+            let apis = if system.is_ours() {
+                options.our_apis.clone()
+            } else {
+                vec![Api::Etcd]
+            };
+            apis.into_iter().map(move |api| Target {
+                system,
+                api,
+                cluster,
+            })
         })
         .collect();
-    if options.etcd_binary.is_some() {
-        targets.push(Target {
-            system: System::Etcd,
-            api: Api::Etcd,
-            cluster: 1,
-        });
-    }
     let shape = Shape {
         keys: options.keys,
         value_bytes: options.value_bytes,
@@ -195,6 +223,18 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
     let results = result?;
     let ratios = ratios(&results);
     let api_ratios = api_ratios(&results);
+    let trace_ratios = trace_ratios(&results);
+    let (trace_bytes, trace_bytes_per_op) = if options.trace {
+        let bytes = dir_bytes(&dir.join("ours-traced").join("traces"));
+        let ops: u64 = results
+            .iter()
+            .filter(|r| r.system == System::OursTraced)
+            .map(|r| r.ops)
+            .sum();
+        (Some(bytes), (ops > 0).then(|| bytes as f64 / ops as f64))
+    } else {
+        (None, None)
+    };
     Ok(Report {
         floors,
         keys: options.keys,
@@ -206,7 +246,23 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         results,
         ratios,
         api_ratios,
+        trace_ratios,
+        trace_bytes,
+        trace_bytes_per_op,
     })
+}
+
+/// The bytes of the files directly in `dir` (0 if it cannot be read).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 async fn measure_all(
@@ -303,6 +359,32 @@ fn ratios(results: &[CellResult]) -> Vec<Ratio> {
         .collect()
 }
 
+fn trace_ratios(results: &[CellResult]) -> Vec<TraceRatio> {
+    results
+        .iter()
+        .filter(|r| r.system == System::OursTraced)
+        .filter_map(|traced| {
+            let plain = results.iter().find(|r| {
+                r.system == System::Ours
+                    && r.api == traced.api
+                    && r.op == traced.op
+                    && r.clients == traced.clients
+            })?;
+            Some(TraceRatio {
+                op: traced.op,
+                clients: traced.clients,
+                api: traced.api,
+                throughput_traced_over_untraced: traced.ops_per_sec / plain.ops_per_sec,
+                p99_traced_over_untraced: traced.p99_ms / plain.p99_ms,
+                cpu_traced_over_untraced: traced
+                    .server_cpu_us_per_op
+                    .zip(plain.server_cpu_us_per_op)
+                    .map(|(t, p)| t / p),
+            })
+        })
+        .collect()
+}
+
 fn api_ratios(results: &[CellResult]) -> Vec<ApiRatio> {
     let ours = |api, op, clients| {
         results.iter().find(|r| {
@@ -368,6 +450,26 @@ pub fn table(report: &Report) -> String {
             cpu_text(r.server_cpu_us_per_op)
         ));
     }
+    for r in &report.trace_ratios {
+        let label = Workload {
+            op: r.op,
+            clients: r.clients,
+        }
+        .label();
+        out.push_str(&format!(
+            "\ntracing ({label}, {} API): traced/untraced ops/s {:.3}, p99 {:.2}, server CPU/op {}",
+            r.api.name(),
+            r.throughput_traced_over_untraced,
+            r.p99_traced_over_untraced,
+            r.cpu_traced_over_untraced
+                .map_or_else(|| "?".to_owned(), |x| format!("{x:.3}"))
+        ));
+    }
+    if let (Some(bytes), Some(per_op)) = (report.trace_bytes, report.trace_bytes_per_op) {
+        out.push_str(&format!(
+            "\ntraces: {bytes} bytes on disk, {per_op:.1} bytes per measured operation (warm-up and preload included in the bytes)\n"
+        ));
+    }
     out.push_str(&format!(
         "\nfloors: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms; loopback gRPC round trip p50 {:.3} ms, p99 {:.3} ms\n",
         report.floors.fsync_4k_p50_ms,
@@ -397,7 +499,7 @@ mod tests {
 
     fn cell(system: System, op: Op, clients: usize, ops_per_sec: f64, p99_ms: f64) -> CellResult {
         let api = match system {
-            System::Ours => Api::Native,
+            System::Ours | System::OursTraced => Api::Native,
             System::Etcd => Api::Etcd,
         };
         CellResult {
@@ -467,6 +569,9 @@ mod tests {
             results,
             ratios: vs_etcd,
             api_ratios: ratios,
+            trace_ratios: Vec::new(),
+            trace_bytes: None,
+            trace_bytes_per_op: None,
         };
         let table = table(&report);
         assert!(
