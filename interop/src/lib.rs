@@ -125,10 +125,7 @@ pub fn convert(input: &Path, out: &Path, format: Format) -> Result<Vec<PathBuf>,
                 node: None,
                 action: None,
                 problem: format!("cannot write this line with its full state: {problem}"),
-                details: vec![format!(
-                    "line: {}",
-                    raw.chars().take(300).collect::<String>()
-                )],
+                details: vec![format!("line: {}", validate::abbreviate(&raw))],
             });
         }
         let mut result = flush(&mut file, &mut compressor, &mut buffer);

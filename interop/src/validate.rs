@@ -277,7 +277,7 @@ impl Stream {
     }
 }
 
-fn abbreviate(text: &str) -> String {
+pub(crate) fn abbreviate(text: &str) -> String {
     if text.chars().count() > 300 {
         format!("{}…", text.chars().take(300).collect::<String>())
     } else {

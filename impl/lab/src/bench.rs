@@ -139,11 +139,16 @@ fn result_puts(options: &BenchOptions) -> usize {
 }
 
 /// Replays the recorded traces through the model and prints what it cost.
-fn validate_traces(traces: &std::path::Path, puts: usize) -> anyhow::Result<()> {
-    let bytes: u64 = std::fs::read_dir(traces)?
+/// The bytes of the files directly in `dir` (the traces of a run).
+pub(crate) fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    Ok(std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok()?.metadata().ok())
         .map(|m| m.len())
-        .sum();
+        .sum())
+}
+
+fn validate_traces(traces: &std::path::Path, puts: usize) -> anyhow::Result<()> {
+    let bytes = dir_bytes(traces)?;
     let started = Instant::now();
     let streams = raft_interop::read_streams(&[traces.to_owned()])
         .map_err(|failure| anyhow::anyhow!("reading the traces: {failure}"))?;

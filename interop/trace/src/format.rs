@@ -395,6 +395,22 @@ pub struct EventRecord<'a, C: Clone> {
     pub sent: Option<&'a [Sent]>,
 }
 
+impl<'a, C: Clone> EventRecord<'a, C> {
+    /// `event` as written: with its state whole, or with `delta` instead.
+    pub fn of(event: &'a Event<C>, delta: Option<&'a StateDelta>) -> EventRecord<'a, C> {
+        EventRecord {
+            node: event.node,
+            step: &event.step,
+            recovered: event.recovered.as_ref(),
+            state: delta.is_none().then_some(&event.state),
+            delta,
+            persist: event.persist.as_ref(),
+            written: event.written.as_ref(),
+            sent: event.sent.as_deref(),
+        }
+    }
+}
+
 /// An event line as read: [`Event`] with its state whole or as a delta,
 /// which [`States::resolve`] turns into the event.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -719,18 +735,7 @@ mod tests {
     fn states_resolve_deltas_per_node() {
         let server = server();
         let event = Event::of(Step::Timeout, None, &server, &Effects::default());
-        let sent = event.sent.clone().unwrap();
-        let record = EventRecord {
-            node: 1,
-            step: &event.step,
-            recovered: None,
-            state: Some(&event.state),
-            delta: None,
-            persist: event.persist.as_ref(),
-            written: None,
-            sent: Some(&sent),
-        };
-        let full = serde_json::to_string(&record).unwrap();
+        let full = serde_json::to_string(&EventRecord::of(&event, None)).unwrap();
         assert_eq!(
             full,
             serde_json::to_string(&Line::Event(Box::new(event.clone()))).unwrap()
@@ -739,13 +744,9 @@ mod tests {
         let mut later = event.state.clone();
         later.commit_index = 3;
         let delta = later.delta_from(&event.state);
-        let record = EventRecord {
-            state: None,
-            delta: Some(&delta),
-            ..record
-        };
-        let text = serde_json::to_string(&record).unwrap();
+        let text = serde_json::to_string(&EventRecord::of(&event, Some(&delta))).unwrap();
         assert!(text.contains(r#""delta":{"commit_index":3}"#), "{text}");
+        assert!(!text.contains(r#""state":"#), "{text}");
         let wire = |text: &str| serde_json::from_str::<EventWire<u8>>(text).unwrap();
 
         let mut states = States::default();

@@ -21,7 +21,7 @@ use raft_model::{Effects, NodeId, Server};
 use serde::Serialize;
 
 use crate::compact::{Compressor, Format};
-use crate::format::{Durable, EventRecord, Header, Line, Sent, State, TracedStep, Written};
+use crate::format::{Durable, Event, EventRecord, Header, Line, State, TracedStep};
 use crate::segments;
 
 /// How a node writes its trace: the form, when a segment is rotated and how
@@ -172,29 +172,17 @@ impl TraceWriter {
         effects: &Effects<C, S>,
     ) {
         debug_assert_eq!(server.id(), self.node, "an event of another node");
-        let state = State::of(server);
-        let written = Written::of(server, &effects.persist);
-        let sent = Sent::of(&effects.messages);
+        let event = Event::of(step, recovered, server, effects);
         // The compact form records what changed since the segment's previous
         // event: a client request, the common event, changes the log's
         // bounds alone, and its full state was most of its line.
         let delta = match (&self.last_state, self.options.format) {
-            (Some(before), Format::Compact) => Some(state.delta_from(before)),
+            (Some(before), Format::Compact) => Some(event.state.delta_from(before)),
             _ => None,
         };
-        let record = EventRecord {
-            node: self.node,
-            step: &step,
-            recovered: recovered.as_ref(),
-            state: delta.is_none().then_some(&state),
-            delta: delta.as_ref(),
-            persist: Some(&effects.persist),
-            written: written.as_ref(),
-            sent: Some(&sent),
-        };
-        self.record(&record);
+        self.record(&EventRecord::of(&event, delta.as_ref()));
         if self.options.format == Format::Compact {
-            self.last_state = Some(state);
+            self.last_state = Some(event.state);
         }
     }
 

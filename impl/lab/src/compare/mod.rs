@@ -225,7 +225,7 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
     let api_ratios = api_ratios(&results);
     let trace_ratios = trace_ratios(&results);
     let (trace_bytes, trace_bytes_per_op) = if options.trace {
-        let bytes = dir_bytes(&dir.join("ours-traced").join("traces"));
+        let bytes = crate::bench::dir_bytes(&dir.join("ours-traced").join("traces")).unwrap_or(0);
         let ops: u64 = results
             .iter()
             .filter(|r| r.system == System::OursTraced)
@@ -250,19 +250,6 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         trace_bytes,
         trace_bytes_per_op,
     })
-}
-
-/// The bytes of the files directly in `dir` (0 if it cannot be read).
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 async fn measure_all(
