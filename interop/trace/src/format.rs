@@ -127,10 +127,18 @@ pub struct Header {
     /// The node runs PreVote (absent in traces written before it: off).
     #[serde(default)]
     pub pre_vote: bool,
+    /// The node's leader writes its own appends in parallel with sending
+    /// them (absent in traces written before it: off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub parallel_write: bool,
     pub start: Start,
     /// Wall-clock time of the start, for people reading the trace.
     #[serde(default)]
     pub unix_ms: u64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// How a process started: a fresh server (spec `Init`) or a recovery from
@@ -166,6 +174,10 @@ pub struct Event<C: Clone> {
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist: Option<raft_model::Persist>,
+    /// A leader's own entries written in parallel with this step's messages
+    /// (`Effects::parallel_log_from`), absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_log_from: Option<Index>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<Written>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +199,7 @@ impl<C: Clone> Event<C> {
             recovered,
             state: State::of(server),
             persist: Some(effects.persist.clone()),
+            parallel_log_from: effects.parallel_log_from,
             written: Written::of(server, &effects.persist),
             sent: Some(Sent::of(&effects.messages)),
         }
@@ -236,12 +249,30 @@ pub struct Durable {
 }
 
 impl Durable {
+    /// What a correct driver's storage holds for `server`
+    /// (`raft_model::Durable::of`): its persistent state, the log up to its
+    /// durable index (a leader's entries past it are still being written in
+    /// parallel).
     pub fn of<C: Clone, S>(server: &Server<C, S>) -> Durable {
+        Durable::with_log_to(server, server.durable_index())
+    }
+
+    /// `server`'s persistent state with its log up to `last` (at most its
+    /// last index): what its storage holds once a parallel write up to
+    /// `last` has completed.
+    pub fn with_log_to<C: Clone, S>(server: &Server<C, S>, last: Index) -> Durable {
+        let log = server.log();
+        let held = last.saturating_sub(log.snapshot_index);
         Durable {
             current_term: server.current_term(),
             voted_for: server.voted_for(),
             snapshot: server.snapshot().meta.clone(),
-            entry_terms: server.log().entries.iter().map(|e| e.term).collect(),
+            entry_terms: log
+                .entries
+                .iter()
+                .take(usize::try_from(held).unwrap_or(usize::MAX))
+                .map(|e| e.term)
+                .collect(),
         }
     }
 }
@@ -274,6 +305,10 @@ pub struct State {
     pub read_seq: u64,
     pub read_acks: Vec<(NodeId, u64)>,
     pub pending_reads: usize,
+    /// Spec `durableIndex` (absent in traces written before it, whose
+    /// servers' logs were always durable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_index: Option<Index>,
 }
 
 impl State {
@@ -297,6 +332,7 @@ impl State {
             read_seq: s.read_seq(),
             read_acks: s.read_acks().iter().map(|(k, v)| (*k, *v)).collect(),
             pending_reads: s.pending_reads().len(),
+            durable_index: Some(s.durable_index()),
         }
     }
 }
@@ -491,6 +527,7 @@ mod tests {
                 max_append_entries: 1,
                 check_quorum: false,
                 pre_vote: true,
+                parallel_write: true,
                 start: Start::Init,
                 unix_ms: 0,
             }),
