@@ -298,7 +298,10 @@ fn parallel_write_term2_log2_messages3_29285() {
 #[test]
 fn parallel_write_term2_restart_messages3_224152() {
     assert_eq!(
-        checker_distinct_states(&["--parallel-write", "on"], flags(3, 2, 2, 1, 3, 1, 0, 0, 0)),
+        checker_distinct_states(
+            &["--parallel-write", "on"],
+            flags(3, 2, 2, 1, 3, 1, 0, 0, 0)
+        ),
         224_152
     );
 }

@@ -1437,14 +1437,14 @@ mod tests {
                 }
             }
             let running = spawn_loop(event_loop);
-            let status = || async {
+            let status = || {
                 let (reply, answer) = oneshot::channel();
-                inbox_tx.send(Input::Status { reply }).await.unwrap();
+                inbox_tx.try_send(Input::Status { reply }).unwrap();
                 answer
             };
             // Alone in its configuration, it elects itself.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while status().await.await.unwrap().role != Role::Leader {
+            while status().await.unwrap().role != Role::Leader {
                 assert!(Instant::now() < deadline, "no leader");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -1463,7 +1463,7 @@ mod tests {
                 .send(Input::Propose { command, reply })
                 .await
                 .unwrap();
-            let answered = tokio::time::timeout(Duration::from_millis(500), status().await).await;
+            let answered = tokio::time::timeout(Duration::from_millis(500), status()).await;
             assert_eq!(
                 answered.is_ok(),
                 parallel,
