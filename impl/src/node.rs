@@ -12,10 +12,9 @@
 //!    new snapshot — in one append to the log file and one fdatasync
 //!    (group commit); but a leader's own new entries, with parallel writes
 //!    (`parallel_write`, the default), are only *started* here when nothing
-//!    else is to be written: the write runs beside what follows, and its
-//!    completion comes back as an input (`Input::LogWritten`, the core's
-//!    `LogPersisted`), until when the core does not count the leader as
-//!    holding them;
+//!    else is to be written: the write runs beside what follows, and the
+//!    loop takes its completion like an input (the core's `LogPersisted`),
+//!    until when the core does not count the leader as holding them;
 //! 2. **send** the batch's messages (replies to peer RPCs included);
 //! 3. **apply** newly committed entries to the state machine;
 //! 4. **answer** clients whose writes applied or whose reads are confirmed
@@ -201,13 +200,15 @@ pub(crate) struct EventLoop {
     /// The configuration's index, kept without walking the log each batch.
     config_index: config_index::ConfigIndex,
     /// The leader's write started in parallel with replication and not yet
-    /// awaited: every later write waits for it (one order on the disk).
-    /// On success it sends `Input::LogWritten`.
-    parallel_write: Option<JoinHandle<Result<(), NodeError>>>,
-    /// A write of the last batch, awaited, included entries the leader had
-    /// appended to be written in parallel: the core learns they are durable
-    /// at the next batch (`Step::LogPersisted`).
-    written: Option<(Index, Term)>,
+    /// awaited: every later write waits for it (one order on the disk), and
+    /// the loop waits for it beside its inputs. It yields the index and
+    /// term of the last entry it wrote.
+    parallel_write: Option<JoinHandle<Result<(Index, Term), NodeError>>>,
+    /// The leader's own entries up to each of these are durable (a parallel
+    /// write awaited before another write, or written with the last batch's
+    /// write): the core learns it at the next batch (`Step::LogPersisted`;
+    /// one it no longer needs is refused and changes nothing).
+    written: Vec<(Index, Term)>,
 }
 
 /// A membership change under way at this node (as leader).
@@ -270,7 +271,7 @@ impl EventLoop {
             told_removed: false,
             config_index: config_index::ConfigIndex::default(),
             parallel_write: None,
-            written: None,
+            written: Vec::new(),
         }
     }
 
@@ -311,15 +312,31 @@ impl EventLoop {
         self.update_metrics();
         loop {
             let mut ready = Ready::default();
-            if let Some((index, term)) = self.written.take() {
+            if !self.written.is_empty() {
                 // The last batch's write made the leader's own entries
                 // durable: no need to wait for an input to say so.
-                self.log_persisted(index, term, &mut ready);
+                for (index, term) in std::mem::take(&mut self.written) {
+                    self.log_persisted(index, term, &mut ready);
+                }
             } else {
+                let writing = self.parallel_write.is_some();
                 tokio::select! {
                     input = self.inbox.recv() => {
                         let Some(input) = input else { return Ok(()) };
                         self.handle(input, &mut ready);
+                    }
+                    // The parallel write completed (a failure stops the
+                    // node): the core may count the leader for its entries.
+                    written = async {
+                        match &mut self.parallel_write {
+                            Some(write) => write.await,
+                            None => std::future::pending().await,
+                        }
+                    }, if writing => {
+                        self.parallel_write = None;
+                        let (index, term) =
+                            written.map_err(|err| NodeError::Join(err.to_string()))??;
+                        self.log_persisted(index, term, &mut ready);
                     }
                     () = &mut election => {
                         debug!(term = self.core.current_term(), "election timeout");
@@ -353,15 +370,6 @@ impl EventLoop {
             }
             if ready.replicate {
                 self.step_timer(Step::SendAppendEntries, &mut ready);
-            }
-            // A parallel write that ended in an error stops the node now,
-            // not at the next write.
-            if self
-                .parallel_write
-                .as_ref()
-                .is_some_and(|w| w.is_finished())
-            {
-                self.finish_parallel_write().await?;
             }
             // The timer restarts once the batch is durable: writing it (a
             // large snapshot from the leader, say) must not use up the
@@ -546,7 +554,6 @@ impl EventLoop {
                     )));
                 }
             }
-            Input::LogWritten { index, term } => self.log_persisted(index, term, ready),
             Input::SnapshotWritten(result, meta, image) => {
                 self.snapshot_in_progress = false;
                 match result {
@@ -722,19 +729,21 @@ impl EventLoop {
     }
 
     /// Waits for the write started in parallel by an earlier batch, if any:
-    /// a write must not overtake it, and its failure stops the node.
+    /// a write must not overtake it, and its failure stops the node. The
+    /// core learns what it wrote at the next batch.
     async fn finish_parallel_write(&mut self) -> Result<(), NodeError> {
         if let Some(write) = self.parallel_write.take() {
-            write
+            let done = write
                 .await
                 .map_err(|err| NodeError::Join(err.to_string()))??;
+            self.written.push(done);
         }
         Ok(())
     }
 
     /// Starts writing the leader's own entries `from..=last` without waiting
-    /// for the write: it runs while the batch's messages are sent, and its
-    /// completion comes back as `Input::LogWritten`.
+    /// for the write: it runs while the batch's messages are sent and the
+    /// next batches are taken, and the loop takes its completion (`run`).
     async fn start_parallel_write(&mut self, from: Index) -> Result<(), NodeError> {
         self.finish_parallel_write().await?;
         let log = self.core.log();
@@ -743,16 +752,13 @@ impl EventLoop {
         batch.set_log_from(log, from);
         batch.set_commit_index(self.core.commit_index());
         let storage = self.storage.clone();
-        let inbox = self.inbox_tx.clone();
         self.parallel_write = Some(tokio::spawn(async move {
             let started = Instant::now();
             tokio::task::spawn_blocking(move || storage.write(batch))
                 .await
                 .map_err(|err| NodeError::Join(err.to_string()))??;
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
-            // The loop may have stopped: then no one waits for this.
-            let _ = inbox.send(Input::LogWritten { index, term }).await;
-            Ok(())
+            Ok((index, term))
         }));
         Ok(())
     }
@@ -874,7 +880,7 @@ impl EventLoop {
             let log = self.core.log();
             if parallel.is_some() && self.core.durable_index() < log.last_index() {
                 // Written with the rest, up to the last entry.
-                self.written = Some((log.last_index(), log.last_term()));
+                self.written.push((log.last_index(), log.last_term()));
             }
         } else if let Some(from) = parallel {
             self.start_parallel_write(from).await?;

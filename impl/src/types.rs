@@ -114,13 +114,6 @@ pub enum Input {
     },
     /// A background snapshot finished writing its file.
     SnapshotWritten(Result<SnapshotReport, String>, SnapshotMeta, KvImage),
-    /// The leader's write of its own entries up to `index` (of `term`),
-    /// started in parallel with their replication, is durable: the core's
-    /// `Step::LogPersisted`.
-    LogWritten {
-        index: Index,
-        term: Term,
-    },
 }
 
 /// A write that applied.
