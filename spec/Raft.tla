@@ -5,7 +5,9 @@
 (* it: leader election, log replication with a no-op per new leader, log   *)
 (* compaction into snapshots and InstallSnapshot, crash/restart,          *)
 (* linearizable reads through ReadIndex (paper 8), leadership transfer,    *)
-(* and membership changes by joint consensus (paper 6, dissertation ch. 4). *)
+(* membership changes by joint consensus (paper 6, dissertation ch. 4),    *)
+(* and a leader writing its own log in parallel with replication           *)
+(* (dissertation 10.2.1: ParallelWriteOn, durableIndex, LogPersisted).     *)
 (*                                                                         *)
 (* One action per transition function of the core, with the same name      *)
 (* (Timeout <-> timeout, HandleAppendEntriesRequest <->                    *)
@@ -62,7 +64,9 @@ CONSTANTS
     MaxTransfers,       \* how many TransferLeadership actions may happen
     InitMembers,        \* the initial configuration (every server starts with it)
     MaxConfigChanges,   \* how many ChangeConfig actions may happen
-    MaxLearnerChanges   \* how many ChangeLearners actions may happen
+    MaxLearnerChanges,  \* how many ChangeLearners actions may happen
+    ParallelWriteOn     \* a leader writes its appends in parallel with sending them
+                        \* (Server::with_parallel_write)
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -81,6 +85,7 @@ ASSUME /\ Server # {}
        /\ InitMembers \subseteq Server /\ InitMembers # {}
        /\ MaxLearnerChanges \in Nat
        /\ MaxConfigChanges \in Nat
+       /\ ParallelWriteOn \in BOOLEAN
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
@@ -121,19 +126,26 @@ VARIABLES
     restartLease,   \* restart_lease: with PreVoteOn set by Restart past term 0, cleared by the next
                     \* Timeout: a restarted server refuses pre-votes for an election
                     \* timeout (always FALSE without PreVoteOn, which alone reads it)
-    leadTransferee  \* lead_transferee: leader only, the peer it hands leadership to, or Nil
+    leadTransferee, \* lead_transferee: leader only, the peer it hands leadership to, or Nil
+    durableIndex    \* durable_index: how far the server's own log is known durable.
+                    \* LastIndex, but at a leader with ParallelWriteOn whose latest
+                    \* appends are still being written (LogPersisted raises it)
 
 \* The durable image of each server: what its storage holds, a record of the
 \* persistent variables. Every action of server i sets durable[i] to what the
 \* action persisted, and Restart(i) reloads the persistent variables from it.
 \* The Rust core persists everything it changes before it speaks (its
-\* Effects say what to persist), so in this spec durable[i] always equals
-\* i's persistent state and adds no distinct state. It is here because the
-\* checker also explores seeded bugs that omit a persist effect (the change
-\* is made in memory but not written): there the checker's durable image
-\* lags, a restart loses the change, and a counterexample exported as a
-\* trace must fail TLC at that Restart, which it does only if Restart reads
-\* the durable image rather than the in-memory values.
+\* Effects say what to persist), but for a leader's own appends with
+\* ParallelWriteOn, which are durable from LogPersisted on: so durable[i]
+\* always equals i's persistent state with the log cut at durableIndex[i]
+\* (Persisted), a function of the other variables that adds no distinct
+\* state. A Restart of a leader still writing loses its unwritten entries.
+\* The variable is here because the checker also explores seeded bugs that
+\* omit a persist effect (the change is made in memory but not written):
+\* there the checker's durable image lags, a restart loses the change, and a
+\* counterexample exported as a trace must fail TLC at that Restart, which
+\* it does only if Restart reads the durable image rather than the
+\* in-memory values.
 VARIABLE durable
 
 \* The network: a bag of messages, message -> number of copies in flight
@@ -154,7 +166,8 @@ VARIABLES clientRequests, restarts, compactions, reads, duplicates, drops, trans
 
 persistentVars == <<currentTerm, votedFor, log, snapshotIndex, snapshotTerm, snapshot, config>>
 volatileVars == <<role, commitIndex, leaderId, votesGranted, nextIndex, matchIndex,
-                  readSeq, readAcks, pendingReads, recentActive, restartLease, leadTransferee>>
+                  readSeq, readAcks, pendingReads, recentActive, restartLease, leadTransferee,
+                  durableIndex>>
 historyVars == <<elected, committed, readBound, readsReady>>
 counterVars == <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
                  configChanges, learnerChanges>>
@@ -217,64 +230,9 @@ Load(i) ==
      matchIndex |-> matchIndex[i],
      readSeq |-> readSeq[i], readAcks |-> readAcks[i], pendingReads |-> pendingReads[i],
      recentActive |-> recentActive[i], restartLease |-> restartLease[i],
-     leadTransferee |-> leadTransferee[i],
+     leadTransferee |-> leadTransferee[i], durableIndex |-> durableIndex[i],
      sent |-> {}, electedNow |-> {}, committedNow |-> {},
      registeredNow |-> <<>>, readyNow |-> {}]
-
-\* What a step of server i persisted: with the core's persist effects all
-\* carried out (the only behaviour specified here), its new persistent state.
-Persisted(s) ==
-    [currentTerm |-> s.currentTerm, votedFor |-> s.votedFor, log |-> s.log,
-     snapshotIndex |-> s.snapshotIndex, snapshotTerm |-> s.snapshotTerm,
-     snapshot |-> s.snapshot, config |-> s.config]
-
-\* Writes the working copy s of server i back, with the network `net` before
-\* the step's sends (the network, less the received copy for a handler),
-\* sends what it sent and records its history. Counters are each action's
-\* own business.
-StoreWith(i, s, net) ==
-    /\ currentTerm' = [currentTerm EXCEPT ![i] = s.currentTerm]
-    /\ votedFor' = [votedFor EXCEPT ![i] = s.votedFor]
-    /\ log' = [log EXCEPT ![i] = s.log]
-    /\ snapshotIndex' = [snapshotIndex EXCEPT ![i] = s.snapshotIndex]
-    /\ snapshotTerm' = [snapshotTerm EXCEPT ![i] = s.snapshotTerm]
-    /\ snapshot' = [snapshot EXCEPT ![i] = s.snapshot]
-    /\ config' = [config EXCEPT ![i] = s.config]
-    /\ role' = [role EXCEPT ![i] = s.role]
-    /\ commitIndex' = [commitIndex EXCEPT ![i] = s.commitIndex]
-    /\ leaderId' = [leaderId EXCEPT ![i] = s.leaderId]
-    /\ votesGranted' = [votesGranted EXCEPT ![i] = s.votesGranted]
-    /\ nextIndex' = [nextIndex EXCEPT ![i] = s.nextIndex]
-    /\ matchIndex' = [matchIndex EXCEPT ![i] = s.matchIndex]
-    /\ readSeq' = [readSeq EXCEPT ![i] = s.readSeq]
-    /\ readAcks' = [readAcks EXCEPT ![i] = s.readAcks]
-    /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
-    /\ recentActive' = [recentActive EXCEPT ![i] = s.recentActive]
-    /\ restartLease' = [restartLease EXCEPT ![i] = s.restartLease]
-    /\ leadTransferee' = [leadTransferee EXCEPT ![i] = s.leadTransferee]
-    /\ durable' = [durable EXCEPT ![i] = Persisted(s)]
-    /\ messages' = BagAdd(net, s.sent)
-    /\ elected' = elected \cup s.electedNow
-    /\ committed' = committed \cup s.committedNow
-    /\ readBound' = readBound \o s.registeredNow
-    /\ readsReady' = readsReady \cup s.readyNow
-
-\* A step that receives no message.
-Store(i, s) == StoreWith(i, s, messages)
-
-\* A handler's step: it consumes the copy of m it received.
-StoreReceived(i, m, s) == StoreWith(i, s, BagRemove(messages, m))
-
-\* record_activity (check_quorum.rs), which Server::step runs after every
-\* handler of a response: a leader with CheckQuorumOn notes that the peer
-\* answered a request of its term.
-RecordActivity(s, m) ==
-    IF CheckQuorumOn /\ s.role = Leader /\ m.term = s.currentTerm
-    THEN [s EXCEPT !.recentActive = @ \cup {m.from}]
-    ELSE s
-
-\* A response handler's step: StoreReceived after RecordActivity.
-StoreAnswered(i, m, s) == StoreReceived(i, m, RecordActivity(s, m))
 
 Send(s, m) == [s EXCEPT !.sent = @ \cup {m}]
 
@@ -392,6 +350,71 @@ IsUpToDate(s, lastIndex, lastTerm) ==
     \/ lastTerm = LastTerm(s) /\ lastIndex >= LastIndex(s)
 
 -----------------------------------------------------------------------------
+(* Writing a transition's working copy back: Load's inverse, and what     *)
+(* the step made durable.                                                 *)
+
+\* What a step of server i persisted: with the core's persist effects all
+\* carried out (the only behaviour specified here), its new persistent
+\* state, the log up to durableIndex only: a leader's entries written in
+\* parallel are durable from its LogPersisted on. (The configuration is the
+\* one that log holds: a restart refreshes it from the log.)
+Persisted(s) ==
+    [currentTerm |-> s.currentTerm, votedFor |-> s.votedFor,
+     log |-> SubSeq(s.log, 1, s.durableIndex - s.snapshotIndex),
+     snapshotIndex |-> s.snapshotIndex, snapshotTerm |-> s.snapshotTerm,
+     snapshot |-> s.snapshot,
+     config |-> IF s.durableIndex = LastIndex(s) THEN s.config ELSE ConfigAt(s, s.durableIndex)]
+
+\* Writes the working copy s of server i back, with the network `net` before
+\* the step's sends (the network, less the received copy for a handler),
+\* sends what it sent and records its history. Counters are each action's
+\* own business.
+StoreWith(i, s, net) ==
+    /\ currentTerm' = [currentTerm EXCEPT ![i] = s.currentTerm]
+    /\ votedFor' = [votedFor EXCEPT ![i] = s.votedFor]
+    /\ log' = [log EXCEPT ![i] = s.log]
+    /\ snapshotIndex' = [snapshotIndex EXCEPT ![i] = s.snapshotIndex]
+    /\ snapshotTerm' = [snapshotTerm EXCEPT ![i] = s.snapshotTerm]
+    /\ snapshot' = [snapshot EXCEPT ![i] = s.snapshot]
+    /\ config' = [config EXCEPT ![i] = s.config]
+    /\ role' = [role EXCEPT ![i] = s.role]
+    /\ commitIndex' = [commitIndex EXCEPT ![i] = s.commitIndex]
+    /\ leaderId' = [leaderId EXCEPT ![i] = s.leaderId]
+    /\ votesGranted' = [votesGranted EXCEPT ![i] = s.votesGranted]
+    /\ nextIndex' = [nextIndex EXCEPT ![i] = s.nextIndex]
+    /\ matchIndex' = [matchIndex EXCEPT ![i] = s.matchIndex]
+    /\ readSeq' = [readSeq EXCEPT ![i] = s.readSeq]
+    /\ readAcks' = [readAcks EXCEPT ![i] = s.readAcks]
+    /\ pendingReads' = [pendingReads EXCEPT ![i] = s.pendingReads]
+    /\ recentActive' = [recentActive EXCEPT ![i] = s.recentActive]
+    /\ restartLease' = [restartLease EXCEPT ![i] = s.restartLease]
+    /\ leadTransferee' = [leadTransferee EXCEPT ![i] = s.leadTransferee]
+    /\ durableIndex' = [durableIndex EXCEPT ![i] = s.durableIndex]
+    /\ durable' = [durable EXCEPT ![i] = Persisted(s)]
+    /\ messages' = BagAdd(net, s.sent)
+    /\ elected' = elected \cup s.electedNow
+    /\ committed' = committed \cup s.committedNow
+    /\ readBound' = readBound \o s.registeredNow
+    /\ readsReady' = readsReady \cup s.readyNow
+
+\* A step that receives no message.
+Store(i, s) == StoreWith(i, s, messages)
+
+\* A handler's step: it consumes the copy of m it received.
+StoreReceived(i, m, s) == StoreWith(i, s, BagRemove(messages, m))
+
+\* record_activity (check_quorum.rs), which Server::step runs after every
+\* handler of a response: a leader with CheckQuorumOn notes that the peer
+\* answered a request of its term.
+RecordActivity(s, m) ==
+    IF CheckQuorumOn /\ s.role = Leader /\ m.term = s.currentTerm
+    THEN [s EXCEPT !.recentActive = @ \cup {m.from}]
+    ELSE s
+
+\* A response handler's step: StoreReceived after RecordActivity.
+StoreAnswered(i, m, s) == StoreReceived(i, m, RecordActivity(s, m))
+
+-----------------------------------------------------------------------------
 (* Messages (model/src/message.rs). Every constructor is the Rust `reply`  *)
 (* helper with one Body variant: from me, to `to`, carrying my term.       *)
 
@@ -502,14 +525,25 @@ FailPendingReads(s) ==
 (* Internal steps: the private helpers of model/src/actions. None is an    *)
 (* action of its own; each runs inside the action that needs it.           *)
 
-\* become_follower: drop candidate/leader volatile state, failing waiting reads.
+\* become_follower: drop candidate/leader volatile state, failing waiting
+\* reads. A leader's entries still being written in parallel join the step's
+\* write (Rust: persist.log_from): a follower speaks from durable state only.
 BecomeFollower(s) ==
     FailPendingReads([s EXCEPT !.role = Follower,
                                !.votesGranted = {},
                                !.nextIndex = EmptyMap,
                                !.matchIndex = EmptyMap,
                                !.recentActive = {},
-                               !.leadTransferee = Nil])
+                               !.leadTransferee = Nil,
+                               !.durableIndex = LastIndex(s)])
+
+\* leader_append (replication.rs): a leader appends an entry of its term.
+\* Durable before the step's messages leave, like every write; or, with
+\* ParallelWriteOn, written in parallel with them (Rust:
+\* effects.parallel_log_from), durable from LogPersisted on.
+LeaderAppend(s, e) ==
+    LET s1 == AppendEntry(s, e)
+    IN IF ParallelWriteOn THEN s1 ELSE [s1 EXCEPT !.durableIndex = LastIndex(s1)]
 
 \* update_term: a message with a newer term makes us a follower of that
 \* term with no vote cast and no known leader (paper Figure 2, "All Servers").
@@ -540,7 +574,8 @@ AppendEntriesFor(s, p) ==
 
 \* The loop of advance_commit_index, from index n downwards: the index to
 \* commit, or 0 for none. Entries of earlier terms are never committed by
-\* counting replicas (paper Figure 8).
+\* counting replicas (paper Figure 8). The leader counts itself as holding
+\* entry n only once it is durable (durableIndex).
 RECURSIVE CommitCandidate(_, _)
 CommitCandidate(s, n) ==
     IF n <= s.commitIndex \/ ~HasTerm(s, n)
@@ -548,7 +583,8 @@ CommitCandidate(s, n) ==
     ELSE IF TermAt(s, n) # s.currentTerm
          THEN IF TermAt(s, n) < s.currentTerm THEN 0 ELSE CommitCandidate(s, n - 1)
          ELSE IF IsQuorum(s.config,
-                          {s.id} \cup {p \in DOMAIN s.matchIndex : s.matchIndex[p] >= n})
+                          (IF s.durableIndex >= n THEN {s.id} ELSE {})
+                            \cup {p \in DOMAIN s.matchIndex : s.matchIndex[p] >= n})
               THEN n
               ELSE CommitCandidate(s, n - 1)
 
@@ -568,7 +604,7 @@ CommitRule(s) ==
 \* is in force at once: it tracks the peers c adds (from the new entry on)
 \* and drops those it removes.
 AppendConfig(s, c) ==
-    LET s1 == AppendEntry(s, [term |-> s.currentTerm, config |-> c])
+    LET s1 == LeaderAppend(s, [term |-> s.currentTerm, config |-> c])
         index == LastIndex(s1)
         ps == ReplicasOf(c, s.id)
     IN [s1 EXCEPT !.config = c,
@@ -609,7 +645,7 @@ BecomeLeader(s) ==
                         !.nextIndex = [p \in Replicas(s) |-> next],
                         !.matchIndex = [p \in Replicas(s) |-> 0],
                         !.electedNow = @ \cup {<<s.currentTerm, s.id>>}]
-        s2 == AdvanceCommitIndex(AppendEntry(s1, [term |-> s.currentTerm, payload |-> Noop]))
+        s2 == AdvanceCommitIndex(LeaderAppend(s1, [term |-> s.currentTerm, payload |-> Noop]))
     IN [s2 EXCEPT !.sent = @ \cup {AppendEntriesFor(s2, p) : p \in Replicas(s2)}]
 
 \* The loop of handle_append_entries_request over the new entries es, the
@@ -745,8 +781,8 @@ ClientRequest(i) ==
     /\ leadTransferee[i] = Nil  \* refused during a leadership transfer
     /\ clientRequests < MaxClientRequests
     /\ Store(i, AdvanceCommitIndex(  \* a cluster of one commits by itself
-                 AppendEntry(Load(i), [term |-> currentTerm[i],
-                                       payload |-> clientRequests + 1])))
+                 LeaderAppend(Load(i), [term |-> currentTerm[i],
+                                        payload |-> clientRequests + 1])))
     /\ clientRequests' = clientRequests + 1
     /\ UNCHANGED <<restarts, compactions, reads, duplicates, drops, transfers, configChanges, learnerChanges>>
 
@@ -781,8 +817,10 @@ HandleAppendEntriesRequest(i, m) ==
            prevTerm == IF skip THEN s2.snapshotTerm ELSE m.prevLogTerm
            entries == IF skip THEN SubSeq(m.entries, covered + 1, Len(m.entries))
                               ELSE m.entries
-           \* The latest configuration in the log is in force (refresh_config).
-           s3 == RefreshConfig(AppendNew(s2, prevIndex + 1, entries))
+           \* The latest configuration in the log is in force (refresh_config);
+           \* all the log holds is durable before the answer (persist.log_from).
+           s3a == RefreshConfig(AppendNew(s2, prevIndex + 1, entries))
+           s3 == [s3a EXCEPT !.durableIndex = LastIndex(s3a)]
            lastNew == prevIndex + Len(entries)
            newCommit == Min(m.leaderCommit, lastNew)
            s4 == IF newCommit > s3.commitIndex THEN [s3 EXCEPT !.commitIndex = newCommit] ELSE s3
@@ -861,7 +899,10 @@ CompactLogTo(i, index) ==
                                           lastTerm |-> TermAt(s, index),
                                           config |-> ConfigAt(s, index),
                                           data |-> data]]
-       IN Store(i, CompactTo(s1, index, TermAt(s, index)))
+           \* The snapshot is durable: it may cover entries a leader was still
+           \* writing in parallel.
+           s2 == [s1 EXCEPT !.durableIndex = Max(@, index)]
+       IN Store(i, CompactTo(s2, index, TermAt(s, index)))
     /\ compactions' = compactions + 1
     /\ UNCHANGED <<clientRequests, restarts, reads, duplicates, drops, transfers, configChanges, learnerChanges>>
 
@@ -884,12 +925,13 @@ HandleInstallSnapshotRequest(i, m) ==
                    ELSE [s2 EXCEPT !.log = <<>>,
                                    !.snapshotIndex = snap.lastIndex,
                                    !.snapshotTerm = snap.lastTerm]
+           \* The configuration is again the log's: the snapshot's, or a later
+           \* one in the suffix kept; all the log holds is durable.
+           s3a == RefreshConfig([kept EXCEPT !.snapshot = snap,
+                                             !.commitIndex = snap.lastIndex])
            s3 == IF stale
                  THEN s2
-                 \* The configuration is again the log's: the snapshot's, or a
-                 \* later one in the suffix kept.
-                 ELSE RefreshConfig([kept EXCEPT !.snapshot = snap,
-                                                 !.commitIndex = snap.lastIndex])
+                 ELSE [s3a EXCEPT !.durableIndex = LastIndex(s3a)]
        IN StoreReceived(i, m,
             IF m.term < s1.currentTerm
             THEN Send(s1, InstallSnapshotResponse(s1, m.from, 0))
@@ -920,8 +962,10 @@ HandleInstallSnapshotResponse(i, m) ==
 
 \* restart (model/src/actions/restart.rs): crash and come back. The
 \* persistent state is what storage holds (durable[i], not the in-memory
-\* values); volatile state is lost (become_follower, which also fails the
-\* waiting reads) and the commit index falls back to the snapshot.
+\* values: a leader's entries still being written in parallel are lost);
+\* volatile state is lost (become_follower, which also fails the waiting
+\* reads, and knows the whole log it came back with durable) and the commit
+\* index falls back to the snapshot.
 Restart(i) ==
     /\ restarts < MaxRestarts
     /\ LET d == durable[i]
@@ -1050,6 +1094,23 @@ ChangeLearners(i, l) ==
     /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, transfers,
                    configChanges>>
 
+\* log_persisted(n, t) (model/src/actions/replication.rs, dissertation
+\* 10.2.1): the driver's write of server i's own log up to entry n, of term
+\* t, is durable. Enabled only when it tells something new: only a leader
+\* with ParallelWriteOn has entries not known durable (Server::step refuses
+\* the rest). The leader may now count itself as holding them, and commit.
+LogPersistedTo(i, n, t) ==
+    /\ n > durableIndex[i]
+    /\ TermIs(Load(i), n, t)
+    /\ Store(i, AdvanceCommitIndex([Load(i) EXCEPT !.durableIndex = n]))
+    /\ UNCHANGED counterVars
+
+\* log_persisted as the checker drives it: the whole log written. (A write
+\* of a prefix is this one taken before the later appends.) Next uses only
+\* this form, as the checker does; TraceRaft.tla replays the node's
+\* LogPersistedTo.
+LogPersisted(i) == LogPersistedTo(i, LastIndex(Load(i)), LastTerm(Load(i)))
+
 \* The network delivers one more copy of a message in flight (no core
 \* function): a retransmission or a duplicating link.
 DuplicateMessage(m) ==
@@ -1108,6 +1169,7 @@ Init ==
     /\ recentActive = [i \in Server |-> {}]
     /\ restartLease = [i \in Server |-> FALSE]
     /\ leadTransferee = [i \in Server |-> Nil]
+    /\ durableIndex = [i \in Server |-> 0]
     /\ messages = EmptyBag
     /\ elected = {}
     /\ committed = {}
@@ -1136,6 +1198,7 @@ Next ==
     \/ \E i \in Server : AbortTransfer(i)
     \/ \E i \in Server, c \in SUBSET Server : ChangeConfig(i, c)
     \/ \E i \in Server, l \in SUBSET Server : ChangeLearners(i, l)
+    \/ \E i \in Server : LogPersisted(i)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteRequest(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleRequestVoteResponse(i, m)
     \/ \E i \in Server, m \in DOMAIN messages : HandleAppendEntriesRequest(i, m)
@@ -1216,9 +1279,12 @@ TypeOK ==
          /\ (role[i] # Leader \/ ~CheckQuorumOn) => recentActive[i] = {}
          /\ leadTransferee[i] \in (Voters(config[i]) \ {i}) \cup {Nil}
          /\ role[i] # Leader => leadTransferee[i] = Nil
+         /\ durableIndex[i] \in snapshotIndex[i]..(snapshotIndex[i] + Len(log[i]))
+         /\ (role[i] # Leader \/ ~ParallelWriteOn) => durableIndex[i] = snapshotIndex[i] + Len(log[i])
     /\ IsABag(messages) /\ BagToSet(messages) \subseteq MessageType
     \* Every action persists what it changed (see `durable`): storage holds
-    \* exactly the persistent state, so `durable` adds no distinct state.
+    \* exactly the persistent state, the log up to durableIndex, so `durable`
+    \* adds no distinct state.
     /\ \A i \in Server : durable[i] = Persisted(Load(i))
     /\ elected \subseteq Terms \X Server
     /\ committed \subseteq Nat \X Terms \X Terms

@@ -76,6 +76,7 @@ StateMatches(i, r) ==
     /\ snapshotIndex'[i] = r.snapshotIndex
     /\ snapshotIndex'[i] + Len(log'[i]) = r.lastIndex
     /\ leadTransferee'[i] = r.leadTransferee
+    /\ durableIndex'[i] = r.durableIndex
     /\ config'[i].members = {r.configMembers[k] : k \in DOMAIN r.configMembers}
     /\ config'[i].old = {r.configOld[k] : k \in DOMAIN r.configOld}
     /\ config'[i].learners = {r.configLearners[k] : k \in DOMAIN r.configLearners}
@@ -88,6 +89,7 @@ Step(i) ==
       [] E.action = "ClientRequest" -> ClientRequest(i)
       [] E.action = "ReadIndex" -> ReadIndex(i)
       [] E.action = "CompactLog" -> CompactLogTo(i, E.index)
+      [] E.action = "LogPersisted" -> LogPersistedTo(i, E.index, E.term)
       [] E.action = "Restart" -> Restart(i)
       [] E.action = "CheckQuorum" -> CheckQuorum(i)
       [] E.action = "TransferLeadership" -> TransferLeadership(i, E.target)

@@ -90,6 +90,12 @@ pub struct Bounds {
     /// still replicates; only a retry after a loss needs a heartbeat.
     #[serde(default)]
     pub max_heartbeats: Option<u8>,
+    /// Parallel writes on (`ParallelWriteOn`): a leader writes its own
+    /// appends in parallel with sending them, takes `LogPersisted` when the
+    /// write completes, and counts itself in the commit quorum only up to
+    /// what is durable. (Absent from bounds recorded before it: off.)
+    #[serde(default)]
+    pub parallel_write: bool,
 }
 
 impl Bounds {
@@ -115,6 +121,7 @@ impl Bounds {
         max_learner_changes: 0,
         max_timeouts: None,
         max_heartbeats: None,
+        parallel_write: false,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -338,6 +345,21 @@ pub const PRESETS: &[Preset] = &[
         states: Some(348_387),
     },
     Preset {
+        name: "parallel",
+        bounds: Bounds {
+            parallel_write: true,
+            max_messages: 3,
+            max_restarts: 1,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, one restart, three messages in flight, parallel writes \
+                on (spec/MCRaft_parallel.cfg with a restart): a leader's entries committed by its \
+                followers before its own write of them completes, and a leader that crashes \
+                before it completes losing entries a follower holds; every safety property \
+                still holds (leader-counts-itself-before-durable breaks it)",
+        states: Some(224_152),
+    },
+    Preset {
         name: "promotion",
         bounds: Bounds {
             servers: 4,
@@ -435,6 +457,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "changes",
         "config-snapshots",
         "learners",
+        "parallel",
     ],
 )];
 
@@ -546,6 +569,11 @@ pub struct BoundArgs {
     /// without it, unbounded. A guard of the checker's that only prunes runs.
     #[arg(long)]
     pub max_heartbeats: Option<u8>,
+    /// Parallel writes on or off (`ParallelWriteOn`): a leader's own appends
+    /// are written in parallel with replication (`LogPersisted` when done),
+    /// and it counts itself only up to what is durable.
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub parallel_write: Option<bool>,
 }
 
 impl BoundArgs {
@@ -614,6 +642,7 @@ impl BoundArgs {
         .any(Option::is_some)
             || self.check_quorum.is_some()
             || self.pre_vote.is_some()
+            || self.parallel_write.is_some()
     }
 
     fn apply(&self, bounds: Bounds) -> Bounds {
@@ -639,6 +668,7 @@ impl BoundArgs {
                 .unwrap_or(bounds.max_learner_changes),
             max_timeouts: self.max_timeouts.or(bounds.max_timeouts),
             max_heartbeats: self.max_heartbeats.or(bounds.max_heartbeats),
+            parallel_write: self.parallel_write.unwrap_or(bounds.parallel_write),
         }
     }
 }
@@ -681,6 +711,9 @@ impl Bounds {
         }
         if let Some(max) = self.max_heartbeats {
             flags.push(("max-heartbeats", max.to_string()));
+        }
+        if self.parallel_write {
+            flags.push(("parallel-write", on_off(true)));
         }
         flags
     }

@@ -40,6 +40,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::RemovedLeaderKeepsLeading => "removed-leader-keeps-leading",
         Bug::TransferDuringConfigChange => "transfer-during-config-change",
         Bug::LearnerCountedInQuorum => "learner-counted-in-quorum",
+        Bug::LeaderCountsItselfBeforeDurable => "leader-counts-itself-before-durable",
     }
 }
 
@@ -106,6 +107,9 @@ pub fn target_property(bug: Bug) -> &'static str {
         // An entry only the leader and a learner hold commits; the other
         // voters elect a leader without it.
         Bug::LearnerCountedInQuorum => model::LEADER_COMPLETENESS,
+        // A leader and one follower commit an entry the leader's crash
+        // takes back; the two servers without it elect a leader.
+        Bug::LeaderCountsItselfBeforeDurable => model::LEADER_COMPLETENESS,
     }
 }
 
@@ -142,6 +146,7 @@ const fn bound(
         max_learner_changes: 0,
         max_timeouts: None,
         max_heartbeats: None,
+        parallel_write: false,
     }
 }
 
@@ -269,6 +274,13 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         // after a different entry 1. Two campaigns, no heartbeat, three
         // losses, five messages in flight.
         Bug::KeepConflictingSuffix => five(5, 3, 2, 0, 0),
+        // Parallel writes: a leader commits its no-op with one follower
+        // before its own write completes, crashes, and votes for the third
+        // server, which lacks the no-op.
+        Bug::LeaderCountsItselfBeforeDurable => Bounds {
+            parallel_write: true,
+            ..bound(2, 1, 0, 3, 1, 0, 1, 0)
+        },
         Bug::CountStaleAppendSuccess | Bug::SnapshotKeepsConflictingSuffix => return None,
     };
     Some(bounds)

@@ -61,6 +61,8 @@ pub const CONFLICT_TERM_SKIPPED: &str = "ConflictTermSkipped";
 pub const PRE_VOTE_REFUSED_IN_LEASE: &str = "PreVoteRefusedInLease";
 pub const PRE_CANDIDATE_STOOD_DOWN: &str = "PreCandidateStoodDown";
 pub const LEADERSHIP_TRANSFERRED: &str = "LeadershipTransferred";
+pub const COMMITTED_AHEAD_OF_LEADER_WRITE: &str = "CommittedAheadOfLeaderWrite";
+pub const CRASH_LOST_REPLICATED_ENTRY: &str = "LeaderCrashLostReplicatedEntry";
 
 /// The `always` properties: the paper's Figure 3, the spec's
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0), and
@@ -91,7 +93,7 @@ pub const SAFETY_PROPERTIES: [&str; 15] = [
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 18] = [
+pub const REACHABILITY_PROPERTIES: [&str; 20] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -110,6 +112,8 @@ pub const REACHABILITY_PROPERTIES: [&str; 18] = [
     PRE_CANDIDATE_STOOD_DOWN,
     LEADERSHIP_TRANSFERRED,
     CONFIG_CHANGE_COMMITTED,
+    COMMITTED_AHEAD_OF_LEADER_WRITE,
+    CRASH_LOST_REPLICATED_ENTRY,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -147,6 +151,11 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             LEADERSHIP_TRANSFERRED => bounds.max_transfers > 0 && bounds.max_term >= 2,
             // A leader's no-op, C_old,new and C_new: logs of three.
             CONFIG_CHANGE_COMMITTED => bounds.max_config_changes > 0 && bounds.max_log >= 3,
+            // Parallel writes: a leader's entry committed by two followers
+            // (three servers or more) before its own write completes; and a
+            // crash of a leader still writing an entry a follower holds.
+            COMMITTED_AHEAD_OF_LEADER_WRITE => bounds.parallel_write && bounds.servers >= 3,
+            CRASH_LOST_REPLICATED_ENTRY => bounds.parallel_write && bounds.max_restarts > 0,
             _ => true,
         })
         .collect()
@@ -227,6 +236,8 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         PRE_VOTE_REFUSED_IN_LEASE => properties::pre_vote_refused_in_lease,
         PRE_CANDIDATE_STOOD_DOWN => properties::pre_candidate_stood_down,
         LEADERSHIP_TRANSFERRED => properties::leadership_transferred,
+        COMMITTED_AHEAD_OF_LEADER_WRITE => properties::committed_ahead_of_leader_write,
+        CRASH_LOST_REPLICATED_ENTRY => properties::crash_lost_replicated_entry,
         _ => return None,
     };
     Some(condition)
@@ -309,6 +320,7 @@ impl RaftModel {
                     .with_max_append_entries(usize::from(self.bounds.max_append_entries))
                     .with_check_quorum(self.bounds.check_quorum)
                     .with_pre_vote(self.bounds.pre_vote)
+                    .with_parallel_write(self.bounds.parallel_write)
                     .with_bugs(&self.bugs)
             })
             .collect();
@@ -485,6 +497,12 @@ impl Model for RaftModel {
             }),
             Property::sometimes(CONFIG_CHANGE_COMMITTED, |_, s| {
                 properties::config_change_committed(s)
+            }),
+            Property::sometimes(COMMITTED_AHEAD_OF_LEADER_WRITE, |_, s| {
+                properties::committed_ahead_of_leader_write(s)
+            }),
+            Property::sometimes(CRASH_LOST_REPLICATED_ENTRY, |_, s| {
+                properties::crash_lost_replicated_entry(s)
             }),
         ];
         all.retain(|p| {

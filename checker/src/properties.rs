@@ -6,8 +6,9 @@ use imbl::OrdSet;
 use raft_model::{Config, Index, NodeId, Payload, Role, Term};
 
 use crate::state::{
-    OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN,
-    OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_LEADERSHIP_TRANSFERRED,
+    OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE,
+    OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED,
+    OBSERVED_CRASH_LOST_REPLICATED_ENTRY, OBSERVED_LEADERSHIP_TRANSFERRED,
     OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
     OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
     OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
@@ -223,6 +224,19 @@ pub fn transfer_freezes_log(state: &RaftState) -> bool {
 /// term its transferee started.
 pub fn leadership_transferred(state: &RaftState) -> bool {
     state.observed & OBSERVED_LEADERSHIP_TRANSFERRED != 0
+}
+
+/// Sometimes (parallel writes): a leader's commit index passed the entries
+/// its own storage holds: its followers committed an entry while the
+/// leader's write of it was still under way.
+pub fn committed_ahead_of_leader_write(state: &RaftState) -> bool {
+    state.observed & OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE != 0
+}
+
+/// Sometimes (parallel writes): a leader crashed before its write of an
+/// entry completed and came back without it, while another server holds it.
+pub fn crash_lost_replicated_entry(state: &RaftState) -> bool {
+    state.observed & OBSERVED_CRASH_LOST_REPLICATED_ENTRY != 0
 }
 
 /// Sometimes: a server refused a pre-vote only for its lease.

@@ -56,6 +56,12 @@ pub const OBSERVED_PRE_CANDIDATE_STOOD_DOWN: u16 = 1 << 11;
 /// A leader handing leadership to a peer learnt a newer term from that
 /// peer (its campaign): the transfer completed on the old leader's side.
 pub const OBSERVED_LEADERSHIP_TRANSFERRED: u16 = 1 << 12;
+/// Parallel writes: a leader's commit index rose past its durable index
+/// (its followers committed an entry its own write had not made durable).
+pub const OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE: u16 = 1 << 13;
+/// Parallel writes: a leader's restart lost an entry it was still writing,
+/// which another server holds.
+pub const OBSERVED_CRASH_LOST_REPLICATED_ENTRY: u16 = 1 << 14;
 
 /// One state of the exploration.
 ///
@@ -130,11 +136,14 @@ pub struct RaftState {
     /// was handing leadership over. Never set on correct runs.
     pub transfer_log_grew: bool,
     /// Each server's durable image — what its storage holds, changed only by
-    /// the `persist` effects of its steps, and all that `Restart` keeps —
-    /// stored only where it differs from the server's persistent state. That
-    /// never happens in a correct run (the core names every write), so this
-    /// stays empty there and adds no state; a seeded bug that omits a write
-    /// makes it differ until the write is done or the server restarts.
+    /// the `persist` effects of its steps and the completion of a leader's
+    /// parallel writes (`LogPersisted`), and all that `Restart` keeps —
+    /// stored only where it differs from what the core says its storage
+    /// holds (`Durable::of`: the persistent state, the log up to the durable
+    /// index). That never happens in a correct run (the core names every
+    /// write), so this stays empty there and adds no state; a seeded bug
+    /// that omits a write makes it differ until the write is done or the
+    /// server restarts.
     pub durable: OrdMap<NodeId, DurableImage>,
     /// `OBSERVED_*` bits of the step that produced this state (not hashed).
     #[serde(skip)]
@@ -197,14 +206,22 @@ impl RaftState {
     }
 
     /// Server `id` took a step asking for `persist`; `before` is its state
-    /// before the step. Performs exactly that write on its durable image, as
-    /// the node's storage does (`Durable::apply`), and stores the image only
-    /// if it now differs from the server's persistent state.
-    pub fn persist(&mut self, before: &RaftServer, persist: &Persist) {
+    /// before the step, and `written_in_parallel` the index a parallel write
+    /// completed up to (the step was `LogPersisted`). Performs exactly those
+    /// writes on its durable image, as the node's storage does
+    /// (`Durable::complete_parallel_write`, `Durable::apply`), and stores the
+    /// image only if it now differs from what the core says is durable.
+    pub fn persist(
+        &mut self,
+        before: &RaftServer,
+        persist: &Persist,
+        written_in_parallel: Option<Index>,
+    ) {
         let id = before.id();
         if persist.is_empty()
+            && written_in_parallel.is_none()
             && !self.durable.contains_key(&id)
-            && Durable::same_persistent_state(before, self.server(id))
+            && Durable::same_durable_state(before, self.server(id))
         {
             // Most steps: nothing to write, nothing changed; the image was
             // and is the server's persistent state.
@@ -217,6 +234,9 @@ impl RaftState {
         // A write no storage can do (only a seeded bug that omitted an
         // earlier one asks for it) is refused whole, as the node refuses it:
         // the image stays as it was.
+        if let Some(index) = written_in_parallel {
+            let _refused = image.complete_parallel_write(self.server(id), index);
+        }
         let _refused = image.apply(self.server(id), persist);
         if !image.holds(self.server(id)) {
             self.durable.insert(id, image);

@@ -17,8 +17,9 @@ use raft_model::{Body, Effects, Index, Role, Step};
 use crate::action::{Action, ServerStep};
 use crate::bounds::Bounds;
 use crate::state::{
-    Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_CONFLICT_INSIDE_BATCH,
-    OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED, OBSERVED_LEADERSHIP_TRANSFERRED,
+    Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE,
+    OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED,
+    OBSERVED_CRASH_LOST_REPLICATED_ENTRY, OBSERVED_LEADERSHIP_TRANSFERRED,
     OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
     OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
     OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
@@ -90,6 +91,13 @@ pub fn enabled_actions(bounds: &Bounds, state: &RaftState, actions: &mut Vec<Act
         if state.restarts < bounds.max_restarts {
             actions.push(Action::step(id, Step::Restart));
         }
+        if server.durable_index() < server.log().last_index() {
+            // A leader's parallel write completes: its whole log (a write of
+            // a prefix is this one taken before the later appends).
+            let log = server.log();
+            let (index, term) = (log.last_index(), log.last_term());
+            actions.push(Action::step(id, Step::LogPersisted { index, term }));
+        }
     }
     for message in state.network.messages() {
         actions.push(Action::deliver(message.clone()));
@@ -158,7 +166,13 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
     }
     let effects = next.server_mut(id).step(step.clone()).ok()?;
     count(state, &mut next, step)?;
-    next.persist(&before, &effects.persist);
+    // LogPersisted: the driver's write completed (the storage holds the
+    // entries) before the core learns it.
+    let written = match step {
+        Step::LogPersisted { index, .. } => Some(*index),
+        _ => None,
+    };
+    next.persist(&before, &effects.persist, written);
     record(&mut next, step, &before, effects);
     if step.message().is_none() && unchanged(state, &next, &before) {
         // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
@@ -257,6 +271,7 @@ fn record(
     }
     next.observed |= observe_pre_vote(step, before, &after, &effects.messages);
     next.observed |= observe_transfer(step, before, &after);
+    next.observed |= observe_parallel_write(next, step, before, &after);
     for message in effects.messages {
         next.network.send(Arc::new(message));
     }
@@ -373,6 +388,39 @@ fn observe_transfer(step: &ServerStep, before: &RaftServer, after: &RaftServer) 
         }
         _ => 0,
     }
+}
+
+/// The two branches of parallel writes: a leader's commit index passing
+/// what its own storage holds, and a restart that lost entries the server
+/// was still writing as leader while another server holds one of them.
+fn observe_parallel_write(
+    next: &RaftState,
+    step: &ServerStep,
+    before: &RaftServer,
+    after: &RaftServer,
+) -> u16 {
+    let mut observed = 0;
+    if after.role() == Role::Leader
+        && after.commit_index() > before.commit_index()
+        && after.commit_index() > after.durable_index()
+    {
+        observed |= OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE;
+    }
+    if let (Step::Restart, Role::Leader) = (step, before.role()) {
+        let lost = (log_length(after) + 1..=log_length(before)).filter_map(|index| {
+            let entry = entry_at(before, index)?;
+            (entry_at(after, index) != Some(entry)).then_some((index, entry))
+        });
+        let held_elsewhere = lost.into_iter().any(|(index, entry)| {
+            next.servers
+                .iter()
+                .any(|s| s.id() != before.id() && entry_at(s, index) == Some(entry))
+        });
+        if held_elsewhere {
+            observed |= OBSERVED_CRASH_LOST_REPLICATED_ENTRY;
+        }
+    }
+    observed
 }
 
 /// PreVoteRespectsLease's breach on this step: a pre-vote granted by a

@@ -82,6 +82,7 @@ impl Trace<'_> {
             max_append_entries: server.max_append_entries(),
             check_quorum: server.check_quorum_enabled(),
             pre_vote: server.pre_vote_enabled(),
+            parallel_write: server.parallel_write_enabled(),
             start,
             unix_ms: 0,
         };
@@ -264,7 +265,14 @@ pub fn changes(before: &RaftState, action: &Action, after: &RaftState) -> Vec<St
     if let Some(id) = action.server() {
         let (a, b) = (before.server(id), after.server(id));
         let name = describe::server_name(id);
+        // The durable index is news only where it is not the log's end
+        // (a leader writing in parallel): elsewhere it follows the log.
+        let writing = |s: &crate::state::RaftServer| s.durable_index() < s.log().last_index();
+        let durable_news = writing(a) || writing(b);
         for variable in vars::per_server::<Command, Image>() {
+            if variable.name == "durableIndex" && !durable_news {
+                continue;
+            }
             let (old, new) = (variable.of(a), variable.of(b));
             if old != new {
                 out.push(format!(

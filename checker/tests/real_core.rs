@@ -242,3 +242,35 @@ fn the_correct_core_passes_the_five_server_bound_of_keep_conflicting_suffix() {
     assert!(report.complete && report.ok, "{}", report.render());
     assert_eq!(report.distinct_states_within_bounds, Some(1_424_679));
 }
+
+/// Parallel writes (issue 17), at the bound of the seeded bug
+/// leader-counts-itself-before-durable: the correct core holds every
+/// property there, exhaustively, and reaches both branches of the feature
+/// (an entry committed before the leader's own write of it completed; a
+/// leader's crash losing an entry a follower holds). The `parallel` member
+/// of the default suite checks the same with a command and a third message
+/// in flight (224,152 states, too many for a debug build).
+#[test]
+fn parallel_writes_hold_and_reach_both_branches() {
+    let bounds =
+        raft_checker::bugs::smallest_bound(raft_model::Bug::LeaderCountsItselfBeforeDurable)
+            .expect("a killing bound");
+    assert!(bounds.parallel_write);
+    let mut options = RunOptions::check(bounds.clone());
+    options.threads = 2;
+    let report = run(&options).report;
+    assert!(report.complete, "the search must be exhaustive");
+    for name in SAFETY_PROPERTIES {
+        assert_eq!(report.verdict_of(name), Some(Verdict::Holds), "{name}");
+    }
+    let goals = required_goals(&bounds);
+    for name in [
+        model::COMMITTED_AHEAD_OF_LEADER_WRITE,
+        model::CRASH_LOST_REPLICATED_ENTRY,
+    ] {
+        assert!(goals.contains(&name), "{name} is required here");
+        assert_eq!(report.verdict_of(name), Some(Verdict::Reached), "{name}");
+    }
+    assert!(report.ok);
+    assert_eq!(report.distinct_states_within_bounds, Some(8_488));
+}

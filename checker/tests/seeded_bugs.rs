@@ -334,6 +334,33 @@ fn learner_counted_in_quorum_breaks_leader_completeness() {
     assert_caught(bug, smallest(bug), model::LEADER_COMPLETENESS);
 }
 
+/// With parallel writes, a leader counts itself as holding its no-op
+/// before its own write of it completes: it commits the no-op with one
+/// follower, crashes, comes back without it and votes for the third
+/// server, which lacks it too. No write was omitted (the durable images
+/// are the correct ones all along): the crash loses only what the core let
+/// the leader write in parallel, which it must not have counted.
+#[test]
+fn leader_counts_itself_before_durable_breaks_leader_completeness() {
+    let bug = Bug::LeaderCountsItselfBeforeDurable;
+    let path = assert_caught(bug, smallest(bug), model::LEADER_COMPLETENESS);
+    let crashed_while_writing = path.windows(2).any(|pair| match &pair[0].1 {
+        Some(Action::Server {
+            server,
+            step: raft_model::Step::Restart,
+        }) => {
+            let s = pair[0].0.server(*server);
+            s.is_leader() && s.durable_index() < s.log().last_index()
+        }
+        _ => false,
+    });
+    assert!(crashed_while_writing, "the leader crashed mid-write");
+    assert!(
+        path.iter().all(|(state, _)| state.durable.is_empty()),
+        "every durable image is what the core says is durable"
+    );
+}
+
 // The searches below visit hundreds of thousands to millions of states
 // before the counterexample: release builds only (`cargo test --release -p
 // raft-checker -- --ignored`; CI runs the same bounds through

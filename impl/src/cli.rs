@@ -193,6 +193,7 @@ impl SettingsArgs {
             max_append_entries: None,
             check_quorum: None,
             pre_vote: None,
+            parallel_write: None,
             min_free_bytes: None,
             trace_dir: self.trace_dir,
             trace_format: self.trace_format,

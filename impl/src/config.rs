@@ -12,6 +12,7 @@
 //! snapshot_threshold = 10000       # compact the log once this many entries are applied past the snapshot
 //! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
 //! pre_vote = true                  # ask for pre-votes before raising the term; refuse them while a leader is heard (default)
+//! parallel_write = true            # a leader writes its new entries to its disk while sending them, not before (default)
 //! min_free_bytes = 67108864        # refuse client writes while the data directory's disk has less free (default 64 MiB)
 //! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/4) for raft-interop
 //! trace_format = "compact"         # "compact" (zstd over the JSON lines, default) or "json"
@@ -122,6 +123,10 @@ pub struct FileConfig {
     /// pre-votes before it raises its term, and refuses pre-votes while it
     /// hears from a leader.
     pub pre_vote: Option<bool>,
+    /// Parallel writes (default on; Raft dissertation §10.2.1): a leader
+    /// sends its new entries to the followers while it writes them to its
+    /// own disk, and counts itself towards their commit only once written.
+    pub parallel_write: Option<bool>,
     /// Client writes are refused while the data directory's file system has
     /// less than this many bytes free (default 64 MiB: the log file grows by
     /// up to 64 MiB at a time).
@@ -204,6 +209,7 @@ impl FileConfig {
             max_append_entries: over.max_append_entries.or(self.max_append_entries),
             check_quorum: over.check_quorum.or(self.check_quorum),
             pre_vote: over.pre_vote.or(self.pre_vote),
+            parallel_write: over.parallel_write.or(self.parallel_write),
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             trace_dir: over.trace_dir.or(self.trace_dir),
             trace_format: over.trace_format.or(self.trace_format),
@@ -253,6 +259,10 @@ pub struct NodeConfig {
     /// PreVote (raft_model::Server::with_pre_vote): the core asks for
     /// pre-votes when the election timer fires.
     pub pre_vote: bool,
+    /// Parallel writes (raft_model::Server::with_parallel_write): the
+    /// leader's own appends are written while the AppendEntries carrying
+    /// them are sent (crate::node, "perform").
+    pub parallel_write: bool,
     /// Client writes are refused while the data directory's file system has
     /// less free space than this (see crate::disk_space).
     pub min_free_bytes: u64,
@@ -403,6 +413,7 @@ impl NodeConfig {
             max_append_entries,
             check_quorum: file.check_quorum.unwrap_or(true),
             pre_vote: file.pre_vote.unwrap_or(true),
+            parallel_write: file.parallel_write.unwrap_or(true),
             min_free_bytes: file
                 .min_free_bytes
                 .unwrap_or(crate::disk_space::DEFAULT_MIN_FREE_BYTES),

@@ -10,7 +10,11 @@
 //!
 //! 1. **persist** everything the batch changed — hard state, log entries, a
 //!    new snapshot — in one append to the log file and one fdatasync
-//!    (group commit);
+//!    (group commit); but a leader's own new entries, with parallel writes
+//!    (`parallel_write`, the default), are only *started* here when nothing
+//!    else is to be written: the write runs beside what follows, and the
+//!    loop takes its completion like an input (the core's `LogPersisted`),
+//!    until when the core does not count the leader as holding them;
 //! 2. **send** the batch's messages (replies to peer RPCs included);
 //! 3. **apply** newly committed entries to the state machine;
 //! 4. **answer** clients whose writes applied or whose reads are confirmed
@@ -21,7 +25,12 @@
 //! Sending every message of the batch after the batch's state is durable is
 //! the same as running the transitions one by one with their messages delayed
 //! until after the later transitions: a legal Raft execution, and each
-//! message leaves only after everything it depends on is on disk.
+//! message leaves only after everything it depends on is on disk — but a
+//! leader's AppendEntries for entries it is still writing in parallel, which
+//! promise nothing about its own disk (Raft dissertation §10.2.1; the core's
+//! commit rule counts the leader only for what is durable). Writes reach the
+//! disk in the order they were asked for: a write waits for the parallel
+//! write before it (one storage, one order).
 //!
 //! No protocol decision is made here: who votes, what commits, who leads and
 //! when a read is safe are all answered by the core (`raft_model::Server`).
@@ -75,6 +84,9 @@ struct Ready {
     reset_election_timer: bool,
     reads_ready: Vec<(u64, Index)>,
     reads_failed: Vec<u64>,
+    /// The leader's own entries from this index on may be written in
+    /// parallel with the batch's messages (`Effects::parallel_log_from`).
+    parallel_log_from: Option<Index>,
     /// Client requests were accepted: replicate them at the end of the batch.
     replicate: bool,
     snapshot_reports: Vec<SnapshotReport>,
@@ -86,6 +98,7 @@ impl Ready {
     fn absorb(&mut self, effects: Effects<KvCommand, KvImage>) {
         let Effects {
             persist,
+            parallel_log_from,
             messages,
             commit_index: _,
             committed,
@@ -100,6 +113,9 @@ impl Ready {
             self.persist.log_written_from(from);
         }
         self.persist.snapshot |= persist.snapshot;
+        if let Some(from) = parallel_log_from {
+            self.parallel_log_from = Some(self.parallel_log_from.map_or(from, |f| f.min(from)));
+        }
         self.messages.extend(messages);
         self.snapshot_installed |= snapshot_installed;
         if !committed.is_empty() {
@@ -183,6 +199,16 @@ pub(crate) struct EventLoop {
     told_removed: bool,
     /// The configuration's index, kept without walking the log each batch.
     config_index: config_index::ConfigIndex,
+    /// The leader's write started in parallel with replication and not yet
+    /// awaited: every later write waits for it (one order on the disk), and
+    /// the loop waits for it beside its inputs. It yields the index and
+    /// term of the last entry it wrote.
+    parallel_write: Option<JoinHandle<Result<(Index, Term), NodeError>>>,
+    /// The leader's own entries up to each of these are durable (a parallel
+    /// write awaited before another write, or written with the last batch's
+    /// write): the core learns it at the next batch (`Step::LogPersisted`;
+    /// one it no longer needs is refused and changes nothing).
+    written: Vec<(Index, Term)>,
 }
 
 /// A membership change under way at this node (as leader).
@@ -244,6 +270,8 @@ impl EventLoop {
             was_learner: false,
             told_removed: false,
             config_index: config_index::ConfigIndex::default(),
+            parallel_write: None,
+            written: Vec::new(),
         }
     }
 
@@ -284,32 +312,54 @@ impl EventLoop {
         self.update_metrics();
         loop {
             let mut ready = Ready::default();
-            tokio::select! {
-                input = self.inbox.recv() => {
-                    let Some(input) = input else { return Ok(()) };
-                    self.handle(input, &mut ready);
+            if !self.written.is_empty() {
+                // The last batch's write made the leader's own entries
+                // durable: no need to wait for an input to say so.
+                for (index, term) in std::mem::take(&mut self.written) {
+                    self.log_persisted(index, term, &mut ready);
                 }
-                () = &mut election => {
-                    debug!(term = self.core.current_term(), "election timeout");
-                    // A leader has no election to start; its timer paces
-                    // CheckQuorum instead (refused when that is off), unless
-                    // a snapshot under way makes up its quorum, and
-                    // AbortTransfer.
-                    if !self.core.is_leader() {
-                        self.step_timer(Step::Timeout, &mut ready);
-                    } else {
-                        if !self.check_quorum_waits_for_snapshot() {
-                            self.step_timer(Step::CheckQuorum, &mut ready);
-                        }
-                        // A leadership transfer not done within an election
-                        // timeout is given up (refused when none is under
-                        // way).
-                        self.step_timer(Step::AbortTransfer, &mut ready);
+            } else {
+                let writing = self.parallel_write.is_some();
+                tokio::select! {
+                    input = self.inbox.recv() => {
+                        let Some(input) = input else { return Ok(()) };
+                        self.handle(input, &mut ready);
                     }
-                    ready.reset_election_timer = true;
-                }
-                _ = heartbeat.tick() => {
-                    self.step_timer(Step::SendAppendEntries, &mut ready);
+                    // The parallel write completed (a failure stops the
+                    // node): the core may count the leader for its entries.
+                    written = async {
+                        match &mut self.parallel_write {
+                            Some(write) => write.await,
+                            None => std::future::pending().await,
+                        }
+                    }, if writing => {
+                        self.parallel_write = None;
+                        let (index, term) =
+                            written.map_err(|err| NodeError::Join(err.to_string()))??;
+                        self.log_persisted(index, term, &mut ready);
+                    }
+                    () = &mut election => {
+                        debug!(term = self.core.current_term(), "election timeout");
+                        // A leader has no election to start; its timer paces
+                        // CheckQuorum instead (refused when that is off), unless
+                        // a snapshot under way makes up its quorum, and
+                        // AbortTransfer.
+                        if !self.core.is_leader() {
+                            self.step_timer(Step::Timeout, &mut ready);
+                        } else {
+                            if !self.check_quorum_waits_for_snapshot() {
+                                self.step_timer(Step::CheckQuorum, &mut ready);
+                            }
+                            // A leadership transfer not done within an election
+                            // timeout is given up (refused when none is under
+                            // way).
+                            self.step_timer(Step::AbortTransfer, &mut ready);
+                        }
+                        ready.reset_election_timer = true;
+                    }
+                    _ = heartbeat.tick() => {
+                        self.step_timer(Step::SendAppendEntries, &mut ready);
+                    }
                 }
             }
             for _ in 1..MAX_BATCH {
@@ -659,6 +709,60 @@ impl EventLoop {
         }
     }
 
+    /// The leader's own entries up to `index` (of `term`) are durable: the
+    /// core may count it as holding them. A report that tells the core
+    /// nothing new (a step-down made those entries durable first, or they
+    /// were replaced since) is refused, and changes nothing.
+    fn log_persisted(&mut self, index: Index, term: Term, ready: &mut Ready) {
+        match self.step(Step::LogPersisted { index, term }) {
+            Ok(effects) => ready.absorb(effects),
+            Err(Refused::NotEnabled(_)) => {
+                debug!(
+                    index,
+                    term, "a parallel write completed that the core no longer waits for"
+                )
+            }
+            Err(refused) => {
+                unreachable!("LogPersisted is refused only when it is not enabled: {refused}")
+            }
+        }
+    }
+
+    /// Waits for the write started in parallel by an earlier batch, if any:
+    /// a write must not overtake it, and its failure stops the node. The
+    /// core learns what it wrote at the next batch.
+    async fn finish_parallel_write(&mut self) -> Result<(), NodeError> {
+        if let Some(write) = self.parallel_write.take() {
+            let done = write
+                .await
+                .map_err(|err| NodeError::Join(err.to_string()))??;
+            self.written.push(done);
+        }
+        Ok(())
+    }
+
+    /// Starts writing the leader's own entries `from..=last` without waiting
+    /// for the write: it runs while the batch's messages are sent and the
+    /// next batches are taken, and the loop takes its completion (`run`).
+    async fn start_parallel_write(&mut self, from: Index) -> Result<(), NodeError> {
+        self.finish_parallel_write().await?;
+        let log = self.core.log();
+        let (index, term) = (log.last_index(), log.last_term());
+        let mut batch = WriteBatch::default();
+        batch.set_log_from(log, from);
+        batch.set_commit_index(self.core.commit_index());
+        let storage = self.storage.clone();
+        self.parallel_write = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            tokio::task::spawn_blocking(move || storage.write(batch))
+                .await
+                .map_err(|err| NodeError::Join(err.to_string()))??;
+            metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+            Ok((index, term))
+        }));
+        Ok(())
+    }
+
     /// A peer message into the core. One the core does not accept (not
     /// addressed to us by a member) is dropped: peers are not trusted.
     fn receive(&mut self, message: Msg) -> Effects<KvCommand, KvImage> {
@@ -741,7 +845,9 @@ impl EventLoop {
             }
         }
 
-        // 1. Persist (one commit, one fsync).
+        // 1. Persist (one commit, one fsync). The leader's own new entries
+        // join it when there is something else to write anyway; alone, they
+        // are written in parallel with what follows.
         let mut batch = WriteBatch::default();
         if ready.persist.hard_state {
             batch.set_hard_state(self.core.current_term(), self.core.voted_for());
@@ -750,10 +856,20 @@ impl EventLoop {
             // An installed snapshot may have discarded the whole log.
             batch.set_snapshot(self.core.snapshot(), self.core.log());
         }
-        if let Some(from) = ready.persist.log_from {
+        let sync = !batch.is_empty() || ready.persist.log_from.is_some();
+        let parallel = ready.parallel_log_from;
+        let log_from = match (ready.persist.log_from, parallel) {
+            (Some(from), Some(also)) => Some(from.min(also)),
+            (Some(from), None) => Some(from),
+            (None, also) if sync => also,
+            (None, _) => None,
+        };
+        if let Some(from) = log_from {
             batch.set_log_from(self.core.log(), from);
         }
         if !batch.is_empty() {
+            // After the write started in parallel before it, if any.
+            self.finish_parallel_write().await?;
             batch.set_commit_index(self.core.commit_index());
             let storage = self.storage.clone();
             let started = Instant::now();
@@ -761,12 +877,24 @@ impl EventLoop {
                 .await
                 .map_err(|err| NodeError::Join(err.to_string()))??;
             metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+            let log = self.core.log();
+            if parallel.is_some() && self.core.durable_index() < log.last_index() {
+                // Written with the rest, up to the last entry.
+                self.written.push((log.last_index(), log.last_term()));
+            }
+        } else if let Some(from) = parallel {
+            self.start_parallel_write(from).await?;
         }
-        self.storage.assert_durable(
-            self.core.current_term(),
-            self.core.voted_for(),
-            self.core.log(),
-        );
+        // Checked when no write is under way (a parallel one holds the
+        // storage's lock for its fdatasync).
+        if self.parallel_write.as_ref().is_none_or(|w| w.is_finished()) {
+            self.storage.assert_durable(
+                self.core.current_term(),
+                self.core.voted_for(),
+                self.core.log(),
+                self.core.durable_index(),
+            );
+        }
         self.trace.persisted();
         #[cfg(feature = "seeded-bugs")]
         if self.config.seeded_bugs.ack_before_commit && self.core.is_leader() {
@@ -1268,5 +1396,95 @@ mod tests {
         let vote = vote_answer.await.unwrap().expect("a vote response");
         assert_eq!(vote.term, 5);
         running.abort();
+    }
+
+    /// With parallel writes, a leader's client write does not hold the
+    /// event loop at its fdatasync: while the write waits at the disk, a
+    /// status request of a later batch is answered; the write itself is
+    /// answered only once the leader's own write is durable (alone, it is
+    /// its own quorum). Without them, the same status waits for the disk.
+    #[tokio::test]
+    async fn a_leader_s_write_runs_beside_the_loop_and_commits_once_durable() {
+        for parallel in [true, false] {
+            let root = tempfile::tempdir().unwrap();
+            let config = NodeConfig::from_file_config(FileConfig {
+                cluster_id: Some("parallel".into()),
+                id: Some(1),
+                data_dir: Some(root.path().join("node")),
+                election_timeout_ms: Some([200, 400]),
+                heartbeat_ms: Some(50),
+                parallel_write: Some(parallel),
+                members: Some(vec![Member {
+                    id: 1,
+                    address: "127.0.0.1:10".into(),
+                }]),
+                ..FileConfig::default()
+            })
+            .unwrap();
+            crate::server::init_data_dir(&config).unwrap();
+            let (storage, recovered) =
+                Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
+            let core = crate::server::recovered_core(&config, recovered);
+            let storage = Arc::new(storage);
+            let (inbox_tx, inbox) = mpsc::channel(16);
+            let peers = Peers::new(&config, inbox_tx.clone());
+            let event_loop = EventLoop::new(
+                Arc::new(config),
+                core,
+                storage.clone(),
+                peers,
+                inbox,
+                inbox_tx.clone(),
+            );
+            struct Opens(Arc<Storage>);
+            impl Drop for Opens {
+                fn drop(&mut self) {
+                    self.0.write_gate.open();
+                }
+            }
+            let running = spawn_loop(event_loop);
+            let status = || {
+                let (reply, answer) = oneshot::channel();
+                inbox_tx.try_send(Input::Status { reply }).unwrap();
+                answer
+            };
+            // Alone in its configuration, it elects itself.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while status().await.unwrap().role != Role::Leader {
+                assert!(Instant::now() < deadline, "no leader");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let gate = Opens(storage.clone());
+            gate.0.write_gate.close();
+            let (reply, mut written) = oneshot::channel();
+            let command = KvCommand {
+                client_id: 1,
+                seq: 1,
+                op: crate::kv::KvOp::Put {
+                    key: "k".into(),
+                    value: "v".into(),
+                },
+            };
+            inbox_tx
+                .send(Input::Propose { command, reply })
+                .await
+                .unwrap();
+            let answered = tokio::time::timeout(Duration::from_millis(500), status()).await;
+            assert_eq!(
+                answered.is_ok(),
+                parallel,
+                "parallel writes {parallel}: a status answered while the write waits at the disk"
+            );
+            assert!(
+                tokio::time::timeout(Duration::from_millis(100), &mut written)
+                    .await
+                    .is_err(),
+                "the write was answered before the leader's own write of it was durable"
+            );
+            drop(gate);
+            let applied = written.await.unwrap().expect("applied");
+            assert_eq!(applied.index, 2, "after the leader's no-op");
+            running.abort();
+        }
     }
 }

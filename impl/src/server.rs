@@ -102,6 +102,7 @@ pub(crate) fn recovered_core(config: &NodeConfig, recovered: Recovered) -> Core 
     .with_max_append_entries(config.max_append_entries)
     .with_check_quorum(config.check_quorum)
     .with_pre_vote(config.pre_vote)
+    .with_parallel_write(config.parallel_write)
 }
 
 /// Opens the data directory (which [`init_data_dir`] initialised), recovers,

@@ -116,6 +116,7 @@ impl Tracer {
             max_append_entries: core.max_append_entries(),
             check_quorum: core.check_quorum_enabled(),
             pre_vote: core.pre_vote_enabled(),
+            parallel_write: core.parallel_write_enabled(),
             start,
             unix_ms,
         });

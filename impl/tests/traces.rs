@@ -362,6 +362,9 @@ async fn traces_of_a_faulty_run_validate_and_corrupted_ones_do_not() {
         "CheckQuorum",
         "TransferLeadership",
         "HandleTimeoutNow",
+        // The leader writes its entries in parallel with replication
+        // (parallel_write, the default) and learns each write done.
+        "LogPersisted",
     ] {
         assert!(
             actions.contains(expected),

@@ -4,11 +4,13 @@
 //! Each line is `{"node", "action", "msg"?, "index"?, "state"}`: `msg` is the
 //! received message with the spec's field names (`entryTerms` for the
 //! entries' terms, `lastIndex`/`lastTerm` for a snapshot), `index` the index
-//! CompactLog compacted to, `target` the peer TransferLeadership hands
+//! CompactLog compacted to (or, with `term`, the entry LogPersisted reports
+//! durable), `target` the peer TransferLeadership hands
 //! leadership to, and `state` the acting server's variables after
 //! the step: every scalar variable of raft-trace's table ([`crate::vars`]:
 //! `currentTerm`, `votedFor`, `snapshotIndex`, `snapshotTerm`, `role`,
-//! `commitIndex`, `leaderId`, `readSeq`, `restartLease`, `leadTransferee`;
+//! `commitIndex`, `leaderId`, `readSeq`, `restartLease`, `leadTransferee`,
+//! `durableIndex`;
 //! `votedFor`, `leaderId` and `leadTransferee` use 0 for Nil), `lastIndex`, the log's end (`snapshotIndex + Len(log)`),
 //! and the configuration as `configMembers`, `configOld` and
 //! `configLearners` (lists of servers; `configOld` empty unless joint);
@@ -125,6 +127,10 @@ fn line(step: &RunStep) -> Value {
             Some(Step::CompactLog { index, .. }) => {
                 fields.insert("index".to_string(), json!(index));
             }
+            Some(Step::LogPersisted { index, term }) => {
+                fields.insert("index".to_string(), json!(index));
+                fields.insert("term".to_string(), json!(term));
+            }
             Some(Step::TransferLeadership(target)) => {
                 fields.insert("target".to_string(), json!(target));
             }
@@ -183,6 +189,11 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
     let check_quorum = if check_quorum { "TRUE" } else { "FALSE" };
     let pre_vote = validated.initial.values().any(|s| s.pre_vote_enabled());
     let pre_vote = if pre_vote { "TRUE" } else { "FALSE" };
+    let parallel = validated
+        .initial
+        .values()
+        .any(|s| s.parallel_write_enabled());
+    let parallel = if parallel { "TRUE" } else { "FALSE" };
     let steps = validated.run.len() + 1;
     // Every server starts with the configuration of the traces' headers,
     // but a server initialised to join (`init --join`: its header lists no
@@ -205,7 +216,7 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
          MaxAppendEntries = {max_append_entries}\n    MaxTerm = {steps}\n    MaxClientRequests = {steps}\n    \
          MaxRestarts = {steps}\n    MaxCompactions = {steps}\n    MaxReads = {steps}\n    MaxDuplicates = {steps}\n    MaxDrops = {steps}\n    CheckQuorumOn = {check_quorum}\n    PreVoteOn = {pre_vote}\n    MaxTransfers = {steps}\n    \
          InitMembers = {{{init_members}}}\n    MaxConfigChanges = {steps}\n    MaxLearnerChanges = {steps}\n    \
-         Joiners = {{{joiners}}}\n    InitConfig <- TraceInitConfig\n    \
+         ParallelWriteOn = {parallel}\n    Joiners = {{{joiners}}}\n    InitConfig <- TraceInitConfig\n    \
          TraceFile = \"{trace_file}\"\n\n\
          INIT TraceInit\nNEXT TraceNext\n\n\
          INVARIANTS\n    ElectionSafety\n    LogMatching\n    LeaderCompleteness\n    StateMachineSafety\n\n\

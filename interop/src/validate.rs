@@ -1288,7 +1288,8 @@ impl NodeReplay {
                     Server::new(header.node, Config::new(header.members.iter().copied()), ())
                         .with_max_append_entries(header.max_append_entries)
                         .with_check_quorum(header.check_quorum)
-                        .with_pre_vote(header.pre_vote);
+                        .with_pre_vote(header.pre_vote)
+                        .with_parallel_write(header.parallel_write);
                 self.initial = Some(server.clone());
                 self.durable_candidates = vec![(server.clone(), None)];
                 self.server = Some(server);
@@ -1460,7 +1461,11 @@ impl NodeReplay {
     }
 
     /// Picks the durable state the node came back with, marking the events
-    /// after it lost.
+    /// after it lost. A leader writing in parallel may have come back with
+    /// more of its log than it knew durable: its write completed, and it
+    /// crashed before it learnt so. The run then takes that `LogPersisted`
+    /// just before the crash (a step of the spec's behaviour the trace could
+    /// not record).
     fn recover(
         &mut self,
         at: &Located,
@@ -1470,8 +1475,19 @@ impl NodeReplay {
         let found = self
             .durable_candidates
             .iter()
-            .rposition(|(candidate, _)| Durable::of(candidate) == *recovered);
-        let Some(position) = found else {
+            .rposition(|(candidate, _)| Durable::of(candidate) == *recovered)
+            .map(|position| (position, None))
+            .or_else(|| {
+                self.durable_candidates.iter().enumerate().rev().find_map(
+                    |(position, (candidate, _))| {
+                        let log = candidate.log();
+                        (candidate.durable_index() + 1..=log.last_index())
+                            .find(|&k| Durable::with_log_to(candidate, k) == *recovered)
+                            .map(|k| (position, Some(k)))
+                    },
+                )
+            });
+        let Some((position, written)) = found else {
             let expected = self.durable_candidates.first().map(|(s, _)| Durable::of(s));
             return Err(self.fail(
                 at,
@@ -1491,10 +1507,55 @@ impl NodeReplay {
                 cluster.undo(tentative.step, &tentative.produced);
             }
         }
+        let (mut recovered, _) = self.durable_candidates.pop().expect("the position found");
+        if let Some(index) = written {
+            recovered = self.completed_write(at, recovered, index, cluster)?;
+        }
+        // What a crash keeps: the persistent state, the log up to what is
+        // durable (a leader's unwritten entries are gone).
+        if recovered.durable_index() < recovered.log().last_index() {
+            recovered = raft_model::Durable::of(&recovered).recover(&recovered);
+        }
         // What it recovered is durable: a later crash cannot go back before it.
-        let (recovered, _) = self.durable_candidates.pop().expect("the position found");
         self.durable_candidates = vec![(recovered.clone(), None)];
         Ok(recovered)
+    }
+
+    /// The `LogPersisted` up to `index` of a write that completed before a
+    /// crash the node learnt it: taken by the model and kept in the run.
+    fn completed_write(
+        &self,
+        at: &Located,
+        mut server: ReplayServer,
+        index: raft_model::Index,
+        cluster: &mut Cluster,
+    ) -> Result<ReplayServer, Failure> {
+        let term = server.log().term_at(index).unwrap_or_default();
+        let step =
+            raft_model::Step::<Command, (), Message<Command, ()>>::LogPersisted { index, term };
+        server.step(step).map_err(|refused| {
+            self.fail(
+                at,
+                Some(Action::LogPersisted),
+                format!("the model refuses the write the recovered log implies: {refused}"),
+                Vec::new(),
+            )
+        })?;
+        if cluster.options.keep_run {
+            cluster.steps.push(MergedStep {
+                step: RunStep {
+                    node: self.node.unwrap_or_default(),
+                    action: Action::LogPersisted,
+                    step: Some(raft_model::Step::LogPersisted { index, term }),
+                    server: server.clone(),
+                    source: at.source.clone(),
+                    line: at.line,
+                },
+                lost: false,
+            });
+        }
+        cluster.merged += 1;
+        Ok(server)
     }
 
     fn compare(
@@ -1505,7 +1566,11 @@ impl NodeReplay {
         effects: &Effects<Command, ()>,
     ) -> Result<(), Failure> {
         let action = Some(event.action());
-        let state = State::of(server);
+        let mut state = State::of(server);
+        if event.state.durable_index.is_none() {
+            // A trace written before the durable index was recorded.
+            state.durable_index = None;
+        }
         if state != event.state {
             return Err(self.fail(
                 at,
@@ -1522,6 +1587,17 @@ impl NodeReplay {
                 action,
                 "the recorded persist request differs from the model's".to_string(),
                 diff(&effects.persist, persist, "model"),
+            ));
+        }
+        if event.persist.is_some() && event.parallel_log_from != effects.parallel_log_from {
+            return Err(self.fail(
+                at,
+                action,
+                "the recorded parallel write differs from the model's".to_string(),
+                vec![format!(
+                    "parallel_log_from: model {:?}, recorded {:?}",
+                    effects.parallel_log_from, event.parallel_log_from
+                )],
             ));
         }
         if let Some(written) = &event.written {

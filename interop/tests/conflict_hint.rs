@@ -37,6 +37,7 @@ impl Recorded {
                     max_append_entries: server.max_append_entries(),
                     check_quorum: server.check_quorum_enabled(),
                     pre_vote: server.pre_vote_enabled(),
+                    parallel_write: server.parallel_write_enabled(),
                     start: Start::Init,
                     unix_ms: 0,
                 });

@@ -414,3 +414,92 @@ fn the_tlc_export_writes_the_network_steps_in_place() {
         "dropped after the receiver's last step"
     );
 }
+
+/// Parallel writes through the trace layer (issue 17): the checker's
+/// examples of the real core with a leader writing in parallel validate,
+/// among them a leader's crash that loses an entry a follower holds (the
+/// restart recovers the durable image, not the leader's memory); the TLC
+/// export carries `ParallelWriteOn` and `durableIndex`. A leader that came
+/// back with more than it knew durable (its write completed, and it crashed
+/// before it learnt so) validates too, the run taking that `LogPersisted`
+/// before the restart. The counterexample of
+/// `leader-counts-itself-before-durable` is rejected where the leader
+/// counted itself.
+#[test]
+fn parallel_write_examples_validate_and_the_bug_counterexample_is_rejected() {
+    let bug = Bug::LeaderCountsItselfBeforeDurable;
+    let bounds = raft_checker::bugs::smallest_bound(bug).expect("a killing bound");
+    assert!(bounds.parallel_write);
+    for property in [
+        model::COMMITTED_AHEAD_OF_LEADER_WRITE,
+        model::CRASH_LOST_REPLICATED_ENTRY,
+    ] {
+        let text = checker_trace(None, bounds.clone(), property);
+        assert!(
+            text.contains("\"parallel_write\":true"),
+            "{property}: {text}"
+        );
+        let validated = raft_interop::validate(streams(property, &text))
+            .unwrap_or_else(|failure| panic!("{property}: {failure}"));
+        assert!(!validated.run.is_empty());
+        let ndjson = raft_interop::tla::ndjson(&validated);
+        assert!(ndjson.contains("\"durableIndex\":"), "{ndjson}");
+        let config = raft_interop::tla::config(&validated, "/tmp/trace.ndjson");
+        assert!(config.contains("ParallelWriteOn = TRUE"), "{config}");
+    }
+
+    // The crash example ends at the leader's restart, which lost an entry.
+    let text = checker_trace(None, bounds.clone(), model::CRASH_LOST_REPLICATED_ENTRY);
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let restart = lines
+        .iter()
+        .rposition(|l| l["kind"] == "event" && l["step"] == "Restart")
+        .expect("a restart");
+    let node = lines[restart]["node"].clone();
+    let before = lines[..restart]
+        .iter()
+        .rposition(|l| l["kind"] == "event" && l["node"] == node)
+        .expect("the leader's last event before the crash");
+    let held = lines[before]["state"]["log"].clone();
+    assert!(
+        held["last_index"].as_u64() > lines[restart]["state"]["log"]["last_index"].as_u64(),
+        "the restart lost entries"
+    );
+    // As if the leader's write had completed before the crash: it comes back
+    // holding its whole log.
+    lines[restart]["recovered"]["entry_terms"] = serde_json::json!(
+        (0..held["last_index"].as_u64().unwrap())
+            .map(|_| held["last_term"].clone())
+            .collect::<Vec<_>>()
+    );
+    lines[restart]["state"]["log"]["last_index"] = held["last_index"].clone();
+    lines[restart]["state"]["log"]["last_term"] = held["last_term"].clone();
+    lines[restart]["state"]["durable_index"] = held["last_index"].clone();
+    let written: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let validated = raft_interop::validate(streams("written", &written))
+        .unwrap_or_else(|failure| panic!("a completed write: {failure}"));
+    let last = validated.run.len() - 1;
+    assert_eq!(validated.run[last].action, Action::Restart);
+    assert_eq!(
+        validated.run[last - 1].action,
+        Action::LogPersisted,
+        "the write the recovered log implies is taken before the restart"
+    );
+    // A log the leader never held is still refused.
+    lines[restart]["recovered"]["entry_terms"] = serde_json::json!([9]);
+    let invented: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    raft_interop::validate(streams("invented", &invented)).expect_err("an invented entry");
+
+    let text = checker_trace(Some(bug), bounds, model::LEADER_COMPLETENESS);
+    let failure = raft_interop::validate(streams("leader-counts-itself-before-durable", &text))
+        .expect_err("the correct core does not count the leader's unwritten entries");
+    assert_eq!(
+        failure.action,
+        Some(Action::HandleAppendEntriesResponse),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("commit_index"), "{failure}");
+}

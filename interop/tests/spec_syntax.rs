@@ -275,8 +275,8 @@ fn readme_action_table_is_exactly_the_actions_of_next() {
     );
     assert_eq!(
         listed.len(),
-        20,
-        "eighteen core transitions, DuplicateMessage and DropMessage"
+        21,
+        "nineteen core transitions, DuplicateMessage and DropMessage"
     );
 }
 

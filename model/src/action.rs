@@ -26,11 +26,12 @@ pub enum Action {
     AbortTransfer,
     ChangeConfig,
     ChangeLearners,
+    LogPersisted,
 }
 
 impl Action {
     /// Every action, in the order of spec/Raft.tla's `Next`.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::Timeout,
         Action::SendAppendEntries,
         Action::ClientRequest,
@@ -49,6 +50,7 @@ impl Action {
         Action::AbortTransfer,
         Action::ChangeConfig,
         Action::ChangeLearners,
+        Action::LogPersisted,
     ];
 
     /// The spec's name of the action.
@@ -72,6 +74,7 @@ impl Action {
             Action::AbortTransfer => "AbortTransfer",
             Action::ChangeConfig => "ChangeConfig",
             Action::ChangeLearners => "ChangeLearners",
+            Action::LogPersisted => "LogPersisted",
         }
     }
 

@@ -154,10 +154,18 @@ pub enum Bug {
     /// only they hold commits (breaks State Machine Safety and Leader
     /// Completeness once the other voters elect a leader without it).
     LearnerCountedInQuorum,
+    /// With parallel writes, the commit rule counts the leader as holding
+    /// every entry it appended, not only those its storage holds: an entry
+    /// the leader and one follower of three hold commits while the leader's
+    /// own write is still under way, a crash of the leader loses it, and the
+    /// two servers without it elect a leader (breaks Leader Completeness,
+    /// then State Machine Safety). Without parallel writes every entry is
+    /// durable before it is sent, and the bug changes nothing.
+    LeaderCountsItselfBeforeDurable,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 31] = [
+    pub const ALL: [Bug; 32] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -189,6 +197,7 @@ impl Bug {
         Bug::RemovedLeaderKeepsLeading,
         Bug::TransferDuringConfigChange,
         Bug::LearnerCountedInQuorum,
+        Bug::LeaderCountsItselfBeforeDurable,
     ];
 
     /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.

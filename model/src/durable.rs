@@ -77,37 +77,80 @@ impl fmt::Display for DurableError {
 impl std::error::Error for DurableError {}
 
 impl<C: Clone, S: Clone> Durable<C, S> {
-    /// The image of a server whose whole persistent state is durable.
+    /// The image a driver that performed every write the core asked for
+    /// holds: the server's persistent state, its log up to its durable index
+    /// (a leader's entries past it are still being written in parallel,
+    /// [`crate::Effects::parallel_log_from`]; for every other server, the
+    /// whole log).
     pub fn of(server: &Server<C, S>) -> Self {
+        let mut log = server.log().clone();
+        if server.durable_index() < log.last_index() {
+            log.truncate_from(server.durable_index() + 1);
+        }
         let durable = Durable {
             current_term: server.current_term(),
             voted_for: server.voted_for(),
             snapshot: server.snapshot().clone(),
-            log: server.log().clone(),
+            log,
         };
         durable.assert_log_starts_at_snapshot();
         durable
     }
 
-    /// Does this image hold exactly `server`'s persistent state? (What
-    /// `*self == Durable::of(server)` says, without building the image.)
+    /// Does this image hold exactly what [`Durable::of`] says `server`'s
+    /// storage holds? (What `*self == Durable::of(server)` says, without
+    /// building the image in the common case of a whole log durable.)
     pub fn holds(&self, server: &Server<C, S>) -> bool
     where
         C: PartialEq,
         S: PartialEq,
     {
+        if server.durable_index() < server.log().last_index() {
+            return *self == Durable::of(server);
+        }
         (self.current_term, self.voted_for, &self.log, &self.snapshot) == persistent(server)
     }
 
-    /// Do two servers hold the same persistent state? (What
-    /// `Durable::of(a).holds(b)` says, without building the image: a driver
-    /// that checks every step for an unnamed write asks it of most steps.)
-    pub fn same_persistent_state(a: &Server<C, S>, b: &Server<C, S>) -> bool
+    /// Would a correct driver's storage hold the same for two servers
+    /// (`Durable::of(a) == Durable::of(b)`)? Cheaply, for the common case
+    /// of the same persistent state and durable index: a driver that checks
+    /// every step for an unnamed write asks it of most steps.
+    pub fn same_durable_state(a: &Server<C, S>, b: &Server<C, S>) -> bool
     where
         C: PartialEq,
         S: PartialEq,
     {
+        if a.durable_index() != b.durable_index() {
+            return false;
+        }
         persistent(a) == persistent(b)
+            || (a.durable_index() < a.log().last_index() && Durable::of(a) == Durable::of(b))
+    }
+
+    /// A leader's parallel write completed: the storage now also holds the
+    /// server's entries after its stored log, up to `index` (the write the
+    /// driver started for [`crate::Effects::parallel_log_from`], which
+    /// [`crate::Step::LogPersisted`] reports). Entries the image already
+    /// holds are not written again.
+    pub fn complete_parallel_write(
+        &mut self,
+        server: &Server<C, S>,
+        index: Index,
+    ) -> Result<(), DurableError> {
+        let from = self.log.last_index() + 1;
+        if index < from {
+            return Ok(());
+        }
+        let held = server.log();
+        if from <= held.snapshot_index || index > held.last_index() {
+            return Err(DurableError::EntryNotHeld { from });
+        }
+        self.log
+            .entries
+            .append(held.entries_from(from, (index + 1 - from) as usize));
+        debug_assert_eq!(self.log.last_index(), index);
+        self.assert_log_starts_at_snapshot();
+        Ok(())
     }
 
     /// Performs one step's `persist` effect exactly as the docs of
@@ -187,7 +230,8 @@ impl<C: Clone, S: Clone> Durable<C, S> {
         )
         .with_max_append_entries(crashed.max_append_entries())
         .with_check_quorum(crashed.check_quorum_enabled())
-        .with_pre_vote(crashed.pre_vote_enabled());
+        .with_pre_vote(crashed.pre_vote_enabled())
+        .with_parallel_write(crashed.parallel_write_enabled());
         server.bugs = crashed.bugs;
         server
     }
@@ -248,9 +292,44 @@ mod tests {
         let before = server.clone();
         let mut image = Durable::of(&server);
         let effects = server.timeout();
-        assert!(!Durable::same_persistent_state(&before, &server));
-        assert!(Durable::same_persistent_state(&server, &server.clone()));
+        assert!(!Durable::same_durable_state(&before, &server));
+        assert!(Durable::same_durable_state(&server, &server.clone()));
         image.apply(&server, &effects.persist).expect("well formed");
+        assert!(image.holds(&server));
+        assert_eq!(image, Durable::of(&server));
+    }
+
+    #[test]
+    fn a_leader_s_parallel_write_is_durable_only_once_completed() {
+        // A cluster of one: the new leader's no-op commits once durable.
+        let mut server: S =
+            Server::new(1, Config::new(1..=1), Vector::new()).with_parallel_write(true);
+        let effects = server.timeout();
+        assert!(server.is_leader());
+        assert!(effects.persist.hard_state && effects.persist.log_from.is_none());
+        assert_eq!(
+            effects.parallel_log_from,
+            Some(1),
+            "the no-op is written in parallel"
+        );
+        assert_eq!(server.commit_index(), 0, "not counted before it is durable");
+        let mut image = Durable::of(&server);
+        assert_eq!(
+            image.log.last_index(),
+            0,
+            "its storage does not hold the no-op yet"
+        );
+        let recovered = image.recover(&server);
+        assert_eq!(recovered.log().last_index(), 0, "a crash now loses it");
+        image.complete_parallel_write(&server, 1).expect("held");
+        assert_eq!(image.log.last_index(), 1);
+        let persisted = server
+            .step::<crate::Message<u8, Vector<Entry<u8>>>>(crate::Step::LogPersisted {
+                index: 1,
+                term: 1,
+            })
+            .expect("enabled");
+        assert_eq!(persisted.commit_index, Some(1), "durable, it commits alone");
         assert!(image.holds(&server));
         assert_eq!(image, Durable::of(&server));
     }

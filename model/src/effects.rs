@@ -1,4 +1,7 @@
 //! What a transition asks its driver to do, in order: persist, then send.
+//! (With parallel writes, a leader's own new entries are the exception: they
+//! are written while the messages carrying them are on their way,
+//! [`Effects::parallel_log_from`].)
 
 use serde::{Deserialize, Serialize};
 
@@ -74,12 +77,25 @@ impl<C: Clone> Committed<C> {
 }
 
 /// The effects of one transition. The driver performs them in field order:
-/// `persist`, then `messages`; then it applies: the state machine becomes the
-/// snapshot's image if `snapshot_installed`, then `committed` entries are
-/// applied in order.
+/// `persist`, then `messages` (with `parallel_log_from`'s write started, but
+/// not awaited, before or beside them); then it applies: the state machine
+/// becomes the snapshot's image if `snapshot_installed`, then `committed`
+/// entries are applied in order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Effects<C: Clone, S> {
     pub persist: Persist,
+    /// Leader only, with parallel writes (dissertation §10.2.1): the leader
+    /// appended its own entries from this index on, which need **not** be
+    /// durable before this step's messages leave. The driver writes them
+    /// after every write it was asked for before and before any it is asked
+    /// for later (one ordered storage), and once they are durable feeds
+    /// [`crate::Step::LogPersisted`] with the index and term of the last
+    /// entry written. Meanwhile the leader does not count itself as holding
+    /// them. A later `persist.log_from` at or below this index covers them
+    /// (a leader that steps down makes its whole log durable before it
+    /// speaks again).
+    #[serde(default)]
+    pub parallel_log_from: Option<Index>,
     pub messages: Vec<Message<C, S>>,
     /// The new commit index, when it changed.
     pub commit_index: Option<Index>,
@@ -104,6 +120,7 @@ impl<C: Clone, S> Default for Effects<C, S> {
     fn default() -> Self {
         Effects {
             persist: Persist::default(),
+            parallel_log_from: None,
             messages: Vec::new(),
             commit_index: None,
             committed: Committed::default(),
@@ -117,8 +134,15 @@ impl<C: Clone, S> Default for Effects<C, S> {
 }
 
 impl<C: Clone, S> Effects<C, S> {
+    /// Records that the leader appended entries from `index` on to be
+    /// written in parallel, keeping the lowest.
+    pub fn log_written_in_parallel_from(&mut self, index: Index) {
+        self.parallel_log_from = Some(self.parallel_log_from.map_or(index, |from| from.min(index)));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.persist.is_empty()
+            && self.parallel_log_from.is_none()
             && self.messages.is_empty()
             && self.commit_index.is_none()
             && self.committed.is_empty()

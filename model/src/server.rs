@@ -78,6 +78,14 @@ pub struct Server<C: Clone, S> {
     /// §3.10), set by TransferLeadership and cleared by AbortTransfer or any
     /// step-down. Meanwhile the leader accepts no client request.
     pub(crate) lead_transferee: Option<NodeId>,
+    /// How far this server's own log is known durable: its storage holds
+    /// every entry up to here. A leader with parallel writes (dissertation
+    /// §10.2.1) sends the entries it appends before they are durable and
+    /// counts itself in the commit quorum only up to here; every other
+    /// server makes each write durable before it speaks, so for it this is
+    /// the log's last index (`Server::step` asserts both, and that it never
+    /// lies below the snapshot, which is always durable).
+    pub(crate) durable_index: Index,
     /// The most entries one AppendEntries request carries: a constant of the
     /// deployment (spec constant `MaxAppendEntries`), not protocol state.
     pub(crate) max_append_entries: usize,
@@ -90,6 +98,11 @@ pub struct Server<C: Clone, S> {
     /// a quorum of them. A constant of the deployment (spec constant
     /// `PreVoteOn`), not protocol state.
     pub(crate) pre_vote: bool,
+    /// Parallel writes (dissertation §10.2.1): a leader writes the entries
+    /// it appends to its own storage in parallel with sending them to its
+    /// followers, instead of before. A constant of the deployment (spec
+    /// constant `ParallelWriteOn`), not protocol state.
+    pub(crate) parallel_write: bool,
     /// Seeded bugs (always empty outside the checker and tests).
     #[serde(skip)]
     pub(crate) bugs: Bugs,
@@ -183,6 +196,16 @@ impl<C: Clone, S> Server<C, S> {
     pub fn lead_transferee(&self) -> Option<NodeId> {
         self.lead_transferee
     }
+    /// Spec `durableIndex`: how far this server's own log is known durable
+    /// (its last index, but at a leader with parallel writes whose latest
+    /// entries are still being written).
+    pub fn durable_index(&self) -> Index {
+        self.durable_index
+    }
+    /// Spec constant `ParallelWriteOn`.
+    pub fn parallel_write_enabled(&self) -> bool {
+        self.parallel_write
+    }
     /// Spec `InLease`: this server heard from the leader of its term (or is
     /// that leader) since its election timer last fired, or restarted since
     /// then. It refuses pre-votes: a leader it may still follow is alive.
@@ -223,6 +246,8 @@ impl<C: Clone, S: Clone> Server<C, S> {
         log: Log<C>,
     ) -> Self {
         debug_assert_eq!(log.snapshot_index, snapshot.meta.last_index);
+        // Everything it came back with is what its storage holds.
+        let durable_index = log.last_index();
         let mut server = Server {
             id,
             current_term,
@@ -244,9 +269,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             // keeps it only with PreVote on).
             restart_lease: current_term > 0,
             lead_transferee: None,
+            durable_index,
             max_append_entries: DEFAULT_MAX_APPEND_ENTRIES,
             check_quorum: false,
             pre_vote: false,
+            parallel_write: false,
             bugs: Bugs::default(),
         };
         // The latest configuration entry in the log, if any, is in force.
@@ -283,6 +310,16 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.pre_vote = on;
         // Only PreVote reads the lease: without it, none (as `restart` does).
         self.restart_lease &= on;
+        self
+    }
+
+    /// This server with parallel writes on or off (off by default: the
+    /// paper's Raft, every write durable before the step's messages leave).
+    /// With them, a leader's own appends are written while the requests
+    /// carrying them are on their way (`Effects::parallel_log_from`), and
+    /// the driver reports each completed write with `Step::LogPersisted`.
+    pub fn with_parallel_write(mut self, on: bool) -> Self {
+        self.parallel_write = on;
         self
     }
 

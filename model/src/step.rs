@@ -23,7 +23,7 @@ use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::refused::Refused;
 use crate::server::{Role, Server};
-use crate::types::{Index, NodeId};
+use crate::types::{Index, NodeId, Term};
 
 /// One spec action with its input: what a driver feeds [`Server::step`].
 ///
@@ -71,6 +71,13 @@ pub enum Step<C, S, M> {
     /// The operator asks the leader to make these servers the learners
     /// (non-voting members) of its configuration.
     ChangeLearners(OrdSet<NodeId>),
+    /// The driver's write of the server's own log, up to entry `index` of
+    /// term `term`, is durable: a leader's parallel write
+    /// (`Effects::parallel_log_from`) completed.
+    LogPersisted {
+        index: Index,
+        term: Term,
+    },
 }
 
 impl<C, S, M> Step<C, S, M> {
@@ -95,6 +102,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::AbortTransfer => Action::AbortTransfer,
             Step::ChangeConfig(_) => Action::ChangeConfig,
             Step::ChangeLearners(_) => Action::ChangeLearners,
+            Step::LogPersisted { .. } => Action::LogPersisted,
         }
     }
 
@@ -137,6 +145,10 @@ impl<C, S, M> Step<C, S, M> {
             Step::AbortTransfer => Step::AbortTransfer,
             Step::ChangeConfig(members) => Step::ChangeConfig(members.clone()),
             Step::ChangeLearners(learners) => Step::ChangeLearners(learners.clone()),
+            Step::LogPersisted { index, term } => Step::LogPersisted {
+                index: *index,
+                term: *term,
+            },
         }
     }
 
@@ -172,6 +184,7 @@ impl<C, S, M> Step<C, S, M> {
             Step::AbortTransfer => Step::AbortTransfer,
             Step::ChangeConfig(members) => Step::ChangeConfig(members),
             Step::ChangeLearners(learners) => Step::ChangeLearners(learners),
+            Step::LogPersisted { index, term } => Step::LogPersisted { index, term },
         }
     }
 
@@ -227,6 +240,25 @@ impl<C: Clone, S: Clone> Server<C, S> {
             self.current_term >= term,
             "term went back from {term} to {}",
             self.current_term
+        );
+        // What a restart keeps: the snapshot is always durable, and only a
+        // leader writing in parallel has entries its storage may lack.
+        assert!(
+            self.log.snapshot_index <= self.durable_index
+                && self.durable_index <= self.log.last_index(),
+            "durable index {} outside the log [{}, {}]",
+            self.durable_index,
+            self.log.snapshot_index,
+            self.log.last_index()
+        );
+        assert!(
+            (self.is_leader() && self.parallel_write)
+                || self.durable_index == self.log.last_index(),
+            "a {:?} (parallel writes {}) speaks with entries {}..={} not durable",
+            self.role,
+            self.parallel_write,
+            self.durable_index + 1,
+            self.log.last_index()
         );
         if !self.bugs.any() {
             assert!(
@@ -334,6 +366,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             Step::AbortTransfer => Ok(self.abort_transfer()),
             Step::ChangeConfig(members) => self.change_config(members),
             Step::ChangeLearners(learners) => self.change_learners(learners),
+            Step::LogPersisted { index, term } => self.log_persisted(index, term),
         }
     }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::observer::Property;
-use common::sim::{Scenario, cases, holds};
+use common::sim::{ParallelScenario, Scenario, cases, holds, run};
 use quickcheck::{QuickCheck, TestResult};
 
 fn check(property: fn(Scenario) -> TestResult) {
@@ -72,4 +72,25 @@ fn effects_hand_the_driver_every_committed_entry_once_in_order() {
         holds(&scenario, Property::Applied)
     }
     check(property);
+}
+
+/// Leaders writing their own appends in parallel with replication
+/// (dissertation §10.2.1): every property, the durability contract
+/// included (the disk, fed by `persist` effects and completed parallel
+/// writes alone, holds what the core says is durable), and a crash that
+/// loses a leader's unwritten entries breaks none of them.
+#[test]
+fn every_property_holds_with_parallel_writes() {
+    fn property(scenario: ParallelScenario) -> TestResult {
+        match run(&scenario.0, &[], &Property::ALL).violation {
+            None => TestResult::passed(),
+            Some((violation, step)) => {
+                TestResult::error(format!("at operation {step}: {violation}"))
+            }
+        }
+    }
+    QuickCheck::new()
+        .tests(cases())
+        .max_tests(cases())
+        .quickcheck(property as fn(ParallelScenario) -> TestResult);
 }

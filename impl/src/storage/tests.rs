@@ -595,9 +595,31 @@ fn a_core_state_never_persisted_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let storage = committed_two(&dir);
     let log = log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]);
-    storage.assert_durable(2, Some(2), &log);
+    storage.assert_durable(2, Some(2), &log, 3);
     // The core voted in term 3, and nobody asked to persist it.
-    storage.assert_durable(3, Some(1), &log);
+    storage.assert_durable(3, Some(1), &log, 3);
+}
+
+/// A leader writing its own entries in parallel holds entries its disk
+/// may lack, past what its core knows durable: a durable log that ends
+/// between the two passes; one that ends before the core's durable index
+/// (an entry the core counts on, gone) is caught.
+#[test]
+#[should_panic(expected = "outside the core's durable index 4")]
+fn a_leader_s_durable_log_may_lag_its_log_but_not_its_durable_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = committed_two(&dir);
+    let log = log_of(&[
+        entry(1, "a"),
+        entry(1, "b"),
+        entry(1, "c"),
+        entry(2, "d"),
+        entry(2, "e"),
+    ]);
+    // Entries 4 and 5 are still being written; the core knows 3 durable.
+    storage.assert_durable(2, Some(2), &log, 3);
+    // The core counts on entry 4, which the disk does not hold.
+    storage.assert_durable(2, Some(2), &log, 4);
 }
 
 /// The identity file of a directory `--init` created has a checksum, and a

@@ -132,10 +132,18 @@ pub struct Header {
     /// The node runs PreVote (absent in traces written before it: off).
     #[serde(default)]
     pub pre_vote: bool,
+    /// The node's leader writes its own appends in parallel with sending
+    /// them (absent in traces written before it: off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub parallel_write: bool,
     pub start: Start,
     /// Wall-clock time of the start, for people reading the trace.
     #[serde(default)]
     pub unix_ms: u64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// How a process started: a fresh server (spec `Init`) or a recovery from
@@ -171,6 +179,10 @@ pub struct Event<C: Clone> {
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist: Option<raft_model::Persist>,
+    /// A leader's own entries written in parallel with this step's messages
+    /// (`Effects::parallel_log_from`), absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_log_from: Option<Index>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<Written>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +204,7 @@ impl<C: Clone> Event<C> {
             recovered,
             state: State::of(server),
             persist: Some(effects.persist.clone()),
+            parallel_log_from: effects.parallel_log_from,
             written: Written::of(server, &effects.persist),
             sent: Some(Sent::of(&effects.messages)),
         }
@@ -241,12 +254,30 @@ pub struct Durable {
 }
 
 impl Durable {
+    /// What a correct driver's storage holds for `server`
+    /// (`raft_model::Durable::of`): its persistent state, the log up to its
+    /// durable index (a leader's entries past it are still being written in
+    /// parallel).
     pub fn of<C: Clone, S>(server: &Server<C, S>) -> Durable {
+        Durable::with_log_to(server, server.durable_index())
+    }
+
+    /// `server`'s persistent state with its log up to `last` (at most its
+    /// last index): what its storage holds once a parallel write up to
+    /// `last` has completed.
+    pub fn with_log_to<C: Clone, S>(server: &Server<C, S>, last: Index) -> Durable {
+        let log = server.log();
+        let held = last.saturating_sub(log.snapshot_index);
         Durable {
             current_term: server.current_term(),
             voted_for: server.voted_for(),
             snapshot: server.snapshot().meta.clone(),
-            entry_terms: server.log().entries.iter().map(|e| e.term).collect(),
+            entry_terms: log
+                .entries
+                .iter()
+                .take(usize::try_from(held).unwrap_or(usize::MAX))
+                .map(|e| e.term)
+                .collect(),
         }
     }
 }
@@ -279,6 +310,10 @@ pub struct State {
     pub read_seq: u64,
     pub read_acks: Vec<(NodeId, u64)>,
     pub pending_reads: usize,
+    /// Spec `durableIndex` (absent in traces written before it, whose
+    /// servers' logs were always durable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_index: Option<Index>,
 }
 
 impl State {
@@ -302,6 +337,7 @@ impl State {
             read_seq: s.read_seq(),
             read_acks: s.read_acks().iter().map(|(k, v)| (*k, *v)).collect(),
             pending_reads: s.pending_reads().len(),
+            durable_index: Some(s.durable_index()),
         }
     }
 }
@@ -360,6 +396,7 @@ state_delta! {
     read_seq: u64,
     read_acks: Vec<(NodeId, u64)>,
     pending_reads: usize,
+    durable_index: Option<Index>,
 }
 
 /// A field present in a delta, whatever its value: `"voted_for":null` is a
@@ -390,6 +427,8 @@ pub struct EventRecord<'a, C: Clone> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persist: Option<&'a raft_model::Persist>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_log_from: Option<Index>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub written: Option<&'a Written>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent: Option<&'a [Sent]>,
@@ -405,6 +444,7 @@ impl<'a, C: Clone> EventRecord<'a, C> {
             state: delta.is_none().then_some(&event.state),
             delta,
             persist: event.persist.as_ref(),
+            parallel_log_from: event.parallel_log_from,
             written: event.written.as_ref(),
             sent: event.sent.as_deref(),
         }
@@ -425,6 +465,8 @@ pub struct EventWire<C: Clone> {
     pub delta: Option<StateDelta>,
     #[serde(default)]
     pub persist: Option<raft_model::Persist>,
+    #[serde(default)]
+    pub parallel_log_from: Option<Index>,
     #[serde(default)]
     pub written: Option<Written>,
     #[serde(default)]
@@ -480,6 +522,7 @@ impl States {
             recovered: wire.recovered,
             state,
             persist: wire.persist,
+            parallel_log_from: wire.parallel_log_from,
             written: wire.written,
             sent: wire.sent,
         })
@@ -678,6 +721,7 @@ mod tests {
                 max_append_entries: 1,
                 check_quorum: false,
                 pre_vote: true,
+                parallel_write: true,
                 start: Start::Init,
                 unix_ms: 0,
             }),

@@ -51,7 +51,7 @@ impl<C: Clone, S> Variable<C, S> {
 }
 
 /// How many per-server variables the spec has.
-pub const COUNT: usize = 19;
+pub const COUNT: usize = 20;
 
 /// Every per-server variable of spec/Raft.tla, in the order of its
 /// `VARIABLES` declarations: persistent first, then volatile.
@@ -108,6 +108,7 @@ pub fn per_server<C: Clone, S>() -> [Variable<C, S>; COUNT] {
         var("leadTransferee", false, |s| {
             Value::Server(s.lead_transferee())
         }),
+        var("durableIndex", false, |s| Value::Nat(s.durable_index())),
     ]
 }
 

@@ -6,7 +6,7 @@ use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
 use crate::server::{Role, Server};
-use crate::types::{Entry, Index, Payload, Term};
+use crate::types::{Index, Payload, Term};
 
 impl<C: Clone, S: Clone> Server<C, S> {
     /// Spec `Timeout`: the election timer fired. A follower, candidate or
@@ -251,11 +251,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             .replicas(self.id)
             .map(|peer| (peer, 0u64))
             .collect();
-        let index = self.log.append(Entry {
-            term: self.current_term,
-            payload: Payload::Noop,
-        });
-        effects.persist.log_written_from(index);
+        self.leader_append(Payload::Noop, effects);
         // The timer now paces CheckQuorum: its first period starts here, so
         // that the peers have a whole timeout to answer the new leader.
         effects.reset_election_timer = true;

@@ -175,11 +175,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// those it drops.
     fn append_config(&mut self, config: Config, effects: &mut Effects<C, S>) {
         debug_assert!(self.is_leader());
-        let index = self.log.append(Entry {
-            term: self.current_term,
-            payload: Payload::Config(config.clone()),
-        });
-        effects.persist.log_written_from(index);
+        let index = self.leader_append(Payload::Config(config.clone()), effects);
         self.config = config;
         let peers: OrdSet<NodeId> = self.config.replicas(self.id).collect();
         self.next_index = peers

@@ -60,7 +60,16 @@ impl<C: Clone, S: Clone> Server<C, S> {
 
     /// Drops candidate/leader volatile state. Reads waiting for leadership
     /// confirmation fail: this server can no longer vouch for them.
+    ///
+    /// A leader's entries still being written in parallel join this step's
+    /// persist: a follower speaks only from durable state (a vote, an
+    /// acknowledgement, is a promise about its log), so the whole log is
+    /// durable before anything this step sends leaves.
     pub(crate) fn become_follower(&mut self, effects: &mut Effects<C, S>) {
+        if self.durable_index < self.log.last_index() {
+            effects.persist.log_written_from(self.durable_index + 1);
+            self.durable_index = self.log.last_index();
+        }
         self.role = Role::Follower;
         self.votes_granted = Default::default();
         self.next_index = Default::default();

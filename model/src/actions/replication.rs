@@ -2,10 +2,11 @@
 //! HandleAppendEntriesRequest, HandleAppendEntriesResponse, and the leader's
 //! commit rule.
 
+use crate::action::Action;
 use crate::bugs::Bug;
 use crate::effects::Effects;
 use crate::message::{Body, Message};
-use crate::refused::NotLeader;
+use crate::refused::{NotLeader, Refused};
 use crate::server::{Role, Server};
 use crate::types::{Entry, Index, NodeId, Payload, Term};
 
@@ -27,15 +28,70 @@ impl<C: Clone, S: Clone> Server<C, S> {
             });
         }
         let mut effects = Effects::default();
-        let index = self.log.append(Entry {
-            term: self.current_term,
-            payload: Payload::Command(command),
-        });
-        effects.persist.log_written_from(index);
+        let index = self.leader_append(Payload::Command(command), &mut effects);
         effects.appended_at = Some(index);
         // A cluster of one commits by itself.
         self.advance_commit_index(&mut effects);
         Ok((index, effects))
+    }
+
+    /// The spec's `LeaderAppend`: a leader appends an entry of its term (a
+    /// client command, its no-op, a configuration). Without parallel writes
+    /// the entry joins the step's persist: durable before the step's
+    /// messages leave, like every other write. With them (dissertation
+    /// §10.2.1) it need not be: the driver writes it while the requests
+    /// carrying it are on their way (`Effects::parallel_log_from`) and says
+    /// when it is durable (`Step::LogPersisted`), and until then the leader
+    /// does not count itself as holding it (`commit_rule`). That is safe
+    /// because nothing the leader sends promises that it holds the entry:
+    /// a commit rests on the acknowledgements of followers, each durable
+    /// before it was sent, and on the leader's own copy only once it is
+    /// durable. A crash may lose the entry although followers hold it; it
+    /// was then never committed by counting the leader.
+    pub(crate) fn leader_append(
+        &mut self,
+        payload: Payload<C>,
+        effects: &mut Effects<C, S>,
+    ) -> Index {
+        debug_assert!(self.is_leader(), "only a leader appends entries of its own");
+        let index = self.log.append(Entry {
+            term: self.current_term,
+            payload,
+        });
+        if self.parallel_write {
+            effects.log_written_in_parallel_from(index);
+        } else {
+            effects.persist.log_written_from(index);
+            self.durable_index = index;
+        }
+        index
+    }
+
+    /// Spec `LogPersisted`: the driver's write of this server's own log up
+    /// to entry `index`, of term `term`, is durable. Only a leader with
+    /// parallel writes has entries not yet known durable; it may now count
+    /// itself as holding them, and commit what that completes a quorum for.
+    ///
+    /// Refused (`NotEnabled`) when it tells nothing new: entries already
+    /// known durable (a step-down or a snapshot made them so first), or an
+    /// entry the log no longer holds as written (the server stepped down,
+    /// made its log durable, and a later leader's entries replaced it: the
+    /// term differs). `(index, term)` names one entry and its whole prefix
+    /// (Log Matching: one leader per term, one entry per index in it), and a
+    /// leader's own entries of its term are those it wrote itself, so a
+    /// report that passes both checks is about this log.
+    pub fn log_persisted(&mut self, index: Index, term: Term) -> Result<Effects<C, S>, Refused> {
+        if index <= self.durable_index || self.log.term_at(index) != Some(term) {
+            return Err(Refused::NotEnabled(Action::LogPersisted));
+        }
+        debug_assert!(
+            self.is_leader() && self.parallel_write,
+            "only a leader with parallel writes has entries not known durable"
+        );
+        let mut effects = Effects::default();
+        self.durable_index = index;
+        self.advance_commit_index(&mut effects);
+        Ok(effects)
     }
 
     /// Spec `SendAppendEntries`: the heartbeat is due (or new entries wait),
@@ -220,6 +276,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
         if config_changed {
             self.refresh_config();
         }
+        // Every entry written is in this step's persist, durable before the
+        // reply: a follower's acknowledgement is a promise.
+        self.durable_index = self.log.last_index();
 
         let new_commit = if self.bugs.has(Bug::CommitBeyondLeader) {
             leader_commit.min(self.log.last_index())
@@ -379,16 +438,27 @@ impl<C: Clone, S: Clone> Server<C, S> {
     }
 
     /// The spec's `CommitRule`: the commit rule itself.
+    ///
+    /// The leader counts itself as holding the entries up to its durable
+    /// index only: with parallel writes, its latest entries may not be in
+    /// its storage yet, and an entry a crash can take from it must be held
+    /// durably by a quorum without it.
     fn commit_rule(&mut self, effects: &mut Effects<C, S>) {
         let last = self.log.last_index();
-        let mut matched: Vec<Index> = std::iter::once(last)
+        let own = if self.bugs.has(Bug::LeaderCountsItselfBeforeDurable) {
+            last
+        } else {
+            self.durable_index
+        };
+        let mut matched: Vec<Index> = std::iter::once(own)
             .chain(self.match_index.values().map(|m| (*m).min(last)))
             .filter(|m| *m > self.commit_index)
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         matched.dedup();
         let stored_on_quorum = |n: Index| {
-            let holders = std::iter::once(&self.id).chain(
+            let me = (own >= n).then_some(&self.id);
+            let holders = me.into_iter().chain(
                 self.match_index
                     .iter()
                     .filter(|(_, matched)| **matched >= n)

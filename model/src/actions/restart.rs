@@ -20,6 +20,14 @@ impl<C: Clone, S: Clone> Server<C, S> {
             snapshot_installed: true,
             ..Effects::default()
         };
+        // The driver rebuilt this server from its storage
+        // (`Durable::recover`): all it holds is durable, and a leader's
+        // entries that were still being written in parallel are gone.
+        debug_assert_eq!(
+            self.durable_index,
+            self.log.last_index(),
+            "a restart takes the server its storage rebuilt"
+        );
         self.become_follower(&mut effects);
         self.commit_index = self.log.snapshot_index;
         self.leader_id = None;

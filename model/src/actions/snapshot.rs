@@ -51,6 +51,9 @@ impl<C: Clone, S: Clone> Server<C, S> {
             data,
         };
         self.log.compact_to(index, term);
+        // The snapshot is durable before anything else happens: it covers
+        // entries a leader with parallel writes may not have written yet.
+        self.durable_index = self.durable_index.max(index);
         let mut effects = Effects::default();
         effects.persist.snapshot = true;
         Ok(effects)
@@ -106,6 +109,16 @@ impl<C: Clone, S: Clone> Server<C, S> {
             effects.commit_index = Some(meta.last_index);
             effects.persist.snapshot = true;
             effects.snapshot_installed = true;
+            // A leader's entries still being written when it stepped down
+            // (above) joined this write; the snapshot now covers those at or
+            // below its index, and only the rest is written.
+            if let Some(from) = effects.persist.log_from
+                && from <= meta.last_index
+            {
+                effects.persist.log_from = Some(meta.last_index + 1);
+            }
+            // A follower: all it holds is in this step's persist.
+            self.durable_index = self.log.last_index();
         }
         let body = Body::InstallSnapshotResponse {
             match_index: meta.last_index,

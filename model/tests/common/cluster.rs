@@ -17,7 +17,8 @@ use super::{Cmd, Image, Msg, TestEffects, TestServer, members, server};
 /// [`raft_model::Durable`], updated only through `Persist` effects.
 pub type Disk = Durable<Cmd, Image>;
 
-/// Does the disk hold exactly the server's persistent state?
+/// Does the disk hold exactly what the server's storage should (its
+/// persistent state, but a leader's entries still written in parallel)?
 pub fn check_disk(disk: &Disk, server: &TestServer) -> Result<(), String> {
     if disk.holds(server) {
         Ok(())
@@ -41,6 +42,11 @@ pub struct Stats {
     pub restarts: usize,
     pub compactions: usize,
     pub snapshots_installed: usize,
+    /// Steps where a leader's commit index passed the entries its own
+    /// storage holds (parallel writes).
+    pub commits_ahead_of_leader_write: usize,
+    /// Restarts that lost entries a leader was still writing in parallel.
+    pub crashes_losing_unwritten_entries: usize,
 }
 
 /// A state machine fed only by effects: what a driver has applied.
@@ -156,6 +162,15 @@ impl Cluster {
         self
     }
 
+    /// Turns parallel writes on or off in every server (a leader's own
+    /// appends written while the requests carrying them are on their way).
+    pub fn with_parallel_write(mut self, on: bool) -> Cluster {
+        for server in &mut self.servers {
+            *server = server.clone().with_parallel_write(on);
+        }
+        self
+    }
+
     /// Sets every server's cap on entries per AppendEntries request.
     pub fn with_max_append_entries(mut self, max: usize) -> Cluster {
         for server in &mut self.servers {
@@ -194,8 +209,16 @@ impl Cluster {
     ) -> TestEffects {
         let at = position(id);
         let last_before = self.servers[at].log().last_index();
+        let commit_before = self.servers[at].commit_index();
         let effects = transition(&mut self.servers[at]);
         self.stats.steps += 1;
+        let after = &self.servers[at];
+        if after.is_leader()
+            && after.commit_index() > commit_before
+            && after.commit_index() > after.durable_index()
+        {
+            self.stats.commits_ahead_of_leader_write += 1;
+        }
         if effects
             .persist
             .log_from
@@ -220,6 +243,27 @@ impl Cluster {
             self.applied[at] = Applied::of(&self.servers[at]);
         }
         effects
+    }
+
+    /// Server `id`'s parallel write of its whole log completes, as a
+    /// driver's storage reports it: the disk gains the entries the core let
+    /// it write in parallel (`Effects::parallel_log_from`), then the core
+    /// takes `Step::LogPersisted`. Nothing when its log is all durable.
+    pub fn log_persisted(&mut self, id: NodeId) -> TestEffects {
+        let at = position(id);
+        let server = &self.servers[at];
+        let (index, term) = (server.log().last_index(), server.log().last_term());
+        if server.durable_index() >= index {
+            return TestEffects::default();
+        }
+        if let Err(error) = self.disks[at].complete_parallel_write(server, index) {
+            self.report(Property::Durability, format!("server {id}: {error}"));
+        }
+        self.act(id, |server| {
+            server
+                .step::<Msg>(raft_model::Step::LogPersisted { index, term })
+                .unwrap_or_else(|refused| panic!("a completed write refused: {refused}"))
+        })
     }
 
     pub fn timeout(&mut self, id: NodeId) -> TestEffects {
@@ -271,14 +315,26 @@ impl Cluster {
     /// Server `id` crashes and comes back with what its disk holds.
     pub fn restart(&mut self, id: NodeId) {
         let at = position(id);
-        let mut restarted = self.servers[at].clone();
+        // The server restarted in memory; a leader with entries still being
+        // written in parallel, from what the core says its storage holds
+        // (`Durable::of`): a crash loses those entries.
+        let server = &self.servers[at];
+        if server.durable_index() < server.log().last_index() {
+            self.stats.crashes_losing_unwritten_entries += 1;
+        }
+        let mut restarted = if server.durable_index() < server.log().last_index() {
+            Disk::of(server).recover(server)
+        } else {
+            server.clone()
+        };
         restarted.restart();
         // As the checker and the trace validator do: recover from the disk,
         // then take the Restart step.
         let mut recovered = self.disks[at].recover(&self.servers[at]);
         recovered.restart();
-        // A crash must lose nothing: restarting in memory and recovering
-        // from the disk must be one thing.
+        // A crash must lose nothing it was not allowed to: recovering from
+        // what the effects wrote and from what the core says is durable
+        // must be one thing.
         if recovered != restarted {
             self.report(
                 Property::Durability,

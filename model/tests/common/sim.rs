@@ -36,6 +36,9 @@ pub enum Op {
     Restart(u8),
     /// Server `i` snapshots everything it has committed.
     CompactLog(u8),
+    /// The parallel write of the `i`-th leader with entries not yet durable
+    /// completes (parallel writes only).
+    LogPersisted(u8),
 }
 
 /// 0..100, to pick operations by percentage.
@@ -67,6 +70,9 @@ pub struct Mix {
     pub drop: u8,
     pub restart: u8,
     pub compact: u8,
+    /// Parallel writes completing: 0 unless the scenario's leaders write in
+    /// parallel (`Scenario::parallel`).
+    pub log_persisted: u8,
     /// Deliveries and drops pick among this many of the oldest messages:
     /// reordered enough to interleave rounds, while duplicates (which join
     /// the end) still arrive long after their original.
@@ -87,6 +93,7 @@ impl Mix {
             drop: 3,
             restart: 2,
             compact: 2,
+            log_persisted: 0,
             window: 8,
         }
     }
@@ -104,6 +111,7 @@ impl Mix {
             (self.drop, Op::Drop(message)),
             (self.restart, Op::Restart(server)),
             (self.compact, Op::CompactLog(server)),
+            (self.log_persisted, Op::LogPersisted(server)),
         ];
         let mut threshold = 0;
         for (weight, op) in kinds {
@@ -129,6 +137,8 @@ impl Arbitrary for Op {
 pub struct Scenario {
     pub servers: u8,
     pub max_append_entries: usize,
+    /// Leaders write their own appends in parallel with replication.
+    pub parallel_write: bool,
     pub mix: Mix,
     pub ops: Vec<Op>,
 }
@@ -146,6 +156,7 @@ impl Arbitrary for Scenario {
         Scenario {
             servers,
             max_append_entries,
+            parallel_write: false,
             mix,
             ops: (0..len).map(|_| mix.op(g)).collect(),
         }
@@ -157,6 +168,35 @@ impl Arbitrary for Scenario {
             ops,
             ..this.clone()
         }))
+    }
+}
+
+impl Scenario {
+    /// A random run whose leaders write in parallel with replication:
+    /// drawn like any other, with one operation in ten a leader's write
+    /// completing (taken from the deliveries' share).
+    pub fn parallel(g: &mut Gen) -> Scenario {
+        let mut scenario = Scenario::arbitrary(g);
+        scenario.parallel_write = true;
+        scenario.mix.log_persisted = 10;
+        scenario.ops = (0..scenario.ops.len())
+            .map(|_| scenario.mix.op(g))
+            .collect();
+        scenario
+    }
+}
+
+/// A scenario of [`Scenario::parallel`], for quickcheck.
+#[derive(Clone, Debug)]
+pub struct ParallelScenario(pub Scenario);
+
+impl Arbitrary for ParallelScenario {
+    fn arbitrary(g: &mut Gen) -> ParallelScenario {
+        ParallelScenario(Scenario::parallel(g))
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = ParallelScenario>> {
+        Box::new(self.0.shrink().map(ParallelScenario))
     }
 }
 
@@ -174,6 +214,7 @@ pub fn run(scenario: &Scenario, bugs: &[Bug], checks: &[Property]) -> Outcome {
     let n = NodeId::from(scenario.servers);
     let mut cluster = Cluster::new(n, checks)
         .with_max_append_entries(scenario.max_append_entries)
+        .with_parallel_write(scenario.parallel_write)
         .with_bugs(bugs);
     let mut next_command: Cmd = 1;
     let server = |i: u8| NodeId::from(i) % n + 1;
@@ -221,6 +262,17 @@ pub fn run(scenario: &Scenario, bugs: &[Bug], checks: &[Property]) -> Outcome {
             Op::Deliver(_) | Op::Duplicate(_) | Op::Drop(_) => {}
             Op::Restart(i) => cluster.restart(server(i)),
             Op::CompactLog(i) => cluster.compact(server(i)),
+            Op::LogPersisted(i) => {
+                let writing: Vec<NodeId> = cluster
+                    .servers
+                    .iter()
+                    .filter(|s| s.durable_index() < s.log().last_index())
+                    .map(|s| s.id())
+                    .collect();
+                if !writing.is_empty() {
+                    cluster.log_persisted(writing[usize::from(i) % writing.len()]);
+                }
+            }
         }
         if let Some(violation) = cluster.violation.take() {
             return Outcome {
