@@ -216,7 +216,7 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         let (cluster, leader) = start(system, options, dir).await?;
         running.push((cluster, leader));
     }
-    let result = measure_all(options, &targets, &running, &keys, &shape).await;
+    let result = measure_all(options, &targets, &mut running, &keys, &shape).await;
     for (cluster, _) in running {
         cluster.stop().await;
     }
@@ -255,7 +255,7 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
 async fn measure_all(
     options: &CompareOptions,
     targets: &[Target],
-    running: &[(Cluster, String)],
+    running: &mut [(Cluster, String)],
     keys: &[String],
     shape: &Shape,
 ) -> anyhow::Result<Vec<CellResult>> {
@@ -263,6 +263,17 @@ async fn measure_all(
     let mut results = Vec::new();
     for workload in workloads(options) {
         let conns = workload.clients.div_ceil(per_conn);
+        // Each workload's clients go to the leader as it is now: clusters
+        // started side by side on a busy machine may still change leader
+        // after the first one was found (a preload once failed with "not
+        // the leader" for that reason).
+        for (cluster, leader) in running.iter_mut() {
+            let now = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+            if *leader != now {
+                println!("{}: the leader is now {now}", cluster.system.name());
+                *leader = now;
+            }
+        }
         let mut pools: Vec<Pool> = Vec::new();
         let mut pids = Vec::new();
         let mut preloaded = vec![false; running.len()];
