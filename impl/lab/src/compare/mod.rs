@@ -126,7 +126,8 @@ fn workloads(options: &CompareOptions) -> Vec<Workload> {
         op: Op::Get,
         clients,
     });
-    puts.chain(gets).collect()
+    // A count of 0 (`--get-clients 0`) leaves that operation out.
+    puts.chain(gets).filter(|w| w.clients > 0).collect()
 }
 
 async fn start(
