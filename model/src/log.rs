@@ -57,8 +57,17 @@ impl<C: Clone> Log<C> {
     }
 
     /// Up to `max` entries starting at `from` (which must be held or one past
-    /// the end). O(log n) and shares structure with the log.
+    /// the end).
+    ///
+    /// A few entries (the common request: what a batch appended) are copied
+    /// one by one from a focus on them; more share structure with the log.
+    /// Splitting the log there (`skip`/`take`) would copy the whole leaf
+    /// chunks at both cuts, entries included — up to 64 deep copies of
+    /// commands on each side to send one: a profile of the node at 16
+    /// clients put imbl's `split_off` under 3 % of all CPU in memmove alone.
     pub fn entries_from(&self, from: Index, max: usize) -> Vector<Entry<C>> {
+        /// Fewer than imbl's leaf chunk (64): copied, not split.
+        const COPY_AT_MOST: usize = 32;
         let Some(offset) = from.checked_sub(self.snapshot_index + 1) else {
             return Vector::new();
         };
@@ -66,10 +75,18 @@ impl<C: Clone> Log<C> {
         if offset >= self.entries.len() {
             return Vector::new();
         }
-        let rest = self.entries.skip(offset);
         // `Vector::take` panics past the end, so clamp.
-        let count = max.min(rest.len());
-        rest.take(count)
+        let count = max.min(self.entries.len() - offset);
+        if count <= COPY_AT_MOST {
+            return self
+                .entries
+                .focus()
+                .narrow(offset..offset + count)
+                .into_iter()
+                .cloned()
+                .collect();
+        }
+        self.entries.skip(offset).take(count)
     }
 
     /// Appends one entry and returns its index.
@@ -202,6 +219,30 @@ mod tests {
         assert_eq!(log.term_at(3), Some(2));
         assert_eq!(log.term_at(4), None);
         assert_eq!(log.term_at(u64::MAX), None);
+    }
+
+    /// Copied or split, `entries_from` gives the entries `from..` up to
+    /// `max` of them, at every offset and length around imbl's chunks.
+    #[test]
+    fn entries_from_gives_the_same_entries_copied_or_split() {
+        let terms: Vec<Term> = (1..=300).map(|i| i / 7 + 1).collect();
+        let mut log = log_of_terms(&terms);
+        log.compact_to(5, 1);
+        let terms_of = |v: &Vector<Entry<u8>>| v.iter().map(|e| e.term).collect::<Vec<_>>();
+        for from in [
+            1, 5, 6, 7, 63, 64, 65, 70, 127, 128, 200, 290, 300, 301, 302,
+        ] {
+            for max in [0, 1, 2, 31, 32, 33, 63, 64, 65, 256, usize::MAX] {
+                let got = terms_of(&log.entries_from(from, max));
+                let expected: Vec<Term> = (from..=300)
+                    .filter(|i| *i > 5)
+                    .take(max)
+                    .map(|i| log.term_at(i).unwrap())
+                    .collect();
+                let expected = if from <= 5 { Vec::new() } else { expected };
+                assert_eq!(got, expected, "from {from}, max {max}");
+            }
+        }
     }
 
     #[test]
