@@ -437,16 +437,29 @@ pub struct EventRecord<'a, C: Clone> {
 impl<'a, C: Clone> EventRecord<'a, C> {
     /// `event` as written: with its state whole, or with `delta` instead.
     pub fn of(event: &'a Event<C>, delta: Option<&'a StateDelta>) -> EventRecord<'a, C> {
+        // Every field of the event named: one added to `Event` and not
+        // written here fails to compile, instead of vanishing from every
+        // trace the node writes (the merge of `parallel_log_from` nearly did).
+        let Event {
+            node,
+            step,
+            recovered,
+            state,
+            persist,
+            parallel_log_from,
+            written,
+            sent,
+        } = event;
         EventRecord {
-            node: event.node,
-            step: &event.step,
-            recovered: event.recovered.as_ref(),
-            state: delta.is_none().then_some(&event.state),
+            node: *node,
+            step,
+            recovered: recovered.as_ref(),
+            state: delta.is_none().then_some(state),
             delta,
-            persist: event.persist.as_ref(),
-            parallel_log_from: event.parallel_log_from,
-            written: event.written.as_ref(),
-            sent: event.sent.as_deref(),
+            persist: persist.as_ref(),
+            parallel_log_from: *parallel_log_from,
+            written: written.as_ref(),
+            sent: sent.as_deref(),
         }
     }
 }
