@@ -339,14 +339,25 @@ fn cpu_text(us: Option<f64>) -> String {
     us.map_or_else(|| "?".to_owned(), |us| format!("{us:.0} µs"))
 }
 
+/// The result of `system` through `api` at the workload of `like`.
+fn cell_like<'a>(
+    results: &'a [CellResult],
+    system: System,
+    api: Api,
+    like: &CellResult,
+) -> Option<&'a CellResult> {
+    results.iter().find(|r| {
+        r.system == system && r.api == api && r.op == like.op && r.clients == like.clients
+    })
+}
+
 fn ratios(results: &[CellResult]) -> Vec<Ratio> {
     results
         .iter()
         .filter(|r| r.system == System::Ours)
         .filter_map(|ours| {
-            let etcd = results.iter().find(|r| {
-                r.system == System::Etcd && r.op == ours.op && r.clients == ours.clients
-            })?;
+            // etcd speaks only its own API.
+            let etcd = cell_like(results, System::Etcd, Api::Etcd, ours)?;
             Some(Ratio {
                 op: ours.op,
                 clients: ours.clients,
@@ -363,12 +374,7 @@ fn trace_ratios(results: &[CellResult]) -> Vec<TraceRatio> {
         .iter()
         .filter(|r| r.system == System::OursTraced)
         .filter_map(|traced| {
-            let plain = results.iter().find(|r| {
-                r.system == System::Ours
-                    && r.api == traced.api
-                    && r.op == traced.op
-                    && r.clients == traced.clients
-            })?;
+            let plain = cell_like(results, System::Ours, traced.api, traced)?;
             Some(TraceRatio {
                 op: traced.op,
                 clients: traced.clients,
@@ -385,16 +391,11 @@ fn trace_ratios(results: &[CellResult]) -> Vec<TraceRatio> {
 }
 
 fn api_ratios(results: &[CellResult]) -> Vec<ApiRatio> {
-    let ours = |api, op, clients| {
-        results.iter().find(|r| {
-            r.system == System::Ours && r.api == api && r.op == op && r.clients == clients
-        })
-    };
     results
         .iter()
         .filter(|r| r.system == System::Ours && r.api == Api::Native)
         .filter_map(|native| {
-            let etcd_api = ours(Api::Etcd, native.op, native.clients)?;
+            let etcd_api = cell_like(results, System::Ours, Api::Etcd, native)?;
             Some(ApiRatio {
                 op: native.op,
                 clients: native.clients,
@@ -414,6 +415,7 @@ pub fn table(report: &Report) -> String {
         "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | ops/s ours/etcd | p99 ours/etcd | ops/s etcd API/native | p99 etcd API/native |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     let two = |x: f64| format!("{x:.2}");
+    let label = |op, clients| Workload { op, clients }.label();
     for r in &report.results {
         let ours = r.system == System::Ours;
         let ratio = report
@@ -433,11 +435,7 @@ pub fn table(report: &Report) -> String {
                 two(x.p99_etcd_api_over_native),
             )
         });
-        let label = Workload {
-            op: r.op,
-            clients: r.clients,
-        }
-        .label();
+        let label = label(r.op, r.clients);
         out.push_str(&format!(
             "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {t} | {p} | {at} | {ap} |\n",
             load::row_name(r.system, r.api),
@@ -450,11 +448,7 @@ pub fn table(report: &Report) -> String {
         ));
     }
     for r in &report.trace_ratios {
-        let label = Workload {
-            op: r.op,
-            clients: r.clients,
-        }
-        .label();
+        let label = label(r.op, r.clients);
         out.push_str(&format!(
             "\ntracing ({label}, {} API): traced/untraced ops/s {:.3}, p99 {:.2}, server CPU/op {}",
             r.api.name(),
