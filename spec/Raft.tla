@@ -593,9 +593,9 @@ AppendEntriesFor(s, p) ==
 \* The nextIndex of peer p (in DOMAIN s.nextIndex) once AppendEntriesFor(s, p)
 \* is sent: with pipelining, past the entries it carries; else unchanged.
 NextAfterSend(s, p) ==
-    LET m == AppendEntriesFor(s, p)
-    IN IF MaxInflight > 0 /\ m.type = "AppendEntriesRequest" /\ m.entries # <<>>
-       THEN m.prevLogIndex + Len(m.entries) + 1
+    LET request == AppendEntriesFor(s, p)
+    IN IF MaxInflight > 0 /\ request.type = "AppendEntriesRequest" /\ request.entries # <<>>
+       THEN request.prevLogIndex + Len(request.entries) + 1
        ELSE s.nextIndex[p]
 
 \* replicate_to (replication.rs) for every peer of ps at once: send each its
