@@ -6,8 +6,10 @@
 (* compaction into snapshots and InstallSnapshot, crash/restart,          *)
 (* linearizable reads through ReadIndex (paper 8), leadership transfer,    *)
 (* membership changes by joint consensus (paper 6, dissertation ch. 4),    *)
-(* and a leader writing its own log in parallel with replication           *)
-(* (dissertation 10.2.1: ParallelWriteOn, durableIndex, LogPersisted).     *)
+(* a leader writing its own log in parallel with replication               *)
+(* (dissertation 10.2.1: ParallelWriteOn, durableIndex, LogPersisted),     *)
+(* and pipelined replication (MaxInflight: nextIndex advanced as entries   *)
+(* are sent, a bounded window of them unacknowledged, ReplicateTo).        *)
 (*                                                                         *)
 (* One action per transition function of the core, with the same name      *)
 (* (Timeout <-> timeout, HandleAppendEntriesRequest <->                    *)
@@ -65,8 +67,10 @@ CONSTANTS
     InitMembers,        \* the initial configuration (every server starts with it)
     MaxConfigChanges,   \* how many ChangeConfig actions may happen
     MaxLearnerChanges,  \* how many ChangeLearners actions may happen
-    ParallelWriteOn     \* a leader writes its appends in parallel with sending them
+    ParallelWriteOn,    \* a leader writes its appends in parallel with sending them
                         \* (Server::with_parallel_write)
+    MaxInflight         \* pipelined replication's window, in requests of
+                        \* MaxAppendEntries entries; 0: off (Server::with_max_inflight)
 
 ASSUME /\ Server # {}
        /\ Nil \notin Server
@@ -86,6 +90,7 @@ ASSUME /\ Server # {}
        /\ MaxLearnerChanges \in Nat
        /\ MaxConfigChanges \in Nat
        /\ ParallelWriteOn \in BOOLEAN
+       /\ MaxInflight \in Nat
 
 \* Roles (raft_model::Role).
 Follower == "Follower"
@@ -561,16 +566,47 @@ SendTimeoutNowIfCaughtUp(s, p) ==
     THEN Send(s, TimeoutNow(s, p))
     ELSE s
 
+\* send_limit (replication.rs): how many entries the request to p may carry.
+\* Without pipelining (MaxInflight = 0), MaxAppendEntries. With it, no more
+\* than leave MaxInflight * MaxAppendEntries entries sent to p and not known
+\* held beyond matchIndex[p] (nextIndex[p] - 1 - matchIndex[p] of them): a
+\* full window sends none (a heartbeat). A new leader's nextIndex starts past
+\* its log while matchIndex is 0: that unknown stretch counts as in flight.
+SendLimit(s, p) ==
+    IF MaxInflight = 0 \/ p \notin DOMAIN s.nextIndex \/ p \notin DOMAIN s.matchIndex
+    THEN MaxAppendEntries
+    ELSE Min(MaxAppendEntries,
+             Max(0, MaxInflight * MaxAppendEntries - (s.nextIndex[p] - 1 - s.matchIndex[p])))
+
 \* append_entries_for: the request a leader sends peer p now: entries from
-\* nextIndex[p], or the snapshot if the entry before them is compacted.
+\* nextIndex[p] (SendLimit of them at most), or the snapshot if the entry
+\* before them is compacted.
 AppendEntriesFor(s, p) ==
     LET next == IF p \in DOMAIN s.nextIndex THEN s.nextIndex[p] ELSE LastIndex(s) + 1
         prevLogIndex == IF next > 0 THEN next - 1 ELSE 0
     IN IF HasTerm(s, prevLogIndex)
        THEN AppendEntriesRequest(s, p, prevLogIndex, TermAt(s, prevLogIndex),
-                                 EntriesFrom(s, next, MaxAppendEntries), s.commitIndex,
+                                 EntriesFrom(s, next, SendLimit(s, p)), s.commitIndex,
                                  s.readSeq)
        ELSE InstallSnapshotRequest(s, p, s.snapshot)
+
+\* The nextIndex of peer p (in DOMAIN s.nextIndex) once AppendEntriesFor(s, p)
+\* is sent: with pipelining, past the entries it carries; else unchanged.
+NextAfterSend(s, p) ==
+    LET request == AppendEntriesFor(s, p)
+    IN IF MaxInflight > 0 /\ request.type = "AppendEntriesRequest" /\ request.entries # <<>>
+       THEN request.prevLogIndex + Len(request.entries) + 1
+       ELSE s.nextIndex[p]
+
+\* replicate_to (replication.rs) for every peer of ps at once: send each its
+\* request and, with pipelining, advance its nextIndex past what it carries
+\* (only a guess at what p will hold: matchIndex moves on a success alone).
+ReplicateToAll(s, ps) ==
+    [s EXCEPT !.sent = @ \cup {AppendEntriesFor(s, p) : p \in ps},
+              !.nextIndex = [q \in DOMAIN @ |-> IF q \in ps THEN NextAfterSend(s, q) ELSE @[q]]]
+
+\* replicate_to (replication.rs): send peer p its request now.
+ReplicateTo(s, p) == ReplicateToAll(s, {p})
 
 \* The loop of advance_commit_index, from index n downwards: the index to
 \* commit, or 0 for none. Entries of earlier terms are never committed by
@@ -646,7 +682,7 @@ BecomeLeader(s) ==
                         !.matchIndex = [p \in Replicas(s) |-> 0],
                         !.electedNow = @ \cup {<<s.currentTerm, s.id>>}]
         s2 == AdvanceCommitIndex(LeaderAppend(s1, [term |-> s.currentTerm, payload |-> Noop]))
-    IN [s2 EXCEPT !.sent = @ \cup {AppendEntriesFor(s2, p) : p \in Replicas(s2)}]
+    IN ReplicateToAll(s2, Replicas(s2))
 
 \* The loop of handle_append_entries_request over the new entries es, the
 \* first of which has index `index`: keep a matching entry; on a conflict
@@ -791,7 +827,7 @@ ClientRequest(i) ==
 SendAppendEntries(i) ==
     /\ role[i] = Leader
     /\ LET s == Load(i)
-       IN Store(i, [s EXCEPT !.sent = {AppendEntriesFor(s, p) : p \in Replicas(s)}])
+       IN Store(i, ReplicateToAll(s, Replicas(s)))
     /\ UNCHANGED counterVars
 
 \* handle_append_entries_request (replication.rs): reject a stale leader;
@@ -863,7 +899,9 @@ HandleAppendEntriesResponse(i, m) ==
            \* dropped p (LeaveJointConfig): then nothing more for p.
            gone == p \notin DOMAIN s2.nextIndex
            s3 == IF m.matchIndex + 1 > next THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1] ELSE s2
-           s4 == IF s3.nextIndex[p] <= LastIndex(s3) THEN Send(s3, AppendEntriesFor(s3, p)) ELSE s3
+           \* (with pipelining, a full window waits for the answers to come)
+           s4 == IF s3.nextIndex[p] <= LastIndex(s3) /\ SendLimit(s3, p) > 0
+                 THEN ReplicateTo(s3, p) ELSE s3
            \* failure
            oneStep == Min(IF next > 0 THEN next - 1 ELSE 0, m.matchIndex + 1)
            backedOff == IF m.conflictTerm > 0
@@ -880,7 +918,7 @@ HandleAppendEntriesResponse(i, m) ==
                  ELSE IF gone THEN s2
                  ELSE SendTimeoutNowIfCaughtUp(s4, p)
             ELSE IF newNext < next
-                 THEN Send(s5, AppendEntriesFor(s5, p))
+                 THEN ReplicateTo(s5, p)
                  ELSE sa)
     /\ UNCHANGED counterVars
 
@@ -955,7 +993,7 @@ HandleInstallSnapshotResponse(i, m) ==
                  THEN [s2 EXCEPT !.nextIndex[p] = m.matchIndex + 1]
                  ELSE s2
            s4 == IF p \in DOMAIN s3.nextIndex /\ s3.nextIndex[p] <= LastIndex(s3)
-                 THEN Send(s3, AppendEntriesFor(s3, p))
+                 THEN ReplicateTo(s3, p)
                  ELSE s3
        IN StoreAnswered(i, m, IF ignore THEN s1 ELSE SendTimeoutNowIfCaughtUp(s4, p))
     /\ UNCHANGED counterVars
@@ -1009,7 +1047,7 @@ TransferLeadership(i, t) ==
     /\ LET s == [Load(i) EXCEPT !.leadTransferee = t]
        IN Store(i, IF t \in DOMAIN s.matchIndex /\ s.matchIndex[t] = LastIndex(s)
                    THEN Send(s, TimeoutNow(s, t))
-                   ELSE Send(s, AppendEntriesFor(s, t)))
+                   ELSE ReplicateTo(s, t))
     /\ transfers' = transfers + 1
     /\ UNCHANGED <<clientRequests, restarts, compactions, reads, duplicates, drops, configChanges, learnerChanges>>
 

@@ -96,6 +96,12 @@ pub struct Bounds {
     /// what is durable. (Absent from bounds recorded before it: off.)
     #[serde(default)]
     pub parallel_write: bool,
+    /// Pipelined replication's window (`MaxInflight`): with W > 0 a leader
+    /// advances a peer's `next_index` past what it sends and keeps at most
+    /// W requests' worth of entries unacknowledged beyond its match; 0 is
+    /// off. (Absent from bounds recorded before it: 0.)
+    #[serde(default)]
+    pub max_inflight: u8,
 }
 
 impl Bounds {
@@ -122,6 +128,7 @@ impl Bounds {
         max_timeouts: None,
         max_heartbeats: None,
         parallel_write: false,
+        max_inflight: 0,
     };
 
     /// The small base bound the tests derive theirs from (debug builds).
@@ -360,6 +367,21 @@ pub const PRESETS: &[Preset] = &[
         states: Some(224_152),
     },
     Preset {
+        name: "pipeline",
+        bounds: Bounds {
+            max_inflight: 2,
+            max_drops: 1,
+            ..Bounds::BASE
+        },
+        about: "two terms, one command, four messages in flight, one lost, pipelined \
+                replication with a window of two requests (spec/MCRaft_pipeline.cfg with a \
+                fourth message and a loss): a leader's command sent before its no-op is \
+                acknowledged, requests overtaking one another or lost, and the rejection \
+                taking next_index back over the gap; every safety property still holds \
+                (match-everything-sent breaks it)",
+        states: Some(3_398_724),
+    },
+    Preset {
         name: "promotion",
         bounds: Bounds {
             servers: 4,
@@ -458,6 +480,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "config-snapshots",
         "learners",
         "parallel",
+        "pipeline",
     ],
 )];
 
@@ -574,6 +597,11 @@ pub struct BoundArgs {
     /// and it counts itself only up to what is durable.
     #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
     pub parallel_write: Option<bool>,
+    /// Pipelined replication's window in requests (`MaxInflight`; 0, the
+    /// default, is off): a leader sends a peer new entries before the
+    /// previous ones are acknowledged, advancing `next_index` as it sends.
+    #[arg(long)]
+    pub max_inflight: Option<u8>,
 }
 
 impl BoundArgs {
@@ -637,6 +665,7 @@ impl BoundArgs {
             self.max_learner_changes,
             self.max_timeouts,
             self.max_heartbeats,
+            self.max_inflight,
         ]
         .iter()
         .any(Option::is_some)
@@ -669,6 +698,7 @@ impl BoundArgs {
             max_timeouts: self.max_timeouts.or(bounds.max_timeouts),
             max_heartbeats: self.max_heartbeats.or(bounds.max_heartbeats),
             parallel_write: self.parallel_write.unwrap_or(bounds.parallel_write),
+            max_inflight: self.max_inflight.unwrap_or(bounds.max_inflight),
         }
     }
 }
@@ -714,6 +744,9 @@ impl Bounds {
         }
         if self.parallel_write {
             flags.push(("parallel-write", on_off(true)));
+        }
+        if self.max_inflight > 0 {
+            flags.push(("max-inflight", self.max_inflight.to_string()));
         }
         flags
     }

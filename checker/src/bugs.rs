@@ -41,6 +41,7 @@ pub fn name(bug: Bug) -> &'static str {
         Bug::TransferDuringConfigChange => "transfer-during-config-change",
         Bug::LearnerCountedInQuorum => "learner-counted-in-quorum",
         Bug::LeaderCountsItselfBeforeDurable => "leader-counts-itself-before-durable",
+        Bug::MatchEverythingSent => "match-everything-sent",
     }
 }
 
@@ -110,6 +111,10 @@ pub fn target_property(bug: Bug) -> &'static str {
         // A leader and one follower commit an entry the leader's crash
         // takes back; the two servers without it elect a leader.
         Bug::LeaderCountsItselfBeforeDurable => model::LEADER_COMPLETENESS,
+        // A leader counts a follower as holding an entry whose request is
+        // still in flight, commits it, and the servers without it elect a
+        // leader.
+        Bug::MatchEverythingSent => model::LEADER_COMPLETENESS,
     }
 }
 
@@ -147,6 +152,7 @@ const fn bound(
         max_timeouts: None,
         max_heartbeats: None,
         parallel_write: false,
+        max_inflight: 0,
     }
 }
 
@@ -280,6 +286,14 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
         Bug::LeaderCountsItselfBeforeDurable => Bounds {
             parallel_write: true,
             ..bound(2, 1, 0, 3, 1, 0, 1, 0)
+        },
+        // Pipelining (spec/MCRaft_pipeline.cfg): the leader sends its
+        // command before its no-op is acknowledged; the no-op's success
+        // counts the follower as holding the command too, which commits;
+        // the two servers without it elect a leader.
+        Bug::MatchEverythingSent => Bounds {
+            max_inflight: 2,
+            ..bound(2, 2, 1, 3, 0, 0, 1, 0)
         },
         Bug::CountStaleAppendSuccess | Bug::SnapshotKeepsConflictingSuffix => return None,
     };

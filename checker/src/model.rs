@@ -63,6 +63,8 @@ pub const PRE_CANDIDATE_STOOD_DOWN: &str = "PreCandidateStoodDown";
 pub const LEADERSHIP_TRANSFERRED: &str = "LeadershipTransferred";
 pub const COMMITTED_AHEAD_OF_LEADER_WRITE: &str = "CommittedAheadOfLeaderWrite";
 pub const CRASH_LOST_REPLICATED_ENTRY: &str = "LeaderCrashLostReplicatedEntry";
+pub const REQUESTS_PIPELINED: &str = "RequestsPipelined";
+pub const PIPELINE_FELL_BACK: &str = "PipelineFellBack";
 
 /// The `always` properties: the paper's Figure 3, the spec's
 /// ReadIndexSafety (which holds vacuously when `--max-reads` is 0), and
@@ -93,7 +95,7 @@ pub const SAFETY_PROPERTIES: [&str; 15] = [
 /// and reaches the core's branches. A bound checks those it makes possible
 /// ([`applicable_goals`]) and requires those it is known to reach
 /// ([`required_goals`]).
-pub const REACHABILITY_PROPERTIES: [&str; 20] = [
+pub const REACHABILITY_PROPERTIES: [&str; 22] = [
     LEADER_ELECTED,
     COMMAND_COMMITTED,
     LEADER_REPLACED,
@@ -114,6 +116,8 @@ pub const REACHABILITY_PROPERTIES: [&str; 20] = [
     CONFIG_CHANGE_COMMITTED,
     COMMITTED_AHEAD_OF_LEADER_WRITE,
     CRASH_LOST_REPLICATED_ENTRY,
+    REQUESTS_PIPELINED,
+    PIPELINE_FELL_BACK,
 ];
 
 /// The `sometimes` properties whose branch a bound's flags make possible at
@@ -156,6 +160,12 @@ pub fn applicable_goals(bounds: &Bounds) -> Vec<&'static str> {
             // crash of a leader still writing an entry a follower holds.
             COMMITTED_AHEAD_OF_LEADER_WRITE => bounds.parallel_write && bounds.servers >= 3,
             CRASH_LOST_REPLICATED_ENTRY => bounds.parallel_write && bounds.max_restarts > 0,
+            // Pipelining: two requests carrying entries on their way to one
+            // follower (a no-op and a command); and a rejection taking a
+            // leader's optimistic next_index back over a gap.
+            REQUESTS_PIPELINED | PIPELINE_FELL_BACK => {
+                bounds.max_inflight > 0 && bounds.max_requests > 0 && bounds.max_log >= 2
+            }
             _ => true,
         })
         .collect()
@@ -238,6 +248,8 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         LEADERSHIP_TRANSFERRED => properties::leadership_transferred,
         COMMITTED_AHEAD_OF_LEADER_WRITE => properties::committed_ahead_of_leader_write,
         CRASH_LOST_REPLICATED_ENTRY => properties::crash_lost_replicated_entry,
+        REQUESTS_PIPELINED => properties::requests_pipelined,
+        PIPELINE_FELL_BACK => properties::pipeline_fell_back,
         _ => return None,
     };
     Some(condition)
@@ -321,6 +333,7 @@ impl RaftModel {
                     .with_check_quorum(self.bounds.check_quorum)
                     .with_pre_vote(self.bounds.pre_vote)
                     .with_parallel_write(self.bounds.parallel_write)
+                    .with_max_inflight(usize::from(self.bounds.max_inflight))
                     .with_bugs(&self.bugs)
             })
             .collect();
@@ -504,6 +517,8 @@ impl Model for RaftModel {
             Property::sometimes(CRASH_LOST_REPLICATED_ENTRY, |_, s| {
                 properties::crash_lost_replicated_entry(s)
             }),
+            Property::sometimes(REQUESTS_PIPELINED, |_, s| properties::requests_pipelined(s)),
+            Property::sometimes(PIPELINE_FELL_BACK, |_, s| properties::pipeline_fell_back(s)),
         ];
         all.retain(|p| {
             p.expectation != stateright::Expectation::Sometimes || enabled.contains(&p.name)

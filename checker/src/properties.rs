@@ -9,10 +9,10 @@ use crate::state::{
     OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE,
     OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED,
     OBSERVED_CRASH_LOST_REPLICATED_ENTRY, OBSERVED_LEADERSHIP_TRANSFERRED,
-    OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
-    OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
-    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
-    RaftServer, RaftState, entry_at, log_length, term_at,
+    OBSERVED_PIPELINE_FELL_BACK, OBSERVED_PRE_CANDIDATE_STOOD_DOWN,
+    OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
+    OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
+    OBSERVED_STEPPED_DOWN, RaftServer, RaftState, entry_at, log_length, term_at,
 };
 
 /// Every `always` property at once.
@@ -237,6 +237,35 @@ pub fn committed_ahead_of_leader_write(state: &RaftState) -> bool {
 /// entry completed and came back without it, while another server holds it.
 pub fn crash_lost_replicated_entry(state: &RaftState) -> bool {
     state.observed & OBSERVED_CRASH_LOST_REPLICATED_ENTRY != 0
+}
+
+/// Sometimes (pipelining): two AppendEntries requests carrying different
+/// entries are on their way from one leader to one follower at once — the
+/// second sent before the first was acknowledged.
+pub fn requests_pipelined(state: &RaftState) -> bool {
+    let mut carrying: Vec<(NodeId, NodeId, Term, Index)> = state
+        .network
+        .messages()
+        .filter_map(|m| match &m.body {
+            raft_model::Body::AppendEntriesRequest {
+                prev_log_index,
+                entries,
+                ..
+            } if !entries.is_empty() => Some((m.from, m.to, m.term, *prev_log_index)),
+            _ => None,
+        })
+        .collect();
+    carrying.sort_unstable();
+    carrying.dedup();
+    carrying
+        .windows(2)
+        .any(|pair| pair[0].0 == pair[1].0 && pair[0].1 == pair[1].1 && pair[0].2 == pair[1].2)
+}
+
+/// Sometimes (pipelining): a rejection took a leader's `next_index` back
+/// over entries it had sent and not had acknowledged.
+pub fn pipeline_fell_back(state: &RaftState) -> bool {
+    state.observed & OBSERVED_PIPELINE_FELL_BACK != 0
 }
 
 /// Sometimes: a server refused a pre-vote only for its lease.

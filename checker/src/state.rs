@@ -62,6 +62,10 @@ pub const OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE: u16 = 1 << 13;
 /// Parallel writes: a leader's restart lost an entry it was still writing,
 /// which another server holds.
 pub const OBSERVED_CRASH_LOST_REPLICATED_ENTRY: u16 = 1 << 14;
+/// Pipelining: a rejection took a leader's `next_index` back while entries
+/// it had sent beyond the peer's match were unacknowledged (a request lost
+/// or overtaken left a gap).
+pub const OBSERVED_PIPELINE_FELL_BACK: u16 = 1 << 15;
 
 /// One state of the exploration.
 ///

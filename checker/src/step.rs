@@ -20,10 +20,10 @@ use crate::state::{
     Image, Msg, OBSERVED_BATCH_PARTLY_COVERED, OBSERVED_COMMITTED_AHEAD_OF_LEADER_WRITE,
     OBSERVED_CONFLICT_INSIDE_BATCH, OBSERVED_CONFLICT_OVERWRITTEN, OBSERVED_CONFLICT_TERM_SKIPPED,
     OBSERVED_CRASH_LOST_REPLICATED_ENTRY, OBSERVED_LEADERSHIP_TRANSFERRED,
-    OBSERVED_PRE_CANDIDATE_STOOD_DOWN, OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED,
-    OBSERVED_SNAPSHOT_DISCARDED_CONFLICT, OBSERVED_SNAPSHOT_INSTALLED,
-    OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED, OBSERVED_STEPPED_DOWN,
-    RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
+    OBSERVED_PIPELINE_FELL_BACK, OBSERVED_PRE_CANDIDATE_STOOD_DOWN,
+    OBSERVED_PRE_VOTE_REFUSED_IN_LEASE, OBSERVED_READ_FAILED, OBSERVED_SNAPSHOT_DISCARDED_CONFLICT,
+    OBSERVED_SNAPSHOT_INSTALLED, OBSERVED_SNAPSHOT_KEPT_SUFFIX, OBSERVED_STALE_SNAPSHOT_IGNORED,
+    OBSERVED_STEPPED_DOWN, RaftServer, RaftState, applied_prefix, entry_at, log_length, term_at,
 };
 
 /// The actions enabled in `state` (the spec's `Next`, guards included), in a
@@ -272,6 +272,7 @@ fn record(
     next.observed |= observe_pre_vote(step, before, &after, &effects.messages);
     next.observed |= observe_transfer(step, before, &after);
     next.observed |= observe_parallel_write(next, step, before, &after);
+    next.observed |= observe_pipeline(step, before, &after);
     for message in effects.messages {
         next.network.send(Arc::new(message));
     }
@@ -421,6 +422,33 @@ fn observe_parallel_write(
         }
     }
     observed
+}
+
+/// Pipelining's fall-back: a rejection from a peer to which the leader had
+/// entries unacknowledged beyond its match (`next_index - 1 > match_index`)
+/// took its `next_index` back.
+fn observe_pipeline(step: &ServerStep, before: &RaftServer, after: &RaftServer) -> u16 {
+    let Step::HandleAppendEntriesResponse(m) = step else {
+        return 0;
+    };
+    let Body::AppendEntriesResponse { success: false, .. } = m.body else {
+        return 0;
+    };
+    let peer = m.from;
+    let (Some(&next), Some(&matched)) = (
+        before.next_index().get(&peer),
+        before.match_index().get(&peer),
+    ) else {
+        return 0;
+    };
+    let fell_back = after.is_leader()
+        && after.current_term() == before.current_term()
+        && after.next_index().get(&peer).is_some_and(|n| *n < next);
+    if before.max_inflight() > 0 && next - 1 > matched && fell_back {
+        OBSERVED_PIPELINE_FELL_BACK
+    } else {
+        0
+    }
 }
 
 /// PreVoteRespectsLease's breach on this step: a pre-vote granted by a

@@ -83,6 +83,7 @@ impl Trace<'_> {
             check_quorum: server.check_quorum_enabled(),
             pre_vote: server.pre_vote_enabled(),
             parallel_write: server.parallel_write_enabled(),
+            max_inflight: server.max_inflight(),
             start,
             unix_ms: 0,
         };

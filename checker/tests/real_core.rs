@@ -274,3 +274,29 @@ fn parallel_writes_hold_and_reach_both_branches() {
     assert!(report.ok);
     assert_eq!(report.distinct_states_within_bounds, Some(8_488));
 }
+
+/// Pipelined replication (issue 17), at the bound of the seeded bug
+/// match-everything-sent (spec/MCRaft_pipeline.cfg): the correct core holds
+/// every property there, exhaustively, and uses the window (two requests
+/// on their way to one follower) and its fall-back (a rejection taking
+/// next_index back over unacknowledged entries).
+#[test]
+fn pipelined_replication_holds_and_falls_back() {
+    let bounds = raft_checker::bugs::smallest_bound(raft_model::Bug::MatchEverythingSent)
+        .expect("a killing bound");
+    assert_eq!(bounds.max_inflight, 2);
+    let mut options = RunOptions::check(bounds.clone());
+    options.threads = 2;
+    let report = run(&options).report;
+    assert!(report.complete, "the search must be exhaustive");
+    for name in SAFETY_PROPERTIES {
+        assert_eq!(report.verdict_of(name), Some(Verdict::Holds), "{name}");
+    }
+    let goals = required_goals(&bounds);
+    for name in [model::REQUESTS_PIPELINED, model::PIPELINE_FELL_BACK] {
+        assert!(goals.contains(&name), "{name} is required here");
+        assert_eq!(report.verdict_of(name), Some(Verdict::Reached), "{name}");
+    }
+    assert!(report.ok);
+    assert_eq!(report.distinct_states_within_bounds, Some(10_062));
+}

@@ -361,6 +361,42 @@ fn leader_counts_itself_before_durable_breaks_leader_completeness() {
     );
 }
 
+/// With pipelining, a leader takes a success for its no-op as proof that
+/// the follower holds everything it has sent, its command included, whose
+/// request is still on its way: the command commits on the leader alone,
+/// and the two servers without it elect a leader.
+#[test]
+fn match_everything_sent_breaks_leader_completeness() {
+    let bug = Bug::MatchEverythingSent;
+    let path = assert_caught(bug, smallest(bug), model::LEADER_COMPLETENESS);
+    let counted_in_flight = path.windows(2).any(|pair| match &pair[0].1 {
+        Some(Action::Server {
+            step: raft_model::Step::HandleAppendEntriesResponse(message),
+            ..
+        }) => {
+            let raft_model::Body::AppendEntriesResponse {
+                success: true,
+                match_index,
+                ..
+            } = message.body
+            else {
+                return false;
+            };
+            let after = pair[1].0.server(message.to);
+            after.is_leader()
+                && after
+                    .match_index()
+                    .get(&message.from)
+                    .is_some_and(|m| *m > match_index)
+        }
+        _ => false,
+    });
+    assert!(
+        counted_in_flight,
+        "the leader counted more than the answer said"
+    );
+}
+
 // The searches below visit hundreds of thousands to millions of states
 // before the counterexample: release builds only (`cargo test --release -p
 // raft-checker -- --ignored`; CI runs the same bounds through

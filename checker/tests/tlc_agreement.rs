@@ -289,6 +289,19 @@ fn parallel_write_term2_log2_messages3_29285() {
     );
 }
 
+/// Pipelined replication (issue 17, spec/MCRaft_pipeline.cfg): the tiny
+/// bound with a window of two requests (`MaxInflight = 2`). TLC: 10,062
+/// distinct, 42,301 generated (the checker's 24,502 + 17,799 outside the
+/// bounds), depth 41, 1 min 41 s with 1 worker (2026-12-01). Without
+/// `--max-inflight` the same bound is the 8,156 above.
+#[test]
+fn pipeline_term2_log2_messages3_10062() {
+    assert_eq!(
+        checker_distinct_states(&["--max-inflight", "2"], flags(3, 2, 2, 1, 3, 0, 0, 0, 0)),
+        10_062
+    );
+}
+
 /// The default suite's `parallel` member (issue 17): the bound above with a
 /// restart, so a leader's crash before its parallel write completes loses
 /// entries a follower holds (spec/MCRaft_parallel.cfg with `MaxRestarts =

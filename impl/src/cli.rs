@@ -133,6 +133,11 @@ pub struct SettingsArgs {
     /// Compact the log once this many entries are applied past the last snapshot.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
+    /// Pipelined replication: AppendEntries requests in flight to each
+    /// follower at once (default 0: one at a time, the next only after the
+    /// answer).
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
     /// Record every core event into DIR (format raft-trace/4), for `raft-interop
     /// validate DIR` (or `validate --follow DIR`, while it runs) to replay through
     /// the model. Low overhead: one compressed write per batch, no fsync. Files
@@ -194,6 +199,7 @@ impl SettingsArgs {
             check_quorum: None,
             pre_vote: None,
             parallel_write: None,
+            max_inflight: self.max_inflight,
             min_free_bytes: None,
             trace_dir: self.trace_dir,
             trace_format: self.trace_format,

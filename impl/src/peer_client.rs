@@ -15,13 +15,25 @@
 //! rebuilds replication state from `next_index` on every send, so an older
 //! request carries nothing a newer one lacks that the protocol needs.
 //! A failed RPC is just a lost message; the next heartbeat retries.
+//!
+//! **Pipelined replication** (`max_inflight` > 0; off by default; issue 17).
+//! The core then moves a follower's `next_index` past the entries it sends,
+//! so each AppendEntries request carries entries no other does: none may be
+//! dropped in favour of a newer one (only empty ones, heartbeats, still
+//! are). The sender keeps up to `max_inflight` AppendEntries RPCs in flight
+//! at once on the peer's HTTP/2 connection, in the order the core made
+//! them; the follower usually takes them in that order and one batch of its
+//! loop (one fdatasync) may take several. One that is lost, or overtaken on
+//! the follower's side, leaves a gap its consistency check refuses: the
+//! core falls back and sends again from there. Other messages (votes,
+//! snapshots, TimeoutNow) go one at a time as before.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, error, info, trace};
@@ -47,6 +59,8 @@ pub struct Peers {
     cluster_id: String,
     tls: Option<crate::tls::Tls>,
     rpc_timeout: Duration,
+    /// AppendEntries RPCs in flight to one peer at once (0: pipelining off).
+    max_inflight: usize,
     inbox: mpsc::Sender<Input>,
     senders: BTreeMap<NodeId, Sender>,
     /// Our incarnation and the book's (crate::incarnation).
@@ -76,6 +90,7 @@ impl Peers {
             cluster_id: config.cluster_id.clone(),
             tls: config.tls.clone(),
             rpc_timeout: config.rpc_timeout,
+            max_inflight: config.max_inflight,
             inbox,
             senders: BTreeMap::new(),
             identity: Identity::new(
@@ -151,10 +166,15 @@ impl Peers {
             identity: self.identity.clone(),
             reported: None,
         };
+        let task = if self.max_inflight > 0 {
+            tokio::spawn(sender.run_pipelined(rx, self.max_inflight))
+        } else {
+            tokio::spawn(sender.run(rx))
+        };
         Ok(Sender {
             address: address.to_owned(),
             queue: tx,
-            task: tokio::spawn(sender.run(rx)),
+            task,
         })
     }
 
@@ -224,6 +244,88 @@ impl PeerSender {
                         if !(is_replication(&more) && read_round(&more) <= sent_round) {
                             pending.push(more);
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pipelined sender: AppendEntries requests go out in the core's
+    /// order, up to `max_inflight` RPCs at once, none dropped but empty ones
+    /// a newer request follows ([`coalesce_pipelined`]); any other message
+    /// waits for the AppendEntries before it and goes alone, as in
+    /// [`Self::run`].
+    async fn run_pipelined(mut self, mut queue: mpsc::Receiver<Msg>, max_inflight: usize) {
+        let mut pending: Vec<Msg> = Vec::new();
+        let mut in_flight: JoinSet<Option<pb::AppendEntriesResponse>> = JoinSet::new();
+        loop {
+            while let Ok(more) = queue.try_recv() {
+                pending.push(more);
+            }
+            pending = coalesce_pipelined(std::mem::take(&mut pending));
+            // Start what the window allows, in order.
+            while in_flight.len() < max_inflight
+                && pending
+                    .first()
+                    .is_some_and(|m| matches!(m.body, Body::AppendEntriesRequest { .. }))
+            {
+                let message = pending.remove(0);
+                let Some(request) = convert::append_request_to_proto(&self.cluster_id, &message)
+                else {
+                    continue;
+                };
+                let request = self.identity.stamped(request);
+                let mut client = self.client.clone();
+                let (timeout, peer) = (self.rpc_timeout, self.peer);
+                in_flight.spawn(async move {
+                    match tokio::time::timeout(timeout, client.append_entries(request)).await {
+                        Ok(Ok(response)) => Some(response.into_inner()),
+                        Ok(Err(status)) => {
+                            debug!(peer, code = ?status.code(), message = status.message(), "peer RPC failed");
+                            None
+                        }
+                        Err(_) => {
+                            debug!(peer, "peer RPC timed out");
+                            None
+                        }
+                    }
+                });
+            }
+            // Anything else goes alone, once the requests before it are
+            // answered.
+            if in_flight.is_empty() && !pending.is_empty() {
+                let message = pending.remove(0);
+                if let Some(response) = self.call(message).await
+                    && self
+                        .inbox
+                        .send(Input::PeerResponse(response))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                // Always taken: the core's window bounds what it queues, and
+                // a full queue would drop requests (each one needed).
+                more = queue.recv() => {
+                    match more {
+                        Some(message) => pending.push(message),
+                        None => return,
+                    }
+                }
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let Ok(Some(response)) = done else { continue };
+                    let reply = self.check(response.header.as_ref()).and_then(|addressing| {
+                        convert::append_response_from_proto(&addressing, &response).ok()
+                    });
+                    let Some(reply) = reply else {
+                        debug!(peer = self.peer, "invalid reply; ignored");
+                        continue;
+                    };
+                    if self.inbox.send(Input::PeerResponse(reply)).await.is_err() {
+                        return;
                     }
                 }
             }
@@ -437,6 +539,35 @@ fn coalesce(pending: Vec<Msg>) -> Vec<Msg> {
         .collect()
 }
 
+/// [`coalesce`] for the pipelined sender: every AppendEntries request that
+/// carries entries is kept (the core has moved past them: no later request
+/// repeats them); an empty one (a heartbeat) only if no replication request
+/// follows it; an InstallSnapshot supersedes the replication before it; the
+/// newest vote request and TimeoutNow, as in [`coalesce`]. Order kept.
+fn coalesce_pipelined(pending: Vec<Msg>) -> Vec<Msg> {
+    let is_vote = |m: &Msg| matches!(m.body, Body::RequestVoteRequest { .. });
+    let is_timeout_now = |m: &Msg| matches!(m.body, Body::TimeoutNow {});
+    let is_snapshot = |m: &Msg| matches!(m.body, Body::InstallSnapshotRequest { .. });
+    let carries_entries = |m: &Msg| matches!(&m.body, Body::AppendEntriesRequest { entries, .. } if !entries.is_empty());
+    let last_replication = pending.iter().rposition(is_replication);
+    let last_snapshot = pending.iter().rposition(is_snapshot);
+    let last_vote = pending.iter().rposition(is_vote);
+    let last_timeout_now = pending.iter().rposition(is_timeout_now);
+    pending
+        .into_iter()
+        .enumerate()
+        .filter(|(at, m)| {
+            let superseded = last_snapshot.is_some_and(|s| *at < s);
+            (is_replication(m)
+                && !superseded
+                && (carries_entries(m) || Some(*at) == last_replication))
+                || (is_vote(m) && Some(*at) == last_vote)
+                || (is_timeout_now(m) && Some(*at) == last_timeout_now)
+        })
+        .map(|(_, m)| m)
+        .collect()
+}
+
 fn snapshot_chunks(
     cluster_id: &str,
     message: &Msg,
@@ -503,6 +634,53 @@ mod tests {
             term,
             body: Body::TimeoutNow {},
         }
+    }
+
+    fn append_carrying(term: u64, prev_log_index: u64) -> Msg {
+        let mut message = append(term);
+        if let Body::AppendEntriesRequest {
+            prev_log_index: prev,
+            entries,
+            ..
+        } = &mut message.body
+        {
+            *prev = prev_log_index;
+            entries.push_back(raft_model::Entry {
+                term,
+                payload: raft_model::Payload::Noop,
+            });
+        }
+        message
+    }
+
+    /// Pipelined requests each carry entries no other does: all are kept,
+    /// in order; a heartbeat only when nothing follows it.
+    #[test]
+    fn pipelined_coalescing_keeps_every_request_that_carries_entries() {
+        let kept = coalesce_pipelined(vec![
+            append(1),
+            append_carrying(1, 0),
+            append(1),
+            append_carrying(1, 1),
+            vote(2),
+            append(1),
+        ]);
+        let shape: Vec<(&str, usize)> = kept
+            .iter()
+            .map(|m| match &m.body {
+                Body::AppendEntriesRequest { entries, .. } => ("append", entries.len()),
+                other => (other.kind(), 0),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("append", 1),
+                ("append", 1),
+                ("RequestVoteRequest", 0),
+                ("append", 0)
+            ]
+        );
     }
 
     #[test]

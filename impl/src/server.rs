@@ -103,6 +103,7 @@ pub(crate) fn recovered_core(config: &NodeConfig, recovered: Recovered) -> Core 
     .with_check_quorum(config.check_quorum)
     .with_pre_vote(config.pre_vote)
     .with_parallel_write(config.parallel_write)
+    .with_max_inflight(config.max_inflight)
 }
 
 /// Opens the data directory (which [`init_data_dir`] initialised), recovers,

@@ -117,6 +117,7 @@ impl Tracer {
             check_quorum: core.check_quorum_enabled(),
             pre_vote: core.pre_vote_enabled(),
             parallel_write: core.parallel_write_enabled(),
+            max_inflight: core.max_inflight(),
             start,
             unix_ms,
         });

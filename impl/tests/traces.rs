@@ -68,6 +68,9 @@ impl Cluster {
             election_timeout_ms: Some([150, 300]),
             heartbeat_ms: Some(30),
             snapshot_threshold: Some(25),
+            // Pipelined replication (off by default): the validator replays
+            // next_index advanced as requests leave, and the fall-backs.
+            max_inflight: Some(4),
             members: Some(self.members.clone()),
             ..FileConfig::default()
         };

@@ -194,6 +194,12 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
         .values()
         .any(|s| s.parallel_write_enabled());
     let parallel = if parallel { "TRUE" } else { "FALSE" };
+    let max_inflight = validated
+        .initial
+        .values()
+        .map(|s| s.max_inflight())
+        .max()
+        .unwrap_or(0);
     let steps = validated.run.len() + 1;
     // Every server starts with the configuration of the traces' headers,
     // but a server initialised to join (`init --join`: its header lists no
@@ -216,7 +222,7 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
          MaxAppendEntries = {max_append_entries}\n    MaxTerm = {steps}\n    MaxClientRequests = {steps}\n    \
          MaxRestarts = {steps}\n    MaxCompactions = {steps}\n    MaxReads = {steps}\n    MaxDuplicates = {steps}\n    MaxDrops = {steps}\n    CheckQuorumOn = {check_quorum}\n    PreVoteOn = {pre_vote}\n    MaxTransfers = {steps}\n    \
          InitMembers = {{{init_members}}}\n    MaxConfigChanges = {steps}\n    MaxLearnerChanges = {steps}\n    \
-         ParallelWriteOn = {parallel}\n    Joiners = {{{joiners}}}\n    InitConfig <- TraceInitConfig\n    \
+         ParallelWriteOn = {parallel}\n    MaxInflight = {max_inflight}\n    Joiners = {{{joiners}}}\n    InitConfig <- TraceInitConfig\n    \
          TraceFile = \"{trace_file}\"\n\n\
          INIT TraceInit\nNEXT TraceNext\n\n\
          INVARIANTS\n    ElectionSafety\n    LogMatching\n    LeaderCompleteness\n    StateMachineSafety\n\n\

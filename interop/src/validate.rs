@@ -1289,7 +1289,8 @@ impl NodeReplay {
                         .with_max_append_entries(header.max_append_entries)
                         .with_check_quorum(header.check_quorum)
                         .with_pre_vote(header.pre_vote)
-                        .with_parallel_write(header.parallel_write);
+                        .with_parallel_write(header.parallel_write)
+                        .with_max_inflight(header.max_inflight);
                 self.initial = Some(server.clone());
                 self.durable_candidates = vec![(server.clone(), None)];
                 self.server = Some(server);

@@ -38,6 +38,7 @@ impl Recorded {
                     check_quorum: server.check_quorum_enabled(),
                     pre_vote: server.pre_vote_enabled(),
                     parallel_write: server.parallel_write_enabled(),
+                    max_inflight: server.max_inflight(),
                     start: Start::Init,
                     unix_ms: 0,
                 });

@@ -162,10 +162,21 @@ pub enum Bug {
     /// then State Machine Safety). Without parallel writes every entry is
     /// durable before it is sent, and the bug changes nothing.
     LeaderCountsItselfBeforeDurable,
+    /// With pipelined replication, a leader receiving a success takes
+    /// everything it has sent the peer (`next_index - 1`) for matched, not
+    /// the response's `match_index`: the requests after the one answered
+    /// may still be on their way, or lost. An entry only the leader holds
+    /// (its request to the follower still in flight) commits, and the
+    /// servers without it elect a leader (breaks Leader Completeness, then
+    /// State Machine Safety). Without pipelining `next_index` moves up only
+    /// on a success (or starts past the log at an election, before any
+    /// success of the term), so the bug should change nothing there: the
+    /// checker does not find it at `tiny` with `--max-inflight 0`.
+    MatchEverythingSent,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 32] = [
+    pub const ALL: [Bug; 33] = [
         Bug::VoteTwice,
         Bug::SkipUpToDateCheck,
         Bug::CommitOldTerm,
@@ -198,21 +209,22 @@ impl Bug {
         Bug::TransferDuringConfigChange,
         Bug::LearnerCountedInQuorum,
         Bug::LeaderCountsItselfBeforeDurable,
+        Bug::MatchEverythingSent,
     ];
 
-    /// The bug's bit in [`Bugs`]: one per variant, so at most 32 variants.
-    fn bit(self) -> u32 {
+    /// The bug's bit in [`Bugs`]: one per variant, so at most 64 variants.
+    fn bit(self) -> u64 {
         1 << (self as u32)
     }
 }
 
-const _: () = assert!(Bug::ALL.len() <= u32::BITS as usize, "a bit per bug");
+const _: () = assert!(Bug::ALL.len() <= u64::BITS as usize, "a bit per bug");
 
 /// The set of bugs switched on for a server (empty in production).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bugs {
     #[cfg(feature = "seeded-bugs")]
-    bits: u32,
+    bits: u64,
 }
 
 impl Bugs {

@@ -231,7 +231,8 @@ impl<C: Clone, S: Clone> Durable<C, S> {
         .with_max_append_entries(crashed.max_append_entries())
         .with_check_quorum(crashed.check_quorum_enabled())
         .with_pre_vote(crashed.pre_vote_enabled())
-        .with_parallel_write(crashed.parallel_write_enabled());
+        .with_parallel_write(crashed.parallel_write_enabled())
+        .with_max_inflight(crashed.max_inflight());
         server.bugs = crashed.bugs;
         server
     }

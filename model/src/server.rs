@@ -103,6 +103,14 @@ pub struct Server<C: Clone, S> {
     /// followers, instead of before. A constant of the deployment (spec
     /// constant `ParallelWriteOn`), not protocol state.
     pub(crate) parallel_write: bool,
+    /// Pipelined replication: with `max_inflight` > 0 a leader advances a
+    /// peer's `next_index` past the entries it sends, without waiting for
+    /// the answer, and keeps at most `max_inflight` full requests' worth of
+    /// entries (`max_inflight * max_append_entries`) sent and not yet
+    /// acknowledged beyond the peer's `match_index`. 0: off, the paper's
+    /// Raft (`next_index` moves on answers only). A constant of the
+    /// deployment (spec constant `MaxInflight`), not protocol state.
+    pub(crate) max_inflight: usize,
     /// Seeded bugs (always empty outside the checker and tests).
     #[serde(skip)]
     pub(crate) bugs: Bugs,
@@ -206,6 +214,11 @@ impl<C: Clone, S> Server<C, S> {
     pub fn parallel_write_enabled(&self) -> bool {
         self.parallel_write
     }
+    /// Spec constant `MaxInflight`: pipelined replication's window, in full
+    /// requests (0: off).
+    pub fn max_inflight(&self) -> usize {
+        self.max_inflight
+    }
     /// Spec `InLease`: this server heard from the leader of its term (or is
     /// that leader) since its election timer last fired, or restarted since
     /// then. It refuses pre-votes: a leader it may still follow is alive.
@@ -274,6 +287,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             check_quorum: false,
             pre_vote: false,
             parallel_write: false,
+            max_inflight: 0,
             bugs: Bugs::default(),
         };
         // The latest configuration entry in the log, if any, is in force.
@@ -320,6 +334,16 @@ impl<C: Clone, S: Clone> Server<C, S> {
     /// the driver reports each completed write with `Step::LogPersisted`.
     pub fn with_parallel_write(mut self, on: bool) -> Self {
         self.parallel_write = on;
+        self
+    }
+
+    /// This server with pipelined replication's window (0, the default: off,
+    /// the paper's Raft). With `max_inflight` = W > 0, a leader sends a peer
+    /// its next entries without waiting for the answer to the previous
+    /// ones, up to W requests of `max_append_entries` entries beyond what
+    /// the peer is known to match, and falls back on a rejection.
+    pub fn with_max_inflight(mut self, max_inflight: usize) -> Self {
+        self.max_inflight = max_inflight;
         self
     }
 

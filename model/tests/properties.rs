@@ -8,7 +8,7 @@
 mod common;
 
 use common::observer::Property;
-use common::sim::{ParallelScenario, Scenario, cases, holds, run};
+use common::sim::{ParallelScenario, PipelinedScenario, Scenario, cases, holds, run};
 use quickcheck::{QuickCheck, TestResult};
 
 fn check(property: fn(Scenario) -> TestResult) {
@@ -79,6 +79,25 @@ fn effects_hand_the_driver_every_committed_entry_once_in_order() {
 /// included (the disk, fed by `persist` effects and completed parallel
 /// writes alone, holds what the core says is durable), and a crash that
 /// loses a leader's unwritten entries breaks none of them.
+/// Pipelined replication: leaders send each peer its next entries before
+/// the previous ones are acknowledged, on a network that reorders, loses
+/// and duplicates. Every property holds, the durability contract included.
+#[test]
+fn every_property_holds_with_pipelined_replication() {
+    fn property(scenario: PipelinedScenario) -> TestResult {
+        match run(&scenario.0, &[], &Property::ALL).violation {
+            None => TestResult::passed(),
+            Some((violation, step)) => {
+                TestResult::error(format!("at operation {step}: {violation}"))
+            }
+        }
+    }
+    QuickCheck::new()
+        .tests(cases())
+        .max_tests(cases())
+        .quickcheck(property as fn(PipelinedScenario) -> TestResult);
+}
+
 #[test]
 fn every_property_holds_with_parallel_writes() {
     fn property(scenario: ParallelScenario) -> TestResult {

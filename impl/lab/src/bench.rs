@@ -26,6 +26,9 @@ pub struct BenchOptions {
     pub trace: bool,
     /// The trace's form.
     pub trace_format: raft_interop::Format,
+    /// The nodes' `max_inflight` (pipelined replication; `None`: the
+    /// node's default).
+    pub max_inflight: Option<usize>,
 }
 
 pub struct LatencyReport {
@@ -100,8 +103,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir)?;
     }
     // Compaction only when the bench asks for it, so it does not skew latencies.
-    let tune =
-        |config: &mut raft_node::config::FileConfig| config.snapshot_threshold = Some(u64::MAX);
+    let max_inflight = options.max_inflight;
+    let tune = |config: &mut raft_node::config::FileConfig| {
+        config.snapshot_threshold = Some(u64::MAX);
+        config.max_inflight = max_inflight.or(config.max_inflight);
+    };
     let traces = dir.join("traces");
     let traced = |config: &mut raft_node::config::FileConfig| {
         tune(config);

@@ -82,6 +82,10 @@ struct BenchArgs {
     /// With --trace: the trace's form, compact (the node's default) or json.
     #[arg(long, value_name = "compact|json", default_value = "compact")]
     trace_format: raft_interop::Format,
+    /// The nodes' max_inflight (pipelined replication: AppendEntries in
+    /// flight per follower; 0 is off). Default: the node's.
+    #[arg(long, value_name = "N")]
+    max_inflight: Option<usize>,
 }
 
 #[derive(Args)]
@@ -232,6 +236,7 @@ fn main() -> ExitCode {
                     dir: args.dir,
                     trace: args.trace,
                     trace_format: args.trace_format,
+                    max_inflight: args.max_inflight,
                 })
                 .await
             }

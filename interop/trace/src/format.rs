@@ -136,6 +136,10 @@ pub struct Header {
     /// them (absent in traces written before it: off).
     #[serde(default, skip_serializing_if = "is_false")]
     pub parallel_write: bool,
+    /// Pipelined replication's window in requests, 0 for off (absent in
+    /// traces written before it: off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_inflight: usize,
     pub start: Start,
     /// Wall-clock time of the start, for people reading the trace.
     #[serde(default)]
@@ -144,6 +148,10 @@ pub struct Header {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+fn is_zero(value: &usize) -> bool {
+    *value == 0
 }
 
 /// How a process started: a fresh server (spec `Init`) or a recovery from
@@ -735,6 +743,7 @@ mod tests {
                 check_quorum: false,
                 pre_vote: true,
                 parallel_write: true,
+                max_inflight: 2,
                 start: Start::Init,
                 unix_ms: 0,
             }),

@@ -258,7 +258,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         self.advance_commit_index(effects);
         let replicas: Vec<_> = self.config.replicas(self.id).collect();
         for peer in replicas {
-            effects.messages.push(self.append_entries_for(peer));
+            self.replicate_to(peer, effects);
         }
     }
 }

@@ -104,13 +104,79 @@ impl<C: Clone, S: Clone> Server<C, S> {
         }
         let replicas: Vec<_> = self.config.replicas(self.id).collect();
         for peer in replicas {
-            effects.messages.push(self.append_entries_for(peer));
+            self.replicate_to(peer, &mut effects);
         }
         effects
     }
 
-    /// The request a leader sends `peer` now: entries from its `next_index`,
-    /// or the snapshot if that entry is compacted.
+    /// The spec's `ReplicateTo`: send `peer` its request now
+    /// ([`Self::append_entries_for`]) and, with pipelined replication
+    /// (`max_inflight` > 0), move its `next_index` past the entries the
+    /// request carries: the next request carries the entries after them
+    /// instead of the same ones again, while these are still on their way.
+    ///
+    /// That is only a guess about what the peer will hold, and safe as
+    /// such: `next_index` only says what to send next (the peer's
+    /// consistency check guards every entry), and `match_index`, all the
+    /// commit rule reads, still moves on a success alone. A request lost,
+    /// or overtaken by the next one, leaves a gap the peer's consistency
+    /// check refuses: its rejection brings `next_index` back to its last
+    /// entry + 1 (`handle_append_entries_response`), and a heartbeat sent
+    /// after the last request was lost is refused the same way, so
+    /// replication resumes.
+    pub(crate) fn replicate_to(&mut self, peer: NodeId, effects: &mut Effects<C, S>) {
+        let message = self.append_entries_for(peer);
+        if self.max_inflight > 0
+            && let Body::AppendEntriesRequest {
+                prev_log_index,
+                ref entries,
+                ..
+            } = message.body
+            && !entries.is_empty()
+            && let Some(next) = self.next_index.get_mut(&peer)
+        {
+            debug_assert_eq!(*next, prev_log_index + 1, "a request starts at next_index");
+            *next = prev_log_index + entries.len() as Index + 1;
+        }
+        effects.messages.push(message);
+    }
+
+    /// The spec's `SendLimit`: how many entries the request to `peer` may
+    /// carry now. Without pipelining, `max_append_entries`. With it, no
+    /// more than leave `max_inflight * max_append_entries` entries sent and
+    /// not known held beyond the peer's `match_index` (etcd's Inflights,
+    /// counted in entries: `next_index - 1 - match_index` needs no state of
+    /// its own). When the window is full the request carries none: a
+    /// heartbeat, whose answer still moves `match_index` (and, if the peer
+    /// lacks `next_index - 1`, brings `next_index` back). A new leader's
+    /// `next_index` starts past its whole log while `match_index` is 0, so
+    /// a peer whose match is unknown is probed with what fits (the window
+    /// counts the unknown stretch as in flight) until a success shows where
+    /// it stands: etcd's StateProbe, without a state of its own.
+    pub(crate) fn send_limit(&self, peer: NodeId) -> usize {
+        if self.max_inflight == 0 {
+            return self.max_append_entries;
+        }
+        let (Some(&next), Some(&matched)) =
+            (self.next_index.get(&peer), self.match_index.get(&peer))
+        else {
+            return self.max_append_entries;
+        };
+        debug_assert!(
+            next > matched,
+            "next_index {next} at or below match_index {matched}"
+        );
+        let in_flight = next.saturating_sub(matched + 1);
+        let window = (self.max_inflight as Index).saturating_mul(self.max_append_entries as Index);
+        let room = window.saturating_sub(in_flight);
+        usize::try_from(room)
+            .unwrap_or(usize::MAX)
+            .min(self.max_append_entries)
+    }
+
+    /// The request a leader sends `peer` now: entries from its `next_index`
+    /// (as many as [`Self::send_limit`] allows), or the snapshot if that
+    /// entry is compacted.
     pub(crate) fn append_entries_for(&self, peer: NodeId) -> Message<C, S> {
         let next = self
             .next_index
@@ -124,7 +190,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
                 Body::AppendEntriesRequest {
                     prev_log_index,
                     prev_log_term,
-                    entries: self.log.entries_from(next, self.max_append_entries),
+                    entries: self.log.entries_from(next, self.send_limit(peer)),
                     leader_commit: self.commit_index,
                     read_seq: self.read_seq,
                 },
@@ -341,6 +407,14 @@ impl<C: Clone, S: Clone> Server<C, S> {
             if match_index > self.log.last_index() {
                 return effects;
             }
+            // Seeded: everything sent counted as held, though with
+            // pipelining the requests after the one answered are still on
+            // their way (or lost).
+            let match_index = if self.bugs.has(Bug::MatchEverythingSent) {
+                match_index.max(next - 1)
+            } else {
+                match_index
+            };
             if match_index > matched {
                 self.match_index.insert(peer, match_index);
                 self.advance_commit_index(&mut effects);
@@ -353,8 +427,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             if match_index + 1 > next {
                 self.next_index.insert(peer, match_index + 1);
             }
-            if self.next_index[&peer] <= self.log.last_index() {
-                effects.messages.push(self.append_entries_for(peer));
+            // With pipelining, a full window waits for the answers still
+            // to come (or the heartbeat) rather than sending an empty
+            // request; without it the limit is never 0.
+            if self.next_index[&peer] <= self.log.last_index() && self.send_limit(peer) > 0 {
+                self.replicate_to(peer, &mut effects);
             }
             self.send_timeout_now_if_caught_up(peer, &mut effects);
         } else {
@@ -364,6 +441,11 @@ impl<C: Clone, S: Clone> Server<C, S> {
             // what to send next: the peer's consistency check guards every
             // entry, so a back-off too far only resends entries, and one not
             // far enough only costs a round trip. Safety never rests on it.
+            // With pipelining this is the fall-back: `next` may lie far past
+            // what the peer holds (requests lost or overtaken), and its last
+            // index + 1 (`match_index` here) takes it back to the gap,
+            // emptying the window; the requests still in flight are then
+            // sent again, and their answers, if they come, count as usual.
             let mut backed_off = next.saturating_sub(1).min(match_index.saturating_add(1));
             if conflict_term > 0 {
                 backed_off =
@@ -372,7 +454,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             let new_next = backed_off.max(matched + 1);
             if new_next < next {
                 self.next_index.insert(peer, new_next);
-                effects.messages.push(self.append_entries_for(peer));
+                self.replicate_to(peer, &mut effects);
             }
         }
         effects

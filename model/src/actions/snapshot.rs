@@ -161,7 +161,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
             .get(&peer)
             .is_some_and(|next| *next <= self.log.last_index())
         {
-            effects.messages.push(self.append_entries_for(peer));
+            self.replicate_to(peer, &mut effects);
         }
         self.send_timeout_now_if_caught_up(peer, &mut effects);
         effects

@@ -50,7 +50,7 @@ impl<C: Clone, S: Clone> Server<C, S> {
         let mut effects = Effects::default();
         self.lead_transferee = Some(target);
         if !self.send_timeout_now_if_caught_up(target, &mut effects) {
-            effects.messages.push(self.append_entries_for(target));
+            self.replicate_to(target, &mut effects);
         }
         Ok(effects)
     }

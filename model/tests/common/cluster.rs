@@ -171,6 +171,14 @@ impl Cluster {
         self
     }
 
+    /// Sets every server's pipelining window (0: off).
+    pub fn with_max_inflight(mut self, max_inflight: usize) -> Cluster {
+        for server in &mut self.servers {
+            *server = server.clone().with_max_inflight(max_inflight);
+        }
+        self
+    }
+
     /// Sets every server's cap on entries per AppendEntries request.
     pub fn with_max_append_entries(mut self, max: usize) -> Cluster {
         for server in &mut self.servers {
