@@ -80,7 +80,13 @@ pub fn target_property(bug: Bug) -> &'static str {
         Bug::InstallStaleSnapshot => model::STATE_MACHINE_SAFETY,
         Bug::AcceptStaleAppend => model::LEADER_APPEND_ONLY,
         Bug::CountStaleVote => model::ELECTION_SAFETY,
-        Bug::CountStaleAppendSuccess => model::STATE_MACHINE_SAFETY,
+        // With parallel writes (three servers): a leader crashes before its
+        // entry is durable, a follower's success for it is still in flight,
+        // and the leader, elected again, counts that success for its new
+        // entry at the same index; the third server, lacking it, is elected
+        // next. (Without parallel writes it needs five servers, and State
+        // Machine Safety falls: model/tests/seeded_bugs.rs.)
+        Bug::CountStaleAppendSuccess => model::LEADER_COMPLETENESS,
         Bug::SkipPrevTermCheck => model::LOG_MATCHING,
         Bug::UpToDateByIndexOnly => model::LEADER_COMPLETENESS,
         Bug::SnapshotKeepsConflictingSuffix => model::LOG_MATCHING,
@@ -295,7 +301,17 @@ pub fn smallest_bound(bug: Bug) -> Option<Bounds> {
             max_inflight: 2,
             ..bound(2, 2, 1, 3, 0, 0, 1, 0)
         },
-        Bug::CountStaleAppendSuccess | Bug::SnapshotKeepsConflictingSuffix => return None,
+        // Parallel writes, three servers: s1, leader of term 1, crashes
+        // before its no-op is durable; s3's success for that no-op is still
+        // in flight when s1, elected again in term 2, has written its new
+        // no-op at index 1, so s1 counts it and commits; s3, which holds
+        // the term-1 no-op, is elected in term 3 by s2. Four messages in
+        // flight: fewer (3) hold no such path.
+        Bug::CountStaleAppendSuccess => Bounds {
+            parallel_write: true,
+            ..bound(3, 1, 0, 4, 1, 0, 1, 0)
+        },
+        Bug::SnapshotKeepsConflictingSuffix => return None,
     };
     Some(bounds)
 }
