@@ -1370,6 +1370,17 @@ LogMatching ==
       IN \A n \in 1..Min(Len(a), Len(b)) :
            a[n].term = b[n].term => SubSeq(a, 1, n) = SubSeq(b, 1, n)
 
+\* Terms never decrease along a log (snapshot image included): a leader
+\* appends only entries of its current term, at least every term its log
+\* holds; a follower keeps a leader's prefix and drops its own entries from
+\* the first conflict on; a snapshot keeps the log after it only when the
+\* entry at its last index is of its last term. Keeping entries past a
+\* conflict breaks it on the spot (Log Matching needs a second holder).
+LogTermsMonotonic ==
+    \A i \in Server :
+      LET a == FullLog(i)
+      IN \A n \in 1..(Len(a) - 1) : a[n].term <= a[n + 1].term
+
 \* An entry committed in term ct is in the log of every leader of a later
 \* term (or covered by its snapshot, which holds only committed entries).
 LeaderCompleteness ==

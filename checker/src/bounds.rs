@@ -367,6 +367,24 @@ pub const PRESETS: &[Preset] = &[
         states: Some(224_152),
     },
     Preset {
+        name: "crash-answers",
+        bounds: Bounds {
+            parallel_write: true,
+            max_term: 3,
+            max_log: 1,
+            max_requests: 0,
+            max_messages: 4,
+            max_restarts: 1,
+            ..Bounds::BASE
+        },
+        about: "three terms, no command, four messages in flight, one restart, parallel writes \
+                on: a leader that crashes before its no-op is durable and is elected again while \
+                answers to its earlier term are still in flight, then a third election; every \
+                safety property still holds (count-stale-append-success breaks it: three \
+                servers hide it when a leader's log is durable before it is sent)",
+        states: Some(1_200_169),
+    },
+    Preset {
         name: "pipeline",
         bounds: Bounds {
             max_inflight: 2,
@@ -480,6 +498,7 @@ pub const SUITES: &[(&str, &[&str])] = &[(
         "config-snapshots",
         "learners",
         "parallel",
+        "crash-answers",
         "pipeline",
     ],
 )];

@@ -30,6 +30,7 @@ use crate::step;
 pub const ELECTION_SAFETY: &str = "ElectionSafety";
 pub const LEADER_APPEND_ONLY: &str = "LeaderAppendOnly";
 pub const LOG_MATCHING: &str = "LogMatching";
+pub const LOG_TERMS_MONOTONIC: &str = "LogTermsMonotonic";
 pub const LEADER_COMPLETENESS: &str = "LeaderCompleteness";
 pub const STATE_MACHINE_SAFETY: &str = "StateMachineSafety";
 pub const READ_INDEX_SAFETY: &str = "ReadIndexSafety";
@@ -73,10 +74,11 @@ pub const PIPELINE_FELL_BACK: &str = "PipelineFellBack";
 /// leadership transfer's TimeoutNowCampaigns and TransferFreezesLog (vacuous
 /// without `--max-transfers`), and the membership changes' four (vacuous
 /// without `--max-config-changes`).
-pub const SAFETY_PROPERTIES: [&str; 15] = [
+pub const SAFETY_PROPERTIES: [&str; 16] = [
     ELECTION_SAFETY,
     LEADER_APPEND_ONLY,
     LOG_MATCHING,
+    LOG_TERMS_MONOTONIC,
     LEADER_COMPLETENESS,
     STATE_MACHINE_SAFETY,
     READ_INDEX_SAFETY,
@@ -216,6 +218,7 @@ pub fn condition(name: &str) -> Option<fn(&RaftState) -> bool> {
         ELECTION_SAFETY => properties::election_safety,
         LEADER_APPEND_ONLY => properties::leader_append_only,
         LOG_MATCHING => properties::log_matching,
+        LOG_TERMS_MONOTONIC => properties::log_terms_monotonic,
         LEADER_COMPLETENESS => properties::leader_completeness,
         STATE_MACHINE_SAFETY => properties::state_machine_safety,
         READ_INDEX_SAFETY => properties::read_index_safety,
@@ -437,6 +440,9 @@ impl Model for RaftModel {
             Property::always(ELECTION_SAFETY, |_, s| properties::election_safety(s)),
             Property::always(LEADER_APPEND_ONLY, |_, s| properties::leader_append_only(s)),
             Property::always(LOG_MATCHING, |_, s| properties::log_matching(s)),
+            Property::always(LOG_TERMS_MONOTONIC, |_, s| {
+                properties::log_terms_monotonic(s)
+            }),
             Property::always(LEADER_COMPLETENESS, |_, s| {
                 properties::leader_completeness(s)
             }),

@@ -20,6 +20,7 @@ pub fn all_safety_properties_hold(state: &RaftState) -> bool {
     election_safety(state)
         && leader_append_only(state)
         && log_matching(state)
+        && log_terms_monotonic(state)
         && leader_completeness(state)
         && state_machine_safety(state)
         && read_index_safety(state)
@@ -99,6 +100,33 @@ pub fn logs_that_do_not_match(state: &RaftState) -> Option<LogMismatch> {
         }
     }
     None
+}
+
+/// Log Terms Monotonic: terms never decrease along a log, snapshot image
+/// included. A leader appends only entries of its current term, which is at
+/// least every term its log holds; a follower takes a leader's entries after
+/// a matching prefix and drops its own from the first conflict on; a
+/// snapshot keeps the log after it only if the entry at its last index is of
+/// its last term. So every log is a leader's prefix followed by nothing
+/// older. (Verdi's proof of Raft calls it `sorted`.) A follower that keeps
+/// entries after a conflict breaks it at once, where Log Matching needs a
+/// second server holding those entries: five servers, not three.
+pub fn log_terms_monotonic(state: &RaftState) -> bool {
+    log_term_that_decreases(state).is_none()
+}
+
+/// Where Log Terms Monotonic fails: a server, an index, and the terms of
+/// the entries at the index before it and at it (the later one lower).
+pub fn log_term_that_decreases(state: &RaftState) -> Option<(NodeId, Index, Term, Term)> {
+    state.servers.iter().find_map(|server| {
+        let mut before = 0;
+        (1..=log_length(server)).find_map(|index| {
+            let term = term_at(server, index)?;
+            let drop = (term < before).then_some((server.id(), index, before, term));
+            before = term;
+            drop
+        })
+    })
 }
 
 /// Leader Completeness: an entry committed in term `ct` is in the log of every

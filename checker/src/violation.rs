@@ -92,6 +92,14 @@ pub fn explain(property: &str, state: &RaftState) -> Option<String> {
                 m.first_difference
             )
         }),
+        model::LOG_TERMS_MONOTONIC => {
+            properties::log_term_that_decreases(state).map(|(server, index, before, term)| {
+                format!(
+                    "{}'s log holds an entry of term {term} at index {index} after one of term {before}",
+                    server_name(server)
+                )
+            })
+        }
         model::LEADER_COMPLETENESS => properties::committed_entry_missing_from_a_leader(state)
             .map(|((index, term, commit_term), leader)| {
                 format!(

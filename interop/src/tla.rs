@@ -225,7 +225,7 @@ pub fn config(validated: &Validated, trace_file: &str) -> String {
          ParallelWriteOn = {parallel}\n    MaxInflight = {max_inflight}\n    Joiners = {{{joiners}}}\n    InitConfig <- TraceInitConfig\n    \
          TraceFile = \"{trace_file}\"\n\n\
          INIT TraceInit\nNEXT TraceNext\n\n\
-         INVARIANTS\n    ElectionSafety\n    LogMatching\n    LeaderCompleteness\n    StateMachineSafety\n\n\
+         INVARIANTS\n    ElectionSafety\n    LogMatching\n    LogTermsMonotonic\n    LeaderCompleteness\n    StateMachineSafety\n\n\
          \\* A state with no successor before the trace is consumed is a mismatch.\nCHECK_DEADLOCK TRUE\n",
         servers = servers.join(", "),
         init_members = init_members.join(", "),

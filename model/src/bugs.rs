@@ -23,7 +23,8 @@ pub enum Bug {
     /// Figure 8 (breaks State Machine Safety).
     CommitOldTerm,
     /// On a conflict, overwrite the conflicting entry but keep the rest of the
-    /// old suffix (breaks Log Matching).
+    /// old suffix (breaks Log Terms Monotonic at once, and Log Matching once
+    /// another server holds that suffix: five servers).
     KeepConflictingSuffix,
     /// A follower sets its commit index to the leader's without capping it at
     /// the last entry the request proved to match (breaks State Machine Safety).
@@ -42,7 +43,10 @@ pub enum Bug {
     /// A leader takes a successful AppendEntries response of an older term
     /// into `match_index`/`next_index`, hence into its commit rule: the
     /// follower matched the log of that term's leader, not necessarily this
-    /// one's (breaks Leader Completeness and State Machine Safety).
+    /// one's (breaks Leader Completeness and State Machine Safety). With
+    /// parallel writes three servers show it: the leader's crash lost the
+    /// entry the follower matched, and the answer is counted for the new
+    /// entry the re-elected leader wrote at that index.
     CountStaleAppendSuccess,
     /// Weakened consistency check: a follower accepts an AppendEntries
     /// request when it holds an entry at `prev_log_index`, whatever that
@@ -55,7 +59,8 @@ pub enum Bug {
     /// InstallSnapshot keeps the log entries after the snapshot's last index
     /// even when the log's entry at that index is not of the snapshot's last
     /// term, where paper §7 keeps them only if that entry matches (breaks Log
-    /// Matching, then State Machine Safety).
+    /// Terms Monotonic at once: an entry of an older term after the
+    /// snapshot's; Log Matching, with five servers, once another holds them).
     SnapshotKeepsConflictingSuffix,
     /// In an AppendEntries request carrying several entries, the follower
     /// checks only the first new entry against its log; a later entry at an
