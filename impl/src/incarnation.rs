@@ -168,7 +168,6 @@ headed!(
     pb::RequestVoteRequest,
     pb::RequestVoteResponse,
     pb::AppendEntriesRequest,
-    crate::convert::AppendEntriesOut,
     pb::AppendEntriesResponse,
     pb::InstallSnapshotChunk,
     pb::InstallSnapshotResponse,
