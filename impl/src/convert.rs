@@ -8,6 +8,7 @@
 use imbl::Vector;
 use raft_model::{Body, Config, Entry, Index, Message, NodeId, Payload, SnapshotMeta};
 
+use crate::command::EntryMessage;
 use crate::kv::{KvCommand, KvImage, KvOp};
 use crate::limits::{MAX_ENTRIES_PER_REQUEST, MAX_INDEX};
 use crate::proto::peer as pb;
@@ -44,8 +45,10 @@ fn index(field: &'static str, value: u64) -> Result<Index, ConvertError> {
 
 // --- commands and entries ---
 
-pub fn command_to_proto(command: &KvCommand) -> pb::Command {
-    let op = match &command.op {
+/// The protobuf `Command` of a command's fields. [`KvCommand::new`] encodes
+/// it once, when the command is made; nothing converts a command again.
+pub fn command_to_proto(client_id: u64, seq: u64, op: &KvOp) -> pb::Command {
+    let op = match op {
         KvOp::Put { key, value } => pb::command::Op::Put(pb::Put {
             key: key.clone(),
             value: value.clone(),
@@ -72,8 +75,8 @@ pub fn command_to_proto(command: &KvCommand) -> pb::Command {
         KvOp::Txn(txn) => pb::command::Op::EtcdTxn(crate::etcd_convert::encode_txn(txn)),
     };
     pb::Command {
-        client_id: command.client_id,
-        seq: command.seq,
+        client_id,
+        seq,
         op: Some(op),
     }
 }
@@ -108,17 +111,20 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             KvOp::Txn(crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?)
         }
     };
-    Ok(KvCommand {
-        client_id: command.client_id,
-        seq: command.seq,
-        op,
-    })
+    Ok(KvCommand::new(command.client_id, command.seq, op))
 }
 
+/// An entry as the generated type: what [`EntryMessage`] must encode alike
+/// (the tests compare them).
+#[cfg(test)]
 pub fn entry_to_proto(entry: &Entry<KvCommand>) -> pb::Entry {
     let payload = match &entry.payload {
         Payload::Noop => pb::entry::Payload::Noop(pb::Noop {}),
-        Payload::Command(command) => pb::entry::Payload::Command(command_to_proto(command)),
+        Payload::Command(command) => pb::entry::Payload::Command(command_to_proto(
+            command.client_id(),
+            command.seq(),
+            command.op(),
+        )),
         Payload::Config(config) => pb::entry::Payload::Config(pb::Config {
             members: config.members.iter().copied().collect(),
             old: config.old.iter().flatten().copied().collect(),
@@ -287,10 +293,29 @@ pub fn vote_response_from_proto(
 
 // --- AppendEntries ---
 
-pub fn append_request_to_proto(
-    cluster_id: &str,
-    message: &Msg,
-) -> Option<pb::AppendEntriesRequest> {
+/// An AppendEntries request as a leader sends it: the fields and tags of
+/// `pb::AppendEntriesRequest`, whose bytes it encodes to, with each entry
+/// written from its command's encoding ([`EntryMessage`]) rather than
+/// converted to the generated `Entry` — once per follower, that was a copy
+/// of every key and value and, for an etcd write, a whole transaction
+/// rebuilt and encoded. Receivers decode the generated type.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AppendEntriesOut {
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<pb::Header>,
+    #[prost(uint64, tag = "2")]
+    pub prev_log_index: u64,
+    #[prost(uint64, tag = "3")]
+    pub prev_log_term: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub entries: Vec<EntryMessage>,
+    #[prost(uint64, tag = "5")]
+    pub leader_commit: u64,
+    #[prost(uint64, tag = "6")]
+    pub read_seq: u64,
+}
+
+pub fn append_request_to_proto(cluster_id: &str, message: &Msg) -> Option<AppendEntriesOut> {
     let Body::AppendEntriesRequest {
         prev_log_index,
         prev_log_term,
@@ -301,11 +326,12 @@ pub fn append_request_to_proto(
     else {
         return None;
     };
-    Some(pb::AppendEntriesRequest {
+    Some(AppendEntriesOut {
         header: Some(header(cluster_id, message)),
         prev_log_index,
         prev_log_term,
-        entries: entries.iter().map(entry_to_proto).collect(),
+        // Shares the commands (a reference count each), copies nothing.
+        entries: entries.iter().cloned().map(EntryMessage).collect(),
         leader_commit,
         read_seq,
     })
@@ -468,6 +494,8 @@ pub fn check_snapshot_meta(meta: &pb::SnapshotMeta) -> Result<SnapshotMeta, Conv
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
 
     fn addressing() -> Addressing {
@@ -487,28 +515,28 @@ mod tests {
             },
             Entry {
                 term: 3,
-                payload: Payload::Command(KvCommand {
-                    client_id: 9,
-                    seq: 4,
-                    op: KvOp::Cas {
+                payload: Payload::Command(KvCommand::new(
+                    9,
+                    4,
+                    KvOp::Cas {
                         key: "k".into(),
                         expected: None,
                         new_value: Some("v".into()),
                     },
-                }),
+                )),
             },
             // The address of a member about to be added (issue 15).
             Entry {
                 term: 3,
-                payload: Payload::Command(KvCommand {
-                    client_id: 0,
-                    seq: 0,
-                    op: KvOp::SetMemberAddress {
+                payload: Payload::Command(KvCommand::new(
+                    0,
+                    0,
+                    KvOp::SetMemberAddress {
                         id: 4,
                         address: "10.0.0.4:7001".into(),
                         incarnation: "0123456789abcdef0123456789abcdef".into(),
                     },
-                }),
+                )),
             },
             // Configuration entries: joint, then simple.
             Entry {
@@ -537,9 +565,52 @@ mod tests {
                 read_seq: 7,
             },
         };
-        let wire = append_request_to_proto("c", &original).unwrap();
+        let sent = append_request_to_proto("c", &original)
+            .unwrap()
+            .encode_to_vec();
+        let wire = pb::AppendEntriesRequest::decode(sent.as_slice()).unwrap();
         let back = append_request_from_proto(&addressing(), wire).unwrap();
         assert_eq!(back, original);
+    }
+
+    /// What a leader sends is, byte for byte, the generated request with
+    /// the generated entries: the wire did not change.
+    #[test]
+    fn an_append_entries_request_is_the_generated_types_bytes() {
+        let entries: Vector<_> = crate::command::tests::entries().into_iter().collect();
+        for (entries, header) in [
+            (entries, Some(header("c", &heartbeat(Vector::new())))),
+            (Vector::new(), None),
+        ] {
+            let message = heartbeat(entries.clone());
+            let mut sent = append_request_to_proto("cluster", &message).unwrap();
+            sent.header = header.clone();
+            let generated = pb::AppendEntriesRequest {
+                header,
+                prev_log_index: 5,
+                prev_log_term: 1,
+                entries: entries.iter().map(entry_to_proto).collect(),
+                leader_commit: 4,
+                read_seq: 7,
+            };
+            assert_eq!(sent.encode_to_vec(), generated.encode_to_vec());
+            assert_eq!(sent.encoded_len(), generated.encoded_len());
+        }
+    }
+
+    fn heartbeat(entries: Vector<Entry<KvCommand>>) -> Msg {
+        Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: Body::AppendEntriesRequest {
+                prev_log_index: 5,
+                prev_log_term: 1,
+                entries,
+                leader_commit: 4,
+                read_seq: 7,
+            },
+        }
     }
 
     /// A member address command from a peer is checked like an operator's.

@@ -12,8 +12,8 @@ use prost::Message as _;
 use tonic::{Code, Status};
 
 use crate::kv::{
-    Compare, CompareResult, CompareTarget, Entry, KeyRange, KeyValue, OpResult, RangeQuery,
-    RangeResult, SortOrder, SortTarget, Txn, TxnOp, TxnResult,
+    Compare, CompareResult, CompareTarget, Entry, KeyRange, KeyValue, KvCommand, KvOp, OpResult,
+    RangeQuery, RangeResult, SortOrder, SortTarget, Txn, TxnOp, TxnResult,
 };
 use crate::limits::{MAX_ENTRY_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::proto::etcdserverpb as pb;
@@ -352,14 +352,55 @@ fn to_compare(compare: &Compare) -> pb::Compare {
     }
 }
 
-/// The bytes of `Command.etcd_txn`.
-pub fn encode_txn(txn: &Txn) -> Vec<u8> {
+/// A transaction as etcd's request: what `Command.etcd_txn` encodes, and
+/// what a follower forwards to the leader. [`txn`], [`put_op`] and
+/// [`delete_op`] refuse every field they do not carry over (leases,
+/// `ignore_*`, revisions, filters), so the request rebuilt from what they
+/// made asks what the client's asked.
+pub fn txn_request(txn: &Txn) -> pb::TxnRequest {
     pb::TxnRequest {
         compare: txn.compares.iter().map(to_compare).collect(),
         success: txn.success.iter().map(to_request_op).collect(),
         failure: txn.failure.iter().map(to_request_op).collect(),
     }
-    .encode_to_vec()
+}
+
+/// The bytes of `Command.etcd_txn`.
+pub fn encode_txn(txn: &Txn) -> Vec<u8> {
+    txn_request(txn).encode_to_vec()
+}
+
+/// The one operation of a lone put's or delete's command, as a request.
+fn single_request(command: &KvCommand) -> Option<pb::request_op::Request> {
+    match command.op() {
+        KvOp::Txn(Txn {
+            compares,
+            success,
+            failure,
+        }) if compares.is_empty() && failure.is_empty() => match success.as_slice() {
+            [op] => to_request_op(op).request,
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The `PutRequest` an etcd put's command was made of (for forwarding;
+/// see [`txn_request`]). None for any other command.
+pub fn put_request(command: &KvCommand) -> Option<pb::PutRequest> {
+    match single_request(command)? {
+        pb::request_op::Request::RequestPut(put) => Some(put),
+        _ => None,
+    }
+}
+
+/// The `DeleteRangeRequest` an etcd delete's command was made of (for
+/// forwarding; see [`txn_request`]). None for any other command.
+pub fn delete_request(command: &KvCommand) -> Option<pb::DeleteRangeRequest> {
+    match single_request(command)? {
+        pb::request_op::Request::RequestDeleteRange(delete) => Some(delete),
+        _ => None,
+    }
 }
 
 /// A transaction from `Command.etcd_txn`, checked as a client's would be.
@@ -368,12 +409,15 @@ pub fn decode_txn(bytes: &[u8]) -> Result<Txn, String> {
     txn(request).map_err(|refusal| refusal.message)
 }
 
-/// A transaction's encoded size must fit one log entry.
-pub fn check_size(txn: &Txn) -> Result<(), Refusal> {
-    if encode_txn(txn).len() > MAX_ENTRY_BYTES {
+/// The log's command for an etcd write, if its encoded size fits one log
+/// entry. The transaction is encoded once, here: the size check measures
+/// the bytes the command then keeps for the log file and every follower.
+pub fn command(txn: Txn) -> Result<KvCommand, Refusal> {
+    let bytes = encode_txn(&txn);
+    if bytes.len() > MAX_ENTRY_BYTES {
         return Err(Refusal::too_large());
     }
-    Ok(())
+    Ok(KvCommand::etcd(txn, bytes))
 }
 
 // --- results ---
@@ -469,8 +513,66 @@ mod tests {
                 )),
             }],
         };
-        let txn = txn(request).unwrap();
+        let txn = txn(request.clone()).unwrap();
         assert_eq!(decode_txn(&encode_txn(&txn)).unwrap(), txn);
+        // What a follower forwards is the client's request.
+        assert_eq!(txn_request(&txn), request);
+    }
+
+    /// A lone put or delete goes into its command uncopied; the request a
+    /// follower forwards is rebuilt from the command, and is the client's.
+    #[test]
+    fn a_forwarded_put_or_delete_is_the_clients_request() {
+        let put = pb::PutRequest {
+            key: b"k".to_vec(),
+            value: vec![0xff, 0],
+            prev_kv: true,
+            ..Default::default()
+        };
+        let delete = pb::DeleteRangeRequest {
+            key: b"a".to_vec(),
+            range_end: b"z".to_vec(),
+            prev_kv: true,
+        };
+        let lone = |op| Txn {
+            success: vec![op],
+            ..Txn::default()
+        };
+        let put_command = command(lone(put_op(put.clone()).unwrap())).unwrap();
+        let delete_command = command(lone(delete_op(delete.clone()).unwrap())).unwrap();
+        assert_eq!(put_request(&put_command), Some(put));
+        assert_eq!(delete_request(&delete_command), Some(delete));
+        assert_eq!(put_request(&delete_command), None);
+        assert_eq!(delete_request(&put_command), None);
+    }
+
+    /// The size check refuses what it refused when it encoded the
+    /// transaction only to measure it: an encoding longer than
+    /// MAX_ENTRY_BYTES, not one byte less.
+    #[test]
+    fn the_size_check_measures_the_encoded_transaction() {
+        let txn_of = |len| Txn {
+            success: vec![TxnOp::Put {
+                key: b"k".to_vec(),
+                value: vec![7; len],
+                prev_kv: false,
+            }],
+            ..Txn::default()
+        };
+        let largest = (0..=MAX_ENTRY_BYTES)
+            .rev()
+            .find(|len| encode_txn(&txn_of(*len)).len() <= MAX_ENTRY_BYTES)
+            .unwrap();
+        assert_eq!(encode_txn(&txn_of(largest)).len(), MAX_ENTRY_BYTES);
+        let fits = command(txn_of(largest)).unwrap();
+        assert_eq!(
+            fits.encoded(),
+            KvCommand::new(0, 0, KvOp::Txn(txn_of(largest))).encoded()
+        );
+        assert_eq!(
+            command(txn_of(largest + 1)).unwrap_err(),
+            Refusal::too_large()
+        );
     }
 
     #[test]

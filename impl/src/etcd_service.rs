@@ -221,14 +221,9 @@ impl Etcd {
         answer.map_err(|err| self.failure(err, forwarded))
     }
 
-    /// Proposes one etcd transaction and waits for it to apply.
-    async fn write(&self, txn: Txn, forwarded: bool) -> Result<Applied, Failure> {
-        convert::check_size(&txn).map_err(|r| Failure::Status(r.into()))?;
-        let command = KvCommand {
-            client_id: 0,
-            seq: 0,
-            op: KvOp::Txn(txn),
-        };
+    /// Proposes one etcd write (`convert::command`) and waits for it to
+    /// apply.
+    async fn write(&self, command: KvCommand, forwarded: bool) -> Result<Applied, Failure> {
         let answer = self
             .gateway
             .ask(|reply| Input::Propose { command, reply })
@@ -252,6 +247,11 @@ fn is_forwarded<T>(request: &Request<T>) -> bool {
 
 fn refuse(refusal: Refusal) -> Status {
     refusal.into()
+}
+
+/// A write's command that does not hold the request it was made of: a bug.
+fn not_rebuilt() -> Status {
+    Status::internal("an etcd write's command does not hold its request")
 }
 
 /// Whether a branch writes.
@@ -322,16 +322,19 @@ impl pb::kv_server::Kv for EtcdKv {
     ) -> Result<Response<pb::PutResponse>, Status> {
         let etcd = &self.0;
         let forwarded = is_forwarded(&request);
-        let request = request.into_inner();
-        let op = convert::put_op(request.clone()).map_err(refuse)?;
+        // The request goes into the command uncopied; forwarding, which is
+        // rare, asks for it again (`convert::put_request`).
+        let op = convert::put_op(request.into_inner()).map_err(refuse)?;
         let txn = Txn {
             success: vec![op],
             ..Txn::default()
         };
-        let applied = match etcd.write(txn, forwarded).await {
+        let command = convert::command(txn).map_err(refuse)?;
+        let applied = match etcd.write(command.clone(), forwarded).await {
             Ok(applied) => applied,
             Err(Failure::Status(status)) => return Err(status),
             Err(Failure::Forward(leader)) => {
+                let request = convert::put_request(&command).ok_or_else(not_rebuilt)?;
                 return etcd
                     .forward(leader, request, |channel, request| async move {
                         pb::kv_client::KvClient::new(channel).put(request).await
@@ -357,16 +360,18 @@ impl pb::kv_server::Kv for EtcdKv {
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let etcd = &self.0;
         let forwarded = is_forwarded(&request);
-        let request = request.into_inner();
-        let op = convert::delete_op(request.clone()).map_err(refuse)?;
+        // As in `put`: not copied, asked for again to forward.
+        let op = convert::delete_op(request.into_inner()).map_err(refuse)?;
         let txn = Txn {
             success: vec![op],
             ..Txn::default()
         };
-        let applied = match etcd.write(txn, forwarded).await {
+        let command = convert::command(txn).map_err(refuse)?;
+        let applied = match etcd.write(command.clone(), forwarded).await {
             Ok(applied) => applied,
             Err(Failure::Status(status)) => return Err(status),
             Err(Failure::Forward(leader)) => {
+                let request = convert::delete_request(&command).ok_or_else(not_rebuilt)?;
                 return etcd
                     .forward(leader, request, |channel, request| async move {
                         pb::kv_client::KvClient::new(channel)
@@ -398,14 +403,15 @@ impl pb::kv_server::Kv for EtcdKv {
     ) -> Result<Response<pb::TxnResponse>, Status> {
         let etcd = &self.0;
         let forwarded = is_forwarded(&request);
-        let request = request.into_inner();
-        let txn = convert::txn(request.clone()).map_err(refuse)?;
+        // As in `put`: not copied, asked for again to forward.
+        let txn = convert::txn(request.into_inner()).map_err(refuse)?;
         if !writes(&txn.success) && !writes(&txn.failure) {
             // Reads only: evaluated on a linearizable image, not logged.
             let read = match etcd.read(false, forwarded).await {
                 Ok(read) => read,
                 Err(Failure::Status(status)) => return Err(status),
                 Err(Failure::Forward(leader)) => {
+                    let request = convert::txn_request(&txn);
                     return etcd
                         .forward(leader, request, |channel, request| async move {
                             pb::kv_client::KvClient::new(channel).txn(request).await
@@ -415,11 +421,7 @@ impl pb::kv_server::Kv for EtcdKv {
                 }
             };
             let mut scratch = read.image;
-            let command = KvCommand {
-                client_id: 0,
-                seq: 0,
-                op: KvOp::Txn(txn),
-            };
+            let command = KvCommand::new(0, 0, KvOp::Txn(txn));
             let result = scratch
                 .apply(read.index, &command)
                 .map_err(|err| Status::internal(err.to_string()))?;
@@ -429,10 +431,15 @@ impl pb::kv_server::Kv for EtcdKv {
                 etcd.header(result.revision, read.term),
             )));
         }
-        let applied = match etcd.write(txn, forwarded).await {
+        let command = convert::command(txn).map_err(refuse)?;
+        let applied = match etcd.write(command.clone(), forwarded).await {
             Ok(applied) => applied,
             Err(Failure::Status(status)) => return Err(status),
             Err(Failure::Forward(leader)) => {
+                let KvOp::Txn(txn) = command.op() else {
+                    return Err(not_rebuilt());
+                };
+                let request = convert::txn_request(txn);
                 return etcd
                     .forward(leader, request, |channel, request| async move {
                         pb::kv_client::KvClient::new(channel).txn(request).await

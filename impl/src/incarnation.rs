@@ -168,6 +168,7 @@ headed!(
     pb::RequestVoteRequest,
     pb::RequestVoteResponse,
     pb::AppendEntriesRequest,
+    crate::convert::AppendEntriesOut,
     pb::AppendEntriesResponse,
     pb::InstallSnapshotChunk,
     pb::InstallSnapshotResponse,

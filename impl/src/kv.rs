@@ -45,15 +45,8 @@ use crate::limits::MAX_SESSIONS;
 /// etcd's revisions are `int64`.
 pub type Revision = i64;
 
-/// A write, as stored in the log: the operation and the client session it
-/// belongs to. `client_id == 0` means "no session" (a one-off write, e.g. from
-/// grpcurl or any etcd client): applied every time it is committed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct KvCommand {
-    pub client_id: u64,
-    pub seq: u64,
-    pub op: KvOp,
-}
+/// A write, as stored in the log (`crate::command`: shared, and encoded once).
+pub use crate::command::KvCommand;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KvOp {
@@ -352,31 +345,32 @@ impl KvImage {
         index: Index,
         command: &KvCommand,
     ) -> Result<CommandResult, ApplyError> {
-        if command.client_id != 0
-            && let Some(session) = self.sessions.get(&command.client_id)
+        let (client_id, seq) = (command.client_id(), command.seq());
+        if client_id != 0
+            && let Some(session) = self.sessions.get(&client_id)
         {
-            if command.seq == session.last_seq {
+            if seq == session.last_seq {
                 return Ok(session.result.clone());
             }
-            if command.seq < session.last_seq {
+            if seq < session.last_seq {
                 return Err(ApplyError::StaleSequence {
-                    client_id: command.client_id,
-                    seq: command.seq,
+                    client_id,
+                    seq,
                     last_seq: session.last_seq,
                 });
             }
         }
-        let result = self.execute(&command.op);
-        if command.client_id != 0 {
+        let result = self.execute(command.op());
+        if client_id != 0 {
             let session = Session {
-                last_seq: command.seq,
+                last_seq: seq,
                 result: CommandResult {
                     txn: None,
                     ..result.clone()
                 },
                 last_index: index,
             };
-            if self.sessions.insert(command.client_id, session).is_none() {
+            if self.sessions.insert(client_id, session).is_none() {
                 self.evict_sessions();
             }
         }
@@ -640,14 +634,14 @@ mod tests {
     use super::*;
 
     fn put(client_id: u64, seq: u64, key: &str, value: &str) -> KvCommand {
-        KvCommand {
+        KvCommand::new(
             client_id,
             seq,
-            op: KvOp::Put {
+            KvOp::Put {
                 key: key.into(),
                 value: value.into(),
             },
-        }
+        )
     }
 
     #[test]
@@ -723,11 +717,7 @@ mod tests {
     }
 
     fn etcd(txn: Txn) -> KvCommand {
-        KvCommand {
-            client_id: 0,
-            seq: 0,
-            op: KvOp::Txn(txn),
-        }
+        KvCommand::new(0, 0, KvOp::Txn(txn))
     }
 
     fn kv_of(image: &KvImage, key: &str) -> (Revision, Revision, i64) {
@@ -746,22 +736,18 @@ mod tests {
         assert_eq!(image.revision, 3, "a put of the same value is a change");
         assert_eq!(kv_of(&image, "a"), (2, 3, 2));
         // Deleting an absent key changes nothing.
-        let absent = KvCommand {
-            client_id: 0,
-            seq: 0,
-            op: KvOp::Delete { key: "zz".into() },
-        };
+        let absent = KvCommand::new(0, 0, KvOp::Delete { key: "zz".into() });
         assert_eq!(image.apply(3, &absent).unwrap().revision, 3);
         // A failed CAS changes nothing.
-        let cas = KvCommand {
-            client_id: 0,
-            seq: 0,
-            op: KvOp::Cas {
+        let cas = KvCommand::new(
+            0,
+            0,
+            KvOp::Cas {
                 key: "a".into(),
                 expected: Some("0".into()),
                 new_value: Some("2".into()),
             },
-        };
+        );
         assert!(!image.apply(4, &cas).unwrap().succeeded);
         assert_eq!(image.revision, 3);
         // A transaction's writes share one revision; the version counts puts.

@@ -88,14 +88,14 @@ impl Kv for KvService {
         check_value(&request.value)?;
         check_session(request.client_id, request.seq)?;
         let applied = self
-            .propose(KvCommand {
-                client_id: request.client_id,
-                seq: request.seq,
-                op: KvOp::Put {
+            .propose(KvCommand::new(
+                request.client_id,
+                request.seq,
+                KvOp::Put {
                     key: request.key,
                     value: request.value,
                 },
-            })
+            ))
             .await?;
         Ok(Response::new(pb::PutResponse {
             previous: applied.result.previous,
@@ -146,11 +146,11 @@ impl Kv for KvService {
         check_key(&request.key)?;
         check_session(request.client_id, request.seq)?;
         let applied = self
-            .propose(KvCommand {
-                client_id: request.client_id,
-                seq: request.seq,
-                op: KvOp::Delete { key: request.key },
-            })
+            .propose(KvCommand::new(
+                request.client_id,
+                request.seq,
+                KvOp::Delete { key: request.key },
+            ))
             .await?;
         Ok(Response::new(pb::DeleteResponse {
             previous: applied.result.previous,
@@ -172,15 +172,15 @@ impl Kv for KvService {
         }
         check_session(request.client_id, request.seq)?;
         let applied = self
-            .propose(KvCommand {
-                client_id: request.client_id,
-                seq: request.seq,
-                op: KvOp::Cas {
+            .propose(KvCommand::new(
+                request.client_id,
+                request.seq,
+                KvOp::Cas {
                     key: request.key,
                     expected: request.expected,
                     new_value: request.new_value,
                 },
-            })
+            ))
             .await?;
         Ok(Response::new(pb::CasResponse {
             succeeded: applied.result.succeeded,

@@ -39,6 +39,7 @@ pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod command;
 pub mod config;
 pub mod convert;
 pub mod disk_space;

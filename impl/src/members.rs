@@ -83,15 +83,15 @@ pub struct MemberAddress {
 
 impl MemberAddress {
     pub fn command(self) -> KvCommand {
-        KvCommand {
-            client_id: 0,
-            seq: 0,
-            op: KvOp::SetMemberAddress {
+        KvCommand::new(
+            0,
+            0,
+            KvOp::SetMemberAddress {
                 id: self.id,
                 address: self.address,
                 incarnation: self.incarnation,
             },
-        }
+        )
     }
 }
 
@@ -157,15 +157,12 @@ pub fn replicated(image: &KvImage, log: &Log<KvCommand>, applied: Index) -> Book
     };
     for index in applied + 1..=log.last_index() {
         if let Some(entry) = log.entry(index)
-            && let Payload::Command(KvCommand {
-                op:
-                    KvOp::SetMemberAddress {
-                        id,
-                        address,
-                        incarnation,
-                    },
-                ..
-            }) = &entry.payload
+            && let Payload::Command(command) = &entry.payload
+            && let KvOp::SetMemberAddress {
+                id,
+                address,
+                incarnation,
+            } = command.op()
         {
             book.addresses.insert(*id, address.clone());
             if incarnation.is_empty() {

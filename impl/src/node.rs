@@ -1457,14 +1457,14 @@ mod tests {
             let gate = Opens(storage.clone());
             gate.0.write_gate.close();
             let (reply, mut written) = oneshot::channel();
-            let command = KvCommand {
-                client_id: 1,
-                seq: 1,
-                op: crate::kv::KvOp::Put {
+            let command = KvCommand::new(
+                1,
+                1,
+                crate::kv::KvOp::Put {
                     key: "k".into(),
                     value: "v".into(),
                 },
-            };
+            );
             inbox_tx
                 .send(Input::Propose { command, reply })
                 .await

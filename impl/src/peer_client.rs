@@ -153,7 +153,12 @@ impl Peers {
         if let Some(tls) = &self.tls {
             endpoint = endpoint.tls_config(tls.client())?;
         }
-        let client = RaftPeerClient::new(endpoint.connect_lazy())
+        // One channel (one HTTP/2 connection) for both clients.
+        let channel = endpoint.connect_lazy();
+        let client = RaftPeerClient::new(channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let append = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
@@ -161,6 +166,7 @@ impl Peers {
             cluster_id: self.cluster_id.clone(),
             peer,
             client,
+            append,
             inbox: self.inbox.clone(),
             rpc_timeout: self.rpc_timeout,
             identity: self.identity.clone(),
@@ -190,10 +196,34 @@ impl Peers {
     }
 }
 
+/// The AppendEntries RPC with the request a leader builds
+/// ([`convert::AppendEntriesOut`]: the generated request's bytes, entries
+/// written from their commands' encodings). The generated client takes only
+/// the generated request type, so this is its call, for the same method,
+/// spelled out.
+async fn append_entries(
+    mut grpc: tonic::client::Grpc<Channel>,
+    request: convert::AppendEntriesOut,
+) -> Result<tonic::Response<pb::AppendEntriesResponse>, tonic::Status> {
+    use tonic::codegen::{GrpcMethod, http::uri::PathAndQuery};
+    grpc.ready()
+        .await
+        .map_err(|err| tonic::Status::unknown(format!("Service was not ready: {err}")))?;
+    let mut request = tonic::Request::new(request);
+    request
+        .extensions_mut()
+        .insert(GrpcMethod::new("raft.peer.v1.RaftPeer", "AppendEntries"));
+    let path = PathAndQuery::from_static("/raft.peer.v1.RaftPeer/AppendEntries");
+    grpc.unary(request, path, tonic_prost::ProstCodec::default())
+        .await
+}
+
 struct PeerSender {
     cluster_id: String,
     peer: NodeId,
     client: RaftPeerClient<Channel>,
+    /// AppendEntries goes through this one ([`append_entries`]).
+    append: tonic::client::Grpc<Channel>,
     inbox: mpsc::Sender<Input>,
     rpc_timeout: Duration,
     identity: Identity,
@@ -275,10 +305,10 @@ impl PeerSender {
                     continue;
                 };
                 let request = self.identity.stamped(request);
-                let mut client = self.client.clone();
+                let client = self.append.clone();
                 let (timeout, peer) = (self.rpc_timeout, self.peer);
                 in_flight.spawn(async move {
-                    match tokio::time::timeout(timeout, client.append_entries(request)).await {
+                    match tokio::time::timeout(timeout, append_entries(client, request)).await {
                         Ok(Ok(response)) => Some(response.into_inner()),
                         Ok(Err(status)) => {
                             debug!(peer, code = ?status.code(), message = status.message(), "peer RPC failed");
@@ -367,7 +397,7 @@ impl PeerSender {
                 let response = self
                     .with_timeout(
                         self.rpc_timeout,
-                        self.client.clone().append_entries(request),
+                        append_entries(self.append.clone(), request),
                     )
                     .await?;
                 self.check(response.header.as_ref()).and_then(|addressing| {

@@ -72,9 +72,10 @@ use std::sync::Mutex;
 
 use raft_model::{Index, Log, NodeId, Snapshot, SnapshotMeta, Term};
 
+use crate::command::EntryMessage;
 use crate::kv::{KvCommand, KvImage};
 use log_file::{LogFile, LogFileError};
-use records::{DiskEntry, Durable};
+use records::Durable;
 use snapshot_file::SnapshotError;
 use tracing::info;
 
@@ -254,7 +255,7 @@ pub struct WriteBatch {
     /// A new snapshot to make durable; log entries it covers are deleted.
     snapshot: Option<Snapshot<KvImage>>,
     /// Entries written (appended or overwritten), in index order.
-    entries: Vec<(Index, DiskEntry)>,
+    entries: Vec<(Index, EntryMessage)>,
     /// When set, every stored entry after this index is deleted (the log was
     /// truncated or rewritten from some index on).
     last_index: Option<Index>,
@@ -294,9 +295,11 @@ impl WriteBatch {
             log.last_index()
         );
         // entries_from is O(log n): never walk the whole log for a batch.
+        // The commands are shared, not copied: the record is written from
+        // each one's encoding in `Storage::write`, off the event loop.
         self.entries = (start..)
-            .zip(log.entries_from(start, usize::MAX).iter())
-            .map(|(index, entry)| (index, disk::entry_to_disk(entry)))
+            .zip(log.entries_from(start, usize::MAX))
+            .map(|(index, entry)| (index, EntryMessage(entry)))
             .collect();
         // Exactly start..=last, none missing at either end.
         debug_assert_eq!(

@@ -38,6 +38,7 @@ use raft_model::{Config, Index, Log, NodeId, Snapshot, SnapshotMeta, Term};
 use super::disk::{self, pb};
 use super::log_file::{self, LogFile};
 use super::{FORMAT_VERSION, Identity, REWRITE_BYTES, Recovered, StorageError, snapshot_file};
+use crate::command::EntryMessage;
 use crate::kv::{KvCommand, KvImage};
 
 /// Record kinds (the first byte of a record's body).
@@ -57,9 +58,6 @@ const INIT_MAGIC: u64 = 0x7261_6674_2d6e_6f64; // "raft-nod"
 /// later format may make it longer, but keeps these 17 bytes as they are,
 /// so that an older node can still say which version it refuses.
 const INIT_BODY: usize = 17;
-
-/// An entry as the storage keeps it until it is framed.
-pub(super) type DiskEntry = pb::Entry;
 
 fn two_u64_record(out: &mut Vec<u8>, kind: u8, a: u64, b: u64) {
     log_file::frame_with(out, |body| {
@@ -81,8 +79,11 @@ pub(super) fn truncate_record(out: &mut Vec<u8>, last: Index) {
     two_u64_record(out, TRUNCATE, last, 0);
 }
 
-/// The framed `Entry` record of `entry` at `index`.
-pub(super) fn entry_record(index: Index, entry: &DiskEntry) -> Vec<u8> {
+/// The framed `Entry` record of `entry` at `index`. The entry is the disk
+/// format's `Entry` message, written from its command's encoding (the
+/// peer protocol's `Entry` is the same bytes, crate::command; a test in
+/// `disk` pins them to `raft_disk.proto`'s generated type).
+pub(super) fn entry_record(index: Index, entry: &EntryMessage) -> Vec<u8> {
     let mut out = Vec::with_capacity(log_file::HEADER + 9 + entry.encoded_len());
     log_file::frame_with(&mut out, |body| {
         body.push(ENTRY);

@@ -297,22 +297,22 @@ mod tests {
     fn sample() -> (SnapshotMeta, KvImage) {
         let mut image = KvImage::default();
         for i in 0..100u64 {
-            let command = KvCommand {
-                client_id: i % 7,
-                seq: i + 1,
-                op: KvOp::Put {
+            let command = KvCommand::new(
+                i % 7,
+                i + 1,
+                KvOp::Put {
                     key: format!("key{i}"),
                     value: format!("value{i}"),
                 },
-            };
+            );
             image.apply(i + 1, &command).unwrap();
         }
         // The replicated address book travels in the image (issue 15).
         for id in [4u64, 5] {
-            let command = KvCommand {
-                client_id: 0,
-                seq: 0,
-                op: KvOp::SetMemberAddress {
+            let command = KvCommand::new(
+                0,
+                0,
+                KvOp::SetMemberAddress {
                     id,
                     address: format!("10.0.0.{id}:7001"),
                     incarnation: if id == 4 {
@@ -321,7 +321,7 @@ mod tests {
                         String::new()
                     },
                 },
-            };
+            );
             image.apply(100 + id, &command).unwrap();
         }
         let meta = SnapshotMeta {

@@ -26,14 +26,14 @@ fn init_and_open(dir: &Path, identity: &Identity) -> (Storage, Recovered) {
 fn entry(term: Term, key: &str) -> Entry<KvCommand> {
     Entry {
         term,
-        payload: Payload::Command(KvCommand {
-            client_id: 1,
-            seq: 1,
-            op: KvOp::Put {
+        payload: Payload::Command(KvCommand::new(
+            1,
+            1,
+            KvOp::Put {
                 key: key.into(),
                 value: "v".into(),
             },
-        }),
+        )),
     }
 }
 
@@ -82,14 +82,14 @@ fn compaction_keeps_the_suffix() {
         image
             .apply(
                 1,
-                &KvCommand {
-                    client_id: 0,
-                    seq: 0,
-                    op: KvOp::Put {
+                &KvCommand::new(
+                    0,
+                    0,
+                    KvOp::Put {
                         key: "a".into(),
                         value: "v".into(),
                     },
-                },
+                ),
             )
             .unwrap();
         let snapshot = Snapshot {
