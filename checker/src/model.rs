@@ -367,6 +367,7 @@ impl RaftModel {
             transfer_log_grew: false,
             durable: OrdMap::new(),
             observed: 0,
+            orbit: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! Raft specifications TLC users write, while duplicates and losses stay
 //! explored, explicitly and countably.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use imbl::OrdMap;
@@ -85,6 +86,24 @@ impl Network {
                 .iter()
                 .map(|(m, n)| (Arc::new(m.rename_ids(f)), *n))
                 .collect(),
+        }
+    }
+}
+
+impl Network {
+    /// Feeds `h` exactly what `self.rename_ids(f).hash(h)` would, without
+    /// building the renamed bag: the renamed messages in their order, each
+    /// with its copies (the checker's orbit fingerprint).
+    pub fn hash_renamed<H: Hasher>(&self, f: &impl Fn(NodeId) -> NodeId, h: &mut H) {
+        let mut renamed: Vec<(Msg, u8)> = self
+            .copies
+            .iter()
+            .map(|(m, n)| (m.rename_ids(f), *n))
+            .collect();
+        renamed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (message, copies) in renamed {
+            message.hash(h);
+            copies.hash(h);
         }
     }
 }

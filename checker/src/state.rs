@@ -152,10 +152,20 @@ pub struct RaftState {
     /// `OBSERVED_*` bits of the step that produced this state (not hashed).
     #[serde(skip)]
     pub observed: u16,
+    /// Set only on the stand-in the symmetry reduction hands stateright as a
+    /// state's representative: the fingerprint of the state's orbit, which
+    /// is then all that the stand-in hashes (`symmetry::orbit_fingerprint`).
+    /// `None` on every explored state.
+    #[serde(skip)]
+    pub orbit: Option<u64>,
 }
 
 impl Hash for RaftState {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        if let Some(orbit) = self.orbit {
+            orbit.hash(state);
+            return;
+        }
         self.servers.hash(state);
         self.network.hash(state);
         self.elected.hash(state);
@@ -183,6 +193,40 @@ impl Hash for RaftState {
 }
 
 impl RaftState {
+    /// A state that stands for a whole symmetry orbit in stateright's table
+    /// of fingerprints, and is never explored: no servers, no messages,
+    /// only the orbit's fingerprint, which is all it hashes.
+    pub fn orbit_stand_in(orbit: u64) -> RaftState {
+        RaftState {
+            servers: Vec::new(),
+            network: Network::new(),
+            elected: OrdSet::new(),
+            committed: OrdSet::new(),
+            client_requests: 0,
+            restarts: 0,
+            compactions: 0,
+            duplicates: 0,
+            drops: 0,
+            reads: 0,
+            transfers: 0,
+            config_changes: 0,
+            learner_changes: 0,
+            timeouts: None,
+            heartbeats: None,
+            initial_config: Config::new(std::iter::empty()),
+            read_bound: Vector::new(),
+            reads_ready: OrdSet::new(),
+            leader_append_only_violated: false,
+            pre_vote_raised_term: false,
+            pre_vote_lease_broken: false,
+            timeout_now_ignored: false,
+            transfer_log_grew: false,
+            durable: OrdMap::new(),
+            observed: 0,
+            orbit: Some(orbit),
+        }
+    }
+
     pub fn server(&self, id: NodeId) -> &RaftServer {
         &self.servers[index_of(id)]
     }

@@ -17,17 +17,23 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use imbl::OrdSet;
-use raft_model::{Body, NodeId, Role};
+use raft_model::{Body, NodeId, Role, hash_sorted};
 use stateright::Representative;
 
 use crate::state::{RaftServer, RaftState};
 
+/// stateright only fingerprints the representative it is given (it keeps
+/// exploring from the original state), so the representative is a stand-in
+/// that carries the orbit's fingerprint and nothing else
+/// ([`RaftState::orbit_stand_in`]): building the canonical state itself,
+/// renamed servers, messages and maps, then hashing and dropping it, was
+/// over a third of the checker's time.
 impl Representative for RaftState {
     fn representative(&self) -> Self {
-        canonical(self)
+        RaftState::orbit_stand_in(orbit_fingerprint(self))
     }
 }
 
@@ -112,8 +118,82 @@ fn role_rank(role: Role) -> u8 {
     }
 }
 
-/// The canonical member of `state`'s symmetry orbit.
+/// The canonical member of `state`'s symmetry orbit: the smallest (by `Ord`)
+/// of its candidate renamings. The checker itself uses
+/// [`orbit_fingerprint`]; this form is for tests and for reading.
 pub fn canonical(state: &RaftState) -> RaftState {
+    let mut best: Option<RaftState> = None;
+    for candidate in candidate_orders(state) {
+        let renamed = if is_identity(&candidate) {
+            state.clone()
+        } else {
+            rename(state, &candidate)
+        };
+        if best.as_ref().is_none_or(|b| renamed < *b) {
+            best = Some(renamed);
+        }
+    }
+    best.unwrap_or_else(|| state.clone())
+}
+
+/// The fingerprint of `state`'s symmetry orbit: the smallest hash of its
+/// candidate renamings. The candidates of every member of an orbit rename
+/// it onto the same set of states (see [`candidate_orders`]), so every
+/// member gets the same fingerprint, and two orbits share one only if two
+/// different states collide in 64 bits, the risk every fingerprint takes.
+pub fn orbit_fingerprint(state: &RaftState) -> u64 {
+    candidate_orders(state)
+        .iter()
+        .map(|order| renamed_hash(state, order))
+        .min()
+        .unwrap_or_else(|| hash_of(state))
+}
+
+/// The hash of `rename(state, order)`, computed without building it. Debug
+/// builds (every test run) build it as well and check the two agree, so a
+/// field the streaming hash forgot cannot merge states unnoticed.
+fn renamed_hash(state: &RaftState, order: &[usize]) -> u64 {
+    if is_identity(order) {
+        return hash_of(state);
+    }
+    let mut hasher = fingerprint_hasher();
+    hash_renamed(state, order, &mut hasher);
+    let hash = hasher.finish();
+    debug_assert_eq!(
+        hash,
+        hash_of(&rename(state, order)),
+        "the streaming hash of a renamed state differs from the renamed state's hash"
+    );
+    hash
+}
+
+fn hash_of(state: &RaftState) -> u64 {
+    let mut hasher = fingerprint_hasher();
+    state.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A fixed-seed hasher (the one stateright fingerprints with): the same
+/// state hashes the same in every thread and every run.
+fn fingerprint_hasher() -> ahash::AHasher {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+    .build_hasher()
+}
+
+fn is_identity(order: &[usize]) -> bool {
+    order.iter().enumerate().all(|(new, old)| new == *old)
+}
+
+/// The renamings that may be canonical: the servers listed in order of
+/// their id-free [`key`], every order tried within a run of equal keys.
+/// Keys do not depend on ids, so for every member of an orbit these rename
+/// it onto the same set of states.
+fn candidate_orders(state: &RaftState) -> Vec<Vec<usize>> {
     let n = state.servers.len();
     let traffic = Traffic::of(state);
     let initial = &state.initial_config.members;
@@ -141,19 +221,7 @@ pub fn canonical(state: &RaftState) -> RaftState {
         }
         start = end;
     }
-
-    let mut best: Option<RaftState> = None;
-    for candidate in candidates {
-        let renamed = if candidate.iter().enumerate().all(|(new, old)| new == *old) {
-            state.clone()
-        } else {
-            rename(state, &candidate)
-        };
-        if best.as_ref().is_none_or(|b| renamed < *b) {
-            best = Some(renamed);
-        }
-    }
-    best.unwrap_or_else(|| state.clone())
+    candidates
 }
 
 /// Every reordering of `order[start..end]`, the rest kept.
@@ -191,17 +259,8 @@ fn next_permutation(items: &mut [usize]) -> bool {
 /// `state` with its servers placed in `order` (`order[k]` is the index of the
 /// server that becomes server `k + 1`) and every id rewritten to match.
 pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
-    // new_id[old id] = new id; ids are 1..=n (slot 0 unused).
-    let mut new_id: Vec<NodeId> = (0..=order.len() as NodeId).collect();
-    for (new_index, &old_index) in order.iter().enumerate() {
-        new_id[old_index + 1] = new_index as NodeId + 1;
-    }
-    let f = |id: NodeId| {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| new_id.get(i).copied())
-            .unwrap_or(id)
-    };
+    let new_id = new_ids(order);
+    let f = |id: NodeId| renamed_id(&new_id, id);
     RaftState {
         servers: order
             .iter()
@@ -242,6 +301,104 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
             .map(|(id, image)| (f(*id), image.rename_ids(&f)))
             .collect(),
         observed: state.observed,
+        orbit: None,
+    }
+}
+
+/// `new_id[old id]` = new id for the renaming `order`; ids are 1..=n (slot
+/// 0 unused).
+fn new_ids(order: &[usize]) -> Vec<NodeId> {
+    let mut new_id: Vec<NodeId> = (0..=order.len() as NodeId).collect();
+    for (new_index, &old_index) in order.iter().enumerate() {
+        new_id[old_index + 1] = new_index as NodeId + 1;
+    }
+    new_id
+}
+
+fn renamed_id(new_id: &[NodeId], id: NodeId) -> NodeId {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| new_id.get(i).copied())
+        .unwrap_or(id)
+}
+
+/// Feeds `h` exactly what `rename(state, order).hash(h)` would (the fields
+/// in the order of `impl Hash for RaftState`), without building the renamed
+/// state. The destructuring has no `..`: a new field does not compile until
+/// it is placed here.
+fn hash_renamed<H: Hasher>(state: &RaftState, order: &[usize], h: &mut H) {
+    let RaftState {
+        servers,
+        network,
+        elected,
+        committed,
+        client_requests,
+        restarts,
+        compactions,
+        duplicates,
+        drops,
+        reads,
+        transfers,
+        config_changes,
+        learner_changes,
+        timeouts,
+        heartbeats,
+        initial_config: _,
+        read_bound,
+        reads_ready,
+        leader_append_only_violated,
+        pre_vote_raised_term,
+        pre_vote_lease_broken,
+        timeout_now_ignored,
+        transfer_log_grew,
+        durable,
+        observed: _,
+        orbit,
+    } = state;
+    debug_assert!(orbit.is_none(), "a stand-in has no servers to rename");
+    let new_id = new_ids(order);
+    let f = |id: NodeId| renamed_id(&new_id, id);
+    // A Vec hashes its length, then its elements.
+    servers.len().hash(h);
+    for &old in order {
+        servers[old].hash_renamed(&f, h);
+    }
+    network.hash_renamed(&f, h);
+    // imbl's ordered sets and maps hash their elements in order.
+    hash_sorted(
+        elected.len(),
+        elected.iter().map(|&(term, id)| (term, f(id))),
+        h,
+    );
+    committed.hash(h);
+    client_requests.hash(h);
+    restarts.hash(h);
+    compactions.hash(h);
+    duplicates.hash(h);
+    drops.hash(h);
+    reads.hash(h);
+    transfers.hash(h);
+    config_changes.hash(h);
+    learner_changes.hash(h);
+    timeouts.hash(h);
+    heartbeats.hash(h);
+    read_bound.hash(h);
+    reads_ready.hash(h);
+    leader_append_only_violated.hash(h);
+    pre_vote_raised_term.hash(h);
+    pre_vote_lease_broken.hash(h);
+    timeout_now_ignored.hash(h);
+    transfer_log_grew.hash(h);
+    if !durable.is_empty() {
+        let mut images: Vec<_> = durable
+            .iter()
+            .map(|(id, image)| (f(*id), image.rename_ids(&f)))
+            .collect();
+        images.sort_unstable_by_key(|(id, _)| *id);
+        for (id, image) in images {
+            id.hash(h);
+            image.hash(h);
+        }
     }
 }
 

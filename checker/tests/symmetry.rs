@@ -6,7 +6,7 @@ use raft_checker::bounds::Bounds;
 use raft_checker::model::RaftModel;
 use raft_checker::run::{RunOptions, run};
 use raft_checker::state::RaftState;
-use raft_checker::symmetry::{canonical, rename};
+use raft_checker::symmetry::{canonical, orbit_fingerprint, rename};
 use stateright::Model;
 
 fn bound() -> Bounds {
@@ -44,11 +44,36 @@ fn representative_is_the_same_for_every_renaming() {
     for state in reachable(&model, 400) {
         let representative = canonical(&state);
         assert_eq!(canonical(&representative), representative, "idempotent");
+        let fingerprint = orbit_fingerprint(&state);
         for order in ALL_ORDERS {
             let renamed = rename(&state, &order);
             assert_eq!(canonical(&renamed), representative, "order {order:?}");
+            assert_eq!(orbit_fingerprint(&renamed), fingerprint, "order {order:?}");
         }
     }
+}
+
+/// The orbit fingerprint tells orbits apart exactly as the canonical state
+/// does: two reachable states share a fingerprint if and only if they share
+/// a representative (no collision among these, and no orbit split).
+#[test]
+fn orbit_fingerprints_partition_states_as_representatives_do() {
+    let model = RaftModel::new(bound(), Vec::new());
+    let states = reachable(&model, 1500);
+    let mut by_fingerprint = std::collections::HashMap::new();
+    for state in &states {
+        let representative = canonical(state);
+        let previous = by_fingerprint
+            .entry(orbit_fingerprint(state))
+            .or_insert_with(|| representative.clone());
+        assert_eq!(*previous, representative, "one fingerprint, one orbit");
+    }
+    let orbits: std::collections::BTreeSet<RaftState> = states.iter().map(canonical).collect();
+    assert_eq!(
+        by_fingerprint.len(),
+        orbits.len(),
+        "one orbit, one fingerprint"
+    );
 }
 
 #[test]
@@ -121,6 +146,7 @@ fn durable_images_are_renamed_with_their_servers() {
         for order in ALL_ORDERS {
             let renamed = rename(state, &order);
             assert_eq!(canonical(&renamed), representative, "order {order:?}");
+            assert_eq!(orbit_fingerprint(&renamed), orbit_fingerprint(state));
             for (new_index, &old_index) in order.iter().enumerate() {
                 let (old, new) = (old_index as u64 + 1, new_index as u64 + 1);
                 assert_eq!(

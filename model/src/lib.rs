@@ -44,4 +44,6 @@ pub use refused::{CompactError, ConfigChangeError, NotLeader, Refused};
 pub use server::{DEFAULT_MAX_APPEND_ENTRIES, Role, Server};
 pub use snapshot::{Snapshot, SnapshotMeta};
 pub use step::Step;
-pub use types::{Config, Entry, Index, NodeId, Payload, PendingRead, ReadReady, RenameIds, Term};
+pub use types::{
+    Config, Entry, Index, NodeId, Payload, PendingRead, ReadReady, RenameIds, Term, hash_sorted,
+};

@@ -1,5 +1,7 @@
 //! The scalar and small compound types every other module speaks in.
 
+use std::hash::{Hash, Hasher};
+
 use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +203,26 @@ impl Config {
     /// This configuration with every id passed through the renaming `f`
     /// (injective). When `f` maps the members onto themselves the sets are
     /// shared rather than rebuilt: symmetry reduction renames every state.
+    /// Feeds `h` exactly what `self.rename_ids(f).hash(h)` would, without
+    /// building or looking anything up (the checker's orbit fingerprint).
+    pub fn hash_renamed<H: Hasher>(&self, f: &impl Fn(NodeId) -> NodeId, h: &mut H) {
+        let Config {
+            members,
+            old,
+            learners,
+        } = self;
+        let renamed = |set: &OrdSet<NodeId>, h: &mut H| {
+            hash_sorted(set.len(), set.iter().map(|id| f(*id)), h);
+        };
+        renamed(members, h);
+        // An `Option` hashes its discriminant, then what it holds.
+        old.as_ref().map(|_| ()).hash(h);
+        if let Some(old) = old {
+            renamed(old, h);
+        }
+        renamed(learners, h);
+    }
+
     pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Config {
         let rename = |set: &OrdSet<NodeId>| {
             if set.iter().all(|id| set.contains(&f(*id))) {
@@ -252,4 +274,35 @@ pub struct PendingRead {
 pub struct ReadReady {
     pub id: u64,
     pub index: Index,
+}
+
+/// Feeds `h` the `len` items of `items` in ascending order, as imbl's
+/// ordered sets and maps hash their elements (in order, no length), without
+/// allocating for up to 16 of them: what the checker's orbit fingerprint
+/// needs for a set or map of server ids after renaming them.
+pub fn hash_sorted<T, H>(len: usize, items: impl Iterator<Item = T>, h: &mut H)
+where
+    T: Ord + Hash + Copy + Default,
+    H: Hasher,
+{
+    const INLINE: usize = 16;
+    if len <= INLINE {
+        let mut buffer = [T::default(); INLINE];
+        let mut n = 0;
+        for item in items.take(INLINE) {
+            buffer[n] = item;
+            n += 1;
+        }
+        let sorted = &mut buffer[..n];
+        sorted.sort_unstable();
+        for item in sorted.iter() {
+            item.hash(h);
+        }
+    } else {
+        let mut sorted: Vec<T> = items.collect();
+        sorted.sort_unstable();
+        for item in &sorted {
+            item.hash(h);
+        }
+    }
 }
