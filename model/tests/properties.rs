@@ -74,42 +74,42 @@ fn effects_hand_the_driver_every_committed_entry_once_in_order() {
     check(property);
 }
 
-/// Leaders writing their own appends in parallel with replication
-/// (dissertation §10.2.1): every property, the durability contract
-/// included (the disk, fed by `persist` effects and completed parallel
-/// writes alone, holds what the core says is durable), and a crash that
-/// loses a leader's unwritten entries breaks none of them.
+/// Every property over one run, the first violation reported with the
+/// operation it happened at.
+fn every_property(scenario: &Scenario) -> TestResult {
+    match run(scenario, &[], &Property::ALL).violation {
+        None => TestResult::passed(),
+        Some((violation, step)) => TestResult::error(format!("at operation {step}: {violation}")),
+    }
+}
+
+fn check_scenarios<S: quickcheck::Arbitrary + std::fmt::Debug>(property: fn(S) -> TestResult) {
+    QuickCheck::new()
+        .tests(cases())
+        .max_tests(cases())
+        .quickcheck(property);
+}
+
 /// Pipelined replication: leaders send each peer its next entries before
 /// the previous ones are acknowledged, on a network that reorders, loses
 /// and duplicates. Every property holds, the durability contract included.
 #[test]
 fn every_property_holds_with_pipelined_replication() {
     fn property(scenario: PipelinedScenario) -> TestResult {
-        match run(&scenario.0, &[], &Property::ALL).violation {
-            None => TestResult::passed(),
-            Some((violation, step)) => {
-                TestResult::error(format!("at operation {step}: {violation}"))
-            }
-        }
+        every_property(&scenario.0)
     }
-    QuickCheck::new()
-        .tests(cases())
-        .max_tests(cases())
-        .quickcheck(property as fn(PipelinedScenario) -> TestResult);
+    check_scenarios(property as fn(PipelinedScenario) -> TestResult);
 }
 
+/// Leaders writing their own appends in parallel with replication
+/// (dissertation §10.2.1): every property, the durability contract
+/// included (the disk, fed by `persist` effects and completed parallel
+/// writes alone, holds what the core says is durable), and a crash that
+/// loses a leader's unwritten entries breaks none of them.
 #[test]
 fn every_property_holds_with_parallel_writes() {
     fn property(scenario: ParallelScenario) -> TestResult {
-        match run(&scenario.0, &[], &Property::ALL).violation {
-            None => TestResult::passed(),
-            Some((violation, step)) => {
-                TestResult::error(format!("at operation {step}: {violation}"))
-            }
-        }
+        every_property(&scenario.0)
     }
-    QuickCheck::new()
-        .tests(cases())
-        .max_tests(cases())
-        .quickcheck(property as fn(ParallelScenario) -> TestResult);
+    check_scenarios(property as fn(ParallelScenario) -> TestResult);
 }
