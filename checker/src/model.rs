@@ -16,13 +16,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use imbl::{OrdMap, OrdSet, Vector};
+use imbl::Vector;
 use raft_model::{Bug, Config, NodeId, Server};
 use stateright::{Model, Property};
 
 use crate::action::Action;
 use crate::bounds::Bounds;
-use crate::network::Network;
 use crate::properties;
 use crate::state::RaftState;
 use crate::step;
@@ -341,33 +340,10 @@ impl RaftModel {
             })
             .collect();
         RaftState {
-            servers,
-            network: Network::new(),
-            elected: OrdSet::new(),
-            committed: OrdSet::new(),
-            client_requests: 0,
-            restarts: 0,
-            compactions: 0,
-            duplicates: 0,
-            drops: 0,
-            reads: 0,
-            transfers: 0,
-            config_changes: 0,
-            learner_changes: 0,
             // Counted only where a bound limits them.
             timeouts: self.bounds.max_timeouts.map(|_| 0),
             heartbeats: self.bounds.max_heartbeats.map(|_| 0),
-            initial_config: config.clone(),
-            read_bound: Vector::new(),
-            reads_ready: OrdSet::new(),
-            leader_append_only_violated: false,
-            pre_vote_raised_term: false,
-            pre_vote_lease_broken: false,
-            timeout_now_ignored: false,
-            transfer_log_grew: false,
-            durable: OrdMap::new(),
-            observed: 0,
-            orbit: None,
+            ..RaftState::fresh(servers, config)
         }
     }
 

@@ -193,12 +193,13 @@ impl Hash for RaftState {
 }
 
 impl RaftState {
-    /// A state that stands for a whole symmetry orbit in stateright's table
-    /// of fingerprints, and is never explored: no servers, no messages,
-    /// only the orbit's fingerprint, which is all it hashes.
-    pub fn orbit_stand_in(orbit: u64) -> RaftState {
+    /// `servers` with every history empty, every counter at 0, nothing in
+    /// flight, no durable image stored apart from the servers, and the
+    /// uncounted guards (`timeouts`, `heartbeats`) off: what the initial
+    /// state and the orbit stand-in share.
+    pub fn fresh(servers: Vec<RaftServer>, initial_config: Config) -> RaftState {
         RaftState {
-            servers: Vec::new(),
+            servers,
             network: Network::new(),
             elected: OrdSet::new(),
             committed: OrdSet::new(),
@@ -213,7 +214,7 @@ impl RaftState {
             learner_changes: 0,
             timeouts: None,
             heartbeats: None,
-            initial_config: Config::new(std::iter::empty()),
+            initial_config,
             read_bound: Vector::new(),
             reads_ready: OrdSet::new(),
             leader_append_only_violated: false,
@@ -223,7 +224,17 @@ impl RaftState {
             transfer_log_grew: false,
             durable: OrdMap::new(),
             observed: 0,
+            orbit: None,
+        }
+    }
+
+    /// A state that stands for a whole symmetry orbit in stateright's table
+    /// of fingerprints, and is never explored: no servers, no messages,
+    /// only the orbit's fingerprint, which is all it hashes.
+    pub fn orbit_stand_in(orbit: u64) -> RaftState {
+        RaftState {
             orbit: Some(orbit),
+            ..RaftState::fresh(Vec::new(), Config::new(std::iter::empty()))
         }
     }
 
