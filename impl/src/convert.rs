@@ -553,18 +553,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let original: Msg = Message {
-            from: 1,
-            to: 2,
-            term: 3,
-            body: Body::AppendEntriesRequest {
-                prev_log_index: 5,
-                prev_log_term: 1,
-                entries,
-                leader_commit: 4,
-                read_seq: 7,
-            },
-        };
+        let original = heartbeat(entries);
         let sent = append_request_to_proto("c", &original)
             .unwrap()
             .encode_to_vec();
