@@ -17,12 +17,13 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use imbl::OrdSet;
 use raft_model::{Body, NodeId, Role, hash_sorted};
 use stateright::Representative;
 
+use crate::shared_server::{SharedServer, fingerprint_hasher};
 use crate::state::{RaftServer, RaftState};
 
 /// stateright only fingerprints the representative it is given (it keeps
@@ -173,18 +174,6 @@ fn hash_of(state: &RaftState) -> u64 {
     hasher.finish()
 }
 
-/// A fixed-seed hasher (the one stateright fingerprints with): the same
-/// state hashes the same in every thread and every run.
-fn fingerprint_hasher() -> ahash::AHasher {
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
-    .build_hasher()
-}
-
 fn is_identity(order: &[usize]) -> bool {
     order.iter().enumerate().all(|(new, old)| new == *old)
 }
@@ -264,7 +253,7 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
     RaftState {
         servers: order
             .iter()
-            .map(|&old| state.servers[old].rename_ids(&f))
+            .map(|&old| SharedServer::new(state.servers[old].rename_ids(&f)))
             .collect(),
         network: state.network.rename_ids(&f),
         elected: state
@@ -361,7 +350,7 @@ fn hash_renamed<H: Hasher>(state: &RaftState, order: &[usize], h: &mut H) {
     // A Vec hashes its length, then its elements.
     servers.len().hash(h);
     for &old in order {
-        servers[old].hash_renamed(&f, h);
+        h.write_u64(servers[old].renamed_hash(&new_id));
     }
     network.hash_renamed(&f, h);
     // imbl's ordered sets and maps hash their elements in order.
