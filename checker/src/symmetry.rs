@@ -39,7 +39,8 @@ impl Representative for RaftState {
 }
 
 /// An id-free summary of a server: equal under any renaming of ids. The more
-/// it tells servers apart, the fewer renamings `canonical` has to compare.
+/// it tells servers apart, the fewer renamings `canonical` has to compare;
+/// servers it leaves equal are told apart by their [`Traffic`] next.
 ///
 /// Its first element keeps the servers of the initial configuration apart
 /// from the spare ones (`--spare-servers`): the spec's symmetry permutes
@@ -47,11 +48,7 @@ impl Representative for RaftState {
 /// renamings that keep the initial configuration map initial states onto
 /// initial states. Configuration entries in the log name servers, so the
 /// log enters with every id replaced by 0.
-fn key<'a>(
-    server: &'a RaftServer,
-    traffic: &Traffic,
-    initial: &imbl::OrdSet<NodeId>,
-) -> impl Ord + 'a {
+fn key<'a>(server: &'a RaftServer, initial: &imbl::OrdSet<NodeId>) -> impl Ord + 'a {
     let vote = match server.voted_for() {
         None => 0u8,
         Some(id) if id == server.id() => 1,
@@ -70,7 +67,6 @@ fn key<'a>(
         log,
         vote,
         server.votes_granted().len(),
-        traffic.get(server.id()),
     )
 }
 
@@ -184,14 +180,22 @@ fn is_identity(order: &[usize]) -> bool {
 /// it onto the same set of states.
 fn candidate_orders(state: &RaftState) -> Vec<Vec<usize>> {
     let n = state.servers.len();
-    let traffic = Traffic::of(state);
     let initial = &state.initial_config.members;
-    let keys: Vec<_> = state
-        .servers
-        .iter()
-        .map(|s| key(s, &traffic, initial))
-        .collect();
+    let keys: Vec<_> = state.servers.iter().map(|s| key(s, initial)).collect();
     let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    if order.windows(2).all(|pair| keys[pair[0]] != keys[pair[1]]) {
+        // The keys alone order the servers (nearly every state): the
+        // traffic, which would only break ties, need not be computed.
+        return vec![order];
+    }
+    // The key, then the traffic: servers of equal keys ordered by it.
+    let traffic = Traffic::of(state);
+    let keys: Vec<_> = keys
+        .into_iter()
+        .zip(&state.servers)
+        .map(|(key, s)| (key, traffic.get(s.id())))
+        .collect();
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
 
     // Runs of servers with equal keys: every order within a run is a candidate.
