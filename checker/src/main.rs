@@ -195,6 +195,9 @@ struct MutantsArgs {
     json: Option<PathBuf>,
 }
 
+/// The checker allocates and frees a few small blocks per state (imbl
+/// nodes, pointers to messages); glibc's malloc and free were a tenth of a
+/// check's profile, mimalloc's a third less.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
