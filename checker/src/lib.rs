@@ -27,6 +27,7 @@ pub mod progress;
 pub mod properties;
 pub mod report;
 pub mod run;
+pub mod shared_server;
 pub mod shorten;
 pub mod state;
 pub mod step;

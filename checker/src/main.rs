@@ -195,6 +195,12 @@ struct MutantsArgs {
     json: Option<PathBuf>,
 }
 
+/// The checker allocates and frees a few small blocks per state (imbl
+/// nodes, pointers to messages); glibc's malloc and free were a tenth of a
+/// check's profile, mimalloc's a third less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -15,6 +15,7 @@
 //! figure TLC prints for the same bound.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use imbl::Vector;
 use raft_model::{Bug, Config, NodeId, Server};
@@ -272,6 +273,12 @@ pub struct RaftModel {
     stop_at_violation: bool,
     /// Set when a state violating an `always` property has been generated.
     violation_seen: AtomicBool,
+    /// `--timeout`: past this instant no successor is kept, so the search
+    /// drains what it holds and ends. stateright's own timeout is
+    /// read only when a thread runs out of work, which one thread never
+    /// does before the end (`check --timeout 40 --threads 1` ran on to the
+    /// end).
+    deadline: Option<Instant>,
 }
 
 impl RaftModel {
@@ -284,6 +291,15 @@ impl RaftModel {
             only_effective_actions: false,
             stop_at_violation: false,
             violation_seen: AtomicBool::new(false),
+            deadline: None,
+        }
+    }
+
+    /// The model ends the search `timeout` from now (see `deadline`).
+    pub fn with_timeout(self, timeout: Option<Duration>) -> Self {
+        RaftModel {
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+            ..self
         }
     }
 
@@ -382,6 +398,14 @@ impl Model for RaftModel {
     }
 
     fn within_boundary(&self, state: &RaftState) -> bool {
+        // Here rather than in `actions`, which stateright also calls to
+        // rebuild the paths of its discoveries after the search.
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return false;
+        }
         if self.stop_at_violation {
             if self.violation_seen.load(Ordering::Relaxed) {
                 return false;

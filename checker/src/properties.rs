@@ -149,7 +149,7 @@ pub fn committed_entry_missing_from_a_leader(
                 .iter()
                 .filter(|l| l.role() == Role::Leader && l.current_term() > commit_term)
                 .find(|l| index > l.log().snapshot_index && l.log().term_at(index) != Some(term))
-                .map(|leader| ((index, term, commit_term), leader))
+                .map(|leader| ((index, term, commit_term), &**leader))
         })
 }
 
@@ -216,9 +216,13 @@ pub fn candidate_knows_no_leader(state: &RaftState) -> bool {
 
 /// Where CandidateKnowsNoLeader fails: the (pre-)candidate.
 pub fn candidate_with_a_leader(state: &RaftState) -> Option<&RaftServer> {
-    state.servers.iter().find(|s| {
-        matches!(s.role(), Role::Candidate | Role::PreCandidate) && s.leader_id().is_some()
-    })
+    state
+        .servers
+        .iter()
+        .find(|s| {
+            matches!(s.role(), Role::Candidate | Role::PreCandidate) && s.leader_id().is_some()
+        })
+        .map(|s| &**s)
 }
 
 /// PreVoteRespectsLease: no server grants a pre-vote while it holds a lease

@@ -64,6 +64,8 @@ pub struct Report {
     pub threads: usize,
     /// The search visited every reachable state (exhaustive, not stopped).
     pub complete: bool,
+    /// `--timeout` ended the search (then it is not complete).
+    pub timed_out: bool,
     /// Distinct states stateright stored (orbits, under symmetry).
     pub distinct_states: usize,
     /// Of those, within `WithinBounds`: TLC's "distinct states" (exhaustive only).
@@ -146,7 +148,13 @@ impl Report {
         if let Some(peak) = self.peak_memory_bytes {
             let _ = writeln!(out, "peak memory: {}", memory::format_bytes(peak));
         }
-        if !self.complete {
+        if self.timed_out {
+            let _ = writeln!(
+                out,
+                "search complete: no (timed out: `--timeout` ended it, so it proves nothing; \
+                 the result below fails for that)"
+            );
+        } else if !self.complete {
             let _ = writeln!(
                 out,
                 "search complete: no (stopped early: first violation, timeout or simulation)"

@@ -93,7 +93,8 @@ pub fn run(options: &RunOptions) -> Outcome {
     let model = match options.strategy {
         Strategy::Simulation { .. } => RaftModel::for_simulation(options.bounds.clone(), bugs),
         Strategy::Dfs | Strategy::Bfs => RaftModel::new(options.bounds.clone(), bugs),
-    };
+    }
+    .with_timeout(options.timeout);
     let mut builder = model.checker().threads(options.threads.max(1));
     builder = builder.finish_when(match options.stop_at {
         Some(name) => HasDiscoveries::AnyOf([name].into_iter().collect()),
@@ -212,6 +213,7 @@ where
         symmetry,
         threads: options.threads.max(1),
         complete,
+        timed_out,
         distinct_states: totals.distinct,
         distinct_states_within_bounds: exhaustive.then(|| totals.distinct.saturating_sub(boundary)),
         boundary_states: exhaustive.then_some(boundary),

@@ -55,7 +55,12 @@ pub fn witness_bound(bounds: &Bounds, path: &StatePath) -> Bounds {
             }
         }
         if k < inside {
-            let log = state.servers.iter().map(log_length).max().unwrap_or(0);
+            let log = state
+                .servers
+                .iter()
+                .map(|s| log_length(s))
+                .max()
+                .unwrap_or(0);
             witness.max_log = witness.max_log.max(u8::try_from(log).unwrap_or(u8::MAX));
             let copies = u8::try_from(state.network.copies()).unwrap_or(u8::MAX);
             witness.max_messages = witness.max_messages.max(copies);

@@ -9,6 +9,7 @@ use imbl::{OrdMap, OrdSet, Vector};
 use raft_model::{Config, Durable, Entry, Index, Message, NodeId, Persist, Server, Term};
 
 use crate::network::Network;
+use crate::shared_server::SharedServer;
 use serde::Serialize;
 
 /// Client commands are the naturals 1..=MaxClientRequests.
@@ -80,7 +81,8 @@ pub const OBSERVED_PIPELINE_FELL_BACK: u16 = 1 << 15;
 /// and no safety verdict depends on it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct RaftState {
-    pub servers: Vec<RaftServer>,
+    /// Shared with the states that did not step them (`SharedServer`).
+    pub servers: Vec<SharedServer>,
     /// `messages`: the bag of messages in flight; a delivery takes one copy.
     pub network: Network,
     /// `elected`: every (term, server) that ever became leader.
@@ -199,7 +201,7 @@ impl RaftState {
     /// state and the orbit stand-in share.
     pub fn fresh(servers: Vec<RaftServer>, initial_config: Config) -> RaftState {
         RaftState {
-            servers,
+            servers: servers.into_iter().map(SharedServer::new).collect(),
             network: Network::new(),
             elected: OrdSet::new(),
             committed: OrdSet::new(),
@@ -242,8 +244,13 @@ impl RaftState {
         &self.servers[index_of(id)]
     }
 
+    /// Server `id` itself, shared with this state (a pointer's copy).
+    pub fn shared(&self, id: NodeId) -> SharedServer {
+        self.servers[index_of(id)].clone()
+    }
+
     pub fn server_mut(&mut self, id: NodeId) -> &mut RaftServer {
-        &mut self.servers[index_of(id)]
+        self.servers[index_of(id)].make_mut()
     }
 
     /// The spec's `CommittedIndex`: the highest index in `committed` (0 if

@@ -157,12 +157,13 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
     {
         return None;
     }
-    let before = state.server(id).clone();
+    // The parent state is not changed: its server is the one before the step.
+    let before = state.server(id);
     if let Step::Restart = step {
         // The crash keeps only the durable image: the server is rebuilt
         // from it, then takes the Restart step (as the trace validator
         // replays a node's restart).
-        *next.server_mut(id) = state.durable_image(id).recover(&before);
+        *next.server_mut(id) = state.durable_image(id).recover(before);
     }
     let effects = next.server_mut(id).step(step.clone()).ok()?;
     count(state, &mut next, step)?;
@@ -172,9 +173,9 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
         Step::LogPersisted { index, .. } => Some(*index),
         _ => None,
     };
-    next.persist(&before, &effects.persist, written);
-    record(&mut next, step, &before, effects);
-    if step.message().is_none() && unchanged(state, &next, &before) {
+    next.persist(before, &effects.persist, written);
+    record(&mut next, step, before, effects);
+    if step.message().is_none() && unchanged(state, &next, before) {
         // A duplicate delivery, a repeated heartbeat...: a self-loop. Saying
         // so spares stateright renaming and hashing a state it already has.
         return None;
@@ -251,7 +252,8 @@ fn record(
     before: &RaftServer,
     effects: Effects<u8, Image>,
 ) {
-    let after = next.server(before.id()).clone();
+    // Shared, not copied: nothing below changes a server.
+    let after = next.shared(before.id());
     if raised_term_by_pre_vote(step, before, &after) {
         next.pre_vote_raised_term = true;
     }

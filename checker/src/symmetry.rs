@@ -17,12 +17,13 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use imbl::OrdSet;
 use raft_model::{Body, NodeId, Role, hash_sorted};
 use stateright::Representative;
 
+use crate::shared_server::{SharedServer, fingerprint_hasher};
 use crate::state::{RaftServer, RaftState};
 
 /// stateright only fingerprints the representative it is given (it keeps
@@ -38,7 +39,8 @@ impl Representative for RaftState {
 }
 
 /// An id-free summary of a server: equal under any renaming of ids. The more
-/// it tells servers apart, the fewer renamings `canonical` has to compare.
+/// it tells servers apart, the fewer renamings `canonical` has to compare;
+/// servers it leaves equal are told apart by their [`Traffic`] next.
 ///
 /// Its first element keeps the servers of the initial configuration apart
 /// from the spare ones (`--spare-servers`): the spec's symmetry permutes
@@ -46,11 +48,7 @@ impl Representative for RaftState {
 /// renamings that keep the initial configuration map initial states onto
 /// initial states. Configuration entries in the log name servers, so the
 /// log enters with every id replaced by 0.
-fn key<'a>(
-    server: &'a RaftServer,
-    traffic: &Traffic,
-    initial: &imbl::OrdSet<NodeId>,
-) -> impl Ord + 'a {
+fn key<'a>(server: &'a RaftServer, initial: &imbl::OrdSet<NodeId>) -> impl Ord + 'a {
     let vote = match server.voted_for() {
         None => 0u8,
         Some(id) if id == server.id() => 1,
@@ -69,7 +67,6 @@ fn key<'a>(
         log,
         vote,
         server.votes_granted().len(),
-        traffic.get(server.id()),
     )
 }
 
@@ -173,18 +170,6 @@ fn hash_of(state: &RaftState) -> u64 {
     hasher.finish()
 }
 
-/// A fixed-seed hasher (the one stateright fingerprints with): the same
-/// state hashes the same in every thread and every run.
-fn fingerprint_hasher() -> ahash::AHasher {
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
-    .build_hasher()
-}
-
 fn is_identity(order: &[usize]) -> bool {
     order.iter().enumerate().all(|(new, old)| new == *old)
 }
@@ -195,14 +180,22 @@ fn is_identity(order: &[usize]) -> bool {
 /// it onto the same set of states.
 fn candidate_orders(state: &RaftState) -> Vec<Vec<usize>> {
     let n = state.servers.len();
-    let traffic = Traffic::of(state);
     let initial = &state.initial_config.members;
-    let keys: Vec<_> = state
-        .servers
-        .iter()
-        .map(|s| key(s, &traffic, initial))
-        .collect();
+    let keys: Vec<_> = state.servers.iter().map(|s| key(s, initial)).collect();
     let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    if order.windows(2).all(|pair| keys[pair[0]] != keys[pair[1]]) {
+        // The keys alone order the servers (nearly every state): the
+        // traffic, which would only break ties, need not be computed.
+        return vec![order];
+    }
+    // The key, then the traffic: servers of equal keys ordered by it.
+    let traffic = Traffic::of(state);
+    let keys: Vec<_> = keys
+        .into_iter()
+        .zip(&state.servers)
+        .map(|(key, s)| (key, traffic.get(s.id())))
+        .collect();
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
 
     // Runs of servers with equal keys: every order within a run is a candidate.
@@ -264,7 +257,7 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
     RaftState {
         servers: order
             .iter()
-            .map(|&old| state.servers[old].rename_ids(&f))
+            .map(|&old| SharedServer::new(state.servers[old].rename_ids(&f)))
             .collect(),
         network: state.network.rename_ids(&f),
         elected: state
@@ -361,7 +354,7 @@ fn hash_renamed<H: Hasher>(state: &RaftState, order: &[usize], h: &mut H) {
     // A Vec hashes its length, then its elements.
     servers.len().hash(h);
     for &old in order {
-        servers[old].hash_renamed(&f, h);
+        h.write_u64(servers[old].renamed_hash(&new_id));
     }
     network.hash_renamed(&f, h);
     // imbl's ordered sets and maps hash their elements in order.
