@@ -65,12 +65,17 @@ impl KvCommand {
         }))
     }
 
-    /// An etcd write (no session) whose transaction the caller has already
-    /// encoded: `txn_bytes` must be `etcd_convert::encode_txn(&txn)`, which
-    /// the etcd service measures before proposing (`etcd_convert::command`),
-    /// so the transaction is not encoded twice.
+    /// An etcd write (no session) whose transaction's encoding the caller
+    /// already holds, so that it is not encoded again: `txn_bytes` must
+    /// decode to `txn`. They are `etcd_convert::encode_txn(&txn)`, which the
+    /// etcd service measures before proposing (`etcd_convert::command`), or
+    /// the bytes a follower received and decoded `txn` from
+    /// (`convert::command_from_proto`).
     pub(crate) fn etcd(txn: Txn, txn_bytes: Vec<u8>) -> Self {
-        debug_assert_eq!(txn_bytes, crate::etcd_convert::encode_txn(&txn));
+        debug_assert_eq!(
+            crate::proto::etcdserverpb::TxnRequest::decode(txn_bytes.as_slice()).ok(),
+            Some(crate::etcd_convert::txn_request(&txn))
+        );
         let encoded = pb::Command {
             client_id: 0,
             seq: 0,

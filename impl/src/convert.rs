@@ -108,7 +108,14 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             }
         }
         pb::command::Op::EtcdTxn(bytes) => {
-            KvOp::Txn(crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?)
+            let txn = crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?;
+            // An etcd write has no session; keep the bytes it was decoded
+            // from rather than rebuild and encode the transaction again
+            // (every follower does this for every entry: issue 21).
+            if command.client_id == 0 && command.seq == 0 {
+                return Ok(KvCommand::etcd(txn, bytes));
+            }
+            KvOp::Txn(txn)
         }
     };
     Ok(KvCommand::new(command.client_id, command.seq, op))
@@ -497,6 +504,27 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+
+    #[test]
+    fn a_received_etcd_write_keeps_the_bytes_it_was_decoded_from() {
+        use crate::kv::{Txn, TxnOp};
+        let txn = Txn {
+            success: vec![TxnOp::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                prev_kv: true,
+            }],
+            ..Txn::default()
+        };
+        let leader = crate::etcd_convert::command(txn.clone()).unwrap();
+        let received = command_from_proto(pb::Command::decode(leader.encoded()).unwrap()).unwrap();
+        assert_eq!(received, leader);
+        assert_eq!(received.op(), &KvOp::Txn(txn));
+        // The same bytes as rebuilding the command would have made.
+        assert_eq!(received.encoded(), leader.encoded());
+        let rebuilt = KvCommand::new(0, 0, received.op().clone());
+        assert_eq!(received.encoded(), rebuilt.encoded());
+    }
 
     fn addressing() -> Addressing {
         Addressing {
