@@ -106,7 +106,21 @@ impl SharedServer {
 
     /// The server's own hash (the identity renaming's).
     pub fn own_hash(&self) -> u64 {
-        self.renamed_hash(&IDENTITY_IDS)
+        let hash = self.renamed_hash(&IDENTITY_IDS);
+        // The streaming hash feeds the hasher what the server's derived
+        // `Hash` does: together with `symmetry::renamed_hash`'s check that
+        // a renamed state's stream equals the built renamed state's, this
+        // is what catches a field the streaming hash leaves out.
+        debug_assert_eq!(
+            hash,
+            {
+                let mut hasher = fingerprint_hasher();
+                self.0.server.hash(&mut hasher);
+                hasher.finish()
+            },
+            "Server::hash_renamed under the identity differs from the server's Hash"
+        );
+        hash
     }
 }
 
