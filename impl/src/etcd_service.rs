@@ -93,6 +93,13 @@ impl Etcd {
         }
     }
 
+    /// Refuse writes while `space` says the disk is (nearly) full, as the
+    /// native API does (crate::disk_space).
+    pub fn with_disk_space(mut self, space: crate::disk_space::DiskSpace) -> Self {
+        self.gateway = self.gateway.with_disk_space(space);
+        self
+    }
+
     pub fn header(&self, revision: Revision, term: u64) -> pb::ResponseHeader {
         pb::ResponseHeader {
             cluster_id: self.cluster_id,
@@ -224,6 +231,10 @@ impl Etcd {
     /// Proposes one etcd write (`convert::command`) and waits for it to
     /// apply.
     async fn write(&self, command: KvCommand, forwarded: bool) -> Result<Applied, Failure> {
+        // This node's own disk first, before it proposes or forwards: the
+        // native path's check (etcd itself answers a full backend with
+        // RESOURCE_EXHAUSTED too, "database space exceeded").
+        self.gateway.check_disk_space().map_err(Failure::Status)?;
         let answer = self
             .gateway
             .ask(|reply| Input::Propose { command, reply })

@@ -206,7 +206,8 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
     // they end with it, crate::peer_client::Peers).
     let peer_tasks = vec![disk_space.spawn_monitor()];
     let kv_service = proto::kv::kv_server::KvServer::new(
-        KvService::new(&config, inbox_tx.clone(), directory.clone()).with_disk_space(disk_space),
+        KvService::new(&config, inbox_tx.clone(), directory.clone())
+            .with_disk_space(disk_space.clone()),
     );
     let admin_service = proto::admin::admin_server::AdminServer::new(AdminService::new(
         &config,
@@ -214,7 +215,7 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
         directory.clone(),
     ));
     // etcd's v3 API beside the native one (crate::etcd_service).
-    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone());
+    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone()).with_disk_space(disk_space);
     let etcd_kv = proto::etcdserverpb::kv_server::KvServer::new(EtcdKv(etcd.clone()));
     let etcd_cluster =
         proto::etcdserverpb::cluster_server::ClusterServer::new(EtcdCluster(etcd.clone()));

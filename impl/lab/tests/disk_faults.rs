@@ -23,6 +23,8 @@ use raft_lab::powerfs::{self, DiskFaults};
 use raft_model::NodeId;
 use raft_node::client::{ClientError, KvClient};
 use raft_node::config::Member;
+use raft_node::proto::etcdserverpb as etcd_pb;
+use raft_node::proto::etcdserverpb::kv_client::KvClient as EtcdKv;
 
 /// The clusters share the machine's two cores: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -219,6 +221,27 @@ fn a_full_disk_refuses_writes_clearly_and_keeps_serving_reads() {
                 assert!(status.message().contains("the disk is full"), "{status:?}");
             }
             other => panic!("a write on a full disk was not refused: {other:?}"),
+        }
+        // The etcd API refuses it the same way, on any member.
+        for address in &c.addresses {
+            let mut etcd = EtcdKv::connect(format!("http://{address}")).await.unwrap();
+            let refused = etcd
+                .put(etcd_pb::PutRequest {
+                    key: b"k".to_vec(),
+                    value: b"refused".to_vec(),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("an etcd put on a full disk was not refused");
+            assert_eq!(
+                refused.code(),
+                tonic::Code::ResourceExhausted,
+                "{refused:?}"
+            );
+            assert!(
+                refused.message().contains("the disk is full"),
+                "{refused:?}"
+            );
         }
         // Reads go on, and what was acknowledged is there.
         let value = client.get("k").await.unwrap().value;
