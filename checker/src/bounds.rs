@@ -300,7 +300,9 @@ pub const PRESETS: &[Preset] = &[
         },
         about: "one term, one restart, PreVote and CheckQuorum on: a restarted server holds \
                 the lease of a leader it may have heard just before its crash \
-                (restart-forgets-lease breaks it)",
+                (restart-forgets-lease breaks it). With one term the lease is only set: a \
+                pre-vote refused by it and a timeout clearing it need a second term, which \
+                `prevote-restart` (the thorough suite) has",
         states: Some(138_762),
     },
     Preset {

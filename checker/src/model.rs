@@ -279,6 +279,9 @@ pub struct RaftModel {
     /// does before the end (`check --timeout 40 --threads 1` ran on to the
     /// end).
     deadline: Option<Instant>,
+    /// Set when a successor was dropped because the deadline had passed:
+    /// the search did not finish.
+    deadline_hit: AtomicBool,
 }
 
 impl RaftModel {
@@ -292,6 +295,7 @@ impl RaftModel {
             stop_at_violation: false,
             violation_seen: AtomicBool::new(false),
             deadline: None,
+            deadline_hit: AtomicBool::new(false),
         }
     }
 
@@ -363,6 +367,12 @@ impl RaftModel {
         }
     }
 
+    /// Whether `--timeout` cut the search short (a successor was dropped
+    /// past the deadline).
+    pub fn timed_out(&self) -> bool {
+        self.deadline_hit.load(Ordering::Relaxed)
+    }
+
     /// Distinct boundary states stored so far (exhaustive checks only).
     pub fn kept_boundary_states(&self) -> usize {
         self.kept_boundary_states.load(Ordering::Relaxed)
@@ -404,6 +414,7 @@ impl Model for RaftModel {
             .deadline
             .is_some_and(|deadline| Instant::now() >= deadline)
         {
+            self.deadline_hit.store(true, Ordering::Relaxed);
             return false;
         }
         if self.stop_at_violation {

@@ -160,7 +160,10 @@ where
         .iter()
         .any(|name| discoveries.contains_key(name));
     let all_found = discoveries.len() == model.properties().len();
-    let timed_out = options.timeout.is_some_and(|timeout| elapsed >= timeout);
+    // The model's own flag, not the clock: a search that ended just before
+    // its deadline is complete. A simulation's time budget (`--time`) is
+    // its stopping rule, not a timeout.
+    let timed_out = exhaustive && model.timed_out();
     let stopped_early = timed_out
         || all_found
         || options

@@ -30,9 +30,9 @@ use crate::state::RaftServer;
 const CACHED_IDS: NodeId = 8;
 
 #[derive(Clone)]
-pub struct SharedServer(Arc<Cell>);
+pub struct SharedServer(Arc<Slot>);
 
-struct Cell {
+struct Slot {
     server: RaftServer,
     /// (packed renaming, hash of the server under it) for the last two
     /// renamings asked for; a packed renaming is never 0. Emptied whenever
@@ -40,17 +40,17 @@ struct Cell {
     hashes: Mutex<[(u32, u64); 2]>,
 }
 
-impl Clone for Cell {
+impl Clone for Slot {
     /// Only [`SharedServer::make_mut`] clones a cell, to change its server:
     /// the copy starts with no hashes.
-    fn clone(&self) -> Cell {
-        Cell::new(self.server.clone())
+    fn clone(&self) -> Slot {
+        Slot::new(self.server.clone())
     }
 }
 
-impl Cell {
-    fn new(server: RaftServer) -> Cell {
-        Cell {
+impl Slot {
+    fn new(server: RaftServer) -> Slot {
+        Slot {
             server,
             hashes: Mutex::new([(0, 0); 2]),
         }
@@ -59,7 +59,7 @@ impl Cell {
 
 impl SharedServer {
     pub fn new(server: RaftServer) -> SharedServer {
-        SharedServer(Arc::new(Cell::new(server)))
+        SharedServer(Arc::new(Slot::new(server)))
     }
 
     /// The server, to be changed: copied first if another state shares it,
@@ -133,6 +133,10 @@ const IDENTITY_IDS: [NodeId; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 /// alone whenever the slice stops at 8, and the key tells the whole
 /// renaming.
 fn pack(new_id: &[NodeId]) -> Option<u32> {
+    debug_assert!(
+        new_id.first().is_none_or(|&zero| zero == 0),
+        "id 0 is never renamed"
+    );
     if new_id.len() > CACHED_IDS as usize + 1 {
         return None;
     }

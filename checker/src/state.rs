@@ -249,6 +249,11 @@ impl RaftState {
         self.servers[index_of(id)].clone()
     }
 
+    /// Puts `server` in server `id`'s place (a new one, not a copy).
+    pub fn replace_server(&mut self, id: NodeId, server: RaftServer) {
+        self.servers[index_of(id)] = SharedServer::new(server);
+    }
+
     pub fn server_mut(&mut self, id: NodeId) -> &mut RaftServer {
         self.servers[index_of(id)].make_mut()
     }

@@ -163,7 +163,7 @@ pub fn next_state(state: &RaftState, action: &Action) -> Option<RaftState> {
         // The crash keeps only the durable image: the server is rebuilt
         // from it, then takes the Restart step (as the trace validator
         // replays a node's restart).
-        *next.server_mut(id) = state.durable_image(id).recover(before);
+        next.replace_server(id, state.durable_image(id).recover(before));
     }
     let effects = next.server_mut(id).step(step.clone()).ok()?;
     count(state, &mut next, step)?;

@@ -300,3 +300,32 @@ fn pipelined_replication_holds_and_falls_back() {
     assert!(report.ok);
     assert_eq!(report.distinct_states_within_bounds, Some(10_062));
 }
+
+/// `--timeout` ends a one-thread search too (stateright's own timeout is
+/// read only by a thread that runs out of work), and the report says the
+/// search proves nothing; a search that ends before its timeout is complete.
+#[test]
+fn a_timeout_ends_a_one_thread_search_and_the_report_says_so() {
+    let mut options = RunOptions::check(Bounds::preset("prevote").expect("a named bound"));
+    options.threads = 1;
+    options.timeout = Some(std::time::Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let report = run(&options).report;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the search ran on past its timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(report.timed_out && !report.complete && !report.ok);
+    assert!(
+        report.distinct_states < 1_742_183,
+        "{}",
+        report.distinct_states
+    );
+
+    let mut options = RunOptions::check(Bounds::preset("tiny").expect("a named bound"));
+    options.threads = 1;
+    options.timeout = Some(std::time::Duration::from_secs(600));
+    let report = run(&options).report;
+    assert!(!report.timed_out && report.complete, "{}", report.render());
+}
