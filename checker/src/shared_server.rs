@@ -74,12 +74,7 @@ impl SharedServer {
     /// 1..=8 are `new_id[1..=8]` (an id past the slice keeps its number).
     /// Equal to `hash_server(&server.rename_ids(f))`.
     pub fn renamed_hash(&self, new_id: &[NodeId]) -> u64 {
-        let f = |id: NodeId| {
-            usize::try_from(id)
-                .ok()
-                .and_then(|i| new_id.get(i).copied())
-                .unwrap_or(id)
-        };
+        let f = |id: NodeId| crate::symmetry::renamed_id(new_id, id);
         let Some(key) = pack(new_id) else {
             return hash_server_renamed(&self.0.server, &f);
         };

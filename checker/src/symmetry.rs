@@ -308,7 +308,7 @@ fn new_ids(order: &[usize]) -> Vec<NodeId> {
     new_id
 }
 
-fn renamed_id(new_id: &[NodeId], id: NodeId) -> NodeId {
+pub(crate) fn renamed_id(new_id: &[NodeId], id: NodeId) -> NodeId {
     usize::try_from(id)
         .ok()
         .and_then(|i| new_id.get(i).copied())
