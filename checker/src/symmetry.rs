@@ -20,11 +20,11 @@ use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 
 use imbl::OrdSet;
-use raft_model::{Body, NodeId, Role, hash_sorted};
+use raft_model::{NodeId, Role, hash_sorted};
 use stateright::Representative;
 
 use crate::shared_server::{SharedServer, fingerprint_hasher};
-use crate::state::{RaftServer, RaftState};
+use crate::state::{OwnHash, RaftServer, RaftState};
 
 /// stateright only fingerprints the representative it is given (it keeps
 /// exploring from the original state), so the representative is a stand-in
@@ -82,10 +82,7 @@ impl Traffic {
             let mut hasher = Mix::default();
             // Configurations in the body name servers: hashed with every id
             // 0, so that the digest is the same under any renaming.
-            let named = matches!(message.body, Body::InstallSnapshotRequest { .. })
-                || matches!(&message.body, Body::AppendEntriesRequest { entries, .. }
-                    if entries.iter().any(|e| e.config().is_some()));
-            if named {
+            if crate::network::names_servers(message) {
                 (message.term, &message.rename_ids(&|_| 0).body).hash(&mut hasher);
             } else {
                 (message.term, &message.body).hash(&mut hasher);
@@ -165,9 +162,7 @@ fn renamed_hash(state: &RaftState, order: &[usize]) -> u64 {
 }
 
 fn hash_of(state: &RaftState) -> u64 {
-    let mut hasher = fingerprint_hasher();
-    state.hash(&mut hasher);
-    hasher.finish()
+    state.own_hash()
 }
 
 fn is_identity(order: &[usize]) -> bool {
@@ -295,6 +290,7 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
             .collect(),
         observed: state.observed,
         orbit: None,
+        own_hash: OwnHash::default(),
     }
 }
 
@@ -347,6 +343,7 @@ fn hash_renamed<H: Hasher>(state: &RaftState, order: &[usize], h: &mut H) {
         durable,
         observed: _,
         orbit,
+        own_hash: _,
     } = state;
     debug_assert!(orbit.is_none(), "a stand-in has no servers to rename");
     let new_id = new_ids(order);
