@@ -236,6 +236,40 @@ mod tests {
         assert_eq!(network.copies(), 1);
     }
 
+    fn hash(network: &Network) -> u64 {
+        let mut hasher = fingerprint_hasher();
+        network.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn a_bag_hashes_by_its_messages_and_copies_not_by_the_order_of_sends() {
+        let (mut a, mut b) = (Network::new(), Network::new());
+        a.send(heartbeat(2));
+        a.send(heartbeat(3));
+        b.send(heartbeat(3));
+        b.send(heartbeat(2));
+        assert_eq!(hash(&a), hash(&b));
+        b.send(heartbeat(3));
+        assert_ne!(hash(&a), hash(&b), "a second copy changes the hash");
+        assert!(b.take(&heartbeat(3)));
+        assert_eq!(hash(&a), hash(&b), "taking it back restores it");
+        // Swapping the ends (a renaming) changes the hash unless the bag
+        // maps onto itself.
+        let swap = |id: NodeId| match id {
+            2 => 3,
+            3 => 2,
+            other => other,
+        };
+        assert_eq!(hash(&a.rename_ids(&swap)), hash(&a));
+        let mut only_two = Network::new();
+        only_two.send(heartbeat(2));
+        assert_ne!(hash(&only_two.rename_ids(&swap)), hash(&only_two));
+        let mut streamed = fingerprint_hasher();
+        only_two.hash_renamed(&swap, &mut streamed);
+        assert_eq!(streamed.finish(), hash(&only_two.rename_ids(&swap)));
+    }
+
     #[test]
     fn equal_bags_are_equal_whatever_the_order_of_sends() {
         let (mut a, mut b) = (Network::new(), Network::new());
