@@ -190,6 +190,7 @@ pub async fn connect(
     Ok(Pool {
         system,
         api,
+        address: address.to_owned(),
         clients,
     })
 }
@@ -198,6 +199,8 @@ pub async fn connect(
 pub struct Pool {
     pub system: System,
     pub api: Api,
+    /// The client address connected to: the leader when connected.
+    pub address: String,
     clients: Vec<Client>,
 }
 

@@ -295,6 +295,25 @@ async fn measure_all(
         let mut merged: Vec<Option<CellRun>> = targets.iter().map(|_| None).collect();
         for round in 0..options.rounds {
             for at in round_order(round, pools.len()) {
+                // A leader can change between two cells on a busy machine
+                // (an fsync stalled past an election timeout): our native
+                // API then refuses every request on the old leader ("not
+                // the leader"), so a row would measure nothing but errors
+                // for the rest of the workload. Follow it, and say so.
+                let target = &targets[at];
+                let (cluster, leader) = &mut running[target.cluster];
+                let now = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+                if *leader != now {
+                    println!(
+                        "{}: the leader is now {now} (round {}): reconnecting",
+                        cluster.system.name(),
+                        round + 1
+                    );
+                    *leader = now;
+                }
+                if pools[at].address != *leader {
+                    pools[at] = load::connect(target.system, target.api, leader, conns).await?;
+                }
                 let pool = &pools[at];
                 let run = load::run_cell(
                     &pids[at],
