@@ -476,8 +476,8 @@ pub const PRESETS: &[Preset] = &[
             ..Bounds::BASE
         },
         about: "four terms, logs of three, one command: 85,665,757 states, about twenty-seven \
-                minutes on two cores at the rate measured on 2026-12-01 (checker/README.md, \
-                \"Figures\")",
+                minutes on two cores at the rate of a 2026-12-01 run of four terms with logs of \
+                four (an estimate; checker/README.md, \"Figures\")",
         states: Some(85_665_757),
     },
     Preset {

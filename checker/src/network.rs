@@ -142,7 +142,9 @@ impl Network {
         self.copies.is_empty()
     }
 
-    /// The same network with every server id passed through `f`.
+    /// The same network with every server id passed through `f`, a
+    /// permutation of the ids (a renaming that merged two ids could merge
+    /// two messages, and `total` and the hash's count would be wrong).
     pub fn rename_ids(&self, f: &impl Fn(NodeId) -> NodeId) -> Network {
         Network {
             copies: self
