@@ -44,9 +44,9 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn of(message: &Msg) -> InFlight {
+    fn of(message: &Msg, count: u8) -> InFlight {
         InFlight {
-            count: 0,
+            count,
             body_hash: body_hash(message),
             names_servers: names_servers(message),
         }
@@ -84,10 +84,7 @@ impl Network {
             }
             in_flight.count += 1;
         } else {
-            let in_flight = InFlight {
-                count: 1,
-                ..InFlight::of(&message)
-            };
+            let in_flight = InFlight::of(&message, 1);
             self.copies.insert(message, in_flight);
         }
         self.total += 1;
@@ -152,10 +149,7 @@ impl Network {
                 .iter()
                 .map(|(m, n)| {
                     let renamed = m.rename_ids(f);
-                    let in_flight = InFlight {
-                        count: n.count,
-                        ..InFlight::of(&renamed)
-                    };
+                    let in_flight = InFlight::of(&renamed, n.count);
                     (Arc::new(renamed), in_flight)
                 })
                 .collect(),
@@ -244,13 +238,19 @@ mod tests {
         hasher.finish()
     }
 
-    #[test]
-    fn a_bag_hashes_by_its_messages_and_copies_not_by_the_order_of_sends() {
+    /// The same two messages sent in both orders.
+    fn sent_in_both_orders() -> (Network, Network) {
         let (mut a, mut b) = (Network::new(), Network::new());
         a.send(heartbeat(2));
         a.send(heartbeat(3));
         b.send(heartbeat(3));
         b.send(heartbeat(2));
+        (a, b)
+    }
+
+    #[test]
+    fn a_bag_hashes_by_its_messages_and_copies_not_by_the_order_of_sends() {
+        let (a, mut b) = sent_in_both_orders();
         assert_eq!(hash(&a), hash(&b));
         b.send(heartbeat(3));
         assert_ne!(hash(&a), hash(&b), "a second copy changes the hash");
@@ -274,11 +274,7 @@ mod tests {
 
     #[test]
     fn equal_bags_are_equal_whatever_the_order_of_sends() {
-        let (mut a, mut b) = (Network::new(), Network::new());
-        a.send(heartbeat(2));
-        a.send(heartbeat(3));
-        b.send(heartbeat(3));
-        b.send(heartbeat(2));
+        let (a, b) = sent_in_both_orders();
         assert_eq!(a, b);
     }
 }

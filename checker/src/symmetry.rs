@@ -140,7 +140,7 @@ pub fn orbit_fingerprint(state: &RaftState) -> u64 {
         .iter()
         .map(|order| renamed_hash(state, order))
         .min()
-        .unwrap_or_else(|| hash_of(state))
+        .unwrap_or_else(|| state.own_hash())
 }
 
 /// The hash of `rename(state, order)`, computed without building it. Debug
@@ -148,21 +148,17 @@ pub fn orbit_fingerprint(state: &RaftState) -> u64 {
 /// field the streaming hash forgot cannot merge states unnoticed.
 fn renamed_hash(state: &RaftState, order: &[usize]) -> u64 {
     if is_identity(order) {
-        return hash_of(state);
+        return state.own_hash();
     }
     let mut hasher = fingerprint_hasher();
     hash_renamed(state, order, &mut hasher);
     let hash = hasher.finish();
     debug_assert_eq!(
         hash,
-        hash_of(&rename(state, order)),
+        rename(state, order).own_hash(),
         "the streaming hash of a renamed state differs from the renamed state's hash"
     );
     hash
-}
-
-fn hash_of(state: &RaftState) -> u64 {
-    state.own_hash()
 }
 
 fn is_identity(order: &[usize]) -> bool {

@@ -90,6 +90,23 @@ impl KvCommand {
         }))
     }
 
+    /// A command whose operation is the etcd transaction encoded in
+    /// `txn_bytes`, as the peer protocol and the log file both carry it: a
+    /// write without a session keeps those bytes ([`KvCommand::etcd`])
+    /// rather than encoding the transaction again (every follower for every
+    /// entry, every restart for every etcd write it replays: issue 21).
+    pub(crate) fn etcd_from_bytes(
+        client_id: u64,
+        seq: u64,
+        txn_bytes: Vec<u8>,
+    ) -> Result<Self, String> {
+        let txn = crate::etcd_convert::decode_txn(&txn_bytes)?;
+        if client_id == 0 && seq == 0 {
+            return Ok(KvCommand::etcd(txn, txn_bytes));
+        }
+        Ok(KvCommand::new(client_id, seq, KvOp::Txn(txn)))
+    }
+
     pub fn client_id(&self) -> u64 {
         self.0.client_id
     }
@@ -394,6 +411,21 @@ pub(crate) mod tests {
             etcd.encoded(),
             KvCommand::new(0, 0, KvOp::Txn(txn())).encoded()
         );
+    }
+
+    /// The peer protocol and the log file read an etcd write through one
+    /// function: with or without a session, the command is the one the
+    /// bytes encode, and bytes that are no transaction are refused.
+    #[test]
+    fn an_etcd_write_is_read_back_from_its_bytes() {
+        let bytes = crate::etcd_convert::encode_txn(&txn());
+        for (client_id, seq) in [(0, 0), (7, 3)] {
+            let read = KvCommand::etcd_from_bytes(client_id, seq, bytes.clone()).unwrap();
+            let made = KvCommand::new(client_id, seq, KvOp::Txn(txn()));
+            assert_eq!(read, made);
+            assert_eq!(read.encoded(), made.encoded());
+        }
+        assert!(KvCommand::etcd_from_bytes(0, 0, vec![0xff, 0xff, 0xff]).is_err());
     }
 
     /// The wire's bytes: what `raft_peer.proto`'s generated `Entry` writes.

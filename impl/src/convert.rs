@@ -108,14 +108,8 @@ pub fn command_from_proto(command: pb::Command) -> Result<KvCommand, ConvertErro
             }
         }
         pb::command::Op::EtcdTxn(bytes) => {
-            let txn = crate::etcd_convert::decode_txn(&bytes).map_err(ConvertError::EtcdTxn)?;
-            // An etcd write has no session; keep the bytes it was decoded
-            // from rather than rebuild and encode the transaction again
-            // (every follower does this for every entry: issue 21).
-            if command.client_id == 0 && command.seq == 0 {
-                return Ok(KvCommand::etcd(txn, bytes));
-            }
-            KvOp::Txn(txn)
+            return KvCommand::etcd_from_bytes(command.client_id, command.seq, bytes)
+                .map_err(ConvertError::EtcdTxn);
         }
     };
     Ok(KvCommand::new(command.client_id, command.seq, op))

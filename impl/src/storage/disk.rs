@@ -124,15 +124,7 @@ fn command_from_disk(command: pb::Command) -> Result<KvCommand, String> {
             incarnation: member.incarnation,
         },
         pb::command::Op::EtcdTxn(bytes) => {
-            let txn = crate::etcd_convert::decode_txn(&bytes)?;
-            // As a follower does with a received etcd write
-            // (`convert::command_from_proto`): keep the bytes read rather
-            // than encode the transaction again, for every etcd write a
-            // restart replays.
-            if command.client_id == 0 && command.seq == 0 {
-                return Ok(KvCommand::etcd(txn, bytes));
-            }
-            KvOp::Txn(txn)
+            return KvCommand::etcd_from_bytes(command.client_id, command.seq, bytes);
         }
     };
     Ok(KvCommand::new(command.client_id, command.seq, op))

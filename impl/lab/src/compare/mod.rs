@@ -270,11 +270,7 @@ async fn measure_all(
         // after the first one was found (a preload once failed with "not
         // the leader" for that reason).
         for (cluster, leader) in running.iter_mut() {
-            let now = cluster.wait_for_leader(Duration::from_secs(20)).await?;
-            if *leader != now {
-                println!("{}: the leader is now {now}", cluster.system.name());
-                *leader = now;
-            }
+            follow_leader(cluster, leader, "").await?;
         }
         let mut pools: Vec<Pool> = Vec::new();
         let mut pids = Vec::new();
@@ -302,15 +298,8 @@ async fn measure_all(
                 // for the rest of the workload. Follow it, and say so.
                 let target = &targets[at];
                 let (cluster, leader) = &mut running[target.cluster];
-                let now = cluster.wait_for_leader(Duration::from_secs(20)).await?;
-                if *leader != now {
-                    println!(
-                        "{}: the leader is now {now} (round {}): reconnecting",
-                        cluster.system.name(),
-                        round + 1
-                    );
-                    *leader = now;
-                }
+                let when = format!(" (round {}): reconnecting", round + 1);
+                follow_leader(cluster, leader, &when).await?;
                 if pools[at].address != *leader {
                     pools[at] = load::connect(target.system, target.api, leader, conns).await?;
                 }
@@ -354,6 +343,21 @@ async fn measure_all(
         results.extend(merged.iter().flatten().map(CellRun::result));
     }
     Ok(results)
+}
+
+/// Finds `cluster`'s leader as it is now and records it in `leader`,
+/// saying so (followed by `when`) if it moved.
+async fn follow_leader(
+    cluster: &mut Cluster,
+    leader: &mut String,
+    when: &str,
+) -> anyhow::Result<()> {
+    let now = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    if *leader != now {
+        println!("{}: the leader is now {now}{when}", cluster.system.name());
+        *leader = now;
+    }
+    Ok(())
 }
 
 /// The order of the rows' cells in round `round`: as listed in even
