@@ -161,65 +161,101 @@ pub struct RaftState {
     /// `None` on every explored state.
     #[serde(skip)]
     pub orbit: Option<u64>,
-    /// This state's own fingerprint once computed ([`RaftState::own_hash`]).
+    /// The fingerprint of this state's orbit, once the symmetry reduction
+    /// has computed it (`Representative::representative`): from then on the
+    /// state hashes as its orbit (see `impl Hash for RaftState`).
     #[serde(skip)]
-    pub own_hash: OwnHash,
+    pub known_orbit: KnownOrbit,
 }
 
-/// A state's own fingerprint, kept once computed. The symmetry reduction
-/// computes it whenever the state's canonical renaming is the identity, and
-/// stateright then fingerprints the same state again to extend its path
-/// (`fingerprint(&next_state)` in its depth-first search): a second full
-/// hash of every new state, 6 % of the checker's time on `deep`.
+/// The fingerprint of a state's symmetry orbit, kept once computed.
 ///
 /// A copy starts empty: `next_state` copies a state in order to change it.
 /// Equal, ordered and printed as nothing, so that it changes no comparison.
 #[derive(Default)]
-pub struct OwnHash(AtomicU64);
+pub struct KnownOrbit(AtomicU64);
 
-/// 0 stands for "not computed"; a state whose hash is 0 is only rehashed.
+/// 0 stands for "not computed"; an orbit whose fingerprint is 0 is only
+/// computed again.
 const UNKNOWN_HASH: u64 = 0;
 
-impl Clone for OwnHash {
-    fn clone(&self) -> OwnHash {
-        OwnHash::default()
+impl Clone for KnownOrbit {
+    fn clone(&self) -> KnownOrbit {
+        KnownOrbit::default()
     }
 }
 
-impl PartialEq for OwnHash {
-    fn eq(&self, _: &OwnHash) -> bool {
+impl PartialEq for KnownOrbit {
+    fn eq(&self, _: &KnownOrbit) -> bool {
         true
     }
 }
 
-impl Eq for OwnHash {}
+impl Eq for KnownOrbit {}
 
-impl PartialOrd for OwnHash {
-    fn partial_cmp(&self, other: &OwnHash) -> Option<std::cmp::Ordering> {
+impl PartialOrd for KnownOrbit {
+    fn partial_cmp(&self, other: &KnownOrbit) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for OwnHash {
-    fn cmp(&self, _: &OwnHash) -> std::cmp::Ordering {
+impl Ord for KnownOrbit {
+    fn cmp(&self, _: &KnownOrbit) -> std::cmp::Ordering {
         std::cmp::Ordering::Equal
     }
 }
 
-impl std::fmt::Debug for OwnHash {
+impl std::fmt::Debug for KnownOrbit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("_")
     }
 }
 
-/// A state hashes as one `u64`: the orbit's fingerprint on a stand-in, its
-/// own fingerprint ([`RaftState::own_hash`]) on every other state.
+/// A state hashes as one `u64`: the orbit's fingerprint on a stand-in and
+/// on a state whose orbit the symmetry reduction has computed, its own
+/// fingerprint ([`RaftState::own_hash`]) on every other state.
+///
+/// Why a state whose orbit is known hashes as its orbit: stateright's
+/// depth-first search, after inserting a new state's representative into
+/// its table, fingerprints the state itself "to extend its path" and then
+/// discards the value (stateright 0.31, `dfs.rs`: `_next_fingerprint`; its
+/// paths are action indices). Computing the state's own fingerprint there
+/// was a second full hash of 86 % of new states (those whose canonical
+/// renaming is not the identity). Under symmetry no one else hashes an
+/// explored state, and a state's orbit is what stateright's table holds
+/// for it, so the orbit is also the right fingerprint to give. Runs
+/// without symmetry never compute an orbit and hash states as their own.
 impl Hash for RaftState {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self.orbit {
             Some(orbit) => state.write_u64(orbit),
-            None => state.write_u64(self.own_hash()),
+            None => match self.known_orbit.get() {
+                Some(orbit) => {
+                    debug_assert_eq!(
+                        orbit,
+                        crate::symmetry::orbit_fingerprint(self),
+                        "a state changed after its orbit was computed"
+                    );
+                    state.write_u64(orbit)
+                }
+                None => state.write_u64(self.own_hash()),
+            },
         }
+    }
+}
+
+impl KnownOrbit {
+    /// The orbit's fingerprint, if computed.
+    pub fn get(&self) -> Option<u64> {
+        match self.0.load(AtomicOrdering::Relaxed) {
+            UNKNOWN_HASH => None,
+            known => Some(known),
+        }
+    }
+
+    /// Keeps the orbit's fingerprint.
+    pub fn set(&self, hash: u64) {
+        self.0.store(hash, AtomicOrdering::Relaxed);
     }
 }
 
@@ -227,24 +263,9 @@ impl RaftState {
     /// The state's fingerprint: every field but `observed` (which describes
     /// the step, not the system) and `initial_config` (a constant), hashed
     /// in this order; `symmetry::hash_renamed` feeds the same stream for a
-    /// renamed state. Computed once per state.
+    /// renamed state.
     pub fn own_hash(&self) -> u64 {
         debug_assert!(self.orbit.is_none(), "a stand-in has only its orbit");
-        let known = self.own_hash.0.load(AtomicOrdering::Relaxed);
-        if known != UNKNOWN_HASH {
-            debug_assert_eq!(
-                known,
-                self.fields_hash(),
-                "a state changed after it was hashed"
-            );
-            return known;
-        }
-        let hash = self.fields_hash();
-        self.own_hash.0.store(hash, AtomicOrdering::Relaxed);
-        hash
-    }
-
-    fn fields_hash(&self) -> u64 {
         let mut hasher = fingerprint_hasher();
         let state = &mut hasher;
         self.servers.hash(state);
@@ -307,7 +328,7 @@ impl RaftState {
             durable: OrdMap::new(),
             observed: 0,
             orbit: None,
-            own_hash: OwnHash::default(),
+            known_orbit: KnownOrbit::default(),
         }
     }
 

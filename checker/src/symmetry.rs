@@ -24,7 +24,7 @@ use raft_model::{NodeId, Role, hash_sorted};
 use stateright::Representative;
 
 use crate::shared_server::{SharedServer, fingerprint_hasher};
-use crate::state::{OwnHash, RaftServer, RaftState};
+use crate::state::{KnownOrbit, RaftServer, RaftState};
 
 /// stateright only fingerprints the representative it is given (it keeps
 /// exploring from the original state), so the representative is a stand-in
@@ -34,7 +34,10 @@ use crate::state::{OwnHash, RaftServer, RaftState};
 /// over a third of the checker's time.
 impl Representative for RaftState {
     fn representative(&self) -> Self {
-        RaftState::orbit_stand_in(orbit_fingerprint(self))
+        debug_assert!(self.orbit.is_none(), "a stand-in has no orbit to compute");
+        let orbit = orbit_fingerprint(self);
+        self.known_orbit.set(orbit);
+        RaftState::orbit_stand_in(orbit)
     }
 }
 
@@ -286,7 +289,7 @@ pub fn rename(state: &RaftState, order: &[usize]) -> RaftState {
             .collect(),
         observed: state.observed,
         orbit: None,
-        own_hash: OwnHash::default(),
+        known_orbit: KnownOrbit::default(),
     }
 }
 
@@ -339,7 +342,7 @@ fn hash_renamed<H: Hasher>(state: &RaftState, order: &[usize], h: &mut H) {
         durable,
         observed: _,
         orbit,
-        own_hash: _,
+        known_orbit: _,
     } = state;
     debug_assert!(orbit.is_none(), "a stand-in has no servers to rename");
     let new_id = new_ids(order);
