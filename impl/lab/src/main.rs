@@ -101,6 +101,9 @@ struct CompareArgs {
     /// or both, each its own row.
     #[arg(long, value_enum, default_value = "both")]
     our_api: OurApi,
+    /// Nodes in each cluster (ours and etcd's alike), e.g. 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
     /// Measured time per cell and round, e.g. 10s, 500ms.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: std::time::Duration,
@@ -186,6 +189,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         ours_binary: std::env::current_exe()?,
         etcd_binary,
         our_apis: args.our_api.apis(),
+        nodes: args.nodes,
         put_clients: args.put_clients,
         get_clients: args.get_clients,
         keys: args.keys,

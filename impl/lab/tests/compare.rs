@@ -17,6 +17,7 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
         ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")),
         etcd_binary: None,
         our_apis: vec![Api::Native, Api::Etcd],
+        nodes: 3,
         put_clients: vec![1, 8],
         get_clients: vec![8],
         keys: 200,
@@ -77,6 +78,17 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
         assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{r}");
         // Linux: the nodes' CPU time is accounted from /proc.
         assert!(r["server_cpu_us_per_op"].as_f64().unwrap() >= 0.0, "{r}");
+        // The nodes' log syncs are counted from their metrics; every put
+        // is written by each of the three nodes, so a put cell makes each
+        // node sync at least once.
+        let fsyncs = r["fsyncs"].as_u64().unwrap();
+        if r["op"] == "put" {
+            assert!(fsyncs >= 3, "{r}");
+            let per_fsync = r["writes_per_fsync"].as_f64().unwrap();
+            assert!(per_fsync > 0.0, "{r}");
+        } else {
+            assert!(r["writes_per_fsync"].is_null(), "{r}");
+        }
     }
     assert!(value["floors"]["fsync_4k_p50_ms"].as_f64().unwrap() > 0.0);
     assert!(value["floors"]["grpc_rtt_p50_ms"].as_f64().unwrap() > 0.0);
@@ -95,6 +107,7 @@ async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
         ours_binary: PathBuf::from(env!("CARGO_BIN_EXE_raft-lab")),
         etcd_binary: None,
         our_apis: vec![Api::Native],
+        nodes: 3,
         put_clients: vec![8],
         get_clients: vec![],
         keys: 100,

@@ -23,13 +23,16 @@ use crate::proto::etcd::maintenance_client::MaintenanceClient;
 use raft_node::proto::kv as ours_pb;
 use raft_node::proto::kv::kv_client::KvClient as OursKv;
 
-use super::load::System;
+use super::load::{Servers, System};
 
 /// A running cluster of one system.
 pub struct Cluster {
     pub system: System,
     /// Client endpoints (HOST:PORT), one per node.
     pub endpoints: Vec<String>,
+    /// Where each node serves its Prometheus metrics (HOST:PORT, path
+    /// `/metrics`): ours on a port of its own, etcd on its client port.
+    pub metrics: Vec<String>,
     processes: Processes,
 }
 
@@ -91,6 +94,12 @@ impl Cluster {
                 })
             })
             .collect::<std::io::Result<_>>()?;
+        // The metrics ports are chosen by the OS and released for the node
+        // to bind (the launcher hands over only the client listener).
+        let metrics: Vec<String> = free_ports(nodes)?
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
         let mut processes = Vec::new();
         for id in 1..=nodes {
             let config = FileConfig {
@@ -99,6 +108,7 @@ impl Cluster {
                 data_dir: Some(dir.join(format!("node-{id}"))),
                 members: Some(members.clone()),
                 trace_dir: trace.then(|| dir.join("traces")),
+                metrics: Some(metrics[id as usize - 1].clone()),
                 ..FileConfig::default()
             };
             let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))
@@ -115,6 +125,7 @@ impl Cluster {
                 System::Ours
             },
             endpoints: members.iter().map(|m| m.address.clone()).collect(),
+            metrics,
             processes: Processes::Ours(processes),
         })
     }
@@ -160,12 +171,14 @@ impl Cluster {
             let log = dir.join(format!("n{id}.log"));
             children.push(spawn(command, &log, &format!("{}", binary.display()))?);
         }
+        let endpoints: Vec<String> = client_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         Ok(Cluster {
             system: System::Etcd,
-            endpoints: client_ports
-                .iter()
-                .map(|p| format!("127.0.0.1:{p}"))
-                .collect(),
+            metrics: endpoints.clone(),
+            endpoints,
             processes: Processes::Etcd(children),
         })
     }
@@ -233,11 +246,15 @@ impl Cluster {
         }
     }
 
-    /// The node processes' ids (for CPU accounting).
-    pub fn pids(&self) -> Vec<u32> {
-        match &self.processes {
+    /// The node processes, for a cell's accounting of CPU and log syncs.
+    pub fn servers(&self) -> Servers {
+        let pids = match &self.processes {
             Processes::Ours(processes) => processes.iter().map(NodeProcess::pid).collect(),
             Processes::Etcd(children) => children.iter().filter_map(Child::id).collect(),
+        };
+        Servers {
+            pids,
+            metrics: self.metrics.clone(),
         }
     }
 

@@ -226,6 +226,14 @@ pub struct CellResult {
     /// independent of how busy the shared machine was. None where /proc is
     /// not available.
     pub server_cpu_us_per_op: Option<f64>,
+    /// Log syncs (fsyncs) of all the system's nodes over the cell, warm-up
+    /// included ([`super::fsyncs`]); None where a node's metrics could not
+    /// be read.
+    pub fsyncs: Option<u64>,
+    /// Puts only: client writes carried per log sync, each node's syncs
+    /// counted (every node writes every entry): answered puts × nodes /
+    /// fsyncs, over the same time. 1 is no group commit at all.
+    pub writes_per_fsync: Option<f64>,
     /// The first error seen, if any.
     pub first_error: Option<String>,
 }
@@ -296,6 +304,9 @@ pub struct CellRun {
     /// requests answered in that time.
     pub server_cpu_seconds: Option<f64>,
     pub all_ops: u64,
+    /// Log syncs of all the nodes over the whole cell, and how many nodes.
+    pub fsyncs: Option<u64>,
+    pub nodes: usize,
 }
 
 impl CellRun {
@@ -309,6 +320,7 @@ impl CellRun {
             .server_cpu_seconds
             .zip(other.server_cpu_seconds)
             .map(|(a, b)| a + b);
+        self.fsyncs = self.fsyncs.zip(other.fsyncs).map(|(a, b)| a + b);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -335,6 +347,11 @@ impl CellRun {
                 .server_cpu_seconds
                 .filter(|_| self.all_ops > 0)
                 .map(|cpu| cpu * 1e6 / self.all_ops as f64),
+            fsyncs: self.fsyncs,
+            writes_per_fsync: self
+                .fsyncs
+                .filter(|&syncs| syncs > 0 && self.workload.op == Op::Put)
+                .map(|syncs| (self.all_ops * self.nodes as u64) as f64 / syncs as f64),
             first_error: self.first_error.clone(),
         }
     }
@@ -356,10 +373,18 @@ fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// Runs one cell: `warmup` unrecorded, then `duration` measured. `pids`
-/// are the system's node processes, whose CPU time is accounted.
+/// A system's node processes, as a cell accounts them.
+pub struct Servers {
+    /// Their process ids, whose CPU time is accounted.
+    pub pids: Vec<u32>,
+    /// Where they serve their metrics, whose log syncs are counted.
+    pub metrics: Vec<String>,
+}
+
+/// Runs one cell: `warmup` unrecorded, then `duration` measured, on the
+/// cluster of `servers`.
 pub async fn run_cell(
-    pids: &[u32],
+    servers: &Servers,
     pool: &Pool,
     workload: Workload,
     keys: &[String],
@@ -369,7 +394,8 @@ pub async fn run_cell(
 ) -> anyhow::Result<CellRun> {
     let keys = std::sync::Arc::new(keys.to_vec());
     let value = std::sync::Arc::new("x".repeat(shape.value_bytes));
-    let cpu_before = cpu_seconds(pids);
+    let fsyncs_before = super::fsyncs::count(pool.system, &servers.metrics).await;
+    let cpu_before = cpu_seconds(&servers.pids);
     let start = Instant::now();
     let measure_from = start + warmup;
     let deadline = measure_from + duration;
@@ -423,6 +449,8 @@ pub async fn run_cell(
         seconds: duration.as_secs_f64(),
         server_cpu_seconds: None,
         all_ops: 0,
+        fsyncs: None,
+        nodes: servers.metrics.len(),
     };
     for task in tasks {
         let (histogram, errors, first_error, all_ops) = task.await??;
@@ -434,7 +462,10 @@ pub async fn run_cell(
         }
     }
     run.server_cpu_seconds = cpu_before
-        .zip(cpu_seconds(pids))
+        .zip(cpu_seconds(&servers.pids))
         .map(|(before, after)| after - before);
+    run.fsyncs = fsyncs_before
+        .zip(super::fsyncs::count(pool.system, &servers.metrics).await)
+        .map(|(before, after)| after.saturating_sub(before));
     Ok(run)
 }

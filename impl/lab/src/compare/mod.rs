@@ -15,6 +15,7 @@
 
 pub mod clusters;
 pub mod floors;
+pub mod fsyncs;
 pub mod load;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct CompareOptions {
     pub etcd_binary: Option<PathBuf>,
     /// The APIs our node is driven through, each its own row (at least one).
     pub our_apis: Vec<Api>,
+    /// Nodes per cluster (the same for every system).
+    pub nodes: u64,
     pub put_clients: Vec<usize>,
     pub get_clients: Vec<usize>,
     pub keys: usize,
@@ -136,22 +139,23 @@ async fn start(
     options: &CompareOptions,
     dir: &Path,
 ) -> anyhow::Result<(Cluster, String)> {
+    let nodes = options.nodes;
     let mut cluster = match system {
-        System::Ours => Cluster::start_ours(&options.ours_binary, &dir.join("ours"), 3, false)?,
+        System::Ours => Cluster::start_ours(&options.ours_binary, &dir.join("ours"), nodes, false)?,
         System::OursTraced => {
-            Cluster::start_ours(&options.ours_binary, &dir.join("ours-traced"), 3, true)?
+            Cluster::start_ours(&options.ours_binary, &dir.join("ours-traced"), nodes, true)?
         }
         System::Etcd => {
             let binary = options
                 .etcd_binary
                 .as_deref()
                 .context("no etcd binary given")?;
-            Cluster::start_etcd(binary, &dir.join("etcd"), 3)?
+            Cluster::start_etcd(binary, &dir.join("etcd"), nodes)?
         }
     };
     let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
     println!(
-        "{}: 3 nodes at {}; leader {leader}",
+        "{}: {nodes} nodes at {}; leader {leader}",
         system.name(),
         cluster.endpoints.join(", ")
     );
@@ -164,6 +168,9 @@ pub async fn run(options: CompareOptions) -> anyhow::Result<Report> {
     }
     if options.our_apis.is_empty() {
         anyhow::bail!("our node must be driven through at least one API");
+    }
+    if options.nodes == 0 {
+        anyhow::bail!("--nodes must be at least 1");
     }
     let dir = clusters::run_dir(options.dir.as_deref())?;
     let result = run_in(&options, &dir).await;
@@ -273,11 +280,11 @@ async fn measure_all(
             follow_leader(cluster, leader, "").await?;
         }
         let mut pools: Vec<Pool> = Vec::new();
-        let mut pids = Vec::new();
+        let mut servers = Vec::new();
         let mut preloaded = vec![false; running.len()];
         for target in targets {
             let (cluster, leader) = &running[target.cluster];
-            pids.push(cluster.pids());
+            servers.push(cluster.servers());
             // Both of our APIs go to the same leader: its client port
             // serves both.
             let pool = load::connect(target.system, target.api, leader, conns).await?;
@@ -305,7 +312,7 @@ async fn measure_all(
                 }
                 let pool = &pools[at];
                 let run = load::run_cell(
-                    &pids[at],
+                    &servers[at],
                     pool,
                     workload,
                     keys,
@@ -316,7 +323,7 @@ async fn measure_all(
                 .await?;
                 let cell = run.result();
                 println!(
-                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}",
+                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}{}",
                     workload.label(),
                     load::row_name(cell.system, cell.api),
                     cell.ops_per_sec,
@@ -324,6 +331,8 @@ async fn measure_all(
                     cell.p99_ms,
                     cell.p999_ms,
                     cpu_text(cell.server_cpu_us_per_op),
+                    cell.writes_per_fsync
+                        .map_or_else(String::new, |w| format!("  {w:.1} writes/fsync")),
                     if cell.errors > 0 {
                         format!(
                             "  ({} errors, first: {})",
@@ -453,7 +462,7 @@ fn api_ratios(results: &[CellResult]) -> Vec<ApiRatio> {
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(
-        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | ops/s ours/etcd | p99 ours/etcd | ops/s etcd API/native | p99 etcd API/native |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| workload | system | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU/op | writes/fsync | ops/s ours/etcd | p99 ours/etcd | ops/s etcd API/native | p99 etcd API/native |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     let two = |x: f64| format!("{x:.2}");
     let label = |op, clients| Workload { op, clients }.label();
@@ -478,14 +487,16 @@ pub fn table(report: &Report) -> String {
         });
         let label = label(r.op, r.clients);
         out.push_str(&format!(
-            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {t} | {p} | {at} | {ap} |\n",
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {t} | {p} | {at} | {ap} |\n",
             load::row_name(r.system, r.api),
             r.ops_per_sec,
             r.p50_ms,
             r.p99_ms,
             r.p999_ms,
             r.errors,
-            cpu_text(r.server_cpu_us_per_op)
+            cpu_text(r.server_cpu_us_per_op),
+            r.writes_per_fsync
+                .map_or_else(String::new, |w| format!("{w:.1}"))
         ));
     }
     for r in &report.trace_ratios {
@@ -550,6 +561,8 @@ mod tests {
             p999_ms: p99_ms,
             max_ms: p99_ms,
             server_cpu_us_per_op: None,
+            fsyncs: None,
+            writes_per_fsync: None,
             first_error: None,
         }
     }
