@@ -249,7 +249,7 @@ impl PeerSender {
             while let Ok(more) = queue.try_recv() {
                 pending.push(more);
             }
-            for message in coalesce(std::mem::take(&mut pending)) {
+            for message in coalesce(std::mem::take(&mut pending), Keep::Newest) {
                 let replication = is_replication(&message);
                 let sent_round = read_round(&message);
                 let Some(response) = self.call(message).await else {
@@ -282,7 +282,7 @@ impl PeerSender {
 
     /// The pipelined sender: AppendEntries requests go out in the core's
     /// order, up to `max_inflight` RPCs at once, none dropped but empty ones
-    /// a newer request follows ([`coalesce_pipelined`]); any other message
+    /// a newer request follows ([`coalesce`], [`Keep::Pipelined`]); any other message
     /// waits for the AppendEntries before it and goes alone, as in
     /// [`Self::run`].
     async fn run_pipelined(mut self, mut queue: mpsc::Receiver<Msg>, max_inflight: usize) {
@@ -292,7 +292,7 @@ impl PeerSender {
             while let Ok(more) = queue.try_recv() {
                 pending.push(more);
             }
-            pending = coalesce_pipelined(std::mem::take(&mut pending));
+            pending = coalesce(std::mem::take(&mut pending), Keep::Pipelined);
             // Start what the window allows, in order.
             while in_flight.len() < max_inflight
                 && pending
@@ -548,33 +548,26 @@ fn read_round(message: &Msg) -> u64 {
     }
 }
 
-/// Keeps the newest replication request (AppendEntries or InstallSnapshot),
-/// the newest vote request and the newest TimeoutNow, in their original
-/// order.
-fn coalesce(pending: Vec<Msg>) -> Vec<Msg> {
-    let is_vote = |m: &Msg| matches!(m.body, Body::RequestVoteRequest { .. });
-    let is_timeout_now = |m: &Msg| matches!(m.body, Body::TimeoutNow {});
-    let last_replication = pending.iter().rposition(is_replication);
-    let last_vote = pending.iter().rposition(is_vote);
-    let last_timeout_now = pending.iter().rposition(is_timeout_now);
-    pending
-        .into_iter()
-        .enumerate()
-        .filter(|(at, m)| {
-            (is_replication(m) && Some(*at) == last_replication)
-                || (is_vote(m) && Some(*at) == last_vote)
-                || (is_timeout_now(m) && Some(*at) == last_timeout_now)
-        })
-        .map(|(_, m)| m)
-        .collect()
+/// Which replication requests a sender keeps when several wait to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// One RPC at a time ([`PeerSender::run`]): only the newest replication
+    /// request (AppendEntries or InstallSnapshot); the core resends whatever
+    /// the peer still lacks once it has the answer.
+    Newest,
+    /// The pipelined sender: every AppendEntries request that carries
+    /// entries (the core has moved past them: no later request repeats
+    /// them); an empty one (a heartbeat) only if no replication request
+    /// follows it; the newest InstallSnapshot, which supersedes the
+    /// replication before it and is kept even when requests follow it
+    /// (they extend the log it installs).
+    Pipelined,
 }
 
-/// [`coalesce`] for the pipelined sender: every AppendEntries request that
-/// carries entries is kept (the core has moved past them: no later request
-/// repeats them); an empty one (a heartbeat) only if no replication request
-/// follows it; an InstallSnapshot supersedes the replication before it; the
-/// newest vote request and TimeoutNow, as in [`coalesce`]. Order kept.
-fn coalesce_pipelined(pending: Vec<Msg>) -> Vec<Msg> {
+/// The waiting messages a sender still sends: the replication requests
+/// `keep` says, the newest vote request and the newest TimeoutNow, in their
+/// original order.
+fn coalesce(pending: Vec<Msg>, keep: Keep) -> Vec<Msg> {
     let is_vote = |m: &Msg| matches!(m.body, Body::RequestVoteRequest { .. });
     let is_timeout_now = |m: &Msg| matches!(m.body, Body::TimeoutNow {});
     let is_snapshot = |m: &Msg| matches!(m.body, Body::InstallSnapshotRequest { .. });
@@ -583,14 +576,21 @@ fn coalesce_pipelined(pending: Vec<Msg>) -> Vec<Msg> {
     let last_snapshot = pending.iter().rposition(is_snapshot);
     let last_vote = pending.iter().rposition(is_vote);
     let last_timeout_now = pending.iter().rposition(is_timeout_now);
+    let keep_replication = |at: usize, m: &Msg| {
+        let newest = Some(at) == last_replication;
+        match keep {
+            Keep::Newest => newest,
+            Keep::Pipelined => {
+                let superseded = last_snapshot.is_some_and(|s| at < s);
+                !superseded && (carries_entries(m) || is_snapshot(m) || newest)
+            }
+        }
+    };
     pending
         .into_iter()
         .enumerate()
         .filter(|(at, m)| {
-            let superseded = last_snapshot.is_some_and(|s| *at < s);
-            (is_replication(m)
-                && !superseded
-                && (carries_entries(m) || Some(*at) == last_replication))
+            (is_replication(m) && keep_replication(*at, m))
                 || (is_vote(m) && Some(*at) == last_vote)
                 || (is_timeout_now(m) && Some(*at) == last_timeout_now)
         })
@@ -687,14 +687,17 @@ mod tests {
     /// in order; a heartbeat only when nothing follows it.
     #[test]
     fn pipelined_coalescing_keeps_every_request_that_carries_entries() {
-        let kept = coalesce_pipelined(vec![
-            append(1),
-            append_carrying(1, 0),
-            append(1),
-            append_carrying(1, 1),
-            vote(2),
-            append(1),
-        ]);
+        let kept = coalesce(
+            vec![
+                append(1),
+                append_carrying(1, 0),
+                append(1),
+                append_carrying(1, 1),
+                vote(2),
+                append(1),
+            ],
+            Keep::Pipelined,
+        );
         let shape: Vec<(&str, usize)> = kept
             .iter()
             .map(|m| match &m.body {
@@ -713,9 +716,62 @@ mod tests {
         );
     }
 
+    fn install_snapshot(term: u64) -> Msg {
+        Msg {
+            from: 1,
+            to: 2,
+            term,
+            body: Body::InstallSnapshotRequest {
+                snapshot: raft_model::Snapshot {
+                    meta: raft_model::SnapshotMeta {
+                        last_index: 5,
+                        last_term: term,
+                        config: raft_model::Config::new([1, 2, 3]),
+                    },
+                    data: crate::kv::KvImage::default(),
+                },
+            },
+        }
+    }
+
+    /// An InstallSnapshot replaces the log the entries before it extended:
+    /// the pipelined sender drops them, and keeps what follows it.
+    #[test]
+    fn pipelined_coalescing_drops_the_entries_a_snapshot_supersedes() {
+        let kept = coalesce(
+            vec![
+                append_carrying(1, 0),
+                append_carrying(1, 1),
+                install_snapshot(1),
+                append_carrying(1, 5),
+                append(1),
+            ],
+            Keep::Pipelined,
+        );
+        let kinds: Vec<&str> = kept.iter().map(|m| m.body.kind()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "InstallSnapshotRequest",
+                "AppendEntriesRequest",
+                "AppendEntriesRequest"
+            ]
+        );
+        // One RPC at a time: only the newest replication request.
+        let kept = coalesce(
+            vec![append_carrying(1, 0), install_snapshot(1), append(1)],
+            Keep::Newest,
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].body.kind(), "AppendEntriesRequest");
+    }
+
     #[test]
     fn coalescing_keeps_the_newest_of_each_kind_in_order() {
-        let kept = coalesce(vec![append(1), vote(2), append(3), vote(4), append(5)]);
+        let kept = coalesce(
+            vec![append(1), vote(2), append(3), vote(4), append(5)],
+            Keep::Newest,
+        );
         let terms: Vec<u64> = kept.iter().map(|m| m.term).collect();
         assert_eq!(terms, vec![4, 5]);
     }
@@ -724,7 +780,10 @@ mod tests {
     /// dropping it as either would leave the transfer to time out.
     #[test]
     fn coalescing_keeps_timeout_now_after_the_append_that_caught_the_target_up() {
-        let kept = coalesce(vec![append(1), timeout_now(1), append(1), timeout_now(2)]);
+        let kept = coalesce(
+            vec![append(1), timeout_now(1), append(1), timeout_now(2)],
+            Keep::Newest,
+        );
         let kinds: Vec<(&str, u64)> = kept.iter().map(|m| (m.body.kind(), m.term)).collect();
         assert_eq!(kinds, vec![("AppendEntriesRequest", 1), ("TimeoutNow", 2)]);
     }
