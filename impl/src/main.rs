@@ -463,6 +463,12 @@ fn parse_endpoint(text: &str) -> Result<String, String> {
     }
 }
 
+/// The node allocates and frees small blocks for every request (protobuf
+/// messages, imbl nodes, log entries, h2 frames); glibc's malloc and free
+/// were about 13 % of a loaded leader's profile (put x64, 2026-12-02).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_level = cli.log_level.clone();
