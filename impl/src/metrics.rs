@@ -55,6 +55,12 @@ pub const LEARNERS: &str = "raft_learners";
 /// At the leader, per learner (label `learner`): entries it lags behind the
 /// leader's last index.
 pub const LEARNER_LAG: &str = "raft_learner_lag_entries";
+/// Core events this node recorded in its trace (`--trace-dir`), counted as
+/// each batch reaches the kernel: what an online validator
+/// (`raft-interop validate --follow`) has to keep up with.
+pub const TRACE_EVENTS: &str = "raft_trace_events_total";
+/// Bytes written to the trace's segments (compressed, for the compact form).
+pub const TRACE_BYTES: &str = "raft_trace_bytes_total";
 
 /// How often histograms are drained into their summaries when nobody scrapes.
 const UPKEEP: Duration = Duration::from_secs(5);
@@ -116,6 +122,15 @@ fn describe() {
     describe_counter!(
         PROPOSALS,
         "Client writes accepted by this node as leader; rate() gives proposals per second"
+    );
+    describe_counter!(
+        TRACE_EVENTS,
+        "Core events recorded in the node's trace and handed to the kernel"
+    );
+    describe_counter!(
+        TRACE_BYTES,
+        Unit::Bytes,
+        "Bytes written to the node's trace segments"
     );
     describe_histogram!(
         FSYNC_SECONDS,

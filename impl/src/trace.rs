@@ -32,6 +32,7 @@ use tracing::{error, info};
 
 use crate::convert::Msg;
 use crate::kv::{KvCommand, KvImage};
+use crate::metrics as m;
 use crate::types::Core;
 
 /// A step as the trace records it: the message stripped, the image left out.
@@ -76,6 +77,8 @@ fn account(started: Instant, nanos: &AtomicU64, count: &AtomicU64) {
 #[derive(Default)]
 pub struct Tracer {
     writer: Option<TraceWriter>,
+    /// The writer's events and bytes already added to the node's metrics.
+    counted: (u64, u64),
 }
 
 impl Tracer {
@@ -128,9 +131,12 @@ impl Tracer {
         }
         writer.flush()?;
         info!(path = %writer.path().display(), ?start, "recording core events");
-        Ok(Tracer {
+        let mut tracer = Tracer {
             writer: Some(writer),
-        })
+            counted: (0, 0),
+        };
+        tracer.count();
+        Ok(tracer)
     }
 
     /// What to record of `step`, taken before the core consumes it; `None`
@@ -160,12 +166,25 @@ impl Tracer {
         let result = self.writer.as_mut().map(TraceWriter::flush);
         if result.is_some() {
             account(started, &FLUSH_NANOS, &TRACE_FLUSHES);
+            self.count();
         }
         if let Some(Err(err)) = result
             && let Some(writer) = &self.writer
         {
             error!(path = %writer.path().display(), %err, "cannot write the trace; tracing stops");
             self.writer = None;
+        }
+    }
+
+    /// Adds what the writer handed to the kernel since the last call to the
+    /// node's metrics (once per batch, not per event: a metric update
+    /// looks its series up).
+    fn count(&mut self) {
+        if let Some(writer) = &self.writer {
+            let (events, bytes) = (writer.events, writer.bytes_written);
+            metrics::counter!(m::TRACE_EVENTS).increment(events - self.counted.0);
+            metrics::counter!(m::TRACE_BYTES).increment(bytes - self.counted.1);
+            self.counted = (events, bytes);
         }
     }
 

@@ -216,3 +216,34 @@ fn write_metrics(options: &FollowOptions, progress: &Progress, failure: Option<&
         let _ = std::fs::rename(&tmp, path);
     }
 }
+
+/// `raft-interop validate --follow DIRS` (and `raft-lab follow`, which
+/// `raft-lab compare --follow` runs): follows until a violation, prints
+/// progress on stderr, and returns the exit code: 0 valid (stopped by
+/// `idle_exit`), 1 a violation, 2 an error (unreadable traces).
+pub fn run_command(dirs: &[PathBuf], options: &FollowOptions) -> u8 {
+    for dir in dirs {
+        if dir.exists() && !dir.is_dir() {
+            eprintln!("error: --follow takes trace directories: {}", dir.display());
+            return 2;
+        }
+    }
+    let stop = AtomicBool::new(false);
+    eprintln!(
+        "follow: validating {} as the nodes write",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    match follow(dirs, options, &stop, |progress| eprintln!("{progress}")) {
+        Ok(validated) => {
+            println!("{}", validated.summary());
+            0
+        }
+        Err(failure) => {
+            eprintln!("INVALID: {failure}");
+            if failure.line == 0 { 2 } else { 1 }
+        }
+    }
+}

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -124,7 +123,7 @@ fn main() -> ExitCode {
                     metrics_file,
                     ..Default::default()
                 };
-                follow_traces(&paths, &options)
+                ExitCode::from(raft_interop::follow::run_command(&paths, &options))
             } else {
                 validate(&paths, window, itf, tla)
             }
@@ -151,69 +150,6 @@ fn main() -> ExitCode {
             history,
         } => view(&paths, &history, out),
     }
-}
-
-fn follow_traces(dirs: &[PathBuf], options: &raft_interop::follow::FollowOptions) -> ExitCode {
-    for dir in dirs {
-        if dir.exists() && !dir.is_dir() {
-            eprintln!("error: --follow takes trace directories: {}", dir.display());
-            return ExitCode::from(2);
-        }
-    }
-    let stop = AtomicBool::new(false);
-    eprintln!(
-        "follow: validating {} as the nodes write",
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    match raft_interop::follow::follow(dirs, options, &stop, |progress| eprintln!("{progress}")) {
-        Ok(validated) => {
-            println!("{}", summary(&validated));
-            ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            eprintln!("INVALID: {failure}");
-            ExitCode::from(if failure.line == 0 { 2 } else { 1 })
-        }
-    }
-}
-
-fn summary(validated: &raft_interop::Validated) -> String {
-    let events: usize = validated.events.values().sum();
-    let mut text = format!(
-        "valid: {} nodes, {events} events ({}), {} restarts, {} events undone by crashes, \
-         {} distinct messages ({} copies dropped, {} duplicated), a merged run of {} steps",
-        validated.events.len(),
-        validated
-            .events
-            .iter()
-            .map(|(node, n)| format!("node {node}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        validated.restarts,
-        validated.lost,
-        validated.messages,
-        validated.dropped,
-        validated.duplicated,
-        events - validated.lost
-    );
-    if validated.segments > 0 {
-        text.push_str(&format!(
-            "; {} segments, {:.1} MiB read ({:.0} bytes/event)",
-            validated.segments,
-            validated.bytes_read as f64 / (1024.0 * 1024.0),
-            validated.bytes_read as f64 / events.max(1) as f64
-        ));
-    }
-    if validated.torn_tails > 0 {
-        text.push_str(&format!(
-            "; {} segments ended in a partial line (a writer killed mid-write: never persisted nor sent)",
-            validated.torn_tails
-        ));
-    }
-    text
 }
 
 fn validate(
@@ -260,7 +196,7 @@ fn validate(
     }
     println!(
         "{} in {:.2} s ({:.0} events/s)",
-        summary(&validated),
+        validated.summary(),
         started.elapsed().as_secs_f64(),
         events as f64 / started.elapsed().as_secs_f64().max(1e-9)
     );

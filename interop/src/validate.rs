@@ -391,6 +391,47 @@ pub struct Validated {
     pub network_steps: Vec<NetworkStep>,
 }
 
+impl Validated {
+    /// One line saying what was validated (what `raft-interop validate`
+    /// prints for a valid run).
+    pub fn summary(&self) -> String {
+        let validated = self;
+        let events: usize = validated.events.values().sum();
+        let mut text = format!(
+            "valid: {} nodes, {events} events ({}), {} restarts, {} events undone by crashes, \
+             {} distinct messages ({} copies dropped, {} duplicated), a merged run of {} steps",
+            validated.events.len(),
+            validated
+                .events
+                .iter()
+                .map(|(node, n)| format!("node {node}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            validated.restarts,
+            validated.lost,
+            validated.messages,
+            validated.dropped,
+            validated.duplicated,
+            events - validated.lost
+        );
+        if validated.segments > 0 {
+            text.push_str(&format!(
+                "; {} segments, {:.1} MiB read ({:.0} bytes/event)",
+                validated.segments,
+                validated.bytes_read as f64 / (1024.0 * 1024.0),
+                validated.bytes_read as f64 / events.max(1) as f64
+            ));
+        }
+        if validated.torn_tails > 0 {
+            text.push_str(&format!(
+                "; {} segments ended in a partial line (a writer killed mid-write: never persisted nor sent)",
+                validated.torn_tails
+            ));
+        }
+        text
+    }
+}
+
 /// A step of the network itself in a validated run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkStep {

@@ -40,6 +40,29 @@ enum Command {
     /// Run one node: `raft-node run`'s flags, plus `--seeded-bug NAME` to
     /// break it on purpose. Without `--seeded-bug` it is the same node.
     Node(Box<NodeArgs>),
+    /// `raft-interop validate --follow`, built into this binary so that
+    /// `compare --follow` finds it wherever raft-lab runs: validates trace
+    /// directories through the model as the nodes write them; exit 1 at
+    /// the first violation.
+    #[command(hide = true)]
+    Follow(FollowArgs),
+}
+
+#[derive(Args)]
+struct FollowArgs {
+    /// The trace directories of a running cluster.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Seconds between progress lines (and metrics file writes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    progress: f64,
+    /// Seconds a node may wait for a message while nothing progresses
+    /// before the wait is a violation.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    grace: f64,
+    /// Write progress and violation as Prometheus text into this file.
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -141,6 +164,14 @@ struct CompareArgs {
     /// operation, and the traces' bytes per operation.
     #[arg(long)]
     trace: bool,
+    /// With --trace: run `raft-interop validate --follow` (built beside
+    /// raft-lab) on the traced cluster's traces while it runs, and print
+    /// after each of its cells how many events it had not yet validated
+    /// when the load stopped and how long it took to catch up. The
+    /// validator's CPU comes out of the traced cluster's share of the
+    /// machine. A violation ends the comparison with the validator's report.
+    #[arg(long)]
+    follow: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -202,6 +233,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         keep: args.keep,
         json: Some(args.json),
         trace: args.trace,
+        follow: args.follow,
     })
     .await
     .map(drop)
@@ -224,6 +256,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Follow(args) = &cli.command {
+        let options = raft_interop::follow::FollowOptions {
+            grace: std::time::Duration::from_secs_f64(args.grace),
+            progress: std::time::Duration::from_secs_f64(args.progress),
+            metrics_file: args.metrics_file.clone(),
+            ..Default::default()
+        };
+        return ExitCode::from(raft_interop::follow::run_command(&args.dirs, &options));
+    }
     if let Command::Node(args) = &cli.command
         && let Some(namespace) = &args.netns
         && let Err(err) = raft_lab::chaos::netns::enter(namespace)
@@ -251,6 +292,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Node(args) => node(*args).await,
+            Command::Follow(_) => unreachable!("run before the runtime starts"),
         }
     })
 }

@@ -30,6 +30,7 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
         keep: false,
         json: Some(json.clone()),
         trace: false,
+        follow: false,
     })
     .await
     .unwrap();
@@ -99,7 +100,8 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
 
 /// `--trace`: a traced cluster of ours beside the untraced one, in the same
 /// rounds; the ratios and the traces' bytes are reported, and what the
-/// traced nodes recorded validates through the model.
+/// traced nodes recorded validates through the model, online (`--follow`)
+/// and offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,6 +122,7 @@ async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
         keep: true,
         json: None,
         trace: true,
+        follow: true,
     })
     .await
     .unwrap();
@@ -142,10 +145,22 @@ async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
     let streams = raft_interop::read_streams(&[traces]).unwrap();
     let validated = raft_interop::validate(streams)
         .unwrap_or_else(|failure| panic!("the traced cluster's run is not valid:\n{failure}"));
+    let events = validated.events.values().sum::<usize>();
+    assert!(events > 100, "{:?}", validated.events);
+    // --follow: the online validator checked the traced cluster's cells as
+    // they ran (one per round), caught up with each, and validated events
+    // the nodes counted as written.
+    assert_eq!(report.follow.len(), 2, "{:?}", report.follow);
+    for cell in &report.follow {
+        assert_eq!(cell.workload, "put x8");
+        assert!(cell.events_written > 0, "{cell:?}");
+        assert!(cell.catch_up_ms.is_some(), "{cell:?}");
+    }
+    let followed = report.follow_events_validated.unwrap();
+    let written: u64 = report.follow.iter().map(|c| c.events_written).sum();
     assert!(
-        validated.events.values().sum::<usize>() > 100,
-        "{:?}",
-        validated.events
+        followed >= written && followed as usize <= events,
+        "online {followed}, in the cells {written}, offline {events}"
     );
     assert!(
         !PathBuf::from(&report.data_dir)

@@ -88,9 +88,11 @@ pub struct TraceWriter {
     /// segment, and each process's part, starts with a full state: a
     /// segment can be read without the ones before it.
     last_state: Option<State>,
-    /// Bytes written to disk and lines recorded since the writer opened.
+    /// Bytes written to disk, lines and events recorded since the writer
+    /// opened.
     pub bytes_written: u64,
     pub lines: u64,
+    pub events: u64,
 }
 
 impl TraceWriter {
@@ -121,6 +123,7 @@ impl TraceWriter {
             last_state: None,
             bytes_written: 0,
             lines: 0,
+            events: 0,
         };
         writer.retain()?;
         Ok(writer)
@@ -181,6 +184,7 @@ impl TraceWriter {
             _ => None,
         };
         self.record(&EventRecord::of(&event, delta.as_ref()));
+        self.events += 1;
         if self.options.format == Format::Compact {
             self.last_state = Some(event.state);
         }

@@ -36,6 +36,13 @@ pub fn metric(system: System) -> &'static str {
 /// `addresses` (HOST:PORT, path `/metrics`). None if any node does not
 /// answer or does not report the metric: a partial sum would understate.
 pub async fn count(system: System, addresses: &[String]) -> Option<u64> {
+    total(addresses, metric(system)).await
+}
+
+/// The sum over the nodes serving metrics at `addresses` of the series
+/// `name` (all its label sets). None if any node does not answer or does
+/// not report it.
+pub async fn total(addresses: &[String], name: &str) -> Option<u64> {
     if addresses.is_empty() {
         return None;
     }
@@ -48,7 +55,7 @@ pub async fn count(system: System, addresses: &[String]) -> Option<u64> {
                 return None;
             }
         };
-        total += sum_of(&page, metric(system))?;
+        total += sum_of(&page, name)?;
     }
     Some(total)
 }

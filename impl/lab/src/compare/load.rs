@@ -360,7 +360,7 @@ impl CellRun {
 /// CPU seconds (user + system) used so far by the processes `pids`, from
 /// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s: the value
 /// of USER_HZ on Linux). None if any cannot be read.
-fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+pub(crate) fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     let mut ticks = 0u64;
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -15,6 +15,7 @@
 
 pub mod clusters;
 pub mod floors;
+pub mod follow;
 pub mod fsyncs;
 pub mod load;
 
@@ -54,6 +55,10 @@ pub struct CompareOptions {
     /// Also run a second cluster of ours that records core-event traces,
     /// in the same interleaved rounds: what tracing costs (issue 22).
     pub trace: bool,
+    /// With `trace`: validate the traced cluster's traces online
+    /// (`raft-interop validate --follow`) while it runs, and report after
+    /// each of its cells how far behind the validator was ([`follow`]).
+    pub follow: bool,
 }
 
 /// Everything one run measured (the JSON document).
@@ -80,6 +85,10 @@ pub struct Report {
     /// `trace`), and per operation it served in the measured cells.
     pub trace_bytes: Option<u64>,
     pub trace_bytes_per_op: Option<f64>,
+    /// With `follow`: per cell of the traced cluster, the online
+    /// validator's figures; and the events it validated in all.
+    pub follow: Vec<follow::FollowCell>,
+    pub follow_events_validated: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,6 +181,9 @@ pub async fn run(options: CompareOptions) -> anyhow::Result<Report> {
     if options.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
     }
+    if options.follow && !options.trace {
+        anyhow::bail!("--follow validates the traced cluster's traces: add --trace");
+    }
     let dir = clusters::run_dir(options.dir.as_deref())?;
     let result = run_in(&options, &dir).await;
     if !options.keep {
@@ -225,11 +237,33 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         let (cluster, leader) = start(system, options, dir).await?;
         running.push((cluster, leader));
     }
-    let result = measure_all(options, &targets, &mut running, &keys, &shape).await;
+    let mut follower = if options.follow {
+        let traces = dir.join("ours-traced").join("traces");
+        Some(follow::Follower::start(&options.ours_binary, &traces, dir)?)
+    } else {
+        None
+    };
+    let result = measure_all(
+        options,
+        &targets,
+        &mut running,
+        &keys,
+        &shape,
+        follower.as_mut(),
+    )
+    .await;
+    let follow_events_validated = match follower {
+        Some(follower) if result.is_ok() => follower.stop()?,
+        Some(follower) => {
+            let _ = follower.stop();
+            None
+        }
+        None => None,
+    };
     for (cluster, _) in running {
         cluster.stop().await;
     }
-    let results = result?;
+    let (results, follow) = result?;
     let ratios = ratios(&results);
     let api_ratios = api_ratios(&results);
     let trace_ratios = trace_ratios(&results);
@@ -258,6 +292,8 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         trace_ratios,
         trace_bytes,
         trace_bytes_per_op,
+        follow,
+        follow_events_validated,
     })
 }
 
@@ -267,9 +303,11 @@ async fn measure_all(
     running: &mut [(Cluster, String)],
     keys: &[String],
     shape: &Shape,
-) -> anyhow::Result<Vec<CellResult>> {
+    mut follower: Option<&mut follow::Follower>,
+) -> anyhow::Result<(Vec<CellResult>, Vec<follow::FollowCell>)> {
     let per_conn = options.clients_per_conn.max(1);
     let mut results = Vec::new();
+    let mut follow_cells = Vec::new();
     for workload in workloads(options) {
         let conns = workload.clients.div_ceil(per_conn);
         // Each workload's clients go to the leader as it is now: clusters
@@ -311,6 +349,12 @@ async fn measure_all(
                     pools[at] = load::connect(target.system, target.api, leader, conns).await?;
                 }
                 let pool = &pools[at];
+                let following = match follower.as_deref_mut() {
+                    Some(follower) if target.system == System::OursTraced => {
+                        Some(follower.before_cell(&servers[at]).await?)
+                    }
+                    _ => None,
+                };
                 let run = load::run_cell(
                     &servers[at],
                     pool,
@@ -343,6 +387,13 @@ async fn measure_all(
                         String::new()
                     }
                 );
+                if let (Some(start), Some(follower)) = (following, follower.as_deref_mut()) {
+                    let cell = follower
+                        .after_cell(start, &servers[at], workload.label(), round + 1)
+                        .await?;
+                    println!("  {:<10} {cell}", workload.label());
+                    follow_cells.push(cell);
+                }
                 match &mut merged[at] {
                     Some(total) => total.absorb(run)?,
                     slot => *slot = Some(run),
@@ -351,7 +402,7 @@ async fn measure_all(
         }
         results.extend(merged.iter().flatten().map(CellRun::result));
     }
-    Ok(results)
+    Ok((results, follow_cells))
 }
 
 /// Finds `cluster`'s leader as it is now and records it in `leader`,
@@ -515,6 +566,9 @@ pub fn table(report: &Report) -> String {
             "\ntraces: {bytes} bytes on disk, {per_op:.1} bytes per measured operation (warm-up and preload included in the bytes)\n"
         ));
     }
+    if let Some(validated) = report.follow_events_validated {
+        out.push_str(&follow::summary(&report.follow, validated));
+    }
     out.push_str(&format!(
         "\nfloors: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms; loopback gRPC round trip p50 {:.3} ms, p99 {:.3} ms\n",
         report.floors.fsync_4k_p50_ms,
@@ -636,6 +690,8 @@ mod tests {
             trace_ratios: Vec::new(),
             trace_bytes: None,
             trace_bytes_per_op: None,
+            follow: Vec::new(),
+            follow_events_validated: None,
         };
         let table = table(&report);
         assert!(
