@@ -172,6 +172,11 @@ struct CompareArgs {
     /// machine. A violation ends the comparison with the validator's report.
     #[arg(long)]
     follow: bool,
+    /// Our nodes' snapshot_threshold: entries applied past the last
+    /// snapshot before the next (default: the node's own, 10000; etcd's
+    /// --snapshot-count default is 100000).
+    #[arg(long, value_name = "ENTRIES")]
+    snapshot_threshold: Option<u64>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -234,6 +239,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         json: Some(args.json),
         trace: args.trace,
         follow: args.follow,
+        snapshot_threshold: args.snapshot_threshold,
     })
     .await
     .map(drop)

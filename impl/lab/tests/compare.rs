@@ -31,6 +31,7 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
         json: Some(json.clone()),
         trace: false,
         follow: false,
+        snapshot_threshold: None,
     })
     .await
     .unwrap();
@@ -123,6 +124,7 @@ async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
         json: None,
         trace: true,
         follow: true,
+        snapshot_threshold: None,
     })
     .await
     .unwrap();

@@ -74,12 +74,14 @@ fn spawn(mut command: Command, log: &Path, what: &str) -> anyhow::Result<Child> 
 impl Cluster {
     /// Starts `nodes` of our node (`binary` is the `raft-lab` binary, run as
     /// `raft-lab node`); with `trace`, each records its core events into
-    /// `dir/traces` (the node's defaults: compact, rotated).
+    /// `dir/traces` (the node's defaults: compact, rotated);
+    /// `snapshot_threshold` overrides the node's default.
     pub fn start_ours(
         binary: &Path,
         dir: &Path,
         nodes: u64,
         trace: bool,
+        snapshot_threshold: Option<u64>,
     ) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // Bound here and handed to the nodes: no port is released between.
@@ -109,6 +111,7 @@ impl Cluster {
                 members: Some(members.clone()),
                 trace_dir: trace.then(|| dir.join("traces")),
                 metrics: Some(metrics[id as usize - 1].clone()),
+                snapshot_threshold,
                 ..FileConfig::default()
             };
             let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))

@@ -59,6 +59,8 @@ pub struct CompareOptions {
     /// (`raft-interop validate --follow`) while it runs, and report after
     /// each of its cells how far behind the validator was ([`follow`]).
     pub follow: bool,
+    /// Our nodes' `snapshot_threshold` (None: the node's default).
+    pub snapshot_threshold: Option<u64>,
 }
 
 /// Everything one run measured (the JSON document).
@@ -70,6 +72,8 @@ pub struct Report {
     pub seconds_per_cell: f64,
     pub rounds: usize,
     pub clients_per_conn: usize,
+    /// Our nodes' snapshot threshold when the run set one.
+    pub snapshot_threshold: Option<u64>,
     pub data_dir: String,
     /// One entry per workload, system and API, rounds merged.
     pub results: Vec<CellResult>,
@@ -150,10 +154,20 @@ async fn start(
 ) -> anyhow::Result<(Cluster, String)> {
     let nodes = options.nodes;
     let mut cluster = match system {
-        System::Ours => Cluster::start_ours(&options.ours_binary, &dir.join("ours"), nodes, false)?,
-        System::OursTraced => {
-            Cluster::start_ours(&options.ours_binary, &dir.join("ours-traced"), nodes, true)?
-        }
+        System::Ours => Cluster::start_ours(
+            &options.ours_binary,
+            &dir.join("ours"),
+            nodes,
+            false,
+            options.snapshot_threshold,
+        )?,
+        System::OursTraced => Cluster::start_ours(
+            &options.ours_binary,
+            &dir.join("ours-traced"),
+            nodes,
+            true,
+            options.snapshot_threshold,
+        )?,
         System::Etcd => {
             let binary = options
                 .etcd_binary
@@ -285,6 +299,7 @@ async fn run_in(options: &CompareOptions, dir: &Path) -> anyhow::Result<Report> 
         seconds_per_cell: options.duration.as_secs_f64(),
         rounds: options.rounds,
         clients_per_conn: options.clients_per_conn,
+        snapshot_threshold: options.snapshot_threshold,
         data_dir: dir.display().to_string(),
         results,
         ratios,
@@ -683,6 +698,7 @@ mod tests {
             seconds_per_cell: 1.0,
             rounds: 1,
             clients_per_conn: 1,
+            snapshot_threshold: None,
             data_dir: String::new(),
             results,
             ratios: vs_etcd,
