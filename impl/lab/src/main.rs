@@ -173,8 +173,8 @@ struct CompareArgs {
     #[arg(long)]
     follow: bool,
     /// Our nodes' snapshot_threshold: entries applied past the last
-    /// snapshot before the next (default: the node's own, 10000; etcd's
-    /// --snapshot-count default is 100000).
+    /// snapshot before the next (default: the node's own, 100000, which is
+    /// etcd's --snapshot-count default).
     #[arg(long, value_name = "ENTRIES")]
     snapshot_threshold: Option<u64>,
 }
