@@ -79,6 +79,9 @@ pub struct Tracer {
     writer: Option<TraceWriter>,
     /// The writer's events and bytes already added to the node's metrics.
     counted: (u64, u64),
+    /// The two counters, looked up once (the recorder is installed before
+    /// the node opens its trace: cli::run_node).
+    counters: Option<[metrics::Counter; 2]>,
 }
 
 impl Tracer {
@@ -134,6 +137,10 @@ impl Tracer {
         let mut tracer = Tracer {
             writer: Some(writer),
             counted: (0, 0),
+            counters: Some([
+                metrics::counter!(m::TRACE_EVENTS),
+                metrics::counter!(m::TRACE_BYTES),
+            ]),
         };
         tracer.count();
         Ok(tracer)
@@ -177,13 +184,12 @@ impl Tracer {
     }
 
     /// Adds what the writer handed to the kernel since the last call to the
-    /// node's metrics (once per batch, not per event: a metric update
-    /// looks its series up).
+    /// node's metrics (once per batch, not per event).
     fn count(&mut self) {
-        if let Some(writer) = &self.writer {
+        if let (Some(writer), Some([events_total, bytes_total])) = (&self.writer, &self.counters) {
             let (events, bytes) = (writer.events, writer.bytes_written);
-            metrics::counter!(m::TRACE_EVENTS).increment(events - self.counted.0);
-            metrics::counter!(m::TRACE_BYTES).increment(bytes - self.counted.1);
+            events_total.increment(events - self.counted.0);
+            bytes_total.increment(bytes - self.counted.1);
             self.counted = (events, bytes);
         }
     }

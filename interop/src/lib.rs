@@ -217,7 +217,7 @@ fn flush(
         return Ok(());
     }
     match compressor {
-        Some(compressor) => file.write_all(&compressor.batch(buffer)?)?,
+        Some(compressor) => file.write_all(compressor.batch(buffer)?)?,
         None => file.write_all(buffer)?,
     }
     buffer.clear();

@@ -101,6 +101,9 @@ pub fn preamble() -> Vec<u8> {
 /// Compresses one segment's lines, batch by batch.
 pub struct Compressor {
     encoder: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    /// Whether the output buffer holds a batch already handed out (cleared
+    /// at the next batch, keeping its capacity: a batch allocates nothing).
+    handed_out: bool,
 }
 
 impl Compressor {
@@ -109,19 +112,28 @@ impl Compressor {
         out.extend_from_slice(&preamble());
         Ok(Compressor {
             encoder: zstd::stream::write::Encoder::new(out, LEVEL)?,
+            handed_out: false,
         })
     }
 
     /// Compresses `lines` and ends the block: the bytes returned (to be
-    /// written to the file in one write) decode without what follows.
-    pub fn batch(&mut self, lines: &[u8]) -> io::Result<Vec<u8>> {
+    /// written to the file in one write) decode without what follows. The
+    /// first batch's bytes start with the segment's preamble.
+    pub fn batch(&mut self, lines: &[u8]) -> io::Result<&[u8]> {
+        if self.handed_out {
+            self.encoder.get_mut().clear();
+        }
         self.encoder.write_all(lines)?;
         self.encoder.flush()?;
-        Ok(std::mem::take(self.encoder.get_mut()))
+        self.handed_out = true;
+        Ok(self.encoder.get_ref())
     }
 
     /// Ends the frame (a segment closed by rotation): the last bytes.
-    pub fn finish(self) -> io::Result<Vec<u8>> {
+    pub fn finish(mut self) -> io::Result<Vec<u8>> {
+        if self.handed_out {
+            self.encoder.get_mut().clear();
+        }
         self.encoder.finish()
     }
 }
@@ -276,7 +288,8 @@ mod tests {
         let mut compressor = Compressor::new().unwrap();
         let first = compressor
             .batch(b"{\"kind\":\"persisted\",\"node\":1}\n")
-            .unwrap();
+            .unwrap()
+            .to_vec();
         assert!(first.starts_with(&preamble()));
         // A reader that has only the first batch (the writer killed after it,
         // or still writing) gets its lines.
@@ -288,7 +301,8 @@ mod tests {
         // Fed in pieces, byte by byte, as a tail of a growing file sees it.
         let second = compressor
             .batch(b"{\"kind\":\"persisted\",\"node\":1}\n")
-            .unwrap();
+            .unwrap()
+            .to_vec();
         let last = compressor.finish().unwrap();
         for byte in second.iter().chain(&last) {
             decoder.feed(&[*byte], &mut text).unwrap();
@@ -312,7 +326,7 @@ mod tests {
             err.contains("raft-trace-zstd/9") && err.contains(CONTAINER),
             "{err}"
         );
-        let mut corrupt = Compressor::new().unwrap().batch(json).unwrap();
+        let mut corrupt = Compressor::new().unwrap().batch(json).unwrap().to_vec();
         let at = corrupt.len() - 3;
         corrupt[at] ^= 0xff;
         corrupt.truncate(at + 1);

@@ -212,9 +212,14 @@ impl TraceWriter {
             return Ok(());
         }
         let result = match &mut self.compressor {
-            Some(compressor) => compressor
-                .batch(&self.buffer)
-                .and_then(|bytes| self.write(&bytes)),
+            Some(compressor) => match compressor.batch(&self.buffer) {
+                // Not `self.write`: the bytes borrow the compressor.
+                Ok(bytes) => self.file.write_all(bytes).map(|()| {
+                    self.written += bytes.len() as u64;
+                    self.bytes_written += bytes.len() as u64;
+                }),
+                Err(err) => Err(err),
+            },
             None => {
                 let bytes = std::mem::take(&mut self.buffer);
                 let result = self.write(&bytes);
