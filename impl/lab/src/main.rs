@@ -164,8 +164,9 @@ struct CompareArgs {
     /// operation, and the traces' bytes per operation.
     #[arg(long)]
     trace: bool,
-    /// With --trace: run `raft-interop validate --follow` (built beside
-    /// raft-lab) on the traced cluster's traces while it runs, and print
+    /// With --trace: validate the traced cluster's traces online while it
+    /// runs (`raft-lab follow`, the code of `raft-interop validate
+    /// --follow`, as a process of its own), and print
     /// after each of its cells how many events it had not yet validated
     /// when the load stopped and how long it took to catch up. The
     /// validator's CPU comes out of the traced cluster's share of the
