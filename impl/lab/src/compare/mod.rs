@@ -56,7 +56,8 @@ pub struct CompareOptions {
     /// in the same interleaved rounds: what tracing costs (issue 22).
     pub trace: bool,
     /// With `trace`: validate the traced cluster's traces online
-    /// (`raft-interop validate --follow`) while it runs, and report after
+    /// (`raft-lab follow`, the code of `raft-interop validate --follow`)
+    /// while it runs, and report after
     /// each of its cells how far behind the validator was ([`follow`]).
     pub follow: bool,
     /// Our nodes' `snapshot_threshold` (None: the node's default).
@@ -154,20 +155,17 @@ async fn start(
 ) -> anyhow::Result<(Cluster, String)> {
     let nodes = options.nodes;
     let mut cluster = match system {
-        System::Ours => Cluster::start_ours(
-            &options.ours_binary,
-            &dir.join("ours"),
-            nodes,
-            false,
-            options.snapshot_threshold,
-        )?,
-        System::OursTraced => Cluster::start_ours(
-            &options.ours_binary,
-            &dir.join("ours-traced"),
-            nodes,
-            true,
-            options.snapshot_threshold,
-        )?,
+        System::Ours | System::OursTraced => {
+            let traced = system == System::OursTraced;
+            let name = if traced { "ours-traced" } else { "ours" };
+            Cluster::start_ours(
+                &options.ours_binary,
+                &dir.join(name),
+                nodes,
+                traced,
+                options.snapshot_threshold,
+            )?
+        }
         System::Etcd => {
             let binary = options
                 .etcd_binary
