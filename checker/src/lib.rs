@@ -13,7 +13,7 @@
 //! (the stateright model and its properties), [`properties`] (the paper's
 //! safety properties), [`symmetry`] (reduction over server ids), [`run`] and
 //! [`report`] (running a check), [`shorten`] (shortest counterexamples), [`trace`] (counterexamples, written in the
-//! node's trace format `raft-trace/4`), [`bugs`] (seeded bug names).
+//! node's trace format `raft-trace/5`), [`bugs`] (seeded bug names).
 
 pub mod action;
 pub mod bounds;

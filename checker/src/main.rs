@@ -70,7 +70,7 @@ struct CommonArgs {
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Directory for counterexample traces (.jsonl, raft-trace/4) and diagrams (.mmd).
+    /// Directory for counterexample traces (.jsonl, raft-trace/5) and diagrams (.mmd).
     #[arg(long, default_value = "checker-out")]
     out: PathBuf,
     /// Also write the report as JSON to this file.

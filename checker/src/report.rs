@@ -47,7 +47,7 @@ pub struct PropertyReport {
     pub verdict: Verdict,
     /// Steps of the counterexample or example found.
     pub steps: Option<usize>,
-    /// The trace (raft-trace/4 lines) and Mermaid diagram written for it.
+    /// The trace (raft-trace/5 lines) and Mermaid diagram written for it.
     pub trace: Option<String>,
     pub diagram: Option<String>,
 }

@@ -300,7 +300,7 @@ impl Outcome {
         })
     }
 
-    /// Writes a trace (`raft-trace/4` lines) and a Mermaid diagram for every
+    /// Writes a trace (`raft-trace/5` lines) and a Mermaid diagram for every
     /// discovery: counterexamples to `out/<Property>.{jsonl,mmd}`, examples of `sometimes`
     /// properties to `out/examples/`. Records the paths in the report.
     pub fn write_traces(&mut self, out: &FsPath) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! Counterexamples and examples, three ways: a numbered list of spec actions
 //! with what each changed, a Mermaid sequence diagram, and a trace in the
-//! format the node records, `raft-trace/4` (raft-trace's crate docs and
+//! format the node records, `raft-trace/5` (raft-trace's crate docs and
 //! interop/README.md define it), which `raft-interop validate` replays
 //! through the correct core exactly as it replays a run of the node.
 //!
@@ -9,7 +9,7 @@
 //! ```text
 //! {"kind":"checker","bound":{"servers":3,...},"bug":"vote-twice"|null,
 //!  "property":"ElectionSafety","expectation":"always"|"sometimes"}   // the context
-//! {"kind":"header","schema":"raft-trace/4","node":1,...,"start":"init"}  // one per server
+//! {"kind":"header","schema":"raft-trace/5","node":1,...,"start":"init"}  // one per server
 //! {"kind":"event","node":2,"step":{"HandleRequestVoteRequest":<message>},"state":...,
 //!  "persist":...,"written":...,"sent":[...]}                         // one per step
 //! {"kind":"persisted","node":2}                                      // after each event
@@ -57,7 +57,7 @@ impl Trace<'_> {
         self.path.len().saturating_sub(1)
     }
 
-    /// The trace as `raft-trace/4` lines (see the module docs).
+    /// The trace as `raft-trace/5` lines (see the module docs).
     pub fn to_lines(&self) -> serde_json::Result<String> {
         let mut out = String::new();
         let Some((init, _)) = self.path.first() else {

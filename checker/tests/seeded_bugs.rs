@@ -1,7 +1,7 @@
 //! The checker can fail: with a seeded bug of the core switched on, it finds a
 //! counterexample to the safety property the bug breaks, and that
 //! counterexample is a real path of the model (replayable step by step) that
-//! renders as a numbered list, a Mermaid diagram and a `raft-trace/4` trace.
+//! renders as a numbered list, a Mermaid diagram and a `raft-trace/5` trace.
 //!
 //! Each case uses the bug's own bound from `raft_checker::bugs::smallest_bound`
 //! (the bound of the counterexample `raft-checker mutants` found for it at

@@ -138,7 +138,7 @@ pub struct SettingsArgs {
     /// answer).
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
-    /// Record every core event into DIR (format raft-trace/4), for `raft-interop
+    /// Record every core event into DIR (format raft-trace/5), for `raft-interop
     /// validate DIR` (or `validate --follow DIR`, while it runs) to replay through
     /// the model. Low overhead: one compressed write per batch, no fsync. Files
     /// DIR/node-<id>.<seq>.jsonl.zst, a new one at every start and every

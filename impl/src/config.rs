@@ -15,7 +15,7 @@
 //! parallel_write = true            # a leader writes its new entries to its disk while sending them, not before (default)
 //! max_inflight = 0                 # pipelined replication: AppendEntries in flight per follower (0, the default: one at a time)
 //! min_free_bytes = 67108864        # refuse client writes while the data directory's disk has less free (default 64 MiB)
-//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/4) for raft-interop
+//! trace_dir = "/var/lib/raft-node-trace"  # optional: record core events (raft-trace/5) for raft-interop
 //! trace_format = "compact"         # "compact" (zstd over the JSON lines, default) or "json"
 //! trace_rotate_mb = 64             # start the next trace segment once one holds this many MiB (0: never)
 //! trace_keep_files = 16            # segments kept per node, the oldest deleted (0: all)
@@ -152,7 +152,7 @@ pub struct FileConfig {
     /// up to 64 MiB at a time).
     pub min_free_bytes: Option<u64>,
     /// Record every core event to the segments
-    /// `<trace_dir>/node-<id>.<seq>.jsonl.zst` (raft-trace/4; see crate::trace).
+    /// `<trace_dir>/node-<id>.<seq>.jsonl.zst` (raft-trace/5; see crate::trace).
     pub trace_dir: Option<PathBuf>,
     /// `compact` (default: zstd over the JSON lines, some 20 times smaller)
     /// or `json` (plain lines, `node-<id>.<seq>.jsonl`).

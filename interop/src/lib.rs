@@ -1,6 +1,6 @@
 //! # raft-interop: replay of Raft traces through the model, export to TLA+ tools
 //!
-//! The format itself, `raft-trace/4`, and its writer live in the crate
+//! The format itself, `raft-trace/5`, and its writer live in the crate
 //! raft-trace (re-exported here as [`format`], [`writer`] and [`vars`]), which
 //! the node and the checker write through; this crate reads it:
 //!

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Replay Raft traces through the model and export them to TLA+ tools",
     long_about = "Replays the traces a raft-node cluster recorded (raft-node run --trace-dir DIR) or a \
-                  counterexample of raft-checker (checker-out/*.jsonl), both raft-trace/4, through raft-model, the same \
+                  counterexample of raft-checker (checker-out/*.jsonl), both raft-trace/5, through raft-model, the same \
                   transition functions the checker explored, and reports the first event the model \
                   does not allow. A validated run can be exported as ITF JSON and as input for \
                   spec/TraceRaft.tla under TLC.\n\nExit status: 0 valid, 1 invalid, 2 usage or I/O error."
@@ -30,7 +30,7 @@ enum Command {
         /// Trace directories of a cluster's nodes (their segments
         /// node-<id>.<seq>.jsonl.zst or .jsonl, read in order, lazily), or
         /// trace files (a node's segment, a checker's counterexample); all
-        /// raft-trace/4, compact or JSON (detected from the first bytes).
+        /// raft-trace/5, compact or JSON (detected from the first bytes).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Tail the directories of a running cluster: validate the events as

@@ -1621,17 +1621,15 @@ impl NodeReplay {
                 diff(&state, &event.state, "model"),
             ));
         }
-        if let Some(persist) = &event.persist
-            && *persist != effects.persist
-        {
+        if event.persist != effects.persist {
             return Err(self.fail(
                 at,
                 action,
                 "the recorded persist request differs from the model's".to_string(),
-                diff(&effects.persist, persist, "model"),
+                diff(&effects.persist, &event.persist, "model"),
             ));
         }
-        if event.persist.is_some() && event.parallel_log_from != effects.parallel_log_from {
+        if event.parallel_log_from != effects.parallel_log_from {
             return Err(self.fail(
                 at,
                 action,
@@ -1653,16 +1651,14 @@ impl NodeReplay {
                 ));
             }
         }
-        if let Some(sent) = &event.sent {
-            let model = Sent::of(&effects.messages);
-            if model != *sent {
-                return Err(self.fail(
-                    at,
-                    action,
-                    "the recorded messages sent differ from the model's".to_string(),
-                    diff(&model, sent, "model"),
-                ));
-            }
+        let model = Sent::of(&effects.messages);
+        if model != event.sent {
+            return Err(self.fail(
+                at,
+                action,
+                "the recorded messages sent differ from the model's".to_string(),
+                diff(&model, &event.sent, "model"),
+            ));
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The checker's traces and the node's traces are one format, raft-trace/4:
+//! The checker's traces and the node's traces are one format, raft-trace/5:
 //! counterexamples and examples of raft-checker are read and replayed by the
 //! same path as a node's traces. A run of the real core validates; a
 //! counterexample found with a seeded bug is rejected at the step where the
@@ -105,14 +105,14 @@ fn former_formats_are_refused_by_name() {
     let v1 = "{\"kind\":\"header\",\"schema\":\"raft-trace/1\",\"node\":1,\"cluster\":\"c\",\"members\":[1],\"max_append_entries\":1,\"start\":\"init\"}\n";
     let failure = Stream::parse("old.jsonl", v1).expect_err("raft-trace/1");
     assert!(
-        failure.problem.contains("raft-trace/1") && failure.problem.contains("raft-trace/4"),
+        failure.problem.contains("raft-trace/1") && failure.problem.contains("raft-trace/5"),
         "{failure}"
     );
     let checker_v1 = "{\n  \"schema\": \"raft-checker-trace/1\",\n  \"steps\": []\n}\n";
     let failure = Stream::parse("old.json", checker_v1).expect_err("raft-checker-trace/1");
     assert!(
         failure.problem.contains("raft-checker-trace/1")
-            && failure.problem.contains("raft-trace/4"),
+            && failure.problem.contains("raft-trace/5"),
         "{failure}"
     );
 }

@@ -1,4 +1,4 @@
-//! The compact form of a trace: the same `raft-trace/4` JSON lines, through a
+//! The compact form of a trace: the same `raft-trace/5` JSON lines, through a
 //! streaming zstd compressor.
 //!
 //! A compact segment (`node-<id>.<seq>.jsonl.zst`, see [`crate::segments`])

@@ -1,4 +1,4 @@
-//! The trace format, `raft-trace/4`: one JSON object per line, five kinds of
+//! The trace format, `raft-trace/5`: one JSON object per line, five kinds of
 //! line (the crate docs show one of each).
 //!
 //! - `header`: a process of node `node` started, fresh (`init`, spec `Init`)
@@ -34,7 +34,13 @@ use raft_model::{
 use serde::{Deserialize, Serialize};
 
 /// The schema name every header carries.
-pub const SCHEMA: &str = "raft-trace/4";
+pub const SCHEMA: &str = "raft-trace/5";
+
+/// The format before events left out an empty `persist` and `sent` (this
+/// version reads an absent one as empty, which every version-4 event spells
+/// out) and before nodes recorded a client command by its digest (a command
+/// is opaque to the validator, whichever form it has): read unchanged.
+pub const SCHEMA_V4: &str = "raft-trace/4";
 
 /// The format before events could carry a `delta` instead of a full
 /// `state`: read unchanged (its events all carry `state`, which this version
@@ -58,7 +64,7 @@ pub const CHECKER_SCHEMA_V1: &str = "raft-checker-trace/1";
 /// can.
 pub fn refusal(schema: &str) -> Option<String> {
     match schema {
-        SCHEMA | SCHEMA_V3 => None,
+        SCHEMA | SCHEMA_V4 | SCHEMA_V3 => None,
         SCHEMA_V2 => Some(format!(
             "a {SCHEMA_V2} trace: this version reads {SCHEMA} only (its AppendEntries \
              rejections carry the conflicting term and its first index, and the leader backs \
@@ -185,36 +191,42 @@ pub struct Event<C: Clone> {
     pub recovered: Option<Durable>,
     /// The server's spec variables after the step.
     pub state: State,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persist: Option<raft_model::Persist>,
+    /// What the step asked to make durable, absent when nothing (most
+    /// steps: since raft-trace/5; earlier versions wrote it always).
+    #[serde(default, skip_serializing_if = "raft_model::Persist::is_empty")]
+    pub persist: raft_model::Persist,
     /// A leader's own entries written in parallel with this step's messages
     /// (`Effects::parallel_log_from`), absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_log_from: Option<Index>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<Written>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sent: Option<Vec<Sent>>,
+    /// The messages the step sent, absent when none (since raft-trace/5;
+    /// earlier versions wrote `[]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<Sent>,
 }
 
 impl<C: Clone> Event<C> {
     /// The event of `server` having taken `step` (for `Restart`, after
-    /// recovering `recovered`), which returned `effects`.
-    pub fn of<S>(
+    /// recovering `recovered`), which returned `effects`. The step's command
+    /// may be of another type than the server's (`C` against `D`): a node
+    /// records a summary of each client command ([`traced_with`]).
+    pub fn of<D: Clone, S>(
         step: TracedStep<C>,
         recovered: Option<Durable>,
-        server: &Server<C, S>,
-        effects: &Effects<C, S>,
+        server: &Server<D, S>,
+        effects: &Effects<D, S>,
     ) -> Event<C> {
         Event {
             node: server.id(),
             step,
             recovered,
             state: State::of(server),
-            persist: Some(effects.persist.clone()),
+            persist: effects.persist.clone(),
             parallel_log_from: effects.parallel_log_from,
             written: Written::of(server, &effects.persist),
-            sent: Some(Sent::of(&effects.messages)),
+            sent: Sent::of(&effects.messages),
         }
     }
 
@@ -230,8 +242,19 @@ impl<C: Clone> Event<C> {
 pub fn traced<C: Clone, S, M: std::borrow::Borrow<Message<C, S>>>(
     step: &Step<C, S, M>,
 ) -> TracedStep<C> {
+    traced_with(step, C::clone)
+}
+
+/// [`traced`], with the client's command recorded as `command` makes it: a
+/// node records a digest of each command rather than its data (the command
+/// is opaque to the protocol, and the validator replays whatever the trace
+/// holds as the command).
+pub fn traced_with<C: Clone, T: Clone, S, M: std::borrow::Borrow<Message<C, S>>>(
+    step: &Step<C, S, M>,
+    command: impl FnOnce(&C) -> T,
+) -> TracedStep<T> {
     step.as_ref().map(
-        C::clone,
+        command,
         |_| (),
         |message| strip(<M as std::borrow::Borrow<Message<C, S>>>::borrow(message)),
     )
@@ -432,14 +455,14 @@ pub struct EventRecord<'a, C: Clone> {
     pub state: Option<&'a State>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<&'a StateDelta>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub persist: Option<&'a raft_model::Persist>,
+    #[serde(skip_serializing_if = "raft_model::Persist::is_empty")]
+    pub persist: &'a raft_model::Persist,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_log_from: Option<Index>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written: Option<&'a Written>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sent: Option<&'a [Sent]>,
+    #[serde(skip_serializing_if = "<[Sent]>::is_empty")]
+    pub sent: &'a [Sent],
 }
 
 impl<'a, C: Clone> EventRecord<'a, C> {
@@ -464,10 +487,10 @@ impl<'a, C: Clone> EventRecord<'a, C> {
             recovered: recovered.as_ref(),
             state: delta.is_none().then_some(state),
             delta,
-            persist: persist.as_ref(),
+            persist,
             parallel_log_from: *parallel_log_from,
             written: written.as_ref(),
-            sent: sent.as_deref(),
+            sent,
         }
     }
 }
@@ -485,13 +508,13 @@ pub struct EventWire<C: Clone> {
     #[serde(default)]
     pub delta: Option<StateDelta>,
     #[serde(default)]
-    pub persist: Option<raft_model::Persist>,
+    pub persist: raft_model::Persist,
     #[serde(default)]
     pub parallel_log_from: Option<Index>,
     #[serde(default)]
     pub written: Option<Written>,
     #[serde(default)]
-    pub sent: Option<Vec<Sent>>,
+    pub sent: Vec<Sent>,
 }
 
 /// Each node's state after its last event read: what the next delta of
@@ -832,8 +855,41 @@ mod tests {
     }
 
     #[test]
+    fn empty_persist_and_sent_are_left_out_and_read_as_empty() {
+        let server = server();
+        let event = Event::of(Step::Timeout, None, &server, &Effects::default());
+        assert!(event.persist.is_empty() && event.sent.is_empty());
+        let text = serde_json::to_string(&EventRecord::of(&event, None)).unwrap();
+        assert!(
+            !text.contains("persist") && !text.contains("sent"),
+            "{text}"
+        );
+        // A raft-trace/4 event spells them out: it reads as the same event.
+        let v4 = text.replace(
+            r#","state":"#,
+            r#","persist":{"hard_state":false,"log_from":null,"snapshot":false},"sent":[],"state":"#,
+        );
+        assert_ne!(v4, text);
+        let read = |text: &str| {
+            States::default()
+                .resolve(serde_json::from_str::<EventWire<u8>>(text).unwrap())
+                .unwrap()
+        };
+        assert_eq!(read(&v4), event);
+        assert_eq!(read(&text), event);
+        // A step that persists and sends writes both.
+        let mut effects: Effects<u8, ()> = Effects::default();
+        effects.persist.hard_state = true;
+        let written = Event::of(Step::Timeout, None, &server, &effects);
+        let text = serde_json::to_string(&EventRecord::of(&written, None)).unwrap();
+        assert!(text.contains(r#""persist":{"hard_state":true"#), "{text}");
+        assert_eq!(read(&text), written);
+    }
+
+    #[test]
     fn former_formats_are_refused_by_name() {
         assert_eq!(refusal(SCHEMA), None);
+        assert_eq!(refusal(SCHEMA_V4), None);
         assert_eq!(
             refusal(SCHEMA_V3),
             None,

@@ -2,7 +2,7 @@
 //!
 //! What the node records (`raft-node run --trace-dir`), what the checker
 //! writes for its counterexamples, and what `raft-interop validate` replays
-//! through raft-model: one format, `raft-trace/4`, apart from the validator,
+//! through raft-model: one format, `raft-trace/5`, apart from the validator,
 //! so that the node depends on this crate only (raft-model, serde and
 //! serde_json), not on the validator or a command-line library.
 //!
@@ -24,7 +24,7 @@
 //!
 //! ```text
 //! {"kind":"checker","bound":{"servers":3,"max_term":3,...},"bug":"vote-twice","property":"ElectionSafety","expectation":"always"}
-//! {"kind":"header","schema":"raft-trace/4","node":1,"cluster":"c1","members":[1,2,3],"max_append_entries":256,"start":"init","unix_ms":1795000000000}
+//! {"kind":"header","schema":"raft-trace/5","node":1,"cluster":"c1","members":[1,2,3],"max_append_entries":256,"start":"init","unix_ms":1795000000000}
 //! {"kind":"event","node":1,"step":{"HandleAppendEntriesRequest":{"from":2,"to":1,"term":3,"body":{"AppendEntriesRequest":{"prev_log_index":7,"prev_log_term":3,"entries":[{"term":3,"payload":{"Command":null}}],"leader_commit":7,"read_seq":0}}}},
 //!  "state":{"current_term":3,"voted_for":2,"role":"Follower","commit_index":7,"leader_id":2,"log":{"snapshot_index":0,"snapshot_term":0,"last_index":8,"last_term":3},"snapshot":{"last_index":0,"last_term":0,"config":{"members":[1,2,3]}},"votes_granted":[],"next_index":[],"match_index":[],"read_seq":0,"read_acks":[],"pending_reads":0},
 //!  "persist":{"hard_state":false,"log_from":8,"snapshot":false},"written":{"from":8,"terms":[3]},"sent":[{"to":2,"kind":"AppendEntriesResponse"}]}

@@ -167,9 +167,12 @@ impl TraceWriter {
     /// Records that the core took `step` (see [`crate::traced`]), leaving
     /// `server` in its new state with `effects`; for a `Restart`, `recovered`
     /// is the durable state it came back with.
-    pub fn event<C: Clone + Serialize, S>(
+    /// The step's command may differ in type from the server's: a node
+    /// records a summary of each client command
+    /// ([`crate::format::traced_with`]).
+    pub fn event<T: Clone + Serialize, C: Clone, S>(
         &mut self,
-        step: TracedStep<C>,
+        step: TracedStep<T>,
         recovered: Option<Durable>,
         server: &Server<C, S>,
         effects: &Effects<C, S>,
@@ -381,7 +384,7 @@ mod tests {
             for _ in 0..6 {
                 let step: Step<u8, (), raft_model::Message<u8, ()>> = Step::Timeout;
                 let effects = server.step(step).unwrap();
-                writer.event(Step::Timeout, None, &server, &effects);
+                writer.event::<u8, _, _>(Step::Timeout, None, &server, &effects);
                 writer.flush().unwrap();
             }
             drop(writer);
