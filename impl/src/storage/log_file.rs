@@ -483,13 +483,18 @@ fn sync_failed(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
 /// fail for want of space); only where the file system lacks it does
 /// `set_len` give the same zeros without the reservation.
 fn grow(file: &File, path: &Path, len: u64) -> Result<(), LogFileError> {
+    let started = std::time::Instant::now();
     if let Err(err) = fs4::fs_std::FileExt::allocate(file, len) {
         if !matches!(err.kind(), ErrorKind::Unsupported | ErrorKind::InvalidInput) {
             return Err(io(path)(err));
         }
         file.set_len(len).map_err(io(path))?;
     }
-    file.sync_all().map_err(sync_failed(path))
+    file.sync_all().map_err(sync_failed(path))?;
+    // Part of a write's `Append` phase: a slow write's warning
+    // (storage::SLOW_WRITE) says whether growing the file was the slow part.
+    tracing::debug!(path = %path.display(), len, ms = started.elapsed().as_secs_f64() * 1e3, "log file grown");
+    Ok(())
 }
 
 /// The next allocation for a file of `allocated` bytes that must hold

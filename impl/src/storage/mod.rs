@@ -568,6 +568,7 @@ impl Storage {
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         #[cfg(test)]
         self.write_gate.pass();
+        let mut timing = WriteTiming::start();
         if let Some(snapshot) = &batch.snapshot {
             let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
             if !self
@@ -577,11 +578,13 @@ impl Storage {
             {
                 self.write_snapshot_file(&snapshot.meta, &snapshot.data)?;
             }
+            timing.lap(WritePhase::SnapshotFile);
         }
         let mut durable = self.durable.lock().map_err(|_| StorageError::Corrupt {
             path: self.log_path.clone(),
             what: "an earlier write panicked; the in-memory view of the file is unknown".into(),
         })?;
+        timing.lap(WritePhase::Lock);
         batch.assert_keeps(&durable);
         let mut appended = Vec::new();
         if let Some(hard_state) = batch.hard_state {
@@ -647,8 +650,12 @@ impl Storage {
         if batch.snapshot.is_some() && durable.worth_rewriting() {
             let image = durable.image();
             durable.file.replace(&image)?;
+            timing.lap(WritePhase::Rewrite);
+            timing.bytes = image.len();
         } else if !appended.is_empty() {
             durable.file.append(&appended)?;
+            timing.lap(WritePhase::Append);
+            timing.bytes = appended.len();
         }
         debug_assert!(
             batch.commit_index <= durable.last(),
@@ -669,8 +676,76 @@ impl Storage {
                 snapshot.meta.last_index,
                 snapshot.meta.last_term,
             );
+            timing.lap(WritePhase::RemoveStale);
         }
+        timing.report(&self.log_path);
         Ok(())
+    }
+}
+
+/// A write slower than this is logged with where its time went: a write
+/// sits on the path of every request it carries, so an operator seeing a
+/// latency spike needs to know whether the disk stalled and on what.
+pub const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The parts of [`Storage::write`], timed separately.
+#[derive(Clone, Copy, Debug)]
+enum WritePhase {
+    SnapshotFile,
+    Lock,
+    Append,
+    Rewrite,
+    RemoveStale,
+}
+
+/// Where one write's time went, for the slow-write warning.
+struct WriteTiming {
+    started: std::time::Instant,
+    last: std::time::Instant,
+    phases: [(WritePhase, std::time::Duration); 5],
+    count: usize,
+    bytes: usize,
+}
+
+impl WriteTiming {
+    fn start() -> WriteTiming {
+        let now = std::time::Instant::now();
+        WriteTiming {
+            started: now,
+            last: now,
+            phases: [(WritePhase::Lock, std::time::Duration::ZERO); 5],
+            count: 0,
+            bytes: 0,
+        }
+    }
+
+    /// `phase` ended now.
+    fn lap(&mut self, phase: WritePhase) {
+        let now = std::time::Instant::now();
+        debug_assert!(self.count < self.phases.len(), "a phase timed twice");
+        if let Some(slot) = self.phases.get_mut(self.count) {
+            *slot = (phase, now - self.last);
+            self.count += 1;
+        }
+        self.last = now;
+    }
+
+    fn report(&self, log_path: &Path) {
+        let total = self.started.elapsed();
+        if total < SLOW_WRITE {
+            return;
+        }
+        let phases: Vec<String> = self.phases[..self.count]
+            .iter()
+            .map(|(phase, took)| format!("{phase:?} {:.1} ms", took.as_secs_f64() * 1e3))
+            .collect();
+        tracing::warn!(
+            path = %log_path.display(),
+            ms = format!("{:.1}", total.as_secs_f64() * 1e3),
+            bytes = self.bytes,
+            phases = phases.join(", "),
+            "slow disk write: every request it carries waited for it"
+        );
     }
 }
 
