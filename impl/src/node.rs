@@ -557,10 +557,7 @@ impl EventLoop {
             Input::SnapshotWritten(result, meta, image) => {
                 self.snapshot_in_progress = false;
                 match result {
-                    Ok(report) => match self.step(Step::CompactLog {
-                        index: meta.last_index,
-                        data: image,
-                    }) {
+                    Ok(report) => match self.compact_log(meta.last_index, image) {
                         Ok(effects) => {
                             ready.absorb(effects);
                             ready.snapshot_reports.push(report);
@@ -578,6 +575,30 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Core CompactLog, with what it lets go of freed off the event loop.
+    ///
+    /// The prefix a snapshot covers is the whole log since the last one
+    /// (`snapshot_threshold` entries, 100,000 by default), and the previous
+    /// snapshot's image shares little with the new one after that many
+    /// writes: freeing both inside the step took the loop 53-79 ms at 256
+    /// clients, and every request in flight waited (issue 17, the p99.9 of
+    /// puts); with them freed here, the step took 3-9 ms. O(1) clones taken
+    /// before the step keep both alive past it; a blocking thread drops the
+    /// clones (what the core still shares only loses a reference count).
+    fn compact_log(
+        &mut self,
+        index: raft_model::Index,
+        image: KvImage,
+    ) -> Result<Effects<KvCommand, KvImage>, Refused> {
+        let before = (
+            self.core.log().entries.clone(),
+            self.core.snapshot().data.clone(),
+        );
+        let result = self.step(Step::CompactLog { index, data: image });
+        tokio::task::spawn_blocking(move || drop(before));
+        result
     }
 
     /// The one way into the core: takes `step` and records it in the trace

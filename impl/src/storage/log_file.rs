@@ -521,6 +521,36 @@ fn sync_dir_of(path: &Path) -> Result<(), LogFileError> {
         .map_err(sync_failed(dir))
 }
 
+/// How much of a replaced log file [`release_in_background`] frees at a time.
+const RELEASE_STEP: u64 = 8 << 20;
+
+/// Frees the blocks of `file`, a log file of `len` bytes just renamed over
+/// (so unlinked, and freed whole when its last descriptor closes), a few MiB
+/// at a time on a thread of its own, each step made durable before the next.
+///
+/// Why: closing it on the write path freed its 64-128 MiB at once, and that
+/// took the file system 108-111 ms (measured on a 2-core VM's ext4, mounted
+/// with `discard`), during which the write — and every request it carried —
+/// waited (issue 17, the p99.9 of puts at 256 clients). Freed in steps, the
+/// file system's work is spread over many small commits instead of one. A
+/// crash part way loses nothing: the file has no name, and the kernel frees
+/// what is left when the process's descriptors close.
+fn release_in_background(file: File, len: u64) {
+    let spawned = std::thread::Builder::new()
+        .name("log-file-release".into())
+        .spawn(move || {
+            let mut len = len;
+            while len > RELEASE_STEP {
+                len -= RELEASE_STEP;
+                if file.set_len(len).and_then(|()| file.sync_all()).is_err() {
+                    break;
+                }
+            }
+        });
+    // No thread: the file is dropped with the closure, here, as before.
+    drop(spawned);
+}
+
 impl LogFile {
     /// Creates `path` holding one batch of `framed` records, atomically
     /// (temporary file, fsync, rename, directory fsync): after a crash the
@@ -656,8 +686,11 @@ impl LogFile {
         let (file, end, allocated, nonce) = Self::write_new(&self.path, framed)?;
         self.failed = true;
         fs::rename(self.path.with_extension("tmp"), &self.path).map_err(io(&self.path))?;
-        // From here on the new file is the log, whatever happens next.
-        (self.file, self.end, self.allocated, self.nonce) = (file, end, allocated, nonce);
+        // From here on the new file is the log, whatever happens next. The
+        // old one, now nameless, is freed off this path.
+        let old = std::mem::replace(&mut self.file, file);
+        release_in_background(old, self.allocated);
+        (self.end, self.allocated, self.nonce) = (end, allocated, nonce);
         sync_dir_of(&self.path)?;
         self.failed = false;
         Ok(())
@@ -667,6 +700,35 @@ impl LogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_file_is_freed_in_steps_off_the_write_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let len = 3 * RELEASE_STEP + 12345;
+        file.set_len(len).unwrap();
+        // Another descriptor of the same file, to watch it shrink.
+        let watch = file.try_clone().unwrap();
+        release_in_background(file, len);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while watch.metadata().unwrap().len() > RELEASE_STEP {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {} bytes",
+                watch.metadata().unwrap().len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Left at most one step, which the last descriptor's close frees.
+        assert_eq!(watch.metadata().unwrap().len(), 12345);
+    }
 
     fn framed(bodies: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -596,6 +596,7 @@ impl Storage {
             durable.snapshot = Some((index, term));
             durable.compact_to(index);
             records::snapshot_record(&mut appended, index, term);
+            timing.lap(WritePhase::Compact);
         }
         for (index, entry) in &batch.entries {
             let index = *index;
@@ -693,6 +694,7 @@ pub const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100
 enum WritePhase {
     SnapshotFile,
     Lock,
+    Compact,
     Append,
     Rewrite,
     RemoveStale,
@@ -702,7 +704,7 @@ enum WritePhase {
 struct WriteTiming {
     started: std::time::Instant,
     last: std::time::Instant,
-    phases: [(WritePhase, std::time::Duration); 5],
+    phases: [(WritePhase, std::time::Duration); 6],
     count: usize,
     bytes: usize,
 }
@@ -713,7 +715,7 @@ impl WriteTiming {
         WriteTiming {
             started: now,
             last: now,
-            phases: [(WritePhase::Lock, std::time::Duration::ZERO); 5],
+            phases: [(WritePhase::Lock, std::time::Duration::ZERO); 6],
             count: 0,
             bytes: 0,
         }
