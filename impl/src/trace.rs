@@ -1,9 +1,9 @@
 //! Core-event traces (`--trace-dir`): the node's side of interop/.
 //!
 //! Every call into the core is recorded as one `raft-trace/5` line holding
-//! the model's `Step` itself (a client's command by its digest:
-//! [`TracedCommand`]) (format and guarantees: the crate raft-trace,
-//! its `format` and `writer`), so a run can be replayed through raft-model
+//! the model's `Step` itself, a client's command by its digest
+//! ([`TracedCommand`]; format and guarantees: the crate raft-trace, its
+//! `format` and `writer`), so a run can be replayed through raft-model
 //! (`raft-interop validate DIR`) and
 //! checked against spec/Raft.tla with TLC. Calls the core ignores by
 //! definition are not recorded: an election timeout of a leader, a heartbeat

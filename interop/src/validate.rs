@@ -1613,22 +1613,14 @@ impl NodeReplay {
             // A trace written before the durable index was recorded.
             state.durable_index = None;
         }
-        if state != event.state {
-            return Err(self.fail(
-                at,
-                action,
-                "the recorded state differs from the model's".to_string(),
-                diff(&state, &event.state, "model"),
-            ));
-        }
-        if event.persist != effects.persist {
-            return Err(self.fail(
-                at,
-                action,
-                "the recorded persist request differs from the model's".to_string(),
-                diff(&effects.persist, &event.persist, "model"),
-            ));
-        }
+        self.expect_same(at, action, "state differs", &state, &event.state)?;
+        self.expect_same(
+            at,
+            action,
+            "persist request differs",
+            &effects.persist,
+            &event.persist,
+        )?;
         if event.parallel_log_from != effects.parallel_log_from {
             return Err(self.fail(
                 at,
@@ -1642,25 +1634,38 @@ impl NodeReplay {
         }
         if let Some(written) = &event.written {
             let model = Written::of(server, &effects.persist);
-            if model.as_ref() != Some(written) {
-                return Err(self.fail(
-                    at,
-                    action,
-                    "the recorded entries written differ from the model's".to_string(),
-                    diff(&model, written, "model"),
-                ));
-            }
-        }
-        let model = Sent::of(&effects.messages);
-        if model != event.sent {
-            return Err(self.fail(
+            self.expect_same(
                 at,
                 action,
-                "the recorded messages sent differ from the model's".to_string(),
-                diff(&model, &event.sent, "model"),
-            ));
+                "entries written differ",
+                &model.as_ref(),
+                &Some(written),
+            )?;
         }
+        let sent = Sent::of(&effects.messages);
+        self.expect_same(at, action, "messages sent differ", &sent, &event.sent)?;
         Ok(())
+    }
+
+    /// Fails, naming `what` ("state differs"), when the recorded value is not
+    /// what replaying the step through the model gave.
+    fn expect_same<T: PartialEq + serde::Serialize>(
+        &self,
+        at: &Located,
+        action: Option<Action>,
+        what: &str,
+        model: &T,
+        recorded: &T,
+    ) -> Result<(), Failure> {
+        if model == recorded {
+            return Ok(());
+        }
+        Err(self.fail(
+            at,
+            action,
+            format!("the recorded {what} from the model's"),
+            diff(model, recorded, "model"),
+        ))
     }
 }
 

@@ -214,24 +214,14 @@ impl TraceWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
+        // Not `self.write`: the bytes borrow the compressor or the buffer.
         let result = match &mut self.compressor {
-            Some(compressor) => match compressor.batch(&self.buffer) {
-                // Not `self.write`: the bytes borrow the compressor.
-                Ok(bytes) => self.file.write_all(bytes).map(|()| {
-                    self.written += bytes.len() as u64;
-                    self.bytes_written += bytes.len() as u64;
-                }),
-                Err(err) => Err(err),
-            },
-            None => {
-                let bytes = std::mem::take(&mut self.buffer);
-                let result = self.write(&bytes);
-                self.buffer = bytes;
-                result
-            }
-        };
+            Some(compressor) => compressor.batch(&self.buffer),
+            None => Ok(self.buffer.as_slice()),
+        }
+        .and_then(|bytes| self.file.write_all(bytes).map(|()| bytes.len()));
         self.buffer.clear();
-        result?;
+        self.count_written(result?);
         if self.options.rotate_bytes > 0 && self.written >= self.options.rotate_bytes {
             self.rotate()?;
         }
@@ -240,9 +230,14 @@ impl TraceWriter {
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
-        self.written += bytes.len() as u64;
-        self.bytes_written += bytes.len() as u64;
+        self.count_written(bytes.len());
         Ok(())
+    }
+
+    /// `n` more bytes are in the open segment.
+    fn count_written(&mut self, n: usize) {
+        self.written += n as u64;
+        self.bytes_written += n as u64;
     }
 
     /// Closes the open segment (a compact one ends its frame) and opens the
