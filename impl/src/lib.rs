@@ -36,6 +36,7 @@
 
 pub mod admin_service;
 pub mod backup;
+pub mod batched_io;
 pub mod cli;
 pub mod client;
 pub mod cluster;

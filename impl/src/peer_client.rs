@@ -153,8 +153,9 @@ impl Peers {
         if let Some(tls) = &self.tls {
             endpoint = endpoint.tls_config(tls.client())?;
         }
-        // One channel (one HTTP/2 connection) for both clients.
-        let channel = endpoint.connect_lazy();
+        // One channel (one HTTP/2 connection) for both clients, its writes
+        // batched (crate::batched_io: a request's frames leave in one write).
+        let channel = endpoint.connect_with_connector_lazy(crate::batched_io::Connector);
         let client = RaftPeerClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

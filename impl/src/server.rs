@@ -241,9 +241,14 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
             .add_service(reflection)
             .add_service(reflection_v1alpha)
             // `Server::tcp_nodelay` does not reach a listener we pass in; without
-            // it Nagle and delayed ACKs add ~40 ms to every small reply.
+            // it Nagle and delayed ACKs add ~40 ms to every small reply. Each
+            // connection's writes are batched (crate::batched_io): an answer's
+            // frames leave in one write.
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                tokio_stream::StreamExt::map(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    |accepted| accepted.map(crate::batched_io::BatchedWrites::new),
+                ),
                 async {
                     let _ = shutdown_rx.await;
                 },
