@@ -14,7 +14,10 @@
 //!    (`parallel_write`, the default), are only *started* here when nothing
 //!    else is to be written: the write runs beside what follows, and the
 //!    loop takes its completion like an input (the core's `LogPersisted`),
-//!    until when the core does not count the leader as holding them;
+//!    until when the core does not count the leader as holding them. One
+//!    such write runs at a time: entries appended while it runs wait, and
+//!    the next write, started as soon as it completes, takes them all (the
+//!    loop never stops for a write it did not need to wait for);
 //! 2. **send** the batch's messages (replies to peer RPCs included);
 //! 3. **apply** newly committed entries to the state machine;
 //! 4. **answer** clients whose writes applied or whose reads are confirmed
@@ -204,6 +207,10 @@ pub(crate) struct EventLoop {
     /// the loop waits for it beside its inputs. It yields the index and
     /// term of the last entry it wrote.
     parallel_write: Option<JoinHandle<Result<(Index, Term), NodeError>>>,
+    /// The first of the leader's own entries appended while the parallel
+    /// write ran, none of them written yet: the next write (parallel, when
+    /// this one completes, or the next batch's sync write) starts here.
+    parallel_pending_from: Option<Index>,
     /// The leader's own entries up to each of these are durable (a parallel
     /// write awaited before another write, or written with the last batch's
     /// write): the core learns it at the next batch (`Step::LogPersisted`;
@@ -271,6 +278,7 @@ impl EventLoop {
             told_removed: false,
             config_index: config_index::ConfigIndex::default(),
             parallel_write: None,
+            parallel_pending_from: None,
             written: Vec::new(),
         }
     }
@@ -878,7 +886,12 @@ impl EventLoop {
             batch.set_snapshot(self.core.snapshot(), self.core.log());
         }
         let sync = !batch.is_empty() || ready.persist.log_from.is_some();
-        let parallel = ready.parallel_log_from;
+        // The leader's own entries to write: this batch's, and those that
+        // waited for the write under way when they were appended.
+        let parallel = match (ready.parallel_log_from, self.parallel_pending_from.take()) {
+            (Some(new), Some(waiting)) => Some(new.min(waiting)),
+            (new, waiting) => new.or(waiting),
+        };
         let log_from = match (ready.persist.log_from, parallel) {
             (Some(from), Some(also)) => Some(from.min(also)),
             (Some(from), None) => Some(from),
@@ -904,7 +917,18 @@ impl EventLoop {
                 self.written.push((log.last_index(), log.last_term()));
             }
         } else if let Some(from) = parallel {
-            self.start_parallel_write(from).await?;
+            if self
+                .parallel_write
+                .as_ref()
+                .is_some_and(|w| !w.is_finished())
+            {
+                // One parallel write at a time: these wait for the next, which
+                // `run` starts when this one completes, with whatever else
+                // waits by then (fewer fdatasyncs, and the loop goes on).
+                self.parallel_pending_from = Some(from);
+            } else {
+                self.start_parallel_write(from).await?;
+            }
         }
         // Checked when no write is under way (a parallel one holds the
         // storage's lock for its fdatasync).
@@ -1424,73 +1448,103 @@ mod tests {
     /// status request of a later batch is answered; the write itself is
     /// answered only once the leader's own write is durable (alone, it is
     /// its own quorum). Without them, the same status waits for the disk.
+    /// A one-member cluster's event loop over a real data directory, run
+    /// until it leads and its no-op is committed: its storage (with the test's write gate), its inbox,
+    /// and the task.
+    async fn single_leader(
+        root: &std::path::Path,
+        parallel: bool,
+    ) -> (
+        Arc<Storage>,
+        mpsc::Sender<Input>,
+        JoinHandle<Result<(), NodeError>>,
+    ) {
+        let config = NodeConfig::from_file_config(FileConfig {
+            cluster_id: Some("parallel".into()),
+            id: Some(1),
+            data_dir: Some(root.join("node")),
+            election_timeout_ms: Some([200, 400]),
+            heartbeat_ms: Some(50),
+            parallel_write: Some(parallel),
+            members: Some(vec![Member {
+                id: 1,
+                address: "127.0.0.1:10".into(),
+            }]),
+            ..FileConfig::default()
+        })
+        .unwrap();
+        crate::server::init_data_dir(&config).unwrap();
+        let (storage, recovered) =
+            Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
+        let core = crate::server::recovered_core(&config, recovered);
+        let storage = Arc::new(storage);
+        let (inbox_tx, inbox) = mpsc::channel(16);
+        let peers = Peers::new(&config, inbox_tx.clone());
+        let event_loop = EventLoop::new(
+            Arc::new(config),
+            core,
+            storage.clone(),
+            peers,
+            inbox,
+            inbox_tx.clone(),
+        );
+        let running = spawn_loop(event_loop);
+        // Alone in its configuration, it elects itself and commits its no-op.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = status(&inbox_tx).await.unwrap();
+            if now.role == Role::Leader && now.commit_index == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (storage, inbox_tx, running)
+    }
+
+    fn status(inbox: &mpsc::Sender<Input>) -> oneshot::Receiver<NodeStatus> {
+        let (reply, answer) = oneshot::channel();
+        inbox.try_send(Input::Status { reply }).unwrap();
+        answer
+    }
+
+    /// Proposes a put of `key`; the receiver answers once it applied.
+    async fn propose(
+        inbox: &mpsc::Sender<Input>,
+        seq: u64,
+        key: &str,
+    ) -> oneshot::Receiver<Result<Applied, ClientError>> {
+        let (reply, written) = oneshot::channel();
+        let command = KvCommand::new(
+            1,
+            seq,
+            crate::kv::KvOp::Put {
+                key: key.into(),
+                value: "v".into(),
+            },
+        );
+        inbox.send(Input::Propose { command, reply }).await.unwrap();
+        written
+    }
+
+    /// Opens the write gate when dropped (a failed assertion included).
+    struct Opens(Arc<Storage>);
+    impl Drop for Opens {
+        fn drop(&mut self) {
+            self.0.write_gate.open();
+        }
+    }
+
     #[tokio::test]
     async fn a_leader_s_write_runs_beside_the_loop_and_commits_once_durable() {
         for parallel in [true, false] {
             let root = tempfile::tempdir().unwrap();
-            let config = NodeConfig::from_file_config(FileConfig {
-                cluster_id: Some("parallel".into()),
-                id: Some(1),
-                data_dir: Some(root.path().join("node")),
-                election_timeout_ms: Some([200, 400]),
-                heartbeat_ms: Some(50),
-                parallel_write: Some(parallel),
-                members: Some(vec![Member {
-                    id: 1,
-                    address: "127.0.0.1:10".into(),
-                }]),
-                ..FileConfig::default()
-            })
-            .unwrap();
-            crate::server::init_data_dir(&config).unwrap();
-            let (storage, recovered) =
-                Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
-            let core = crate::server::recovered_core(&config, recovered);
-            let storage = Arc::new(storage);
-            let (inbox_tx, inbox) = mpsc::channel(16);
-            let peers = Peers::new(&config, inbox_tx.clone());
-            let event_loop = EventLoop::new(
-                Arc::new(config),
-                core,
-                storage.clone(),
-                peers,
-                inbox,
-                inbox_tx.clone(),
-            );
-            struct Opens(Arc<Storage>);
-            impl Drop for Opens {
-                fn drop(&mut self) {
-                    self.0.write_gate.open();
-                }
-            }
-            let running = spawn_loop(event_loop);
-            let status = || {
-                let (reply, answer) = oneshot::channel();
-                inbox_tx.try_send(Input::Status { reply }).unwrap();
-                answer
-            };
-            // Alone in its configuration, it elects itself.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while status().await.unwrap().role != Role::Leader {
-                assert!(Instant::now() < deadline, "no leader");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let (storage, inbox_tx, running) = single_leader(root.path(), parallel).await;
             let gate = Opens(storage.clone());
             gate.0.write_gate.close();
-            let (reply, mut written) = oneshot::channel();
-            let command = KvCommand::new(
-                1,
-                1,
-                crate::kv::KvOp::Put {
-                    key: "k".into(),
-                    value: "v".into(),
-                },
-            );
-            inbox_tx
-                .send(Input::Propose { command, reply })
-                .await
-                .unwrap();
-            let answered = tokio::time::timeout(Duration::from_millis(500), status()).await;
+            let mut written = propose(&inbox_tx, 1, "k").await;
+            let answered =
+                tokio::time::timeout(Duration::from_millis(500), status(&inbox_tx)).await;
             assert_eq!(
                 answered.is_ok(),
                 parallel,
@@ -1507,5 +1561,48 @@ mod tests {
             assert_eq!(applied.index, 2, "after the leader's no-op");
             running.abort();
         }
+    }
+
+    /// Entries proposed while the leader's parallel write waits at the disk
+    /// neither stop the loop (it used to wait for that write before starting
+    /// theirs) nor commit before a later write of them completes.
+    #[tokio::test]
+    async fn entries_appended_during_a_parallel_write_wait_for_the_next_without_stopping_the_loop()
+    {
+        let root = tempfile::tempdir().unwrap();
+        let (storage, inbox_tx, running) = single_leader(root.path(), true).await;
+        let gate = Opens(storage.clone());
+        gate.0.write_gate.close();
+        let mut first = propose(&inbox_tx, 1, "a").await;
+        // The first write is now under way, held at the gate.
+        tokio::time::timeout(Duration::from_millis(500), status(&inbox_tx))
+            .await
+            .expect("the loop answers while the first write waits")
+            .unwrap();
+        let mut second = propose(&inbox_tx, 2, "b").await;
+        let mut third = propose(&inbox_tx, 3, "c").await;
+        let now = tokio::time::timeout(Duration::from_millis(500), status(&inbox_tx))
+            .await
+            .expect("the loop answers with entries waiting for the next write")
+            .unwrap();
+        assert_eq!(now.last_log_index, 4, "no-op and three puts appended");
+        assert_eq!(
+            now.commit_index, 1,
+            "none of them durable on the leader yet"
+        );
+        for waiting in [&mut first, &mut second, &mut third] {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(50), waiting)
+                    .await
+                    .is_err(),
+                "answered before the leader's own write of it was durable"
+            );
+        }
+        drop(gate);
+        for (waiting, index) in [(first, 2), (second, 3), (third, 4)] {
+            let applied = waiting.await.unwrap().expect("applied");
+            assert_eq!(applied.index, index);
+        }
+        running.abort();
     }
 }
