@@ -90,8 +90,14 @@ struct Ready {
     /// The leader's own entries from this index on may be written in
     /// parallel with the batch's messages (`Effects::parallel_log_from`).
     parallel_log_from: Option<Index>,
-    /// Client requests were accepted: replicate them at the end of the batch.
+    /// Send AppendEntries at the end of the batch, whatever the peers'
+    /// senders are doing: a read opened a round (only a request made now
+    /// carries it), a configuration change reaches new members.
     replicate: bool,
+    /// Client requests were accepted: replicate them at the end of the
+    /// batch, unless every peer has a request in flight already
+    /// (`Peers::all_sending`: each answer sends what is new).
+    replicate_entries: bool,
     snapshot_reports: Vec<SnapshotReport>,
     /// Status requests of the batch: answered once the batch is durable.
     statuses: Vec<oneshot::Sender<NodeStatus>>,
@@ -376,7 +382,7 @@ impl EventLoop {
                     Err(_) => break,
                 }
             }
-            if ready.replicate {
+            if ready.replicate || (ready.replicate_entries && !self.peers.all_sending()) {
                 self.step_timer(Step::SendAppendEntries, &mut ready);
             }
             // The timer restarts once the batch is durable: writing it (a
@@ -472,7 +478,7 @@ impl EventLoop {
                     self.proposals
                         .insert(index, (self.core.current_term(), reply));
                     ready.absorb(effects);
-                    ready.replicate = true;
+                    ready.replicate_entries = true;
                 }
                 Err(refused) => {
                     let _ = reply.send(Err(ClientError::refused(refused)));

@@ -29,6 +29,8 @@
 //! snapshots, TimeoutNow) go one at a time as before.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId};
@@ -72,6 +74,9 @@ struct Sender {
     address: String,
     queue: mpsc::Sender<Msg>,
     task: JoinHandle<()>,
+    /// The task waits for a message: nothing in flight, nothing in hand
+    /// ([`Peers::all_sending`]).
+    idle: Arc<AtomicBool>,
 }
 
 impl Drop for Peers {
@@ -146,6 +151,24 @@ impl Peers {
         self.senders.keys().copied()
     }
 
+    /// Every peer's sender has a request in flight (one at a time, no
+    /// pipelining), so new entries need no AppendEntries of their own now:
+    /// the core sends them when each answer comes (a success with entries
+    /// still to send replicates them; a rejection resends) — a request
+    /// built now would be dropped unsent (see `PeerSender::run`), after
+    /// copying the entries it carries. A sender waiting for work, or any
+    /// pipelined sender, makes this false. A request whose RPC fails
+    /// leaves its sender idle: the next batch with entries, or the
+    /// heartbeat, sends them.
+    pub fn all_sending(&self) -> bool {
+        self.max_inflight == 0
+            && !self.senders.is_empty()
+            && self
+                .senders
+                .values()
+                .all(|sender| !sender.idle.load(Ordering::Acquire))
+    }
+
     fn start(&self, peer: NodeId, address: &str) -> Result<Sender, tonic::transport::Error> {
         let mut endpoint = Endpoint::from_shared(crate::tls::uri(address, self.tls.is_some()))?
             .connect_timeout(self.rpc_timeout)
@@ -163,7 +186,9 @@ impl Peers {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let idle = Arc::new(AtomicBool::new(true));
         let sender = PeerSender {
+            idle: idle.clone(),
             cluster_id: self.cluster_id.clone(),
             peer,
             client,
@@ -182,6 +207,7 @@ impl Peers {
             address: address.to_owned(),
             queue: tx,
             task,
+            idle,
         })
     }
 
@@ -220,6 +246,8 @@ async fn append_entries(
 }
 
 struct PeerSender {
+    /// Set while the task waits for a message (`run` only).
+    idle: Arc<AtomicBool>,
     cluster_id: String,
     peer: NodeId,
     client: RaftPeerClient<Channel>,
@@ -242,7 +270,10 @@ impl PeerSender {
         let mut pending = Vec::new();
         loop {
             if pending.is_empty() {
-                match queue.recv().await {
+                self.idle.store(true, Ordering::Release);
+                let first = queue.recv().await;
+                self.idle.store(false, Ordering::Release);
+                match first {
                     Some(first) => pending.push(first),
                     None => return,
                 }
@@ -686,6 +717,66 @@ mod tests {
 
     /// Pipelined requests each carry entries no other does: all are kept,
     /// in order; a heartbeat only when nothing follows it.
+    /// A sender counts as sending while its request is in flight, and as
+    /// idle once it waits for work again — after an answer, or after the
+    /// RPC failed (here: timed out), when only a new request or the
+    /// heartbeat sends the entries: the event loop builds AppendEntries for
+    /// new entries unless every sender is sending (`Peers::all_sending`).
+    #[tokio::test]
+    async fn a_sender_is_sending_only_while_its_request_is_in_flight() {
+        // A peer that takes connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::from_file_config(crate::config::FileConfig {
+            cluster_id: Some("senders".into()),
+            id: Some(1),
+            data_dir: Some(dir.path().join("node")),
+            election_timeout_ms: Some([200, 400]),
+            members: Some(vec![
+                crate::config::Member {
+                    id: 1,
+                    address: "127.0.0.1:10".into(),
+                },
+                crate::config::Member {
+                    id: 2,
+                    address: address.clone(),
+                },
+            ]),
+            ..Default::default()
+        })
+        .unwrap();
+        let (inbox, _inputs) = mpsc::channel(16);
+        let mut peers = Peers::new(&config, inbox);
+        assert!(!peers.all_sending(), "no senders, none sending");
+        peers.update(&BTreeMap::from([(2, address)]));
+        assert!(!peers.all_sending(), "a new sender waits for work");
+        peers.send(append(1));
+        let until = |sending: bool| {
+            let peers = &peers;
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while peers.all_sending() != sending {
+                    assert!(
+                        Instant::now() < deadline,
+                        "never all_sending() == {sending}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
+        until(true).await;
+        // The RPC times out (rpc_timeout: 200 ms): the sender is idle again.
+        until(false).await;
+        held.abort();
+    }
+
     #[test]
     fn pipelined_coalescing_keeps_every_request_that_carries_entries() {
         let kept = coalesce(
