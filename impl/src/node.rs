@@ -1449,14 +1449,9 @@ mod tests {
         running.abort();
     }
 
-    /// With parallel writes, a leader's client write does not hold the
-    /// event loop at its fdatasync: while the write waits at the disk, a
-    /// status request of a later batch is answered; the write itself is
-    /// answered only once the leader's own write is durable (alone, it is
-    /// its own quorum). Without them, the same status waits for the disk.
     /// A one-member cluster's event loop over a real data directory, run
-    /// until it leads and its no-op is committed: its storage (with the test's write gate), its inbox,
-    /// and the task.
+    /// until it leads and its no-op is committed: its storage (with the
+    /// test's write gate), its inbox, and the task.
     async fn single_leader(
         root: &std::path::Path,
         parallel: bool,
@@ -1541,6 +1536,11 @@ mod tests {
         }
     }
 
+    /// With parallel writes, a leader's client write does not hold the
+    /// event loop at its fdatasync: while the write waits at the disk, a
+    /// status request of a later batch is answered; the write itself is
+    /// answered only once the leader's own write is durable (alone, it is
+    /// its own quorum). Without them, the same status waits for the disk.
     #[tokio::test]
     async fn a_leader_s_write_runs_beside_the_loop_and_commits_once_durable() {
         for parallel in [true, false] {
