@@ -63,15 +63,20 @@ impl Throttle {
                     let (mut in_read, mut in_write) = inbound.into_split();
                     let (mut out_read, mut out_write) = outbound.into_split();
                     let paced = tokio::spawn(async move {
-                        let started = tokio::time::Instant::now();
-                        let mut sent = 0u64;
+                        // Each read is paced from when it arrives or the last
+                        // one's slot ends, whichever is later: idle time earns
+                        // no credit. (Paced from the connection's start, one
+                        // made while the node restarted, which waits in its
+                        // socket's backlog, carried a whole snapshot at once
+                        // when the node came back: CI saw 12 MB in 88 ms.)
+                        let mut due = tokio::time::Instant::now();
                         let mut buffer = vec![0u8; 16 << 10];
                         while let Ok(read) = in_read.read(&mut buffer).await {
                             if read == 0 || out_write.write_all(&buffer[..read]).await.is_err() {
                                 break;
                             }
-                            sent += read as u64;
-                            let due = started + Duration::from_secs_f64(sent as f64 / RATE);
+                            due = due.max(tokio::time::Instant::now())
+                                + Duration::from_secs_f64(read as f64 / RATE);
                             tokio::time::sleep_until(due).await;
                         }
                         let _ = out_write.shutdown().await;
