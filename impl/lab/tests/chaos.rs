@@ -262,7 +262,11 @@ fn catch_through(
     api: Api,
 ) -> ChaosReport {
     let mut last = None;
-    for seed in [21, 22, 23] {
+    // A catch is a matter of timing (a client must read from the deposed
+    // leader inside the window): in one CI run (debug build, loaded
+    // machine) seeds 21-23 all missed the etcd-API stale read, which
+    // release builds catch with 21, 24 and 25 (22 missed there too).
+    for seed in [21, 22, 23, 24, 25] {
         let mut options = options(20, seed);
         options.api = api;
         options.settings.seeded_bug = Some(bug);
@@ -280,7 +284,7 @@ fn catch_through(
         last = Some(report);
     }
     panic!(
-        "seeded bug {bug} was not caught in three runs; last: {}",
+        "seeded bug {bug} was not caught in five runs; last: {}",
         last.map(|r| r.summary()).unwrap_or_default()
     );
 }
