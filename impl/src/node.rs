@@ -1381,30 +1381,8 @@ mod tests {
             ..FileConfig::default()
         })
         .unwrap();
-        crate::server::init_data_dir(&config).unwrap();
-        let (storage, recovered) =
-            Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
-        let core = crate::server::recovered_core(&config, recovered);
-        let storage = Arc::new(storage);
-        let (inbox_tx, inbox) = mpsc::channel(16);
-        let peers = Peers::new(&config, inbox_tx.clone());
-        let event_loop = EventLoop::new(
-            Arc::new(config),
-            core,
-            storage.clone(),
-            peers,
-            inbox,
-            inbox_tx.clone(),
-        );
-        // Writes wait until the test opens the gate (opened again however
-        // the test ends: a write left waiting would hang the runtime's
-        // shutdown).
-        struct Opens(Arc<Storage>);
-        impl Drop for Opens {
-            fn drop(&mut self) {
-                self.0.write_gate.open();
-            }
-        }
+        let (event_loop, storage, inbox_tx) = event_loop_over(config);
+        // Writes wait until the test opens the gate (`Opens`).
         let gate = Opens(storage.clone());
         gate.0.write_gate.close();
         let running = spawn_loop(event_loop);
@@ -1449,6 +1427,28 @@ mod tests {
         running.abort();
     }
 
+    /// A node's event loop over `config`'s freshly initialised data
+    /// directory (not yet running): the loop, its storage (with the test's
+    /// write gate) and its inbox.
+    fn event_loop_over(config: NodeConfig) -> (EventLoop, Arc<Storage>, mpsc::Sender<Input>) {
+        crate::server::init_data_dir(&config).unwrap();
+        let (storage, recovered) =
+            Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
+        let core = crate::server::recovered_core(&config, recovered);
+        let storage = Arc::new(storage);
+        let (inbox_tx, inbox) = mpsc::channel(16);
+        let peers = Peers::new(&config, inbox_tx.clone());
+        let event_loop = EventLoop::new(
+            Arc::new(config),
+            core,
+            storage.clone(),
+            peers,
+            inbox,
+            inbox_tx.clone(),
+        );
+        (event_loop, storage, inbox_tx)
+    }
+
     /// A one-member cluster's event loop over a real data directory, run
     /// until it leads and its no-op is committed: its storage (with the
     /// test's write gate), its inbox, and the task.
@@ -1474,21 +1474,7 @@ mod tests {
             ..FileConfig::default()
         })
         .unwrap();
-        crate::server::init_data_dir(&config).unwrap();
-        let (storage, recovered) =
-            Storage::open(&config.data_dir, &crate::server::identity(&config)).unwrap();
-        let core = crate::server::recovered_core(&config, recovered);
-        let storage = Arc::new(storage);
-        let (inbox_tx, inbox) = mpsc::channel(16);
-        let peers = Peers::new(&config, inbox_tx.clone());
-        let event_loop = EventLoop::new(
-            Arc::new(config),
-            core,
-            storage.clone(),
-            peers,
-            inbox,
-            inbox_tx.clone(),
-        );
+        let (event_loop, storage, inbox_tx) = event_loop_over(config);
         let running = spawn_loop(event_loop);
         // Alone in its configuration, it elects itself and commits its no-op.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -1528,7 +1514,8 @@ mod tests {
         written
     }
 
-    /// Opens the write gate when dropped (a failed assertion included).
+    /// Opens the write gate when dropped, however the test ends: a write
+    /// left waiting at the gate would hang the runtime's shutdown.
     struct Opens(Arc<Storage>);
     impl Drop for Opens {
         fn drop(&mut self) {
