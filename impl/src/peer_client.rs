@@ -715,8 +715,6 @@ mod tests {
         message
     }
 
-    /// Pipelined requests each carry entries no other does: all are kept,
-    /// in order; a heartbeat only when nothing follows it.
     /// A sender counts as sending while its request is in flight, and as
     /// idle once it waits for work again — after an answer, or after the
     /// RPC failed (here: timed out), when only a new request or the
@@ -777,6 +775,8 @@ mod tests {
         held.abort();
     }
 
+    /// Pipelined requests each carry entries no other does: all are kept,
+    /// in order; a heartbeat only when nothing follows it.
     #[test]
     fn pipelined_coalescing_keeps_every_request_that_carries_entries() {
         let kept = coalesce(
