@@ -178,6 +178,12 @@ struct CompareArgs {
     /// etcd's --snapshot-count default).
     #[arg(long, value_name = "ENTRIES")]
     snapshot_threshold: Option<u64>,
+    /// Our nodes' log filter, written to node-<id>.log in the run's
+    /// directory (keep it with --keep): `info` shows snapshots taken and
+    /// leadership changes; warn, the default, keeps logging out of the
+    /// figures.
+    #[arg(long, value_name = "FILTER", default_value = "warn")]
+    node_log_level: String,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -241,6 +247,7 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         trace: args.trace,
         follow: args.follow,
         snapshot_threshold: args.snapshot_threshold,
+        node_log_level: args.node_log_level,
     })
     .await
     .map(drop)

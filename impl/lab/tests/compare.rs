@@ -32,6 +32,7 @@ async fn compare_without_etcd_measures_every_cell_and_writes_json() {
         trace: false,
         follow: false,
         snapshot_threshold: None,
+        node_log_level: "warn".into(),
     })
     .await
     .unwrap();
@@ -125,6 +126,7 @@ async fn compare_with_trace_measures_a_traced_cluster_beside_the_plain_one() {
         trace: true,
         follow: true,
         snapshot_threshold: None,
+        node_log_level: "warn".into(),
     })
     .await
     .unwrap();

@@ -75,13 +75,15 @@ impl Cluster {
     /// Starts `nodes` of our node (`binary` is the `raft-lab` binary, run as
     /// `raft-lab node`); with `trace`, each records its core events into
     /// `dir/traces` (the node's defaults: compact, rotated);
-    /// `snapshot_threshold` overrides the node's default.
+    /// `snapshot_threshold` overrides the node's default; the nodes log
+    /// at `log_level` to `dir/node-<id>.log`.
     pub fn start_ours(
         binary: &Path,
         dir: &Path,
         nodes: u64,
         trace: bool,
         snapshot_threshold: Option<u64>,
+        log_level: &str,
     ) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // Bound here and handed to the nodes: no port is released between.
@@ -116,7 +118,7 @@ impl Cluster {
             };
             let launch = Launch::new(binary, "node", config, &dir.join(format!("node-{id}.toml")))
                 .log_to(&dir.join(format!("node-{id}.log")))
-                .log_level("warn")
+                .log_level(log_level)
                 .listener(listeners[id as usize - 1].clone())
                 .init(true);
             processes.push(launch.spawn()?);

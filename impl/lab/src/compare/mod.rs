@@ -62,6 +62,8 @@ pub struct CompareOptions {
     pub follow: bool,
     /// Our nodes' `snapshot_threshold` (None: the node's default).
     pub snapshot_threshold: Option<u64>,
+    /// Our nodes' log filter (`warn` unless asked).
+    pub node_log_level: String,
 }
 
 /// Everything one run measured (the JSON document).
@@ -164,6 +166,7 @@ async fn start(
                 nodes,
                 traced,
                 options.snapshot_threshold,
+                &options.node_log_level,
             )?
         }
         System::Etcd => {
