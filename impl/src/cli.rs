@@ -130,7 +130,9 @@ pub struct SettingsArgs {
     /// (well below the election timeout's lower end).
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
-    /// Compact the log once this many entries are applied past the last snapshot.
+    /// Compact the log at most this many applied entries past the last
+    /// snapshot; each member at its own point (id mod 8 eighths in), so
+    /// the members of a quorum do not all snapshot at once.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
     /// Pipelined replication: AppendEntries requests in flight to each

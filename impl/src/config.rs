@@ -9,7 +9,7 @@
 //! metrics = "0.0.0.0:9001"         # optional HTTP endpoint: /metrics (Prometheus) and /health
 //! election_timeout_ms = [300, 600]
 //! heartbeat_ms = 75
-//! snapshot_threshold = 100000      # compact the log once this many entries are applied past the snapshot
+//! snapshot_threshold = 100000      # compact the log at most this many applied entries past the snapshot (members staggered)
 //! check_quorum = true              # a leader without a quorum's answers for an election timeout steps down (default)
 //! pre_vote = true                  # ask for pre-votes before raising the term; refuse them while a leader is heard (default)
 //! parallel_write = true            # a leader writes its new entries to its disk while sending them, not before (default)

@@ -1002,8 +1002,12 @@ impl EventLoop {
         self.serve_reads();
         self.fail_orphaned_proposals();
         if !self.snapshot_in_progress
-            && self.applied.saturating_sub(self.core.log().snapshot_index)
-                >= self.config.snapshot_threshold
+            && snapshot_schedule::snapshot_due(
+                self.applied,
+                self.core.log().snapshot_index,
+                self.config.snapshot_threshold,
+                self.core.id(),
+            )
         {
             self.start_snapshot();
         }
@@ -1351,6 +1355,7 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
 
 mod config_index;
 mod membership;
+mod snapshot_schedule;
 
 #[cfg(test)]
 mod tests {
