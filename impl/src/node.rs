@@ -208,6 +208,8 @@ pub(crate) struct EventLoop {
     told_removed: bool,
     /// The configuration's index, kept without walking the log each batch.
     config_index: config_index::ConfigIndex,
+    /// What `refresh_members` read last, to skip it when nothing changed.
+    members_inputs: members_inputs::MembersInputs,
     /// The leader's write started in parallel with replication and not yet
     /// awaited: every later write waits for it (one order on the disk), and
     /// the loop waits for it beside its inputs. It yields the index and
@@ -283,6 +285,7 @@ impl EventLoop {
             was_learner: false,
             told_removed: false,
             config_index: config_index::ConfigIndex::default(),
+            members_inputs: members_inputs::MembersInputs::default(),
             parallel_write: None,
             parallel_pending_from: None,
             written: Vec::new(),
@@ -1354,6 +1357,7 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
 }
 
 mod config_index;
+mod members_inputs;
 mod membership;
 mod snapshot_schedule;
 

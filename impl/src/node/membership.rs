@@ -186,6 +186,33 @@ impl EventLoop {
     /// configuration in force, the directory the services read, and a log
     /// line when this node enters or leaves the configuration.
     pub(super) fn refresh_members(&mut self) {
+        let config_index = self.config_index.get(&self.core);
+        let committed = config_index <= self.core.commit_index();
+        if !self.members_inputs.changed(
+            &self.image,
+            self.core.log(),
+            self.applied,
+            self.core.config(),
+            config_index,
+            committed,
+        ) {
+            // Nothing it reads has changed: the book, the senders and the
+            // directory stand (crate::node::members_inputs).
+            #[cfg(debug_assertions)]
+            {
+                let book = members::derive(
+                    &self.config.members,
+                    &self.image,
+                    self.core.log(),
+                    self.applied,
+                );
+                assert!(
+                    book.addresses == self.addresses && book.incarnations == self.incarnations,
+                    "the address book changed while its inputs did not"
+                );
+            }
+            return;
+        }
         let book = members::derive(
             &self.config.members,
             &self.image,
@@ -241,11 +268,10 @@ impl EventLoop {
             self.was_learner = learner;
         }
         self.was_member = Some(member);
-        let config_index = self.config_index.get(&self.core);
         let directory = Directory {
             config: Some(config),
             config_index,
-            committed: config_index <= self.core.commit_index(),
+            committed,
             addresses: self.addresses.clone(),
             incarnations: self.incarnations.clone(),
         };
