@@ -208,6 +208,8 @@ pub(crate) struct EventLoop {
     told_removed: bool,
     /// The configuration's index, kept without walking the log each batch.
     config_index: config_index::ConfigIndex,
+    /// The per-batch metrics' handles (crate::metrics::LoopMetrics).
+    metrics: m::LoopMetrics,
     /// What `refresh_members` read last, to skip it when nothing changed.
     members_inputs: members_inputs::MembersInputs,
     /// The leader's write started in parallel with replication and not yet
@@ -285,6 +287,7 @@ impl EventLoop {
             was_learner: false,
             told_removed: false,
             config_index: config_index::ConfigIndex::default(),
+            metrics: m::LoopMetrics::registered(),
             members_inputs: members_inputs::MembersInputs::default(),
             parallel_write: None,
             parallel_pending_from: None,
@@ -790,12 +793,13 @@ impl EventLoop {
         batch.set_log_from(log, from);
         batch.set_commit_index(self.core.commit_index());
         let storage = self.storage.clone();
+        let fsync_seconds = self.metrics.fsync_seconds.clone();
         self.parallel_write = Some(tokio::spawn(async move {
             let started = Instant::now();
             tokio::task::spawn_blocking(move || storage.write(batch))
                 .await
                 .map_err(|err| NodeError::Join(err.to_string()))??;
-            metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+            fsync_seconds.record(started.elapsed().as_secs_f64());
             Ok((index, term))
         }));
         Ok(())
@@ -849,11 +853,12 @@ impl EventLoop {
             Instant::now(),
             self.config.election_timeout.1,
         );
+        let ready_gauge = &self.metrics.ready;
         self.readiness.send_if_modified(|published| {
             if *published == now {
                 return false;
             }
-            metrics::gauge!(m::READY).set(if now.serving { 1.0 } else { 0.0 });
+            ready_gauge.set(if now.serving { 1.0 } else { 0.0 });
             if published.serving != now.serving {
                 info!(serving = now.serving, reason = %now.reason, "readiness changed");
             } else {
@@ -919,7 +924,9 @@ impl EventLoop {
             tokio::task::spawn_blocking(move || storage.write(batch))
                 .await
                 .map_err(|err| NodeError::Join(err.to_string()))??;
-            metrics::histogram!(m::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+            self.metrics
+                .fsync_seconds
+                .record(started.elapsed().as_secs_f64());
             let log = self.core.log();
             if parallel.is_some() && self.core.durable_index() < log.last_index() {
                 // Written with the rest, up to the last entry.
@@ -1321,17 +1328,23 @@ impl EventLoop {
             Role::Leader => 2.0,
             Role::PreCandidate => 3.0,
         };
-        metrics::gauge!(m::TERM).set(self.core.current_term() as f64);
-        metrics::gauge!(m::ROLE).set(role);
-        metrics::gauge!(m::COMMIT_INDEX).set(self.core.commit_index() as f64);
-        metrics::gauge!(m::APPLIED_INDEX).set(self.applied as f64);
-        metrics::gauge!(m::APPLY_LAG)
+        let gauges = &self.metrics;
+        gauges.term.set(self.core.current_term() as f64);
+        gauges.role.set(role);
+        gauges.commit_index.set(self.core.commit_index() as f64);
+        gauges.applied_index.set(self.applied as f64);
+        gauges
+            .apply_lag
             .set(self.core.commit_index().saturating_sub(self.applied) as f64);
-        metrics::gauge!(m::LAST_LOG_INDEX).set(self.core.log().last_index() as f64);
-        metrics::gauge!(m::SNAPSHOT_INDEX).set(self.core.log().snapshot_index as f64);
+        gauges
+            .last_log_index
+            .set(self.core.log().last_index() as f64);
+        gauges
+            .snapshot_index
+            .set(self.core.log().snapshot_index as f64);
         let config = self.core.config();
-        metrics::gauge!(m::VOTERS).set(config.voters().count() as f64);
-        metrics::gauge!(m::LEARNERS).set(config.learners.len() as f64);
+        gauges.voters.set(config.voters().count() as f64);
+        gauges.learners.set(config.learners.len() as f64);
         if self.core.is_leader() {
             let last = self.core.log().last_index();
             for learner in &config.learners {
