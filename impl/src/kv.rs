@@ -472,16 +472,28 @@ impl KvImage {
     }
 
     /// Writes `key` at revision `revision`; returns what it held.
+    /// One lookup, and the previous value moved out rather than cloned: an
+    /// existing key is replaced in place (imbl copies the path it shares
+    /// with a snapshot either way). Was a `get`, a clone and an `insert`:
+    /// 5-6 % of a follower's CPU at 16 clients (issue 17).
     fn put(&mut self, key: &[u8], value: &[u8], revision: Revision) -> Option<KeyValue> {
-        let previous = self.data.get(key).cloned();
+        if let Some(kv) = self.data.get_mut(key) {
+            let next = KeyValue {
+                value: value.to_vec(),
+                create_revision: kv.create_revision,
+                mod_revision: revision,
+                version: kv.version + 1,
+            };
+            return Some(std::mem::replace(kv, next));
+        }
         let kv = KeyValue {
             value: value.to_vec(),
-            create_revision: previous.as_ref().map_or(revision, |kv| kv.create_revision),
+            create_revision: revision,
             mod_revision: revision,
-            version: previous.as_ref().map_or(1, |kv| kv.version + 1),
+            version: 1,
         };
         self.data.insert(key.to_vec(), kv);
-        previous
+        None
     }
 
     fn txn_op(&mut self, op: &TxnOp, revision: Revision, changed: &mut bool) -> OpResult {
