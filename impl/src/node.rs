@@ -919,11 +919,28 @@ impl EventLoop {
             // After the write started in parallel before it, if any.
             self.finish_parallel_write().await?;
             batch.set_commit_index(self.core.commit_index());
-            let storage = self.storage.clone();
             let started = Instant::now();
-            tokio::task::spawn_blocking(move || storage.write(batch))
-                .await
-                .map_err(|err| NodeError::Join(err.to_string()))??;
+            // On this task's worker, not a blocking thread: the loop has
+            // nothing to do until the write is durable (a follower answers
+            // only then), and the hand-off to a blocking thread and back
+            // cost two cross-thread wake-ups per batch; the other workers
+            // serve the network meanwhile. Measured side by side (issue 17):
+            // puts/s +4.6 % at 16 clients, +5.9 % at 64, +1 % at 256. A
+            // batch with a snapshot may write its whole file first: that
+            // one still goes to a blocking thread, as every write does on a
+            // current-thread runtime (unit tests that hold writes at a gate
+            // there would stop the one thread that opens it).
+            let inline = !batch.has_snapshot()
+                && tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread;
+            if !inline {
+                let storage = self.storage.clone();
+                tokio::task::spawn_blocking(move || storage.write(batch))
+                    .await
+                    .map_err(|err| NodeError::Join(err.to_string()))??;
+            } else {
+                self.storage.write(batch)?;
+            }
             self.metrics
                 .fsync_seconds
                 .record(started.elapsed().as_secs_f64());

@@ -316,6 +316,11 @@ impl WriteBatch {
         self.commit_index = commit_index;
     }
 
+    /// Whether the batch carries a new snapshot (whose file it may write).
+    pub fn has_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none() && self.snapshot.is_none() && self.last_index.is_none()
     }
