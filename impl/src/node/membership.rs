@@ -184,7 +184,8 @@ impl EventLoop {
     /// After every batch: the address book from the config file and the
     /// replicated addresses, the peer senders for exactly the voters of the
     /// configuration in force, the directory the services read, and a log
-    /// line when this node enters or leaves the configuration.
+    /// line when this node enters or leaves the configuration — all skipped
+    /// when nothing they are made from changed (`MembersInputs`).
     pub(super) fn refresh_members(&mut self) {
         let config_index = self.config_index.get(&self.core);
         let committed = config_index <= self.core.commit_index();
