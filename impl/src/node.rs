@@ -933,13 +933,13 @@ impl EventLoop {
             let inline = !batch.has_snapshot()
                 && tokio::runtime::Handle::current().runtime_flavor()
                     == tokio::runtime::RuntimeFlavor::MultiThread;
-            if !inline {
+            if inline {
+                self.storage.write(batch)?;
+            } else {
                 let storage = self.storage.clone();
                 tokio::task::spawn_blocking(move || storage.write(batch))
                     .await
                     .map_err(|err| NodeError::Join(err.to_string()))??;
-            } else {
-                self.storage.write(batch)?;
             }
             self.metrics
                 .fsync_seconds
@@ -1389,6 +1389,7 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
 mod config_index;
 mod members_inputs;
 mod membership;
+mod scanned_to;
 mod snapshot_schedule;
 
 #[cfg(test)]

@@ -7,23 +7,21 @@
 //! fifth of the node's CPU (issue 21's profile). This cache scans only the
 //! entries appended since the last call.
 //!
-//! Why it is exact: if the log still holds the entry at `scanned` with the
-//! same term, Log Matching says every entry up to it is unchanged, so the
-//! latest configuration entry up to `scanned` is unchanged too; the cache
-//! then only looks at `scanned + 1 ..= last`. A truncation below `scanned`
-//! (a different term there, or a shorter log) or a new snapshot starts
-//! over from the core's full walk. Debug builds compare every answer with
-//! that walk.
+//! Why it is exact: while the log still holds everything up to `scanned`
+//! (`ScannedTo`, by Log Matching), the latest configuration entry up to
+//! `scanned` is unchanged too; the cache then only looks at `scanned + 1
+//! ..= last`. Otherwise it starts over from the core's full walk. Debug
+//! builds compare every answer with that walk.
 
-use raft_model::{Entry, Index, Term};
+use raft_model::{Entry, Index};
 
+use super::scanned_to::ScannedTo;
 use crate::types::Core;
 
 #[derive(Default)]
 pub(crate) struct ConfigIndex {
-    /// (snapshot index, last index scanned, its term, configuration index)
-    /// at the last call.
-    known: Option<(Index, Index, Term, Index)>,
+    /// How far the last call scanned, and the configuration index it found.
+    known: Option<(ScannedTo, Index)>,
 }
 
 impl ConfigIndex {
@@ -33,12 +31,11 @@ impl ConfigIndex {
     pub(crate) fn get(&mut self, core: &Core) -> Index {
         let log = core.log();
         let last = log.last_index();
-        let index = match self.known {
-            Some((snapshot, scanned, term, index))
-                if snapshot == log.snapshot_index
-                    && scanned <= last
-                    && log.term_at(scanned) == Some(term) =>
-            {
+        let still = self
+            .known
+            .and_then(|(scanned, index)| Some((scanned.still_in(log)?, index)));
+        let index = match still {
+            Some((scanned, index)) => {
                 // Backwards over the new entries only (imbl's iterator
                 // starts at either end in O(log n)); the first found is the
                 // latest.
@@ -59,8 +56,8 @@ impl ConfigIndex {
             core.config_of_log().1,
             "the cached configuration index"
         );
-        let term = log.term_at(last).expect("the last index has a term");
-        self.known = Some((log.snapshot_index, last, term, index));
+        let scanned = ScannedTo::end_of(log).expect("the last index has a term");
+        self.known = Some((scanned, index));
         index
     }
 }

@@ -16,9 +16,8 @@
 //!   only costs one derive);
 //! - the unapplied address commands: indexes of the `SetMemberAddress`
 //!   entries past the applied index, kept by scanning only the entries
-//!   appended since the last call (exact for the reason `ConfigIndex` is:
-//!   if the entry at the last index scanned still has its term, Log
-//!   Matching says nothing before it changed; otherwise rescan). While any
+//!   appended since the last call (exact by Log Matching: `ScannedTo`).
+//!   While any
 //!   is unapplied, the book is derived every batch, as before;
 //! - the configuration in force, its index, and whether that is committed:
 //!   compared by value.
@@ -26,16 +25,17 @@
 //! Debug builds check every "unchanged" against a fresh derive
 //! (`refresh_members`).
 
-use raft_model::{Config, Index, Log, Payload, Term};
+use raft_model::{Config, Index, Log, Payload};
 
+use super::scanned_to::ScannedTo;
 use crate::kv::{KvCommand, KvImage, KvOp};
 
 #[derive(Default)]
 pub(crate) struct MembersInputs {
     /// What the last refresh read (None before the first).
     last: Option<Inputs>,
-    /// (snapshot index, last index scanned, its term) for `unapplied`.
-    scanned: Option<(Index, Index, Term)>,
+    /// How far the log was scanned for `unapplied`.
+    scanned: Option<ScannedTo>,
     /// Indexes of `SetMemberAddress` entries in the log past the applied
     /// index, as of the last scan, ascending.
     unapplied: Vec<Index>,
@@ -62,15 +62,19 @@ impl MembersInputs {
         config_index: Index,
         committed: bool,
     ) -> bool {
-        let pending = self.scan(log, applied);
-        let unchanged = !pending
-            && self.last.as_ref().is_some_and(|last| {
-                last.addresses.ptr_eq(&image.addresses)
-                    && last.incarnations.ptr_eq(&image.incarnations)
-                    && last.config == *config
-                    && last.config_index == config_index
-                    && last.committed == committed
-            });
+        if self.scan(log, applied) {
+            // Address commands unapplied: the refresh derives the book from
+            // them, and the next one must not call its result current.
+            self.last = None;
+            return true;
+        }
+        let unchanged = self.last.as_ref().is_some_and(|last| {
+            last.addresses.ptr_eq(&image.addresses)
+                && last.incarnations.ptr_eq(&image.incarnations)
+                && last.config == *config
+                && last.config_index == config_index
+                && last.committed == committed
+        });
         if !unchanged {
             self.last = Some(Inputs {
                 addresses: image.addresses.clone(),
@@ -80,11 +84,6 @@ impl MembersInputs {
                 committed,
             });
         }
-        // A refresh that derives with address commands unapplied reads
-        // them too: the next one must not call its result current.
-        if pending {
-            self.last = None;
-        }
         !unchanged
     }
 
@@ -92,15 +91,9 @@ impl MembersInputs {
     /// and says whether there are any.
     fn scan(&mut self, log: &Log<KvCommand>, applied: Index) -> bool {
         let last = log.last_index();
-        let from = match self.scanned {
-            Some((snapshot, scanned, term))
-                if snapshot == log.snapshot_index
-                    && scanned <= last
-                    && log.term_at(scanned) == Some(term) =>
-            {
-                scanned + 1
-            }
-            _ => {
+        let from = match self.scanned.and_then(|scanned| scanned.still_in(log)) {
+            Some(scanned) => scanned + 1,
+            None => {
                 self.unapplied.clear();
                 log.snapshot_index + 1
             }
@@ -114,16 +107,14 @@ impl MembersInputs {
                 self.unapplied.push(index);
             }
         }
-        self.scanned = log
-            .term_at(last)
-            .map(|term| (log.snapshot_index, last, term));
+        self.scanned = ScannedTo::end_of(log);
         !self.unapplied.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use raft_model::Entry;
+    use raft_model::{Entry, Term};
 
     use super::*;
 
