@@ -91,13 +91,16 @@ struct Ready {
     /// parallel with the batch's messages (`Effects::parallel_log_from`).
     parallel_log_from: Option<Index>,
     /// Send AppendEntries at the end of the batch, whatever the peers'
-    /// senders are doing: a read opened a round (only a request made now
-    /// carries it), a configuration change reaches new members.
+    /// senders are doing: a configuration change reaches new members.
     replicate: bool,
     /// Client requests were accepted: replicate them at the end of the
     /// batch, unless every peer has a request in flight already
     /// (`Peers::all_sending`: each answer sends what is new).
     replicate_entries: bool,
+    /// Reads opened a round: send it at the end of the batch, to as few
+    /// voters as can confirm it (`send_read_round`), unless the batch sends
+    /// AppendEntries to every peer anyway.
+    read_round: bool,
     snapshot_reports: Vec<SnapshotReport>,
     /// Status requests of the batch: answered once the batch is durable.
     statuses: Vec<oneshot::Sender<NodeStatus>>,
@@ -390,6 +393,8 @@ impl EventLoop {
             }
             if ready.replicate || (ready.replicate_entries && !self.peers.all_sending()) {
                 self.step_timer(Step::SendAppendEntries, &mut ready);
+            } else if ready.read_round {
+                self.send_read_round(&mut ready);
             }
             // The timer restarts once the batch is durable: writing it (a
             // large snapshot from the leader, say) must not use up the
@@ -1238,10 +1243,37 @@ impl EventLoop {
             Ok(effects) => {
                 self.reads.insert(id, read);
                 ready.absorb(effects);
-                ready.replicate = true;
+                ready.read_round = true;
             }
             Err(refused) => read.fail(ClientError::refused(refused)),
         }
+    }
+
+    /// Steps `SendAppendEntries` for the reads of this batch alone, and
+    /// sends its heartbeats only to the voters that confirm the round
+    /// (`node::read_round`); requests that carry entries go to every peer.
+    fn send_read_round(&mut self, ready: &mut Ready) {
+        let mut effects = match self.step(Step::SendAppendEntries) {
+            Ok(effects) => effects,
+            Err(Refused::NotEnabled(_)) => return,
+            Err(refused) => {
+                unreachable!("a timer step is refused only when not enabled: {refused}")
+            }
+        };
+        let acks = self.core.read_acks();
+        let chosen = read_round::read_round_peers(self.core.config(), self.core.id(), |peer| {
+            acks.get(&peer).copied().unwrap_or(0)
+        });
+        if let Some(chosen) = chosen {
+            effects.messages.retain(|message| {
+                let heartbeat = matches!(
+                    &message.body,
+                    Body::AppendEntriesRequest { entries, .. } if entries.is_empty()
+                );
+                !heartbeat || chosen.contains(&message.to)
+            });
+        }
+        ready.absorb(effects);
     }
 
     /// The snapshot metadata of the applied image: the applied index, its
@@ -1389,6 +1421,7 @@ pub(crate) fn spawn_loop(event_loop: EventLoop) -> JoinHandle<Result<(), NodeErr
 mod config_index;
 mod members_inputs;
 mod membership;
+mod read_round;
 mod scanned_to;
 mod snapshot_schedule;
 

@@ -674,3 +674,42 @@ async fn http_health_serves_only_with_a_leader_and_a_quorum() {
     );
     cluster.shutdown().await;
 }
+
+/// A round of reads goes to one follower of two (`node/read_round.rs`):
+/// whichever follower stops, reads go on, each within a bound (the
+/// heartbeat timer's round reaches every peer, and the other's newer echo
+/// makes it the chosen one). Fails if reads hang on the stopped follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_on_whichever_follower_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(&dir).await;
+    let leader = cluster.wait_for_leader(WAIT).await.unwrap();
+    let mut client = cluster.client().unwrap();
+    client.put("k", "v").await.unwrap();
+    let followers: Vec<NodeId> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    reads_answered_in_time(&mut client).await;
+    for follower in followers {
+        cluster.stop_node(follower).await;
+        reads_answered_in_time(&mut client).await;
+        cluster.restart_node(follower).await.unwrap();
+    }
+    cluster.shutdown().await;
+}
+
+/// Twenty reads of "k", each answered with "v" within two seconds.
+async fn reads_answered_in_time(client: &mut raft_node::client::KvClient) {
+    for _ in 0..20 {
+        let started = Instant::now();
+        let got = client.get("k").await.expect("read answered");
+        assert_eq!(got.value.as_deref(), Some("v"));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a read took {:?}",
+            started.elapsed()
+        );
+    }
+}
