@@ -746,9 +746,20 @@ impl EventLoop {
     /// (an election timeout at a leader, a heartbeat at a follower are not
     /// actions).
     fn step_timer(&mut self, step: Step<KvCommand, KvImage, Msg>, ready: &mut Ready) {
+        if let Some(effects) = self.step_if_enabled(step) {
+            ready.absorb(effects);
+        }
+    }
+
+    /// A timer's step: its effects, or None when the core's state does not
+    /// enable it.
+    fn step_if_enabled(
+        &mut self,
+        step: Step<KvCommand, KvImage, Msg>,
+    ) -> Option<Effects<KvCommand, KvImage>> {
         match self.step(step) {
-            Ok(effects) => ready.absorb(effects),
-            Err(Refused::NotEnabled(_)) => {}
+            Ok(effects) => Some(effects),
+            Err(Refused::NotEnabled(_)) => None,
             Err(refused) => {
                 unreachable!("a timer step is refused only when not enabled: {refused}")
             }
@@ -1253,12 +1264,8 @@ impl EventLoop {
     /// sends its heartbeats only to the voters that confirm the round
     /// (`node::read_round`); requests that carry entries go to every peer.
     fn send_read_round(&mut self, ready: &mut Ready) {
-        let mut effects = match self.step(Step::SendAppendEntries) {
-            Ok(effects) => effects,
-            Err(Refused::NotEnabled(_)) => return,
-            Err(refused) => {
-                unreachable!("a timer step is refused only when not enabled: {refused}")
-            }
+        let Some(mut effects) = self.step_if_enabled(Step::SendAppendEntries) else {
+            return;
         };
         let acks = self.core.read_acks();
         let chosen = read_round::read_round_peers(self.core.config(), self.core.id(), |peer| {
