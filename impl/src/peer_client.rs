@@ -193,6 +193,8 @@ impl Peers {
             peer,
             client,
             append,
+            stream: None,
+            streaming: true,
             inbox: self.inbox.clone(),
             rpc_timeout: self.rpc_timeout,
             identity: self.identity.clone(),
@@ -245,14 +247,62 @@ async fn append_entries(
         .await
 }
 
+/// A long-lived AppendEntries stream to one peer (the AppendEntriesStream
+/// RPC): requests go in on `requests`, one at a time, and each is answered
+/// by the next message on `responses`. Dropping it ends the stream.
+struct AppendStream {
+    requests: mpsc::Sender<convert::AppendEntriesOut>,
+    responses: tonic::Streaming<pb::AppendEntriesResponse>,
+}
+
+impl AppendStream {
+    /// Opens the stream with its first request already in it (the peer
+    /// answers the call's headers at once; the request follows).
+    async fn open(
+        mut grpc: tonic::client::Grpc<Channel>,
+        first: convert::AppendEntriesOut,
+    ) -> Result<AppendStream, tonic::Status> {
+        use tonic::codegen::{GrpcMethod, http::uri::PathAndQuery};
+        // One request at a time: the sender awaits each answer before the
+        // next request, so one slot never blocks.
+        let (requests, queued) = mpsc::channel(1);
+        requests
+            .try_send(first)
+            .map_err(|_| tonic::Status::internal("a new stream's queue is full"))?;
+        grpc.ready()
+            .await
+            .map_err(|err| tonic::Status::unknown(format!("Service was not ready: {err}")))?;
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(queued));
+        request.extensions_mut().insert(GrpcMethod::new(
+            "raft.peer.v1.RaftPeer",
+            "AppendEntriesStream",
+        ));
+        let path = PathAndQuery::from_static("/raft.peer.v1.RaftPeer/AppendEntriesStream");
+        let responses = grpc
+            .streaming(request, path, tonic_prost::ProstCodec::default())
+            .await?
+            .into_inner();
+        Ok(AppendStream {
+            requests,
+            responses,
+        })
+    }
+}
+
 struct PeerSender {
     /// Set while the task waits for a message (`run` only).
     idle: Arc<AtomicBool>,
     cluster_id: String,
     peer: NodeId,
     client: RaftPeerClient<Channel>,
-    /// AppendEntries goes through this one ([`append_entries`]).
+    /// AppendEntries goes through this one ([`append_entries`],
+    /// [`AppendStream`]).
     append: tonic::client::Grpc<Channel>,
+    /// The open AppendEntries stream, if any ([`Self::append_streamed`]).
+    stream: Option<AppendStream>,
+    /// False once the peer answered that it has no AppendEntriesStream:
+    /// unary calls from then on.
+    streaming: bool,
     inbox: mpsc::Sender<Input>,
     rpc_timeout: Duration,
     identity: Identity,
@@ -426,12 +476,7 @@ impl PeerSender {
             Body::AppendEntriesRequest { .. } => {
                 let request = convert::append_request_to_proto(&self.cluster_id, &message)?;
                 let request = self.identity.stamped(request);
-                let response = self
-                    .with_timeout(
-                        self.rpc_timeout,
-                        append_entries(self.append.clone(), request),
-                    )
-                    .await?;
+                let response = self.append_streamed(request).await?;
                 self.check(response.header.as_ref()).and_then(|addressing| {
                     convert::append_response_from_proto(&addressing, &response).ok()
                 })
@@ -503,6 +548,72 @@ impl PeerSender {
             debug!(kind, peer = self.peer, "invalid reply; ignored");
         }
         result
+    }
+
+    /// One AppendEntries request on the peer's stream
+    /// ([`AppendStream`]), opened first if there is none; its response.
+    /// Any failure (an error status, the stream ending, no answer within
+    /// the RPC timeout) closes the stream — a late answer on it could no
+    /// longer be told from the next request's — and counts as a lost
+    /// message, as a failed unary call does. A peer that does not know the
+    /// streamed RPC (an older version, during a rolling upgrade) gets unary
+    /// calls from then on.
+    async fn append_streamed(
+        &mut self,
+        request: convert::AppendEntriesOut,
+    ) -> Option<pb::AppendEntriesResponse> {
+        if !self.streaming {
+            return self
+                .with_timeout(
+                    self.rpc_timeout,
+                    append_entries(self.append.clone(), request),
+                )
+                .await;
+        }
+        let opening = self.stream.is_none().then(|| request.clone());
+        let outcome = tokio::time::timeout(self.rpc_timeout, async {
+            if self.stream.is_none() {
+                self.stream = Some(AppendStream::open(self.append.clone(), request).await?);
+            } else if let Some(stream) = &self.stream
+                && stream.requests.send(request).await.is_err()
+            {
+                return Err(tonic::Status::unavailable("the stream has ended"));
+            }
+            match &mut self.stream {
+                Some(stream) => stream.responses.message().await,
+                None => Ok(None),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Some(response))) => return Some(response),
+            Ok(Ok(None)) => debug!(peer = self.peer, "AppendEntries stream ended by the peer"),
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented && opening.is_some() => {
+                info!(
+                    peer = self.peer,
+                    "the peer does not serve AppendEntriesStream (an older version?): \
+                     AppendEntries goes as one call per request to it"
+                );
+                self.streaming = false;
+                self.stream = None;
+                let request = opening?;
+                return self
+                    .with_timeout(
+                        self.rpc_timeout,
+                        append_entries(self.append.clone(), request),
+                    )
+                    .await;
+            }
+            Ok(Err(status)) => {
+                debug!(peer = self.peer, code = ?status.code(), message = status.message(), "AppendEntries stream failed")
+            }
+            Err(_) => debug!(
+                peer = self.peer,
+                "peer RPC timed out (AppendEntries stream)"
+            ),
+        }
+        self.stream = None;
+        None
     }
 
     async fn with_timeout<T>(
@@ -773,6 +884,163 @@ mod tests {
         // The RPC times out (rpc_timeout: 200 ms): the sender is idle again.
         until(false).await;
         held.abort();
+    }
+
+    /// A follower stand-in that answers every AppendEntries with success,
+    /// counting the AppendEntriesStream calls it took; `streams: false`
+    /// answers that call Unimplemented, as a node of an older version does.
+    struct FakeFollower {
+        streams: bool,
+        opened: Arc<std::sync::atomic::AtomicUsize>,
+        unary: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    fn success(request: &pb::AppendEntriesRequest) -> pb::AppendEntriesResponse {
+        let header = request.header.clone().unwrap();
+        pb::AppendEntriesResponse {
+            header: Some(pb::Header {
+                from: header.to,
+                to: header.from,
+                ..header
+            }),
+            success: true,
+            match_index: request.prev_log_index,
+            ..Default::default()
+        }
+    }
+
+    #[tonic::async_trait]
+    impl pb::raft_peer_server::RaftPeer for FakeFollower {
+        async fn request_vote(
+            &self,
+            _: tonic::Request<pb::RequestVoteRequest>,
+        ) -> Result<tonic::Response<pb::RequestVoteResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not in this test"))
+        }
+        async fn append_entries(
+            &self,
+            request: tonic::Request<pb::AppendEntriesRequest>,
+        ) -> Result<tonic::Response<pb::AppendEntriesResponse>, tonic::Status> {
+            self.unary.fetch_add(1, Ordering::SeqCst);
+            Ok(tonic::Response::new(success(request.get_ref())))
+        }
+        type AppendEntriesStreamStream = std::pin::Pin<
+            Box<
+                dyn tokio_stream::Stream<Item = Result<pb::AppendEntriesResponse, tonic::Status>>
+                    + Send,
+            >,
+        >;
+        async fn append_entries_stream(
+            &self,
+            request: tonic::Request<tonic::Streaming<pb::AppendEntriesRequest>>,
+        ) -> Result<tonic::Response<Self::AppendEntriesStreamStream>, tonic::Status> {
+            if !self.streams {
+                return Err(tonic::Status::unimplemented("no such method"));
+            }
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            let answers = request
+                .into_inner()
+                .map(|request| request.map(|request| success(&request)));
+            Ok(tonic::Response::new(Box::pin(answers)))
+        }
+        async fn install_snapshot(
+            &self,
+            _: tonic::Request<tonic::Streaming<pb::InstallSnapshotChunk>>,
+        ) -> Result<tonic::Response<pb::InstallSnapshotResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not in this test"))
+        }
+        async fn timeout_now(
+            &self,
+            _: tonic::Request<pb::TimeoutNowRequest>,
+        ) -> Result<tonic::Response<pb::TimeoutNowResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not in this test"))
+        }
+    }
+
+    /// Sends `count` AppendEntries, one after another's answer, to a
+    /// [`FakeFollower`]; returns (streams opened, unary calls taken).
+    async fn send_appends_to_fake(streams: bool, count: u64) -> (usize, usize) {
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let unary = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let follower = FakeFollower {
+            streams,
+            opened: opened.clone(),
+            unary: unary.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::raft_peer_server::RaftPeerServer::new(follower))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::from_file_config(crate::config::FileConfig {
+            cluster_id: Some("streams".into()),
+            id: Some(1),
+            data_dir: Some(dir.path().join("node")),
+            election_timeout_ms: Some([1000, 2000]),
+            members: Some(vec![
+                crate::config::Member {
+                    id: 1,
+                    address: "127.0.0.1:10".into(),
+                },
+                crate::config::Member {
+                    id: 2,
+                    address: address.clone(),
+                },
+            ]),
+            ..Default::default()
+        })
+        .unwrap();
+        let (inbox, mut inputs) = mpsc::channel(16);
+        let mut peers = Peers::new(&config, inbox);
+        peers.update(&BTreeMap::from([(2, address)]));
+        for prev_log_index in 0..count {
+            let mut message = append(1);
+            if let Body::AppendEntriesRequest {
+                prev_log_index: prev,
+                ..
+            } = &mut message.body
+            {
+                *prev = prev_log_index;
+            }
+            peers.send(message);
+            let answer = tokio::time::timeout(Duration::from_secs(5), inputs.recv())
+                .await
+                .expect("an answer within 5 s")
+                .expect("the inbox is open");
+            let Input::PeerResponse(Msg {
+                from: 2,
+                body:
+                    Body::AppendEntriesResponse {
+                        success: true,
+                        match_index,
+                        ..
+                    },
+                ..
+            }) = answer
+            else {
+                panic!("not the follower's success");
+            };
+            assert_eq!(match_index, prev_log_index, "answers in order");
+        }
+        server.abort();
+        (opened.load(Ordering::SeqCst), unary.load(Ordering::SeqCst))
+    }
+
+    /// Every AppendEntries after the first goes on the stream the first
+    /// opened: one stream, no unary calls.
+    #[tokio::test]
+    async fn appends_share_one_stream() {
+        assert_eq!(send_appends_to_fake(true, 20).await, (1, 0));
+    }
+
+    /// A peer without the streamed RPC (an older version) still gets every
+    /// request, the first included, as unary calls.
+    #[tokio::test]
+    async fn a_peer_without_the_stream_gets_unary_calls() {
+        assert_eq!(send_appends_to_fake(false, 5).await, (0, 5));
     }
 
     /// Pipelined requests each carry entries no other does: all are kept,

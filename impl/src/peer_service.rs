@@ -6,11 +6,13 @@
 //! cluster reaching this port by mistake learns why at once). The reply is
 //! sent only after the event loop has made durable whatever it depends on.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId, Snapshot};
 use tokio::sync::{mpsc, oneshot};
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
@@ -23,6 +25,7 @@ use crate::proto::peer::raft_peer_server::RaftPeer;
 use crate::storage::snapshot_file;
 use crate::types::Input;
 
+#[derive(Clone)]
 pub struct PeerService {
     cluster_id: String,
     inbox: mpsc::Sender<Input>,
@@ -138,6 +141,19 @@ impl PeerService {
         });
     }
 
+    /// One AppendEntries request, unary or streamed: checked, converted,
+    /// fed to the core; its reply.
+    async fn append_one(
+        &self,
+        request: pb::AppendEntriesRequest,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let addressing = self.check(request.header.as_ref())?;
+        let message = convert::append_request_from_proto(&addressing, request)
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let answer = self.deliver(message, self.timeout).await?;
+        self.reply(convert::append_response_to_proto(&self.cluster_id, &answer))
+    }
+
     /// The core's answer, stamped with our incarnation and the book's for
     /// the asker (crate::incarnation).
     fn reply<T: crate::incarnation::Headed>(
@@ -184,12 +200,30 @@ impl RaftPeer for PeerService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
-        let request = request.into_inner();
-        let addressing = self.check(request.header.as_ref())?;
-        let message = convert::append_request_from_proto(&addressing, request)
-            .map_err(|err| Status::invalid_argument(err.to_string()))?;
-        let answer = self.deliver(message, self.timeout).await?;
-        self.reply(convert::append_response_to_proto(&self.cluster_id, &answer))
+        self.append_one(request.into_inner()).await
+    }
+
+    type AppendEntriesStreamStream =
+        Pin<Box<dyn Stream<Item = Result<pb::AppendEntriesResponse, Status>> + Send>>;
+
+    /// Each request as the unary RPC takes it, one at a time, in order.
+    /// The answers are computed in the stream's own task as the transport
+    /// polls for them: no task or channel between the connection and the
+    /// event loop beyond the unary path's. A refused request yields its
+    /// status, which ends the stream (tonic sends it as the trailers).
+    async fn append_entries_stream(
+        &self,
+        request: Request<Streaming<pb::AppendEntriesRequest>>,
+    ) -> Result<Response<Self::AppendEntriesStreamStream>, Status> {
+        let service = Arc::new(self.clone());
+        let answers = request.into_inner().then(move |request| {
+            let service = service.clone();
+            async move {
+                let answer = service.append_one(request?).await?;
+                Ok(answer.into_inner())
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     /// One-way in the core: the target campaigns (or ignores a stale

@@ -502,6 +502,7 @@ async fn garbage_oversized_and_malformed_requests_are_refused_and_harmless() {
         "/raft.kv.v1.Kv/Put",
         "/raft.kv.v1.Kv/CompareAndSwap",
         "/raft.peer.v1.RaftPeer/AppendEntries",
+        "/raft.peer.v1.RaftPeer/AppendEntriesStream",
         "/raft.peer.v1.RaftPeer/RequestVote",
     ] {
         let status = raw_call(&address, method, garbage.clone()).await;
