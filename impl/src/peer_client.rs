@@ -25,22 +25,22 @@
 //! The core then moves a follower's `next_index` past the entries it sends,
 //! so each AppendEntries request carries entries no other does: none may be
 //! dropped in favour of a newer one (only empty ones, heartbeats, still
-//! are). The sender keeps up to `max_inflight` AppendEntries RPCs in flight
-//! at once on the peer's HTTP/2 connection, in the order the core made
-//! them; the follower usually takes them in that order and one batch of its
-//! loop (one fdatasync) may take several. One that is lost, or overtaken on
-//! the follower's side, leaves a gap its consistency check refuses: the
-//! core falls back and sends again from there. Other messages (votes,
-//! snapshots, TimeoutNow) go one at a time as before.
+//! are). The sender keeps up to `max_inflight` AppendEntries unanswered at
+//! once on the peer's stream, in the order the core made them; the
+//! follower takes them in that order (up to `config::MAX_INFLIGHT` at once)
+//! and one batch of its loop (one fdatasync) may take several. One that is
+//! lost leaves a gap its consistency check refuses: the core falls back and
+//! sends again from there. Other messages (votes, snapshots, TimeoutNow) go
+//! one at a time as before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use raft_model::{Body, NodeId};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, error, info, trace};
@@ -79,9 +79,9 @@ struct Sender {
     address: String,
     queue: mpsc::Sender<Msg>,
     task: JoinHandle<()>,
-    /// The task waits for a message: nothing in flight, nothing in hand
-    /// ([`Peers::all_sending`]).
-    idle: Arc<AtomicBool>,
+    /// AppendEntries the task has unanswered ([`Peers::all_sending`]):
+    /// 0 or 1 one at a time, up to the window when pipelining.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Drop for Peers {
@@ -156,22 +156,23 @@ impl Peers {
         self.senders.keys().copied()
     }
 
-    /// Every peer's sender has a request in flight (one at a time, no
-    /// pipelining), so new entries need no AppendEntries of their own now:
-    /// the core sends them when each answer comes (a success with entries
-    /// still to send replicates them; a rejection resends) — a request
-    /// built now would be dropped unsent (see `PeerSender::run`), after
-    /// copying the entries it carries. A sender waiting for work, or any
-    /// pipelined sender, makes this false. A request whose RPC fails
-    /// leaves its sender idle: the next batch with entries, or the
-    /// heartbeat, sends them.
+    /// Every peer's sender has as many requests unanswered as it may (one
+    /// without pipelining, `max_inflight` with it), so new entries need no
+    /// AppendEntries of their own now: the core sends them when an answer
+    /// comes (a success with entries still to send replicates them; a
+    /// rejection resends), all that accumulated meanwhile in one request.
+    /// A request built now would be dropped unsent (see `PeerSender::run`)
+    /// or, pipelining, wait behind the window as a request of its own: a
+    /// few entries each, one follower batch each. A sender with room makes
+    /// this false. A request whose RPC fails leaves its sender idle: the
+    /// next batch with entries, or the heartbeat, sends them.
     pub fn all_sending(&self) -> bool {
-        self.max_inflight == 0
-            && !self.senders.is_empty()
+        let window = self.max_inflight.max(1);
+        !self.senders.is_empty()
             && self
                 .senders
                 .values()
-                .all(|sender| !sender.idle.load(Ordering::Acquire))
+                .all(|sender| sender.in_flight.load(Ordering::Acquire) >= window)
     }
 
     fn start(&self, peer: NodeId, address: &str) -> Result<Sender, tonic::transport::Error> {
@@ -191,9 +192,9 @@ impl Peers {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
-        let idle = Arc::new(AtomicBool::new(true));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let sender = PeerSender {
-            idle: idle.clone(),
+            in_flight: in_flight.clone(),
             cluster_id: self.cluster_id.clone(),
             peer,
             client,
@@ -214,7 +215,7 @@ impl Peers {
             address: address.to_owned(),
             queue: tx,
             task,
-            idle,
+            in_flight,
         })
     }
 
@@ -252,6 +253,26 @@ async fn append_entries(
         .await
 }
 
+/// What became of a pipelined request ([`PeerSender::send_on_stream`]).
+enum Sent {
+    /// On the stream: its answer is a later response.
+    OnStream,
+    /// Sent as a unary call to a peer without the stream, and answered.
+    Answered(pb::AppendEntriesResponse),
+    /// Not sent, or sent on a stream that has failed.
+    Lost,
+}
+
+/// The next response on the stream; never, when there is none.
+async fn next_response(
+    stream: &mut Option<AppendStream>,
+) -> Result<Option<pb::AppendEntriesResponse>, tonic::Status> {
+    match stream {
+        Some(stream) => stream.responses.message().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A long-lived AppendEntries stream to one peer (the AppendEntriesStream
 /// RPC): requests go in on `requests`, one at a time, and each is answered
 /// by the next message on `responses`. Dropping it ends the stream.
@@ -266,11 +287,12 @@ impl AppendStream {
     async fn open(
         mut grpc: tonic::client::Grpc<Channel>,
         first: convert::AppendEntriesOut,
+        window: usize,
     ) -> Result<AppendStream, tonic::Status> {
         use tonic::codegen::{GrpcMethod, http::uri::PathAndQuery};
-        // One request at a time: the sender awaits each answer before the
-        // next request, so one slot never blocks.
-        let (requests, queued) = mpsc::channel(1);
+        // Room for every request the sender may have unanswered (one, or a
+        // pipelining sender's window): putting one in never waits.
+        let (requests, queued) = mpsc::channel(window.max(1));
         requests
             .try_send(first)
             .map_err(|_| tonic::Status::internal("a new stream's queue is full"))?;
@@ -295,8 +317,9 @@ impl AppendStream {
 }
 
 struct PeerSender {
-    /// Set while the task waits for a message (`run` only).
-    idle: Arc<AtomicBool>,
+    /// Requests unanswered: 0 while `run` waits for a message, else 1;
+    /// `run_pipelined`'s window as it fills ([`Peers::all_sending`]).
+    in_flight: Arc<AtomicUsize>,
     cluster_id: String,
     peer: NodeId,
     client: RaftPeerClient<Channel>,
@@ -325,9 +348,9 @@ impl PeerSender {
         let mut pending = Vec::new();
         loop {
             if pending.is_empty() {
-                self.idle.store(true, Ordering::Release);
+                self.in_flight.store(0, Ordering::Release);
                 let first = queue.recv().await;
-                self.idle.store(false, Ordering::Release);
+                self.in_flight.store(1, Ordering::Release);
                 match first {
                     Some(first) => pending.push(first),
                     None => return,
@@ -367,21 +390,29 @@ impl PeerSender {
         }
     }
 
-    /// The pipelined sender: AppendEntries requests go out in the core's
-    /// order, up to `max_inflight` RPCs at once, none dropped but empty ones
-    /// a newer request follows ([`coalesce`], [`Keep::Pipelined`]); any other message
-    /// waits for the AppendEntries before it and goes alone, as in
-    /// [`Self::run`].
+    /// The pipelined sender: AppendEntries requests go out on the peer's
+    /// stream in the core's order, up to `max_inflight` unanswered at once,
+    /// none dropped but empty ones a newer request follows ([`coalesce`],
+    /// [`Keep::Pipelined`]); the stream's responses answer them in order.
+    /// Any other message waits for the AppendEntries before it to be
+    /// answered and goes alone, as in [`Self::run`]; so does every
+    /// AppendEntries to a peer without the stream (an older version). A
+    /// failed stream, or a request unanswered within the RPC timeout, loses
+    /// every request in flight on it (the core falls back and resends) and
+    /// the next request opens a new stream.
     async fn run_pipelined(mut self, mut queue: mpsc::Receiver<Msg>, max_inflight: usize) {
         let mut pending: Vec<Msg> = Vec::new();
-        let mut in_flight: JoinSet<Option<pb::AppendEntriesResponse>> = JoinSet::new();
+        // When each unanswered request on the stream was sent, oldest
+        // first: the stream's next response answers the oldest.
+        let mut in_flight: VecDeque<tokio::time::Instant> = VecDeque::new();
         loop {
             while let Ok(more) = queue.try_recv() {
                 pending.push(more);
             }
             pending = coalesce(std::mem::take(&mut pending), Keep::Pipelined);
-            // Start what the window allows, in order.
-            while in_flight.len() < max_inflight
+            // Send what the window allows, in order.
+            while self.streaming
+                && in_flight.len() < max_inflight
                 && pending
                     .first()
                     .is_some_and(|m| matches!(m.body, Body::AppendEntriesRequest { .. }))
@@ -392,21 +423,21 @@ impl PeerSender {
                     continue;
                 };
                 let request = self.identity.stamped(request);
-                let client = self.append.clone();
-                let (timeout, peer) = (self.rpc_timeout, self.peer);
-                in_flight.spawn(async move {
-                    match tokio::time::timeout(timeout, append_entries(client, request)).await {
-                        Ok(Ok(response)) => Some(response.into_inner()),
-                        Ok(Err(status)) => {
-                            debug!(peer, code = ?status.code(), message = status.message(), "peer RPC failed");
-                            None
-                        }
-                        Err(_) => {
-                            debug!(peer, "peer RPC timed out");
-                            None
+                match self.send_on_stream(request, max_inflight).await {
+                    Sent::OnStream => in_flight.push_back(tokio::time::Instant::now()),
+                    Sent::Answered(response) => {
+                        if let Some(reply) = self.append_reply(&response)
+                            && self.inbox.send(Input::PeerResponse(reply)).await.is_err()
+                        {
+                            return;
                         }
                     }
-                });
+                    Sent::Lost => {
+                        // Lost with the requests in flight before it.
+                        self.stream = None;
+                        in_flight.clear();
+                    }
+                }
             }
             // Anything else goes alone, once the requests before it are
             // answered.
@@ -423,6 +454,14 @@ impl PeerSender {
                 }
                 continue;
             }
+            self.in_flight.store(in_flight.len(), Ordering::Release);
+            let deadline = in_flight.front().map(|sent| *sent + self.rpc_timeout);
+            let expired = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // Always taken: the core's window bounds what it queues, and
                 // a full queue would drop requests (each one needed).
@@ -432,21 +471,109 @@ impl PeerSender {
                         None => return,
                     }
                 }
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let Ok(Some(response)) = done else { continue };
-                    let reply = self.check(response.header.as_ref()).and_then(|addressing| {
-                        convert::append_response_from_proto(&addressing, &response).ok()
-                    });
-                    let Some(reply) = reply else {
-                        debug!(peer = self.peer, "invalid reply; ignored");
-                        continue;
-                    };
-                    if self.inbox.send(Input::PeerResponse(reply)).await.is_err() {
-                        return;
+                response = next_response(&mut self.stream), if !in_flight.is_empty() => {
+                    in_flight.pop_front();
+                    match response {
+                        Ok(Some(response)) => {
+                            let Some(reply) = self.append_reply(&response) else {
+                                continue;
+                            };
+                            if self.inbox.send(Input::PeerResponse(reply)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {
+                            debug!(peer = self.peer, "AppendEntries stream ended by the peer");
+                            self.stream = None;
+                            in_flight.clear();
+                        }
+                        Err(status) => {
+                            debug!(peer = self.peer, code = ?status.code(), message = status.message(), "AppendEntries stream failed");
+                            self.stream = None;
+                            in_flight.clear();
+                        }
                     }
+                }
+                () = expired => {
+                    debug!(peer = self.peer, in_flight = in_flight.len(), "peer RPC timed out (AppendEntries stream)");
+                    self.stream = None;
+                    in_flight.clear();
                 }
             }
         }
+    }
+
+    /// Puts a pipelined request on the stream, opening one if there is
+    /// none (within the RPC timeout). A peer that does not serve the stream
+    /// gets this request as a unary call, and every later one
+    /// ([`Self::run_pipelined`] sends them one at a time then).
+    async fn send_on_stream(&mut self, request: convert::AppendEntriesOut, window: usize) -> Sent {
+        if let Some(stream) = &self.stream {
+            return match stream.requests.try_send(request) {
+                Ok(()) => Sent::OnStream,
+                // Full cannot happen (the window is the queue's size); closed
+                // means the stream has ended.
+                Err(_) => Sent::Lost,
+            };
+        }
+        let opened = tokio::time::timeout(
+            self.rpc_timeout,
+            AppendStream::open(self.append.clone(), request.clone(), window),
+        )
+        .await;
+        match opened {
+            Ok(Ok(stream)) => {
+                self.stream = Some(stream);
+                Sent::OnStream
+            }
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                self.no_stream();
+                match self
+                    .with_timeout(
+                        self.rpc_timeout,
+                        append_entries(self.append.clone(), request),
+                    )
+                    .await
+                {
+                    Some(response) => Sent::Answered(response),
+                    None => Sent::Lost,
+                }
+            }
+            Ok(Err(status)) => {
+                debug!(peer = self.peer, code = ?status.code(), message = status.message(), "AppendEntries stream failed to open");
+                Sent::Lost
+            }
+            Err(_) => {
+                debug!(
+                    peer = self.peer,
+                    "peer RPC timed out (opening the AppendEntries stream)"
+                );
+                Sent::Lost
+            }
+        }
+    }
+
+    /// The peer answered that it has no AppendEntriesStream: unary calls
+    /// from now on.
+    fn no_stream(&mut self) {
+        info!(
+            peer = self.peer,
+            "the peer does not serve AppendEntriesStream (an older version?): \
+             AppendEntries goes as one call per request to it"
+        );
+        self.streaming = false;
+        self.stream = None;
+    }
+
+    /// An AppendEntries response, checked, as the core's message.
+    fn append_reply(&mut self, response: &pb::AppendEntriesResponse) -> Option<Msg> {
+        let reply = self
+            .check(response.header.as_ref())
+            .and_then(|addressing| convert::append_response_from_proto(&addressing, response).ok());
+        if reply.is_none() {
+            debug!(peer = self.peer, "invalid reply; ignored");
+        }
+        reply
     }
 
     /// Sends one request; returns the core's reply, checked.
@@ -578,7 +705,7 @@ impl PeerSender {
         let opening = self.stream.is_none().then(|| request.clone());
         let outcome = tokio::time::timeout(self.rpc_timeout, async {
             if self.stream.is_none() {
-                self.stream = Some(AppendStream::open(self.append.clone(), request).await?);
+                self.stream = Some(AppendStream::open(self.append.clone(), request, 1).await?);
             } else if let Some(stream) = &self.stream
                 && stream.requests.send(request).await.is_err()
             {
@@ -594,13 +721,7 @@ impl PeerSender {
             Ok(Ok(Some(response))) => return Some(response),
             Ok(Ok(None)) => debug!(peer = self.peer, "AppendEntries stream ended by the peer"),
             Ok(Err(status)) if status.code() == tonic::Code::Unimplemented && opening.is_some() => {
-                info!(
-                    peer = self.peer,
-                    "the peer does not serve AppendEntriesStream (an older version?): \
-                     AppendEntries goes as one call per request to it"
-                );
-                self.streaming = false;
-                self.stream = None;
+                self.no_stream();
                 let request = opening?;
                 return self
                     .with_timeout(
@@ -896,6 +1017,8 @@ mod tests {
     /// answers that call Unimplemented, as a node of an older version does.
     struct FakeFollower {
         streams: bool,
+        /// Takes streamed requests and never answers them.
+        silent: bool,
         /// The AppendEntries (by prev_log_index) refused with an error.
         refuse: Option<u64>,
         refused: Arc<std::sync::atomic::AtomicUsize>,
@@ -946,6 +1069,13 @@ mod tests {
                 return Err(tonic::Status::unimplemented("no such method"));
             }
             self.opened.fetch_add(1, Ordering::SeqCst);
+            if self.silent {
+                // Reads the requests (so the sender can put them on the
+                // stream) and answers none.
+                let mut requests = request.into_inner();
+                tokio::spawn(async move { while let Some(Ok(_)) = requests.next().await {} });
+                return Ok(tonic::Response::new(Box::pin(tokio_stream::pending())));
+            }
             let (refuse, refused) = (self.refuse, self.refused.clone());
             let answers = request.into_inner().map(move |request| {
                 let request = request?;
@@ -973,70 +1103,85 @@ mod tests {
 
     /// Sends `count` AppendEntries, one after another's answer, to a
     /// [`FakeFollower`]; returns (streams opened, unary calls taken).
-    async fn send_appends_to_fake(
-        streams: bool,
-        count: u64,
-        refuse: Option<u64>,
-    ) -> (usize, usize) {
-        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let unary = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let follower = FakeFollower {
-            streams,
-            refuse,
-            refused: refused.clone(),
-            opened: opened.clone(),
-            unary: unary.clone(),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(pb::raft_peer_server::RaftPeerServer::new(follower))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let config = NodeConfig::from_file_config(crate::config::FileConfig {
-            cluster_id: Some("streams".into()),
-            id: Some(1),
-            data_dir: Some(dir.path().join("node")),
-            election_timeout_ms: Some([1000, 2000]),
-            members: Some(vec![
-                crate::config::Member {
-                    id: 1,
-                    address: "127.0.0.1:10".into(),
-                },
-                crate::config::Member {
-                    id: 2,
-                    address: address.clone(),
-                },
-            ]),
-            ..Default::default()
-        })
-        .unwrap();
-        let (inbox, mut inputs) = mpsc::channel(16);
-        let mut peers = Peers::new(&config, inbox);
-        peers.update(&BTreeMap::from([(2, address)]));
-        for prev_log_index in 0..count {
-            let mut message = append(1);
-            if let Body::AppendEntriesRequest {
-                prev_log_index: prev,
-                ..
-            } = &mut message.body
-            {
-                *prev = prev_log_index;
+    /// A [`FakeFollower`] serving on loopback, and a leader's senders to
+    /// it (`max_inflight` as the node's config says).
+    struct FakeLink {
+        peers: Peers,
+        inputs: mpsc::Receiver<Input>,
+        opened: Arc<std::sync::atomic::AtomicUsize>,
+        unary: Arc<std::sync::atomic::AtomicUsize>,
+        refused: Arc<std::sync::atomic::AtomicUsize>,
+        server: JoinHandle<Result<(), tonic::transport::Error>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl FakeLink {
+        async fn new(streams: bool, refuse: Option<u64>, max_inflight: usize) -> FakeLink {
+            FakeLink::serving(streams, false, refuse, max_inflight).await
+        }
+
+        async fn serving(
+            streams: bool,
+            silent: bool,
+            refuse: Option<u64>,
+            max_inflight: usize,
+        ) -> FakeLink {
+            let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let unary = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let follower = FakeFollower {
+                streams,
+                silent,
+                refuse,
+                refused: refused.clone(),
+                opened: opened.clone(),
+                unary: unary.clone(),
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap().to_string();
+            let server = tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(pb::raft_peer_server::RaftPeerServer::new(follower))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let config = NodeConfig::from_file_config(crate::config::FileConfig {
+                cluster_id: Some("streams".into()),
+                id: Some(1),
+                data_dir: Some(dir.path().join("node")),
+                election_timeout_ms: Some([1000, 2000]),
+                max_inflight: Some(max_inflight),
+                members: Some(vec![
+                    crate::config::Member {
+                        id: 1,
+                        address: "127.0.0.1:10".into(),
+                    },
+                    crate::config::Member {
+                        id: 2,
+                        address: address.clone(),
+                    },
+                ]),
+                ..Default::default()
+            })
+            .unwrap();
+            let (inbox, inputs) = mpsc::channel(256);
+            let mut peers = Peers::new(&config, inbox);
+            peers.update(&BTreeMap::from([(2, address)]));
+            FakeLink {
+                peers,
+                inputs,
+                opened,
+                unary,
+                refused,
+                server,
+                _dir: dir,
             }
-            peers.send(message);
-            if Some(prev_log_index) == refuse {
-                // No answer comes: wait until the follower has refused it.
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while refused.load(Ordering::SeqCst) == 0 {
-                    assert!(Instant::now() < deadline, "never refused");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                continue;
-            }
-            let answer = tokio::time::timeout(Duration::from_secs(5), inputs.recv())
+        }
+
+        /// The next input: the follower's success, whose match_index it
+        /// returns.
+        async fn answer(&mut self) -> u64 {
+            let answer = tokio::time::timeout(Duration::from_secs(5), self.inputs.recv())
                 .await
                 .expect("an answer within 5 s")
                 .expect("the inbox is open");
@@ -1053,10 +1198,97 @@ mod tests {
             else {
                 panic!("not the follower's success");
             };
-            assert_eq!(match_index, prev_log_index, "answers in order");
+            match_index
         }
-        server.abort();
-        (opened.load(Ordering::SeqCst), unary.load(Ordering::SeqCst))
+
+        /// (streams opened, unary calls taken).
+        fn calls(&self) -> (usize, usize) {
+            self.server.abort();
+            (
+                self.opened.load(Ordering::SeqCst),
+                self.unary.load(Ordering::SeqCst),
+            )
+        }
+    }
+
+    /// Sends `count` AppendEntries, one after another's answer, to a
+    /// [`FakeFollower`]; returns (streams opened, unary calls taken).
+    async fn send_appends_to_fake(
+        streams: bool,
+        count: u64,
+        refuse: Option<u64>,
+    ) -> (usize, usize) {
+        let mut link = FakeLink::new(streams, refuse, 0).await;
+        for prev_log_index in 0..count {
+            let mut message = append(1);
+            if let Body::AppendEntriesRequest {
+                prev_log_index: prev,
+                ..
+            } = &mut message.body
+            {
+                *prev = prev_log_index;
+            }
+            link.peers.send(message);
+            if Some(prev_log_index) == refuse {
+                // No answer comes: wait until the follower has refused it.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while link.refused.load(Ordering::SeqCst) == 0 {
+                    assert!(Instant::now() < deadline, "never refused");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                continue;
+            }
+            assert_eq!(link.answer().await, prev_log_index, "answers in order");
+        }
+        link.calls()
+    }
+
+    /// A pipelining sender is "sending" (new entries wait for an answer)
+    /// only once its window is full: with room left, a batch's new entries
+    /// go at once. The follower here never answers.
+    #[tokio::test]
+    async fn a_pipelining_sender_is_sending_once_its_window_is_full() {
+        let link = FakeLink::serving(true, true, None, 2).await;
+        let until = |sending: bool| {
+            let peers = &link.peers;
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while peers.all_sending() != sending {
+                    assert!(
+                        Instant::now() < deadline,
+                        "never all_sending() == {sending}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
+        assert!(!link.peers.all_sending());
+        link.peers.send(append_carrying(1, 0));
+        // One of two in flight: room left, still not "sending".
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!link.peers.all_sending(), "one request of a window of two");
+        link.peers.send(append_carrying(1, 1));
+        until(true).await;
+        // Unanswered past the RPC timeout: lost, the window empties.
+        until(false).await;
+        assert_eq!(link.calls(), (1, 0));
+    }
+
+    /// A pipelining sender puts a window of requests on the stream before
+    /// the first is answered; every one is answered, in order, on one
+    /// stream — or, to a peer without the stream, by unary calls.
+    #[tokio::test]
+    async fn pipelined_appends_share_one_stream_and_are_answered_in_order() {
+        for (streams, calls) in [(true, (1, 0)), (false, (0, 12))] {
+            let mut link = FakeLink::new(streams, None, 4).await;
+            for prev_log_index in 0..12 {
+                link.peers.send(append_carrying(1, prev_log_index));
+            }
+            for prev_log_index in 0..12 {
+                assert_eq!(link.answer().await, prev_log_index, "answers in order");
+            }
+            assert_eq!(link.calls(), calls, "streams: {streams}");
+        }
     }
 
     /// Every AppendEntries after the first goes on the stream the first

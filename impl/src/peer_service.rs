@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::{Stream, StreamExt as _};
 use raft_model::{Body, NodeId, Snapshot};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
@@ -206,23 +206,31 @@ impl RaftPeer for PeerService {
     type AppendEntriesStreamStream =
         Pin<Box<dyn Stream<Item = Result<pb::AppendEntriesResponse, Status>> + Send>>;
 
-    /// Each request as the unary RPC takes it, one at a time, in order.
-    /// The answers are computed in the stream's own task as the transport
-    /// polls for them: no task or channel between the connection and the
-    /// event loop beyond the unary path's. A refused request yields its
-    /// status, which ends the stream (tonic sends it as the trailers).
+    /// Each request as the unary RPC takes it, answered in order. Up to
+    /// `MAX_INFLIGHT` requests are taken at once (a pipelining leader sends
+    /// the next before the last is answered; they reach the event loop in
+    /// order, and one batch, one fdatasync, may take several); a leader
+    /// sending one at a time sees one at a time. The answers are computed
+    /// in the stream's own task as the transport polls for them: no task or
+    /// channel between the connection and the event loop beyond the unary
+    /// path's. A refused request yields its status, which ends the stream
+    /// (tonic sends it as the trailers); requests taken after it are lost
+    /// messages to the leader.
     async fn append_entries_stream(
         &self,
         request: Request<Streaming<pb::AppendEntriesRequest>>,
     ) -> Result<Response<Self::AppendEntriesStreamStream>, Status> {
         let service = Arc::new(self.clone());
-        let answers = request.into_inner().then(move |request| {
-            let service = service.clone();
-            async move {
-                let answer = service.append_one(request?).await?;
-                Ok(answer.into_inner())
-            }
-        });
+        let answers = request
+            .into_inner()
+            .map(move |request| {
+                let service = service.clone();
+                async move {
+                    let answer = service.append_one(request?).await?;
+                    Ok(answer.into_inner())
+                }
+            })
+            .buffered(crate::config::MAX_INFLIGHT);
         Ok(Response::new(Box::pin(answers)))
     }
 
