@@ -101,10 +101,11 @@ pub enum ConfigError {
 }
 
 /// The default of `max_inflight`: pipelined replication off. Measured on
-/// loopback (impl/README.md, "Pipelined replication"), four requests in
-/// flight lost 10-25 % of put throughput against one at a time: with no
-/// network round trip to hide, the extra RPCs only cost CPU. A deployment
-/// whose followers are a real round trip away may turn it on.
+/// loopback (impl/README.md, "Pipelined replication"), two or four
+/// requests in flight lose 10-15 % of put throughput against one at a
+/// time: with no network round trip to hide, the extra requests (and
+/// follower batches) only cost CPU. A deployment whose followers are a
+/// real round trip away may turn it on.
 pub const DEFAULT_MAX_INFLIGHT: usize = 0;
 /// The most `max_inflight` may be: a follower's requests wait in its
 /// sender's queue (`limits::PEER_QUEUE`), which must hold a window of them.
