@@ -300,6 +300,12 @@ impl AppendStream {
             .await
             .map_err(|err| tonic::Status::unknown(format!("Service was not ready: {err}")))?;
         let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(queued));
+        if window > 1 {
+            request.metadata_mut().insert(
+                crate::peer_service::APPEND_WINDOW_HEADER,
+                tonic::metadata::MetadataValue::from(window as u64),
+            );
+        }
         request.extensions_mut().insert(GrpcMethod::new(
             "raft.peer.v1.RaftPeer",
             "AppendEntriesStream",

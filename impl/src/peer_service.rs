@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{Stream, StreamExt as _};
 use raft_model::{Body, NodeId, Snapshot};
 use tokio::sync::{mpsc, oneshot};
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
@@ -24,6 +24,10 @@ use crate::proto::peer as pb;
 use crate::proto::peer::raft_peer_server::RaftPeer;
 use crate::storage::snapshot_file;
 use crate::types::Input;
+
+/// The metadata in which a pipelining leader's AppendEntriesStream call
+/// says how many requests it may leave unanswered at once (absent: one).
+pub const APPEND_WINDOW_HEADER: &str = "raft-append-window";
 
 #[derive(Clone)]
 pub struct PeerService {
@@ -206,31 +210,44 @@ impl RaftPeer for PeerService {
     type AppendEntriesStreamStream =
         Pin<Box<dyn Stream<Item = Result<pb::AppendEntriesResponse, Status>> + Send>>;
 
-    /// Each request as the unary RPC takes it, answered in order. Up to
-    /// `MAX_INFLIGHT` requests are taken at once (a pipelining leader sends
-    /// the next before the last is answered; they reach the event loop in
-    /// order, and one batch, one fdatasync, may take several); a leader
-    /// sending one at a time sees one at a time. The answers are computed
-    /// in the stream's own task as the transport polls for them: no task or
-    /// channel between the connection and the event loop beyond the unary
-    /// path's. A refused request yields its status, which ends the stream
-    /// (tonic sends it as the trailers); requests taken after it are lost
-    /// messages to the leader.
+    /// Each request as the unary RPC takes it, answered in order. A leader
+    /// sending one at a time (the default) gets its requests taken one at
+    /// a time, the answers computed in the stream's own task as the
+    /// transport polls for them: no task or channel between the connection
+    /// and the event loop beyond the unary path's. A pipelining leader says
+    /// its window in the call's metadata ([`APPEND_WINDOW_HEADER`]): up to
+    /// that many of its requests are taken at once, in order, so one batch
+    /// of the event loop (one fdatasync) may take several. (Taking every
+    /// stream's requests that way cost the one-at-a-time leader 3-4 % of
+    /// its puts and CPU in six alternating runs; taking a pipelining
+    /// leader's one at a time cost it 15-20 %.) A refused request yields
+    /// its status, which ends the stream (tonic sends it as the trailers);
+    /// requests behind it are lost messages to the leader.
     async fn append_entries_stream(
         &self,
         request: Request<Streaming<pb::AppendEntriesRequest>>,
     ) -> Result<Response<Self::AppendEntriesStreamStream>, Status> {
+        let window = request
+            .metadata()
+            .get(APPEND_WINDOW_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(1)
+            .clamp(1, crate::config::MAX_INFLIGHT);
         let service = Arc::new(self.clone());
-        let answers = request
-            .into_inner()
-            .map(move |request| {
-                let service = service.clone();
-                async move {
-                    let answer = service.append_one(request?).await?;
-                    Ok(answer.into_inner())
-                }
-            })
-            .buffered(crate::config::MAX_INFLIGHT);
+        let answer = move |request: Result<pb::AppendEntriesRequest, Status>| {
+            let service = service.clone();
+            async move {
+                let answer = service.append_one(request?).await?;
+                Ok(answer.into_inner())
+            }
+        };
+        let requests = request.into_inner();
+        if window > 1 {
+            let answers = futures_util::StreamExt::buffered(requests.map(answer), window);
+            return Ok(Response::new(Box::pin(answers)));
+        }
+        let answers = requests.then(answer);
         Ok(Response::new(Box::pin(answers)))
     }
 
