@@ -45,6 +45,15 @@ pub const SNAPSHOT_INDEX: &str = "raft_snapshot_index";
 pub const PROPOSALS: &str = "raft_proposals_total";
 /// Time of one durable write (one append, one fdatasync) per batch.
 pub const FSYNC_SECONDS: &str = "raft_fsync_seconds";
+/// At the leader: from a client write's acceptance by the core to its
+/// answer, once its entry committed and applied (the write's time inside the
+/// node: replication, the durable writes, the commit; not the client's
+/// network or its gRPC handling).
+pub const PROPOSAL_SECONDS: &str = "raft_proposal_seconds";
+/// At the leader, per follower (label `peer`): an AppendEntries request's
+/// round trip, the follower's durable write included; requests that fail
+/// or time out are not counted.
+pub const APPEND_ROUND_TRIP_SECONDS: &str = "raft_append_round_trip_seconds";
 pub const SNAPSHOT_BYTES: &str = "raft_snapshot_bytes";
 pub const SNAPSHOT_SECONDS: &str = "raft_snapshot_write_seconds";
 /// 1 when the node is ready to serve clients (what `/health` and gRPC health say).
@@ -82,6 +91,7 @@ pub(crate) struct LoopMetrics {
     pub learners: metrics::Gauge,
     pub ready: metrics::Gauge,
     pub fsync_seconds: metrics::Histogram,
+    pub proposal_seconds: metrics::Histogram,
 }
 
 impl LoopMetrics {
@@ -99,6 +109,7 @@ impl LoopMetrics {
             learners: metrics::gauge!(LEARNERS),
             ready: metrics::gauge!(READY),
             fsync_seconds: metrics::histogram!(FSYNC_SECONDS),
+            proposal_seconds: metrics::histogram!(PROPOSAL_SECONDS),
         }
     }
 }
@@ -120,16 +131,22 @@ pub fn install_recorder(cluster_id: &str, node: u64) -> anyhow::Result<()> {
     if RECORDER.get().is_some() {
         return Ok(());
     }
-    let recorder = PrometheusBuilder::new()
+    // Histograms with buckets (not summaries): they add up across nodes
+    // and over time, and their _sum and _count give means (the lab's
+    // comparison reads them).
+    let latency_buckets = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+    let mut builder = PrometheusBuilder::new()
         .add_global_label("cluster", cluster_id)
-        .add_global_label("node", node.to_string())
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(FSYNC_SECONDS.to_owned()),
-            &[
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ],
-        )?
-        .build_recorder();
+        .add_global_label("node", node.to_string());
+    for name in [FSYNC_SECONDS, PROPOSAL_SECONDS, APPEND_ROUND_TRIP_SECONDS] {
+        builder = builder.set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(name.to_owned()),
+            &latency_buckets,
+        )?;
+    }
+    let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)
         .map_err(|err| anyhow::anyhow!("cannot install the metrics recorder: {err}"))?;
@@ -177,6 +194,16 @@ fn describe() {
         FSYNC_SECONDS,
         Unit::Seconds,
         "Time of one durable write per batch (one append, one fdatasync)"
+    );
+    describe_histogram!(
+        PROPOSAL_SECONDS,
+        Unit::Seconds,
+        "At the leader: a client write's time from acceptance to its answer (replicated, durable, committed, applied)"
+    );
+    describe_histogram!(
+        APPEND_ROUND_TRIP_SECONDS,
+        Unit::Seconds,
+        "At the leader, per follower: an AppendEntries round trip, the follower's durable write included"
     );
     describe_gauge!(
         SNAPSHOT_BYTES,

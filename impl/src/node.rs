@@ -64,7 +64,7 @@ use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
     Applied, Backup, ClientError, Core, ImageRead, Input, KeyRead, LeaderMoved, MembersChanged,
-    NodeStatus, SnapshotReport,
+    NodeStatus, SnapshotReport, WaitingWrite,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +173,7 @@ pub(crate) struct EventLoop {
     peers: Peers,
     inbox: mpsc::Receiver<Input>,
     inbox_tx: mpsc::Sender<Input>,
-    proposals: BTreeMap<Index, (Term, oneshot::Sender<Result<Applied, ClientError>>)>,
+    proposals: BTreeMap<Index, WaitingWrite>,
     reads: HashMap<u64, PendingRead>,
     /// Confirmed reads waiting for the state machine to reach their index.
     confirmed_reads: Vec<(Index, u64)>,
@@ -486,8 +486,12 @@ impl EventLoop {
                     let index = effects
                         .appended_at
                         .expect("an accepted client request names its index");
-                    self.proposals
-                        .insert(index, (self.core.current_term(), reply));
+                    let waiting = WaitingWrite {
+                        term: self.core.current_term(),
+                        accepted: Instant::now(),
+                        reply,
+                    };
+                    self.proposals.insert(index, waiting);
                     ready.absorb(effects);
                     ready.replicate_entries = true;
                 }
@@ -1159,8 +1163,8 @@ impl EventLoop {
             .map(|(i, _)| *i)
             .collect();
         for index in covered {
-            if let Some((_, reply)) = self.proposals.remove(&index) {
-                let _ = reply.send(Err(ClientError::Retry(
+            if let Some(waiting) = self.proposals.remove(&index) {
+                let _ = waiting.reply.send(Err(ClientError::Retry(
                     "the outcome is unknown (a snapshot replaced this node's log); retry with the same sequence number".into(),
                 )));
             }
@@ -1187,9 +1191,9 @@ impl EventLoop {
                 raft_model::Payload::Command(command) => Some(self.image.apply(index, command)),
             };
             self.applied = index;
-            if let Some((proposed_term, reply)) = self.proposals.remove(&index) {
+            if let Some(waiting) = self.proposals.remove(&index) {
                 let answer = match outcome {
-                    _ if proposed_term != entry.term => Err(ClientError::Retry(
+                    _ if waiting.term != entry.term => Err(ClientError::Retry(
                         "leadership changed before the write committed; retry with the same sequence number".into(),
                     )),
                     Some(Ok(result)) => Ok(Applied {
@@ -1200,7 +1204,10 @@ impl EventLoop {
                     Some(Err(err)) => Err(ClientError::Apply(err)),
                     None => Err(ClientError::Retry("entry was replaced".into())),
                 };
-                let _ = reply.send(answer);
+                self.metrics
+                    .proposal_seconds
+                    .record(waiting.accepted.elapsed().as_secs_f64());
+                let _ = waiting.reply.send(answer);
             }
         }
     }
@@ -1313,7 +1320,7 @@ impl EventLoop {
         let orphaned: Vec<Index> = self
             .proposals
             .iter()
-            .filter(|(_, (term, _))| Some(*term) != current)
+            .filter(|(_, waiting)| Some(waiting.term) != current)
             .map(|(index, _)| *index)
             .collect();
         if orphaned.is_empty() {
@@ -1327,8 +1334,10 @@ impl EventLoop {
             "leadership lost; waiting writes must retry"
         );
         for index in orphaned {
-            if let Some((_, reply)) = self.proposals.remove(&index) {
-                let _ = reply.send(Err(ClientError::LeadershipLost { leader }));
+            if let Some(waiting) = self.proposals.remove(&index) {
+                let _ = waiting
+                    .reply
+                    .send(Err(ClientError::LeadershipLost { leader }));
             }
         }
     }

@@ -205,6 +205,10 @@ impl Peers {
             rpc_timeout: self.rpc_timeout,
             identity: self.identity.clone(),
             reported: None,
+            round_trip: metrics::histogram!(
+                crate::metrics::APPEND_ROUND_TRIP_SECONDS,
+                "peer" => peer.to_string()
+            ),
         };
         let task = if self.max_inflight > 0 {
             tokio::spawn(sender.run_pipelined(rx, self.max_inflight))
@@ -343,6 +347,8 @@ struct PeerSender {
     /// When this sender last told the event loop the peer's incarnation,
     /// which the book did not record (crate::incarnation).
     reported: Option<Instant>,
+    /// `raft_append_round_trip_seconds` for this peer.
+    round_trip: metrics::Histogram,
 }
 
 /// How often a sender tells the event loop an incarnation the book lacks,
@@ -367,10 +373,15 @@ impl PeerSender {
             }
             for message in coalesce(std::mem::take(&mut pending), Keep::Newest) {
                 let replication = is_replication(&message);
+                let append = matches!(message.body, Body::AppendEntriesRequest { .. });
                 let sent_round = read_round(&message);
+                let sent = Instant::now();
                 let Some(response) = self.call(message).await else {
                     continue;
                 };
+                if append {
+                    self.round_trip.record(sent.elapsed().as_secs_f64());
+                }
                 if self
                     .inbox
                     .send(Input::PeerResponse(response))
@@ -478,9 +489,12 @@ impl PeerSender {
                     }
                 }
                 response = next_response(&mut self.stream), if !in_flight.is_empty() => {
-                    in_flight.pop_front();
+                    let sent = in_flight.pop_front();
                     match response {
                         Ok(Some(response)) => {
+                            if let Some(sent) = sent {
+                                self.round_trip.record(sent.elapsed().as_secs_f64());
+                            }
                             let Some(reply) = self.append_reply(&response) else {
                                 continue;
                             };

@@ -13,8 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use raft_model::{Index, Log, Payload, Term};
-use tokio::sync::oneshot;
+use raft_model::{Index, Log, Payload};
 
 use crate::kv::{KvCommand, KvImage};
 use crate::types::{Applied, ClientError};
@@ -52,8 +51,7 @@ impl SeededBugs {
 
 /// The event loop's writes waiting for their entries to apply: log index →
 /// (term proposed in, where to answer).
-pub(crate) type WaitingWrites =
-    BTreeMap<Index, (Term, oneshot::Sender<Result<Applied, ClientError>>)>;
+pub(crate) type WaitingWrites = BTreeMap<Index, crate::types::WaitingWrite>;
 
 /// [`SeededBugs::ack_before_commit`]: answers every waiting write whose entry
 /// is in the (just persisted) log, with the result it *would* have once
@@ -77,8 +75,8 @@ pub(crate) fn ack_uncommitted(
             continue;
         };
         let result = scratch.apply(index, command);
-        if let Some((_, reply)) = proposals.remove(&index) {
-            let _ = reply.send(
+        if let Some(waiting) = proposals.remove(&index) {
+            let _ = waiting.reply.send(
                 result
                     .map(|result| Applied {
                         index,

@@ -125,6 +125,17 @@ pub struct Applied {
     pub result: CommandResult,
 }
 
+/// A client write the leader's core accepted, waiting for its entry to
+/// apply (the event loop's `proposals`, by index).
+pub(crate) struct WaitingWrite {
+    /// The term in which this node, as leader, appended the entry: an entry
+    /// of another term at that index is not this write.
+    pub term: Term,
+    /// When the core accepted it: the start of `raft_proposal_seconds`.
+    pub accepted: std::time::Instant,
+    pub reply: oneshot::Sender<Result<Applied, ClientError>>,
+}
+
 /// The state machine as of a read (`Input::ReadImage`).
 #[derive(Clone, Debug)]
 pub struct ImageRead {

@@ -32,11 +32,76 @@ pub fn metric(system: System) -> &'static str {
     }
 }
 
-/// Syncs done so far by all the nodes whose metrics are served at
-/// `addresses` (HOST:PORT, path `/metrics`). None if any node does not
-/// answer or does not report the metric: a partial sum would understate.
-pub async fn count(system: System, addresses: &[String]) -> Option<u64> {
-    total(addresses, metric(system)).await
+/// What a cell reads from the nodes' metrics before and after it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Log syncs of all the nodes (None if any node did not report them:
+    /// a partial sum would understate).
+    pub fsyncs: Option<u64>,
+    /// Ours only: `raft_proposal_seconds` (a write's time inside the
+    /// leader, acceptance to answer) and `raft_append_round_trip_seconds`
+    /// (AppendEntries round trips, the follower's write included), each
+    /// as (sum of seconds, count), over all nodes.
+    pub proposals: Option<(f64, f64)>,
+    pub append_round_trips: Option<(f64, f64)>,
+}
+
+impl Counters {
+    /// What happened between `self` (before) and `after`.
+    pub fn until(&self, after: &Counters) -> Counters {
+        let pair = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| {
+            a.zip(b).map(|((s0, c0), (s1, c1))| (s1 - s0, c1 - c0))
+        };
+        Counters {
+            fsyncs: self
+                .fsyncs
+                .zip(after.fsyncs)
+                .map(|(before, after)| after.saturating_sub(before)),
+            proposals: pair(self.proposals, after.proposals),
+            append_round_trips: pair(self.append_round_trips, after.append_round_trips),
+        }
+    }
+}
+
+/// The mean of a (sum, count) pair in milliseconds, if anything was counted.
+pub fn mean_ms(pair: Option<(f64, f64)>) -> Option<f64> {
+    pair.filter(|(_, count)| *count > 0.0)
+        .map(|(sum, count)| sum / count * 1e3)
+}
+
+/// The counters of all the nodes whose metrics are served at `addresses`
+/// (HOST:PORT, path `/metrics`), one scrape each.
+pub async fn counters(system: System, addresses: &[String]) -> Counters {
+    if addresses.is_empty() {
+        return Counters::default();
+    }
+    let mut pages = Vec::new();
+    for address in addresses {
+        match scrape(address).await {
+            Ok(page) => pages.push(page),
+            Err(err) => {
+                tracing::warn!("metrics of {address}: {err:#}");
+                return Counters::default();
+            }
+        }
+    }
+    let sum = |name: &str| -> Option<f64> {
+        pages
+            .iter()
+            .map(|page| sum_f64_of(page, name))
+            .sum::<Option<f64>>()
+    };
+    let pair = |name: &str| {
+        if system == System::Etcd {
+            return None;
+        }
+        sum(&format!("{name}_sum")).zip(sum(&format!("{name}_count")))
+    };
+    Counters {
+        fsyncs: sum(metric(system)).map(|total| total as u64),
+        proposals: pair("raft_proposal_seconds"),
+        append_round_trips: pair("raft_append_round_trip_seconds"),
+    }
 }
 
 /// The sum over the nodes serving metrics at `addresses` of the series
@@ -89,6 +154,11 @@ async fn scrape(address: &str) -> anyhow::Result<String> {
 /// The sum of every sample of `name` in a Prometheus text page (a series
 /// per label set: summed), or None if the page has none.
 pub fn sum_of(page: &str, name: &str) -> Option<u64> {
+    sum_f64_of(page, name).map(|total| total as u64)
+}
+
+/// [`sum_of`], unrounded: for sums of seconds.
+pub fn sum_f64_of(page: &str, name: &str) -> Option<f64> {
     let mut found = false;
     let mut total = 0.0;
     for line in page.lines() {
@@ -111,7 +181,7 @@ pub fn sum_of(page: &str, name: &str) -> Option<u64> {
             total += value;
         }
     }
-    found.then_some(total as u64)
+    found.then_some(total)
 }
 
 #[cfg(test)]
@@ -135,5 +205,26 @@ raft_fsync_seconds_sum{cluster=\"c\",node=\"1\"} 0.5
             Some(42)
         );
         assert_eq!(sum_of("up 1\n", "raft_fsync_seconds_count"), None);
+        assert_eq!(sum_f64_of(page, "raft_fsync_seconds_sum"), Some(0.5));
+    }
+
+    #[test]
+    fn means_come_from_the_differences_of_sums_and_counts() {
+        let before = Counters {
+            fsyncs: Some(100),
+            proposals: Some((1.0, 1000.0)),
+            append_round_trips: None,
+        };
+        let after = Counters {
+            fsyncs: Some(160),
+            proposals: Some((4.0, 3000.0)),
+            append_round_trips: Some((1.0, 10.0)),
+        };
+        let cell = before.until(&after);
+        assert_eq!(cell.fsyncs, Some(60));
+        assert_eq!(mean_ms(cell.proposals), Some(1.5));
+        // Not read before: no mean rather than a wrong one.
+        assert_eq!(mean_ms(cell.append_round_trips), None);
+        assert_eq!(mean_ms(Some((0.0, 0.0))), None);
     }
 }

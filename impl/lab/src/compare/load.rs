@@ -234,6 +234,13 @@ pub struct CellResult {
     /// counted (every node writes every entry): answered puts × nodes /
     /// fsyncs, over the same time. 1 is no group commit at all.
     pub writes_per_fsync: Option<f64>,
+    /// Ours, puts: the mean time a write spent inside the leader, from its
+    /// acceptance to its answer (`raft_proposal_seconds`), and the mean
+    /// AppendEntries round trip, a follower's write included
+    /// (`raft_append_round_trip_seconds`), in milliseconds, warm-up
+    /// included: what of the clients' latency the replication takes.
+    pub in_leader_ms: Option<f64>,
+    pub append_round_trip_ms: Option<f64>,
     /// The first error seen, if any.
     pub first_error: Option<String>,
 }
@@ -307,6 +314,9 @@ pub struct CellRun {
     /// Log syncs of all the nodes over the whole cell, and how many nodes.
     pub fsyncs: Option<u64>,
     pub nodes: usize,
+    /// The other counters over the whole cell ([`super::fsyncs::Counters`]).
+    pub proposals: Option<(f64, f64)>,
+    pub append_round_trips: Option<(f64, f64)>,
 }
 
 impl CellRun {
@@ -321,6 +331,11 @@ impl CellRun {
             .zip(other.server_cpu_seconds)
             .map(|(a, b)| a + b);
         self.fsyncs = self.fsyncs.zip(other.fsyncs).map(|(a, b)| a + b);
+        let add = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| {
+            a.zip(b).map(|((s0, c0), (s1, c1))| (s0 + s1, c0 + c1))
+        };
+        self.proposals = add(self.proposals, other.proposals);
+        self.append_round_trips = add(self.append_round_trips, other.append_round_trips);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -352,6 +367,10 @@ impl CellRun {
                 .fsyncs
                 .filter(|&syncs| syncs > 0 && self.workload.op == Op::Put)
                 .map(|syncs| (self.all_ops * self.nodes as u64) as f64 / syncs as f64),
+            in_leader_ms: super::fsyncs::mean_ms(self.proposals)
+                .filter(|_| self.workload.op == Op::Put),
+            append_round_trip_ms: super::fsyncs::mean_ms(self.append_round_trips)
+                .filter(|_| self.workload.op == Op::Put),
             first_error: self.first_error.clone(),
         }
     }
@@ -394,7 +413,7 @@ pub async fn run_cell(
 ) -> anyhow::Result<CellRun> {
     let keys = std::sync::Arc::new(keys.to_vec());
     let value = std::sync::Arc::new("x".repeat(shape.value_bytes));
-    let fsyncs_before = super::fsyncs::count(pool.system, &servers.metrics).await;
+    let counters_before = super::fsyncs::counters(pool.system, &servers.metrics).await;
     let cpu_before = cpu_seconds(&servers.pids);
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -451,6 +470,8 @@ pub async fn run_cell(
         all_ops: 0,
         fsyncs: None,
         nodes: servers.metrics.len(),
+        proposals: None,
+        append_round_trips: None,
     };
     for task in tasks {
         let (histogram, errors, first_error, all_ops) = task.await??;
@@ -464,8 +485,9 @@ pub async fn run_cell(
     run.server_cpu_seconds = cpu_before
         .zip(cpu_seconds(&servers.pids))
         .map(|(before, after)| after - before);
-    run.fsyncs = fsyncs_before
-        .zip(super::fsyncs::count(pool.system, &servers.metrics).await)
-        .map(|(before, after)| after.saturating_sub(before));
+    let cell = counters_before.until(&super::fsyncs::counters(pool.system, &servers.metrics).await);
+    run.fsyncs = cell.fsyncs;
+    run.proposals = cell.proposals;
+    run.append_round_trips = cell.append_round_trips;
     Ok(run)
 }

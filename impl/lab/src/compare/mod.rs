@@ -383,7 +383,7 @@ async fn measure_all(
                 .await?;
                 let cell = run.result();
                 println!(
-                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}{}",
+                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}{}{}",
                     workload.label(),
                     load::row_name(cell.system, cell.api),
                     cell.ops_per_sec,
@@ -393,6 +393,7 @@ async fn measure_all(
                     cpu_text(cell.server_cpu_us_per_op),
                     cell.writes_per_fsync
                         .map_or_else(String::new, |w| format!("  {w:.1} writes/fsync")),
+                    in_leader_text(cell.in_leader_ms, cell.append_round_trip_ms),
                     if cell.errors > 0 {
                         format!(
                             "  ({} errors, first: {})",
@@ -449,6 +450,17 @@ fn round_order(round: usize, rows: usize) -> Vec<usize> {
         (0..rows).collect()
     } else {
         (0..rows).rev().collect()
+    }
+}
+
+/// Where a put's time went, as the nodes' metrics say: inside the leader
+/// (acceptance to answer) and the AppendEntries round trip within it; the
+/// rest of the clients' latency is their gRPC calls and the machine.
+fn in_leader_text(in_leader_ms: Option<f64>, round_trip_ms: Option<f64>) -> String {
+    match (in_leader_ms, round_trip_ms) {
+        (Some(inside), Some(rtt)) => format!("  in leader {inside:.2} ms (AE rtt {rtt:.2})"),
+        (Some(inside), None) => format!("  in leader {inside:.2} ms"),
+        _ => String::new(),
     }
 }
 
@@ -633,6 +645,8 @@ mod tests {
             server_cpu_us_per_op: None,
             fsyncs: None,
             writes_per_fsync: None,
+            in_leader_ms: None,
+            append_round_trip_ms: None,
             first_error: None,
         }
     }
