@@ -64,7 +64,7 @@ use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::trace::Tracer;
 use crate::types::{
     Applied, Backup, ClientError, Core, ImageRead, Input, KeyRead, LeaderMoved, MembersChanged,
-    NodeStatus, SnapshotReport, WaitingWrite,
+    NodeStatus, SnapshotReport, WaitingWrite, WaitingWrites,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +173,7 @@ pub(crate) struct EventLoop {
     peers: Peers,
     inbox: mpsc::Receiver<Input>,
     inbox_tx: mpsc::Sender<Input>,
-    proposals: BTreeMap<Index, WaitingWrite>,
+    proposals: WaitingWrites,
     reads: HashMap<u64, PendingRead>,
     /// Confirmed reads waiting for the state machine to reach their index.
     confirmed_reads: Vec<(Index, u64)>,

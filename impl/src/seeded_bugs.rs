@@ -11,12 +11,10 @@
 //! not yet, or break the rule at the edge that the core relies on
 //! (durability before speech: `send_before_durable`, `skip_fdatasync`).
 
-use std::collections::BTreeMap;
-
 use raft_model::{Index, Log, Payload};
 
 use crate::kv::{KvCommand, KvImage};
-use crate::types::{Applied, ClientError};
+use crate::types::{Applied, ClientError, WaitingWrites};
 
 /// Which of the event loop's hooks misbehave (all off by default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,10 +46,6 @@ impl SeededBugs {
         self.ack_before_commit || self.stale_read || self.send_before_durable || self.skip_fdatasync
     }
 }
-
-/// The event loop's writes waiting for their entries to apply: log index →
-/// (term proposed in, where to answer).
-pub(crate) type WaitingWrites = BTreeMap<Index, crate::types::WaitingWrite>;
 
 /// [`SeededBugs::ack_before_commit`]: answers every waiting write whose entry
 /// is in the (just persisted) log, with the result it *would* have once

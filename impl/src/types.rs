@@ -136,6 +136,9 @@ pub(crate) struct WaitingWrite {
     pub reply: oneshot::Sender<Result<Applied, ClientError>>,
 }
 
+/// The event loop's writes waiting for their entries to apply, by log index.
+pub(crate) type WaitingWrites = std::collections::BTreeMap<Index, WaitingWrite>;
+
 /// The state machine as of a read (`Input::ReadImage`).
 #[derive(Clone, Debug)]
 pub struct ImageRead {
