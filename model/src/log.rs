@@ -68,25 +68,35 @@ impl<C: Clone> Log<C> {
     pub fn entries_from(&self, from: Index, max: usize) -> Vector<Entry<C>> {
         /// Fewer than imbl's leaf chunk (64): copied, not split.
         const COPY_AT_MOST: usize = 32;
-        let Some(offset) = from.checked_sub(self.snapshot_index + 1) else {
+        let Some(offset) = self.offset_of(from) else {
             return Vector::new();
         };
-        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-        if offset >= self.entries.len() {
-            return Vector::new();
-        }
         // `Vector::take` panics past the end, so clamp.
         let count = max.min(self.entries.len() - offset);
         if count <= COPY_AT_MOST {
             return self
-                .entries
-                .focus()
-                .narrow(offset..offset + count)
-                .into_iter()
-                .cloned()
+                .iter_from(from)
+                .take(count)
+                .map(|(_, entry)| entry.clone())
                 .collect();
         }
         self.entries.skip(offset).take(count)
+    }
+
+    /// Iterates `(index, entry)` over the held entries from `from` on (none
+    /// when `from` is not held), reading them through a focus: O(log n) to
+    /// start, and nothing built — for a caller that reads them once (the
+    /// node's write batch) rather than keeps them.
+    pub fn iter_from(&self, from: Index) -> impl Iterator<Item = (Index, &Entry<C>)> {
+        let held = self.entries.len();
+        let offset = self.offset_of(from).unwrap_or(held);
+        (from..).zip(self.entries.focus().narrow(offset..held))
+    }
+
+    /// Where entry `index` sits in `entries`, if it is held.
+    fn offset_of(&self, index: Index) -> Option<usize> {
+        let offset = usize::try_from(index.checked_sub(self.snapshot_index + 1)?).ok()?;
+        (offset < self.entries.len()).then_some(offset)
     }
 
     /// Appends one entry and returns its index.
@@ -242,6 +252,24 @@ mod tests {
                 let expected = if from <= 5 { Vec::new() } else { expected };
                 assert_eq!(got, expected, "from {from}, max {max}");
             }
+        }
+    }
+
+    /// `iter_from` gives every held entry from `from` on with its index;
+    /// nothing when `from` is compacted away or past the end.
+    #[test]
+    fn iter_from_gives_the_held_entries_with_their_indexes() {
+        let terms: Vec<Term> = (1..=300).map(|i| i / 7 + 1).collect();
+        let mut log = log_of_terms(&terms);
+        log.compact_to(5, 1);
+        for from in [0, 1, 5, 6, 7, 63, 64, 65, 128, 300, 301, 302] {
+            let got: Vec<(Index, Term)> = log.iter_from(from).map(|(i, e)| (i, e.term)).collect();
+            let expected: Vec<(Index, Term)> = if from <= 5 {
+                Vec::new()
+            } else {
+                (from..=300).map(|i| (i, log.term_at(i).unwrap())).collect()
+            };
+            assert_eq!(got, expected, "from {from}");
         }
     }
 
