@@ -2,29 +2,12 @@
 //! recorder installed, as `raft-node run` does (a test binary of its own: the
 //! recorder is process-wide).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::http_get as get;
 use raft_node::local::LocalCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// `GET path`: the status code and the whole answer.
-async fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
-        .await
-        .expect("answered in time")
-        .unwrap();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    (status, answer)
-}
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_port_serves_prometheus_metrics_and_health() {

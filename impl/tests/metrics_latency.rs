@@ -5,27 +5,14 @@
 //! this in-process cluster share it (their series carry `node="1"` alike;
 //! only a leader records either histogram).
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::{WAIT, fast, http_get};
 use raft_node::local::LocalCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
+
 const WRITES: u64 = 20;
-
-async fn metrics(address: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
-        .await
-        .expect("answered in time")
-        .unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer
-}
 
 /// The value of the first series whose line starts with `prefix`.
 fn value(page: &str, prefix: &str) -> Option<f64> {
@@ -40,8 +27,7 @@ async fn the_leader_exports_write_and_append_round_trip_histograms() {
     raft_node::metrics::install_recorder("local-test", 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cluster = LocalCluster::start(dir.path(), 3, |config| {
-        config.election_timeout_ms = Some([150, 300]);
-        config.heartbeat_ms = Some(30);
+        fast(config);
         config.metrics = Some("127.0.0.1:0".into());
     })
     .await
@@ -52,7 +38,8 @@ async fn the_leader_exports_write_and_append_round_trip_histograms() {
         client.put(&format!("k{i}"), "v").await.unwrap();
     }
     let address = cluster.node(leader).unwrap().metrics_address.unwrap();
-    let page = metrics(address).await;
+    let (status, page) = http_get(address, "/metrics").await;
+    assert_eq!(status, 200, "{page}");
 
     // Every write answered was timed, each with buckets (a histogram, not a
     // summary: it adds up across nodes and gives means).

@@ -1,6 +1,6 @@
 //! What the cluster tests share: fast timeouts, a 3-node in-process
-//! cluster, the durability check that ends a test under faults, and a
-//! signal to a process a test started.
+//! cluster, the durability check that ends a test under faults, a signal to
+//! a process a test started, and a GET on a node's metrics port.
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -89,4 +89,24 @@ pub fn signal(pid: u32, name: &str) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// `GET path` on an HTTP endpoint (a node's metrics port): the status code
+/// and the whole answer, headers included.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
 }
