@@ -955,6 +955,26 @@ mod tests {
         }
     }
 
+    /// Node 1's membership with one peer, node 2 at `address` (node 1's
+    /// own address is never dialled): the rest of a test's config goes
+    /// over it.
+    fn follower_at(address: &str) -> crate::config::FileConfig {
+        crate::config::FileConfig {
+            id: Some(1),
+            members: Some(vec![
+                crate::config::Member {
+                    id: 1,
+                    address: "127.0.0.1:10".into(),
+                },
+                crate::config::Member {
+                    id: 2,
+                    address: address.to_owned(),
+                },
+            ]),
+            ..Default::default()
+        }
+    }
+
     fn append_carrying(term: u64, prev_log_index: u64) -> Msg {
         let mut message = append(term);
         if let Body::AppendEntriesRequest {
@@ -991,20 +1011,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = NodeConfig::from_file_config(crate::config::FileConfig {
             cluster_id: Some("senders".into()),
-            id: Some(1),
             data_dir: Some(dir.path().join("node")),
             election_timeout_ms: Some([200, 400]),
-            members: Some(vec![
-                crate::config::Member {
-                    id: 1,
-                    address: "127.0.0.1:10".into(),
-                },
-                crate::config::Member {
-                    id: 2,
-                    address: address.clone(),
-                },
-            ]),
-            ..Default::default()
+            ..follower_at(&address)
         })
         .unwrap();
         let (inbox, _inputs) = mpsc::channel(16);
@@ -1167,21 +1176,10 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let config = NodeConfig::from_file_config(crate::config::FileConfig {
                 cluster_id: Some("streams".into()),
-                id: Some(1),
                 data_dir: Some(dir.path().join("node")),
                 election_timeout_ms: Some([1000, 2000]),
                 max_inflight: Some(max_inflight),
-                members: Some(vec![
-                    crate::config::Member {
-                        id: 1,
-                        address: "127.0.0.1:10".into(),
-                    },
-                    crate::config::Member {
-                        id: 2,
-                        address: address.clone(),
-                    },
-                ]),
-                ..Default::default()
+                ..follower_at(&address)
             })
             .unwrap();
             let (inbox, inputs) = mpsc::channel(256);
