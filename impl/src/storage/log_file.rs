@@ -29,7 +29,8 @@
 //!
 //! **Preallocation makes a cut visible.** The file is grown ahead of its
 //! records (`fallocate`, then `fsync` of the new size) and the space past the
-//! last record is zeros. Each batch record states the file's length when it
+//! last record is zeros (written as zeros a little ahead of the records, so
+//! that an fdatasync has no block map to update: `LogFile::zero_ahead`). Each batch record states the file's length when it
 //! was written (its *extent*), and it always lies inside space that already
 //! existed before (room for one batch record is kept free), so a later batch
 //! that uses new space is preceded by a record claiming it. A file shorter
@@ -103,6 +104,10 @@ const SECTOR: usize = 512;
 const MIN_GROWTH: u64 = 1 << 20;
 /// ...and at most this much at a time (as etcd's WAL segments).
 const MAX_GROWTH: u64 = 64 << 20;
+/// Zeros written past the records at a time, ahead of the batches (see
+/// [`LogFile::zero_ahead`]).
+const ZERO_AHEAD: usize = 128 << 10;
+static ZEROS: [u8; ZERO_AHEAD] = [0; ZERO_AHEAD];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogFileError {
@@ -451,6 +456,10 @@ pub struct LogFile {
     nonce: u64,
     end: u64,
     allocated: u64,
+    /// The space up to here is written (records, or zeros written ahead of
+    /// them), not merely allocated: `end <= zeroed <= allocated`, except
+    /// that it may lag behind `allocated` only.
+    zeroed: u64,
     /// A write failed: what is on disk is unknown (a failed fdatasync may
     /// have dropped pages that a retry would not rewrite), so every later
     /// write fails too, until a restart reads the file back.
@@ -565,6 +574,7 @@ impl LogFile {
             nonce,
             end,
             allocated,
+            zeroed: end,
             failed: false,
             #[cfg(feature = "seeded-bugs")]
             skip_fdatasync: false,
@@ -621,6 +631,8 @@ impl LogFile {
                 nonce: contents.nonce.unwrap_or_else(rand::random),
                 end: contents.end,
                 allocated: bytes.len() as u64,
+                // Not known past the records: written again as appends need.
+                zeroed: contents.end,
                 failed: false,
                 #[cfg(feature = "seeded-bugs")]
                 skip_fdatasync: false,
@@ -662,6 +674,7 @@ impl LogFile {
         self.file
             .write_all_at(&bytes, self.end)
             .map_err(io(&self.path))?;
+        self.zero_ahead(self.end + bytes.len() as u64)?;
         #[cfg(feature = "seeded-bugs")]
         let sync = !self.skip_fdatasync;
         #[cfg(not(feature = "seeded-bugs"))]
@@ -671,6 +684,44 @@ impl LogFile {
         }
         self.end += bytes.len() as u64;
         self.failed = false;
+        Ok(())
+    }
+
+    /// Writes zeros over allocated space past `records_end` (the end of
+    /// the records once the batch being appended is written), some
+    /// [`ZERO_AHEAD`] bytes at a time, so that batches land on blocks
+    /// already written, not merely allocated.
+    ///
+    /// Why: `fallocate` leaves its blocks *unwritten* (they read as zeros),
+    /// and the first write into one has the fdatasync that follows also
+    /// write and wait for the file's block map and inode, to record the
+    /// blocks as written: two more device writes, waited for one after the
+    /// other, on every batch. Over blocks already written an fdatasync
+    /// writes the data and flushes, nothing else. Measured on the
+    /// development VM's ext4 (no journal, virtio disk), 2 KiB appends each
+    /// fdatasynced, 4,000 each: mean 0.156 ms into fallocated space, 0.126
+    /// ms with these zeros written ahead (one batch in some 60 carries them
+    /// and pays for the conversion); three such writers at once, as three
+    /// nodes on one disk, 0.30-0.33 ms against 0.23-0.26 ms. The zeros
+    /// change nothing a reader sees (the space past the records reads as
+    /// zeros either way, which is what makes a cut visible: the module's
+    /// doc), and a cut that loses or tears them leaves zeros there too.
+    fn zero_ahead(&mut self, records_end: u64) -> Result<(), LogFileError> {
+        assert!(records_end <= self.allocated, "records past the allocation");
+        let ahead = ZERO_AHEAD as u64;
+        if self.zeroed >= records_end + ahead / 2 {
+            return Ok(());
+        }
+        let from = self.zeroed.max(records_end);
+        let to = (from + ahead).min(self.allocated);
+        if to > from {
+            // Bounded by ZERO_AHEAD, so it fits in `usize`.
+            let len = (to - from) as usize;
+            self.file
+                .write_all_at(&ZEROS[..len], from)
+                .map_err(io(&self.path))?;
+        }
+        self.zeroed = to.max(records_end);
         Ok(())
     }
 
@@ -691,6 +742,7 @@ impl LogFile {
         let old = std::mem::replace(&mut self.file, file);
         release_in_background(old, self.allocated);
         (self.end, self.allocated, self.nonce) = (end, allocated, nonce);
+        self.zeroed = end;
         sync_dir_of(&self.path)?;
         self.failed = false;
         Ok(())
@@ -816,6 +868,42 @@ mod tests {
             bodies(&contents),
             vec![b"image".to_vec(), b"after".to_vec()]
         );
+    }
+
+    /// Every append leaves written zeros at least half of ZERO_AHEAD past the
+    /// records (or up to the allocation's end), and never a non-zero byte
+    /// past them; the file reads back the same.
+    #[test]
+    fn appends_keep_zeros_written_ahead_of_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.log");
+        let mut file = LogFile::create(&path, &framed(&[b"first"])).unwrap();
+        let mut zero_writes = 0;
+        let mut all = vec![b"first".to_vec()];
+        // 600 batches of 3 KiB: some 1.8 MiB, so the file grows on the way.
+        for b in 0..600u32 {
+            let before = file.zeroed;
+            let body = body((b % 200) as u8, 0, 3 << 10);
+            file.append(&framed(&[&body])).unwrap();
+            all.push(body);
+            if file.zeroed != before {
+                zero_writes += 1;
+            }
+            assert!(file.end <= file.zeroed && file.zeroed <= file.allocated);
+            let wanted = (file.end + ZERO_AHEAD as u64 / 2).min(file.allocated);
+            assert!(file.zeroed >= wanted, "{} < {wanted}", file.zeroed);
+        }
+        // One write of zeros per ZERO_AHEAD / 2 bytes of records at most.
+        assert!(zero_writes <= 600 * 3 / 64 + 2, "{zero_writes}");
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes[file.end as usize..].iter().all(|&b| b == 0));
+        let contents = parse(Path::new("log"), &bytes).unwrap();
+        assert!(bodies(&contents) == all);
+        // Reopened, zeros are written ahead again from the records' end.
+        let (mut file, _) = LogFile::open(&path).unwrap();
+        assert_eq!(file.zeroed, file.end);
+        file.append(&framed(&[b"one more"])).unwrap();
+        assert!(file.zeroed >= (file.end + ZERO_AHEAD as u64 / 2).min(file.allocated));
     }
 
     /// A cut anywhere — at a record boundary too — is refused as a cut, once
