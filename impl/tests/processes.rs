@@ -120,6 +120,9 @@ fn quick_start_survives_killing_the_leader_process() {
     assert!(put.status.success(), "{put:?}");
     let get = client(&endpoints, &["get", "greeting"]);
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
+    for node in nodes.iter().flatten() {
+        assert_transparent_huge_pages_off(node.pid());
+    }
 
     let old = leader(&endpoints);
     let mut process = nodes[old - 1].take().unwrap();
@@ -170,6 +173,23 @@ fn quick_start_survives_killing_the_leader_process() {
     let away = client(&leader_address, &["transfer-leader", "--away"]);
     assert!(away.status.success(), "{away:?}");
     assert_ne!(leader(&endpoints), old);
+}
+
+/// A running node has turned transparent huge pages off for its process
+/// (`cli::run_node`: mimalloc's huge-page faults stalled requests), as the
+/// kernel reports it in /proc (Linux 6.x prints `THP_enabled`; older kernels
+/// do not, and then there is nothing to check).
+fn assert_transparent_huge_pages_off(pid: u32) {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return;
+    };
+    if let Some(line) = status.lines().find(|line| line.starts_with("THP_enabled:")) {
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("0"),
+            "node {pid}: {line}"
+        );
+    }
 }
 
 /// A client pointed at nothing fails at once and says so; one given a
