@@ -814,11 +814,12 @@ impl EventLoop {
         batch.set_commit_index(self.core.commit_index());
         let storage = self.storage.clone();
         let fsync_seconds = self.metrics.fsync_seconds.clone();
-        self.parallel_write = Some(tokio::spawn(async move {
+        // A blocking thread's task itself, not an async task awaiting one:
+        // its completion wakes the loop directly, one cross-thread wake-up
+        // per write instead of two.
+        self.parallel_write = Some(tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            tokio::task::spawn_blocking(move || storage.write(batch))
-                .await
-                .map_err(|err| NodeError::Join(err.to_string()))??;
+            storage.write(batch)?;
             fsync_seconds.record(started.elapsed().as_secs_f64());
             Ok((index, term))
         }));
