@@ -18,6 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+use super::rounds::{MachineCpu, RoundFigures};
 use crate::proto::etcd as etcd_pb;
 use crate::proto::etcd::kv_client::KvClient as EtcdKv;
 use raft_node::proto::kv as ours_pb;
@@ -243,6 +244,8 @@ pub struct CellResult {
     pub append_round_trip_ms: Option<f64>,
     /// The first error seen, if any.
     pub first_error: Option<String>,
+    /// Each round's own figures, in the order run ([`super::rounds`]).
+    pub rounds: Vec<RoundFigures>,
 }
 
 /// The keys are `key-00000` .. : the same names in both systems.
@@ -317,6 +320,8 @@ pub struct CellRun {
     /// The other counters over the whole cell ([`super::fsyncs::Counters`]).
     pub proposals: Option<(f64, f64)>,
     pub append_round_trips: Option<(f64, f64)>,
+    /// Each round's own figures.
+    pub rounds: Vec<RoundFigures>,
 }
 
 impl CellRun {
@@ -336,6 +341,7 @@ impl CellRun {
         };
         self.proposals = add(self.proposals, other.proposals);
         self.append_round_trips = add(self.append_round_trips, other.append_round_trips);
+        self.rounds.extend(other.rounds);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -372,6 +378,7 @@ impl CellRun {
             append_round_trip_ms: super::fsyncs::mean_ms(self.append_round_trips)
                 .filter(|_| self.workload.op == Op::Put),
             first_error: self.first_error.clone(),
+            rounds: self.rounds.clone(),
         }
     }
 }
@@ -415,6 +422,9 @@ pub async fn run_cell(
     let value = std::sync::Arc::new("x".repeat(shape.value_bytes));
     let counters_before = super::fsyncs::counters(pool.system, &servers.metrics).await;
     let cpu_before = cpu_seconds(&servers.pids);
+    let harness = [std::process::id()];
+    let harness_before = cpu_seconds(&harness);
+    let machine_before = MachineCpu::now();
     let start = Instant::now();
     let measure_from = start + warmup;
     let deadline = measure_from + duration;
@@ -472,6 +482,7 @@ pub async fn run_cell(
         nodes: servers.metrics.len(),
         proposals: None,
         append_round_trips: None,
+        rounds: Vec::new(),
     };
     for task in tasks {
         let (histogram, errors, first_error, all_ops) = task.await??;
@@ -485,6 +496,23 @@ pub async fn run_cell(
     run.server_cpu_seconds = cpu_before
         .zip(cpu_seconds(&servers.pids))
         .map(|(before, after)| after - before);
+    let harness_seconds = harness_before
+        .zip(cpu_seconds(&harness))
+        .map(|(before, after)| after - before);
+    let others = machine_before
+        .zip(MachineCpu::now())
+        .zip(run.server_cpu_seconds.zip(harness_seconds))
+        .map(|((before, after), (servers, harness))| {
+            before.others_until(&after, start.elapsed().as_secs_f64(), servers + harness)
+        });
+    let h = &run.histogram;
+    run.rounds.push(RoundFigures {
+        ops_per_sec: h.len() as f64 / run.seconds,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1e3,
+        p999_ms: h.value_at_quantile(0.999) as f64 / 1e3,
+        other_cpus: others.map(|(other, _)| other),
+        steal_cpus: others.map(|(_, steal)| steal),
+    });
     let cell = counters_before.until(&super::fsyncs::counters(pool.system, &servers.metrics).await);
     run.fsyncs = cell.fsyncs;
     run.proposals = cell.proposals;

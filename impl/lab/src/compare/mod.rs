@@ -18,6 +18,7 @@ pub mod floors;
 pub mod follow;
 pub mod fsyncs;
 pub mod load;
+pub mod rounds;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,6 +118,9 @@ pub struct Ratio {
     pub api: Api,
     pub throughput_ours_over_etcd: f64,
     pub p99_ours_over_etcd: f64,
+    /// The same, round by round (our round i against etcd's round i).
+    pub throughput_ours_over_etcd_by_round: Vec<f64>,
+    pub p99_ours_over_etcd_by_round: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -383,7 +387,7 @@ async fn measure_all(
                 .await?;
                 let cell = run.result();
                 println!(
-                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}{}{}",
+                    "  {:<10} {:<17} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  server CPU {}/op{}{}{}{}",
                     workload.label(),
                     load::row_name(cell.system, cell.api),
                     cell.ops_per_sec,
@@ -394,6 +398,9 @@ async fn measure_all(
                     cell.writes_per_fsync
                         .map_or_else(String::new, |w| format!("  {w:.1} writes/fsync")),
                     in_leader_text(cell.in_leader_ms, cell.append_round_trip_ms),
+                    cell.rounds
+                        .last()
+                        .map_or_else(String::new, rounds::RoundFigures::machine_text),
                     if cell.errors > 0 {
                         format!(
                             "  ({} errors, first: {})",
@@ -493,6 +500,14 @@ fn ratios(results: &[CellResult]) -> Vec<Ratio> {
                 api: ours.api,
                 throughput_ours_over_etcd: ours.ops_per_sec / etcd.ops_per_sec,
                 p99_ours_over_etcd: ours.p99_ms / etcd.p99_ms,
+                throughput_ours_over_etcd_by_round: rounds::by_round(
+                    &ours.rounds,
+                    &etcd.rounds,
+                    |r| r.ops_per_sec,
+                ),
+                p99_ours_over_etcd_by_round: rounds::by_round(&ours.rounds, &etcd.rounds, |r| {
+                    r.p99_ms
+                }),
             })
         })
         .collect()
@@ -578,6 +593,7 @@ pub fn table(report: &Report) -> String {
                 .map_or_else(String::new, |w| format!("{w:.1}"))
         ));
     }
+    out.push_str(&rounds_table(report));
     for r in &report.trace_ratios {
         let label = label(r.op, r.clients);
         out.push_str(&format!(
@@ -604,6 +620,106 @@ pub fn table(report: &Report) -> String {
         report.floors.grpc_rtt_p50_ms,
         report.floors.grpc_rtt_p99_ms
     ));
+    out
+}
+
+/// The rounds one by one: per row the median and spread (lowest–highest)
+/// of the rounds' throughput, p99 and p99.9, our ratios to etcd round by
+/// round, and the CPU the rest of the machine used; then which rounds ran
+/// on a busy machine ([`rounds`]). Empty for a single round.
+fn rounds_table(report: &Report) -> String {
+    if report.rounds < 2 {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+| workload | system | ops/s median | ops/s spread | p99 ms median | p99 ms spread | p99.9 ms median | p99.9 ms spread | ops/s ours/etcd by round | p99 ours/etcd by round | others' CPUs, highest |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+",
+    );
+    let list = |values: &[f64]| {
+        values
+            .iter()
+            .map(|v| format!("{v:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut busy = Vec::new();
+    for r in &report.results {
+        let label = Workload {
+            op: r.op,
+            clients: r.clients,
+        }
+        .label();
+        let name = load::row_name(r.system, r.api);
+        let pick = |f: fn(&rounds::RoundFigures) -> f64| r.rounds.iter().map(f).collect::<Vec<_>>();
+        let (ops, p99, p999) = (
+            pick(|x| x.ops_per_sec),
+            pick(|x| x.p99_ms),
+            pick(|x| x.p999_ms),
+        );
+        let median = |values: &[f64], digits: usize| {
+            rounds::median(values).map_or_else(String::new, |m| format!("{m:.digits$}"))
+        };
+        let ratio = report.ratios.iter().find(|x| {
+            r.system == System::Ours && x.api == r.api && x.op == r.op && x.clients == r.clients
+        });
+        let (ratio_ops, ratio_p99) = ratio.map_or((String::new(), String::new()), |x| {
+            (
+                list(&x.throughput_ours_over_etcd_by_round),
+                list(&x.p99_ours_over_etcd_by_round),
+            )
+        });
+        let others = r
+            .rounds
+            .iter()
+            .filter_map(|x| x.other_cpus)
+            .fold(None, |high: Option<f64>, x| {
+                Some(high.map_or(x, |h| h.max(x)))
+            });
+        out.push_str(&format!(
+            "| {label} | {name} | {} | {} | {} | {} | {} | {} | {ratio_ops} | {ratio_p99} | {} |
+",
+            median(&ops, 0),
+            rounds::spread(&ops, 0),
+            median(&p99, 2),
+            rounds::spread(&p99, 2),
+            median(&p999, 2),
+            rounds::spread(&p999, 2),
+            others.map_or_else(|| "?".to_owned(), |x| format!("{x:.2}")),
+        ));
+        for (i, round) in r.rounds.iter().enumerate() {
+            if round.busy() {
+                busy.push(format!(
+                    "{label} {name} round {}:{}",
+                    i + 1,
+                    round.machine_text()
+                ));
+            }
+        }
+    }
+    if busy.is_empty() {
+        out.push_str(&format!(
+            "
+machine: quiet in every round (other processes under {:.2} CPUs)
+",
+            rounds::BUSY_CPUS
+        ));
+    } else {
+        out.push_str(&format!(
+            "
+machine BUSY in {} rounds (other processes or the hypervisor over {:.2} CPUs; their figures may be the machine's, not the system's):
+",
+            busy.len(),
+            rounds::BUSY_CPUS
+        ));
+        for line in busy {
+            out.push_str(&format!(
+                "  {line}
+"
+            ));
+        }
+    }
     out
 }
 
@@ -648,7 +764,71 @@ mod tests {
             in_leader_ms: None,
             append_round_trip_ms: None,
             first_error: None,
+            rounds: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_rounds_table_gives_medians_spreads_ratios_by_round_and_busy_rounds() {
+        let round = |ops_per_sec, p99_ms, other_cpus| rounds::RoundFigures {
+            ops_per_sec,
+            p99_ms,
+            p999_ms: p99_ms * 2.0,
+            other_cpus: Some(other_cpus),
+            steal_cpus: Some(0.0),
+        };
+        let with_rounds = |cell: CellResult, rounds| CellResult { rounds, ..cell };
+        let results = vec![
+            with_rounds(
+                cell(System::Ours, Op::Put, 16, 0.0, 0.0),
+                vec![
+                    round(210.0, 2.0, 0.01),
+                    round(250.0, 3.0, 0.30),
+                    round(230.0, 2.5, 0.02),
+                ],
+            ),
+            with_rounds(
+                cell(System::Etcd, Op::Put, 16, 0.0, 0.0),
+                vec![
+                    round(100.0, 4.0, 0.01),
+                    round(100.0, 6.0, 0.02),
+                    round(115.0, 5.0, 0.01),
+                ],
+            ),
+        ];
+        let report = Report {
+            floors: Floors::default(),
+            keys: 1,
+            value_bytes: 1,
+            seconds_per_cell: 1.0,
+            rounds: 3,
+            clients_per_conn: 1,
+            snapshot_threshold: None,
+            data_dir: String::new(),
+            ratios: ratios(&results),
+            results,
+            api_ratios: Vec::new(),
+            trace_ratios: Vec::new(),
+            trace_bytes: None,
+            trace_bytes_per_op: None,
+            follow: Vec::new(),
+            follow_events_validated: None,
+        };
+        let table = rounds_table(&report);
+        assert!(
+            table.contains("| put x16 | ours (native API) | 230 | 210–250 | 2.50 | 2.00–3.00 | 5.00 | 4.00–6.00 | 2.10 2.50 2.00 | 0.50 0.50 0.50 | 0.30 |"),
+            "{table}"
+        );
+        assert!(table.contains("machine BUSY in 1 rounds"), "{table}");
+        assert!(
+            table.contains("put x16 ours (native API) round 2:  others 0.30 CPUs (BUSY)"),
+            "{table}"
+        );
+        let quiet = Report {
+            rounds: 1,
+            ..report
+        };
+        assert_eq!(rounds_table(&quiet), "", "one round has no spread");
     }
 
     #[test]
