@@ -389,14 +389,33 @@ impl CellRun {
 pub(crate) fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     let mut ticks = 0u64;
     for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name (field 2) may hold spaces: count from its ')'.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        ticks += fields.get(11)?.parse::<u64>().ok()?;
-        ticks += fields.get(12)?.parse::<u64>().ok()?;
+        ticks += ProcessStat::read(&format!("/proc/{pid}/stat"))?.cpu_ticks;
     }
     Some(ticks as f64 / 100.0)
+}
+
+/// What the compare reads of a process's /proc/<pid>/stat.
+pub(crate) struct ProcessStat {
+    /// Field 9: the kernel's PF_* flags.
+    pub flags: u64,
+    /// Fields 14 and 15, user + system time, in clock ticks of 1/100 s.
+    pub cpu_ticks: u64,
+}
+
+impl ProcessStat {
+    /// None if the file cannot be read (the process is gone) or parsed.
+    pub fn read(path: &str) -> Option<ProcessStat> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        // The command name (field 2) may hold spaces: count from its ')',
+        // so field 3 (state) is index 0.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        Some(ProcessStat {
+            flags: number(6)?,
+            cpu_ticks: number(11)? + number(12)?,
+        })
+    }
 }
 
 /// A system's node processes, as a cell accounts them.
@@ -505,11 +524,12 @@ pub async fn run_cell(
         .map(|((before, after), (servers, harness))| {
             before.others_until(&after, start.elapsed().as_secs_f64(), servers + harness)
         });
-    let h = &run.histogram;
+    // This run is one round: its figures are the run's own.
+    let this_round = run.result();
     run.rounds.push(RoundFigures {
-        ops_per_sec: h.len() as f64 / run.seconds,
-        p99_ms: h.value_at_quantile(0.99) as f64 / 1e3,
-        p999_ms: h.value_at_quantile(0.999) as f64 / 1e3,
+        ops_per_sec: this_round.ops_per_sec,
+        p99_ms: this_round.p99_ms,
+        p999_ms: this_round.p999_ms,
         other_cpus: others.map(|(other, _)| other),
         steal_cpus: others.map(|(_, steal)| steal),
     });

@@ -562,10 +562,7 @@ pub fn table(report: &Report) -> String {
     let label = |op, clients| Workload { op, clients }.label();
     for r in &report.results {
         let ours = r.system == System::Ours;
-        let ratio = report
-            .ratios
-            .iter()
-            .find(|x| ours && x.api == r.api && x.op == r.op && x.clients == r.clients);
+        let ratio = ratio_of(report, r);
         let (t, p) = ratio.map_or((String::new(), String::new()), |x| {
             (two(x.throughput_ours_over_etcd), two(x.p99_ours_over_etcd))
         });
@@ -623,6 +620,13 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// Our row `r`'s ratios to etcd, if it is ours and etcd ran its workload.
+fn ratio_of<'a>(report: &'a Report, r: &CellResult) -> Option<&'a Ratio> {
+    report.ratios.iter().find(|x| {
+        r.system == System::Ours && x.api == r.api && x.op == r.op && x.clients == r.clients
+    })
+}
+
 /// The rounds one by one: per row the median and spread (lowest–highest)
 /// of the rounds' throughput, p99 and p99.9, our ratios to etcd round by
 /// round, and the CPU the rest of the machine used; then which rounds ran
@@ -661,15 +665,13 @@ fn rounds_table(report: &Report) -> String {
         let median = |values: &[f64], digits: usize| {
             rounds::median(values).map_or_else(String::new, |m| format!("{m:.digits$}"))
         };
-        let ratio = report.ratios.iter().find(|x| {
-            r.system == System::Ours && x.api == r.api && x.op == r.op && x.clients == r.clients
-        });
-        let (ratio_ops, ratio_p99) = ratio.map_or((String::new(), String::new()), |x| {
-            (
-                list(&x.throughput_ours_over_etcd_by_round),
-                list(&x.p99_ours_over_etcd_by_round),
-            )
-        });
+        let (ratio_ops, ratio_p99) =
+            ratio_of(report, r).map_or((String::new(), String::new()), |x| {
+                (
+                    list(&x.throughput_ours_over_etcd_by_round),
+                    list(&x.p99_ours_over_etcd_by_round),
+                )
+            });
         let others = r
             .rounds
             .iter()
@@ -768,6 +770,33 @@ mod tests {
         }
     }
 
+    /// A report of `rounds` rounds holding `results` and these ratios.
+    fn report(
+        rounds: usize,
+        results: Vec<CellResult>,
+        ratios: Vec<Ratio>,
+        api_ratios: Vec<ApiRatio>,
+    ) -> Report {
+        Report {
+            floors: Floors::default(),
+            keys: 1,
+            value_bytes: 1,
+            seconds_per_cell: 1.0,
+            rounds,
+            clients_per_conn: 1,
+            snapshot_threshold: None,
+            data_dir: String::new(),
+            results,
+            ratios,
+            api_ratios,
+            trace_ratios: Vec::new(),
+            trace_bytes: None,
+            trace_bytes_per_op: None,
+            follow: Vec::new(),
+            follow_events_validated: None,
+        }
+    }
+
     #[test]
     fn the_rounds_table_gives_medians_spreads_ratios_by_round_and_busy_rounds() {
         let round = |ops_per_sec, p99_ms, other_cpus| rounds::RoundFigures {
@@ -796,24 +825,7 @@ mod tests {
                 ],
             ),
         ];
-        let report = Report {
-            floors: Floors::default(),
-            keys: 1,
-            value_bytes: 1,
-            seconds_per_cell: 1.0,
-            rounds: 3,
-            clients_per_conn: 1,
-            snapshot_threshold: None,
-            data_dir: String::new(),
-            ratios: ratios(&results),
-            results,
-            api_ratios: Vec::new(),
-            trace_ratios: Vec::new(),
-            trace_bytes: None,
-            trace_bytes_per_op: None,
-            follow: Vec::new(),
-            follow_events_validated: None,
-        };
+        let report = report(3, results.clone(), ratios(&results), Vec::new());
         let table = rounds_table(&report);
         assert!(
             table.contains("| put x16 | ours (native API) | 230 | 210–250 | 2.50 | 2.00–3.00 | 5.00 | 4.00–6.00 | 2.10 2.50 2.00 | 0.50 0.50 0.50 | 0.30 |"),
@@ -886,24 +898,7 @@ mod tests {
         let vs_etcd = super::ratios(&results);
         let apis: Vec<Api> = vs_etcd.iter().map(|r| r.api).collect();
         assert_eq!(apis, vec![Api::Native, Api::Etcd]);
-        let report = Report {
-            floors: Floors::default(),
-            keys: 1,
-            value_bytes: 1,
-            seconds_per_cell: 1.0,
-            rounds: 1,
-            clients_per_conn: 1,
-            snapshot_threshold: None,
-            data_dir: String::new(),
-            results,
-            ratios: vs_etcd,
-            api_ratios: ratios,
-            trace_ratios: Vec::new(),
-            trace_bytes: None,
-            trace_bytes_per_op: None,
-            follow: Vec::new(),
-            follow_events_validated: None,
-        };
+        let report = report(1, results, vs_etcd, ratios);
         let table = table(&report);
         assert!(
             table.contains("| put x64 | ours (etcd API) | 270 |"),

@@ -16,6 +16,8 @@
 
 use serde::Serialize;
 
+use super::load::ProcessStat;
+
 /// Other processes' CPU use, in CPUs (1.0 = one core all the time), above
 /// which a round is reported as run on a busy machine (a test suite running
 /// beside the comparison used 1.1-1.3 CPUs of two).
@@ -112,22 +114,15 @@ fn kernel_thread_seconds() -> Option<f64> {
     const PF_KTHREAD: u64 = 0x0020_0000;
     let mut ticks = 0u64;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        // A process may exit between the listing and the read.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        // From field 3 (state): flags is field 9, utime 14, stime 15.
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        if number(6).is_some_and(|flags| flags & PF_KTHREAD != 0) {
-            ticks += number(11).unwrap_or(0) + number(12).unwrap_or(0);
+        // A process may exit between the listing and the read: skipped.
+        if let Some(stat) = ProcessStat::read(&format!("/proc/{name}/stat"))
+            && stat.flags & PF_KTHREAD != 0
+        {
+            ticks += stat.cpu_ticks;
         }
     }
     Some(ticks as f64 / 100.0)
