@@ -236,6 +236,16 @@ async fn a_restarted_follower_catches_up_from_a_snapshot_after_compaction() {
     assert!(report.index >= last - 1 && report.keys == 40, "{report:?}");
     let status = cluster.node(leader).unwrap().status().await.unwrap();
     assert_eq!(status.snapshot_index, report.index);
+    // An AppendEntries the leader built before compacting still carries the
+    // entries from the follower's next index on, and is still valid: if it
+    // reaches the restarted follower, the follower rightly catches up from
+    // it, not from the snapshot (CI saw this once, 2026-12-04). Each request
+    // to a stopped peer ends within the RPC timeout and the sender keeps
+    // only the newest AppendEntries queued behind it, so after a few RPC
+    // timeouts every request to the follower was built from the compacted
+    // log.
+    let rpc_timeout = cluster.config(leader).unwrap().rpc_timeout;
+    tokio::time::sleep(rpc_timeout * 4).await;
 
     cluster.restart_node(follower).await.unwrap();
     wait_applied(&cluster, follower, last).await;
