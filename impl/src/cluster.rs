@@ -485,6 +485,15 @@ impl Watched {
 }
 
 pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
+    // One Ctrl-C listener for the whole run, from its start: a `ctrl_c()`
+    // future made anew on each turn of the loop below sees only the
+    // signals after it is first polled, so one that came while a turn
+    // checked the nodes was lost and the cluster kept running (the
+    // cluster_add_remove test saw it); and before any listener, SIGINT's
+    // default action killed this process and left its nodes running. A
+    // Ctrl-C during start-up now stops the cluster once it is up.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for Ctrl-C")?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     // Absolute, so that a node's command line names its config file as the
     // pid checks of `cluster add|remove` (run from anywhere) expect.
@@ -584,7 +593,7 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = tick.tick() => {
                 follow_changes(&dir, &mut nodes);
                 for watched in &mut nodes {

@@ -124,6 +124,29 @@ impl ClusterProcess {
     /// `raft-node cluster --dir dir args`, once it has printed its table
     /// and its hints.
     fn start(dir: &Path, args: &[&str]) -> ClusterProcess {
+        let mut cluster = ClusterProcess::spawn(dir, args);
+        loop {
+            let line = cluster
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "`cluster` stopped or went quiet; it said: {:#?}",
+                        cluster.said
+                    )
+                });
+            cluster.read_node_row(&line);
+            let done = line.starts_with("Ctrl-C");
+            cluster.said.push(line);
+            if done {
+                break;
+            }
+        }
+        cluster
+    }
+
+    /// `raft-node cluster --dir dir args`, just started.
+    fn spawn(dir: &Path, args: &[&str]) -> ClusterProcess {
         let mut child = Command::new(BIN)
             .arg("cluster")
             .args(args)
@@ -144,37 +167,27 @@ impl ClusterProcess {
                 }
             }
         });
-        let mut cluster = ClusterProcess {
+        ClusterProcess {
             child,
             node_pids: Vec::new(),
             lines,
             nodes: BTreeMap::new(),
             said: Vec::new(),
-        };
-        loop {
-            let line = cluster
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "`cluster` stopped or went quiet; it said: {:#?}",
-                        cluster.said
-                    )
-                });
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if let [id, pid, address, _log] = fields.as_slice()
-                && let (Ok(id), Ok(pid)) = (id.parse::<u64>(), pid.parse::<u32>())
-            {
-                cluster.nodes.insert(id, (pid, address.to_string()));
-                cluster.node_pids.push(pid);
-            }
-            let done = line.starts_with("Ctrl-C");
-            cluster.said.push(line);
-            if done {
-                break;
-            }
         }
-        cluster
+    }
+
+    /// Records the node of a row of the table `cluster` prints (id, pid,
+    /// address, log); whether `line` was one.
+    fn read_node_row(&mut self, line: &str) -> bool {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [id, pid, address, _log] = fields.as_slice()
+            && let (Ok(id), Ok(pid)) = (id.parse::<u64>(), pid.parse::<u32>())
+        {
+            self.nodes.insert(id, (pid, address.to_string()));
+            self.node_pids.push(pid);
+            return true;
+        }
+        false
     }
 
     /// Waits (bounded) until `cluster` prints a line holding `what`.
@@ -415,9 +428,15 @@ fn cluster_add_and_remove_change_a_running_cluster_and_a_restart_starts_the_memb
 /// and every node it printed or the test added to `node_pids` (the nodes
 /// `cluster add` started) have exited — checked before the drop, which
 /// kills what is left.
-fn stop(mut cluster: ClusterProcess) {
+fn stop(cluster: ClusterProcess) {
     signal(cluster.child.id(), "INT");
     cluster.expect_line("stopping the cluster");
+    wait_stopped(cluster);
+}
+
+/// Waits (bounded) until every node `cluster` printed or the test added to
+/// `node_pids`, and then `cluster` itself, have exited.
+fn wait_stopped(mut cluster: ClusterProcess) {
     for pid in &cluster.node_pids {
         let id = cluster
             .nodes
@@ -504,4 +523,46 @@ fn a_learner_is_promoted_later_and_a_node_whose_data_was_lost_is_removed() {
     stop(cluster);
     assert!(!dir.join("node-2.toml").exists());
     assert!(dir.join("removed/node-2/node-2.toml").is_file());
+}
+
+/// A Ctrl-C while `cluster` is still starting its nodes stops the cluster
+/// once it is up, nodes and all — not `cluster` alone, by SIGINT's default
+/// action, leaving its nodes running (before `cluster` listened for Ctrl-C
+/// from its start, it did).
+#[test]
+fn a_ctrl_c_during_start_up_stops_the_cluster_and_its_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let mut cluster = ClusterProcess::spawn(&dir, &["--nodes", "3", "--base-port", "0"]);
+    // Ctrl-C as soon as the first node's row is printed: it runs, the
+    // others are still to start and none has been waited for.
+    let mut signalled = false;
+    let started = Instant::now();
+    loop {
+        let line = cluster
+            .lines
+            .recv_timeout(WAIT.saturating_sub(started.elapsed()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "`cluster` never said \"stopping the cluster\"; it said: {:#?}",
+                    cluster.said
+                )
+            });
+        if cluster.read_node_row(&line) && !signalled {
+            signal(cluster.child.id(), "INT");
+            signalled = true;
+        }
+        let stopping = line.contains("stopping the cluster");
+        cluster.said.push(line);
+        if stopping {
+            break;
+        }
+    }
+    assert_eq!(
+        cluster.nodes.keys().copied().collect::<Vec<_>>(),
+        [1, 2, 3],
+        "every node was started before the stop: {:#?}",
+        cluster.said
+    );
+    wait_stopped(cluster);
 }
