@@ -5,8 +5,6 @@
 //! this in-process cluster share it (their series carry `node="1"` alike;
 //! only a leader records either histogram).
 
-use std::time::Instant;
-
 use common::{WAIT, fast, http_get};
 use raft_node::local::LocalCluster;
 
@@ -53,14 +51,12 @@ async fn the_leader_exports_write_and_append_round_trip_histograms() {
     assert!(page.contains("raft_proposal_seconds_bucket{"), "{page}");
 
     // Each follower's round trips, labelled with its id; the leader has none.
-    let started = Instant::now();
     for peer in cluster.ids().into_iter().filter(|id| *id != leader) {
         let series = format!(
             "raft_append_round_trip_seconds_count{{cluster=\"local-test\",node=\"1\",peer=\"{peer}\"}}"
         );
         let trips = value(&page, &series).unwrap_or_else(|| panic!("{series} missing: {page}"));
         assert!(trips > 0.0, "{series} = {trips}");
-        assert!(started.elapsed() < WAIT);
     }
     // Followers have senders too (this cluster's nodes share the
     // recorder), but send no AppendEntries: none timed to the leader.
