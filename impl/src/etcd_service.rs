@@ -70,6 +70,8 @@ pub struct Etcd {
     config: Arc<NodeConfig>,
     cluster_id: u64,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// For Status's database sizes (the data directory's).
+    storage: Option<Arc<crate::storage::Storage>>,
 }
 
 /// Where a request must go when this node cannot answer it.
@@ -90,7 +92,14 @@ impl Etcd {
             config: config.clone(),
             cluster_id: cluster_id_number(&config.cluster_id),
             channels: Arc::default(),
+            storage: None,
         }
+    }
+
+    /// Status reports the data directory's size from `storage`.
+    pub fn with_storage(mut self, storage: Arc<crate::storage::Storage>) -> Self {
+        self.storage = Some(storage);
+        self
     }
 
     /// Refuse writes while `space` says the disk is (nearly) full, as the
@@ -629,18 +638,32 @@ impl pb::maintenance_server::Maintenance for EtcdMaintenance {
         } else {
             vec![status.readiness.reason.to_string()]
         };
+        // No database: the store is in memory, its log and snapshots in
+        // files. Their sizes stand for the database's, as operators read
+        // them (how much disk the node takes, how much of it is state).
+        let usage = match etcd.storage.clone() {
+            Some(storage) => tokio::task::spawn_blocking(move || storage.disk_usage())
+                .await
+                .map_err(|err| Status::internal(format!("measuring the data directory: {err}")))?
+                .map_err(|err| {
+                    Status::internal(format!("cannot read the data directory's sizes: {err}"))
+                })?,
+            None => crate::storage::DiskUsage {
+                bytes: 0,
+                in_use: 0,
+            },
+        };
         Ok(Response::new(pb::StatusResponse {
             header: Some(etcd.header(read.image.revision, status.term)),
             version: format!("raft-node {}", env!("CARGO_PKG_VERSION")),
-            // The store is in memory, snapshotted to files: no database.
-            db_size: 0,
+            db_size: i64::try_from(usage.bytes).unwrap_or(i64::MAX),
             leader: status.leader.unwrap_or(0),
             raft_index: status.commit_index,
             raft_term: status.term,
             raft_applied_index: status.applied_index,
             errors,
-            db_size_in_use: 0,
-            is_learner: false,
+            db_size_in_use: i64::try_from(usage.in_use).unwrap_or(i64::MAX),
+            is_learner: status.learners.contains(&status.id),
         }))
     }
 }

@@ -849,6 +849,7 @@ impl EventLoop {
             last_log_index: self.core.log().last_index(),
             snapshot_index: self.core.log().snapshot_index,
             members: self.core.config().members.iter().copied().collect(),
+            learners: self.core.config().learners.iter().copied().collect(),
             readiness: self.readiness.borrow().clone(),
             incarnation: self.config.incarnation.clone(),
         }

@@ -118,6 +118,7 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
     let dir = config.data_dir.clone();
     let (storage, recovered) =
         tokio::task::spawn_blocking(move || Storage::open(&dir, &identity)).await??;
+    let storage = Arc::new(storage);
     #[cfg(feature = "seeded-bugs")]
     if config.seeded_bugs.skip_fdatasync {
         storage.seed_skip_fdatasync();
@@ -165,7 +166,7 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
     let event_loop = EventLoop::new(
         config.clone(),
         core,
-        Arc::new(storage),
+        storage.clone(),
         peers,
         inbox,
         inbox_tx.clone(),
@@ -215,7 +216,9 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
         directory.clone(),
     ));
     // etcd's v3 API beside the native one (crate::etcd_service).
-    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone()).with_disk_space(disk_space);
+    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone())
+        .with_disk_space(disk_space)
+        .with_storage(storage);
     let etcd_kv = proto::etcdserverpb::kv_server::KvServer::new(EtcdKv(etcd.clone()));
     let etcd_cluster =
         proto::etcdserverpb::cluster_server::ClusterServer::new(EtcdCluster(etcd.clone()));

@@ -277,6 +277,8 @@ pub struct NodeStatus {
     pub last_log_index: Index,
     pub snapshot_index: Index,
     pub members: Vec<NodeId>,
+    /// The configuration's learners (this node among them, if it is one).
+    pub learners: Vec<NodeId>,
     /// Ready to serve clients, and why (crate::readiness).
     pub readiness: crate::readiness::Readiness,
     /// This server's incarnation (crate::incarnation).

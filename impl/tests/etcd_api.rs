@@ -184,6 +184,26 @@ async fn etcdctl_drives_a_three_node_cluster() {
         assert!(status.contains(&cluster.address(id)), "{status}");
     }
     assert_eq!(status.matches(" true ").count(), 1, "one leader: {status}");
+    // The database sizes are the data directory's: all of it, and the part
+    // that is state (without the log file's room allocated ahead).
+    for id in cluster.ids() {
+        let mut maintenance = epb::maintenance_client::MaintenanceClient::connect(format!(
+            "http://{}",
+            cluster.address(id)
+        ))
+        .await
+        .unwrap();
+        let status = maintenance
+            .status(epb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            0 < status.db_size_in_use && status.db_size_in_use <= status.db_size,
+            "node {id}: {status:?}"
+        );
+        assert!(!status.is_learner, "node {id}: {status:?}");
+    }
 
     // `snapshot save` at a follower: the leader's consistent snapshot,
     // relayed, in this node's snapshot image format (impl/README.md,

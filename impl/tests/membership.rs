@@ -757,6 +757,19 @@ async fn unavailability_of_each_membership_operation_under_write_load() {
     }
 }
 
+/// etcd's Maintenance Status of the node at `address`.
+async fn etcd_status(address: &str) -> raft_node::proto::etcdserverpb::StatusResponse {
+    use raft_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    let mut maintenance = MaintenanceClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect");
+    maintenance
+        .status(raft_node::proto::etcdserverpb::StatusRequest {})
+        .await
+        .expect("etcd Status")
+        .into_inner()
+}
+
 /// A learner (issue 15): added while the cluster takes writes, replicated
 /// to (its lag shown), never counted — with one voter down the cluster
 /// cannot commit even though the learner is up — then promoted, in the same
@@ -823,6 +836,9 @@ async fn a_learner_catches_up_counts_for_nothing_and_is_promoted_in_place_of_a_d
         status.commit_index >= 20,
         "the learner applied the writes: {status:?}"
     );
+    // etcd's Status says which node is the learner (etcdctl's IS LEARNER).
+    assert!(etcd_status(&four.address).await.is_learner);
+    assert!(!etcd_status(&cluster.address(leader)).await.is_learner);
 
     // A learner counts in no quorum: with two voters down, nothing commits.
     let others: Vec<NodeId> = cluster

@@ -379,6 +379,15 @@ impl WriteBatch {
     }
 }
 
+/// [`Storage::disk_usage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Every file of the data directory, the log's allocated room included.
+    pub bytes: u64,
+    /// The same without the room the log file holds ahead of its records.
+    pub in_use: u64,
+}
+
 pub struct Storage {
     dir: PathBuf,
     log_path: PathBuf,
@@ -509,6 +518,35 @@ impl Storage {
         if let Ok(mut durable) = self.durable.lock() {
             durable.file.skip_fdatasync = true;
         }
+    }
+
+    /// What the data directory takes on disk: every file's length, and the
+    /// same less the room the log file holds allocated ahead of its records
+    /// (etcd's Status `db_size` and `db_size_in_use`: a bbolt file's length
+    /// and its pages in use). Reads the directory: call it off the event
+    /// loop.
+    pub fn disk_usage(&self) -> std::io::Result<DiskUsage> {
+        // The size of a write under way is harmless to read: a poisoned lock
+        // still holds the file's last size.
+        let records = match self.durable.lock() {
+            Ok(durable) => durable.file.size(),
+            Err(poisoned) => poisoned.into_inner().file.size(),
+        };
+        let (mut bytes, mut log_len) = (0, 0);
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() {
+                bytes += meta.len();
+                if entry.path() == self.log_path {
+                    log_len = meta.len();
+                }
+            }
+        }
+        Ok(DiskUsage {
+            bytes,
+            in_use: bytes - log_len.saturating_sub(records).min(bytes),
+        })
     }
 
     /// Writes the snapshot file of `meta` and `image`, durably (temporary

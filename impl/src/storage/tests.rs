@@ -922,3 +922,31 @@ fn a_stored_snapshot_of_other_members_is_read_with_them() {
         assert_eq!(recovered.snapshot.meta.config, Config::new(members));
     }
 }
+
+/// The data directory's size: every file's length, and the part that is
+/// state — the log's records, not the room its file holds ahead of them.
+#[test]
+fn disk_usage_counts_every_file_and_the_logs_records_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    let (storage, _) = init_and_open(&path, &identity());
+    let mut batch = WriteBatch::default();
+    batch.set_log_from(&log_of(&[entry(1, "a"), entry(1, "b"), entry(1, "c")]), 1);
+    storage.write(batch).unwrap();
+    let usage = storage.disk_usage().unwrap();
+
+    let files: u64 = fs::read_dir(&path)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum();
+    assert_eq!(usage.bytes, files);
+    let log_len = fs::metadata(path.join(LOG_FILE)).unwrap().len();
+    let records = storage.durable.lock().unwrap().file.size();
+    assert!(
+        records < log_len,
+        "the log file holds room ahead: {records} of {log_len}"
+    );
+    assert_eq!(usage.in_use, files - (log_len - records));
+}
