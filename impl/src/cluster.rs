@@ -491,7 +491,7 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
     // checked the nodes was lost and the cluster kept running (the
     // cluster_add_remove test saw it); and before any listener, SIGINT's
     // default action killed this process and left its nodes running. A
-    // Ctrl-C during start-up now stops the cluster once it is up.
+    // Ctrl-C while the nodes start stops them once they are spawned.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot listen for Ctrl-C")?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
@@ -544,9 +544,72 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    // Waiting for the nodes and the leader takes up to a minute when a node
+    // does not start: a Ctrl-C meanwhile stops the cluster at once.
+    let started = report_start(&mut nodes, &record, &dir);
+    let interrupted = tokio::select! {
+        _ = interrupt.recv() => true,
+        () = started => false,
+    };
+
+    if !interrupted {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => break,
+                _ = tick.tick() => {
+                    follow_changes(&dir, &mut nodes);
+                    for watched in &mut nodes {
+                        let Some(how) = watched.exited() else { continue };
+                        if watched.removed {
+                            println!(
+                                "node {} stopped ({how}): it was removed from the cluster",
+                                watched.id
+                            );
+                        } else {
+                            println!(
+                                "node {} exited ({how}); restart it with: {} run --config {}",
+                                watched.id,
+                                exe.display(),
+                                watched.config_path.display()
+                            );
+                        }
+                    }
+                    if nodes.iter().all(|watched| matches!(watched.process, Watch::Exited)) {
+                        println!("every node has exited");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    println!("stopping the cluster");
+    let mut added = Vec::new();
+    for watched in &mut nodes {
+        match &mut watched.process {
+            Watch::Child(process) => process.kill(),
+            // Checked again: the pid must still be that node's.
+            Watch::Added(pid) if record::running_pid(&dir, watched.id) == Some(*pid) => {
+                added.push(*pid);
+            }
+            _ => {}
+        }
+    }
+    for pid in added {
+        record::stop(pid, Duration::from_secs(5));
+    }
+    Ok(())
+}
+
+/// Reads the cluster file again: a node `cluster add` started is watched
+/// from now on (and stopped at Ctrl-C with the others); a node `cluster
+/// remove` removed is noted, so that its exit is not reported as a crash.
+/// Waits (bounded) for every started node to serve and for a leader, then
+/// prints the configuration and the hints.
+async fn report_start(nodes: &mut [Watched], record: &ClusterRecord, dir: &Path) {
     // Every node serving before the hints below (a node that fails to start
     // is reported here, and again by the loop when it notices the exit).
-    for watched in &mut nodes {
+    for watched in nodes.iter_mut() {
         if let Watch::Child(process) = &mut watched.process
             && let Err(err) = process.wait_ready(READY_TIMEOUT).await
         {
@@ -559,7 +622,7 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         .map(|node| node.address.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    match change::leader_view(record.endpoints(None), Duration::from_secs(10), &dir).await {
+    match change::leader_view(record.endpoints(None), Duration::from_secs(10), dir).await {
         Ok(view) => {
             println!("{}", change::configuration_line(&view));
             for node in record.active() {
@@ -589,57 +652,8 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
         dir.display()
     );
     println!("Ctrl-C stops the cluster; `kill <pid>` stops one node.");
-
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = tick.tick() => {
-                follow_changes(&dir, &mut nodes);
-                for watched in &mut nodes {
-                    let Some(how) = watched.exited() else { continue };
-                    if watched.removed {
-                        println!(
-                            "node {} stopped ({how}): it was removed from the cluster",
-                            watched.id
-                        );
-                    } else {
-                        println!(
-                            "node {} exited ({how}); restart it with: {} run --config {}",
-                            watched.id,
-                            exe.display(),
-                            watched.config_path.display()
-                        );
-                    }
-                }
-                if nodes.iter().all(|watched| matches!(watched.process, Watch::Exited)) {
-                    println!("every node has exited");
-                    return Ok(());
-                }
-            }
-        }
-    }
-    println!("stopping the cluster");
-    let mut added = Vec::new();
-    for watched in &mut nodes {
-        match &mut watched.process {
-            Watch::Child(process) => process.kill(),
-            // Checked again: the pid must still be that node's.
-            Watch::Added(pid) if record::running_pid(&dir, watched.id) == Some(*pid) => {
-                added.push(*pid);
-            }
-            _ => {}
-        }
-    }
-    for pid in added {
-        record::stop(pid, Duration::from_secs(5));
-    }
-    Ok(())
 }
 
-/// Reads the cluster file again: a node `cluster add` started is watched
-/// from now on (and stopped at Ctrl-C with the others); a node `cluster
-/// remove` removed is noted, so that its exit is not reported as a crash.
 fn follow_changes(dir: &Path, nodes: &mut Vec<Watched>) {
     let Ok(Some(now)) = ClusterRecord::load(dir) else {
         return;

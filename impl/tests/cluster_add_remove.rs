@@ -525,10 +525,10 @@ fn a_learner_is_promoted_later_and_a_node_whose_data_was_lost_is_removed() {
     assert!(dir.join("removed/node-2/node-2.toml").is_file());
 }
 
-/// A Ctrl-C while `cluster` is still starting its nodes stops the cluster
-/// once it is up, nodes and all — not `cluster` alone, by SIGINT's default
-/// action, leaving its nodes running (before `cluster` listened for Ctrl-C
-/// from its start, it did).
+/// A Ctrl-C while `cluster` is still starting its nodes stops the cluster,
+/// nodes and all, without waiting for them to serve — not `cluster` alone,
+/// by SIGINT's default action, leaving its nodes running (before `cluster`
+/// listened for Ctrl-C from its start, it did).
 #[test]
 fn a_ctrl_c_during_start_up_stops_the_cluster_and_its_nodes() {
     let tmp = tempfile::tempdir().unwrap();
