@@ -601,9 +601,6 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the cluster file again: a node `cluster add` started is watched
-/// from now on (and stopped at Ctrl-C with the others); a node `cluster
-/// remove` removed is noted, so that its exit is not reported as a crash.
 /// Waits (bounded) for every started node to serve and for a leader, then
 /// prints the configuration and the hints.
 async fn report_start(nodes: &mut [Watched], record: &ClusterRecord, dir: &Path) {
@@ -654,6 +651,9 @@ async fn report_start(nodes: &mut [Watched], record: &ClusterRecord, dir: &Path)
     println!("Ctrl-C stops the cluster; `kill <pid>` stops one node.");
 }
 
+/// Reads the cluster file again: a node `cluster add` started is watched
+/// from now on (and stopped at Ctrl-C with the others); a node `cluster
+/// remove` removed is noted, so that its exit is not reported as a crash.
 fn follow_changes(dir: &Path, nodes: &mut Vec<Watched>) {
     let Ok(Some(now)) = ClusterRecord::load(dir) else {
         return;

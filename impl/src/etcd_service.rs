@@ -71,7 +71,7 @@ pub struct Etcd {
     cluster_id: u64,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// For Status's database sizes (the data directory's).
-    storage: Option<Arc<crate::storage::Storage>>,
+    storage: Arc<crate::storage::Storage>,
 }
 
 /// Where a request must go when this node cannot answer it.
@@ -86,20 +86,15 @@ impl Etcd {
         config: &Arc<NodeConfig>,
         inbox: mpsc::Sender<Input>,
         directory: crate::members::DirectoryWatch,
+        storage: Arc<crate::storage::Storage>,
     ) -> Self {
         Etcd {
             gateway: Gateway::new(config, inbox, directory),
             config: config.clone(),
             cluster_id: cluster_id_number(&config.cluster_id),
             channels: Arc::default(),
-            storage: None,
+            storage,
         }
-    }
-
-    /// Status reports the data directory's size from `storage`.
-    pub fn with_storage(mut self, storage: Arc<crate::storage::Storage>) -> Self {
-        self.storage = Some(storage);
-        self
     }
 
     /// Refuse writes while `space` says the disk is (nearly) full, as the
@@ -641,18 +636,13 @@ impl pb::maintenance_server::Maintenance for EtcdMaintenance {
         // No database: the store is in memory, its log and snapshots in
         // files. Their sizes stand for the database's, as operators read
         // them (how much disk the node takes, how much of it is state).
-        let usage = match etcd.storage.clone() {
-            Some(storage) => tokio::task::spawn_blocking(move || storage.disk_usage())
-                .await
-                .map_err(|err| Status::internal(format!("measuring the data directory: {err}")))?
-                .map_err(|err| {
-                    Status::internal(format!("cannot read the data directory's sizes: {err}"))
-                })?,
-            None => crate::storage::DiskUsage {
-                bytes: 0,
-                in_use: 0,
-            },
-        };
+        let storage = etcd.storage.clone();
+        let usage = tokio::task::spawn_blocking(move || storage.disk_usage())
+            .await
+            .map_err(|err| Status::internal(format!("measuring the data directory: {err}")))?
+            .map_err(|err| {
+                Status::internal(format!("cannot read the data directory's sizes: {err}"))
+            })?;
         Ok(Response::new(pb::StatusResponse {
             header: Some(etcd.header(read.image.revision, status.term)),
             version: format!("raft-node {}", env!("CARGO_PKG_VERSION")),

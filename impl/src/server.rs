@@ -216,9 +216,8 @@ pub async fn start(mut config: NodeConfig, listener: TcpListener) -> anyhow::Res
         directory.clone(),
     ));
     // etcd's v3 API beside the native one (crate::etcd_service).
-    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone())
-        .with_disk_space(disk_space)
-        .with_storage(storage);
+    let etcd = Etcd::new(&config, inbox_tx.clone(), directory.clone(), storage)
+        .with_disk_space(disk_space);
     let etcd_kv = proto::etcdserverpb::kv_server::KvServer::new(EtcdKv(etcd.clone()));
     let etcd_cluster =
         proto::etcdserverpb::cluster_server::ClusterServer::new(EtcdCluster(etcd.clone()));

@@ -125,24 +125,30 @@ impl ClusterProcess {
     /// and its hints.
     fn start(dir: &Path, args: &[&str]) -> ClusterProcess {
         let mut cluster = ClusterProcess::spawn(dir, args);
-        loop {
-            let line = cluster
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "`cluster` stopped or went quiet; it said: {:#?}",
-                        cluster.said
-                    )
-                });
-            cluster.read_node_row(&line);
-            let done = line.starts_with("Ctrl-C");
-            cluster.said.push(line);
-            if done {
-                break;
-            }
-        }
+        let started = Instant::now();
+        while !cluster
+            .next_line(started + Duration::from_secs(60), "its hints")
+            .starts_with("Ctrl-C")
+        {}
         cluster
+    }
+
+    /// The next line `cluster` prints, by `deadline`, recorded in `said`
+    /// (and its node, if it is a row of the table); a test waiting for
+    /// `what` fails with everything said so far if none comes.
+    fn next_line(&mut self, deadline: Instant, what: &str) -> String {
+        let line = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "`cluster` stopped or went quiet before {what}; it said: {:#?}",
+                    self.said
+                )
+            });
+        self.read_node_row(&line);
+        self.said.push(line.clone());
+        line
     }
 
     /// `raft-node cluster --dir dir args`, just started.
@@ -177,17 +183,15 @@ impl ClusterProcess {
     }
 
     /// Records the node of a row of the table `cluster` prints (id, pid,
-    /// address, log); whether `line` was one.
-    fn read_node_row(&mut self, line: &str) -> bool {
+    /// address, log).
+    fn read_node_row(&mut self, line: &str) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if let [id, pid, address, _log] = fields.as_slice()
             && let (Ok(id), Ok(pid)) = (id.parse::<u64>(), pid.parse::<u32>())
         {
             self.nodes.insert(id, (pid, address.to_string()));
             self.node_pids.push(pid);
-            return true;
         }
-        false
     }
 
     /// Waits (bounded) until `cluster` prints a line holding `what`.
@@ -537,24 +541,14 @@ fn a_ctrl_c_during_start_up_stops_the_cluster_and_its_nodes() {
     // Ctrl-C as soon as the first node's row is printed: it runs, the
     // others are still to start and none has been waited for.
     let mut signalled = false;
-    let started = Instant::now();
+    let deadline = Instant::now() + WAIT;
     loop {
-        let line = cluster
-            .lines
-            .recv_timeout(WAIT.saturating_sub(started.elapsed()))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "`cluster` never said \"stopping the cluster\"; it said: {:#?}",
-                    cluster.said
-                )
-            });
-        if cluster.read_node_row(&line) && !signalled {
+        let line = cluster.next_line(deadline, "\"stopping the cluster\"");
+        if !signalled && !cluster.nodes.is_empty() {
             signal(cluster.child.id(), "INT");
             signalled = true;
         }
-        let stopping = line.contains("stopping the cluster");
-        cluster.said.push(line);
-        if stopping {
+        if line.contains("stopping the cluster") {
             break;
         }
     }

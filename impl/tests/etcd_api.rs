@@ -12,7 +12,7 @@ use raft_node::proto::kv::kv_client::KvClient as NativeClient;
 use tokio::io::AsyncWriteExt;
 
 mod common;
-use common::WAIT;
+use common::{WAIT, etcd_status};
 
 /// Every etcdctl run is bounded.
 const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -187,17 +187,7 @@ async fn etcdctl_drives_a_three_node_cluster() {
     // The database sizes are the data directory's: all of it, and the part
     // that is state (without the log file's room allocated ahead).
     for id in cluster.ids() {
-        let mut maintenance = epb::maintenance_client::MaintenanceClient::connect(format!(
-            "http://{}",
-            cluster.address(id)
-        ))
-        .await
-        .unwrap();
-        let status = maintenance
-            .status(epb::StatusRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let status = etcd_status(&cluster.address(id)).await;
         assert!(
             0 < status.db_size_in_use && status.db_size_in_use <= status.db_size,
             "node {id}: {status:?}"

@@ -17,7 +17,7 @@ use raft_node::server::{self, RunningNode};
 use tonic::Code;
 
 mod common;
-use common::{WAIT, fast};
+use common::{WAIT, etcd_status, fast};
 
 /// A server started to join: its data directory initialised with no
 /// configuration (`init --join`), its config naming only itself.
@@ -755,19 +755,6 @@ async fn unavailability_of_each_membership_operation_under_write_load() {
         );
         assert!(longest < WAIT, "writes did not resume after {what}");
     }
-}
-
-/// etcd's Maintenance Status of the node at `address`.
-async fn etcd_status(address: &str) -> raft_node::proto::etcdserverpb::StatusResponse {
-    use raft_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-    let mut maintenance = MaintenanceClient::connect(format!("http://{address}"))
-        .await
-        .expect("connect");
-    maintenance
-        .status(raft_node::proto::etcdserverpb::StatusRequest {})
-        .await
-        .expect("etcd Status")
-        .into_inner()
 }
 
 /// A learner (issue 15): added while the cluster takes writes, replicated

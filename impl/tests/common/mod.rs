@@ -1,6 +1,7 @@
 //! What the cluster tests share: fast timeouts, a 3-node in-process
 //! cluster, the durability check that ends a test under faults, a signal to
-//! a process a test started, and a GET on a node's metrics port.
+//! a process a test started, a GET on a node's metrics port and etcd's
+//! Status of a node.
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -109,4 +110,17 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
     (status, answer)
+}
+
+/// etcd's Maintenance Status of the node at `address`.
+pub async fn etcd_status(address: &str) -> raft_node::proto::etcdserverpb::StatusResponse {
+    use raft_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    let mut maintenance = MaintenanceClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect");
+    maintenance
+        .status(raft_node::proto::etcdserverpb::StatusRequest {})
+        .await
+        .expect("etcd Status")
+        .into_inner()
 }
